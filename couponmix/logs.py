@@ -1,0 +1,44 @@
+"""Simulated logs in obp's multi-logger bandit-feedback format.
+
+Keys follow ``obp.dataset.SyntheticMultiLoggersBanditDataset``: context, action,
+reward, pscore (the acting component's own propensity, for obp's
+MultiLoggersNaive* estimators), pscore_avg (the balanced propensity, for
+MultiLoggersBalanced*), stratum_idx (the acting component), plus
+pscore_components (n, K) and expected_reward mu(x, .) (n, A).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simulators.base import Scenario
+
+from .mixture import Mixture
+from .seeding import BLOCK, stream
+from .validation import check_positive_int
+
+
+def _simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.random.Generator) -> dict:
+    x = scenario.sample_covariates(size, rng)
+    draw = mixture.draw(x, rng)
+    reward = scenario.sample_rewards(x, draw.action, rng)
+    return dict(context=x, action=draw.action, reward=reward, pscore=draw.pscore,
+                pscore_avg=draw.pscore_avg, stratum_idx=draw.component,
+                pscore_components=draw.pscore_components, expected_reward=scenario.mu(x))
+
+
+def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, stream_id: tuple[int, ...] = ()) -> dict:
+    """Draw a log of ``n`` customers from ``scenario`` under ``mixture``.
+
+    Customers are simulated in blocks of ``seeding.BLOCK``, block b from its own
+    stream (seed, "log", *stream_id, b), so the log is the same whatever the
+    processing order; ``stream_id`` separates independent logs (replications).
+    """
+    n = check_positive_int(n, "n")
+    parts = [
+        _simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, "log", *stream_id, b))
+        for b, start in enumerate(range(0, n, BLOCK))
+    ]
+    log = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    log.update(n_rounds=n, n_actions=scenario.n_actions, n_strata=len(mixture.names),
+               position=None, component_names=mixture.names)
+    return log

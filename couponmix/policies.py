@@ -1,0 +1,51 @@
+"""Policies: named maps from covariates x (n, d) to action probabilities (n, A).
+
+A policy is any callable returning an (n, A) matrix whose rows lie on the
+simplex; :class:`Policy` attaches a name and a description and checks the
+output. Deterministic policies are one-hot rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .validation import check_probability_matrix
+
+PolicyFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named policy ``x -> (n, A)`` probability matrix."""
+
+    name: str
+    fn: PolicyFn = field(repr=False)
+    n_actions: int
+    description: str = ""
+
+    def __call__(self, x: np.ndarray, check: bool = True) -> np.ndarray:
+        probs = self.fn(x)
+        if check:
+            probs = check_probability_matrix(probs, n_rows=len(x), n_actions=self.n_actions,
+                                             name=f"policy {self.name!r}")
+        return probs
+
+
+def binary(prob_action_1: np.ndarray) -> np.ndarray:
+    """Two-action probability matrix from the probability of action 1."""
+    p1 = np.asarray(prob_action_1, dtype=float)
+    return np.column_stack([1.0 - p1, p1])
+
+
+def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
+    """Deterministic policy matrix: probability 1 on ``actions[i]`` for customer i."""
+    actions = np.asarray(actions, dtype=np.intp)
+    out = np.zeros((actions.shape[0], n_actions))
+    out[np.arange(actions.shape[0]), actions] = 1.0
+    return out
+
+
+def uniform(n: int, n_actions: int) -> np.ndarray:
+    return np.full((n, n_actions), 1.0 / n_actions)
