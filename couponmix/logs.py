@@ -26,16 +26,17 @@ def _simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.ran
                 pscore_components=draw.pscore_components, expected_reward=scenario.mu(x))
 
 
-def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, stream_id: tuple[int, ...] = ()) -> dict:
+def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replication: int | None = None) -> dict:
     """Draw a log of ``n`` customers from ``scenario`` under ``mixture``.
 
     Customers are simulated in blocks of ``seeding.BLOCK``, block b from its own
-    stream (seed, "log", *stream_id, b), so the log is the same whatever the
-    processing order; ``stream_id`` separates independent logs (replications).
+    stream, so the log is the same whatever the processing order. ``replication``
+    r draws the r-th of a set of independent logs (Monte Carlo).
     """
     n = check_positive_int(n, "n")
+    key = ("log",) if replication is None else ("replication", replication)
     parts = [
-        _simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, "log", *stream_id, b))
+        _simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, *key, b))
         for b, start in enumerate(range(0, n, BLOCK))
     ]
     log = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from couponmix.errors import CouponmixError
 
-from .base import Scenario, SupportVerdict
+from .base import Scenario
+from couponmix.divergence import SupportVerdict
 from .paper import PaperFloorScenario, PaperScenario
 
 SCENARIOS: dict[str, type[Scenario]] = {

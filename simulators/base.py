@@ -8,30 +8,12 @@ talks to scenarios through this protocol.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
+from couponmix.divergence import SupportVerdict
 from couponmix.policies import Policy
-
-
-@dataclass(frozen=True)
-class SupportVerdict:
-    """Whether the importance-weight second moment E_x[sum_a pi_e(a|x)^2 / p_alpha(a|x)] is finite.
-
-    status: "finite", "infinite" (weights unbounded and their second moment
-    diverges) or "unsupported" (p_alpha = 0 where pi_e > 0 on a set of positive
-    probability: IPS is biased there, whatever n is).
-    """
-
-    status: str
-    method: str  # "analytic" or "empirical"
-    reason: str
-
-    @property
-    def finite(self) -> bool:
-        return self.status == "finite"
 
 
 class Scenario(ABC):

@@ -1,0 +1,67 @@
+"""Outputs that are never half-written: write to a temporary name, then rename."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from .errors import CouponmixError
+
+
+def check_output_dir(path) -> Path:
+    """Fail early, before any work, if ``path`` cannot become a writable directory."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CouponmixError(f"output path {path} exists and is not a directory")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise CouponmixError(f"output directory {path} is not writable ({probe} does not allow writing)")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".couponmix-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise CouponmixError(f"output directory {path} is not writable: {exc.strerror}") from None
+    return path
+
+
+def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
+    """Write every file of ``files`` into ``directory`` atomically.
+
+    A new directory is assembled under a temporary name beside it and renamed
+    into place in one step. Into an existing directory each file is written to
+    a temporary name and renamed; the files are renamed in the order given, so
+    put the one that marks completion (summary.json) last.
+    """
+    directory = check_output_dir(directory)
+    parent = directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not directory.exists():
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+        try:
+            for name, data in files.items():
+                (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
+            os.rename(staging, directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return [directory / name for name in files]
+    temps = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
+            temps.append((tmp, directory / name))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode() if isinstance(data, str) else data)
+        for tmp, final in temps:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
+    return [final for _, final in temps]

@@ -1,0 +1,154 @@
+"""Command line: ``couponmix run | validate | scenarios``.
+
+Errors in the input end the program with one line on stderr, exit code 2, and
+nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import CouponmixError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise CouponmixError(message)
+
+
+def _estimator(args):
+    from .estimators import EstimatorSpec
+
+    if args.estimator is None:
+        if args.clip is not None:
+            raise CouponmixError("--clip needs --estimator clipped_ips")
+        return None
+    return EstimatorSpec.parse(args.estimator, args.clip)
+
+
+def _add_common(p):
+    p.add_argument("scenario", help="scenario name (see `couponmix scenarios`)")
+    p.add_argument("--n", type=int, default=None, help="log size: customers in the future evaluation log")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--estimator", choices=["ips", "clipped_ips", "snips"], default=None,
+                   help="OPE estimator (default: IPS where its variance is finite, else clipped IPS)")
+    p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips (default 10)")
+    p.add_argument("--eval-size", type=int, default=None,
+                   help="covariate sample size for the exact objectives (default 100,000)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="couponmix", description="How much coupon traffic to spend on exploration.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("scenarios", help="list the simulated scenarios")
+
+    run = sub.add_parser("run", help="optimise the mixture and write summary.json, pareto.csv, report.html")
+    _add_common(run)
+    run.add_argument("--out", required=True, help="output directory")
+    run.add_argument("--pop-size", type=int, default=100)
+    run.add_argument("--generations", type=int, default=100)
+    run.add_argument("--max-rmse", type=float, default=None,
+                     help="recommend the highest-revenue mix with RMSE at most this (default: knee point)")
+    run.add_argument("--floor", type=float, default=None, help="minimum share of every component (default 0.01)")
+    run.add_argument("--aggregate", choices=["max", "mean"], default="max",
+                     help="combine per-target RMSEs by their max or mean")
+
+    val = sub.add_parser("validate", help="Monte Carlo check of the analytic error with obp's estimators")
+    _add_common(val)
+    val.add_argument("--alpha", required=True, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
+    val.add_argument("--reps", type=int, default=200, help="number of simulated logs")
+    val.add_argument("--out", default=None, help="also write DIR/validation.json")
+    return parser
+
+
+def cmd_scenarios(args) -> int:
+    from simulators import SCENARIOS
+
+    for name, cls in sorted(SCENARIOS.items()):
+        print(f"{name:14s} {cls.description}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .atomic import check_output_dir, write_outputs
+    from .objectives import DEFAULT_EVAL_SIZE
+    from .study import DEFAULT_FLOOR, run_study, to_json
+
+    check_output_dir(args.out)
+    result = run_study(args.scenario, n=args.n, seed=args.seed, pop_size=args.pop_size,
+                       generations=args.generations, estimator=_estimator(args), max_rmse=args.max_rmse,
+                       floor=DEFAULT_FLOOR if args.floor is None else args.floor, aggregate=args.aggregate,
+                       eval_size=DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
+                       quiet=args.quiet)
+    from .report import front_figure, headline, render_html
+
+    png = front_figure(result.front, result.summary)
+    files = {
+        "pareto.csv": result.front.to_frame().to_csv(index=False, float_format="%.10g"),
+        "front.png": png,
+        "report.html": render_html(result.summary, result.front, png),
+        "summary.json": to_json(result.summary),  # last: its presence marks a complete run
+    }
+    write_outputs(args.out, files)
+    print(headline(result.summary))
+    for w in result.summary["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {', '.join(files)} to {args.out}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from simulators import get_scenario
+
+    from .atomic import check_output_dir, write_outputs
+    from .estimators import EstimatorSpec
+    from .montecarlo import monte_carlo
+    from .objectives import DEFAULT_EVAL_SIZE
+    from .progress import Progress
+    from .simplex import parse_alpha_spec
+    from .study import to_json
+
+    if args.out is not None:
+        check_output_dir(args.out)
+    sc = get_scenario(args.scenario)
+    alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
+    spec = _estimator(args) or EstimatorSpec.parse("clipped_ips")
+    n = sc.default_n if args.n is None else args.n
+    with Progress(args.reps, "simulating logs", args.quiet) as bar:
+        res = monte_carlo(sc, alpha, spec, n, args.reps, args.seed,
+                          eval_size=DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
+                          on_replication=bar.update_to)
+    print(f"{spec.label}, n = {n:,}, {args.reps} logs, alpha = {args.alpha}")
+    print(f"{'target':10s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} {'analytic':>9s} {'z':>6s}")
+    for t, r in res.items():
+        print(f"{t:10s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} {r.mc_rmse_se:8.5f} "
+              f"{r.analytic_rmse:9.5f} {r.z_score:6.2f}")
+    if args.out is not None:
+        doc = {"scenario": sc.name, "alpha": dict(zip(sc.components(), alpha.tolist())), "n": n,
+               "reps": args.reps, "seed": args.seed,
+               "estimators": {spec.kind: {t: r.to_dict() for t, r in res.items()}}}
+        write_outputs(args.out, {"validation.json": to_json(doc)})
+    return 0
+
+
+COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "validate": cmd_validate}
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except CouponmixError as exc:
+        print(f"couponmix: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("couponmix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

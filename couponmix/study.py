@@ -1,0 +1,145 @@
+"""One study end to end: scenario -> exact objectives -> Pareto front -> recommendation -> outputs."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulators import get_scenario
+
+from .divergence import weight_verdict
+from .errors import CouponmixError
+from .estimators import DEFAULT_CLIP, EstimatorSpec
+from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives
+from .optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
+from .progress import Progress
+from .simplex import barycentre, check_floors
+from .validation import check_positive_int
+
+DEFAULT_FLOOR = 0.01
+
+
+@dataclass
+class StudyResult:
+    summary: dict
+    front: Front
+    recommendation: Recommendation
+
+
+def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
+    """The estimator to optimise for, and why. Refuses an unbounded-weight estimator whose variance is infinite."""
+    bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
+    if requested is not None:
+        if requested.has_unbounded_weights and bad:
+            t, v = next(iter(bad.items()))
+            raise CouponmixError(
+                f"{requested.label} has infinite variance in scenario {scenario_name!r} for target {t} "
+                f"({v.reason}); its error has no limit to optimise: use --estimator clipped_ips")
+        return requested, "chosen by the user"
+    if bad:
+        return (EstimatorSpec("clipped_ips", DEFAULT_CLIP),
+                f"plain IPS (and SNIPS, which shares its weights) has infinite variance here for "
+                f"{', '.join(sorted(bad))}: {next(iter(bad.values())).reason}. Clipping the importance weights at "
+                f"lambda = {DEFAULT_CLIP:g} makes the variance finite at the price of a bias, reported per target.")
+    return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"
+
+
+def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int = 100, generations: int = 100,
+              estimator: EstimatorSpec | None = None, max_rmse: float | None = None, floor: float = DEFAULT_FLOOR,
+              aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True) -> StudyResult:
+    """Run a whole study in memory (nothing is written; see ``outputs`` for the files)."""
+    sc = get_scenario(scenario)
+    n = check_positive_int(sc.default_n if n is None else n, "n")
+    seed = check_positive_int(seed, "seed", minimum=0)
+    if aggregate not in AGGREGATES:
+        raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    max_rmse = check_max_rmse(max_rmse)
+    components, targets = sc.components(), sc.targets()
+    floors = check_floors(floor, len(components))
+
+    sample = EvaluationSample.from_scenario(sc, eval_size, seed, components, targets)
+    centre = barycentre(floors, len(components))
+    verdicts = {t: weight_verdict(sc, sample, t, centre) for t in targets}
+    spec, why = choose_estimator(estimator, verdicts, sc.name)
+
+    objectives = MixtureObjectives(sample, spec, n, aggregate)
+    with Progress(generations, "optimising mixtures", quiet) as bar:
+        front = pareto_front(objectives, floors, pop_size, generations, seed, on_generation=bar.update_to)
+    rec = recommend(front, max_rmse)
+    alpha = front.alphas[rec.index]
+    at_rec = {t: weight_verdict(sc, sample, t, alpha) for t in targets}
+
+    # The revenue-only choice: the best vertex of the floored simplex.
+    free = 1.0 - floors.sum()
+    vertices = floors + free * np.eye(len(components))
+    best = int(np.argmax(objectives.revenue(vertices)))
+    best_alpha = vertices[best]
+    best_rev = float(objectives.revenue(best_alpha)[0])
+    best_rmse = objectives.rmse(best_alpha)[0]
+
+    values = {name: float(v) for name, v in zip(components, sample.component_values)}
+    values.update({name: float(v) for name, v in zip(targets, sample.target_values)})
+    rev = float(front.revenue[rec.index])
+    detail = objectives.describe(alpha)
+    warnings = [f"Plain IPS cannot be used to evaluate {t}: {v.reason}." for t, v in verdicts.items()
+                if v.status != "finite"]
+    warnings += [f"At the recommended mix, {t} is not supported: {v.reason}." for t, v in at_rec.items()
+                 if v.status == "unsupported"]
+    if rec.meets_max_rmse is False:
+        warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
+
+    summary = {
+        "scenario": sc.name,
+        "scenario_description": sc.description,
+        "n": n,
+        "seed": seed,
+        "evaluation_sample_size": sample.size,
+        "estimator": {**spec.to_dict(), "reason": why},
+        "aggregate": aggregate,
+        "floors": dict(zip(components, floors.tolist())),
+        "policies": {
+            **{name: {"role": "logging component", "description": p.description, "value": values[name]}
+               for name, p in components.items()},
+            **{name: {"role": "target", "description": p.description, "value": values[name]}
+               for name, p in targets.items()},
+        },
+        "variance_finite": {t: v.finite for t, v in verdicts.items()},
+        "ips_variance": {
+            "applies_to": ("every mixture with all weights > 0 (finiteness is the same across the inside of the "
+                           "simplex); checked at its centre"),
+            "targets": {t: v.to_dict() for t, v in verdicts.items()},
+            "at_recommended": {t: v.to_dict() for t, v in at_rec.items()},
+        },
+        "recommended": {
+            "alpha": dict(zip(components, alpha.tolist())),
+            "revenue": rev,
+            "ope_rmse": float(front.rmse[rec.index]),
+            "ope_rmse_per_target": dict(zip(targets, front.rmse_per_target[rec.index].tolist())),
+            "targets": detail,
+            "rule": rec.rule,
+            "note": rec.note,
+            **({"max_rmse": max_rmse, "meets_max_rmse": rec.meets_max_rmse} if max_rmse is not None else {}),
+        },
+        "revenue_only": {
+            "alpha": dict(zip(components, best_alpha.tolist())),
+            "revenue": best_rev,
+            "ope_rmse": float(objectives.combine(best_rmse[None, :])[0]),
+            "ope_rmse_per_target": dict(zip(targets, best_rmse.tolist())),
+        },
+        "revenue_cost": {"per_customer": best_rev - rev,
+                         "pct": 100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None},
+        "optimiser": {"algorithm": "NSGA-II (pymoo)", "pop_size": pop_size, "generations": generations,
+                      "front_points": len(front)},
+        "warnings": warnings,
+    }
+    return StudyResult(summary=summary, front=front, recommendation=rec)
+
+
+def to_json(summary: dict) -> str:
+    def default(o):
+        if isinstance(o, (np.floating, np.integer)):
+            return o.item()
+        raise TypeError(type(o))
+
+    return json.dumps(summary, indent=2, default=default, allow_nan=False) + "\n"
