@@ -1,0 +1,147 @@
+"""The CLI end to end on small inputs, and its answers to bad input."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from couponmix.cli import main
+
+SMALL = ["--n", "5000", "--pop-size", "16", "--generations", "6", "--eval-size", "4000", "--quiet"]
+
+
+def run_cli(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "paper"
+    assert main(["run", "paper", "--out", str(out), "--seed", "3", *SMALL]) == 0
+    return out
+
+
+def test_run_writes_complete_outputs(paper_run):
+    assert sorted(os.listdir(paper_run)) == ["front.png", "pareto.csv", "report.html", "summary.json"]
+    s = json.loads((paper_run / "summary.json").read_text())
+    for key in ("scenario", "n", "seed", "estimator", "policies", "variance_finite", "recommended"):
+        assert key in s
+    assert s["scenario"] == "paper" and s["n"] == 5000 and s["seed"] == 3
+    assert s["estimator"]["name"] == "clipped_ips" and s["estimator"]["lambda"] == 10.0
+    assert "infinite variance" in s["estimator"]["reason"]
+    assert s["variance_finite"] == {"pi_e1": False, "pi_e2": False}
+    assert set(s["policies"]) == {"pi1", "pi2", "pi3", "pi_e1", "pi_e2"}
+    assert abs(s["policies"]["pi_e1"]["value"] - 0.575) < 0.05
+    rec = s["recommended"]
+    assert set(rec["alpha"]) == {"pi1", "pi2", "pi3"}
+    assert abs(sum(rec["alpha"].values()) - 1) < 1e-9 and min(rec["alpha"].values()) >= 0.01 - 1e-12
+    assert rec["ope_rmse"] == max(rec["ope_rmse_per_target"].values())
+
+
+def test_pareto_csv_matches_summary(paper_run):
+    rows = list(csv.DictReader((paper_run / "pareto.csv").open()))
+    assert list(rows[0]) == ["alpha.pi1", "alpha.pi2", "alpha.pi3", "revenue", "ope_rmse",
+                             "ope_rmse.pi_e1", "ope_rmse.pi_e2"]
+    s = json.loads((paper_run / "summary.json").read_text())
+    rec = s["recommended"]
+    assert any(abs(float(r["revenue"]) - rec["revenue"]) < 1e-9 and abs(float(r["ope_rmse"]) - rec["ope_rmse"]) < 1e-9
+               for r in rows)
+    for r in rows:
+        assert abs(sum(float(r[f"alpha.{c}"]) for c in ("pi1", "pi2", "pi3")) - 1) < 1e-9
+
+
+def test_report_shows_the_recommendation(paper_run):
+    html = (paper_run / "report.html").read_text()
+    s = json.loads((paper_run / "summary.json").read_text())
+    assert "data:image/png;base64," in html
+    assert f"{s['recommended']['ope_rmse']:.4f}" in html
+    assert "infinite" in html  # the warning, in plain words
+
+
+def test_same_seed_same_outputs(paper_run, tmp_path):
+    again = tmp_path / "again"
+    assert main(["run", "paper", "--out", str(again), "--seed", "3", *SMALL]) == 0
+    for name in ("summary.json", "pareto.csv", "report.html"):
+        assert (again / name).read_bytes() == (paper_run / name).read_bytes(), name
+
+
+def test_rerun_into_existing_dir_replaces_files(paper_run, capsys):
+    code, out, _ = run_cli(["run", "paper_floor", "--out", str(paper_run), *SMALL], capsys)
+    assert code == 0
+    s = json.loads((paper_run / "summary.json").read_text())
+    assert s["scenario"] == "paper_floor" and s["estimator"]["name"] == "ips"
+    assert not [f for f in os.listdir(paper_run) if f.startswith(".")]
+
+
+def test_max_rmse(tmp_path, capsys):
+    code, out, err = run_cli(["run", "paper", "--out", str(tmp_path / "a"), "--max-rmse", "0.0001", *SMALL], capsys)
+    assert code == 0
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert s["recommended"]["meets_max_rmse"] is False and "no mixture reaches" in err.lower()
+
+
+def test_scenarios_lists_both(capsys):
+    code, out, _ = run_cli(["scenarios"], capsys)
+    assert code == 0 and "paper " in out and "paper_floor" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "nowhere", *SMALL], "unknown scenario 'nowhere'"),
+    (["run", "paper", "--n", "-5", *SMALL[2:]], "n must be at least 1"),
+    (["run", "paper", "--estimator", "ips", *SMALL], "infinite variance"),
+    (["run", "paper", "--floor", "0.5", *SMALL], "floors sum to 1.5"),
+    (["run", "paper", "--estimator", "clipped_ips", "--clip", "-1", *SMALL], "clip"),
+    (["run", "paper", "--max-rmse", "nan", *SMALL], "max-rmse"),
+])
+def test_bad_input_one_line_error_nothing_written(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    code, _, err = run_cli([*argv[:2], "--out", str(out), *argv[2:]], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("couponmix: error:") and message in err, err
+    assert not out.exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_unwritable_out(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(["run", "paper", "--out", str(blocker / "sub"), *SMALL], capsys)
+    assert code == 2 and "not writable" in err and err.count("\n") == 1
+    code, _, err = run_cli(["run", "paper", "--out", str(blocker), *SMALL], capsys)
+    assert code == 2 and "not a directory" in err
+
+
+@pytest.mark.parametrize("alpha,message", [
+    ("pi1=0.5,pi2=0.6", "off the simplex"),
+    ("pi1=-0.2,pi2=0.6,pi3=0.6", "negative"),
+    ("pi7=1", "unknown component"),
+])
+def test_validate_rejects_bad_alpha(tmp_path, capsys, alpha, message):
+    code, _, err = run_cli(["validate", "paper", "--alpha", alpha, "--reps", "5", "--out", str(tmp_path / "v")],
+                           capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "v").exists()
+
+
+def test_validate_prints_table_and_json(tmp_path, capsys):
+    code, out, _ = run_cli(["validate", "paper_floor", "--alpha", "pi1=0.4,pi2=0.3,pi3=0.3", "--estimator", "ips",
+                            "--reps", "30", "--n", "500", "--eval-size", "20000", "--quiet",
+                            "--out", str(tmp_path / "v")], capsys)
+    assert code == 0 and "MC RMSE" in out and "pi_e1" in out
+    doc = json.loads((tmp_path / "v" / "validation.json").read_text())
+    r = doc["estimators"]["ips"]["pi_e1"]
+    for key in ("true_value", "mean_estimate", "bias", "mc_rmse", "mc_rmse_se", "analytic_rmse"):
+        assert key in r
+    assert r["mc_rmse_se"] > 0
+
+
+def test_console_script_runs_as_a_process(tmp_path):
+    exe = Path(sys.executable).with_name("couponmix")
+    res = subprocess.run([str(exe), "run", "nowhere", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "couponmix: error: unknown scenario 'nowhere'; known scenarios: paper, paper_floor")
