@@ -43,6 +43,8 @@ from .seeding import stream
 from .validation import check_positive_int
 
 AGGREGATES = ("max", "mean")
+#: elements (rows x mixtures) per chunk when chunk_rows is not given: temporaries stay cache-sized
+CHUNK_ELEMENTS = 1 << 17
 DEFAULT_EVAL_SIZE = 100_000
 
 
@@ -200,7 +202,7 @@ def _chunk_moments(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpe
     return out
 
 
-def _moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int,
+def _moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None,
              executor: ThreadPoolExecutor | None) -> dict:
     """Sums over rows of the moments ``spec`` needs, per target, for each mixture in ``alphas`` (B, K).
 
@@ -208,6 +210,8 @@ def _moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows
     so the result does not depend on scheduling.
     """
     at = np.ascontiguousarray(alphas.T)
+    if chunk_rows is None:
+        chunk_rows = max(256, CHUNK_ELEMENTS // at.shape[1])
     slices = [slice(s, s + chunk_rows) for s in range(0, rows.n_rows, chunk_rows)]
     if executor is None or len(slices) < 4:
         parts = [_chunk_moments(rows, sl, at, spec) for sl in slices]
@@ -217,7 +221,7 @@ def _moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows
     return {key: total[:, i, :] for i, key in enumerate(_MOMENTS[spec.kind])}
 
 
-def error_laws(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int = 1024,
+def error_laws(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None,
                executor: ThreadPoolExecutor | None = None) -> list[ErrorLaw]:
     """Exact (IPS, clipped IPS) or delta-method (SNIPS) error law of ``spec``, one per target."""
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
@@ -253,14 +257,14 @@ class MixtureObjectives:
     """
 
     def __init__(self, sample: EvaluationSample, estimator: EstimatorSpec, n: int,
-                 aggregate: str = "max", chunk_rows: int = 1024, threads: int | None = None):
+                 aggregate: str = "max", chunk_rows: int | None = None, threads: int | None = None):
         if aggregate not in AGGREGATES:
             raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
         self.sample = sample
         self.estimator = estimator
         self.n = check_positive_int(n, "n")
         self.aggregate = aggregate
-        self.chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
+        self.chunk_rows = None if chunk_rows is None else check_positive_int(chunk_rows, "chunk_rows")
         self.component_values = sample.component_values
         self.rows = RowTerms.build(sample.comp_probs, sample.target_probs, sample.mu, sample.m2)
         threads = min(os.cpu_count() or 1, 4) if threads is None else check_positive_int(threads, "threads")
