@@ -64,9 +64,8 @@ def hill_tail_index(y: np.ndarray, k: int | None = None) -> tuple[float, float, 
         k = int(np.clip(np.sqrt(len(y)), 10, 5000))
     if len(y) <= k + 1:
         return np.inf, np.inf, 0
-    top = np.partition(y, len(y) - k - 1)[len(y) - k - 1:]
-    threshold = top.min()
-    xi = float(np.mean(np.log(top[top >= threshold] / threshold)[: k + 1]) * (k + 1) / k)
+    top = np.partition(y, len(y) - k - 1)[len(y) - k - 1:]   # the k + 1 largest values
+    xi = float(np.log(top / top.min()).sum() / k)             # the smallest of them adds log 1 = 0
     if xi <= 0:
         return np.inf, np.inf, k
     index = 1.0 / xi

@@ -15,6 +15,7 @@ import numpy as np
 
 from simulators.base import Scenario
 
+from .errors import CouponmixError
 from .estimators import EstimatorSpec
 from .logs import simulate_log
 from .mixture import Mixture
@@ -64,6 +65,12 @@ def monte_carlo(scenario: Scenario, alpha, estimator: EstimatorSpec, n: int, rep
     mixture = Mixture(components, alpha, floors)
     sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
     analytic = MixtureObjectives(sample, estimator, n, threads=1).describe(mixture.alpha)
+    for name, d in analytic.items():
+        if d["support"] < 1 - 1e-9:
+            raise CouponmixError(
+                f"zero propensity where {name} acts: the mixture never plays actions that carry "
+                f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
+                "evaluate it; give every component some weight")
     truth = true_values(scenario, seed, truth_size)
     estimates = np.empty((reps, len(targets)))
     for r in range(reps):

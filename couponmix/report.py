@@ -4,8 +4,6 @@ from __future__ import annotations
 import base64
 import io
 
-import numpy as np
-
 from .optimize import Front
 
 
@@ -53,5 +51,4 @@ def render_html(summary: dict, front: Front, figure_png: bytes) -> str:
     tmpl = env.get_template("report.html")
     return tmpl.render(s=summary, headline=headline(summary),
                        figure=base64.b64encode(figure_png).decode(),
-                       front_rows=front.to_frame().round(6).to_dict("records"),
-                       finite=np.isfinite)
+                       front_rows=front.to_frame().round(6).to_dict("records"))

@@ -145,3 +145,10 @@ def test_console_script_runs_as_a_process(tmp_path):
     res = subprocess.run([str(exe), "run", "nowhere", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.strip() == (
         "couponmix: error: unknown scenario 'nowhere'; known scenarios: paper, paper_floor")
+
+
+def test_validate_refuses_zero_propensity_where_the_target_acts(tmp_path, capsys):
+    code, _, err = run_cli(["validate", "paper", "--alpha", "pi2=0.5,pi3=0.5", "--reps", "5", "--eval-size", "5000",
+                            "--out", str(tmp_path / "v")], capsys)
+    assert code == 2 and "zero propensity where pi_e1 acts" in err and err.count("\n") == 1
+    assert not (tmp_path / "v").exists()
