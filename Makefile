@@ -17,7 +17,7 @@ $(STAMP): constraints.txt pyproject.toml requirements/obp-deps.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/couponmix run paper --out reports/demo
+	$(BIN)/couponmix run market --out reports/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -29,7 +29,9 @@ def _estimator(args):
 
 
 def _add_common(p):
-    p.add_argument("scenario", help="scenario name (see `couponmix scenarios`)")
+    p.add_argument("scenario", nargs="?", default="market",
+                   help="scenario name (see `couponmix scenarios`; default: market)")
+    p.add_argument("--config", default=None, help="YAML file describing the market (scenario market only)")
     p.add_argument("--n", type=int, default=None, help="log size: customers in the future evaluation log")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--estimator", choices=["ips", "clipped_ips", "snips"], default=None,
@@ -83,7 +85,7 @@ def cmd_run(args) -> int:
                        generations=args.generations, estimator=_estimator(args), max_rmse=args.max_rmse,
                        floor=DEFAULT_FLOOR if args.floor is None else args.floor, aggregate=args.aggregate,
                        eval_size=DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
-                       quiet=args.quiet)
+                       quiet=args.quiet, config=args.config)
     from .report import front_figure, headline, render_html
 
     png = front_figure(result.front, result.summary)
@@ -114,7 +116,7 @@ def cmd_validate(args) -> int:
 
     if args.out is not None:
         check_output_dir(args.out)
-    sc = get_scenario(args.scenario)
+    sc = get_scenario(args.scenario, config=args.config, seed=args.seed)
     alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
     spec = _estimator(args) or EstimatorSpec.parse("clipped_ips")
     n = sc.default_n if args.n is None else args.n

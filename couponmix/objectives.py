@@ -45,6 +45,8 @@ from .validation import check_positive_int
 AGGREGATES = ("max", "mean")
 #: elements (rows x mixtures) per chunk when chunk_rows is not given: temporaries stay cache-sized
 CHUNK_ELEMENTS = 1 << 17
+#: a target gets its own row set when its merged rows are fewer than this share of the sample
+SMALL_GROUP_SHARE = 0.05
 DEFAULT_EVAL_SIZE = 100_000
 
 
@@ -58,6 +60,7 @@ class EvaluationSample:
     target_probs: np.ndarray  # (T, M, A)
     mu: np.ndarray            # (M, A)
     m2: np.ndarray            # (M, A)
+    x: np.ndarray | None = None  # (M, d) the covariates, kept for policies evaluated later
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, size: int = DEFAULT_EVAL_SIZE, seed: int = 0,
@@ -74,7 +77,7 @@ class EvaluationSample:
             raise CouponmixError(f"scenario {scenario.name!r} has m2 < mu^2 somewhere: not a second moment")
         return cls(component_names=tuple(components), target_names=tuple(targets),
                    comp_probs=np.stack([p(x) for p in components.values()]),
-                   target_probs=np.stack([p(x) for p in targets.values()]), mu=mu, m2=m2)
+                   target_probs=np.stack([p(x) for p in targets.values()]), mu=mu, m2=m2, x=x)
 
     @property
     def size(self) -> int:
@@ -83,6 +86,10 @@ class EvaluationSample:
     def policy_value(self, probs: np.ndarray) -> float:
         """V(pi) = E_x[sum_a pi(a|x) mu(x,a)] on this sample."""
         return float(np.einsum("ma,ma->", probs, self.mu) / self.size)
+
+    def policy_value_of(self, policy: Policy) -> float:
+        """V(pi) for a policy not stored with the sample (needs the covariates, so they are kept)."""
+        return self.policy_value(policy(self.x))
 
     @property
     def component_values(self) -> np.ndarray:
@@ -266,9 +273,33 @@ class MixtureObjectives:
         self.aggregate = aggregate
         self.chunk_rows = None if chunk_rows is None else check_positive_int(chunk_rows, "chunk_rows")
         self.component_values = sample.component_values
-        self.rows = RowTerms.build(sample.comp_probs, sample.target_probs, sample.mu, sample.m2)
+        self.groups = self._group_targets(sample)
         threads = min(os.cpu_count() or 1, 4) if threads is None else check_positive_int(threads, "threads")
         self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    @staticmethod
+    def _group_targets(sample: EvaluationSample) -> list[tuple[list[int], RowTerms]]:
+        """Row sets to evaluate: one shared by all targets, except targets whose own merged rows are few.
+
+        A deterministic target merges into a handful of rows on its own but would cost a full pass
+        over the shared rows; a target with continuous probabilities gains nothing from its own set.
+        """
+        t_all = list(range(len(sample.target_names)))
+        alone = {t: RowTerms.build(sample.comp_probs, sample.target_probs[t:t + 1], sample.mu, sample.m2)
+                 for t in t_all}
+        shared_t = [t for t in t_all if alone[t].n_rows > SMALL_GROUP_SHARE * sample.size]
+        groups = [([t], alone[t]) for t in t_all if t not in shared_t]
+        if len(shared_t) == 1:
+            groups.append((shared_t, alone[shared_t[0]]))
+        elif shared_t:
+            groups.append((shared_t, RowTerms.build(sample.comp_probs, sample.target_probs[shared_t],
+                                                    sample.mu, sample.m2)))
+        return groups
+
+    @property
+    def n_rows(self) -> int:
+        """Rows processed per mixture evaluation, over all row sets."""
+        return sum(rows.n_rows * len(ts) if len(ts) == 1 else rows.n_rows for ts, rows in self.groups)
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -285,7 +316,11 @@ class MixtureObjectives:
     def laws(self, alphas) -> list[ErrorLaw]:
         """The error law of every target for each mixture."""
         alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
-        return error_laws(self.rows, alphas, self.estimator, self.chunk_rows, self._executor)
+        laws: list = [None] * len(self.target_names)
+        for ts, rows in self.groups:
+            for t, law in zip(ts, error_laws(rows, alphas, self.estimator, self.chunk_rows, self._executor)):
+                laws[t] = law
+        return laws
 
     def rmse(self, alphas, n: int | None = None) -> np.ndarray:
         """Per-target RMSE at log size n (default: self.n), (B, T)."""
@@ -304,7 +339,7 @@ class MixtureObjectives:
         """Per-target breakdown at one mixture, for summaries and reports."""
         alpha = np.asarray(alpha, dtype=float)[None, :]
         out = {}
-        for name, value, law in zip(self.target_names, self.rows.values, self.laws(alpha)):
+        for name, value, law in zip(self.target_names, self.sample.target_values, self.laws(alpha)):
             out[name] = {
                 "true_value": float(value),
                 "rmse": float(law.rmse(self.n)[0]),

@@ -20,6 +20,9 @@ PURPOSES = {
     "replication": 3,
     "optimiser": 4,
     "truth": 5,
+    "history": 6,
+    "model": 7,
+    "calibration": 8,
 }
 
 

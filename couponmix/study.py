@@ -45,13 +45,49 @@ def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_n
     return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"
 
 
+def no_exploration(objectives: MixtureObjectives, sample: EvaluationSample) -> dict:
+    """The revenue-best single component with no mixing at all, and what OPE can say from its logs."""
+    k = len(objectives.component_names)
+    best = int(np.argmax(sample.component_values))
+    alpha = np.eye(k)[best]
+    targets = {}
+    for name, d in objectives.describe(alpha).items():
+        if d["support"] < 1 - 1e-9:
+            targets[name] = {"status": "unsupported", "rmse": None, "unsupported_mass": 1 - d["support"],
+                             "explanation": f"the logs never show actions that carry {1 - d['support']:.1%} of "
+                                            f"{name}'s probability: it cannot be evaluated from them"}
+        else:
+            targets[name] = {"status": "supported", "rmse": d["rmse"]}
+    return {"component": objectives.component_names[best], "alpha": dict(zip(objectives.component_names,
+                                                                             alpha.tolist())),
+            "revenue": float(sample.component_values[best]), "targets": targets}
+
+
+def production_block(components, alpha, spec: EstimatorSpec) -> dict:
+    weights = dict(zip(components, alpha.tolist()))
+    return {
+        "exploration_rate": weights.get("explore"),
+        "mixture": weights,
+        "log_per_customer": ["the action taken", "the reward", "which component acted",
+                             "the balanced propensity p(a|x) = sum_k alpha_k pi_k(a|x) of the action taken "
+                             "(obp's pscore_avg), computed from every component's probabilities, not only the "
+                             "acting one's"],
+        "estimator": spec.to_dict(),
+        "obp_estimator": ("MultiLoggersBalancedInverseProbabilityWeighting" +
+                          (f"(lambda_={spec.clip:g})" if spec.kind == "clipped_ips" else "")
+                          if spec.kind != "snips" else "SelfNormalizedInverseProbabilityWeighting with "
+                                                       "pscore = pscore_avg"),
+    }
+
+
 def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int = 100, generations: int = 100,
               estimator: EstimatorSpec | None = None, max_rmse: float | None = None, floor: float = DEFAULT_FLOOR,
-              aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True) -> StudyResult:
-    """Run a whole study in memory (nothing is written; see ``outputs`` for the files)."""
-    sc = get_scenario(scenario)
-    n = check_positive_int(sc.default_n if n is None else n, "n")
+              aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True,
+              config=None) -> StudyResult:
+    """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files)."""
     seed = check_positive_int(seed, "seed", minimum=0)
+    sc = get_scenario(scenario, config=config, seed=seed)
+    n = check_positive_int(sc.default_n if n is None else n, "n")
     if aggregate not in AGGREGATES:
         raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     max_rmse = check_max_rmse(max_rmse)
@@ -80,6 +116,10 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
 
     values = {name: float(v) for name, v in zip(components, sample.component_values)}
     values.update({name: float(v) for name, v in zip(targets, sample.target_values)})
+    references = sc.reference_policies()
+    values.update({name: sample.policy_value_of(p) for name, p in references.items()})
+    # the evaluation sample is drawn apart from any training data, so it serves as held-out customers
+    model_report = sc.model_report(sample.x)
     rev = float(front.revenue[rec.index])
     detail = objectives.describe(alpha)
     warnings = [f"Plain IPS cannot be used to evaluate {t}: {v.reason}." for t, v in verdicts.items()
@@ -103,6 +143,8 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
                for name, p in components.items()},
             **{name: {"role": "target", "description": p.description, "value": values[name]}
                for name, p in targets.items()},
+            **{name: {"role": "reference", "description": p.description, "value": values[name]}
+               for name, p in references.items()},
         },
         "variance_finite": {t: v.finite for t, v in verdicts.items()},
         "ips_variance": {
@@ -129,10 +171,28 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
         },
         "revenue_cost": {"per_customer": best_rev - rev,
                          "pct": 100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None},
+        "no_exploration": no_exploration(objectives, sample),
+        "production": production_block(components, alpha, spec),
         "optimiser": {"algorithm": "NSGA-II (pymoo)", "pop_size": pop_size, "generations": generations,
                       "front_points": len(front)},
         "warnings": warnings,
     }
+    if model_report is not None:
+        summary["revenue_model"] = model_report
+        if model_report["rmse_vs_true_mu"] > 0.8 * model_report["baseline_rmse_vs_true_mu"]:
+            warnings.append("The revenue model is weak: its error against the true revenue is "
+                            f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
+                            f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average.")
+    if "exploit" in components and "oracle" in references:
+        summary["exploit_regret"] = {
+            "per_customer": values["oracle"] - values["exploit"],
+            "pct_of_oracle": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
+        }
+    unsupported = [t for t, d in summary["no_exploration"]["targets"].items() if d["status"] == "unsupported"]
+    if unsupported:
+        warnings.append(f"Without any exploration ({summary['no_exploration']['component']} alone), "
+                        f"{', '.join(unsupported)} cannot be evaluated at all: the logs never show the actions "
+                        "they would take.")
     return StudyResult(summary=summary, front=front, recommendation=rec)
 
 

@@ -53,6 +53,14 @@ class Scenario(ABC):
     def targets(self) -> Mapping[str, Policy]:
         """The candidate future policies to evaluate off-policy."""
 
+    def reference_policies(self) -> Mapping[str, Policy]:
+        """Policies whose value is reported but which neither log nor get evaluated (e.g. an oracle)."""
+        return {}
+
+    def model_report(self, x: np.ndarray) -> dict | None:
+        """Quality of any learned model behind the policies, measured on held-out customers x."""
+        return None
+
     def weight_moment_verdict(self, target: str, alpha: np.ndarray) -> SupportVerdict | None:
         """Analytic verdict on E[sum_a pi_e^2 / p_alpha] for ``target`` at ``alpha``, or None if unknown."""
         return None

@@ -1,0 +1,395 @@
+"""The `market` scenario: a simulated coupon market, a LightGBM-driven exploit policy, and exploration.
+
+Every parameter lives in a YAML file (``configs/market.yaml`` documents each one
+and the model it drives). Ground truth is closed form:
+
+    p(x, a)  = sigmoid(base(x) + uplift(x, a))           probability of buying
+    E[B|x,a] = monetary * exp(lift_a),  E[B^2|x,a] = E[B|x,a]^2 * exp(s^2)   (lognormal basket)
+    r        = buy * (B (1 - d_a) - c_a) - k_a            (d discount, c cost per order, k cost per send)
+    mu(x, a) = p ((1 - d_a) E[B] - c_a) - k_a
+    m2(x, a) = p E[(B (1 - d_a) - c_a - k_a)^2] + (1 - p) k_a^2
+
+The logging components and targets are built on first use: a historical log from
+the baseline policy trains the cross-fitted LightGBM revenue model, whose greedy
+policy (under an optional budget) is the exploit component.
+"""
+from __future__ import annotations
+
+import copy
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from couponmix.allocation import Budget, GreedyAllocator, softmax
+from couponmix.errors import CouponmixError
+from couponmix.mixture import sample_actions
+from couponmix.policies import Policy, one_hot, uniform
+from couponmix.revenue_model import CrossFittedRevenueModel
+from couponmix.seeding import stream
+
+from .base import Scenario
+
+FEATURES = ("recency", "frequency", "monetary", "tenure", "segment", "channel")
+CHANNELS = ("email", "app")
+CATEGORICAL = ("segment", "channel")
+DEFAULT_CONFIG = Path(__file__).with_name("configs") / "market.yaml"
+# maps whose keys the user names (replaced whole, not merged key by key)
+OPEN_MAPS = {("population", "segments"), ("actions",), ("purchase", "uplift"), ("basket", "lift"), ("rules",),
+             ("targets",)}
+
+
+def _merge(default, user, path=()):
+    if path in OPEN_MAPS or not isinstance(default, dict):
+        return copy.deepcopy(user)
+    if not isinstance(user, dict):
+        raise CouponmixError(f"config: {'.'.join(path) or 'top level'} must be a mapping")
+    unknown = sorted(set(user) - set(default))
+    if unknown:
+        where = ".".join(path) or "top level"
+        raise CouponmixError(f"config: unknown key(s) {', '.join(unknown)} in {where}")
+    out = copy.deepcopy(default)
+    for key, value in user.items():
+        out[key] = _merge(default[key], value, path + (key,)) if default[key] is not None else copy.deepcopy(value)
+    return out
+
+
+def load_config(path=None) -> dict:
+    """The default config, with the file at ``path`` (if any) merged over it, validated."""
+    default = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    if path is None:
+        return validate_config(default)
+    path = Path(path)
+    try:
+        user = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise CouponmixError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise CouponmixError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return validate_config(_merge(default, user))
+
+
+def _number(value, name, lo=-np.inf, hi=np.inf):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise CouponmixError(f"config: {name} must be a finite number, got {value!r}")
+    if not lo <= value <= hi:
+        raise CouponmixError(f"config: {name} must lie in [{lo}, {hi}], got {value}")
+    return float(value)
+
+
+def validate_config(cfg: dict) -> dict:
+    pop = cfg["population"]
+    segments = pop["segments"]
+    if not isinstance(segments, dict) or not segments:
+        raise CouponmixError("config: population.segments must name at least one segment")
+    shares = [_number(v, f"population.segments.{k}", 0, 1) for k, v in segments.items()]
+    if abs(sum(shares) - 1) > 1e-9:
+        raise CouponmixError(f"config: population.segments shares sum to {sum(shares):.6g}, not 1")
+    _number(pop["app_share"], "population.app_share", 0, 1)
+    for key in ("recency_mean_days", "frequency_mean", "monetary_log_sd", "tenure_max_years"):
+        _number(pop[key], f"population.{key}", 0)
+    actions = cfg["actions"]
+    if not isinstance(actions, dict) or len(actions) < 2:
+        raise CouponmixError("config: actions must list no coupon and at least one coupon")
+    for name, act in actions.items():
+        for key in ("discount", "cost_per_order", "cost_per_send"):
+            if key not in act:
+                raise CouponmixError(f"config: actions.{name} lacks {key}")
+        _number(act["discount"], f"actions.{name}.discount", 0, 1)
+        _number(act["cost_per_order"], f"actions.{name}.cost_per_order", 0)
+        _number(act["cost_per_send"], f"actions.{name}.cost_per_send", 0)
+    first = next(iter(actions.values()))
+    if any(first[k] != 0 for k in ("discount", "cost_per_order", "cost_per_send")):
+        raise CouponmixError("config: the first action is 'no coupon' and must have zero discount and costs")
+    coupons = list(actions)[1:]
+    for seg in segments:
+        if seg not in cfg["purchase"]["uplift"]:
+            raise CouponmixError(f"config: purchase.uplift has no entry for segment {seg}")
+        for c in coupons:
+            _number(cfg["purchase"]["uplift"][seg].get(c), f"purchase.uplift.{seg}.{c}")
+    for c in coupons:
+        _number(cfg["basket"]["lift"].get(c), f"basket.lift.{c}")
+    _number(cfg["basket"]["log_sd"], "basket.log_sd", 0)
+    for name, rule in cfg["rules"].items():
+        when = rule.get("when", {})
+        if when.get("feature") not in FEATURES:
+            raise CouponmixError(f"config: rules.{name}.when.feature must be one of {', '.join(FEATURES)}")
+        if rule.get("action") not in actions:
+            raise CouponmixError(f"config: rules.{name}.action {rule.get('action')!r} is not an action")
+    model = cfg["model"]
+    bad = [f for f in model["features"] if f not in FEATURES]
+    if bad:
+        raise CouponmixError(f"config: model.features has unknown feature(s) {', '.join(bad)}")
+    budget = cfg["exploit"]["budget"]
+    Budget(budget.get("max_coupon_share"), budget.get("max_spend_per_customer"))
+    if cfg["explore"]["kind"] not in ("uniform", "softmax"):
+        raise CouponmixError("config: explore.kind must be uniform or softmax")
+    known = {"exploit", "explore", *cfg["rules"]}
+    comps = cfg["components"]
+    if len(comps) < 2 or len(set(comps)) != len(comps) or any(c not in known for c in comps):
+        raise CouponmixError(f"config: components must be two or more distinct names among {', '.join(sorted(known))}")
+    hist = cfg["history"]["policy"]
+    if hist != "uniform" and hist not in cfg["rules"]:
+        raise CouponmixError(f"config: history.policy must be uniform or a rule name, got {hist!r}")
+    for name, t in cfg["targets"].items():
+        kind = t.get("kind")
+        if kind not in ("greedy_model", "softmax_model", "rule", "uniform"):
+            raise CouponmixError(f"config: targets.{name}.kind must be greedy_model, softmax_model, rule or uniform")
+        if kind == "rule" and t.get("rule") not in cfg["rules"]:
+            raise CouponmixError(f"config: targets.{name}.rule names no rule")
+        if kind == "greedy_model" and any(f not in FEATURES for f in t.get("features", [])):
+            raise CouponmixError(f"config: targets.{name}.features has an unknown feature")
+    if not cfg["targets"]:
+        raise CouponmixError("config: at least one target is needed")
+    return cfg
+
+
+class MarketScenario(Scenario):
+    name = "market"
+    description = ("Simulated coupon market (default): LightGBM-driven greedy coupons mixed with randomized "
+                   "exploration at a tunable rate. Parameters in a YAML config (--config).")
+    covariate_names = FEATURES
+    default_n = 50_000
+
+    def __init__(self, config=None, seed: int = 0):
+        self.config_path = None if config is None else str(config)
+        self.cfg = load_config(config)
+        self.seed = seed
+        self.action_names = tuple(self.cfg["actions"])
+        acts = self.cfg["actions"].values()
+        self.discount = np.array([a["discount"] for a in acts], float)
+        self.cost_order = np.array([a["cost_per_order"] for a in acts], float)
+        self.cost_send = np.array([a["cost_per_send"] for a in acts], float)
+        self.segment_names = tuple(self.cfg["population"]["segments"])
+        segs, coupons = self.segment_names, self.action_names[1:]
+        up = self.cfg["purchase"]["uplift"]
+        self.uplift = np.array([[0.0] + [float(up[s][c]) for c in coupons] for s in segs])      # (S, A)
+        self.lift = np.array([0.0] + [float(self.cfg["basket"]["lift"][c]) for c in coupons])    # (A,)
+
+    # ----- the law of customers and the exact reward moments -------------------------------------
+    def sample_covariates(self, n, rng):
+        pop = self.cfg["population"]
+        shares = np.array(list(pop["segments"].values()), float)
+        segment = sample_actions(np.broadcast_to(shares, (n, len(shares))), rng.random(n))
+        channel = (rng.random(n) < pop["app_share"]).astype(float)
+        recency = rng.exponential(pop["recency_mean_days"], n)
+        frequency = rng.poisson(pop["frequency_mean"], n).astype(float)
+        monetary = np.exp(pop["monetary_log_mean"] + pop["monetary_log_sd"] * rng.standard_normal(n))
+        tenure = rng.random(n) * pop["tenure_max_years"]
+        return np.column_stack([recency, frequency, monetary, tenure, segment.astype(float), channel])
+
+    def buy_probability(self, x):
+        pur = self.cfg["purchase"]
+        recency, frequency, monetary, tenure, segment, channel = x.T
+        base = (pur["intercept"] + pur["recency_per_30_days"] * recency / 30
+                + pur["log1p_frequency"] * np.log1p(frequency) + pur["log_monetary"] * np.log(monetary / 30)
+                + pur["tenure_per_year"] * tenure + pur["app_channel"] * channel)
+        boost = 1 + pur["uplift_recency_boost_per_30_days"] * recency / 30
+        logit = base[:, None] + self.uplift[segment.astype(int)] * boost[:, None]
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def basket_moments(self, x):
+        s2 = self.cfg["basket"]["log_sd"] ** 2
+        eb = x[:, 2:3] * np.exp(self.lift)[None, :]
+        return eb, eb * eb * np.exp(s2)
+
+    def mu(self, x):
+        p = self.buy_probability(x)
+        eb, _ = self.basket_moments(x)
+        return p * ((1 - self.discount) * eb - self.cost_order) - self.cost_send
+
+    def m2(self, x):
+        p = self.buy_probability(x)
+        eb, eb2 = self.basket_moments(x)
+        d, c, k = 1 - self.discount, self.cost_order, self.cost_send
+        return p * (d * d * eb2 - 2 * d * (c + k) * eb + (c + k) ** 2) + (1 - p) * k * k
+
+    def expected_spend(self, x):
+        """E[coupon cost | x, a] = p (discount * E[B] + cost per order) + cost per send."""
+        p = self.buy_probability(x)
+        eb, _ = self.basket_moments(x)
+        return p * (self.discount * eb + self.cost_order) + self.cost_send
+
+    def sample_outcomes(self, x, actions, rng):
+        """(reward, coupon spend) for each customer's action."""
+        rows = np.arange(len(x))
+        p = self.buy_probability(x)[rows, actions]
+        buy = rng.random(len(x)) < p
+        s = self.cfg["basket"]["log_sd"]
+        basket = x[:, 2] * np.exp(self.lift[actions] - s * s / 2 + s * rng.standard_normal(len(x)))
+        d, c, k = self.discount[actions], self.cost_order[actions], self.cost_send[actions]
+        reward = buy * (basket * (1 - d) - c) - k
+        spend = buy * (basket * d + c) + k
+        return reward, spend
+
+    def sample_rewards(self, x, actions, rng):
+        return self.sample_outcomes(x, actions, rng)[0]
+
+    # ----- rules, history, models -----------------------------------------------------------------
+    def _rule_probs(self, rule: dict, x: np.ndarray) -> np.ndarray:
+        when = rule["when"]
+        col = x[:, FEATURES.index(when["feature"])]
+        hit = np.ones(len(x), bool)
+        if "equals" in when:
+            target = when["equals"]
+            if when["feature"] == "channel":
+                target = CHANNELS.index(target) if target in CHANNELS else target
+            elif when["feature"] == "segment":
+                target = self.segment_names.index(target) if target in self.segment_names else target
+            hit &= col == float(target)
+        if when.get("min") is not None:
+            hit &= col >= when["min"]
+        if when.get("max") is not None:
+            hit &= col <= when["max"]
+        action = self.action_names.index(rule["action"])
+        otherwise = self.action_names.index(rule.get("otherwise", self.action_names[0]))
+        return one_hot(np.where(hit, action, otherwise), self.n_actions)
+
+    def _rule_policy(self, name: str) -> Policy:
+        rule = self.cfg["rules"][name]
+        return Policy(name, lambda x: self._rule_probs(rule, x), self.n_actions,
+                      rule.get("description", f"rule {name}"))
+
+    @cached_property
+    def history(self) -> dict:
+        """The historical log: baseline policy, outcomes, spend."""
+        size = int(self.cfg["history"]["size"])
+        rng = stream(self.seed, "history")
+        x = self.sample_covariates(size, rng)
+        name = self.cfg["history"]["policy"]
+        probs = uniform(size, self.n_actions) if name == "uniform" else self._rule_probs(self.cfg["rules"][name], x)
+        action = sample_actions(probs, rng.random(size))
+        reward, spend = self.sample_outcomes(x, action, rng)
+        return dict(x=x, action=action, reward=reward, spend=spend)
+
+    def _fit(self, features, target: str) -> CrossFittedRevenueModel:
+        m = self.cfg["model"]
+        h = self.history
+        idx = [FEATURES.index(f) for f in features]
+        model = CrossFittedRevenueModel(
+            self.n_actions, idx, [FEATURES.index(c) for c in CATEGORICAL], folds=int(m["folds"]),
+            params=dict(n_estimators=int(m["n_estimators"]), learning_rate=float(m["learning_rate"]),
+                        num_leaves=int(m["num_leaves"]), min_child_samples=int(m["min_child_samples"])),
+            seed=self.seed)
+        return model.fit(h["x"], h["action"], h[target])
+
+    @cached_property
+    def model(self) -> CrossFittedRevenueModel:
+        return self._fit(self.cfg["model"]["features"], "reward")
+
+    @cached_property
+    def budget(self) -> Budget:
+        b = self.cfg["exploit"]["budget"]
+        return Budget(b.get("max_coupon_share"), b.get("max_spend_per_customer"))
+
+    @cached_property
+    def cost_model(self) -> CrossFittedRevenueModel | None:
+        return self._fit(self.cfg["model"]["features"], "spend") if self.budget.max_spend_per_customer is not None \
+            else None
+
+    @cached_property
+    def calibration_x(self) -> np.ndarray:
+        return self.sample_covariates(int(self.cfg["model"]["calibration_size"]), stream(self.seed, "calibration"))
+
+    def _predicted_cost(self, x):
+        return None if self.cost_model is None else np.maximum(self.cost_model.predict(x), 1e-6)
+
+    @cached_property
+    def allocator(self) -> GreedyAllocator:
+        if not self.budget.active:
+            return GreedyAllocator(self.budget)
+        x = self.calibration_x
+        return GreedyAllocator.calibrate(self.model.predict(x), self._predicted_cost(x), self.budget)
+
+    @cached_property
+    def oracle_allocator(self) -> GreedyAllocator:
+        if not self.budget.active:
+            return GreedyAllocator(self.budget)
+        x = self.calibration_x
+        return GreedyAllocator.calibrate(self.mu(x), self.expected_spend(x), self.budget)
+
+    def exploit_probs(self, x):
+        return self.allocator.probabilities(self.model.predict(x), self._predicted_cost(x))
+
+    def oracle_probs(self, x):
+        return self.oracle_allocator.probabilities(self.mu(x), self.expected_spend(x))
+
+    # ----- the protocol's policies ----------------------------------------------------------------
+    def _explore(self) -> Policy:
+        e = self.cfg["explore"]
+        if e["kind"] == "uniform":
+            return Policy("explore", lambda x: uniform(len(x), self.n_actions), self.n_actions,
+                          "uniform over all actions")
+        t = float(e["temperature"])
+        return Policy("explore", lambda x: softmax(self.model.predict(x), t), self.n_actions,
+                      f"softmax of the revenue model's predictions, temperature {t:g}")
+
+    def components(self):
+        out = {}
+        budget = self.budget
+        for name in self.cfg["components"]:
+            if name == "exploit":
+                desc = "greedy coupon of the LightGBM revenue model" + (
+                    f" (budget: {budget.max_coupon_share:.0%} of customers)" if budget.max_coupon_share is not None
+                    else f" (budget: {budget.max_spend_per_customer:g} spend per customer)"
+                    if budget.max_spend_per_customer is not None else "")
+                out[name] = Policy(name, self.exploit_probs, self.n_actions, desc)
+            elif name == "explore":
+                out[name] = self._explore()
+            else:
+                out[name] = self._rule_policy(name)
+        return out
+
+    @cached_property
+    def _target_models(self) -> dict:
+        return {name: self._fit(t.get("features", self.cfg["model"]["features"]), "reward")
+                for name, t in self.cfg["targets"].items() if t["kind"] == "greedy_model"}
+
+    def targets(self):
+        out = {}
+        for name, t in self.cfg["targets"].items():
+            kind, desc = t["kind"], t.get("description", "")
+            if kind == "greedy_model":
+                model = self._target_models[name]
+                fn = (lambda m: lambda x: GreedyAllocator(Budget()).probabilities(m.predict(x)))(model)
+                out[name] = Policy(name, fn, self.n_actions, desc or "greedy policy of a retrained model")
+            elif kind == "softmax_model":
+                temp = float(t.get("temperature", 1.0))
+                out[name] = Policy(name, (lambda tt: lambda x: softmax(self.model.predict(x), tt))(temp),
+                                   self.n_actions, desc or f"softmax of the model, temperature {temp:g}")
+            elif kind == "rule":
+                pol = self._rule_policy(t["rule"])
+                out[name] = Policy(name, pol.fn, self.n_actions, desc or pol.description)
+            else:
+                out[name] = Policy(name, lambda x: uniform(len(x), self.n_actions), self.n_actions,
+                                   desc or "uniform over all actions")
+        return out
+
+    def reference_policies(self):
+        return {"oracle": Policy("oracle", self.oracle_probs, self.n_actions,
+                                 "true best action per customer (from the simulator's truth), same budget")}
+
+    def model_report(self, x: np.ndarray) -> dict:
+        """Revenue model quality against the truth on held-out customers x, beside a per-action-mean baseline."""
+        truth = self.mu(x)
+        pred = self.model.predict(x)
+        h = self.history
+        means = np.array([h["reward"][h["action"] == a].mean() if (h["action"] == a).any() else 0.0
+                          for a in range(self.n_actions)])
+        oof = self.model.out_of_fold()
+        rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
+        base = float(np.sqrt(np.mean((means[None, :] - truth) ** 2)))
+        return {
+            "kind": "LightGBM, cross-fitted",
+            "folds": int(self.cfg["model"]["folds"]),
+            "features": list(self.cfg["model"]["features"]),
+            "history_size": int(self.cfg["history"]["size"]),
+            "history_policy": self.cfg["history"]["policy"],
+            "rmse_vs_true_mu": rmse,
+            "baseline_rmse_vs_true_mu": base,
+            "baseline": "mean reward of each action in the historical log",
+            "out_of_fold_rmse_vs_true_mu": float(np.sqrt(np.mean((oof - self.mu(h["x"])) ** 2))),
+            "rmse_per_action": dict(zip(self.action_names, np.sqrt(((pred - truth) ** 2).mean(axis=0)).tolist())),
+            "held_out_customers": len(x),
+        }
