@@ -27,7 +27,6 @@ over row chunks, so memory stays bounded by chunk_rows x B.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -40,6 +39,7 @@ from .errors import CouponmixError
 from .estimators import EstimatorSpec
 from .policies import Policy
 from .seeding import stream
+from .threads import default_threads
 from .validation import check_positive_int
 
 AGGREGATES = ("max", "mean")
@@ -274,7 +274,7 @@ class MixtureObjectives:
         self.chunk_rows = None if chunk_rows is None else check_positive_int(chunk_rows, "chunk_rows")
         self.component_values = sample.component_values
         self.groups = self._group_targets(sample)
-        threads = min(os.cpu_count() or 1, 4) if threads is None else check_positive_int(threads, "threads")
+        threads = min(default_threads(), 4) if threads is None else check_positive_int(threads, "threads")
         self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
 
     @staticmethod

@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import CouponmixError
 from .seeding import stream
+from .threads import default_threads
 from .validation import check_positive_int
 
 PREDICTION_CACHE = 3
@@ -24,14 +25,14 @@ class CrossFittedRevenueModel:
     """scikit-learn style: ``fit(x, action, reward)``, then ``predict(x) -> (n, A)``."""
 
     def __init__(self, n_actions: int, features: Sequence[int], categorical: Sequence[int] = (), folds: int = 2,
-                 params: dict | None = None, seed: int = 0, threads: int = 2):
+                 params: dict | None = None, seed: int = 0, threads: int | None = None):
         self.n_actions = check_positive_int(n_actions, "n_actions", minimum=2)
         self.features = list(features)
         self.categorical = [self.features.index(c) for c in categorical if c in self.features]
         self.folds = check_positive_int(folds, "folds", minimum=2)
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.seed = seed
-        self.threads = threads
+        self.threads = default_threads() if threads is None else check_positive_int(threads, "threads")
 
     def _design(self, x: np.ndarray, action: np.ndarray) -> np.ndarray:
         return np.column_stack([x[:, self.features], action])

@@ -1,10 +1,15 @@
 import os
 
-import numpy as np
-import pytest
+# Under pytest-xdist each worker is its own process: one thread each keeps the cores from being
+# oversubscribed (LightGBM's OpenMP threads spin while they wait).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("COUPONMIX_THREADS", "1")
 
-from couponmix.objectives import EvaluationSample
-from simulators import get_scenario
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from couponmix.objectives import EvaluationSample  # noqa: E402
+from simulators import get_scenario  # noqa: E402
 
 #: Monte Carlo size: CI runs "reduced"; `make test-full` sets COUPONMIX_MC_SCALE=full.
 MC_SCALE = os.environ.get("COUPONMIX_MC_SCALE", "reduced")
