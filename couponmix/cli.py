@@ -21,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
 def _estimator(args):
     from .estimators import EstimatorSpec
 
-    if args.estimator is None:
+    if getattr(args, "estimator", None) is None:
         if args.clip is not None:
             raise CouponmixError("--clip needs --estimator clipped_ips")
         return None
@@ -34,9 +34,7 @@ def _add_common(p):
     p.add_argument("--config", default=None, help="YAML file describing the market (scenario market only)")
     p.add_argument("--n", type=int, default=None, help="log size: customers in the future evaluation log")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--estimator", choices=["ips", "clipped_ips", "snips"], default=None,
-                   help="OPE estimator (default: IPS where its variance is finite, else clipped IPS)")
-    p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips (default 10)")
+    p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips, switch_dr (default 10) or dr")
     p.add_argument("--eval-size", type=int, default=None,
                    help="covariate sample size for the exact objectives (default 100,000)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="optimise the mixture and write summary.json, pareto.csv, report.html")
     _add_common(run)
     run.add_argument("--out", required=True, help="output directory")
+    run.add_argument("--estimator", choices=["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr"], default=None,
+                     help="OPE estimator to optimise for (default: IPS where its variance is finite, else clipped IPS)")
     run.add_argument("--pop-size", type=int, default=100)
     run.add_argument("--generations", type=int, default=100)
     run.add_argument("--max-rmse", type=float, default=None,
@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(val)
     val.add_argument("--alpha", required=True, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
     val.add_argument("--reps", type=int, default=200, help="number of simulated logs")
+    val.add_argument("--estimators", default=None,
+                     help="comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,ips[naive],dr[naive] "
+                          "(default: all whose variance is finite here)")
+    val.add_argument("--workers", type=int, default=None, help="processes for the replications (default: cores)")
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
     return parser
 
@@ -107,32 +111,47 @@ def cmd_validate(args) -> int:
     from simulators import get_scenario
 
     from .atomic import check_output_dir, write_outputs
-    from .estimators import EstimatorSpec
+    from .divergence import weight_verdict
+    from .estimators import DEFAULT_CLIP, parse_list, suite
     from .montecarlo import monte_carlo
-    from .objectives import DEFAULT_EVAL_SIZE
+    from .objectives import DEFAULT_EVAL_SIZE, EvaluationSample
     from .progress import Progress
     from .simplex import parse_alpha_spec
     from .study import to_json
+    from .threads import default_threads
 
     if args.out is not None:
         check_output_dir(args.out)
     sc = get_scenario(args.scenario, config=args.config, seed=args.seed)
     alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
-    spec = _estimator(args) or EstimatorSpec.parse("clipped_ips")
+    eval_size = DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size
+    clip = DEFAULT_CLIP if args.clip is None else args.clip
+    sample = EvaluationSample.from_scenario(sc, eval_size, args.seed)
+    verdicts = {t: weight_verdict(sc, sample, t, alpha) for t in sc.targets()}
+    if args.estimators is None:
+        specs = [s for s in suite(clip) if not (s.has_unbounded_weights and not all(v.finite for v in verdicts.values()))]
+    else:
+        specs = parse_list(args.estimators, clip)
+        bad = [s.name for s in specs if s.has_unbounded_weights and not all(v.finite for v in verdicts.values())]
+        if bad:
+            t, v = next((t, v) for t, v in verdicts.items() if not v.finite)
+            raise CouponmixError(f"{', '.join(bad)}: infinite variance at this mixture for {t} ({v.reason})")
     n = sc.default_n if args.n is None else args.n
+    workers = default_threads() if args.workers is None else args.workers
     with Progress(args.reps, "simulating logs", args.quiet) as bar:
-        res = monte_carlo(sc, alpha, spec, n, args.reps, args.seed,
-                          eval_size=DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
+        res = monte_carlo(sc, alpha, specs, n, args.reps, args.seed, eval_size=eval_size, workers=workers,
                           on_replication=bar.update_to)
-    print(f"{spec.label}, n = {n:,}, {args.reps} logs, alpha = {args.alpha}")
-    print(f"{'target':10s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} {'analytic':>9s} {'z':>6s}")
-    for t, r in res.items():
-        print(f"{t:10s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} {r.mc_rmse_se:8.5f} "
-              f"{r.analytic_rmse:9.5f} {r.z_score:6.2f}")
+    print(f"n = {n:,}, {args.reps} logs, alpha = {args.alpha}")
+    print(f"{'estimator':18s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
+          f"{'analytic':>9s} {'z':>6s} {'cover95':>7s}")
+    for name, per_target in res.items():
+        for t, r in per_target.items():
+            print(f"{name:18s} {t:12s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} "
+                  f"{r.mc_rmse_se:8.5f} {r.analytic_rmse:9.5f} {r.z_score:6.2f} {r.coverage:7.3f}")
     if args.out is not None:
         doc = {"scenario": sc.name, "alpha": dict(zip(sc.components(), alpha.tolist())), "n": n,
                "reps": args.reps, "seed": args.seed,
-               "estimators": {spec.kind: {t: r.to_dict() for t, r in res.items()}}}
+               "estimators": {name: {t: r.to_dict() for t, r in pt.items()} for name, pt in res.items()}}
         write_outputs(args.out, {"validation.json": to_json(doc)})
     return 0
 

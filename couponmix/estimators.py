@@ -1,7 +1,18 @@
-"""The OPE estimators couponmix optimises for, and how each maps onto obp.
+"""The OPE estimators couponmix optimises for and validates, and how each maps onto obp.
 
-Every estimator uses balanced importance weights w = pi_e(a|x) / p_alpha(a|x)
-(method.md section 2). obp is imported lazily, only where an estimate is run.
+Every estimator is  V_hat = mean_i[ D(x_i) + c(x_i, a_i) (r_i - q(x_i, a_i)) ]  (plain) or
+mean_i[D] + mean_i[c (r - q)] / mean_i[c]  (self-normalised), with a reward model q fixed before
+the log is collected (q = 0 for the IPS family), D(x) = sum_a pi_e(a|x) q(x, a), and weights c:
+
+    ips          c = w                     w = pi_e(a|x) / p(a|x)
+    clipped_ips  c = min(w, lambda)
+    snips        c = w, self-normalised
+    dr           c = w (or min(w, lambda) when a clip is given: obp's DR with lambda_)
+    sndr         c = w, self-normalised
+    switch_dr    c = w 1{w <= lambda}      (obp's SwitchDoublyRobust)
+
+p is the balanced propensity p_alpha (default) or, with weights="naive", the acting component's own
+propensity pi_k(a|x) (obp's MultiLoggersNaive*). obp is imported lazily, only where an estimate runs.
 """
 from __future__ import annotations
 
@@ -13,10 +24,18 @@ from .errors import CouponmixError
 from .validation import check_positive_float
 
 KINDS = {
-    "ips": "balanced inverse probability weighting",
-    "clipped_ips": "balanced IPS with importance weights clipped at lambda",
-    "snips": "self-normalised balanced IPS",
+    "ips": "inverse probability weighting",
+    "clipped_ips": "IPS with importance weights clipped at lambda",
+    "snips": "self-normalised IPS",
+    "dr": "doubly robust (reward model plus weighted residuals)",
+    "sndr": "self-normalised doubly robust",
+    "switch_dr": "switch doubly robust (reward model alone where the weight exceeds lambda)",
 }
+NEEDS_CLIP = {"clipped_ips", "switch_dr"}
+MAY_CLIP = {"dr"}
+USES_REWARD_MODEL = {"dr", "sndr", "switch_dr"}
+SELF_NORMALISED = {"snips", "sndr"}
+NAIVE_OK = {"ips", "clipped_ips", "dr"}   # obp has MultiLoggersNaive IPS and DR
 DEFAULT_CLIP = 10.0
 
 
@@ -24,50 +43,128 @@ DEFAULT_CLIP = 10.0
 class EstimatorSpec:
     kind: str
     clip: float = np.inf
+    weights: str = "balanced"
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise CouponmixError(f"unknown estimator {self.kind!r}; choose one of {', '.join(KINDS)}")
         clip = check_positive_float(self.clip, "clip (lambda)", allow_inf=True)
-        if self.kind != "clipped_ips" and np.isfinite(clip):
-            raise CouponmixError(f"estimator {self.kind} takes no clip; use clipped_ips")
-        if self.kind == "clipped_ips" and not np.isfinite(clip):
-            raise CouponmixError("clipped_ips needs a finite clip (lambda)")
+        if np.isfinite(clip) and self.kind not in NEEDS_CLIP | MAY_CLIP:
+            raise CouponmixError(f"estimator {self.kind} takes no clip")
+        if self.kind in NEEDS_CLIP and not np.isfinite(clip):
+            raise CouponmixError(f"{self.kind} needs a finite clip (lambda)")
+        if self.weights not in ("balanced", "naive"):
+            raise CouponmixError(f"weights must be balanced or naive, got {self.weights!r}")
+        if self.weights == "naive" and self.kind not in NAIVE_OK:
+            raise CouponmixError(f"{self.kind} has no naive multi-logger form in obp (only {', '.join(sorted(NAIVE_OK))})")
         object.__setattr__(self, "clip", clip)
 
     @classmethod
-    def parse(cls, kind: str, clip: float | None = None) -> "EstimatorSpec":
-        if kind == "clipped_ips":
-            return cls(kind, DEFAULT_CLIP if clip is None else clip)
-        if clip is not None:
-            raise CouponmixError(f"--clip applies to clipped_ips only, not {kind}")
-        return cls(kind)
+    def parse(cls, kind: str, clip: float | None = None, weights: str = "balanced") -> "EstimatorSpec":
+        if kind in NEEDS_CLIP and clip is None:
+            clip = DEFAULT_CLIP
+        return cls(kind, np.inf if clip is None else clip, weights)
+
+    @property
+    def weight_fn(self) -> str:
+        """'ips' (c = w), 'clip' (c = min(w, lambda)) or 'switch' (c = w 1{w <= lambda})."""
+        if self.kind == "switch_dr":
+            return "switch"
+        return "clip" if np.isfinite(self.clip) else "ips"
+
+    @property
+    def uses_reward_model(self) -> bool:
+        return self.kind in USES_REWARD_MODEL
+
+    @property
+    def self_normalised(self) -> bool:
+        return self.kind in SELF_NORMALISED
 
     @property
     def has_unbounded_weights(self) -> bool:
-        """True when the variance depends on E[w^2] with unclipped weights (so it can be infinite)."""
-        return self.kind in ("ips", "snips")
+        """True when the variance involves E[w^2 ...] with unbounded weights (so it can be infinite)."""
+        return self.weight_fn == "ips"
+
+    @property
+    def name(self) -> str:
+        """A short unique name: kind, clip and weights, e.g. 'clipped_ips(10)' or 'ips[naive]'."""
+        s = self.kind + (f"({self.clip:g})" if np.isfinite(self.clip) else "")
+        return s + ("[naive]" if self.weights == "naive" else "")
 
     @property
     def label(self) -> str:
-        return f"clipped IPS (lambda = {self.clip:g})" if self.kind == "clipped_ips" else self.kind.upper()
+        base = {"ips": "IPS", "snips": "SNIPS", "dr": "DR", "sndr": "SNDR", "switch_dr": "Switch-DR",
+                "clipped_ips": "clipped IPS"}[self.kind]
+        if np.isfinite(self.clip):
+            base += f" (lambda = {self.clip:g})"
+        return base + (" with naive weights" if self.weights == "naive" else "")
 
     def to_dict(self) -> dict:
-        d = {"name": self.kind, "description": KINDS[self.kind], "weights": "balanced"}
-        if self.kind == "clipped_ips":
+        d = {"name": self.kind, "description": KINDS[self.kind], "weights": self.weights}
+        if np.isfinite(self.clip):
             d["lambda"] = self.clip
+        if self.uses_reward_model:
+            d["reward_model"] = "fixed before logging (the scenario's revenue model, or the truth where none)"
         return d
 
-    def estimate(self, log: dict, action_dist: np.ndarray) -> float:
-        """Run the matching obp estimator on a simulated log; ``action_dist`` is pi_e(.|x_i), (n, A)."""
+    def obp_name(self) -> str:
+        lam = f"(lambda_={self.clip:g})" if np.isfinite(self.clip) else ""
+        if self.weights == "naive":
+            return {"ips": "MultiLoggersNaiveInverseProbabilityWeighting",
+                    "clipped_ips": "MultiLoggersNaiveInverseProbabilityWeighting",
+                    "dr": "MultiLoggersNaiveDoublyRobust"}[self.kind] + lam
+        return {"ips": "MultiLoggersBalancedInverseProbabilityWeighting",
+                "clipped_ips": "MultiLoggersBalancedInverseProbabilityWeighting",
+                "dr": "MultiLoggersBalancedDoublyRobust",
+                "snips": "SelfNormalizedInverseProbabilityWeighting with pscore = pscore_avg",
+                "sndr": "SelfNormalizedDoublyRobust with pscore = pscore_avg",
+                "switch_dr": "SwitchDoublyRobust with pscore = pscore_avg"}[self.kind] + lam
+
+    def estimate(self, log: dict, action_dist: np.ndarray, reward_model: np.ndarray | None = None) -> float:
+        """Run the matching obp estimator on a log. action_dist = pi_e(.|x_i) and reward_model = q(x_i, .),
+        both (n, A)."""
         import obp.ope as ope  # lazy: obp imports torch
 
         dist = action_dist[:, :, np.newaxis]
-        if self.kind == "snips":
-            # obp has no multi-logger SNIPS; with the balanced propensity as pscore this is balanced SNIPS.
-            est = ope.SelfNormalizedInverseProbabilityWeighting()
-            return float(est.estimate_policy_value(reward=log["reward"], action=log["action"],
-                                                   action_dist=dist, pscore=log["pscore_avg"]))
-        est = ope.MultiLoggersBalancedInverseProbabilityWeighting(lambda_=float(self.clip))
-        return float(est.estimate_policy_value(reward=log["reward"], action=log["action"],
-                                               action_dist=dist, pscore_avg=log["pscore_avg"]))
+        common = dict(reward=log["reward"], action=log["action"], action_dist=dist)
+        if self.uses_reward_model:
+            if reward_model is None:
+                raise CouponmixError(f"{self.kind} needs a reward model")
+            common["estimated_rewards_by_reg_model"] = reward_model[:, :, np.newaxis]
+        lam = dict(lambda_=float(self.clip)) if np.isfinite(self.clip) else {}
+        if self.weights == "naive":
+            est = (ope.MultiLoggersNaiveDoublyRobust(**lam) if self.kind == "dr"
+                   else ope.MultiLoggersNaiveInverseProbabilityWeighting(**lam))
+            return float(est.estimate_policy_value(pscore=log["pscore"], **common))
+        if self.kind in ("ips", "clipped_ips"):
+            est = ope.MultiLoggersBalancedInverseProbabilityWeighting(**lam)
+            return float(est.estimate_policy_value(pscore_avg=log["pscore_avg"], **common))
+        if self.kind == "dr":
+            est = ope.MultiLoggersBalancedDoublyRobust(**lam)
+            return float(est.estimate_policy_value(pscore_avg=log["pscore_avg"], **common))
+        # single-logger obp estimators with the balanced propensity as pscore are the balanced forms
+        est = {"snips": ope.SelfNormalizedInverseProbabilityWeighting,
+               "sndr": ope.SelfNormalizedDoublyRobust,
+               "switch_dr": ope.SwitchDoublyRobust}[self.kind](**lam)
+        return float(est.estimate_policy_value(pscore=log["pscore_avg"], **common))
+
+
+def suite(clip: float = DEFAULT_CLIP) -> list[EstimatorSpec]:
+    """Every estimator couponmix knows, balanced and (where obp has it) naive."""
+    return [EstimatorSpec("ips"), EstimatorSpec("clipped_ips", clip), EstimatorSpec("snips"), EstimatorSpec("dr"),
+            EstimatorSpec("sndr"), EstimatorSpec("switch_dr", clip), EstimatorSpec("ips", weights="naive"),
+            EstimatorSpec("dr", weights="naive")]
+
+
+def parse_list(text: str, clip: float | None = None) -> list[EstimatorSpec]:
+    """'ips,snips,dr[naive],switch_dr' -> specs; clip applies to the kinds that take one."""
+    specs = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        weights = "balanced"
+        if item.endswith("[naive]"):
+            item, weights = item[: -len("[naive]")], "naive"
+        kind_clip = clip if item in NEEDS_CLIP else None
+        specs.append(EstimatorSpec.parse(item, kind_clip, weights))
+    if not specs:
+        raise CouponmixError("no estimator named")
+    return specs

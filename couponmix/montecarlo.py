@@ -2,14 +2,23 @@
 
 For each replication r a fresh log of n customers is drawn from the scenario
 (covariates from its law, component, action, reward) under the mixture alpha;
-the obp estimator matching the EstimatorSpec estimates V(pi_e) for each
-target. The empirical MSE against the true value and its standard error
-(std of the squared errors / sqrt(R)) are reported beside the analytic RMSE.
+every estimator in the list estimates V(pi_e) for each target with obp. The
+empirical MSE against the true value, its standard error (std of the squared
+errors / sqrt(R)), the analytic RMSE, and the coverage of 95% intervals are
+reported. Intervals are mean +/- 1.96 sd / sqrt(n) of the per-customer
+influence values (plain estimators: the per-customer terms; self-normalised:
+their delta-method linearisation); obp's own bootstrap intervals for the
+multi-logger estimators are broken in 0.5.7 (they pass pscore= where
+pscore_avg= is needed).
+
+Replication r always uses the random stream (seed, "replication", r), so the
+result does not depend on how many worker processes share the work.
 """
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -19,12 +28,13 @@ from .errors import CouponmixError
 from .estimators import EstimatorSpec
 from .logs import simulate_log
 from .mixture import Mixture
-from .objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives
+from .objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, reward_model_on
 from .seeding import stream
 from .validation import check_positive_int
 
 TRUTH_SIZE = 2_000_000
 TRUTH_CHUNK = 250_000
+Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,9 @@ class TargetCheck:
     mc_rmse_se: float
     analytic_rmse: float
     analytic_bias: float
-    z_score: float  # (mc_mse - analytic_mse) / mc_mse_se
+    z_score: float      # (mc_mse - analytic_mse) / mc_mse_se
+    coverage: float     # share of 95% intervals that contain the true value
+    coverage_se: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,39 +68,112 @@ def true_values(scenario: Scenario, seed: int, size: int = TRUTH_SIZE) -> dict[s
     return {name: total / size for name, total in totals.items()}
 
 
-def monte_carlo(scenario: Scenario, alpha, estimator: EstimatorSpec, n: int, reps: int, seed: int = 0,
-                floors=0.0, eval_size: int = DEFAULT_EVAL_SIZE, truth_size: int = TRUTH_SIZE,
-                on_replication: Callable[[int], None] | None = None) -> dict[str, TargetCheck]:
+def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray) -> tuple[float, float]:
+    """Point estimate and the half-width of its 95% interval, from the per-customer terms."""
+    rows = np.arange(len(log["action"]))
+    a = log["action"]
+    p = log["pscore"] if spec.weights == "naive" else log["pscore_avg"]
+    w = pe[rows, a] / p
+    if spec.weight_fn == "clip":
+        c = np.minimum(w, spec.clip)
+    elif spec.weight_fn == "switch":
+        c = w * (w <= spec.clip)
+    else:
+        c = w
+    if spec.uses_reward_model:
+        d = (pe * q).sum(axis=1)
+        e = log["reward"] - q[rows, a]
+    else:
+        d, e = np.zeros(len(a)), log["reward"]
+    if spec.self_normalised:
+        ratio = np.mean(c * e) / np.mean(c)
+        est = d.mean() + ratio
+        phi = d + (c * e - ratio * c) / np.mean(c)
+    else:
+        phi = d + c * e
+        est = phi.mean()
+    return float(est), float(Z95 * phi.std(ddof=1) / np.sqrt(len(a)))
+
+
+def _replications(scenario, alpha, specs, n, seed, reps: range, with_obp: bool):
+    """Estimates and interval half-widths for replications ``reps``: arrays (len(reps), S, T)."""
+    components, targets = scenario.components(), scenario.targets()
+    mixture = Mixture(components, alpha)
+    est = np.empty((len(reps), len(specs), len(targets)))
+    half = np.empty_like(est)
+    for i, r in enumerate(reps):
+        log = simulate_log(scenario, mixture, n, seed, replication=r)
+        x = log["context"]
+        q, _ = reward_model_on(scenario, x) if any(s.uses_reward_model for s in specs) else (None, "")
+        for t, pol in enumerate(targets.values()):
+            pe = pol(x)
+            for j, spec in enumerate(specs):
+                mine, h = interval(spec, log, pe, q)
+                est[i, j, t] = spec.estimate(log, pe, q) if with_obp else mine
+                half[i, j, t] = h
+                if with_obp and not np.isclose(mine, est[i, j, t], rtol=1e-9, atol=1e-9):
+                    raise RuntimeError(f"{spec.name}: own point estimate {mine} differs from obp's {est[i, j, t]}")
+    return est, half
+
+
+def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[EstimatorSpec], n: int, reps: int,
+                seed: int = 0, floors=0.0, eval_size: int = DEFAULT_EVAL_SIZE, truth_size: int = TRUTH_SIZE,
+                workers: int = 1, on_replication: Callable[[int], None] | None = None):
+    """Analytic versus Monte Carlo error of each estimator for each target.
+
+    Returns {target: TargetCheck} for a single estimator, {estimator name: {target: TargetCheck}} for a list.
+    """
+    single = isinstance(estimators, EstimatorSpec)
+    specs = [estimators] if single else list(estimators)
     n = check_positive_int(n, "n")
     reps = check_positive_int(reps, "reps", minimum=2)
+    workers = check_positive_int(workers, "workers")
     components, targets = scenario.components(), scenario.targets()
     mixture = Mixture(components, alpha, floors)
     sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
-    analytic = MixtureObjectives(sample, estimator, n, threads=1).describe(mixture.alpha)
-    for name, d in analytic.items():
+    analytic = {spec.name: MixtureObjectives(sample, spec, n, threads=1).describe(mixture.alpha) for spec in specs}
+    # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
+    for name, d in MixtureObjectives(sample, EstimatorSpec("ips"), n, threads=1).describe(mixture.alpha).items():
         if d["support"] < 1 - 1e-9:
-            raise CouponmixError(
-                f"zero propensity where {name} acts: the mixture never plays actions that carry "
-                f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
-                "evaluate it; give every component some weight")
+                raise CouponmixError(
+                    f"zero propensity where {name} acts: the mixture never plays actions that carry "
+                    f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
+                    "evaluate it; give every component some weight")
     truth = true_values(scenario, seed, truth_size)
-    estimates = np.empty((reps, len(targets)))
-    for r in range(reps):
-        log = simulate_log(scenario, mixture, n, seed, replication=r)
-        for j, pol in enumerate(targets.values()):
-            estimates[r, j] = estimator.estimate(log, pol(log["context"]))
-        if on_replication is not None:
-            on_replication(r + 1)
+    bounds = np.linspace(0, reps, min(workers, reps) + 1).astype(int)
+    chunks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    if workers == 1:
+        parts = []
+        for ch in chunks:
+            for r in ch:
+                parts.append(_replications(scenario, mixture.alpha, specs, n, seed, range(r, r + 1), True))
+                if on_replication is not None:
+                    on_replication(r + 1)
+    else:
+        with ProcessPoolExecutor(len(chunks)) as pool:
+            futures = [pool.submit(_replications, scenario, mixture.alpha, specs, n, seed, ch, True) for ch in chunks]
+            parts = [f.result() for f in futures]
+            if on_replication is not None:
+                on_replication(reps)
+    est = np.concatenate([p[0] for p in parts])
+    half = np.concatenate([p[1] for p in parts])
+
     out = {}
-    for j, name in enumerate(targets):
-        sq = (estimates[:, j] - truth[name]) ** 2
-        mse, mse_se = float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(reps))
-        rmse = float(np.sqrt(mse))
-        a_rmse = analytic[name]["rmse"]
-        out[name] = TargetCheck(
-            true_value=truth[name], mean_estimate=float(estimates[:, j].mean()),
-            bias=float(estimates[:, j].mean() - truth[name]), mc_mse=mse, mc_mse_se=mse_se,
-            mc_rmse=rmse, mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
-            analytic_rmse=a_rmse, analytic_bias=analytic[name]["bias"],
-            z_score=(mse - a_rmse ** 2) / mse_se if mse_se > 0 else float("nan"))
-    return out
+    for j, spec in enumerate(specs):
+        res = {}
+        for t, name in enumerate(targets):
+            e, h, v = est[:, j, t], half[:, j, t], truth[name]
+            sq = (e - v) ** 2
+            mse, mse_se = float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(reps))
+            rmse = float(np.sqrt(mse))
+            a_rmse = analytic[spec.name][name]["rmse"]
+            covered = np.abs(e - v) <= h
+            cov = float(covered.mean())
+            res[name] = TargetCheck(
+                true_value=v, mean_estimate=float(e.mean()), bias=float(e.mean() - v), mc_mse=mse,
+                mc_mse_se=mse_se, mc_rmse=rmse, mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
+                analytic_rmse=a_rmse, analytic_bias=analytic[spec.name][name]["bias"],
+                z_score=(mse - a_rmse ** 2) / mse_se if mse_se > 0 else float("nan"),
+                coverage=cov, coverage_se=float(np.sqrt(max(cov * (1 - cov), 1e-12) / reps)))
+        out[spec.name] = res
+    return out[specs[0].name] if single else out

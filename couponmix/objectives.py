@@ -50,6 +50,19 @@ SMALL_GROUP_SHARE = 0.05
 DEFAULT_EVAL_SIZE = 100_000
 
 
+def reward_model_on(scenario: Scenario, x: np.ndarray, mu: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """The reward model q(x, .) that DR-type estimators use, fixed before any evaluation log is drawn.
+
+    The scenario's own learned model where it has one; otherwise the per-action average reward (a crude
+    model, computed on the evaluation sample's truth; in practice it would come from past data).
+    """
+    q = scenario.reward_model(x)
+    if q is not None:
+        return np.asarray(q, float), "the scenario's revenue model"
+    mu = scenario.mu(x) if mu is None else mu
+    return np.broadcast_to(mu.mean(axis=0), mu.shape).copy(), "per-action average reward"
+
+
 @dataclass
 class EvaluationSample:
     """A fixed covariate sample with every policy and reward moment the objectives need."""
@@ -61,6 +74,8 @@ class EvaluationSample:
     mu: np.ndarray            # (M, A)
     m2: np.ndarray            # (M, A)
     x: np.ndarray | None = None  # (M, d) the covariates, kept for policies evaluated later
+    q: np.ndarray | None = None  # (M, A) the reward model fixed before logging, for DR-type estimators
+    q_source: str = ""
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, size: int = DEFAULT_EVAL_SIZE, seed: int = 0,
@@ -75,9 +90,11 @@ class EvaluationSample:
             raise CouponmixError(f"scenario {scenario.name!r} returned non-finite reward moments")
         if (m2 < mu * mu - 1e-9 * (1 + np.abs(m2))).any():
             raise CouponmixError(f"scenario {scenario.name!r} has m2 < mu^2 somewhere: not a second moment")
+        q, q_source = reward_model_on(scenario, x, mu)
         return cls(component_names=tuple(components), target_names=tuple(targets),
                    comp_probs=np.stack([p(x) for p in components.values()]),
-                   target_probs=np.stack([p(x) for p in targets.values()]), mu=mu, m2=m2, x=x)
+                   target_probs=np.stack([p(x) for p in targets.values()]), mu=mu, m2=m2, x=x,
+                   q=q, q_source=q_source)
 
     @property
     def size(self) -> int:
@@ -108,38 +125,58 @@ class EvaluationSample:
 class RowTerms:
     """Rows (x, a) that some target plays, merged exactly where all propensities coincide.
 
-    Weights carry 1/M, so sums over rows are expectations over the evaluation sample.
+    With e = r - q(x, a) and D_t(x) = sum_a pi_t(a|x) q(x, a), each row carries (summed over merged
+    rows, divided by M): its count, E[e] = mu - q, E[e^2] = m2 - 2 q mu + q^2, and per target D_t and
+    D_t (mu - q). Sums over rows are then expectations over the evaluation sample. q = 0 (IPS family)
+    leaves mu and m2.
     """
 
-    P: np.ndarray    # (R, K) component propensities pi_k(a|x)
-    pe: np.ndarray   # (R, T) target probabilities pi_e(a|x)
-    w: np.ndarray    # (R,) merged row count / M
-    wmu: np.ndarray  # (R,) sum of mu over merged rows / M
-    wm2: np.ndarray  # (R,) sum of m2 over merged rows / M
-    values: np.ndarray  # (T,) V(pi_e)
+    P: np.ndarray       # (R, K) component propensities pi_k(a|x)
+    pe: np.ndarray      # (R, T) target probabilities pi_e(a|x)
+    w: np.ndarray       # (R,) merged row count / M
+    we: np.ndarray      # (R,) sum of E[e | x, a] / M
+    we2: np.ndarray     # (R,) sum of E[e^2 | x, a] / M
+    wd: np.ndarray | None    # (R, T) sum of D_t(x) / M            (None when q = 0)
+    wde: np.ndarray | None   # (R, T) sum of D_t(x) E[e | x, a] / M (None when q = 0)
+    ed: np.ndarray      # (T,) E[D_t]
+    ed2: np.ndarray     # (T,) E[D_t^2]
+    values: np.ndarray  # (T,) V(pi_t)
 
     @classmethod
-    def build(cls, comp_probs: np.ndarray, target_probs: np.ndarray, mu: np.ndarray,
-              m2: np.ndarray) -> "RowTerms":
+    def build(cls, comp_probs: np.ndarray, target_probs: np.ndarray, mu: np.ndarray, m2: np.ndarray,
+              q: np.ndarray | None = None) -> "RowTerms":
         k, m, a = comp_probs.shape
         t = target_probs.shape[0]
         P = comp_probs.transpose(1, 2, 0).reshape(m * a, k)
         pe = target_probs.transpose(1, 2, 0).reshape(m * a, t)
-        mu_rows, m2_rows = mu.reshape(-1), m2.reshape(-1)
+        qq = np.zeros_like(mu) if q is None else q
+        e, e2 = (mu - qq).reshape(-1), (m2 - 2 * qq * mu + qq * qq).reshape(-1)
+        d = np.einsum("tma,ma->mt", target_probs, qq)                      # (M, T)
+        d_rows = np.repeat(d, a, axis=0)                                     # (M A, T)
         keep = (pe > 0).any(axis=1)
         keys, inverse = np.unique(np.column_stack([P[keep], pe[keep]]), axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
 
         def merged(v):
+            if v.ndim == 2:
+                return np.column_stack([merged(col) for col in v.T])
             return np.bincount(inverse, weights=v, minlength=len(keys)) / m
 
+        has_q = q is not None and np.any(q != 0)
         return cls(P=np.ascontiguousarray(keys[:, :k]), pe=np.ascontiguousarray(keys[:, k:]),
-                   w=merged(np.ones(int(keep.sum()))), wmu=merged(mu_rows[keep]), wm2=merged(m2_rows[keep]),
+                   w=merged(np.ones(int(keep.sum()))), we=merged(e[keep]), we2=merged(e2[keep]),
+                   wd=merged(d_rows[keep]) if has_q else None,
+                   wde=merged(d_rows[keep] * e[keep, None]) if has_q else None,
+                   ed=d.mean(axis=0), ed2=(d * d).mean(axis=0),
                    values=np.einsum("tma,ma->t", target_probs, mu) / m)
 
     @property
     def n_rows(self) -> int:
         return self.P.shape[0]
+
+    @property
+    def has_reward_model(self) -> bool:
+        return self.wd is not None
 
 
 @dataclass(frozen=True)
@@ -164,89 +201,126 @@ class ErrorLaw:
     def bias(self, n) -> np.ndarray:
         return self.bias0 + self.bias1 / n
 
+    def log_size_for(self, tol: float) -> float:
+        """Least n with RMSE(n) <= tol for every mixture in the batch (inf where the bias alone exceeds tol)."""
+        out = np.full(self.bias0.shape, np.inf)
+        for i in range(len(out)):
+            b0, b1, v = self.bias0[i], self.bias1[i], self.scaled_var[i]
+            if abs(b0) >= tol:
+                continue
+            if b1 == 0:
+                out[i] = max(v / (tol * tol - b0 * b0), 1.0)
+                continue
+            lo, hi = 1.0, 2.0   # RMSE(n) decreases for large n: bracket, then bisect on log n
+            while (b0 + b1 / hi) ** 2 + v / hi > tol * tol:
+                hi *= 2
+                if hi > 1e15:
+                    break
+            else:
+                for _ in range(100):
+                    mid = np.sqrt(lo * hi)
+                    lo, hi = (lo, mid) if (b0 + b1 / mid) ** 2 + v / mid <= tol * tol else (mid, hi)
+                out[i] = hi
+        return out
 
-_MOMENTS = {"ips": ("mean", "second", "support"), "clipped_ips": ("mean", "second", "support"),
-            "snips": ("mean", "second", "support", "ew2", "ew2r")}
+
+def _row_weights(fn: str, pe: np.ndarray, p: np.ndarray, inv: np.ndarray, lam: float, all_pos: bool):
+    """(p c, p c^2, pi_e 1{p > 0}) for weight function ``fn`` on rows: pe (r, 1), p and inv = 1/p (r, B).
+
+    All three are 0 where p = 0: the estimator never sees those actions.
+    """
+    w2 = (pe * pe) * inv                                     # pi_e^2 / p
+    supported = np.broadcast_to(pe, p.shape) if all_pos else pe * (p > 0)
+    if fn == "clip":
+        return np.minimum(pe, lam * p), np.minimum(w2, (lam * lam) * p), supported
+    if fn == "ips":
+        return supported, w2, supported
+    keep = pe <= lam * p                                      # switch: w <= lambda (p = 0 rows are 0 already)
+    return supported * keep, w2 * keep, supported
 
 
-def _chunk_moments(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec) -> np.ndarray:
-    """Moments of every target over one chunk of rows: array (T, n_moments, B)."""
-    keys = _MOMENTS[spec.kind]
+# moment name -> (row coefficient, which row weight): sums over rows of coefficient x (p c) or (p c^2)
+_SUMS = {"M1": ("we", 0), "S2": ("we2", 1), "MW": ("w", 0), "MD": ("wde", 0), "MC": ("wd", 0),
+         "L2": ("we", 1), "W2": ("w", 1), "SUP": ("w", 2)}
+
+
+def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
+    names = ["M1", "S2", "MW" if spec.weight_fn == "ips" else "SUP"]
+    if rows.has_reward_model:
+        names.append("MD")
+    if spec.self_normalised:
+        names += ["L2", "W2"] + (["MC"] if rows.has_reward_model else [])
+    return tuple(names)
+
+
+def _chunk_sums(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec, names) -> np.ndarray:
+    """Sums over one chunk of rows, for every target: array (T, len(names), B)."""
     p = rows.P[sl] @ at                            # (r, B) balanced propensities
     all_pos = bool((p > 0).all())
-    if all_pos:
-        inv = 1.0 / p
-    else:
-        pos = p > 0
-        inv = np.divide(1.0, p, out=np.zeros_like(p), where=pos)
-    lam = spec.clip
-    clipped = np.isfinite(lam)
-    if clipped:
-        lam_p, lam2_p = lam * p, (lam * lam) * p
-    w, wmu, wm2 = rows.w[sl], rows.wmu[sl], rows.wm2[sl]
-    out = np.empty((rows.pe.shape[1], len(keys), at.shape[1]))
-    for t in range(rows.pe.shape[1]):
-        pe = rows.pe[sl, t]
-        pe_col = pe[:, None]
-        w2 = (pe * pe)[:, None] * inv                # pi_e^2 / p  (0 where p = 0)
-        if all_pos:
-            supported = None
-            out[t, keys.index("support")] = w @ pe
-        else:
-            supported = pe_col * pos
-            out[t, keys.index("support")] = w @ supported
-        if clipped:
-            mean_term = np.minimum(pe_col, lam_p)        # p c    (0 where p = 0)
-            second_term = np.minimum(w2, lam2_p)         # p c^2  (0 where p = 0)
-        else:
-            mean_term = np.broadcast_to(pe_col, p.shape) if supported is None else supported
-            second_term = w2
-        out[t, keys.index("mean")] = wmu @ mean_term
-        out[t, keys.index("second")] = wm2 @ second_term
-        if spec.kind == "snips":
-            out[t, keys.index("ew2")] = w @ w2
-            out[t, keys.index("ew2r")] = wmu @ w2
+    inv = 1.0 / p if all_pos else np.divide(1.0, p, out=np.zeros_like(p), where=p > 0)
+    n_t = rows.pe.shape[1]
+    out = np.empty((n_t, len(names), at.shape[1]))
+    for t in range(n_t):
+        pair = _row_weights(spec.weight_fn, rows.pe[sl, t, None], p, inv, spec.clip, all_pos)
+        for j, name in enumerate(names):
+            coef_name, which = _SUMS[name]
+            coef = getattr(rows, coef_name)[sl]
+            out[t, j] = (coef if coef.ndim == 1 else coef[:, t]) @ pair[which]
     return out
 
 
-def _moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None,
-             executor: ThreadPoolExecutor | None) -> dict:
-    """Sums over rows of the moments ``spec`` needs, per target, for each mixture in ``alphas`` (B, K).
-
-    Chunks may run on threads (numpy releases the GIL); partial sums are added in chunk order,
-    so the result does not depend on scheduling.
-    """
+def _balanced_sums(rows, alphas, spec, names, chunk_rows, executor) -> np.ndarray:
+    """(T, len(names), B). Chunks may run on threads (numpy releases the GIL); partial sums are added
+    in chunk order, so the result does not depend on scheduling."""
     at = np.ascontiguousarray(alphas.T)
     if chunk_rows is None:
         chunk_rows = max(256, CHUNK_ELEMENTS // at.shape[1])
     slices = [slice(s, s + chunk_rows) for s in range(0, rows.n_rows, chunk_rows)]
     if executor is None or len(slices) < 4:
-        parts = [_chunk_moments(rows, sl, at, spec) for sl in slices]
+        parts = [_chunk_sums(rows, sl, at, spec, names) for sl in slices]
     else:
-        parts = list(executor.map(lambda sl: _chunk_moments(rows, sl, at, spec), slices))
-    total = np.sum(parts, axis=0)
-    return {key: total[:, i, :] for i, key in enumerate(_MOMENTS[spec.kind])}
+        parts = list(executor.map(lambda sl: _chunk_sums(rows, sl, at, spec, names), slices))
+    return np.sum(parts, axis=0)
+
+
+def _naive_sums(rows, alphas, spec, names) -> np.ndarray:
+    """Naive weights use the acting component's own propensity: every moment is linear in alpha,
+    sum_k alpha_k (moment with p = pi_k), so K per-component sums answer any batch."""
+    k = rows.P.shape[1]
+    per_k = np.stack([_chunk_sums(rows, slice(None), np.eye(k)[:, [j]], spec, names)[..., 0] for j in range(k)],
+                     axis=-1)                       # (T, names, K)
+    return per_k @ alphas.T
 
 
 def error_laws(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None,
                executor: ThreadPoolExecutor | None = None) -> list[ErrorLaw]:
-    """Exact (IPS, clipped IPS) or delta-method (SNIPS) error law of ``spec``, one per target."""
+    """Exact (plain estimators) or delta-method (self-normalised) error law of ``spec``, one per target."""
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
-    acc = _moments(rows, alphas, spec, chunk_rows, executor)
-    v = rows.values[:, None]
-    if spec.kind in ("ips", "clipped_ips"):
-        bias0 = acc["mean"] - v
-        scaled_var = np.maximum(acc["second"] - acc["mean"] ** 2, 0.0)
-        bias1 = np.zeros_like(bias0)
-    else:  # SNIPS, delta method. "second" is E[w^2 r^2] (lambda = inf), "mean" is E[w r].
-        wbar = acc["support"]
+    names = _needed(spec, rows)
+    if spec.weights == "naive":
+        sums = _naive_sums(rows, alphas, spec, names)
+    else:
+        sums = _balanced_sums(rows, alphas, spec, names, chunk_rows, executor)
+    g = {name: sums[:, j, :] for j, name in enumerate(names)}
+    zero = np.zeros_like(g["M1"])
+    md, mc = g.get("MD", zero), g.get("MC", zero)
+    ed, ed2, v = rows.ed[:, None], rows.ed2[:, None], rows.values[:, None]
+    # support E[sum_{p>0} pi_e]: for unclipped weights it is MW itself
+    support = g["MW"] if spec.weight_fn == "ips" else g["SUP"]
+    if not spec.self_normalised:
+        mean = ed + g["M1"]
+        bias0, bias1 = mean - v, zero
+        scaled_var = np.maximum(ed2 + 2 * md + g["S2"] - mean ** 2, 0.0)
+    else:
+        wbar = g["MW"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = acc["mean"] / wbar
-            denom = wbar * wbar
-            scaled_var = np.maximum((acc["second"] - 2 * ratio * acc["ew2r"] + ratio ** 2 * acc["ew2"]) / denom, 0.0)
-            bias1 = (ratio * acc["ew2"] - acc["ew2r"]) / denom
-        bias0 = ratio - v
-    return [ErrorLaw(bias0=bias0[t], bias1=bias1[t], scaled_var=scaled_var[t], support=acc["support"][t])
+            ratio = g["M1"] / wbar
+            scaled_var = ((ed2 - ed ** 2) + 2 * (md - ratio * mc) / wbar
+                          + (g["S2"] - 2 * ratio * g["L2"] + ratio ** 2 * g["W2"]) / wbar ** 2)
+            bias1 = (ratio * g["W2"] - g["L2"]) / wbar ** 2
+        bias0 = ed + ratio - v
+        scaled_var = np.maximum(scaled_var, 0.0)
+    return [ErrorLaw(bias0=bias0[t], bias1=bias1[t], scaled_var=scaled_var[t], support=support[t])
             for t in range(len(rows.values))]
 
 
@@ -273,19 +347,19 @@ class MixtureObjectives:
         self.aggregate = aggregate
         self.chunk_rows = None if chunk_rows is None else check_positive_int(chunk_rows, "chunk_rows")
         self.component_values = sample.component_values
-        self.groups = self._group_targets(sample)
+        self.groups = self._group_targets(sample, sample.q if estimator.uses_reward_model else None)
         threads = min(default_threads(), 4) if threads is None else check_positive_int(threads, "threads")
         self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
 
     @staticmethod
-    def _group_targets(sample: EvaluationSample) -> list[tuple[list[int], RowTerms]]:
+    def _group_targets(sample: EvaluationSample, q: np.ndarray | None) -> list[tuple[list[int], RowTerms]]:
         """Row sets to evaluate: one shared by all targets, except targets whose own merged rows are few.
 
         A deterministic target merges into a handful of rows on its own but would cost a full pass
         over the shared rows; a target with continuous probabilities gains nothing from its own set.
         """
         t_all = list(range(len(sample.target_names)))
-        alone = {t: RowTerms.build(sample.comp_probs, sample.target_probs[t:t + 1], sample.mu, sample.m2)
+        alone = {t: RowTerms.build(sample.comp_probs, sample.target_probs[t:t + 1], sample.mu, sample.m2, q)
                  for t in t_all}
         shared_t = [t for t in t_all if alone[t].n_rows > SMALL_GROUP_SHARE * sample.size]
         groups = [([t], alone[t]) for t in t_all if t not in shared_t]
@@ -293,7 +367,7 @@ class MixtureObjectives:
             groups.append((shared_t, alone[shared_t[0]]))
         elif shared_t:
             groups.append((shared_t, RowTerms.build(sample.comp_probs, sample.target_probs[shared_t],
-                                                    sample.mu, sample.m2)))
+                                                    sample.mu, sample.m2, q)))
         return groups
 
     @property

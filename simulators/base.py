@@ -57,6 +57,10 @@ class Scenario(ABC):
         """Policies whose value is reported but which neither log nor get evaluated (e.g. an oracle)."""
         return {}
 
+    def reward_model(self, x: np.ndarray) -> np.ndarray | None:
+        """A learned reward model q(x, .) fixed before logging, for DR-type estimators (None if none)."""
+        return None
+
     def model_report(self, x: np.ndarray) -> dict | None:
         """Quality of any learned model behind the policies, measured on held-out customers x."""
         return None

@@ -370,6 +370,10 @@ class MarketScenario(Scenario):
         return {"oracle": Policy("oracle", self.oracle_probs, self.n_actions,
                                  "true best action per customer (from the simulator's truth), same budget")}
 
+    def reward_model(self, x):
+        """The production revenue model: trained on the historical log, so fixed before any new log."""
+        return self.model.predict(x)
+
     def model_report(self, x: np.ndarray) -> dict:
         """Revenue model quality against the truth on held-out customers x, beside a per-action-mean baseline."""
         truth = self.mu(x)

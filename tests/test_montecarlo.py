@@ -42,3 +42,65 @@ def test_clipping_bias_is_real_and_measured(paper):
     se_mean = r.mc_rmse / np.sqrt(reps)
     assert abs(r.analytic_bias) > 10 * se_mean
     assert abs(r.bias - r.analytic_bias) <= 4 * se_mean
+
+
+SUITE_CASES = [
+    ("paper_floor", [0.4, 0.3, 0.3], 2000, None),
+    ("paper", [0.5, 0.25, 0.25], 2000, None),
+]
+
+
+@pytest.mark.parametrize("scenario,alpha,n,config", SUITE_CASES, ids=[c[0] for c in SUITE_CASES])
+def test_every_estimator_in_the_suite_matches_monte_carlo(scenario, alpha, n, config):
+    """Plain (exact) and self-normalised (delta method) estimators, balanced and naive, DR with a fixed q."""
+    from couponmix.estimators import suite
+    from simulators import get_scenario
+
+    sc = get_scenario(scenario, config=config)
+    specs = [s for s in suite(10.0) if scenario != "paper" or not s.has_unbounded_weights]
+    reps = mc_reps(300, 3000)
+    res = monte_carlo(sc, alpha, specs, n, reps, seed=31, eval_size=200_000, workers=2)
+    assert set(res) == {s.name for s in specs}
+    for name, per_target in res.items():
+        for t, r in per_target.items():
+            assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se, (name, t, r)
+            se_mean = r.mc_rmse / np.sqrt(reps)
+            assert abs(r.bias - r.analytic_bias) <= 4 * se_mean, (name, t, r)
+
+
+def test_market_dr_with_the_revenue_model_matches_monte_carlo():
+    from pathlib import Path
+
+    from couponmix.estimators import EstimatorSpec
+    from simulators import get_scenario
+
+    sc = get_scenario("market", config=str(Path(__file__).with_name("data") / "market_small.yaml"))
+    specs = [EstimatorSpec("ips"), EstimatorSpec("dr"), EstimatorSpec("snips"), EstimatorSpec("switch_dr", 5.0)]
+    reps = mc_reps(120, 1000)
+    res = monte_carlo(sc, [0.7, 0.3], specs, 3000, reps, seed=5, eval_size=100_000, truth_size=500_000, workers=2)
+    for name, per_target in res.items():
+        for t, r in per_target.items():
+            assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se, (name, t, r)
+    # the revenue model removes part of the variance (the reward noise, which no model removes, dominates)
+    for t in res["ips"]:
+        assert res["dr"][t].analytic_rmse < res["ips"][t].analytic_rmse
+
+
+@pytest.mark.parametrize("kind", ["ips", "snips", "dr"])
+def test_interval_coverage_is_95_percent(paper_floor, kind):
+    from couponmix.estimators import EstimatorSpec
+
+    reps = mc_reps(1500, 6000)
+    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], EstimatorSpec(kind), 2000, reps, seed=41, eval_size=50_000,
+                      truth_size=2_000_000, workers=2)
+    for t, r in res.items():
+        assert 0.93 <= r.coverage <= 0.97, (t, r.coverage)
+
+
+def test_replications_do_not_depend_on_workers(paper_floor):
+    from couponmix.estimators import EstimatorSpec
+
+    kw = dict(eval_size=5000, truth_size=100_000)
+    one = monte_carlo(paper_floor, [0.4, 0.3, 0.3], EstimatorSpec("dr"), 500, 6, seed=2, workers=1, **kw)
+    two = monte_carlo(paper_floor, [0.4, 0.3, 0.3], EstimatorSpec("dr"), 500, 6, seed=2, workers=3, **kw)
+    assert one == two
