@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
+
 from .errors import CouponmixError
 
 EXIT_BAD_INPUT = 2
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--floor", type=float, default=None, help="minimum share of every component (default 0.01)")
     run.add_argument("--aggregate", choices=["max", "mean"], default="max",
                      help="combine per-target RMSEs by their max or mean")
+    run.add_argument("--tol", type=float, default=None,
+                     help="also plan: the least exploration rate with RMSE <= TOL at log size n, and its cost")
 
     val = sub.add_parser("validate", help="Monte Carlo check of the analytic error with obp's estimators")
     _add_common(val)
@@ -68,7 +72,55 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: all whose variance is finite here)")
     val.add_argument("--workers", type=int, default=None, help="processes for the replications (default: cores)")
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
+    plan = sub.add_parser("plan", help="critical exploration rate for a tolerance, or the log size needed")
+    _add_common(plan)
+    plan.add_argument("--tol", type=float, required=True, help="RMSE every target must reach")
+    plan.add_argument("--eps", type=float, default=None, help="exploration rate: report the log size needed")
+    plan.add_argument("--estimator", choices=["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr"], default=None)
+    plan.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+def cmd_plan(args) -> int:
+    import json
+
+    from simulators import get_scenario
+
+    from .divergence import weight_verdict
+    from .objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives
+    from .planner import critical_rate, log_size_needed
+    from .simplex import barycentre
+    from .study import choose_estimator
+
+    if args.n is not None and args.eps is not None:
+        raise CouponmixError("give --n (for the critical exploration rate) or --eps (for the log size), not both")
+    sc = get_scenario(args.scenario, config=args.config, seed=args.seed)
+    sample = EvaluationSample.from_scenario(sc, DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
+                                            args.seed)
+    centre = barycentre(0.0, len(sample.component_names))
+    verdicts = {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}
+    spec, _ = choose_estimator(_estimator(args), verdicts, sc.name)
+    n = sc.default_n if args.n is None else args.n
+    obj = MixtureObjectives(sample, spec, n)
+    plan = log_size_needed(obj, args.eps, args.tol) if args.eps is not None else critical_rate(obj, args.tol, n)
+    if args.json:
+        keys = (["log_size_needed", "revenue_cost", "revenue_cost_pct"] if args.eps is not None else
+                ["critical_exploration_rate", "revenue_cost", "revenue_cost_pct", "log_size_needed"])
+        d = plan.to_dict()
+        print(json.dumps({k: d[k] for k in keys}))
+        return 0
+    if args.eps is not None:
+        need = plan.log_size_needed
+        print(f"{spec.label}: at exploration rate {args.eps:g}, " + (
+            f"a log of {need:,.0f} customers gives RMSE <= {args.tol:g} for every target."
+            if need is not None and np.isfinite(need) else plan.note + "."))
+    elif plan.critical_exploration_rate is None:
+        print(f"{spec.label}: {plan.note}.")
+    else:
+        print(f"{spec.label}: the least exploration with RMSE <= {args.tol:g} for every target from {n:,} customers "
+              f"is {plan.critical_exploration_rate:.4g} ({100 * plan.critical_exploration_rate:.2f}% of traffic); "
+              f"it costs {plan.revenue_cost:.4g} per customer ({plan.revenue_cost_pct:.2f}% of revenue).")
+    return 0
 
 
 def cmd_scenarios(args) -> int:
@@ -89,7 +141,7 @@ def cmd_run(args) -> int:
                        generations=args.generations, estimator=_estimator(args), max_rmse=args.max_rmse,
                        floor=DEFAULT_FLOOR if args.floor is None else args.floor, aggregate=args.aggregate,
                        eval_size=DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
-                       quiet=args.quiet, config=args.config)
+                       quiet=args.quiet, config=args.config, tol=args.tol)
     from .report import front_figure, headline, render_html
 
     png = front_figure(result.front, result.summary)
@@ -156,7 +208,7 @@ def cmd_validate(args) -> int:
     return 0
 
 
-COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "validate": cmd_validate}
+COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "validate": cmd_validate, "plan": cmd_plan}
 
 
 def main(argv=None) -> int:

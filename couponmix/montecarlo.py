@@ -12,10 +12,12 @@ multi-logger estimators are broken in 0.5.7 (they pass pscore= where
 pscore_avg= is needed).
 
 Replication r always uses the random stream (seed, "replication", r), so the
-result does not depend on how many worker processes share the work.
+result does not depend on how many worker processes share the work. Workers are
+spawned, not forked (LightGBM's OpenMP threads do not survive a fork).
 """
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
@@ -150,7 +152,8 @@ def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[
                 if on_replication is not None:
                     on_replication(r + 1)
     else:
-        with ProcessPoolExecutor(len(chunks)) as pool:
+        # spawn, not fork: a forked child of a process whose OpenMP (LightGBM) threads have started can hang
+        with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_replications, scenario, mixture.alpha, specs, n, seed, ch, True) for ch in chunks]
             parts = [f.result() for f in futures]
             if on_replication is not None:

@@ -28,7 +28,7 @@ over row chunks, so memory stays bounded by chunk_rows x B.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -76,6 +76,7 @@ class EvaluationSample:
     x: np.ndarray | None = None  # (M, d) the covariates, kept for policies evaluated later
     q: np.ndarray | None = None  # (M, A) the reward model fixed before logging, for DR-type estimators
     q_source: str = ""
+    _groups: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, size: int = DEFAULT_EVAL_SIZE, seed: int = 0,
@@ -347,7 +348,10 @@ class MixtureObjectives:
         self.aggregate = aggregate
         self.chunk_rows = None if chunk_rows is None else check_positive_int(chunk_rows, "chunk_rows")
         self.component_values = sample.component_values
-        self.groups = self._group_targets(sample, sample.q if estimator.uses_reward_model else None)
+        use_q = estimator.uses_reward_model
+        if use_q not in sample._groups:   # row sets depend only on whether q is used: share them
+            sample._groups[use_q] = self._group_targets(sample, sample.q if use_q else None)
+        self.groups = sample._groups[use_q]
         threads = min(default_threads(), 4) if threads is None else check_positive_int(threads, "threads")
         self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
 

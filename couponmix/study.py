@@ -8,10 +8,11 @@ import numpy as np
 
 from simulators import get_scenario
 
-from .divergence import weight_verdict
+from .divergence import growth, weight_verdict
 from .errors import CouponmixError
-from .estimators import DEFAULT_CLIP, EstimatorSpec
+from .estimators import DEFAULT_CLIP, EstimatorSpec, suite
 from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives
+from .planner import critical_rate, log_size_needed
 from .optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
 from .progress import Progress
 from .simplex import barycentre, check_floors
@@ -63,27 +64,82 @@ def no_exploration(objectives: MixtureObjectives, sample: EvaluationSample) -> d
             "revenue": float(sample.component_values[best]), "targets": targets}
 
 
-def production_block(components, alpha, spec: EstimatorSpec) -> dict:
+def compare_estimators(sample: EvaluationSample, alpha: np.ndarray, n: int, aggregate: str, verdicts: dict,
+                       clip: float) -> dict:
+    """RMSE of every estimator of the suite at one mixture; unbounded ones only where their variance is finite."""
+    finite = all(v.finite for v in verdicts.values())
+    out = {}
+    for spec in suite(clip):
+        if spec.has_unbounded_weights and not finite:
+            continue
+        obj = MixtureObjectives(sample, spec, n, aggregate)
+        per = obj.rmse(alpha)[0]
+        out[spec.name] = {"ope_rmse": float(obj.combine(per[None, :])[0]),
+                          "ope_rmse_per_target": dict(zip(sample.target_names, per.tolist())),
+                          "obp": spec.obp_name(), "spec": spec}
+    return out
+
+
+LAW_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+
+
+def sample_size_law(objectives: MixtureObjectives, sample: EvaluationSample, alpha: np.ndarray,
+                    verdicts: dict) -> dict:
+    """RMSE(n) = sqrt(bias^2 + s^2 / n) at the recommended mixture for several log sizes, from one computation;
+    for targets where plain IPS diverges, the growth of its second-moment estimate instead."""
+    laws = objectives.laws(alpha)
+    out = {"estimator": objectives.estimator.name, "holds": True,
+           "formula": "RMSE(n) = sqrt((bias0 + bias1 / n)^2 + s^2 / n)",
+           "rmse_by_log_size": {str(n): {t: float(law.rmse(n)[0]) for t, law in zip(sample.target_names, laws)}
+                                for n in LAW_SIZES},
+           "bias": {t: float(law.bias0[0]) for t, law in zip(sample.target_names, laws)},
+           "s": {t: float(np.sqrt(law.scaled_var[0])) for t, law in zip(sample.target_names, laws)}}
+    bad = [t for t, v in verdicts.items() if v.status == "infinite"]
+    if bad:
+        p = sample.balanced(alpha)
+        growth_by_target = {}
+        for t in bad:
+            j = sample.target_names.index(t)
+            pe = sample.target_probs[j]
+            y = np.divide(pe * pe * sample.m2, p, out=np.zeros_like(p), where=p > 0).sum(axis=1)
+            growth_by_target[t] = growth(y)
+        out["plain_ips"] = {
+            "holds": False,
+            "reason": "plain IPS has infinite variance here: no s exists, and the variance computed from a sample "
+                      "keeps growing with the sample size instead of settling",
+            "second_moment_growth": growth_by_target,
+        }
+    return out
+
+
+def production_block(components, alpha, spec: EstimatorSpec, comparison: dict, q_source: str) -> dict:
     weights = dict(zip(components, alpha.tolist()))
+    best = min(comparison, key=lambda k: comparison[k]["ope_rmse"])
+    best_spec = comparison[best]["spec"]
     return {
         "exploration_rate": weights.get("explore"),
         "mixture": weights,
         "log_per_customer": ["the action taken", "the reward", "which component acted",
                              "the balanced propensity p(a|x) = sum_k alpha_k pi_k(a|x) of the action taken "
                              "(obp's pscore_avg), computed from every component's probabilities, not only the "
-                             "acting one's"],
-        "estimator": spec.to_dict(),
-        "obp_estimator": ("MultiLoggersBalancedInverseProbabilityWeighting" +
-                          (f"(lambda_={spec.clip:g})" if spec.kind == "clipped_ips" else "")
-                          if spec.kind != "snips" else "SelfNormalizedInverseProbabilityWeighting with "
-                                                       "pscore = pscore_avg"),
+                             "acting one's",
+                             "the acting component's own propensity pi_k(a|x) of the action taken (obp's pscore, "
+                             "for naive-weight estimators)"],
+        "estimator": {**best_spec.to_dict(), "id": best},
+        "estimator_reason": (f"lowest RMSE among the estimators compared at this mixture "
+                             f"({comparison[best]['ope_rmse']:.4g}, against {comparison[spec.name]['ope_rmse']:.4g} "
+                             f"for {spec.label}, the one optimised for)" if spec.name in comparison and best != spec.name
+                             else "lowest RMSE among the estimators compared at this mixture"),
+        "obp_estimator": best_spec.obp_name(),
+        **({"reward_model": q_source} if best_spec.uses_reward_model else {}),
+        "estimator_comparison": {k: {kk: vv for kk, vv in v.items() if kk != "spec"} for k, v in comparison.items()},
     }
 
 
 def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int = 100, generations: int = 100,
               estimator: EstimatorSpec | None = None, max_rmse: float | None = None, floor: float = DEFAULT_FLOOR,
               aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True,
-              config=None) -> StudyResult:
+              config=None, tol: float | None = None) -> StudyResult:
     """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files)."""
     seed = check_positive_int(seed, "seed", minimum=0)
     sc = get_scenario(scenario, config=config, seed=seed)
@@ -172,7 +228,10 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
         "revenue_cost": {"per_customer": best_rev - rev,
                          "pct": 100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None},
         "no_exploration": no_exploration(objectives, sample),
-        "production": production_block(components, alpha, spec),
+        "production": production_block(components, alpha, spec,
+                                       compare_estimators(sample, alpha, n, aggregate, verdicts,
+                                                          spec.clip if np.isfinite(spec.clip) else DEFAULT_CLIP),
+                                       sample.q_source),
         "optimiser": {"algorithm": "NSGA-II (pymoo)", "pop_size": pop_size, "generations": generations,
                       "front_points": len(front)},
         "warnings": warnings,
@@ -183,6 +242,15 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
             warnings.append("The revenue model is weak: its error against the true revenue is "
                             f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
                             f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average.")
+    summary["sample_size_law"] = sample_size_law(objectives, sample, alpha, verdicts)
+    if tol is not None:
+        plan = critical_rate(objectives, tol, n)
+        summary["plan"] = {**plan.to_dict(), "estimator": spec.name}
+        if plan.critical_exploration_rate is not None:
+            rec_eps = summary["production"]["exploration_rate"]
+            if rec_eps is not None:
+                summary["plan"]["log_size_needed_at_recommended_rate"] = \
+                    log_size_needed(objectives, rec_eps, tol).to_dict()["log_size_needed"]
     if "exploit" in components and "oracle" in references:
         summary["exploit_regret"] = {
             "per_customer": values["oracle"] - values["exploit"],

@@ -152,3 +152,18 @@ def test_validate_refuses_zero_propensity_where_the_target_acts(tmp_path, capsys
                             "--out", str(tmp_path / "v")], capsys)
     assert code == 2 and "zero propensity where pi_e1 acts" in err and err.count("\n") == 1
     assert not (tmp_path / "v").exists()
+
+
+def test_summary_names_the_production_estimator_and_the_law(paper_run):
+    s = json.loads((paper_run / "summary.json").read_text())
+    prod = s["production"]
+    comp = prod["estimator_comparison"]
+    best = min(comp, key=lambda k: comp[k]["ope_rmse"])
+    assert prod["estimator"]["id"] == best
+    assert "ips" not in comp and "snips" not in comp       # infinite variance in the paper setting: not offered
+    law = s["sample_size_law"]
+    assert law["holds"] and law["plain_ips"]["holds"] is False
+    r = law["rmse_by_log_size"]
+    for t in ("pi_e1", "pi_e2"):
+        assert r["1000"][t] > r["1000000"][t] >= abs(law["bias"][t])
+        assert r["1000000"][t] ** 2 == pytest.approx(law["bias"][t] ** 2 + law["s"][t] ** 2 / 1e6)

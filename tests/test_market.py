@@ -165,8 +165,22 @@ def test_market_summary(market_run):
     assert rm["rmse_vs_true_mu"] < rm["baseline_rmse_vs_true_mu"]
     prod = s["production"]
     assert prod["exploration_rate"] == s["recommended"]["alpha"]["explore"]
-    assert "pscore_avg" in " ".join(prod["log_per_customer"]) and prod["estimator"]["name"] == s["estimator"]["name"]
+    logged = " ".join(prod["log_per_customer"])
+    assert "pscore_avg" in logged and "pscore" in logged.replace("pscore_avg", "")
+    comp = prod["estimator_comparison"]
+    assert prod["estimator"]["id"] == min(comp, key=lambda k: comp[k]["ope_rmse"])
+    assert {"ips", "dr", "snips", "sndr", "ips[naive]", "dr[naive]"} <= set(comp)   # finite variance: all offered
     assert s["estimator"]["name"] == "ips" and all(s["variance_finite"].values())
+
+
+def test_plan_block_in_run(tmp_path):
+    out = tmp_path / "p"
+    assert main(["run", "--out", str(out), "--tol", "1.0", *RUN]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    plan = s["plan"]
+    assert plan["tol"] == 1.0 and 0 < plan["critical_exploration_rate"] < 1
+    assert plan["revenue_cost"] > 0 and plan["revenue_cost_pct"] > 0
+    assert "Planning" in (out / "report.html").read_text()
 
 
 def test_no_exploration_is_reported_unsupported_not_as_a_number(market_run):
