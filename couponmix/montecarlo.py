@@ -97,8 +97,10 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray) -> t
     return float(est), float(Z95 * phi.std(ddof=1) / np.sqrt(len(a)))
 
 
-def _replications(scenario, alpha, specs, n, seed, reps: range, with_obp: bool):
-    """Estimates and interval half-widths for replications ``reps``: arrays (len(reps), S, T)."""
+def _replications(scenario, alpha, specs, n, seed, reps: range):
+    """obp's estimates and our interval half-widths for replications ``reps``: arrays (len(reps), S, T).
+
+    Our own point estimate (from the same per-customer terms as the interval) must equal obp's."""
     components, targets = scenario.components(), scenario.targets()
     mixture = Mixture(components, alpha)
     est = np.empty((len(reps), len(specs), len(targets)))
@@ -111,9 +113,9 @@ def _replications(scenario, alpha, specs, n, seed, reps: range, with_obp: bool):
             pe = pol(x)
             for j, spec in enumerate(specs):
                 mine, h = interval(spec, log, pe, q)
-                est[i, j, t] = spec.estimate(log, pe, q) if with_obp else mine
+                est[i, j, t] = spec.estimate(log, pe, q)
                 half[i, j, t] = h
-                if with_obp and not np.isclose(mine, est[i, j, t], rtol=1e-9, atol=1e-9):
+                if not np.isclose(mine, est[i, j, t], rtol=1e-9, atol=1e-9):
                     raise RuntimeError(f"{spec.name}: own point estimate {mine} differs from obp's {est[i, j, t]}")
     return est, half
 
@@ -148,13 +150,13 @@ def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[
         parts = []
         for ch in chunks:
             for r in ch:
-                parts.append(_replications(scenario, mixture.alpha, specs, n, seed, range(r, r + 1), True))
+                parts.append(_replications(scenario, mixture.alpha, specs, n, seed, range(r, r + 1)))
                 if on_replication is not None:
                     on_replication(r + 1)
     else:
         # spawn, not fork: a forked child of a process whose OpenMP (LightGBM) threads have started can hang
         with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_replications, scenario, mixture.alpha, specs, n, seed, ch, True) for ch in chunks]
+            futures = [pool.submit(_replications, scenario, mixture.alpha, specs, n, seed, ch) for ch in chunks]
             parts = [f.result() for f in futures]
             if on_replication is not None:
                 on_replication(reps)

@@ -50,6 +50,16 @@ SMALL_GROUP_SHARE = 0.05
 DEFAULT_EVAL_SIZE = 100_000
 
 
+_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
+
+
+def shared_executor(threads: int) -> ThreadPoolExecutor:
+    """One thread pool per size for the whole process (objectives are created often; pools are not)."""
+    if threads not in _EXECUTORS:
+        _EXECUTORS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="couponmix")
+    return _EXECUTORS[threads]
+
+
 def reward_model_on(scenario: Scenario, x: np.ndarray, mu: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """The reward model q(x, .) that DR-type estimators use, fixed before any evaluation log is drawn.
 
@@ -353,7 +363,7 @@ class MixtureObjectives:
             sample._groups[use_q] = self._group_targets(sample, sample.q if use_q else None)
         self.groups = sample._groups[use_q]
         threads = min(default_threads(), 4) if threads is None else check_positive_int(threads, "threads")
-        self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+        self._executor = shared_executor(threads) if threads > 1 else None
 
     @staticmethod
     def _group_targets(sample: EvaluationSample, q: np.ndarray | None) -> list[tuple[list[int], RowTerms]]:
@@ -377,7 +387,7 @@ class MixtureObjectives:
     @property
     def n_rows(self) -> int:
         """Rows processed per mixture evaluation, over all row sets."""
-        return sum(rows.n_rows * len(ts) if len(ts) == 1 else rows.n_rows for ts, rows in self.groups)
+        return sum(rows.n_rows * len(ts) for ts, rows in self.groups)
 
     @property
     def component_names(self) -> tuple[str, ...]:

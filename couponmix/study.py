@@ -12,8 +12,8 @@ from .divergence import growth, weight_verdict
 from .errors import CouponmixError
 from .estimators import DEFAULT_CLIP, EstimatorSpec, suite
 from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives
-from .planner import critical_rate, log_size_needed
 from .optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
+from .planner import critical_rate, log_size_needed
 from .progress import Progress
 from .simplex import barycentre, check_floors
 from .validation import check_positive_int
@@ -40,7 +40,7 @@ def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_n
         return requested, "chosen by the user"
     if bad:
         return (EstimatorSpec("clipped_ips", DEFAULT_CLIP),
-                f"plain IPS (and SNIPS, which shares its weights) has infinite variance here for "
+                f"plain IPS (and every estimator with unclipped weights: SNIPS, DR, SNDR) has infinite variance here for "
                 f"{', '.join(sorted(bad))}: {next(iter(bad.values())).reason}. Clipping the importance weights at "
                 f"lambda = {DEFAULT_CLIP:g} makes the variance finite at the price of a bias, reported per target.")
     return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"

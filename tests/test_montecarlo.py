@@ -75,7 +75,9 @@ def test_market_dr_with_the_revenue_model_matches_monte_carlo():
     from simulators import get_scenario
 
     sc = get_scenario("market", config=str(Path(__file__).with_name("data") / "market_small.yaml"))
-    specs = [EstimatorSpec("ips"), EstimatorSpec("dr"), EstimatorSpec("snips"), EstimatorSpec("switch_dr", 5.0)]
+    from couponmix.estimators import suite
+
+    specs = suite(5.0)   # every estimator, balanced and naive, on the same logs
     reps = mc_reps(120, 1000)
     res = monte_carlo(sc, [0.7, 0.3], specs, 3000, reps, seed=5, eval_size=100_000, truth_size=500_000, workers=2)
     for name, per_target in res.items():
