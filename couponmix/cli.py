@@ -86,20 +86,15 @@ def cmd_plan(args) -> int:
 
     from simulators import get_scenario
 
-    from .divergence import weight_verdict
-    from .objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives
+    from .objectives import DEFAULT_EVAL_SIZE, MixtureObjectives
     from .planner import critical_rate, log_size_needed
-    from .simplex import barycentre
-    from .study import choose_estimator
+    from .study import prepare
 
     if args.n is not None and args.eps is not None:
         raise CouponmixError("give --n (for the critical exploration rate) or --eps (for the log size), not both")
     sc = get_scenario(args.scenario, config=args.config, seed=args.seed)
-    sample = EvaluationSample.from_scenario(sc, DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
-                                            args.seed)
-    centre = barycentre(0.0, len(sample.component_names))
-    verdicts = {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}
-    spec, _ = choose_estimator(_estimator(args), verdicts, sc.name)
+    sample, _, spec, _ = prepare(sc, DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size, args.seed,
+                                 np.zeros(len(sc.components())), _estimator(args))
     n = sc.default_n if args.n is None else args.n
     obj = MixtureObjectives(sample, spec, n)
     plan = log_size_needed(obj, args.eps, args.tol) if args.eps is not None else critical_rate(obj, args.tol, n)

@@ -72,6 +72,14 @@ class EstimatorSpec:
             return "switch"
         return "clip" if np.isfinite(self.clip) else "ips"
 
+    def weight(self, w: np.ndarray) -> np.ndarray:
+        """The estimator's weight c applied to importance weights w: w, min(w, lambda) or w 1{w <= lambda}."""
+        if self.weight_fn == "clip":
+            return np.minimum(w, self.clip)
+        if self.weight_fn == "switch":
+            return w * (w <= self.clip)
+        return w
+
     @property
     def uses_reward_model(self) -> bool:
         return self.kind in USES_REWARD_MODEL

@@ -75,13 +75,7 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray) -> t
     rows = np.arange(len(log["action"]))
     a = log["action"]
     p = log["pscore"] if spec.weights == "naive" else log["pscore_avg"]
-    w = pe[rows, a] / p
-    if spec.weight_fn == "clip":
-        c = np.minimum(w, spec.clip)
-    elif spec.weight_fn == "switch":
-        c = w * (w <= spec.clip)
-    else:
-        c = w
+    c = spec.weight(pe[rows, a] / p)
     if spec.uses_reward_model:
         d = (pe * q).sum(axis=1)
         e = log["reward"] - q[rows, a]

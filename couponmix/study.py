@@ -46,6 +46,16 @@ def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_n
     return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"
 
 
+def prepare(sc, eval_size: int, seed: int, floors: np.ndarray, estimator: EstimatorSpec | None):
+    """The evaluation sample, plain-IPS finiteness at the centre of the floored simplex (which decides for
+    every interior mixture), and the estimator to optimise for with the reason."""
+    sample = EvaluationSample.from_scenario(sc, eval_size, seed)
+    centre = barycentre(floors, len(sample.component_names))
+    verdicts = {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}
+    spec, why = choose_estimator(estimator, verdicts, sc.name)
+    return sample, verdicts, spec, why
+
+
 def no_exploration(objectives: MixtureObjectives, sample: EvaluationSample) -> dict:
     """The revenue-best single component with no mixing at all, and what OPE can say from its logs."""
     k = len(objectives.component_names)
@@ -150,10 +160,7 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     components, targets = sc.components(), sc.targets()
     floors = check_floors(floor, len(components))
 
-    sample = EvaluationSample.from_scenario(sc, eval_size, seed, components, targets)
-    centre = barycentre(floors, len(components))
-    verdicts = {t: weight_verdict(sc, sample, t, centre) for t in targets}
-    spec, why = choose_estimator(estimator, verdicts, sc.name)
+    sample, verdicts, spec, why = prepare(sc, eval_size, seed, floors, estimator)
 
     objectives = MixtureObjectives(sample, spec, n, aggregate)
     with Progress(generations, "optimising mixtures", quiet) as bar:
