@@ -132,7 +132,7 @@ def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[
     analytic = {spec.name: MixtureObjectives(sample, spec, n, threads=1).describe(mixture.alpha) for spec in specs}
     # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
     for name, d in MixtureObjectives(sample, EstimatorSpec("ips"), n, threads=1).describe(mixture.alpha).items():
-        if d["support"] < 1 - 1e-9:
+        if not d["supported"]:
                 raise CouponmixError(
                     f"zero propensity where {name} acts: the mixture never plays actions that carry "
                     f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -45,6 +46,8 @@ from .validation import check_positive_int
 AGGREGATES = ("max", "mean")
 #: elements (rows x mixtures) per chunk when chunk_rows is not given: temporaries stay cache-sized
 CHUNK_ELEMENTS = 1 << 17
+#: a target counts as supported when the mixture plays all but this much of its probability
+SUPPORT_TOL = 1e-9
 #: a target gets its own row set when its merged rows are fewer than this share of the sample
 SMALL_GROUP_SHARE = 0.05
 DEFAULT_EVAL_SIZE = 100_000
@@ -119,11 +122,11 @@ class EvaluationSample:
         """V(pi) for a policy not stored with the sample (needs the covariates, so they are kept)."""
         return self.policy_value(policy(self.x))
 
-    @property
+    @cached_property
     def component_values(self) -> np.ndarray:
         return np.einsum("kma,ma->k", self.comp_probs, self.mu) / self.size
 
-    @property
+    @cached_property
     def target_values(self) -> np.ndarray:
         return np.einsum("tma,ma->t", self.target_probs, self.mu) / self.size
 
@@ -202,6 +205,11 @@ class ErrorLaw:
     bias1: np.ndarray
     scaled_var: np.ndarray
     support: np.ndarray
+
+    @property
+    def supported(self) -> np.ndarray:
+        """True where the mixture plays every action the target plays."""
+        return self.support >= 1 - SUPPORT_TOL
 
     def mse(self, n) -> np.ndarray:
         return (self.bias0 + self.bias1 / n) ** 2 + self.scaled_var / n
@@ -434,5 +442,6 @@ class MixtureObjectives:
                 "bias": float(law.bias(self.n)[0]),
                 "std_error": float(np.sqrt(law.scaled_var[0] / self.n)),
                 "support": float(law.support[0]),
+                "supported": bool(law.supported[0]),
             }
         return out

@@ -21,7 +21,6 @@ from .errors import CouponmixError
 from .objectives import MixtureObjectives
 from .validation import check_positive_float
 
-SUPPORTED = 1 - 1e-9
 GRID = np.unique(np.concatenate([[0.0], np.geomspace(1e-5, 1.0, 600)]))
 
 
@@ -67,7 +66,7 @@ def _worst(objectives: MixtureObjectives, a: np.ndarray, n: int) -> np.ndarray:
     """Worst-target RMSE at n, +inf where some target is unsupported."""
     laws = objectives.laws(a)
     rmse = np.column_stack([law.rmse(n) for law in laws]).max(axis=1)
-    supported = np.column_stack([law.support for law in laws]).min(axis=1) >= SUPPORTED
+    supported = np.column_stack([law.supported for law in laws]).all(axis=1)
     return np.where(supported, rmse, np.inf)
 
 
@@ -112,7 +111,7 @@ def log_size_needed(objectives: MixtureObjectives, eps: float, tol: float) -> Pl
     laws = objectives.laws(alphas([eps], k, i_exploit, i_explore))
     exploit = objectives.component_names[i_exploit]
     cost, pct = revenue_cost(objectives, eps, i_exploit, i_explore)
-    if min(law.support[0] for law in laws) < SUPPORTED:
+    if not all(law.supported[0] for law in laws):
         return Plan(tol, None, eps, None, cost, pct, float("inf"), exploit,
                     f"at eps = {eps:g} some target plays actions that are never logged: no log size is enough")
     need = max(float(law.log_size_for(tol)[0]) for law in laws)

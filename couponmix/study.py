@@ -63,7 +63,7 @@ def no_exploration(objectives: MixtureObjectives, sample: EvaluationSample) -> d
     alpha = np.eye(k)[best]
     targets = {}
     for name, d in objectives.describe(alpha).items():
-        if d["support"] < 1 - 1e-9:
+        if not d["supported"]:
             targets[name] = {"status": "unsupported", "rmse": None, "unsupported_mass": 1 - d["support"],
                              "explanation": f"the logs never show actions that carry {1 - d['support']:.1%} of "
                                             f"{name}'s probability: it cannot be evaluated from them"}
