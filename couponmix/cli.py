@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--alpha", required=True, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
     val.add_argument("--reps", type=int, default=200, help="number of simulated logs")
     val.add_argument("--estimators", default=None,
-                     help="comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,ips[naive],dr[naive] "
+                     help="comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,dr_fitted,ips[naive],dr[naive] "
                           "(default: all whose variance is finite here)")
     val.add_argument("--workers", type=int, default=None, help="processes for the replications (default: cores)")
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
@@ -189,12 +189,14 @@ def cmd_validate(args) -> int:
         res = monte_carlo(sc, alpha, specs, n, args.reps, args.seed, eval_size=eval_size, workers=workers,
                           on_replication=bar.update_to)
     print(f"n = {n:,}, {args.reps} logs, alpha = {args.alpha}")
-    print(f"{'estimator':18s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
+    print(f"{'estimator':20s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
           f"{'analytic':>9s} {'z':>6s} {'cover95':>7s}")
     for name, per_target in res.items():
         for t, r in per_target.items():
-            print(f"{name:18s} {t:12s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} "
-                  f"{r.mc_rmse_se:8.5f} {r.analytic_rmse:9.5f} {r.z_score:6.2f} {r.coverage:7.3f}")
+            analytic = "MC only" if r.analytic_rmse is None else f"{r.analytic_rmse:9.5f}"
+            z = "" if r.z_score is None else f"{r.z_score:6.2f}"
+            print(f"{name:20s} {t:12s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} "
+                  f"{r.mc_rmse_se:8.5f} {analytic:>9s} {z:>6s} {r.coverage:7.3f}")
     if args.out is not None:
         doc = {"scenario": sc.name, "alpha": dict(zip(sc.components(), alpha.tolist())), "n": n,
                "reps": args.reps, "seed": args.seed,

@@ -10,6 +10,8 @@ the log is collected (q = 0 for the IPS family), D(x) = sum_a pi_e(a|x) q(x, a),
     dr           c = w (or min(w, lambda) when a clip is given: obp's DR with lambda_)
     sndr         c = w, self-normalised
     switch_dr    c = w 1{w <= lambda}      (obp's SwitchDoublyRobust)
+    dr_fitted    c = w, with q fitted on the log itself (obp's RegressionModel with LightGBM, cross-fitted;
+                 see fitted_reward)
 
 p is the balanced propensity p_alpha (default) or, with weights="naive", the acting component's own
 propensity pi_k(a|x) (obp's MultiLoggersNaive*). obp is imported lazily, only where an estimate runs.
@@ -30,12 +32,14 @@ KINDS = {
     "dr": "doubly robust (reward model plus weighted residuals)",
     "sndr": "self-normalised doubly robust",
     "switch_dr": "switch doubly robust (reward model alone where the weight exceeds lambda)",
+    "dr_fitted": "doubly robust with a LightGBM reward model fitted on the log itself, cross-fitted",
 }
 NEEDS_CLIP = {"clipped_ips", "switch_dr"}
 MAY_CLIP = {"dr"}
-USES_REWARD_MODEL = {"dr", "sndr", "switch_dr"}
+USES_REWARD_MODEL = {"dr", "sndr", "switch_dr", "dr_fitted"}
+FITS_REWARD_MODEL = {"dr_fitted"}
 SELF_NORMALISED = {"snips", "sndr"}
-NAIVE_OK = {"ips", "clipped_ips", "dr"}   # obp has MultiLoggersNaive IPS and DR
+NAIVE_OK = {"ips", "clipped_ips", "dr", "dr_fitted"}   # obp has MultiLoggersNaive IPS and DR
 DEFAULT_CLIP = 10.0
 
 
@@ -85,6 +89,16 @@ class EstimatorSpec:
         return self.kind in USES_REWARD_MODEL
 
     @property
+    def fits_reward_model(self) -> bool:
+        """True when q is fitted on each log (so its error depends on the mixture through q as well)."""
+        return self.kind in FITS_REWARD_MODEL
+
+    @property
+    def has_error_formula(self) -> bool:
+        """False for naive DR with a model fitted on the log: only Monte Carlo measures its error."""
+        return not (self.fits_reward_model and self.weights == "naive")
+
+    @property
     def self_normalised(self) -> bool:
         return self.kind in SELF_NORMALISED
 
@@ -102,7 +116,7 @@ class EstimatorSpec:
     @property
     def label(self) -> str:
         base = {"ips": "IPS", "snips": "SNIPS", "dr": "DR", "sndr": "SNDR", "switch_dr": "Switch-DR",
-                "clipped_ips": "clipped IPS"}[self.kind]
+                "clipped_ips": "clipped IPS", "dr_fitted": "DR with a model fitted on the log"}[self.kind]
         if np.isfinite(self.clip):
             base += f" (lambda = {self.clip:g})"
         return base + (" with naive weights" if self.weights == "naive" else "")
@@ -111,12 +125,19 @@ class EstimatorSpec:
         d = {"name": self.kind, "description": KINDS[self.kind], "weights": self.weights}
         if np.isfinite(self.clip):
             d["lambda"] = self.clip
-        if self.uses_reward_model:
-            d["reward_model"] = "fixed before logging (the scenario's revenue model, or the truth where none)"
+        if self.fits_reward_model:
+            from .fitted_reward import SOURCE
+            d["reward_model"] = SOURCE
+        elif self.uses_reward_model:
+            d["reward_model"] = "fixed before logging (the scenario's revenue model, or the per-action average)"
         return d
 
     def obp_name(self) -> str:
         lam = f"(lambda_={self.clip:g})" if np.isfinite(self.clip) else ""
+        if self.fits_reward_model:
+            from .fitted_reward import N_FOLDS
+            fit = f"RegressionModel(LGBMRegressor).fit_predict(n_folds={N_FOLDS}) + "
+            return fit + EstimatorSpec("dr", self.clip, self.weights).obp_name()
         if self.weights == "naive":
             return {"ips": "MultiLoggersNaiveInverseProbabilityWeighting",
                     "clipped_ips": "MultiLoggersNaiveInverseProbabilityWeighting",
@@ -130,7 +151,7 @@ class EstimatorSpec:
 
     def estimate(self, log: dict, action_dist: np.ndarray, reward_model: np.ndarray | None = None) -> float:
         """Run the matching obp estimator on a log. action_dist = pi_e(.|x_i) and reward_model = q(x_i, .),
-        both (n, A)."""
+        both (n, A); for dr_fitted, q must be the log's own cross-fitted model (``fitted_reward.cross_fitted``)."""
         import obp.ope as ope  # lazy: obp imports torch
 
         dist = action_dist[:, :, np.newaxis]
@@ -141,13 +162,13 @@ class EstimatorSpec:
             common["estimated_rewards_by_reg_model"] = reward_model[:, :, np.newaxis]
         lam = dict(lambda_=float(self.clip)) if np.isfinite(self.clip) else {}
         if self.weights == "naive":
-            est = (ope.MultiLoggersNaiveDoublyRobust(**lam) if self.kind == "dr"
+            est = (ope.MultiLoggersNaiveDoublyRobust(**lam) if self.kind in ("dr", "dr_fitted")
                    else ope.MultiLoggersNaiveInverseProbabilityWeighting(**lam))
             return float(est.estimate_policy_value(pscore=log["pscore"], **common))
         if self.kind in ("ips", "clipped_ips"):
             est = ope.MultiLoggersBalancedInverseProbabilityWeighting(**lam)
             return float(est.estimate_policy_value(pscore_avg=log["pscore_avg"], **common))
-        if self.kind == "dr":
+        if self.kind in ("dr", "dr_fitted"):
             est = ope.MultiLoggersBalancedDoublyRobust(**lam)
             return float(est.estimate_policy_value(pscore_avg=log["pscore_avg"], **common))
         # single-logger obp estimators with the balanced propensity as pscore are the balanced forms
@@ -160,8 +181,9 @@ class EstimatorSpec:
 def suite(clip: float = DEFAULT_CLIP) -> list[EstimatorSpec]:
     """Every estimator couponmix knows, balanced and (where obp has it) naive."""
     return [EstimatorSpec("ips"), EstimatorSpec("clipped_ips", clip), EstimatorSpec("snips"), EstimatorSpec("dr"),
-            EstimatorSpec("sndr"), EstimatorSpec("switch_dr", clip), EstimatorSpec("ips", weights="naive"),
-            EstimatorSpec("dr", weights="naive")]
+            EstimatorSpec("sndr"), EstimatorSpec("switch_dr", clip), EstimatorSpec("dr_fitted"),
+            EstimatorSpec("ips", weights="naive"), EstimatorSpec("dr", weights="naive"),
+            EstimatorSpec("dr_fitted", weights="naive")]
 
 
 def parse_list(text: str, clip: float | None = None) -> list[EstimatorSpec]:

@@ -26,15 +26,20 @@ def _simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.ran
                 pscore_components=draw.pscore_components, expected_reward=scenario.mu(x))
 
 
-def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replication: int | None = None) -> dict:
+def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replication: int | None = None,
+                 pilot: int | None = None) -> dict:
     """Draw a log of ``n`` customers from ``scenario`` under ``mixture``.
 
     Customers are simulated in blocks of ``seeding.BLOCK``, block b from its own
     stream, so the log is the same whatever the processing order. ``replication``
-    r draws the r-th of a set of independent logs (Monte Carlo).
+    r draws the r-th of a set of independent logs (Monte Carlo); ``pilot`` j draws the j-th
+    of another set, independent of both (to fit reward models ahead of the evaluation log).
     """
     n = check_positive_int(n, "n")
-    key = ("log",) if replication is None else ("replication", replication)
+    if pilot is not None and replication is not None:
+        raise ValueError("a log is either a pilot or a replication")
+    key = (("pilot", pilot) if pilot is not None else ("log",) if replication is None
+           else ("replication", replication))
     parts = [
         _simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, *key, b))
         for b, start in enumerate(range(0, n, BLOCK))

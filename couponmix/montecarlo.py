@@ -9,7 +9,9 @@ reported. Intervals are mean +/- 1.96 sd / sqrt(n) of the per-customer
 influence values (plain estimators: the per-customer terms; self-normalised:
 their delta-method linearisation); obp's own bootstrap intervals for the
 multi-logger estimators are broken in 0.5.7 (they pass pscore= where
-pscore_avg= is needed).
+pscore_avg= is needed). DR with a model fitted on the log refits obp's
+RegressionModel (cross-fitted) on every replication; its analytic RMSE is the
+pilot-model approximation of ``fitted_reward``.
 
 Replication r always uses the random stream (seed, "replication", r), so the
 result does not depend on how many worker processes share the work. Workers are
@@ -18,6 +20,7 @@ spawned, not forked (LightGBM's OpenMP threads do not survive a fork).
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
@@ -28,10 +31,12 @@ from simulators.base import Scenario
 
 from .errors import CouponmixError
 from .estimators import EstimatorSpec
+from .fitted_reward import FittedModelObjectives, cross_fitted, pilot_samples
 from .logs import simulate_log
 from .mixture import Mixture
 from .objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, reward_model_on
-from .seeding import stream
+from .seeding import fit_seed, stream
+from .threads import default_threads
 from .validation import check_positive_int
 
 TRUTH_SIZE = 2_000_000
@@ -48,9 +53,12 @@ class TargetCheck:
     mc_mse_se: float
     mc_rmse: float
     mc_rmse_se: float
-    analytic_rmse: float
-    analytic_bias: float
-    z_score: float      # (mc_mse - analytic_mse) / mc_mse_se
+    # None where no formula exists (naive DR with a model fitted on the log): Monte Carlo is the measure
+    analytic_rmse: float | None
+    analytic_bias: float | None
+    analytic_mse_se: float | None   # 0 where the analytic error is exact; else the approximation's standard error
+    analytic_bias_se: float | None
+    z_score: float | None   # (mc_mse - analytic_mse) / sqrt(mc_mse_se^2 + analytic_mse_se^2)
     coverage: float     # share of 95% intervals that contain the true value
     coverage_se: float
 
@@ -91,6 +99,10 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray) -> t
     return float(est), float(Z95 * phi.std(ddof=1) / np.sqrt(len(a)))
 
 
+def _share_cores(threads: int) -> None:
+    os.environ["COUPONMIX_THREADS"] = str(threads)
+
+
 def _replications(scenario, alpha, specs, n, seed, reps: range):
     """obp's estimates and our interval half-widths for replications ``reps``: arrays (len(reps), S, T).
 
@@ -102,12 +114,16 @@ def _replications(scenario, alpha, specs, n, seed, reps: range):
     for i, r in enumerate(reps):
         log = simulate_log(scenario, mixture, n, seed, replication=r)
         x = log["context"]
-        q, _ = reward_model_on(scenario, x) if any(s.uses_reward_model for s in specs) else (None, "")
+        fixed = any(s.uses_reward_model and not s.fits_reward_model for s in specs)
+        q, _ = reward_model_on(scenario, x) if fixed else (None, "")
+        # one cross-fitted model per log, shared by every target and weighting that uses it
+        q_fit = cross_fitted(log, fit_seed(seed, 0, r)) if any(s.fits_reward_model for s in specs) else None
         for t, pol in enumerate(targets.values()):
             pe = pol(x)
             for j, spec in enumerate(specs):
-                mine, h = interval(spec, log, pe, q)
-                est[i, j, t] = spec.estimate(log, pe, q)
+                q_spec = q_fit if spec.fits_reward_model else q
+                mine, h = interval(spec, log, pe, q_spec)
+                est[i, j, t] = spec.estimate(log, pe, q_spec)
                 half[i, j, t] = h
                 if not np.isclose(mine, est[i, j, t], rtol=1e-9, atol=1e-9):
                     raise RuntimeError(f"{spec.name}: own point estimate {mine} differs from obp's {est[i, j, t]}")
@@ -129,7 +145,16 @@ def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[
     components, targets = scenario.components(), scenario.targets()
     mixture = Mixture(components, alpha, floors)
     sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
-    analytic = {spec.name: MixtureObjectives(sample, spec, n, threads=1).describe(mixture.alpha) for spec in specs}
+    fitted = (pilot_samples(sample, scenario, mixture, n, seed)
+              if any(s.fits_reward_model and s.has_error_formula for s in specs) else None)
+    analytic = {}   # estimator -> target -> exact / delta-method / pilot-model error (None: Monte Carlo only)
+    for spec in specs:
+        if not spec.has_error_formula:
+            analytic[spec.name] = dict.fromkeys(targets)
+            continue
+        obj = (FittedModelObjectives(fitted, spec, n, threads=1) if spec.fits_reward_model
+               else MixtureObjectives(sample, spec, n, threads=1))
+        analytic[spec.name] = obj.describe(mixture.alpha)
     # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
     for name, d in MixtureObjectives(sample, EstimatorSpec("ips"), n, threads=1).describe(mixture.alpha).items():
         if not d["supported"]:
@@ -149,7 +174,10 @@ def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[
                     on_replication(r + 1)
     else:
         # spawn, not fork: a forked child of a process whose OpenMP (LightGBM) threads have started can hang
-        with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as pool:
+        # and each worker gets its share of the cores: OpenMP threads oversubscribed across processes spin
+        share = max(1, default_threads() // len(chunks))
+        with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_share_cores, initargs=(share,)) as pool:
             futures = [pool.submit(_replications, scenario, mixture.alpha, specs, n, seed, ch) for ch in chunks]
             parts = [f.result() for f in futures]
             if on_replication is not None:
@@ -165,14 +193,17 @@ def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[
             sq = (e - v) ** 2
             mse, mse_se = float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(reps))
             rmse = float(np.sqrt(mse))
-            a_rmse = analytic[spec.name][name]["rmse"]
+            a = analytic[spec.name][name] or {}
+            a_rmse, a_se = a.get("rmse"), a.get("mse_approximation_se", 0.0)
+            z_se = float(np.hypot(mse_se, a_se))
             covered = np.abs(e - v) <= h
             cov = float(covered.mean())
             res[name] = TargetCheck(
                 true_value=v, mean_estimate=float(e.mean()), bias=float(e.mean() - v), mc_mse=mse,
                 mc_mse_se=mse_se, mc_rmse=rmse, mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
-                analytic_rmse=a_rmse, analytic_bias=analytic[spec.name][name]["bias"],
-                z_score=(mse - a_rmse ** 2) / mse_se if mse_se > 0 else float("nan"),
+                analytic_rmse=a_rmse, analytic_bias=a.get("bias"), analytic_mse_se=a_se if a else None,
+                analytic_bias_se=a.get("bias_approximation_se", 0.0) if a else None,
+                z_score=(None if a_rmse is None else (mse - a_rmse ** 2) / z_se if z_se > 0 else float("nan")),
                 coverage=cov, coverage_se=float(np.sqrt(max(cov * (1 - cov), 1e-12) / reps)))
         out[spec.name] = res
     return out[specs[0].name] if single else out

@@ -89,7 +89,9 @@ class EvaluationSample:
     x: np.ndarray | None = None  # (M, d) the covariates, kept for policies evaluated later
     q: np.ndarray | None = None  # (M, A) the reward model fixed before logging, for DR-type estimators
     q_source: str = ""
+    q_fitted_on_log: bool = False   # q stands in for a model fitted on each log (see fitted_reward)
     _groups: dict = field(default_factory=dict, repr=False, compare=False)
+    _merge_index: dict = field(default_factory=dict, repr=False, compare=False)  # shared by copies with another q
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, size: int = DEFAULT_EVAL_SIZE, seed: int = 0,
@@ -156,20 +158,26 @@ class RowTerms:
     ed2: np.ndarray     # (T,) E[D_t^2]
     values: np.ndarray  # (T,) V(pi_t)
 
+    @staticmethod
+    def merge_index(comp_probs: np.ndarray, target_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(keep, keys, inverse): the rows some target plays, their distinct propensity keys, and each kept
+        row's key. Depends on the policies only, so it can be shared by reward models."""
+        k, m, a = comp_probs.shape
+        P = comp_probs.transpose(1, 2, 0).reshape(m * a, k)
+        pe = target_probs.transpose(1, 2, 0).reshape(m * a, target_probs.shape[0])
+        keep = (pe > 0).any(axis=1)
+        keys, inverse = np.unique(np.column_stack([P[keep], pe[keep]]), axis=0, return_inverse=True)
+        return keep, keys, inverse.reshape(-1)
+
     @classmethod
     def build(cls, comp_probs: np.ndarray, target_probs: np.ndarray, mu: np.ndarray, m2: np.ndarray,
-              q: np.ndarray | None = None) -> "RowTerms":
+              q: np.ndarray | None = None, index: tuple | None = None) -> "RowTerms":
         k, m, a = comp_probs.shape
-        t = target_probs.shape[0]
-        P = comp_probs.transpose(1, 2, 0).reshape(m * a, k)
-        pe = target_probs.transpose(1, 2, 0).reshape(m * a, t)
         qq = np.zeros_like(mu) if q is None else q
         e, e2 = (mu - qq).reshape(-1), (m2 - 2 * qq * mu + qq * qq).reshape(-1)
         d = np.einsum("tma,ma->mt", target_probs, qq)                      # (M, T)
         d_rows = np.repeat(d, a, axis=0)                                     # (M A, T)
-        keep = (pe > 0).any(axis=1)
-        keys, inverse = np.unique(np.column_stack([P[keep], pe[keep]]), axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        keep, keys, inverse = cls.merge_index(comp_probs, target_probs) if index is None else index
 
         def merged(v):
             if v.ndim == 2:
@@ -366,6 +374,13 @@ class MixtureObjectives:
         self.aggregate = aggregate
         self.chunk_rows = None if chunk_rows is None else check_positive_int(chunk_rows, "chunk_rows")
         self.component_values = sample.component_values
+        if not estimator.has_error_formula:
+            raise CouponmixError(f"{estimator.label} has no error formula: measure it by Monte Carlo (validate)")
+        if estimator.uses_reward_model and estimator.fits_reward_model != sample.q_fitted_on_log:
+            raise CouponmixError(
+                f"{estimator.label} needs an evaluation sample whose reward model is "
+                + ("fitted on the log (see fitted_reward.pilot_samples)" if estimator.fits_reward_model
+                   else "fixed before logging, not one fitted on the log"))
         use_q = estimator.uses_reward_model
         if use_q not in sample._groups:   # row sets depend only on whether q is used: share them
             sample._groups[use_q] = self._group_targets(sample, sample.q if use_q else None)
@@ -380,16 +395,21 @@ class MixtureObjectives:
         A deterministic target merges into a handful of rows on its own but would cost a full pass
         over the shared rows; a target with continuous probabilities gains nothing from its own set.
         """
+        def build(ts: list[int]) -> RowTerms:
+            key = tuple(ts)
+            if key not in sample._merge_index:
+                sample._merge_index[key] = RowTerms.merge_index(sample.comp_probs, sample.target_probs[ts])
+            return RowTerms.build(sample.comp_probs, sample.target_probs[ts], sample.mu, sample.m2, q,
+                                  sample._merge_index[key])
+
         t_all = list(range(len(sample.target_names)))
-        alone = {t: RowTerms.build(sample.comp_probs, sample.target_probs[t:t + 1], sample.mu, sample.m2, q)
-                 for t in t_all}
+        alone = {t: build([t]) for t in t_all}
         shared_t = [t for t in t_all if alone[t].n_rows > SMALL_GROUP_SHARE * sample.size]
         groups = [([t], alone[t]) for t in t_all if t not in shared_t]
         if len(shared_t) == 1:
             groups.append((shared_t, alone[shared_t[0]]))
         elif shared_t:
-            groups.append((shared_t, RowTerms.build(sample.comp_probs, sample.target_probs[shared_t],
-                                                    sample.mu, sample.m2, q)))
+            groups.append((shared_t, build(shared_t)))
         return groups
 
     @property

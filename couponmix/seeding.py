@@ -23,8 +23,15 @@ PURPOSES = {
     "history": 6,
     "model": 7,
     "calibration": 8,
+    "pilot": 9,
+    "fit": 10,
 }
 
 
 def stream(seed: int, purpose: str, *index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), PURPOSES[purpose], *map(int, index)]))
+
+
+def fit_seed(seed: int, *index: int) -> int:
+    """An integer random_state for a library that takes one (a model fit's fold shuffling)."""
+    return int(stream(seed, "fit", *index).integers(2**31 - 1))

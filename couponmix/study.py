@@ -11,6 +11,8 @@ from simulators import get_scenario
 from .divergence import growth, weight_verdict
 from .errors import CouponmixError
 from .estimators import DEFAULT_CLIP, EstimatorSpec, suite
+from .fitted_reward import FittedModelObjectives, pilot_samples
+from .mixture import Mixture
 from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives
 from .optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
 from .planner import critical_rate, log_size_needed
@@ -31,6 +33,9 @@ class StudyResult:
 def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
     """The estimator to optimise for, and why. Refuses an unbounded-weight estimator whose variance is infinite."""
     bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
+    if requested is not None and requested.fits_reward_model:
+        raise CouponmixError(f"{requested.label} cannot be optimised over mixtures: its model is fitted on each log; "
+                             "optimise for dr and read dr_fitted in the estimator comparison at the recommended mix")
     if requested is not None:
         if requested.has_unbounded_weights and bad:
             t, v = next(iter(bad.items()))
@@ -75,18 +80,30 @@ def no_exploration(objectives: MixtureObjectives, sample: EvaluationSample) -> d
 
 
 def compare_estimators(sample: EvaluationSample, alpha: np.ndarray, n: int, aggregate: str, verdicts: dict,
-                       clip: float) -> dict:
-    """RMSE of every estimator of the suite at one mixture; unbounded ones only where their variance is finite."""
+                       clip: float, scenario=None, seed: int = 0) -> dict:
+    """RMSE of every estimator of the suite at one mixture; unbounded ones only where their variance is finite.
+
+    DR with a model fitted on the log needs the scenario (for pilot logs at this mixture); naive DR with a
+    fitted model has no formula and is left out (``validate`` measures it by Monte Carlo)."""
     finite = all(v.finite for v in verdicts.values())
+    pilots = None
     out = {}
     for spec in suite(clip):
-        if spec.has_unbounded_weights and not finite:
+        if (spec.has_unbounded_weights and not finite) or not spec.has_error_formula:
             continue
-        obj = MixtureObjectives(sample, spec, n, aggregate)
+        if spec.fits_reward_model:
+            if scenario is None:
+                continue
+            if pilots is None:
+                pilots = pilot_samples(sample, scenario, Mixture(scenario.components(), alpha), n, seed)
+            obj = FittedModelObjectives(pilots, spec, n, aggregate)
+        else:
+            obj = MixtureObjectives(sample, spec, n, aggregate)
         per = obj.rmse(alpha)[0]
         out[spec.name] = {"ope_rmse": float(obj.combine(per[None, :])[0]),
                           "ope_rmse_per_target": dict(zip(sample.target_names, per.tolist())),
-                          "obp": spec.obp_name(), "spec": spec}
+                          "obp": spec.obp_name(), "spec": spec,
+                          **({"error": "approximate: " + obj.q_source} if spec.fits_reward_model else {})}
     return out
 
 
@@ -141,7 +158,8 @@ def production_block(components, alpha, spec: EstimatorSpec, comparison: dict, q
                              f"for {spec.label}, the one optimised for)" if spec.name in comparison and best != spec.name
                              else "lowest RMSE among the estimators compared at this mixture"),
         "obp_estimator": best_spec.obp_name(),
-        **({"reward_model": q_source} if best_spec.uses_reward_model else {}),
+        **({"reward_model": comparison[best]["error"] if best_spec.fits_reward_model else q_source}
+           if best_spec.uses_reward_model else {}),
         "estimator_comparison": {k: {kk: vv for kk, vv in v.items() if kk != "spec"} for k, v in comparison.items()},
     }
 
@@ -237,7 +255,8 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
         "no_exploration": no_exploration(objectives, sample),
         "production": production_block(components, alpha, spec,
                                        compare_estimators(sample, alpha, n, aggregate, verdicts,
-                                                          spec.clip if np.isfinite(spec.clip) else DEFAULT_CLIP),
+                                                          spec.clip if np.isfinite(spec.clip) else DEFAULT_CLIP,
+                                                          sc, seed),
                                        sample.q_source),
         "optimiser": {"algorithm": "NSGA-II (pymoo)", "pop_size": pop_size, "generations": generations,
                       "front_points": len(front)},
