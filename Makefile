@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-full bench clean-venv
+.PHONY: demo test test-full bench examples browser clean-venv
 
 $(STAMP): constraints.txt pyproject.toml requirements/obp-deps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,16 +17,24 @@ $(STAMP): constraints.txt pyproject.toml requirements/obp-deps.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/couponmix run market --out reports/demo
+	$(BIN)/couponmix run market --out reports/demo --tol 0.5
 
-test: $(STAMP)
+# the report's browser test needs Debian's chromium: installed here when missing
+browser:
+	@.ci/install-chromium
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q
 
-test-full: $(STAMP)
+test-full: $(STAMP) browser
 	COUPONMIX_MC_SCALE=full $(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_objectives.py
+
+# regenerate reports/examples/ (example reports, the batch of example studies, the screenshot)
+examples: $(STAMP) browser
+	$(BIN)/python reports/make_examples.py
 
 clean-venv:
 	rm -rf $(VENV)

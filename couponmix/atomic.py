@@ -29,6 +29,12 @@ def check_output_dir(path) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
     """Write every file of ``files`` into ``directory`` atomically.
 
@@ -43,6 +49,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
     if not directory.exists():
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
         try:
+            os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes it private; reports are meant to be shared
             for name, data in files.items():
                 (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
             os.rename(staging, directory)
@@ -57,6 +64,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
             temps.append((tmp, directory / name))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data.encode() if isinstance(data, str) else data)
+            os.chmod(tmp, 0o666 & ~_umask())
         for tmp, final in temps:
             os.replace(tmp, final)
     except BaseException:

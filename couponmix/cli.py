@@ -1,4 +1,4 @@
-"""Command line: ``couponmix run | validate | scenarios``.
+"""Command line: ``couponmix run | batch | validate | plan | scenarios``.
 
 Errors in the input end the program with one line on stderr, exit code 2, and
 nothing written.
@@ -31,15 +31,53 @@ def _estimator(args):
 
 
 def _add_common(p):
-    p.add_argument("scenario", nargs="?", default="market",
-                   help="scenario name (see `couponmix scenarios`; default: market)")
-    p.add_argument("--config", default=None, help="YAML file describing the market (scenario market only)")
+    p.add_argument("scenario", nargs="?", default=None,
+                   help="scenario name (see `couponmix scenarios`; default: the study file's, else market)")
+    p.add_argument("--config", default=None,
+                   help="study file (YAML: scenario, market parameters, n, estimator, tolerance, ...; see "
+                        "reports/examples/studies/) or a market parameter file")
     p.add_argument("--n", type=int, default=None, help="log size: customers in the future evaluation log")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips, switch_dr (default 10) or dr")
     p.add_argument("--eval-size", type=int, default=None,
                    help="covariate sample size for the exact objectives (default 100,000)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_verbosity(p)
+
+
+def _add_verbosity(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", action="store_true", help="print only warnings and errors; no progress bars")
+    g.add_argument("--verbose", action="store_true", help="also report each step on stderr")
+
+
+def _setup_output(args) -> None:
+    import logging
+
+    logger = logging.getLogger("couponmix")
+    logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if args.verbose and not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("couponmix: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False   # some libraries configure the root logger; print each step once
+
+
+def _study(args):
+    """The study: the --config file (study or market file) with the command line's values over it."""
+    from .study_config import StudyConfig, load_study
+
+    cfg = load_study(args.config) if args.config is not None else StudyConfig()
+    if args.scenario is not None and cfg.market is not None and args.scenario != "market":
+        raise CouponmixError(f"the config gives market parameters but the scenario is {args.scenario!r}")
+    return cfg.with_overrides(scenario=args.scenario, n=args.n, seed=args.seed, estimator=_estimator(args),
+                              eval_size=args.eval_size, **_run_overrides(args))
+
+
+def _run_overrides(args) -> dict:
+    if args.command != "run":
+        return {}
+    return dict(max_rmse=args.max_rmse, floor=args.floor, aggregate=args.aggregate, tolerance=args.tol,
+                daily_traffic=args.daily_traffic, pop_size=args.pop_size, generations=args.generations)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,15 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output directory")
     run.add_argument("--estimator", choices=["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr"], default=None,
                      help="OPE estimator to optimise for (default: IPS where its variance is finite, else clipped IPS)")
-    run.add_argument("--pop-size", type=int, default=100)
-    run.add_argument("--generations", type=int, default=100)
+    run.add_argument("--pop-size", type=int, default=None, help="optimiser population (default 100)")
+    run.add_argument("--generations", type=int, default=None, help="optimiser generations (default 100)")
     run.add_argument("--max-rmse", type=float, default=None,
                      help="recommend the highest-revenue mix with RMSE at most this (default: knee point)")
     run.add_argument("--floor", type=float, default=None, help="minimum share of every component (default 0.01)")
-    run.add_argument("--aggregate", choices=["max", "mean"], default="max",
-                     help="combine per-target RMSEs by their max or mean")
+    run.add_argument("--aggregate", choices=["max", "mean"], default=None,
+                     help="combine per-target RMSEs by their max (default) or mean")
     run.add_argument("--tol", type=float, default=None,
                      help="also plan: the least exploration rate with RMSE <= TOL at log size n, and its cost")
+    run.add_argument("--daily-traffic", type=float, default=None,
+                     help="customers per day, to read log sizes as days in the report (default 10,000)")
+
+    batch = sub.add_parser("batch", help="run every study file of a folder, in parallel, resumable")
+    batch.add_argument("folder", help="folder of study files (*.yaml, *.yml)")
+    batch.add_argument("--out", required=True, help="output folder: one sub-folder per study, index.html, "
+                                                    "comparison.csv")
+    batch.add_argument("--workers", type=int, default=None, help="studies run at once (default: cores)")
+    _add_verbosity(batch)
 
     val = sub.add_parser("validate", help="Monte Carlo check of the analytic error with obp's estimators")
     _add_common(val)
@@ -86,16 +133,16 @@ def cmd_plan(args) -> int:
 
     from simulators import get_scenario
 
-    from .objectives import DEFAULT_EVAL_SIZE, MixtureObjectives
+    from .objectives import MixtureObjectives
     from .planner import critical_rate, log_size_needed
     from .study import prepare
 
     if args.n is not None and args.eps is not None:
         raise CouponmixError("give --n (for the critical exploration rate) or --eps (for the log size), not both")
-    sc = get_scenario(args.scenario, config=args.config, seed=args.seed)
-    sample, _, spec, _ = prepare(sc, DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size, args.seed,
-                                 np.zeros(len(sc.components())), _estimator(args))
-    n = sc.default_n if args.n is None else args.n
+    cfg = _study(args)
+    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    sample, _, spec, _ = prepare(sc, cfg.eval_size, cfg.seed, np.zeros(len(sc.components())), cfg.estimator)
+    n = sc.default_n if cfg.n is None else cfg.n
     obj = MixtureObjectives(sample, spec, n)
     plan = log_size_needed(obj, args.eps, args.tol) if args.eps is not None else critical_rate(obj, args.tol, n)
     if args.json:
@@ -128,30 +175,34 @@ def cmd_scenarios(args) -> int:
 
 def cmd_run(args) -> int:
     from .atomic import check_output_dir, write_outputs
-    from .objectives import DEFAULT_EVAL_SIZE
-    from .study import DEFAULT_FLOOR, run_study, to_json
+    from .outputs import study_files_for
+    from .report import headline
+    from .study import run_config
 
     check_output_dir(args.out)
-    result = run_study(args.scenario, n=args.n, seed=args.seed, pop_size=args.pop_size,
-                       generations=args.generations, estimator=_estimator(args), max_rmse=args.max_rmse,
-                       floor=DEFAULT_FLOOR if args.floor is None else args.floor, aggregate=args.aggregate,
-                       eval_size=DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
-                       quiet=args.quiet, config=args.config, tol=args.tol)
-    from .report import front_figure, headline, render_html
-
-    png = front_figure(result.front, result.summary)
-    files = {
-        "pareto.csv": result.front.to_frame().to_csv(index=False, float_format="%.10g"),
-        "front.png": png,
-        "report.html": render_html(result.summary, result.front, png),
-        "summary.json": to_json(result.summary),  # last: its presence marks a complete run
-    }
+    cfg = _study(args)
+    result = run_config(cfg, quiet=args.quiet)
+    files = study_files_for(result)
     write_outputs(args.out, files)
-    print(headline(result.summary))
-    for w in result.summary["warnings"]:
+    if not args.quiet:
+        print(headline(result.summary))
+    for w in result.summary["warnings"]:   # even with --quiet: they change how the numbers may be used
         print(f"warning: {w}", file=sys.stderr)
-    print(f"wrote {', '.join(files)} to {args.out}")
+    if not args.quiet:
+        print(f"wrote {', '.join(files)} to {args.out}")
     return 0
+
+
+def cmd_batch(args) -> int:
+    from .batch import run_batch
+
+    res = run_batch(args.folder, args.out, workers=args.workers, quiet=args.quiet)
+    if not args.quiet:
+        print(f"{res.done} studies done ({res.skipped} already finished, {res.ran} run now), {res.failed} failed; "
+              f"see {res.index}")
+        for name, err in res.errors.items():
+            print(f"failed: {name}: {err}", file=sys.stderr)
+    return 1 if res.failed else 0
 
 
 def cmd_validate(args) -> int:
@@ -161,7 +212,7 @@ def cmd_validate(args) -> int:
     from .divergence import weight_verdict
     from .estimators import DEFAULT_CLIP, parse_list, suite
     from .montecarlo import monte_carlo
-    from .objectives import DEFAULT_EVAL_SIZE, EvaluationSample
+    from .objectives import EvaluationSample
     from .progress import Progress
     from .simplex import parse_alpha_spec
     from .study import to_json
@@ -169,11 +220,12 @@ def cmd_validate(args) -> int:
 
     if args.out is not None:
         check_output_dir(args.out)
-    sc = get_scenario(args.scenario, config=args.config, seed=args.seed)
+    cfg = _study(args)
+    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
     alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
-    eval_size = DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size
+    eval_size = cfg.eval_size
     clip = DEFAULT_CLIP if args.clip is None else args.clip
-    sample = EvaluationSample.from_scenario(sc, eval_size, args.seed)
+    sample = EvaluationSample.from_scenario(sc, eval_size, cfg.seed)
     verdicts = {t: weight_verdict(sc, sample, t, alpha) for t in sc.targets()}
     if args.estimators is None:
         specs = [s for s in suite(clip) if not (s.has_unbounded_weights and not all(v.finite for v in verdicts.values()))]
@@ -183,10 +235,10 @@ def cmd_validate(args) -> int:
         if bad:
             t, v = next((t, v) for t, v in verdicts.items() if not v.finite)
             raise CouponmixError(f"{', '.join(bad)}: infinite variance at this mixture for {t} ({v.reason})")
-    n = sc.default_n if args.n is None else args.n
+    n = sc.default_n if cfg.n is None else cfg.n
     workers = default_threads() if args.workers is None else args.workers
     with Progress(args.reps, "simulating logs", args.quiet) as bar:
-        res = monte_carlo(sc, alpha, specs, n, args.reps, args.seed, eval_size=eval_size, workers=workers,
+        res = monte_carlo(sc, alpha, specs, n, args.reps, cfg.seed, eval_size=eval_size, workers=workers,
                           on_replication=bar.update_to)
     print(f"n = {n:,}, {args.reps} logs, alpha = {args.alpha}")
     print(f"{'estimator':20s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
@@ -199,18 +251,21 @@ def cmd_validate(args) -> int:
                   f"{r.mc_rmse_se:8.5f} {analytic:>9s} {z:>6s} {r.coverage:7.3f}")
     if args.out is not None:
         doc = {"scenario": sc.name, "alpha": dict(zip(sc.components(), alpha.tolist())), "n": n,
-               "reps": args.reps, "seed": args.seed,
+               "reps": args.reps, "seed": cfg.seed,
                "estimators": {name: {t: r.to_dict() for t, r in pt.items()} for name, pt in res.items()}}
         write_outputs(args.out, {"validation.json": to_json(doc)})
     return 0
 
 
-COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "validate": cmd_validate, "plan": cmd_plan}
+COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "batch": cmd_batch, "validate": cmd_validate,
+            "plan": cmd_plan}
 
 
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "verbose"):
+            _setup_output(args)
         return COMMANDS[args.command](args)
     except CouponmixError as exc:
         print(f"couponmix: error: {exc}", file=sys.stderr)

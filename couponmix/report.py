@@ -1,54 +1,150 @@
-"""A first, simple report for marketing teams: plain words first, the figure, then the detail."""
+"""The report for marketing teams: plain words first, then figures, then the detail.
+
+One self-contained HTML file (figures embedded as data URIs, no network), with the same figures
+also written as PNG files beside it. Every number in the report comes from summary.json; the
+key ones are tagged ``data-key="<path in summary.json>"`` so a test can check they agree.
+"""
 from __future__ import annotations
 
 import base64
 import io
 
+import numpy as np
+
 from .optimize import Front
 
+COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
+FIGURES = ("front.png", "exploration.png", "log_size.png")
 
-def front_figure(front: Front, summary: dict) -> bytes:
-    """PNG of the Pareto front with the recommended and revenue-only mixtures marked."""
-    import matplotlib
 
-    matplotlib.use("Agg")
+def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
-    rec, only = summary["recommended"], summary["revenue_only"]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    ax.plot(front.rmse, front.revenue, "-o", ms=3, color="#4c72b0", label="best trade-offs (Pareto front)")
-    ax.plot([rec["ope_rmse"]], [rec["revenue"]], "*", ms=16, color="#dd8452", label="recommended mix")
-    ax.plot([only["ope_rmse"]], [only["revenue"]], "s", ms=8, color="#55a868", label="revenue-only mix")
-    ax.set_xlabel(f"evaluation error later (RMSE, {summary['aggregate']} over future policies, "
-                  f"log of {summary['n']:,} customers)")
-    ax.set_ylabel("revenue now (per customer)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
 
 
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def front_figure(front: Front, summary: dict) -> bytes:
+    """Pareto front with the recommended and revenue-only mixtures marked."""
+    plt = _plt()
+    rec, only = summary["recommended"], summary["revenue_only"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    ax.plot(front.rmse, front.revenue, "-o", ms=3, color=COLORS[0], label="best trade-offs (Pareto front)")
+    ax.plot([rec["ope_rmse"]], [rec["revenue"]], "*", ms=16, color=COLORS[1], label="recommended mix")
+    ax.plot([only["ope_rmse"]], [only["revenue"]], "s", ms=8, color=COLORS[2], label="revenue-only mix")
+    ax.set_xlabel(f"evaluation error later (RMSE, {summary['aggregate']} over future policies, "
+                  f"log of {summary['n']:,} customers)")
+    ax.set_ylabel("revenue now (per customer)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def exploration_figure(summary: dict) -> bytes:
+    """Revenue (top) and each future policy's RMSE (bottom) against the exploration rate."""
+    plt = _plt()
+    curve, head = summary["exploration_curve"], summary["headline"]
+    eps = np.array(curve["eps"]) * 100
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), dpi=110, sharex=True)
+    top.plot(eps, curve["revenue"], color=COLORS[0])
+    top.set_ylabel("revenue per customer")
+    for i, (t, r) in enumerate(curve["rmse"].items()):
+        r = np.array([np.nan if v is None else v for v in r], float)
+        bottom.plot(eps, r, color=COLORS[(i + 1) % len(COLORS)], label=t)
+    tol = summary.get("plan", {}).get("tol")
+    if tol is not None:
+        bottom.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
+    for ax in (top, bottom):
+        ax.axvline(100 * head["exploration_rate"], color=COLORS[1], ls="--", lw=1.2)
+        ax.grid(alpha=0.3)
+    top.text(100 * head["exploration_rate"], top.get_ylim()[1], " recommended", va="top", color=COLORS[1])
+    bottom.set_yscale("log")
+    bottom.set_ylabel(f"evaluation error (RMSE)\nlog of {curve['n']:,} customers")
+    bottom.set_xlabel("exploration rate (% of traffic)")
+    bottom.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def log_size_figure(summary: dict) -> bytes:
+    """Each future policy's RMSE at the recommended mix against the log size, in customers and in days."""
+    plt = _plt()
+    curve = summary["log_size_curve"]
+    sizes = np.array(curve["log_size"], float)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for i, (t, r) in enumerate(curve["rmse"].items()):
+        ax.plot(sizes, r, color=COLORS[(i + 1) % len(COLORS)], label=t)
+    tol = summary.get("plan", {}).get("tol")
+    if tol is not None:
+        ax.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
+    ax.axvline(summary["n"], color=COLORS[1], ls="--", lw=1.2, label=f"planned log ({summary['n']:,})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("customers logged at the recommended mix")
+    ax.set_ylabel("evaluation error (RMSE)")
+    daily = curve["daily_traffic"]
+    days = ax.secondary_xaxis("top", functions=(lambda n: n / daily, lambda d: d * daily))
+    days.set_xlabel(f"days of logging at {daily:,.0f} customers per day")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def figures(summary: dict, front: Front) -> dict[str, bytes]:
+    return {"front.png": front_figure(front, summary), "exploration.png": exploration_figure(summary),
+            "log_size.png": log_size_figure(summary)}
+
+
+def _explore_phrase(head: dict, alpha: dict) -> str:
+    rate = head["exploration_rate"]
+    if "explore" in alpha:
+        return f"spend {rate:.1%} of coupon traffic on exploration (a randomly chosen action)"
+    best = head["revenue_best_component"]
+    mix = ", ".join(f"{w:.0%} {name}" for name, w in alpha.items())
+    return f"log with {mix}: {rate:.1%} of traffic away from {best}"
+
+
+def days(d: float) -> str:
+    return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
+
+
 def headline(summary: dict) -> str:
-    rec, only, cost = summary["recommended"], summary["revenue_only"], summary["revenue_cost"]
-    mix = ", ".join(f"{w:.0%} {name}" for name, w in rec["alpha"].items())
-    pct = cost["pct"]
-    return (f"Log with {mix}: revenue is {rec['revenue']:.4f} per customer, "
-            f"{cost['per_customer'] * 10_000:,.0f} less per 10,000 customers"
-            + (f" ({pct:.1f}%)" if pct is not None else "")
-            + f" than the revenue-only mix, and in exchange a log of {summary['n']:,} customers evaluates "
-              f"every future policy with RMSE at most {rec['ope_rmse']:.4f} "
-              f"(revenue-only: {only['ope_rmse']:.4f}).")
+    """The recommendation in one paragraph of plain words."""
+    head, cost = summary["headline"], summary["revenue_cost"]
+    precision = ", ".join(f"{t} to within about ±{p['rmse']:.3g}" if p["supported"] else f"{t}: not at all"
+                          for t, p in head["precision"].items())
+    pct = head["revenue_cost_pct"]
+    return (f"Recommendation: {_explore_phrase(head, summary['recommended']['alpha'])}. "
+            f"It costs {head['revenue_cost_per_10k_customers']:,.0f} in revenue per 10,000 customers"
+            + (f" ({pct:.1f}% of revenue)" if pct is not None else "")
+            + f" against the revenue-only mix. In exchange, a log of {head['log_size']:,} customers "
+              f"(about {days(head['log_days'])} of traffic) measures each future policy's revenue per customer: "
+            + precision + " (RMSE).")
 
 
-def render_html(summary: dict, front: Front, figure_png: bytes) -> str:
+def render_html(summary: dict, front: Front, pngs: dict[str, bytes]) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("couponmix", "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]))
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    env.filters["pct"] = lambda v, digits=1: f"{100 * v:.{digits}f}%"
+    env.filters["num"] = lambda v, digits=4: f"{v:.{digits}f}"
+    env.filters["thousands"] = lambda v: f"{v:,.0f}"
     tmpl = env.get_template("report.html")
-    return tmpl.render(s=summary, headline=headline(summary),
-                       figure=base64.b64encode(figure_png).decode(),
+    images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
+    return tmpl.render(s=summary, headline=headline(summary), images=images,
+                       explore_phrase=_explore_phrase(summary["headline"], summary["recommended"]["alpha"]),
                        front_rows=front.to_frame().round(6).to_dict("records"))

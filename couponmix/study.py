@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from simulators import get_scenario
 
+from .curves import best_component, exploration_curve, exploration_rate, log_size_curve
 from .divergence import growth, weight_verdict
 from .errors import CouponmixError
 from .estimators import DEFAULT_CLIP, EstimatorSpec, suite
@@ -18,9 +20,10 @@ from .optimize import Front, Recommendation, check_max_rmse, pareto_front, recom
 from .planner import critical_rate, log_size_needed
 from .progress import Progress
 from .simplex import barycentre, check_floors
-from .validation import check_positive_int
+from .study_config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
+from .validation import check_positive_float, check_positive_int
 
-DEFAULT_FLOOR = 0.01
+log = logging.getLogger("couponmix")
 
 
 @dataclass
@@ -164,12 +167,23 @@ def production_block(components, alpha, spec: EstimatorSpec, comparison: dict, q
     }
 
 
+def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
+    """Run the study a ``StudyConfig`` (a study file) describes."""
+    return run_study(cfg.scenario, n=cfg.n, seed=cfg.seed, pop_size=cfg.pop_size, generations=cfg.generations,
+                     estimator=cfg.estimator, max_rmse=cfg.max_rmse, floor=cfg.floor, aggregate=cfg.aggregate,
+                     eval_size=cfg.eval_size, quiet=quiet, config=cfg.market, tol=cfg.tolerance,
+                     daily_traffic=cfg.daily_traffic, study=cfg.to_dict())
+
+
 def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int = 100, generations: int = 100,
               estimator: EstimatorSpec | None = None, max_rmse: float | None = None, floor: float = DEFAULT_FLOOR,
               aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True,
-              config=None, tol: float | None = None) -> StudyResult:
+              config=None, tol: float | None = None, daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
+              study: dict | None = None) -> StudyResult:
     """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files)."""
     seed = check_positive_int(seed, "seed", minimum=0)
+    daily_traffic = check_positive_float(daily_traffic, "daily_traffic")
+    log.info("building scenario %s", scenario)
     sc = get_scenario(scenario, config=config, seed=seed)
     n = check_positive_int(sc.default_n if n is None else n, "n")
     if aggregate not in AGGREGATES:
@@ -178,9 +192,11 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     components, targets = sc.components(), sc.targets()
     floors = check_floors(floor, len(components))
 
+    log.info("sampling %d evaluation customers and checking importance-weight variance", eval_size)
     sample, verdicts, spec, why = prepare(sc, eval_size, seed, floors, estimator)
 
     objectives = MixtureObjectives(sample, spec, n, aggregate)
+    log.info("optimising mixtures for %s: population %d, %d generations", spec.label, pop_size, generations)
     with Progress(generations, "optimising mixtures", quiet) as bar:
         front = pareto_front(objectives, floors, pop_size, generations, seed, on_generation=bar.update_to)
     rec = recommend(front, max_rmse)
@@ -203,14 +219,19 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     model_report = sc.model_report(sample.x)
     rev = float(front.revenue[rec.index])
     detail = objectives.describe(alpha)
-    warnings = [f"Plain IPS cannot be used to evaluate {t}: {v.reason}." for t, v in verdicts.items()
-                if v.status != "finite"]
-    warnings += [f"At the recommended mix, {t} is not supported: {v.reason}." for t, v in at_rec.items()
-                 if v.status == "unsupported"]
+    warnings = [f"The textbook estimate (plain inverse propensity weighting) of {t} would stay unreliable however "
+                f"many customers are logged: its variance is infinite. couponmix uses {spec.label} instead. "
+                f"Detail: {v.reason}." for t, v in verdicts.items() if v.status == "infinite"]
+    warnings += [f"{t} cannot be evaluated from logs of any mix: some actions it takes are never logged. "
+                 f"Detail: {v.reason}." for t, v in verdicts.items() if v.status == "unsupported"]
+    warnings += [f"At the recommended mix, {t} cannot be fully evaluated: some actions it takes are never logged. "
+                 f"Detail: {v.reason}." for t, v in at_rec.items()
+                 if v.status == "unsupported" and verdicts[t].status != "unsupported"]
     if rec.meets_max_rmse is False:
         warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
 
     summary = {
+        **({"study": study} if study is not None else {}),
         "scenario": sc.name,
         "scenario_description": sc.description,
         "n": n,
@@ -269,6 +290,10 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
                             f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
                             f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average.")
     summary["sample_size_law"] = sample_size_law(objectives, sample, alpha, verdicts)
+    log.info("computing the curves for the report")
+    summary["exploration_curve"] = exploration_curve(objectives, n)
+    summary["log_size_curve"] = log_size_curve(objectives, alpha, daily_traffic)
+    summary["headline"] = headline_numbers(summary, objectives, alpha)
     if tol is not None:
         plan = critical_rate(objectives, tol, n)
         summary["plan"] = {**plan.to_dict(), "estimator": spec.name}
@@ -288,6 +313,24 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
                         f"{', '.join(unsupported)} cannot be evaluated at all: the logs never show the actions "
                         "they would take.")
     return StudyResult(summary=summary, front=front, recommendation=rec)
+
+
+def headline_numbers(summary: dict, objectives: MixtureObjectives, alpha: np.ndarray) -> dict:
+    """The numbers a reader needs first: how much to explore, what it costs, what precision it buys."""
+    rec, cost = summary["recommended"], summary["revenue_cost"]
+    return {
+        "exploration_rate": exploration_rate(objectives, alpha),
+        "revenue_best_component": objectives.component_names[best_component(objectives)],
+        "exploration_definition": summary["exploration_curve"]["definition"],
+        "revenue_per_customer": rec["revenue"],
+        "revenue_cost_per_10k_customers": 10_000 * cost["per_customer"],
+        "revenue_cost_pct": cost["pct"],
+        "log_size": summary["n"],
+        "log_days": summary["n"] / summary["log_size_curve"]["daily_traffic"],
+        "precision": {t: {"rmse": d["rmse"], "true_value": d["true_value"], "supported": d["supported"]}
+                      for t, d in rec["targets"].items()},
+        "production_estimator": summary["production"]["estimator"]["id"],
+    }
 
 
 def to_json(summary: dict) -> str:

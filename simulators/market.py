@@ -56,10 +56,13 @@ def _merge(default, user, path=()):
 
 
 def load_config(path=None) -> dict:
-    """The default config, with the file at ``path`` (if any) merged over it, validated."""
+    """The default config, with the file at ``path`` (or a dict of parameters, as a study file's ``market:``
+    section) merged over it, validated."""
     default = yaml.safe_load(DEFAULT_CONFIG.read_text())
     if path is None:
         return validate_config(default)
+    if isinstance(path, dict):
+        return validate_config(_merge(default, path))
     path = Path(path)
     try:
         user = yaml.safe_load(path.read_text()) or {}
@@ -153,7 +156,7 @@ class MarketScenario(Scenario):
     default_n = 50_000
 
     def __init__(self, config=None, seed: int = 0):
-        self.config_path = None if config is None else str(config)
+        self.config_path = None if config is None or isinstance(config, dict) else str(config)
         self.cfg = load_config(config)
         self.seed = seed
         self.action_names = tuple(self.cfg["actions"])

@@ -27,7 +27,8 @@ def paper_run(tmp_path_factory):
 
 
 def test_run_writes_complete_outputs(paper_run):
-    assert sorted(os.listdir(paper_run)) == ["front.png", "pareto.csv", "report.html", "summary.json"]
+    assert sorted(os.listdir(paper_run)) == ["exploration.png", "front.png", "log_size.png", "pareto.csv",
+                                             "report.html", "summary.json"]
     s = json.loads((paper_run / "summary.json").read_text())
     for key in ("scenario", "n", "seed", "estimator", "policies", "variance_finite", "recommended"):
         assert key in s

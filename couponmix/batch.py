@@ -1,0 +1,161 @@
+"""Batch runs: every study file of a folder, in parallel, resumable, failures isolated.
+
+OUT/<study>/ holds what ``couponmix run`` writes for that study, plus ``study.yaml`` (a copy of the
+study file it ran), or ``study.yaml`` and ``error.json`` when the study failed. Each study folder is
+assembled under a hidden temporary name and renamed into place in one step, so a folder under a
+final name is always complete. OUT/index.html and OUT/comparison.csv sum up every study.
+
+Running the batch again skips studies whose folder holds a summary.json made from an identical study
+file; failed studies and studies whose file changed run again; temporary folders left by a killed
+run are removed first. Studies run in spawned worker processes that share the machine's cores.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .atomic import check_output_dir, write_outputs
+from .errors import CouponmixError
+from .progress import Progress
+from .study_config import study_files
+from .threads import default_threads
+from .validation import check_positive_int
+
+log = logging.getLogger("couponmix")
+
+COLUMNS = ("study", "title", "status", "scenario", "exploration_rate", "revenue_per_customer",
+           "revenue_cost_per_10k_customers", "revenue_cost_pct", "worst_rmse", "log_size", "log_days",
+           "production_estimator", "error")
+
+
+@dataclass
+class BatchResult:
+    done: int
+    skipped: int
+    ran: int
+    failed: int
+    errors: dict = field(default_factory=dict)
+    index: Path | None = None
+
+
+def _init_worker(threads: int) -> None:
+    os.environ["COUPONMIX_THREADS"] = str(threads)
+    worker_log = logging.getLogger("couponmix")   # the parent reports each study; workers stay silent
+    worker_log.setLevel(logging.WARNING)
+    worker_log.propagate = False
+
+
+def run_one(path: str, out: str) -> tuple[str, str | None]:
+    """Run one study file into OUT/<stem>/ (atomically). Returns (name, error or None); never raises for a
+    failing study, whose error is written to error.json instead."""
+    from .outputs import study_files_for
+    from .study import run_config
+    from .study_config import load_study
+
+    path = Path(path)
+    name = path.stem
+    source = {"study.yaml": path.read_bytes()}
+    try:
+        result = run_config(load_study(path))
+        files = {**source, **study_files_for(result)}
+        error = None
+    except Exception as exc:   # isolate the failure: record it, let the other studies go on
+        error = str(exc) if isinstance(exc, CouponmixError) else f"{type(exc).__name__}: {exc}"
+        detail = "" if isinstance(exc, CouponmixError) else traceback.format_exc()
+        files = {**source, "error.json": json.dumps({"study": name, "error": error, "traceback": detail},
+                                                    indent=2) + "\n"}
+    write_outputs(Path(out) / name, files)
+    return name, error
+
+
+def _finished(path: Path, final: Path) -> bool:
+    copy = final / "study.yaml"
+    return (final / "summary.json").is_file() and copy.is_file() and copy.read_bytes() == path.read_bytes()
+
+
+def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> BatchResult:
+    files = study_files(folder)
+    out = check_output_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp-*"):          # left behind by a killed run: never under a final name
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    todo, skipped = [], 0
+    for path in files:
+        final = out / path.stem
+        if _finished(path, final):
+            skipped += 1
+            continue
+        if final.exists():                       # a failure record or an outdated result: run again
+            shutil.rmtree(final)
+        todo.append(path)
+    log.info("%d studies: %d already finished, %d to run", len(files), skipped, len(todo))
+
+    errors: dict[str, str] = {}
+    if todo:
+        workers = min(len(todo), default_threads() if workers is None else check_positive_int(workers, "workers"))
+        share = max(1, default_threads() // workers)
+        with Progress(len(todo), "studies", quiet) as bar, \
+                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_init_worker, initargs=(share,)) as pool:
+            futures = {pool.submit(run_one, str(p), str(out)): p for p in todo}
+            for done, fut in enumerate(as_completed(futures), 1):
+                path = futures[fut]
+                try:
+                    name, error = fut.result()
+                except BrokenProcessPool:
+                    name, error = path.stem, "the worker process running this study died"
+                    write_outputs(out / name, {"study.yaml": path.read_bytes(),
+                                               "error.json": json.dumps({"study": name, "error": error}) + "\n"})
+                if error is not None:
+                    errors[name] = error
+                    log.info("study %s failed: %s", name, error)
+                else:
+                    log.info("study %s done", name)
+                bar.update_to(done)
+    rows = [study_row(out / p.stem, p.stem) for p in files]
+    write_outputs(out, {"comparison.csv": comparison_csv(rows), "index.html": index_html(rows)})
+    failed = sum(r["status"] == "failed" for r in rows)
+    return BatchResult(done=len(rows) - failed, skipped=skipped, ran=len(todo), failed=failed,
+                       errors={r["study"]: r["error"] for r in rows if r["status"] == "failed"},
+                       index=out / "index.html")
+
+
+def study_row(folder: Path, name: str) -> dict:
+    """One line of the index: the headline numbers of a finished study, or its error."""
+    row = dict.fromkeys(COLUMNS)
+    row["study"] = name
+    if (folder / "summary.json").is_file():
+        s = json.loads((folder / "summary.json").read_text())
+        h = s["headline"]
+        row.update(status="done", title=(s.get("study") or {}).get("title") or name, scenario=s["scenario"],
+                   exploration_rate=h["exploration_rate"], revenue_per_customer=h["revenue_per_customer"],
+                   revenue_cost_per_10k_customers=h["revenue_cost_per_10k_customers"],
+                   revenue_cost_pct=h["revenue_cost_pct"], worst_rmse=s["recommended"]["ope_rmse"],
+                   log_size=h["log_size"], log_days=h["log_days"], production_estimator=h["production_estimator"])
+    else:
+        err = folder / "error.json"
+        row.update(status="failed", title=name,
+                   error=json.loads(err.read_text())["error"] if err.is_file() else "no result")
+    return row
+
+
+def comparison_csv(rows: list[dict]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False, float_format="%.10g")
+
+
+def index_html(rows: list[dict]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("couponmix", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    return env.get_template("index.html").render(rows=rows)

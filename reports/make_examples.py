@@ -1,0 +1,37 @@
+"""Regenerate reports/examples/: the default market report (with a browser screenshot), the published
+setting, and the batch of example campaign studies. Run with `make examples`."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from couponmix.batch import run_batch
+from couponmix.browser import open_report
+from couponmix.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+def fresh(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    return path
+
+
+def main_() -> int:
+    for scenario in ("market", "paper"):
+        out = fresh(EXAMPLES / scenario)
+        if main(["run", scenario, "--out", str(out), "--tol", "0.5" if scenario == "market" else "0.05"]) != 0:
+            return 1
+    check = open_report(EXAMPLES / "market" / "report.html", screenshot=EXAMPLES / "market" / "screenshot.png")
+    if check.console_errors or check.page_errors or check.external_requests:
+        print(f"the market report did not render cleanly: {check}", file=sys.stderr)
+        return 1
+    res = run_batch(EXAMPLES / "studies", fresh(EXAMPLES / "batch"))
+    print(f"batch: {res.done} done, {res.failed} failed; {res.index}")
+    return 1 if res.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_())

@@ -1,0 +1,152 @@
+"""Study files and batch runs: end to end, resumable after a kill, failures isolated."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from couponmix.batch import run_batch
+from couponmix.cli import main
+from couponmix.errors import CouponmixError
+from couponmix.study_config import StudyConfig, load_study
+
+STUDIES = Path(__file__).with_name("data") / "studies"
+NAMES = ["a_floor", "b_market", "c_paper"]
+RESULT_FILES = ["exploration.png", "front.png", "log_size.png", "pareto.csv", "report.html", "study.yaml",
+                "summary.json"]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under folder (relative path -> bytes), hidden temporary names included."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted batch of the three small studies."""
+    out = tmp_path_factory.mktemp("batch") / "reference"
+    res = run_batch(STUDIES, out, workers=1, quiet=True)
+    assert (res.done, res.failed, res.ran, res.skipped) == (3, 0, 3, 0)
+    return out
+
+
+def test_batch_writes_every_study_an_index_and_a_comparison(reference):
+    assert sorted(p.name for p in reference.iterdir()) == sorted(["comparison.csv", "index.html", *NAMES])
+    for name in NAMES:
+        assert sorted(p.name for p in (reference / name).iterdir()) == RESULT_FILES
+        assert (reference / name / "study.yaml").read_bytes() == (STUDIES / f"{name}.yaml").read_bytes()
+    table = pd.read_csv(reference / "comparison.csv")
+    assert table["study"].tolist() == NAMES and (table["status"] == "done").all()
+    index = (reference / "index.html").read_text()
+    for name in NAMES:
+        summary = json.loads((reference / name / "summary.json").read_text())
+        row = table.set_index("study").loc[name]
+        assert row["exploration_rate"] == pytest.approx(summary["headline"]["exploration_rate"], rel=1e-9)
+        assert row["worst_rmse"] == pytest.approx(summary["recommended"]["ope_rmse"], rel=1e-9)
+        assert f'href="{name}/report.html"' in index
+        assert summary["study"]["title"] in index
+
+
+def test_study_file_fields_reach_the_summary(reference):
+    s = json.loads((reference / "b_market" / "summary.json").read_text())
+    assert s["n"] == 20000 and s["seed"] == 1 and s["evaluation_sample_size"] == 5000
+    assert s["plan"]["tol"] == 1.5                          # tolerance
+    assert s["optimiser"]["pop_size"] == 8 and s["optimiser"]["generations"] == 3
+    assert s["study"]["title"] == "Small market with a coupon budget"
+    c = json.loads((reference / "c_paper" / "summary.json").read_text())
+    assert c["estimator"]["name"] == "clipped_ips" and c["estimator"]["lambda"] == 5
+    a = json.loads((reference / "a_floor" / "summary.json").read_text())
+    assert a["log_size_curve"]["daily_traffic"] == 2000 and a["headline"]["log_days"] == pytest.approx(2.5)
+
+
+def test_run_with_a_study_file_equals_the_batch_study(reference, tmp_path):
+    assert main(["run", "--config", str(STUDIES / "c_paper.yaml"), "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    for name in ("summary.json", "pareto.csv", "report.html"):
+        assert (tmp_path / "c" / name).read_bytes() == (reference / "c_paper" / name).read_bytes()
+
+
+def test_killed_batch_resumes_to_identical_outputs(reference, tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "COUPONMIX_THREADS": "1", "CI": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "couponmix.cli", "batch", str(STUDIES), "--out", str(out),
+                             "--workers", "1", "--quiet"], env=env, start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while not (out / NAMES[0] / "summary.json").exists():
+            assert proc.poll() is None, "the batch ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the first study never finished"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)   # the batch and its worker processes, mid-run
+        proc.wait()
+    finished = [n for n in NAMES if (out / n / "summary.json").exists()]
+    assert NAMES[0] in finished and len(finished) < len(NAMES), "kill came too late to test a resume"
+    # nothing half-written under a final name: every study folder present is complete
+    for p in out.iterdir():
+        if not p.name.startswith("."):
+            assert p.name in finished, f"{p.name} is under its final name but incomplete"
+    before = (out / NAMES[0] / "summary.json").stat().st_mtime_ns
+    res = run_batch(STUDIES, out, workers=1, quiet=True)
+    assert res.skipped == len(finished) and res.ran == len(NAMES) - len(finished) and res.failed == 0
+    assert (out / NAMES[0] / "summary.json").stat().st_mtime_ns == before      # not run again
+    assert tree(out) == tree(reference)        # identical, and no temporary leftovers
+
+
+def test_a_failing_study_is_isolated_and_retried(tmp_path):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    shutil.copy(STUDIES / "a_floor.yaml", folder / "good.yaml")
+    (folder / "bad.yaml").write_text("scenario: nowhere\nn: 1000\n")
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), "--out", str(out), "--workers", "2", "--quiet"]) == 1
+    table = pd.read_csv(out / "comparison.csv").set_index("study")
+    assert table.loc["good", "status"] == "done"
+    assert table.loc["bad", "status"] == "failed" and "unknown scenario 'nowhere'" in table.loc["bad", "error"]
+    assert "unknown scenario &#39;nowhere&#39;" in (out / "index.html").read_text()
+    assert sorted(p.name for p in (out / "bad").iterdir()) == ["error.json", "study.yaml"]
+    # fix the file: the failed study runs again, the good one is skipped
+    (folder / "bad.yaml").write_text((STUDIES / "c_paper.yaml").read_text())
+    res = run_batch(folder, out, workers=1, quiet=True)
+    assert (res.skipped, res.ran, res.failed) == (1, 1, 0)
+    assert (out / "bad" / "summary.json").is_file() and not (out / "bad" / "error.json").exists()
+
+
+def test_study_file_errors_are_one_line(tmp_path, capsys):
+    cases = {
+        "typo.yaml": ("scenario: market\nsead: 3\n", "unknown key(s) sead"),
+        "mixed.yaml": ("scenario: market\npopulation: {app_share: 0.5}\n", "unknown key(s) population"),
+        "neg.yaml": ("n: -3\n", "n must be at least 1"),
+        "est.yaml": ("estimator: {name: magic}\n", "unknown estimator 'magic'"),
+        "wrongmarket.yaml": ("scenario: paper\nmarket: {history: {size: 100}}\n", "scenario is 'paper'"),
+        "list.yaml": ("- 1\n- 2\n", "top level must be a mapping"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        code = main(["run", "--config", str(tmp_path / name), "--out", str(tmp_path / "o"), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (name, err)
+        assert not (tmp_path / "o").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CouponmixError, match="holds no .yaml"):
+        run_batch(empty, tmp_path / "x")
+
+
+def test_a_bare_market_file_is_still_a_market_config():
+    cfg = load_study(Path(__file__).with_name("data") / "market_small.yaml")
+    assert cfg.scenario == "market" and cfg.market.endswith("market_small.yaml")
+    assert cfg == StudyConfig(name="market_small", market=cfg.market)
+
+
+def test_command_line_values_override_the_study_file(tmp_path):
+    out = tmp_path / "o"
+    assert main(["run", "--config", str(STUDIES / "a_floor.yaml"), "--n", "7000", "--seed", "5", "--out", str(out),
+                 "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n"] == 7000 and s["seed"] == 5 and s["optimiser"]["generations"] == 3   # the rest from the file

@@ -1,0 +1,95 @@
+"""The report as a reader gets it: numbers equal summary.json's, self-contained, renders in Chromium."""
+import json
+import re
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from couponmix.cli import main
+from couponmix.report import headline
+
+STUDIES = Path(__file__).with_name("data") / "studies"
+FORMATS = {"pct1": lambda v: f"{100 * v:.1f}%", "pct2": lambda v: f"{100 * v:.2f}%",
+           "thousands": lambda v: f"{v:,.0f}", "num1": lambda v: f"{v:.1f}", "num3": lambda v: f"{v:.3f}",
+           "num4": lambda v: f"{v:.4f}"}
+
+
+class KeyedNumbers(HTMLParser):
+    """Collects (data-key, data-fmt, text) of every element tagged with data-key."""
+
+    def __init__(self):
+        super().__init__()
+        self.found, self._open = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self._open.append((a.get("data-key"), a.get("data-fmt"), []))
+
+    def handle_endtag(self, tag):
+        key, fmt, text = self._open.pop()
+        if key is not None:
+            self.found.append((key, fmt, "".join(text).strip()))
+        if self._open:
+            self._open[-1][2].extend(text)
+
+    def handle_data(self, data):
+        if self._open:
+            self._open[-1][2].append(data)
+
+
+def lookup(summary, key):
+    value = summary
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+@pytest.fixture(scope="module", params=["b_market", "c_paper"])
+def run_dir(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / request.param
+    assert main(["run", "--config", str(STUDIES / f"{request.param}.yaml"), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_every_tagged_number_equals_summary_json(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    parser = KeyedNumbers()
+    parser.feed((run_dir / "report.html").read_text())
+    keys = {k for k, _, _ in parser.found}
+    # the headline numbers, every target's precision and every policy's value are all tagged
+    assert {"headline.exploration_rate", "headline.revenue_cost_per_10k_customers", "headline.log_size",
+            "recommended.ope_rmse", "recommended.revenue"} <= keys
+    assert {f"headline.precision.{t}.rmse" for t in summary["recommended"]["targets"]} <= keys
+    assert {f"policies.{p}.value" for p in summary["policies"]} <= keys
+    for key, fmt, text in parser.found:
+        assert text == FORMATS[fmt](lookup(summary, key)), (key, text)
+
+
+def test_report_headline_and_figures_are_the_summary_s(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    html = (run_dir / "report.html").read_text()
+    assert headline(summary) in unescape(html)
+    for name in ("front.png", "exploration.png", "log_size.png"):
+        png = (run_dir / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        import base64
+        assert base64.b64encode(png).decode() in html       # the same figure, embedded
+    # self-contained: nothing to fetch from a network
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+
+
+def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    from couponmix.browser import open_report
+
+    shot = tmp_path / "screenshot.png"
+    check = open_report(run_dir / "report.html", screenshot=shot)
+    assert check.console_errors == [] and check.page_errors == [], (check.console_errors, check.page_errors)
+    assert check.external_requests == []
+    assert [i["id"] for i in check.images] == ["fig-front", "fig-exploration", "fig-log-size"]
+    for img in check.images:
+        assert img["complete"] and img["width"] > 300 and img["height"] > 200, img
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert check.headline == headline(summary)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
