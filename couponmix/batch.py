@@ -33,7 +33,7 @@ log = logging.getLogger("couponmix")
 
 COLUMNS = ("study", "title", "status", "scenario", "exploration_rate", "revenue_per_customer",
            "revenue_cost_per_10k_customers", "revenue_cost_pct", "worst_rmse", "log_size", "log_days",
-           "production_estimator", "error")
+           "production_estimator", "production_rmse", "error")
 
 
 @dataclass
@@ -139,7 +139,8 @@ def study_row(folder: Path, name: str) -> dict:
                    exploration_rate=h["exploration_rate"], revenue_per_customer=h["revenue_per_customer"],
                    revenue_cost_per_10k_customers=h["revenue_cost_per_10k_customers"],
                    revenue_cost_pct=h["revenue_cost_pct"], worst_rmse=s["recommended"]["ope_rmse"],
-                   log_size=h["log_size"], log_days=h["log_days"], production_estimator=h["production_estimator"])
+                   log_size=h["log_size"], log_days=h["log_days"], production_estimator=h["production_estimator"],
+                   production_rmse=s["production"]["estimator_comparison"][h["production_estimator"]]["ope_rmse"])
     else:
         err = folder / "error.json"
         row.update(status="failed", title=name,

@@ -124,15 +124,15 @@ def days(d: float) -> str:
 def headline(summary: dict) -> str:
     """The recommendation in one paragraph of plain words."""
     head, cost = summary["headline"], summary["revenue_cost"]
-    precision = ", ".join(f"{t} to within about ±{p['rmse']:.3g}" if p["supported"] else f"{t}: not at all"
-                          for t, p in head["precision"].items())
+    precision = ", ".join(f"{t} to within about ±{p['production_rmse']:.3g}" if p["supported"]
+                          else f"{t}: not at all" for t, p in head["precision"].items())
     pct = head["revenue_cost_pct"]
     return (f"Recommendation: {_explore_phrase(head, summary['recommended']['alpha'])}. "
             f"It costs {head['revenue_cost_per_10k_customers']:,.0f} in revenue per 10,000 customers"
             + (f" ({pct:.1f}% of revenue)" if pct is not None else "")
             + f" against the revenue-only mix. In exchange, a log of {head['log_size']:,} customers "
               f"(about {days(head['log_days'])} of traffic) measures each future policy's revenue per customer: "
-            + precision + " (RMSE).")
+            + precision + f" (RMSE, evaluating with {head['production_estimator_label']}).")
 
 
 def render_html(summary: dict, front: Front, pngs: dict[str, bytes]) -> str:

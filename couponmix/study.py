@@ -156,6 +156,7 @@ def production_block(components, alpha, spec: EstimatorSpec, comparison: dict, q
                              "the acting component's own propensity pi_k(a|x) of the action taken (obp's pscore, "
                              "for naive-weight estimators)"],
         "estimator": {**best_spec.to_dict(), "id": best},
+        "estimator_label": best_spec.label,
         "estimator_reason": (f"lowest RMSE among the estimators compared at this mixture "
                              f"({comparison[best]['ope_rmse']:.4g}, against {comparison[spec.name]['ope_rmse']:.4g} "
                              f"for {spec.label}, the one optimised for)" if spec.name in comparison and best != spec.name
@@ -237,7 +238,7 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
         "n": n,
         "seed": seed,
         "evaluation_sample_size": sample.size,
-        "estimator": {**spec.to_dict(), "reason": why},
+        "estimator": {**spec.to_dict(), "label": spec.label, "reason": why},
         "aggregate": aggregate,
         "floors": dict(zip(components, floors.tolist())),
         "policies": {
@@ -318,6 +319,8 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
 def headline_numbers(summary: dict, objectives: MixtureObjectives, alpha: np.ndarray) -> dict:
     """The numbers a reader needs first: how much to explore, what it costs, what precision it buys."""
     rec, cost = summary["recommended"], summary["revenue_cost"]
+    best = summary["production"]["estimator"]["id"]
+    production = summary["production"]["estimator_comparison"][best]["ope_rmse_per_target"]
     return {
         "exploration_rate": exploration_rate(objectives, alpha),
         "revenue_best_component": objectives.component_names[best_component(objectives)],
@@ -327,9 +330,12 @@ def headline_numbers(summary: dict, objectives: MixtureObjectives, alpha: np.nda
         "revenue_cost_pct": cost["pct"],
         "log_size": summary["n"],
         "log_days": summary["n"] / summary["log_size_curve"]["daily_traffic"],
-        "precision": {t: {"rmse": d["rmse"], "true_value": d["true_value"], "supported": d["supported"]}
+        # precision with the estimator optimised for, and with the one recommended for production
+        "precision": {t: {"rmse": d["rmse"], "production_rmse": production[t], "true_value": d["true_value"],
+                          "supported": d["supported"]}
                       for t, d in rec["targets"].items()},
-        "production_estimator": summary["production"]["estimator"]["id"],
+        "production_estimator": best,
+        "production_estimator_label": summary["production"]["estimator_label"],
     }
 
 

@@ -61,7 +61,8 @@ def test_every_tagged_number_equals_summary_json(run_dir):
     # the headline numbers, every target's precision and every policy's value are all tagged
     assert {"headline.exploration_rate", "headline.revenue_cost_per_10k_customers", "headline.log_size",
             "recommended.ope_rmse", "recommended.revenue"} <= keys
-    assert {f"headline.precision.{t}.rmse" for t in summary["recommended"]["targets"]} <= keys
+    assert {f"headline.precision.{t}.{k}" for t in summary["recommended"]["targets"]
+            for k in ("rmse", "production_rmse")} <= keys
     assert {f"policies.{p}.value" for p in summary["policies"]} <= keys
     for key, fmt, text in parser.found:
         assert text == FORMATS[fmt](lookup(summary, key)), (key, text)
