@@ -1,4 +1,4 @@
-"""Command line: ``couponmix run | batch | validate | plan | scenarios``.
+"""Command line: ``couponmix run | batch | simulate | validate | plan | scenarios``.
 
 Errors in the input end the program with one line on stderr, exit code 2, and
 nothing written.
@@ -42,6 +42,21 @@ def _add_common(p):
     p.add_argument("--eval-size", type=int, default=None,
                    help="covariate sample size for the exact objectives (default 100,000)")
     _add_verbosity(p)
+
+
+def _add_backend(p):
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
+    p.add_argument("--scheduler", default=None,
+                   help="run on Dask instead: threads, processes, or a dask.distributed scheduler address")
+
+
+def _backend(args):
+    from .backend import get_backend
+    from .threads import default_threads
+
+    if args.scheduler is None and args.workers is None:
+        return get_backend(workers=default_threads())
+    return get_backend(args.scheduler, args.workers)
 
 
 def _add_verbosity(p):
@@ -110,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, default=None, help="studies run at once (default: cores)")
     _add_verbosity(batch)
 
+    sim = sub.add_parser("simulate", help="write a logged population as Parquet files, chunk by chunk")
+    _add_common(sim)
+    sim.add_argument("--alpha", required=True, help="mixture, e.g. explore=0.1,exploit=0.9")
+    sim.add_argument("--out", required=True, help="new output folder for part-NNNNNN.parquet and _summary.json")
+    sim.add_argument("--chunk-size", type=int, default=None,
+                     help="customers per file, a multiple of 65,536 (default 1,048,576)")
+    _add_backend(sim)
+
     val = sub.add_parser("validate", help="Monte Carlo check of the analytic error with obp's estimators")
     _add_common(val)
     val.add_argument("--alpha", required=True, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
@@ -117,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--estimators", default=None,
                      help="comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,dr_fitted,ips[naive],dr[naive] "
                           "(default: all whose variance is finite here)")
-    val.add_argument("--workers", type=int, default=None, help="processes for the replications (default: cores)")
+    _add_backend(val)
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
     plan = sub.add_parser("plan", help="critical exploration rate for a tolerance, or the log size needed")
     _add_common(plan)
@@ -205,6 +228,28 @@ def cmd_batch(args) -> int:
     return 1 if res.failed else 0
 
 
+def cmd_simulate(args) -> int:
+    from simulators import get_scenario
+
+    from .progress import Progress
+    from .seeding import BLOCK
+    from .simplex import parse_alpha_spec
+    from .simulate import DEFAULT_CHUNK, simulate_to_parquet
+
+    cfg = _study(args)
+    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
+    n = sc.default_n if cfg.n is None else cfg.n
+    chunk = DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size
+    backend = _backend(args)
+    with Progress(-(-n // max(chunk, BLOCK)), "writing chunks", args.quiet) as bar:
+        summary = simulate_to_parquet(sc, alpha, n, args.out, cfg.seed, chunk, backend, on_chunk=bar.update_to)
+    if not args.quiet:
+        print(f"wrote {summary['n']:,} customers in {len(summary['files'])} Parquet files to {args.out} "
+              f"({summary['backend']}); mean reward {summary['reward_mean']:.5g} +/- {summary['reward_mean_se']:.2g}")
+    return 0
+
+
 def cmd_validate(args) -> int:
     from simulators import get_scenario
 
@@ -216,7 +261,6 @@ def cmd_validate(args) -> int:
     from .progress import Progress
     from .simplex import parse_alpha_spec
     from .study import to_json
-    from .threads import default_threads
 
     if args.out is not None:
         check_output_dir(args.out)
@@ -236,9 +280,8 @@ def cmd_validate(args) -> int:
             t, v = next((t, v) for t, v in verdicts.items() if not v.finite)
             raise CouponmixError(f"{', '.join(bad)}: infinite variance at this mixture for {t} ({v.reason})")
     n = sc.default_n if cfg.n is None else cfg.n
-    workers = default_threads() if args.workers is None else args.workers
     with Progress(args.reps, "simulating logs", args.quiet) as bar:
-        res = monte_carlo(sc, alpha, specs, n, args.reps, cfg.seed, eval_size=eval_size, workers=workers,
+        res = monte_carlo(sc, alpha, specs, n, args.reps, cfg.seed, eval_size=eval_size, backend=_backend(args),
                           on_replication=bar.update_to)
     print(f"n = {n:,}, {args.reps} logs, alpha = {args.alpha}")
     print(f"{'estimator':20s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
@@ -257,8 +300,8 @@ def cmd_validate(args) -> int:
     return 0
 
 
-COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "batch": cmd_batch, "validate": cmd_validate,
-            "plan": cmd_plan}
+COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "batch": cmd_batch, "simulate": cmd_simulate,
+            "validate": cmd_validate, "plan": cmd_plan}
 
 
 def main(argv=None) -> int:

@@ -19,9 +19,7 @@ spawned, not forked (LightGBM's OpenMP threads do not survive a fork).
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -29,6 +27,7 @@ import numpy as np
 
 from simulators.base import Scenario
 
+from .backend import LocalBackend
 from .errors import CouponmixError
 from .estimators import EstimatorSpec
 from .fitted_reward import FittedModelObjectives, cross_fitted, pilot_samples
@@ -99,10 +98,6 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray) -> t
     return float(est), float(Z95 * phi.std(ddof=1) / np.sqrt(len(a)))
 
 
-def _share_cores(threads: int) -> None:
-    os.environ["COUPONMIX_THREADS"] = str(threads)
-
-
 def _replications(scenario, alpha, specs, n, seed, reps: range):
     """obp's estimates and our interval half-widths for replications ``reps``: arrays (len(reps), S, T).
 
@@ -132,10 +127,12 @@ def _replications(scenario, alpha, specs, n, seed, reps: range):
 
 def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[EstimatorSpec], n: int, reps: int,
                 seed: int = 0, floors=0.0, eval_size: int = DEFAULT_EVAL_SIZE, truth_size: int = TRUTH_SIZE,
-                workers: int = 1, on_replication: Callable[[int], None] | None = None):
+                workers: int = 1, on_replication: Callable[[int], None] | None = None, backend=None):
     """Analytic versus Monte Carlo error of each estimator for each target.
 
-    Returns {target: TargetCheck} for a single estimator, {estimator name: {target: TargetCheck}} for a list.
+    Replications run on ``backend`` (``backend.LocalBackend`` or ``DaskBackend``; default: ``workers`` local
+    processes). Returns {target: TargetCheck} for a single estimator, {estimator name: {target: TargetCheck}}
+    for a list.
     """
     single = isinstance(estimators, EstimatorSpec)
     specs = [estimators] if single else list(estimators)
@@ -163,25 +160,20 @@ def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[
                     f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
                     "evaluate it; give every component some weight")
     truth = true_values(scenario, seed, truth_size)
-    bounds = np.linspace(0, reps, min(workers, reps) + 1).astype(int)
+    # replications in contiguous ranges, one per worker (or per Dask task); range r..r' always gives the
+    # same numbers, so the split does not change the result
+    backend = backend or LocalBackend(workers)
+    pieces = getattr(backend, "workers", None) or min(reps, 4 * default_threads())
+    bounds = np.linspace(0, reps, min(pieces, reps) + 1).astype(int)
     chunks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    if workers == 1:
-        parts = []
-        for ch in chunks:
-            for r in ch:
-                parts.append(_replications(scenario, mixture.alpha, specs, n, seed, range(r, r + 1)))
-                if on_replication is not None:
-                    on_replication(r + 1)
-    else:
-        # spawn, not fork: a forked child of a process whose OpenMP (LightGBM) threads have started can hang
-        # and each worker gets its share of the cores: OpenMP threads oversubscribed across processes spin
-        share = max(1, default_threads() // len(chunks))
-        with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_share_cores, initargs=(share,)) as pool:
-            futures = [pool.submit(_replications, scenario, mixture.alpha, specs, n, seed, ch) for ch in chunks]
-            parts = [f.result() for f in futures]
-            if on_replication is not None:
-                on_replication(reps)
+    if isinstance(backend, LocalBackend) and backend.workers == 1:   # one at a time, to show progress
+        chunks = [range(r, r + 1) for r in range(reps)]
+
+    def progress(i: int) -> None:
+        if on_replication is not None:
+            on_replication(int(sum(len(c) for c in chunks[:i])))
+
+    parts = backend.map(partial(_replications, scenario, mixture.alpha, specs, n, seed), chunks, on_done=progress)
     est = np.concatenate([p[0] for p in parts])
     half = np.concatenate([p[1] for p in parts])
 

@@ -52,12 +52,16 @@ def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None
         raise CouponmixError(f"{name} returned {p.shape[0]} rows for {n_rows} customers")
     if n_actions is not None and p.shape[1] != n_actions:
         raise CouponmixError(f"{name} returned {p.shape[1]} actions, the scenario has {n_actions}")
-    if not np.isfinite(p).all():
-        raise CouponmixError(f"{name} returned NaN or infinite probabilities")
-    if (p < 0).any():
-        raise CouponmixError(f"{name} returned negative probabilities (min {p.min():.3g})")
+    # two passes instead of four: NaN makes the min fail ">= 0", infinity makes a row sum fail the tolerance
+    low = p.min(initial=0.0)
+    if not low >= 0:
+        if not np.isfinite(p).all():
+            raise CouponmixError(f"{name} returned NaN or infinite probabilities")
+        raise CouponmixError(f"{name} returned negative probabilities (min {low:.3g})")
     sums = p.sum(axis=1)
     worst = np.abs(sums - 1).max(initial=0.0)
-    if worst > SIMPLEX_TOL:
+    if not worst <= SIMPLEX_TOL:
+        if not np.isfinite(p).all():
+            raise CouponmixError(f"{name} returned NaN or infinite probabilities")
         raise CouponmixError(f"{name} rows do not sum to 1 (worst row sums to {sums[np.argmax(np.abs(sums - 1))]:.6g})")
     return p

@@ -1,0 +1,98 @@
+"""Scale benchmark: chunked simulation to Parquet (rows per second, peak resident memory at 10M and 100M
+customers) against the raw numpy random-number throughput for the same draws, measured in one run.
+
+Each simulation runs in its own process so that its peak RSS (ru_maxrss) is its own. The raw reference
+draws exactly what the paper scenario draws per customer (4 covariates, a component and an action
+uniform, a normal reward noise) in the same 65,536-customer blocks, and writes nothing.
+
+Usage: python benchmarks/bench_scale.py [--quick] [--out benchmarks/results.json]
+Prints a table and stores its results under "scale" in the JSON file (other keys are kept).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_objectives import machine  # noqa: E402
+from couponmix.atomic import write_outputs  # noqa: E402
+from couponmix.seeding import BLOCK  # noqa: E402
+
+
+def raw_rng_rate(n: int) -> float:
+    """Customers per second of the bare draws, block by block, as numpy alone makes them."""
+    t = time.perf_counter()
+    for b, start in enumerate(range(0, n, BLOCK)):
+        size = min(BLOCK, n - start)
+        rng = np.random.default_rng([1, 2, b])
+        rng.random((size, 4))
+        rng.random(size)
+        rng.random(size)
+        rng.standard_normal(size)
+    return n / (time.perf_counter() - t)
+
+
+def simulate_in_subprocess(n: int, workers: int, folder: Path, chunk: int) -> dict:
+    code = textwrap.dedent(f"""
+        import json, resource, time
+        from simulators import get_scenario
+        from couponmix.backend import LocalBackend
+        from couponmix.simulate import simulate_to_parquet
+        t = time.perf_counter()
+        simulate_to_parquet(get_scenario("paper"), [0.3, 0.3, 0.4], {n}, {str(folder)!r}, seed=1,
+                            chunk_size={chunk}, backend=LocalBackend({workers}))
+        elapsed = time.perf_counter() - t
+        self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(json.dumps({{"seconds": elapsed, "peak_rss_mb": self_mb, "peak_rss_worker_mb": child_mb}}))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["bytes_on_disk"] = sum(p.stat().st_size for p in folder.iterdir())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="1M and 10M only")
+    ap.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
+    ap.add_argument("--tmp", default=None, help="folder for the Parquet output (deleted afterwards)")
+    args = ap.parse_args()
+    sizes = [1_000_000, 10_000_000] + ([] if args.quick else [100_000_000])
+    chunk = 16 * BLOCK
+    rows = []
+    raw = raw_rng_rate(10_000_000)
+    for n in sizes:
+        for workers in (1, 2) if n == 10_000_000 else (1,):
+            with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+                r = simulate_in_subprocess(n, workers, Path(tmp) / "log", chunk)
+            rate = n / r["seconds"]
+            rows.append({"n": n, "workers": workers, "chunk_size": chunk, "seconds": r["seconds"],
+                         "rows_per_second": rate, "raw_rng_rows_per_second": raw, "slowdown_vs_raw_rng": raw / rate,
+                         "peak_rss_mb": r["peak_rss_mb"], "peak_rss_worker_mb": r["peak_rss_worker_mb"],
+                         "gb_on_disk": r["bytes_on_disk"] / 1e9})
+            row = rows[-1]
+            print(f"n={n:>11,} workers={workers}  {row['seconds']:7.1f} s  {rate / 1e6:6.2f} M rows/s  "
+                  f"raw rng {raw / 1e6:6.1f} M/s  ({row['slowdown_vs_raw_rng']:4.1f}x)  "
+                  f"peak RSS {row['peak_rss_mb']:6.0f} MB (workers {row['peak_rss_worker_mb']:5.0f} MB)  "
+                  f"{row['gb_on_disk']:5.2f} GB", flush=True)
+    path = Path(args.out)
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    doc["scale"] = {"machine": machine(), "scenario": "paper", "simulate": rows,
+                    "note": "simulate -> Parquet (no compression), one process per run; peak RSS from ru_maxrss"}
+    write_outputs(path.parent, {path.name: json.dumps(doc, indent=2) + "\n"})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

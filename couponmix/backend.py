@@ -1,0 +1,106 @@
+"""Where independent pieces of work run: in this process, in local worker processes, or on Dask.
+
+Work is always split into pieces whose results depend only on their own inputs (a chunk of customers
+drawn from its own random streams, a range of Monte Carlo replications), and results come back in
+the order of the pieces, so every backend gives identical output.
+
+- ``LocalBackend(workers)``: 1 runs in this process; more spawn worker processes (spawn, not fork:
+  LightGBM's OpenMP threads do not survive a fork) that share the machine's cores.
+- ``DaskBackend(scheduler)``: ``threads`` or ``processes`` (Dask's local schedulers) or the address of
+  a dask.distributed scheduler (``tcp://host:8786``), to spread the pieces over a cluster. Dask is
+  imported only here, only when asked for.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable, Sequence
+
+from .errors import CouponmixError
+from .threads import default_threads
+from .validation import check_positive_int
+
+LOCAL_SCHEDULERS = ("threads", "processes")
+
+
+def _share_cores(threads: int) -> None:
+    os.environ["COUPONMIX_THREADS"] = str(threads)
+
+
+class LocalBackend:
+    def __init__(self, workers: int = 1):
+        self.workers = check_positive_int(workers, "workers")
+
+    @property
+    def name(self) -> str:
+        return "local" if self.workers == 1 else f"local processes ({self.workers})"
+
+    def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list:
+        items = list(items)
+        if self.workers == 1 or len(items) <= 1:
+            out = []
+            for i, item in enumerate(items, 1):
+                out.append(fn(item))
+                if on_done is not None:
+                    on_done(i)
+            return out
+        workers = min(self.workers, len(items))
+        share = max(1, default_threads() // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_share_cores, initargs=(share,)) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            out = []
+            for i, f in enumerate(futures, 1):
+                out.append(f.result())
+                if on_done is not None:
+                    on_done(i)
+            return out
+
+
+class DaskBackend:
+    def __init__(self, scheduler: str):
+        if not scheduler:
+            raise CouponmixError("--scheduler needs threads, processes or a scheduler address")
+        self.scheduler = scheduler
+        try:
+            import dask  # noqa: F401
+        except ImportError:
+            raise CouponmixError("the Dask backend needs dask and distributed (pip install 'couponmix[dask]')") \
+                from None
+
+    @property
+    def name(self) -> str:
+        return f"dask ({self.scheduler})"
+
+    def map(self, fn: Callable, items: Iterable, on_done: Callable[[int], None] | None = None) -> list:
+        items = list(items)
+        if self.scheduler in LOCAL_SCHEDULERS:
+            import dask
+
+            tasks = [dask.delayed(fn)(item) for item in items]
+            out = list(dask.compute(*tasks, scheduler=self.scheduler))
+        else:
+            from distributed import Client
+
+            try:
+                client = Client(self.scheduler, timeout="10s", set_as_default=False)
+            except OSError as exc:
+                raise CouponmixError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
+            try:
+                futures = client.map(fn, items, pure=False)
+                out = client.gather(futures)
+            finally:
+                client.close()
+        if on_done is not None:
+            on_done(len(items))
+        return out
+
+
+def get_backend(scheduler: str | None = None, workers: int | None = None):
+    """``scheduler`` (threads, processes or an address) picks Dask; otherwise local with ``workers`` processes."""
+    if scheduler is not None:
+        if workers is not None:
+            raise CouponmixError("give --workers (local processes) or --scheduler (Dask), not both")
+        return DaskBackend(scheduler)
+    return LocalBackend(1 if workers is None else workers)

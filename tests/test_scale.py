@@ -1,0 +1,138 @@
+"""Scale: chunked Parquet simulation (invariance, schema, bounded memory) and the Dask backend."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from couponmix.backend import DaskBackend, LocalBackend, get_backend
+from couponmix.cli import main
+from couponmix.errors import CouponmixError
+from couponmix.logs import simulate_log
+from couponmix.mixture import Mixture
+from couponmix.seeding import BLOCK
+from couponmix.simulate import simulate_to_parquet
+
+ALPHA = [0.3, 0.3, 0.4]
+N = 3 * BLOCK + 1234            # not a whole number of blocks or chunks
+
+
+@pytest.fixture(scope="module")
+def reference(paper, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim") / "one_chunk_per_block"
+    summary = simulate_to_parquet(paper, ALPHA, N, out, seed=5, chunk_size=BLOCK)
+    return out, summary
+
+
+def test_parquet_log_equals_the_in_memory_log_with_the_documented_schema(paper, reference):
+    out, summary = reference
+    df = pd.read_parquet(out)
+    assert list(df.columns) == ["x1", "x2", "x3", "x4", "component", "action", "reward", "pscore_avg", "pscore"]
+    assert summary["columns"] == list(df.columns)
+    assert df.dtypes["component"] == np.int16 and df.dtypes["action"] == np.int16 and df.dtypes["reward"] == float
+    log = simulate_log(paper, Mixture(paper.components(), ALPHA), N, seed=5)
+    assert len(df) == N == summary["n"]
+    assert np.array_equal(df[["x1", "x2", "x3", "x4"]].to_numpy(), log["context"])
+    for col, key in (("component", "stratum_idx"), ("action", "action"), ("reward", "reward"),
+                     ("pscore_avg", "pscore_avg"), ("pscore", "pscore")):
+        assert np.array_equal(df[col].to_numpy(), log[key]), col
+    assert summary["files"] == [f"part-{i:06d}.parquet" for i in range(4)]
+    # the streamed statistics are the log's own
+    assert summary["reward_mean"] == pytest.approx(log["reward"].mean(), rel=1e-12)
+    assert summary["reward_mean_se"] == pytest.approx(log["reward"].std(ddof=1) / np.sqrt(N), rel=1e-9)
+    shares = np.bincount(log["stratum_idx"], minlength=3) / N
+    assert list(summary["component_share"].values()) == pytest.approx(shares.tolist(), abs=1e-15)
+
+
+def test_output_does_not_depend_on_chunk_size_workers_or_backend(paper, reference, tmp_path):
+    ref = pd.read_parquet(reference[0])
+    runs = {"two chunks, two processes": dict(chunk_size=2 * BLOCK, backend=LocalBackend(2)),
+            "one chunk": dict(chunk_size=4 * BLOCK),
+            "dask threads": dict(chunk_size=BLOCK, backend=DaskBackend("threads"))}
+    for i, (what, kw) in enumerate(runs.items()):
+        summary = simulate_to_parquet(paper, ALPHA, N, tmp_path / str(i), seed=5, **kw)
+        assert pd.read_parquet(tmp_path / str(i)).equals(ref), what
+        assert summary["reward_mean"] == pytest.approx(reference[1]["reward_mean"], rel=1e-12), what
+
+
+def test_simulate_cli_and_its_errors(tmp_path, capsys):
+    out = tmp_path / "log"
+    assert main(["simulate", "paper_floor", "--n", "70000", "--alpha", "pi1=0.5,pi2=0.25,pi3=0.25",
+                 "--out", str(out), "--chunk-size", str(BLOCK), "--workers", "1", "--quiet"]) == 0
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["n"] == 70000 and len(summary["files"]) == 2 and len(pd.read_parquet(out)) == 70000
+    bad = [(["--chunk-size", "1000"], "multiple of 65,536"),
+           (["--workers", "2", "--scheduler", "threads"], "not both"),
+           (["--alpha", "pi1=0.5,pi2=0.6,pi3=0.1"], "sum")]
+    for extra, message in bad:
+        args = ["simulate", "paper", "--n", "1000", "--alpha", "pi1=0.5,pi2=0.25,pi3=0.25", "--out",
+                str(tmp_path / "x"), "--quiet", *extra]
+        if extra[0] == "--alpha":
+            args = args[:4] + extra + args[6:]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "x").exists()
+    # an existing, non-empty folder is never overwritten
+    assert main(["simulate", "paper", "--n", "1000", "--alpha", "pi1=0.5,pi2=0.25,pi3=0.25", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def _peak_rss_mb(n: int, folder) -> float:
+    code = textwrap.dedent(f"""
+        import resource
+        from simulators import get_scenario
+        from couponmix.simulate import simulate_to_parquet
+        simulate_to_parquet(get_scenario("paper"), {ALPHA}, {n}, {str(folder)!r}, seed=1, chunk_size={BLOCK})
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def test_memory_stays_bounded_when_n_grows_tenfold(tmp_path):
+    """Chunks of 65,536 customers: 10x the customers must not mean 10x the memory. At 2.6M customers the
+    whole log would be about 190 MB (times the temporaries), against a baseline of a few hundred MB."""
+    small = _peak_rss_mb(4 * BLOCK, tmp_path / "small")
+    large = _peak_rss_mb(40 * BLOCK, tmp_path / "large")
+    assert len(pd.read_parquet(tmp_path / "large")) == 40 * BLOCK
+    assert large < small * 1.15 + 20, (small, large)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        yield c
+
+
+def test_dask_cluster_simulation_equals_the_local_path(paper, reference, cluster, tmp_path):
+    summary = simulate_to_parquet(paper, ALPHA, N, tmp_path / "dask", seed=5, chunk_size=BLOCK,
+                                  backend=DaskBackend(cluster.scheduler_address))
+    assert pd.read_parquet(tmp_path / "dask").equals(pd.read_parquet(reference[0]))
+    assert summary["backend"] == f"dask ({cluster.scheduler_address})"
+
+
+def test_dask_cluster_monte_carlo_equals_the_local_path(paper_floor, cluster):
+    from couponmix.estimators import EstimatorSpec
+    from couponmix.montecarlo import monte_carlo
+
+    kw = dict(eval_size=5000, truth_size=100_000)
+    specs = [EstimatorSpec("ips"), EstimatorSpec("dr")]
+    local = monte_carlo(paper_floor, ALPHA, specs, 500, 8, seed=2, workers=1, **kw)
+    dask = monte_carlo(paper_floor, ALPHA, specs, 500, 8, seed=2, backend=DaskBackend(cluster.scheduler_address),
+                       **kw)
+    assert local == dask
+
+
+def test_backend_errors():
+    with pytest.raises(CouponmixError, match="not both"):
+        get_backend("threads", 2)
+    with pytest.raises(CouponmixError, match="cannot reach the Dask scheduler"):
+        DaskBackend("tcp://127.0.0.1:1").map(abs, [1])
+    assert get_backend(None, None).name == "local"
