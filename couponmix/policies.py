@@ -34,9 +34,12 @@ class Policy:
 
 
 def binary(prob_action_1: np.ndarray) -> np.ndarray:
-    """Two-action probability matrix from the probability of action 1."""
-    p1 = np.asarray(prob_action_1, dtype=float)
-    return np.column_stack([1.0 - p1, p1])
+    """Two-action probability matrix from the probability of action 1 (a boolean array gives one-hot rows)."""
+    p1 = np.asarray(prob_action_1)
+    out = np.empty((p1.shape[0], 2))
+    out[:, 1] = p1                                  # filled in place: column_stack of booleans is 10x slower
+    np.subtract(1.0, out[:, 1], out=out[:, 0])
+    return out
 
 
 def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:

@@ -37,6 +37,7 @@ from simulators.base import Scenario
 
 from .atomic import _umask, check_output_dir
 from .errors import CouponmixError
+from .memory import tune_allocator
 from .mixture import Mixture
 from .seeding import BLOCK, stream
 from .validation import check_positive_int
@@ -79,6 +80,7 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    tune_allocator()      # in worker processes too
     sc = job.scenario
     mixture = Mixture(sc.components(), np.array(job.alpha))
     start = index * job.chunk_size
