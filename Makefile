@@ -31,6 +31,7 @@ test-full: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_objectives.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 # regenerate reports/examples/ (example reports, the batch of example studies, the screenshot)
 examples: $(STAMP) browser

@@ -25,6 +25,7 @@ PURPOSES = {
     "calibration": 8,
     "pilot": 9,
     "fit": 10,
+    "evaluation_population": 11,
 }
 
 

@@ -156,3 +156,15 @@ def test_results_are_deterministic(paper):
     ra = MixtureObjectives(a, spec, 100).rmse(ALPHAS)
     assert np.array_equal(ra, MixtureObjectives(b, spec, 100).rmse(ALPHAS))
     assert not np.array_equal(ra, MixtureObjectives(c, spec, 100).rmse(ALPHAS))
+
+
+def test_unique_rows_is_numpys_unique():
+    from couponmix.objectives import unique_rows
+
+    rng = np.random.default_rng(0)
+    a = np.round(rng.random((5000, 4)), 1)             # many duplicate rows
+    a[::7, 2] = -0.0
+    keys, inverse = unique_rows(a)
+    k2, i2 = np.unique(a, axis=0, return_inverse=True)
+    assert np.array_equal(keys, k2) and np.array_equal(inverse, i2.reshape(-1))
+    assert np.array_equal(keys[inverse], a)

@@ -11,6 +11,7 @@ import pytest
 from couponmix.backend import DaskBackend, LocalBackend, get_backend
 from couponmix.cli import main
 from couponmix.errors import CouponmixError
+from couponmix.estimators import EstimatorSpec
 from couponmix.logs import simulate_log
 from couponmix.mixture import Mixture
 from couponmix.seeding import BLOCK
@@ -136,3 +137,43 @@ def test_backend_errors():
     with pytest.raises(CouponmixError, match="cannot reach the Dask scheduler"):
         DaskBackend("tcp://127.0.0.1:1").map(abs, [1])
     assert get_backend(None, None).name == "local"
+
+
+STREAM_CASES = [("paper", EstimatorSpec("clipped_ips", 10.0)), ("paper_floor", EstimatorSpec("dr")),
+                ("paper_floor", EstimatorSpec("snips")), ("paper_floor", EstimatorSpec("ips", weights="naive"))]
+
+
+@pytest.mark.parametrize("scenario,spec", STREAM_CASES, ids=[f"{c[0]}-{c[1].name}" for c in STREAM_CASES])
+def test_streaming_objectives_equal_the_in_memory_ones(scenario, spec):
+    from couponmix.objectives import EvaluationSample, MixtureObjectives
+    from couponmix.streaming import StreamingObjectives, population_chunk
+    from simulators import get_scenario
+
+    sc = get_scenario(scenario)
+    size = 3 * BLOCK + 999
+    alphas = 0.02 + 0.94 * np.random.default_rng(1).dirichlet(np.ones(3), 7)
+    streamed = StreamingObjectives(sc, spec, 5000, size, seed=4, chunk_size=BLOCK)
+    x = population_chunk(sc, 4, size, 4 * BLOCK, 0)            # the same customers, in one piece
+    mu = sc.mu(x)
+    sample = EvaluationSample.from_covariates(sc, x, q=np.broadcast_to(mu.mean(axis=0), mu.shape).copy())
+    memory = MixtureObjectives(sample, spec, 5000)
+    rev, agg, per = streamed.evaluate(alphas)
+    rev_m, agg_m, per_m = memory.evaluate(alphas)
+    np.testing.assert_allclose(rev, rev_m, rtol=1e-12)
+    np.testing.assert_allclose(per, per_m, rtol=1e-9)
+    np.testing.assert_allclose(agg, agg_m, rtol=1e-9)
+    # chunk size and backend do not change the population or the result
+    other = StreamingObjectives(sc, spec, 5000, size, seed=4, chunk_size=2 * BLOCK, backend=LocalBackend(2))
+    np.testing.assert_allclose(other.evaluate(alphas)[2], per, rtol=1e-12)
+
+
+def test_dask_cluster_streaming_objectives_equal_the_local_path(paper, cluster):
+    from couponmix.streaming import StreamingObjectives
+
+    alphas = np.array([[0.3, 0.3, 0.4], [0.1, 0.2, 0.7]])
+    spec = EstimatorSpec("clipped_ips", 10.0)
+    local = StreamingObjectives(paper, spec, 10_000, 2 * BLOCK, seed=1, chunk_size=BLOCK).evaluate(alphas)
+    dask = StreamingObjectives(paper, spec, 10_000, 2 * BLOCK, seed=1, chunk_size=BLOCK,
+                               backend=DaskBackend(cluster.scheduler_address)).evaluate(alphas)
+    for a, b in zip(local, dask):
+        assert np.array_equal(a, b)

@@ -1,0 +1,116 @@
+"""The exact objectives on an evaluation population of any size, from streaming sufficient statistics.
+
+``MixtureObjectives`` keeps its evaluation sample in memory (M = 100,000 customers by default, ample
+for a smooth front). ``StreamingObjectives`` evaluates a batch of mixtures on a population of
+M = 10 million customers or more in bounded memory: the population is drawn in blocks of
+``seeding.BLOCK`` customers (block b from the stream (seed, "evaluation_population", b)), a chunk of
+whole blocks is turned into its moment sums for the whole batch (``objectives.Moments``), and the
+chunks' sums are combined by their customer-weighted average. The population, and so the result up
+to floating-point rounding, does not depend on the chunk size or on the backend: chunks can run on
+local processes or on a Dask cluster (``backend``), and only the (targets x moments x mixtures) sums
+travel back.
+
+Evaluate many mixtures per pass: the cost of a pass is dominated by drawing the chunk and computing
+its policies, which is shared by every mixture of the batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from simulators.base import Scenario
+
+from .estimators import EstimatorSpec
+from .objectives import ErrorLaw, EvaluationSample, MixtureObjectives, Moments, laws_from_moments
+from .seeding import BLOCK, stream
+from .simulate import check_chunk_size
+from .validation import check_positive_int
+
+DEFAULT_CHUNK = 4 * BLOCK
+
+
+def population_chunk(scenario: Scenario, seed: int, size: int, chunk_size: int, index: int) -> np.ndarray:
+    """Covariates of chunk ``index`` of the evaluation population (whole blocks, each from its own stream)."""
+    start = index * chunk_size
+    stop = min(size, start + chunk_size)
+    return np.concatenate([scenario.sample_covariates(min(BLOCK, stop - s),
+                                                      stream(seed, "evaluation_population", s // BLOCK))
+                           for s in range(start, stop, BLOCK)])
+
+
+@dataclass(frozen=True)
+class _Job:
+    scenario: Scenario
+    estimator: EstimatorSpec
+    seed: int
+    size: int
+    chunk_size: int
+    alphas: np.ndarray
+    q_mean: np.ndarray | None   # per-action mean reward over the population, when q is that crude model
+
+
+def _chunk_moments(job: _Job, index: int) -> tuple[int, Moments, np.ndarray]:
+    """(customers, moments for the batch, component values) of one chunk."""
+    x = population_chunk(job.scenario, job.seed, job.size, job.chunk_size, index)
+    q = None
+    if job.q_mean is not None:
+        q = np.broadcast_to(job.q_mean, (len(x), len(job.q_mean))).copy()
+    sample = EvaluationSample.from_covariates(job.scenario, x, q=q, q_source="per-action average reward")
+    obj = MixtureObjectives(sample, job.estimator, 1)   # threads: this process's share of the cores
+    return len(x), obj.moments(job.alphas), sample.component_values
+
+
+def _mean_mu(scenario: Scenario, seed: int, size: int, chunk_size: int, index: int) -> tuple[int, np.ndarray]:
+    x = population_chunk(scenario, seed, size, chunk_size, index)
+    return len(x), scenario.mu(x).sum(axis=0)
+
+
+class StreamingObjectives:
+    """Revenue and error laws of a batch of mixtures on a population of ``size`` customers, chunk by chunk.
+
+    Same results as ``MixtureObjectives`` on the same customers (tested), in memory bounded by one chunk
+    per worker plus the batch's sums.
+    """
+
+    def __init__(self, scenario: Scenario, estimator: EstimatorSpec, n: int, size: int, seed: int = 0,
+                 chunk_size: int = DEFAULT_CHUNK, backend=None, aggregate: str = "max"):
+        from .backend import LocalBackend
+
+        self.scenario, self.estimator, self.aggregate = scenario, estimator, aggregate
+        self.n = check_positive_int(n, "n")
+        self.size = check_positive_int(size, "population size", minimum=100)
+        self.seed = int(seed)
+        self.chunk_size = check_chunk_size(chunk_size)
+        self.backend = backend or LocalBackend(1)
+        self.chunks = range(-(-self.size // self.chunk_size))
+        self.target_names = tuple(scenario.targets())
+        self.component_names = tuple(scenario.components())
+        self._q_mean = None
+        if estimator.uses_reward_model and scenario.reward_model(population_chunk(scenario, seed, 100, BLOCK, 0)
+                                                                  [:1]) is None:
+            # the crude reward model is the per-action average over the whole population: one extra pass
+            parts = self.backend.map(partial(_mean_mu, scenario, self.seed, self.size, self.chunk_size),
+                                     self.chunks)
+            self._q_mean = np.sum([p[1] for p in parts], axis=0) / self.size
+
+    def moments(self, alphas) -> tuple[Moments, np.ndarray]:
+        """Population moments for the batch, and the components' values."""
+        alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+        job = _Job(self.scenario, self.estimator, self.seed, self.size, self.chunk_size, alphas, self._q_mean)
+        parts = self.backend.map(partial(_chunk_moments, job), self.chunks)
+        weights = [m / self.size for m, _, _ in parts]
+        values = sum(w * v for w, (_, _, v) in zip(weights, parts))
+        return Moments.combine([p[1] for p in parts], weights), values
+
+    def laws(self, alphas) -> list[ErrorLaw]:
+        return laws_from_moments(self.moments(alphas)[0], self.estimator)
+
+    def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(revenue (B,), aggregated RMSE (B,), per-target RMSE (B, T)) in one pass over the population."""
+        alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+        m, values = self.moments(alphas)
+        per = np.column_stack([law.rmse(self.n) for law in laws_from_moments(m, self.estimator)])
+        agg = per.max(axis=1) if self.aggregate == "max" else per.mean(axis=1)
+        return alphas @ values, agg, per
