@@ -223,8 +223,8 @@ def cmd_batch(args) -> int:
     if not args.quiet:
         print(f"{res.done} studies done ({res.skipped} already finished, {res.ran} run now), {res.failed} failed; "
               f"see {res.index}")
-        for name, err in res.errors.items():
-            print(f"failed: {name}: {err}", file=sys.stderr)
+    for name, err in res.errors.items():    # errors, even with --quiet
+        print(f"failed: {name}: {err}", file=sys.stderr)
     return 1 if res.failed else 0
 
 
