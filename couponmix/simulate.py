@@ -149,7 +149,8 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
         chunks = range(-(-n // chunk_size))
         stats = backend.map(partial(write_chunk, job), chunks, on_done=on_chunk)
         total = reduce_stats(stats)
-        x_names = covariate_names(scenario, len(scenario.covariate_names) or 0) if scenario.covariate_names else []
+        d = scenario.sample_covariates(1, np.random.default_rng(0)).shape[1]   # a scenario may not name them
+        x_names = covariate_names(scenario, d)
         summary = {
             "scenario": scenario.name, "n": n, "seed": int(seed), "chunk_size": chunk_size,
             "files": [part_name(i) for i in chunks], "backend": backend.name,
