@@ -64,7 +64,7 @@ class DaskBackend:
             raise CouponmixError("--scheduler needs threads, processes or a scheduler address")
         self.scheduler = scheduler
         try:
-            import dask  # noqa: F401
+            import dask  # noqa: F401  (only to fail early, with a clear message)
         except ImportError:
             raise CouponmixError("the Dask backend needs dask and distributed (pip install 'couponmix[dask]')") \
                 from None

@@ -17,8 +17,10 @@ this tracks the Monte Carlo RMSE; the Monte Carlo tests check it. With the cap, 
 model fitted on more data is usually better, so at large n the approximation errs
 on the side of a larger RMSE.
 
-The fitted q depends on the mixture that logged the data, so this estimator is
-compared at a chosen mixture, not optimised over the simplex.
+This holds for balanced weights only; naive ``dr_fitted`` gets no formula (see
+``FittedModelObjectives``) and is measured by Monte Carlo alone. The fitted q
+depends on the mixture that logged the data, so this estimator is compared at a
+chosen mixture, not optimised over the simplex.
 """
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def days(d: float) -> str:
 
 def headline(summary: dict) -> str:
     """The recommendation in one paragraph of plain words."""
-    head, cost = summary["headline"], summary["revenue_cost"]
+    head = summary["headline"]
     precision = ", ".join(f"{t} to within about ±{p['production_rmse']:.3g}" if p["supported"]
                           else f"{t}: not at all" for t, p in head["precision"].items())
     pct = head["revenue_cost_pct"]
