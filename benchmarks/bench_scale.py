@@ -48,7 +48,7 @@ def in_memory_rate(n: int) -> float:
     """Customers per second of the simulation itself (covariates, policies, mixture draw, rewards), no writing."""
     from couponmix.mixture import Mixture
     from couponmix.seeding import stream
-    from couponmix.simulate import simulate_block
+    from couponmix.logs import simulate_block
     from simulators import get_scenario
 
     sc = get_scenario("paper")

@@ -24,7 +24,8 @@ from .validation import check_positive_int
 LOCAL_SCHEDULERS = ("threads", "processes")
 
 
-def _share_cores(threads: int) -> None:
+def share_cores(threads: int) -> None:
+    """Worker initialiser: this process's share of the cores for couponmix's threads."""
     os.environ["COUPONMIX_THREADS"] = str(threads)
 
 
@@ -48,7 +49,7 @@ class LocalBackend:
         workers = min(self.workers, len(items))
         share = max(1, default_threads() // workers)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_share_cores, initargs=(share,)) as pool:
+                                 initializer=share_cores, initargs=(share,)) as pool:
             futures = [pool.submit(fn, item) for item in items]
             out = []
             for i, f in enumerate(futures, 1):

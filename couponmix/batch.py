@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import shutil
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import check_output_dir, write_outputs
+from .backend import share_cores
 from .errors import CouponmixError
 from .progress import Progress
 from .study_config import study_files
@@ -47,7 +47,7 @@ class BatchResult:
 
 
 def _init_worker(threads: int) -> None:
-    os.environ["COUPONMIX_THREADS"] = str(threads)
+    share_cores(threads)
     worker_log = logging.getLogger("couponmix")   # the parent reports each study; workers stay silent
     worker_log.setLevel(logging.WARNING)
     worker_log.propagate = False

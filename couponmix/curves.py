@@ -20,14 +20,11 @@ LOG_SIZES = np.unique(np.round(np.geomspace(1_000, 10_000_000, 29)).astype(int))
 def exploration_line(objectives: MixtureObjectives) -> tuple[np.ndarray, str]:
     """(K,) direction d and a plain description, so that alpha(eps) = (1 - eps) e_best + eps d."""
     names = objectives.component_names
-    values = objectives.component_values
     k = len(names)
+    best = best_component(objectives)
     if "explore" in names:
-        i_explore = names.index("explore")
-        best = max((j for j in range(k) if j != i_explore), key=lambda j: values[j])
-        return np.eye(k)[i_explore], (f"exploration rate: the share of customers who get a randomly chosen "
-                                      f"action (explore); the rest follow {names[best]}")
-    best = int(np.argmax(values))
+        return np.eye(k)[names.index("explore")], (f"exploration rate: the share of customers who get a randomly "
+                                                   f"chosen action (explore); the rest follow {names[best]}")
     d = np.ones(k) / (k - 1)
     d[best] = 0.0
     return d, (f"exploration rate: the share of customers taken from {names[best]} (the revenue-best policy) "
@@ -35,6 +32,7 @@ def exploration_line(objectives: MixtureObjectives) -> tuple[np.ndarray, str]:
 
 
 def best_component(objectives: MixtureObjectives) -> int:
+    """The revenue-best component other than ``explore`` (the planner's exploit end of the line)."""
     names, values = objectives.component_names, objectives.component_values
     if "explore" in names:
         i_explore = names.index("explore")

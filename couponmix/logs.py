@@ -17,13 +17,15 @@ from .seeding import BLOCK, stream
 from .validation import check_positive_int
 
 
-def _simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.random.Generator) -> dict:
+def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.random.Generator) -> dict:
+    """One block of customers: covariates, component, action, reward and propensities, drawn in this order
+    (``simulate_log`` and the chunked ``simulate`` both build on it, so they give the same rows)."""
     x = scenario.sample_covariates(size, rng)
     draw = mixture.draw(x, rng)
     reward = scenario.sample_rewards(x, draw.action, rng)
     return dict(context=x, action=draw.action, reward=reward, pscore=draw.pscore,
                 pscore_avg=draw.pscore_avg, stratum_idx=draw.component,
-                pscore_components=draw.pscore_components, expected_reward=scenario.mu(x))
+                pscore_components=draw.pscore_components)
 
 
 def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replication: int | None = None,
@@ -41,10 +43,11 @@ def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replic
     key = (("pilot", pilot) if pilot is not None else ("log",) if replication is None
            else ("replication", replication))
     parts = [
-        _simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, *key, b))
+        simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, *key, b))
         for b, start in enumerate(range(0, n, BLOCK))
     ]
     log = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    log.update(n_rounds=n, n_actions=scenario.n_actions, n_strata=len(mixture.names),
+    log.update(expected_reward=scenario.mu(log["context"]), n_rounds=n, n_actions=scenario.n_actions,
+               n_strata=len(mixture.names),
                position=None, component_names=mixture.names)
     return log

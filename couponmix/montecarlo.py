@@ -169,9 +169,11 @@ def monte_carlo(scenario: Scenario, alpha, estimators: EstimatorSpec | Sequence[
     if isinstance(backend, LocalBackend) and backend.workers == 1:   # one at a time, to show progress
         chunks = [range(r, r + 1) for r in range(reps)]
 
+    done_after = np.cumsum([len(c) for c in chunks])     # replications finished after i pieces
+
     def progress(i: int) -> None:
         if on_replication is not None:
-            on_replication(int(sum(len(c) for c in chunks[:i])))
+            on_replication(int(done_after[i - 1]))
 
     parts = backend.map(partial(_replications, scenario, mixture.alpha, specs, n, seed), chunks, on_done=progress)
     est = np.concatenate([p[0] for p in parts])

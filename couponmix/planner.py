@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .curves import best_component
 from .errors import CouponmixError
 from .objectives import MixtureObjectives
 from .validation import check_positive_float
@@ -48,10 +49,7 @@ def exploration_line(objectives: MixtureObjectives) -> tuple[int, int]:
     if "explore" not in names:
         raise CouponmixError(f"planning needs a component named 'explore'; this scenario's components are "
                              f"{', '.join(names)}")
-    i_explore = names.index("explore")
-    others = [k for k in range(len(names)) if k != i_explore]
-    i_exploit = max(others, key=lambda k: objectives.component_values[k])
-    return i_exploit, i_explore
+    return best_component(objectives), names.index("explore")
 
 
 def alphas(eps: np.ndarray, k: int, i_exploit: int, i_explore: int) -> np.ndarray:

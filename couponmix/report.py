@@ -146,5 +146,4 @@ def render_html(summary: dict, front: Front, pngs: dict[str, bytes]) -> str:
     tmpl = env.get_template("report.html")
     images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
     return tmpl.render(s=summary, headline=headline(summary), images=images,
-                       explore_phrase=_explore_phrase(summary["headline"], summary["recommended"]["alpha"]),
                        front_rows=front.to_frame().round(6).to_dict("records"))

@@ -37,6 +37,7 @@ from simulators.base import Scenario
 
 from .atomic import _umask, check_output_dir
 from .errors import CouponmixError
+from .logs import simulate_block
 from .memory import tune_allocator
 from .mixture import Mixture
 from .seeding import BLOCK, stream
@@ -44,16 +45,6 @@ from .validation import check_positive_int
 
 DEFAULT_CHUNK = 16 * BLOCK   # 1,048,576 customers per file
 COLUMNS_AFTER_COVARIATES = ("component", "action", "reward", "pscore_avg", "pscore")
-
-
-def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.random.Generator) -> dict:
-    """One block of customers: covariates, component, action, reward and propensities (the draws in the
-    order ``logs.simulate_log`` makes them)."""
-    x = scenario.sample_covariates(size, rng)
-    draw = mixture.draw(x, rng)
-    reward = scenario.sample_rewards(x, draw.action, rng)
-    return dict(context=x, action=draw.action, reward=reward, pscore=draw.pscore, pscore_avg=draw.pscore_avg,
-                stratum_idx=draw.component, pscore_components=draw.pscore_components)
 
 
 def check_chunk_size(chunk_size: int) -> int:

@@ -52,16 +52,15 @@ def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None
         raise CouponmixError(f"{name} returned {p.shape[0]} rows for {n_rows} customers")
     if n_actions is not None and p.shape[1] != n_actions:
         raise CouponmixError(f"{name} returned {p.shape[1]} actions, the scenario has {n_actions}")
-    # two passes instead of four: NaN makes the min fail ">= 0", infinity makes a row sum fail the tolerance
+    # two passes in the common case: NaN fails "min >= 0", infinity fails the row-sum tolerance;
+    # the slower diagnosis runs only when one of them fails
     low = p.min(initial=0.0)
-    if not low >= 0:
-        if not np.isfinite(p).all():
-            raise CouponmixError(f"{name} returned NaN or infinite probabilities")
-        raise CouponmixError(f"{name} returned negative probabilities (min {low:.3g})")
     sums = p @ np.ones(p.shape[1])                 # row sums; a reduction over a short last axis is slow
     worst = np.abs(sums - 1).max(initial=0.0)
-    if not worst <= SIMPLEX_TOL:
-        if not np.isfinite(p).all():
-            raise CouponmixError(f"{name} returned NaN or infinite probabilities")
-        raise CouponmixError(f"{name} rows do not sum to 1 (worst row sums to {sums[np.argmax(np.abs(sums - 1))]:.6g})")
-    return p
+    if low >= 0 and worst <= SIMPLEX_TOL:
+        return p
+    if not np.isfinite(p).all():
+        raise CouponmixError(f"{name} returned NaN or infinite probabilities")
+    if low < 0:
+        raise CouponmixError(f"{name} returned negative probabilities (min {low:.3g})")
+    raise CouponmixError(f"{name} rows do not sum to 1 (worst row sums to {sums[np.argmax(np.abs(sums - 1))]:.6g})")
