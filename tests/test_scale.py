@@ -165,6 +165,43 @@ def test_streaming_objectives_equal_the_in_memory_ones(scenario, spec):
     # chunk size and backend do not change the population or the result
     other = StreamingObjectives(sc, spec, 5000, size, seed=4, chunk_size=2 * BLOCK, backend=LocalBackend(2))
     np.testing.assert_allclose(other.evaluate(alphas)[2], per, rtol=1e-12)
+    # rows kept between passes (the default when they fit) give exactly what streaming every pass gives
+    assert streamed.cached and other.cached
+    uncached = StreamingObjectives(sc, spec, 5000, size, seed=4, chunk_size=BLOCK, cache_bytes=0)
+    for a, b in zip(uncached.evaluate(alphas), (rev, agg, per)):
+        assert np.array_equal(a, b)
+    assert not uncached.cached
+
+
+def test_streaming_cache_respects_its_memory_budget(paper):
+    from couponmix.streaming import StreamingObjectives, _chunk_rows, _rows_nbytes
+
+    spec = EstimatorSpec("clipped_ips", 10.0)
+    size = 4 * BLOCK
+    probe = StreamingObjectives(paper, spec, 1000, size, seed=2, chunk_size=BLOCK)
+    chunk_bytes = _rows_nbytes(_chunk_rows(probe._job(np.zeros((0, 3))), 0))
+    small = StreamingObjectives(paper, spec, 1000, size, seed=2, chunk_size=BLOCK, cache_bytes=3 * chunk_bytes)
+    big = StreamingObjectives(paper, spec, 1000, size, seed=2, chunk_size=BLOCK, cache_bytes=5 * chunk_bytes)
+    alphas = np.array([[0.2, 0.3, 0.5]])
+    assert np.array_equal(small.evaluate(alphas)[2], big.evaluate(alphas)[2])
+    assert not small.cached and big.cached
+    assert sum(_rows_nbytes(part) for part in big._rows) <= big.cache_bytes
+
+
+def test_a_front_runs_on_a_streamed_population(paper):
+    """pymoo's front on StreamingObjectives: the points are non-dominated and their objectives are the
+    streamed ones."""
+    from couponmix.optimize import pareto_front
+    from couponmix.streaming import StreamingObjectives
+
+    obj = StreamingObjectives(paper, EstimatorSpec("clipped_ips", 10.0), 10_000, 2 * BLOCK, seed=3,
+                              chunk_size=BLOCK)
+    front = pareto_front(obj, floors=0.01, pop_size=12, generations=4, seed=0)
+    assert obj.cached and len(front) >= 2
+    rev, agg, _ = obj.evaluate(front.alphas)
+    np.testing.assert_array_equal(rev, front.revenue)
+    np.testing.assert_array_equal(agg, front.rmse)
+    assert np.all(np.diff(front.revenue) > 0) and np.all(np.diff(front.rmse) > 0)
 
 
 def test_dask_cluster_streaming_objectives_equal_the_local_path(paper, cluster):
