@@ -1,6 +1,7 @@
 """Scale benchmark: chunked simulation to Parquet (rows per second, peak resident memory at 10M and 100M
 customers) against the raw numpy random-number throughput for the same draws, measured in one run; and
-the exact objectives streamed over a 10M-customer population for a batch of 100 mixtures.
+the exact objectives streamed over a 10M-customer population for a batch of 100 mixtures, and over a
+1M-customer population with its rows kept between passes (first pass, repeated pass, a whole front).
 
 Each simulation runs in its own process so that its peak RSS (ru_maxrss) is its own. The raw reference
 draws exactly what the paper scenario draws per customer (4 covariates, a component and an action
@@ -65,13 +66,17 @@ def simulate_in_subprocess(n: int, workers: int, folder: Path, chunk: int) -> di
         from simulators import get_scenario
         from couponmix.backend import LocalBackend
         from couponmix.simulate import simulate_to_parquet
+        import pyarrow.parquet        # imported before the clock starts, as a long-running worker has it
+        before = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
         simulate_to_parquet(get_scenario("paper"), [0.3, 0.3, 0.4], {n}, {str(folder)!r}, seed=1,
                             chunk_size={chunk}, backend=LocalBackend({workers}))
         elapsed = time.perf_counter() - t
-        self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(json.dumps({{"seconds": elapsed, "peak_rss_mb": self_mb, "peak_rss_worker_mb": child_mb}}))
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (me.ru_utime + me.ru_stime - before.ru_utime - before.ru_stime   # workers spawn inside the clock
+               + kids.ru_utime + kids.ru_stime)
+        print(json.dumps({{"seconds": elapsed, "cpu_seconds": cpu, "peak_rss_mb": me.ru_maxrss / 1024,
+                          "peak_rss_worker_mb": kids.ru_maxrss / 1024}}))
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -94,46 +99,66 @@ def main() -> None:
     print(f"in memory, no writing: {memory_rate / 1e6:.2f} M rows/s against raw rng {raw / 1e6:.1f} M/s "
           f"({raw / memory_rate:.1f}x)")
     for n in sizes:
-        for workers in (1, 2) if n == 10_000_000 else (1,):
+        for workers in (1, 2) if n >= 10_000_000 else (1,):
             with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
                 r = simulate_in_subprocess(n, workers, Path(tmp) / "log", chunk)
             rate = n / r["seconds"]
             rows.append({"n": n, "workers": workers, "chunk_size": chunk, "seconds": r["seconds"],
                          "rows_per_second": rate, "raw_rng_rows_per_second": raw, "slowdown_vs_raw_rng": raw / rate,
+                         "cpu_seconds": r["cpu_seconds"], "cpu_slowdown_vs_raw_rng": r["cpu_seconds"] * raw / n,
                          "peak_rss_mb": r["peak_rss_mb"], "peak_rss_worker_mb": r["peak_rss_worker_mb"],
                          "gb_on_disk": r["bytes_on_disk"] / 1e9})
             row = rows[-1]
             print(f"n={n:>11,} workers={workers}  {row['seconds']:7.1f} s  {rate / 1e6:6.2f} M rows/s  "
-                  f"raw rng {raw / 1e6:6.1f} M/s  ({row['slowdown_vs_raw_rng']:4.1f}x)  "
+                  f"raw rng {raw / 1e6:6.1f} M/s  ({row['slowdown_vs_raw_rng']:4.1f}x wall, "
+                  f"{row['cpu_slowdown_vs_raw_rng']:4.1f}x CPU)  "
                   f"peak RSS {row['peak_rss_mb']:6.0f} MB (workers {row['peak_rss_worker_mb']:5.0f} MB)  "
                   f"{row['gb_on_disk']:5.2f} GB", flush=True)
-    # exact objectives on a 10M-customer population, streamed in chunks, for a batch of mixtures per pass
+    # exact objectives streamed over a population, for a batch of mixtures per pass
     from couponmix.backend import LocalBackend
     from couponmix.estimators import EstimatorSpec
+    from couponmix.optimize import pareto_front
     from couponmix.streaming import StreamingObjectives
     from simulators import get_scenario
 
-    streaming = []
-    population = 1_000_000 if args.quick else 10_000_000
+    spec = EstimatorSpec("clipped_ips", 10.0)
     alphas = 0.01 + 0.97 * np.random.default_rng(0).dirichlet(np.ones(3), 100)   # one NSGA-II generation
-    for workers in (1, 2):
-        obj = StreamingObjectives(get_scenario("paper"), EstimatorSpec("clipped_ips", 10.0), 1_000_000, population,
-                                  chunk_size=16 * BLOCK, backend=LocalBackend(workers))
+    streaming = []
+
+    def timed_pass(obj, what):
         t = time.perf_counter()
         obj.evaluate(alphas)
         seconds = time.perf_counter() - t
-        streaming.append({"population": population, "mixtures": len(alphas), "workers": workers,
-                          "seconds": seconds, "mixture_evaluations_per_second": len(alphas) / seconds,
-                          "customer_mixture_pairs_per_second": len(alphas) * population / seconds})
-        print(f"streamed objectives: {population:,} customers x {len(alphas)} mixtures, {workers} worker(s): "
-              f"{seconds:.1f} s, {len(alphas) / seconds:.0f} mixture evaluations/s "
-              f"({len(alphas) * population / seconds / 1e9:.2f} G customer-mixture pairs/s)", flush=True)
+        streaming.append({"population": obj.size, "mixtures": len(alphas), "workers": obj.backend.workers,
+                          "pass": what, "seconds": seconds, "mixture_evaluations_per_second": len(alphas) / seconds,
+                          "customer_mixture_pairs_per_second": len(alphas) * obj.size / seconds})
+        print(f"streamed objectives, {what}: {obj.size:,} customers x {len(alphas)} mixtures, "
+              f"{obj.backend.workers} worker(s): {seconds:.1f} s, {len(alphas) / seconds:.1f} mixture evaluations/s "
+              f"({len(alphas) * obj.size / seconds / 1e9:.2f} G customer-mixture pairs/s)", flush=True)
+
+    big = 1_000_000 if args.quick else 10_000_000
+    for workers in (1, 2):
+        timed_pass(StreamingObjectives(get_scenario("paper"), spec, 1_000_000, big, chunk_size=16 * BLOCK,
+                                       backend=LocalBackend(workers), cache_bytes=0), "streamed, no cache")
+    population = 1_000_000
+    obj = StreamingObjectives(get_scenario("paper"), spec, 1_000_000, population)
+    timed_pass(obj, "first pass, keeping rows")
+    timed_pass(obj, "repeated pass, rows kept")
+    front_points, generations = 100, (20 if args.quick else 100)
+    t = time.perf_counter()
+    front = pareto_front(obj, floors=0.01, pop_size=front_points, generations=generations, seed=0)
+    front_s = time.perf_counter() - t
+    front_row = {"population": population, "log_size_n": 1_000_000, "pop_size": front_points,
+                 "generations": generations, "evaluations": front_points * (generations + 1),
+                 "seconds": front_s, "front_points": len(front)}
+    print(f"front on a streamed population of {population:,} customers (rows kept): {front_points} x {generations} "
+          f"generations, {front_s:.1f} s, {len(front)} points", flush=True)
     path = Path(args.out)
     doc = json.loads(path.read_text()) if path.exists() else {}
     doc["scale"] = {"machine": machine(), "scenario": "paper", "simulate": rows,
                     "in_memory": {"rows_per_second": memory_rate, "raw_rng_rows_per_second": raw,
                                   "slowdown_vs_raw_rng": raw / memory_rate},
-                    "streaming_objectives": streaming,
+                    "streaming_objectives": streaming, "front_on_streamed_population": front_row,
                     "note": "simulate -> Parquet (no compression), one process per run; peak RSS from ru_maxrss"}
     write_outputs(path.parent, {path.name: json.dumps(doc, indent=2) + "\n"})
     print(f"wrote {path}")

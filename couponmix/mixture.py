@@ -14,8 +14,9 @@ from .simplex import check_alpha
 
 
 def sample_actions(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draw of one action per row of ``probs`` (n, A) from uniforms ``u`` (n,): the number of
-    the first A - 1 cumulative probabilities below u. Loops over actions (few), never over customers."""
+    """Inverse-CDF draw of one action per row of ``probs`` (n, A), or one row (1, A) shared by all, from
+    uniforms ``u`` (n,): the number of the first A - 1 cumulative probabilities below u. Loops over
+    actions (few), never over customers."""
     actions = np.zeros(len(u), dtype=np.intp)
     cdf = probs[:, 0].copy()
     for a in range(1, probs.shape[1]):
@@ -62,12 +63,13 @@ class Mixture:
             comp_probs = self.component_probabilities(x)
         k, _, a = comp_probs.shape
         rows = np.arange(n)
-        component = np.minimum(np.searchsorted(np.cumsum(self.alpha), rng.random(n)), len(self.alpha) - 1)
+        component = sample_actions(self.alpha[None, :], rng.random(n))   # the alpha-quantile of a uniform
         # gathers by flat index (whole rows, then single entries) are several times faster than 2-d fancy indexing
         own = comp_probs.reshape(k * n, a).take(component * n + rows, axis=0)        # (n, A)
         action = sample_actions(own, rng.random(n))
-        pscore_components = comp_probs.reshape(k, n * a).take(rows * a + action, axis=1).T   # (n, K)
+        cell = rows * a + action
+        pscore_components = comp_probs.reshape(k, n * a).take(cell, axis=1).T   # (n, K)
         return MixtureDraw(component=component, action=action,
-                           pscore=pscore_components.ravel().take(rows * k + component),
+                           pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
                            pscore_avg=pscore_components @ self.alpha,
                            pscore_components=pscore_components)

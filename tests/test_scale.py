@@ -48,15 +48,23 @@ def test_parquet_log_equals_the_in_memory_log_with_the_documented_schema(paper, 
     assert list(summary["component_share"].values()) == pytest.approx(shares.tolist(), abs=1e-15)
 
 
-def test_output_does_not_depend_on_chunk_size_workers_or_backend(paper, reference, tmp_path):
+def test_output_does_not_depend_on_chunk_size_workers_or_backend(paper, reference, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from couponmix import simulate
+
     ref = pd.read_parquet(reference[0])
     runs = {"two chunks, two processes": dict(chunk_size=2 * BLOCK, backend=LocalBackend(2)),
             "one chunk": dict(chunk_size=4 * BLOCK),
-            "dask threads": dict(chunk_size=BLOCK, backend=DaskBackend("threads"))}
+            "dask threads": dict(chunk_size=BLOCK, backend=DaskBackend("threads")),
+            "one chunk in row groups of one block": dict(chunk_size=4 * BLOCK)}
     for i, (what, kw) in enumerate(runs.items()):
+        if what.endswith("row groups of one block"):     # several groups per file, written while simulating
+            monkeypatch.setattr(simulate, "ROW_GROUP_BLOCKS", 1)
         summary = simulate_to_parquet(paper, ALPHA, N, tmp_path / str(i), seed=5, **kw)
         assert pd.read_parquet(tmp_path / str(i)).equals(ref), what
         assert summary["reward_mean"] == pytest.approx(reference[1]["reward_mean"], rel=1e-12), what
+    assert pq.ParquetFile(tmp_path / "3" / "part-000000.parquet").num_row_groups == 4
 
 
 def test_simulate_cli_and_its_errors(tmp_path, capsys):
