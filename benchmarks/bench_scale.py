@@ -45,6 +45,28 @@ def raw_rng_rate(n: int) -> float:
     return n / (time.perf_counter() - t)
 
 
+def parquet_write_rate(n: int, folder: Path) -> float:
+    """Customers per second of writing alone: random columns of the log's schema, already in memory, written
+    as `simulate` writes them (the floor under `simulate`, whatever the simulation costs)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    rows = 4 * BLOCK
+    cols = {f"x{j + 1}": rng.random(rows) for j in range(4)}
+    cols.update(component=rng.integers(0, 3, rows).astype(np.int16), action=rng.integers(0, 2, rows).astype(np.int16),
+                reward=rng.standard_normal(rows), pscore_avg=rng.random(rows), pscore=rng.random(rows))
+    table = pa.table(cols)
+    t = time.perf_counter()
+    with pq.ParquetWriter(folder / "floor.parquet", table.schema, compression="none",
+                          use_dictionary=["component", "action"]) as writer:
+        for _ in range(-(-n // rows)):
+            writer.write_table(table, row_group_size=rows)
+    rate = n / (time.perf_counter() - t)
+    (folder / "floor.parquet").unlink()
+    return rate
+
+
 def in_memory_rate(n: int) -> float:
     """Customers per second of the simulation itself (covariates, policies, mixture draw, rewards), no writing."""
     from couponmix.mixture import Mixture
@@ -98,6 +120,10 @@ def main() -> None:
     memory_rate = in_memory_rate(10_000_000)
     print(f"in memory, no writing: {memory_rate / 1e6:.2f} M rows/s against raw rng {raw / 1e6:.1f} M/s "
           f"({raw / memory_rate:.1f}x)")
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        write_rate = parquet_write_rate(10_000_000, Path(tmp))
+    print(f"writing alone (Parquet of ready columns): {write_rate / 1e6:.2f} M rows/s ({raw / write_rate:.1f}x the raw "
+          f"rng time)", flush=True)
     for n in sizes:
         for workers in (1, 2) if n >= 10_000_000 else (1,):
             with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
@@ -158,6 +184,7 @@ def main() -> None:
     doc["scale"] = {"machine": machine(), "scenario": "paper", "simulate": rows,
                     "in_memory": {"rows_per_second": memory_rate, "raw_rng_rows_per_second": raw,
                                   "slowdown_vs_raw_rng": raw / memory_rate},
+                    "parquet_write_alone": {"rows_per_second": write_rate, "slowdown_vs_raw_rng": raw / write_rate},
                     "streaming_objectives": streaming, "front_on_streamed_population": front_row,
                     "note": "simulate -> Parquet (no compression), one process per run; peak RSS from ru_maxrss"}
     write_outputs(path.parent, {path.name: json.dumps(doc, indent=2) + "\n"})

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class StreamingObjectives:
     def _job(self, alphas: np.ndarray) -> _Job:
         return _Job(self.scenario, self.estimator, self.seed, self.size, self.chunk_size, alphas, self._q_mean)
 
-    def _try_cache(self) -> None:
+    def _try_cache(self, on_chunk: Callable[[int], None] | None) -> None:
         """Keep every chunk's row sets if chunk 0's size, times the number of chunks, fits the budget."""
         self._cache_decided = True
         if self.cache_bytes == 0:
@@ -138,13 +139,15 @@ class StreamingObjectives:
         first = _chunk_rows(job, 0)
         if _rows_nbytes(first) * len(self.chunks) > self.cache_bytes:
             return
-        self._rows = [first] + self.backend.map(partial(_chunk_rows, job), self.chunks[1:])
+        self._rows = [first] + self.backend.map(partial(_chunk_rows, job), self.chunks[1:],
+                                                on_done=None if on_chunk is None else lambda i: on_chunk(i + 1))
 
-    def moments(self, alphas) -> tuple[Moments, np.ndarray]:
-        """Population moments for the batch, and the components' values."""
+    def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
+        """Population moments for the batch, and the components' values. ``on_chunk(i)`` is called as
+        chunks are done (for progress bars)."""
         alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
         if not self._cache_decided:
-            self._try_cache()
+            self._try_cache(on_chunk)
         if self._rows is not None:
             threads = default_threads()
             executor = shared_executor(threads) if threads > 1 else None
@@ -152,7 +155,7 @@ class StreamingObjectives:
             parts = [(m, group_moments(groups, t_all, alphas, self.estimator, executor=executor), values)
                      for m, groups, values in self._rows]
         else:
-            parts = self.backend.map(partial(_chunk_moments, self._job(alphas)), self.chunks)
+            parts = self.backend.map(partial(_chunk_moments, self._job(alphas)), self.chunks, on_done=on_chunk)
         weights = [m / self.size for m, _, _ in parts]
         values = sum(w * v for w, (_, _, v) in zip(weights, parts))
         return Moments.combine([p[1] for p in parts], weights), values
