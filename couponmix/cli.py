@@ -322,20 +322,21 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(doc, indent=2))
         return 0
     print(f"{sc.name}: {len(alphas)} mixture(s) evaluated exactly on {obj.size:,} customers in {seconds:.1f} s "
-          f"({len(alphas) / seconds:.3g} mixture evaluations/s, {obj.backend.name}); OPE error of "
-          f"{spec.label} at a log of n = {n:,} ({why})")
+          f"({len(alphas) / seconds:.3g} mixture evaluations/s, {obj.backend.name})")
+    print(f"OPE error of {spec.label} at a log of n = {n:,}: {why}")
     print(f"{'mixture':34s} {'revenue':>9s} " + " ".join(f"{'RMSE ' + t:>14s}" for t in laws)
           + f" {cfg.aggregate + ' RMSE':>10s}")
     for row in rows:
         mix = ",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items())
         cells = [f"{d['rmse']:14.5g}" if d["supported"] else f"{'unsupported':>14s}" for d in row["targets"].values()]
         print(f"{mix:34s} {row['revenue']:9.5g} " + " ".join(cells) + f" {row['ope_rmse']:10.5g}")
+    sys.stdout.flush()
     for row in rows:
         for t, d in row["targets"].items():
             if not d["supported"]:
                 print(f"warning: at {','.join(f'{k}={v:.3g}' for k, v in row['alpha'].items())} the logs never show "
-                      f"actions that carry {1 - d['support']:.1%} of {t}'s probability; its RMSE "
-                      f"{d['rmse']:.4g} is mostly that bias", file=sys.stderr)
+                      f"actions that carry {1 - d['support']:.1%} of {t}'s probability: its RMSE {d['rmse']:.4g} "
+                      f"includes a bias of {d['bias']:.4g} that no log size removes", file=sys.stderr)
     return 0
 
 
