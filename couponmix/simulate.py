@@ -129,6 +129,8 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
             if pending is not None:
                 pending.result()
         finally:
+            if pending is not None:
+                pending.exception()           # never close the file under a write still in flight
             if writer is not None:
                 writer.close()
     stats["component_counts"] = stats["component_counts"].tolist()
