@@ -30,6 +30,7 @@ from benchmarks.bench_objectives import machine  # noqa: E402
 from couponmix.atomic import write_outputs  # noqa: E402
 from couponmix.memory import tune_allocator  # noqa: E402
 from couponmix.seeding import BLOCK  # noqa: E402
+from couponmix.simulate import PARQUET_OPTIONS  # noqa: E402
 
 
 def raw_rng_rate(n: int) -> float:
@@ -58,8 +59,7 @@ def parquet_write_rate(n: int, folder: Path) -> float:
                 reward=rng.standard_normal(rows), pscore_avg=rng.random(rows), pscore=rng.random(rows))
     table = pa.table(cols)
     t = time.perf_counter()
-    with pq.ParquetWriter(folder / "floor.parquet", table.schema, compression="none",
-                          use_dictionary=["component", "action"]) as writer:
+    with pq.ParquetWriter(folder / "floor.parquet", table.schema, **PARQUET_OPTIONS) as writer:
         for _ in range(-(-n // rows)):
             writer.write_table(table, row_group_size=rows)
     rate = n / (time.perf_counter() - t)

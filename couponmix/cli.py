@@ -13,6 +13,8 @@ import numpy as np
 from .errors import CouponmixError
 
 EXIT_BAD_INPUT = 2
+#: estimators with an exact error formula for every mixture (dr_fitted is compared at a mix, not optimised)
+ESTIMATOR_CHOICES = ["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +90,17 @@ def _study(args):
                               eval_size=args.eval_size, **_run_overrides(args))
 
 
+def _scenario(cfg):
+    from simulators import get_scenario
+
+    return get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+
+
+def _log_size(cfg, sc) -> int:
+    """The study's log size n, else the scenario's default."""
+    return sc.default_n if cfg.n is None else cfg.n
+
+
 def _run_overrides(args) -> dict:
     if args.command != "run":
         return {}
@@ -104,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="optimise the mixture and write summary.json, pareto.csv, report.html")
     _add_common(run)
     run.add_argument("--out", required=True, help="output directory")
-    run.add_argument("--estimator", choices=["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr"], default=None,
+    run.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None,
                      help="OPE estimator to optimise for (default: IPS where its variance is finite, else clipped IPS)")
     run.add_argument("--pop-size", type=int, default=None, help="optimiser population (default 100)")
     run.add_argument("--generations", type=int, default=None, help="optimiser generations (default 100)")
@@ -140,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mixture, e.g. explore=0.1,exploit=0.9 (repeat the option for several)")
     ev.add_argument("--population", type=int, default=1_000_000,
                     help="customers in the evaluation population (default 1,000,000)")
-    ev.add_argument("--estimator", choices=["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr"], default=None,
+    ev.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None,
                     help="OPE estimator (default: IPS where its variance is finite, else clipped IPS)")
     ev.add_argument("--naive", action="store_true", help="naive multi-logger weights (default: balanced)")
     ev.add_argument("--chunk-size", type=int, default=None,
@@ -161,15 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(plan)
     plan.add_argument("--tol", type=float, required=True, help="RMSE every target must reach")
     plan.add_argument("--eps", type=float, default=None, help="exploration rate: report the log size needed")
-    plan.add_argument("--estimator", choices=["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr"], default=None)
+    plan.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None)
     plan.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
 def cmd_plan(args) -> int:
     import json
-
-    from simulators import get_scenario
 
     from .objectives import MixtureObjectives
     from .planner import critical_rate, log_size_needed
@@ -178,9 +189,9 @@ def cmd_plan(args) -> int:
     if args.n is not None and args.eps is not None:
         raise CouponmixError("give --n (for the critical exploration rate) or --eps (for the log size), not both")
     cfg = _study(args)
-    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    sc = _scenario(cfg)
     sample, _, spec, _ = prepare(sc, cfg.eval_size, cfg.seed, np.zeros(len(sc.components())), cfg.estimator)
-    n = sc.default_n if cfg.n is None else cfg.n
+    n = _log_size(cfg, sc)
     obj = MixtureObjectives(sample, spec, n)
     plan = log_size_needed(obj, args.eps, args.tol) if args.eps is not None else critical_rate(obj, args.tol, n)
     if args.json:
@@ -244,17 +255,15 @@ def cmd_batch(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from simulators import get_scenario
-
     from .progress import Progress
     from .seeding import BLOCK
     from .simplex import parse_alpha_spec
     from .simulate import DEFAULT_CHUNK, simulate_to_parquet
 
     cfg = _study(args)
-    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    sc = _scenario(cfg)
     alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
-    n = sc.default_n if cfg.n is None else cfg.n
+    n = _log_size(cfg, sc)
     chunk = DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size
     backend = _backend(args)
     with Progress(-(-n // max(chunk, BLOCK)), "writing chunks", args.quiet) as bar:
@@ -269,8 +278,6 @@ def cmd_evaluate(args) -> int:
     import json
     import time
 
-    from simulators import get_scenario
-
     from .divergence import weight_verdict
     from .estimators import EstimatorSpec
     from .objectives import EvaluationSample, laws_from_moments
@@ -280,7 +287,7 @@ def cmd_evaluate(args) -> int:
     from .study import choose_estimator
 
     cfg = _study(args)
-    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    sc = _scenario(cfg)
     names = tuple(sc.components())
     alphas = np.array([parse_alpha_spec(a, names) for a in args.alpha])
     requested = cfg.estimator
@@ -295,7 +302,7 @@ def cmd_evaluate(args) -> int:
         found = [weight_verdict(sc, sample, t, a) for a in alphas]
         verdicts[t] = next((v for v in found if v.status == "infinite"), found[0])
     spec, why = choose_estimator(requested, verdicts, sc.name)
-    n = sc.default_n if cfg.n is None else cfg.n
+    n = _log_size(cfg, sc)
     chunk = DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size
     obj = StreamingObjectives(sc, spec, n, args.population, cfg.seed, chunk, _backend(args), cfg.aggregate)
     start = time.perf_counter()
@@ -304,17 +311,9 @@ def cmd_evaluate(args) -> int:
     seconds = time.perf_counter() - start
     laws = dict(zip(obj.target_names, laws_from_moments(m, spec)))
     revenue = alphas @ values
-    per = np.column_stack([law.rmse(n) for law in laws.values()])
-    agg = per.max(axis=1) if cfg.aggregate == "max" else per.mean(axis=1)
-    rows = []
-    for i, alpha in enumerate(alphas):
-        targets = {}
-        for j, (t, law) in enumerate(laws.items()):
-            targets[t] = {"rmse": float(per[i, j]), "bias": float(law.bias(n)[i]),
-                          "std_error": float(np.sqrt(law.scaled_var[i] / n)), "support": float(law.support[i]),
-                          "supported": bool(law.supported[i])}
-        rows.append({"alpha": dict(zip(names, alpha.tolist())), "revenue": float(revenue[i]),
-                     "ope_rmse": float(agg[i]), "targets": targets})
+    agg = obj.combine(np.column_stack([law.rmse(n) for law in laws.values()]))
+    rows = [{"alpha": dict(zip(names, alpha.tolist())), "revenue": float(revenue[i]), "ope_rmse": float(agg[i]),
+             "targets": {t: law.summary(n, i) for t, law in laws.items()}} for i, alpha in enumerate(alphas)]
     doc = {"scenario": sc.name, "population": obj.size, "n": n, "seed": cfg.seed, "estimator": spec.label,
            "estimator_reason": why, "aggregate": cfg.aggregate, "backend": obj.backend.name, "seconds": seconds,
            "mixture_evaluations_per_second": len(alphas) / seconds, "mixtures": rows}
@@ -326,23 +325,21 @@ def cmd_evaluate(args) -> int:
     print(f"OPE error of {spec.label} at a log of n = {n:,}: {why}")
     print(f"{'mixture':34s} {'revenue':>9s} " + " ".join(f"{'RMSE ' + t:>14s}" for t in laws)
           + f" {cfg.aggregate + ' RMSE':>10s}")
-    for row in rows:
-        mix = ",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items())
+    labels = [",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items()) for row in rows]
+    for mix, row in zip(labels, rows):
         cells = [f"{d['rmse']:14.5g}" if d["supported"] else f"{'unsupported':>14s}" for d in row["targets"].values()]
         print(f"{mix:34s} {row['revenue']:9.5g} " + " ".join(cells) + f" {row['ope_rmse']:10.5g}")
     sys.stdout.flush()
-    for row in rows:
+    for mix, row in zip(labels, rows):
         for t, d in row["targets"].items():
             if not d["supported"]:
-                print(f"warning: at {','.join(f'{k}={v:.3g}' for k, v in row['alpha'].items())} the logs never show "
-                      f"actions that carry {1 - d['support']:.1%} of {t}'s probability: its RMSE {d['rmse']:.4g} "
-                      f"includes a bias of {d['bias']:.4g} that no log size removes", file=sys.stderr)
+                print(f"warning: at {mix} the logs never show actions that carry {1 - d['support']:.1%} of {t}'s "
+                      f"probability: its RMSE {d['rmse']:.4g} includes a bias of {d['bias']:.4g} that no log "
+                      f"size removes", file=sys.stderr)
     return 0
 
 
 def cmd_validate(args) -> int:
-    from simulators import get_scenario
-
     from .atomic import check_output_dir, write_outputs
     from .divergence import weight_verdict
     from .estimators import DEFAULT_CLIP, parse_list, suite
@@ -355,7 +352,7 @@ def cmd_validate(args) -> int:
     if args.out is not None:
         check_output_dir(args.out)
     cfg = _study(args)
-    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    sc = _scenario(cfg)
     alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
     eval_size = cfg.eval_size
     clip = DEFAULT_CLIP if args.clip is None else args.clip
@@ -369,7 +366,7 @@ def cmd_validate(args) -> int:
         if bad:
             t, v = next((t, v) for t, v in verdicts.items() if not v.finite)
             raise CouponmixError(f"{', '.join(bad)}: infinite variance at this mixture for {t} ({v.reason})")
-    n = sc.default_n if cfg.n is None else cfg.n
+    n = _log_size(cfg, sc)
     with Progress(args.reps, "simulating logs", args.quiet) as bar:
         res = monte_carlo(sc, alpha, specs, n, args.reps, cfg.seed, eval_size=eval_size, backend=_backend(args),
                           on_replication=bar.update_to)

@@ -286,6 +286,12 @@ class ErrorLaw:
     def bias(self, n) -> np.ndarray:
         return self.bias0 + self.bias1 / n
 
+    def summary(self, n: int, i: int) -> dict:
+        """RMSE, bias, standard error and support of mixture ``i`` of the batch at log size n, as plain numbers."""
+        return {"rmse": float(self.rmse(n)[i]), "bias": float(self.bias(n)[i]),
+                "std_error": float(np.sqrt(self.scaled_var[i] / n)), "support": float(self.support[i]),
+                "supported": bool(self.supported[i])}
+
     def log_size_for(self, tol: float) -> float:
         """Least n with RMSE(n) <= tol for every mixture in the batch (inf where the bias alone exceeds tol)."""
         out = np.full(self.bias0.shape, np.inf)
@@ -473,6 +479,17 @@ def error_laws(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_ro
     return laws_from_moments(moments(rows, alphas, spec, chunk_rows, executor), spec)
 
 
+def check_aggregate(aggregate: str) -> str:
+    if aggregate not in AGGREGATES:
+        raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    return aggregate
+
+
+def combine_targets(per_target: np.ndarray, aggregate: str) -> np.ndarray:
+    """The single error objective (B,) from per-target RMSEs (B, T): their max or their mean."""
+    return per_target.max(axis=1) if aggregate == "max" else per_target.mean(axis=1)
+
+
 class MixtureObjectives:
     """Revenue and OPE error of a mixture, for a batch of mixtures at once.
 
@@ -488,8 +505,7 @@ class MixtureObjectives:
 
     def __init__(self, sample: EvaluationSample, estimator: EstimatorSpec, n: int,
                  aggregate: str = "max", chunk_rows: int | None = None, threads: int | None = None):
-        if aggregate not in AGGREGATES:
-            raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+        check_aggregate(aggregate)
         self.sample = sample
         self.estimator = estimator
         self.n = check_positive_int(n, "n")
@@ -566,7 +582,7 @@ class MixtureObjectives:
         return np.column_stack([law.rmse(n) for law in self.laws(alphas)])
 
     def combine(self, per_target: np.ndarray) -> np.ndarray:
-        return per_target.max(axis=1) if self.aggregate == "max" else per_target.mean(axis=1)
+        return combine_targets(per_target, self.aggregate)
 
     def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(revenue (B,), aggregated RMSE (B,), per-target RMSE (B, T))."""
@@ -578,12 +594,5 @@ class MixtureObjectives:
         alpha = np.asarray(alpha, dtype=float)[None, :]
         out = {}
         for name, value, law in zip(self.target_names, self.sample.target_values, self.laws(alpha)):
-            out[name] = {
-                "true_value": float(value),
-                "rmse": float(law.rmse(self.n)[0]),
-                "bias": float(law.bias(self.n)[0]),
-                "std_error": float(np.sqrt(law.scaled_var[0] / self.n)),
-                "support": float(law.support[0]),
-                "supported": bool(law.supported[0]),
-            }
+            out[name] = {"true_value": float(value), **law.summary(self.n, 0)}
         return out

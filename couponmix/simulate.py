@@ -48,6 +48,8 @@ from .validation import check_positive_int
 DEFAULT_CHUNK = 16 * BLOCK   # 1,048,576 customers per file
 ROW_GROUP_BLOCKS = 4         # 262,144 customers (about 17 MB on paper) per Parquet row group
 COLUMNS_AFTER_COVARIATES = ("component", "action", "reward", "pscore_avg", "pscore")
+#: random doubles do not compress, and dictionary-encoding them costs more than the draws
+PARQUET_OPTIONS = dict(compression="none", use_dictionary=["component", "action"])
 
 
 def check_chunk_size(chunk_size: int) -> int:
@@ -122,9 +124,8 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
                 if pending is not None:
                     pending.result()          # the previous group is written (errors surface here)
                 if writer is None:
-                    # random doubles do not compress, and dictionary-encoding them costs more than the draws
                     writer = pq.ParquetWriter(os.path.join(job.folder, part_name(index)), table.schema,
-                                              compression="none", use_dictionary=["component", "action"])
+                                              **PARQUET_OPTIONS)
                 pending = pool.submit(writer.write_table, table, row_group_size=len(reward))
             if pending is not None:
                 pending.result()

@@ -28,8 +28,8 @@ import numpy as np
 from simulators.base import Scenario
 
 from .estimators import EstimatorSpec
-from .objectives import (ErrorLaw, EvaluationSample, MixtureObjectives, Moments, group_moments, laws_from_moments,
-                         shared_executor)
+from .objectives import (ErrorLaw, EvaluationSample, MixtureObjectives, Moments, check_aggregate, combine_targets,
+                         group_moments, laws_from_moments, shared_executor)
 from .seeding import BLOCK, stream
 from .simulate import check_chunk_size
 from .threads import default_threads
@@ -102,7 +102,7 @@ class StreamingObjectives:
                  cache_bytes: int = DEFAULT_CACHE_BYTES):
         from .backend import LocalBackend
 
-        self.scenario, self.estimator, self.aggregate = scenario, estimator, aggregate
+        self.scenario, self.estimator, self.aggregate = scenario, estimator, check_aggregate(aggregate)
         self.n = check_positive_int(n, "n")
         self.size = check_positive_int(size, "population size", minimum=100)
         self.seed = int(seed)
@@ -130,30 +130,39 @@ class StreamingObjectives:
     def _job(self, alphas: np.ndarray) -> _Job:
         return _Job(self.scenario, self.estimator, self.seed, self.size, self.chunk_size, alphas, self._q_mean)
 
-    def _try_cache(self, on_chunk: Callable[[int], None] | None) -> None:
-        """Keep every chunk's row sets if chunk 0's size, times the number of chunks, fits the budget."""
+    def _try_cache(self, on_chunk: Callable[[int], None] | None) -> tuple | None:
+        """Keep every chunk's row sets if chunk 0's size, times the number of chunks, fits the budget.
+        Returns chunk 0's row sets when they were built but not kept (the pass still uses them)."""
         self._cache_decided = True
         if self.cache_bytes == 0:
-            return
+            return None
         job = self._job(np.zeros((0, len(self.component_names))))
         first = _chunk_rows(job, 0)
         if _rows_nbytes(first) * len(self.chunks) > self.cache_bytes:
-            return
+            return first
         self._rows = [first] + self.backend.map(partial(_chunk_rows, job), self.chunks[1:],
                                                 on_done=None if on_chunk is None else lambda i: on_chunk(i + 1))
+        return None
+
+    def _moments_from_rows(self, parts: list, alphas: np.ndarray) -> list:
+        """(customers, moments, component values) of chunks whose row sets are in this process."""
+        threads = default_threads()
+        executor = shared_executor(threads) if threads > 1 else None
+        t_all = len(self.target_names)
+        return [(m, group_moments(groups, t_all, alphas, self.estimator, executor=executor), values)
+                for m, groups, values in parts]
 
     def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
         """Population moments for the batch, and the components' values. ``on_chunk(i)`` is called as
         chunks are done (for progress bars)."""
         alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
-        if not self._cache_decided:
-            self._try_cache(on_chunk)
+        first = None if self._cache_decided else self._try_cache(on_chunk)
         if self._rows is not None:
-            threads = default_threads()
-            executor = shared_executor(threads) if threads > 1 else None
-            t_all = len(self.target_names)
-            parts = [(m, group_moments(groups, t_all, alphas, self.estimator, executor=executor), values)
-                     for m, groups, values in self._rows]
+            parts = self._moments_from_rows(self._rows, alphas)
+        elif first is not None:        # too large to keep: chunk 0 is already built, stream the others
+            parts = self._moments_from_rows([first], alphas) + self.backend.map(
+                partial(_chunk_moments, self._job(alphas)), self.chunks[1:],
+                on_done=None if on_chunk is None else lambda i: on_chunk(i + 1))
         else:
             parts = self.backend.map(partial(_chunk_moments, self._job(alphas)), self.chunks, on_done=on_chunk)
         weights = [m / self.size for m, _, _ in parts]
@@ -168,5 +177,7 @@ class StreamingObjectives:
         alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
         m, values = self.moments(alphas)
         per = np.column_stack([law.rmse(self.n) for law in laws_from_moments(m, self.estimator)])
-        agg = per.max(axis=1) if self.aggregate == "max" else per.mean(axis=1)
-        return alphas @ values, agg, per
+        return alphas @ values, self.combine(per), per
+
+    def combine(self, per_target: np.ndarray) -> np.ndarray:
+        return combine_targets(per_target, self.aggregate)

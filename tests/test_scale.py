@@ -194,6 +194,8 @@ def test_streaming_cache_respects_its_memory_budget(paper):
     assert np.array_equal(small.evaluate(alphas)[2], big.evaluate(alphas)[2])
     assert not small.cached and big.cached
     assert sum(_rows_nbytes(part) for part in big._rows) <= big.cache_bytes
+    with pytest.raises(CouponmixError, match="aggregate must be one of"):
+        StreamingObjectives(paper, spec, 1000, size, aggregate="median")
 
 
 def test_a_front_runs_on_a_streamed_population(paper):
