@@ -32,8 +32,8 @@ from .validation import check_positive_int
 log = logging.getLogger("couponmix")
 
 COLUMNS = ("study", "title", "status", "scenario", "exploration_rate", "revenue_per_customer",
-           "revenue_cost_per_10k_customers", "revenue_cost_pct", "worst_rmse", "log_size", "log_days",
-           "production_estimator", "production_rmse", "error")
+           "revenue_cost_per_10k_customers", "revenue_cost_pct", "worst_error", "worst_sampling_error", "log_size",
+           "log_days", "log_size_needed", "estimators", "error")
 
 
 @dataclass
@@ -138,9 +138,10 @@ def study_row(folder: Path, name: str) -> dict:
         row.update(status="done", title=(s.get("study") or {}).get("title") or name, scenario=s["scenario"],
                    exploration_rate=h["exploration_rate"], revenue_per_customer=h["revenue_per_customer"],
                    revenue_cost_per_10k_customers=h["revenue_cost_per_10k_customers"],
-                   revenue_cost_pct=h["revenue_cost_pct"], worst_rmse=s["recommended"]["ope_rmse"],
-                   log_size=h["log_size"], log_days=h["log_days"], production_estimator=h["production_estimator"],
-                   production_rmse=s["production"]["estimator_comparison"][h["production_estimator"]]["ope_rmse"])
+                   revenue_cost_pct=h["revenue_cost_pct"], worst_error=h["worst_error"],
+                   worst_sampling_error=max(p["sampling_error"] for p in h["precision"].values()),
+                   log_size=h["log_size"], log_days=h["log_days"], log_size_needed=h["log_size_needed"],
+                   estimators="; ".join(f"{t}: {p['estimator_plain']}" for t, p in h["precision"].items()))
     else:
         err = folder / "error.json"
         row.update(status="failed", title=name,
@@ -159,4 +160,8 @@ def index_html(rows: list[dict]) -> str:
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("couponmix", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    from urllib.parse import quote
+
+    for r in rows:   # links built from the percent-encoded folder name, never from the raw file name
+        r["href"] = "./" + quote(r["study"], safe="") + "/report.html"
     return env.get_template("index.html").render(rows=rows)

@@ -170,11 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: all whose variance is finite here)")
     _add_backend(val)
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
-    plan = sub.add_parser("plan", help="critical exploration rate for a tolerance, or the log size needed")
+    plan = sub.add_parser("plan", help="least-cost mixture for a tolerance, or the log size needed at a mixture")
     _add_common(plan)
-    plan.add_argument("--tol", type=float, required=True, help="RMSE every target must reach")
-    plan.add_argument("--eps", type=float, default=None, help="exploration rate: report the log size needed")
-    plan.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None)
+    plan.add_argument("--tol", type=float, required=True, help="error every future policy must reach")
+    plan.add_argument("--alpha", default=None, help="a mixture (e.g. exploit=0.9,explore=0.1): report the log size needed")
+    plan.add_argument("--eps", type=float, default=None,
+                      help="exploration rate (share of 'explore', the rest to the revenue-best component): the log "
+                           "size needed there")
+    plan.add_argument("--floor", type=float, default=0.0, help="every component's minimum share (default 0)")
+    plan.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None,
+                      help="force one estimator (default: the most precise per future policy)")
     plan.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -182,35 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_plan(args) -> int:
     import json
 
-    from .objectives import MixtureObjectives
-    from .planner import critical_rate, log_size_needed
-    from .study import prepare
+    from .study import plan_study
 
-    if args.n is not None and args.eps is not None:
-        raise CouponmixError("give --n (for the critical exploration rate) or --eps (for the log size), not both")
-    cfg = _study(args)
-    sc = _scenario(cfg)
-    sample, _, spec, _ = prepare(sc, cfg.eval_size, cfg.seed, np.zeros(len(sc.components())), cfg.estimator)
-    n = _log_size(cfg, sc)
-    obj = MixtureObjectives(sample, spec, n)
-    plan = log_size_needed(obj, args.eps, args.tol) if args.eps is not None else critical_rate(obj, args.tol, n)
-    if args.json:
-        keys = (["log_size_needed", "revenue_cost", "revenue_cost_pct"] if args.eps is not None else
-                ["critical_exploration_rate", "revenue_cost", "revenue_cost_pct", "log_size_needed"])
-        d = plan.to_dict()
-        print(json.dumps({k: d[k] for k in keys}))
-        return 0
-    if args.eps is not None:
-        need = plan.log_size_needed
-        print(f"{spec.label}: at exploration rate {args.eps:g}, " + (
-            f"a log of {need:,.0f} customers gives RMSE <= {args.tol:g} for every target."
-            if need is not None and np.isfinite(need) else plan.note + "."))
-    elif plan.critical_exploration_rate is None:
-        print(f"{spec.label}: {plan.note}.")
-    else:
-        print(f"{spec.label}: the least exploration with RMSE <= {args.tol:g} for every target from {n:,} customers "
-              f"is {plan.critical_exploration_rate:.4g} ({100 * plan.critical_exploration_rate:.2f}% of traffic); "
-              f"it costs {plan.revenue_cost:.4g} per customer ({plan.revenue_cost_pct:.2f}% of revenue).")
+    if args.n is not None and (args.eps is not None or args.alpha is not None):
+        raise CouponmixError("give --n (for the least-cost mixture) or --alpha/--eps (for the log size), not both")
+    if args.eps is not None and args.alpha is not None:
+        raise CouponmixError("give --alpha or --eps, not both")
+    res = plan_study(_study(args), args.tol, alpha=args.alpha, eps=args.eps, floor=args.floor)
+    print(json.dumps(res.to_dict(), indent=None if not args.json else 1) if args.json else res.text())
     return 0
 
 

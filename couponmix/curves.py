@@ -23,8 +23,8 @@ def exploration_line(objectives: MixtureObjectives) -> tuple[np.ndarray, str]:
     k = len(names)
     best = best_component(objectives)
     if "explore" in names:
-        return np.eye(k)[names.index("explore")], (f"exploration rate: the share of customers who get a randomly "
-                                                   f"chosen action (explore); the rest follow {names[best]}")
+        return np.eye(k)[names.index("explore")], (f"exploration rate: the share of customers served by the "
+                                                   f"exploration policy (explore); the rest follow {names[best]}")
     d = np.ones(k) / (k - 1)
     d[best] = 0.0
     return d, (f"exploration rate: the share of customers taken from {names[best]} (the revenue-best policy) "
@@ -56,9 +56,15 @@ def exploration_curve(objectives: MixtureObjectives, n: int) -> dict:
     alphas = (1 - EPS_GRID)[:, None] * e_best + EPS_GRID[:, None] * d
     laws = objectives.laws(alphas)
     rmse = {t: np.where(law.supported, law.rmse(n), np.nan) for t, law in zip(objectives.target_names, laws)}
-    return {"definition": definition, "n": int(n), "eps": EPS_GRID.tolist(),
-            "revenue": objectives.revenue(alphas).tolist(),
-            "rmse": {t: [None if np.isnan(v) else float(v) for v in r] for t, r in rmse.items()}}
+    out = {"definition": definition, "n": int(n), "eps": EPS_GRID.tolist(),
+           "revenue": objectives.revenue(alphas).tolist(),
+           "rmse": {t: [None if np.isnan(v) else float(v) for v in r] for t, r in rmse.items()}}
+    if all(hasattr(law, "choice") for law in laws):   # a Criterion: which estimator each point uses
+        out["estimator"] = {t: [law.specs[i].name for i in law.choice(n)] for t, law in
+                            zip(objectives.target_names, laws)}
+        out["sampling_error"] = {t: [float(law.laws[i].sampling_error(n)[j]) for j, i in enumerate(law.choice(n))]
+                                 for t, law in zip(objectives.target_names, laws)}
+    return out
 
 
 def log_size_curve(objectives: MixtureObjectives, alpha: np.ndarray, daily_traffic: float) -> dict:

@@ -10,6 +10,7 @@ the log is collected (q = 0 for the IPS family), D(x) = sum_a pi_e(a|x) q(x, a),
     dr           c = w (or min(w, lambda) when a clip is given: obp's DR with lambda_)
     sndr         c = w, self-normalised
     switch_dr    c = w 1{w <= lambda}      (obp's SwitchDoublyRobust)
+    dm           c = 0: the reward model's predictions alone (obp's DirectMethod)
     dr_fitted    c = w, with q fitted on the log itself (obp's RegressionModel with LightGBM, cross-fitted;
                  see fitted_reward)
 
@@ -33,10 +34,22 @@ KINDS = {
     "sndr": "self-normalised doubly robust",
     "switch_dr": "switch doubly robust (reward model alone where the weight exceeds lambda)",
     "dr_fitted": "doubly robust with a LightGBM reward model fitted on the log itself, cross-fitted",
+    "dm": "direct method (the reward model's predictions alone, no weighting)",
+}
+#: plain words for reports: what each estimator does, without symbols
+PLAIN = {
+    "ips": "reweighting the logged revenue",
+    "clipped_ips": "reweighting the logged revenue, with weights capped at {clip:g}",
+    "snips": "reweighting the logged revenue, normalised",
+    "dr": "the revenue model corrected by the reweighted logged revenue",
+    "sndr": "the revenue model corrected by the reweighted logged revenue, normalised",
+    "switch_dr": "the revenue model corrected by the reweighted logged revenue, model alone where a weight exceeds {clip:g}",
+    "dr_fitted": "a revenue model fitted on the log, corrected by the reweighted logged revenue",
+    "dm": "the revenue model's predictions alone",
 }
 NEEDS_CLIP = {"clipped_ips", "switch_dr"}
 MAY_CLIP = {"dr"}
-USES_REWARD_MODEL = {"dr", "sndr", "switch_dr", "dr_fitted"}
+USES_REWARD_MODEL = {"dr", "sndr", "switch_dr", "dr_fitted", "dm"}
 FITS_REWARD_MODEL = {"dr_fitted"}
 SELF_NORMALISED = {"snips", "sndr"}
 NAIVE_OK = {"ips", "clipped_ips", "dr", "dr_fitted"}   # obp has MultiLoggersNaive IPS and DR
@@ -71,7 +84,9 @@ class EstimatorSpec:
 
     @property
     def weight_fn(self) -> str:
-        """'ips' (c = w), 'clip' (c = min(w, lambda)) or 'switch' (c = w 1{w <= lambda})."""
+        """'ips' (c = w), 'clip' (c = min(w, lambda)), 'switch' (c = w 1{w <= lambda}) or 'zero' (c = 0)."""
+        if self.kind == "dm":
+            return "zero"
         if self.kind == "switch_dr":
             return "switch"
         return "clip" if np.isfinite(self.clip) else "ips"
@@ -82,6 +97,8 @@ class EstimatorSpec:
             return np.minimum(w, self.clip)
         if self.weight_fn == "switch":
             return w * (w <= self.clip)
+        if self.weight_fn == "zero":
+            return np.zeros_like(w)
         return w
 
     @property
@@ -116,13 +133,20 @@ class EstimatorSpec:
     @property
     def label(self) -> str:
         base = {"ips": "IPS", "snips": "SNIPS", "dr": "DR", "sndr": "SNDR", "switch_dr": "Switch-DR",
-                "clipped_ips": "clipped IPS", "dr_fitted": "DR with a model fitted on the log"}[self.kind]
+                "clipped_ips": "clipped IPS", "dr_fitted": "DR with a model fitted on the log",
+                "dm": "direct method"}[self.kind]
         if np.isfinite(self.clip):
             base += f" (lambda = {self.clip:g})"
         return base + (" with naive weights" if self.weights == "naive" else "")
 
+    @property
+    def plain(self) -> str:
+        """The estimator in plain words, for headlines, cards and figure titles."""
+        text = PLAIN[self.kind].format(clip=self.clip)
+        return text + (" (each customer weighted by the policy that served them)" if self.weights == "naive" else "")
+
     def to_dict(self) -> dict:
-        d = {"name": self.kind, "description": KINDS[self.kind], "weights": self.weights}
+        d = {"name": self.kind, "label": self.label, "plain": self.plain, "description": KINDS[self.kind], "weights": self.weights}
         if np.isfinite(self.clip):
             d["lambda"] = self.clip
         if self.fits_reward_model:
@@ -142,6 +166,8 @@ class EstimatorSpec:
             return {"ips": "MultiLoggersNaiveInverseProbabilityWeighting",
                     "clipped_ips": "MultiLoggersNaiveInverseProbabilityWeighting",
                     "dr": "MultiLoggersNaiveDoublyRobust"}[self.kind] + lam
+        if self.kind == "dm":
+            return "DirectMethod"
         return {"ips": "MultiLoggersBalancedInverseProbabilityWeighting",
                 "clipped_ips": "MultiLoggersBalancedInverseProbabilityWeighting",
                 "dr": "MultiLoggersBalancedDoublyRobust",
@@ -161,6 +187,9 @@ class EstimatorSpec:
                 raise CouponmixError(f"{self.kind} needs a reward model")
             common["estimated_rewards_by_reg_model"] = reward_model[:, :, np.newaxis]
         lam = dict(lambda_=float(self.clip)) if np.isfinite(self.clip) else {}
+        if self.kind == "dm":
+            return float(ope.DirectMethod().estimate_policy_value(
+                action_dist=dist, estimated_rewards_by_reg_model=common["estimated_rewards_by_reg_model"]))
         if self.weights == "naive":
             est = (ope.MultiLoggersNaiveDoublyRobust(**lam) if self.kind in ("dr", "dr_fitted")
                    else ope.MultiLoggersNaiveInverseProbabilityWeighting(**lam))
@@ -181,9 +210,16 @@ class EstimatorSpec:
 def suite(clip: float = DEFAULT_CLIP) -> list[EstimatorSpec]:
     """Every estimator couponmix knows, balanced and (where obp has it) naive."""
     return [EstimatorSpec("ips"), EstimatorSpec("clipped_ips", clip), EstimatorSpec("snips"), EstimatorSpec("dr"),
-            EstimatorSpec("sndr"), EstimatorSpec("switch_dr", clip), EstimatorSpec("dr_fitted"),
+            EstimatorSpec("sndr"), EstimatorSpec("switch_dr", clip), EstimatorSpec("dm"), EstimatorSpec("dr_fitted"),
             EstimatorSpec("ips", weights="naive"), EstimatorSpec("dr", weights="naive"),
             EstimatorSpec("dr_fitted", weights="naive")]
+
+
+def exact_suite(clip: float = DEFAULT_CLIP, finite_variance: bool = True) -> list[EstimatorSpec]:
+    """The estimators with an exact error formula at every mixture (the decision's candidates): the suite
+    without ``dr_fitted`` (its model depends on the log); without the unbounded-weight ones when plain
+    IPS has infinite variance."""
+    return [s for s in suite(clip) if not s.fits_reward_model and (finite_variance or not s.has_unbounded_weights)]
 
 
 def parse_list(text: str, clip: float | None = None) -> list[EstimatorSpec]:

@@ -78,6 +78,19 @@ def reward_model_on(scenario: Scenario, x: np.ndarray, mu: np.ndarray | None = N
     return np.broadcast_to(mu.mean(axis=0), mu.shape).copy(), "per-action average reward"
 
 
+def model_error_of(scenario: Scenario, q: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, str]:
+    """(A,) the reward model's out-of-fold root-mean-square error per action, and where it comes from.
+
+    The scenario's own measurement where it has a learned model (``Scenario.reward_model_error``);
+    otherwise the error of the per-action average on the evaluation sample (the spread of the mean
+    reward within each action), which is what that crude model gets wrong.
+    """
+    own = scenario.reward_model_error()
+    if own is not None:
+        return np.asarray(own, float), "the revenue model's out-of-fold error per action on the historical log"
+    return np.sqrt(np.mean((q - mu) ** 2, axis=0)), "the per-action average's error (spread of mean revenue)"
+
+
 @dataclass
 class EvaluationSample:
     """A fixed covariate sample with every policy and reward moment the objectives need."""
@@ -92,6 +105,10 @@ class EvaluationSample:
     q: np.ndarray | None = None  # (M, A) the reward model fixed before logging, for DR-type estimators
     q_source: str = ""
     q_fitted_on_log: bool = False   # q stands in for a model fitted on each log (see fitted_reward)
+    #: (A,) the reward model's root-mean-square error per action, out of fold: the size of the model error
+    #: assumed on the actions a mixture rarely shows (see ``ErrorLaw.bias_bound``); None: no bound
+    model_error: np.ndarray | None = None
+    model_error_source: str = ""
     _groups: dict = field(default_factory=dict, repr=False, compare=False)
     _merge_index: dict = field(default_factory=dict, repr=False, compare=False)  # shared by copies with another q
 
@@ -117,10 +134,11 @@ class EvaluationSample:
             raise CouponmixError(f"scenario {scenario.name!r} has m2 < mu^2 somewhere: not a second moment")
         if q is None:
             q, q_source = reward_model_on(scenario, x, mu)
+        delta, delta_source = model_error_of(scenario, q, mu)
         return cls(component_names=tuple(components), target_names=tuple(targets),
                    comp_probs=np.stack([p(x) for p in components.values()]),
                    target_probs=np.stack([p(x) for p in targets.values()]), mu=mu, m2=m2, x=x,
-                   q=q, q_source=q_source)
+                   q=q, q_source=q_source, model_error=delta, model_error_source=delta_source)
 
     @property
     def size(self) -> int:
@@ -209,6 +227,10 @@ class RowTerms:
     ed: np.ndarray      # (T,) E[D_t]
     ed2: np.ndarray     # (T,) E[D_t^2]
     values: np.ndarray  # (T,) V(pi_t)
+    wq: np.ndarray | None = None    # (R,) sum of the reward model q_model(x, a) / M (for the bias split)
+    wdel: np.ndarray | None = None  # (R,) sum of the model error delta_a / M
+    eq: np.ndarray | None = None    # (T,) E[sum_a pi_t q_model]
+    edel: np.ndarray | None = None  # (T,) E[sum_a pi_t delta_a]
 
     @staticmethod
     def merge_index(comp_probs: np.ndarray, target_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -223,7 +245,11 @@ class RowTerms:
 
     @classmethod
     def build(cls, comp_probs: np.ndarray, target_probs: np.ndarray, mu: np.ndarray, m2: np.ndarray,
-              q: np.ndarray | None = None, index: tuple | None = None) -> "RowTerms":
+              q: np.ndarray | None = None, index: tuple | None = None, q_model: np.ndarray | None = None,
+              delta: np.ndarray | None = None) -> "RowTerms":
+        """Row terms of the estimator's reward model q (None: the IPS family). With ``q_model`` (M, A), the
+        best reward model available, and ``delta`` (A,), its error per action, the rows also carry what
+        the bias split of ``laws_from_moments`` needs."""
         k, m, a = comp_probs.shape
         qq = np.zeros_like(mu) if q is None else q
         e, e2 = (mu - qq).reshape(-1), (m2 - 2 * qq * mu + qq * qq).reshape(-1)
@@ -239,7 +265,13 @@ class RowTerms:
             return np.bincount(inverse, weights=v, minlength=len(keys)) / m
 
         has_q = q is not None and np.any(q != 0)
-        return cls(P=np.ascontiguousarray(keys[:, :k]), pe=np.ascontiguousarray(keys[:, k:]),
+        split = {}
+        if q_model is not None and delta is not None:
+            dl = np.broadcast_to(np.asarray(delta, float), (m, a))
+            split = dict(wq=merged(q_model.reshape(-1)[keep]), wdel=merged(dl.reshape(-1)[keep]),
+                         eq=np.einsum("tma,ma->t", target_probs, q_model) / m,
+                         edel=np.einsum("tma,ma->t", target_probs, dl) / m)
+        return cls(**split, P=np.ascontiguousarray(keys[:, :k]), pe=np.ascontiguousarray(keys[:, k:]),
                    w=merged(np.ones(int(keep.sum()))), we=merged(e[keep]), we2=merged(e2[keep]),
                    wd=merged(d_rows[keep]) if has_q else None,
                    wde=merged(d_rows[keep] * e[keep, None]) if has_q else None,
@@ -271,6 +303,10 @@ class ErrorLaw:
     bias1: np.ndarray
     scaled_var: np.ndarray
     support: np.ndarray
+    #: the part of bias0 the reward model predicts (what a team can compute), and a bound on the rest
+    #: (the model's own error on the actions the estimator does not reweight); None: no split known
+    bias_computed: np.ndarray | None = None
+    bias_bound: np.ndarray | None = None
 
     @property
     def supported(self) -> np.ndarray:
@@ -285,6 +321,36 @@ class ErrorLaw:
 
     def bias(self, n) -> np.ndarray:
         return self.bias0 + self.bias1 / n
+
+    @property
+    def has_split(self) -> bool:
+        return self.bias_bound is not None
+
+    def sampling_error(self, n) -> np.ndarray:
+        """The standard deviation at log size n: what the log itself shows, falling like 1/sqrt(n)."""
+        return np.sqrt(self.scaled_var / n)
+
+    def computed_bias(self, n) -> np.ndarray:
+        """The bias the reward model predicts (the estimator's structural bias: clipping, switching, actions a
+        component never plays), plus the self-normalised O(1/n) term."""
+        b = self.bias0 if self.bias_computed is None else self.bias_computed
+        return b + self.bias1 / n
+
+    @property
+    def model_bias(self) -> np.ndarray:
+        """The rest of the true bias: the reward model's own error where it is relied on (simulator truth)."""
+        return self.bias0 - (self.bias0 if self.bias_computed is None else self.bias_computed)
+
+    @property
+    def bound(self) -> np.ndarray:
+        return np.zeros_like(self.bias0) if self.bias_bound is None else self.bias_bound
+
+    def robust_mse(self, n) -> np.ndarray:
+        """Sampling variance plus the squared worst-case bias: |computed bias| + the model-error bound."""
+        return self.scaled_var / n + (np.abs(self.computed_bias(n)) + self.bound) ** 2
+
+    def robust_rmse(self, n) -> np.ndarray:
+        return np.sqrt(self.robust_mse(n))
 
     def summary(self, n: int, i: int) -> dict:
         """RMSE, bias, standard error and support of mixture ``i`` of the batch at log size n, as plain numbers."""
@@ -323,8 +389,11 @@ def _row_weights(fn: str, pe: np.ndarray, p: np.ndarray, inv: np.ndarray, lam_p:
     All three are 0 where p = 0: the estimator never sees those actions. When p > 0 everywhere,
     pi_e 1{p > 0} is pe broadcast over the batch (not materialised).
     """
-    w2 = (pe * pe) * inv                                     # pi_e^2 / p
     supported = np.broadcast_to(pe, p.shape) if all_pos else pe * (p > 0)
+    if fn == "zero":                                          # direct method: no weighted residual term
+        z = np.zeros(p.shape)
+        return z, z, supported
+    w2 = (pe * pe) * inv                                     # pi_e^2 / p
     if fn == "clip":
         return np.minimum(pe, lam_p), np.minimum(w2, lam2_p), supported
     if fn == "ips":
@@ -335,7 +404,7 @@ def _row_weights(fn: str, pe: np.ndarray, p: np.ndarray, inv: np.ndarray, lam_p:
 
 # moment name -> (row coefficient, which row weight): sums over rows of coefficient x (p c) or (p c^2)
 _SUMS = {"M1": ("we", 0), "S2": ("we2", 1), "MW": ("w", 0), "MD": ("wde", 0), "MC": ("wd", 0),
-         "L2": ("we", 1), "W2": ("w", 1), "SUP": ("w", 2)}
+         "L2": ("we", 1), "W2": ("w", 1), "SUP": ("w", 2), "SQ": ("wq", 0), "SDL": ("wdel", 0)}
 
 
 def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
@@ -344,6 +413,8 @@ def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
         names.append("MD")
     if spec.self_normalised:
         names += ["L2", "W2"] + (["MC"] if rows.has_reward_model else [])
+    if rows.wq is not None:
+        names += ["SQ", "SDL"]
     return tuple(names)
 
 
@@ -353,7 +424,7 @@ def _chunk_sums(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec, 
     all_pos = bool((p > 0).all())
     inv = 1.0 / p if all_pos else np.divide(1.0, p, out=np.zeros_like(p), where=p > 0)
     lam = spec.clip
-    lam_p = lam * p if spec.weight_fn != "ips" else None
+    lam_p = lam * p if spec.weight_fn in ("clip", "switch") else None
     lam2_p = (lam * lam) * p if spec.weight_fn == "clip" else None
     n_t = rows.pe.shape[1]
     out = np.empty((n_t, len(names), at.shape[1]))
@@ -405,6 +476,8 @@ class Moments:
     ed: np.ndarray
     ed2: np.ndarray
     values: np.ndarray
+    eq: np.ndarray | None = None
+    edel: np.ndarray | None = None
 
     @staticmethod
     def combine(parts: Sequence["Moments"], weights: Sequence[float]) -> "Moments":
@@ -417,8 +490,10 @@ class Moments:
             return total
 
         keys = list(dict.fromkeys(k for p in parts for k in p.sums))   # a moment a part lacks is 0 there
+        split = all(p.eq is not None for p in parts)
         return Moments(sums={k: avg(lambda m, k=k: m.sums.get(k, 0.0)) for k in keys},
-                       ed=avg(lambda m: m.ed), ed2=avg(lambda m: m.ed2), values=avg(lambda m: m.values))
+                       ed=avg(lambda m: m.ed), ed2=avg(lambda m: m.ed2), values=avg(lambda m: m.values),
+                       eq=avg(lambda m: m.eq) if split else None, edel=avg(lambda m: m.edel) if split else None)
 
 
 def moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None,
@@ -430,7 +505,7 @@ def moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows:
     else:
         sums = _balanced_sums(rows, alphas, spec, names, chunk_rows, executor)
     return Moments(sums={name: sums[:, j, :] for j, name in enumerate(names)}, ed=rows.ed, ed2=rows.ed2,
-                   values=rows.values)
+                   values=rows.values, eq=rows.eq, edel=rows.edel)
 
 
 def group_moments(groups: Sequence[tuple[list[int], RowTerms]], n_targets: int, alphas, spec: EstimatorSpec,
@@ -439,12 +514,16 @@ def group_moments(groups: Sequence[tuple[list[int], RowTerms]], n_targets: int, 
     ``MixtureObjectives._group_targets``)."""
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
     b = alphas.shape[0]
-    out = Moments(sums={}, ed=np.empty(n_targets), ed2=np.empty(n_targets), values=np.empty(n_targets))
+    split = all(rows.eq is not None for _, rows in groups)
+    out = Moments(sums={}, ed=np.empty(n_targets), ed2=np.empty(n_targets), values=np.empty(n_targets),
+                  eq=np.empty(n_targets) if split else None, edel=np.empty(n_targets) if split else None)
     for ts, rows in groups:
         m = moments(rows, alphas, spec, chunk_rows, executor)
         for name, value in m.sums.items():
             out.sums.setdefault(name, np.zeros((n_targets, b)))[ts] = value   # a moment a group lacks is 0
         out.ed[ts], out.ed2[ts], out.values[ts] = m.ed, m.ed2, m.values
+        if split:
+            out.eq[ts], out.edel[ts] = m.eq, m.edel
     return out
 
 
@@ -469,8 +548,39 @@ def laws_from_moments(m: Moments, spec: EstimatorSpec) -> list[ErrorLaw]:
             bias1 = (ratio * g["W2"] - g["L2"]) / wbar ** 2
         bias0 = ed + ratio - v
         scaled_var = np.maximum(scaled_var, 0.0)
-    return [ErrorLaw(bias0=bias0[t], bias1=bias1[t], scaled_var=scaled_var[t], support=support[t])
+    computed = bound = None
+    if "SQ" in g and m.eq is not None:
+        computed, bound = _bias_split(g, m, spec)
+    return [ErrorLaw(bias0=bias0[t], bias1=bias1[t], scaled_var=scaled_var[t], support=support[t],
+                     bias_computed=None if computed is None else computed[t],
+                     bias_bound=None if bound is None else bound[t])
             for t in range(len(m.values))]
+
+
+def _bias_split(g: dict, m: Moments, spec: EstimatorSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(computed bias, bound on the model-dependent bias), each (T, B).
+
+    Every estimator's bias is E_x[sum_a g (q_est - mu)] with the gap g = pi_e - p c >= 0: the target's
+    probability that the weighted log does not cover (actions a component never plays with naive weights,
+    clipping, switching; all of it for the direct method). With q the best reward model available,
+    q_est - mu = (q_est - q) + (q - mu): the first part is computed (zero for the DR family, -q for the
+    IPS family), the second is the model's error where nothing else checks it. Assuming that, where
+    the estimator relies on it, the model's mean squared error on action a is at most its out-of-fold
+    delta_a^2, Cauchy-Schwarz gives |E[sum_a g (q - mu)]| <= sum_a E[g_a] delta_a = EDL - SDL.
+    Self-normalised forms divide the covered part by W = E[sum_{p>0} pi_e]: the bound becomes
+    (1/W - 1) SDL + (EDL - SDL), and the IPS form's computed bias SQ / W - EQ.
+    """
+    eq, edel = m.eq[:, None], m.edel[:, None]
+    sq, sdl = g["SQ"], g["SDL"]
+    wbar = g["MW"] if spec.self_normalised else np.ones_like(sq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_w = np.where(wbar > 0, 1.0 / wbar, 0.0)
+    if spec.uses_reward_model:
+        computed = np.zeros_like(sq)
+    else:
+        computed = sq * inv_w - eq
+    bound = np.maximum(edel - sdl, 0.0) + np.maximum(inv_w - 1.0, 0.0) * sdl
+    return computed, bound
 
 
 def error_laws(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None,
@@ -537,8 +647,10 @@ class MixtureObjectives:
             key = tuple(ts)
             if key not in sample._merge_index:
                 sample._merge_index[key] = RowTerms.merge_index(sample.comp_probs, sample.target_probs[ts])
+            split = sample.model_error is not None and not sample.q_fitted_on_log and sample.q is not None
             return RowTerms.build(sample.comp_probs, sample.target_probs[ts], sample.mu, sample.m2, q,
-                                  sample._merge_index[key])
+                                  sample._merge_index[key], q_model=sample.q if split else None,
+                                  delta=sample.model_error if split else None)
 
         t_all = list(range(len(sample.target_names)))
         alone = {t: build([t]) for t in t_all}

@@ -19,6 +19,9 @@ from .seeding import stream
 from .simplex import check_floors, project
 from .validation import check_positive_float, check_positive_int
 
+#: evenly spaced points of the grid that replaces the genetic search when there are two components
+SEGMENT_POINTS = 401
+
 
 @dataclass
 class Front:
@@ -99,9 +102,13 @@ def recommend(front: Front, max_rmse: float | None = None) -> Recommendation:
                           f"{front.rmse[i]:.4g}, recommended instead")
 
 
-def pareto_front(objectives: MixtureObjectives, floors=0.0, pop_size: int = 100, generations: int = 100,
+def pareto_front(objectives, floors=0.0, pop_size: int = 100, generations: int = 100,
                  seed: int = 0, on_generation: Callable[[int], None] | None = None) -> Front:
-    """Run NSGA-II (pymoo) over the floored simplex and return the non-dominated front."""
+    """Run NSGA-II (pymoo) over the floored simplex and return the non-dominated front.
+
+    ``objectives`` is a ``Criterion`` or a ``MixtureObjectives`` (anything with ``evaluate`` and the
+    component and target names). With two components the simplex is a segment, evaluated on a fine grid.
+    """
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.callback import Callback
     from pymoo.core.problem import Problem
@@ -112,6 +119,15 @@ def pareto_front(objectives: MixtureObjectives, floors=0.0, pop_size: int = 100,
     floors = check_floors(floors, k)
     pop_size = check_positive_int(pop_size, "pop-size", minimum=k + 2)
     generations = check_positive_int(generations, "generations")
+
+    if k == 2:   # a segment: exact evaluation on a fine grid (denser near both ends) beats a genetic search
+        t = np.unique(np.concatenate([np.linspace(0, 1, SEGMENT_POINTS), np.geomspace(1e-4, 0.05, 60),
+                                      1 - np.geomspace(1e-4, 0.05, 60)]))
+        free = 1.0 - floors.sum()
+        alphas = floors + free * np.column_stack([1 - t, t])
+        if on_generation is not None:
+            on_generation(generations)
+        return _front(objectives, alphas)
 
     class SimplexRepair(Repair):
         def _do(self, problem, X, **kwargs):
@@ -134,7 +150,11 @@ def pareto_front(objectives: MixtureObjectives, floors=0.0, pop_size: int = 100,
                       repair=SimplexRepair(), eliminate_duplicates=True)
     res = minimize(MixtureProblem(), algorithm, ("n_gen", generations), seed=seed, verbose=False,
                    callback=Progress())
-    alphas = project(np.atleast_2d(res.pop.get("X")), floors)
+    return _front(objectives, project(np.atleast_2d(res.pop.get("X")), floors))
+
+
+def _front(objectives, alphas: np.ndarray) -> Front:
+    """The non-dominated mixtures among ``alphas``, sorted by revenue."""
     revenue, agg, per = objectives.evaluate(alphas)
     keep = nondominated_mask(revenue, agg)
     alphas, revenue, agg, per = alphas[keep], revenue[keep], agg[keep], per[keep]

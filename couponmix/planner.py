@@ -1,119 +1,212 @@
-"""Planning along the exploration line (method.md section 6).
+"""Planning over the whole simplex (method.md section 6), on the decision's own criterion.
 
-The exploration rate eps mixes the revenue-best other component ("exploit") with the
-component named ``explore``: alpha(eps) = (1 - eps) e_exploit + eps e_explore.
+- ``plan_mixture``: the mixture with the least revenue cost (against the revenue-best mixture of the
+  floored simplex) whose error is <= tol for every target at log size n. Revenue is linear in the
+  mixture but the error need not be monotone or convex in it (naive-weight estimators lose precision
+  as exploration grows; the criterion switches estimators), so this is a constrained search, not a
+  bisection: every point of a lattice on the simplex and of geometric ladders along its edges
+  (exploration rates from 1e-5 up) is evaluated exactly, the best feasible one is taken, then refined
+  by pairwise mass transfers with a shrinking step that keep the constraint. When no mixture reaches tol
+  the answer says so and gives the lowest worst-target error found and where.
+- ``log_size_at``: the same engine solved for n at a given mixture.
 
-- critical exploration rate eps*(n, tol): the least eps with RMSE <= tol for every target at
-  log size n, and its revenue cost against eps = 0 (per customer and in percent);
-- log size needed: for a given eps, the least n with RMSE <= tol for every target.
-
-Both come from the error law MSE(n) = (b0 + b1/n)^2 + s^2/n computed once per mixture.
-A target the mixture does not support (eps = 0 with a deterministic exploit policy) is never
-within tolerance, whatever its computed number.
+Both take any objectives with the ``Criterion`` interface (``laws`` returning per-target laws with
+``rmse(n)`` and ``log_size_for(tol)``), for any scenario and any component names.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import combinations_with_replacement
 
 import numpy as np
 
-from .curves import best_component
-from .errors import CouponmixError
-from .objectives import MixtureObjectives
-from .validation import check_positive_float
+from .curves import exploration_rate
+from .simplex import check_alpha, check_floors
+from .validation import check_positive_float, check_positive_int
 
-GRID = np.unique(np.concatenate([[0.0], np.geomspace(1e-5, 1.0, 600)]))
+__all__ = ["Plan", "LogSizePlan", "plan_mixture", "log_size_at", "candidates"]
+
+#: most lattice points evaluated in the global stage
+MAX_LATTICE = 400
+LADDER = np.geomspace(1e-5, 0.5, 45)
+BATCH = 512
 
 
 @dataclass(frozen=True)
 class Plan:
+    """The least-cost mixture with error <= tol for every target (``reachable``), or the best one can do."""
+
     tol: float
-    n: int | None
-    eps: float | None
-    critical_exploration_rate: float | None
-    revenue_cost: float | None
+    n: int
+    reachable: bool
+    alpha: dict
+    exploration_rate: float
+    revenue: float
+    revenue_cost: float          # per customer, against the revenue-best mixture
     revenue_cost_pct: float | None
-    log_size_needed: float | None
-    exploit: str
+    worst_error: float
+    targets: dict                # per target: chosen estimator, error and its parts (Criterion.describe)
+    evaluated: int               # mixtures evaluated exactly
     note: str
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        if d["log_size_needed"] is not None and not np.isfinite(d["log_size_needed"]):
-            d["log_size_needed"] = None
-        return d
+        return asdict(self)
 
 
-def exploration_line(objectives: MixtureObjectives) -> tuple[int, int]:
+@dataclass(frozen=True)
+class LogSizePlan:
+    tol: float
+    alpha: dict
+    log_size_needed: float | None    # None: no log size is enough (a bias alone exceeds tol)
+    per_target: dict
+    note: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _lattice(k: int, floors: np.ndarray, max_points: int = MAX_LATTICE) -> np.ndarray:
+    """Points of the floored simplex on a regular lattice with at most ``max_points`` points."""
+    h = 1
+    while True:
+        count = _n_lattice(k, h + 1)
+        if count > max_points:
+            break
+        h += 1
+    pts = []
+    for combo in combinations_with_replacement(range(k), h):
+        pts.append(np.bincount(combo, minlength=k) / h)
+    free = 1.0 - floors.sum()
+    return floors + free * np.array(pts)
+
+
+def _n_lattice(k: int, h: int) -> int:
+    from math import comb
+
+    return comb(h + k - 1, k - 1)
+
+
+def candidates(k: int, floors: np.ndarray) -> np.ndarray:
+    """Lattice points and, for every ordered pair of vertices, a geometric ladder from one towards the other."""
+    free = 1.0 - floors.sum()
+    vertices = floors + free * np.eye(k)
+    ladders = [(1 - LADDER)[:, None] * vertices[i] + LADDER[:, None] * vertices[j]
+               for i in range(k) for j in range(k) if i != j]
+    return np.unique(np.vstack([_lattice(k, floors), vertices, *ladders]).round(15), axis=0)
+
+
+def _worst(objectives, alphas: np.ndarray, n: int) -> np.ndarray:
+    out = []
+    for s in range(0, len(alphas), BATCH):
+        laws = objectives.laws(alphas[s:s + BATCH])
+        out.append(np.column_stack([law.rmse(n) for law in laws]).max(axis=1))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _moves(alpha: np.ndarray, floors: np.ndarray, step: float) -> np.ndarray:
+    """Every transfer of ``step`` (or what is left above the floor) from component i to component j."""
+    k = len(alpha)
+    out = []
+    for i in range(k):
+        room = alpha[i] - floors[i]
+        if room <= 0:
+            continue
+        t = min(step, room)
+        for j in range(k):
+            if j != i:
+                a = alpha.copy()
+                a[i] -= t
+                a[j] += t
+                out.append(a)
+    return np.array(out) if out else np.zeros((0, k))
+
+
+def plan_mixture(objectives, tol: float, n: int | None = None, floors=0.0) -> Plan:
+    """The least revenue cost subject to the criterion's error <= tol for every target at log size n.
+
+    Parameters
+    ----------
+    objectives : Criterion (or any objectives with its interface)
+    tol : float
+        Error every target must reach.
+    n : int, optional
+        Log size (default: the objectives' n).
+    floors : float or (K,) array
+        Every component's minimum share.
+    """
+    tol = check_positive_float(tol, "tol")
+    n = objectives.n if n is None else check_positive_int(n, "n")
+    k = len(objectives.component_names)
+    floors = check_floors(floors, k)
+    cand = candidates(k, floors)
+    worst = _worst(objectives, cand, n)
+    revenue = objectives.revenue(cand)
+    evaluated = len(cand)
+    free = 1.0 - floors.sum()
+    ref = float(np.max(objectives.revenue(floors + free * np.eye(k))))
+    ok = worst <= tol
+    if not ok.any():
+        best, extra = _refine(objectives, cand[int(np.argmin(worst))], floors, n)
+        evaluated += extra
+        return _plan(objectives, tol, n, False, best, ref, evaluated,
+                     f"no mixture reaches an error <= {tol:g} for every future policy with {n:,} customers; "
+                     f"the lowest worst-policy error found is {float(_worst(objectives, best[None], n)[0]):.4g}")
+    i = int(np.flatnonzero(ok)[np.argmax(revenue[ok])])
+    best, extra = _refine(objectives, cand[i], floors, n, tol=tol)
+    evaluated += extra
+    return _plan(objectives, tol, n, True, best, ref, evaluated,
+                 f"the least revenue cost that evaluates every future policy with an error <= {tol:g} "
+                 f"from {n:,} customers")
+
+
+def _refine(objectives, alpha, floors, n, tol=None, min_step=1e-7, max_iter=200):
+    """Local search by pairwise transfers with a step that halves when no move improves: with ``tol``,
+    raise the revenue keeping every error <= tol; without, lower the worst error."""
+    alpha = np.asarray(alpha, float)
+    step, evaluated, it = 0.05, 0, 0
+    if tol is not None:
+        current = float(objectives.revenue(alpha[None])[0])
+    else:
+        current = -float(_worst(objectives, alpha[None], n)[0])
+    while step >= min_step and it < max_iter:
+        it += 1
+        moves = _moves(alpha, floors, step)
+        if len(moves) == 0:
+            break
+        w = _worst(objectives, moves, n)
+        evaluated += len(moves)
+        gain = np.where(w <= tol, objectives.revenue(moves), -np.inf) if tol is not None else -w
+        j = int(np.argmax(gain))
+        if gain[j] > current + 1e-15:
+            alpha, current = moves[j], float(gain[j])
+        else:
+            step /= 2
+    return alpha, evaluated
+
+
+def _plan(objectives, tol, n, reachable, alpha, ref, evaluated, note) -> Plan:
+    rev = float(objectives.revenue(alpha[None])[0])
+    targets = objectives.describe(alpha, n)
+    worst = max(d["rmse"] for d in targets.values())
+    return Plan(tol=tol, n=int(n), reachable=reachable, alpha=dict(zip(objectives.component_names, alpha.tolist())),
+                exploration_rate=exploration_rate(objectives, alpha), revenue=rev, revenue_cost=ref - rev,
+                revenue_cost_pct=100.0 * (ref - rev) / abs(ref) if ref else None, worst_error=float(worst),
+                targets=targets, evaluated=evaluated, note=note)
+
+
+def log_size_at(objectives, alpha, tol: float) -> LogSizePlan:
+    """The least log size with the criterion's error <= tol for every target at mixture ``alpha``."""
+    tol = check_positive_float(tol, "tol")
     names = objectives.component_names
-    if "explore" not in names:
-        raise CouponmixError(f"planning needs a component named 'explore'; this scenario's components are "
-                             f"{', '.join(names)}")
-    return best_component(objectives), names.index("explore")
-
-
-def alphas(eps: np.ndarray, k: int, i_exploit: int, i_explore: int) -> np.ndarray:
-    eps = np.atleast_1d(np.asarray(eps, float))
-    a = np.zeros((len(eps), k))
-    a[:, i_exploit] = 1 - eps
-    a[:, i_explore] = eps
-    return a
-
-
-def _worst(objectives: MixtureObjectives, a: np.ndarray, n: int) -> np.ndarray:
-    """Worst-target RMSE at n, +inf where some target is unsupported."""
-    laws = objectives.laws(a)
-    rmse = np.column_stack([law.rmse(n) for law in laws]).max(axis=1)
-    supported = np.column_stack([law.supported for law in laws]).all(axis=1)
-    return np.where(supported, rmse, np.inf)
-
-
-def revenue_cost(objectives: MixtureObjectives, eps: float, i_exploit: int, i_explore: int) -> tuple[float, float]:
-    v = objectives.component_values
-    cost = float(eps * (v[i_exploit] - v[i_explore]))
-    return cost, 100.0 * cost / abs(v[i_exploit]) if v[i_exploit] else float("nan")
-
-
-def critical_rate(objectives: MixtureObjectives, tol: float, n: int) -> Plan:
-    tol = check_positive_float(tol, "tol")
-    i_exploit, i_explore = exploration_line(objectives)
-    k = len(objectives.component_names)
-    worst = _worst(objectives, alphas(GRID, k, i_exploit, i_explore), n)
-    ok = np.flatnonzero(worst <= tol)
-    exploit = objectives.component_names[i_exploit]
-    if ok.size == 0:
-        best = float(np.min(worst))
-        return Plan(tol, n, None, None, None, None, None, exploit,
-                    f"no exploration rate reaches RMSE <= {tol:g} with {n:,} customers; the best is "
-                    f"{best:.4g} (at eps = {GRID[int(np.argmin(worst))]:.3g})")
-    i = int(ok[0])
-    if i == 0:
-        eps = 0.0
-    else:   # bisection between the last grid point above tol and the first below
-        lo, hi = GRID[i - 1], GRID[i]
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if _worst(objectives, alphas([mid], k, i_exploit, i_explore), n)[0] > tol else (lo, mid)
-        eps = float(hi)
-    cost, pct = revenue_cost(objectives, eps, i_exploit, i_explore)
-    return Plan(tol, n, eps, eps, cost, pct, float(n), exploit,
-                f"the least exploration that evaluates every target with RMSE <= {tol:g} from {n:,} customers")
-
-
-def log_size_needed(objectives: MixtureObjectives, eps: float, tol: float) -> Plan:
-    tol = check_positive_float(tol, "tol")
-    if not 0 <= eps <= 1:
-        raise CouponmixError(f"eps must lie in [0, 1], got {eps}")
-    i_exploit, i_explore = exploration_line(objectives)
-    k = len(objectives.component_names)
-    laws = objectives.laws(alphas([eps], k, i_exploit, i_explore))
-    exploit = objectives.component_names[i_exploit]
-    cost, pct = revenue_cost(objectives, eps, i_exploit, i_explore)
-    if not all(law.supported[0] for law in laws):
-        return Plan(tol, None, eps, None, cost, pct, float("inf"), exploit,
-                    f"at eps = {eps:g} some target plays actions that are never logged: no log size is enough")
-    need = max(float(law.log_size_for(tol)[0]) for law in laws)
-    note = (f"customers to log at eps = {eps:g} for RMSE <= {tol:g} on every target" if np.isfinite(need) else
-            f"at eps = {eps:g} the estimator's bias alone exceeds {tol:g}: no log size is enough")
-    return Plan(tol, None, eps, None, cost, pct, float(np.ceil(need)) if np.isfinite(need) else float("inf"),
-                exploit, note)
+    alpha = check_alpha(alpha, len(names), names=names)
+    laws = objectives.laws(alpha[None, :])
+    per = {t: float(law.log_size_for(tol)[0]) for t, law in zip(objectives.target_names, laws)}
+    need = max(per.values())
+    mix = dict(zip(names, alpha.tolist()))
+    if not np.isfinite(need):
+        stuck = [t for t, v in per.items() if not np.isfinite(v)]
+        return LogSizePlan(tol, mix, None, {t: (v if np.isfinite(v) else None) for t, v in per.items()},
+                           f"at this mixture the error of {', '.join(stuck)} stays above {tol:g} however many "
+                           "customers are logged: its bias (or the bound on it) alone exceeds the tolerance")
+    return LogSizePlan(tol, mix, float(np.ceil(need)), {t: float(np.ceil(v)) for t, v in per.items()},
+                       f"customers to log at this mixture for an error <= {tol:g} on every future policy")

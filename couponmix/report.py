@@ -43,8 +43,12 @@ def front_figure(front: Front, summary: dict) -> bytes:
     ax.plot(front.rmse, front.revenue, "-o", ms=3, color=COLORS[0], label="best trade-offs (Pareto front)")
     ax.plot([rec["ope_rmse"]], [rec["revenue"]], "*", ms=16, color=COLORS[1], label="recommended mix")
     ax.plot([only["ope_rmse"]], [only["revenue"]], "s", ms=8, color=COLORS[2], label="revenue-only mix")
-    ax.set_xlabel(f"evaluation error later (RMSE, {summary['aggregate']} over future policies, "
+    ax.set_xlabel(f"evaluation error later ({summary['aggregate']} over future policies, "
                   f"log of {summary['n']:,} customers)")
+    ax.set_title("Revenue now against evaluation error later\n(each policy measured with its most precise estimator)"
+                 if len(summary["criterion"]["candidates"]) > 1 else
+                 f"Revenue now against evaluation error later ({summary['criterion']['label'].split(';')[0]})",
+                 fontsize=10)
     ax.set_ylabel("revenue now (per customer)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -62,7 +66,10 @@ def exploration_figure(summary: dict) -> bytes:
     top.set_ylabel("revenue per customer")
     for i, (t, r) in enumerate(curve["rmse"].items()):
         r = np.array([np.nan if v is None else v for v in r], float)
-        bottom.plot(eps, r, color=COLORS[(i + 1) % len(COLORS)], label=t)
+        color = COLORS[(i + 2) % len(COLORS)]
+        bottom.plot(eps, r, color=color, label=t)
+        if "sampling_error" in curve:
+            bottom.plot(eps, curve["sampling_error"][t], color=color, ls=":", lw=1)
     tol = summary.get("plan", {}).get("tol")
     if tol is not None:
         bottom.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
@@ -70,6 +77,8 @@ def exploration_figure(summary: dict) -> bytes:
         ax.axvline(100 * head["exploration_rate"], color=COLORS[1], ls="--", lw=1.2)
         ax.grid(alpha=0.3)
     top.text(100 * head["exploration_rate"], top.get_ylim()[1], " recommended", va="top", color=COLORS[1])
+    top.set_title("Revenue and evaluation error against exploration\n(each policy measured with its most precise "
+                  "estimator; dotted: sampling error alone)", fontsize=10)
     bottom.set_yscale("log")
     bottom.set_ylabel(f"evaluation error (RMSE)\nlog of {curve['n']:,} customers")
     bottom.set_xlabel("exploration rate (% of traffic)")
@@ -85,13 +94,15 @@ def log_size_figure(summary: dict) -> bytes:
     sizes = np.array(curve["log_size"], float)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for i, (t, r) in enumerate(curve["rmse"].items()):
-        ax.plot(sizes, r, color=COLORS[(i + 1) % len(COLORS)], label=t)
+        ax.plot(sizes, r, color=COLORS[(i + 2) % len(COLORS)], label=t)
     tol = summary.get("plan", {}).get("tol")
     if tol is not None:
         ax.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
     ax.axvline(summary["n"], color=COLORS[1], ls="--", lw=1.2, label=f"planned log ({summary['n']:,})")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_title("Evaluation error at the recommended mix against log size\n(each policy measured with its most "
+                 "precise estimator)", fontsize=10)
     ax.set_xlabel("customers logged at the recommended mix")
     ax.set_ylabel("evaluation error (RMSE)")
     daily = curve["daily_traffic"]
@@ -108,10 +119,11 @@ def figures(summary: dict, front: Front) -> dict[str, bytes]:
             "log_size.png": log_size_figure(summary)}
 
 
-def _explore_phrase(head: dict, alpha: dict) -> str:
+def _explore_phrase(head: dict, alpha: dict, explore_description: str | None) -> str:
     rate = head["exploration_rate"]
     if "explore" in alpha:
-        return f"spend {rate:.1%} of coupon traffic on exploration (a randomly chosen action)"
+        how = f" ({explore_description})" if explore_description else ""
+        return f"send {rate:.1%} of customers to the exploration policy{how}"
     best = head["revenue_best_component"]
     mix = ", ".join(f"{w:.0%} {name}" for name, w in alpha.items())
     return f"log with {mix}: {rate:.1%} of traffic away from {best}"
@@ -121,18 +133,31 @@ def days(d: float) -> str:
     return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
 
 
+def precision_phrase(name: str, p: dict) -> str:
+    """'winback within ±0.50 (all of it sampling error)' or with the model-dependent part spelled out."""
+    if p["model_bias_bound"] <= 0.01 * p["rmse"]:
+        return f"{name} within ±{p['rmse']:.2g}, all of it sampling error that the log itself will show"
+    return (f"{name} within ±{p['rmse']:.2g}: ±{p['sampling_error']:.2g} from sampling, plus up to "
+            f"±{p['model_bias_bound']:.2g} if the revenue model is as wrong on rarely tried actions as it is elsewhere")
+
+
 def headline(summary: dict) -> str:
     """The recommendation in one paragraph of plain words."""
     head = summary["headline"]
-    precision = ", ".join(f"{t} to within about ±{p['production_rmse']:.3g}" if p["supported"]
-                          else f"{t}: not at all" for t, p in head["precision"].items())
+    precision = "; ".join(precision_phrase(t, p) for t, p in head["precision"].items())
     pct = head["revenue_cost_pct"]
-    return (f"Recommendation: {_explore_phrase(head, summary['recommended']['alpha'])}. "
+    how = sorted({p["estimator_plain"] for p in head["precision"].values()})
+    need = ""
+    if head["tolerance"] is not None:
+        need = (f" For ±{head['tolerance']:g} on every policy, log {head['log_size_needed']:,.0f} customers (about "
+                f"{days(head['log_days_needed'])})." if head["log_size_needed"] is not None else
+                f" No log size reaches ±{head['tolerance']:g} on every policy at this mix.")
+    return (f"Recommendation: {_explore_phrase(head, summary['recommended']['alpha'], summary['production'].get('explore_description'))}. "
             f"It costs {head['revenue_cost_per_10k_customers']:,.0f} in revenue per 10,000 customers"
             + (f" ({pct:.1f}% of revenue)" if pct is not None else "")
             + f" against the revenue-only mix. In exchange, a log of {head['log_size']:,} customers "
               f"(about {days(head['log_days'])} of traffic) measures each future policy's revenue per customer: "
-            + precision + f" (RMSE, evaluating with {head['production_estimator_label']}).")
+            + precision + f" (measured with {' / '.join(how)})." + need)
 
 
 def render_html(summary: dict, front: Front, pngs: dict[str, bytes]) -> str:

@@ -12,12 +12,11 @@ from simulators import get_scenario
 from .curves import best_component, exploration_curve, exploration_rate, log_size_curve
 from .divergence import growth, weight_verdict
 from .errors import CouponmixError
-from .estimators import DEFAULT_CLIP, EstimatorSpec, suite
-from .fitted_reward import FittedModelObjectives, pilot_samples
-from .mixture import Mixture
-from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives
+from .criterion import Criterion
+from .estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
+from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
 from .optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
-from .planner import critical_rate, log_size_needed
+from .planner import log_size_at, plan_mixture
 from .progress import Progress
 from .simplex import barycentre, check_floors
 from .study_config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
@@ -33,12 +32,18 @@ class StudyResult:
     recommendation: Recommendation
 
 
+ROBUST_ASSUMPTION = ("where an estimator relies on the revenue model (actions the log rarely or never shows, "
+                     "capped or switched weights), the model's mean squared error for each action is no larger "
+                     "than its out-of-fold error for that action elsewhere, and its errors all push the same way")
+
+
 def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
-    """The estimator to optimise for, and why. Refuses an unbounded-weight estimator whose variance is infinite."""
+    """The single estimator a caller asks for (or the textbook default), and why. Refuses an
+    unbounded-weight estimator whose variance is infinite. Used where one estimator is wanted (evaluate)."""
     bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
     if requested is not None and requested.fits_reward_model:
         raise CouponmixError(f"{requested.label} cannot be optimised over mixtures: its model is fitted on each log; "
-                             "optimise for dr and read dr_fitted in the estimator comparison at the recommended mix")
+                             "optimise for dr and read dr_fitted in validate at the recommended mix")
     if requested is not None:
         if requested.has_unbounded_weights and bad:
             t, v = next(iter(bad.items()))
@@ -54,76 +59,79 @@ def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_n
     return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"
 
 
+def choose_candidates(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str
+                      ) -> tuple[list[EstimatorSpec], str]:
+    """The estimators the decision chooses among, and why: the one the user forces, or every estimator with
+    an exact formula whose variance is finite here."""
+    if requested is not None:
+        spec, why = choose_estimator(requested, verdicts, scenario_name)
+        return [spec], why
+    bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
+    why = ("for each future policy, the estimator with the lowest error at the mixture, chosen before any log "
+           "exists")
+    if bad:
+        why += (f"; estimators with unclipped weights (IPS, SNIPS, DR, SNDR) are left out because their variance "
+                f"is infinite here for {', '.join(sorted(bad))}: {next(iter(bad.values())).reason}")
+    return exact_suite(DEFAULT_CLIP, finite_variance=not bad), why
+
+
 def prepare(sc, eval_size: int, seed: int, floors: np.ndarray, estimator: EstimatorSpec | None):
     """The evaluation sample, plain-IPS finiteness at the centre of the floored simplex (which decides for
     every interior mixture), and the estimator to optimise for with the reason."""
-    sample = EvaluationSample.from_scenario(sc, eval_size, seed)
-    centre = barycentre(floors, len(sample.component_names))
-    verdicts = {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}
+    sample, verdicts = sample_and_verdicts(sc, eval_size, seed, floors)
     spec, why = choose_estimator(estimator, verdicts, sc.name)
     return sample, verdicts, spec, why
 
 
-def no_exploration(objectives: MixtureObjectives, sample: EvaluationSample) -> dict:
+def sample_and_verdicts(sc, eval_size: int, seed: int, floors: np.ndarray):
+    sample = EvaluationSample.from_scenario(sc, eval_size, seed)
+    centre = barycentre(floors, len(sample.component_names))
+    return sample, {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}
+
+
+def criterion_for(sc, sample: EvaluationSample, verdicts: dict, n: int, aggregate: str = "max",
+                  estimator: EstimatorSpec | None = None) -> tuple[Criterion, str]:
+    """The decision's criterion (see ``couponmix.criterion``) and the reason for its candidates."""
+    specs, why = choose_candidates(estimator, verdicts, sc.name)
+    return Criterion(sample, specs, n, aggregate), why
+
+
+def no_exploration(objectives: Criterion, sample: EvaluationSample) -> dict:
     """The revenue-best single component with no mixing at all, and what OPE can say from its logs."""
     k = len(objectives.component_names)
     best = int(np.argmax(sample.component_values))
     alpha = np.eye(k)[best]
     targets = {}
     for name, d in objectives.describe(alpha).items():
-        if not d["supported"]:
-            targets[name] = {"status": "unsupported", "rmse": None, "unsupported_mass": 1 - d["support"],
+        if not d["logs_show_all"]:
+            targets[name] = {"status": "unsupported", "rmse": d["rmse"], "estimator": d["estimator"],
+                             "sampling_error": d["sampling_error"], "model_dependent": d["model_dependent"],
+                             "unsupported_mass": 1 - d["support"],
                              "explanation": f"the logs never show actions that carry {1 - d['support']:.1%} of "
-                                            f"{name}'s probability: it cannot be evaluated from them"}
+                                            f"{name}'s probability: only the revenue model speaks for them, so the "
+                                            f"error could be as large as {d['rmse']:.3g}"}
         else:
-            targets[name] = {"status": "supported", "rmse": d["rmse"]}
+            targets[name] = {"status": "supported", "rmse": d["rmse"], "estimator": d["estimator"]}
     return {"component": objectives.component_names[best], "alpha": dict(zip(objectives.component_names,
                                                                              alpha.tolist())),
             "revenue": float(sample.component_values[best]), "targets": targets}
 
 
-def compare_estimators(sample: EvaluationSample, alpha: np.ndarray, n: int, aggregate: str, verdicts: dict,
-                       clip: float, scenario=None, seed: int = 0) -> dict:
-    """RMSE of every estimator of the suite at one mixture; unbounded ones only where their variance is finite.
-
-    DR with a model fitted on the log needs the scenario (for pilot logs at this mixture); naive DR with a
-    fitted model has no formula and is left out (``validate`` measures it by Monte Carlo)."""
-    finite = all(v.finite for v in verdicts.values())
-    pilots = None
-    out = {}
-    for spec in suite(clip):
-        if (spec.has_unbounded_weights and not finite) or not spec.has_error_formula:
-            continue
-        if spec.fits_reward_model:
-            if scenario is None:
-                continue
-            if pilots is None:
-                pilots = pilot_samples(sample, scenario, Mixture(scenario.components(), alpha), n, seed)
-            obj = FittedModelObjectives(pilots, spec, n, aggregate)
-        else:
-            obj = MixtureObjectives(sample, spec, n, aggregate)
-        per = obj.rmse(alpha)[0]
-        out[spec.name] = {"ope_rmse": float(obj.combine(per[None, :])[0]),
-                          "ope_rmse_per_target": dict(zip(sample.target_names, per.tolist())),
-                          "obp": spec.obp_name(), "spec": spec,
-                          **({"error": "approximate: " + obj.q_source} if spec.fits_reward_model else {})}
-    return out
-
-
 LAW_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 
 
-def sample_size_law(objectives: MixtureObjectives, sample: EvaluationSample, alpha: np.ndarray,
+def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.ndarray,
                     verdicts: dict) -> dict:
-    """RMSE(n) = sqrt(bias^2 + s^2 / n) at the recommended mixture for several log sizes, from one computation;
-    for targets where plain IPS diverges, the growth of its second-moment estimate instead."""
+    """The error at the recommended mixture for several log sizes, from one computation (the estimator chosen
+    may change with the log size); for targets where plain IPS diverges, the growth of its second-moment
+    estimate instead."""
     laws = objectives.laws(alpha)
-    out = {"estimator": objectives.estimator.name, "holds": True,
-           "formula": "RMSE(n) = sqrt((bias0 + bias1 / n)^2 + s^2 / n)",
+    out = {"holds": True,
+           "formula": "error(n) = sqrt(s^2 / n + (|computed bias| + model-error bound)^2), lowest over the estimators",
            "rmse_by_log_size": {str(n): {t: float(law.rmse(n)[0]) for t, law in zip(sample.target_names, laws)}
                                 for n in LAW_SIZES},
-           "bias": {t: float(law.bias0[0]) for t, law in zip(sample.target_names, laws)},
-           "s": {t: float(np.sqrt(law.scaled_var[0])) for t, law in zip(sample.target_names, laws)}}
+           "estimator_by_log_size": {str(n): {t: law.specs[int(law.choice(n)[0])].name
+                                              for t, law in zip(sample.target_names, laws)} for n in LAW_SIZES}}
     bad = [t for t, v in verdicts.items() if v.status == "infinite"]
     if bad:
         p = sample.balanced(alpha)
@@ -142,10 +150,17 @@ def sample_size_law(objectives: MixtureObjectives, sample: EvaluationSample, alp
     return out
 
 
-def production_block(components, alpha, spec: EstimatorSpec, comparison: dict, q_source: str) -> dict:
+def production_block(components, alpha, objectives: Criterion, explore_description: str | None,
+                     finite: bool) -> dict:
+    """What to do in production: the mixture, what to log, and the estimator for each future policy."""
     weights = dict(zip(components, alpha.tolist()))
-    best = min(comparison, key=lambda k: comparison[k]["ope_rmse"])
-    best_spec = comparison[best]["spec"]
+    detail = objectives.describe(alpha)
+    by_name = {s.name: s for s in objectives.specs}
+    per_target = {t: {"estimator": d["estimator"], "label": d["estimator_label"], "plain": d["estimator_plain"],
+                      "obp": by_name[d["estimator"]].obp_name(),
+                      **({"reward_model": objectives.sample.q_source} if by_name[d["estimator"]].uses_reward_model
+                         else {})}
+                  for t, d in detail.items()}
     return {
         "exploration_rate": weights.get("explore"),
         "mixture": weights,
@@ -155,17 +170,76 @@ def production_block(components, alpha, spec: EstimatorSpec, comparison: dict, q
                              "acting one's",
                              "the acting component's own propensity pi_k(a|x) of the action taken (obp's pscore, "
                              "for naive-weight estimators)"],
-        "estimator": {**best_spec.to_dict(), "id": best},
-        "estimator_label": best_spec.label,
-        "estimator_reason": (f"lowest RMSE among the estimators compared at this mixture "
-                             f"({comparison[best]['ope_rmse']:.4g}, against {comparison[spec.name]['ope_rmse']:.4g} "
-                             f"for {spec.label}, the one optimised for)" if spec.name in comparison and best != spec.name
-                             else "lowest RMSE among the estimators compared at this mixture"),
-        "obp_estimator": best_spec.obp_name(),
-        **({"reward_model": comparison[best]["error"] if best_spec.fits_reward_model else q_source}
-           if best_spec.uses_reward_model else {}),
-        "estimator_comparison": {k: {kk: vv for kk, vv in v.items() if kk != "spec"} for k, v in comparison.items()},
+        "explore_description": explore_description,
+        "estimators": per_target,
+        "estimator_reason": "the same estimator for each future policy as the recommendation used: the lowest "
+                            "error among the candidates at this mixture (" + objectives.label + ")",
+        "estimator_comparison": objectives_comparison(objectives, alpha, finite),
     }
+
+
+def objectives_comparison(objectives: Criterion, alpha: np.ndarray, finite: bool) -> dict:
+    """Every estimator of the exact suite at the mixture (even when one is forced), for the methods section;
+    unclipped ones only where their variance is finite."""
+    full = Criterion(objectives.sample, exact_suite(DEFAULT_CLIP, finite_variance=finite), objectives.n,
+                     objectives.aggregate)
+    return full.compare(alpha)
+
+
+@dataclass
+class PlanResult:
+    """What ``couponmix plan`` computed: a least-cost mixture (``plan``) or a log size (``log_size``)."""
+
+    scenario: str
+    criterion: str
+    plan: object      # planner.Plan or planner.LogSizePlan
+
+    def to_dict(self) -> dict:
+        return {"scenario": self.scenario, "criterion": self.criterion, **self.plan.to_dict()}
+
+    def text(self) -> str:
+        p = self.plan
+        if hasattr(p, "reachable"):
+            mix = ", ".join(f"{k}={v:.4g}" for k, v in p.alpha.items())
+            where = "; ".join(f"{t}: ±{d['rmse']:.3g} with {d['estimator']}" for t, d in p.targets.items())
+            if not p.reachable:
+                return f"{p.note} (at {mix}: {where})."
+            cost = f"{p.revenue_cost:.4g} per customer" + (f" ({p.revenue_cost_pct:.2f}% of revenue)"
+                                                          if p.revenue_cost_pct is not None else "")
+            return (f"The least-cost mixture with error <= {p.tol:g} for every future policy from {p.n:,} customers is "
+                    f"{mix} ({100 * p.exploration_rate:.2f}% exploration); it costs {cost}. Per policy: {where}.")
+        mix = ", ".join(f"{k}={v:.4g}" for k, v in p.alpha.items())
+        if p.log_size_needed is None:
+            return f"At {mix}: {p.note}."
+        return f"At {mix}, a log of {p.log_size_needed:,.0f} customers gives an error <= {p.tol:g} for every future policy."
+
+
+def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float = 0.0) -> PlanResult:
+    """``couponmix plan``: the least-cost mixture for ``tol`` at the study's log size, or, given a mixture
+    (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there."""
+    from .simplex import parse_alpha_spec
+
+    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    n = check_positive_int(sc.default_n if cfg.n is None else cfg.n, "n")
+    k = len(sc.components())
+    floors = check_floors(floor, k)
+    sample, verdicts = sample_and_verdicts(sc, cfg.eval_size, cfg.seed, floors)
+    objectives, _ = criterion_for(sc, sample, verdicts, n, cfg.aggregate, cfg.estimator)
+    names = objectives.component_names
+    if eps is not None:
+        if "explore" not in names:
+            raise CouponmixError(f"--eps needs a component named 'explore'; this scenario's components are "
+                                 f"{', '.join(names)}: give --alpha")
+        if not 0 <= eps <= 1:
+            raise CouponmixError(f"eps must lie in [0, 1], got {eps}")
+        a = np.zeros(k)
+        a[best_component(objectives)] = 1 - eps
+        a[names.index("explore")] = eps
+        return PlanResult(sc.name, objectives.label, log_size_at(objectives, a, tol))
+    if alpha is not None:
+        a = parse_alpha_spec(alpha, names)
+        return PlanResult(sc.name, objectives.label, log_size_at(objectives, a, tol))
+    return PlanResult(sc.name, objectives.label, plan_mixture(objectives, tol, n, floors))
 
 
 def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
@@ -181,7 +255,11 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
               aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True,
               config=None, tol: float | None = None, daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
               study: dict | None = None) -> StudyResult:
-    """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files)."""
+    """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files).
+
+    One criterion (``couponmix.criterion.Criterion``) drives the front, the recommendation, the plan, the
+    curves and the headline: for each future policy, the estimator with the lowest robust error.
+    """
     seed = check_positive_int(seed, "seed", minimum=0)
     daily_traffic = check_positive_float(daily_traffic, "daily_traffic")
     log.info("building scenario %s", scenario)
@@ -194,10 +272,11 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     floors = check_floors(floor, len(components))
 
     log.info("sampling %d evaluation customers and checking importance-weight variance", eval_size)
-    sample, verdicts, spec, why = prepare(sc, eval_size, seed, floors, estimator)
+    sample, verdicts = sample_and_verdicts(sc, eval_size, seed, floors)
+    objectives, why = criterion_for(sc, sample, verdicts, n, aggregate, estimator)
+    finite = all(v.finite for v in verdicts.values())
 
-    objectives = MixtureObjectives(sample, spec, n, aggregate)
-    log.info("optimising mixtures for %s: population %d, %d generations", spec.label, pop_size, generations)
+    log.info("optimising mixtures (%s): population %d, %d generations", objectives.label, pop_size, generations)
     with Progress(generations, "optimising mixtures", quiet) as bar:
         front = pareto_front(objectives, floors, pop_size, generations, seed, on_generation=bar.update_to)
     rec = recommend(front, max_rmse)
@@ -220,17 +299,19 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     model_report = sc.model_report(sample.x)
     rev = float(front.revenue[rec.index])
     detail = objectives.describe(alpha)
+    used = sorted({d["estimator"] for d in detail.values()})
     warnings = [f"The textbook estimate (plain inverse propensity weighting) of {t} would stay unreliable however "
-                f"many customers are logged: its variance is infinite. couponmix uses {spec.label} instead. "
-                f"Detail: {v.reason}." for t, v in verdicts.items() if v.status == "infinite"]
+                f"many customers are logged: its variance is infinite. couponmix leaves out every estimator with "
+                f"unclipped weights here. Detail: {v.reason}." for t, v in verdicts.items() if v.status == "infinite"]
     warnings += [f"{t} cannot be evaluated from logs of any mix: some actions it takes are never logged. "
                  f"Detail: {v.reason}." for t, v in verdicts.items() if v.status == "unsupported"]
-    warnings += [f"At the recommended mix, {t} cannot be fully evaluated: some actions it takes are never logged. "
-                 f"Detail: {v.reason}." for t, v in at_rec.items()
-                 if v.status == "unsupported" and verdicts[t].status != "unsupported"]
+    warnings += [f"At the recommended mix, the logs never show some actions {t} takes: its error "
+                 f"({detail[t]['rmse']:.3g}) rests on the revenue model there."
+                 for t in targets if not detail[t]["logs_show_all"] and verdicts[t].status != "unsupported"]
     if rec.meets_max_rmse is False:
         warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
 
+    explore_desc = components["explore"].description if "explore" in components else None
     summary = {
         **({"study": study} if study is not None else {}),
         "scenario": sc.name,
@@ -238,7 +319,18 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
         "n": n,
         "seed": seed,
         "evaluation_sample_size": sample.size,
-        "estimator": {**spec.to_dict(), "label": spec.label, "reason": why},
+        "criterion": {
+            "label": objectives.label,
+            "error": objectives.error,
+            "candidates": {spec.name: {**spec.to_dict(), "obp": spec.obp_name()} for spec in objectives.specs},
+            "reason": why,
+            "assumption": ROBUST_ASSUMPTION,
+            "model_error": dict(zip(sc.action_names or [str(a) for a in range(len(sample.model_error))],
+                                    sample.model_error.tolist())),
+            "model_error_source": sample.model_error_source,
+            "reward_model": sample.q_source,
+            "used_at_recommended": used,
+        },
         "aggregate": aggregate,
         "floors": dict(zip(components, floors.tolist())),
         "policies": {
@@ -275,13 +367,10 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
         "revenue_cost": {"per_customer": best_rev - rev,
                          "pct": 100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None},
         "no_exploration": no_exploration(objectives, sample),
-        "production": production_block(components, alpha, spec,
-                                       compare_estimators(sample, alpha, n, aggregate, verdicts,
-                                                          spec.clip if np.isfinite(spec.clip) else DEFAULT_CLIP,
-                                                          sc, seed),
-                                       sample.q_source),
-        "optimiser": {"algorithm": "NSGA-II (pymoo)", "pop_size": pop_size, "generations": generations,
-                      "front_points": len(front)},
+        "production": production_block(components, alpha, objectives, explore_desc, finite),
+        "optimiser": {"algorithm": "NSGA-II (pymoo)" if len(components) > 2 else
+                      "exact evaluation on a fine grid of the segment (two components)",
+                      "pop_size": pop_size, "generations": generations, "front_points": len(front)},
         "warnings": warnings,
     }
     if model_report is not None:
@@ -294,15 +383,12 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     log.info("computing the curves for the report")
     summary["exploration_curve"] = exploration_curve(objectives, n)
     summary["log_size_curve"] = log_size_curve(objectives, alpha, daily_traffic)
-    summary["headline"] = headline_numbers(summary, objectives, alpha)
     if tol is not None:
-        plan = critical_rate(objectives, tol, n)
-        summary["plan"] = {**plan.to_dict(), "estimator": spec.name}
-        if plan.critical_exploration_rate is not None:
-            rec_eps = summary["production"]["exploration_rate"]
-            if rec_eps is not None:
-                summary["plan"]["log_size_needed_at_recommended_rate"] = \
-                    log_size_needed(objectives, rec_eps, tol).to_dict()["log_size_needed"]
+        log.info("planning: least revenue cost with error <= %g", tol)
+        plan = plan_mixture(objectives, tol, n, floors)
+        summary["plan"] = {**plan.to_dict(), "criterion": objectives.label,
+                           "at_recommended": log_size_at(objectives, alpha, tol).to_dict()}
+    summary["headline"] = headline_numbers(summary, objectives, alpha, tol)
     if "exploit" in components and "oracle" in references:
         summary["exploit_regret"] = {
             "per_customer": values["oracle"] - values["exploit"],
@@ -310,17 +396,17 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
         }
     unsupported = [t for t, d in summary["no_exploration"]["targets"].items() if d["status"] == "unsupported"]
     if unsupported:
-        warnings.append(f"Without any exploration ({summary['no_exploration']['component']} alone), "
-                        f"{', '.join(unsupported)} cannot be evaluated at all: the logs never show the actions "
-                        "they would take.")
+        warnings.append(f"Without any exploration ({summary['no_exploration']['component']} alone), the logs never "
+                        f"show some actions that {', '.join(unsupported)} would take: only the revenue model could "
+                        "speak for them.")
     return StudyResult(summary=summary, front=front, recommendation=rec)
 
 
-def headline_numbers(summary: dict, objectives: MixtureObjectives, alpha: np.ndarray) -> dict:
-    """The numbers a reader needs first: how much to explore, what it costs, what precision it buys."""
+def headline_numbers(summary: dict, objectives: Criterion, alpha: np.ndarray, tol: float | None) -> dict:
+    """The numbers a reader needs first: how much to explore, what it costs, what precision it buys and how
+    much of that precision the log itself can confirm."""
     rec, cost = summary["recommended"], summary["revenue_cost"]
-    best = summary["production"]["estimator"]["id"]
-    production = summary["production"]["estimator_comparison"][best]["ope_rmse_per_target"]
+    need = summary["plan"]["at_recommended"]["log_size_needed"] if tol is not None else None
     return {
         "exploration_rate": exploration_rate(objectives, alpha),
         "revenue_best_component": objectives.component_names[best_component(objectives)],
@@ -330,12 +416,16 @@ def headline_numbers(summary: dict, objectives: MixtureObjectives, alpha: np.nda
         "revenue_cost_pct": cost["pct"],
         "log_size": summary["n"],
         "log_days": summary["n"] / summary["log_size_curve"]["daily_traffic"],
-        # precision with the estimator optimised for, and with the one recommended for production
-        "precision": {t: {"rmse": d["rmse"], "production_rmse": production[t], "true_value": d["true_value"],
-                          "supported": d["supported"]}
+        "tolerance": tol,
+        "log_size_needed": need,
+        "log_days_needed": None if need is None else need / summary["log_size_curve"]["daily_traffic"],
+        "worst_error": rec["ope_rmse"],
+        "criterion": objectives.label,
+        "precision": {t: {"rmse": d["rmse"], "sampling_error": d["sampling_error"],
+                          "model_dependent": d["model_dependent"], "model_bias_bound": d["model_bias_bound"],
+                          "estimator": d["estimator"], "estimator_plain": d["estimator_plain"],
+                          "true_value": d["true_value"], "logs_show_all": d["logs_show_all"]}
                       for t, d in rec["targets"].items()},
-        "production_estimator": best,
-        "production_estimator_label": summary["production"]["estimator_label"],
     }
 
 

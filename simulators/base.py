@@ -61,6 +61,11 @@ class Scenario(ABC):
         """A learned reward model q(x, .) fixed before logging, for DR-type estimators (None if none)."""
         return None
 
+    def reward_model_error(self) -> np.ndarray | None:
+        """(A,) the root-mean-square error of ``reward_model`` per action, measured out of fold (None: no
+        learned model). It sizes the bias that the data cannot check (see ``couponmix.objectives``)."""
+        return None
+
     def model_report(self, x: np.ndarray) -> dict | None:
         """Quality of any learned model behind the policies, measured on held-out customers x."""
         return None
