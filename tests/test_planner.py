@@ -1,4 +1,5 @@
-"""The planner and the sample-size law, checked against the exact law and against Monte Carlo."""
+"""The planner over the simplex and the sample-size law, checked by brute force, against the exact law and
+against Monte Carlo."""
 import json
 from pathlib import Path
 
@@ -6,74 +7,118 @@ import numpy as np
 import pytest
 
 from couponmix.cli import main
-from couponmix.estimators import EstimatorSpec
+from couponmix.criterion import Criterion
+from couponmix.estimators import EstimatorSpec, exact_suite
 from couponmix.montecarlo import monte_carlo
 from couponmix.objectives import EvaluationSample, MixtureObjectives
-from couponmix.planner import alphas, critical_rate, exploration_line, log_size_needed
+from couponmix.planner import log_size_at, plan_mixture
 from simulators import get_scenario
 
 from .conftest import mc_reps
 
 SMALL = str(Path(__file__).with_name("data") / "market_small.yaml")
+LINE = np.unique(np.concatenate([np.linspace(0, 1, 2001), np.geomspace(1e-5, 1e-2, 200)]))
 
 
 @pytest.fixture(scope="module")
-def market_objectives():
+def market():
     sc = get_scenario("market", config=SMALL)
-    return sc, MixtureObjectives(EvaluationSample.from_scenario(sc, 30_000, seed=0), EstimatorSpec("ips"), 50_000)
+    return sc, EvaluationSample.from_scenario(sc, 30_000, seed=0)
 
 
-def worst_rmse(obj, eps, n):
-    i, j = exploration_line(obj)
-    return obj.rmse(alphas([eps], len(obj.component_names), i, j), n=n).max()
+def line(eps):
+    eps = np.atleast_1d(eps)
+    return np.column_stack([1 - eps, eps])     # market components: exploit, explore
 
 
-def test_critical_rate_is_the_least_rate_meeting_the_tolerance(market_objectives):
-    _, obj = market_objectives
-    plan = critical_rate(obj, 0.5, 50_000)
-    eps = plan.critical_exploration_rate
-    assert 0 < eps < 1
-    assert worst_rmse(obj, eps, 50_000) <= 0.5 + 1e-9
-    assert worst_rmse(obj, eps * 0.99, 50_000) > 0.5
+def worst(obj, alphas, n):
+    return np.column_stack([law.rmse(n) for law in obj.laws(alphas)]).max(axis=1)
+
+
+def assert_least_cost(obj, plan, alphas, n, tol):
+    """The plan meets tol, and no mixture among ``alphas`` with more revenue does (brute force)."""
+    a = np.array(list(plan.alpha.values()))
+    assert plan.reachable and worst(obj, a[None], n)[0] <= tol + 1e-9
+    w, r = worst(obj, alphas, n), obj.revenue(alphas)
+    better = (w <= tol) & (r > plan.revenue + 1e-9)
+    assert not better.any(), alphas[better][:3]
+
+
+def test_plan_is_the_least_cost_mixture_meeting_the_tolerance(market):
+    _, sample = market
+    obj = Criterion(sample, [EstimatorSpec("ips")], 50_000)
+    plan = plan_mixture(obj, 0.5)
+    eps = plan.exploration_rate
+    assert 0 < eps < 1 and plan.alpha["explore"] == pytest.approx(eps)
+    assert_least_cost(obj, plan, line(LINE), 50_000, 0.5)
+    assert worst(obj, line(eps * 0.99), 50_000)[0] > 0.5       # the boundary, not a point inside
     v = obj.component_values
     assert plan.revenue_cost == pytest.approx(eps * (v[0] - v[1]))
     assert plan.revenue_cost_pct == pytest.approx(100 * plan.revenue_cost / v[0])
 
 
-def test_log_size_needed_inverts_the_law(market_objectives):
-    _, obj = market_objectives
-    plan = log_size_needed(obj, 0.1, 0.5)
-    n = plan.log_size_needed
-    assert worst_rmse(obj, 0.1, n) <= 0.5 < worst_rmse(obj, 0.1, n - 1)
-    # consistency of the two directions: at the critical rate for n, n customers are what is needed
-    crit = critical_rate(obj, 0.5, int(n)).critical_exploration_rate
-    assert crit == pytest.approx(0.1, rel=1e-3)
+def test_non_monotone_error_naive_dr(market):
+    """Naive DR loses precision as exploration grows (its model-based part is cheap, the weighted part is
+    not): a bisection along the line would answer near 100%; the least-cost answer is no exploration."""
+    _, sample = market
+    obj = Criterion(sample, [EstimatorSpec("dr", weights="naive")], 50_000, error="simulator")
+    w = worst(obj, line(LINE), 50_000)
+    assert w[0] < w[len(w) // 2], "the test case must be non-monotone"
+    tol = float(w[0]) * 1.01
+    plan = plan_mixture(obj, tol)
+    assert plan.reachable and plan.exploration_rate == 0 and plan.revenue_cost == pytest.approx(0, abs=1e-12)
+    assert_least_cost(obj, plan, line(LINE), 50_000, tol)
 
 
-def test_no_exploration_is_never_enough(market_objectives):
-    _, obj = market_objectives
-    plan = log_size_needed(obj, 0.0, 0.5)
-    assert plan.log_size_needed == float("inf") and "never logged" in plan.note
-    assert plan.to_dict()["log_size_needed"] is None
+def test_log_size_at_inverts_the_law(market):
+    _, sample = market
+    obj = Criterion(sample, exact_suite(), 50_000)
+    res = log_size_at(obj, [0.9, 0.1], 0.5)
+    n = res.log_size_needed
+    assert worst(obj, line(0.1), n)[0] <= 0.5 < worst(obj, line(0.1), n - 1)[0]
+    # consistency of the two directions: planning at that log size finds about this rate
+    plan = plan_mixture(obj, 0.5, int(n))
+    assert plan.exploration_rate == pytest.approx(0.1, rel=2e-3)
 
 
-def test_unreachable_tolerance(market_objectives):
-    _, obj = market_objectives
-    plan = critical_rate(obj, 1e-4, 1000)
-    assert plan.critical_exploration_rate is None and "no exploration rate reaches" in plan.note
+def test_no_exploration_with_the_model_bound_is_not_enough(market):
+    """Without exploration every estimator leans on the revenue model for the unlogged actions: the robust
+    error keeps a bias bound that no log size removes."""
+    _, sample = market
+    obj = Criterion(sample, exact_suite(), 50_000)
+    res = log_size_at(obj, [1.0, 0.0], 0.5)
+    assert res.log_size_needed is None and "however many customers" in res.note
+
+
+def test_unreachable_tolerance(market):
+    _, sample = market
+    obj = Criterion(sample, exact_suite(), 1000)
+    plan = plan_mixture(obj, 1e-4)
+    assert not plan.reachable and "no mixture reaches" in plan.note
+    assert plan.worst_error <= worst(obj, line(LINE), 1000).min() + 1e-9
+
+
+def test_plan_on_paper_without_an_explore_component(paper_floor):
+    sample = EvaluationSample.from_scenario(paper_floor, 20_000, seed=0)
+    obj = Criterion(sample, exact_suite(), 10_000)
+    plan = plan_mixture(obj, 0.03)
+    grid = np.array([(i, j, 40 - i - j) for i in range(41) for j in range(41 - i)]) / 40
+    assert_least_cost(obj, plan, grid, 10_000, 0.03)
+    assert set(plan.targets) == {"pi_e1", "pi_e2"}
 
 
 @pytest.mark.montecarlo
-def test_planned_rate_verified_by_monte_carlo(market_objectives):
-    sc, obj = market_objectives
+def test_planned_mixture_verified_by_monte_carlo(market):
+    sc, sample = market
     n, tol = 3000, 1.5
-    eps = critical_rate(obj, tol, n).critical_exploration_rate
+    obj = Criterion(sample, [EstimatorSpec("ips")], n)
+    plan = plan_mixture(obj, tol)
     reps = mc_reps(150, 1000)
-    res = monte_carlo(sc, [1 - eps, eps], EstimatorSpec("ips"), n, reps, seed=0, eval_size=30_000,
+    res = monte_carlo(sc, list(plan.alpha.values()), EstimatorSpec("ips"), n, reps, seed=0, eval_size=30_000,
                       truth_size=500_000, workers=2)
-    worst = max(res.values(), key=lambda r: r.analytic_rmse)
-    assert worst.analytic_rmse == pytest.approx(tol, rel=1e-6)
-    assert abs(worst.mc_mse - tol ** 2) <= 3 * worst.mc_mse_se
+    worst_t = max(res.values(), key=lambda r: r.analytic_rmse)
+    assert worst_t.analytic_rmse == pytest.approx(tol, rel=1e-5)
+    assert abs(worst_t.mc_mse - tol ** 2) <= 3 * worst_t.mc_mse_se
 
 
 @pytest.mark.montecarlo
@@ -94,16 +139,18 @@ def test_plan_cli_json(capsys):
     assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--n", "50000", "--eval-size", "30000",
                  "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert set(d) == {"critical_exploration_rate", "revenue_cost", "revenue_cost_pct", "log_size_needed"}
-    assert 0 < d["critical_exploration_rate"] < 1
+    assert d["reachable"] and 0 < d["exploration_rate"] < 1 and set(d["alpha"]) == {"exploit", "explore"}
+    assert all(t["rmse"] <= 0.5 + 1e-9 for t in d["targets"].values())
     assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--eps", "0.1", "--eval-size", "30000",
                  "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert set(d) == {"log_size_needed", "revenue_cost", "revenue_cost_pct"} and d["log_size_needed"] > 0
+    assert d["log_size_needed"] > 0 and d["alpha"]["explore"] == pytest.approx(0.1)
+    assert main(["plan", "paper", "--tol", "0.05", "--eval-size", "5000"]) == 0
+    assert "least-cost mixture" in capsys.readouterr().out
 
 
 def test_plan_cli_errors(capsys):
-    assert main(["plan", "paper", "--tol", "0.1", "--eval-size", "5000"]) == 2
+    assert main(["plan", "paper", "--tol", "0.1", "--eps", "0.1", "--eval-size", "5000"]) == 2
     assert "needs a component named 'explore'" in capsys.readouterr().err
     assert main(["plan", "market", "--config", SMALL, "--tol", "0.1", "--n", "10", "--eps", "0.1"]) == 2
     assert "not both" in capsys.readouterr().err

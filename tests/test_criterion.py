@@ -1,0 +1,93 @@
+"""The decision's criterion: the bias split, the robust error's bound checked against the simulator's truth,
+the per-target minimum, and the direct method against Monte Carlo."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from couponmix.criterion import Criterion
+from couponmix.estimators import EstimatorSpec, exact_suite
+from couponmix.montecarlo import monte_carlo
+from couponmix.objectives import EvaluationSample, MixtureObjectives
+from simulators import get_scenario
+
+from .conftest import mc_reps
+
+SMALL = str(Path(__file__).with_name("data") / "market_small.yaml")
+EPS = np.array([0.0, 1e-3, 0.01, 0.05, 0.15, 0.4, 1.0])
+
+
+@pytest.fixture(scope="module")
+def market_sample():
+    sc = get_scenario("market", config=SMALL)
+    return EvaluationSample.from_scenario(sc, 30_000, seed=0)
+
+
+def test_the_split_adds_up_and_the_bound_is_conservative_on_market(market_sample):
+    """For every estimator, target and exploration rate: computed + model-dependent bias = the exact bias, and
+    the bound covers the simulator's true model-dependent bias."""
+    alphas = np.column_stack([1 - EPS, EPS])
+    checked = 0
+    for spec in exact_suite():
+        for law in MixtureObjectives(market_sample, spec, 50_000).laws(alphas):
+            assert law.has_split
+            np.testing.assert_allclose(law.bias_computed + law.model_bias, law.bias0, atol=1e-12)
+            assert (np.abs(law.model_bias) <= law.bound + 1e-9).all(), (spec.name, law.model_bias, law.bound)
+            assert (law.robust_rmse(50_000) >= law.rmse(50_000) - 1e-9).all() or spec.self_normalised
+            checked += len(EPS)
+    assert checked == len(exact_suite()) * 3 * len(EPS)
+
+
+def test_unbiased_estimators_have_no_model_dependent_part(market_sample):
+    """Balanced IPS and DR with full support: nothing rests on the model, robust error = exact RMSE."""
+    alphas = np.array([[0.8, 0.2]])
+    for spec in (EstimatorSpec("ips"), EstimatorSpec("dr")):
+        for law in MixtureObjectives(market_sample, spec, 50_000).laws(alphas):
+            assert law.bound[0] == pytest.approx(0, abs=1e-9)
+            assert law.robust_rmse(50_000)[0] == pytest.approx(law.rmse(50_000)[0], rel=1e-9)
+
+
+def test_direct_method_rests_entirely_on_the_model(market_sample):
+    """DM's bound is E[sum_a pi_e delta_a], whatever the mixture, and its variance is Var(D) / n."""
+    alphas = np.array([[1.0, 0.0], [0.5, 0.5]])
+    obj = MixtureObjectives(market_sample, EstimatorSpec("dm"), 50_000)
+    for t, law in enumerate(obj.laws(alphas)):
+        expected = np.einsum("ma,a->", market_sample.target_probs[t], market_sample.model_error) / market_sample.size
+        np.testing.assert_allclose(law.bound, expected, rtol=1e-10)
+        d = np.einsum("ma,ma->m", market_sample.target_probs[t], market_sample.q)
+        np.testing.assert_allclose(law.scaled_var, d.var(), rtol=1e-8)
+
+
+def test_criterion_is_the_per_target_minimum(market_sample):
+    alphas = np.column_stack([1 - EPS, EPS])
+    specs = exact_suite()
+    crit = Criterion(market_sample, specs, 50_000)
+    per = crit.rmse(alphas)                                                   # (B, T)
+    each = np.stack([Criterion(market_sample, [s], 50_000).rmse(alphas) for s in specs])  # (E, B, T)
+    np.testing.assert_allclose(per, each.min(axis=0), rtol=1e-12)
+    laws = crit.laws(alphas)
+    for t, law in enumerate(laws):
+        np.testing.assert_array_equal(law.choice(50_000), each[:, :, t].argmin(axis=0))
+    d = crit.describe([0.85, 0.15])
+    for t, v in d.items():
+        assert v["rmse"] ** 2 == pytest.approx(v["sampling_error"] ** 2
+                                               + (abs(v["computed_bias"]) + v["model_bias_bound"]) ** 2, rel=1e-9)
+
+
+def test_robust_default_does_not_promise_what_only_the_simulator_knows(market_sample):
+    """At no exploration, naive DR's exact RMSE is small (the model happens to be good); the robust criterion
+    does not promise it: its error there keeps the model bound, far above the simulator's number."""
+    naive = Criterion(market_sample, [EstimatorSpec("dr", weights="naive")], 50_000, error="simulator")
+    robust = Criterion(market_sample, exact_suite(), 50_000)
+    a0 = np.array([[1.0, 0.0]])
+    assert robust.evaluate(a0)[1][0] > 3 * naive.evaluate(a0)[1][0]
+
+
+@pytest.mark.montecarlo
+def test_direct_method_formula_against_obp(paper_floor):
+    """obp's DirectMethod over simulated logs: its RMSE matches the exact formula (within 3 Monte Carlo SE)."""
+    spec = EstimatorSpec("dm")
+    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], spec, 2000, mc_reps(100, 1000), seed=3, eval_size=100_000,
+                      workers=2)
+    for t, r in res.items():
+        assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se + 1e-12, (t, r.mc_mse, r.analytic_rmse)
