@@ -5,6 +5,7 @@ from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from couponmix.cli import main
@@ -59,10 +60,19 @@ def test_every_tagged_number_equals_summary_json(run_dir):
     parser.feed((run_dir / "report.html").read_text())
     keys = {k for k, _, _ in parser.found}
     # the headline numbers, every target's precision and every policy's value are all tagged
-    assert {"headline.exploration_rate", "headline.revenue_cost_per_10k_customers", "headline.log_size",
-            "recommended.ope_rmse", "recommended.revenue"} <= keys
+    assert {"headline.exploration_rate", "headline.revenue_cost_per_10k_customers", "headline.worst_error",
+            "recommended.revenue"} <= keys
+    assert {"headline.log_size", "headline.log_size_needed"} & keys
     assert {f"headline.precision.{t}.{k}" for t in summary["recommended"]["targets"]
-            for k in ("rmse", "production_rmse")} <= keys
+            for k in ("rmse", "sampling_error", "model_bias_bound")} <= keys
+    # one criterion everywhere: the card's worst error is the front's, the table's and the recommendation's
+    h = summary["headline"]
+    assert h["worst_error"] == summary["recommended"]["ope_rmse"]
+    per = [p["rmse"] for p in h["precision"].values()]
+    assert h["worst_error"] == pytest.approx(max(per) if summary["aggregate"] == "max" else np.mean(per), rel=1e-12)
+    for t, p in h["precision"].items():
+        assert p["estimator"] == summary["production"]["estimators"][t]["estimator"]
+        assert p["rmse"] == summary["recommended"]["ope_rmse_per_target"][t]
     assert {f"policies.{p}.value" for p in summary["policies"]} <= keys
     for key, fmt, text in parser.found:
         assert text == FORMATS[fmt](lookup(summary, key)), (key, text)
