@@ -14,7 +14,7 @@ from .errors import CouponmixError
 
 EXIT_BAD_INPUT = 2
 #: estimators with an exact error formula for every mixture (dr_fitted is compared at a mix, not optimised)
-ESTIMATOR_CHOICES = ["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr"]
+ESTIMATOR_CHOICES = ["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr", "dm"]
 
 
 class _Parser(argparse.ArgumentParser):
