@@ -39,7 +39,11 @@ def _add_common(p):
                    help="study file (YAML: scenario, market parameters, n, estimator, tolerance, ...; see "
                         "reports/examples/studies/) or a market parameter file")
     p.add_argument("--n", type=int, default=None, help="log size: customers in the future evaluation log")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of this command's draws: logs, replications, evaluation sample, optimiser (default 0)")
+    p.add_argument("--world-seed", type=int, default=None,
+                   help="seed of the simulated world: market history, revenue model, budgets (default 0); the same "
+                        "world seed with different --seed values gives replicate logs of one market")
     p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips, switch_dr (default 10) or dr")
     p.add_argument("--eval-size", type=int, default=None,
                    help="covariate sample size for the exact objectives (default 100,000)")
@@ -86,14 +90,15 @@ def _study(args):
     cfg = load_study(args.config) if args.config is not None else StudyConfig()
     if args.scenario is not None and cfg.market is not None and args.scenario != "market":
         raise CouponmixError(f"the config gives market parameters but the scenario is {args.scenario!r}")
-    return cfg.with_overrides(scenario=args.scenario, n=args.n, seed=args.seed, estimator=_estimator(args),
+    return cfg.with_overrides(scenario=args.scenario, n=args.n, seed=args.seed, world_seed=args.world_seed,
+                              estimator=_estimator(args),
                               eval_size=args.eval_size, **_run_overrides(args))
 
 
 def _scenario(cfg):
     from simulators import get_scenario
 
-    return get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    return get_scenario(cfg.scenario, config=cfg.market, seed=cfg.world_seed)
 
 
 def _log_size(cfg, sc) -> int:

@@ -219,7 +219,7 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
     (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there."""
     from .simplex import parse_alpha_spec
 
-    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.seed)
+    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.world_seed)
     n = check_positive_int(sc.default_n if cfg.n is None else cfg.n, "n")
     k = len(sc.components())
     floors = check_floors(floor, k)
@@ -247,23 +247,24 @@ def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
     return run_study(cfg.scenario, n=cfg.n, seed=cfg.seed, pop_size=cfg.pop_size, generations=cfg.generations,
                      estimator=cfg.estimator, max_rmse=cfg.max_rmse, floor=cfg.floor, aggregate=cfg.aggregate,
                      eval_size=cfg.eval_size, quiet=quiet, config=cfg.market, tol=cfg.tolerance,
-                     daily_traffic=cfg.daily_traffic, study=cfg.to_dict())
+                     daily_traffic=cfg.daily_traffic, study=cfg.to_dict(), world_seed=cfg.world_seed)
 
 
 def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int = 100, generations: int = 100,
               estimator: EstimatorSpec | None = None, max_rmse: float | None = None, floor: float = DEFAULT_FLOOR,
               aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True,
               config=None, tol: float | None = None, daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
-              study: dict | None = None) -> StudyResult:
+              study: dict | None = None, world_seed: int = 0) -> StudyResult:
     """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files).
 
     One criterion (``couponmix.criterion.Criterion``) drives the front, the recommendation, the plan, the
     curves and the headline: for each future policy, the estimator with the lowest robust error.
     """
     seed = check_positive_int(seed, "seed", minimum=0)
+    world_seed = check_positive_int(world_seed, "world_seed", minimum=0)
     daily_traffic = check_positive_float(daily_traffic, "daily_traffic")
     log.info("building scenario %s", scenario)
-    sc = get_scenario(scenario, config=config, seed=seed)
+    sc = get_scenario(scenario, config=config, seed=world_seed)
     n = check_positive_int(sc.default_n if n is None else n, "n")
     if aggregate not in AGGREGATES:
         raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
@@ -318,6 +319,7 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
         "scenario_description": sc.description,
         "n": n,
         "seed": seed,
+        "world_seed": world_seed,
         "evaluation_sample_size": sample.size,
         "criterion": {
             "label": objectives.label,

@@ -10,8 +10,9 @@ Every key is optional; what is left out takes the command line's default::
         budget: {max_coupon_share: 0.3}
     n: 100000                              # customers in the future evaluation log
     daily_traffic: 20000                   # customers per day, to read log sizes as days
-    seed: 1
-    estimator: {name: clipped_ips, lambda: 10}   # or just: ips
+    seed: 1                                # this study's draws: evaluation sample, optimiser, logs
+    world_seed: 0                          # the simulated world: market history, revenue model, budgets
+    estimator: {name: clipped_ips, lambda: 10}   # or just: ips (default: the most precise per policy)
     tolerance: 0.5                         # plan: least exploration with RMSE <= tolerance for every target
     max_rmse: 0.6                          # recommend the highest-revenue mix with RMSE <= max_rmse
     floor: 0.01                            # every component's minimum share of traffic
@@ -38,7 +39,7 @@ from .validation import check_positive_float, check_positive_int
 
 DEFAULT_FLOOR = 0.01
 DEFAULT_DAILY_TRAFFIC = 10_000
-STUDY_KEYS = ("title", "description", "scenario", "market", "n", "daily_traffic", "seed", "estimator",
+STUDY_KEYS = ("title", "description", "scenario", "market", "n", "daily_traffic", "seed", "world_seed", "estimator",
               "tolerance", "max_rmse", "floor", "aggregate", "eval_size", "optimiser")
 OPTIMISER_KEYS = ("pop_size", "generations")
 SUFFIXES = (".yaml", ".yml")
@@ -56,6 +57,7 @@ class StudyConfig:
     n: int | None = None
     daily_traffic: float = DEFAULT_DAILY_TRAFFIC
     seed: int = 0
+    world_seed: int = 0
     estimator: EstimatorSpec | None = None
     tolerance: float | None = None
     max_rmse: float | None = None
@@ -68,6 +70,7 @@ class StudyConfig:
 
     def __post_init__(self):
         check_positive_int(self.seed, "seed", minimum=0)
+        check_positive_int(self.world_seed, "world_seed", minimum=0)
         if self.n is not None:
             check_positive_int(self.n, "n")
         check_positive_float(self.daily_traffic, "daily_traffic")
@@ -88,7 +91,7 @@ class StudyConfig:
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("name", "title", "description", "scenario", "n", "daily_traffic",
-                                             "seed", "tolerance", "max_rmse", "floor", "aggregate", "eval_size",
+                                             "seed", "world_seed", "tolerance", "max_rmse", "floor", "aggregate", "eval_size",
                                              "pop_size", "generations", "source")}
         d["estimator"] = None if self.estimator is None else self.estimator.name
         d["market"] = self.market if isinstance(self.market, (str, type(None))) else "given in the study file"
@@ -146,7 +149,7 @@ def load_study(path) -> StudyConfig:
             raise CouponmixError(f"{path}: market must be a mapping of market parameters")
         if kw.get("scenario", "market") != "market":
             raise CouponmixError(f"{path}: market parameters given but scenario is {kw['scenario']!r}")
-    for key in ("n", "seed", "eval_size"):
+    for key in ("n", "seed", "world_seed", "eval_size"):
         if key in kw and (isinstance(kw[key], bool) or not isinstance(kw[key], int)):
             raise CouponmixError(f"{path}: {key} must be a whole number, got {kw[key]!r}")
     for key in ("daily_traffic", "tolerance", "max_rmse", "floor"):

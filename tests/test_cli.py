@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from couponmix.cli import main
@@ -170,3 +171,34 @@ def test_summary_names_the_production_estimator_and_the_law(paper_run):
     r = law["rmse_by_log_size"]
     for t in ("pi_e1", "pi_e2"):
         assert r["1000"][t] > r["1000000"][t] >= r["10000000"][t]
+
+
+def test_log_seed_and_world_seed_mean_one_thing_each(tmp_path, capsys):
+    """--seed draws replicate logs of one market; --world-seed changes the market (its history and model)."""
+    import pandas as pd
+
+    from simulators import get_scenario
+
+    market_small = str(Path(__file__).with_name("data") / "market_small.yaml")
+    logs = {}
+    for name, seeds in (("a", ["--seed", "1"]), ("b", ["--seed", "2"]), ("w", ["--seed", "1", "--world-seed", "1"])):
+        out = tmp_path / name
+        assert main(["simulate", "market", "--config", market_small, "--alpha", "exploit=0.9,explore=0.1",
+                     "--n", "3000", "--out", str(out), "--workers", "1", *seeds]) == 0
+        logs[name] = pd.read_parquet(out)
+    capsys.readouterr()
+    assert not logs["a"]["reward"].equals(logs["b"]["reward"])          # different draws
+    cols = ["recency", "frequency", "monetary", "tenure", "segment", "channel"]
+    for world, names in ((0, ("a", "b")), (1, ("w",))):
+        sc = get_scenario("market", config=market_small, seed=world)
+        for name in names:
+            log = logs[name]
+            exploit = log["component"] == 0
+            probs = sc.exploit_probs(log.loc[exploit, cols].to_numpy())
+            # every exploit row took an action the world's own exploit policy gives positive probability
+            assert (probs[np.arange(len(probs)), log.loc[exploit, "action"].to_numpy()] > 0).all(), (world, name)
+    # and the other world's exploit policy disagrees somewhere: the seeds are not the same thing
+    sc1 = get_scenario("market", config=market_small, seed=1)
+    a = logs["a"][logs["a"]["component"] == 0]
+    p1 = sc1.exploit_probs(a[cols].to_numpy())
+    assert (p1[np.arange(len(p1)), a["action"].to_numpy()] == 0).any()
