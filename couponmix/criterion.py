@@ -24,8 +24,8 @@ import numpy as np
 
 from .errors import CouponmixError
 from .estimators import EstimatorSpec
-from .objectives import (ErrorLaw, EvaluationSample, MixtureObjectives, check_aggregate, combine_targets,
-                         laws_from_moments)
+from .objectives import (ErrorLaw, EvaluationSample, MixtureObjectives, Moments, check_aggregate,
+                         combine_targets, laws_from_moments)
 from .validation import check_positive_int
 
 __all__ = ["ERRORS", "Criterion", "SelectedLaw"]
@@ -195,12 +195,18 @@ class Criterion:
     def revenue(self, alphas) -> np.ndarray:
         return np.atleast_2d(alphas) @ self.component_values
 
+    def _moments(self, alphas) -> list:
+        """The moment sums of every pass (one per group of estimators sharing them)."""
+        return [obj.moments(alphas) for obj, _ in self._passes]
+
     def laws(self, alphas) -> list[SelectedLaw]:
         """One ``SelectedLaw`` per target over the batch of mixtures."""
         alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+        return self._laws_from(self._moments(alphas))
+
+    def _laws_from(self, pass_moments: list) -> list[SelectedLaw]:
         by_name: dict[str, list[ErrorLaw]] = {}
-        for obj, members in self._passes:
-            m = obj.moments(alphas)
+        for m, (_, members) in zip(pass_moments, self._passes):
             for s in members:
                 by_name[s.name] = laws_from_moments(m, s)
         robust = self.error == "robust"
@@ -241,6 +247,44 @@ class Criterion:
             out[spec.name] = {"label": spec.label, "plain": spec.plain, "obp": spec.obp_name(),
                               "error": float(worst), "targets": per}
         return out
+
+    def promise_uncertainty(self, alpha: Sequence[float], groups: int = 10, n: int | None = None,
+                            reference: Sequence[float] | None = None) -> dict:
+        """How much the promised errors themselves depend on the evaluation sample: delete-a-group jackknife
+        standard errors (the delta method on the sample means, computed by regrouping them) of each target's
+        error and of the revenue at ``alpha``.
+
+        Returns {"error_se": {target: se}, "relative": {target: se / error}, "revenue_se": se,
+        "revenue_cost_se": se of revenue(reference) - revenue(alpha) (with ``reference``), "groups": G}.
+        """
+        ref = None if reference is None else np.asarray(reference, dtype=float)
+        n = self.n if n is None else n
+        groups = check_positive_int(groups, "groups", minimum=2)
+        alpha = np.asarray(alpha, dtype=float)[None, :]
+        m = self.sample.size
+        idx = np.array_split(np.arange(m), groups)
+        parts, revs = [], []
+        for g in idx:
+            sub = Criterion(self.sample.subset(g), self.specs, self.n, self.aggregate, self.error)
+            parts.append(sub._moments(alpha))
+            revs.append(float(sub.revenue(alpha)[0]) - (0.0 if ref is None else float(sub.revenue(ref[None])[0])))
+        sizes = np.array([len(g) for g in idx], float)
+        loo, loo_rev = [], []
+        for j in range(groups):
+            keep = [i for i in range(groups) if i != j]
+            w = sizes[keep] / sizes[keep].sum()
+            combined = [Moments.combine([parts[i][p] for i in keep], w) for p in range(len(self._passes))]
+            loo.append([float(law.rmse(n)[0]) for law in self._laws_from(combined)])
+            loo_rev.append(float(np.dot(w, np.array(revs)[keep])))
+        loo, loo_rev = np.array(loo), np.array(loo_rev)
+        scale = (groups - 1) / groups
+        se = np.sqrt(scale * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
+        full = np.array([float(law.rmse(n)[0]) for law in self.laws(alpha)])
+        return {"error_se": dict(zip(self.target_names, se.tolist())),
+                "relative": dict(zip(self.target_names, (se / np.maximum(full, 1e-300)).tolist())),
+                ("revenue_se" if ref is None else "revenue_cost_se"):
+                    float(np.sqrt(scale * ((loo_rev - loo_rev.mean()) ** 2).sum())),
+                "groups": groups, "sample_size": m}
 
     @property
     def label(self) -> str:

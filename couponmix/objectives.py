@@ -144,6 +144,15 @@ class EvaluationSample:
     def size(self) -> int:
         return self.mu.shape[0]
 
+    def subset(self, idx: np.ndarray) -> "EvaluationSample":
+        """The sample restricted to customers ``idx`` (same policies, reward model and model error)."""
+        return EvaluationSample(
+            component_names=self.component_names, target_names=self.target_names,
+            comp_probs=self.comp_probs[:, idx], target_probs=self.target_probs[:, idx], mu=self.mu[idx],
+            m2=self.m2[idx], x=None if self.x is None else self.x[idx], q=None if self.q is None else self.q[idx],
+            q_source=self.q_source, q_fitted_on_log=self.q_fitted_on_log, model_error=self.model_error,
+            model_error_source=self.model_error_source)
+
     def policy_value(self, probs: np.ndarray) -> float:
         """V(pi) = E_x[sum_a pi(a|x) mu(x,a)] on this sample."""
         return float(np.einsum("ma,ma->", probs, self.mu) / self.size)

@@ -24,6 +24,9 @@ from .validation import check_positive_float, check_positive_int
 
 log = logging.getLogger("couponmix")
 
+#: the promised error's own standard error (from the evaluation sample) should stay below this share of it
+PROMISE_GOAL = 0.02
+
 
 @dataclass
 class StudyResult:
@@ -300,6 +303,13 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     model_report = sc.model_report(sample.x)
     rev = float(front.revenue[rec.index])
     detail = objectives.describe(alpha)
+    log.info("measuring how much the promise depends on the evaluation sample")
+    promise = objectives.promise_uncertainty(alpha, reference=best_alpha)
+    for t in detail:
+        detail[t]["promise_se"] = promise["error_se"][t]
+    worst_rel = max(promise["relative"].values())
+    promise.update(max_relative=worst_rel, goal=PROMISE_GOAL, enough=worst_rel <= PROMISE_GOAL,
+                   eval_size_for_goal=int(np.ceil(sample.size * (worst_rel / PROMISE_GOAL) ** 2)))
     used = sorted({d["estimator"] for d in detail.values()})
     warnings = [f"The textbook estimate (plain inverse propensity weighting) of {t} would stay unreliable however "
                 f"many customers are logged: its variance is infinite. couponmix leaves out every estimator with "
@@ -311,6 +321,10 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
                  for t in targets if not detail[t]["logs_show_all"] and verdicts[t].status != "unsupported"]
     if rec.meets_max_rmse is False:
         warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
+    if not promise["enough"]:
+        warnings.append(f"The promised errors depend on the {sample.size:,} simulated customers they are computed on "
+                        f"by up to {worst_rel:.1%} (standard error); for less than {PROMISE_GOAL:.0%}, use an "
+                        f"evaluation sample of about {promise['eval_size_for_goal']:,} customers (--eval-size).")
 
     explore_desc = components["explore"].description if "explore" in components else None
     summary = {
@@ -368,7 +382,9 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
             "ope_rmse_per_target": dict(zip(targets, best_rmse.tolist())),
         },
         "revenue_cost": {"per_customer": best_rev - rev,
-                         "pct": 100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None},
+                         "pct": 100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None,
+                         "std_error": promise["revenue_cost_se"]},
+        "promise_uncertainty": promise,
         "no_exploration": no_exploration(objectives, sample),
         "production": production_block(components, alpha, objectives, explore_desc, finite),
         "optimiser": {"algorithm": "NSGA-II (pymoo)" if len(components) > 2 else
@@ -427,7 +443,8 @@ def headline_numbers(summary: dict, objectives: Criterion, alpha: np.ndarray, to
         "precision": {t: {"rmse": d["rmse"], "sampling_error": d["sampling_error"],
                           "model_dependent": d["model_dependent"], "model_bias_bound": d["model_bias_bound"],
                           "estimator": d["estimator"], "estimator_plain": d["estimator_plain"],
-                          "true_value": d["true_value"], "logs_show_all": d["logs_show_all"]}
+                          "true_value": d["true_value"], "logs_show_all": d["logs_show_all"],
+                          "promise_se": d["promise_se"]}
                       for t, d in rec["targets"].items()},
     }
 

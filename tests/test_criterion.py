@@ -91,3 +91,20 @@ def test_direct_method_formula_against_obp(paper_floor):
                       workers=2)
     for t, r in res.items():
         assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se + 1e-12, (t, r.mc_mse, r.analytic_rmse)
+
+
+def test_promise_standard_error_matches_the_spread_over_evaluation_samples():
+    """The jackknife standard error of a promised error, against the spread of that error over independent
+    evaluation samples (8 samples; both estimates of the spread carry about 25% noise, so a factor of 2)."""
+    sc = get_scenario("market", config=SMALL)
+    alpha = [0.9, 0.1]
+    specs = [EstimatorSpec("dr", weights="naive")]      # the most sample-sensitive promise
+    values, ses = [], []
+    for seed in range(8):
+        crit = Criterion(EvaluationSample.from_scenario(sc, 20_000, seed=100 + seed), specs, 50_000,
+                         error="simulator")
+        values.append([d["rmse"] for d in crit.describe(alpha).values()])
+        ses.append(list(crit.promise_uncertainty(alpha)["error_se"].values()))
+    spread = np.std(values, axis=0, ddof=1)
+    se = np.mean(ses, axis=0)
+    assert ((se > spread / 2) & (se < spread * 2)).all(), (se, spread)
