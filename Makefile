@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-full bench examples browser clean-venv
+.PHONY: demo test test-fast test-full lint bench examples browser clean-venv
 
 $(STAMP): constraints.txt pyproject.toml requirements/obp-deps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements/obp-deps.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,dask]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,dask,lint]'
 	@# obp 0.5.7 declares Python < 3.11 and pins 2022 versions; its code runs on the pinned set above.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python obp==0.5.7
 	@touch $(STAMP)
@@ -23,8 +23,17 @@ demo: $(STAMP)
 browser:
 	@.ci/install-chromium
 
-test: $(STAMP) browser
+# lint and types (configured in pyproject.toml); `make test` runs them first, so CI enforces them
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -n 2 -q
+
+# the edit-test loop: everything but the Monte Carlo and browser tests
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not montecarlo and not browser"
 
 test-full: $(STAMP) browser
 	COUPONMIX_MC_SCALE=full $(BIN)/python -m pytest -n 2 -q

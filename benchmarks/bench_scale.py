@@ -69,9 +69,9 @@ def parquet_write_rate(n: int, folder: Path) -> float:
 
 def in_memory_rate(n: int) -> float:
     """Customers per second of the simulation itself (covariates, policies, mixture draw, rewards), no writing."""
+    from couponmix.logs import simulate_block
     from couponmix.mixture import Mixture
     from couponmix.seeding import stream
-    from couponmix.logs import simulate_block
     from simulators import get_scenario
 
     sc = get_scenario("paper")

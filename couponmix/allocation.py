@@ -53,7 +53,7 @@ class GreedyAllocator:
     q: float = 1.0
 
     @classmethod
-    def calibrate(cls, score: np.ndarray, cost: np.ndarray | None, budget: Budget) -> "GreedyAllocator":
+    def calibrate(cls, score: np.ndarray, cost: np.ndarray | None, budget: Budget) -> GreedyAllocator:
         """Set tau and q on a calibration population so that the budget is met exactly there."""
         if not budget.active:
             return cls(budget)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterable, Sequence
 
 from .errors import CouponmixError
 from .threads import default_threads

@@ -114,7 +114,10 @@ def _run_overrides(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="couponmix", description="How much coupon traffic to spend on exploration.")
+    parser.add_argument("--version", action="version", version=f"couponmix {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("scenarios", help="list the simulated scenarios")

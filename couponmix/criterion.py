@@ -17,15 +17,22 @@ simulation can check, not what a team with real logs can promise, and serves val
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from .errors import CouponmixError
 from .estimators import EstimatorSpec
-from .objectives import (ErrorLaw, EvaluationSample, MixtureObjectives, Moments, check_aggregate,
-                         combine_targets, laws_from_moments)
+from .objectives import (
+    ErrorLaw,
+    EvaluationSample,
+    MixtureObjectives,
+    Moments,
+    check_aggregate,
+    combine_targets,
+    laws_from_moments,
+)
 from .validation import check_positive_int
 
 __all__ = ["ERRORS", "Criterion", "SelectedLaw"]
@@ -228,9 +235,9 @@ class Criterion:
     def describe(self, alpha: Sequence[float], n: int | None = None) -> dict:
         """Per target at one mixture: its value, the chosen estimator, the error and its parts."""
         n = self.n if n is None else n
-        alpha = np.asarray(alpha, dtype=float)[None, :]
+        a = np.asarray(alpha, dtype=float)[None, :]
         return {t: {"true_value": float(v), **law.summary(n, 0)}
-                for t, v, law in zip(self.target_names, self.sample.target_values, self.laws(alpha))}
+                for t, v, law in zip(self.target_names, self.sample.target_values, self.laws(a))}
 
     def compare(self, alpha: Sequence[float], n: int | None = None) -> dict:
         """Every candidate at one mixture: per target its criterion error, sampling error, bias parts and the
@@ -260,26 +267,27 @@ class Criterion:
         ref = None if reference is None else np.asarray(reference, dtype=float)
         n = self.n if n is None else n
         groups = check_positive_int(groups, "groups", minimum=2)
-        alpha = np.asarray(alpha, dtype=float)[None, :]
+        a = np.asarray(alpha, dtype=float)[None, :]
         m = self.sample.size
         idx = np.array_split(np.arange(m), groups)
         parts, revs = [], []
         for g in idx:
             sub = Criterion(self.sample.subset(g), self.specs, self.n, self.aggregate, self.error)
-            parts.append(sub._moments(alpha))
-            revs.append(float(sub.revenue(alpha)[0]) - (0.0 if ref is None else float(sub.revenue(ref[None])[0])))
+            parts.append(sub._moments(a))
+            revs.append(float(sub.revenue(a)[0]) - (0.0 if ref is None else float(sub.revenue(ref[None])[0])))
         sizes = np.array([len(g) for g in idx], float)
-        loo, loo_rev = [], []
+        loo_list: list[list[float]] = []
+        loo_rev_list: list[float] = []
         for j in range(groups):
             keep = [i for i in range(groups) if i != j]
             w = sizes[keep] / sizes[keep].sum()
             combined = [Moments.combine([parts[i][p] for i in keep], w) for p in range(len(self._passes))]
-            loo.append([float(law.rmse(n)[0]) for law in self._laws_from(combined)])
-            loo_rev.append(float(np.dot(w, np.array(revs)[keep])))
-        loo, loo_rev = np.array(loo), np.array(loo_rev)
+            loo_list.append([float(law.rmse(n)[0]) for law in self._laws_from(combined)])
+            loo_rev_list.append(float(np.dot(w, np.array(revs)[keep])))
+        loo, loo_rev = np.array(loo_list), np.array(loo_rev_list)
         scale = (groups - 1) / groups
         se = np.sqrt(scale * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
-        full = np.array([float(law.rmse(n)[0]) for law in self.laws(alpha)])
+        full = np.array([float(law.rmse(n)[0]) for law in self.laws(a)])
         return {"error_se": dict(zip(self.target_names, se.tolist())),
                 "relative": dict(zip(self.target_names, (se / np.maximum(full, 1e-300)).tolist())),
                 ("revenue_se" if ref is None else "revenue_cost_se"):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .objectives import MixtureObjectives
+from .criterion import SelectedLaw
+from .protocols import Objectives
 
 EPS_GRID = np.unique(np.concatenate([np.linspace(0, 1, 41), np.geomspace(1e-3, 0.05, 12)]))
 LOG_SIZES = np.unique(np.round(np.geomspace(1_000, 10_000_000, 29)).astype(int))
 
 
-def exploration_line(objectives: MixtureObjectives) -> tuple[np.ndarray, str]:
+def exploration_line(objectives: Objectives) -> tuple[np.ndarray, str]:
     """(K,) direction d and a plain description, so that alpha(eps) = (1 - eps) e_best + eps d."""
     names = objectives.component_names
     k = len(names)
@@ -31,7 +32,7 @@ def exploration_line(objectives: MixtureObjectives) -> tuple[np.ndarray, str]:
                f"and spread evenly over {', '.join(n for j, n in enumerate(names) if j != best)}")
 
 
-def best_component(objectives: MixtureObjectives) -> int:
+def best_component(objectives: Objectives) -> int:
     """The revenue-best component other than ``explore`` (the planner's exploit end of the line)."""
     names, values = objectives.component_names, objectives.component_values
     if "explore" in names:
@@ -40,7 +41,7 @@ def best_component(objectives: MixtureObjectives) -> int:
     return int(np.argmax(values))
 
 
-def exploration_rate(objectives: MixtureObjectives, alpha: np.ndarray) -> float:
+def exploration_rate(objectives: Objectives, alpha: np.ndarray) -> float:
     """The exploration rate of a mixture in the sense of the curve: the explore share where there is such a
     component, else the share not given to the revenue-best component."""
     names = objectives.component_names
@@ -49,7 +50,7 @@ def exploration_rate(objectives: MixtureObjectives, alpha: np.ndarray) -> float:
     return float(1.0 - alpha[best_component(objectives)])
 
 
-def exploration_curve(objectives: MixtureObjectives, n: int) -> dict:
+def exploration_curve(objectives: Objectives, n: int) -> dict:
     d, definition = exploration_line(objectives)
     k = len(objectives.component_names)
     e_best = np.eye(k)[best_component(objectives)]
@@ -59,15 +60,16 @@ def exploration_curve(objectives: MixtureObjectives, n: int) -> dict:
     out = {"definition": definition, "n": int(n), "eps": EPS_GRID.tolist(),
            "revenue": objectives.revenue(alphas).tolist(),
            "rmse": {t: [None if np.isnan(v) else float(v) for v in r] for t, r in rmse.items()}}
-    if all(hasattr(law, "choice") for law in laws):   # a Criterion: which estimator each point uses
+    selected = [law for law in laws if isinstance(law, SelectedLaw)]
+    if len(selected) == len(laws):   # a Criterion: which estimator each point uses, and its sampling error
         out["estimator"] = {t: [law.specs[i].name for i in law.choice(n)] for t, law in
-                            zip(objectives.target_names, laws)}
+                            zip(objectives.target_names, selected)}
         out["sampling_error"] = {t: [float(law.laws[i].sampling_error(n)[j]) for j, i in enumerate(law.choice(n))]
-                                 for t, law in zip(objectives.target_names, laws)}
+                                 for t, law in zip(objectives.target_names, selected)}
     return out
 
 
-def log_size_curve(objectives: MixtureObjectives, alpha: np.ndarray, daily_traffic: float) -> dict:
+def log_size_curve(objectives: Objectives, alpha: np.ndarray, daily_traffic: float) -> dict:
     laws = objectives.laws(np.asarray(alpha, float)[None, :])
     return {"log_size": LOG_SIZES.tolist(), "daily_traffic": float(daily_traffic),
             "days": (LOG_SIZES / daily_traffic).tolist(),

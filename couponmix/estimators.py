@@ -77,7 +77,7 @@ class EstimatorSpec:
         object.__setattr__(self, "clip", clip)
 
     @classmethod
-    def parse(cls, kind: str, clip: float | None = None, weights: str = "balanced") -> "EstimatorSpec":
+    def parse(cls, kind: str, clip: float | None = None, weights: str = "balanced") -> EstimatorSpec:
         if kind in NEEDS_CLIP and clip is None:
             clip = DEFAULT_CLIP
         return cls(kind, np.inf if clip is None else clip, weights)
@@ -146,7 +146,8 @@ class EstimatorSpec:
         return text + (" (each customer weighted by the policy that served them)" if self.weights == "naive" else "")
 
     def to_dict(self) -> dict:
-        d = {"name": self.kind, "label": self.label, "plain": self.plain, "description": KINDS[self.kind], "weights": self.weights}
+        d: dict[str, object] = {"name": self.kind, "label": self.label, "plain": self.plain,
+                                "description": KINDS[self.kind], "weights": self.weights}
         if np.isfinite(self.clip):
             d["lambda"] = self.clip
         if self.fits_reward_model:

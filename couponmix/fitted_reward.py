@@ -51,7 +51,7 @@ SOURCE = (f"LightGBM fitted on the log itself by obp's RegressionModel, {N_FOLDS
 
 def _regression_model(n_actions: int, seed: int, threads: int | None):
     import lightgbm as lgb
-    from obp.ope import RegressionModel   # lazy: obp imports torch
+    from obp.ope import RegressionModel  # lazy: obp imports torch
 
     base = lgb.LGBMRegressor(**LGBM_PARAMS, random_state=seed, deterministic=True, force_row_wise=True,
                              n_jobs=default_threads() if threads is None else threads, verbose=-1)

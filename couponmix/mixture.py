@@ -4,8 +4,8 @@ The balanced propensity of the logged action is p_alpha(a|x) = sum_k alpha_k pi_
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

@@ -19,9 +19,9 @@ spawned, not forked (LightGBM's OpenMP threads do not survive a fork).
 """
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from functools import partial
 
 import numpy as np
 

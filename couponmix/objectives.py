@@ -27,10 +27,10 @@ over row chunks, so memory stays bounded by chunk_rows x B.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -115,7 +115,7 @@ class EvaluationSample:
     @classmethod
     def from_scenario(cls, scenario: Scenario, size: int = DEFAULT_EVAL_SIZE, seed: int = 0,
                       components: Mapping[str, Policy] | None = None,
-                      targets: Mapping[str, Policy] | None = None) -> "EvaluationSample":
+                      targets: Mapping[str, Policy] | None = None) -> EvaluationSample:
         size = check_positive_int(size, "evaluation sample size", minimum=100)
         x = scenario.sample_covariates(size, stream(seed, "evaluation_sample"))
         return cls.from_covariates(scenario, x, components, targets)
@@ -123,7 +123,7 @@ class EvaluationSample:
     @classmethod
     def from_covariates(cls, scenario: Scenario, x: np.ndarray, components: Mapping[str, Policy] | None = None,
                         targets: Mapping[str, Policy] | None = None,
-                        q: np.ndarray | None = None, q_source: str = "") -> "EvaluationSample":
+                        q: np.ndarray | None = None, q_source: str = "") -> EvaluationSample:
         """The sample on given covariates; q defaults to ``reward_model_on`` these covariates."""
         components = dict(scenario.components() if components is None else components)
         targets = dict(scenario.targets() if targets is None else targets)
@@ -144,7 +144,7 @@ class EvaluationSample:
     def size(self) -> int:
         return self.mu.shape[0]
 
-    def subset(self, idx: np.ndarray) -> "EvaluationSample":
+    def subset(self, idx: np.ndarray) -> EvaluationSample:
         """The sample restricted to customers ``idx`` (same policies, reward model and model error)."""
         return EvaluationSample(
             component_names=self.component_names, target_names=self.target_names,
@@ -255,7 +255,7 @@ class RowTerms:
     @classmethod
     def build(cls, comp_probs: np.ndarray, target_probs: np.ndarray, mu: np.ndarray, m2: np.ndarray,
               q: np.ndarray | None = None, index: tuple | None = None, q_model: np.ndarray | None = None,
-              delta: np.ndarray | None = None) -> "RowTerms":
+              delta: np.ndarray | None = None) -> RowTerms:
         """Row terms of the estimator's reward model q (None: the IPS family). With ``q_model`` (M, A), the
         best reward model available, and ``delta`` (A,), its error per action, the rows also carry what
         the bias split of ``laws_from_moments`` needs."""
@@ -489,7 +489,7 @@ class Moments:
     edel: np.ndarray | None = None
 
     @staticmethod
-    def combine(parts: Sequence["Moments"], weights: Sequence[float]) -> "Moments":
+    def combine(parts: Sequence[Moments], weights: Sequence[float]) -> Moments:
         """Customer-weighted average of the moments of disjoint groups (weights sum to 1), added in order."""
         def avg(get):
             total = None

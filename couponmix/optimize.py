@@ -7,14 +7,14 @@ the knee by default, or the highest revenue with RMSE <= max_rmse.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from .errors import CouponmixError
-from .objectives import MixtureObjectives
+from .protocols import Objectives
 from .seeding import stream
 from .simplex import check_floors, project
 from .validation import check_positive_float, check_positive_int
@@ -102,7 +102,7 @@ def recommend(front: Front, max_rmse: float | None = None) -> Recommendation:
                           f"{front.rmse[i]:.4g}, recommended instead")
 
 
-def pareto_front(objectives, floors=0.0, pop_size: int = 100, generations: int = 100,
+def pareto_front(objectives: Objectives, floors=0.0, pop_size: int = 100, generations: int = 100,
                  seed: int = 0, on_generation: Callable[[int], None] | None = None) -> Front:
     """Run NSGA-II (pymoo) over the floored simplex and return the non-dominated front.
 
@@ -153,7 +153,7 @@ def pareto_front(objectives, floors=0.0, pop_size: int = 100, generations: int =
     return _front(objectives, project(np.atleast_2d(res.pop.get("X")), floors))
 
 
-def _front(objectives, alphas: np.ndarray) -> Front:
+def _front(objectives: Objectives, alphas: np.ndarray) -> Front:
     """The non-dominated mixtures among ``alphas``, sorted by revenue."""
     revenue, agg, per = objectives.evaluate(alphas)
     keep = nondominated_mask(revenue, agg)

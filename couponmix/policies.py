@@ -6,8 +6,8 @@ output. Deterministic policies are one-hot rows.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

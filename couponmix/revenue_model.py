@@ -8,7 +8,7 @@ average of the K models.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class CrossFittedRevenueModel:
         return lgb.LGBMRegressor(**self.params, random_state=self.seed, deterministic=True, force_row_wise=True,
                                  n_jobs=self.threads, verbose=-1)
 
-    def fit(self, x: np.ndarray, action: np.ndarray, reward: np.ndarray) -> "CrossFittedRevenueModel":
+    def fit(self, x: np.ndarray, action: np.ndarray, reward: np.ndarray) -> CrossFittedRevenueModel:
         x, action, reward = np.asarray(x, float), np.asarray(action), np.asarray(reward, float)
         if not (len(x) == len(action) == len(reward)):
             raise CouponmixError("revenue model: x, action and reward have different lengths")

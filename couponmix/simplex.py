@@ -4,7 +4,7 @@ Feasible set: {alpha in R^K : alpha_k >= floor_k, sum_k alpha_k = 1}.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -19,17 +19,26 @@ streamed on every pass, in memory bounded by one chunk per worker.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
 from simulators.base import Scenario
 
 from .estimators import EstimatorSpec
-from .objectives import (ErrorLaw, EvaluationSample, MixtureObjectives, Moments, check_aggregate, combine_targets,
-                         group_moments, laws_from_moments, shared_executor)
+from .objectives import (
+    ErrorLaw,
+    EvaluationSample,
+    MixtureObjectives,
+    Moments,
+    check_aggregate,
+    combine_targets,
+    group_moments,
+    laws_from_moments,
+    shared_executor,
+)
 from .seeding import BLOCK, stream
 from .simulate import check_chunk_size
 from .threads import default_threads

@@ -9,10 +9,10 @@ import numpy as np
 
 from simulators import get_scenario
 
+from .criterion import Criterion
 from .curves import best_component, exploration_curve, exploration_rate, log_size_curve
 from .divergence import growth, weight_verdict
 from .errors import CouponmixError
-from .criterion import Criterion
 from .estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
 from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
 from .optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend

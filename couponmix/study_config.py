@@ -85,7 +85,7 @@ class StudyConfig:
         if not (isinstance(self.floor, (int, float)) and 0 <= self.floor < 1):
             raise CouponmixError(f"floor must be a number in [0, 1), got {self.floor!r}")
 
-    def with_overrides(self, **values) -> "StudyConfig":
+    def with_overrides(self, **values) -> StudyConfig:
         """A copy with the given fields replaced; None means 'keep the file's value'."""
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
 

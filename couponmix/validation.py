@@ -14,7 +14,7 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, numbers.Real) and float(value).is_integer():
-            value = int(value)
+            value = int(float(value))
         else:
             raise CouponmixError(f"{name} must be an integer, got {value!r}")
     value = int(value)

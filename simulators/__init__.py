@@ -1,10 +1,10 @@
 """Simulated coupon environments with known ground truth, and their registry."""
 from __future__ import annotations
 
+from couponmix.divergence import SupportVerdict
 from couponmix.errors import CouponmixError
 
 from .base import Scenario
-from couponmix.divergence import SupportVerdict
 from .market import MarketScenario
 from .paper import PaperFloorScenario, PaperScenario
 

@@ -8,7 +8,7 @@ talks to scenarios through this protocol.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from couponmix.divergence import SupportVerdict
 from couponmix.policies import Policy, binary
 
 from .base import Scenario
-from couponmix.divergence import SupportVerdict
 
 # (x2 >= .5, x3 >= .5) cells: each has probability 1/4 and x1 is independent of them.
 _CELLS = ((0, 0), (0, 1), (1, 0), (1, 1))

@@ -202,3 +202,11 @@ def test_log_seed_and_world_seed_mean_one_thing_each(tmp_path, capsys):
     a = logs["a"][logs["a"]["component"] == 0]
     p1 = sc1.exploit_probs(a[cols].to_numpy())
     assert (p1[np.arange(len(p1)), a["action"].to_numpy()] == 0).any()
+
+
+def test_version(capsys):
+    from couponmix import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"couponmix {__version__}"

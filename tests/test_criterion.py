@@ -69,7 +69,7 @@ def test_criterion_is_the_per_target_minimum(market_sample):
     for t, law in enumerate(laws):
         np.testing.assert_array_equal(law.choice(50_000), each[:, :, t].argmin(axis=0))
     d = crit.describe([0.85, 0.15])
-    for t, v in d.items():
+    for v in d.values():
         assert v["rmse"] ** 2 == pytest.approx(v["sampling_error"] ** 2
                                                + (abs(v["computed_bias"]) + v["model_bias_bound"]) ** 2, rel=1e-9)
 

@@ -4,8 +4,7 @@ import pytest
 
 from couponmix.errors import CouponmixError
 from couponmix.estimators import EstimatorSpec, parse_list, suite
-from couponmix.fitted_reward import (N_FOLDS, PILOT_MAX, FittedModelObjectives, cross_fitted, pilot_samples,
-                                     pilot_size)
+from couponmix.fitted_reward import N_FOLDS, PILOT_MAX, FittedModelObjectives, cross_fitted, pilot_samples, pilot_size
 from couponmix.logs import simulate_log
 from couponmix.mixture import Mixture
 from couponmix.montecarlo import interval

@@ -83,7 +83,6 @@ def test_every_estimator_in_the_suite_matches_monte_carlo(scenario, alpha, n, co
 def test_market_dr_with_the_revenue_model_matches_monte_carlo():
     from pathlib import Path
 
-    from couponmix.estimators import EstimatorSpec
     from simulators import get_scenario
 
     sc = get_scenario("market", config=str(Path(__file__).with_name("data") / "market_small.yaml"))

@@ -91,6 +91,7 @@ def test_report_headline_and_figures_are_the_summary_s(run_dir):
     assert not re.search(r'(src|href)="(https?:)?//', html)
 
 
+@pytest.mark.browser
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     from couponmix.browser import open_report
 

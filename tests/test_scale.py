@@ -33,7 +33,7 @@ def test_parquet_log_equals_the_in_memory_log_with_the_documented_schema(paper, 
     df = pd.read_parquet(out)
     assert list(df.columns) == ["x1", "x2", "x3", "x4", "component", "action", "reward", "pscore_avg", "pscore"]
     assert summary["columns"] == list(df.columns)
-    assert df.dtypes["component"] == np.int16 and df.dtypes["action"] == np.int16 and df.dtypes["reward"] == float
+    assert df.dtypes["component"] == np.int16 and df.dtypes["action"] == np.int16 and df.dtypes["reward"] == np.float64
     log = simulate_log(paper, Mixture(paper.components(), ALPHA), N, seed=5)
     assert len(df) == N == summary["n"]
     assert np.array_equal(df[["x1", "x2", "x3", "x4"]].to_numpy(), log["context"])
