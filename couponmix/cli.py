@@ -88,17 +88,18 @@ def _study(args):
     from .study_config import StudyConfig, load_study
 
     cfg = load_study(args.config) if args.config is not None else StudyConfig()
-    if args.scenario is not None and cfg.market is not None and args.scenario != "market":
-        raise CouponmixError(f"the config gives market parameters but the scenario is {args.scenario!r}")
+    if (args.scenario is not None and cfg.scenario_config is not None and args.scenario != cfg.scenario):
+        raise CouponmixError(f"the config gives parameters of scenario {cfg.scenario!r} but the scenario is "
+                             f"{args.scenario!r}")
     return cfg.with_overrides(scenario=args.scenario, n=args.n, seed=args.seed, world_seed=args.world_seed,
                               estimator=_estimator(args),
                               eval_size=args.eval_size, **_run_overrides(args))
 
 
 def _scenario(cfg):
-    from simulators import get_scenario
+    from .scenario import get_scenario
 
-    return get_scenario(cfg.scenario, config=cfg.market, seed=cfg.world_seed)
+    return get_scenario(cfg.scenario, config=cfg.scenario_config, seed=cfg.world_seed)
 
 
 def _log_size(cfg, sc) -> int:
@@ -207,10 +208,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_scenarios(args) -> int:
-    from simulators import SCENARIOS
+    from .scenario import registered, scenario_class
 
-    for name, cls in sorted(SCENARIOS.items()):
-        print(f"{name:14s} {cls.description}")
+    for name in registered():
+        print(f"{name:14s} {scenario_class(name).description}")
     return 0
 
 

@@ -54,6 +54,10 @@ FITS_REWARD_MODEL = {"dr_fitted"}
 SELF_NORMALISED = {"snips", "sndr"}
 NAIVE_OK = {"ips", "clipped_ips", "dr", "dr_fitted"}   # obp has MultiLoggersNaive IPS and DR
 DEFAULT_CLIP = 10.0
+#: dr_fitted's model: obp's RegressionModel with LightGBM, cross-fitted on each log (see fitted_reward)
+FITTED_FOLDS = 3
+FITTED_SOURCE = (f"LightGBM fitted on the log itself by obp's RegressionModel, {FITTED_FOLDS}-fold cross-fitted "
+                 "(features: the covariates and the action, one-hot)")
 
 
 @dataclass(frozen=True)
@@ -151,8 +155,7 @@ class EstimatorSpec:
         if np.isfinite(self.clip):
             d["lambda"] = self.clip
         if self.fits_reward_model:
-            from .fitted_reward import SOURCE
-            d["reward_model"] = SOURCE
+            d["reward_model"] = FITTED_SOURCE
         elif self.uses_reward_model:
             d["reward_model"] = "fixed before logging (the scenario's revenue model, or the per-action average)"
         return d
@@ -160,8 +163,7 @@ class EstimatorSpec:
     def obp_name(self) -> str:
         lam = f"(lambda_={self.clip:g})" if np.isfinite(self.clip) else ""
         if self.fits_reward_model:
-            from .fitted_reward import N_FOLDS
-            fit = f"RegressionModel(LGBMRegressor).fit_predict(n_folds={N_FOLDS}) + "
+            fit = f"RegressionModel(LGBMRegressor).fit_predict(n_folds={FITTED_FOLDS}) + "
             return fit + EstimatorSpec("dr", self.clip, self.weights).obp_name()
         if self.weights == "naive":
             return {"ips": "MultiLoggersNaiveInverseProbabilityWeighting",

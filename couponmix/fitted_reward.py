@@ -28,25 +28,23 @@ import dataclasses
 
 import numpy as np
 
-from simulators.base import Scenario
-
 from .errors import CouponmixError
+from .estimators import FITTED_FOLDS as N_FOLDS
+from .estimators import FITTED_SOURCE as SOURCE
 from .estimators import EstimatorSpec
 from .logs import simulate_log
 from .mixture import Mixture
 from .objectives import EvaluationSample, MixtureObjectives
+from .scenario import Scenario
 from .seeding import fit_seed
 from .threads import default_threads
 from .validation import check_positive_int
 
-N_FOLDS = 3
 PILOT_MAX = 100_000
 PILOTS = 3
 #: a small, regularised LightGBM: refitted K times per Monte Carlo replication, and logs can be small (with
 #: 15 leaves and 20 rows per leaf it fitted noise: worse than per-action means at 1,500 customers)
 LGBM_PARAMS = dict(n_estimators=100, learning_rate=0.05, num_leaves=7, min_child_samples=50)
-SOURCE = (f"LightGBM fitted on the log itself by obp's RegressionModel, {N_FOLDS}-fold cross-fitted "
-          "(features: the covariates and the action, one-hot)")
 
 
 def _regression_model(n_actions: int, seed: int, threads: int | None):

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.base import Scenario
-
 from .mixture import Mixture
+from .scenario import Scenario
 from .seeding import BLOCK, stream
 from .validation import check_positive_int
 

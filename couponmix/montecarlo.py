@@ -25,8 +25,6 @@ from functools import partial
 
 import numpy as np
 
-from simulators.base import Scenario
-
 from .backend import LocalBackend
 from .errors import CouponmixError
 from .estimators import EstimatorSpec
@@ -34,6 +32,7 @@ from .fitted_reward import FittedModelObjectives, cross_fitted, pilot_samples
 from .logs import simulate_log
 from .mixture import Mixture
 from .objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, reward_model_on
+from .scenario import Scenario
 from .seeding import fit_seed, stream
 from .threads import default_threads
 from .validation import check_positive_int

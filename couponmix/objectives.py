@@ -34,11 +34,10 @@ from functools import cached_property
 
 import numpy as np
 
-from simulators.base import Scenario
-
 from .errors import CouponmixError
 from .estimators import EstimatorSpec
 from .policies import Policy
+from .scenario import Scenario
 from .seeding import stream
 from .threads import default_threads
 from .validation import check_positive_int

@@ -35,13 +35,12 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from simulators.base import Scenario
-
 from .atomic import _umask, check_output_dir
 from .errors import CouponmixError
 from .logs import simulate_block
 from .memory import tune_allocator
 from .mixture import Mixture
+from .scenario import Scenario
 from .seeding import BLOCK, stream
 from .validation import check_positive_int
 

@@ -25,8 +25,6 @@ from functools import partial
 
 import numpy as np
 
-from simulators.base import Scenario
-
 from .estimators import EstimatorSpec
 from .objectives import (
     ErrorLaw,
@@ -39,6 +37,7 @@ from .objectives import (
     laws_from_moments,
     shared_executor,
 )
+from .scenario import Scenario
 from .seeding import BLOCK, stream
 from .simulate import check_chunk_size
 from .threads import default_threads

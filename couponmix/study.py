@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators import get_scenario
-
 from .criterion import Criterion
 from .curves import best_component, exploration_curve, exploration_rate, log_size_curve
 from .divergence import growth, weight_verdict
@@ -18,6 +16,7 @@ from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
 from .optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
 from .planner import log_size_at, plan_mixture
 from .progress import Progress
+from .scenario import get_scenario
 from .simplex import barycentre, check_floors
 from .study_config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
 from .validation import check_positive_float, check_positive_int
@@ -222,7 +221,7 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
     (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there."""
     from .simplex import parse_alpha_spec
 
-    sc = get_scenario(cfg.scenario, config=cfg.market, seed=cfg.world_seed)
+    sc = get_scenario(cfg.scenario, config=cfg.scenario_config, seed=cfg.world_seed)
     n = check_positive_int(sc.default_n if cfg.n is None else cfg.n, "n")
     k = len(sc.components())
     floors = check_floors(floor, k)
@@ -249,7 +248,7 @@ def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
     """Run the study a ``StudyConfig`` (a study file) describes."""
     return run_study(cfg.scenario, n=cfg.n, seed=cfg.seed, pop_size=cfg.pop_size, generations=cfg.generations,
                      estimator=cfg.estimator, max_rmse=cfg.max_rmse, floor=cfg.floor, aggregate=cfg.aggregate,
-                     eval_size=cfg.eval_size, quiet=quiet, config=cfg.market, tol=cfg.tolerance,
+                     eval_size=cfg.eval_size, quiet=quiet, config=cfg.scenario_config, tol=cfg.tolerance,
                      daily_traffic=cfg.daily_traffic, study=cfg.to_dict(), world_seed=cfg.world_seed)
 
 

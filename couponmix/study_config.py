@@ -5,9 +5,9 @@ Every key is optional; what is left out takes the command line's default::
     title: Spring win-back campaign        # shown in the report and the batch index
     description: Reactivate lapsed app users with a coupon mail.
     scenario: market                       # any of `couponmix scenarios`
-    market:                                # market parameters (simulators/configs/market.yaml), merged over
-      exploit:                             # the defaults: population, actions, budget, components, targets...
-        budget: {max_coupon_share: 0.3}
+    scenario_config:                       # the scenario's own parameters, validated by the scenario; for the
+      exploit:                             # market (simulators/configs/market.yaml) merged over its defaults
+        budget: {max_coupon_share: 0.3}    # (``market:`` is accepted as another name for it)
     n: 100000                              # customers in the future evaluation log
     daily_traffic: 20000                   # customers per day, to read log sizes as days
     seed: 1                                # this study's draws: evaluation sample, optimiser, logs
@@ -39,7 +39,7 @@ from .validation import check_positive_float, check_positive_int
 
 DEFAULT_FLOOR = 0.01
 DEFAULT_DAILY_TRAFFIC = 10_000
-STUDY_KEYS = ("title", "description", "scenario", "market", "n", "daily_traffic", "seed", "world_seed", "estimator",
+STUDY_KEYS = ("title", "description", "scenario", "scenario_config", "market", "n", "daily_traffic", "seed", "world_seed", "estimator",
               "tolerance", "max_rmse", "floor", "aggregate", "eval_size", "optimiser")
 OPTIMISER_KEYS = ("pop_size", "generations")
 SUFFIXES = (".yaml", ".yml")
@@ -47,13 +47,14 @@ SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Everything one study needs. ``market`` is a dict of market parameters, or a path to a market file."""
+    """Everything one study needs. ``scenario_config`` is the scenario's parameters (a dict, or a path to a
+    parameter file such as a market config), validated by the scenario itself."""
 
     name: str = "study"
     title: str | None = None
     description: str | None = None
     scenario: str = "market"
-    market: dict | str | None = None
+    scenario_config: dict | str | None = None
     n: int | None = None
     daily_traffic: float = DEFAULT_DAILY_TRAFFIC
     seed: int = 0
@@ -94,7 +95,8 @@ class StudyConfig:
                                              "seed", "world_seed", "tolerance", "max_rmse", "floor", "aggregate", "eval_size",
                                              "pop_size", "generations", "source")}
         d["estimator"] = None if self.estimator is None else self.estimator.name
-        d["market"] = self.market if isinstance(self.market, (str, type(None))) else "given in the study file"
+        d["scenario_config"] = (self.scenario_config if isinstance(self.scenario_config, (str, type(None)))
+                                else "given in the study file")
         return d
 
 
@@ -135,20 +137,23 @@ def load_study(path) -> StudyConfig:
     doc = _read_yaml(path)
     name = path.stem
     if not is_study(doc):
-        return StudyConfig(name=name, market=str(path), source=str(path))
+        return StudyConfig(name=name, scenario_config=str(path), source=str(path))
     unknown = sorted(set(doc) - set(STUDY_KEYS))
     if unknown:
         raise CouponmixError(f"{path}: unknown key(s) {', '.join(unknown)}; a study file takes "
-                             f"{', '.join(STUDY_KEYS)} (market parameters go under market:)")
+                             f"{', '.join(STUDY_KEYS)} (scenario parameters go under scenario_config:)")
     kw = {k: doc[k] for k in STUDY_KEYS if k in doc and k not in ("estimator", "optimiser")}
     for key in ("title", "description", "scenario", "aggregate"):
         if key in kw and not isinstance(kw[key], str):
             raise CouponmixError(f"{path}: {key} must be text, got {kw[key]!r}")
     if "market" in kw:
-        if not isinstance(kw["market"], dict):
-            raise CouponmixError(f"{path}: market must be a mapping of market parameters")
+        if "scenario_config" in kw:
+            raise CouponmixError(f"{path}: give scenario_config or market (its older name), not both")
         if kw.get("scenario", "market") != "market":
             raise CouponmixError(f"{path}: market parameters given but scenario is {kw['scenario']!r}")
+        kw["scenario_config"] = kw.pop("market")
+    if "scenario_config" in kw and not isinstance(kw["scenario_config"], dict):
+        raise CouponmixError(f"{path}: scenario_config must be a mapping of the scenario's parameters")
     for key in ("n", "seed", "world_seed", "eval_size"):
         if key in kw and (isinstance(kw[key], bool) or not isinstance(kw[key], int)):
             raise CouponmixError(f"{path}: {key} must be a whole number, got {kw[key]!r}")

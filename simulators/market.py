@@ -154,6 +154,7 @@ class MarketScenario(Scenario):
                    "exploration at a tunable rate. Parameters in a YAML config (--config).")
     covariate_names = FEATURES
     default_n = 50_000
+    takes_config = True
 
     def __init__(self, config=None, seed: int = 0):
         self.config_path = None if config is None or isinstance(config, dict) else str(config)

@@ -142,8 +142,8 @@ def test_study_file_errors_are_one_line(tmp_path, capsys):
 
 def test_a_bare_market_file_is_still_a_market_config():
     cfg = load_study(Path(__file__).with_name("data") / "market_small.yaml")
-    assert cfg.scenario == "market" and cfg.market.endswith("market_small.yaml")
-    assert cfg == StudyConfig(name="market_small", market=cfg.market)
+    assert cfg.scenario == "market" and cfg.scenario_config.endswith("market_small.yaml")
+    assert cfg == StudyConfig(name="market_small", scenario_config=cfg.scenario_config)
 
 
 def test_command_line_values_override_the_study_file(tmp_path):
