@@ -142,7 +142,7 @@ def test_config_errors_are_one_line(tmp_path):
             load_config(bad)
     with pytest.raises(CouponmixError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
-    with pytest.raises(CouponmixError, match="takes no --config"):
+    with pytest.raises(CouponmixError, match="takes no config"):
         get_scenario("paper", config=SMALL)
 
 
