@@ -77,15 +77,9 @@ def choose_candidates(requested: EstimatorSpec | None, verdicts: dict, scenario_
     return exact_suite(DEFAULT_CLIP, finite_variance=not bad), why
 
 
-def prepare(sc, eval_size: int, seed: int, floors: np.ndarray, estimator: EstimatorSpec | None):
-    """The evaluation sample, plain-IPS finiteness at the centre of the floored simplex (which decides for
-    every interior mixture), and the estimator to optimise for with the reason."""
-    sample, verdicts = sample_and_verdicts(sc, eval_size, seed, floors)
-    spec, why = choose_estimator(estimator, verdicts, sc.name)
-    return sample, verdicts, spec, why
-
-
 def sample_and_verdicts(sc, eval_size: int, seed: int, floors: np.ndarray):
+    """The evaluation sample, and plain-IPS finiteness per target at the centre of the floored simplex (which
+    decides for every interior mixture)."""
     sample = EvaluationSample.from_scenario(sc, eval_size, seed)
     centre = barycentre(floors, len(sample.component_names))
     return sample, {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}

@@ -152,3 +152,15 @@ def test_command_line_values_override_the_study_file(tmp_path):
                  "--quiet"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["n"] == 7000 and s["seed"] == 5 and s["optimiser"]["generations"] == 3   # the rest from the file
+
+
+def test_index_links_are_percent_encoded_relative_paths():
+    """A study file named like a script URL must not become a script link (it is a folder name, encoded)."""
+    from couponmix.batch import COLUMNS, index_html
+
+    row = dict.fromkeys(COLUMNS)
+    row.update(study="javascript:alert(1)", title="x", status="done", scenario="market", exploration_rate=0.1,
+               revenue_per_customer=1.0, revenue_cost_per_10k_customers=1.0, revenue_cost_pct=1.0, worst_error=0.1,
+               worst_sampling_error=0.1, log_size=10, log_days=1.0, log_size_needed=None, estimators="e")
+    html = index_html([row])
+    assert 'href="./javascript%3Aalert%281%29/report.html"' in html and 'href="javascript:' not in html

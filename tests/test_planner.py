@@ -154,3 +154,16 @@ def test_plan_cli_errors(capsys):
     assert "needs a component named 'explore'" in capsys.readouterr().err
     assert main(["plan", "market", "--config", SMALL, "--tol", "0.1", "--n", "10", "--eps", "0.1"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("study", sorted(p.name for p in (Path(__file__).parents[1] / "reports" / "examples"
+                                                          / "studies").glob("*.yaml")))
+def test_plan_works_on_every_example_study(study, capsys):
+    path = Path(__file__).parents[1] / "reports" / "examples" / "studies" / study
+    assert main(["plan", "--config", str(path), "--tol", "0.5", "--eval-size", "5000", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["scenario"] == "market" and set(d["targets"])
+    if d["reachable"]:
+        assert d["worst_error"] <= 0.5 + 1e-9 and d["revenue_cost"] >= -1e-12
+    else:
+        assert "no mixture reaches" in d["note"] and d["worst_error"] > 0.5
