@@ -68,10 +68,7 @@ class LogSizePlan:
 def _lattice(k: int, floors: np.ndarray, max_points: int = MAX_LATTICE) -> np.ndarray:
     """Points of the floored simplex on a regular lattice with at most ``max_points`` points."""
     h = 1
-    while True:
-        count = _n_lattice(k, h + 1)
-        if count > max_points:
-            break
+    while h < max_points and _n_lattice(k, h + 1) <= max_points:   # h bounded: one component has one point
         h += 1
     pts = []
     for combo in combinations_with_replacement(range(k), h):
