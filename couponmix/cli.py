@@ -11,10 +11,11 @@ import sys
 import numpy as np
 
 from .errors import CouponmixError
+from .estimators import optimisable
 
 EXIT_BAD_INPUT = 2
 #: estimators with an exact error formula for every mixture (dr_fitted is compared at a mix, not optimised)
-ESTIMATOR_CHOICES = ["ips", "clipped_ips", "snips", "dr", "sndr", "switch_dr", "dm"]
+ESTIMATOR_CHOICES = optimisable()
 
 
 class _Parser(argparse.ArgumentParser):

@@ -389,34 +389,13 @@ class ErrorLaw:
         return out
 
 
-def _row_weights(fn: str, pe: np.ndarray, p: np.ndarray, inv: np.ndarray, lam_p: np.ndarray | None,
-                 lam2_p: np.ndarray | None, all_pos: bool):
-    """(p c, p c^2, pi_e 1{p > 0}) for weight function ``fn`` on rows: pe (r, 1), p and inv = 1/p (r, B),
-    lam_p = lambda p and lam2_p = lambda^2 p (r, B; computed once for all targets).
-
-    All three are 0 where p = 0: the estimator never sees those actions. When p > 0 everywhere,
-    pi_e 1{p > 0} is pe broadcast over the batch (not materialised).
-    """
-    supported = np.broadcast_to(pe, p.shape) if all_pos else pe * (p > 0)
-    if fn == "zero":                                          # direct method: no weighted residual term
-        z = np.zeros(p.shape)
-        return z, z, supported
-    w2 = (pe * pe) * inv                                     # pi_e^2 / p
-    if fn == "clip":
-        return np.minimum(pe, lam_p), np.minimum(w2, lam2_p), supported
-    if fn == "ips":
-        return supported, w2, supported
-    keep = pe <= lam_p                                        # switch: w <= lambda (p = 0 rows are 0 already)
-    return supported * keep, w2 * keep, supported
-
-
 # moment name -> (row coefficient, which row weight): sums over rows of coefficient x (p c) or (p c^2)
 _SUMS = {"M1": ("we", 0), "S2": ("we2", 1), "MW": ("w", 0), "MD": ("wde", 0), "MC": ("wd", 0),
          "L2": ("we", 1), "W2": ("w", 1), "SUP": ("w", 2), "SQ": ("wq", 0), "SDL": ("wdel", 0)}
 
 
 def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
-    names = ["M1", "S2", "MW" if spec.weight_fn == "ips" else "SUP"]
+    names = ["M1", "S2", "MW" if spec.has_unbounded_weights else "SUP"]
     if rows.has_reward_model:
         names.append("MD")
     if spec.self_normalised:
@@ -431,14 +410,12 @@ def _chunk_sums(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec, 
     p = rows.P[sl] @ at                            # (r, B) balanced propensities
     all_pos = bool((p > 0).all())
     inv = 1.0 / p if all_pos else np.divide(1.0, p, out=np.zeros_like(p), where=p > 0)
-    lam = spec.clip
-    lam_p = lam * p if spec.weight_fn in ("clip", "switch") else None
-    lam2_p = (lam * lam) * p if spec.weight_fn == "clip" else None
+    rows_fn = spec.weight_function.rows
     n_t = rows.pe.shape[1]
     out = np.empty((n_t, len(names), at.shape[1]))
     for t in range(n_t):
         pe = rows.pe[sl, t, None]
-        pair = _row_weights(spec.weight_fn, pe, p, inv, lam_p, lam2_p, all_pos)
+        pair = rows_fn(pe, p, inv, spec.clip, all_pos)   # (p c, p c^2, pi_e 1{p > 0}), see estimators
         for j, name in enumerate(names):
             coef_name, which = _SUMS[name]
             coef = getattr(rows, coef_name)[sl]
@@ -542,7 +519,7 @@ def laws_from_moments(m: Moments, spec: EstimatorSpec) -> list[ErrorLaw]:
     md, mc = g.get("MD", zero), g.get("MC", zero)
     ed, ed2, v = m.ed[:, None], m.ed2[:, None], m.values[:, None]
     # support E[sum_{p>0} pi_e]: for unclipped weights it is MW itself
-    support = g["MW"] if spec.weight_fn == "ips" else g["SUP"]
+    support = g["MW"] if spec.has_unbounded_weights else g["SUP"]
     if not spec.self_normalised:
         mean = ed + g["M1"]
         bias0, bias1 = mean - v, zero

@@ -73,12 +73,16 @@ def test_same_seed_same_outputs(paper_run, tmp_path):
         assert (again / name).read_bytes() == (paper_run / name).read_bytes(), name
 
 
-def test_rerun_into_existing_dir_replaces_files(paper_run, capsys):
-    code, out, _ = run_cli(["run", "paper_floor", "--out", str(paper_run), *SMALL], capsys)
+def test_rerun_into_existing_dir_replaces_files(paper_run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"            # a copy: the module's paper_run stays as other tests expect it
+    shutil.copytree(paper_run, out)
+    code, _, _ = run_cli(["run", "paper_floor", "--out", str(out), *SMALL], capsys)
     assert code == 0
-    s = json.loads((paper_run / "summary.json").read_text())
+    s = json.loads((out / "summary.json").read_text())
     assert s["scenario"] == "paper_floor" and "ips" in s["criterion"]["candidates"]
-    assert not [f for f in os.listdir(paper_run) if f.startswith(".")]
+    assert not [f for f in os.listdir(out) if f.startswith(".")]
 
 
 def test_max_rmse(tmp_path, capsys):
