@@ -386,6 +386,10 @@ COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "batch": cmd_batch, "sim
 
 
 def main(argv=None) -> int:
+    if argv is None:   # a real command line (not a caller passing arguments): tune this process's allocator
+        from .memory import tune_allocator
+
+        tune_allocator()
     try:
         args = build_parser().parse_args(argv)
         if hasattr(args, "verbose"):

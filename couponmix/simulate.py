@@ -24,6 +24,7 @@ Schema (one row per customer, in customer order):
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -97,7 +98,8 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
     """
     import pyarrow.parquet as pq
 
-    tune_allocator()      # in worker processes too
+    if multiprocessing.parent_process() is not None:   # couponmix's own worker processes; the CLI tunes itself
+        tune_allocator()
     sc = job.scenario
     k = len(job.alpha)
     mixture = Mixture(sc.components(), np.array(job.alpha))

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from couponmix.criterion import Criterion
-from couponmix.estimators import KINDS, WEIGHTS, EstimatorKind, EstimatorSpec, WeightFunction, register_estimator, \
-    register_weight
+from couponmix.estimators import KINDS, WEIGHTS, EstimatorKind, EstimatorSpec, WeightFunction, register_estimator, register_weight
 from couponmix.montecarlo import monte_carlo
-from couponmix.objectives import EvaluationSample, MixtureObjectives
+from couponmix.objectives import MixtureObjectives
 
 from .conftest import mc_reps
 
