@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 from .errors import CouponmixError
 from .estimators import optimisable
 
@@ -270,114 +268,37 @@ def cmd_simulate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     import json
-    import time
 
-    from .divergence import weight_verdict
-    from .estimators import EstimatorSpec
-    from .objectives import EvaluationSample, laws_from_moments
+    from .commands import evaluate, n_chunks
     from .progress import Progress
-    from .simplex import parse_alpha_spec
-    from .streaming import DEFAULT_CHUNK, StreamingObjectives
-    from .study import choose_estimator
 
-    cfg = _study(args)
-    sc = _scenario(cfg)
-    names = tuple(sc.components())
-    alphas = np.array([parse_alpha_spec(a, names) for a in args.alpha])
-    requested = cfg.estimator
-    if args.naive:
-        if requested is None:
-            raise CouponmixError("--naive needs --estimator")
-        requested = EstimatorSpec(requested.kind, requested.clip, weights="naive")
-    # is plain IPS's variance finite at these mixtures? (decided on the evaluation sample, as run does)
-    sample = EvaluationSample.from_scenario(sc, cfg.eval_size, cfg.seed)
-    verdicts = {}
-    for t in sample.target_names:
-        found = [weight_verdict(sc, sample, t, a) for a in alphas]
-        verdicts[t] = next((v for v in found if v.status == "infinite"), found[0])
-    spec, why = choose_estimator(requested, verdicts, sc.name)
-    n = _log_size(cfg, sc)
-    chunk = DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size
-    obj = StreamingObjectives(sc, spec, n, args.population, cfg.seed, chunk, _backend(args), cfg.aggregate)
-    start = time.perf_counter()
-    with Progress(len(obj.chunks), "evaluating chunks", args.quiet or args.json) as bar:
-        m, values = obj.moments(alphas, on_chunk=bar.update_to)
-    seconds = time.perf_counter() - start
-    laws = dict(zip(obj.target_names, laws_from_moments(m, spec)))
-    revenue = alphas @ values
-    agg = obj.combine(np.column_stack([law.rmse(n) for law in laws.values()]))
-    rows = [{"alpha": dict(zip(names, alpha.tolist())), "revenue": float(revenue[i]), "ope_rmse": float(agg[i]),
-             "targets": {t: law.summary(n, i) for t, law in laws.items()}} for i, alpha in enumerate(alphas)]
-    doc = {"scenario": sc.name, "population": obj.size, "n": n, "seed": cfg.seed, "estimator": spec.label,
-           "estimator_reason": why, "aggregate": cfg.aggregate, "backend": obj.backend.name, "seconds": seconds,
-           "mixture_evaluations_per_second": len(alphas) / seconds, "mixtures": rows}
+    with Progress(n_chunks(args.population, args.chunk_size), "evaluating chunks", args.quiet or args.json) as bar:
+        res = evaluate(_study(args), args.alpha, args.population, args.chunk_size, args.naive, _backend(args),
+                       on_chunk=bar.update_to)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(res.to_dict(), indent=2))
         return 0
-    print(f"{sc.name}: {len(alphas)} mixture(s) evaluated exactly on {obj.size:,} customers in {seconds:.1f} s "
-          f"({len(alphas) / seconds:.3g} mixture evaluations/s, {obj.backend.name})")
-    print(f"OPE error of {spec.label} at a log of n = {n:,}: {why}")
-    print(f"{'mixture':34s} {'revenue':>9s} " + " ".join(f"{'RMSE ' + t:>14s}" for t in laws)
-          + f" {cfg.aggregate + ' RMSE':>10s}")
-    labels = [",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items()) for row in rows]
-    for mix, row in zip(labels, rows):
-        cells = [f"{d['rmse']:14.5g}" if d["supported"] else f"{'unsupported':>14s}" for d in row["targets"].values()]
-        print(f"{mix:34s} {row['revenue']:9.5g} " + " ".join(cells) + f" {row['ope_rmse']:10.5g}")
+    print(res.text())
     sys.stdout.flush()
-    for mix, row in zip(labels, rows):
-        for t, d in row["targets"].items():
-            if not d["supported"]:
-                print(f"warning: at {mix} the logs never show actions that carry {1 - d['support']:.1%} of {t}'s "
-                      f"probability: its RMSE {d['rmse']:.4g} includes a bias of {d['bias']:.4g} that no log "
-                      f"size removes", file=sys.stderr)
+    for w in res.warnings():
+        print(f"warning: {w}", file=sys.stderr)
     return 0
 
 
 def cmd_validate(args) -> int:
     from .atomic import check_output_dir, write_outputs
-    from .divergence import weight_verdict
-    from .estimators import DEFAULT_CLIP, parse_list, suite
-    from .montecarlo import monte_carlo
-    from .objectives import EvaluationSample
+    from .commands import validate
     from .progress import Progress
-    from .simplex import parse_alpha_spec
     from .study import to_json
 
     if args.out is not None:
         check_output_dir(args.out)
-    cfg = _study(args)
-    sc = _scenario(cfg)
-    alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
-    eval_size = cfg.eval_size
-    clip = DEFAULT_CLIP if args.clip is None else args.clip
-    sample = EvaluationSample.from_scenario(sc, eval_size, cfg.seed)
-    verdicts = {t: weight_verdict(sc, sample, t, alpha) for t in sc.targets()}
-    if args.estimators is None:
-        specs = [s for s in suite(clip) if not (s.has_unbounded_weights and not all(v.finite for v in verdicts.values()))]
-    else:
-        specs = parse_list(args.estimators, clip)
-        bad = [s.name for s in specs if s.has_unbounded_weights and not all(v.finite for v in verdicts.values())]
-        if bad:
-            t, v = next((t, v) for t, v in verdicts.items() if not v.finite)
-            raise CouponmixError(f"{', '.join(bad)}: infinite variance at this mixture for {t} ({v.reason})")
-    n = _log_size(cfg, sc)
     with Progress(args.reps, "simulating logs", args.quiet) as bar:
-        res = monte_carlo(sc, alpha, specs, n, args.reps, cfg.seed, eval_size=eval_size, backend=_backend(args),
-                          on_replication=bar.update_to)
-    print(f"n = {n:,}, {args.reps} logs, alpha = {args.alpha}")
-    print(f"{'estimator':20s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
-          f"{'analytic':>9s} {'z':>6s} {'cover95':>7s}")
-    for name, per_target in res.items():
-        for t, r in per_target.items():
-            analytic = "MC only" if r.analytic_rmse is None else f"{r.analytic_rmse:9.5f}"
-            z = "" if r.z_score is None else f"{r.z_score:6.2f}"
-            print(f"{name:20s} {t:12s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} "
-                  f"{r.mc_rmse_se:8.5f} {analytic:>9s} {z:>6s} {r.coverage:7.3f}")
+        res = validate(_study(args), args.alpha, args.estimators, args.reps, args.clip, _backend(args),
+                       on_replication=bar.update_to)
+    print(res.text())
     if args.out is not None:
-        doc = {"scenario": sc.name, "alpha": dict(zip(sc.components(), alpha.tolist())), "n": n,
-               "reps": args.reps, "seed": cfg.seed,
-               "estimators": {name: {t: r.to_dict() for t, r in pt.items()} for name, pt in res.items()}}
-        write_outputs(args.out, {"validation.json": to_json(doc)})
+        write_outputs(args.out, {"validation.json": to_json(res.to_dict())})
     return 0
 
 
