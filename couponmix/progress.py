@@ -23,6 +23,12 @@ class Progress:
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
 
+    def phase(self, done: int, desc: str) -> None:
+        """Name the phase now running (``done`` phases finished): for work made of a few long steps."""
+        if self._bar is not None:
+            self._bar.set_description(desc, refresh=False)
+            self._bar.update(done - self._bar.n)
+
     def __enter__(self) -> Progress:
         return self
 

@@ -259,23 +259,37 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     seed = check_positive_int(seed, "seed", minimum=0)
     world_seed = check_positive_int(world_seed, "world_seed", minimum=0)
     daily_traffic = check_positive_float(daily_traffic, "daily_traffic")
-    log.info("building scenario %s", scenario)
-    sc = get_scenario(scenario, config=config, seed=world_seed)
-    n = check_positive_int(sc.default_n if n is None else n, "n")
     if aggregate not in AGGREGATES:
         raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     max_rmse = check_max_rmse(max_rmse)
-    components, targets = sc.components(), sc.targets()
+    with Progress(len(PHASES), PHASES[0], quiet) as bar:   # the phases that take the time, named as they run
+        return _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, aggregate, eval_size,
+                    config, tol, daily_traffic, study, world_seed, bar)
+
+
+PHASES = ("building the scenario and its revenue model", "sampling customers and checking weight variance",
+          "finding the best trade-offs", "measuring the recommendation and its uncertainty",
+          "computing the curves", "planning")
+
+
+def _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, aggregate, eval_size, config, tol,
+         daily_traffic, study, world_seed, bar: Progress) -> StudyResult:
+    log.info("building scenario %s", scenario)
+    sc = get_scenario(scenario, config=config, seed=world_seed)
+    n = check_positive_int(sc.default_n if n is None else n, "n")
+    components, targets = sc.components(), sc.targets()      # fits the scenario's models where it has any
     floors = check_floors(floor, len(components))
 
+    bar.phase(1, PHASES[1])
     log.info("sampling %d evaluation customers and checking importance-weight variance", eval_size)
     sample, verdicts = sample_and_verdicts(sc, eval_size, seed, floors)
     objectives, why = criterion_for(sc, sample, verdicts, n, aggregate, estimator)
     finite = all(v.finite for v in verdicts.values())
 
+    bar.phase(2, PHASES[2])
     log.info("optimising mixtures (%s): population %d, %d generations", objectives.label, pop_size, generations)
-    with Progress(generations, "optimising mixtures", quiet) as bar:
-        front = pareto_front(objectives, floors, pop_size, generations, seed, on_generation=bar.update_to)
+    front = pareto_front(objectives, floors, pop_size, generations, seed)
+    bar.phase(3, PHASES[3])
     rec = recommend(front, max_rmse)
     alpha = front.alphas[rec.index]
     at_rec = {t: weight_verdict(sc, sample, t, alpha) for t in targets}
@@ -392,9 +406,11 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
                             f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
                             f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average.")
     summary["sample_size_law"] = sample_size_law(objectives, sample, alpha, verdicts)
+    bar.phase(4, PHASES[4])
     log.info("computing the curves for the report")
     summary["exploration_curve"] = exploration_curve(objectives, n)
     summary["log_size_curve"] = log_size_curve(objectives, alpha, daily_traffic)
+    bar.phase(5, PHASES[5])
     if tol is not None:
         log.info("planning: least revenue cost with error <= %g", tol)
         plan = plan_mixture(objectives, tol, n, floors)

@@ -214,3 +214,14 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"couponmix {__version__}"
+
+
+def test_progress_names_the_phases_that_take_the_time(monkeypatch, capsys):
+    from couponmix import progress
+    from couponmix.study import PHASES, run_study
+
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    run_study("paper", n=2000, eval_size=3000, pop_size=8, generations=2, quiet=False)
+    err = capsys.readouterr().err
+    for phase in PHASES:
+        assert phase in err, phase
