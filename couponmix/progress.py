@@ -26,8 +26,8 @@ class Progress:
     def phase(self, done: int, desc: str) -> None:
         """Name the phase now running (``done`` phases finished): for work made of a few long steps."""
         if self._bar is not None:
-            self._bar.set_description(desc, refresh=False)
             self._bar.update(done - self._bar.n)
+            self._bar.set_description(desc)      # shown at once: a phase may take minutes
 
     def __enter__(self) -> Progress:
         return self
