@@ -77,8 +77,16 @@ def run_one(path: str, out: str) -> tuple[str, str | None]:
 
 
 def _finished(path: Path, final: Path) -> bool:
-    copy = final / "study.yaml"
-    return (final / "summary.json").is_file() and copy.is_file() and copy.read_bytes() == path.read_bytes()
+    """A result of this very study file, in the current summary layout (an older one is rerun)."""
+    from .study import SUMMARY_FORMAT
+
+    copy, summary = final / "study.yaml", final / "summary.json"
+    if not (summary.is_file() and copy.is_file() and copy.read_bytes() == path.read_bytes()):
+        return False
+    try:
+        return json.loads(summary.read_text()).get("summary_format") == SUMMARY_FORMAT
+    except (ValueError, AttributeError):
+        return False
 
 
 def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> BatchResult:

@@ -23,6 +23,8 @@ from .validation import check_positive_float, check_positive_int
 
 log = logging.getLogger("couponmix")
 
+#: the layout of summary.json: a batch reruns a finished study whose summary has another layout
+SUMMARY_FORMAT = 2
 #: the promised error's own standard error (from the evaluation sample) should stay below this share of it
 PROMISE_GOAL = 0.02
 
@@ -335,6 +337,7 @@ def _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, a
 
     explore_desc = components["explore"].description if "explore" in components else None
     summary = {
+        "summary_format": SUMMARY_FORMAT,
         **({"study": study} if study is not None else {}),
         "scenario": sc.name,
         "scenario_description": sc.description,

@@ -164,3 +164,20 @@ def test_index_links_are_percent_encoded_relative_paths():
                worst_sampling_error=0.1, log_size=10, log_days=1.0, log_size_needed=None, estimators="e")
     html = index_html([row])
     assert 'href="./javascript%3Aalert%281%29/report.html"' in html and 'href="javascript:' not in html
+
+
+def test_a_result_of_an_older_summary_layout_is_rerun(tmp_path):
+    """A finished study written by an older couponmix (another summary layout) is not read as current."""
+    from couponmix.batch import _finished
+
+    study = tmp_path / "s.yaml"
+    study.write_text("scenario: paper\n")
+    final = tmp_path / "out" / "s"
+    final.mkdir(parents=True)
+    (final / "study.yaml").write_bytes(study.read_bytes())
+    (final / "summary.json").write_text(json.dumps({"headline": {}}))
+    assert not _finished(study, final)
+    from couponmix.study import SUMMARY_FORMAT
+
+    (final / "summary.json").write_text(json.dumps({"summary_format": SUMMARY_FORMAT}))
+    assert _finished(study, final)
