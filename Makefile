@@ -33,7 +33,7 @@ test: $(STAMP) browser lint
 
 # the edit-test loop: everything but the Monte Carlo and browser tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q -m "not montecarlo and not browser"
+	$(BIN)/python -m pytest -n 2 -q -m "not montecarlo and not browser and not slow"
 
 test-full: $(STAMP) browser
 	COUPONMIX_MC_SCALE=full $(BIN)/python -m pytest -n 2 -q

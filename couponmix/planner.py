@@ -143,7 +143,8 @@ def plan_mixture(objectives, tol: float, n: int | None = None, floors=0.0) -> Pl
     ref = float(np.max(objectives.revenue(floors + free * np.eye(k))))
     ok = worst <= tol
     if not ok.any():
-        best, extra = _refine(objectives, cand[int(np.argmin(worst))], floors, n)
+        # the lowest error only needs reporting, not a boundary to 1e-7: a coarser final step
+        best, extra = _refine(objectives, cand[int(np.argmin(worst))], floors, n, min_step=1e-4)
         evaluated += extra
         return _plan(objectives, tol, n, False, best, ref, evaluated,
                      f"no mixture reaches an error <= {tol:g} for every future policy with {n:,} customers; "

@@ -71,6 +71,7 @@ def test_run_with_a_study_file_equals_the_batch_study(reference, tmp_path):
         assert (tmp_path / "c" / name).read_bytes() == (reference / "c_paper" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_killed_batch_resumes_to_identical_outputs(reference, tmp_path):
     out = tmp_path / "killed"
     env = {**os.environ, "COUPONMIX_THREADS": "1", "CI": "1"}
