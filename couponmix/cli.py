@@ -24,26 +24,29 @@ class _Parser(argparse.ArgumentParser):
 def _estimator(args):
     from .estimators import EstimatorSpec
 
-    if getattr(args, "estimator", None) is None:
+    if not hasattr(args, "estimator"):   # validate takes --estimators (and its own --clip); simulate none
+        return None
+    if args.estimator is None:
         if args.clip is not None:
-            raise CouponmixError("--clip needs --estimator clipped_ips")
+            raise CouponmixError("--clip needs --estimator clipped_ips, switch_dr or dr")
         return None
     return EstimatorSpec.parse(args.estimator, args.clip)
 
 
-def _add_common(p):
+def _add_common(p, clip: bool = True, n_help: str = "log size: customers in the future evaluation log"):
     p.add_argument("scenario", nargs="?", default=None,
                    help="scenario name (see `couponmix scenarios`; default: the study file's, else market)")
     p.add_argument("--config", default=None,
                    help="study file (YAML: scenario, market parameters, n, estimator, tolerance, ...; see "
                         "reports/examples/studies/) or a market parameter file")
-    p.add_argument("--n", type=int, default=None, help="log size: customers in the future evaluation log")
+    p.add_argument("--n", type=int, default=None, help=n_help)
     p.add_argument("--seed", type=int, default=None,
                    help="seed of this command's draws: logs, replications, evaluation sample, optimiser (default 0)")
     p.add_argument("--world-seed", type=int, default=None,
                    help="seed of the simulated world: market history, revenue model, budgets (default 0); the same "
                         "world seed with different --seed values gives replicate logs of one market")
-    p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips, switch_dr (default 10) or dr")
+    if clip:
+        p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips, switch_dr (default 10) or dr")
     p.add_argument("--eval-size", type=int, default=None,
                    help="covariate sample size for the exact objectives (default 100,000)")
     _add_verbosity(p)
@@ -147,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbosity(batch)
 
     sim = sub.add_parser("simulate", help="write a logged population as Parquet files, chunk by chunk")
-    _add_common(sim)
+    _add_common(sim, clip=False, n_help="customers to simulate and write (default: the scenario's log size)")
     sim.add_argument("--alpha", required=True, help="mixture, e.g. explore=0.1,exploit=0.9")
     sim.add_argument("--out", required=True, help="new output folder for part-NNNNNN.parquet and _summary.json")
     sim.add_argument("--chunk-size", type=int, default=None,

@@ -225,3 +225,12 @@ def test_progress_names_the_phases_that_take_the_time(monkeypatch, capsys):
     err = capsys.readouterr().err
     for phase in PHASES:
         assert phase in err, phase
+
+
+def test_validate_takes_clip_and_simulate_does_not(tmp_path, capsys):
+    code, out, _ = run_cli(["validate", "paper_floor", "--alpha", "pi1=0.4,pi2=0.3,pi3=0.3", "--reps", "3", "--n", "500",
+                            "--eval-size", "2000", "--estimators", "clipped_ips", "--clip", "5", "--quiet"], capsys)
+    assert code == 0 and "clipped_ips(5)" in out
+    code, _, err = run_cli(["simulate", "paper", "--alpha", "pi1=1", "--n", "10", "--out", str(tmp_path / "s"),
+                            "--clip", "3"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--clip" in err and not (tmp_path / "s").exists()
