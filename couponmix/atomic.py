@@ -1,4 +1,9 @@
-"""Outputs that are never half-written: write to a temporary name, then rename."""
+"""Outputs that are never half-written: write to a temporary name, then rename.
+
+couponmix deletes or replaces only what it can prove it wrote: every folder it assembles (and its
+staging folder, from the moment it exists) holds the marker file ``.couponmix``; a folder without it is
+never removed (``owned``, ``remove_owned``).
+"""
 from __future__ import annotations
 
 import os
@@ -9,9 +14,35 @@ from pathlib import Path
 
 from .errors import CouponmixError
 
+MARKER = ".couponmix"
+MARKER_TEXT = '{"written_by": "couponmix"}\n'
+
+
+def mark(directory: Path) -> None:
+    """Record that couponmix wrote ``directory`` (done first, so even a killed run's staging folder has it)."""
+    (Path(directory) / MARKER).write_text(MARKER_TEXT)
+
+
+def owned(path) -> bool:
+    """True when ``path`` is a folder couponmix wrote: a real folder (not a link) holding the marker."""
+    path = Path(path)
+    return path.is_dir() and not path.is_symlink() and (path / MARKER).is_file()
+
+
+def remove_owned(path) -> None:
+    """Remove a folder couponmix wrote; refuse, with a one-line error, anything else."""
+    path = Path(path)
+    if not owned(path):
+        what = "a file" if path.is_file() or path.is_symlink() else "a folder couponmix did not write"
+        raise CouponmixError(f"{path} is {what} (no {MARKER} marker): couponmix will not delete or replace it; "
+                             "move it away or choose another --out")
+    shutil.rmtree(path)
+
 
 def check_output_dir(path) -> Path:
     """Fail early, before any work, if ``path`` cannot become a writable directory."""
+    if path is None or str(path).strip() == "":
+        raise CouponmixError("the output folder is empty (an unset variable?): give --out DIR")
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CouponmixError(f"output path {path} exists and is not a directory")
@@ -27,6 +58,17 @@ def check_output_dir(path) -> Path:
     except OSError as exc:
         raise CouponmixError(f"output directory {path} is not writable: {exc.strerror}") from None
     return path
+
+
+def check_replaceable(directory, names) -> None:
+    """Before any work: refuse to write ``names`` into an existing folder couponmix did not write where one of
+    them already exists (``write_outputs`` would refuse too, after the work)."""
+    directory = Path(directory)
+    if directory.is_dir() and not owned(directory):
+        taken = [n for n in names if (directory / n).exists() or (directory / n).is_symlink()]
+        if taken:
+            raise CouponmixError(f"{directory / taken[0]} exists in a folder couponmix did not write (no {MARKER} "
+                                 "marker): couponmix will not replace it; choose another --out")
 
 
 def _umask() -> int:
@@ -49,6 +91,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
     if not directory.exists():
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
         try:
+            mark(staging)
             os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes it private; reports are meant to be shared
             for name, data in files.items():
                 (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
@@ -57,6 +100,10 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return [directory / name for name in files]
+    if not owned(directory):   # a folder of someone else's: add files, never replace one
+        check_replaceable(directory, files)
+        if not any(directory.iterdir()):
+            mark(directory)
     temps = []
     try:
         for name, data in files.items():

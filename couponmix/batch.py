@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import re
 import shutil
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import check_output_dir, write_outputs
+from .atomic import check_output_dir, mark, owned, remove_owned, write_outputs
 from .backend import share_cores
 from .errors import CouponmixError
 from .progress import Progress
@@ -31,6 +32,10 @@ from .validation import check_positive_int
 
 log = logging.getLogger("couponmix")
 
+#: names the batch writes at the top of OUT; no study may be called so
+RESERVED = ("index.html", "comparison.csv")
+#: the temporary files write_outputs stages index.html and comparison.csv under (mkstemp's 8-character suffix)
+STAGED_FILE = re.compile(r"^\.(index\.html|comparison\.csv)\.tmp-[A-Za-z0-9_]{8}$")
 COLUMNS = ("study", "title", "status", "scenario", "exploration_rate", "revenue_per_customer",
            "revenue_cost_per_10k_customers", "revenue_cost_pct", "worst_error", "worst_sampling_error", "log_size",
            "log_days", "log_size_needed", "estimators", "error")
@@ -92,17 +97,31 @@ def _finished(path: Path, final: Path) -> bool:
 def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> BatchResult:
     files = study_files(folder)
     out = check_output_dir(out)
+    clash = [p.name for p in files if p.stem in RESERVED]
+    if clash:
+        raise CouponmixError(f"study file {clash[0]} would be written over the batch's own {Path(clash[0]).stem}: "
+                             "rename it")
+    for path in files:                           # before any work: every study's place must be ours or free
+        final = out / path.stem
+        if (final.exists() or final.is_symlink()) and not owned(final):
+            remove_owned(final)                  # raises the one-line error naming it
+    fresh = not out.exists() or not any(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        mark(out)
     for stale in out.glob(".*.tmp-*"):          # left behind by a killed run: never under a final name
-        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        if owned(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+        elif stale.is_file() and STAGED_FILE.match(stale.name):
+            stale.unlink(missing_ok=True)
     todo, skipped = [], 0
     for path in files:
         final = out / path.stem
         if _finished(path, final):
             skipped += 1
             continue
-        if final.exists():                       # a failure record or an outdated result: run again
-            shutil.rmtree(final)
+        if final.exists():                       # a failure record or an outdated result of ours: run again
+            remove_owned(final)
         todo.append(path)
     log.info("%d studies: %d already finished, %d to run", len(files), skipped, len(todo))
 

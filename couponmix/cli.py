@@ -218,12 +218,12 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .atomic import check_output_dir, write_outputs
-    from .outputs import study_files_for
+    from .atomic import check_output_dir, check_replaceable, write_outputs
+    from .outputs import STUDY_FILES, study_files_for
     from .report import headline
     from .study import run_config
 
-    check_output_dir(args.out)
+    check_replaceable(check_output_dir(args.out), STUDY_FILES)
     cfg = _study(args)
     result = run_config(cfg, quiet=args.quiet)
     files = study_files_for(result)

@@ -2,8 +2,11 @@
 marks a complete study)."""
 from __future__ import annotations
 
-from .report import figures, render_html
+from .report import FIGURES, figures, render_html
 from .study import StudyResult, to_json
+
+#: the names study_files_for returns
+STUDY_FILES = ("pareto.csv", *FIGURES, "report.html", "summary.json")
 
 
 def study_files_for(result: StudyResult) -> dict[str, bytes | str]:

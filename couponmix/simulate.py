@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .atomic import _umask, check_output_dir
+from .atomic import _umask, check_output_dir, mark
 from .errors import CouponmixError
 from .logs import simulate_block
 from .memory import tune_allocator
@@ -179,6 +179,7 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        mark(staging)
         os.chmod(staging, 0o777 & ~_umask())
         job = ChunkJob(scenario, tuple(mixture.alpha.tolist()), n, int(seed), chunk_size, str(staging))
         chunks = range(-(-n // chunk_size))

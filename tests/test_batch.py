@@ -18,7 +18,7 @@ from couponmix.study_config import StudyConfig, load_study
 
 STUDIES = Path(__file__).with_name("data") / "studies"
 NAMES = ["a_floor", "b_market", "c_paper"]
-RESULT_FILES = ["exploration.png", "front.png", "log_size.png", "pareto.csv", "report.html", "study.yaml",
+RESULT_FILES = [".couponmix", "exploration.png", "front.png", "log_size.png", "pareto.csv", "report.html", "study.yaml",
                 "summary.json"]
 
 
@@ -37,7 +37,7 @@ def reference(tmp_path_factory):
 
 
 def test_batch_writes_every_study_an_index_and_a_comparison(reference):
-    assert sorted(p.name for p in reference.iterdir()) == sorted(["comparison.csv", "index.html", *NAMES])
+    assert sorted(p.name for p in reference.iterdir()) == sorted([".couponmix", "comparison.csv", "index.html", *NAMES])
     for name in NAMES:
         assert sorted(p.name for p in (reference / name).iterdir()) == RESULT_FILES
         assert (reference / name / "study.yaml").read_bytes() == (STUDIES / f"{name}.yaml").read_bytes()
@@ -92,7 +92,7 @@ def test_killed_batch_resumes_to_identical_outputs(reference, tmp_path):
     assert NAMES[0] in finished and len(finished) < len(NAMES), "kill came too late to test a resume"
     # nothing half-written under a final name: every study folder present is complete
     for p in out.iterdir():
-        if not p.name.startswith("."):
+        if not p.name.startswith(".") and p.is_dir():
             assert p.name in finished, f"{p.name} is under its final name but incomplete"
     before = (out / NAMES[0] / "summary.json").stat().st_mtime_ns
     res = run_batch(STUDIES, out, workers=1, quiet=True)
@@ -112,7 +112,7 @@ def test_a_failing_study_is_isolated_and_retried(tmp_path):
     assert table.loc["good", "status"] == "done"
     assert table.loc["bad", "status"] == "failed" and "unknown scenario 'nowhere'" in table.loc["bad", "error"]
     assert "unknown scenario &#39;nowhere&#39;" in (out / "index.html").read_text()
-    assert sorted(p.name for p in (out / "bad").iterdir()) == ["error.json", "study.yaml"]
+    assert sorted(p.name for p in (out / "bad").iterdir()) == [".couponmix", "error.json", "study.yaml"]
     # fix the file: the failed study runs again, the good one is skipped
     (folder / "bad.yaml").write_text((STUDIES / "c_paper.yaml").read_text())
     res = run_batch(folder, out, workers=1, quiet=True)
@@ -182,3 +182,42 @@ def test_a_result_of_an_older_summary_layout_is_rerun(tmp_path):
 
     (final / "summary.json").write_text(json.dumps({"summary_format": SUMMARY_FORMAT}))
     assert _finished(study, final)
+
+
+def test_batch_never_deletes_what_it_did_not_write(tmp_path, capsys):
+    """A folder under a study's name that couponmix did not write stops the batch with one line, before any
+    work; hidden temporaries of someone else's stay; an empty --out is an error."""
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "mydata.yaml").write_text((STUDIES / "c_paper.yaml").read_text())
+    out = tmp_path / "out"
+    (out / "mydata").mkdir(parents=True)
+    (out / "mydata" / "thesis.txt").write_text("years of work")
+    (out / ".notes.tmp-keep").mkdir()
+    assert main(["batch", str(folder), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mydata" in err and "did not write" in err
+    assert (out / "mydata" / "thesis.txt").read_text() == "years of work"
+    (out / "mydata" / "thesis.txt").rename(tmp_path / "thesis.txt")
+    (out / "mydata").rmdir()
+    assert main(["batch", str(folder), "--out", str(out), "--quiet"]) == 0
+    assert (out / ".notes.tmp-keep").is_dir()              # not couponmix's: left alone
+    assert main(["batch", str(folder), "--out", "", "--quiet"]) == 2
+    assert "output folder is empty" in capsys.readouterr().err
+
+
+def test_a_study_cannot_be_named_like_the_batch_index(tmp_path, capsys):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "index.html.yaml").write_text("scenario: paper\n")
+    assert main(["batch", str(folder), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "index.html" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_run_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.html").write_text("my own report")
+    assert main(["run", "paper", "--out", str(out), "--n", "2000", "--eval-size", "3000", "--quiet"]) == 2
+    assert "report.html" in capsys.readouterr().err
+    assert (out / "report.html").read_text() == "my own report"
