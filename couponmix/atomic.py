@@ -6,8 +6,10 @@ never removed (``owned``, ``remove_owned``).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,12 +17,40 @@ from pathlib import Path
 from .errors import CouponmixError
 
 MARKER = ".couponmix"
-MARKER_TEXT = '{"written_by": "couponmix"}\n'
 
 
 def mark(directory: Path) -> None:
-    """Record that couponmix wrote ``directory`` (done first, so even a killed run's staging folder has it)."""
-    (Path(directory) / MARKER).write_text(MARKER_TEXT)
+    """Record that couponmix wrote ``directory`` (done first, so even a killed run's staging folder has it),
+    with the process that wrote it, so that a later run can tell a dead run's leftovers from a live one's."""
+    doc = {"written_by": "couponmix", "pid": os.getpid(), "host": socket.gethostname()}
+    (Path(directory) / MARKER).write_text(json.dumps(doc) + "\n")
+
+
+def _writer_alive(directory: Path) -> bool:
+    try:
+        doc = json.loads((directory / MARKER).read_text())
+        if doc.get("host") != socket.gethostname():
+            return True                      # another machine's: cannot tell, so keep it
+        os.kill(int(doc["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return True                          # unreadable or not ours to judge: keep it
+    return True
+
+
+def clean_stale_staging(target) -> int:
+    """Remove the staging folders (``.NAME.tmp-*`` beside ``target``) that earlier, killed couponmix runs left
+    behind: only folders with couponmix's marker whose writing process is gone. Returns how many."""
+    target = Path(target)
+    removed = 0
+    if not target.parent.is_dir():
+        return 0
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        if owned(stale) and not _writer_alive(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def owned(path) -> bool:
@@ -89,6 +119,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
     parent = directory.parent
     parent.mkdir(parents=True, exist_ok=True)
     if not directory.exists():
+        clean_stale_staging(directory)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
         try:
             mark(staging)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .atomic import _umask, check_output_dir, mark
+from .atomic import _umask, check_output_dir, clean_stale_staging, mark
 from .errors import CouponmixError
 from .logs import simulate_block
 from .memory import tune_allocator
@@ -177,6 +177,7 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
         raise CouponmixError(f"output directory {out} is not empty; simulate writes a new folder")
     backend = backend or LocalBackend(1)
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_staging(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         mark(staging)

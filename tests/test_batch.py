@@ -221,3 +221,27 @@ def test_run_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
     assert main(["run", "paper", "--out", str(out), "--n", "2000", "--eval-size", "3000", "--quiet"]) == 2
     assert "report.html" in capsys.readouterr().err
     assert (out / "report.html").read_text() == "my own report"
+
+
+def test_a_rerun_cleans_only_dead_runs_own_staging_folders(tmp_path):
+    """Leftover staging folders of killed runs are removed when couponmix can prove they are its own and their
+    writer is gone; a live writer's, or a folder without the marker, stay."""
+    import json as _json
+
+    from couponmix.atomic import MARKER, write_outputs
+
+    out = tmp_path / "report"
+    dead = tmp_path / ".report.tmp-dead0000"
+    dead.mkdir()
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    (dead / MARKER).write_text(_json.dumps({"written_by": "couponmix", "pid": int(proc.stdout), "host": socket.gethostname()}))
+    (dead / "big.bin").write_bytes(b"x" * 1000)
+    live = tmp_path / ".report.tmp-live0000"
+    live.mkdir()
+    (live / MARKER).write_text(_json.dumps({"written_by": "couponmix", "pid": os.getpid(), "host": socket.gethostname()}))
+    foreign = tmp_path / ".report.tmp-user0000"
+    foreign.mkdir()
+    write_outputs(out, {"a.txt": "a"})
+    assert not dead.exists() and live.exists() and foreign.exists() and (out / "a.txt").read_text() == "a"
