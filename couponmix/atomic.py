@@ -19,10 +19,13 @@ from .errors import CouponmixError
 MARKER = ".couponmix"
 
 
-def mark(directory: Path) -> None:
-    """Record that couponmix wrote ``directory`` (done first, so even a killed run's staging folder has it),
-    with the process that wrote it, so that a later run can tell a dead run's leftovers from a live one's."""
-    doc = {"written_by": "couponmix", "pid": os.getpid(), "host": socket.gethostname()}
+def mark(directory: Path, staging: bool = False) -> None:
+    """Record that couponmix wrote ``directory``. A staging folder is marked first thing, with the process
+    writing it, so that a later run can tell a killed run's leftovers from a live one's; a finished folder's
+    marker names no process (outputs stay identical from run to run)."""
+    doc: dict = {"written_by": "couponmix"}
+    if staging:
+        doc.update(pid=os.getpid(), host=socket.gethostname())
     (Path(directory) / MARKER).write_text(json.dumps(doc) + "\n")
 
 
@@ -122,10 +125,11 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
         clean_stale_staging(directory)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
         try:
-            mark(staging)
+            mark(staging, staging=True)
             os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes it private; reports are meant to be shared
             for name, data in files.items():
                 (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
+            mark(staging)
             os.rename(staging, directory)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

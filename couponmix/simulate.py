@@ -180,7 +180,7 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
     clean_stale_staging(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        mark(staging)
+        mark(staging, staging=True)
         os.chmod(staging, 0o777 & ~_umask())
         job = ChunkJob(scenario, tuple(mixture.alpha.tolist()), n, int(seed), chunk_size, str(staging))
         chunks = range(-(-n // chunk_size))
@@ -198,6 +198,7 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
             "reward_mean": total["reward_mean"], "reward_mean_se": total["reward_mean_se"],
         }
         (staging / "_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        mark(staging)
         if out.exists():
             out.rmdir()          # empty, checked above
         os.rename(staging, out)
