@@ -12,8 +12,11 @@ the order of the pieces, so every backend gives identical output.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -22,11 +25,53 @@ from .threads import default_threads
 from .validation import check_positive_int
 
 LOCAL_SCHEDULERS = ("threads", "processes")
+PR_SET_PDEATHSIG = 1
 
 
 def share_cores(threads: int) -> None:
     """Worker initialiser: this process's share of the cores for couponmix's threads."""
     os.environ["COUPONMIX_THREADS"] = str(threads)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this worker when its parent dies (PR_SET_PDEATHSIG), so a killed couponmix leaves
+    no worker behind; if the parent is already gone, exit now."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def worker_init(threads: int, parent: int) -> None:
+    """Initialiser of couponmix's worker processes: a share of the cores, death with the parent, and Ctrl-C
+    left to the parent (which stops the pool), so that an interrupt prints one line, not a traceback per worker."""
+    share_cores(threads)
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def new_pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    """Spawned worker processes (see ``worker_init``)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init,
+                               initargs=(threads, os.getpid()))
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once: cancel what is queued and end the workers (terminate, then kill after a second)."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + 1.0
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(1.0)
 
 
 class LocalBackend:
@@ -48,15 +93,19 @@ class LocalBackend:
             return out
         workers = min(self.workers, len(items))
         share = max(1, default_threads() // workers)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=share_cores, initargs=(share,)) as pool:
+        pool = new_pool(workers, share)
+        try:
             futures = [pool.submit(fn, item) for item in items]
             out = []
             for i, f in enumerate(futures, 1):
                 out.append(f.result())
                 if on_done is not None:
                     on_done(i)
-            return out
+        except BaseException:        # Ctrl-C or a failed piece: nothing queued runs on, no worker lingers
+            stop_pool(pool)
+            raise
+        pool.shutdown()
+        return out
 
 
 class DaskBackend:

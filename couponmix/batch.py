@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import re
 import shutil
 import traceback
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import check_output_dir, mark, owned, remove_owned, write_outputs
-from .backend import share_cores
+from .backend import stop_pool, worker_init
 from .errors import CouponmixError
 from .progress import Progress
 from .study_config import study_files
@@ -51,8 +52,8 @@ class BatchResult:
     index: Path | None = None
 
 
-def _init_worker(threads: int) -> None:
-    share_cores(threads)
+def _init_worker(threads: int, parent: int) -> None:
+    worker_init(threads, parent)
     worker_log = logging.getLogger("couponmix")   # the parent reports each study; workers stay silent
     worker_log.setLevel(logging.WARNING)
     worker_log.propagate = False
@@ -129,24 +130,29 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
     if todo:
         workers = min(len(todo), default_threads() if workers is None else check_positive_int(workers, "workers"))
         share = max(1, default_threads() // workers)
-        with Progress(len(todo), "studies", quiet) as bar, \
-                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_init_worker, initargs=(share,)) as pool:
-            futures = {pool.submit(run_one, str(p), str(out)): p for p in todo}
-            for done, fut in enumerate(as_completed(futures), 1):
-                path = futures[fut]
-                try:
-                    name, error = fut.result()
-                except BrokenProcessPool:
-                    name, error = path.stem, "the worker process running this study died"
-                    write_outputs(out / name, {"study.yaml": path.read_bytes(),
-                                               "error.json": json.dumps({"study": name, "error": error}) + "\n"})
-                if error is not None:
-                    errors[name] = error
-                    log.info("study %s failed: %s", name, error)
-                else:
-                    log.info("study %s done", name)
-                bar.update_to(done)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(share, os.getpid()))
+        try:
+            with Progress(len(todo), "studies", quiet) as bar:
+                futures = {pool.submit(run_one, str(p), str(out)): p for p in todo}
+                for done, fut in enumerate(as_completed(futures), 1):
+                    path = futures[fut]
+                    try:
+                        name, error = fut.result()
+                    except BrokenProcessPool:
+                        name, error = path.stem, "the worker process running this study died"
+                        write_outputs(out / name, {"study.yaml": path.read_bytes(),
+                                                   "error.json": json.dumps({"study": name, "error": error}) + "\n"})
+                    if error is not None:
+                        errors[name] = error
+                        log.info("study %s failed: %s", name, error)
+                    else:
+                        log.info("study %s done", name)
+                    bar.update_to(done)
+        except BaseException:        # Ctrl-C: queued studies do not start, running ones stop, no worker lingers
+            stop_pool(pool)
+            raise
+        pool.shutdown()
     rows = [study_row(out / p.stem, p.stem) for p in files]
     write_outputs(out, {"comparison.csv": comparison_csv(rows), "index.html": index_html(rows)})
     failed = sum(r["status"] == "failed" for r in rows)

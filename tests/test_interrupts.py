@@ -1,0 +1,68 @@
+"""Ctrl-C stops within about a second and leaves nothing behind; workers die with their parent."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def start_simulate(tmp_path):
+    out = tmp_path / "log"
+    env = {**os.environ, "COUPONMIX_THREADS": "1", "CI": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "couponmix.cli", "simulate", "paper", "--alpha", "pi1=1",
+                             "--n", "400000000", "--chunk-size", "262144", "--workers", "2", "--out", str(out)],
+                            env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    children = []
+    for _ in range(600):                      # until both workers exist and parts are being written
+        children = psutil.Process(proc.pid).children(recursive=True)
+        parts = list(tmp_path.glob(".log.tmp-*/part-*.parquet"))
+        if len([c for c in children if "spawn_main" in " ".join(c.cmdline())]) >= 2 and parts:
+            break
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the workers never started writing")
+    return proc, children, out
+
+
+def gone(pids, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_stops_at_once_and_cleans_up(tmp_path):
+    proc, children, out = start_simulate(tmp_path)
+    t = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)          # what a terminal sends on Ctrl-C: the whole process group
+    try:
+        code = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    elapsed = time.monotonic() - t
+    err = proc.stderr.read()
+    assert code == 130 and err.strip() == "couponmix: interrupted", err
+    assert elapsed < 2.5, elapsed
+    assert gone([c.pid for c in children], within=2)
+    assert not out.exists() and not list(tmp_path.glob(".log.tmp-*"))
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    proc, children, _ = start_simulate(tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)            # the parent alone, with no chance to clean up
+    proc.wait(timeout=10)
+    try:
+        assert gone([c.pid for c in children], within=3), "workers outlived their parent"
+    finally:
+        for c in children:
+            if psutil.pid_exists(c.pid):
+                os.kill(c.pid, signal.SIGKILL)
