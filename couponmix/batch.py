@@ -182,10 +182,20 @@ def study_row(folder: Path, name: str) -> dict:
     return row
 
 
+#: a text cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection advice)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell):
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe; numbers are left alone."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_START) else cell
+
+
 def comparison_csv(rows: list[dict]) -> str:
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False, float_format="%.10g")
+    safe = [{k: neutralise(v) for k, v in r.items()} for r in rows]
+    return pd.DataFrame(safe, columns=list(COLUMNS)).to_csv(index=False, float_format="%.10g")
 
 
 def index_html(rows: list[dict]) -> str:

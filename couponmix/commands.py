@@ -20,7 +20,10 @@ from .streaming import DEFAULT_CHUNK, StreamingObjectives, check_chunk_size
 from .study import choose_estimator
 from .study_config import StudyConfig
 
-__all__ = ["ValidationResult", "EvaluationResult", "validate", "evaluate"]
+__all__ = ["ValidationResult", "EvaluationResult", "validate", "evaluate", "VALIDATE_MAX_N"]
+
+#: customers per simulated log in validate (each log is held in memory, about 100 bytes per customer per worker)
+VALIDATE_MAX_N = 5_000_000
 
 
 @dataclass
@@ -58,6 +61,9 @@ def validate(cfg: StudyConfig, alpha, estimators: str | Sequence[EstimatorSpec] 
     """Draw ``reps`` logs at mixture ``alpha`` (a spec such as 'pi1=0.2,pi2=0.8' or a mapping), run obp's
     estimators on each and compare with the analytic error. ``estimators``: a list such as 'ips,dr[naive]'
     or specs (default: the whole suite, without unbounded weights where their variance is infinite)."""
+    if cfg.n is not None and cfg.n > VALIDATE_MAX_N:       # before any work
+        raise CouponmixError(f"validate holds each simulated log in memory: n = {cfg.n:,} is above its limit of "
+                             f"{VALIDATE_MAX_N:,} customers per log (the error law gives larger n from a smaller one)")
     sc = get_scenario(cfg.scenario, config=cfg.scenario_config, seed=cfg.world_seed)
     a = parse_alpha_spec(alpha, tuple(sc.components()))
     lam = DEFAULT_CLIP if clip is None else clip

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from .divergence import SupportVerdict
 from .errors import CouponmixError
 from .policies import Policy
+from .safeyaml import load_yaml_file
 
 __all__ = ["Scenario", "register", "registered", "get_scenario", "ENTRY_POINT_GROUP", "SCENARIO_FILE"]
 
@@ -38,7 +38,6 @@ SCENARIO_FILE = "scenario.yaml"
 #: the scenarios shipped beside couponmix, used when the package's entry points are not installed
 BUILTIN = {"market": "simulators.market:MarketScenario", "paper": "simulators.paper:PaperScenario",
            "paper_floor": "simulators.paper:PaperFloorScenario"}
-MAX_SCENARIO_FILE_BYTES = 1 << 20
 
 
 class Scenario(ABC):
@@ -153,12 +152,7 @@ def _folder(path: Path) -> tuple[str, Any]:
     file = path / SCENARIO_FILE
     if not file.is_file():
         raise CouponmixError(f"scenario folder {path} has no {SCENARIO_FILE}")
-    if file.stat().st_size > MAX_SCENARIO_FILE_BYTES:
-        raise CouponmixError(f"{file} is larger than {MAX_SCENARIO_FILE_BYTES:,} bytes")
-    try:
-        doc = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise CouponmixError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    doc = load_yaml_file(file)
     if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
         raise CouponmixError(f"{file} must be a mapping with kind: (a scenario name) and optionally config:")
     unknown = sorted(set(doc) - {"kind", "config", "description"})

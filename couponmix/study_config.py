@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .errors import CouponmixError
 from .estimators import KINDS, EstimatorSpec
 from .objectives import AGGREGATES, DEFAULT_EVAL_SIZE
+from .safeyaml import load_yaml_file
 from .validation import check_positive_float, check_positive_int
 
 DEFAULT_FLOOR = 0.01
@@ -43,6 +43,8 @@ STUDY_KEYS = ("title", "description", "scenario", "scenario_config", "market", "
               "tolerance", "max_rmse", "floor", "aggregate", "eval_size", "optimiser")
 OPTIMISER_KEYS = ("pop_size", "generations")
 SUFFIXES = (".yaml", ".yml")
+#: the longest title or description a study file may give (they are shown in reports and indexes)
+MAX_TEXT = 2_000
 
 
 @dataclass(frozen=True)
@@ -101,14 +103,7 @@ class StudyConfig:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CouponmixError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise CouponmixError(f"config file {path} is a directory (use `couponmix batch` for a folder)") from None
-    except yaml.YAMLError as exc:
-        raise CouponmixError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    doc = load_yaml_file(path)
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -145,7 +140,9 @@ def load_study(path) -> StudyConfig:
     kw = {k: doc[k] for k in STUDY_KEYS if k in doc and k not in ("estimator", "optimiser")}
     for key in ("title", "description", "scenario", "aggregate"):
         if key in kw and not isinstance(kw[key], str):
-            raise CouponmixError(f"{path}: {key} must be text, got {kw[key]!r}")
+            raise CouponmixError(f"{path}: {key} must be text, got {type(kw[key]).__name__}")
+        if key in kw and len(kw[key]) > MAX_TEXT:
+            raise CouponmixError(f"{path}: {key} is longer than {MAX_TEXT:,} characters")
     if "market" in kw:
         if "scenario_config" in kw:
             raise CouponmixError(f"{path}: give scenario_config or market (its older name), not both")

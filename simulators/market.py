@@ -27,6 +27,7 @@ from couponmix.errors import CouponmixError
 from couponmix.mixture import sample_actions
 from couponmix.policies import Policy, one_hot, uniform
 from couponmix.revenue_model import CrossFittedRevenueModel
+from couponmix.safeyaml import load_yaml_file
 from couponmix.seeding import stream
 
 from .base import Scenario
@@ -63,13 +64,7 @@ def load_config(path=None) -> dict:
         return validate_config(default)
     if isinstance(path, dict):
         return validate_config(_merge(default, path))
-    path = Path(path)
-    try:
-        user = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise CouponmixError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise CouponmixError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    user = load_yaml_file(Path(path)) or {}
     return validate_config(_merge(default, user))
 
 

@@ -245,3 +245,25 @@ def test_a_rerun_cleans_only_dead_runs_own_staging_folders(tmp_path):
     foreign.mkdir()
     write_outputs(out, {"a.txt": "a"})
     assert not dead.exists() and live.exists() and foreign.exists() and (out / "a.txt").read_text() == "a"
+
+
+def test_untrusted_study_files_cannot_explode_or_inject(tmp_path, capsys):
+    """Nested YAML aliases are refused, long or non-text titles are refused, and a title that a spreadsheet
+    would run as a formula is neutralised in comparison.csv."""
+    from couponmix.batch import COLUMNS, comparison_csv
+
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    bomb.write_text("\n".join(lines) + "\ndescription: *a8\n")
+    assert main(["run", "--config", str(bomb), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "aliases" in err and not (tmp_path / "o").exists()
+    long = tmp_path / "long.yaml"
+    long.write_text("title: " + "x" * 3000 + "\n")
+    assert main(["run", "--config", str(long), "--out", str(tmp_path / "o")]) == 2
+    assert "longer than" in capsys.readouterr().err
+    row = dict.fromkeys(COLUMNS)
+    row.update(study="s", title='=HYPERLINK("http://evil","click")', status="done", error="-1+1", worst_error=-0.5)
+    text = comparison_csv([row])
+    assert "'=HYPERLINK" in text and "'-1+1" in text and ",-0.5," in text

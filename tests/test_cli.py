@@ -234,3 +234,8 @@ def test_validate_takes_clip_and_simulate_does_not(tmp_path, capsys):
     code, _, err = run_cli(["simulate", "paper", "--alpha", "pi1=1", "--n", "10", "--out", str(tmp_path / "s"),
                             "--clip", "3"], capsys)
     assert code == 2 and err.count("\n") == 1 and "--clip" in err and not (tmp_path / "s").exists()
+
+
+def test_validate_refuses_a_log_too_large_for_memory(capsys):
+    code, _, err = run_cli(["validate", "paper", "--alpha", "pi1=1", "--n", "100000000000", "--reps", "2"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "limit" in err
