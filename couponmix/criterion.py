@@ -25,12 +25,12 @@ import numpy as np
 from .errors import CouponmixError
 from .estimators import EstimatorSpec
 from .objectives import (
+    BatchObjectives,
     ErrorLaw,
     EvaluationSample,
     MixtureObjectives,
     Moments,
     check_aggregate,
-    combine_targets,
     laws_from_moments,
 )
 from .validation import check_positive_int
@@ -145,7 +145,7 @@ def _moment_key(spec: EstimatorSpec) -> tuple:
     return (spec.weight_fn, spec.clip, spec.weights, spec.uses_reward_model)
 
 
-class Criterion:
+class Criterion(BatchObjectives):
     """Revenue and the decision's error for a batch of mixtures, with the same interface as
     ``MixtureObjectives`` (``evaluate``, ``laws``, ``revenue``, ``rmse``, ``describe``), so that the
     front, the recommendation, the planner and the curves all use one rule.
@@ -219,18 +219,6 @@ class Criterion:
         robust = self.error == "robust"
         return [SelectedLaw(self.specs, tuple(by_name[s.name][t] for s in self.specs), robust)
                 for t in range(len(self.target_names))]
-
-    def rmse(self, alphas, n: int | None = None) -> np.ndarray:
-        n = self.n if n is None else n
-        return np.column_stack([law.rmse(n) for law in self.laws(alphas)])
-
-    def combine(self, per_target: np.ndarray) -> np.ndarray:
-        return combine_targets(per_target, self.aggregate)
-
-    def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(revenue (B,), aggregated error (B,), per-target error (B, T))."""
-        per = self.rmse(alphas)
-        return self.revenue(alphas), self.combine(per), per
 
     def describe(self, alpha: Sequence[float], n: int | None = None) -> dict:
         """Per target at one mixture: its value, the chosen estimator, the error and its parts."""

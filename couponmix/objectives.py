@@ -585,7 +585,34 @@ def combine_targets(per_target: np.ndarray, aggregate: str) -> np.ndarray:
     return per_target.max(axis=1) if aggregate == "max" else per_target.mean(axis=1)
 
 
-class MixtureObjectives:
+class BatchObjectives:
+    """What every objectives class derives from its ``laws``, ``revenue``, ``n`` and ``aggregate``: per-target
+    errors at a log size, their aggregate, and the pair of objectives the front optimises."""
+
+    n: int
+    aggregate: str
+
+    def laws(self, alphas) -> list:
+        raise NotImplementedError
+
+    def revenue(self, alphas) -> np.ndarray:
+        raise NotImplementedError
+
+    def rmse(self, alphas, n: int | None = None) -> np.ndarray:
+        """Per-target error at log size n (default: self.n), (B, T)."""
+        n = self.n if n is None else n
+        return np.column_stack([law.rmse(n) for law in self.laws(alphas)])
+
+    def combine(self, per_target: np.ndarray) -> np.ndarray:
+        return combine_targets(per_target, self.aggregate)
+
+    def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(revenue (B,), aggregated error (B,), per-target error (B, T))."""
+        per = self.rmse(alphas)
+        return self.revenue(alphas), self.combine(per), per
+
+
+class MixtureObjectives(BatchObjectives):
     """Revenue and OPE error of a mixture, for a batch of mixtures at once.
 
     Parameters
@@ -672,19 +699,6 @@ class MixtureObjectives:
     def laws(self, alphas) -> list[ErrorLaw]:
         """The error law of every target for each mixture."""
         return laws_from_moments(self.moments(alphas), self.estimator)
-
-    def rmse(self, alphas, n: int | None = None) -> np.ndarray:
-        """Per-target RMSE at log size n (default: self.n), (B, T)."""
-        n = self.n if n is None else n
-        return np.column_stack([law.rmse(n) for law in self.laws(alphas)])
-
-    def combine(self, per_target: np.ndarray) -> np.ndarray:
-        return combine_targets(per_target, self.aggregate)
-
-    def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(revenue (B,), aggregated RMSE (B,), per-target RMSE (B, T))."""
-        per = self.rmse(alphas)
-        return self.revenue(alphas), self.combine(per), per
 
     def describe(self, alpha: Sequence[float]) -> dict:
         """Per-target breakdown at one mixture, for summaries and reports."""
