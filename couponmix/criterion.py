@@ -25,11 +25,11 @@ import numpy as np
 from .errors import CouponmixError
 from .estimators import EstimatorSpec
 from .objectives import (
-    BatchObjectives,
     ErrorLaw,
     EvaluationSample,
     MixtureObjectives,
     Moments,
+    SampleObjectives,
     check_aggregate,
     laws_from_moments,
 )
@@ -145,7 +145,7 @@ def _moment_key(spec: EstimatorSpec) -> tuple:
     return (spec.weight_fn, spec.clip, spec.weights, spec.uses_reward_model)
 
 
-class Criterion(BatchObjectives):
+class Criterion(SampleObjectives):
     """Revenue and the decision's error for a batch of mixtures, with the same interface as
     ``MixtureObjectives`` (``evaluate``, ``laws``, ``revenue``, ``rmse``, ``describe``), so that the
     front, the recommendation, the planner and the curves all use one rule.
@@ -185,22 +185,11 @@ class Criterion(BatchObjectives):
             rep = next((s for s in members if s.self_normalised), members[0])
             self._passes.append((MixtureObjectives(sample, rep, n, aggregate, threads=threads), members))
 
-    # ----- the MixtureObjectives interface ------------------------------------------------------------
-    @property
-    def component_names(self) -> tuple[str, ...]:
-        return self.sample.component_names
-
-    @property
-    def target_names(self) -> tuple[str, ...]:
-        return self.sample.target_names
-
+    # ----- the MixtureObjectives interface (names, revenue, rmse, evaluate: from SampleObjectives) -----------
     @property
     def estimator(self) -> EstimatorSpec | None:
         """The forced estimator when there is one candidate, else None."""
         return self.specs[0] if len(self.specs) == 1 else None
-
-    def revenue(self, alphas) -> np.ndarray:
-        return np.atleast_2d(alphas) @ self.component_values
 
     def _moments(self, alphas) -> list:
         """The moment sums of every pass (one per group of estimators sharing them)."""

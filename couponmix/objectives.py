@@ -612,7 +612,26 @@ class BatchObjectives:
         return self.revenue(alphas), self.combine(per), per
 
 
-class MixtureObjectives(BatchObjectives):
+class SampleObjectives(BatchObjectives):
+    """Objectives computed on an ``EvaluationSample``: its names, and revenue as a linear map of the mixture."""
+
+    sample: EvaluationSample
+    component_values: np.ndarray
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return self.sample.component_names
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return self.sample.target_names
+
+    def revenue(self, alphas) -> np.ndarray:
+        """Expected reward per customer of each mixture, (B,)."""
+        return np.atleast_2d(alphas) @ self.component_values
+
+
+class MixtureObjectives(SampleObjectives):
     """Revenue and OPE error of a mixture, for a batch of mixtures at once.
 
     Parameters
@@ -678,18 +697,6 @@ class MixtureObjectives(BatchObjectives):
     def n_rows(self) -> int:
         """Rows processed per mixture evaluation, over all row sets."""
         return sum(rows.n_rows * len(ts) for ts, rows in self.groups)
-
-    @property
-    def component_names(self) -> tuple[str, ...]:
-        return self.sample.component_names
-
-    @property
-    def target_names(self) -> tuple[str, ...]:
-        return self.sample.target_names
-
-    def revenue(self, alphas) -> np.ndarray:
-        """Expected reward per customer of each mixture, (B,)."""
-        return np.atleast_2d(alphas) @ self.component_values
 
     def moments(self, alphas) -> Moments:
         """The sufficient statistics of every target's error law for each mixture (see ``Moments``)."""
