@@ -29,7 +29,6 @@ from couponmix.criterion import Criterion  # noqa: E402
 from couponmix.estimators import EstimatorSpec, exact_suite  # noqa: E402
 from couponmix.montecarlo import monte_carlo  # noqa: E402
 from couponmix.objectives import EvaluationSample  # noqa: E402
-from couponmix.scenario import get_scenario  # noqa: E402
 
 EXAMPLES = ROOT / "reports" / "examples"
 STUDIES = {"market (make demo)": (EXAMPLES / "market" / "summary.json", None)} | {
@@ -42,7 +41,7 @@ def check(name: str, summary_path: Path, study: Path | None, n: int, reps: int, 
 
     summary = json.loads(summary_path.read_text())
     cfg = load_study(study) if study is not None else StudyConfig()
-    sc = get_scenario(cfg.scenario, config=cfg.scenario_config, seed=cfg.world_seed)
+    sc = cfg.build_scenario()
     alpha_map = summary["recommended"]["alpha"]
     alpha = [alpha_map[c] for c in sc.components()]
     sample = EvaluationSample.from_scenario(sc, summary["evaluation_sample_size"], seed=summary["seed"])

@@ -98,12 +98,6 @@ def _study(args):
                               eval_size=args.eval_size, **_run_overrides(args))
 
 
-def _scenario(cfg):
-    from .scenario import get_scenario
-
-    return get_scenario(cfg.scenario, config=cfg.scenario_config, seed=cfg.world_seed)
-
-
 def _log_size(cfg, sc) -> int:
     """The study's log size n, else the scenario's default."""
     return sc.default_n if cfg.n is None else cfg.n
@@ -256,7 +250,7 @@ def cmd_simulate(args) -> int:
     from .simulate import DEFAULT_CHUNK, simulate_to_parquet
 
     cfg = _study(args)
-    sc = _scenario(cfg)
+    sc = cfg.build_scenario()
     alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
     n = _log_size(cfg, sc)
     chunk = DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size

@@ -14,7 +14,6 @@ from .errors import CouponmixError
 from .estimators import DEFAULT_CLIP, EstimatorSpec, parse_list, suite
 from .montecarlo import TargetCheck, monte_carlo
 from .objectives import EvaluationSample, laws_from_moments
-from .scenario import get_scenario
 from .simplex import parse_alpha_spec
 from .streaming import DEFAULT_CHUNK, StreamingObjectives, check_chunk_size
 from .study import choose_estimator
@@ -64,7 +63,7 @@ def validate(cfg: StudyConfig, alpha, estimators: str | Sequence[EstimatorSpec] 
     if cfg.n is not None and cfg.n > VALIDATE_MAX_N:       # before any work
         raise CouponmixError(f"validate holds each simulated log in memory: n = {cfg.n:,} is above its limit of "
                              f"{VALIDATE_MAX_N:,} customers per log (the error law gives larger n from a smaller one)")
-    sc = get_scenario(cfg.scenario, config=cfg.scenario_config, seed=cfg.world_seed)
+    sc = cfg.build_scenario()
     a = parse_alpha_spec(alpha, tuple(sc.components()))
     lam = DEFAULT_CLIP if clip is None else clip
     sample = EvaluationSample.from_scenario(sc, cfg.eval_size, cfg.seed)
@@ -138,7 +137,7 @@ def evaluate(cfg: StudyConfig, alphas: Sequence, population: int = 1_000_000, ch
     """The exact objectives of the mixtures ``alphas`` (specs or mappings) on a population of ``population``
     customers streamed in chunks. The estimator is the study's, or the textbook default (plain IPS where its
     variance is finite at these mixtures, clipped IPS otherwise); ``naive`` uses its naive form."""
-    sc = get_scenario(cfg.scenario, config=cfg.scenario_config, seed=cfg.world_seed)
+    sc = cfg.build_scenario()
     names = tuple(sc.components())
     a = np.array([parse_alpha_spec(x, names) for x in alphas])
     requested = cfg.estimator

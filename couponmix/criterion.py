@@ -96,7 +96,7 @@ class SelectedLaw:
         candidates, each solved on its own law."""
         out = np.full(self.support.shape, np.inf)
         for law in self.laws:
-            out = np.minimum(out, _robust_log_size(law, tol) if self.robust else law.log_size_for(tol))
+            out = np.minimum(out, law.log_size_for(tol, robust=self.robust))
         return out
 
     def summary(self, n: int, i: int) -> dict:
@@ -113,31 +113,6 @@ class SelectedLaw:
                 "support": float(self.support[i]), "logs_show_all": bool(self.logs_show_all[i]),
                 "simulator": {"rmse": float(law.rmse(n)[i]), "bias": float(law.bias(n)[i]),
                               "model_bias": float(law.model_bias[i])}}
-
-
-def _robust_log_size(law: ErrorLaw, tol: float) -> np.ndarray:
-    """Least n with robust_rmse(n) <= tol, per mixture: closed form when the bias does not depend on n,
-    else bisection on log n after bracketing."""
-    out = np.full(law.bias0.shape, np.inf)
-    for i in range(len(out)):
-        def err(n, i=i):
-            return float(law.robust_rmse(n)[i])
-        fixed = abs(float(law.computed_bias(np.inf)[i])) + float(law.bound[i])
-        if fixed >= tol:
-            continue
-        if law.bias1[i] == 0:
-            out[i] = max(float(law.scaled_var[i]) / (tol * tol - fixed * fixed), 1.0)
-            continue
-        lo, hi = 1.0, 2.0
-        while err(hi) > tol and hi < 1e15:
-            hi *= 2
-        if err(hi) > tol:
-            continue
-        for _ in range(100):
-            mid = np.sqrt(lo * hi)
-            lo, hi = (lo, mid) if err(mid) <= tol else (mid, hi)
-        out[i] = hi
-    return out
 
 
 def _moment_key(spec: EstimatorSpec) -> tuple:

@@ -366,25 +366,33 @@ class ErrorLaw:
                 "std_error": float(np.sqrt(self.scaled_var[i] / n)), "support": float(self.support[i]),
                 "supported": bool(self.supported[i])}
 
-    def log_size_for(self, tol: float) -> float:
-        """Least n with RMSE(n) <= tol for every mixture in the batch (inf where the bias alone exceeds tol)."""
+    def log_size_for(self, tol: float, robust: bool = False) -> np.ndarray:
+        """Least n with RMSE(n) (or, with ``robust``, the robust error) <= tol for every mixture in the batch
+        (inf where the bias alone, or with the model-error bound, exceeds tol)."""
+        computed = self.bias0 if not robust or self.bias_computed is None else self.bias_computed
+        bound = self.bound if robust else np.zeros_like(self.bias0)
         out = np.full(self.bias0.shape, np.inf)
         for i in range(len(out)):
-            b0, b1, v = self.bias0[i], self.bias1[i], self.scaled_var[i]
-            if abs(b0) >= tol:
+            b0, b1, v, b = computed[i], self.bias1[i], self.scaled_var[i], bound[i]
+
+            def mse(n, b0=b0, b1=b1, v=v, b=b):
+                return (abs(b0 + b1 / n) + b) ** 2 + v / n if robust else (b0 + b1 / n) ** 2 + v / n
+
+            fixed = abs(b0) + b
+            if fixed >= tol:
                 continue
             if b1 == 0:
-                out[i] = max(v / (tol * tol - b0 * b0), 1.0)
+                out[i] = max(v / (tol * tol - fixed * fixed), 1.0)
                 continue
-            lo, hi = 1.0, 2.0   # RMSE(n) decreases for large n: bracket, then bisect on log n
-            while (b0 + b1 / hi) ** 2 + v / hi > tol * tol:
+            lo, hi = 1.0, 2.0   # the error decreases for large n: bracket, then bisect on log n
+            while mse(hi) > tol * tol:
                 hi *= 2
                 if hi > 1e15:
                     break
             else:
                 for _ in range(100):
                     mid = np.sqrt(lo * hi)
-                    lo, hi = (lo, mid) if (b0 + b1 / mid) ** 2 + v / mid <= tol * tol else (mid, hi)
+                    lo, hi = (lo, mid) if mse(mid) <= tol * tol else (mid, hi)
                 out[i] = hi
         return out
 

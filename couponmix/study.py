@@ -179,8 +179,9 @@ def production_block(components, alpha, objectives: Criterion, explore_descripti
 def objectives_comparison(objectives: Criterion, alpha: np.ndarray, finite: bool) -> dict:
     """Every estimator of the exact suite at the mixture (even when one is forced), for the methods section;
     unclipped ones only where their variance is finite."""
-    full = Criterion(objectives.sample, exact_suite(DEFAULT_CLIP, finite_variance=finite), objectives.n,
-                     objectives.aggregate)
+    specs = exact_suite(DEFAULT_CLIP, finite_variance=finite)
+    same = [s.name for s in specs] == [s.name for s in objectives.specs] and objectives.error == "robust"
+    full = objectives if same else Criterion(objectives.sample, specs, objectives.n, objectives.aggregate)
     return full.compare(alpha)
 
 
@@ -217,7 +218,7 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
     (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there."""
     from .simplex import parse_alpha_spec
 
-    sc = get_scenario(cfg.scenario, config=cfg.scenario_config, seed=cfg.world_seed)
+    sc = cfg.build_scenario()
     n = check_positive_int(sc.default_n if cfg.n is None else cfg.n, "n")
     k = len(sc.components())
     floors = check_floors(floor, k)

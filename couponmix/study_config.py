@@ -88,6 +88,12 @@ class StudyConfig:
         if not (isinstance(self.floor, (int, float)) and 0 <= self.floor < 1):
             raise CouponmixError(f"floor must be a number in [0, 1), got {self.floor!r}")
 
+    def build_scenario(self):
+        """The study's scenario: its name or folder, its parameters and its world seed."""
+        from .scenario import get_scenario
+
+        return get_scenario(self.scenario, config=self.scenario_config, seed=self.world_seed)
+
     def with_overrides(self, **values) -> StudyConfig:
         """A copy with the given fields replaced; None means 'keep the file's value'."""
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
