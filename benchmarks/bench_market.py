@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_objectives import machine  # noqa: E402
-from couponmix.atomic import write_outputs  # noqa: E402
-from couponmix.estimators import EstimatorSpec  # noqa: E402
-from couponmix.logs import simulate_log  # noqa: E402
-from couponmix.mixture import Mixture  # noqa: E402
-from couponmix.objectives import EvaluationSample, MixtureObjectives  # noqa: E402
-from couponmix.optimize import pareto_front  # noqa: E402
+from couponmix.dataset.logs import simulate_log  # noqa: E402
+from couponmix.decide.optimize import pareto_front  # noqa: E402
+from couponmix.infra.atomic import write_outputs  # noqa: E402
+from couponmix.ope.estimators import EstimatorSpec  # noqa: E402
+from couponmix.ope.objectives import EvaluationSample, MixtureObjectives  # noqa: E402
+from couponmix.policy.mixture import Mixture  # noqa: E402
 from simulators import get_scenario  # noqa: E402
 
 N = 1_000_000

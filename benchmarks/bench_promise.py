@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_objectives import machine  # noqa: E402
-from couponmix.criterion import Criterion  # noqa: E402
-from couponmix.estimators import EstimatorSpec, exact_suite  # noqa: E402
-from couponmix.montecarlo import monte_carlo  # noqa: E402
-from couponmix.objectives import EvaluationSample  # noqa: E402
+from couponmix.ope.criterion import Criterion  # noqa: E402
+from couponmix.ope.estimators import EstimatorSpec, exact_suite  # noqa: E402
+from couponmix.ope.montecarlo import monte_carlo  # noqa: E402
+from couponmix.ope.objectives import EvaluationSample  # noqa: E402
 
 EXAMPLES = ROOT / "reports" / "examples"
 STUDIES = {"market (make demo)": (EXAMPLES / "market" / "summary.json", None)} | {
@@ -37,7 +37,7 @@ STUDIES = {"market (make demo)": (EXAMPLES / "market" / "summary.json", None)} |
 
 
 def check(name: str, summary_path: Path, study: Path | None, n: int, reps: int, workers: int) -> dict:
-    from couponmix.study_config import StudyConfig, load_study
+    from couponmix.studies.config import StudyConfig, load_study
 
     summary = json.loads(summary_path.read_text())
     cfg = load_study(study) if study is not None else StudyConfig()

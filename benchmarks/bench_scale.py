@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_objectives import machine  # noqa: E402
-from couponmix.atomic import write_outputs  # noqa: E402
-from couponmix.memory import tune_allocator  # noqa: E402
-from couponmix.seeding import BLOCK  # noqa: E402
-from couponmix.simulate import PARQUET_OPTIONS  # noqa: E402
+from couponmix.dataset.simulate import PARQUET_OPTIONS  # noqa: E402
+from couponmix.infra.atomic import write_outputs  # noqa: E402
+from couponmix.infra.memory import tune_allocator  # noqa: E402
+from couponmix.infra.seeding import BLOCK  # noqa: E402
 
 
 def raw_rng_rate(n: int) -> float:
@@ -69,9 +69,9 @@ def parquet_write_rate(n: int, folder: Path) -> float:
 
 def in_memory_rate(n: int) -> float:
     """Customers per second of the simulation itself (covariates, policies, mixture draw, rewards), no writing."""
-    from couponmix.logs import simulate_block
-    from couponmix.mixture import Mixture
-    from couponmix.seeding import stream
+    from couponmix.dataset.logs import simulate_block
+    from couponmix.infra.seeding import stream
+    from couponmix.policy.mixture import Mixture
     from simulators import get_scenario
 
     sc = get_scenario("paper")
@@ -86,8 +86,8 @@ def simulate_in_subprocess(n: int, workers: int, folder: Path, chunk: int) -> di
     code = textwrap.dedent(f"""
         import json, resource, time
         from simulators import get_scenario
-        from couponmix.backend import LocalBackend
-        from couponmix.simulate import simulate_to_parquet
+        from couponmix.infra.backend import LocalBackend
+        from couponmix.dataset.simulate import simulate_to_parquet
         import pyarrow.parquet        # imported before the clock starts, as a long-running worker has it
         before = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
@@ -141,10 +141,10 @@ def main() -> None:
                   f"peak RSS {row['peak_rss_mb']:6.0f} MB (workers {row['peak_rss_worker_mb']:5.0f} MB)  "
                   f"{row['gb_on_disk']:5.2f} GB", flush=True)
     # exact objectives streamed over a population, for a batch of mixtures per pass
-    from couponmix.backend import LocalBackend
-    from couponmix.estimators import EstimatorSpec
-    from couponmix.optimize import pareto_front
-    from couponmix.streaming import StreamingObjectives
+    from couponmix.decide.optimize import pareto_front
+    from couponmix.infra.backend import LocalBackend
+    from couponmix.ope.estimators import EstimatorSpec
+    from couponmix.ope.streaming import StreamingObjectives
     from simulators import get_scenario
 
     spec = EstimatorSpec("clipped_ips", 10.0)

@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import CouponmixError
-from .estimators import optimisable
+from couponmix.errors import CouponmixError
+from couponmix.ope.estimators import optimisable
+
+__all__ = ['EXIT_BAD_INPUT', 'ESTIMATOR_CHOICES', 'build_parser', 'cmd_plan', 'cmd_scenarios', 'cmd_run', 'cmd_batch',
+           'cmd_simulate', 'cmd_evaluate', 'cmd_validate', 'COMMANDS', 'main']
 
 EXIT_BAD_INPUT = 2
 #: estimators with an exact error formula for every mixture (dr_fitted is compared at a mix, not optimised)
@@ -22,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _estimator(args):
-    from .estimators import EstimatorSpec
+    from couponmix.ope.estimators import EstimatorSpec
 
     if not hasattr(args, "estimator"):   # validate takes --estimators (and its own --clip); simulate none
         return None
@@ -59,8 +62,8 @@ def _add_backend(p):
 
 
 def _backend(args):
-    from .backend import get_backend
-    from .threads import default_threads
+    from couponmix.infra.backend import get_backend
+    from couponmix.infra.threads import default_threads
 
     if args.scheduler is None and args.workers is None:
         return get_backend(workers=default_threads())
@@ -87,7 +90,7 @@ def _setup_output(args) -> None:
 
 def _study(args):
     """The study: the --config file (study or market file) with the command line's values over it."""
-    from .study_config import StudyConfig, load_study
+    from couponmix.studies.config import StudyConfig, load_study
 
     cfg = load_study(args.config) if args.config is not None else StudyConfig()
     if (args.scenario is not None and cfg.scenario_config is not None and args.scenario != cfg.scenario):
@@ -111,7 +114,7 @@ def _run_overrides(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from couponmix import __version__
 
     parser = _Parser(prog="couponmix", description="How much coupon traffic to spend on exploration.")
     parser.add_argument("--version", action="version", version=f"couponmix {__version__}")
@@ -192,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_plan(args) -> int:
     import json
 
-    from .study import plan_study
+    from couponmix.studies.study import plan_study
 
     if args.n is not None and (args.eps is not None or args.alpha is not None):
         raise CouponmixError("give --n (for the least-cost mixture) or --alpha/--eps (for the log size), not both")
@@ -204,7 +207,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_scenarios(args) -> int:
-    from .scenario import registered, scenario_class
+    from couponmix.dataset.scenario import registered, scenario_class
 
     for name in registered():
         print(f"{name:14s} {scenario_class(name).description}")
@@ -212,10 +215,10 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .atomic import check_output_dir, check_replaceable, write_outputs
-    from .outputs import STUDY_FILES, study_files_for
-    from .report import headline
-    from .study import run_config
+    from couponmix.infra.atomic import check_output_dir, check_replaceable, write_outputs
+    from couponmix.outputs.report import headline
+    from couponmix.outputs.writer import STUDY_FILES, study_files_for
+    from couponmix.studies.study import run_config
 
     check_replaceable(check_output_dir(args.out), STUDY_FILES)
     cfg = _study(args)
@@ -232,7 +235,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from .batch import run_batch
+    from couponmix.studies.batch import run_batch
 
     res = run_batch(args.folder, args.out, workers=args.workers, quiet=args.quiet)
     if not args.quiet:
@@ -244,10 +247,10 @@ def cmd_batch(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .progress import Progress
-    from .seeding import BLOCK
-    from .simplex import parse_alpha_spec
-    from .simulate import DEFAULT_CHUNK, simulate_to_parquet
+    from couponmix.dataset.simulate import DEFAULT_CHUNK, simulate_to_parquet
+    from couponmix.infra.progress import Progress
+    from couponmix.infra.seeding import BLOCK
+    from couponmix.policy.simplex import parse_alpha_spec
 
     cfg = _study(args)
     sc = cfg.build_scenario()
@@ -266,8 +269,8 @@ def cmd_simulate(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from .commands import evaluate, n_chunks
-    from .progress import Progress
+    from couponmix.infra.progress import Progress
+    from couponmix.studies.commands import evaluate, n_chunks
 
     with Progress(n_chunks(args.population, args.chunk_size), "evaluating chunks", args.quiet or args.json) as bar:
         res = evaluate(_study(args), args.alpha, args.population, args.chunk_size, args.naive, _backend(args),
@@ -283,10 +286,10 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .atomic import check_output_dir, write_outputs
-    from .commands import validate
-    from .progress import Progress
-    from .study import to_json
+    from couponmix.infra.atomic import check_output_dir, write_outputs
+    from couponmix.infra.progress import Progress
+    from couponmix.studies.commands import validate
+    from couponmix.studies.study import to_json
 
     if args.out is not None:
         check_output_dir(args.out)
@@ -305,7 +308,7 @@ COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "batch": cmd_batch, "sim
 
 def main(argv=None) -> int:
     if argv is None:   # a real command line (not a caller passing arguments): tune this process's allocator
-        from .memory import tune_allocator
+        from couponmix.infra.memory import tune_allocator
 
         tune_allocator()
     try:

@@ -1,3 +1,5 @@
+
+__all__ = ['CouponmixError']
 """The one exception type couponmix raises for bad input.
 
 The CLI turns it into a one-line message and a non-zero exit code; library

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from couponmix.logs import simulate_log
-from couponmix.mixture import Mixture
+from couponmix.dataset.logs import simulate_log
+from couponmix.policy.mixture import Mixture
 from simulators import get_scenario
 
 OUT = Path(__file__).with_name("paper_log.csv")

@@ -6,9 +6,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from couponmix.batch import run_batch
-from couponmix.browser import open_report
 from couponmix.cli import main
+from couponmix.outputs.browser import open_report
+from couponmix.studies.batch import run_batch
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 

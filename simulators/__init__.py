@@ -5,8 +5,8 @@ like any third-party scenario; ``get_scenario`` and ``SCENARIOS`` are kept here 
 """
 from __future__ import annotations
 
-from couponmix.divergence import SupportVerdict
-from couponmix.scenario import Scenario, get_scenario, registered
+from couponmix.dataset.scenario import Scenario, get_scenario, registered
+from couponmix.ope.divergence import SupportVerdict
 
 from .market import MarketScenario
 from .paper import PaperFloorScenario, PaperScenario

@@ -1,5 +1,5 @@
-"""The scenario protocol lives in couponmix (``couponmix.scenario.Scenario``); re-exported here for scenarios
+"""The scenario protocol lives in couponmix (``couponmix.dataset.scenario.Scenario``); re-exported here for scenarios
 written against this module."""
-from couponmix.scenario import Scenario
+from couponmix.dataset.scenario import Scenario
 
 __all__ = ["Scenario"]

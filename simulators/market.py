@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from couponmix.allocation import Budget, GreedyAllocator, softmax
 from couponmix.errors import CouponmixError
-from couponmix.mixture import sample_actions
-from couponmix.policies import Policy, one_hot, uniform
-from couponmix.revenue_model import CrossFittedRevenueModel
-from couponmix.safeyaml import load_yaml_file
-from couponmix.seeding import stream
+from couponmix.infra.safeyaml import load_yaml_file
+from couponmix.infra.seeding import stream
+from couponmix.policy.allocation import Budget, GreedyAllocator, softmax
+from couponmix.policy.mixture import sample_actions
+from couponmix.policy.policies import Policy, one_hot, uniform
+from couponmix.policy.revenue_model import CrossFittedRevenueModel
 
 from .base import Scenario
 

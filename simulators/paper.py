@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from couponmix.divergence import SupportVerdict
-from couponmix.policies import Policy, binary
+from couponmix.ope.divergence import SupportVerdict
+from couponmix.policy.policies import Policy, binary
 
 from .base import Scenario
 

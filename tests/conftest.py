@@ -8,7 +8,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from couponmix.objectives import EvaluationSample  # noqa: E402
+from couponmix.ope.objectives import EvaluationSample  # noqa: E402
 from simulators import get_scenario  # noqa: E402
 
 #: Monte Carlo size: CI runs "reduced"; `make test-full` sets COUPONMIX_MC_SCALE=full.

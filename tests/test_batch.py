@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from couponmix.batch import run_batch
 from couponmix.cli import main
 from couponmix.errors import CouponmixError
-from couponmix.study_config import StudyConfig, load_study
+from couponmix.studies.batch import run_batch
+from couponmix.studies.config import StudyConfig, load_study
 
 STUDIES = Path(__file__).with_name("data") / "studies"
 NAMES = ["a_floor", "b_market", "c_paper"]
@@ -157,7 +157,7 @@ def test_command_line_values_override_the_study_file(tmp_path):
 
 def test_index_links_are_percent_encoded_relative_paths():
     """A study file named like a script URL must not become a script link (it is a folder name, encoded)."""
-    from couponmix.batch import COLUMNS, index_html
+    from couponmix.studies.batch import COLUMNS, index_html
 
     row = dict.fromkeys(COLUMNS)
     row.update(study="javascript:alert(1)", title="x", status="done", scenario="market", exploration_rate=0.1,
@@ -169,7 +169,7 @@ def test_index_links_are_percent_encoded_relative_paths():
 
 def test_a_result_of_an_older_summary_layout_is_rerun(tmp_path):
     """A finished study written by an older couponmix (another summary layout) is not read as current."""
-    from couponmix.batch import _finished
+    from couponmix.studies.batch import _finished
 
     study = tmp_path / "s.yaml"
     study.write_text("scenario: paper\n")
@@ -178,7 +178,7 @@ def test_a_result_of_an_older_summary_layout_is_rerun(tmp_path):
     (final / "study.yaml").write_bytes(study.read_bytes())
     (final / "summary.json").write_text(json.dumps({"headline": {}}))
     assert not _finished(study, final)
-    from couponmix.study import SUMMARY_FORMAT
+    from couponmix.studies.study import SUMMARY_FORMAT
 
     (final / "summary.json").write_text(json.dumps({"summary_format": SUMMARY_FORMAT}))
     assert _finished(study, final)
@@ -228,7 +228,7 @@ def test_a_rerun_cleans_only_dead_runs_own_staging_folders(tmp_path):
     writer is gone; a live writer's, or a folder without the marker, stay."""
     import json as _json
 
-    from couponmix.atomic import MARKER, write_outputs
+    from couponmix.infra.atomic import MARKER, write_outputs
 
     out = tmp_path / "report"
     dead = tmp_path / ".report.tmp-dead0000"
@@ -250,7 +250,7 @@ def test_a_rerun_cleans_only_dead_runs_own_staging_folders(tmp_path):
 def test_untrusted_study_files_cannot_explode_or_inject(tmp_path, capsys):
     """Nested YAML aliases are refused, long or non-text titles are refused, and a title that a spreadsheet
     would run as a formula is neutralised in comparison.csv."""
-    from couponmix.batch import COLUMNS, comparison_csv
+    from couponmix.studies.batch import COLUMNS, comparison_csv
 
     bomb = tmp_path / "bomb.yaml"
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]

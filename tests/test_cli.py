@@ -217,8 +217,8 @@ def test_version(capsys):
 
 
 def test_progress_names_the_phases_that_take_the_time(monkeypatch, capsys):
-    from couponmix import progress
-    from couponmix.study import PHASES, run_study
+    from couponmix.infra import progress
+    from couponmix.studies.study import PHASES, run_study
 
     monkeypatch.setattr(progress, "interactive", lambda: True)
     run_study("paper", n=2000, eval_size=3000, pop_size=8, generations=2, quiet=False)

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from couponmix.criterion import Criterion
-from couponmix.estimators import EstimatorSpec, exact_suite
-from couponmix.montecarlo import monte_carlo
-from couponmix.objectives import EvaluationSample, MixtureObjectives
+from couponmix.ope.criterion import Criterion
+from couponmix.ope.estimators import EstimatorSpec, exact_suite
+from couponmix.ope.montecarlo import monte_carlo
+from couponmix.ope.objectives import EvaluationSample, MixtureObjectives
 from simulators import get_scenario
 
 from .conftest import mc_reps
@@ -87,8 +87,8 @@ def test_robust_default_does_not_promise_what_only_the_simulator_knows(market_sa
 def test_direct_method_formula_against_obp(paper_floor):
     """obp's DirectMethod over simulated logs: its RMSE matches the exact formula (within 3 Monte Carlo SE)."""
     spec = EstimatorSpec("dm")
-    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], spec, 2000, mc_reps(100, 1000), seed=3, eval_size=100_000,
-                      workers=2)
+    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], [spec], 2000, mc_reps(100, 1000), seed=3, eval_size=100_000,
+                      workers=2)[spec.name]
     for t, r in res.items():
         assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se + 1e-12, (t, r.mc_mse, r.analytic_rmse)
 

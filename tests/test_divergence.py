@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from couponmix.divergence import empirical_verdict, growth, hill_tail_index, weight_verdict
 from couponmix.errors import CouponmixError
-from couponmix.estimators import EstimatorSpec
-from couponmix.study import choose_estimator
+from couponmix.ope.divergence import empirical_verdict, growth, hill_tail_index, weight_verdict
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.studies.study import choose_estimator
 
 CENTRE = np.ones(3) / 3
 
@@ -54,7 +54,7 @@ def test_empirical_detector_agrees_at_the_centre(paper_sample, floor_sample):
 
 
 def test_infinite_second_moment_keeps_growing_with_sample_size(paper_sample, floor_sample):
-    from couponmix.divergence import weight_contributions
+    from couponmix.ope.divergence import weight_contributions
 
     y_bad, _ = weight_contributions(paper_sample.target_probs[0], paper_sample.balanced(CENTRE))
     y_good, _ = weight_contributions(floor_sample.target_probs[0], floor_sample.balanced(CENTRE))

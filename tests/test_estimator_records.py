@@ -3,10 +3,10 @@ DoublyRobustWithShrinkage), added here without touching couponmix, is optimised,
 import numpy as np
 import pytest
 
-from couponmix.criterion import Criterion
-from couponmix.estimators import KINDS, WEIGHTS, EstimatorKind, EstimatorSpec, WeightFunction, register_estimator, register_weight
-from couponmix.montecarlo import monte_carlo
-from couponmix.objectives import MixtureObjectives
+from couponmix.ope.criterion import Criterion
+from couponmix.ope.estimators import KINDS, WEIGHTS, EstimatorKind, EstimatorSpec, WeightFunction, register_estimator, register_weight
+from couponmix.ope.montecarlo import monte_carlo
+from couponmix.ope.objectives import MixtureObjectives
 
 from .conftest import mc_reps
 
@@ -36,7 +36,8 @@ def test_the_record_drives_the_exact_engine_and_obp(dr_os, paper_floor):
     assert dr_os.name == "dr_os(5)" and dr_os.uses_reward_model and not dr_os.has_unbounded_weights
     assert "DoublyRobustWithShrinkage" in dr_os.obp_name()
     alpha = [0.4, 0.3, 0.3]
-    res = monte_carlo(paper_floor, alpha, dr_os, 2000, mc_reps(150, 1000), seed=4, eval_size=100_000, workers=1)
+    res = monte_carlo(paper_floor, alpha, [dr_os], 2000, mc_reps(150, 1000), seed=4, eval_size=100_000,
+                      workers=1)[dr_os.name]
     for t, r in res.items():
         assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se, (t, r.mc_mse, r.analytic_rmse ** 2)
 

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
+from couponmix.dataset.logs import simulate_log
 from couponmix.errors import CouponmixError
-from couponmix.estimators import EstimatorSpec, parse_list, suite
-from couponmix.fitted_reward import N_FOLDS, PILOT_MAX, FittedModelObjectives, cross_fitted, pilot_samples, pilot_size
-from couponmix.logs import simulate_log
-from couponmix.mixture import Mixture
-from couponmix.montecarlo import interval
-from couponmix.objectives import EvaluationSample, MixtureObjectives
+from couponmix.ope.estimators import EstimatorSpec, parse_list, suite
+from couponmix.ope.fitted_reward import N_FOLDS, PILOT_MAX, FittedModelObjectives, cross_fitted, pilot_samples, pilot_size
+from couponmix.ope.montecarlo import interval
+from couponmix.ope.objectives import EvaluationSample, MixtureObjectives
+from couponmix.policy.mixture import Mixture
 
 ALPHA = [0.4, 0.3, 0.3]
 
@@ -97,7 +97,7 @@ def test_the_suite_names_and_parses_fitted_dr():
 
 
 def test_a_study_refuses_to_optimise_for_fitted_dr():
-    from couponmix.study import run_study
+    from couponmix.studies.study import run_study
 
     with pytest.raises(CouponmixError, match="cannot be optimised over mixtures"):
         run_study("paper_floor", estimator=EstimatorSpec("dr_fitted"), pop_size=8, generations=2, eval_size=2000)

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from couponmix.allocation import Budget, GreedyAllocator
 from couponmix.cli import main
 from couponmix.errors import CouponmixError
+from couponmix.policy.allocation import Budget, GreedyAllocator
 from simulators import get_scenario
 from simulators.market import load_config
 

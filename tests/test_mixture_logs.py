@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from couponmix.logs import simulate_log
-from couponmix.mixture import Mixture, sample_actions
-from couponmix.seeding import BLOCK
+from couponmix.dataset.logs import simulate_log
+from couponmix.infra.seeding import BLOCK
+from couponmix.policy.mixture import Mixture, sample_actions
 
 ALPHA = [0.2, 0.3, 0.5]
 

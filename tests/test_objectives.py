@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from couponmix.estimators import EstimatorSpec
-from couponmix.objectives import MixtureObjectives, RowTerms, error_laws
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.objectives import MixtureObjectives, RowTerms, error_laws
 
 from .conftest import assert_within_se, mean_and_se
 from .paper_truth import VALUES, clipped_moments
@@ -147,7 +147,7 @@ def test_merging_collapses_deterministic_rows(paper_sample):
 
 
 def test_results_are_deterministic(paper):
-    from couponmix.objectives import EvaluationSample
+    from couponmix.ope.objectives import EvaluationSample
 
     a = EvaluationSample.from_scenario(paper, 5000, seed=3)
     b = EvaluationSample.from_scenario(paper, 5000, seed=3)
@@ -159,7 +159,7 @@ def test_results_are_deterministic(paper):
 
 
 def test_merge_rows_finds_numpys_distinct_rows():
-    from couponmix.objectives import merge_rows
+    from couponmix.ope.objectives import merge_rows
 
     rng = np.random.default_rng(0)
     a = np.round(rng.random((5000, 4)), 1)             # many duplicate rows
@@ -177,7 +177,7 @@ def test_merge_rows_finds_numpys_distinct_rows():
 
 def test_merge_rows_is_exact_under_hash_collisions(monkeypatch):
     """A collision may leave equal rows apart, but never merges different rows."""
-    from couponmix import objectives
+    from couponmix.ope import objectives
 
     monkeypatch.setattr(objectives, "row_hash", lambda a: np.zeros(len(a), dtype=np.uint64))
     a = np.round(np.random.default_rng(1).random((3000, 3)), 1)

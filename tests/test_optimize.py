@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from couponmix.estimators import EstimatorSpec
-from couponmix.objectives import EvaluationSample, MixtureObjectives
-from couponmix.optimize import knee_index, nondominated_mask, pareto_front, recommend
+from couponmix.decide.optimize import knee_index, nondominated_mask, pareto_front, recommend
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.objectives import EvaluationSample, MixtureObjectives
 
 FLOOR = 0.01
 

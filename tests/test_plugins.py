@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from couponmix.cli import main
+from couponmix.dataset.scenario import get_scenario, registered
 from couponmix.errors import CouponmixError
-from couponmix.scenario import get_scenario, registered
 
 TOY = textwrap.dedent('''
     import numpy as np
-    from couponmix.policies import Policy
-    from couponmix.scenario import Scenario
+    from couponmix.policy.policies import Policy
+    from couponmix.dataset.scenario import Scenario
 
 
     class ToyScenario(Scenario):
@@ -104,8 +104,9 @@ def test_a_scenario_folder_holds_data_not_code(tmp_path, capsys):
 
 
 def test_core_does_not_import_the_simulators_package():
-    code = ("import sys, couponmix.cli, couponmix.study, couponmix.batch, couponmix.criterion, couponmix.planner, "
-            "couponmix.montecarlo, couponmix.streaming, couponmix.simulate; "
+    code = ("import sys, couponmix.cli, couponmix.studies.study, couponmix.studies.batch, "
+            "couponmix.ope.criterion, couponmix.decide.planner, "
+            "couponmix.ope.montecarlo, couponmix.ope.streaming, couponmix.dataset.simulate; "
             "print(any(m == 'simulators' or m.startswith('simulators.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from couponmix.errors import CouponmixError
-from couponmix.policies import Policy, binary, one_hot
+from couponmix.policy.policies import Policy, binary, one_hot
 
 
 def test_policy_output_is_checked():
@@ -26,7 +26,7 @@ def test_one_hot():
 
 
 def test_non_second_moment_is_refused(paper):
-    from couponmix.objectives import EvaluationSample
+    from couponmix.ope.objectives import EvaluationSample
 
     class Broken(type(paper)):
         def m2(self, x):

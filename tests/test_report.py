@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from couponmix.cli import main
-from couponmix.report import headline
+from couponmix.outputs.report import headline
 
 STUDIES = Path(__file__).with_name("data") / "studies"
 FORMATS = {"pct1": lambda v: f"{100 * v:.1f}%", "pct2": lambda v: f"{100 * v:.2f}%",
@@ -93,7 +93,7 @@ def test_report_headline_and_figures_are_the_summary_s(run_dir):
 
 @pytest.mark.browser
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
-    from couponmix.browser import open_report
+    from couponmix.outputs.browser import open_report
 
     shot = tmp_path / "screenshot.png"
     check = open_report(run_dir / "report.html", screenshot=shot)

@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from couponmix.backend import DaskBackend, LocalBackend, get_backend
 from couponmix.cli import main
+from couponmix.dataset.logs import simulate_log
+from couponmix.dataset.simulate import simulate_to_parquet
 from couponmix.errors import CouponmixError
-from couponmix.estimators import EstimatorSpec
-from couponmix.logs import simulate_log
-from couponmix.mixture import Mixture
-from couponmix.seeding import BLOCK
-from couponmix.simulate import simulate_to_parquet
+from couponmix.infra.backend import DaskBackend, LocalBackend, get_backend
+from couponmix.infra.seeding import BLOCK
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.policy.mixture import Mixture
 
 ALPHA = [0.3, 0.3, 0.4]
 N = 3 * BLOCK + 1234            # not a whole number of blocks or chunks
@@ -51,7 +51,7 @@ def test_parquet_log_equals_the_in_memory_log_with_the_documented_schema(paper, 
 def test_output_does_not_depend_on_chunk_size_workers_or_backend(paper, reference, tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    from couponmix import simulate
+    from couponmix.dataset import simulate
 
     ref = pd.read_parquet(reference[0])
     runs = {"two chunks, two processes": dict(chunk_size=2 * BLOCK, backend=LocalBackend(2)),
@@ -95,7 +95,7 @@ def _peak_rss_mb(n: int, folder) -> float:
     code = textwrap.dedent(f"""
         import resource
         from simulators import get_scenario
-        from couponmix.simulate import simulate_to_parquet
+        from couponmix.dataset.simulate import simulate_to_parquet
         simulate_to_parquet(get_scenario("paper"), {ALPHA}, {n}, {str(folder)!r}, seed=1, chunk_size={BLOCK})
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     """)
@@ -128,8 +128,8 @@ def test_dask_cluster_simulation_equals_the_local_path(paper, reference, cluster
 
 
 def test_dask_cluster_monte_carlo_equals_the_local_path(paper_floor, cluster):
-    from couponmix.estimators import EstimatorSpec
-    from couponmix.montecarlo import monte_carlo
+    from couponmix.ope.estimators import EstimatorSpec
+    from couponmix.ope.montecarlo import monte_carlo
 
     kw = dict(eval_size=5000, truth_size=100_000)
     specs = [EstimatorSpec("ips"), EstimatorSpec("dr")]
@@ -153,8 +153,8 @@ STREAM_CASES = [("paper", EstimatorSpec("clipped_ips", 10.0)), ("paper_floor", E
 
 @pytest.mark.parametrize("scenario,spec", STREAM_CASES, ids=[f"{c[0]}-{c[1].name}" for c in STREAM_CASES])
 def test_streaming_objectives_equal_the_in_memory_ones(scenario, spec):
-    from couponmix.objectives import EvaluationSample, MixtureObjectives
-    from couponmix.streaming import StreamingObjectives, population_chunk
+    from couponmix.ope.objectives import EvaluationSample, MixtureObjectives
+    from couponmix.ope.streaming import StreamingObjectives, population_chunk
     from simulators import get_scenario
 
     sc = get_scenario(scenario)
@@ -182,7 +182,7 @@ def test_streaming_objectives_equal_the_in_memory_ones(scenario, spec):
 
 
 def test_streaming_cache_respects_its_memory_budget(paper):
-    from couponmix.streaming import StreamingObjectives, _chunk_rows, _rows_nbytes
+    from couponmix.ope.streaming import StreamingObjectives, _chunk_rows, _rows_nbytes
 
     spec = EstimatorSpec("clipped_ips", 10.0)
     size = 4 * BLOCK
@@ -201,8 +201,8 @@ def test_streaming_cache_respects_its_memory_budget(paper):
 def test_a_front_runs_on_a_streamed_population(paper):
     """pymoo's front on StreamingObjectives: the points are non-dominated and their objectives are the
     streamed ones."""
-    from couponmix.optimize import pareto_front
-    from couponmix.streaming import StreamingObjectives
+    from couponmix.decide.optimize import pareto_front
+    from couponmix.ope.streaming import StreamingObjectives
 
     obj = StreamingObjectives(paper, EstimatorSpec("clipped_ips", 10.0), 10_000, 2 * BLOCK, seed=3,
                               chunk_size=BLOCK)
@@ -215,7 +215,7 @@ def test_a_front_runs_on_a_streamed_population(paper):
 
 
 def test_dask_cluster_streaming_objectives_equal_the_local_path(paper, cluster):
-    from couponmix.streaming import StreamingObjectives
+    from couponmix.ope.streaming import StreamingObjectives
 
     alphas = np.array([[0.3, 0.3, 0.4], [0.1, 0.2, 0.7]])
     spec = EstimatorSpec("clipped_ips", 10.0)
@@ -227,7 +227,7 @@ def test_dask_cluster_streaming_objectives_equal_the_local_path(paper, cluster):
 
 
 def test_evaluate_cli_gives_the_streamed_objectives(capsys):
-    from couponmix.streaming import StreamingObjectives
+    from couponmix.ope.streaming import StreamingObjectives
     from simulators import get_scenario
 
     mixes = ["pi1=0.5,pi2=0.25,pi3=0.25", "pi1=0.2,pi2=0.4,pi3=0.4"]

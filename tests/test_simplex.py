@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from couponmix.errors import CouponmixError
-from couponmix.simplex import barycentre, check_alpha, parse_alpha_spec, project
+from couponmix.policy.simplex import barycentre, check_alpha, parse_alpha_spec, project
 
 K = 4
 finite = st.floats(-5, 5, allow_nan=False)

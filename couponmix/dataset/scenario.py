@@ -1,0 +1,188 @@
+"""Scenarios: the protocol couponmix talks to, and the registry that finds them.
+
+A scenario knows the law of the covariates, the conditional reward moments
+mu(x, a) = E[r | x, a] and m2(x, a) = E[r^2 | x, a], how to sample rewards, and which logging
+components and target policies it offers. couponmix's core only talks to scenarios through this
+protocol and never imports a scenario's package.
+
+Scenarios are found, by name, in three places:
+
+- entry points of the group ``couponmix.scenarios`` (``name = "package.module:Class"``) in any installed
+  package: this is how ``simulators`` (market, paper, paper_floor) and third-party scenarios plug in,
+  and how batch worker processes see them;
+- classes registered at run time with ``register`` (visible in this process only);
+- a scenario folder on disk, given as a path: ``DIR/scenario.yaml`` with ``kind`` (a registered name)
+  and ``config`` (that scenario's parameters, validated by the scenario itself). Folders hold data only;
+  no code is loaded from them.
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.safeyaml import load_yaml_file
+from couponmix.ope.divergence import SupportVerdict
+from couponmix.policy.policies import Policy
+
+__all__ = ["Scenario", "register", "registered", "get_scenario", "ENTRY_POINT_GROUP", "SCENARIO_FILE"]
+
+ENTRY_POINT_GROUP = "couponmix.scenarios"
+SCENARIO_FILE = "scenario.yaml"
+#: the scenarios shipped beside couponmix, used when the package's entry points are not installed
+BUILTIN = {"market": "simulators.market:MarketScenario", "paper": "simulators.paper:PaperScenario",
+           "paper_floor": "simulators.paper:PaperFloorScenario"}
+
+
+class Scenario(ABC):
+    """Base class for coupon environments with known ground truth.
+
+    Class attributes: ``name``, ``description``, ``action_names``, ``covariate_names``, ``default_n`` (log
+    size), and ``takes_config``: True when the constructor takes ``config`` (a dict of parameters, or a
+    path to a YAML file, validated by the scenario) and ``seed`` (the world seed).
+    """
+
+    name: str = ""
+    description: str = ""
+    action_names: tuple[str, ...] = ()
+    covariate_names: tuple[str, ...] = ()
+    default_n: int = 10_000
+    takes_config: bool = False
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.action_names)
+
+    @abstractmethod
+    def sample_covariates(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw n customers' covariates, shape (n, d), i.i.d. from the scenario's law."""
+
+    @abstractmethod
+    def mu(self, x: np.ndarray) -> np.ndarray:
+        """E[r | x, a] for every action, shape (n, A)."""
+
+    @abstractmethod
+    def m2(self, x: np.ndarray) -> np.ndarray:
+        """E[r^2 | x, a] for every action, shape (n, A)."""
+
+    @abstractmethod
+    def sample_rewards(self, x: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draw one reward per customer for the action taken, shape (n,)."""
+
+    @abstractmethod
+    def components(self) -> Mapping[str, Policy]:
+        """The logging component policies, in order."""
+
+    @abstractmethod
+    def targets(self) -> Mapping[str, Policy]:
+        """The candidate future policies to evaluate off-policy."""
+
+    def reference_policies(self) -> Mapping[str, Policy]:
+        """Policies whose value is reported but which neither log nor get evaluated (e.g. an oracle)."""
+        return {}
+
+    def reward_model(self, x: np.ndarray) -> np.ndarray | None:
+        """A learned reward model q(x, .) fixed before logging, for DR-type estimators (None if none)."""
+        return None
+
+    def reward_model_error(self) -> np.ndarray | None:
+        """(A,) the root-mean-square error of ``reward_model`` per action, measured out of fold (None: no
+        learned model). It sizes the bias that the data cannot check (see ``couponmix.ope.objectives``)."""
+        return None
+
+    def model_report(self, x: np.ndarray) -> dict | None:
+        """Quality of any learned model behind the policies, measured on held-out customers x."""
+        return None
+
+    def weight_moment_verdict(self, target: str, alpha: np.ndarray) -> SupportVerdict | None:
+        """Analytic verdict on E[sum_a pi_e^2 / p_alpha] for ``target`` at ``alpha``, or None if unknown."""
+        return None
+
+
+_REGISTERED: dict[str, type[Scenario]] = {}
+
+
+def register(cls: type[Scenario]) -> type[Scenario]:
+    """Register a scenario class under ``cls.name`` for this process (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Scenario)) or not cls.name:
+        raise CouponmixError("a scenario must be a named subclass of couponmix.dataset.scenario.Scenario")
+    _REGISTERED[cls.name] = cls
+    return cls
+
+
+def _entry_points() -> dict[str, str]:
+    found = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep.value
+    return found
+
+
+def registered() -> dict[str, str]:
+    """Every scenario name this process can build, with where it comes from ("module:Class")."""
+    out = _entry_points()
+    out.update({name: f"{cls.__module__}:{cls.__qualname__}" for name, cls in _REGISTERED.items()})
+    return dict(sorted(out.items()))
+
+
+def scenario_class(name: str) -> type[Scenario]:
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    points = _entry_points()
+    if name not in points:
+        raise CouponmixError(f"unknown scenario {name!r}; known scenarios: {', '.join(sorted(registered()))} "
+                             "(or a scenario folder)")
+    module, _, attr = points[name].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise CouponmixError(f"scenario {name!r} is registered as {points[name]} but cannot be loaded: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Scenario)):
+        raise CouponmixError(f"scenario {name!r} ({points[name]}) is not a couponmix Scenario")
+    return cls
+
+
+def _folder(path: Path) -> tuple[str, Any]:
+    """(kind, config) from a scenario folder's scenario.yaml."""
+    file = path / SCENARIO_FILE
+    if not file.is_file():
+        raise CouponmixError(f"scenario folder {path} has no {SCENARIO_FILE}")
+    doc = load_yaml_file(file)
+    if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
+        raise CouponmixError(f"{file} must be a mapping with kind: (a scenario name) and optionally config:")
+    unknown = sorted(set(doc) - {"kind", "config", "description"})
+    if unknown:
+        raise CouponmixError(f"{file}: unknown key(s) {', '.join(unknown)}")
+    return doc["kind"], doc.get("config")
+
+
+def is_scenario_folder(name: str) -> bool:
+    """A path to a folder, unless a registered scenario has that name."""
+    return name not in registered() and Path(name).is_dir()
+
+
+def get_scenario(name: str, config=None, seed: int = 0) -> Scenario:
+    """Build a scenario by registered name, or from a scenario folder (a path), with its config and world seed.
+
+    Raises a one-line ``CouponmixError`` for an unknown name, a bad folder, or a config given to a scenario
+    that takes none.
+    """
+    if not isinstance(name, str) or not name:
+        raise CouponmixError("the scenario must be a name or a folder")
+    if is_scenario_folder(name):
+        kind, folder_config = _folder(Path(name))
+        if config is not None and folder_config is not None:
+            raise CouponmixError(f"scenario folder {name} has its own config; give no other")
+        name, config = kind, folder_config if config is None else config
+    cls = scenario_class(name)
+    if cls.takes_config:
+        return cls(config=config, seed=seed)   # type: ignore[call-arg]
+    if config is not None:
+        takers = [n for n in registered() if n in BUILTIN and scenario_class(n).takes_config]
+        raise CouponmixError(f"scenario {name!r} takes no config (only {', '.join(takers) or 'none'} here)")
+    return cls()

@@ -1,0 +1,179 @@
+"""Revenue now versus OPE error later: the Pareto front and the recommended mixture.
+
+pymoo's NSGA-II searches the floored simplex; a repair operator projects every
+candidate onto it, so every evaluated mixture is feasible. The front is the
+non-dominated set of the final population. The decision rule picks one point:
+the knee by default, or the highest revenue with RMSE <= max_rmse.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.seeding import stream
+from couponmix.infra.validation import check_positive_float, check_positive_int
+from couponmix.ope.protocols import Objectives
+from couponmix.policy.simplex import check_floors, project
+
+__all__ = ['SEGMENT_POINTS', 'Front', 'Recommendation', 'nondominated_mask', 'initial_population', 'knee_index',
+           'recommend', 'pareto_front', 'check_max_rmse']
+
+#: evenly spaced points of the grid that replaces the genetic search when there are two components
+SEGMENT_POINTS = 401
+
+
+@dataclass
+class Front:
+    """Non-dominated mixtures, sorted by increasing revenue (and so increasing RMSE)."""
+
+    component_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    alphas: np.ndarray          # (F, K)
+    revenue: np.ndarray         # (F,)
+    rmse: np.ndarray            # (F,) aggregated over targets
+    rmse_per_target: np.ndarray  # (F, T)
+
+    def __len__(self) -> int:
+        return len(self.revenue)
+
+    def to_frame(self) -> pd.DataFrame:
+        cols = {f"alpha.{c}": self.alphas[:, k] for k, c in enumerate(self.component_names)}
+        cols["revenue"] = self.revenue
+        cols["ope_rmse"] = self.rmse
+        cols.update({f"ope_rmse.{t}": self.rmse_per_target[:, j] for j, t in enumerate(self.target_names)})
+        return pd.DataFrame(cols)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    index: int
+    rule: str                 # "knee" or "max_rmse"
+    meets_max_rmse: bool | None
+    note: str
+
+
+def nondominated_mask(revenue: np.ndarray, rmse: np.ndarray) -> np.ndarray:
+    """Points not dominated in (maximise revenue, minimise rmse), by pymoo's non-dominated sorting; among
+    exact duplicates the first is kept."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    keep = np.zeros(len(revenue), dtype=bool)
+    if len(revenue) == 0:
+        return keep
+    F = np.column_stack([-np.asarray(revenue, float), np.asarray(rmse, float)])
+    keep[NonDominatedSorting().do(F, only_non_dominated_front=True)] = True
+    _, first = np.unique(F, axis=0, return_index=True)     # duplicates: keep the first occurrence only
+    dup = np.ones(len(F), dtype=bool)
+    dup[first] = False
+    keep &= ~dup
+    return keep
+
+
+def initial_population(n_components: int, floors: np.ndarray, pop_size: int, seed: int) -> np.ndarray:
+    """Every vertex of the floored simplex, its barycentre, then uniform (Dirichlet(1)) draws."""
+    free = 1.0 - floors.sum()
+    vertices = floors + free * np.eye(n_components)
+    centre = floors + free / n_components
+    rng = stream(seed, "optimiser")
+    rest = floors + free * rng.dirichlet(np.ones(n_components), size=max(pop_size - n_components - 1, 0))
+    return np.vstack([vertices, centre, rest])[:pop_size]
+
+
+def knee_index(revenue: np.ndarray, rmse: np.ndarray) -> int:
+    """The front point farthest (after scaling both objectives to [0, 1]) from the chord joining its ends.
+
+    This is the usual geometric knee of a two-objective front (Das 1999; "Kneedle"). pymoo's
+    ``HighTradeoffPoints`` answers another question (points whose neighbours trade off badly) and can
+    return several points or none, so it is not used for the one recommendation."""
+    if len(revenue) <= 2:
+        return int(np.argmin(rmse)) if len(revenue) else 0
+    r = (revenue - revenue.min()) / max(np.ptp(revenue), 1e-300)
+    e = (rmse - rmse.min()) / max(np.ptp(rmse), 1e-300)
+    # chord from (r=0, e=0) to (r=1, e=1); points below it (more revenue for their error) are better
+    return int(np.argmax(r - e))
+
+
+def recommend(front: Front, max_rmse: float | None = None) -> Recommendation:
+    if len(front) == 0:
+        raise CouponmixError("the optimiser returned an empty front")
+    if max_rmse is None:
+        i = knee_index(front.revenue, front.rmse)
+        return Recommendation(i, "knee", None, "knee of the front: beyond it, each unit of RMSE saved costs "
+                                               "more revenue than before")
+    ok = np.flatnonzero(front.rmse <= max_rmse)
+    if ok.size:
+        i = int(ok[np.argmax(front.revenue[ok])])
+        return Recommendation(i, "max_rmse", True, f"highest revenue with RMSE <= {max_rmse:g}")
+    i = int(np.argmin(front.rmse))
+    return Recommendation(i, "max_rmse", False,
+                          f"no mixture reaches RMSE <= {max_rmse:g} at this log size; the lowest reachable is "
+                          f"{front.rmse[i]:.4g}, recommended instead")
+
+
+def pareto_front(objectives: Objectives, floors=0.0, pop_size: int = 100, generations: int = 100,
+                 seed: int = 0, on_generation: Callable[[int], None] | None = None) -> Front:
+    """Run NSGA-II (pymoo) over the floored simplex and return the non-dominated front.
+
+    ``objectives`` is a ``Criterion`` or a ``MixtureObjectives`` (anything with ``evaluate`` and the
+    component and target names). With two components the simplex is a segment, evaluated on a fine grid.
+    """
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.core.callback import Callback
+    from pymoo.core.problem import Problem
+    from pymoo.core.repair import Repair
+    from pymoo.optimize import minimize
+
+    k = len(objectives.component_names)
+    floors = check_floors(floors, k)
+    pop_size = check_positive_int(pop_size, "pop-size", minimum=k + 2)
+    generations = check_positive_int(generations, "generations")
+
+    if k == 2:   # a segment: exact evaluation on a fine grid (denser near both ends) beats a genetic search
+        t = np.unique(np.concatenate([np.linspace(0, 1, SEGMENT_POINTS), np.geomspace(1e-4, 0.05, 60),
+                                      1 - np.geomspace(1e-4, 0.05, 60)]))
+        free = 1.0 - floors.sum()
+        alphas = floors + free * np.column_stack([1 - t, t])
+        if on_generation is not None:
+            on_generation(generations)
+        return _front(objectives, alphas)
+
+    class SimplexRepair(Repair):
+        def _do(self, problem, X, **kwargs):
+            return project(X, floors)
+
+    class MixtureProblem(Problem):
+        def __init__(self):
+            super().__init__(n_var=k, n_obj=2, xl=0.0, xu=1.0)
+
+        def _evaluate(self, X, out, *args, **kwargs):
+            revenue, agg, _ = objectives.evaluate(project(X, floors))
+            out["F"] = np.column_stack([-revenue, agg])
+
+    class Progress(Callback):
+        def notify(self, algorithm):
+            if on_generation is not None:
+                on_generation(algorithm.n_gen)
+
+    algorithm = NSGA2(pop_size=pop_size, sampling=initial_population(k, floors, pop_size, seed),
+                      repair=SimplexRepair(), eliminate_duplicates=True)
+    res = minimize(MixtureProblem(), algorithm, ("n_gen", generations), seed=seed, verbose=False,
+                   callback=Progress())
+    return _front(objectives, project(np.atleast_2d(res.pop.get("X")), floors))
+
+
+def _front(objectives: Objectives, alphas: np.ndarray) -> Front:
+    """The non-dominated mixtures among ``alphas``, sorted by revenue."""
+    revenue, agg, per = objectives.evaluate(alphas)
+    keep = nondominated_mask(revenue, agg)
+    alphas, revenue, agg, per = alphas[keep], revenue[keep], agg[keep], per[keep]
+    order = np.argsort(revenue, kind="stable")
+    return Front(objectives.component_names, objectives.target_names, alphas[order], revenue[order],
+                 agg[order], per[order])
+
+
+def check_max_rmse(value) -> float | None:
+    return None if value is None else check_positive_float(value, "max-rmse")

@@ -1,0 +1,210 @@
+"""Planning over the whole simplex (method.md section 6), on the decision's own criterion.
+
+- ``plan_mixture``: the mixture with the least revenue cost (against the revenue-best mixture of the
+  floored simplex) whose error is <= tol for every target at log size n. Revenue is linear in the
+  mixture but the error need not be monotone or convex in it (naive-weight estimators lose precision
+  as exploration grows; the criterion switches estimators), so this is a constrained search, not a
+  bisection: every point of a lattice on the simplex and of geometric ladders along its edges
+  (exploration rates from 1e-5 up) is evaluated exactly, the best feasible one is taken, then refined
+  by pairwise mass transfers with a shrinking step that keep the constraint. When no mixture reaches tol
+  the answer says so and gives the lowest worst-target error found and where.
+- ``log_size_at``: the same engine solved for n at a given mixture.
+
+Both take any objectives with the ``Criterion`` interface (``laws`` returning per-target laws with
+``rmse(n)`` and ``log_size_for(tol)``), for any scenario and any component names.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from itertools import combinations_with_replacement
+
+import numpy as np
+
+from couponmix.decide.curves import exploration_rate
+from couponmix.infra.validation import check_positive_float, check_positive_int
+from couponmix.policy.simplex import check_alpha, check_floors
+
+__all__ = ["Plan", "LogSizePlan", "plan_mixture", "log_size_at", "candidates"]
+
+#: most lattice points evaluated in the global stage
+MAX_LATTICE = 400
+LADDER = np.geomspace(1e-5, 0.5, 45)
+BATCH = 512
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The least-cost mixture with error <= tol for every target (``reachable``), or the best one can do."""
+
+    tol: float
+    n: int
+    reachable: bool
+    alpha: dict
+    exploration_rate: float
+    revenue: float
+    revenue_cost: float          # per customer, against the revenue-best mixture
+    revenue_cost_pct: float | None
+    worst_error: float
+    targets: dict                # per target: chosen estimator, error and its parts (Criterion.describe)
+    evaluated: int               # mixtures evaluated exactly
+    note: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LogSizePlan:
+    tol: float
+    alpha: dict
+    log_size_needed: float | None    # None: no log size is enough (a bias alone exceeds tol)
+    per_target: dict
+    note: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _lattice(k: int, floors: np.ndarray, max_points: int = MAX_LATTICE) -> np.ndarray:
+    """Points of the floored simplex on a regular lattice with at most ``max_points`` points."""
+    h = 1
+    while h < max_points and _n_lattice(k, h + 1) <= max_points:   # h bounded: one component has one point
+        h += 1
+    pts = []
+    for combo in combinations_with_replacement(range(k), h):
+        pts.append(np.bincount(combo, minlength=k) / h)
+    free = 1.0 - floors.sum()
+    return floors + free * np.array(pts)
+
+
+def _n_lattice(k: int, h: int) -> int:
+    from math import comb
+
+    return comb(h + k - 1, k - 1)
+
+
+def candidates(k: int, floors: np.ndarray) -> np.ndarray:
+    """Lattice points and, for every ordered pair of vertices, a geometric ladder from one towards the other."""
+    free = 1.0 - floors.sum()
+    vertices = floors + free * np.eye(k)
+    ladders = [(1 - LADDER)[:, None] * vertices[i] + LADDER[:, None] * vertices[j]
+               for i in range(k) for j in range(k) if i != j]
+    return np.unique(np.vstack([_lattice(k, floors), vertices, *ladders]).round(15), axis=0)
+
+
+def _worst(objectives, alphas: np.ndarray, n: int) -> np.ndarray:
+    out = []
+    for s in range(0, len(alphas), BATCH):
+        laws = objectives.laws(alphas[s:s + BATCH])
+        out.append(np.column_stack([law.rmse(n) for law in laws]).max(axis=1))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _moves(alpha: np.ndarray, floors: np.ndarray, step: float) -> np.ndarray:
+    """Every transfer of ``step`` (or what is left above the floor) from component i to component j."""
+    k = len(alpha)
+    out = []
+    for i in range(k):
+        room = alpha[i] - floors[i]
+        if room <= 0:
+            continue
+        t = min(step, room)
+        for j in range(k):
+            if j != i:
+                a = alpha.copy()
+                a[i] -= t
+                a[j] += t
+                out.append(a)
+    return np.array(out) if out else np.zeros((0, k))
+
+
+def plan_mixture(objectives, tol: float, n: int | None = None, floors=0.0) -> Plan:
+    """The least revenue cost subject to the criterion's error <= tol for every target at log size n.
+
+    Parameters
+    ----------
+    objectives : Criterion (or any objectives with its interface)
+    tol : float
+        Error every target must reach.
+    n : int, optional
+        Log size (default: the objectives' n).
+    floors : float or (K,) array
+        Every component's minimum share.
+    """
+    tol = check_positive_float(tol, "tol")
+    n = objectives.n if n is None else check_positive_int(n, "n")
+    k = len(objectives.component_names)
+    floors = check_floors(floors, k)
+    cand = candidates(k, floors)
+    worst = _worst(objectives, cand, n)
+    revenue = objectives.revenue(cand)
+    evaluated = len(cand)
+    free = 1.0 - floors.sum()
+    ref = float(np.max(objectives.revenue(floors + free * np.eye(k))))
+    ok = worst <= tol
+    if not ok.any():
+        # the lowest error only needs reporting, not a boundary to 1e-7: a coarser final step
+        best, extra = _refine(objectives, cand[int(np.argmin(worst))], floors, n, min_step=1e-4)
+        evaluated += extra
+        return _plan(objectives, tol, n, False, best, ref, evaluated,
+                     f"no mixture reaches an error <= {tol:g} for every future policy with {n:,} customers; "
+                     f"the lowest worst-policy error found is {float(_worst(objectives, best[None], n)[0]):.4g}")
+    i = int(np.flatnonzero(ok)[np.argmax(revenue[ok])])
+    best, extra = _refine(objectives, cand[i], floors, n, tol=tol)
+    evaluated += extra
+    return _plan(objectives, tol, n, True, best, ref, evaluated,
+                 f"the least revenue cost that evaluates every future policy with an error <= {tol:g} "
+                 f"from {n:,} customers")
+
+
+def _refine(objectives, alpha, floors, n, tol=None, min_step=1e-7, max_iter=200):
+    """Local search by pairwise transfers with a step that halves when no move improves: with ``tol``,
+    raise the revenue keeping every error <= tol; without, lower the worst error."""
+    alpha = np.asarray(alpha, float)
+    step, evaluated, it = 0.05, 0, 0
+    if tol is not None:
+        current = float(objectives.revenue(alpha[None])[0])
+    else:
+        current = -float(_worst(objectives, alpha[None], n)[0])
+    while step >= min_step and it < max_iter:
+        it += 1
+        moves = _moves(alpha, floors, step)
+        if len(moves) == 0:
+            break
+        w = _worst(objectives, moves, n)
+        evaluated += len(moves)
+        gain = np.where(w <= tol, objectives.revenue(moves), -np.inf) if tol is not None else -w
+        j = int(np.argmax(gain))
+        if gain[j] > current + 1e-15:
+            alpha, current = moves[j], float(gain[j])
+        else:
+            step /= 2
+    return alpha, evaluated
+
+
+def _plan(objectives, tol, n, reachable, alpha, ref, evaluated, note) -> Plan:
+    rev = float(objectives.revenue(alpha[None])[0])
+    targets = objectives.describe(alpha, n)
+    worst = max(d["rmse"] for d in targets.values())
+    return Plan(tol=tol, n=int(n), reachable=reachable, alpha=dict(zip(objectives.component_names, alpha.tolist())),
+                exploration_rate=exploration_rate(objectives, alpha), revenue=rev, revenue_cost=ref - rev,
+                revenue_cost_pct=100.0 * (ref - rev) / abs(ref) if ref else None, worst_error=float(worst),
+                targets=targets, evaluated=evaluated, note=note)
+
+
+def log_size_at(objectives, alpha, tol: float) -> LogSizePlan:
+    """The least log size with the criterion's error <= tol for every target at mixture ``alpha``."""
+    tol = check_positive_float(tol, "tol")
+    names = objectives.component_names
+    alpha = check_alpha(alpha, len(names), names=names)
+    laws = objectives.laws(alpha[None, :])
+    per = {t: float(law.log_size_for(tol)[0]) for t, law in zip(objectives.target_names, laws)}
+    need = max(per.values())
+    mix = dict(zip(names, alpha.tolist()))
+    if not np.isfinite(need):
+        stuck = [t for t, v in per.items() if not np.isfinite(v)]
+        return LogSizePlan(tol, mix, None, {t: (v if np.isfinite(v) else None) for t, v in per.items()},
+                           f"at this mixture the error of {', '.join(stuck)} stays above {tol:g} however many "
+                           "customers are logged: its bias (or the bound on it) alone exceeds the tolerance")
+    return LogSizePlan(tol, mix, float(np.ceil(need)), {t: float(np.ceil(v)) for t, v in per.items()},
+                       f"customers to log at this mixture for an error <= {tol:g} on every future policy")

@@ -1,0 +1,160 @@
+"""Outputs that are never half-written: write to a temporary name, then rename.
+
+couponmix deletes or replaces only what it can prove it wrote: every folder it assembles (and its
+staging folder, from the moment it exists) holds the marker file ``.couponmix``; a folder without it is
+never removed (``owned``, ``remove_owned``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from couponmix.errors import CouponmixError
+
+__all__ = ['MARKER', 'mark', 'clean_stale_staging', 'owned', 'remove_owned', 'check_output_dir', 'check_replaceable',
+           'current_umask', 'write_outputs']
+
+MARKER = ".couponmix"
+
+
+def mark(directory: Path, staging: bool = False) -> None:
+    """Record that couponmix wrote ``directory``. A staging folder is marked first thing, with the process
+    writing it, so that a later run can tell a killed run's leftovers from a live one's; a finished folder's
+    marker names no process (outputs stay identical from run to run)."""
+    doc: dict = {"written_by": "couponmix"}
+    if staging:
+        doc.update(pid=os.getpid(), host=socket.gethostname())
+    (Path(directory) / MARKER).write_text(json.dumps(doc) + "\n")
+
+
+def _writer_alive(directory: Path) -> bool:
+    try:
+        doc = json.loads((directory / MARKER).read_text())
+        if doc.get("host") != socket.gethostname():
+            return True                      # another machine's: cannot tell, so keep it
+        os.kill(int(doc["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return True                          # unreadable or not ours to judge: keep it
+    return True
+
+
+def clean_stale_staging(target) -> int:
+    """Remove the staging folders (``.NAME.tmp-*`` beside ``target``) that earlier, killed couponmix runs left
+    behind: only folders with couponmix's marker whose writing process is gone. Returns how many."""
+    target = Path(target)
+    removed = 0
+    if not target.parent.is_dir():
+        return 0
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        if owned(stale) and not _writer_alive(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def owned(path) -> bool:
+    """True when ``path`` is a folder couponmix wrote: a real folder (not a link) holding the marker."""
+    path = Path(path)
+    return path.is_dir() and not path.is_symlink() and (path / MARKER).is_file()
+
+
+def remove_owned(path) -> None:
+    """Remove a folder couponmix wrote; refuse, with a one-line error, anything else."""
+    path = Path(path)
+    if not owned(path):
+        what = "a file" if path.is_file() or path.is_symlink() else "a folder couponmix did not write"
+        raise CouponmixError(f"{path} is {what} (no {MARKER} marker): couponmix will not delete or replace it; "
+                             "move it away or choose another --out")
+    shutil.rmtree(path)
+
+
+def check_output_dir(path) -> Path:
+    """Fail early, before any work, if ``path`` cannot become a writable directory."""
+    if path is None or str(path).strip() == "":
+        raise CouponmixError("the output folder is empty (an unset variable?): give --out DIR")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CouponmixError(f"output path {path} exists and is not a directory")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise CouponmixError(f"output directory {path} is not writable ({probe} does not allow writing)")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".couponmix-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise CouponmixError(f"output directory {path} is not writable: {exc.strerror}") from None
+    return path
+
+
+def check_replaceable(directory, names) -> None:
+    """Before any work: refuse to write ``names`` into an existing folder couponmix did not write where one of
+    them already exists (``write_outputs`` would refuse too, after the work)."""
+    directory = Path(directory)
+    if directory.is_dir() and not owned(directory):
+        taken = [n for n in names if (directory / n).exists() or (directory / n).is_symlink()]
+        if taken:
+            raise CouponmixError(f"{directory / taken[0]} exists in a folder couponmix did not write (no {MARKER} "
+                                 "marker): couponmix will not replace it; choose another --out")
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
+    """Write every file of ``files`` into ``directory`` atomically.
+
+    A new directory is assembled under a temporary name beside it and renamed
+    into place in one step. Into an existing directory each file is written to
+    a temporary name and renamed; the files are renamed in the order given, so
+    put the one that marks completion (summary.json) last.
+    """
+    directory = check_output_dir(directory)
+    parent = directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not directory.exists():
+        clean_stale_staging(directory)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+        try:
+            mark(staging, staging=True)
+            os.chmod(staging, 0o777 & ~current_umask())   # mkdtemp makes it private; reports are meant to be shared
+            for name, data in files.items():
+                (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
+            mark(staging)
+            os.rename(staging, directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return [directory / name for name in files]
+    if not owned(directory):   # a folder of someone else's: add files, never replace one
+        check_replaceable(directory, files)
+        if not any(directory.iterdir()):
+            mark(directory)
+    temps = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
+            temps.append((tmp, directory / name))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode() if isinstance(data, str) else data)
+            os.chmod(tmp, 0o666 & ~current_umask())
+        for tmp, final in temps:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
+    return [final for _, final in temps]

@@ -1,0 +1,159 @@
+"""Where independent pieces of work run: in this process, in local worker processes, or on Dask.
+
+Work is always split into pieces whose results depend only on their own inputs (a chunk of customers
+drawn from its own random streams, a range of Monte Carlo replications), and results come back in
+the order of the pieces, so every backend gives identical output.
+
+- ``LocalBackend(workers)``: 1 runs in this process; more spawn worker processes (spawn, not fork:
+  LightGBM's OpenMP threads do not survive a fork) that share the machine's cores.
+- ``DaskBackend(scheduler)``: ``threads`` or ``processes`` (Dask's local schedulers) or the address of
+  a dask.distributed scheduler (``tcp://host:8786``), to spread the pieces over a cluster. Dask is
+  imported only here, only when asked for.
+"""
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.threads import default_threads
+from couponmix.infra.validation import check_positive_int
+
+__all__ = ['LOCAL_SCHEDULERS', 'PR_SET_PDEATHSIG', 'share_cores', 'worker_init', 'new_pool', 'stop_pool',
+           'LocalBackend', 'DaskBackend', 'get_backend']
+
+LOCAL_SCHEDULERS = ("threads", "processes")
+PR_SET_PDEATHSIG = 1
+
+
+def share_cores(threads: int) -> None:
+    """Worker initialiser: this process's share of the cores for couponmix's threads."""
+    os.environ["COUPONMIX_THREADS"] = str(threads)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this worker when its parent dies (PR_SET_PDEATHSIG), so a killed couponmix leaves
+    no worker behind; if the parent is already gone, exit now."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def worker_init(threads: int, parent: int) -> None:
+    """Initialiser of couponmix's worker processes: a share of the cores, death with the parent, and Ctrl-C
+    left to the parent (which stops the pool), so that an interrupt prints one line, not a traceback per worker."""
+    share_cores(threads)
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def new_pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    """Spawned worker processes (see ``worker_init``)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init,
+                               initargs=(threads, os.getpid()))
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once: cancel what is queued and end the workers (terminate, then kill after a second)."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + 1.0
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(1.0)
+
+
+class LocalBackend:
+    def __init__(self, workers: int = 1):
+        self.workers = check_positive_int(workers, "workers")
+
+    @property
+    def name(self) -> str:
+        return "local" if self.workers == 1 else f"local processes ({self.workers})"
+
+    def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list:
+        items = list(items)
+        if self.workers == 1 or len(items) <= 1:
+            out = []
+            for i, item in enumerate(items, 1):
+                out.append(fn(item))
+                if on_done is not None:
+                    on_done(i)
+            return out
+        workers = min(self.workers, len(items))
+        share = max(1, default_threads() // workers)
+        pool = new_pool(workers, share)
+        try:
+            futures = [pool.submit(fn, item) for item in items]
+            out = []
+            for i, f in enumerate(futures, 1):
+                out.append(f.result())
+                if on_done is not None:
+                    on_done(i)
+        except BaseException:        # Ctrl-C or a failed piece: nothing queued runs on, no worker lingers
+            stop_pool(pool)
+            raise
+        pool.shutdown()
+        return out
+
+
+class DaskBackend:
+    def __init__(self, scheduler: str):
+        if not scheduler:
+            raise CouponmixError("--scheduler needs threads, processes or a scheduler address")
+        self.scheduler = scheduler
+        try:
+            import dask  # noqa: F401  (only to fail early, with a clear message)
+        except ImportError:
+            raise CouponmixError("the Dask backend needs dask and distributed (pip install 'couponmix[dask]')") \
+                from None
+
+    @property
+    def name(self) -> str:
+        return f"dask ({self.scheduler})"
+
+    def map(self, fn: Callable, items: Iterable, on_done: Callable[[int], None] | None = None) -> list:
+        items = list(items)
+        if self.scheduler in LOCAL_SCHEDULERS:
+            import dask
+
+            tasks = [dask.delayed(fn)(item) for item in items]
+            out = list(dask.compute(*tasks, scheduler=self.scheduler))
+        else:
+            from distributed import Client
+
+            try:
+                client = Client(self.scheduler, timeout="10s", set_as_default=False)
+            except OSError as exc:
+                raise CouponmixError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
+            try:
+                futures = client.map(fn, items, pure=False)
+                out = client.gather(futures)
+            finally:
+                client.close()
+        if on_done is not None:
+            on_done(len(items))
+        return out
+
+
+def get_backend(scheduler: str | None = None, workers: int | None = None):
+    """``scheduler`` (threads, processes or an address) picks Dask; otherwise local with ``workers`` processes."""
+    if scheduler is not None:
+        if workers is not None:
+            raise CouponmixError("give --workers (local processes) or --scheduler (Dask), not both")
+        return DaskBackend(scheduler)
+    return LocalBackend(1 if workers is None else workers)

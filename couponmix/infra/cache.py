@@ -1,0 +1,129 @@
+"""On-disk cache of trained models, so that ``plan``, ``validate`` and ``evaluate`` do not retrain a
+scenario's revenue model on every call.
+
+Location: ``$COUPONMIX_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/couponmix`` (``~/.cache/couponmix``).
+``COUPONMIX_CACHE=off`` turns it off. ``couponmix cache`` shows its size, ``couponmix cache --clear``
+empties it.
+
+An entry is keyed by a SHA-256 of everything the fit depends on: the model's class and parameters, its
+seed, the training data's bytes and the versions of couponmix, LightGBM and numpy. A changed config,
+seed or library gives another key, so a stale entry is never used. Entries hold data only (LightGBM's
+text model format and ``.npy`` arrays read with ``allow_pickle=False``), never pickles: a cache folder
+shared by mistake cannot run code. Each entry is written under a temporary name and renamed, so a
+killed run leaves no half entry, and carries the ``.couponmix`` marker: clearing removes only entries
+couponmix wrote.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from couponmix import __version__
+from couponmix.infra.atomic import MARKER, mark, owned
+
+__all__ = ["cache_dir", "enabled", "key", "load", "store", "info", "clear", "ENTRY_PREFIX"]
+
+ENTRY_PREFIX = "model-"
+
+
+def enabled() -> bool:
+    return os.environ.get("COUPONMIX_CACHE", "on").lower() not in ("off", "0", "no", "false")
+
+
+def cache_dir() -> Path:
+    """The cache folder (not created here)."""
+    if os.environ.get("COUPONMIX_CACHE_DIR"):
+        return Path(os.environ["COUPONMIX_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "couponmix"
+
+
+def key(kind: str, params: dict, arrays: Iterable[np.ndarray]) -> str:
+    """SHA-256 of the model kind, its parameters (JSON), library versions and the arrays' bytes."""
+    import lightgbm
+
+    h = hashlib.sha256()
+    meta = {"kind": kind, "params": params, "couponmix": __version__, "lightgbm": lightgbm.__version__,
+            "numpy": np.__version__}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _entry(k: str) -> Path:
+    return cache_dir() / f"{ENTRY_PREFIX}{k}"
+
+
+def load(k: str) -> tuple[list[str], dict[str, np.ndarray]] | None:
+    """(model texts, arrays) of entry ``k``, or None when the cache is off or has no such entry."""
+    if not enabled():
+        return None
+    path = _entry(k)
+    try:
+        meta = json.loads((path / "entry.json").read_text())
+        models = [(path / f"model{i}.txt").read_text() for i in range(int(meta["models"]))]
+        arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in meta["arrays"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None                     # missing, partial or foreign: fit again
+    return models, arrays
+
+
+def store(k: str, models: list[str], arrays: dict[str, np.ndarray]) -> None:
+    """Write entry ``k`` atomically; a cache that cannot be written is skipped silently (it is a cache)."""
+    if not enabled():
+        return
+    root = cache_dir()
+    final = _entry(k)
+    if final.exists():
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
+    except OSError:
+        return
+    try:
+        mark(staging)
+        for i, text in enumerate(models):
+            (staging / f"model{i}.txt").write_text(text)
+        for name, a in arrays.items():
+            np.save(staging / f"{name}.npy", np.asarray(a), allow_pickle=False)
+        (staging / "entry.json").write_text(json.dumps({"models": len(models), "arrays": sorted(arrays)}))
+        os.replace(staging, final)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)   # another process may have won the race: fine
+
+
+def _entries() -> list[Path]:
+    root = cache_dir()
+    if not root.is_dir():
+        return []
+    return [p for p in sorted(root.iterdir())
+            if p.name.startswith((ENTRY_PREFIX, f".{ENTRY_PREFIX}")) and p.is_dir() and not p.is_symlink()
+            and owned(p)]
+
+
+def info() -> dict:
+    """Where the cache is, how many entries it holds and their size in bytes."""
+    entries = _entries()
+    size = sum(f.stat().st_size for p in entries for f in p.iterdir() if f.is_file())
+    return {"path": str(cache_dir()), "enabled": enabled(), "entries": len(entries), "bytes": size}
+
+
+def clear() -> int:
+    """Remove every entry couponmix wrote (folders named ``model-*`` holding its marker); returns how many.
+    Anything else in the folder is left alone."""
+    entries = _entries()
+    for p in entries:
+        if (p / MARKER).is_file():
+            shutil.rmtree(p)
+    return len(entries)

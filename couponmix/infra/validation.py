@@ -1,0 +1,69 @@
+"""Input checks in the style of scikit-learn's ``check_array``: fail early, say what is wrong."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from couponmix.errors import CouponmixError
+
+__all__ = ['SIMPLEX_TOL', 'check_positive_int', 'check_positive_float', 'check_covariates',
+           'check_probability_matrix']
+
+SIMPLEX_TOL = 1e-8
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, numbers.Real) and float(value).is_integer():
+            value = int(float(value))
+        else:
+            raise CouponmixError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise CouponmixError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_positive_float(value, name: str, allow_inf: bool = False) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise CouponmixError(f"{name} must be a number, got {value!r}") from None
+    if np.isnan(value) or value <= 0 or (np.isinf(value) and not allow_inf):
+        raise CouponmixError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+def check_covariates(x, name: str = "covariates") -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2:
+        raise CouponmixError(f"{name} must be a 2-d array (customers x features), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise CouponmixError(f"{name} contain NaN or infinite values")
+    return x
+
+
+def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None = None,
+                             name: str = "policy") -> np.ndarray:
+    """Check that ``p`` is an (n, A) matrix whose rows lie on the probability simplex."""
+    p = np.asarray(p, dtype=float)
+    if p.ndim != 2:
+        raise CouponmixError(f"{name} must return an (n, A) probability matrix, got shape {p.shape}")
+    if n_rows is not None and p.shape[0] != n_rows:
+        raise CouponmixError(f"{name} returned {p.shape[0]} rows for {n_rows} customers")
+    if n_actions is not None and p.shape[1] != n_actions:
+        raise CouponmixError(f"{name} returned {p.shape[1]} actions, the scenario has {n_actions}")
+    # two passes in the common case: NaN fails "min >= 0", infinity fails the row-sum tolerance;
+    # the slower diagnosis runs only when one of them fails
+    low = p.min(initial=0.0)
+    sums = p @ np.ones(p.shape[1])                 # row sums; a reduction over a short last axis is slow
+    worst = np.abs(sums - 1).max(initial=0.0)
+    if low >= 0 and worst <= SIMPLEX_TOL:
+        return p
+    if not np.isfinite(p).all():
+        raise CouponmixError(f"{name} returned NaN or infinite probabilities")
+    if low < 0:
+        raise CouponmixError(f"{name} returned negative probabilities (min {low:.3g})")
+    raise CouponmixError(f"{name} rows do not sum to 1 (worst row sums to {sums[np.argmax(np.abs(sums - 1))]:.6g})")

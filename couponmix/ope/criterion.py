@@ -1,0 +1,259 @@
+"""The decision's error criterion: one rule, used by the front, the recommendation, the planner, the
+curves and every number a report shows.
+
+For each mixture and each future policy (target), the error is the lowest, over a set of candidate
+estimators with an exact error formula, of
+
+    robust RMSE(n) = sqrt( s^2 / n + (|computed bias| + model-error bound)^2 )
+
+(``ErrorLaw.robust_rmse``): the sampling error s / sqrt(n), which the log itself shows and which falls
+like 1 / sqrt(n); the bias the reward model predicts (clipping, switching, actions a component never
+plays); and a bound on the rest of the bias, which rests on the reward model where the log does not
+check it. Taking the minimum per target is legitimate because the estimator is chosen from the
+mixture and the target before any log exists; the estimator that attains it is reported with it.
+
+``error="simulator"`` uses the exact RMSE with the simulator's true bias instead: it is what a
+simulation can check, not what a team with real logs can promise, and serves validation and tests.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.validation import check_positive_int
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.objectives import (
+    ErrorLaw,
+    EvaluationSample,
+    MixtureObjectives,
+    Moments,
+    SampleObjectives,
+    check_aggregate,
+    laws_from_moments,
+)
+
+__all__ = ["ERRORS", "Criterion", "SelectedLaw"]
+
+ERRORS = ("robust", "simulator")
+#: a target counts as shown by the logs when the balanced mixture plays all but this much of its probability
+SUPPORT_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class SelectedLaw:
+    """The error of one target under the criterion, for a batch of B mixtures: per candidate estimator
+    (E of them) an ``ErrorLaw``, and the rule that picks the lowest.
+
+    Attributes
+    ----------
+    specs : tuple of EstimatorSpec, (E,)
+    laws : tuple of ErrorLaw, (E,), each over the batch (B,)
+    robust : bool
+        True: rank by ``robust_rmse``; False: by the simulator's exact RMSE.
+    """
+
+    specs: tuple[EstimatorSpec, ...]
+    laws: tuple[ErrorLaw, ...]
+    robust: bool = True
+
+    def per_estimator(self, n) -> np.ndarray:
+        """(E, B) the criterion's RMSE of every candidate at log size n."""
+        return np.stack([law.robust_rmse(n) if self.robust else law.rmse(n) for law in self.laws])
+
+    def choice(self, n) -> np.ndarray:
+        """(B,) index of the estimator with the lowest error at log size n (the first among ties)."""
+        return np.argmin(self.per_estimator(n), axis=0)
+
+    def rmse(self, n) -> np.ndarray:
+        """(B,) the criterion's error at log size n."""
+        return self.per_estimator(n).min(axis=0)
+
+    def mse(self, n) -> np.ndarray:
+        return self.rmse(n) ** 2
+
+    @property
+    def support(self) -> np.ndarray:
+        """(B,) share of the target's probability on actions the mixture plays (from the balanced weights)."""
+        balanced = [law.support for s, law in zip(self.specs, self.laws) if s.weights == "balanced"
+                    and s.weight_fn != "zero"]
+        return np.max(balanced or [law.support for law in self.laws], axis=0)
+
+    @property
+    def supported(self) -> np.ndarray:
+        """(B,) True everywhere: the robust error prices actions the logs never show as model-dependent
+        bias instead of ruling them out. ``logs_show_all`` tells whether the logs show every action."""
+        return np.ones(self.support.shape, dtype=bool)
+
+    @property
+    def logs_show_all(self) -> np.ndarray:
+        return self.support >= 1 - SUPPORT_TOL
+
+    def log_size_for(self, tol: float) -> np.ndarray:
+        """(B,) least n with the criterion's error <= tol (inf where no n suffices): the lowest over the
+        candidates, each solved on its own law."""
+        out = np.full(self.support.shape, np.inf)
+        for law in self.laws:
+            out = np.minimum(out, law.log_size_for(tol, robust=self.robust))
+        return out
+
+    def summary(self, n: int, i: int) -> dict:
+        """The chosen estimator of mixture ``i`` at log size n, its error and the parts of that error."""
+        e = int(self.choice(n)[i])
+        spec, law = self.specs[e], self.laws[e]
+        sampling = float(law.sampling_error(n)[i])
+        computed = float(law.computed_bias(n)[i])
+        bound = float(law.bound[i])
+        return {"estimator": spec.name, "estimator_plain": spec.plain, "estimator_label": spec.label,
+                "rmse": float(self.rmse(n)[i]),
+                "sampling_error": sampling, "computed_bias": computed, "model_bias_bound": bound,
+                "model_dependent": float(np.sqrt(max(self.rmse(n)[i] ** 2 - sampling ** 2, 0.0))),
+                "support": float(self.support[i]), "logs_show_all": bool(self.logs_show_all[i]),
+                "simulator": {"rmse": float(law.rmse(n)[i]), "bias": float(law.bias(n)[i]),
+                              "model_bias": float(law.model_bias[i])}}
+
+
+def _moment_key(spec: EstimatorSpec) -> tuple:
+    """Estimators that share every moment sum (IPS and SNIPS, DR and SNDR) are computed in one pass."""
+    return (spec.weight_fn, spec.clip, spec.weights, spec.uses_reward_model)
+
+
+class Criterion(SampleObjectives):
+    """Revenue and the decision's error for a batch of mixtures, with the same interface as
+    ``MixtureObjectives`` (``evaluate``, ``laws``, ``revenue``, ``rmse``, ``describe``), so that the
+    front, the recommendation, the planner and the curves all use one rule.
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+    specs : sequence of EstimatorSpec
+        The candidates (one forces that estimator). Each needs an exact formula.
+    n : int
+        Log size at which errors are compared.
+    aggregate : "max" or "mean"
+        How per-target errors combine into the front's single error objective.
+    error : "robust" or "simulator"
+    """
+
+    def __init__(self, sample: EvaluationSample, specs: Sequence[EstimatorSpec], n: int, aggregate: str = "max",
+                 error: str = "robust", threads: int | None = None):
+        specs = list(dict((s.name, s) for s in specs).values())
+        if not specs:
+            raise CouponmixError("the criterion needs at least one estimator")
+        if error not in ERRORS:
+            raise CouponmixError(f"error must be one of {', '.join(ERRORS)}, got {error!r}")
+        if error == "robust" and sample.model_error is None:
+            raise CouponmixError("the robust error needs the reward model's error per action (sample.model_error)")
+        self.sample = sample
+        self.specs = tuple(specs)
+        self.n = check_positive_int(n, "n")
+        self.aggregate = check_aggregate(aggregate)
+        self.error = error
+        self.component_values = sample.component_values
+        groups: dict[tuple, list[EstimatorSpec]] = {}
+        for s in specs:
+            groups.setdefault(_moment_key(s), []).append(s)
+        self._passes = []
+        for members in groups.values():   # the self-normalised member needs a superset of the sums
+            rep = next((s for s in members if s.self_normalised), members[0])
+            self._passes.append((MixtureObjectives(sample, rep, n, aggregate, threads=threads), members))
+
+    # ----- the MixtureObjectives interface (names, revenue, rmse, evaluate: from SampleObjectives) -----------
+    @property
+    def estimator(self) -> EstimatorSpec | None:
+        """The forced estimator when there is one candidate, else None."""
+        return self.specs[0] if len(self.specs) == 1 else None
+
+    def _moments(self, alphas) -> list:
+        """The moment sums of every pass (one per group of estimators sharing them)."""
+        return [obj.moments(alphas) for obj, _ in self._passes]
+
+    def laws(self, alphas) -> list[SelectedLaw]:
+        """One ``SelectedLaw`` per target over the batch of mixtures."""
+        alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+        return self._laws_from(self._moments(alphas))
+
+    def _laws_from(self, pass_moments: list) -> list[SelectedLaw]:
+        by_name: dict[str, list[ErrorLaw]] = {}
+        for m, (_, members) in zip(pass_moments, self._passes):
+            for s in members:
+                by_name[s.name] = laws_from_moments(m, s)
+        robust = self.error == "robust"
+        return [SelectedLaw(self.specs, tuple(by_name[s.name][t] for s in self.specs), robust)
+                for t in range(len(self.target_names))]
+
+    def describe(self, alpha: ArrayLike, n: int | None = None) -> dict:
+        """Per target at one mixture: its value, the chosen estimator, the error and its parts."""
+        n = self.n if n is None else n
+        a = np.asarray(alpha, dtype=float)[None, :]
+        return {t: {"true_value": float(v), **law.summary(n, 0)}
+                for t, v, law in zip(self.target_names, self.sample.target_values, self.laws(a))}
+
+    def compare(self, alpha: ArrayLike, n: int | None = None) -> dict:
+        """Every candidate at one mixture: per target its criterion error, sampling error, bias parts and the
+        simulator's exact RMSE (for the methods section)."""
+        n = self.n if n is None else n
+        laws = self.laws(np.asarray(alpha, dtype=float)[None, :])
+        out = {}
+        for e, spec in enumerate(self.specs):
+            per = {}
+            for t, law in zip(self.target_names, laws):
+                one = SelectedLaw((spec,), (law.laws[e],), law.robust)
+                per[t] = one.summary(n, 0)
+            worst = self.combine(np.array([[d["rmse"] for d in per.values()]]))[0]
+            out[spec.name] = {"label": spec.label, "plain": spec.plain, "obp": spec.obp_name(),
+                              "error": float(worst), "targets": per}
+        return out
+
+    def promise_uncertainty(self, alpha: ArrayLike, groups: int = 10, n: int | None = None,
+                            reference: ArrayLike | None = None) -> dict:
+        """How much the promised errors themselves depend on the evaluation sample: delete-a-group jackknife
+        standard errors (the delta method on the sample means, computed by regrouping them) of each target's
+        error and of the revenue at ``alpha``.
+
+        Returns {"error_se": {target: se}, "relative": {target: se / error}, "revenue_se": se,
+        "revenue_cost_se": se of revenue(reference) - revenue(alpha) (with ``reference``), "groups": G}.
+        """
+        ref = None if reference is None else np.asarray(reference, dtype=float)
+        n = self.n if n is None else n
+        groups = check_positive_int(groups, "groups", minimum=2)
+        a = np.asarray(alpha, dtype=float)[None, :]
+        m = self.sample.size
+        idx = np.array_split(np.arange(m), groups)
+        parts, revs = [], []
+        for g in idx:
+            sub = Criterion(self.sample.subset(g), self.specs, self.n, self.aggregate, self.error)
+            parts.append(sub._moments(a))
+            revs.append(float(sub.revenue(a)[0]) - (0.0 if ref is None else float(sub.revenue(ref[None])[0])))
+        sizes = np.array([len(g) for g in idx], float)
+        loo_list: list[list[float]] = []
+        loo_rev_list: list[float] = []
+        for j in range(groups):
+            keep = [i for i in range(groups) if i != j]
+            w = sizes[keep] / sizes[keep].sum()
+            combined = [Moments.combine([parts[i][p] for i in keep], w) for p in range(len(self._passes))]
+            loo_list.append([float(law.rmse(n)[0]) for law in self._laws_from(combined)])
+            loo_rev_list.append(float(np.dot(w, np.array(revs)[keep])))
+        loo, loo_rev = np.array(loo_list), np.array(loo_rev_list)
+        scale = (groups - 1) / groups
+        se = np.sqrt(scale * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
+        full = np.array([float(law.rmse(n)[0]) for law in self.laws(a)])
+        return {"error_se": dict(zip(self.target_names, se.tolist())),
+                "relative": dict(zip(self.target_names, (se / np.maximum(full, 1e-300)).tolist())),
+                ("revenue_se" if ref is None else "revenue_cost_se"):
+                    float(np.sqrt(scale * ((loo_rev - loo_rev.mean()) ** 2).sum())),
+                "groups": groups, "sample_size": m}
+
+    @property
+    def label(self) -> str:
+        """The criterion in plain words."""
+        if self.estimator is not None:
+            what = f"estimating with {self.estimator.plain}"
+        else:
+            what = f"estimating each future policy with the most precise of {len(self.specs)} estimators"
+        how = ("error that holds even if the revenue model is as wrong, where the log does not check it, as it "
+               "is elsewhere" if self.error == "robust" else "error measured against the simulator's truth")
+        return f"{what}; {how}"

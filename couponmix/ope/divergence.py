@@ -1,0 +1,125 @@
+"""Is the IPS variance finite? (method.md section 4)
+
+Plain and self-normalised IPS have variance proportional to
+E_x[sum_a pi_e(a|x)^2 m2(x,a) / p_alpha(a|x)]. With bounded rewards whose
+conditional variance is bounded away from 0 (true of every scenario here), it
+is finite iff the importance-weight second moment
+E_x[sum_a pi_e(a|x)^2 / p_alpha(a|x)] is.
+
+Two ways to decide:
+- analytic, when the scenario knows its propensity structure
+  (``Scenario.weight_moment_verdict``);
+- empirical, from the per-customer contributions Y_i on the evaluation sample:
+  a Hill estimate of the tail index of Y. A tail index <= 1 means E[Y] = inf.
+  We call the moment infinite unless the data reject index <= 1 at three
+  standard errors, and we record how the sample mean grows with the sample size
+  (a finite moment settles; an infinite one keeps climbing).
+
+Finiteness is the same for every mixture inside the simplex: if all weights of
+alpha and alpha' are positive, p_alpha >= (min_k alpha_k / alpha'_k) p_alpha'.
+So one check at the barycentre decides for every interior mixture; mixtures on
+the boundary (some alpha_k = 0) are checked on their own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ['Z_REJECT', 'SupportVerdict', 'hill_tail_index', 'growth', 'weight_contributions', 'empirical_verdict',
+           'weight_verdict']
+
+Z_REJECT = 3.0
+
+
+@dataclass(frozen=True)
+class SupportVerdict:
+    """Whether E_x[sum_a pi_e(a|x)^2 / p_alpha(a|x)] is finite.
+
+    status: "finite"; "infinite" (weights unbounded and their second moment diverges);
+    or "unsupported" (p_alpha = 0 where pi_e > 0 on a set of positive probability, so
+    IPS is biased there whatever n is).
+    """
+
+    status: str
+    method: str  # "analytic" or "empirical"
+    reason: str
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def finite(self) -> bool:
+        return self.status == "finite"
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "finite": self.finite, "method": self.method,
+                "reason": self.reason, **({"evidence": self.evidence} if self.evidence else {})}
+
+
+def hill_tail_index(y: np.ndarray, k: int | None = None) -> tuple[float, float, int]:
+    """Hill estimate of the tail index of positive data, its standard error, and k used.
+
+    xi = mean(log(Y_(i) / Y_(k+1))) over the k largest; index = 1 / xi; se(index) ~ index / sqrt(k).
+    Bounded data give xi -> 0, index -> inf.
+    """
+    y = np.asarray(y, dtype=float)
+    y = y[y > 0]
+    if k is None:
+        k = int(np.clip(np.sqrt(len(y)), 10, 5000))
+    if len(y) <= k + 1:
+        return np.inf, np.inf, 0
+    top = np.partition(y, len(y) - k - 1)[len(y) - k - 1:]   # the k + 1 largest values
+    xi = float(np.log(top / top.min()).sum() / k)             # the smallest of them adds log 1 = 0
+    if xi <= 0:
+        return np.inf, np.inf, k
+    index = 1.0 / xi
+    return index, index / np.sqrt(k), k
+
+
+def growth(y: np.ndarray, steps: int = 5, factor: int = 4) -> list[dict]:
+    """Sample means of y on nested prefixes of size M / factor^j, smallest first."""
+    m = len(y)
+    sizes = sorted({max(1, m // factor ** j) for j in range(steps)})
+    csum = np.cumsum(y)
+    return [{"sample_size": int(s), "mean": float(csum[s - 1] / s)} for s in sizes]
+
+
+def weight_contributions(target_probs: np.ndarray, balanced: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-customer Y_i = sum_a pi_e^2 / p_alpha over actions with p > 0, and the unsupported mass.
+
+    target_probs, balanced: (M, A). Unsupported mass = E[sum_{a: p=0} pi_e].
+    """
+    pos = balanced > 0
+    y = np.divide(target_probs ** 2, balanced, out=np.zeros_like(balanced), where=pos).sum(axis=1)
+    unsupported = float(np.where(pos, 0.0, target_probs).sum(axis=1).mean())
+    return y, unsupported
+
+
+def empirical_verdict(target_probs: np.ndarray, balanced: np.ndarray) -> SupportVerdict:
+    y, unsupported = weight_contributions(target_probs, balanced)
+    if unsupported > 0:
+        return SupportVerdict("unsupported", "empirical",
+                              f"the logging mixture never plays actions that carry {unsupported:.1%} of the "
+                              "target's probability on the evaluation sample",
+                              {"unsupported_mass": unsupported})
+    index, se, k = hill_tail_index(y)
+    evidence = {"tail_index": index if np.isfinite(index) else None,
+                "tail_index_se": se if np.isfinite(se) else None, "tail_k": k,
+                "weight_second_moment_growth": growth(y)}
+    if np.isfinite(index) and index - Z_REJECT * se <= 1.0:
+        return SupportVerdict("infinite", "empirical",
+                              f"the importance weights have a tail index of about {index:.2f} (<= 1 cannot be "
+                              "ruled out), so their second moment diverges; its sample value keeps growing with "
+                              "the sample size", evidence)
+    return SupportVerdict("finite", "empirical",
+                          "the importance weights' tail is light enough for a finite second moment"
+                          + (f" (tail index {index:.1f})" if np.isfinite(index) else " (they are bounded)"),
+                          evidence)
+
+
+def weight_verdict(scenario, sample, target: str, alpha: np.ndarray) -> SupportVerdict:
+    """Analytic verdict where the scenario offers one, empirical otherwise."""
+    verdict = scenario.weight_moment_verdict(target, np.asarray(alpha, dtype=float))
+    if verdict is not None:
+        return verdict
+    t = sample.target_names.index(target)
+    return empirical_verdict(sample.target_probs[t], sample.balanced(np.asarray(alpha, dtype=float)))

@@ -1,0 +1,334 @@
+"""The OPE estimators couponmix optimises for and validates, and how each maps onto obp.
+
+Every estimator is  V_hat = mean_i[ D(x_i) + c(x_i, a_i) (r_i - q(x_i, a_i)) ]  (plain) or
+mean_i[D] + mean_i[c (r - q)] / mean_i[c]  (self-normalised), with a reward model q fixed before
+the log is collected (q = 0 for the IPS family), D(x) = sum_a pi_e(a|x) q(x, a), and weights c:
+
+    ips          c = w                     w = pi_e(a|x) / p(a|x)
+    clipped_ips  c = min(w, lambda)
+    snips        c = w, self-normalised
+    dr           c = w (or min(w, lambda) when a clip is given: obp's DR with lambda_)
+    sndr         c = w, self-normalised
+    switch_dr    c = w 1{w <= lambda}      (obp's SwitchDoublyRobust)
+    dm           c = 0: the reward model's predictions alone (obp's DirectMethod)
+    dr_fitted    c = w, with q fitted on the log itself (obp's RegressionModel with LightGBM, cross-fitted;
+                 see fitted_reward)
+
+p is the balanced propensity p_alpha (default) or, with weights="naive", the acting component's own
+propensity pi_k(a|x) (obp's MultiLoggersNaive*). obp is imported lazily, only where an estimate runs.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.validation import check_positive_float
+
+__all__ = ["WeightFunction", "EstimatorKind", "WEIGHTS", "KINDS", "register_weight", "register_estimator",
+           "EstimatorSpec", "suite", "exact_suite", "parse_list", "DEFAULT_CLIP"]
+
+DEFAULT_CLIP = 10.0
+#: dr_fitted's model: obp's RegressionModel with LightGBM, cross-fitted on each log (see fitted_reward)
+FITTED_FOLDS = 3
+FITTED_SOURCE = (f"LightGBM fitted on the log itself by obp's RegressionModel, {FITTED_FOLDS}-fold cross-fitted "
+                 "(features: the covariates and the action, one-hot)")
+
+
+@dataclass(frozen=True)
+class WeightFunction:
+    """How an estimator weights a logged row: c as a function of the importance weight w = pi_e / p.
+
+    ``apply(w, lam)`` gives c for logged rows (Monte Carlo intervals). ``rows(pe, p, inv, lam, all_pos)``
+    gives, for the exact engine, (p c, p c^2, pi_e 1{p > 0}) on rows of the evaluation sample: pe (r, 1),
+    p and inv = 1/p (r, B), all 0 where p = 0 (the estimator never sees those actions). ``unbounded``:
+    c = w, so the variance involves E[w^2 ...] and can be infinite; then p c = pi_e 1{p > 0}.
+    """
+
+    name: str
+    apply: Callable[[np.ndarray, float], np.ndarray]
+    rows: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
+    unbounded: bool = False
+
+
+def _supported(pe, p, all_pos):
+    return np.broadcast_to(pe, p.shape) if all_pos else pe * (p > 0)
+
+
+def _rows_ips(pe, p, inv, lam, all_pos):
+    sup = _supported(pe, p, all_pos)
+    return sup, (pe * pe) * inv, sup
+
+
+def _rows_clip(pe, p, inv, lam, all_pos):
+    return np.minimum(pe, lam * p), np.minimum((pe * pe) * inv, (lam * lam) * p), _supported(pe, p, all_pos)
+
+
+def _rows_switch(pe, p, inv, lam, all_pos):
+    sup = _supported(pe, p, all_pos)
+    keep = pe <= lam * p                      # w <= lambda (rows with p = 0 are 0 already)
+    return sup * keep, ((pe * pe) * inv) * keep, sup
+
+
+def _rows_zero(pe, p, inv, lam, all_pos):
+    z = np.zeros(p.shape)
+    return z, z, _supported(pe, p, all_pos)
+
+
+WEIGHTS: dict[str, WeightFunction] = {}
+
+
+def register_weight(fn: WeightFunction) -> WeightFunction:
+    """Make a weight function available to estimator records (by its name)."""
+    WEIGHTS[fn.name] = fn
+    return fn
+
+
+register_weight(WeightFunction("ips", lambda w, lam: w, _rows_ips, unbounded=True))
+register_weight(WeightFunction("clip", lambda w, lam: np.minimum(w, lam), _rows_clip))
+register_weight(WeightFunction("switch", lambda w, lam: w * (w <= lam), _rows_switch))
+register_weight(WeightFunction("zero", lambda w, lam: np.zeros_like(w), _rows_zero))
+
+
+@dataclass(frozen=True)
+class EstimatorKind:
+    """One estimator: everything couponmix needs to optimise for it, explain it and run it with obp.
+
+    Attributes
+    ----------
+    name, label, plain, description : str
+        Its id, its short name for analysts, what it does in plain words (``{clip:g}`` is filled in), and a
+        one-line description.
+    weight : str
+        The weight function (``WEIGHTS``) without a clip; ``clipped_weight`` the one used when a clip is
+        given (``clip="may"``).
+    clip : "none", "needs" or "may"
+    reward_model : "none", "fixed" (chosen before logging) or "fitted" (fitted on each log)
+    self_normalised : bool
+    obp, obp_pscore : the obp class for balanced weights and the keyword taking the balanced propensity
+    obp_naive : the obp class for naive weights (None: no naive form)
+    """
+
+    name: str
+    label: str
+    plain: str
+    description: str
+    weight: str
+    clip: str = "none"
+    clipped_weight: str = "clip"
+    reward_model: str = "none"
+    self_normalised: bool = False
+    obp: str = ""
+    obp_pscore: str = "pscore"
+    obp_naive: str | None = None
+
+
+KINDS: dict[str, EstimatorKind] = {}
+
+
+def register_estimator(kind: EstimatorKind) -> EstimatorKind:
+    """Add an estimator to the suite couponmix optimises over (its weight function must be registered)."""
+    if kind.weight not in WEIGHTS or (kind.clip == "may" and kind.clipped_weight not in WEIGHTS):
+        raise CouponmixError(f"estimator {kind.name}: unknown weight function {kind.weight!r}")
+    if kind.clip not in ("none", "needs", "may") or kind.reward_model not in ("none", "fixed", "fitted"):
+        raise CouponmixError(f"estimator {kind.name}: clip must be none/needs/may, reward_model none/fixed/fitted")
+    KINDS[kind.name] = kind
+    return kind
+
+
+_REWEIGHT = "reweighting the logged revenue"
+_CORRECT = "the revenue model corrected by the reweighted logged revenue"
+for _k in (
+    EstimatorKind("ips", "IPS", _REWEIGHT, "inverse probability weighting", "ips",
+                  obp="MultiLoggersBalancedInverseProbabilityWeighting", obp_pscore="pscore_avg",
+                  obp_naive="MultiLoggersNaiveInverseProbabilityWeighting"),
+    EstimatorKind("clipped_ips", "clipped IPS", _REWEIGHT + ", with weights capped at {clip:g}",
+                  "IPS with importance weights clipped at lambda", "clip", clip="needs",
+                  obp="MultiLoggersBalancedInverseProbabilityWeighting", obp_pscore="pscore_avg",
+                  obp_naive="MultiLoggersNaiveInverseProbabilityWeighting"),
+    EstimatorKind("snips", "SNIPS", _REWEIGHT + ", normalised", "self-normalised IPS", "ips", self_normalised=True,
+                  obp="SelfNormalizedInverseProbabilityWeighting"),
+    EstimatorKind("dr", "DR", _CORRECT, "doubly robust (reward model plus weighted residuals)", "ips", clip="may",
+                  reward_model="fixed", obp="MultiLoggersBalancedDoublyRobust", obp_pscore="pscore_avg",
+                  obp_naive="MultiLoggersNaiveDoublyRobust"),
+    EstimatorKind("sndr", "SNDR", _CORRECT + ", normalised", "self-normalised doubly robust", "ips",
+                  reward_model="fixed", self_normalised=True, obp="SelfNormalizedDoublyRobust"),
+    EstimatorKind("switch_dr", "Switch-DR", _CORRECT + ", model alone where a weight exceeds {clip:g}",
+                  "switch doubly robust (reward model alone where the weight exceeds lambda)", "switch",
+                  clip="needs", reward_model="fixed", obp="SwitchDoublyRobust"),
+    EstimatorKind("dm", "direct method", "the revenue model's predictions alone",
+                  "direct method (the reward model's predictions alone, no weighting)", "zero",
+                  reward_model="fixed", obp="DirectMethod"),
+    EstimatorKind("dr_fitted", "DR with a model fitted on the log",
+                  "a revenue model fitted on the log, corrected by the reweighted logged revenue",
+                  "doubly robust with a LightGBM reward model fitted on the log itself, cross-fitted", "ips",
+                  clip="may", reward_model="fitted", obp="MultiLoggersBalancedDoublyRobust", obp_pscore="pscore_avg",
+                  obp_naive="MultiLoggersNaiveDoublyRobust"),
+):
+    register_estimator(_k)
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    kind: str
+    clip: float = np.inf
+    weights: str = "balanced"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise CouponmixError(f"unknown estimator {self.kind!r}; choose one of {', '.join(KINDS)}")
+        rec = KINDS[self.kind]
+        clip = check_positive_float(self.clip, "clip (lambda)", allow_inf=True)
+        if np.isfinite(clip) and rec.clip == "none":
+            raise CouponmixError(f"estimator {self.kind} takes no clip")
+        if rec.clip == "needs" and not np.isfinite(clip):
+            raise CouponmixError(f"{self.kind} needs a finite clip (lambda)")
+        if self.weights not in ("balanced", "naive"):
+            raise CouponmixError(f"weights must be balanced or naive, got {self.weights!r}")
+        if self.weights == "naive" and rec.obp_naive is None:
+            naive = sorted(k for k, r in KINDS.items() if r.obp_naive is not None)
+            raise CouponmixError(f"{self.kind} has no naive multi-logger form in obp (only {', '.join(naive)})")
+        object.__setattr__(self, "clip", clip)
+
+    @classmethod
+    def parse(cls, kind: str, clip: float | None = None, weights: str = "balanced") -> EstimatorSpec:
+        if kind in KINDS and KINDS[kind].clip == "needs" and clip is None:
+            clip = DEFAULT_CLIP
+        return cls(kind, np.inf if clip is None else clip, weights)
+
+    @property
+    def record(self) -> EstimatorKind:
+        return KINDS[self.kind]
+
+    @property
+    def weight_fn(self) -> str:
+        """The name of the weight function in ``WEIGHTS`` (e.g. 'ips': c = w, 'clip': c = min(w, lambda))."""
+        rec = self.record
+        return rec.clipped_weight if rec.clip == "may" and np.isfinite(self.clip) else rec.weight
+
+    @property
+    def weight_function(self) -> WeightFunction:
+        return WEIGHTS[self.weight_fn]
+
+    def weight(self, w: np.ndarray) -> np.ndarray:
+        """The estimator's weight c applied to importance weights w."""
+        return self.weight_function.apply(w, self.clip)
+
+    @property
+    def uses_reward_model(self) -> bool:
+        return self.record.reward_model != "none"
+
+    @property
+    def fits_reward_model(self) -> bool:
+        """True when q is fitted on each log (so its error depends on the mixture through q as well)."""
+        return self.record.reward_model == "fitted"
+
+    @property
+    def has_error_formula(self) -> bool:
+        """False for naive DR with a model fitted on the log: only Monte Carlo measures its error."""
+        return not (self.fits_reward_model and self.weights == "naive")
+
+    @property
+    def self_normalised(self) -> bool:
+        return self.record.self_normalised
+
+    @property
+    def has_unbounded_weights(self) -> bool:
+        """True when the variance involves E[w^2 ...] with unbounded weights (so it can be infinite)."""
+        return self.weight_function.unbounded
+
+    @property
+    def name(self) -> str:
+        """A short unique name: kind, clip and weights, e.g. 'clipped_ips(10)' or 'ips[naive]'."""
+        s = self.kind + (f"({self.clip:g})" if np.isfinite(self.clip) else "")
+        return s + ("[naive]" if self.weights == "naive" else "")
+
+    @property
+    def label(self) -> str:
+        base = self.record.label
+        if np.isfinite(self.clip):
+            base += f" (lambda = {self.clip:g})"
+        return base + (" with naive weights" if self.weights == "naive" else "")
+
+    @property
+    def plain(self) -> str:
+        """The estimator in plain words, for headlines, cards and figure titles."""
+        text = self.record.plain.format(clip=self.clip)
+        return text + (" (each customer weighted by the policy that served them)" if self.weights == "naive" else "")
+
+    def to_dict(self) -> dict:
+        d: dict[str, object] = {"name": self.kind, "label": self.label, "plain": self.plain,
+                                "description": self.record.description, "weights": self.weights}
+        if np.isfinite(self.clip):
+            d["lambda"] = self.clip
+        if self.fits_reward_model:
+            d["reward_model"] = FITTED_SOURCE
+        elif self.uses_reward_model:
+            d["reward_model"] = "fixed before logging (the scenario's revenue model, or the per-action average)"
+        return d
+
+    def obp_name(self) -> str:
+        rec = self.record
+        lam = f"(lambda_={self.clip:g})" if np.isfinite(self.clip) else ""
+        fit = (f"RegressionModel(LGBMRegressor).fit_predict(n_folds={FITTED_FOLDS}) + "
+               if self.fits_reward_model else "")
+        if self.weights == "naive":
+            return fit + f"{rec.obp_naive}{lam}"
+        pscore = "" if rec.obp_pscore == "pscore_avg" or rec.weight == "zero" else " with pscore = pscore_avg"
+        return fit + f"{rec.obp}{pscore}{lam}"
+
+    def estimate(self, log: dict, action_dist: np.ndarray, reward_model: np.ndarray | None = None) -> float:
+        """Run the matching obp estimator on a log. action_dist = pi_e(.|x_i) and reward_model = q(x_i, .),
+        both (n, A); for dr_fitted, q must be the log's own cross-fitted model (``fitted_reward.cross_fitted``)."""
+        import obp.ope as ope  # lazy: obp imports torch
+
+        rec = self.record
+        kw = dict(reward=log["reward"], action=log["action"], action_dist=action_dist[:, :, np.newaxis])
+        if self.uses_reward_model:
+            if reward_model is None:
+                raise CouponmixError(f"{self.kind} needs a reward model")
+            kw["estimated_rewards_by_reg_model"] = reward_model[:, :, np.newaxis]
+        lam = dict(lambda_=float(self.clip)) if np.isfinite(self.clip) else {}
+        if self.weights == "naive":
+            est = getattr(ope, str(rec.obp_naive))(**lam)
+            kw["pscore"] = log["pscore"]
+        else:
+            est = getattr(ope, rec.obp)(**lam)
+            kw[rec.obp_pscore] = log["pscore_avg"]   # the balanced propensity, whatever obp calls it
+        return float(est.estimate_policy_value(**kw))
+
+
+def suite(clip: float = DEFAULT_CLIP) -> list[EstimatorSpec]:
+    """Every registered estimator, balanced, then the naive forms obp has (unclipped), in registration order."""
+    balanced = [EstimatorSpec.parse(k, clip if r.clip == "needs" else None) for k, r in KINDS.items()]
+    naive = [EstimatorSpec(k, weights="naive") for k, r in KINDS.items() if r.obp_naive is not None
+             and r.clip != "needs"]
+    return balanced + naive
+
+
+def optimisable() -> list[str]:
+    """Estimator names that can drive the decision (an exact formula at every mixture): the CLI's choices."""
+    return [k for k, r in KINDS.items() if r.reward_model != "fitted"]
+
+
+def exact_suite(clip: float = DEFAULT_CLIP, finite_variance: bool = True) -> list[EstimatorSpec]:
+    """The estimators with an exact error formula at every mixture (the decision's candidates): the suite
+    without ``dr_fitted`` (its model depends on the log); without the unbounded-weight ones when plain
+    IPS has infinite variance."""
+    return [s for s in suite(clip) if not s.fits_reward_model and (finite_variance or not s.has_unbounded_weights)]
+
+
+def parse_list(text: str, clip: float | None = None) -> list[EstimatorSpec]:
+    """'ips,snips,dr[naive],switch_dr' -> specs; clip applies to the kinds that take one."""
+    specs = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        weights = "balanced"
+        if item.endswith("[naive]"):
+            item, weights = item[: -len("[naive]")], "naive"
+        kind_clip = clip if item in KINDS and KINDS[item].clip == "needs" else None
+        specs.append(EstimatorSpec.parse(item, kind_clip, weights))
+    if not specs:
+        raise CouponmixError("no estimator named")
+    return specs

@@ -1,0 +1,206 @@
+"""Monte Carlo check of the analytic error: simulate R independent logs, run obp, compare.
+
+For each replication r a fresh log of n customers is drawn from the scenario
+(covariates from its law, component, action, reward) under the mixture alpha;
+every estimator in the list estimates V(pi_e) for each target with obp. The
+empirical MSE against the true value, its standard error (std of the squared
+errors / sqrt(R)), the analytic RMSE, and the coverage of 95% intervals are
+reported. Intervals are mean +/- 1.96 sd / sqrt(n) of the per-customer
+influence values (plain estimators: the per-customer terms; self-normalised:
+their delta-method linearisation); obp's own bootstrap intervals for the
+multi-logger estimators are broken in 0.5.7 (they pass pscore= where
+pscore_avg= is needed). DR with a model fitted on the log refits obp's
+RegressionModel (cross-fitted) on every replication; its analytic RMSE is the
+pilot-model approximation of ``fitted_reward``.
+
+Replication r always uses the random stream (seed, "replication", r), so the
+result does not depend on how many worker processes share the work. Workers are
+spawned, not forked (LightGBM's OpenMP threads do not survive a fork).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+
+import numpy as np
+
+from couponmix.dataset.logs import simulate_log
+from couponmix.dataset.scenario import Scenario
+from couponmix.errors import CouponmixError
+from couponmix.infra.backend import LocalBackend
+from couponmix.infra.seeding import fit_seed, stream
+from couponmix.infra.threads import default_threads
+from couponmix.infra.validation import check_positive_int
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.fitted_reward import FittedModelObjectives, cross_fitted, pilot_samples
+from couponmix.ope.objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, reward_model_on
+from couponmix.policy.mixture import Mixture
+
+__all__ = ['TRUTH_SIZE', 'TRUTH_CHUNK', 'Z95', 'TargetCheck', 'true_values', 'interval', 'monte_carlo']
+
+TRUTH_SIZE = 2_000_000
+TRUTH_CHUNK = 250_000
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    true_value: float
+    mean_estimate: float
+    bias: float
+    mc_mse: float
+    mc_mse_se: float
+    mc_rmse: float
+    mc_rmse_se: float
+    # None where no formula exists (naive DR with a model fitted on the log): Monte Carlo is the measure
+    analytic_rmse: float | None
+    analytic_bias: float | None
+    analytic_mse_se: float | None   # 0 where the analytic error is exact; else the approximation's standard error
+    analytic_bias_se: float | None
+    z_score: float | None   # (mc_mse - analytic_mse) / sqrt(mc_mse_se^2 + analytic_mse_se^2)
+    coverage: float     # share of 95% intervals that contain the true value
+    coverage_se: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def true_values(scenario: Scenario, seed: int, size: int = TRUTH_SIZE) -> dict[str, float]:
+    """V(pi_e) for every target on a large sample, in chunks (bounded memory)."""
+    targets = scenario.targets()
+    totals = dict.fromkeys(targets, 0.0)
+    for c, start in enumerate(range(0, size, TRUTH_CHUNK)):
+        x = scenario.sample_covariates(min(TRUTH_CHUNK, size - start), stream(seed, "truth", c))
+        mu = scenario.mu(x)
+        for name, pol in targets.items():
+            totals[name] += float(np.einsum("ma,ma->", pol(x), mu))
+    return {name: total / size for name, total in totals.items()}
+
+
+def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
+    """Point estimate and the half-width of its 95% interval, from the per-customer terms."""
+    rows = np.arange(len(log["action"]))
+    a = log["action"]
+    p = log["pscore"] if spec.weights == "naive" else log["pscore_avg"]
+    c = spec.weight(pe[rows, a] / p)
+    if spec.uses_reward_model:
+        if q is None:
+            raise CouponmixError(f"{spec.name} needs a reward model")
+        d = (pe * q).sum(axis=1)
+        e = log["reward"] - q[rows, a]
+    else:
+        d, e = np.zeros(len(a)), log["reward"]
+    if spec.self_normalised:
+        ratio = np.mean(c * e) / np.mean(c)
+        est = d.mean() + ratio
+        phi = d + (c * e - ratio * c) / np.mean(c)
+    else:
+        phi = d + c * e
+        est = phi.mean()
+    return float(est), float(Z95 * phi.std(ddof=1) / np.sqrt(len(a)))
+
+
+def _replications(scenario, alpha, specs, n, seed, reps: range):
+    """obp's estimates and our interval half-widths for replications ``reps``: arrays (len(reps), S, T).
+
+    Our own point estimate (from the same per-customer terms as the interval) must equal obp's."""
+    components, targets = scenario.components(), scenario.targets()
+    mixture = Mixture(components, alpha)
+    est = np.empty((len(reps), len(specs), len(targets)))
+    half = np.empty_like(est)
+    for i, r in enumerate(reps):
+        log = simulate_log(scenario, mixture, n, seed, replication=r)
+        x = log["context"]
+        fixed = any(s.uses_reward_model and not s.fits_reward_model for s in specs)
+        q, _ = reward_model_on(scenario, x) if fixed else (None, "")
+        # one cross-fitted model per log, shared by every target and weighting that uses it
+        q_fit = cross_fitted(log, fit_seed(seed, 0, r)) if any(s.fits_reward_model for s in specs) else None
+        for t, pol in enumerate(targets.values()):
+            pe = pol(x)
+            for j, spec in enumerate(specs):
+                q_spec = q_fit if spec.fits_reward_model else q
+                mine, h = interval(spec, log, pe, q_spec)
+                est[i, j, t] = spec.estimate(log, pe, q_spec)
+                half[i, j, t] = h
+                if not np.isclose(mine, est[i, j, t], rtol=1e-9, atol=1e-9):
+                    raise RuntimeError(f"{spec.name}: own point estimate {mine} differs from obp's {est[i, j, t]}")
+    return est, half
+
+
+def monte_carlo(scenario: Scenario, alpha, estimators: Sequence[EstimatorSpec], n: int, reps: int,
+                seed: int = 0, floors=0.0, eval_size: int = DEFAULT_EVAL_SIZE, truth_size: int = TRUTH_SIZE,
+                workers: int = 1, on_replication: Callable[[int], None] | None = None, backend=None):
+    """Analytic versus Monte Carlo error of each estimator for each target.
+
+    Replications run on ``backend`` (``backend.LocalBackend`` or ``DaskBackend``; default: ``workers`` local
+    processes). Returns ``{estimator name: {target name: TargetCheck}}``, whatever the number of estimators.
+    """
+    if isinstance(estimators, EstimatorSpec):
+        raise TypeError("monte_carlo takes a sequence of EstimatorSpec: pass [spec]")
+    specs = list(estimators)
+    n = check_positive_int(n, "n")
+    reps = check_positive_int(reps, "reps", minimum=2)
+    workers = check_positive_int(workers, "workers")
+    components, targets = scenario.components(), scenario.targets()
+    mixture = Mixture(components, alpha, floors)
+    sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
+    fitted = (pilot_samples(sample, scenario, mixture, n, seed)
+              if any(s.fits_reward_model and s.has_error_formula for s in specs) else None)
+    analytic: dict[str, dict] = {}   # estimator -> target -> exact / delta-method / pilot-model error (None: Monte Carlo only)
+    for spec in specs:
+        if not spec.has_error_formula:
+            analytic[spec.name] = dict.fromkeys(targets)
+            continue
+        obj = (FittedModelObjectives(fitted, spec, n, threads=1) if fitted is not None and spec.fits_reward_model
+               else MixtureObjectives(sample, spec, n, threads=1))
+        analytic[spec.name] = obj.describe(mixture.alpha)
+    # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
+    for name, d in MixtureObjectives(sample, EstimatorSpec("ips"), n, threads=1).describe(mixture.alpha).items():
+        if not d["supported"]:
+                raise CouponmixError(
+                    f"zero propensity where {name} acts: the mixture never plays actions that carry "
+                    f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
+                    "evaluate it; give every component some weight")
+    truth = true_values(scenario, seed, truth_size)
+    # replications in contiguous ranges, one per worker (or per Dask task); range r..r' always gives the
+    # same numbers, so the split does not change the result
+    backend = backend or LocalBackend(workers)
+    pieces = getattr(backend, "workers", None) or min(reps, 4 * default_threads())
+    bounds = np.linspace(0, reps, min(pieces, reps) + 1).astype(int)
+    chunks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    if isinstance(backend, LocalBackend) and backend.workers == 1:   # one at a time, to show progress
+        chunks = [range(r, r + 1) for r in range(reps)]
+
+    done_after = np.cumsum([len(c) for c in chunks])     # replications finished after i pieces
+
+    def progress(i: int) -> None:
+        if on_replication is not None:
+            on_replication(int(done_after[i - 1]))
+
+    parts = backend.map(partial(_replications, scenario, mixture.alpha, specs, n, seed), chunks, on_done=progress)
+    est = np.concatenate([p[0] for p in parts])
+    half = np.concatenate([p[1] for p in parts])
+
+    out = {}
+    for j, spec in enumerate(specs):
+        res = {}
+        for t, name in enumerate(targets):
+            e, h, v = est[:, j, t], half[:, j, t], truth[name]
+            sq = (e - v) ** 2
+            mse, mse_se = float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(reps))
+            rmse = float(np.sqrt(mse))
+            a = analytic[spec.name][name] or {}
+            a_rmse, a_se = a.get("rmse"), a.get("mse_approximation_se", 0.0)
+            z_se = float(np.hypot(mse_se, a_se))
+            covered = np.abs(e - v) <= h
+            cov = float(covered.mean())
+            res[name] = TargetCheck(
+                true_value=v, mean_estimate=float(e.mean()), bias=float(e.mean() - v), mc_mse=mse,
+                mc_mse_se=mse_se, mc_rmse=rmse, mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
+                analytic_rmse=a_rmse, analytic_bias=a.get("bias"), analytic_mse_se=a_se if a else None,
+                analytic_bias_se=a.get("bias_approximation_se", 0.0) if a else None,
+                z_score=(None if a_rmse is None else (mse - a_rmse ** 2) / z_se if z_se > 0 else float("nan")),
+                coverage=cov, coverage_se=float(np.sqrt(max(cov * (1 - cov), 1e-12) / reps)))
+        out[spec.name] = res
+    return out

@@ -1,0 +1,737 @@
+"""The two objectives of method.md section 3, exact and vectorized over a batch of mixtures.
+
+Revenue f_r(alpha) = sum_k alpha_k V(pi_k), with V(pi) = E_x[sum_a pi(a|x) mu(x,a)].
+
+Evaluation error: the MSE at log size n of a balanced-weight OPE estimator of
+V(pi_e), for each target pi_e. With p = p_alpha(a|x) and c = min(pi_e/p, lambda):
+
+    clipped IPS (IPS is lambda = inf):
+        mean   = E_x[sum_a p c mu]          = E_x[sum_{a: p>0} min(pi_e, lambda p) mu]
+        second = E_x[sum_a p c^2 m2]        = E_x[sum_{a: p>0} min(pi_e^2 / p, lambda^2 p) m2]
+        MSE_n  = (mean - V)^2 + (second - mean^2) / n
+    SNIPS (delta method, with its O(1/n) bias):
+        W = E[w] = E_x[sum_{a: p>0} pi_e]  (1 when pi_e is supported), R = mean_IPS / W,
+        Var_n  = E_x[sum_{a: p>0} pi_e^2/p (m2 - 2 R mu + R^2)] / (n W^2),
+        bias_n = (R - V) + (R E[w^2] - E[w^2 r]) / (n W^2).
+
+Actions with p = 0 contribute nothing (the estimator never sees them); their
+mass shows up as bias. The expectations over x are taken on a fixed covariate
+sample (the *evaluation sample*, size M, independent of n), so both objectives
+are deterministic, smooth functions of alpha: the front is not noise. n only
+enters through the 1/n above, so one computation gives the RMSE at every n.
+
+Speed: rows (x, a) with identical component propensities and target
+probability are merged exactly (their mu and m2 summed) when enough of them repeat, and a batch of B
+mixtures is one (rows x K) @ (K x B) product followed by fused elementwise work
+over row chunks, so memory stays bounded by chunk_rows x B.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.optimize import brentq
+
+from couponmix.dataset.scenario import Scenario
+from couponmix.errors import CouponmixError
+from couponmix.infra.seeding import stream
+from couponmix.infra.threads import default_threads
+from couponmix.infra.validation import check_positive_int
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.policy.policies import Policy
+
+__all__ = ['AGGREGATES', 'CHUNK_ELEMENTS', 'SUPPORT_TOL', 'SMALL_GROUP_SHARE', 'DEFAULT_EVAL_SIZE', 'MERGE_MIN_GAIN',
+           'shared_executor', 'reward_model_on', 'model_error_of', 'EvaluationSample', 'row_hash', 'merge_rows',
+           'RowTerms', 'ErrorLaw', 'Moments', 'moments', 'group_moments', 'laws_from_moments', 'error_laws',
+           'check_aggregate', 'combine_targets', 'BatchObjectives', 'SampleObjectives', 'MixtureObjectives']
+
+AGGREGATES = ("max", "mean")
+#: elements (rows x mixtures) per chunk when chunk_rows is not given: temporaries stay cache-sized
+CHUNK_ELEMENTS = 1 << 17
+#: a target counts as supported when the mixture plays all but this much of its probability
+SUPPORT_TOL = 1e-9
+#: a target gets its own row set when its merged rows are fewer than this share of the sample
+SMALL_GROUP_SHARE = 0.05
+DEFAULT_EVAL_SIZE = 100_000
+#: rows are merged only when that removes at least this share of them (else the sort costs more than it saves)
+MERGE_MIN_GAIN = 0.2
+
+
+_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
+
+
+def shared_executor(threads: int) -> ThreadPoolExecutor:
+    """One thread pool per size for the whole process (objectives are created often; pools are not)."""
+    if threads not in _EXECUTORS:
+        _EXECUTORS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="couponmix")
+    return _EXECUTORS[threads]
+
+
+def reward_model_on(scenario: Scenario, x: np.ndarray, mu: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """The reward model q(x, .) that DR-type estimators use, fixed before any evaluation log is drawn.
+
+    The scenario's own learned model where it has one; otherwise the per-action average reward (a crude
+    model, computed on the evaluation sample's truth; in practice it would come from past data).
+    """
+    q = scenario.reward_model(x)
+    if q is not None:
+        return np.asarray(q, float), "the scenario's revenue model"
+    mu = scenario.mu(x) if mu is None else mu
+    return np.broadcast_to(mu.mean(axis=0), mu.shape).copy(), "per-action average reward"
+
+
+def model_error_of(scenario: Scenario, q: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, str]:
+    """(A,) the reward model's out-of-fold root-mean-square error per action, and where it comes from.
+
+    The scenario's own measurement where it has a learned model (``Scenario.reward_model_error``);
+    otherwise the error of the per-action average on the evaluation sample (the spread of the mean
+    reward within each action), which is what that crude model gets wrong.
+    """
+    own = scenario.reward_model_error()
+    if own is not None:
+        return np.asarray(own, float), "the revenue model's out-of-fold error per action on the historical log"
+    return np.sqrt(np.mean((q - mu) ** 2, axis=0)), "the per-action average's error (spread of mean revenue)"
+
+
+@dataclass
+class EvaluationSample:
+    """A fixed covariate sample with every policy and reward moment the objectives need."""
+
+    component_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    comp_probs: np.ndarray    # (K, M, A)
+    target_probs: np.ndarray  # (T, M, A)
+    mu: np.ndarray            # (M, A)
+    m2: np.ndarray            # (M, A)
+    x: np.ndarray | None = None  # (M, d) the covariates, kept for policies evaluated later
+    q: np.ndarray | None = None  # (M, A) the reward model fixed before logging, for DR-type estimators
+    q_source: str = ""
+    q_fitted_on_log: bool = False   # q stands in for a model fitted on each log (see fitted_reward)
+    #: (A,) the reward model's root-mean-square error per action, out of fold: the size of the model error
+    #: assumed on the actions a mixture rarely shows (see ``ErrorLaw.bias_bound``); None: no bound
+    model_error: np.ndarray | None = None
+    model_error_source: str = ""
+    _groups: dict = field(default_factory=dict, repr=False, compare=False)
+    _merge_index: dict = field(default_factory=dict, repr=False, compare=False)  # shared by copies with another q
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, size: int = DEFAULT_EVAL_SIZE, seed: int = 0,
+                      components: Mapping[str, Policy] | None = None,
+                      targets: Mapping[str, Policy] | None = None) -> EvaluationSample:
+        size = check_positive_int(size, "evaluation sample size", minimum=100)
+        x = scenario.sample_covariates(size, stream(seed, "evaluation_sample"))
+        return cls.from_covariates(scenario, x, components, targets)
+
+    @classmethod
+    def from_covariates(cls, scenario: Scenario, x: np.ndarray, components: Mapping[str, Policy] | None = None,
+                        targets: Mapping[str, Policy] | None = None,
+                        q: np.ndarray | None = None, q_source: str = "") -> EvaluationSample:
+        """The sample on given covariates; q defaults to ``reward_model_on`` these covariates."""
+        components = dict(scenario.components() if components is None else components)
+        targets = dict(scenario.targets() if targets is None else targets)
+        mu, m2 = scenario.mu(x), scenario.m2(x)
+        if not (np.isfinite(mu).all() and np.isfinite(m2).all()):
+            raise CouponmixError(f"scenario {scenario.name!r} returned non-finite reward moments")
+        if (m2 < mu * mu - 1e-9 * (1 + np.abs(m2))).any():
+            raise CouponmixError(f"scenario {scenario.name!r} has m2 < mu^2 somewhere: not a second moment")
+        if q is None:
+            q, q_source = reward_model_on(scenario, x, mu)
+        delta, delta_source = model_error_of(scenario, q, mu)
+        return cls(component_names=tuple(components), target_names=tuple(targets),
+                   comp_probs=np.stack([p(x) for p in components.values()]),
+                   target_probs=np.stack([p(x) for p in targets.values()]), mu=mu, m2=m2, x=x,
+                   q=q, q_source=q_source, model_error=delta, model_error_source=delta_source)
+
+    @property
+    def size(self) -> int:
+        return self.mu.shape[0]
+
+    def subset(self, idx: np.ndarray) -> EvaluationSample:
+        """The sample restricted to customers ``idx`` (same policies, reward model and model error)."""
+        return EvaluationSample(
+            component_names=self.component_names, target_names=self.target_names,
+            comp_probs=self.comp_probs[:, idx], target_probs=self.target_probs[:, idx], mu=self.mu[idx],
+            m2=self.m2[idx], x=None if self.x is None else self.x[idx], q=None if self.q is None else self.q[idx],
+            q_source=self.q_source, q_fitted_on_log=self.q_fitted_on_log, model_error=self.model_error,
+            model_error_source=self.model_error_source)
+
+    def policy_value(self, probs: np.ndarray) -> float:
+        """V(pi) = E_x[sum_a pi(a|x) mu(x,a)] on this sample."""
+        return float(np.einsum("ma,ma->", probs, self.mu) / self.size)
+
+    def policy_value_of(self, policy: Policy) -> float:
+        """V(pi) for a policy not stored with the sample (needs the covariates, so they are kept)."""
+        if self.x is None:
+            raise CouponmixError("this evaluation sample was built without its covariates")
+        return self.policy_value(policy(self.x))
+
+    @cached_property
+    def component_values(self) -> np.ndarray:
+        return np.einsum("kma,ma->k", self.comp_probs, self.mu) / self.size
+
+    @cached_property
+    def target_values(self) -> np.ndarray:
+        return np.einsum("tma,ma->t", self.target_probs, self.mu) / self.size
+
+    def balanced(self, alpha: np.ndarray) -> np.ndarray:
+        """p_alpha(a|x) on the sample, (M, A)."""
+        return np.tensordot(alpha, self.comp_probs, axes=1)
+
+
+_HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
+def row_hash(a: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's bytes (equal rows of equal bits hash equally), one pass per column."""
+    bits = np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+    h = np.zeros(len(a), dtype=np.uint64)
+    for j in range(bits.shape[1]):
+        h ^= bits[:, j]
+        h *= _HASH_MULTIPLIER
+    return h
+
+
+def merge_rows(a: np.ndarray, min_gain: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(distinct rows, index of each row's distinct row), or (a, None) when merging would remove fewer
+    than ``min_gain`` of the rows (continuous policies: nearly every row is distinct, and merging would
+    only cost time).
+
+    Rows are grouped by a sort on their hash, then neighbours are compared in full, so a hash
+    collision can only leave two equal rows unmerged, never merge different ones: sums over merged
+    rows are exact either way. About 10x faster than a lexsort on the columns.
+    """
+    if len(a) == 0:
+        return a.copy(), np.zeros(0, dtype=np.intp)
+    h = row_hash(a)
+    if min_gain > 0:                     # a plain sort of the hashes is cheap: decide before the argsort
+        hs = np.sort(h)
+        if np.count_nonzero(hs[1:] != hs[:-1]) + 1 > (1 - min_gain) * len(a):
+            return a, None
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    new = np.empty(len(a), dtype=bool)
+    new[0] = True
+    np.not_equal(hs[1:], hs[:-1], out=new[1:])
+    ordered = a[order]
+    for j in range(a.shape[1]):          # column by column: a reduction over a short axis is slow
+        new[1:] |= ordered[1:, j] != ordered[:-1, j]
+    inverse = np.empty(len(a), dtype=np.intp)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], inverse
+
+
+@dataclass(frozen=True)
+class RowTerms:
+    """Rows (x, a) that some target plays, merged exactly where all propensities coincide.
+
+    With e = r - q(x, a) and D_t(x) = sum_a pi_t(a|x) q(x, a), each row carries (summed over merged
+    rows, divided by M): its count, E[e] = mu - q, E[e^2] = m2 - 2 q mu + q^2, and per target D_t and
+    D_t (mu - q). Sums over rows are then expectations over the evaluation sample. q = 0 (IPS family)
+    leaves mu and m2.
+    """
+
+    P: np.ndarray       # (R, K) component propensities pi_k(a|x)
+    pe: np.ndarray      # (R, T) target probabilities pi_e(a|x)
+    w: np.ndarray       # (R,) merged row count / M
+    we: np.ndarray      # (R,) sum of E[e | x, a] / M
+    we2: np.ndarray     # (R,) sum of E[e^2 | x, a] / M
+    wd: np.ndarray | None    # (R, T) sum of D_t(x) / M            (None when q = 0)
+    wde: np.ndarray | None   # (R, T) sum of D_t(x) E[e | x, a] / M (None when q = 0)
+    ed: np.ndarray      # (T,) E[D_t]
+    ed2: np.ndarray     # (T,) E[D_t^2]
+    values: np.ndarray  # (T,) V(pi_t)
+    wq: np.ndarray | None = None    # (R,) sum of the reward model q_model(x, a) / M (for the bias split)
+    wdel: np.ndarray | None = None  # (R,) sum of the model error delta_a / M
+    eq: np.ndarray | None = None    # (T,) E[sum_a pi_t q_model]
+    edel: np.ndarray | None = None  # (T,) E[sum_a pi_t delta_a]
+
+    @staticmethod
+    def merge_index(comp_probs: np.ndarray, target_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(keep, keys, inverse): the rows some target plays, their distinct propensity keys, and each kept
+        row's key (inverse None: rows are left unmerged, too few repeat). Depends on the policies only,
+        so it can be shared by reward models."""
+        k, m, a = comp_probs.shape
+        P = comp_probs.transpose(1, 2, 0).reshape(m * a, k)
+        pe = target_probs.transpose(1, 2, 0).reshape(m * a, target_probs.shape[0])
+        keep = np.asarray((pe > 0).any(axis=1))
+        return (keep, *merge_rows(np.column_stack([P[keep], pe[keep]]), MERGE_MIN_GAIN))
+
+    @classmethod
+    def build(cls, comp_probs: np.ndarray, target_probs: np.ndarray, mu: np.ndarray, m2: np.ndarray,
+              q: np.ndarray | None = None, index: tuple | None = None, q_model: np.ndarray | None = None,
+              delta: np.ndarray | None = None) -> RowTerms:
+        """Row terms of the estimator's reward model q (None: the IPS family). With ``q_model`` (M, A), the
+        best reward model available, and ``delta`` (A,), its error per action, the rows also carry what
+        the bias split of ``laws_from_moments`` needs."""
+        k, m, a = comp_probs.shape
+        qq = np.zeros_like(mu) if q is None else q
+        e, e2 = (mu - qq).reshape(-1), (m2 - 2 * qq * mu + qq * qq).reshape(-1)
+        d = np.einsum("tma,ma->mt", target_probs, qq)                      # (M, T)
+        d_rows = np.repeat(d, a, axis=0)                                     # (M A, T)
+        keep, keys, inverse = cls.merge_index(comp_probs, target_probs) if index is None else index
+
+        def merged(v):
+            if inverse is None:
+                return v / m
+            if v.ndim == 2:
+                return np.column_stack([merged(col) for col in v.T])
+            return np.bincount(inverse, weights=v, minlength=len(keys)) / m
+
+        has_q = q is not None and np.any(q != 0)
+        split = {}
+        if q_model is not None and delta is not None:
+            dl = np.broadcast_to(np.asarray(delta, float), (m, a))
+            split = dict(wq=merged(q_model.reshape(-1)[keep]), wdel=merged(dl.reshape(-1)[keep]),
+                         eq=np.einsum("tma,ma->t", target_probs, q_model) / m,
+                         edel=np.einsum("tma,ma->t", target_probs, dl) / m)
+        return cls(**split, P=np.ascontiguousarray(keys[:, :k]), pe=np.ascontiguousarray(keys[:, k:]),
+                   w=merged(np.ones(int(keep.sum()))), we=merged(e[keep]), we2=merged(e2[keep]),
+                   wd=merged(d_rows[keep]) if has_q else None,
+                   wde=merged(d_rows[keep] * e[keep, None]) if has_q else None,
+                   ed=d.mean(axis=0), ed2=(d * d).mean(axis=0),
+                   values=np.einsum("tma,ma->t", target_probs, mu) / m)
+
+    @property
+    def n_rows(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def has_reward_model(self) -> bool:
+        return self.wd is not None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+
+
+@dataclass(frozen=True)
+class ErrorLaw:
+    """MSE(n) = (bias0 + bias1 / n)^2 + scaled_var / n, for a batch of mixtures (arrays of shape (B,)).
+
+    ``support`` is E_x[sum_{a: p_alpha>0} pi_e(a|x)]: 1 when the target is supported, less when the
+    logging mixture never plays some action the target plays.
+    """
+
+    bias0: np.ndarray
+    bias1: np.ndarray
+    scaled_var: np.ndarray
+    support: np.ndarray
+    #: the part of bias0 the reward model predicts (what a team can compute), and a bound on the rest
+    #: (the model's own error on the actions the estimator does not reweight); None: no split known
+    bias_computed: np.ndarray | None = None
+    bias_bound: np.ndarray | None = None
+
+    @property
+    def supported(self) -> np.ndarray:
+        """True where the mixture plays every action the target plays."""
+        return self.support >= 1 - SUPPORT_TOL
+
+    def mse(self, n) -> np.ndarray:
+        return (self.bias0 + self.bias1 / n) ** 2 + self.scaled_var / n
+
+    def rmse(self, n) -> np.ndarray:
+        return np.sqrt(self.mse(n))
+
+    def bias(self, n) -> np.ndarray:
+        return self.bias0 + self.bias1 / n
+
+    @property
+    def has_split(self) -> bool:
+        return self.bias_bound is not None
+
+    def sampling_error(self, n) -> np.ndarray:
+        """The standard deviation at log size n: what the log itself shows, falling like 1/sqrt(n)."""
+        return np.sqrt(self.scaled_var / n)
+
+    def computed_bias(self, n) -> np.ndarray:
+        """The bias the reward model predicts (the estimator's structural bias: clipping, switching, actions a
+        component never plays), plus the self-normalised O(1/n) term."""
+        b = self.bias0 if self.bias_computed is None else self.bias_computed
+        return b + self.bias1 / n
+
+    @property
+    def model_bias(self) -> np.ndarray:
+        """The rest of the true bias: the reward model's own error where it is relied on (simulator truth)."""
+        return self.bias0 - (self.bias0 if self.bias_computed is None else self.bias_computed)
+
+    @property
+    def bound(self) -> np.ndarray:
+        return np.zeros_like(self.bias0) if self.bias_bound is None else self.bias_bound
+
+    def robust_mse(self, n) -> np.ndarray:
+        """Sampling variance plus the squared worst-case bias: |computed bias| + the model-error bound."""
+        return self.scaled_var / n + (np.abs(self.computed_bias(n)) + self.bound) ** 2
+
+    def robust_rmse(self, n) -> np.ndarray:
+        return np.sqrt(self.robust_mse(n))
+
+    def summary(self, n: int, i: int) -> dict:
+        """RMSE, bias, standard error and support of mixture ``i`` of the batch at log size n, as plain numbers."""
+        return {"rmse": float(self.rmse(n)[i]), "bias": float(self.bias(n)[i]),
+                "std_error": float(np.sqrt(self.scaled_var[i] / n)), "support": float(self.support[i]),
+                "supported": bool(self.supported[i])}
+
+    def log_size_for(self, tol: float, robust: bool = False) -> np.ndarray:
+        """Least n with RMSE(n) (or, with ``robust``, the robust error) <= tol for every mixture in the batch
+        (inf where the bias alone, or with the model-error bound, exceeds tol)."""
+        computed = self.bias0 if not robust or self.bias_computed is None else self.bias_computed
+        bound = self.bound if robust else np.zeros_like(self.bias0)
+        out = np.full(self.bias0.shape, np.inf)
+        for i in range(len(out)):
+            b0, b1, v, b = computed[i], self.bias1[i], self.scaled_var[i], bound[i]
+
+            def mse(n, b0=b0, b1=b1, v=v, b=b):
+                return (abs(b0 + b1 / n) + b) ** 2 + v / n if robust else (b0 + b1 / n) ** 2 + v / n
+
+            fixed = abs(b0) + b
+            if fixed >= tol:
+                continue
+            if b1 == 0:
+                out[i] = max(v / (tol * tol - fixed * fixed), 1.0)
+                continue
+            lo, hi = 1.0, 2.0   # the error decreases for large n: bracket, then find the root in log n
+            while mse(hi) > tol * tol:
+                lo, hi = hi, hi * 2
+                if hi > 1e15:
+                    break
+            else:
+                if mse(lo) <= tol * tol:
+                    out[i] = lo
+                    continue
+                root = brentq(lambda u, mse=mse: mse(np.exp(u)) - tol * tol, np.log(lo), np.log(hi), xtol=1e-12,
+                              rtol=4 * np.finfo(float).eps)
+                out[i] = min(np.exp(root) * (1 + 1e-12), hi)   # on the safe side of the root
+        return out
+
+
+# moment name -> (row coefficient, which row weight): sums over rows of coefficient x (p c) or (p c^2)
+_SUMS = {"M1": ("we", 0), "S2": ("we2", 1), "MW": ("w", 0), "MD": ("wde", 0), "MC": ("wd", 0),
+         "L2": ("we", 1), "W2": ("w", 1), "SUP": ("w", 2), "SQ": ("wq", 0), "SDL": ("wdel", 0)}
+
+
+def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
+    names = ["M1", "S2", "MW" if spec.has_unbounded_weights else "SUP"]
+    if rows.has_reward_model:
+        names.append("MD")
+    if spec.self_normalised:
+        names += ["L2", "W2"] + (["MC"] if rows.has_reward_model else [])
+    if rows.wq is not None:
+        names += ["SQ", "SDL"]
+    return tuple(names)
+
+
+def _chunk_sums(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec, names) -> np.ndarray:
+    """Sums over one chunk of rows, for every target: array (T, len(names), B)."""
+    p = rows.P[sl] @ at                            # (r, B) balanced propensities
+    all_pos = bool((p > 0).all())
+    inv = 1.0 / p if all_pos else np.divide(1.0, p, out=np.zeros_like(p), where=p > 0)
+    rows_fn = spec.weight_function.rows
+    n_t = rows.pe.shape[1]
+    out = np.empty((n_t, len(names), at.shape[1]))
+    for t in range(n_t):
+        pe = rows.pe[sl, t, None]
+        pair = rows_fn(pe, p, inv, spec.clip, all_pos)   # (p c, p c^2, pi_e 1{p > 0}), see estimators
+        for j, name in enumerate(names):
+            coef_name, which = _SUMS[name]
+            coef = getattr(rows, coef_name)[sl]
+            coef = coef if coef.ndim == 1 else coef[:, t]
+            if all_pos and pair[which] is pair[2]:   # pe broadcast: the same sum for every mixture
+                out[t, j] = coef @ pe[:, 0]
+            else:
+                out[t, j] = coef @ pair[which]
+    return out
+
+
+def _balanced_sums(rows, alphas, spec, names, chunk_rows, executor) -> np.ndarray:
+    """(T, len(names), B). Chunks may run on threads (numpy releases the GIL); partial sums are added
+    in chunk order, so the result does not depend on scheduling."""
+    at = np.ascontiguousarray(alphas.T)
+    if chunk_rows is None:
+        chunk_rows = max(256, CHUNK_ELEMENTS // at.shape[1])
+    slices = [slice(s, s + chunk_rows) for s in range(0, rows.n_rows, chunk_rows)]
+    if executor is None or len(slices) < 4:
+        parts = [_chunk_sums(rows, sl, at, spec, names) for sl in slices]
+    else:
+        parts = list(executor.map(lambda sl: _chunk_sums(rows, sl, at, spec, names), slices))
+    return np.sum(parts, axis=0)
+
+
+def _naive_sums(rows, alphas, spec, names) -> np.ndarray:
+    """Naive weights use the acting component's own propensity: every moment is linear in alpha,
+    sum_k alpha_k (moment with p = pi_k), so K per-component sums answer any batch."""
+    k = rows.P.shape[1]
+    per_k = np.stack([_chunk_sums(rows, slice(None), np.eye(k)[:, [j]], spec, names)[..., 0] for j in range(k)],
+                     axis=-1)                       # (T, names, K)
+    return per_k @ alphas.T
+
+
+@dataclass
+class Moments:
+    """Everything the error law needs, as means over the evaluation customers (so moments of disjoint
+    groups of customers combine by their customer-weighted average: streaming sufficient statistics).
+
+    sums: moment name -> (T, B) array; ed, ed2, values: (T,) E[D], E[D^2] and V(pi_t)."""
+
+    sums: dict
+    ed: np.ndarray
+    ed2: np.ndarray
+    values: np.ndarray
+    eq: np.ndarray | None = None
+    edel: np.ndarray | None = None
+
+    @staticmethod
+    def combine(parts: Sequence[Moments], weights: Sequence[float]) -> Moments:
+        """Customer-weighted average of the moments of disjoint groups (weights sum to 1), added in order."""
+        def avg(get):
+            total = None
+            for part, w in zip(parts, weights):
+                term = w * get(part)
+                total = term if total is None else total + term
+            return total
+
+        keys = list(dict.fromkeys(k for p in parts for k in p.sums))   # a moment a part lacks is 0 there
+        split = all(p.eq is not None for p in parts)
+        return Moments(sums={k: avg(lambda m, k=k: m.sums.get(k, 0.0)) for k in keys},
+                       ed=avg(lambda m: m.ed), ed2=avg(lambda m: m.ed2), values=avg(lambda m: m.values),
+                       eq=avg(lambda m: m.eq) if split else None, edel=avg(lambda m: m.edel) if split else None)
+
+
+def moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None,
+            executor: ThreadPoolExecutor | None = None) -> Moments:
+    alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+    names = _needed(spec, rows)
+    if spec.weights == "naive":
+        sums = _naive_sums(rows, alphas, spec, names)
+    else:
+        sums = _balanced_sums(rows, alphas, spec, names, chunk_rows, executor)
+    return Moments(sums={name: sums[:, j, :] for j, name in enumerate(names)}, ed=rows.ed, ed2=rows.ed2,
+                   values=rows.values, eq=rows.eq, edel=rows.edel)
+
+
+def group_moments(groups: Sequence[tuple[list[int], RowTerms]], n_targets: int, alphas, spec: EstimatorSpec,
+                  chunk_rows: int | None = None, executor: ThreadPoolExecutor | None = None) -> Moments:
+    """Moments of every target from row sets that each serve some of the targets (see
+    ``MixtureObjectives._group_targets``)."""
+    alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+    b = alphas.shape[0]
+    split = all(rows.eq is not None for _, rows in groups)
+    out = Moments(sums={}, ed=np.empty(n_targets), ed2=np.empty(n_targets), values=np.empty(n_targets),
+                  eq=np.empty(n_targets) if split else None, edel=np.empty(n_targets) if split else None)
+    for ts, rows in groups:
+        m = moments(rows, alphas, spec, chunk_rows, executor)
+        for name, value in m.sums.items():
+            out.sums.setdefault(name, np.zeros((n_targets, b)))[ts] = value   # a moment a group lacks is 0
+        out.ed[ts], out.ed2[ts], out.values[ts] = m.ed, m.ed2, m.values
+        if out.eq is not None and out.edel is not None:
+            out.eq[ts], out.edel[ts] = m.eq, m.edel
+    return out
+
+
+def laws_from_moments(m: Moments, spec: EstimatorSpec) -> list[ErrorLaw]:
+    """Exact (plain estimators) or delta-method (self-normalised) error law of ``spec``, one per target."""
+    g = m.sums
+    zero = np.zeros_like(g["M1"])
+    md, mc = g.get("MD", zero), g.get("MC", zero)
+    ed, ed2, v = m.ed[:, None], m.ed2[:, None], m.values[:, None]
+    # support E[sum_{p>0} pi_e]: for unclipped weights it is MW itself
+    support = g["MW"] if spec.has_unbounded_weights else g["SUP"]
+    if not spec.self_normalised:
+        mean = ed + g["M1"]
+        bias0, bias1 = mean - v, zero
+        scaled_var = np.maximum(ed2 + 2 * md + g["S2"] - mean ** 2, 0.0)
+    else:
+        wbar = g["MW"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = g["M1"] / wbar
+            scaled_var = ((ed2 - ed ** 2) + 2 * (md - ratio * mc) / wbar
+                          + (g["S2"] - 2 * ratio * g["L2"] + ratio ** 2 * g["W2"]) / wbar ** 2)
+            bias1 = (ratio * g["W2"] - g["L2"]) / wbar ** 2
+        bias0 = ed + ratio - v
+        scaled_var = np.maximum(scaled_var, 0.0)
+    computed = bound = None
+    if "SQ" in g and m.eq is not None:
+        computed, bound = _bias_split(g, m, spec)
+    return [ErrorLaw(bias0=bias0[t], bias1=bias1[t], scaled_var=scaled_var[t], support=support[t],
+                     bias_computed=None if computed is None else computed[t],
+                     bias_bound=None if bound is None else bound[t])
+            for t in range(len(m.values))]
+
+
+def _bias_split(g: dict, m: Moments, spec: EstimatorSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(computed bias, bound on the model-dependent bias), each (T, B).
+
+    Every estimator's bias is E_x[sum_a g (q_est - mu)] with the gap g = pi_e - p c >= 0: the target's
+    probability that the weighted log does not cover (actions a component never plays with naive weights,
+    clipping, switching; all of it for the direct method). With q the best reward model available,
+    q_est - mu = (q_est - q) + (q - mu): the first part is computed (zero for the DR family, -q for the
+    IPS family), the second is the model's error where nothing else checks it. Assuming that, where
+    the estimator relies on it, the model's mean squared error on action a is at most its out-of-fold
+    delta_a^2, Cauchy-Schwarz gives |E[sum_a g (q - mu)]| <= sum_a E[g_a] delta_a = EDL - SDL.
+    Self-normalised forms divide the covered part by W = E[sum_{p>0} pi_e]: the bound becomes
+    (1/W - 1) SDL + (EDL - SDL), and the IPS form's computed bias SQ / W - EQ.
+    """
+    if m.eq is None or m.edel is None:
+        raise ValueError("the bias split needs moments computed with the model-error terms")
+    eq, edel = m.eq[:, None], m.edel[:, None]
+    sq, sdl = g["SQ"], g["SDL"]
+    wbar = g["MW"] if spec.self_normalised else np.ones_like(sq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_w = np.where(wbar > 0, 1.0 / wbar, 0.0)
+    if spec.uses_reward_model:
+        computed = np.zeros_like(sq)
+    else:
+        computed = sq * inv_w - eq
+    bound = np.maximum(edel - sdl, 0.0) + np.maximum(inv_w - 1.0, 0.0) * sdl
+    return computed, bound
+
+
+def error_laws(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None,
+               executor: ThreadPoolExecutor | None = None) -> list[ErrorLaw]:
+    """Exact (plain estimators) or delta-method (self-normalised) error law of ``spec``, one per target."""
+    return laws_from_moments(moments(rows, alphas, spec, chunk_rows, executor), spec)
+
+
+def check_aggregate(aggregate: str) -> str:
+    if aggregate not in AGGREGATES:
+        raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    return aggregate
+
+
+def combine_targets(per_target: np.ndarray, aggregate: str) -> np.ndarray:
+    """The single error objective (B,) from per-target RMSEs (B, T): their max or their mean."""
+    return per_target.max(axis=1) if aggregate == "max" else per_target.mean(axis=1)
+
+
+class BatchObjectives:
+    """What every objectives class derives from its ``laws``, ``revenue``, ``n`` and ``aggregate``: per-target
+    errors at a log size, their aggregate, and the pair of objectives the front optimises."""
+
+    n: int
+    aggregate: str
+
+    def laws(self, alphas) -> list:
+        raise NotImplementedError
+
+    def revenue(self, alphas) -> np.ndarray:
+        raise NotImplementedError
+
+    def rmse(self, alphas, n: int | None = None) -> np.ndarray:
+        """Per-target error at log size n (default: self.n), (B, T)."""
+        n = self.n if n is None else n
+        return np.column_stack([law.rmse(n) for law in self.laws(alphas)])
+
+    def combine(self, per_target: np.ndarray) -> np.ndarray:
+        return combine_targets(per_target, self.aggregate)
+
+    def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(revenue (B,), aggregated error (B,), per-target error (B, T))."""
+        per = self.rmse(alphas)
+        return self.revenue(alphas), self.combine(per), per
+
+
+class SampleObjectives(BatchObjectives):
+    """Objectives computed on an ``EvaluationSample``: its names, and revenue as a linear map of the mixture."""
+
+    sample: EvaluationSample
+    component_values: np.ndarray
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return self.sample.component_names
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return self.sample.target_names
+
+    def revenue(self, alphas) -> np.ndarray:
+        """Expected reward per customer of each mixture, (B,)."""
+        return np.atleast_2d(alphas) @ self.component_values
+
+
+class MixtureObjectives(SampleObjectives):
+    """Revenue and OPE error of a mixture, for a batch of mixtures at once.
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+    estimator : EstimatorSpec
+    n : int
+        Log size at which the OPE error is measured.
+    aggregate : "max" or "mean"
+        How per-target RMSEs combine into the single error objective.
+    """
+
+    def __init__(self, sample: EvaluationSample, estimator: EstimatorSpec, n: int,
+                 aggregate: str = "max", chunk_rows: int | None = None, threads: int | None = None):
+        check_aggregate(aggregate)
+        self.sample = sample
+        self.estimator = estimator
+        self.n = check_positive_int(n, "n")
+        self.aggregate = aggregate
+        self.chunk_rows = None if chunk_rows is None else check_positive_int(chunk_rows, "chunk_rows")
+        self.component_values = sample.component_values
+        if not estimator.has_error_formula:
+            raise CouponmixError(f"{estimator.label} has no error formula: measure it by Monte Carlo (validate)")
+        if estimator.uses_reward_model and estimator.fits_reward_model != sample.q_fitted_on_log:
+            raise CouponmixError(
+                f"{estimator.label} needs an evaluation sample whose reward model is "
+                + ("fitted on the log (see fitted_reward.pilot_samples)" if estimator.fits_reward_model
+                   else "fixed before logging, not one fitted on the log"))
+        use_q = estimator.uses_reward_model
+        if use_q not in sample._groups:   # row sets depend only on whether q is used: share them
+            sample._groups[use_q] = self._group_targets(sample, sample.q if use_q else None)
+        self.groups = sample._groups[use_q]
+        threads = min(default_threads(), 4) if threads is None else check_positive_int(threads, "threads")
+        self._executor = shared_executor(threads) if threads > 1 else None
+
+    @staticmethod
+    def _group_targets(sample: EvaluationSample, q: np.ndarray | None) -> list[tuple[list[int], RowTerms]]:
+        """Row sets to evaluate: one shared by all targets, except targets whose own merged rows are few.
+
+        A deterministic target merges into a handful of rows on its own but would cost a full pass
+        over the shared rows; a target with continuous probabilities gains nothing from its own set.
+        """
+        def build(ts: list[int]) -> RowTerms:
+            key = tuple(ts)
+            if key not in sample._merge_index:
+                sample._merge_index[key] = RowTerms.merge_index(sample.comp_probs, sample.target_probs[ts])
+            split = sample.model_error is not None and not sample.q_fitted_on_log and sample.q is not None
+            return RowTerms.build(sample.comp_probs, sample.target_probs[ts], sample.mu, sample.m2, q,
+                                  sample._merge_index[key], q_model=sample.q if split else None,
+                                  delta=sample.model_error if split else None)
+
+        t_all = list(range(len(sample.target_names)))
+        alone = {t: build([t]) for t in t_all}
+        shared_t = [t for t in t_all if alone[t].n_rows > SMALL_GROUP_SHARE * sample.size]
+        groups = [([t], alone[t]) for t in t_all if t not in shared_t]
+        if len(shared_t) == 1:
+            groups.append((shared_t, alone[shared_t[0]]))
+        elif shared_t:
+            groups.append((shared_t, build(shared_t)))
+        return groups
+
+    @property
+    def n_rows(self) -> int:
+        """Rows processed per mixture evaluation, over all row sets."""
+        return sum(rows.n_rows * len(ts) for ts, rows in self.groups)
+
+    def moments(self, alphas) -> Moments:
+        """The sufficient statistics of every target's error law for each mixture (see ``Moments``)."""
+        return group_moments(self.groups, len(self.target_names), alphas, self.estimator, self.chunk_rows,
+                             self._executor)
+
+    def laws(self, alphas) -> list[ErrorLaw]:
+        """The error law of every target for each mixture."""
+        return laws_from_moments(self.moments(alphas), self.estimator)
+
+    def describe(self, alpha: ArrayLike) -> dict:
+        """Per-target breakdown at one mixture, for summaries and reports."""
+        a = np.asarray(alpha, dtype=float)[None, :]
+        out = {}
+        for name, value, law in zip(self.target_names, self.sample.target_values, self.laws(a)):
+            out[name] = {"true_value": float(value), **law.summary(self.n, 0)}
+        return out

@@ -1,0 +1,193 @@
+"""The exact objectives on an evaluation population of any size, from streaming sufficient statistics.
+
+``MixtureObjectives`` keeps its evaluation sample in memory (M = 100,000 customers by default, ample
+for a smooth front). ``StreamingObjectives`` evaluates a batch of mixtures on a population of
+M = 10 million customers or more in bounded memory: the population is drawn in blocks of
+``seeding.BLOCK`` customers (block b from the stream (seed, "evaluation_population", b)), a chunk of
+whole blocks is turned into its moment sums for the whole batch (``objectives.Moments``), and the
+chunks' sums are combined by their customer-weighted average. The population, and so the result up
+to floating-point rounding, does not depend on the chunk size or on the backend: chunks can run on
+local processes or on a Dask cluster (``backend``), and only the (targets x moments x mixtures) sums
+travel back.
+
+Evaluate many mixtures per pass: drawing a chunk and computing its policies is shared by every
+mixture of the batch. Repeated passes (an optimiser's generations) are cheaper still when the
+chunks' merged rows (``objectives.RowTerms``, what the moments are sums over) fit in ``cache_bytes``:
+the first pass keeps them, and later passes only do the (rows x mixtures) arithmetic, in this process's
+threads, with results identical to the uncached passes. A population too large for the budget is
+streamed on every pass, in memory bounded by one chunk per worker.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from couponmix.dataset.scenario import Scenario
+from couponmix.dataset.simulate import check_chunk_size
+from couponmix.infra.seeding import BLOCK, stream
+from couponmix.infra.threads import default_threads
+from couponmix.infra.validation import check_positive_int
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.objectives import (
+    ErrorLaw,
+    EvaluationSample,
+    MixtureObjectives,
+    Moments,
+    check_aggregate,
+    combine_targets,
+    group_moments,
+    laws_from_moments,
+    shared_executor,
+)
+
+__all__ = ['DEFAULT_CHUNK', 'DEFAULT_CACHE_BYTES', 'population_chunk', 'StreamingObjectives']
+
+DEFAULT_CHUNK = 4 * BLOCK
+#: memory for keeping the population's merged rows between passes (about 130 bytes per customer on paper)
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+def population_chunk(scenario: Scenario, seed: int, size: int, chunk_size: int, index: int) -> np.ndarray:
+    """Covariates of chunk ``index`` of the evaluation population (whole blocks, each from its own stream)."""
+    start = index * chunk_size
+    stop = min(size, start + chunk_size)
+    return np.concatenate([scenario.sample_covariates(min(BLOCK, stop - s),
+                                                      stream(seed, "evaluation_population", s // BLOCK))
+                           for s in range(start, stop, BLOCK)])
+
+
+@dataclass(frozen=True)
+class _Job:
+    scenario: Scenario
+    estimator: EstimatorSpec
+    seed: int
+    size: int
+    chunk_size: int
+    alphas: np.ndarray
+    q_mean: np.ndarray | None   # per-action mean reward over the population, when q is that crude model
+
+
+def _chunk_objectives(job: _Job, index: int) -> MixtureObjectives:
+    x = population_chunk(job.scenario, job.seed, job.size, job.chunk_size, index)
+    q = None
+    if job.q_mean is not None:
+        q = np.broadcast_to(job.q_mean, (len(x), len(job.q_mean))).copy()
+    sample = EvaluationSample.from_covariates(job.scenario, x, q=q, q_source="per-action average reward")
+    return MixtureObjectives(sample, job.estimator, 1)   # threads: this process's share of the cores
+
+
+def _chunk_moments(job: _Job, index: int) -> tuple[int, Moments, np.ndarray]:
+    """(customers, moments for the batch, component values) of one chunk."""
+    obj = _chunk_objectives(job, index)
+    return obj.sample.size, obj.moments(job.alphas), obj.component_values
+
+
+def _chunk_rows(job: _Job, index: int) -> tuple[int, list, np.ndarray]:
+    """(customers, row sets, component values) of one chunk: all later passes need of it."""
+    obj = _chunk_objectives(job, index)
+    return obj.sample.size, obj.groups, obj.component_values
+
+
+def _rows_nbytes(part: tuple[int, list, np.ndarray]) -> int:
+    return sum(rows.nbytes for _, rows in part[1])
+
+
+def _mean_mu(scenario: Scenario, seed: int, size: int, chunk_size: int, index: int) -> tuple[int, np.ndarray]:
+    x = population_chunk(scenario, seed, size, chunk_size, index)
+    return len(x), scenario.mu(x).sum(axis=0)
+
+
+class StreamingObjectives:
+    """Revenue and error laws of a batch of mixtures on a population of ``size`` customers, chunk by chunk.
+
+    Same results as ``MixtureObjectives`` on the same customers (tested), in memory bounded by one chunk
+    per worker plus the batch's sums.
+    """
+
+    def __init__(self, scenario: Scenario, estimator: EstimatorSpec, n: int, size: int, seed: int = 0,
+                 chunk_size: int = DEFAULT_CHUNK, backend=None, aggregate: str = "max",
+                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+        from couponmix.infra.backend import LocalBackend
+
+        self.scenario, self.estimator, self.aggregate = scenario, estimator, check_aggregate(aggregate)
+        self.n = check_positive_int(n, "n")
+        self.size = check_positive_int(size, "population size", minimum=100)
+        self.seed = int(seed)
+        self.chunk_size = check_chunk_size(chunk_size)
+        self.backend = backend or LocalBackend(1)
+        self.cache_bytes = check_positive_int(cache_bytes, "cache bytes", minimum=0)
+        self._rows: list | None = None   # per chunk (customers, row sets, component values), once cached
+        self._cache_decided = False
+        self.chunks = range(-(-self.size // self.chunk_size))
+        self.target_names = tuple(scenario.targets())
+        self.component_names = tuple(scenario.components())
+        self._q_mean = None
+        if estimator.uses_reward_model and scenario.reward_model(population_chunk(scenario, seed, 100, BLOCK, 0)
+                                                                  [:1]) is None:
+            # the crude reward model is the per-action average over the whole population: one extra pass
+            parts = self.backend.map(partial(_mean_mu, scenario, self.seed, self.size, self.chunk_size),
+                                     self.chunks)
+            self._q_mean = np.sum([p[1] for p in parts], axis=0) / self.size
+
+    @property
+    def cached(self) -> bool:
+        """True once the population's row sets are held in memory (after the first pass, within budget)."""
+        return self._rows is not None
+
+    def _job(self, alphas: np.ndarray) -> _Job:
+        return _Job(self.scenario, self.estimator, self.seed, self.size, self.chunk_size, alphas, self._q_mean)
+
+    def _try_cache(self, on_chunk: Callable[[int], None] | None) -> tuple | None:
+        """Keep every chunk's row sets if chunk 0's size, times the number of chunks, fits the budget.
+        Returns chunk 0's row sets when they were built but not kept (the pass still uses them)."""
+        self._cache_decided = True
+        if self.cache_bytes == 0:
+            return None
+        job = self._job(np.zeros((0, len(self.component_names))))
+        first = _chunk_rows(job, 0)
+        if _rows_nbytes(first) * len(self.chunks) > self.cache_bytes:
+            return first
+        self._rows = [first] + self.backend.map(partial(_chunk_rows, job), self.chunks[1:],
+                                                on_done=None if on_chunk is None else lambda i: on_chunk(i + 1))
+        return None
+
+    def _moments_from_rows(self, parts: list, alphas: np.ndarray) -> list:
+        """(customers, moments, component values) of chunks whose row sets are in this process."""
+        threads = default_threads()
+        executor = shared_executor(threads) if threads > 1 else None
+        t_all = len(self.target_names)
+        return [(m, group_moments(groups, t_all, alphas, self.estimator, executor=executor), values)
+                for m, groups, values in parts]
+
+    def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
+        """Population moments for the batch, and the components' values. ``on_chunk(i)`` is called as
+        chunks are done (for progress bars)."""
+        alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+        first = None if self._cache_decided else self._try_cache(on_chunk)
+        if self._rows is not None:
+            parts = self._moments_from_rows(self._rows, alphas)
+        elif first is not None:        # too large to keep: chunk 0 is already built, stream the others
+            parts = self._moments_from_rows([first], alphas) + self.backend.map(
+                partial(_chunk_moments, self._job(alphas)), self.chunks[1:],
+                on_done=None if on_chunk is None else lambda i: on_chunk(i + 1))
+        else:
+            parts = self.backend.map(partial(_chunk_moments, self._job(alphas)), self.chunks, on_done=on_chunk)
+        weights = [m / self.size for m, _, _ in parts]
+        values = sum(w * v for w, (_, _, v) in zip(weights, parts))
+        return Moments.combine([p[1] for p in parts], weights), values
+
+    def laws(self, alphas) -> list[ErrorLaw]:
+        return laws_from_moments(self.moments(alphas)[0], self.estimator)
+
+    def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(revenue (B,), aggregated RMSE (B,), per-target RMSE (B, T)) in one pass over the population."""
+        alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+        m, values = self.moments(alphas)
+        per = np.column_stack([law.rmse(self.n) for law in laws_from_moments(m, self.estimator)])
+        return alphas @ values, self.combine(per), per
+
+    def combine(self, per_target: np.ndarray) -> np.ndarray:
+        return combine_targets(per_target, self.aggregate)

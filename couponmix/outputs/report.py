@@ -1,0 +1,177 @@
+"""The report for marketing teams: plain words first, then figures, then the detail.
+
+One self-contained HTML file (figures embedded as data URIs, no network), with the same figures
+also written as PNG files beside it. Every number in the report comes from summary.json; the
+key ones are tagged ``data-key="<path in summary.json>"`` so a test can check they agree.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+from couponmix.decide.optimize import Front
+
+__all__ = ['COLORS', 'FIGURES', 'front_figure', 'exploration_figure', 'log_size_figure', 'figures', 'days',
+           'precision_phrase', 'headline', 'render_html']
+
+COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
+FIGURES = ("front.png", "exploration.png", "log_size.png")
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def front_figure(front: Front, summary: dict) -> bytes:
+    """Pareto front with the recommended and revenue-only mixtures marked."""
+    plt = _plt()
+    rec, only = summary["recommended"], summary["revenue_only"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    ax.plot(front.rmse, front.revenue, "-o", ms=3, color=COLORS[0], label="best trade-offs (Pareto front)")
+    ax.plot([rec["ope_rmse"]], [rec["revenue"]], "*", ms=16, color=COLORS[1], label="recommended mix")
+    ax.plot([only["ope_rmse"]], [only["revenue"]], "s", ms=8, color=COLORS[2], label="revenue-only mix")
+    ax.set_xlabel(f"evaluation error later ({summary['aggregate']} over future policies, "
+                  f"log of {summary['n']:,} customers)")
+    ax.set_title("Revenue now against evaluation error later\n(each policy measured with its most precise estimator)"
+                 if len(summary["criterion"]["candidates"]) > 1 else
+                 f"Revenue now against evaluation error later ({summary['criterion']['label'].split(';')[0]})",
+                 fontsize=10)
+    ax.set_ylabel("revenue now (per customer)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def exploration_figure(summary: dict) -> bytes:
+    """Revenue (top) and each future policy's RMSE (bottom) against the exploration rate."""
+    plt = _plt()
+    curve, head = summary["exploration_curve"], summary["headline"]
+    eps = np.array(curve["eps"]) * 100
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), dpi=110, sharex=True)
+    top.plot(eps, curve["revenue"], color=COLORS[0])
+    top.set_ylabel("revenue per customer")
+    for i, (t, r) in enumerate(curve["rmse"].items()):
+        r = np.array([np.nan if v is None else v for v in r], float)
+        color = COLORS[(i + 2) % len(COLORS)]
+        bottom.plot(eps, r, color=color, label=t)
+        if "sampling_error" in curve:
+            bottom.plot(eps, curve["sampling_error"][t], color=color, ls=":", lw=1)
+    tol = summary.get("plan", {}).get("tol")
+    if tol is not None:
+        bottom.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
+    for ax in (top, bottom):
+        ax.axvline(100 * head["exploration_rate"], color=COLORS[1], ls="--", lw=1.2)
+        ax.grid(alpha=0.3)
+    top.text(100 * head["exploration_rate"], top.get_ylim()[1], " recommended", va="top", color=COLORS[1])
+    top.set_title("Revenue and evaluation error against exploration\n(each policy measured with its most precise "
+                  "estimator; dotted: sampling error alone)", fontsize=10)
+    bottom.set_yscale("log")
+    bottom.set_ylabel(f"evaluation error (RMSE)\nlog of {curve['n']:,} customers")
+    bottom.set_xlabel("exploration rate (% of traffic)")
+    bottom.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def log_size_figure(summary: dict) -> bytes:
+    """Each future policy's RMSE at the recommended mix against the log size, in customers and in days."""
+    plt = _plt()
+    curve = summary["log_size_curve"]
+    sizes = np.array(curve["log_size"], float)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for i, (t, r) in enumerate(curve["rmse"].items()):
+        ax.plot(sizes, r, color=COLORS[(i + 2) % len(COLORS)], label=t)
+    tol = summary.get("plan", {}).get("tol")
+    if tol is not None:
+        ax.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
+    ax.axvline(summary["n"], color=COLORS[1], ls="--", lw=1.2, label=f"planned log ({summary['n']:,})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title("Evaluation error at the recommended mix against log size\n(each policy measured with its most "
+                 "precise estimator)", fontsize=10)
+    ax.set_xlabel("customers logged at the recommended mix")
+    ax.set_ylabel("evaluation error (RMSE)")
+    daily = curve["daily_traffic"]
+    days = ax.secondary_xaxis("top", functions=(lambda n: n / daily, lambda d: d * daily))
+    days.set_xlabel(f"days of logging at {daily:,.0f} customers per day")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def figures(summary: dict, front: Front) -> dict[str, bytes]:
+    return {"front.png": front_figure(front, summary), "exploration.png": exploration_figure(summary),
+            "log_size.png": log_size_figure(summary)}
+
+
+def _explore_phrase(head: dict, alpha: dict, explore_description: str | None) -> str:
+    rate = head["exploration_rate"]
+    if "explore" in alpha:
+        how = f" ({explore_description})" if explore_description else ""
+        return f"send {rate:.1%} of customers to the exploration policy{how}"
+    best = head["revenue_best_component"]
+    mix = ", ".join(f"{w:.0%} {name}" for name, w in alpha.items())
+    return f"log with {mix}: {rate:.1%} of traffic away from {best}"
+
+
+def days(d: float) -> str:
+    return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
+
+
+def precision_phrase(name: str, p: dict) -> str:
+    """'winback within ±0.50 (all of it sampling error)' or with the model-dependent part spelled out."""
+    if p["model_bias_bound"] <= 0.01 * p["rmse"]:
+        return f"{name} within ±{p['rmse']:.2g}, all of it sampling error that the log itself will show"
+    return (f"{name} within ±{p['rmse']:.2g}: ±{p['sampling_error']:.2g} from sampling, plus up to "
+            f"±{p['model_bias_bound']:.2g} if the revenue model is as wrong on rarely tried actions as it is elsewhere")
+
+
+def headline(summary: dict) -> str:
+    """The recommendation in one paragraph of plain words."""
+    head = summary["headline"]
+    precision = "; ".join(precision_phrase(t, p) for t, p in head["precision"].items())
+    pct = head["revenue_cost_pct"]
+    how = sorted({p["estimator_plain"] for p in head["precision"].values()})
+    need = ""
+    if head["tolerance"] is not None:
+        need = (f" For ±{head['tolerance']:g} on every policy, log {head['log_size_needed']:,.0f} customers (about "
+                f"{days(head['log_days_needed'])})." if head["log_size_needed"] is not None else
+                f" No log size reaches ±{head['tolerance']:g} on every policy at this mix.")
+    return (f"Recommendation: {_explore_phrase(head, summary['recommended']['alpha'], summary['production'].get('explore_description'))}. "
+            f"It costs {head['revenue_cost_per_10k_customers']:,.0f} in revenue per 10,000 customers"
+            + (f" ({pct:.1f}% of revenue)" if pct is not None else "")
+            + f" against the revenue-only mix. In exchange, a log of {head['log_size']:,} customers "
+              f"(about {days(head['log_days'])} of traffic) measures each future policy's revenue per customer: "
+            + precision + f" (measured with {' / '.join(how)})." + need)
+
+
+def render_html(summary: dict, front: Front, pngs: dict[str, bytes]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    env.filters["pct"] = lambda v, digits=1: f"{100 * v:.{digits}f}%"
+    env.filters["num"] = lambda v, digits=4: f"{v:.{digits}f}"
+    env.filters["thousands"] = lambda v: f"{v:,.0f}"
+    tmpl = env.get_template("report.html")
+    images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
+    return tmpl.render(s=summary, headline=headline(summary), images=images,
+                       front_rows=front.to_frame().round(6).to_dict("records"))

@@ -1,0 +1,21 @@
+"""The files one study writes, in the order they are renamed into place (summary.json last: its presence
+marks a complete study)."""
+from __future__ import annotations
+
+from couponmix.outputs.report import FIGURES, figures, render_html
+from couponmix.studies.study import StudyResult, to_json
+
+__all__ = ['STUDY_FILES', 'study_files_for']
+
+#: the names study_files_for returns
+STUDY_FILES = ("pareto.csv", *FIGURES, "report.html", "summary.json")
+
+
+def study_files_for(result: StudyResult) -> dict[str, bytes | str]:
+    pngs = figures(result.summary, result.front)
+    return {
+        "pareto.csv": result.front.to_frame().to_csv(index=False, float_format="%.10g"),
+        **pngs,
+        "report.html": render_html(result.summary, result.front, pngs),
+        "summary.json": to_json(result.summary),
+    }

@@ -1,0 +1,77 @@
+"""Mixture logging: a component k ~ Categorical(alpha), then an action a ~ pi_k(.|x).
+
+The balanced propensity of the logged action is p_alpha(a|x) = sum_k alpha_k pi_k(a|x).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from couponmix.policy.policies import Policy
+from couponmix.policy.simplex import check_alpha
+
+__all__ = ['sample_actions', 'MixtureDraw', 'Mixture']
+
+
+def sample_actions(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw of one action per row of ``probs`` (n, A), or one row (1, A) shared by all, from
+    uniforms ``u`` (n,): the number of the first A - 1 cumulative probabilities below u. Loops over
+    actions (few), never over customers."""
+    actions = np.zeros(len(u), dtype=np.intp)
+    cdf = probs[:, 0].copy()
+    for a in range(1, probs.shape[1]):
+        actions += cdf < u
+        cdf += probs[:, a]
+    return actions
+
+
+@dataclass(frozen=True)
+class MixtureDraw:
+    component: np.ndarray        # (n,) index of the component that acted
+    action: np.ndarray           # (n,) action taken
+    pscore: np.ndarray           # (n,) pi_{component}(action | x): the acting component's own propensity
+    pscore_avg: np.ndarray       # (n,) balanced propensity p_alpha(action | x)
+    pscore_components: np.ndarray  # (n, K) pi_k(action | x) for every component
+
+
+class Mixture:
+    """K component policies mixed with weights ``alpha`` on the (floored) simplex."""
+
+    def __init__(self, components: Mapping[str, Policy], alpha, floors=0.0):
+        self.components = dict(components)
+        self.names = tuple(self.components)
+        self.alpha = check_alpha(alpha, len(self.names), floors, self.names)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(zip(self.names, self.alpha.tolist()))
+
+    def component_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """pi_k(a|x) for all components, shape (K, n, A)."""
+        return np.stack([pol(x) for pol in self.components.values()])
+
+    def balanced_propensities(self, x: np.ndarray, comp_probs: np.ndarray | None = None) -> np.ndarray:
+        """p_alpha(a|x) = sum_k alpha_k pi_k(a|x), shape (n, A)."""
+        if comp_probs is None:
+            comp_probs = self.component_probabilities(x)
+        return np.tensordot(self.alpha, comp_probs, axes=1)
+
+    def draw(self, x: np.ndarray, rng: np.random.Generator, comp_probs: np.ndarray | None = None) -> MixtureDraw:
+        """Draw component and action for every customer (vectorized; no loop over customers)."""
+        n = len(x)
+        if comp_probs is None:
+            comp_probs = self.component_probabilities(x)
+        k, _, a = comp_probs.shape
+        rows = np.arange(n)
+        component = sample_actions(self.alpha[None, :], rng.random(n))   # the alpha-quantile of a uniform
+        # gathers by flat index (whole rows, then single entries) are several times faster than 2-d fancy indexing
+        own = comp_probs.reshape(k * n, a).take(component * n + rows, axis=0)        # (n, A)
+        action = sample_actions(own, rng.random(n))
+        cell = rows * a + action
+        pscore_components = comp_probs.reshape(k, n * a).take(cell, axis=1).T   # (n, K)
+        return MixtureDraw(component=component, action=action,
+                           pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
+                           pscore_avg=pscore_components @ self.alpha,
+                           pscore_components=pscore_components)

@@ -1,0 +1,115 @@
+"""The revenue model: LightGBM predicting E[r | x, a] for every action, cross-fitted.
+
+One gradient-boosted model per fold takes the chosen covariate columns plus the
+action (categorical) as features. With K folds, fold k's model is trained on
+the other folds; rows of the training log get out-of-fold predictions (so the
+model is never judged on its own training data) and new customers get the
+average of the K models.
+
+A fit is kept in couponmix's model cache (``couponmix.infra.cache``), keyed by the parameters, the seed,
+the training data and the library versions; the same fit asked again is read back, bit for bit.
+
+Why obp's ``RegressionModel`` is not used here (it is, for ``dr_fitted``, in ``ope.fitted_reward``):
+this model must also predict for new customers (the mean of the fold models), which ``RegressionModel``
+does not offer; ``dr_fitted`` instead reproduces obp's own cross-fitting on a log, as a team would run it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from couponmix.errors import CouponmixError
+from couponmix.infra import cache
+from couponmix.infra.seeding import stream
+from couponmix.infra.threads import default_threads
+from couponmix.infra.validation import check_positive_int
+
+__all__ = ['PREDICTION_CACHE', 'DEFAULT_PARAMS', 'CrossFittedRevenueModel']
+
+PREDICTION_CACHE = 3
+DEFAULT_PARAMS = dict(n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=50)
+
+
+class CrossFittedRevenueModel:
+    """scikit-learn style: ``fit(x, action, reward)``, then ``predict(x) -> (n, A)``."""
+
+    def __init__(self, n_actions: int, features: Sequence[int], categorical: Sequence[int] = (), folds: int = 2,
+                 params: dict | None = None, seed: int = 0, threads: int | None = None):
+        self.n_actions = check_positive_int(n_actions, "n_actions", minimum=2)
+        self.features = list(features)
+        self.categorical = [self.features.index(c) for c in categorical if c in self.features]
+        self.folds = check_positive_int(folds, "folds", minimum=2)
+        self.params = {**DEFAULT_PARAMS, **(params or {})}
+        self.seed = seed
+        self.threads = default_threads() if threads is None else check_positive_int(threads, "threads")
+
+    def _design(self, x: np.ndarray, action: np.ndarray) -> np.ndarray:
+        return np.column_stack([x[:, self.features], action])
+
+    def _new_model(self):
+        import lightgbm as lgb
+
+        return lgb.LGBMRegressor(**self.params, random_state=self.seed, deterministic=True, force_row_wise=True,
+                                 n_jobs=self.threads, verbose=-1)
+
+    def fit(self, x: np.ndarray, action: np.ndarray, reward: np.ndarray) -> CrossFittedRevenueModel:
+        x, action, reward = np.asarray(x, float), np.asarray(action), np.asarray(reward, float)
+        if not (len(x) == len(action) == len(reward)):
+            raise CouponmixError("revenue model: x, action and reward have different lengths")
+        if not np.isfinite(reward).all():
+            raise CouponmixError("revenue model: rewards contain NaN or infinite values")
+        n = len(x)
+        if n < 10 * self.folds:
+            raise CouponmixError(f"revenue model: {n} logged customers are too few to cross-fit {self.folds} folds")
+        entry = cache.key("CrossFittedRevenueModel",
+                          {"n_actions": self.n_actions, "features": self.features, "categorical": self.categorical,
+                           "folds": self.folds, "params": self.params, "seed": self.seed},
+                          (x[:, self.features], np.asarray(action, np.int64), reward))
+        hit = cache.load(entry)
+        if hit is not None:
+            import lightgbm as lgb
+
+            texts, arrays = hit
+            self.models_ = [lgb.Booster(model_str=t) for t in texts]
+            self.oof_ = arrays["oof"]
+            return self
+        fold = stream(self.seed, "model", 0).permutation(n) % self.folds
+        cat = self.categorical + [len(self.features)]   # the action column is categorical too
+        self.models_ = []
+        self.oof_ = np.empty((n, self.n_actions))
+        for k in range(self.folds):
+            train = fold != k
+            model = self._new_model()
+            model.fit(self._design(x[train], action[train]), reward[train], categorical_feature=cat)
+            self.models_.append(model.booster_)
+            self.oof_[~train] = self._predict_with(model.booster_, x[~train])
+        cache.store(entry, [m.model_to_string() for m in self.models_], {"oof": self.oof_})
+        return self
+
+    def _predict_with(self, model, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        design = self._design(np.repeat(x, self.n_actions, axis=0), np.tile(np.arange(self.n_actions), n))
+        return model.predict(design, num_threads=self.threads).reshape(n, self.n_actions)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted net revenue of every action for new customers: the mean of the fold models, (n, A).
+
+        Several policies built on one model ask for the same customers in turn, so the result for the
+        last few array objects is kept (by identity; arrays passed here must not be changed in place).
+        """
+        if not hasattr(self, "models_"):
+            raise CouponmixError("revenue model is not fitted")
+        cache = self.__dict__.setdefault("_cache", [])
+        for xc, pred in cache:
+            if xc is x:
+                return pred
+        pred = np.mean([self._predict_with(m, np.asarray(x, float)) for m in self.models_], axis=0)
+        pred.setflags(write=False)
+        cache.append((x, pred))
+        del cache[:-PREDICTION_CACHE]
+        return pred
+
+    def out_of_fold(self) -> np.ndarray:
+        """Predictions for the training rows, each from the model that did not see it, (n, A)."""
+        return self.oof_

@@ -1,0 +1,99 @@
+"""Mixture weights on the (floored) probability simplex.
+
+Feasible set: {alpha in R^K : alpha_k >= floor_k, sum_k alpha_k = 1}.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.validation import SIMPLEX_TOL
+
+__all__ = ['check_floors', 'check_alpha', 'parse_alpha_spec', 'project', 'barycentre']
+
+
+def check_floors(floors, n_components: int) -> np.ndarray:
+    f = np.broadcast_to(np.asarray(floors, dtype=float), (n_components,)).copy()
+    if not np.isfinite(f).all() or (f < 0).any():
+        raise CouponmixError(f"mixture floors must be non-negative numbers, got {f.tolist()}")
+    if f.sum() > 1 + SIMPLEX_TOL:
+        raise CouponmixError(f"mixture floors sum to {f.sum():.4g} > 1: no mixture satisfies them")
+    return f
+
+
+def check_alpha(alpha, n_components: int, floors=0.0, names: Sequence[str] | None = None) -> np.ndarray:
+    """Return alpha as a float array, or raise a one-line error if it is off the floored simplex."""
+    a = np.asarray(alpha, dtype=float)
+    if a.shape != (n_components,):
+        raise CouponmixError(f"alpha must have {n_components} weights, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise CouponmixError("alpha contains NaN or infinite weights")
+    f = check_floors(floors, n_components)
+    below = np.flatnonzero(a < f - SIMPLEX_TOL)
+    if below.size:
+        k = below[0]
+        label = names[k] if names is not None else str(k)
+        what = "negative" if f[k] == 0 else f"below its floor {f[k]:g}"
+        raise CouponmixError(f"alpha is off the simplex: weight of {label} is {a[k]:g}, {what}")
+    if abs(a.sum() - 1) > 1e-6:
+        raise CouponmixError(f"alpha is off the simplex: weights sum to {a.sum():.6g}, not 1")
+    a = np.clip(a, 0.0, None)
+    return a / a.sum()
+
+
+def parse_alpha_spec(spec: str | Mapping[str, float], names: Sequence[str], floors=0.0) -> np.ndarray:
+    """Parse ``"pi1=0.2,pi2=0.4,pi3=0.4"`` (or a mapping) into weights ordered as ``names``.
+
+    Components not mentioned get weight 0.
+    """
+    if isinstance(spec, str):
+        items = {}
+        for part in filter(None, (s.strip() for s in spec.split(","))):
+            if "=" not in part:
+                raise CouponmixError(f"alpha spec item {part!r} is not NAME=WEIGHT")
+            key, val = (s.strip() for s in part.split("=", 1))
+            try:
+                items[key] = float(val)
+            except ValueError:
+                raise CouponmixError(f"alpha weight for {key!r} is not a number: {val!r}") from None
+    else:
+        items = dict(spec)
+    unknown = sorted(set(items) - set(names))
+    if unknown:
+        raise CouponmixError(f"alpha names unknown component(s) {', '.join(unknown)}; components are {', '.join(names)}")
+    if not items:
+        raise CouponmixError("alpha spec is empty")
+    return check_alpha([items.get(n, 0.0) for n in names], len(names), floors, names)
+
+
+def project(y: np.ndarray, floors) -> np.ndarray:
+    """Euclidean projection of each row of ``y`` (B, K) onto the floored simplex.
+
+    alpha = floors + proj_{z >= 0, sum z = s}(y - floors), s = 1 - sum(floors),
+    with the sort-based algorithm of Duchi et al. (2008), vectorized over rows.
+    """
+    y = np.atleast_2d(np.asarray(y, dtype=float))
+    k = y.shape[1]
+    f = check_floors(floors, k)
+    s = 1.0 - f.sum()
+    z = y - f
+    if s <= 0:
+        return np.broadcast_to(f, y.shape).copy()
+    u = -np.sort(-z, axis=1)
+    css = np.cumsum(u, axis=1) - s
+    idx = np.arange(1, k + 1)
+    cond = u - css / idx > 0
+    rho = k - 1 - np.argmax(cond[:, ::-1], axis=1)
+    theta = css[np.arange(len(y)), rho] / (rho + 1)
+    out = np.maximum(z - theta[:, None], 0.0) + f
+    # remove rounding drift so every row sums to 1 exactly up to float precision
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def barycentre(floors, n_components: int) -> np.ndarray:
+    """The centre of the floored simplex: every weight strictly inside its bounds."""
+    f = check_floors(floors, n_components)
+    return f + (1.0 - f.sum()) / n_components

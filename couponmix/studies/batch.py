@@ -1,0 +1,213 @@
+"""Batch runs: every study file of a folder, in parallel, resumable, failures isolated.
+
+OUT/<study>/ holds what ``couponmix run`` writes for that study, plus ``study.yaml`` (a copy of the
+study file it ran), or ``study.yaml`` and ``error.json`` when the study failed. Each study folder is
+assembled under a hidden temporary name and renamed into place in one step, so a folder under a
+final name is always complete. OUT/index.html and OUT/comparison.csv sum up every study.
+
+Running the batch again skips studies whose folder holds a summary.json made from an identical study
+file; failed studies and studies whose file changed run again; temporary folders left by a killed
+run are removed first. Studies run in spawned worker processes that share the machine's cores.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.atomic import check_output_dir, mark, owned, remove_owned, write_outputs
+from couponmix.infra.backend import stop_pool, worker_init
+from couponmix.infra.progress import Progress
+from couponmix.infra.threads import default_threads
+from couponmix.infra.validation import check_positive_int
+from couponmix.studies.config import study_files
+
+__all__ = ['RESERVED', 'STAGED_FILE', 'COLUMNS', 'BatchResult', 'run_one', 'run_batch', 'study_row', 'FORMULA_START',
+           'neutralise', 'comparison_csv', 'index_html']
+
+log = logging.getLogger("couponmix")
+
+#: names the batch writes at the top of OUT; no study may be called so
+RESERVED = ("index.html", "comparison.csv")
+#: the temporary files write_outputs stages index.html and comparison.csv under (mkstemp's 8-character suffix)
+STAGED_FILE = re.compile(r"^\.(index\.html|comparison\.csv)\.tmp-[A-Za-z0-9_]{8}$")
+COLUMNS = ("study", "title", "status", "scenario", "exploration_rate", "revenue_per_customer",
+           "revenue_cost_per_10k_customers", "revenue_cost_pct", "worst_error", "worst_sampling_error", "log_size",
+           "log_days", "log_size_needed", "estimators", "error")
+
+
+@dataclass
+class BatchResult:
+    done: int
+    skipped: int
+    ran: int
+    failed: int
+    errors: dict = field(default_factory=dict)
+    index: Path | None = None
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    worker_init(threads, parent)
+    worker_log = logging.getLogger("couponmix")   # the parent reports each study; workers stay silent
+    worker_log.setLevel(logging.WARNING)
+    worker_log.propagate = False
+
+
+def run_one(path: str, out: str) -> tuple[str, str | None]:
+    """Run one study file into OUT/<stem>/ (atomically). Returns (name, error or None); never raises for a
+    failing study, whose error is written to error.json instead."""
+    from couponmix.outputs.writer import study_files_for
+    from couponmix.studies.config import load_study
+    from couponmix.studies.study import run_config
+
+    file = Path(path)
+    name = file.stem
+    source = {"study.yaml": file.read_bytes()}
+    try:
+        result = run_config(load_study(path))
+        files = {**source, **study_files_for(result)}
+        error = None
+    except Exception as exc:   # isolate the failure: record it, let the other studies go on
+        error = str(exc) if isinstance(exc, CouponmixError) else f"{type(exc).__name__}: {exc}"
+        detail = "" if isinstance(exc, CouponmixError) else traceback.format_exc()
+        files = {**source, "error.json": json.dumps({"study": name, "error": error, "traceback": detail},
+                                                    indent=2) + "\n"}
+    write_outputs(Path(out) / name, files)
+    return name, error
+
+
+def _finished(path: Path, final: Path) -> bool:
+    """A result of this very study file, in the current summary layout (an older one is rerun)."""
+    from couponmix.studies.study import SUMMARY_FORMAT
+
+    copy, summary = final / "study.yaml", final / "summary.json"
+    if not (summary.is_file() and copy.is_file() and copy.read_bytes() == path.read_bytes()):
+        return False
+    try:
+        return json.loads(summary.read_text()).get("summary_format") == SUMMARY_FORMAT
+    except (ValueError, AttributeError):
+        return False
+
+
+def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> BatchResult:
+    files = study_files(folder)
+    out = check_output_dir(out)
+    clash = [p.name for p in files if p.stem in RESERVED]
+    if clash:
+        raise CouponmixError(f"study file {clash[0]} would be written over the batch's own {Path(clash[0]).stem}: "
+                             "rename it")
+    for path in files:                           # before any work: every study's place must be ours or free
+        final = out / path.stem
+        if (final.exists() or final.is_symlink()) and not owned(final):
+            remove_owned(final)                  # raises the one-line error naming it
+    fresh = not out.exists() or not any(out.iterdir())
+    out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        mark(out)
+    for stale in out.glob(".*.tmp-*"):          # left behind by a killed run: never under a final name
+        if owned(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+        elif stale.is_file() and STAGED_FILE.match(stale.name):
+            stale.unlink(missing_ok=True)
+    todo, skipped = [], 0
+    for path in files:
+        final = out / path.stem
+        if _finished(path, final):
+            skipped += 1
+            continue
+        if final.exists():                       # a failure record or an outdated result of ours: run again
+            remove_owned(final)
+        todo.append(path)
+    log.info("%d studies: %d already finished, %d to run", len(files), skipped, len(todo))
+
+    errors: dict[str, str] = {}
+    if todo:
+        workers = min(len(todo), default_threads() if workers is None else check_positive_int(workers, "workers"))
+        share = max(1, default_threads() // workers)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(share, os.getpid()))
+        try:
+            with Progress(len(todo), "studies", quiet) as bar:
+                futures = {pool.submit(run_one, str(p), str(out)): p for p in todo}
+                for done, fut in enumerate(as_completed(futures), 1):
+                    path = futures[fut]
+                    try:
+                        name, error = fut.result()
+                    except BrokenProcessPool:
+                        name, error = path.stem, "the worker process running this study died"
+                        write_outputs(out / name, {"study.yaml": path.read_bytes(),
+                                                   "error.json": json.dumps({"study": name, "error": error}) + "\n"})
+                    if error is not None:
+                        errors[name] = error
+                        log.info("study %s failed: %s", name, error)
+                    else:
+                        log.info("study %s done", name)
+                    bar.update_to(done)
+        except BaseException:        # Ctrl-C: queued studies do not start, running ones stop, no worker lingers
+            stop_pool(pool)
+            raise
+        pool.shutdown()
+    rows = [study_row(out / p.stem, p.stem) for p in files]
+    write_outputs(out, {"comparison.csv": comparison_csv(rows), "index.html": index_html(rows)})
+    failed = sum(r["status"] == "failed" for r in rows)
+    return BatchResult(done=len(rows) - failed, skipped=skipped, ran=len(todo), failed=failed,
+                       errors={r["study"]: r["error"] for r in rows if r["status"] == "failed"},
+                       index=out / "index.html")
+
+
+def study_row(folder: Path, name: str) -> dict:
+    """One line of the index: the headline numbers of a finished study, or its error."""
+    row = dict.fromkeys(COLUMNS)
+    row["study"] = name
+    if (folder / "summary.json").is_file():
+        s = json.loads((folder / "summary.json").read_text())
+        h = s["headline"]
+        row.update(status="done", title=(s.get("study") or {}).get("title") or name, scenario=s["scenario"],
+                   exploration_rate=h["exploration_rate"], revenue_per_customer=h["revenue_per_customer"],
+                   revenue_cost_per_10k_customers=h["revenue_cost_per_10k_customers"],
+                   revenue_cost_pct=h["revenue_cost_pct"], worst_error=h["worst_error"],
+                   worst_sampling_error=max(p["sampling_error"] for p in h["precision"].values()),
+                   log_size=h["log_size"], log_days=h["log_days"], log_size_needed=h["log_size_needed"],
+                   estimators="; ".join(f"{t}: {p['estimator_plain']}" for t, p in h["precision"].items()))
+    else:
+        err = folder / "error.json"
+        row.update(status="failed", title=name,
+                   error=json.loads(err.read_text())["error"] if err.is_file() else "no result")
+    return row
+
+
+#: a text cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection advice)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell):
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe; numbers are left alone."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_START) else cell
+
+
+def comparison_csv(rows: list[dict]) -> str:
+    import pandas as pd
+
+    safe = [{k: neutralise(v) for k, v in r.items()} for r in rows]
+    return pd.DataFrame(safe, columns=list(COLUMNS)).to_csv(index=False, float_format="%.10g")
+
+
+def index_html(rows: list[dict]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    from urllib.parse import quote
+
+    for r in rows:   # links built from the percent-encoded folder name, never from the raw file name
+        r["href"] = "./" + quote(r["study"], safe="") + "/report.html"
+    return env.get_template("index.html").render(rows=rows)

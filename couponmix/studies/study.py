@@ -1,0 +1,476 @@
+"""One study end to end: scenario -> exact objectives -> Pareto front -> recommendation -> outputs."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from couponmix.dataset.scenario import get_scenario
+from couponmix.decide.curves import best_component, exploration_curve, exploration_rate, log_size_curve
+from couponmix.decide.optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
+from couponmix.decide.planner import LogSizePlan, Plan, log_size_at, plan_mixture
+from couponmix.errors import CouponmixError
+from couponmix.infra.progress import Progress
+from couponmix.infra.validation import check_positive_float, check_positive_int
+from couponmix.ope.criterion import Criterion
+from couponmix.ope.divergence import growth, weight_verdict
+from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
+from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
+from couponmix.policy.simplex import barycentre, check_floors
+from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
+
+__all__ = ['SUMMARY_FORMAT', 'PROMISE_GOAL', 'StudyResult', 'ROBUST_ASSUMPTION', 'choose_estimator',
+           'choose_candidates', 'sample_and_verdicts', 'criterion_for', 'no_exploration', 'LAW_SIZES',
+           'sample_size_law', 'production_block', 'objectives_comparison', 'PlanResult', 'plan_study', 'run_config',
+           'run_study', 'PHASES', 'headline_numbers', 'to_json']
+
+log = logging.getLogger("couponmix")
+
+#: the layout of summary.json: a batch reruns a finished study whose summary has another layout
+SUMMARY_FORMAT = 2
+#: the promised error's own standard error (from the evaluation sample) should stay below this share of it
+PROMISE_GOAL = 0.02
+
+
+@dataclass
+class StudyResult:
+    summary: dict
+    front: Front
+    recommendation: Recommendation
+
+
+ROBUST_ASSUMPTION = ("where an estimator relies on the revenue model (actions the log rarely or never shows, "
+                     "capped or switched weights), the model's mean squared error for each action is no larger "
+                     "than its out-of-fold error for that action elsewhere, and its errors all push the same way")
+
+
+def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
+    """The single estimator a caller asks for (or the textbook default), and why. Refuses an
+    unbounded-weight estimator whose variance is infinite. Used where one estimator is wanted (evaluate)."""
+    bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
+    if requested is not None and requested.fits_reward_model:
+        raise CouponmixError(f"{requested.label} cannot be optimised over mixtures: its model is fitted on each log; "
+                             "optimise for dr and read dr_fitted in validate at the recommended mix")
+    if requested is not None:
+        if requested.has_unbounded_weights and bad:
+            t, v = next(iter(bad.items()))
+            raise CouponmixError(
+                f"{requested.label} has infinite variance in scenario {scenario_name!r} for target {t} "
+                f"({v.reason}); its error has no limit to optimise: use --estimator clipped_ips")
+        return requested, "chosen by the user"
+    if bad:
+        return (EstimatorSpec("clipped_ips", DEFAULT_CLIP),
+                f"plain IPS (and every estimator with unclipped weights: SNIPS, DR, SNDR) has infinite variance here for "
+                f"{', '.join(sorted(bad))}: {next(iter(bad.values())).reason}. Clipping the importance weights at "
+                f"lambda = {DEFAULT_CLIP:g} makes the variance finite at the price of a bias, reported per target.")
+    return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"
+
+
+def choose_candidates(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str
+                      ) -> tuple[list[EstimatorSpec], str]:
+    """The estimators the decision chooses among, and why: the one the user forces, or every estimator with
+    an exact formula whose variance is finite here."""
+    if requested is not None:
+        spec, why = choose_estimator(requested, verdicts, scenario_name)
+        return [spec], why
+    bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
+    why = ("for each future policy, the estimator with the lowest error at the mixture, chosen before any log "
+           "exists")
+    if bad:
+        why += (f"; estimators with unclipped weights (IPS, SNIPS, DR, SNDR) are left out because their variance "
+                f"is infinite here for {', '.join(sorted(bad))}: {next(iter(bad.values())).reason}")
+    return exact_suite(DEFAULT_CLIP, finite_variance=not bad), why
+
+
+def sample_and_verdicts(sc, eval_size: int, seed: int, floors: np.ndarray):
+    """The evaluation sample, and plain-IPS finiteness per target at the centre of the floored simplex (which
+    decides for every interior mixture)."""
+    sample = EvaluationSample.from_scenario(sc, eval_size, seed)
+    centre = barycentre(floors, len(sample.component_names))
+    return sample, {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}
+
+
+def criterion_for(sc, sample: EvaluationSample, verdicts: dict, n: int, aggregate: str = "max",
+                  estimator: EstimatorSpec | None = None) -> tuple[Criterion, str]:
+    """The decision's criterion (see ``couponmix.ope.criterion``) and the reason for its candidates."""
+    specs, why = choose_candidates(estimator, verdicts, sc.name)
+    return Criterion(sample, specs, n, aggregate), why
+
+
+def no_exploration(objectives: Criterion, sample: EvaluationSample) -> dict:
+    """The revenue-best single component with no mixing at all, and what OPE can say from its logs."""
+    k = len(objectives.component_names)
+    best = int(np.argmax(sample.component_values))
+    alpha = np.eye(k)[best]
+    targets = {}
+    for name, d in objectives.describe(alpha).items():
+        if not d["logs_show_all"]:
+            targets[name] = {"status": "unsupported", "rmse": d["rmse"], "estimator": d["estimator"],
+                             "sampling_error": d["sampling_error"], "model_dependent": d["model_dependent"],
+                             "unsupported_mass": 1 - d["support"],
+                             "explanation": f"the logs never show actions that carry {1 - d['support']:.1%} of "
+                                            f"{name}'s probability: only the revenue model speaks for them, so the "
+                                            f"error could be as large as {d['rmse']:.3g}"}
+        else:
+            targets[name] = {"status": "supported", "rmse": d["rmse"], "estimator": d["estimator"]}
+    return {"component": objectives.component_names[best], "alpha": dict(zip(objectives.component_names,
+                                                                             alpha.tolist())),
+            "revenue": float(sample.component_values[best]), "targets": targets}
+
+
+LAW_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+
+
+def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.ndarray,
+                    verdicts: dict) -> dict:
+    """The error at the recommended mixture for several log sizes, from one computation (the estimator chosen
+    may change with the log size); for targets where plain IPS diverges, the growth of its second-moment
+    estimate instead."""
+    laws = objectives.laws(alpha)
+    out = {"holds": True,
+           "formula": "error(n) = sqrt(s^2 / n + (|computed bias| + model-error bound)^2), lowest over the estimators",
+           "rmse_by_log_size": {str(n): {t: float(law.rmse(n)[0]) for t, law in zip(sample.target_names, laws)}
+                                for n in LAW_SIZES},
+           "estimator_by_log_size": {str(n): {t: law.specs[int(law.choice(n)[0])].name
+                                              for t, law in zip(sample.target_names, laws)} for n in LAW_SIZES}}
+    bad = [t for t, v in verdicts.items() if v.status == "infinite"]
+    if bad:
+        p = sample.balanced(alpha)
+        growth_by_target = {}
+        for t in bad:
+            j = sample.target_names.index(t)
+            pe = sample.target_probs[j]
+            y = np.divide(pe * pe * sample.m2, p, out=np.zeros_like(p), where=p > 0).sum(axis=1)
+            growth_by_target[t] = growth(y)
+        out["plain_ips"] = {
+            "holds": False,
+            "reason": "plain IPS has infinite variance here: no s exists, and the variance computed from a sample "
+                      "keeps growing with the sample size instead of settling",
+            "second_moment_growth": growth_by_target,
+        }
+    return out
+
+
+def production_block(components, alpha, objectives: Criterion, explore_description: str | None,
+                     finite: bool) -> dict:
+    """What to do in production: the mixture, what to log, and the estimator for each future policy."""
+    weights = dict(zip(components, alpha.tolist()))
+    detail = objectives.describe(alpha)
+    by_name = {s.name: s for s in objectives.specs}
+    per_target = {t: {"estimator": d["estimator"], "label": d["estimator_label"], "plain": d["estimator_plain"],
+                      "obp": by_name[d["estimator"]].obp_name(),
+                      **({"reward_model": objectives.sample.q_source} if by_name[d["estimator"]].uses_reward_model
+                         else {})}
+                  for t, d in detail.items()}
+    return {
+        "exploration_rate": weights.get("explore"),
+        "mixture": weights,
+        "log_per_customer": ["the action taken", "the reward", "which component acted",
+                             "the balanced propensity p(a|x) = sum_k alpha_k pi_k(a|x) of the action taken "
+                             "(obp's pscore_avg), computed from every component's probabilities, not only the "
+                             "acting one's",
+                             "the acting component's own propensity pi_k(a|x) of the action taken (obp's pscore, "
+                             "for naive-weight estimators)"],
+        "explore_description": explore_description,
+        "estimators": per_target,
+        "estimator_reason": "the same estimator for each future policy as the recommendation used: the lowest "
+                            "error among the candidates at this mixture (" + objectives.label + ")",
+        "estimator_comparison": objectives_comparison(objectives, alpha, finite),
+    }
+
+
+def objectives_comparison(objectives: Criterion, alpha: np.ndarray, finite: bool) -> dict:
+    """Every estimator of the exact suite at the mixture (even when one is forced), for the methods section;
+    unclipped ones only where their variance is finite."""
+    specs = exact_suite(DEFAULT_CLIP, finite_variance=finite)
+    same = [s.name for s in specs] == [s.name for s in objectives.specs] and objectives.error == "robust"
+    full = objectives if same else Criterion(objectives.sample, specs, objectives.n, objectives.aggregate)
+    return full.compare(alpha)
+
+
+@dataclass
+class PlanResult:
+    """What ``couponmix plan`` computed: a least-cost mixture (``plan``) or a log size (``log_size``)."""
+
+    scenario: str
+    criterion: str
+    plan: Plan | LogSizePlan
+
+    def to_dict(self) -> dict:
+        return {"scenario": self.scenario, "criterion": self.criterion, **self.plan.to_dict()}
+
+    def text(self) -> str:
+        p = self.plan
+        if isinstance(p, Plan):
+            mix = ", ".join(f"{k}={v:.4g}" for k, v in p.alpha.items())
+            where = "; ".join(f"{t}: ±{d['rmse']:.3g} with {d['estimator']}" for t, d in p.targets.items())
+            if not p.reachable:
+                return f"{p.note} (at {mix}: {where})."
+            cost = f"{p.revenue_cost:.4g} per customer" + (f" ({p.revenue_cost_pct:.2f}% of revenue)"
+                                                          if p.revenue_cost_pct is not None else "")
+            return (f"The least-cost mixture with error <= {p.tol:g} for every future policy from {p.n:,} customers is "
+                    f"{mix} ({100 * p.exploration_rate:.2f}% exploration); it costs {cost}. Per policy: {where}.")
+        mix = ", ".join(f"{k}={v:.4g}" for k, v in p.alpha.items())
+        if p.log_size_needed is None:
+            return f"At {mix}: {p.note}."
+        return f"At {mix}, a log of {p.log_size_needed:,.0f} customers gives an error <= {p.tol:g} for every future policy."
+
+
+def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float = 0.0) -> PlanResult:
+    """``couponmix plan``: the least-cost mixture for ``tol`` at the study's log size, or, given a mixture
+    (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there."""
+    from couponmix.policy.simplex import parse_alpha_spec
+
+    sc = cfg.build_scenario()
+    n = check_positive_int(sc.default_n if cfg.n is None else cfg.n, "n")
+    k = len(sc.components())
+    floors = check_floors(floor, k)
+    sample, verdicts = sample_and_verdicts(sc, cfg.eval_size, cfg.seed, floors)
+    objectives, _ = criterion_for(sc, sample, verdicts, n, cfg.aggregate, cfg.estimator)
+    names = objectives.component_names
+    if eps is not None:
+        if "explore" not in names:
+            raise CouponmixError(f"--eps needs a component named 'explore'; this scenario's components are "
+                                 f"{', '.join(names)}: give --alpha")
+        if not 0 <= eps <= 1:
+            raise CouponmixError(f"eps must lie in [0, 1], got {eps}")
+        a = np.zeros(k)
+        a[best_component(objectives)] = 1 - eps
+        a[names.index("explore")] = eps
+        return PlanResult(sc.name, objectives.label, log_size_at(objectives, a, tol))
+    if alpha is not None:
+        a = parse_alpha_spec(alpha, names)
+        return PlanResult(sc.name, objectives.label, log_size_at(objectives, a, tol))
+    return PlanResult(sc.name, objectives.label, plan_mixture(objectives, tol, n, floors))
+
+
+def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
+    """Run the study a ``StudyConfig`` (a study file) describes."""
+    return run_study(cfg.scenario, n=cfg.n, seed=cfg.seed, pop_size=cfg.pop_size, generations=cfg.generations,
+                     estimator=cfg.estimator, max_rmse=cfg.max_rmse, floor=cfg.floor, aggregate=cfg.aggregate,
+                     eval_size=cfg.eval_size, quiet=quiet, config=cfg.scenario_config, tol=cfg.tolerance,
+                     daily_traffic=cfg.daily_traffic, study=cfg.to_dict(), world_seed=cfg.world_seed)
+
+
+def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int = 100, generations: int = 100,
+              estimator: EstimatorSpec | None = None, max_rmse: float | None = None, floor: float = DEFAULT_FLOOR,
+              aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True,
+              config=None, tol: float | None = None, daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
+              study: dict | None = None, world_seed: int = 0) -> StudyResult:
+    """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files).
+
+    One criterion (``couponmix.ope.criterion.Criterion``) drives the front, the recommendation, the plan, the
+    curves and the headline: for each future policy, the estimator with the lowest robust error.
+    """
+    seed = check_positive_int(seed, "seed", minimum=0)
+    world_seed = check_positive_int(world_seed, "world_seed", minimum=0)
+    daily_traffic = check_positive_float(daily_traffic, "daily_traffic")
+    if aggregate not in AGGREGATES:
+        raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    max_rmse = check_max_rmse(max_rmse)
+    with Progress(len(PHASES), PHASES[0], quiet) as bar:   # the phases that take the time, named as they run
+        return _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, aggregate, eval_size,
+                    config, tol, daily_traffic, study, world_seed, bar)
+
+
+PHASES = ("building the scenario and its revenue model", "sampling customers and checking weight variance",
+          "finding the best trade-offs", "measuring the recommendation and its uncertainty",
+          "computing the curves", "planning")
+
+
+def _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, aggregate, eval_size, config, tol,
+         daily_traffic, study, world_seed, bar: Progress) -> StudyResult:
+    log.info("building scenario %s", scenario)
+    sc = get_scenario(scenario, config=config, seed=world_seed)
+    n = check_positive_int(sc.default_n if n is None else n, "n")
+    components, targets = sc.components(), sc.targets()      # fits the scenario's models where it has any
+    floors = check_floors(floor, len(components))
+
+    bar.phase(1, PHASES[1])
+    log.info("sampling %d evaluation customers and checking importance-weight variance", eval_size)
+    sample, verdicts = sample_and_verdicts(sc, eval_size, seed, floors)
+    objectives, why = criterion_for(sc, sample, verdicts, n, aggregate, estimator)
+    finite = all(v.finite for v in verdicts.values())
+
+    bar.phase(2, PHASES[2])
+    log.info("optimising mixtures (%s): population %d, %d generations", objectives.label, pop_size, generations)
+    front = pareto_front(objectives, floors, pop_size, generations, seed)
+    bar.phase(3, PHASES[3])
+    rec = recommend(front, max_rmse)
+    alpha = front.alphas[rec.index]
+    at_rec = {t: weight_verdict(sc, sample, t, alpha) for t in targets}
+
+    # The revenue-only choice: the best vertex of the floored simplex.
+    free = 1.0 - floors.sum()
+    vertices = floors + free * np.eye(len(components))
+    best = int(np.argmax(objectives.revenue(vertices)))
+    best_alpha = vertices[best]
+    best_rev = float(objectives.revenue(best_alpha)[0])
+    best_rmse = objectives.rmse(best_alpha)[0]
+
+    values = {name: float(v) for name, v in zip(components, sample.component_values)}
+    values.update({name: float(v) for name, v in zip(targets, sample.target_values)})
+    references = sc.reference_policies()
+    values.update({name: sample.policy_value_of(p) for name, p in references.items()})
+    # the evaluation sample is drawn apart from any training data, so it serves as held-out customers
+    model_report = sc.model_report(sample.x)
+    rev = float(front.revenue[rec.index])
+    detail = objectives.describe(alpha)
+    log.info("measuring how much the promise depends on the evaluation sample")
+    promise = objectives.promise_uncertainty(alpha, reference=best_alpha)
+    for t in detail:
+        detail[t]["promise_se"] = promise["error_se"][t]
+    worst_rel = max(promise["relative"].values())
+    promise.update(max_relative=worst_rel, goal=PROMISE_GOAL, enough=worst_rel <= PROMISE_GOAL,
+                   eval_size_for_goal=int(np.ceil(sample.size * (worst_rel / PROMISE_GOAL) ** 2)))
+    used = sorted({d["estimator"] for d in detail.values()})
+    warnings = [f"The textbook estimate (plain inverse propensity weighting) of {t} would stay unreliable however "
+                f"many customers are logged: its variance is infinite. couponmix leaves out every estimator with "
+                f"unclipped weights here. Detail: {v.reason}." for t, v in verdicts.items() if v.status == "infinite"]
+    warnings += [f"{t} cannot be evaluated from logs of any mix: some actions it takes are never logged. "
+                 f"Detail: {v.reason}." for t, v in verdicts.items() if v.status == "unsupported"]
+    warnings += [f"At the recommended mix, the logs never show some actions {t} takes: its error "
+                 f"({detail[t]['rmse']:.3g}) rests on the revenue model there."
+                 for t in targets if not detail[t]["logs_show_all"] and verdicts[t].status != "unsupported"]
+    if rec.meets_max_rmse is False:
+        warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
+    if not promise["enough"]:
+        warnings.append(f"The promised errors depend on the {sample.size:,} simulated customers they are computed on "
+                        f"by up to {worst_rel:.1%} (standard error); for less than {PROMISE_GOAL:.0%}, use an "
+                        f"evaluation sample of about {promise['eval_size_for_goal']:,} customers (--eval-size).")
+
+    explore_desc = components["explore"].description if "explore" in components else None
+    summary = {
+        "summary_format": SUMMARY_FORMAT,
+        **({"study": study} if study is not None else {}),
+        "scenario": sc.name,
+        "scenario_description": sc.description,
+        "n": n,
+        "seed": seed,
+        "world_seed": world_seed,
+        "evaluation_sample_size": sample.size,
+        "criterion": {
+            "label": objectives.label,
+            "error": objectives.error,
+            "candidates": {spec.name: {**spec.to_dict(), "obp": spec.obp_name()} for spec in objectives.specs},
+            "reason": why,
+            "assumption": ROBUST_ASSUMPTION,
+            "model_error": dict(zip(sc.action_names or [str(a) for a in range(len(sample.model_error))],
+                                    sample.model_error.tolist())),
+            "model_error_source": sample.model_error_source,
+            "reward_model": sample.q_source,
+            "used_at_recommended": used,
+        },
+        "aggregate": aggregate,
+        "floors": dict(zip(components, floors.tolist())),
+        "policies": {
+            **{name: {"role": "logging component", "description": p.description, "value": values[name]}
+               for name, p in components.items()},
+            **{name: {"role": "target", "description": p.description, "value": values[name]}
+               for name, p in targets.items()},
+            **{name: {"role": "reference", "description": p.description, "value": values[name]}
+               for name, p in references.items()},
+        },
+        "variance_finite": {t: v.finite for t, v in verdicts.items()},
+        "ips_variance": {
+            "applies_to": ("every mixture with all weights > 0 (finiteness is the same across the inside of the "
+                           "simplex); checked at its centre"),
+            "targets": {t: v.to_dict() for t, v in verdicts.items()},
+            "at_recommended": {t: v.to_dict() for t, v in at_rec.items()},
+        },
+        "recommended": {
+            "alpha": dict(zip(components, alpha.tolist())),
+            "revenue": rev,
+            # from the same single computation as the per-target detail (the front's batch agrees to ~1e-13)
+            "ope_rmse": float(objectives.combine(np.array([[detail[t]["rmse"] for t in targets]]))[0]),
+            "ope_rmse_per_target": {t: detail[t]["rmse"] for t in targets},
+            "targets": detail,
+            "rule": rec.rule,
+            "note": rec.note,
+            **({"max_rmse": max_rmse, "meets_max_rmse": rec.meets_max_rmse} if max_rmse is not None else {}),
+        },
+        "revenue_only": {
+            "alpha": dict(zip(components, best_alpha.tolist())),
+            "revenue": best_rev,
+            "ope_rmse": float(objectives.combine(best_rmse[None, :])[0]),
+            "ope_rmse_per_target": dict(zip(targets, best_rmse.tolist())),
+        },
+        "revenue_cost": {"per_customer": best_rev - rev,
+                         "pct": 100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None,
+                         "std_error": promise["revenue_cost_se"]},
+        "promise_uncertainty": promise,
+        "no_exploration": no_exploration(objectives, sample),
+        "production": production_block(components, alpha, objectives, explore_desc, finite),
+        "optimiser": {"algorithm": "NSGA-II (pymoo)" if len(components) > 2 else
+                      "exact evaluation on a fine grid of the segment (two components)",
+                      "pop_size": pop_size, "generations": generations, "front_points": len(front)},
+        "warnings": warnings,
+    }
+    if model_report is not None:
+        summary["revenue_model"] = model_report
+        if model_report["rmse_vs_true_mu"] > 0.8 * model_report["baseline_rmse_vs_true_mu"]:
+            warnings.append("The revenue model is weak: its error against the true revenue is "
+                            f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
+                            f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average.")
+    summary["sample_size_law"] = sample_size_law(objectives, sample, alpha, verdicts)
+    bar.phase(4, PHASES[4])
+    log.info("computing the curves for the report")
+    summary["exploration_curve"] = exploration_curve(objectives, n)
+    summary["log_size_curve"] = log_size_curve(objectives, alpha, daily_traffic)
+    bar.phase(5, PHASES[5])
+    if tol is not None:
+        log.info("planning: least revenue cost with error <= %g", tol)
+        plan = plan_mixture(objectives, tol, n, floors)
+        summary["plan"] = {**plan.to_dict(), "criterion": objectives.label,
+                           "at_recommended": log_size_at(objectives, alpha, tol).to_dict()}
+    summary["headline"] = headline_numbers(summary, objectives, alpha, tol)
+    if "exploit" in components and "oracle" in references:
+        summary["exploit_regret"] = {
+            "per_customer": values["oracle"] - values["exploit"],
+            "pct_of_oracle": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
+        }
+    unsupported = [t for t, d in summary["no_exploration"]["targets"].items() if d["status"] == "unsupported"]
+    if unsupported:
+        warnings.append(f"Without any exploration ({summary['no_exploration']['component']} alone), the logs never "
+                        f"show some actions that {', '.join(unsupported)} would take: only the revenue model could "
+                        "speak for them.")
+    return StudyResult(summary=summary, front=front, recommendation=rec)
+
+
+def headline_numbers(summary: dict, objectives: Criterion, alpha: np.ndarray, tol: float | None) -> dict:
+    """The numbers a reader needs first: how much to explore, what it costs, what precision it buys and how
+    much of that precision the log itself can confirm."""
+    rec, cost = summary["recommended"], summary["revenue_cost"]
+    need = summary["plan"]["at_recommended"]["log_size_needed"] if tol is not None else None
+    return {
+        "exploration_rate": exploration_rate(objectives, alpha),
+        "revenue_best_component": objectives.component_names[best_component(objectives)],
+        "exploration_definition": summary["exploration_curve"]["definition"],
+        "revenue_per_customer": rec["revenue"],
+        "revenue_cost_per_10k_customers": 10_000 * cost["per_customer"],
+        "revenue_cost_pct": cost["pct"],
+        "log_size": summary["n"],
+        "log_days": summary["n"] / summary["log_size_curve"]["daily_traffic"],
+        "tolerance": tol,
+        "log_size_needed": need,
+        "log_days_needed": None if need is None else need / summary["log_size_curve"]["daily_traffic"],
+        "worst_error": rec["ope_rmse"],
+        "criterion": objectives.label,
+        "precision": {t: {"rmse": d["rmse"], "sampling_error": d["sampling_error"],
+                          "model_dependent": d["model_dependent"], "model_bias_bound": d["model_bias_bound"],
+                          "estimator": d["estimator"], "estimator_plain": d["estimator_plain"],
+                          "true_value": d["true_value"], "logs_show_all": d["logs_show_all"],
+                          "promise_se": d["promise_se"]}
+                      for t, d in rec["targets"].items()},
+    }
+
+
+def to_json(summary: dict) -> str:
+    def default(o):
+        if isinstance(o, (np.floating, np.integer)):
+            return o.item()
+        raise TypeError(type(o))
+
+    return json.dumps(summary, indent=2, default=default, allow_nan=False) + "\n"
