@@ -1,4 +1,6 @@
-"""Command line: ``couponmix run | batch | simulate | evaluate | validate | plan | scenarios``.
+"""Command line: ``couponmix run | batch | simulate | evaluate | validate | plan | scenarios | cache``.
+
+Each command calls one function of ``couponmix.studies.commands`` and prints its result.
 
 Errors in the input end the program with one line on stderr, exit code 2, and
 nothing written.
@@ -11,7 +13,7 @@ import sys
 from couponmix.errors import CouponmixError
 from couponmix.ope.estimators import optimisable
 
-__all__ = ['EXIT_BAD_INPUT', 'ESTIMATOR_CHOICES', 'build_parser', 'cmd_plan', 'cmd_scenarios', 'cmd_run', 'cmd_batch',
+__all__ = ['EXIT_BAD_INPUT', 'ESTIMATOR_CHOICES', 'build_parser', 'cmd_plan', 'cmd_scenarios', 'cmd_cache', 'cmd_run', 'cmd_batch',
            'cmd_simulate', 'cmd_evaluate', 'cmd_validate', 'COMMANDS', 'main']
 
 EXIT_BAD_INPUT = 2
@@ -121,12 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("scenarios", help="list the simulated scenarios")
+    cache = sub.add_parser("cache", help="where the trained-model cache is and its size (--clear empties it)")
+    cache.add_argument("--clear", action="store_true", help="remove every model couponmix cached")
 
     run = sub.add_parser("run", help="optimise the mixture and write summary.json, pareto.csv, report.html")
     _add_common(run)
     run.add_argument("--out", required=True, help="output directory")
     run.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None,
-                     help="OPE estimator to optimise for (default: IPS where its variance is finite, else clipped IPS)")
+                     help="force one OPE estimator (default: the most precise one for each future policy)")
     run.add_argument("--pop-size", type=int, default=None, help="optimiser population (default 100)")
     run.add_argument("--generations", type=int, default=None, help="optimiser generations (default 100)")
     run.add_argument("--max-rmse", type=float, default=None,
@@ -195,49 +199,49 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_plan(args) -> int:
     import json
 
-    from couponmix.studies.study import plan_study
+    from couponmix.studies.commands import plan
 
-    if args.n is not None and (args.eps is not None or args.alpha is not None):
-        raise CouponmixError("give --n (for the least-cost mixture) or --alpha/--eps (for the log size), not both")
-    if args.eps is not None and args.alpha is not None:
-        raise CouponmixError("give --alpha or --eps, not both")
-    res = plan_study(_study(args), args.tol, alpha=args.alpha, eps=args.eps, floor=args.floor)
-    print(json.dumps(res.to_dict(), indent=None if not args.json else 1) if args.json else res.text())
+    res = plan(_study(args), args.tol, alpha=args.alpha, eps=args.eps, floor=args.floor)
+    print(json.dumps(res.to_dict(), indent=1) if args.json else res.text())
     return 0
 
 
 def cmd_scenarios(args) -> int:
-    from couponmix.dataset.scenario import registered, scenario_class
+    from couponmix.studies.commands import scenarios
 
-    for name in registered():
-        print(f"{name:14s} {scenario_class(name).description}")
+    for s in scenarios():
+        print(f"{s.name:14s} {s.description}")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from couponmix.studies.commands import cache
+
+    print(cache(clear=args.clear).text())
     return 0
 
 
 def cmd_run(args) -> int:
-    from couponmix.infra.atomic import check_output_dir, check_replaceable, write_outputs
+    from couponmix.infra.atomic import check_output_dir, check_replaceable
     from couponmix.outputs.report import headline
-    from couponmix.outputs.writer import STUDY_FILES, study_files_for
-    from couponmix.studies.study import run_config
+    from couponmix.outputs.writer import STUDY_FILES
+    from couponmix.studies.commands import run
 
-    check_replaceable(check_output_dir(args.out), STUDY_FILES)
-    cfg = _study(args)
-    result = run_config(cfg, quiet=args.quiet)
-    files = study_files_for(result)
-    write_outputs(args.out, files)
+    check_replaceable(check_output_dir(args.out), STUDY_FILES)   # before reading the study: fail fast
+    res = run(_study(args), args.out, quiet=args.quiet)
     if not args.quiet:
-        print(headline(result.summary))
-    for w in result.summary["warnings"]:   # even with --quiet: they change how the numbers may be used
+        print(headline(res.summary))
+    for w in res.summary.warnings:   # even with --quiet: they change how the numbers may be used
         print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
-        print(f"wrote {', '.join(files)} to {args.out}")
+        print(f"wrote {', '.join(res.files)} to {args.out}")
     return 0
 
 
 def cmd_batch(args) -> int:
-    from couponmix.studies.batch import run_batch
+    from couponmix.studies.commands import batch
 
-    res = run_batch(args.folder, args.out, workers=args.workers, quiet=args.quiet)
+    res = batch(args.folder, args.out, workers=args.workers, quiet=args.quiet)
     if not args.quiet:
         print(f"{res.done} studies done ({res.skipped} already finished, {res.ran} run now), {res.failed} failed; "
               f"see {res.index}")
@@ -247,22 +251,14 @@ def cmd_batch(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from couponmix.dataset.simulate import DEFAULT_CHUNK, simulate_to_parquet
     from couponmix.infra.progress import Progress
-    from couponmix.infra.seeding import BLOCK
-    from couponmix.policy.simplex import parse_alpha_spec
+    from couponmix.studies.commands import simulate
 
-    cfg = _study(args)
-    sc = cfg.build_scenario()
-    alpha = parse_alpha_spec(args.alpha, tuple(sc.components()))
-    n = _log_size(cfg, sc)
-    chunk = DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size
-    backend = _backend(args)
-    with Progress(-(-n // max(chunk, BLOCK)), "writing chunks", args.quiet) as bar:
-        summary = simulate_to_parquet(sc, alpha, n, args.out, cfg.seed, chunk, backend, on_chunk=bar.update_to)
+    with Progress(0, "writing chunks", args.quiet) as bar:
+        res = simulate(_study(args), args.alpha, args.out, args.chunk_size, _backend(args), on_chunk=bar.update_to,
+                       on_start=bar.set_total)
     if not args.quiet:
-        print(f"wrote {summary['n']:,} customers in {len(summary['files'])} Parquet files to {args.out} "
-              f"({summary['backend']}); mean reward {summary['reward_mean']:.5g} +/- {summary['reward_mean_se']:.2g}")
+        print(res.text())
     return 0
 
 
@@ -289,7 +285,7 @@ def cmd_validate(args) -> int:
     from couponmix.infra.atomic import check_output_dir, write_outputs
     from couponmix.infra.progress import Progress
     from couponmix.studies.commands import validate
-    from couponmix.studies.study import to_json
+    from couponmix.studies.summary import to_json
 
     if args.out is not None:
         check_output_dir(args.out)
@@ -302,7 +298,7 @@ def cmd_validate(args) -> int:
     return 0
 
 
-COMMANDS = {"scenarios": cmd_scenarios, "run": cmd_run, "batch": cmd_batch, "simulate": cmd_simulate,
+COMMANDS = {"scenarios": cmd_scenarios, "cache": cmd_cache, "run": cmd_run, "batch": cmd_batch, "simulate": cmd_simulate,
             "evaluate": cmd_evaluate, "validate": cmd_validate, "plan": cmd_plan}
 
 

@@ -1,9 +1,18 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 # Under pytest-xdist each worker is its own process: one thread each keeps the cores from being
 # oversubscribed (LightGBM's OpenMP threads spin while they wait).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("COUPONMIX_THREADS", "1")
+
+# The trained-model cache of the test run: a folder of its own (never the user's ~/.cache), removed at exit.
+if "COUPONMIX_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="couponmix-test-cache-")
+    os.environ["COUPONMIX_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

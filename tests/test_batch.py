@@ -178,9 +178,13 @@ def test_a_result_of_an_older_summary_layout_is_rerun(tmp_path):
     (final / "study.yaml").write_bytes(study.read_bytes())
     (final / "summary.json").write_text(json.dumps({"headline": {}}))
     assert not _finished(study, final)
-    from couponmix.studies.study import SUMMARY_FORMAT
+    from couponmix.studies.study import run_study
+    from couponmix.studies.summary import SUMMARY_FORMAT, to_json
 
     (final / "summary.json").write_text(json.dumps({"summary_format": SUMMARY_FORMAT}))
+    assert not _finished(study, final)          # the current format number, but not its layout: run again
+    small = run_study("paper_floor", n=2000, eval_size=3000, pop_size=8, generations=2).summary
+    (final / "summary.json").write_text(to_json(small))
     assert _finished(study, final)
 
 

@@ -5,7 +5,7 @@ import pytest
 from couponmix.errors import CouponmixError
 from couponmix.ope.divergence import empirical_verdict, growth, hill_tail_index, weight_verdict
 from couponmix.ope.estimators import EstimatorSpec
-from couponmix.studies.study import choose_estimator
+from couponmix.ope.selection import choose_estimator
 
 CENTRE = np.ones(3) / 3
 

@@ -10,6 +10,7 @@ import pytest
 
 from couponmix.cli import main
 from couponmix.outputs.report import headline
+from couponmix.studies.summary import from_json
 
 STUDIES = Path(__file__).with_name("data") / "studies"
 FORMATS = {"pct1": lambda v: f"{100 * v:.1f}%", "pct2": lambda v: f"{100 * v:.2f}%",
@@ -79,7 +80,7 @@ def test_every_tagged_number_equals_summary_json(run_dir):
 
 
 def test_report_headline_and_figures_are_the_summary_s(run_dir):
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = from_json((run_dir / "summary.json").read_text())
     html = (run_dir / "report.html").read_text()
     assert headline(summary) in unescape(html)
     for name in ("front.png", "exploration.png", "log_size.png"):
@@ -102,6 +103,6 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert [i["id"] for i in check.images] == ["fig-front", "fig-exploration", "fig-log-size"]
     for img in check.images:
         assert img["complete"] and img["width"] > 300 and img["height"] > 200, img
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = from_json((run_dir / "summary.json").read_text())
     assert check.headline == headline(summary)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000

@@ -45,7 +45,8 @@ from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
 from couponmix.policy.mixture import Mixture
 
-__all__ = ['DEFAULT_CHUNK', 'ROW_GROUP_BLOCKS', 'COLUMNS_AFTER_COVARIATES', 'PARQUET_OPTIONS', 'check_chunk_size',
+__all__ = ['bytes_per_customer', 'check_free_space',
+           'DEFAULT_CHUNK', 'ROW_GROUP_BLOCKS', 'COLUMNS_AFTER_COVARIATES', 'PARQUET_OPTIONS', 'check_chunk_size',
            'ChunkJob', 'write_chunk', 'part_name', 'covariate_names', 'reduce_stats', 'simulate_to_parquet']
 
 DEFAULT_CHUNK = 16 * BLOCK   # 1,048,576 customers per file
@@ -166,6 +167,21 @@ def reduce_stats(parts: list[dict]) -> dict:
             "component_counts": comp.tolist(), "action_counts": act.tolist()}
 
 
+def bytes_per_customer(n_covariates: int) -> int:
+    """Bytes one customer takes in the Parquet files (uncompressed doubles: the covariates, reward and both
+    propensities; one byte each for the dictionary-encoded component and action, plus page overhead)."""
+    return 8 * (n_covariates + 3) + 4
+
+
+def check_free_space(folder, n: int, n_covariates: int) -> None:
+    """Refuse, before writing anything, a log that cannot fit in the free space of ``folder``'s disk."""
+    need = n * bytes_per_customer(n_covariates) * 1.02 + 16 * 2 ** 20
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise CouponmixError(f"simulate: {n:,} customers need about {need / 2 ** 30:,.1f} GiB but {folder} has "
+                             f"{free / 2 ** 30:,.1f} GiB free; write fewer customers (--n) or elsewhere (--out)")
+
+
 def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, chunk_size: int = DEFAULT_CHUNK,
                         backend=None, on_chunk=None) -> dict:
     """Write the log of ``n`` customers under the mixture ``alpha`` to ``out`` as Parquet; returns the summary
@@ -181,6 +197,8 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
     backend = backend or LocalBackend(1)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_staging(out)
+    d = scenario.sample_covariates(1, np.random.default_rng(0)).shape[1]   # a scenario may not name them
+    check_free_space(out.parent, n, d)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         mark(staging, staging=True)
@@ -189,7 +207,6 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
         chunks = range(-(-n // chunk_size))
         stats = backend.map(partial(write_chunk, job), chunks, on_done=on_chunk)
         total = reduce_stats(stats)
-        d = scenario.sample_covariates(1, np.random.default_rng(0)).shape[1]   # a scenario may not name them
         x_names = covariate_names(scenario, d)
         summary = {
             "scenario": scenario.name, "n": n, "seed": int(seed), "chunk_size": chunk_size,

@@ -25,6 +25,12 @@ class Progress:
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
 
+    def set_total(self, total: int) -> None:
+        """The number of steps, once known (e.g. after a scenario is built)."""
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def phase(self, done: int, desc: str) -> None:
         """Name the phase now running (``done`` phases finished): for work made of a few long steps."""
         if self._bar is not None:

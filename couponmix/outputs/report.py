@@ -1,8 +1,9 @@
 """The report for marketing teams: plain words first, then figures, then the detail.
 
 One self-contained HTML file (figures embedded as data URIs, no network), with the same figures
-also written as PNG files beside it. Every number in the report comes from summary.json; the
-key ones are tagged ``data-key="<path in summary.json>"`` so a test can check they agree.
+also written as PNG files beside it. Every number in the report comes from the study's typed summary
+(``couponmix.studies.summary``, written as summary.json); the key ones are tagged
+``data-key="<path in summary.json>"`` so a test can check they agree.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import io
 import numpy as np
 
 from couponmix.decide.optimize import Front
+from couponmix.studies.summary import Headline, StudySummary, TargetPrecision
 
 __all__ = ['COLORS', 'FIGURES', 'front_figure', 'exploration_figure', 'log_size_figure', 'figures', 'days',
            'precision_phrase', 'headline', 'render_html']
@@ -38,19 +40,19 @@ def _plt():
     return plt
 
 
-def front_figure(front: Front, summary: dict) -> bytes:
+def front_figure(front: Front, summary: StudySummary) -> bytes:
     """Pareto front with the recommended and revenue-only mixtures marked."""
     plt = _plt()
-    rec, only = summary["recommended"], summary["revenue_only"]
+    rec, only = summary.recommended, summary.revenue_only
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     ax.plot(front.rmse, front.revenue, "-o", ms=3, color=COLORS[0], label="best trade-offs (Pareto front)")
-    ax.plot([rec["ope_rmse"]], [rec["revenue"]], "*", ms=16, color=COLORS[1], label="recommended mix")
-    ax.plot([only["ope_rmse"]], [only["revenue"]], "s", ms=8, color=COLORS[2], label="revenue-only mix")
-    ax.set_xlabel(f"evaluation error later ({summary['aggregate']} over future policies, "
-                  f"log of {summary['n']:,} customers)")
+    ax.plot([rec.ope_rmse], [rec.revenue], "*", ms=16, color=COLORS[1], label="recommended mix")
+    ax.plot([only.ope_rmse], [only.revenue], "s", ms=8, color=COLORS[2], label="revenue-only mix")
+    ax.set_xlabel(f"evaluation error later ({summary.aggregate} over future policies, "
+                  f"log of {summary.n:,} customers)")
     ax.set_title("Revenue now against evaluation error later\n(each policy measured with its most precise estimator)"
-                 if len(summary["criterion"]["candidates"]) > 1 else
-                 f"Revenue now against evaluation error later ({summary['criterion']['label'].split(';')[0]})",
+                 if len(summary.criterion.candidates) > 1 else
+                 f"Revenue now against evaluation error later ({summary.criterion.label.split(';')[0]})",
                  fontsize=10)
     ax.set_ylabel("revenue now (per customer)")
     ax.grid(alpha=0.3)
@@ -59,10 +61,10 @@ def front_figure(front: Front, summary: dict) -> bytes:
     return _png(fig)
 
 
-def exploration_figure(summary: dict) -> bytes:
+def exploration_figure(summary: StudySummary) -> bytes:
     """Revenue (top) and each future policy's RMSE (bottom) against the exploration rate."""
     plt = _plt()
-    curve, head = summary["exploration_curve"], summary["headline"]
+    curve, head = summary.exploration_curve, summary.headline
     eps = np.array(curve["eps"]) * 100
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), dpi=110, sharex=True)
     top.plot(eps, curve["revenue"], color=COLORS[0])
@@ -73,13 +75,13 @@ def exploration_figure(summary: dict) -> bytes:
         bottom.plot(eps, r, color=color, label=t)
         if "sampling_error" in curve:
             bottom.plot(eps, curve["sampling_error"][t], color=color, ls=":", lw=1)
-    tol = summary.get("plan", {}).get("tol")
+    tol = (summary.plan or {}).get("tol")
     if tol is not None:
         bottom.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
     for ax in (top, bottom):
-        ax.axvline(100 * head["exploration_rate"], color=COLORS[1], ls="--", lw=1.2)
+        ax.axvline(100 * head.exploration_rate, color=COLORS[1], ls="--", lw=1.2)
         ax.grid(alpha=0.3)
-    top.text(100 * head["exploration_rate"], top.get_ylim()[1], " recommended", va="top", color=COLORS[1])
+    top.text(100 * head.exploration_rate, top.get_ylim()[1], " recommended", va="top", color=COLORS[1])
     top.set_title("Revenue and evaluation error against exploration\n(each policy measured with its most precise "
                   "estimator; dotted: sampling error alone)", fontsize=10)
     bottom.set_yscale("log")
@@ -90,18 +92,18 @@ def exploration_figure(summary: dict) -> bytes:
     return _png(fig)
 
 
-def log_size_figure(summary: dict) -> bytes:
+def log_size_figure(summary: StudySummary) -> bytes:
     """Each future policy's RMSE at the recommended mix against the log size, in customers and in days."""
     plt = _plt()
-    curve = summary["log_size_curve"]
+    curve = summary.log_size_curve
     sizes = np.array(curve["log_size"], float)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for i, (t, r) in enumerate(curve["rmse"].items()):
         ax.plot(sizes, r, color=COLORS[(i + 2) % len(COLORS)], label=t)
-    tol = summary.get("plan", {}).get("tol")
+    tol = (summary.plan or {}).get("tol")
     if tol is not None:
         ax.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
-    ax.axvline(summary["n"], color=COLORS[1], ls="--", lw=1.2, label=f"planned log ({summary['n']:,})")
+    ax.axvline(summary.n, color=COLORS[1], ls="--", lw=1.2, label=f"planned log ({summary.n:,})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_title("Evaluation error at the recommended mix against log size\n(each policy measured with its most "
@@ -117,17 +119,17 @@ def log_size_figure(summary: dict) -> bytes:
     return _png(fig)
 
 
-def figures(summary: dict, front: Front) -> dict[str, bytes]:
+def figures(summary: StudySummary, front: Front) -> dict[str, bytes]:
     return {"front.png": front_figure(front, summary), "exploration.png": exploration_figure(summary),
             "log_size.png": log_size_figure(summary)}
 
 
-def _explore_phrase(head: dict, alpha: dict, explore_description: str | None) -> str:
-    rate = head["exploration_rate"]
+def _explore_phrase(head: Headline, alpha: dict, explore_description: str | None) -> str:
+    rate = head.exploration_rate
     if "explore" in alpha:
         how = f" ({explore_description})" if explore_description else ""
         return f"send {rate:.1%} of customers to the exploration policy{how}"
-    best = head["revenue_best_component"]
+    best = head.revenue_best_component
     mix = ", ".join(f"{w:.0%} {name}" for name, w in alpha.items())
     return f"log with {mix}: {rate:.1%} of traffic away from {best}"
 
@@ -136,34 +138,35 @@ def days(d: float) -> str:
     return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
 
 
-def precision_phrase(name: str, p: dict) -> str:
+def precision_phrase(name: str, p: TargetPrecision) -> str:
     """'winback within ±0.50 (all of it sampling error)' or with the model-dependent part spelled out."""
-    if p["model_bias_bound"] <= 0.01 * p["rmse"]:
-        return f"{name} within ±{p['rmse']:.2g}, all of it sampling error that the log itself will show"
-    return (f"{name} within ±{p['rmse']:.2g}: ±{p['sampling_error']:.2g} from sampling, plus up to "
-            f"±{p['model_bias_bound']:.2g} if the revenue model is as wrong on rarely tried actions as it is elsewhere")
+    if p.model_bias_bound <= 0.01 * p.rmse:
+        return f"{name} within ±{p.rmse:.2g}, all of it sampling error that the log itself will show"
+    return (f"{name} within ±{p.rmse:.2g}: ±{p.sampling_error:.2g} from sampling, plus up to "
+            f"±{p.model_bias_bound:.2g} if the revenue model is as wrong on rarely tried actions as it is elsewhere")
 
 
-def headline(summary: dict) -> str:
+def headline(summary: StudySummary) -> str:
     """The recommendation in one paragraph of plain words."""
-    head = summary["headline"]
-    precision = "; ".join(precision_phrase(t, p) for t, p in head["precision"].items())
-    pct = head["revenue_cost_pct"]
-    how = sorted({p["estimator_plain"] for p in head["precision"].values()})
+    head = summary.headline
+    precision = "; ".join(precision_phrase(t, p) for t, p in head.precision.items())
+    pct = head.revenue_cost_pct
+    how = sorted({p.estimator_plain for p in head.precision.values()})
     need = ""
-    if head["tolerance"] is not None:
-        need = (f" For ±{head['tolerance']:g} on every policy, log {head['log_size_needed']:,.0f} customers (about "
-                f"{days(head['log_days_needed'])})." if head["log_size_needed"] is not None else
-                f" No log size reaches ±{head['tolerance']:g} on every policy at this mix.")
-    return (f"Recommendation: {_explore_phrase(head, summary['recommended']['alpha'], summary['production'].get('explore_description'))}. "
-            f"It costs {head['revenue_cost_per_10k_customers']:,.0f} in revenue per 10,000 customers"
+    if head.tolerance is not None:
+        need = (f" For ±{head.tolerance:g} on every policy, log {head.log_size_needed:,.0f} customers (about "
+                f"{days(head.log_days_needed or 0.0)})." if head.log_size_needed is not None else
+                f" No log size reaches ±{head.tolerance:g} on every policy at this mix.")
+    explore = _explore_phrase(head, summary.recommended.alpha, summary.production.explore_description)
+    return (f"Recommendation: {explore}. "
+            f"It costs {head.revenue_cost_per_10k_customers:,.0f} in revenue per 10,000 customers"
             + (f" ({pct:.1f}% of revenue)" if pct is not None else "")
-            + f" against the revenue-only mix. In exchange, a log of {head['log_size']:,} customers "
-              f"(about {days(head['log_days'])} of traffic) measures each future policy's revenue per customer: "
+            + f" against the revenue-only mix. In exchange, a log of {head.log_size:,} customers "
+              f"(about {days(head.log_days)} of traffic) measures each future policy's revenue per customer: "
             + precision + f" (measured with {' / '.join(how)})." + need)
 
 
-def render_html(summary: dict, front: Front, pngs: dict[str, bytes]) -> str:
+def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("couponmix.outputs", "templates"),

@@ -3,7 +3,8 @@ marks a complete study)."""
 from __future__ import annotations
 
 from couponmix.outputs.report import FIGURES, figures, render_html
-from couponmix.studies.study import StudyResult, to_json
+from couponmix.studies.study import StudyResult
+from couponmix.studies.summary import to_json
 
 __all__ = ['STUDY_FILES', 'study_files_for']
 

@@ -30,6 +30,7 @@ from couponmix.infra.progress import Progress
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 from couponmix.studies.config import study_files
+from couponmix.studies.summary import from_json
 
 __all__ = ['RESERVED', 'STAGED_FILE', 'COLUMNS', 'BatchResult', 'run_one', 'run_batch', 'study_row', 'FORMULA_START',
            'neutralise', 'comparison_csv', 'index_html']
@@ -87,15 +88,14 @@ def run_one(path: str, out: str) -> tuple[str, str | None]:
 
 def _finished(path: Path, final: Path) -> bool:
     """A result of this very study file, in the current summary layout (an older one is rerun)."""
-    from couponmix.studies.study import SUMMARY_FORMAT
-
     copy, summary = final / "study.yaml", final / "summary.json"
     if not (summary.is_file() and copy.is_file() and copy.read_bytes() == path.read_bytes()):
         return False
     try:
-        return json.loads(summary.read_text()).get("summary_format") == SUMMARY_FORMAT
-    except (ValueError, AttributeError):
+        from_json(summary.read_bytes())
+    except (ValueError, KeyError, TypeError, AttributeError):
         return False
+    return True
 
 
 def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> BatchResult:
@@ -169,15 +169,15 @@ def study_row(folder: Path, name: str) -> dict:
     row = dict.fromkeys(COLUMNS)
     row["study"] = name
     if (folder / "summary.json").is_file():
-        s = json.loads((folder / "summary.json").read_text())
-        h = s["headline"]
-        row.update(status="done", title=(s.get("study") or {}).get("title") or name, scenario=s["scenario"],
-                   exploration_rate=h["exploration_rate"], revenue_per_customer=h["revenue_per_customer"],
-                   revenue_cost_per_10k_customers=h["revenue_cost_per_10k_customers"],
-                   revenue_cost_pct=h["revenue_cost_pct"], worst_error=h["worst_error"],
-                   worst_sampling_error=max(p["sampling_error"] for p in h["precision"].values()),
-                   log_size=h["log_size"], log_days=h["log_days"], log_size_needed=h["log_size_needed"],
-                   estimators="; ".join(f"{t}: {p['estimator_plain']}" for t, p in h["precision"].items()))
+        s = from_json((folder / "summary.json").read_bytes())
+        h = s.headline
+        row.update(status="done", title=(s.study or {}).get("title") or name, scenario=s.scenario,
+                   exploration_rate=h.exploration_rate, revenue_per_customer=h.revenue_per_customer,
+                   revenue_cost_per_10k_customers=h.revenue_cost_per_10k_customers,
+                   revenue_cost_pct=h.revenue_cost_pct, worst_error=h.worst_error,
+                   worst_sampling_error=max(p.sampling_error for p in h.precision.values()),
+                   log_size=h.log_size, log_days=h.log_days, log_size_needed=h.log_size_needed,
+                   estimators="; ".join(f"{t}: {p.estimator_plain}" for t, p in h.precision.items()))
     else:
         err = folder / "error.json"
         row.update(status="failed", title=name,

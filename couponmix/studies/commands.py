@@ -1,11 +1,24 @@
-"""The commands ``couponmix validate`` and ``couponmix evaluate`` as Python functions returning result objects
-(``couponmix run`` is ``study.run_config``, ``plan`` is ``study.plan_study``, ``batch`` is
-``batch.run_batch``, ``simulate`` is ``simulate.simulate_to_parquet``). The CLI only parses and prints."""
+"""Every ``couponmix`` command as a Python function returning a result object; the CLI only parses and prints.
+
+=============  ==========================================  ===================
+command        function                                    returns
+=============  ==========================================  ===================
+``run``        ``run(cfg, out)``                           ``RunResult``
+``plan``       ``plan(cfg, tol, alpha=, eps=, floor=)``    ``PlanResult``
+``validate``   ``validate(cfg, alpha, ...)``               ``ValidationResult``
+``evaluate``   ``evaluate(cfg, alphas, ...)``              ``EvaluationResult``
+``simulate``   ``simulate(cfg, alpha, out, ...)``          ``SimulationResult``
+``batch``      ``batch(folder, out, ...)``                 ``BatchResult``
+``scenarios``  ``scenarios()``                             ``list[ScenarioInfo]``
+``cache``      ``cache(clear=False)``                      ``CacheResult``
+=============  ==========================================  ===================
+"""
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -14,12 +27,17 @@ from couponmix.ope.divergence import weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, parse_list, suite
 from couponmix.ope.montecarlo import TargetCheck, monte_carlo
 from couponmix.ope.objectives import EvaluationSample, laws_from_moments
+from couponmix.ope.selection import choose_estimator
 from couponmix.ope.streaming import DEFAULT_CHUNK, StreamingObjectives, check_chunk_size
 from couponmix.policy.simplex import parse_alpha_spec
+from couponmix.studies.batch import BatchResult, run_batch
 from couponmix.studies.config import StudyConfig
-from couponmix.studies.study import choose_estimator
+from couponmix.studies.study import PlanResult, StudyResult, plan_study, run_config
+from couponmix.studies.summary import StudySummary
 
-__all__ = ["ValidationResult", "EvaluationResult", "validate", "evaluate", "VALIDATE_MAX_N"]
+__all__ = ["ValidationResult", "EvaluationResult", "RunResult", "SimulationResult", "ScenarioInfo", "CacheResult",
+           "run", "plan", "validate", "evaluate", "simulate", "batch", "scenarios", "cache", "n_chunks",
+           "VALIDATE_MAX_N"]
 
 #: customers per simulated log in validate (each log is held in memory, about 100 bytes per customer per worker)
 VALIDATE_MAX_N = 5_000_000
@@ -170,3 +188,115 @@ def n_chunks(population: int, chunk_size: int | None) -> int:
     """Chunks a streamed population is evaluated in (for a progress bar)."""
     size = check_chunk_size(DEFAULT_CHUNK if chunk_size is None else chunk_size)
     return -(-population // size)
+
+
+@dataclass
+class RunResult:
+    """``couponmix run``: the study's result and the files written to ``out``."""
+
+    study: StudyResult
+    out: Path
+    files: list[str]
+
+    @property
+    def summary(self) -> StudySummary:
+        return self.study.summary
+
+
+def run(cfg: StudyConfig, out, quiet: bool = True) -> RunResult:
+    """Run the study ``cfg`` and write its files (pareto.csv, the figures, report.html, summary.json) to the
+    folder ``out``, atomically; a folder couponmix did not write is refused before any work."""
+    from couponmix.infra.atomic import check_output_dir, check_replaceable, write_outputs
+    from couponmix.outputs.writer import STUDY_FILES, study_files_for
+
+    folder = check_output_dir(out)
+    check_replaceable(folder, STUDY_FILES)
+    result = run_config(cfg, quiet=quiet)
+    files = study_files_for(result)
+    write_outputs(folder, files)
+    return RunResult(result, folder, list(files))
+
+
+def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float = 0.0) -> PlanResult:
+    """The least-cost mixture whose error is at most ``tol`` for every future policy at the study's log size,
+    or (with ``alpha`` or ``eps``) the log size needed at that mixture."""
+    if cfg.n is not None and (eps is not None or alpha is not None):
+        raise CouponmixError("give --n (for the least-cost mixture) or --alpha/--eps (for the log size), not both")
+    if eps is not None and alpha is not None:
+        raise CouponmixError("give --alpha or --eps, not both")
+    return plan_study(cfg, tol, alpha=alpha, eps=eps, floor=floor)
+
+
+@dataclass
+class SimulationResult:
+    """``couponmix simulate``: what was written (the same document as ``out/_summary.json``)."""
+
+    out: Path
+    summary: dict
+
+    def text(self) -> str:
+        s = self.summary
+        return (f"wrote {s['n']:,} customers in {len(s['files'])} Parquet files to {self.out} ({s['backend']}); "
+                f"mean reward {s['reward_mean']:.5g} +/- {s['reward_mean_se']:.2g}")
+
+
+def simulate(cfg: StudyConfig, alpha, out, chunk_size: int | None = None, backend=None,
+             on_chunk: Callable[[int], None] | None = None,
+             on_start: Callable[[int], None] | None = None) -> SimulationResult:
+    """Simulate the study's log size of customers under ``alpha`` and write them to the new folder ``out`` as
+    Parquet parts, chunk by chunk (refused before any work when the disk cannot hold them). ``on_start``
+    gets the number of chunks once known, ``on_chunk`` the number written so far."""
+    from couponmix.dataset.simulate import DEFAULT_CHUNK as SIM_CHUNK
+    from couponmix.dataset.simulate import simulate_to_parquet
+
+    sc = cfg.build_scenario()
+    a = parse_alpha_spec(alpha, tuple(sc.components()))
+    n = sc.default_n if cfg.n is None else cfg.n
+    chunk = SIM_CHUNK if chunk_size is None else chunk_size
+    if on_start is not None:
+        on_start(-(-n // max(chunk, 1)))
+    summary = simulate_to_parquet(sc, a, n, out, cfg.seed, chunk, backend, on_chunk=on_chunk)
+    return SimulationResult(Path(out), summary)
+
+
+def batch(folder, out, workers: int | None = None, quiet: bool = True) -> BatchResult:
+    """Run every study file of ``folder`` into ``out`` (one sub-folder each, index.html, comparison.csv),
+    in parallel and resumable."""
+    return run_batch(folder, out, workers=workers, quiet=quiet)
+
+
+@dataclass
+class ScenarioInfo:
+    name: str
+    description: str
+
+
+def scenarios() -> list[ScenarioInfo]:
+    """Every registered scenario (shipped, or declared by another package's entry point)."""
+    from couponmix.dataset.scenario import registered, scenario_class
+
+    return [ScenarioInfo(name, scenario_class(name).description) for name in registered()]
+
+
+@dataclass
+class CacheResult:
+    """``couponmix cache``: where the model cache is and what it holds (after clearing, if asked)."""
+
+    path: str
+    enabled: bool
+    entries: int
+    bytes: int
+    cleared: int | None = None
+
+    def text(self) -> str:
+        state = "" if self.enabled else " (turned off by COUPONMIX_CACHE)"
+        head = f"removed {self.cleared} cached model(s); " if self.cleared is not None else ""
+        return f"{head}model cache {self.path}{state}: {self.entries} model(s), {self.bytes / 2 ** 20:.1f} MiB"
+
+
+def cache(clear: bool = False) -> CacheResult:
+    """The model cache's location and size; ``clear`` first removes every entry couponmix wrote there."""
+    from couponmix.infra import cache as model_cache
+
+    cleared = model_cache.clear() if clear else None
+    return CacheResult(**model_cache.info(), cleared=cleared)

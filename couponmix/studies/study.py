@@ -1,7 +1,6 @@
 """One study end to end: scenario -> exact objectives -> Pareto front -> recommendation -> outputs."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -18,85 +17,39 @@ from couponmix.ope.criterion import Criterion
 from couponmix.ope.divergence import growth, weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
-from couponmix.policy.simplex import barycentre, check_floors
+from couponmix.ope.selection import ROBUST_ASSUMPTION, criterion_for, sample_and_verdicts
+from couponmix.policy.simplex import check_floors
 from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
+from couponmix.studies.summary import (
+    SUMMARY_FORMAT,
+    CriterionInfo,
+    Headline,
+    PolicyInfo,
+    Production,
+    Recommended,
+    RevenueCost,
+    RevenueOnly,
+    StudySummary,
+    TargetPrecision,
+)
 
-__all__ = ['SUMMARY_FORMAT', 'PROMISE_GOAL', 'StudyResult', 'ROBUST_ASSUMPTION', 'choose_estimator',
-           'choose_candidates', 'sample_and_verdicts', 'criterion_for', 'no_exploration', 'LAW_SIZES',
-           'sample_size_law', 'production_block', 'objectives_comparison', 'PlanResult', 'plan_study', 'run_config',
-           'run_study', 'PHASES', 'headline_numbers', 'to_json']
+__all__ = ['PROMISE_GOAL', 'StudyResult', 'no_exploration', 'LAW_SIZES', 'sample_size_law', 'production_block',
+           'objectives_comparison', 'PlanResult', 'plan_study', 'run_config', 'run_study', 'PHASES',
+           'headline_numbers']
 
 log = logging.getLogger("couponmix")
 
-#: the layout of summary.json: a batch reruns a finished study whose summary has another layout
-SUMMARY_FORMAT = 2
 #: the promised error's own standard error (from the evaluation sample) should stay below this share of it
 PROMISE_GOAL = 0.02
 
 
 @dataclass
 class StudyResult:
-    summary: dict
+    """What ``run_study`` returns: the typed summary (written as summary.json), the front and the pick."""
+
+    summary: StudySummary
     front: Front
     recommendation: Recommendation
-
-
-ROBUST_ASSUMPTION = ("where an estimator relies on the revenue model (actions the log rarely or never shows, "
-                     "capped or switched weights), the model's mean squared error for each action is no larger "
-                     "than its out-of-fold error for that action elsewhere, and its errors all push the same way")
-
-
-def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
-    """The single estimator a caller asks for (or the textbook default), and why. Refuses an
-    unbounded-weight estimator whose variance is infinite. Used where one estimator is wanted (evaluate)."""
-    bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
-    if requested is not None and requested.fits_reward_model:
-        raise CouponmixError(f"{requested.label} cannot be optimised over mixtures: its model is fitted on each log; "
-                             "optimise for dr and read dr_fitted in validate at the recommended mix")
-    if requested is not None:
-        if requested.has_unbounded_weights and bad:
-            t, v = next(iter(bad.items()))
-            raise CouponmixError(
-                f"{requested.label} has infinite variance in scenario {scenario_name!r} for target {t} "
-                f"({v.reason}); its error has no limit to optimise: use --estimator clipped_ips")
-        return requested, "chosen by the user"
-    if bad:
-        return (EstimatorSpec("clipped_ips", DEFAULT_CLIP),
-                f"plain IPS (and every estimator with unclipped weights: SNIPS, DR, SNDR) has infinite variance here for "
-                f"{', '.join(sorted(bad))}: {next(iter(bad.values())).reason}. Clipping the importance weights at "
-                f"lambda = {DEFAULT_CLIP:g} makes the variance finite at the price of a bias, reported per target.")
-    return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"
-
-
-def choose_candidates(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str
-                      ) -> tuple[list[EstimatorSpec], str]:
-    """The estimators the decision chooses among, and why: the one the user forces, or every estimator with
-    an exact formula whose variance is finite here."""
-    if requested is not None:
-        spec, why = choose_estimator(requested, verdicts, scenario_name)
-        return [spec], why
-    bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
-    why = ("for each future policy, the estimator with the lowest error at the mixture, chosen before any log "
-           "exists")
-    if bad:
-        why += (f"; estimators with unclipped weights (IPS, SNIPS, DR, SNDR) are left out because their variance "
-                f"is infinite here for {', '.join(sorted(bad))}: {next(iter(bad.values())).reason}")
-    return exact_suite(DEFAULT_CLIP, finite_variance=not bad), why
-
-
-def sample_and_verdicts(sc, eval_size: int, seed: int, floors: np.ndarray):
-    """The evaluation sample, and plain-IPS finiteness per target at the centre of the floored simplex (which
-    decides for every interior mixture)."""
-    sample = EvaluationSample.from_scenario(sc, eval_size, seed)
-    centre = barycentre(floors, len(sample.component_names))
-    return sample, {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}
-
-
-def criterion_for(sc, sample: EvaluationSample, verdicts: dict, n: int, aggregate: str = "max",
-                  estimator: EstimatorSpec | None = None) -> tuple[Criterion, str]:
-    """The decision's criterion (see ``couponmix.ope.criterion``) and the reason for its candidates."""
-    specs, why = choose_candidates(estimator, verdicts, sc.name)
-    return Criterion(sample, specs, n, aggregate), why
 
 
 def no_exploration(objectives: Criterion, sample: EvaluationSample) -> dict:
@@ -154,7 +107,7 @@ def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.n
 
 
 def production_block(components, alpha, objectives: Criterion, explore_description: str | None,
-                     finite: bool) -> dict:
+                     finite: bool) -> Production:
     """What to do in production: the mixture, what to log, and the estimator for each future policy."""
     weights = dict(zip(components, alpha.tolist()))
     detail = objectives.describe(alpha)
@@ -164,21 +117,21 @@ def production_block(components, alpha, objectives: Criterion, explore_descripti
                       **({"reward_model": objectives.sample.q_source} if by_name[d["estimator"]].uses_reward_model
                          else {})}
                   for t, d in detail.items()}
-    return {
-        "exploration_rate": weights.get("explore"),
-        "mixture": weights,
-        "log_per_customer": ["the action taken", "the reward", "which component acted",
+    return Production(
+        exploration_rate=weights.get("explore"),
+        mixture=weights,
+        log_per_customer=["the action taken", "the reward", "which component acted",
                              "the balanced propensity p(a|x) = sum_k alpha_k pi_k(a|x) of the action taken "
                              "(obp's pscore_avg), computed from every component's probabilities, not only the "
                              "acting one's",
                              "the acting component's own propensity pi_k(a|x) of the action taken (obp's pscore, "
                              "for naive-weight estimators)"],
-        "explore_description": explore_description,
-        "estimators": per_target,
-        "estimator_reason": "the same estimator for each future policy as the recommendation used: the lowest "
-                            "error among the candidates at this mixture (" + objectives.label + ")",
-        "estimator_comparison": objectives_comparison(objectives, alpha, finite),
-    }
+        explore_description=explore_description,
+        estimators=per_target,
+        estimator_reason="the same estimator for each future policy as the recommendation used: the lowest "
+                         "error among the candidates at this mixture (" + objectives.label + ")",
+        estimator_comparison=objectives_comparison(objectives, alpha, finite),
+    )
 
 
 def objectives_comparison(objectives: Criterion, alpha: np.ndarray, finite: bool) -> dict:
@@ -342,135 +295,104 @@ def _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, a
                         f"evaluation sample of about {promise['eval_size_for_goal']:,} customers (--eval-size).")
 
     explore_desc = components["explore"].description if "explore" in components else None
-    summary = {
-        "summary_format": SUMMARY_FORMAT,
-        **({"study": study} if study is not None else {}),
-        "scenario": sc.name,
-        "scenario_description": sc.description,
-        "n": n,
-        "seed": seed,
-        "world_seed": world_seed,
-        "evaluation_sample_size": sample.size,
-        "criterion": {
-            "label": objectives.label,
-            "error": objectives.error,
-            "candidates": {spec.name: {**spec.to_dict(), "obp": spec.obp_name()} for spec in objectives.specs},
-            "reason": why,
-            "assumption": ROBUST_ASSUMPTION,
-            "model_error": dict(zip(sc.action_names or [str(a) for a in range(len(sample.model_error))],
-                                    sample.model_error.tolist())),
-            "model_error_source": sample.model_error_source,
-            "reward_model": sample.q_source,
-            "used_at_recommended": used,
-        },
-        "aggregate": aggregate,
-        "floors": dict(zip(components, floors.tolist())),
-        "policies": {
-            **{name: {"role": "logging component", "description": p.description, "value": values[name]}
-               for name, p in components.items()},
-            **{name: {"role": "target", "description": p.description, "value": values[name]}
-               for name, p in targets.items()},
-            **{name: {"role": "reference", "description": p.description, "value": values[name]}
-               for name, p in references.items()},
-        },
-        "variance_finite": {t: v.finite for t, v in verdicts.items()},
-        "ips_variance": {
+    if model_report is not None and model_report["rmse_vs_true_mu"] > 0.8 * model_report["baseline_rmse_vs_true_mu"]:
+        warnings.append("The revenue model is weak: its error against the true revenue is "
+                        f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
+                        f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average.")
+    policies = {
+        **{name: PolicyInfo("logging component", p.description, values[name]) for name, p in components.items()},
+        **{name: PolicyInfo("target", p.description, values[name]) for name, p in targets.items()},
+        **{name: PolicyInfo("reference", p.description, values[name]) for name, p in references.items()},
+    }
+    criterion = CriterionInfo(
+        label=objectives.label, error=objectives.error,
+        candidates={spec.name: {**spec.to_dict(), "obp": spec.obp_name()} for spec in objectives.specs},
+        reason=why, assumption=ROBUST_ASSUMPTION,
+        model_error=dict(zip(sc.action_names or [str(a) for a in range(len(sample.model_error))],
+                             sample.model_error.tolist())),
+        model_error_source=sample.model_error_source, reward_model=sample.q_source, used_at_recommended=used)
+    recommended = Recommended(
+        alpha=dict(zip(components, alpha.tolist())), revenue=rev,
+        # from the same single computation as the per-target detail (the front's batch agrees to ~1e-13)
+        ope_rmse=float(objectives.combine(np.array([[detail[t]["rmse"] for t in targets]]))[0]),
+        ope_rmse_per_target={t: detail[t]["rmse"] for t in targets}, targets=detail, rule=rec.rule, note=rec.note,
+        max_rmse=max_rmse, meets_max_rmse=rec.meets_max_rmse if max_rmse is not None else None)
+    revenue_only = RevenueOnly(alpha=dict(zip(components, best_alpha.tolist())), revenue=best_rev,
+                               ope_rmse=float(objectives.combine(best_rmse[None, :])[0]),
+                               ope_rmse_per_target=dict(zip(targets, best_rmse.tolist())))
+    revenue_cost = RevenueCost(per_customer=best_rev - rev,
+                               pct=100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None,
+                               std_error=promise["revenue_cost_se"])
+    no_explore = no_exploration(objectives, sample)
+    law = sample_size_law(objectives, sample, alpha, verdicts)
+    bar.phase(4, PHASES[4])
+    log.info("computing the curves for the report")
+    curve = exploration_curve(objectives, n)
+    size_curve = log_size_curve(objectives, alpha, daily_traffic)
+    bar.phase(5, PHASES[5])
+    plan = None
+    if tol is not None:
+        log.info("planning: least revenue cost with error <= %g", tol)
+        found = plan_mixture(objectives, tol, n, floors)
+        plan = {**found.to_dict(), "criterion": objectives.label,
+                "at_recommended": log_size_at(objectives, alpha, tol).to_dict()}
+    regret = None
+    if "exploit" in components and "oracle" in references:
+        regret = {"per_customer": values["oracle"] - values["exploit"],
+                  "pct_of_oracle": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"])}
+    unsupported = [t for t, d in no_explore["targets"].items() if d["status"] == "unsupported"]
+    if unsupported:
+        warnings.append(f"Without any exploration ({no_explore['component']} alone), the logs never "
+                        f"show some actions that {', '.join(unsupported)} would take: only the revenue model could "
+                        "speak for them.")
+    summary = StudySummary(
+        summary_format=SUMMARY_FORMAT, study=study, scenario=sc.name, scenario_description=sc.description, n=n,
+        seed=seed, world_seed=world_seed, evaluation_sample_size=sample.size, criterion=criterion,
+        aggregate=aggregate, floors=dict(zip(components, floors.tolist())), policies=policies,
+        variance_finite={t: v.finite for t, v in verdicts.items()},
+        ips_variance={
             "applies_to": ("every mixture with all weights > 0 (finiteness is the same across the inside of the "
                            "simplex); checked at its centre"),
             "targets": {t: v.to_dict() for t, v in verdicts.items()},
             "at_recommended": {t: v.to_dict() for t, v in at_rec.items()},
         },
-        "recommended": {
-            "alpha": dict(zip(components, alpha.tolist())),
-            "revenue": rev,
-            # from the same single computation as the per-target detail (the front's batch agrees to ~1e-13)
-            "ope_rmse": float(objectives.combine(np.array([[detail[t]["rmse"] for t in targets]]))[0]),
-            "ope_rmse_per_target": {t: detail[t]["rmse"] for t in targets},
-            "targets": detail,
-            "rule": rec.rule,
-            "note": rec.note,
-            **({"max_rmse": max_rmse, "meets_max_rmse": rec.meets_max_rmse} if max_rmse is not None else {}),
-        },
-        "revenue_only": {
-            "alpha": dict(zip(components, best_alpha.tolist())),
-            "revenue": best_rev,
-            "ope_rmse": float(objectives.combine(best_rmse[None, :])[0]),
-            "ope_rmse_per_target": dict(zip(targets, best_rmse.tolist())),
-        },
-        "revenue_cost": {"per_customer": best_rev - rev,
-                         "pct": 100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None,
-                         "std_error": promise["revenue_cost_se"]},
-        "promise_uncertainty": promise,
-        "no_exploration": no_exploration(objectives, sample),
-        "production": production_block(components, alpha, objectives, explore_desc, finite),
-        "optimiser": {"algorithm": "NSGA-II (pymoo)" if len(components) > 2 else
-                      "exact evaluation on a fine grid of the segment (two components)",
-                      "pop_size": pop_size, "generations": generations, "front_points": len(front)},
-        "warnings": warnings,
-    }
-    if model_report is not None:
-        summary["revenue_model"] = model_report
-        if model_report["rmse_vs_true_mu"] > 0.8 * model_report["baseline_rmse_vs_true_mu"]:
-            warnings.append("The revenue model is weak: its error against the true revenue is "
-                            f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
-                            f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average.")
-    summary["sample_size_law"] = sample_size_law(objectives, sample, alpha, verdicts)
-    bar.phase(4, PHASES[4])
-    log.info("computing the curves for the report")
-    summary["exploration_curve"] = exploration_curve(objectives, n)
-    summary["log_size_curve"] = log_size_curve(objectives, alpha, daily_traffic)
-    bar.phase(5, PHASES[5])
-    if tol is not None:
-        log.info("planning: least revenue cost with error <= %g", tol)
-        plan = plan_mixture(objectives, tol, n, floors)
-        summary["plan"] = {**plan.to_dict(), "criterion": objectives.label,
-                           "at_recommended": log_size_at(objectives, alpha, tol).to_dict()}
-    summary["headline"] = headline_numbers(summary, objectives, alpha, tol)
-    if "exploit" in components and "oracle" in references:
-        summary["exploit_regret"] = {
-            "per_customer": values["oracle"] - values["exploit"],
-            "pct_of_oracle": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
-        }
-    unsupported = [t for t, d in summary["no_exploration"]["targets"].items() if d["status"] == "unsupported"]
-    if unsupported:
-        warnings.append(f"Without any exploration ({summary['no_exploration']['component']} alone), the logs never "
-                        f"show some actions that {', '.join(unsupported)} would take: only the revenue model could "
-                        "speak for them.")
+        recommended=recommended, revenue_only=revenue_only, revenue_cost=revenue_cost,
+        promise_uncertainty=promise, no_exploration=no_explore,
+        production=production_block(components, alpha, objectives, explore_desc, finite),
+        optimiser={"algorithm": "NSGA-II (pymoo)" if len(components) > 2 else
+                   "exact evaluation on a fine grid of the segment (two components)",
+                   "pop_size": pop_size, "generations": generations, "front_points": len(front)},
+        warnings=warnings, revenue_model=model_report, sample_size_law=law, exploration_curve=curve,
+        log_size_curve=size_curve, plan=plan,
+        headline=headline_numbers(objectives, alpha, tol, n, recommended, revenue_cost, curve, size_curve, plan),
+        exploit_regret=regret)
     return StudyResult(summary=summary, front=front, recommendation=rec)
 
 
-def headline_numbers(summary: dict, objectives: Criterion, alpha: np.ndarray, tol: float | None) -> dict:
+def headline_numbers(objectives: Criterion, alpha: np.ndarray, tol: float | None, n: int, rec: Recommended,
+                     cost: RevenueCost, curve: dict, size_curve: dict, plan: dict | None) -> Headline:
     """The numbers a reader needs first: how much to explore, what it costs, what precision it buys and how
     much of that precision the log itself can confirm."""
-    rec, cost = summary["recommended"], summary["revenue_cost"]
-    need = summary["plan"]["at_recommended"]["log_size_needed"] if tol is not None else None
-    return {
-        "exploration_rate": exploration_rate(objectives, alpha),
-        "revenue_best_component": objectives.component_names[best_component(objectives)],
-        "exploration_definition": summary["exploration_curve"]["definition"],
-        "revenue_per_customer": rec["revenue"],
-        "revenue_cost_per_10k_customers": 10_000 * cost["per_customer"],
-        "revenue_cost_pct": cost["pct"],
-        "log_size": summary["n"],
-        "log_days": summary["n"] / summary["log_size_curve"]["daily_traffic"],
-        "tolerance": tol,
-        "log_size_needed": need,
-        "log_days_needed": None if need is None else need / summary["log_size_curve"]["daily_traffic"],
-        "worst_error": rec["ope_rmse"],
-        "criterion": objectives.label,
-        "precision": {t: {"rmse": d["rmse"], "sampling_error": d["sampling_error"],
-                          "model_dependent": d["model_dependent"], "model_bias_bound": d["model_bias_bound"],
-                          "estimator": d["estimator"], "estimator_plain": d["estimator_plain"],
-                          "true_value": d["true_value"], "logs_show_all": d["logs_show_all"],
-                          "promise_se": d["promise_se"]}
-                      for t, d in rec["targets"].items()},
-    }
-
-
-def to_json(summary: dict) -> str:
-    def default(o):
-        if isinstance(o, (np.floating, np.integer)):
-            return o.item()
-        raise TypeError(type(o))
-
-    return json.dumps(summary, indent=2, default=default, allow_nan=False) + "\n"
+    need = plan["at_recommended"]["log_size_needed"] if plan is not None else None
+    daily = size_curve["daily_traffic"]
+    return Headline(
+        exploration_rate=exploration_rate(objectives, alpha),
+        revenue_best_component=objectives.component_names[best_component(objectives)],
+        exploration_definition=curve["definition"],
+        revenue_per_customer=rec.revenue,
+        revenue_cost_per_10k_customers=10_000 * cost.per_customer,
+        revenue_cost_pct=cost.pct,
+        log_size=n,
+        log_days=n / daily,
+        tolerance=tol,
+        log_size_needed=need,
+        log_days_needed=None if need is None else need / daily,
+        worst_error=rec.ope_rmse,
+        criterion=objectives.label,
+        precision={t: TargetPrecision(rmse=d["rmse"], sampling_error=d["sampling_error"],
+                                      model_dependent=d["model_dependent"], model_bias_bound=d["model_bias_bound"],
+                                      estimator=d["estimator"], estimator_plain=d["estimator_plain"],
+                                      true_value=d["true_value"], logs_show_all=d["logs_show_all"],
+                                      promise_se=d["promise_se"])
+                   for t, d in rec.targets.items()},
+    )

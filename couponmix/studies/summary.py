@@ -1,0 +1,235 @@
+"""A study's result as typed records, and the one place that turns it into summary.json and back.
+
+``StudySummary`` is what ``run_study`` computes and what the report, the CLI and the batch index read
+(by attribute, checked by mypy), and ``to_json`` / ``from_json`` are its only serialisation. Field order
+is the key order of summary.json. Blocks whose inner layout belongs to another module (the criterion's
+per-target detail, the curves, the weight-variance verdicts) stay plain mappings here and are described
+where they are made.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SUMMARY_FORMAT", "Record", "TargetPrecision", "Headline", "PolicyInfo", "CriterionInfo", "Recommended",
+           "RevenueOnly", "RevenueCost", "Production", "StudySummary", "to_json", "from_json"]
+
+#: the layout of summary.json: a batch reruns a finished study whose summary has another layout
+SUMMARY_FORMAT = 2
+
+#: field metadata: left out of the JSON when None (optional blocks)
+OPTIONAL = {"optional": True}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Record):
+        return v.to_dict()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return v.item()
+    return v
+
+
+def _record_type(t: Any) -> type[Record] | None:
+    return t if isinstance(t, type) and issubclass(t, Record) else None
+
+
+def _typed(t: Any, v: Any) -> Any:
+    """``v`` (from JSON) as type ``t``: records are rebuilt, as are mappings and lists of records."""
+    if v is None:
+        return None
+    rec = _record_type(t)
+    if rec is not None:
+        return rec.from_dict(v)
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        inner = [a for a in args if a is not type(None)]
+        return _typed(inner[0], v) if len(inner) == 1 else v
+    if origin is dict and len(args) == 2 and _record_type(args[1]) is not None:
+        return {k: _typed(args[1], x) for k, x in v.items()}
+    if origin is list and args and _record_type(args[0]) is not None:
+        return [_typed(args[0], x) for x in v]
+    return v
+
+
+class Record:
+    """A dataclass that serialises to a JSON object in field order (optional fields left out when None)."""
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if v is None and f.metadata.get("optional"):
+                continue
+            out[f.name] = _plain(v)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        if not isinstance(d, dict):
+            raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in d:
+                kwargs[f.name] = _typed(hints[f.name], d[f.name])
+            elif f.metadata.get("optional"):
+                kwargs[f.name] = None
+            elif f.default is dataclasses.MISSING:
+                raise ValueError(f"{cls.__name__}: the key {f.name!r} is missing")
+        return cls(**kwargs)
+
+
+@dataclass
+class TargetPrecision(Record):
+    """How precisely the log will measure one future policy at the recommended mix."""
+
+    rmse: float                  # the promised error (robust: sampling plus the model-dependent bound)
+    sampling_error: float        # the part a log shows itself, falling like 1/sqrt(n)
+    model_dependent: bool        # whether some of it rests on the revenue model
+    model_bias_bound: float      # the part that rests on the revenue model's error
+    estimator: str               # estimator name (couponmix.ope.estimators)
+    estimator_plain: str         # the same in plain words
+    true_value: float            # the policy's value on the evaluation sample (the scenario's model of it)
+    logs_show_all: bool          # the mix logs every action the policy takes
+    promise_se: float            # standard error of ``rmse`` from the finite evaluation sample
+
+
+@dataclass
+class Headline(Record):
+    """The numbers a reader needs first."""
+
+    exploration_rate: float
+    revenue_best_component: str
+    exploration_definition: str
+    revenue_per_customer: float
+    revenue_cost_per_10k_customers: float
+    revenue_cost_pct: float | None
+    log_size: int
+    log_days: float
+    tolerance: float | None
+    log_size_needed: float | None
+    log_days_needed: float | None
+    worst_error: float
+    criterion: str
+    precision: dict[str, TargetPrecision]
+
+
+@dataclass
+class PolicyInfo(Record):
+    role: str                    # "logging component", "target" or "reference"
+    description: str
+    value: float                 # revenue per customer on the evaluation sample
+
+
+@dataclass
+class CriterionInfo(Record):
+    """How the error of each future policy is measured (``couponmix.ope.criterion``)."""
+
+    label: str
+    error: str
+    candidates: dict[str, dict]
+    reason: str
+    assumption: str
+    model_error: dict[str, float]
+    model_error_source: str
+    reward_model: str
+    used_at_recommended: list[str]
+
+
+@dataclass
+class Recommended(Record):
+    alpha: dict[str, float]
+    revenue: float
+    ope_rmse: float
+    ope_rmse_per_target: dict[str, float]
+    targets: dict[str, dict]     # per target: the criterion's detail (``Criterion.describe``) and promise_se
+    rule: str
+    note: str
+    max_rmse: float | None = field(default=None, metadata=OPTIONAL)
+    meets_max_rmse: bool | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass
+class RevenueOnly(Record):
+    alpha: dict[str, float]
+    revenue: float
+    ope_rmse: float
+    ope_rmse_per_target: dict[str, float]
+
+
+@dataclass
+class RevenueCost(Record):
+    per_customer: float
+    pct: float | None
+    std_error: float
+
+
+@dataclass
+class Production(Record):
+    """What to do in production: the mixture, what to log, the estimator for each future policy."""
+
+    exploration_rate: float | None
+    mixture: dict[str, float]
+    log_per_customer: list[str]
+    explore_description: str | None
+    estimators: dict[str, dict]
+    estimator_reason: str
+    estimator_comparison: dict[str, dict]
+
+
+@dataclass
+class StudySummary(Record):
+    """Everything a study computed; ``to_json`` writes it as summary.json."""
+
+    summary_format: int
+    study: dict | None = field(metadata=OPTIONAL)
+    scenario: str
+    scenario_description: str
+    n: int
+    seed: int
+    world_seed: int
+    evaluation_sample_size: int
+    criterion: CriterionInfo
+    aggregate: str
+    floors: dict[str, float]
+    policies: dict[str, PolicyInfo]
+    variance_finite: dict[str, bool]
+    ips_variance: dict
+    recommended: Recommended
+    revenue_only: RevenueOnly
+    revenue_cost: RevenueCost
+    promise_uncertainty: dict
+    no_exploration: dict
+    production: Production
+    optimiser: dict
+    warnings: list[str]
+    revenue_model: dict | None = field(metadata=OPTIONAL)
+    sample_size_law: dict
+    exploration_curve: dict
+    log_size_curve: dict
+    plan: dict | None = field(metadata=OPTIONAL)
+    headline: Headline
+    exploit_regret: dict | None = field(default=None, metadata=OPTIONAL)
+
+
+def to_json(summary: StudySummary | dict) -> str:
+    """summary.json's text: two-space indent, no NaN, a final newline."""
+    doc = summary.to_dict() if isinstance(summary, Record) else _plain(summary)
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def from_json(text: str | bytes) -> StudySummary:
+    """A summary.json read back (raises ValueError or KeyError on another layout)."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("summary_format") != SUMMARY_FORMAT:
+        raise ValueError("not a summary.json of this couponmix version")
+    return StudySummary.from_dict(doc)
