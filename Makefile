@@ -26,6 +26,7 @@ browser:
 # lint and types (configured in pyproject.toml); `make test` runs them first, so CI enforces them
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: $(STAMP) browser lint

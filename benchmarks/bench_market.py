@@ -3,6 +3,7 @@
 Usage: python benchmarks/bench_market.py [--out benchmarks/results_market.json]
 Target: the whole `couponmix run market --n 1000000` under a minute on this 2-core machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,11 @@ def main() -> None:
     _, rows["front_100x100_s"] = timed(lambda: pareto_front(obj, 0.01, 100, 100, seed=0))
     with tempfile.TemporaryDirectory() as tmp:
         exe = Path(sys.executable).with_name("couponmix")
-        _, rows["whole_run_1M_s"] = timed(lambda: subprocess.run(
-            [str(exe), "run", "market", "--n", str(N), "--out", f"{tmp}/run", "--quiet"], check=True,
-            capture_output=True))
+        _, rows["whole_run_1M_s"] = timed(
+            lambda: subprocess.run(
+                [str(exe), "run", "market", "--n", str(N), "--out", f"{tmp}/run", "--quiet"], check=True, capture_output=True
+            )
+        )
     for key, value in rows.items():
         print(f"{key:32s} {value:10.2f}" if isinstance(value, float) else f"{key:32s} {value:10d}")
     doc = {"benchmark": "market", "n": N, "machine": machine(), "targets": {"whole_run_1M_s": 60.0}, "rows": rows}

@@ -7,6 +7,7 @@ sample of M customers, so its cost does not depend on n, while the notebook's gr
 Usage: python benchmarks/bench_objectives.py [--eval-size M] [--out benchmarks/results.json] [--quick]
 Prints a table and writes JSON. Compare ratios within one run: this machine is shared and noisy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,30 +88,42 @@ def main() -> None:
         t = time.perf_counter()
         front = pareto_front(obj, 0.01, pop, gens, seed=0)
         front_s = time.perf_counter() - t
-        nb = best_of(lambda: notebook_evaluation(sc, alpha, n, 1, truth, sc.targets(), spec.clip),
-                     3 if n < 1_000_000 else 2)
-        rows.append({
-            "n": n, "evaluation_sample": sample.size,
-            "exact_single_ms": 1e3 * single,
-            "exact_batched_ms_per_eval": 1e3 * batched,
-            "exact_batched_1thread_ms_per_eval": 1e3 * batched_1,
-            "front_evaluations": pop * gens, "front_s": front_s, "front_points": len(front),
-            "notebook_ms_per_eval": 1e3 * nb,
-            "speedup_per_eval": nb / batched,
-        })
+        nb = best_of(lambda: notebook_evaluation(sc, alpha, n, 1, truth, sc.targets(), spec.clip), 3 if n < 1_000_000 else 2)
+        rows.append(
+            {
+                "n": n,
+                "evaluation_sample": sample.size,
+                "exact_single_ms": 1e3 * single,
+                "exact_batched_ms_per_eval": 1e3 * batched,
+                "exact_batched_1thread_ms_per_eval": 1e3 * batched_1,
+                "front_evaluations": pop * gens,
+                "front_s": front_s,
+                "front_points": len(front),
+                "notebook_ms_per_eval": 1e3 * nb,
+                "speedup_per_eval": nb / batched,
+            }
+        )
         r = rows[-1]
-        print(f"n={n:>9,}  exact: {r['exact_single_ms']:7.2f} ms single, {r['exact_batched_ms_per_eval']:6.3f} ms/eval "
-              f"({1e3 / r['exact_batched_ms_per_eval']:,.0f} evaluations/s) "
-              f"batched ({r['exact_batched_1thread_ms_per_eval']:.3f} on 1 thread) | front {pop}x{gens}: "
-              f"{front_s:6.2f} s | notebook {r['notebook_ms_per_eval']:8.1f} ms/eval | "
-              f"speed-up {r['speedup_per_eval']:8.0f}x", flush=True)
+        print(
+            f"n={n:>9,}  exact: {r['exact_single_ms']:7.2f} ms single, {r['exact_batched_ms_per_eval']:6.3f} ms/eval "
+            f"({1e3 / r['exact_batched_ms_per_eval']:,.0f} evaluations/s) "
+            f"batched ({r['exact_batched_1thread_ms_per_eval']:.3f} on 1 thread) | front {pop}x{gens}: "
+            f"{front_s:6.2f} s | notebook {r['notebook_ms_per_eval']:8.1f} ms/eval | "
+            f"speed-up {r['speedup_per_eval']:8.0f}x",
+            flush=True,
+        )
 
-    doc = {"benchmark": "objectives", "scenario": "paper", "estimator": spec.to_dict(), "machine": machine(),
-           "targets": {"front_10k_evaluations_at_1M_s": 15.0, "min_speedup_per_eval": 50.0},
-           "rows": rows}
+    doc = {
+        "benchmark": "objectives",
+        "scenario": "paper",
+        "estimator": spec.to_dict(),
+        "machine": machine(),
+        "targets": {"front_10k_evaluations_at_1M_s": 15.0, "min_speedup_per_eval": 50.0},
+        "rows": rows,
+    }
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.exists() else {}
-    doc = {**{k: v for k, v in previous.items() if k == "scale"}, **doc}   # keep bench_scale.py's results
+    doc = {**{k: v for k, v in previous.items() if k == "scale"}, **doc}  # keep bench_scale.py's results
     write_outputs(out.parent, {out.name: json.dumps(doc, indent=2) + "\n"})
     print(f"wrote {out}")
 

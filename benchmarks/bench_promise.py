@@ -13,6 +13,7 @@ With 2,000 logs the Monte Carlo RMSE is known to about 1.6% (one standard error)
 The estimators are the ones the decision chose at each study's own log size; the check runs at n = 5,000
 (the error law's scaling with n is checked separately in tests/test_planner.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,8 @@ from couponmix.ope.objectives import EvaluationSample  # noqa: E402
 EXAMPLES = ROOT / "reports" / "examples"
 STUDIES = {"market (make demo)": (EXAMPLES / "market" / "summary.json", None)} | {
     name: (EXAMPLES / "batch" / name / "summary.json", EXAMPLES / "studies" / f"{name}.yaml")
-    for name in ("app_bargain_push", "newsletter_spend_cap", "spring_winback")}
+    for name in ("app_bargain_push", "newsletter_spend_cap", "spring_winback")
+}
 
 
 def check(name: str, summary_path: Path, study: Path | None, n: int, reps: int, workers: int) -> dict:
@@ -52,26 +54,43 @@ def check(name: str, summary_path: Path, study: Path | None, n: int, reps: int, 
     if clip_ok:
         specs["dr[naive]"] = EstimatorSpec("dr", weights="naive")
     t = time.perf_counter()
-    res = monte_carlo(sc, alpha, list(specs.values()), n, reps, seed=summary["seed"],
-                      eval_size=summary["evaluation_sample_size"], truth_size=2_000_000, workers=workers)
+    res = monte_carlo(
+        sc,
+        alpha,
+        list(specs.values()),
+        n,
+        reps,
+        seed=summary["seed"],
+        eval_size=summary["evaluation_sample_size"],
+        truth_size=2_000_000,
+        workers=workers,
+    )
     seconds = time.perf_counter() - t
     compare = crit.compare(alpha)
     rows = []
     print(f"{name}: alpha = {alpha_map}, n = {n:,}, {reps:,} logs from the population ({seconds:.0f} s)")
-    print(f"{'estimator':14s} {'target':12s} {'MC RMSE':>9s} {'+/- se':>8s} {'exact':>9s} {'z':>6s} {'decision':>9s}"
-          f" {'chosen':>7s}")
+    print(f"{'estimator':14s} {'target':12s} {'MC RMSE':>9s} {'+/- se':>8s} {'exact':>9s} {'z':>6s} {'decision':>9s} {'chosen':>7s}")
     for est in specs:
         for t_name, r in res[est].items():
             decision = compare[est]["targets"][t_name]["rmse"]
-            row = {"estimator": est, "target": t_name, "chosen": chosen[t_name] == est,
-                   "mc_rmse": r.mc_rmse, "mc_rmse_se": r.mc_rmse_se, "exact_rmse": r.analytic_rmse,
-                   "z": r.z_score, "decision_error": decision,
-                   "decision_not_below_mc": decision >= r.mc_rmse - 3 * r.mc_rmse_se}
+            row = {
+                "estimator": est,
+                "target": t_name,
+                "chosen": chosen[t_name] == est,
+                "mc_rmse": r.mc_rmse,
+                "mc_rmse_se": r.mc_rmse_se,
+                "exact_rmse": r.analytic_rmse,
+                "z": r.z_score,
+                "decision_error": decision,
+                "decision_not_below_mc": decision >= r.mc_rmse - 3 * r.mc_rmse_se,
+            }
             rows.append(row)
-            print(f"{est:14s} {t_name:12s} {r.mc_rmse:9.5f} {r.mc_rmse_se:8.5f} {r.analytic_rmse:9.5f} "
-                  f"{r.z_score:6.2f} {decision:9.5f} {'yes' if row['chosen'] else '':>7s}", flush=True)
-    return {"alpha": alpha_map, "n": n, "reps": reps, "seconds": seconds, "world_seed": cfg.world_seed,
-            "rows": rows}
+            print(
+                f"{est:14s} {t_name:12s} {r.mc_rmse:9.5f} {r.mc_rmse_se:8.5f} {r.analytic_rmse:9.5f} "
+                f"{r.z_score:6.2f} {decision:9.5f} {'yes' if row['chosen'] else '':>7s}",
+                flush=True,
+            )
+    return {"alpha": alpha_map, "n": n, "reps": reps, "seconds": seconds, "world_seed": cfg.world_seed, "rows": rows}
 
 
 def main() -> None:

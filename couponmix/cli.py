@@ -5,6 +5,7 @@ Each command calls one function of ``couponmix.studies.commands`` and prints its
 Errors in the input end the program with one line on stderr, exit code 2, and
 nothing written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,21 @@ import sys
 from couponmix.errors import CouponmixError
 from couponmix.ope.estimators import optimisable
 
-__all__ = ['EXIT_BAD_INPUT', 'ESTIMATOR_CHOICES', 'build_parser', 'cmd_plan', 'cmd_scenarios', 'cmd_cache', 'cmd_run', 'cmd_batch',
-           'cmd_simulate', 'cmd_evaluate', 'cmd_validate', 'COMMANDS', 'main']
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "ESTIMATOR_CHOICES",
+    "build_parser",
+    "cmd_plan",
+    "cmd_scenarios",
+    "cmd_cache",
+    "cmd_run",
+    "cmd_batch",
+    "cmd_simulate",
+    "cmd_evaluate",
+    "cmd_validate",
+    "COMMANDS",
+    "main",
+]
 
 EXIT_BAD_INPUT = 2
 #: estimators with an exact error formula for every mixture (dr_fitted is compared at a mix, not optimised)
@@ -29,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 def _estimator(args):
     from couponmix.ope.estimators import EstimatorSpec
 
-    if not hasattr(args, "estimator"):   # validate takes --estimators (and its own --clip); simulate none
+    if not hasattr(args, "estimator"):  # validate takes --estimators (and its own --clip); simulate none
         return None
     if args.estimator is None:
         if args.clip is not None:
@@ -39,28 +53,35 @@ def _estimator(args):
 
 
 def _add_common(p, clip: bool = True, n_help: str = "log size: customers in the future evaluation log"):
-    p.add_argument("scenario", nargs="?", default=None,
-                   help="scenario name (see `couponmix scenarios`; default: the study file's, else market)")
-    p.add_argument("--config", default=None,
-                   help="study file (YAML: scenario, market parameters, n, estimator, tolerance, ...; see "
-                        "reports/examples/studies/) or a market parameter file")
+    p.add_argument(
+        "scenario", nargs="?", default=None, help="scenario name (see `couponmix scenarios`; default: the study file's, else market)"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="study file (YAML: scenario, market parameters, n, estimator, tolerance, ...; see "
+        "reports/examples/studies/) or a market parameter file",
+    )
     p.add_argument("--n", type=int, default=None, help=n_help)
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of this command's draws: logs, replications, evaluation sample, optimiser (default 0)")
-    p.add_argument("--world-seed", type=int, default=None,
-                   help="seed of the simulated world: market history, revenue model, budgets (default 0); the same "
-                        "world seed with different --seed values gives replicate logs of one market")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of this command's draws: logs, replications, evaluation sample, optimiser (default 0)"
+    )
+    p.add_argument(
+        "--world-seed",
+        type=int,
+        default=None,
+        help="seed of the simulated world: market history, revenue model, budgets (default 0); the same "
+        "world seed with different --seed values gives replicate logs of one market",
+    )
     if clip:
         p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips, switch_dr (default 10) or dr")
-    p.add_argument("--eval-size", type=int, default=None,
-                   help="covariate sample size for the exact objectives (default 100,000)")
+    p.add_argument("--eval-size", type=int, default=None, help="covariate sample size for the exact objectives (default 100,000)")
     _add_verbosity(p)
 
 
 def _add_backend(p):
     p.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
-    p.add_argument("--scheduler", default=None,
-                   help="run on Dask instead: threads, processes, or a dask.distributed scheduler address")
+    p.add_argument("--scheduler", default=None, help="run on Dask instead: threads, processes, or a dask.distributed scheduler address")
 
 
 def _backend(args):
@@ -87,7 +108,7 @@ def _setup_output(args) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("couponmix: %(message)s"))
         logger.addHandler(handler)
-        logger.propagate = False   # some libraries configure the root logger; print each step once
+        logger.propagate = False  # some libraries configure the root logger; print each step once
 
 
 def _study(args):
@@ -95,12 +116,17 @@ def _study(args):
     from couponmix.studies.config import StudyConfig, load_study
 
     cfg = load_study(args.config) if args.config is not None else StudyConfig()
-    if (args.scenario is not None and cfg.scenario_config is not None and args.scenario != cfg.scenario):
-        raise CouponmixError(f"the config gives parameters of scenario {cfg.scenario!r} but the scenario is "
-                             f"{args.scenario!r}")
-    return cfg.with_overrides(scenario=args.scenario, n=args.n, seed=args.seed, world_seed=args.world_seed,
-                              estimator=_estimator(args),
-                              eval_size=args.eval_size, **_run_overrides(args))
+    if args.scenario is not None and cfg.scenario_config is not None and args.scenario != cfg.scenario:
+        raise CouponmixError(f"the config gives parameters of scenario {cfg.scenario!r} but the scenario is {args.scenario!r}")
+    return cfg.with_overrides(
+        scenario=args.scenario,
+        n=args.n,
+        seed=args.seed,
+        world_seed=args.world_seed,
+        estimator=_estimator(args),
+        eval_size=args.eval_size,
+        **_run_overrides(args),
+    )
 
 
 def _log_size(cfg, sc) -> int:
@@ -111,8 +137,15 @@ def _log_size(cfg, sc) -> int:
 def _run_overrides(args) -> dict:
     if args.command != "run":
         return {}
-    return dict(max_rmse=args.max_rmse, floor=args.floor, aggregate=args.aggregate, tolerance=args.tol,
-                daily_traffic=args.daily_traffic, pop_size=args.pop_size, generations=args.generations)
+    return dict(
+        max_rmse=args.max_rmse,
+        floor=args.floor,
+        aggregate=args.aggregate,
+        tolerance=args.tol,
+        daily_traffic=args.daily_traffic,
+        pop_size=args.pop_size,
+        generations=args.generations,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,24 +162,29 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="optimise the mixture and write summary.json, pareto.csv, report.html")
     _add_common(run)
     run.add_argument("--out", required=True, help="output directory")
-    run.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None,
-                     help="force one OPE estimator (default: the most precise one for each future policy)")
+    run.add_argument(
+        "--estimator",
+        choices=ESTIMATOR_CHOICES,
+        default=None,
+        help="force one OPE estimator (default: the most precise one for each future policy)",
+    )
     run.add_argument("--pop-size", type=int, default=None, help="optimiser population (default 100)")
     run.add_argument("--generations", type=int, default=None, help="optimiser generations (default 100)")
-    run.add_argument("--max-rmse", type=float, default=None,
-                     help="recommend the highest-revenue mix with RMSE at most this (default: knee point)")
+    run.add_argument(
+        "--max-rmse", type=float, default=None, help="recommend the highest-revenue mix with RMSE at most this (default: knee point)"
+    )
     run.add_argument("--floor", type=float, default=None, help="minimum share of every component (default 0.01)")
-    run.add_argument("--aggregate", choices=["max", "mean"], default=None,
-                     help="combine per-target RMSEs by their max (default) or mean")
-    run.add_argument("--tol", type=float, default=None,
-                     help="also plan: the least exploration rate with RMSE <= TOL at log size n, and its cost")
-    run.add_argument("--daily-traffic", type=float, default=None,
-                     help="customers per day, to read log sizes as days in the report (default 10,000)")
+    run.add_argument("--aggregate", choices=["max", "mean"], default=None, help="combine per-target RMSEs by their max (default) or mean")
+    run.add_argument(
+        "--tol", type=float, default=None, help="also plan: the least exploration rate with RMSE <= TOL at log size n, and its cost"
+    )
+    run.add_argument(
+        "--daily-traffic", type=float, default=None, help="customers per day, to read log sizes as days in the report (default 10,000)"
+    )
 
     batch = sub.add_parser("batch", help="run every study file of a folder, in parallel, resumable")
     batch.add_argument("folder", help="folder of study files (*.yaml, *.yml)")
-    batch.add_argument("--out", required=True, help="output folder: one sub-folder per study, index.html, "
-                                                    "comparison.csv")
+    batch.add_argument("--out", required=True, help="output folder: one sub-folder per study, index.html, comparison.csv")
     batch.add_argument("--workers", type=int, default=None, help="studies run at once (default: cores)")
     _add_verbosity(batch)
 
@@ -154,22 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sim, clip=False, n_help="customers to simulate and write (default: the scenario's log size)")
     sim.add_argument("--alpha", required=True, help="mixture, e.g. explore=0.1,exploit=0.9")
     sim.add_argument("--out", required=True, help="new output folder for part-NNNNNN.parquet and _summary.json")
-    sim.add_argument("--chunk-size", type=int, default=None,
-                     help="customers per file, a multiple of 65,536 (default 1,048,576)")
+    sim.add_argument("--chunk-size", type=int, default=None, help="customers per file, a multiple of 65,536 (default 1,048,576)")
     _add_backend(sim)
 
-    ev = sub.add_parser("evaluate", help="exact revenue and OPE error of given mixtures on a population of "
-                                         "any size, streamed in chunks")
+    ev = sub.add_parser("evaluate", help="exact revenue and OPE error of given mixtures on a population of any size, streamed in chunks")
     _add_common(ev)
-    ev.add_argument("--alpha", required=True, action="append",
-                    help="mixture, e.g. explore=0.1,exploit=0.9 (repeat the option for several)")
-    ev.add_argument("--population", type=int, default=1_000_000,
-                    help="customers in the evaluation population (default 1,000,000)")
-    ev.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None,
-                    help="OPE estimator (default: IPS where its variance is finite, else clipped IPS)")
+    ev.add_argument("--alpha", required=True, action="append", help="mixture, e.g. explore=0.1,exploit=0.9 (repeat the option for several)")
+    ev.add_argument("--population", type=int, default=1_000_000, help="customers in the evaluation population (default 1,000,000)")
+    ev.add_argument(
+        "--estimator",
+        choices=ESTIMATOR_CHOICES,
+        default=None,
+        help="OPE estimator (default: IPS where its variance is finite, else clipped IPS)",
+    )
     ev.add_argument("--naive", action="store_true", help="naive multi-logger weights (default: balanced)")
-    ev.add_argument("--chunk-size", type=int, default=None,
-                    help="customers per chunk, a multiple of 65,536 (default 262,144)")
+    ev.add_argument("--chunk-size", type=int, default=None, help="customers per chunk, a multiple of 65,536 (default 262,144)")
     ev.add_argument("--json", action="store_true", help="print JSON")
     _add_backend(ev)
 
@@ -177,21 +214,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(val)
     val.add_argument("--alpha", required=True, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
     val.add_argument("--reps", type=int, default=200, help="number of simulated logs")
-    val.add_argument("--estimators", default=None,
-                     help="comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,dr_fitted,ips[naive],dr[naive] "
-                          "(default: all whose variance is finite here)")
+    val.add_argument(
+        "--estimators",
+        default=None,
+        help="comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,dr_fitted,ips[naive],dr[naive] "
+        "(default: all whose variance is finite here)",
+    )
     _add_backend(val)
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
     plan = sub.add_parser("plan", help="least-cost mixture for a tolerance, or the log size needed at a mixture")
     _add_common(plan)
     plan.add_argument("--tol", type=float, required=True, help="error every future policy must reach")
     plan.add_argument("--alpha", default=None, help="a mixture (e.g. exploit=0.9,explore=0.1): report the log size needed")
-    plan.add_argument("--eps", type=float, default=None,
-                      help="exploration rate (share of 'explore', the rest to the revenue-best component): the log "
-                           "size needed there")
+    plan.add_argument(
+        "--eps",
+        type=float,
+        default=None,
+        help="exploration rate (share of 'explore', the rest to the revenue-best component): the log size needed there",
+    )
     plan.add_argument("--floor", type=float, default=0.0, help="every component's minimum share (default 0)")
-    plan.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=None,
-                      help="force one estimator (default: the most precise per future policy)")
+    plan.add_argument(
+        "--estimator", choices=ESTIMATOR_CHOICES, default=None, help="force one estimator (default: the most precise per future policy)"
+    )
     plan.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -201,6 +245,8 @@ def cmd_plan(args) -> int:
 
     from couponmix.studies.commands import plan
 
+    if args.n is not None and (args.eps is not None or args.alpha is not None):
+        raise CouponmixError("give --n (for the least-cost mixture) or --alpha/--eps (for the log size), not both")
     res = plan(_study(args), args.tol, alpha=args.alpha, eps=args.eps, floor=args.floor)
     print(json.dumps(res.to_dict(), indent=1) if args.json else res.text())
     return 0
@@ -227,11 +273,11 @@ def cmd_run(args) -> int:
     from couponmix.outputs.writer import STUDY_FILES
     from couponmix.studies.commands import run
 
-    check_replaceable(check_output_dir(args.out), STUDY_FILES)   # before reading the study: fail fast
+    check_replaceable(check_output_dir(args.out), STUDY_FILES)  # before reading the study: fail fast
     res = run(_study(args), args.out, quiet=args.quiet)
     if not args.quiet:
         print(headline(res.summary))
-    for w in res.summary.warnings:   # even with --quiet: they change how the numbers may be used
+    for w in res.summary.warnings:  # even with --quiet: they change how the numbers may be used
         print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(f"wrote {', '.join(res.files)} to {args.out}")
@@ -243,9 +289,8 @@ def cmd_batch(args) -> int:
 
     res = batch(args.folder, args.out, workers=args.workers, quiet=args.quiet)
     if not args.quiet:
-        print(f"{res.done} studies done ({res.skipped} already finished, {res.ran} run now), {res.failed} failed; "
-              f"see {res.index}")
-    for name, err in res.errors.items():    # errors, even with --quiet
+        print(f"{res.done} studies done ({res.skipped} already finished, {res.ran} run now), {res.failed} failed; see {res.index}")
+    for name, err in res.errors.items():  # errors, even with --quiet
         print(f"failed: {name}: {err}", file=sys.stderr)
     return 1 if res.failed else 0
 
@@ -255,8 +300,7 @@ def cmd_simulate(args) -> int:
     from couponmix.studies.commands import simulate
 
     with Progress(0, "writing chunks", args.quiet) as bar:
-        res = simulate(_study(args), args.alpha, args.out, args.chunk_size, _backend(args), on_chunk=bar.update_to,
-                       on_start=bar.set_total)
+        res = simulate(_study(args), args.alpha, args.out, args.chunk_size, _backend(args), on_chunk=bar.update_to, on_start=bar.set_total)
     if not args.quiet:
         print(res.text())
     return 0
@@ -269,8 +313,7 @@ def cmd_evaluate(args) -> int:
     from couponmix.studies.commands import evaluate, n_chunks
 
     with Progress(n_chunks(args.population, args.chunk_size), "evaluating chunks", args.quiet or args.json) as bar:
-        res = evaluate(_study(args), args.alpha, args.population, args.chunk_size, args.naive, _backend(args),
-                       on_chunk=bar.update_to)
+        res = evaluate(_study(args), args.alpha, args.population, args.chunk_size, args.naive, _backend(args), on_chunk=bar.update_to)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
         return 0
@@ -290,20 +333,27 @@ def cmd_validate(args) -> int:
     if args.out is not None:
         check_output_dir(args.out)
     with Progress(args.reps, "simulating logs", args.quiet) as bar:
-        res = validate(_study(args), args.alpha, args.estimators, args.reps, args.clip, _backend(args),
-                       on_replication=bar.update_to)
+        res = validate(_study(args), args.alpha, args.estimators, args.reps, args.clip, _backend(args), on_replication=bar.update_to)
     print(res.text())
     if args.out is not None:
         write_outputs(args.out, {"validation.json": to_json(res.to_dict())})
     return 0
 
 
-COMMANDS = {"scenarios": cmd_scenarios, "cache": cmd_cache, "run": cmd_run, "batch": cmd_batch, "simulate": cmd_simulate,
-            "evaluate": cmd_evaluate, "validate": cmd_validate, "plan": cmd_plan}
+COMMANDS = {
+    "scenarios": cmd_scenarios,
+    "cache": cmd_cache,
+    "run": cmd_run,
+    "batch": cmd_batch,
+    "simulate": cmd_simulate,
+    "evaluate": cmd_evaluate,
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+}
 
 
 def main(argv=None) -> int:
-    if argv is None:   # a real command line (not a caller passing arguments): tune this process's allocator
+    if argv is None:  # a real command line (not a caller passing arguments): tune this process's allocator
         from couponmix.infra.memory import tune_allocator
 
         tune_allocator()

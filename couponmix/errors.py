@@ -1,5 +1,4 @@
-
-__all__ = ['CouponmixError']
+__all__ = ["CouponmixError"]
 """The one exception type couponmix raises for bad input.
 
 The CLI turns it into a one-line message and a non-zero exit code; library

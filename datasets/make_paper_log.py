@@ -4,6 +4,7 @@ pscore (acting component's own propensity), pscore_avg (balanced propensity).
 
     .venv/bin/python datasets/make_paper_log.py
 """
+
 from pathlib import Path
 
 import pandas as pd

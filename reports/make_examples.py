@@ -1,5 +1,6 @@
 """Regenerate reports/examples/: the default market report (with a browser screenshot), the published
 setting, and the batch of example campaign studies. Run with `make examples`."""
+
 from __future__ import annotations
 
 import shutil

@@ -13,6 +13,7 @@ The logging components and targets are built on first use: a historical log from
 the baseline policy trains the cross-fitted LightGBM revenue model, whose greedy
 policy (under an optional budget) is the exploit component.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,6 +25,7 @@ import yaml
 
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
+from couponmix.infra.schema import parse
 from couponmix.infra.seeding import stream
 from couponmix.policy.allocation import Budget, GreedyAllocator, softmax
 from couponmix.policy.mixture import sample_actions
@@ -31,14 +33,11 @@ from couponmix.policy.policies import Policy, one_hot, uniform
 from couponmix.policy.revenue_model import CrossFittedRevenueModel
 
 from .base import Scenario
+from .market_config import CATEGORICAL, CHANNELS, FEATURES, MarketConfig
 
-FEATURES = ("recency", "frequency", "monetary", "tenure", "segment", "channel")
-CHANNELS = ("email", "app")
-CATEGORICAL = ("segment", "channel")
 DEFAULT_CONFIG = Path(__file__).with_name("configs") / "market.yaml"
 # maps whose keys the user names (replaced whole, not merged key by key)
-OPEN_MAPS = {("population", "segments"), ("actions",), ("purchase", "uplift"), ("basket", "lift"), ("rules",),
-             ("targets",)}
+OPEN_MAPS = {("population", "segments"), ("actions",), ("purchase", "uplift"), ("basket", "lift"), ("rules",), ("targets",)}
 
 
 def _merge(default, user, path=()):
@@ -68,85 +67,18 @@ def load_config(path=None) -> dict:
     return validate_config(_merge(default, user))
 
 
-def _number(value, name, lo=-np.inf, hi=np.inf):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise CouponmixError(f"config: {name} must be a finite number, got {value!r}")
-    if not lo <= value <= hi:
-        raise CouponmixError(f"config: {name} must lie in [{lo}, {hi}], got {value}")
-    return float(value)
-
-
 def validate_config(cfg: dict) -> dict:
-    pop = cfg["population"]
-    segments = pop["segments"]
-    if not isinstance(segments, dict) or not segments:
-        raise CouponmixError("config: population.segments must name at least one segment")
-    shares = [_number(v, f"population.segments.{k}", 0, 1) for k, v in segments.items()]
-    if abs(sum(shares) - 1) > 1e-9:
-        raise CouponmixError(f"config: population.segments shares sum to {sum(shares):.6g}, not 1")
-    _number(pop["app_share"], "population.app_share", 0, 1)
-    for key in ("recency_mean_days", "frequency_mean", "monetary_log_sd", "tenure_max_years"):
-        _number(pop[key], f"population.{key}", 0)
-    actions = cfg["actions"]
-    if not isinstance(actions, dict) or len(actions) < 2:
-        raise CouponmixError("config: actions must list no coupon and at least one coupon")
-    for name, act in actions.items():
-        for key in ("discount", "cost_per_order", "cost_per_send"):
-            if key not in act:
-                raise CouponmixError(f"config: actions.{name} lacks {key}")
-        _number(act["discount"], f"actions.{name}.discount", 0, 1)
-        _number(act["cost_per_order"], f"actions.{name}.cost_per_order", 0)
-        _number(act["cost_per_send"], f"actions.{name}.cost_per_send", 0)
-    first = next(iter(actions.values()))
-    if any(first[k] != 0 for k in ("discount", "cost_per_order", "cost_per_send")):
-        raise CouponmixError("config: the first action is 'no coupon' and must have zero discount and costs")
-    coupons = list(actions)[1:]
-    for seg in segments:
-        if seg not in cfg["purchase"]["uplift"]:
-            raise CouponmixError(f"config: purchase.uplift has no entry for segment {seg}")
-        for c in coupons:
-            _number(cfg["purchase"]["uplift"][seg].get(c), f"purchase.uplift.{seg}.{c}")
-    for c in coupons:
-        _number(cfg["basket"]["lift"].get(c), f"basket.lift.{c}")
-    _number(cfg["basket"]["log_sd"], "basket.log_sd", 0)
-    for name, rule in cfg["rules"].items():
-        when = rule.get("when", {})
-        if when.get("feature") not in FEATURES:
-            raise CouponmixError(f"config: rules.{name}.when.feature must be one of {', '.join(FEATURES)}")
-        if rule.get("action") not in actions:
-            raise CouponmixError(f"config: rules.{name}.action {rule.get('action')!r} is not an action")
-    model = cfg["model"]
-    bad = [f for f in model["features"] if f not in FEATURES]
-    if bad:
-        raise CouponmixError(f"config: model.features has unknown feature(s) {', '.join(bad)}")
-    budget = cfg["exploit"]["budget"]
-    Budget(budget.get("max_coupon_share"), budget.get("max_spend_per_customer"))
-    if cfg["explore"]["kind"] not in ("uniform", "softmax"):
-        raise CouponmixError("config: explore.kind must be uniform or softmax")
-    known = {"exploit", "explore", *cfg["rules"]}
-    comps = cfg["components"]
-    if len(comps) < 2 or len(set(comps)) != len(comps) or any(c not in known for c in comps):
-        raise CouponmixError(f"config: components must be two or more distinct names among {', '.join(sorted(known))}")
-    hist = cfg["history"]["policy"]
-    if hist != "uniform" and hist not in cfg["rules"]:
-        raise CouponmixError(f"config: history.policy must be uniform or a rule name, got {hist!r}")
-    for name, t in cfg["targets"].items():
-        kind = t.get("kind")
-        if kind not in ("greedy_model", "softmax_model", "rule", "uniform"):
-            raise CouponmixError(f"config: targets.{name}.kind must be greedy_model, softmax_model, rule or uniform")
-        if kind == "rule" and t.get("rule") not in cfg["rules"]:
-            raise CouponmixError(f"config: targets.{name}.rule names no rule")
-        if kind == "greedy_model" and any(f not in FEATURES for f in t.get("features", [])):
-            raise CouponmixError(f"config: targets.{name}.features has an unknown feature")
-    if not cfg["targets"]:
-        raise CouponmixError("config: at least one target is needed")
-    return cfg
+    """The merged config checked against the declarative schema (``market_config.MarketConfig``), as a plain
+    mapping (keys left unset are absent)."""
+    return parse(MarketConfig, cfg, "config").model_dump(exclude_none=True)
 
 
 class MarketScenario(Scenario):
     name = "market"
-    description = ("Simulated coupon market (default): LightGBM-driven greedy coupons mixed with randomized "
-                   "exploration at a tunable rate. Parameters in a YAML config (--config).")
+    description = (
+        "Simulated coupon market (default): LightGBM-driven greedy coupons mixed with randomized "
+        "exploration at a tunable rate. Parameters in a YAML config (--config)."
+    )
     covariate_names = FEATURES
     default_n = 50_000
     takes_config = True
@@ -163,8 +95,8 @@ class MarketScenario(Scenario):
         self.segment_names = tuple(self.cfg["population"]["segments"])
         segs, coupons = self.segment_names, self.action_names[1:]
         up = self.cfg["purchase"]["uplift"]
-        self.uplift = np.array([[0.0] + [float(up[s][c]) for c in coupons] for s in segs])      # (S, A)
-        self.lift = np.array([0.0] + [float(self.cfg["basket"]["lift"][c]) for c in coupons])    # (A,)
+        self.uplift = np.array([[0.0] + [float(up[s][c]) for c in coupons] for s in segs])  # (S, A)
+        self.lift = np.array([0.0] + [float(self.cfg["basket"]["lift"][c]) for c in coupons])  # (A,)
 
     # ----- the law of customers and the exact reward moments -------------------------------------
     def sample_covariates(self, n, rng):
@@ -181,9 +113,14 @@ class MarketScenario(Scenario):
     def buy_probability(self, x):
         pur = self.cfg["purchase"]
         recency, frequency, monetary, tenure, segment, channel = x.T
-        base = (pur["intercept"] + pur["recency_per_30_days"] * recency / 30
-                + pur["log1p_frequency"] * np.log1p(frequency) + pur["log_monetary"] * np.log(monetary / 30)
-                + pur["tenure_per_year"] * tenure + pur["app_channel"] * channel)
+        base = (
+            pur["intercept"]
+            + pur["recency_per_30_days"] * recency / 30
+            + pur["log1p_frequency"] * np.log1p(frequency)
+            + pur["log_monetary"] * np.log(monetary / 30)
+            + pur["tenure_per_year"] * tenure
+            + pur["app_channel"] * channel
+        )
         boost = 1 + pur["uplift_recency_boost_per_30_days"] * recency / 30
         logit = base[:, None] + self.uplift[segment.astype(int)] * boost[:, None]
         return 1.0 / (1.0 + np.exp(-logit))
@@ -247,8 +184,7 @@ class MarketScenario(Scenario):
 
     def _rule_policy(self, name: str) -> Policy:
         rule = self.cfg["rules"][name]
-        return Policy(name, lambda x: self._rule_probs(rule, x), self.n_actions,
-                      rule.get("description", f"rule {name}"))
+        return Policy(name, lambda x: self._rule_probs(rule, x), self.n_actions, rule.get("description", f"rule {name}"))
 
     @cached_property
     def history(self) -> dict:
@@ -267,10 +203,18 @@ class MarketScenario(Scenario):
         h = self.history
         idx = [FEATURES.index(f) for f in features]
         model = CrossFittedRevenueModel(
-            self.n_actions, idx, [FEATURES.index(c) for c in CATEGORICAL], folds=int(m["folds"]),
-            params=dict(n_estimators=int(m["n_estimators"]), learning_rate=float(m["learning_rate"]),
-                        num_leaves=int(m["num_leaves"]), min_child_samples=int(m["min_child_samples"])),
-            seed=self.seed)
+            self.n_actions,
+            idx,
+            [FEATURES.index(c) for c in CATEGORICAL],
+            folds=int(m["folds"]),
+            params=dict(
+                n_estimators=int(m["n_estimators"]),
+                learning_rate=float(m["learning_rate"]),
+                num_leaves=int(m["num_leaves"]),
+                min_child_samples=int(m["min_child_samples"]),
+            ),
+            seed=self.seed,
+        )
         return model.fit(h["x"], h["action"], h[target])
 
     @cached_property
@@ -284,8 +228,7 @@ class MarketScenario(Scenario):
 
     @cached_property
     def cost_model(self) -> CrossFittedRevenueModel | None:
-        return self._fit(self.cfg["model"]["features"], "spend") if self.budget.max_spend_per_customer is not None \
-            else None
+        return self._fit(self.cfg["model"]["features"], "spend") if self.budget.max_spend_per_customer is not None else None
 
     @cached_property
     def calibration_x(self) -> np.ndarray:
@@ -318,11 +261,14 @@ class MarketScenario(Scenario):
     def _explore(self) -> Policy:
         e = self.cfg["explore"]
         if e["kind"] == "uniform":
-            return Policy("explore", lambda x: uniform(len(x), self.n_actions), self.n_actions,
-                          "uniform over all actions")
+            return Policy("explore", lambda x: uniform(len(x), self.n_actions), self.n_actions, "uniform over all actions")
         t = float(e["temperature"])
-        return Policy("explore", lambda x: softmax(self.model.predict(x), t), self.n_actions,
-                      f"softmax of the revenue model's predictions, temperature {t:g}")
+        return Policy(
+            "explore",
+            lambda x: softmax(self.model.predict(x), t),
+            self.n_actions,
+            f"softmax of the revenue model's predictions, temperature {t:g}",
+        )
 
     def components(self):
         out = {}
@@ -330,9 +276,12 @@ class MarketScenario(Scenario):
         for name in self.cfg["components"]:
             if name == "exploit":
                 desc = "greedy coupon of the LightGBM revenue model" + (
-                    f" (budget: {budget.max_coupon_share:.0%} of customers)" if budget.max_coupon_share is not None
+                    f" (budget: {budget.max_coupon_share:.0%} of customers)"
+                    if budget.max_coupon_share is not None
                     else f" (budget: {budget.max_spend_per_customer:g} spend per customer)"
-                    if budget.max_spend_per_customer is not None else "")
+                    if budget.max_spend_per_customer is not None
+                    else ""
+                )
                 out[name] = Policy(name, self.exploit_probs, self.n_actions, desc)
             elif name == "explore":
                 out[name] = self._explore()
@@ -342,8 +291,11 @@ class MarketScenario(Scenario):
 
     @cached_property
     def _target_models(self) -> dict:
-        return {name: self._fit(t.get("features", self.cfg["model"]["features"]), "reward")
-                for name, t in self.cfg["targets"].items() if t["kind"] == "greedy_model"}
+        return {
+            name: self._fit(t.get("features", self.cfg["model"]["features"]), "reward")
+            for name, t in self.cfg["targets"].items()
+            if t["kind"] == "greedy_model"
+        }
 
     def targets(self):
         out = {}
@@ -355,19 +307,25 @@ class MarketScenario(Scenario):
                 out[name] = Policy(name, fn, self.n_actions, desc or "greedy policy of a retrained model")
             elif kind == "softmax_model":
                 temp = float(t.get("temperature", 1.0))
-                out[name] = Policy(name, (lambda tt: lambda x: softmax(self.model.predict(x), tt))(temp),
-                                   self.n_actions, desc or f"softmax of the model, temperature {temp:g}")
+                out[name] = Policy(
+                    name,
+                    (lambda tt: lambda x: softmax(self.model.predict(x), tt))(temp),
+                    self.n_actions,
+                    desc or f"softmax of the model, temperature {temp:g}",
+                )
             elif kind == "rule":
                 pol = self._rule_policy(t["rule"])
                 out[name] = Policy(name, pol.fn, self.n_actions, desc or pol.description)
             else:
-                out[name] = Policy(name, lambda x: uniform(len(x), self.n_actions), self.n_actions,
-                                   desc or "uniform over all actions")
+                out[name] = Policy(name, lambda x: uniform(len(x), self.n_actions), self.n_actions, desc or "uniform over all actions")
         return out
 
     def reference_policies(self):
-        return {"oracle": Policy("oracle", self.oracle_probs, self.n_actions,
-                                 "true best action per customer (from the simulator's truth), same budget")}
+        return {
+            "oracle": Policy(
+                "oracle", self.oracle_probs, self.n_actions, "true best action per customer (from the simulator's truth), same budget"
+            )
+        }
 
     def reward_model(self, x):
         """The production revenue model: trained on the historical log, so fixed before any new log."""
@@ -392,8 +350,7 @@ class MarketScenario(Scenario):
         truth = self.mu(x)
         pred = self.model.predict(x)
         h = self.history
-        means = np.array([h["reward"][h["action"] == a].mean() if (h["action"] == a).any() else 0.0
-                          for a in range(self.n_actions)])
+        means = np.array([h["reward"][h["action"] == a].mean() if (h["action"] == a).any() else 0.0 for a in range(self.n_actions)])
         oof = self.model.out_of_fold()
         rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
         base = float(np.sqrt(np.mean((means[None, :] - truth) ** 2)))

@@ -11,6 +11,7 @@ target has its own.) ``PaperFloorScenario`` is the same market with pi1's
 coupon probability clipped to [floor, 1 - floor], which keeps every balanced
 propensity away from 0 and so makes IPS variance finite.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,10 @@ _CELLS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 class PaperScenario(Scenario):
     name = "paper"
-    description = ("Published PRICAI 2024 setting: x ~ U(0,1)^4, coupon or not, three logging rules, "
-                   "two targets. Plain IPS has infinite variance for every mixture.")
+    description = (
+        "Published PRICAI 2024 setting: x ~ U(0,1)^4, coupon or not, three logging rules, "
+        "two targets. Plain IPS has infinite variance for every mixture."
+    )
     action_names = ("no_coupon", "coupon")
     covariate_names = ("x1", "x2", "x3", "x4")
     default_n = 10_000
@@ -52,19 +55,24 @@ class PaperScenario(Scenario):
 
     def components(self):
         return {
-            "pi1": Policy("pi1", lambda x: binary(self._pi1(x)), 2,
-                          "coupon with probability x1" + (f" clipped to [{self.pi1_floor:g}, {1 - self.pi1_floor:g}]"
-                                                          if self.pi1_floor else "")),
+            "pi1": Policy(
+                "pi1",
+                lambda x: binary(self._pi1(x)),
+                2,
+                "coupon with probability x1" + (f" clipped to [{self.pi1_floor:g}, {1 - self.pi1_floor:g}]" if self.pi1_floor else ""),
+            ),
             "pi2": Policy("pi2", lambda x: binary(x[:, 1] >= 0.5), 2, "coupon iff x2 >= 0.5"),
             "pi3": Policy("pi3", lambda x: binary(x[:, 2] >= 0.5), 2, "coupon iff x3 >= 0.5"),
         }
 
     def targets(self):
         return {
-            "pi_e1": Policy("pi_e1", lambda x: binary(np.where(x[:, 1] >= 0.5, 0.8, 0.2)), 2,
-                            "coupon with probability 0.8 if x2 >= 0.5 else 0.2"),
-            "pi_e2": Policy("pi_e2", lambda x: binary(np.where(x[:, 1] >= 0.5, 0.2, 0.8)), 2,
-                            "coupon with probability 0.2 if x2 >= 0.5 else 0.8"),
+            "pi_e1": Policy(
+                "pi_e1", lambda x: binary(np.where(x[:, 1] >= 0.5, 0.8, 0.2)), 2, "coupon with probability 0.8 if x2 >= 0.5 else 0.2"
+            ),
+            "pi_e2": Policy(
+                "pi_e2", lambda x: binary(np.where(x[:, 1] >= 0.5, 0.2, 0.8)), 2, "coupon with probability 0.2 if x2 >= 0.5 else 0.8"
+            ),
         }
 
     def weight_moment_verdict(self, target, alpha):
@@ -84,23 +92,28 @@ class PaperScenario(Scenario):
             for action, c in ((1, a2 * b2 + a3 * b3), (0, a2 * (1 - b2) + a3 * (1 - b3))):
                 if c > 0:
                     continue
-                where = (f"x2 {'>=' if b2 else '<'} 0.5 and x3 {'>=' if b3 else '<'} 0.5")
+                where = f"x2 {'>=' if b2 else '<'} 0.5 and x3 {'>=' if b3 else '<'} 0.5"
                 act = self.action_names[action]
                 if a1 == 0:
-                    return SupportVerdict("unsupported", "analytic",
-                                          f"no logging component ever plays {act} where {where}, "
-                                          f"but {target} does")
+                    return SupportVerdict(
+                        "unsupported", "analytic", f"no logging component ever plays {act} where {where}, but {target} does"
+                    )
                 if self.pi1_floor == 0:
                     edge = "0" if action == 1 else "1"
-                    return SupportVerdict("infinite", "analytic",
-                                          f"where {where} only pi1 can play {act}, with probability that goes to 0 "
-                                          f"as x1 -> {edge}; the integral of 1/x1 diverges, so IPS variance is "
-                                          "infinite for every mixture with this support")
+                    return SupportVerdict(
+                        "infinite",
+                        "analytic",
+                        f"where {where} only pi1 can play {act}, with probability that goes to 0 "
+                        f"as x1 -> {edge}; the integral of 1/x1 diverges, so IPS variance is "
+                        "infinite for every mixture with this support",
+                    )
         return SupportVerdict("finite", "analytic", "every balanced propensity is bounded away from 0")
 
 
 class PaperFloorScenario(PaperScenario):
     name = "paper_floor"
-    description = ("The published setting with pi1's coupon probability clipped to [0.05, 0.95]: "
-                   "propensities are bounded away from 0, so plain IPS has finite variance.")
+    description = (
+        "The published setting with pi1's coupon probability clipped to [0.05, 0.95]: "
+        "propensities are bounded away from 0, so plain IPS has finite variance."
+    )
     pi1_floor = 0.05

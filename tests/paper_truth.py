@@ -6,6 +6,7 @@ E[x | lower] = 1/4, E[x^2 | lower] = 1/12. mu(x,1) = x2 + x3, m2(x,1) = (x2 + x3
 mu(x,0) = 0, m2(x,0) = 1. Policies depend on x1 and the cell only, so within a cell the
 (x2, x3) moments factor out and only an integral over x1 remains.
 """
+
 import numpy as np
 from scipy import integrate
 
@@ -38,6 +39,7 @@ def clipped_moments(alpha, target, lam=np.inf, floor=0.0):
     for b2, b3 in CELLS:
         pe1 = target_p1(target, b2)
         for action, pe, mu, m2 in ((1, pe1, cell_mu(b2, b3), cell_m2(b2, b3)), (0, 1 - pe1, 0.0, 1.0)):
+
             def p(x1):
                 g = min(max(x1, floor), 1 - floor)
                 return a1 * g + a2 * b2 + a3 * b3 if action == 1 else a1 * (1 - g) + a2 * (1 - b2) + a3 * (1 - b3)

@@ -1,4 +1,5 @@
 """Study files and batch runs: end to end, resumable after a kill, failures isolated."""
+
 import json
 import os
 import shutil
@@ -18,8 +19,7 @@ from couponmix.studies.config import StudyConfig, load_study
 
 STUDIES = Path(__file__).with_name("data") / "studies"
 NAMES = ["a_floor", "b_market", "c_paper"]
-RESULT_FILES = [".couponmix", "exploration.png", "front.png", "log_size.png", "pareto.csv", "report.html", "study.yaml",
-                "summary.json"]
+RESULT_FILES = [".couponmix", "exploration.png", "front.png", "log_size.png", "pareto.csv", "report.html", "study.yaml", "summary.json"]
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -56,7 +56,7 @@ def test_batch_writes_every_study_an_index_and_a_comparison(reference):
 def test_study_file_fields_reach_the_summary(reference):
     s = json.loads((reference / "b_market" / "summary.json").read_text())
     assert s["n"] == 20000 and s["seed"] == 1 and s["evaluation_sample_size"] == 5000
-    assert s["plan"]["tol"] == 1.5                          # tolerance
+    assert s["plan"]["tol"] == 1.5  # tolerance
     assert s["optimiser"]["pop_size"] == 8 and s["optimiser"]["generations"] == 3
     assert s["study"]["title"] == "Small market with a coupon budget"
     c = json.loads((reference / "c_paper" / "summary.json").read_text())
@@ -75,10 +75,13 @@ def test_run_with_a_study_file_equals_the_batch_study(reference, tmp_path):
 def test_killed_batch_resumes_to_identical_outputs(reference, tmp_path):
     out = tmp_path / "killed"
     env = {**os.environ, "COUPONMIX_THREADS": "1", "CI": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "couponmix.cli", "batch", str(STUDIES), "--out", str(out),
-                             "--workers", "1", "--quiet"], env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "couponmix.cli", "batch", str(STUDIES), "--out", str(out), "--workers", "1", "--quiet"],
+        env=env,
+        start_new_session=True,
+    )
     try:
-        for _ in range(6000):       # poll every 0.05 s, for at most about 5 minutes
+        for _ in range(6000):  # poll every 0.05 s, for at most about 5 minutes
             if (out / NAMES[0] / "summary.json").exists():
                 break
             assert proc.poll() is None, "the batch ended before it could be interrupted"
@@ -86,7 +89,7 @@ def test_killed_batch_resumes_to_identical_outputs(reference, tmp_path):
         else:
             raise AssertionError("the first study never finished")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)   # the batch and its worker processes, mid-run
+        os.killpg(proc.pid, signal.SIGKILL)  # the batch and its worker processes, mid-run
         proc.wait()
     finished = [n for n in NAMES if (out / n / "summary.json").exists()]
     assert NAMES[0] in finished and len(finished) < len(NAMES), "kill came too late to test a resume"
@@ -97,8 +100,8 @@ def test_killed_batch_resumes_to_identical_outputs(reference, tmp_path):
     before = (out / NAMES[0] / "summary.json").stat().st_mtime_ns
     res = run_batch(STUDIES, out, workers=1, quiet=True)
     assert res.skipped == len(finished) and res.ran == len(NAMES) - len(finished) and res.failed == 0
-    assert (out / NAMES[0] / "summary.json").stat().st_mtime_ns == before      # not run again
-    assert tree(out) == tree(reference)        # identical, and no temporary leftovers
+    assert (out / NAMES[0] / "summary.json").stat().st_mtime_ns == before  # not run again
+    assert tree(out) == tree(reference)  # identical, and no temporary leftovers
 
 
 def test_a_failing_study_is_isolated_and_retried(tmp_path):
@@ -149,10 +152,9 @@ def test_a_bare_market_file_is_still_a_market_config():
 
 def test_command_line_values_override_the_study_file(tmp_path):
     out = tmp_path / "o"
-    assert main(["run", "--config", str(STUDIES / "a_floor.yaml"), "--n", "7000", "--seed", "5", "--out", str(out),
-                 "--quiet"]) == 0
+    assert main(["run", "--config", str(STUDIES / "a_floor.yaml"), "--n", "7000", "--seed", "5", "--out", str(out), "--quiet"]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["n"] == 7000 and s["seed"] == 5 and s["optimiser"]["generations"] == 3   # the rest from the file
+    assert s["n"] == 7000 and s["seed"] == 5 and s["optimiser"]["generations"] == 3  # the rest from the file
 
 
 def test_index_links_are_percent_encoded_relative_paths():
@@ -160,9 +162,22 @@ def test_index_links_are_percent_encoded_relative_paths():
     from couponmix.studies.batch import COLUMNS, index_html
 
     row = dict.fromkeys(COLUMNS)
-    row.update(study="javascript:alert(1)", title="x", status="done", scenario="market", exploration_rate=0.1,
-               revenue_per_customer=1.0, revenue_cost_per_10k_customers=1.0, revenue_cost_pct=1.0, worst_error=0.1,
-               worst_sampling_error=0.1, log_size=10, log_days=1.0, log_size_needed=None, estimators="e")
+    row.update(
+        study="javascript:alert(1)",
+        title="x",
+        status="done",
+        scenario="market",
+        exploration_rate=0.1,
+        revenue_per_customer=1.0,
+        revenue_cost_per_10k_customers=1.0,
+        revenue_cost_pct=1.0,
+        worst_error=0.1,
+        worst_sampling_error=0.1,
+        log_size=10,
+        log_days=1.0,
+        log_size_needed=None,
+        estimators="e",
+    )
     html = index_html([row])
     assert 'href="./javascript%3Aalert%281%29/report.html"' in html and 'href="javascript:' not in html
 
@@ -182,7 +197,7 @@ def test_a_result_of_an_older_summary_layout_is_rerun(tmp_path):
     from couponmix.studies.summary import SUMMARY_FORMAT, to_json
 
     (final / "summary.json").write_text(json.dumps({"summary_format": SUMMARY_FORMAT}))
-    assert not _finished(study, final)          # the current format number, but not its layout: run again
+    assert not _finished(study, final)  # the current format number, but not its layout: run again
     small = run_study("paper_floor", n=2000, eval_size=3000, pop_size=8, generations=2).summary
     (final / "summary.json").write_text(to_json(small))
     assert _finished(study, final)
@@ -205,7 +220,7 @@ def test_batch_never_deletes_what_it_did_not_write(tmp_path, capsys):
     (out / "mydata" / "thesis.txt").rename(tmp_path / "thesis.txt")
     (out / "mydata").rmdir()
     assert main(["batch", str(folder), "--out", str(out), "--quiet"]) == 0
-    assert (out / ".notes.tmp-keep").is_dir()              # not couponmix's: left alone
+    assert (out / ".notes.tmp-keep").is_dir()  # not couponmix's: left alone
     assert main(["batch", str(folder), "--out", "", "--quiet"]) == 2
     assert "output folder is empty" in capsys.readouterr().err
 

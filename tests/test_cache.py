@@ -1,5 +1,6 @@
 """The trained-model cache: the same fit read back bit for bit, keyed by everything it depends on, data only,
 and cleared without touching anything couponmix did not write."""
+
 import subprocess
 import sys
 
@@ -19,8 +20,7 @@ def data(seed=0, n=600):
 
 
 def model(seed=0):
-    return CrossFittedRevenueModel(3, [0, 1, 2], folds=2, params=dict(n_estimators=20, min_child_samples=10),
-                                   seed=seed, threads=1)
+    return CrossFittedRevenueModel(3, [0, 1, 2], folds=2, params=dict(n_estimators=20, min_child_samples=10), seed=seed, threads=1)
 
 
 @pytest.fixture
@@ -70,12 +70,11 @@ def test_cache_off_writes_nothing(cache_dir, monkeypatch):
 
 def test_clear_removes_only_what_couponmix_wrote(cache_dir):
     model().fit(*data())
-    foreign = cache_dir / "model-notes"           # named like an entry, but not couponmix's
+    foreign = cache_dir / "model-notes"  # named like an entry, but not couponmix's
     foreign.mkdir()
     (foreign / "thesis.txt").write_text("keep me")
     (cache_dir / "other.txt").write_text("keep me too")
-    out = subprocess.run([sys.executable, "-m", "couponmix.cli", "cache", "--clear"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "couponmix.cli", "cache", "--clear"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("removed 1 cached model(s); model cache") and "0 model(s)" in out
     assert (foreign / "thesis.txt").read_text() == "keep me" and (cache_dir / "other.txt").is_file()
     assert cache.info()["entries"] == 0

@@ -1,4 +1,5 @@
 """The CLI end to end on small inputs, and its answers to bad input."""
+
 import csv
 import json
 import os
@@ -28,8 +29,15 @@ def paper_run(tmp_path_factory):
 
 
 def test_run_writes_complete_outputs(paper_run):
-    assert sorted(os.listdir(paper_run)) == [".couponmix", "exploration.png", "front.png", "log_size.png", "pareto.csv",
-                                             "report.html", "summary.json"]
+    assert sorted(os.listdir(paper_run)) == [
+        ".couponmix",
+        "exploration.png",
+        "front.png",
+        "log_size.png",
+        "pareto.csv",
+        "report.html",
+        "summary.json",
+    ]
     s = json.loads((paper_run / "summary.json").read_text())
     for key in ("scenario", "n", "seed", "criterion", "policies", "variance_finite", "recommended"):
         assert key in s
@@ -48,12 +56,10 @@ def test_run_writes_complete_outputs(paper_run):
 
 def test_pareto_csv_matches_summary(paper_run):
     rows = list(csv.DictReader((paper_run / "pareto.csv").open()))
-    assert list(rows[0]) == ["alpha.pi1", "alpha.pi2", "alpha.pi3", "revenue", "ope_rmse",
-                             "ope_rmse.pi_e1", "ope_rmse.pi_e2"]
+    assert list(rows[0]) == ["alpha.pi1", "alpha.pi2", "alpha.pi3", "revenue", "ope_rmse", "ope_rmse.pi_e1", "ope_rmse.pi_e2"]
     s = json.loads((paper_run / "summary.json").read_text())
     rec = s["recommended"]
-    assert any(abs(float(r["revenue"]) - rec["revenue"]) < 1e-9 and abs(float(r["ope_rmse"]) - rec["ope_rmse"]) < 1e-9
-               for r in rows)
+    assert any(abs(float(r["revenue"]) - rec["revenue"]) < 1e-9 and abs(float(r["ope_rmse"]) - rec["ope_rmse"]) < 1e-9 for r in rows)
     for r in rows:
         assert abs(sum(float(r[f"alpha.{c}"]) for c in ("pi1", "pi2", "pi3")) - 1) < 1e-9
 
@@ -76,13 +82,13 @@ def test_same_seed_same_outputs(paper_run, tmp_path):
 def test_rerun_into_existing_dir_replaces_files(paper_run, tmp_path, capsys):
     import shutil
 
-    out = tmp_path / "copy"            # a copy: the module's paper_run stays as other tests expect it
+    out = tmp_path / "copy"  # a copy: the module's paper_run stays as other tests expect it
     shutil.copytree(paper_run, out)
     code, _, _ = run_cli(["run", "paper_floor", "--out", str(out), *SMALL], capsys)
     assert code == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["scenario"] == "paper_floor" and "ips" in s["criterion"]["candidates"]
-    assert [f for f in os.listdir(out) if f.startswith(".")] == [".couponmix"]     # the marker, no leftovers
+    assert [f for f in os.listdir(out) if f.startswith(".")] == [".couponmix"]  # the marker, no leftovers
 
 
 def test_max_rmse(tmp_path, capsys):
@@ -97,14 +103,17 @@ def test_scenarios_lists_both(capsys):
     assert code == 0 and "paper " in out and "paper_floor" in out
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["run", "nowhere", *SMALL], "unknown scenario 'nowhere'"),
-    (["run", "paper", "--n", "-5", *SMALL[2:]], "n must be at least 1"),
-    (["run", "paper", "--estimator", "ips", *SMALL], "infinite variance"),
-    (["run", "paper", "--floor", "0.5", *SMALL], "floors sum to 1.5"),
-    (["run", "paper", "--estimator", "clipped_ips", "--clip", "-1", *SMALL], "clip"),
-    (["run", "paper", "--max-rmse", "nan", *SMALL], "max-rmse"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["run", "nowhere", *SMALL], "unknown scenario 'nowhere'"),
+        (["run", "paper", "--n", "-5", *SMALL[2:]], "n must be at least 1"),
+        (["run", "paper", "--estimator", "ips", *SMALL], "infinite variance"),
+        (["run", "paper", "--floor", "0.5", *SMALL], "floors sum to 1.5"),
+        (["run", "paper", "--estimator", "clipped_ips", "--clip", "-1", *SMALL], "clip"),
+        (["run", "paper", "--max-rmse", "nan", *SMALL], "max-rmse"),
+    ],
+)
 def test_bad_input_one_line_error_nothing_written(tmp_path, capsys, argv, message):
     out = tmp_path / "out"
     code, _, err = run_cli([*argv[:2], "--out", str(out), *argv[2:]], capsys)
@@ -123,22 +132,41 @@ def test_unwritable_out(tmp_path, capsys):
     assert code == 2 and "not a directory" in err
 
 
-@pytest.mark.parametrize("alpha,message", [
-    ("pi1=0.5,pi2=0.6", "off the simplex"),
-    ("pi1=-0.2,pi2=0.6,pi3=0.6", "negative"),
-    ("pi7=1", "unknown component"),
-])
+@pytest.mark.parametrize(
+    "alpha,message",
+    [
+        ("pi1=0.5,pi2=0.6", "off the simplex"),
+        ("pi1=-0.2,pi2=0.6,pi3=0.6", "negative"),
+        ("pi7=1", "unknown component"),
+    ],
+)
 def test_validate_rejects_bad_alpha(tmp_path, capsys, alpha, message):
-    code, _, err = run_cli(["validate", "paper", "--alpha", alpha, "--reps", "5", "--out", str(tmp_path / "v")],
-                           capsys)
+    code, _, err = run_cli(["validate", "paper", "--alpha", alpha, "--reps", "5", "--out", str(tmp_path / "v")], capsys)
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "v").exists()
 
 
 def test_validate_prints_table_and_json(tmp_path, capsys):
-    code, out, _ = run_cli(["validate", "paper_floor", "--alpha", "pi1=0.4,pi2=0.3,pi3=0.3", "--estimator", "ips",
-                            "--reps", "30", "--n", "500", "--eval-size", "20000", "--quiet",
-                            "--out", str(tmp_path / "v")], capsys)
+    code, out, _ = run_cli(
+        [
+            "validate",
+            "paper_floor",
+            "--alpha",
+            "pi1=0.4,pi2=0.3,pi3=0.3",
+            "--estimator",
+            "ips",
+            "--reps",
+            "30",
+            "--n",
+            "500",
+            "--eval-size",
+            "20000",
+            "--quiet",
+            "--out",
+            str(tmp_path / "v"),
+        ],
+        capsys,
+    )
     assert code == 0 and "MC RMSE" in out and "pi_e1" in out
     doc = json.loads((tmp_path / "v" / "validation.json").read_text())
     r = doc["estimators"]["ips"]["pi_e1"]
@@ -151,12 +179,14 @@ def test_console_script_runs_as_a_process(tmp_path):
     exe = Path(sys.executable).with_name("couponmix")
     res = subprocess.run([str(exe), "run", "nowhere", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.strip() == (
-        "couponmix: error: unknown scenario 'nowhere'; known scenarios: market, paper, paper_floor (or a scenario folder)")
+        "couponmix: error: unknown scenario 'nowhere'; known scenarios: market, paper, paper_floor (or a scenario folder)"
+    )
 
 
 def test_validate_refuses_zero_propensity_where_the_target_acts(tmp_path, capsys):
-    code, _, err = run_cli(["validate", "paper", "--alpha", "pi2=0.5,pi3=0.5", "--reps", "5", "--eval-size", "5000",
-                            "--out", str(tmp_path / "v")], capsys)
+    code, _, err = run_cli(
+        ["validate", "paper", "--alpha", "pi2=0.5,pi3=0.5", "--reps", "5", "--eval-size", "5000", "--out", str(tmp_path / "v")], capsys
+    )
     assert code == 2 and "zero propensity where pi_e1 acts" in err and err.count("\n") == 1
     assert not (tmp_path / "v").exists()
 
@@ -165,11 +195,11 @@ def test_summary_names_the_production_estimator_and_the_law(paper_run):
     s = json.loads((paper_run / "summary.json").read_text())
     prod = s["production"]
     comp = prod["estimator_comparison"]
-    for t, e in prod["estimators"].items():    # per target the lowest error among the candidates
+    for t, e in prod["estimators"].items():  # per target the lowest error among the candidates
         best = min(comp, key=lambda k: comp[k]["targets"][t]["rmse"])
         assert comp[best]["targets"][t]["rmse"] == pytest.approx(comp[e["estimator"]]["targets"][t]["rmse"], rel=1e-12)
         assert s["recommended"]["targets"][t]["estimator"] == e["estimator"]
-    assert "ips" not in comp and "snips" not in comp       # infinite variance in the paper setting: not offered
+    assert "ips" not in comp and "snips" not in comp  # infinite variance in the paper setting: not offered
     law = s["sample_size_law"]
     assert law["holds"] and law["plain_ips"]["holds"] is False
     r = law["rmse_by_log_size"]
@@ -187,11 +217,29 @@ def test_log_seed_and_world_seed_mean_one_thing_each(tmp_path, capsys):
     logs = {}
     for name, seeds in (("a", ["--seed", "1"]), ("b", ["--seed", "2"]), ("w", ["--seed", "1", "--world-seed", "1"])):
         out = tmp_path / name
-        assert main(["simulate", "market", "--config", market_small, "--alpha", "exploit=0.9,explore=0.1",
-                     "--n", "3000", "--out", str(out), "--workers", "1", *seeds]) == 0
+        assert (
+            main(
+                [
+                    "simulate",
+                    "market",
+                    "--config",
+                    market_small,
+                    "--alpha",
+                    "exploit=0.9,explore=0.1",
+                    "--n",
+                    "3000",
+                    "--out",
+                    str(out),
+                    "--workers",
+                    "1",
+                    *seeds,
+                ]
+            )
+            == 0
+        )
         logs[name] = pd.read_parquet(out)
     capsys.readouterr()
-    assert not logs["a"]["reward"].equals(logs["b"]["reward"])          # different draws
+    assert not logs["a"]["reward"].equals(logs["b"]["reward"])  # different draws
     cols = ["recency", "frequency", "monetary", "tenure", "segment", "channel"]
     for world, names in ((0, ("a", "b")), (1, ("w",))):
         sc = get_scenario("market", config=market_small, seed=world)
@@ -228,11 +276,28 @@ def test_progress_names_the_phases_that_take_the_time(monkeypatch, capsys):
 
 
 def test_validate_takes_clip_and_simulate_does_not(tmp_path, capsys):
-    code, out, _ = run_cli(["validate", "paper_floor", "--alpha", "pi1=0.4,pi2=0.3,pi3=0.3", "--reps", "3", "--n", "500",
-                            "--eval-size", "2000", "--estimators", "clipped_ips", "--clip", "5", "--quiet"], capsys)
+    code, out, _ = run_cli(
+        [
+            "validate",
+            "paper_floor",
+            "--alpha",
+            "pi1=0.4,pi2=0.3,pi3=0.3",
+            "--reps",
+            "3",
+            "--n",
+            "500",
+            "--eval-size",
+            "2000",
+            "--estimators",
+            "clipped_ips",
+            "--clip",
+            "5",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0 and "clipped_ips(5)" in out
-    code, _, err = run_cli(["simulate", "paper", "--alpha", "pi1=1", "--n", "10", "--out", str(tmp_path / "s"),
-                            "--clip", "3"], capsys)
+    code, _, err = run_cli(["simulate", "paper", "--alpha", "pi1=1", "--n", "10", "--out", str(tmp_path / "s"), "--clip", "3"], capsys)
     assert code == 2 and err.count("\n") == 1 and "--clip" in err and not (tmp_path / "s").exists()
 
 

@@ -1,5 +1,6 @@
 """The decision's criterion: the bias split, the robust error's bound checked against the simulator's truth,
 the per-target minimum, and the direct method against Monte Carlo."""
+
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_criterion_is_the_per_target_minimum(market_sample):
     alphas = np.column_stack([1 - EPS, EPS])
     specs = exact_suite()
     crit = Criterion(market_sample, specs, 50_000)
-    per = crit.rmse(alphas)                                                   # (B, T)
+    per = crit.rmse(alphas)  # (B, T)
     each = np.stack([Criterion(market_sample, [s], 50_000).rmse(alphas) for s in specs])  # (E, B, T)
     np.testing.assert_allclose(per, each.min(axis=0), rtol=1e-12)
     laws = crit.laws(alphas)
@@ -70,8 +71,7 @@ def test_criterion_is_the_per_target_minimum(market_sample):
         np.testing.assert_array_equal(law.choice(50_000), each[:, :, t].argmin(axis=0))
     d = crit.describe([0.85, 0.15])
     for v in d.values():
-        assert v["rmse"] ** 2 == pytest.approx(v["sampling_error"] ** 2
-                                               + (abs(v["computed_bias"]) + v["model_bias_bound"]) ** 2, rel=1e-9)
+        assert v["rmse"] ** 2 == pytest.approx(v["sampling_error"] ** 2 + (abs(v["computed_bias"]) + v["model_bias_bound"]) ** 2, rel=1e-9)
 
 
 def test_robust_default_does_not_promise_what_only_the_simulator_knows(market_sample):
@@ -87,10 +87,9 @@ def test_robust_default_does_not_promise_what_only_the_simulator_knows(market_sa
 def test_direct_method_formula_against_obp(paper_floor):
     """obp's DirectMethod over simulated logs: its RMSE matches the exact formula (within 3 Monte Carlo SE)."""
     spec = EstimatorSpec("dm")
-    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], [spec], 2000, mc_reps(100, 1000), seed=3, eval_size=100_000,
-                      workers=2)[spec.name]
+    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], [spec], 2000, mc_reps(100, 1000), seed=3, eval_size=100_000, workers=2)[spec.name]
     for t, r in res.items():
-        assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se + 1e-12, (t, r.mc_mse, r.analytic_rmse)
+        assert abs(r.mc_mse - r.analytic_rmse**2) <= 3 * r.mc_mse_se + 1e-12, (t, r.mc_mse, r.analytic_rmse)
 
 
 def test_promise_standard_error_matches_the_spread_over_evaluation_samples():
@@ -98,11 +97,10 @@ def test_promise_standard_error_matches_the_spread_over_evaluation_samples():
     evaluation samples (8 samples; both estimates of the spread carry about 25% noise, so a factor of 2)."""
     sc = get_scenario("market", config=SMALL)
     alpha = [0.9, 0.1]
-    specs = [EstimatorSpec("dr", weights="naive")]      # the most sample-sensitive promise
+    specs = [EstimatorSpec("dr", weights="naive")]  # the most sample-sensitive promise
     values, ses = [], []
     for seed in range(8):
-        crit = Criterion(EvaluationSample.from_scenario(sc, 20_000, seed=100 + seed), specs, 50_000,
-                         error="simulator")
+        crit = Criterion(EvaluationSample.from_scenario(sc, 20_000, seed=100 + seed), specs, 50_000, error="simulator")
         values.append([d["rmse"] for d in crit.describe(alpha).values()])
         ses.append(list(crit.promise_uncertainty(alpha)["error_se"].values()))
     spread = np.std(values, axis=0, ddof=1)

@@ -1,4 +1,5 @@
 """Infinite IPS variance is detected (analytically and empirically) in the paper setting, not with a floor."""
+
 import numpy as np
 import pytest
 
@@ -58,14 +59,16 @@ def test_infinite_second_moment_keeps_growing_with_sample_size(paper_sample, flo
 
     y_bad, _ = weight_contributions(paper_sample.target_probs[0], paper_sample.balanced(CENTRE))
     y_good, _ = weight_contributions(floor_sample.target_probs[0], floor_sample.balanced(CENTRE))
+
     # log divergence: E over M customers grows like c * log M. Average over disjoint blocks to
     # compare sizes without the noise of a single prefix.
     def block_mean(y, size):
         blocks = y[: len(y) // size * size].reshape(-1, size)
         return blocks.mean(axis=1).mean(), np.median(blocks.mean(axis=1))
+
     _, med_small = block_mean(y_bad, 200)
     _, med_large = block_mean(y_bad, 50_000)
-    assert med_large > med_small * 1.05       # the typical sample value climbs with the sample size
+    assert med_large > med_small * 1.05  # the typical sample value climbs with the sample size
     _, g_small = block_mean(y_good, 200)
     _, g_large = block_mean(y_good, 50_000)
     assert g_large == pytest.approx(g_small, rel=0.05)  # a finite moment settles

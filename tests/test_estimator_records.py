@@ -1,5 +1,6 @@
 """A new estimator is one record plus its weight function: DR with optimistic shrinkage (obp's
 DoublyRobustWithShrinkage), added here without touching couponmix, is optimised, explained and run."""
+
 import numpy as np
 import pytest
 
@@ -25,9 +26,18 @@ def _rows_shrink(pe, p, inv, lam, all_pos):
 @pytest.fixture
 def dr_os():
     register_weight(WeightFunction("shrink", _shrink, _rows_shrink))
-    register_estimator(EstimatorKind("dr_os", "DR-os", "the revenue model corrected by shrunk reweighted revenue",
-                                     "doubly robust with optimistic shrinkage of the weights", "shrink",
-                                     clip="needs", reward_model="fixed", obp="DoublyRobustWithShrinkage"))
+    register_estimator(
+        EstimatorKind(
+            "dr_os",
+            "DR-os",
+            "the revenue model corrected by shrunk reweighted revenue",
+            "doubly robust with optimistic shrinkage of the weights",
+            "shrink",
+            clip="needs",
+            reward_model="fixed",
+            obp="DoublyRobustWithShrinkage",
+        )
+    )
     yield EstimatorSpec.parse("dr_os", 5.0)
     del KINDS["dr_os"], WEIGHTS["shrink"]
 
@@ -36,10 +46,9 @@ def test_the_record_drives_the_exact_engine_and_obp(dr_os, paper_floor):
     assert dr_os.name == "dr_os(5)" and dr_os.uses_reward_model and not dr_os.has_unbounded_weights
     assert "DoublyRobustWithShrinkage" in dr_os.obp_name()
     alpha = [0.4, 0.3, 0.3]
-    res = monte_carlo(paper_floor, alpha, [dr_os], 2000, mc_reps(150, 1000), seed=4, eval_size=100_000,
-                      workers=1)[dr_os.name]
+    res = monte_carlo(paper_floor, alpha, [dr_os], 2000, mc_reps(150, 1000), seed=4, eval_size=100_000, workers=1)[dr_os.name]
     for t, r in res.items():
-        assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se, (t, r.mc_mse, r.analytic_rmse ** 2)
+        assert abs(r.mc_mse - r.analytic_rmse**2) <= 3 * r.mc_mse_se, (t, r.mc_mse, r.analytic_rmse**2)
 
 
 def test_the_decision_can_choose_it(dr_os, floor_sample):

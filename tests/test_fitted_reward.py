@@ -1,4 +1,5 @@
 """DR with a reward model fitted on the log (obp's RegressionModel, LightGBM, cross-fitted)."""
+
 import numpy as np
 import pytest
 
@@ -57,7 +58,7 @@ def test_obp_estimate_equals_the_formula_with_the_fitted_model(log, paper_floor)
 
 def test_pilot_size_is_one_folds_training_share_capped():
     assert pilot_size(3000) == 3000 * (N_FOLDS - 1) // N_FOLDS
-    assert pilot_size(10 ** 9) == PILOT_MAX
+    assert pilot_size(10**9) == PILOT_MAX
     assert pilot_size(1) == 10 * N_FOLDS
 
 
@@ -66,8 +67,7 @@ def test_fitted_dr_needs_a_fitted_sample_and_naive_has_no_formula(small_sample, 
         MixtureObjectives(small_sample, EstimatorSpec("dr_fitted"), 1000)
     with pytest.raises(CouponmixError, match="no error formula"):
         MixtureObjectives(small_sample, EstimatorSpec("dr_fitted", weights="naive"), 1000)
-    pilots = pilot_samples(small_sample, paper_floor, Mixture(paper_floor.components(), ALPHA), 1000, seed=1,
-                           pilots=2, threads=1)
+    pilots = pilot_samples(small_sample, paper_floor, Mixture(paper_floor.components(), ALPHA), 1000, seed=1, pilots=2, threads=1)
     with pytest.raises(CouponmixError, match="fixed before logging"):
         MixtureObjectives(pilots[0], EstimatorSpec("dr"), 1000)
     # IPS ignores q, so any sample serves
@@ -77,7 +77,7 @@ def test_fitted_dr_needs_a_fitted_sample_and_naive_has_no_formula(small_sample, 
 def test_pilot_approximation_averages_the_pilots(small_sample, paper_floor):
     mixture = Mixture(paper_floor.components(), ALPHA)
     pilots = pilot_samples(small_sample, paper_floor, mixture, 1000, seed=1, pilots=3, threads=1)
-    assert not np.array_equal(pilots[0].q, pilots[1].q)      # independent pilot logs
+    assert not np.array_equal(pilots[0].q, pilots[1].q)  # independent pilot logs
     spec = EstimatorSpec("dr_fitted")
     obj = FittedModelObjectives(pilots, spec, 1000)
     each = np.array([MixtureObjectives(p, spec, 1000).laws(ALPHA)[0].mse(1000)[0] for p in pilots])

@@ -1,4 +1,5 @@
 """Ctrl-C stops within about a second and leaves nothing behind; workers die with their parent."""
+
 import os
 import signal
 import subprocess
@@ -14,11 +15,31 @@ pytestmark = pytest.mark.slow
 def start_simulate(tmp_path):
     out = tmp_path / "log"
     env = {**os.environ, "COUPONMIX_THREADS": "1", "CI": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "couponmix.cli", "simulate", "paper", "--alpha", "pi1=1",
-                             "--n", "400000000", "--chunk-size", "262144", "--workers", "2", "--out", str(out)],
-                            env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "couponmix.cli",
+            "simulate",
+            "paper",
+            "--alpha",
+            "pi1=1",
+            "--n",
+            "400000000",
+            "--chunk-size",
+            "262144",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     children = []
-    for _ in range(600):                      # until both workers exist and parts are being written
+    for _ in range(600):  # until both workers exist and parts are being written
         children = psutil.Process(proc.pid).children(recursive=True)
         parts = list(tmp_path.glob(".log.tmp-*/part-*.parquet"))
         if len([c for c in children if "spawn_main" in " ".join(c.cmdline())]) >= 2 and parts:
@@ -42,7 +63,7 @@ def gone(pids, within: float) -> bool:
 def test_ctrl_c_stops_at_once_and_cleans_up(tmp_path):
     proc, children, out = start_simulate(tmp_path)
     t = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)          # what a terminal sends on Ctrl-C: the whole process group
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole process group
     try:
         code = proc.wait(timeout=10)
     finally:
@@ -58,7 +79,7 @@ def test_ctrl_c_stops_at_once_and_cleans_up(tmp_path):
 
 def test_workers_die_with_a_killed_parent(tmp_path):
     proc, children, _ = start_simulate(tmp_path)
-    os.kill(proc.pid, signal.SIGKILL)            # the parent alone, with no chance to clean up
+    os.kill(proc.pid, signal.SIGKILL)  # the parent alone, with no chance to clean up
     proc.wait(timeout=10)
     try:
         assert gone([c.pid for c in children], within=3), "workers outlived their parent"

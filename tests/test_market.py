@@ -1,4 +1,5 @@
 """The market scenario: truth formulas, revenue model, budgets, exploration, and the study outputs."""
+
 import json
 from pathlib import Path
 
@@ -30,12 +31,12 @@ def test_truth_formulas_match_direct_simulation(market):
     rng = np.random.default_rng(2)
     mu, m2, spend = market.mu(x0), market.m2(x0), market.expected_spend(x0)
     for i in range(len(x0)):
-        x = np.repeat(x0[i:i + 1], reps, axis=0)
+        x = np.repeat(x0[i : i + 1], reps, axis=0)
         for a in range(market.n_actions):
             r, s = market.sample_outcomes(x, np.full(reps, a), rng)
             for draws, truth, what in ((r, mu[i, a], "mu"), (r * r, m2[i, a], "m2"), (s, spend[i, a], "spend")):
                 est, se = mean_and_se(draws)
-                if se == 0:   # a constant outcome (no coupon costs nothing) must equal its truth exactly
+                if se == 0:  # a constant outcome (no coupon costs nothing) must equal its truth exactly
                     assert est == pytest.approx(truth, abs=1e-12)
                 else:
                     assert_within_se(est, truth, se, z=4.5, what=f"{what} customer {i} action {a}")
@@ -58,10 +59,10 @@ def test_heterogeneous_effects_include_sure_things_and_sleeping_dogs(market):
     seg = x[:, 4].astype(int)
     loyal, new = market.segment_names.index("loyal"), market.segment_names.index("new")
     pct5 = market.action_names.index("pct5")
-    assert np.allclose(p[seg == loyal, pct5], p[seg == loyal, 0])          # a coupon does not move them
-    assert np.all(p[seg == new, pct5] < p[seg == new, 0])                  # a discount puts them off
+    assert np.allclose(p[seg == loyal, pct5], p[seg == loyal, 0])  # a coupon does not move them
+    assert np.all(p[seg == new, pct5] < p[seg == new, 0])  # a discount puts them off
     mu = market.mu(x)
-    assert np.all(mu[seg == loyal, pct5] < mu[seg == loyal, 0])            # so the coupon only costs
+    assert np.all(mu[seg == loyal, pct5] < mu[seg == loyal, 0])  # so the coupon only costs
 
 
 def test_revenue_model_beats_per_action_means_clearly(market):
@@ -75,8 +76,7 @@ def test_exploit_is_greedy_on_predictions_and_close_to_oracle(market):
     x = market.sample_covariates(20_000, np.random.default_rng(6))
     probs = market.components()["exploit"](x)
     pred = market.model.predict(x)
-    np.testing.assert_array_equal(probs.argmax(axis=1), np.where(pred[:, 1:].max(1) > pred[:, 0],
-                                                                  1 + pred[:, 1:].argmax(1), 0))
+    np.testing.assert_array_equal(probs.argmax(axis=1), np.where(pred[:, 1:].max(1) > pred[:, 0], 1 + pred[:, 1:].argmax(1), 0))
     mu = market.mu(x)
     v_exploit, v_oracle = (probs * mu).sum(1).mean(), (market.oracle_probs(x) * mu).sum(1).mean()
     v_none = mu[:, 0].mean()
@@ -130,13 +130,15 @@ def test_allocator_is_lp_optimal_against_brute_force():
 
 def test_config_errors_are_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
-    for text, msg in [("population: {segments: {a: 0.5, b: 0.4}}\n", "sum to 0.9"),
-                      ("colour: red\n", "unknown key(s) colour"),
-                      ("model: {features: [shoe_size]}\n", "unknown feature"),
-                      ("components: [exploit]\n", "two or more"),
-                      ("explore: {kind: greedy}\n", "uniform or softmax"),
-                      ("exploit: {budget: {max_coupon_share: 1.5}}\n", "max_coupon_share"),
-                      (": [\n", "not valid YAML")]:
+    for text, msg in [
+        ("population: {segments: {a: 0.5, b: 0.4}}\n", "sum to 0.9"),
+        ("colour: red\n", "unknown key(s) colour"),
+        ("model: {features: [shoe_size]}\n", "unknown feature"),
+        ("components: [exploit]\n", "two or more"),
+        ("explore: {kind: greedy}\n", "uniform or softmax"),
+        ("exploit: {budget: {max_coupon_share: 1.5}}\n", "max_coupon_share"),
+        (": [\n", "not valid YAML"),
+    ]:
         bad.write_text(text)
         with pytest.raises(CouponmixError, match=msg.replace("(", r"\(").replace(")", r"\)")):
             load_config(bad)
@@ -149,7 +151,7 @@ def test_config_errors_are_one_line(tmp_path):
 @pytest.fixture(scope="module")
 def market_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("m") / "run"
-    assert main(["run", "--out", str(out), *RUN]) == 0   # market is the default scenario
+    assert main(["run", "--out", str(out), *RUN]) == 0  # market is the default scenario
     return out
 
 
@@ -159,8 +161,7 @@ def test_market_summary(market_run):
     for name in ("exploit", "explore", "model_v2", "winback", "soft_model", "oracle"):
         assert name in s["policies"]
     assert s["policies"]["oracle"]["value"] >= s["policies"]["exploit"]["value"]
-    assert s["exploit_regret"]["per_customer"] == pytest.approx(
-        s["policies"]["oracle"]["value"] - s["policies"]["exploit"]["value"])
+    assert s["exploit_regret"]["per_customer"] == pytest.approx(s["policies"]["oracle"]["value"] - s["policies"]["exploit"]["value"])
     rm = s["revenue_model"]
     assert rm["rmse_vs_true_mu"] < rm["baseline_rmse_vs_true_mu"]
     prod = s["production"]
@@ -168,7 +169,7 @@ def test_market_summary(market_run):
     logged = " ".join(prod["log_per_customer"])
     assert "pscore_avg" in logged and "pscore" in logged.replace("pscore_avg", "")
     comp = prod["estimator_comparison"]
-    assert {"ips", "dr", "snips", "sndr", "dm", "ips[naive]", "dr[naive]"} <= set(comp)   # finite variance: all offered
+    assert {"ips", "dr", "snips", "sndr", "dm", "ips[naive]", "dr[naive]"} <= set(comp)  # finite variance: all offered
     assert set(s["criterion"]["candidates"]) == set(comp) and all(s["variance_finite"].values())
     # the direct method's exact RMSE is small but rests on the model: the decision's error says so
     assert comp["dm"]["error"] > 5 * max(d["simulator"]["rmse"] for d in comp["dm"]["targets"].values())
@@ -216,8 +217,26 @@ def test_general_mixture_of_three_components(tmp_path):
     cfg = tmp_path / "three.yaml"
     cfg.write_text((DATA / "market_small.yaml").read_text() + "components: [exploit, explore, winback]\n")
     out = tmp_path / "o"
-    assert main(["run", "market", "--out", str(out), "--config", str(cfg), "--pop-size", "12",
-                 "--generations", "5", "--eval-size", "10000", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "market",
+                "--out",
+                str(out),
+                "--config",
+                str(cfg),
+                "--pop-size",
+                "12",
+                "--generations",
+                "5",
+                "--eval-size",
+                "10000",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
     assert set(s["recommended"]["alpha"]) == {"exploit", "explore", "winback"}
     assert abs(sum(s["recommended"]["alpha"].values()) - 1) < 1e-9

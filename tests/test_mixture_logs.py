@@ -1,4 +1,5 @@
 """Mixture draws and simulated logs: frequencies, propensities, obp compatibility, determinism."""
+
 import numpy as np
 import pytest
 
@@ -73,9 +74,11 @@ def test_obp_estimators_run_on_the_log(paper):
     log = simulate_log(paper, Mixture(paper.components(), ALPHA), 2000, seed=6)
     dist = paper.targets()["pi_e1"](log["context"])[:, :, None]
     bal = ope.MultiLoggersBalancedInverseProbabilityWeighting().estimate_policy_value(
-        reward=log["reward"], action=log["action"], action_dist=dist, pscore_avg=log["pscore_avg"])
+        reward=log["reward"], action=log["action"], action_dist=dist, pscore_avg=log["pscore_avg"]
+    )
     naive = ope.MultiLoggersNaiveInverseProbabilityWeighting().estimate_policy_value(
-        reward=log["reward"], action=log["action"], action_dist=dist, pscore=log["pscore"])
+        reward=log["reward"], action=log["action"], action_dist=dist, pscore=log["pscore"]
+    )
     manual = np.mean(log["reward"] * dist[np.arange(2000), log["action"], 0] / log["pscore_avg"])
     assert bal == pytest.approx(manual, rel=1e-12)
     assert np.isfinite(naive)

@@ -1,4 +1,5 @@
 """Analytic RMSE against Monte Carlo with obp's estimators (method.md: always validate)."""
+
 import numpy as np
 import pytest
 
@@ -27,7 +28,7 @@ def test_analytic_rmse_matches_obp_monte_carlo(scenario, spec, alpha, n):
     for name, r in res.items():
         assert r.true_value == pytest.approx(VALUES[name], abs=0.002)
         # MSE within 3 standard errors of the Monte Carlo estimate
-        assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * r.mc_mse_se, (name, r)
+        assert abs(r.mc_mse - r.analytic_rmse**2) <= 3 * r.mc_mse_se, (name, r)
         # the mean estimate sits where the analytic bias says (standard error of a mean of R estimates)
         se_mean = r.mc_rmse / np.sqrt(reps)
         assert abs(r.bias - r.analytic_bias) <= 4 * se_mean, (name, r)
@@ -52,7 +53,7 @@ def assert_matches_analytic(name, target, r, reps):
         return
     exact = not name.startswith("dr_fitted")
     assert (r.analytic_mse_se == 0) == exact, (name, r.analytic_mse_se)
-    assert abs(r.mc_mse - r.analytic_rmse ** 2) <= 3 * np.hypot(r.mc_mse_se, r.analytic_mse_se), (name, target, r)
+    assert abs(r.mc_mse - r.analytic_rmse**2) <= 3 * np.hypot(r.mc_mse_se, r.analytic_mse_se), (name, target, r)
     se_mean = np.hypot(r.mc_rmse / np.sqrt(reps), r.analytic_bias_se)
     assert abs(r.bias - r.analytic_bias) <= 4 * se_mean, (name, target, r)
 
@@ -88,7 +89,7 @@ def test_market_dr_with_the_revenue_model_matches_monte_carlo():
     sc = get_scenario("market", config=str(Path(__file__).with_name("data") / "market_small.yaml"))
     from couponmix.ope.estimators import suite
 
-    specs = suite(5.0)   # every estimator, balanced and naive, on the same logs
+    specs = suite(5.0)  # every estimator, balanced and naive, on the same logs
     reps = mc_reps(120, 1000)
     res = monte_carlo(sc, [0.7, 0.3], specs, 3000, reps, seed=5, eval_size=100_000, truth_size=500_000, workers=2)
     for name, per_target in res.items():
@@ -104,8 +105,9 @@ def test_interval_coverage_is_95_percent(paper_floor, kind):
     from couponmix.ope.estimators import EstimatorSpec
 
     reps = mc_reps(1500, 6000)
-    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], [EstimatorSpec(kind)], 2000, reps, seed=41, eval_size=50_000,
-                      truth_size=2_000_000, workers=2)[kind]
+    res = monte_carlo(
+        paper_floor, [0.4, 0.3, 0.3], [EstimatorSpec(kind)], 2000, reps, seed=41, eval_size=50_000, truth_size=2_000_000, workers=2
+    )[kind]
     for t, r in res.items():
         assert 0.93 <= r.coverage <= 0.97, (t, r.coverage)
 

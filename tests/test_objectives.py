@@ -1,4 +1,5 @@
 """Exact objectives: policy values and error moments against hand-derived closed forms and quadrature."""
+
 import numpy as np
 import pytest
 
@@ -100,11 +101,11 @@ def test_snips_delta_method_reduces_to_known_forms(floor_sample):
     law = MixtureObjectives(floor_sample, EstimatorSpec("snips"), 5000).laws(alpha)[0]
     p = floor_sample.balanced(alpha)
     pe, mu, m2 = floor_sample.target_probs[0], floor_sample.mu, floor_sample.m2
-    w2 = pe ** 2 / p
+    w2 = pe**2 / p
     v_ips = (pe * mu).sum(axis=1).mean()
     assert law.bias0[0] == pytest.approx(v_ips - floor_sample.target_values[0], abs=1e-12)
     ew2, ew2r, ew2r2 = (w2.sum(1).mean(), (w2 * mu).sum(1).mean(), (w2 * m2).sum(1).mean())
-    assert law.scaled_var[0] == pytest.approx(ew2r2 - 2 * v_ips * ew2r + v_ips ** 2 * ew2, rel=1e-10)
+    assert law.scaled_var[0] == pytest.approx(ew2r2 - 2 * v_ips * ew2r + v_ips**2 * ew2, rel=1e-10)
     assert law.bias1[0] == pytest.approx(v_ips * ew2 - ew2r, rel=1e-10)
 
 
@@ -112,22 +113,19 @@ def test_rmse_law_in_n_matches_direct_computation(floor_sample):
     spec = EstimatorSpec("clipped_ips", 5.0)
     small = MixtureObjectives(floor_sample, spec, 1_000)
     for n in (10_000, 1_000_000):
-        np.testing.assert_allclose(small.rmse(ALPHAS, n=n), MixtureObjectives(floor_sample, spec, n).rmse(ALPHAS),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(small.rmse(ALPHAS, n=n), MixtureObjectives(floor_sample, spec, n).rmse(ALPHAS), rtol=1e-12)
     # and RMSE^2 - bias^2 scales exactly as 1/n
     law = small.laws(ALPHAS)[0]
-    np.testing.assert_allclose((law.mse(1e3) - law.bias0 ** 2) * 1e3, (law.mse(1e6) - law.bias0 ** 2) * 1e6,
-                               rtol=1e-8)
+    np.testing.assert_allclose((law.mse(1e3) - law.bias0**2) * 1e3, (law.mse(1e6) - law.bias0**2) * 1e6, rtol=1e-8)
 
 
 @pytest.mark.parametrize("kind,clip", [("ips", np.inf), ("clipped_ips", 3.0), ("snips", np.inf)])
 def test_merging_chunking_and_threads_do_not_change_results(paper_sample, kind, clip):
     spec = EstimatorSpec(kind, clip)
     a = ALPHAS
-    base = MixtureObjectives(paper_sample, spec, 5000, chunk_rows=10 ** 9, threads=1).rmse(a)
+    base = MixtureObjectives(paper_sample, spec, 5000, chunk_rows=10**9, threads=1).rmse(a)
     for chunk, threads in [(257, 1), (1024, 2), (4096, 3)]:
-        np.testing.assert_allclose(MixtureObjectives(paper_sample, spec, 5000, chunk_rows=chunk,
-                                                     threads=threads).rmse(a), base, rtol=1e-11)
+        np.testing.assert_allclose(MixtureObjectives(paper_sample, spec, 5000, chunk_rows=chunk, threads=threads).rmse(a), base, rtol=1e-11)
     # a batch gives the same numbers as one mixture at a time
     obj = MixtureObjectives(paper_sample, spec, 5000)
     single = np.vstack([obj.rmse(alpha) for alpha in a])
@@ -141,9 +139,11 @@ def test_merging_collapses_deterministic_rows(paper_sample):
     assert rows.w.sum() == pytest.approx(2.0)  # two actions per customer, both played by the targets
     full = RowTerms.build(paper_sample.comp_probs, paper_sample.target_probs, paper_sample.mu, paper_sample.m2)
     a = np.array([[0.5, 0.5]])
-    np.testing.assert_allclose(error_laws(rows, a, EstimatorSpec("ips"))[0].scaled_var,
-                               error_laws(full, np.array([[0.0, 0.5, 0.5]]), EstimatorSpec("ips"))[0].scaled_var,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        error_laws(rows, a, EstimatorSpec("ips"))[0].scaled_var,
+        error_laws(full, np.array([[0.0, 0.5, 0.5]]), EstimatorSpec("ips"))[0].scaled_var,
+        rtol=1e-10,
+    )
 
 
 def test_results_are_deterministic(paper):
@@ -162,7 +162,7 @@ def test_merge_rows_finds_numpys_distinct_rows():
     from couponmix.ope.objectives import merge_rows
 
     rng = np.random.default_rng(0)
-    a = np.round(rng.random((5000, 4)), 1)             # many duplicate rows
+    a = np.round(rng.random((5000, 4)), 1)  # many duplicate rows
     keys, inverse = merge_rows(a)
     expected = np.unique(a, axis=0)
     assert len(keys) == len(expected)

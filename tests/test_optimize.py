@@ -1,4 +1,5 @@
 """NSGA-II front: feasible, non-dominated, deterministic; decision rules."""
+
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
 """The planner over the simplex and the sample-size law, checked by brute force, against the exact law and
 against Monte Carlo."""
+
 import json
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def market():
 
 def line(eps):
     eps = np.atleast_1d(eps)
-    return np.column_stack([1 - eps, eps])     # market components: exploit, explore
+    return np.column_stack([1 - eps, eps])  # market components: exploit, explore
 
 
 def worst(obj, alphas, n):
@@ -51,7 +52,7 @@ def test_plan_is_the_least_cost_mixture_meeting_the_tolerance(market):
     eps = plan.exploration_rate
     assert 0 < eps < 1 and plan.alpha["explore"] == pytest.approx(eps)
     assert_least_cost(obj, plan, line(LINE), 50_000, 0.5)
-    assert worst(obj, line(eps * 0.99), 50_000)[0] > 0.5       # the boundary, not a point inside
+    assert worst(obj, line(eps * 0.99), 50_000)[0] > 0.5  # the boundary, not a point inside
     v = obj.component_values
     assert plan.revenue_cost == pytest.approx(eps * (v[0] - v[1]))
     assert plan.revenue_cost_pct == pytest.approx(100 * plan.revenue_cost / v[0])
@@ -114,17 +115,18 @@ def test_planned_mixture_verified_by_monte_carlo(market):
     obj = Criterion(sample, [EstimatorSpec("ips")], n)
     plan = plan_mixture(obj, tol)
     reps = mc_reps(150, 1000)
-    res = monte_carlo(sc, list(plan.alpha.values()), [EstimatorSpec("ips")], n, reps, seed=0, eval_size=30_000,
-                      truth_size=500_000, workers=2)["ips"]
+    res = monte_carlo(
+        sc, list(plan.alpha.values()), [EstimatorSpec("ips")], n, reps, seed=0, eval_size=30_000, truth_size=500_000, workers=2
+    )["ips"]
     worst_t = max(res.values(), key=lambda r: r.analytic_rmse)
     assert worst_t.analytic_rmse == pytest.approx(tol, rel=1e-5)
-    assert abs(worst_t.mc_mse - tol ** 2) <= 3 * worst_t.mc_mse_se
+    assert abs(worst_t.mc_mse - tol**2) <= 3 * worst_t.mc_mse_se
 
 
 @pytest.mark.montecarlo
 def test_sample_size_law_predicts_large_n_from_small(paper_floor):
     """RMSE(n) from one computation at n = 10k, against Monte Carlo at n = 1k ... 1M."""
-    spec = EstimatorSpec("clipped_ips", 5.0)    # with a bias, so both terms of the law matter
+    spec = EstimatorSpec("clipped_ips", 5.0)  # with a bias, so both terms of the law matter
     alpha = [0.4, 0.3, 0.3]
     sample = EvaluationSample.from_scenario(paper_floor, 200_000, seed=1)
     law_obj = MixtureObjectives(sample, spec, 10_000)
@@ -132,17 +134,15 @@ def test_sample_size_law_predicts_large_n_from_small(paper_floor):
         predicted = law_obj.rmse(np.array([alpha]), n=n)[0]
         res = monte_carlo(paper_floor, alpha, [spec], n, reps, seed=n, eval_size=200_000, workers=2)[spec.name]
         for t, r in zip(sample.target_names, predicted):
-            assert abs(res[t].mc_mse - r ** 2) <= 3 * res[t].mc_mse_se, (n, t, res[t].mc_mse, r ** 2)
+            assert abs(res[t].mc_mse - r**2) <= 3 * res[t].mc_mse_se, (n, t, res[t].mc_mse, r**2)
 
 
 def test_plan_cli_json(capsys):
-    assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--n", "50000", "--eval-size", "30000",
-                 "--json"]) == 0
+    assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--n", "50000", "--eval-size", "30000", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["reachable"] and 0 < d["exploration_rate"] < 1 and set(d["alpha"]) == {"exploit", "explore"}
     assert all(t["rmse"] <= 0.5 + 1e-9 for t in d["targets"].values())
-    assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--eps", "0.1", "--eval-size", "30000",
-                 "--json"]) == 0
+    assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--eps", "0.1", "--eval-size", "30000", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["log_size_needed"] > 0 and d["alpha"]["explore"] == pytest.approx(0.1)
     assert main(["plan", "paper", "--tol", "0.05", "--eval-size", "5000"]) == 0
@@ -157,8 +157,7 @@ def test_plan_cli_errors(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("study", sorted(p.name for p in (Path(__file__).parents[1] / "reports" / "examples"
-                                                          / "studies").glob("*.yaml")))
+@pytest.mark.parametrize("study", sorted(p.name for p in (Path(__file__).parents[1] / "reports" / "examples" / "studies").glob("*.yaml")))
 def test_plan_works_on_every_example_study(study, capsys):
     path = Path(__file__).parents[1] / "reports" / "examples" / "studies" / study
     assert main(["plan", "--config", str(path), "--tol", "0.5", "--eval-size", "5000", "--json"]) == 0

@@ -1,5 +1,6 @@
 """Scenarios plug in without editing couponmix: by entry point (a package of their own), by registration, or
 as a scenario folder of data. couponmix's core never imports the simulators package."""
+
 import subprocess
 import sys
 import textwrap
@@ -80,8 +81,12 @@ def test_batch_workers_see_entry_point_scenarios(toy_package, tmp_path, monkeypa
     studies.mkdir()
     (studies / "t.yaml").write_text("scenario: toy\neval_size: 3000\nn: 1000\n")
     monkeypatch.setenv("PYTHONPATH", str(toy_package))
-    code = subprocess.run([sys.executable, "-m", "couponmix.cli", "batch", str(studies), "--out", str(tmp_path / "o"),
-                           "--workers", "2", "--quiet"], capture_output=True, text=True, timeout=300)
+    code = subprocess.run(
+        [sys.executable, "-m", "couponmix.cli", "batch", str(studies), "--out", str(tmp_path / "o"), "--workers", "2", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert code.returncode == 0, code.stderr
     assert (tmp_path / "o" / "t" / "report.html").is_file()
 
@@ -104,9 +109,11 @@ def test_a_scenario_folder_holds_data_not_code(tmp_path, capsys):
 
 
 def test_core_does_not_import_the_simulators_package():
-    code = ("import sys, couponmix.cli, couponmix.studies.study, couponmix.studies.batch, "
-            "couponmix.ope.criterion, couponmix.decide.planner, "
-            "couponmix.ope.montecarlo, couponmix.ope.streaming, couponmix.dataset.simulate; "
-            "print(any(m == 'simulators' or m.startswith('simulators.') for m in sys.modules))")
+    code = (
+        "import sys, couponmix.cli, couponmix.studies.study, couponmix.studies.batch, "
+        "couponmix.ope.criterion, couponmix.decide.planner, "
+        "couponmix.ope.montecarlo, couponmix.ope.streaming, couponmix.dataset.simulate; "
+        "print(any(m == 'simulators' or m.startswith('simulators.') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -1,4 +1,5 @@
 """The report as a reader gets it: numbers equal summary.json's, self-contained, renders in Chromium."""
+
 import json
 import re
 from html import unescape
@@ -13,9 +14,14 @@ from couponmix.outputs.report import headline
 from couponmix.studies.summary import from_json
 
 STUDIES = Path(__file__).with_name("data") / "studies"
-FORMATS = {"pct1": lambda v: f"{100 * v:.1f}%", "pct2": lambda v: f"{100 * v:.2f}%",
-           "thousands": lambda v: f"{v:,.0f}", "num1": lambda v: f"{v:.1f}", "num3": lambda v: f"{v:.3f}",
-           "num4": lambda v: f"{v:.4f}"}
+FORMATS = {
+    "pct1": lambda v: f"{100 * v:.1f}%",
+    "pct2": lambda v: f"{100 * v:.2f}%",
+    "thousands": lambda v: f"{v:,.0f}",
+    "num1": lambda v: f"{v:.1f}",
+    "num3": lambda v: f"{v:.3f}",
+    "num4": lambda v: f"{v:.4f}",
+}
 
 
 class KeyedNumbers(HTMLParser):
@@ -61,11 +67,11 @@ def test_every_tagged_number_equals_summary_json(run_dir):
     parser.feed((run_dir / "report.html").read_text())
     keys = {k for k, _, _ in parser.found}
     # the headline numbers, every target's precision and every policy's value are all tagged
-    assert {"headline.exploration_rate", "headline.revenue_cost_per_10k_customers", "headline.worst_error",
-            "recommended.revenue"} <= keys
+    assert {"headline.exploration_rate", "headline.revenue_cost_per_10k_customers", "headline.worst_error", "recommended.revenue"} <= keys
     assert {"headline.log_size", "headline.log_size_needed"} & keys
-    assert {f"headline.precision.{t}.{k}" for t in summary["recommended"]["targets"]
-            for k in ("rmse", "sampling_error", "model_bias_bound")} <= keys
+    assert {
+        f"headline.precision.{t}.{k}" for t in summary["recommended"]["targets"] for k in ("rmse", "sampling_error", "model_bias_bound")
+    } <= keys
     # one criterion everywhere: the card's worst error is the front's, the table's and the recommendation's
     h = summary["headline"]
     assert h["worst_error"] == summary["recommended"]["ope_rmse"]
@@ -87,7 +93,8 @@ def test_report_headline_and_figures_are_the_summary_s(run_dir):
         png = (run_dir / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         import base64
-        assert base64.b64encode(png).decode() in html       # the same figure, embedded
+
+        assert base64.b64encode(png).decode() in html  # the same figure, embedded
     # self-contained: nothing to fetch from a network
     assert not re.search(r'(src|href)="(https?:)?//', html)
 

@@ -1,4 +1,5 @@
 """Scale: chunked Parquet simulation (invariance, schema, bounded memory) and the Dask backend."""
+
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from couponmix.ope.estimators import EstimatorSpec
 from couponmix.policy.mixture import Mixture
 
 ALPHA = [0.3, 0.3, 0.4]
-N = 3 * BLOCK + 1234            # not a whole number of blocks or chunks
+N = 3 * BLOCK + 1234  # not a whole number of blocks or chunks
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,13 @@ def test_parquet_log_equals_the_in_memory_log_with_the_documented_schema(paper, 
     log = simulate_log(paper, Mixture(paper.components(), ALPHA), N, seed=5)
     assert len(df) == N == summary["n"]
     assert np.array_equal(df[["x1", "x2", "x3", "x4"]].to_numpy(), log["context"])
-    for col, key in (("component", "stratum_idx"), ("action", "action"), ("reward", "reward"),
-                     ("pscore_avg", "pscore_avg"), ("pscore", "pscore")):
+    for col, key in (
+        ("component", "stratum_idx"),
+        ("action", "action"),
+        ("reward", "reward"),
+        ("pscore_avg", "pscore_avg"),
+        ("pscore", "pscore"),
+    ):
         assert np.array_equal(df[col].to_numpy(), log[key]), col
     assert summary["files"] == [f"part-{i:06d}.parquet" for i in range(4)]
     # the streamed statistics are the log's own
@@ -54,12 +60,14 @@ def test_output_does_not_depend_on_chunk_size_workers_or_backend(paper, referenc
     from couponmix.dataset import simulate
 
     ref = pd.read_parquet(reference[0])
-    runs = {"two chunks, two processes": dict(chunk_size=2 * BLOCK, backend=LocalBackend(2)),
-            "one chunk": dict(chunk_size=4 * BLOCK),
-            "dask threads": dict(chunk_size=BLOCK, backend=DaskBackend("threads")),
-            "one chunk in row groups of one block": dict(chunk_size=4 * BLOCK)}
+    runs = {
+        "two chunks, two processes": dict(chunk_size=2 * BLOCK, backend=LocalBackend(2)),
+        "one chunk": dict(chunk_size=4 * BLOCK),
+        "dask threads": dict(chunk_size=BLOCK, backend=DaskBackend("threads")),
+        "one chunk in row groups of one block": dict(chunk_size=4 * BLOCK),
+    }
     for i, (what, kw) in enumerate(runs.items()):
-        if what.endswith("row groups of one block"):     # several groups per file, written while simulating
+        if what.endswith("row groups of one block"):  # several groups per file, written while simulating
             monkeypatch.setattr(simulate, "ROW_GROUP_BLOCKS", 1)
         summary = simulate_to_parquet(paper, ALPHA, N, tmp_path / str(i), seed=5, **kw)
         assert pd.read_parquet(tmp_path / str(i)).equals(ref), what
@@ -69,16 +77,35 @@ def test_output_does_not_depend_on_chunk_size_workers_or_backend(paper, referenc
 
 def test_simulate_cli_and_its_errors(tmp_path, capsys):
     out = tmp_path / "log"
-    assert main(["simulate", "paper_floor", "--n", "70000", "--alpha", "pi1=0.5,pi2=0.25,pi3=0.25",
-                 "--out", str(out), "--chunk-size", str(BLOCK), "--workers", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "paper_floor",
+                "--n",
+                "70000",
+                "--alpha",
+                "pi1=0.5,pi2=0.25,pi3=0.25",
+                "--out",
+                str(out),
+                "--chunk-size",
+                str(BLOCK),
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "_summary.json").read_text())
     assert summary["n"] == 70000 and len(summary["files"]) == 2 and len(pd.read_parquet(out)) == 70000
-    bad = [(["--chunk-size", "1000"], "multiple of 65,536"),
-           (["--workers", "2", "--scheduler", "threads"], "not both"),
-           (["--alpha", "pi1=0.5,pi2=0.6,pi3=0.1"], "sum")]
+    bad = [
+        (["--chunk-size", "1000"], "multiple of 65,536"),
+        (["--workers", "2", "--scheduler", "threads"], "not both"),
+        (["--alpha", "pi1=0.5,pi2=0.6,pi3=0.1"], "sum"),
+    ]
     for extra, message in bad:
-        args = ["simulate", "paper", "--n", "1000", "--alpha", "pi1=0.5,pi2=0.25,pi3=0.25", "--out",
-                str(tmp_path / "x"), "--quiet", *extra]
+        args = ["simulate", "paper", "--n", "1000", "--alpha", "pi1=0.5,pi2=0.25,pi3=0.25", "--out", str(tmp_path / "x"), "--quiet", *extra]
         if extra[0] == "--alpha":
             args = args[:4] + extra + args[6:]
         assert main(args) == 2
@@ -86,8 +113,7 @@ def test_simulate_cli_and_its_errors(tmp_path, capsys):
         assert message in err and err.count("\n") == 1, err
         assert not (tmp_path / "x").exists()
     # an existing, non-empty folder is never overwritten
-    assert main(["simulate", "paper", "--n", "1000", "--alpha", "pi1=0.5,pi2=0.25,pi3=0.25", "--out", str(out),
-                 "--quiet"]) == 2
+    assert main(["simulate", "paper", "--n", "1000", "--alpha", "pi1=0.5,pi2=0.25,pi3=0.25", "--out", str(out), "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err
 
 
@@ -121,8 +147,9 @@ def cluster():
 
 
 def test_dask_cluster_simulation_equals_the_local_path(paper, reference, cluster, tmp_path):
-    summary = simulate_to_parquet(paper, ALPHA, N, tmp_path / "dask", seed=5, chunk_size=BLOCK,
-                                  backend=DaskBackend(cluster.scheduler_address))
+    summary = simulate_to_parquet(
+        paper, ALPHA, N, tmp_path / "dask", seed=5, chunk_size=BLOCK, backend=DaskBackend(cluster.scheduler_address)
+    )
     assert pd.read_parquet(tmp_path / "dask").equals(pd.read_parquet(reference[0]))
     assert summary["backend"] == f"dask ({cluster.scheduler_address})"
 
@@ -134,8 +161,7 @@ def test_dask_cluster_monte_carlo_equals_the_local_path(paper_floor, cluster):
     kw = dict(eval_size=5000, truth_size=100_000)
     specs = [EstimatorSpec("ips"), EstimatorSpec("dr")]
     local = monte_carlo(paper_floor, ALPHA, specs, 500, 8, seed=2, workers=1, **kw)
-    dask = monte_carlo(paper_floor, ALPHA, specs, 500, 8, seed=2, backend=DaskBackend(cluster.scheduler_address),
-                       **kw)
+    dask = monte_carlo(paper_floor, ALPHA, specs, 500, 8, seed=2, backend=DaskBackend(cluster.scheduler_address), **kw)
     assert local == dask
 
 
@@ -147,8 +173,12 @@ def test_backend_errors():
     assert get_backend(None, None).name == "local"
 
 
-STREAM_CASES = [("paper", EstimatorSpec("clipped_ips", 10.0)), ("paper_floor", EstimatorSpec("dr")),
-                ("paper_floor", EstimatorSpec("snips")), ("paper_floor", EstimatorSpec("ips", weights="naive"))]
+STREAM_CASES = [
+    ("paper", EstimatorSpec("clipped_ips", 10.0)),
+    ("paper_floor", EstimatorSpec("dr")),
+    ("paper_floor", EstimatorSpec("snips")),
+    ("paper_floor", EstimatorSpec("ips", weights="naive")),
+]
 
 
 @pytest.mark.parametrize("scenario,spec", STREAM_CASES, ids=[f"{c[0]}-{c[1].name}" for c in STREAM_CASES])
@@ -161,7 +191,7 @@ def test_streaming_objectives_equal_the_in_memory_ones(scenario, spec):
     size = 3 * BLOCK + 999
     alphas = 0.02 + 0.94 * np.random.default_rng(1).dirichlet(np.ones(3), 7)
     streamed = StreamingObjectives(sc, spec, 5000, size, seed=4, chunk_size=BLOCK)
-    x = population_chunk(sc, 4, size, 4 * BLOCK, 0)            # the same customers, in one piece
+    x = population_chunk(sc, 4, size, 4 * BLOCK, 0)  # the same customers, in one piece
     mu = sc.mu(x)
     sample = EvaluationSample.from_covariates(sc, x, q=np.broadcast_to(mu.mean(axis=0), mu.shape).copy())
     memory = MixtureObjectives(sample, spec, 5000)
@@ -204,8 +234,7 @@ def test_a_front_runs_on_a_streamed_population(paper):
     from couponmix.decide.optimize import pareto_front
     from couponmix.ope.streaming import StreamingObjectives
 
-    obj = StreamingObjectives(paper, EstimatorSpec("clipped_ips", 10.0), 10_000, 2 * BLOCK, seed=3,
-                              chunk_size=BLOCK)
+    obj = StreamingObjectives(paper, EstimatorSpec("clipped_ips", 10.0), 10_000, 2 * BLOCK, seed=3, chunk_size=BLOCK)
     front = pareto_front(obj, floors=0.01, pop_size=12, generations=4, seed=0)
     assert obj.cached and len(front) >= 2
     rev, agg, _ = obj.evaluate(front.alphas)
@@ -220,8 +249,9 @@ def test_dask_cluster_streaming_objectives_equal_the_local_path(paper, cluster):
     alphas = np.array([[0.3, 0.3, 0.4], [0.1, 0.2, 0.7]])
     spec = EstimatorSpec("clipped_ips", 10.0)
     local = StreamingObjectives(paper, spec, 10_000, 2 * BLOCK, seed=1, chunk_size=BLOCK).evaluate(alphas)
-    dask = StreamingObjectives(paper, spec, 10_000, 2 * BLOCK, seed=1, chunk_size=BLOCK,
-                               backend=DaskBackend(cluster.scheduler_address)).evaluate(alphas)
+    dask = StreamingObjectives(
+        paper, spec, 10_000, 2 * BLOCK, seed=1, chunk_size=BLOCK, backend=DaskBackend(cluster.scheduler_address)
+    ).evaluate(alphas)
     for a, b in zip(local, dask):
         assert np.array_equal(a, b)
 
@@ -231,12 +261,28 @@ def test_evaluate_cli_gives_the_streamed_objectives(capsys):
     from simulators import get_scenario
 
     mixes = ["pi1=0.5,pi2=0.25,pi3=0.25", "pi1=0.2,pi2=0.4,pi3=0.4"]
-    argv = ["evaluate", "paper_floor", "--population", str(2 * BLOCK), "--chunk-size", str(BLOCK), "--n", "5000",
-            "--seed", "3", "--estimator", "dr", "--eval-size", "2000", "--workers", "1", "--json"]
+    argv = [
+        "evaluate",
+        "paper_floor",
+        "--population",
+        str(2 * BLOCK),
+        "--chunk-size",
+        str(BLOCK),
+        "--n",
+        "5000",
+        "--seed",
+        "3",
+        "--estimator",
+        "dr",
+        "--eval-size",
+        "2000",
+        "--workers",
+        "1",
+        "--json",
+    ]
     assert main(argv + sum((["--alpha", a] for a in mixes), [])) == 0
     doc = json.loads(capsys.readouterr().out)
-    direct = StreamingObjectives(get_scenario("paper_floor"), EstimatorSpec("dr"), 5000, 2 * BLOCK, seed=3,
-                                 chunk_size=BLOCK)
+    direct = StreamingObjectives(get_scenario("paper_floor"), EstimatorSpec("dr"), 5000, 2 * BLOCK, seed=3, chunk_size=BLOCK)
     rev, agg, per = direct.evaluate(np.array([[0.5, 0.25, 0.25], [0.2, 0.4, 0.4]]))
     assert doc["population"] == 2 * BLOCK and doc["n"] == 5000 and len(doc["mixtures"]) == 2
     assert [m["revenue"] for m in doc["mixtures"]] == rev.tolist()
@@ -246,8 +292,7 @@ def test_evaluate_cli_gives_the_streamed_objectives(capsys):
 
 
 def test_evaluate_cli_handles_the_infinite_variance_trap_and_unsupported_targets(capsys):
-    base = ["evaluate", "paper", "--population", str(BLOCK), "--chunk-size", str(BLOCK), "--eval-size", "2000",
-            "--workers", "1", "--quiet"]
+    base = ["evaluate", "paper", "--population", str(BLOCK), "--chunk-size", str(BLOCK), "--eval-size", "2000", "--workers", "1", "--quiet"]
     # plain IPS has infinite variance in the published setting: refused in one line
     assert main(base + ["--alpha", "pi1=0.4,pi2=0.3,pi3=0.3", "--estimator", "ips"]) == 2
     err = capsys.readouterr().err
@@ -264,12 +309,15 @@ def test_evaluate_cli_handles_the_infinite_variance_trap_and_unsupported_targets
     assert "never show actions" in captured.err
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--alpha", "pi1=0.7,pi2=0.7"], "sum"),
-    (["--alpha", "pi1=1", "--naive"], "--naive needs --estimator"),
-    (["--alpha", "pi1=1", "--population", "10"], "population size"),
-    (["--alpha", "pi1=1", "--chunk-size", "1000"], "multiple of 65,536"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--alpha", "pi1=0.7,pi2=0.7"], "sum"),
+        (["--alpha", "pi1=1", "--naive"], "--naive needs --estimator"),
+        (["--alpha", "pi1=1", "--population", "10"], "population size"),
+        (["--alpha", "pi1=1", "--chunk-size", "1000"], "multiple of 65,536"),
+    ],
+)
 def test_evaluate_cli_errors_are_one_line(capsys, extra, message):
     assert main(["evaluate", "paper", "--eval-size", "500", "--quiet"] + extra) == 2
     err = capsys.readouterr().err.strip()

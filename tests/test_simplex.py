@@ -30,12 +30,15 @@ def test_barycentre_is_interior():
     assert np.all(c > 0.01) and c.sum() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("alpha,msg", [
-    ([0.5, 0.6, -0.1], "negative"),
-    ([0.2, 0.2, 0.2], "sum to 0.6"),
-    ([np.nan, 0.5, 0.5], "NaN"),
-    ([0.5, 0.5], "3 weights"),
-])
+@pytest.mark.parametrize(
+    "alpha,msg",
+    [
+        ([0.5, 0.6, -0.1], "negative"),
+        ([0.2, 0.2, 0.2], "sum to 0.6"),
+        ([np.nan, 0.5, 0.5], "NaN"),
+        ([0.5, 0.5], "3 weights"),
+    ],
+)
 def test_alpha_off_the_simplex_is_refused(alpha, msg):
     with pytest.raises(CouponmixError, match=msg):
         check_alpha(alpha, 3)
@@ -49,7 +52,6 @@ def test_alpha_below_floor_is_refused():
 def test_parse_alpha_spec():
     np.testing.assert_allclose(parse_alpha_spec("pi1=0.2, pi2=0.4,pi3=0.4", ["pi1", "pi2", "pi3"]), [0.2, 0.4, 0.4])
     np.testing.assert_allclose(parse_alpha_spec("pi2=1", ["pi1", "pi2", "pi3"]), [0, 1, 0])
-    for bad, msg in [("pi9=1", "unknown component"), ("pi1", "NAME=WEIGHT"), ("pi1=x", "not a number"),
-                     ("pi1=0.5", "sum to 0.5")]:
+    for bad, msg in [("pi9=1", "unknown component"), ("pi1", "NAME=WEIGHT"), ("pi1=x", "not a number"), ("pi1=0.5", "sum to 0.5")]:
         with pytest.raises(CouponmixError, match=msg):
             parse_alpha_spec(bad, ["pi1", "pi2", "pi3"])

@@ -1,4 +1,5 @@
 """The typed study result and its one serialisation: summary.json round-trips to the same records."""
+
 import json
 
 import pytest
@@ -24,12 +25,12 @@ def test_summary_is_typed_and_round_trips(small):
     assert all(isinstance(p, TargetPrecision) for p in small.headline.precision.values())
     text = to_json(small)
     back = from_json(text)
-    assert back == small                         # the same records, field by field
-    assert to_json(back) == text                 # and the same bytes
+    assert back == small  # the same records, field by field
+    assert to_json(back) == text  # and the same bytes
     doc = json.loads(text)
-    assert list(doc) == [k for k in StudySummary.__dataclass_fields__ if k in doc]   # key order = field order
+    assert list(doc) == [k for k in StudySummary.__dataclass_fields__ if k in doc]  # key order = field order
     assert doc["summary_format"] == SUMMARY_FORMAT
-    assert "exploit_regret" not in doc and "study" not in doc      # optional blocks left out when absent
+    assert "exploit_regret" not in doc and "study" not in doc  # optional blocks left out when absent
     assert doc["plan"]["tol"] == 0.5
 
 

@@ -6,6 +6,7 @@ MultiLoggersNaive* estimators), pscore_avg (the balanced propensity, for
 MultiLoggersBalanced*), stratum_idx (the acting component), plus
 pscore_components (n, K) and expected_reward mu(x, .) (n, A).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
 from couponmix.policy.mixture import Mixture
 
-__all__ = ['simulate_block', 'simulate_log']
+__all__ = ["simulate_block", "simulate_log"]
 
 
 def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.random.Generator) -> dict:
@@ -24,13 +25,18 @@ def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.rand
     x = scenario.sample_covariates(size, rng)
     draw = mixture.draw(x, rng)
     reward = scenario.sample_rewards(x, draw.action, rng)
-    return dict(context=x, action=draw.action, reward=reward, pscore=draw.pscore,
-                pscore_avg=draw.pscore_avg, stratum_idx=draw.component,
-                pscore_components=draw.pscore_components)
+    return dict(
+        context=x,
+        action=draw.action,
+        reward=reward,
+        pscore=draw.pscore,
+        pscore_avg=draw.pscore_avg,
+        stratum_idx=draw.component,
+        pscore_components=draw.pscore_components,
+    )
 
 
-def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replication: int | None = None,
-                 pilot: int | None = None) -> dict:
+def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replication: int | None = None, pilot: int | None = None) -> dict:
     """Draw a log of ``n`` customers from ``scenario`` under ``mixture``.
 
     Customers are simulated in blocks of ``seeding.BLOCK``, block b from its own
@@ -41,14 +47,15 @@ def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replic
     n = check_positive_int(n, "n")
     if pilot is not None and replication is not None:
         raise ValueError("a log is either a pilot or a replication")
-    key = (("pilot", pilot) if pilot is not None else ("log",) if replication is None
-           else ("replication", replication))
-    parts = [
-        simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, *key, b))
-        for b, start in enumerate(range(0, n, BLOCK))
-    ]
+    key = ("pilot", pilot) if pilot is not None else ("log",) if replication is None else ("replication", replication)
+    parts = [simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, *key, b)) for b, start in enumerate(range(0, n, BLOCK))]
     log: dict = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    log.update(expected_reward=scenario.mu(log["context"]), n_rounds=n, n_actions=scenario.n_actions,
-               n_strata=len(mixture.names),
-               position=None, component_names=mixture.names)
+    log.update(
+        expected_reward=scenario.mu(log["context"]),
+        n_rounds=n,
+        n_actions=scenario.n_actions,
+        n_strata=len(mixture.names),
+        position=None,
+        component_names=mixture.names,
+    )
     return log

@@ -15,6 +15,7 @@ Scenarios are found, by name, in three places:
   and ``config`` (that scenario's parameters, validated by the scenario itself). Folders hold data only;
   no code is loaded from them.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,8 +37,11 @@ __all__ = ["Scenario", "register", "registered", "get_scenario", "ENTRY_POINT_GR
 ENTRY_POINT_GROUP = "couponmix.scenarios"
 SCENARIO_FILE = "scenario.yaml"
 #: the scenarios shipped beside couponmix, used when the package's entry points are not installed
-BUILTIN = {"market": "simulators.market:MarketScenario", "paper": "simulators.paper:PaperScenario",
-           "paper_floor": "simulators.paper:PaperFloorScenario"}
+BUILTIN = {
+    "market": "simulators.market:MarketScenario",
+    "paper": "simulators.paper:PaperScenario",
+    "paper_floor": "simulators.paper:PaperFloorScenario",
+}
 
 
 class Scenario(ABC):
@@ -135,8 +139,7 @@ def scenario_class(name: str) -> type[Scenario]:
         return _REGISTERED[name]
     points = _entry_points()
     if name not in points:
-        raise CouponmixError(f"unknown scenario {name!r}; known scenarios: {', '.join(sorted(registered()))} "
-                             "(or a scenario folder)")
+        raise CouponmixError(f"unknown scenario {name!r}; known scenarios: {', '.join(sorted(registered()))} (or a scenario folder)")
     module, _, attr = points[name].partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
@@ -181,7 +184,7 @@ def get_scenario(name: str, config=None, seed: int = 0) -> Scenario:
         name, config = kind, folder_config if config is None else config
     cls = scenario_class(name)
     if cls.takes_config:
-        return cls(config=config, seed=seed)   # type: ignore[call-arg]
+        return cls(config=config, seed=seed)  # type: ignore[call-arg]
     if config is not None:
         takers = [n for n in registered() if n in BUILTIN and scenario_class(n).takes_config]
         raise CouponmixError(f"scenario {name!r} takes no config (only {', '.join(takers) or 'none'} here)")

@@ -21,6 +21,7 @@ Schema (one row per customer, in customer order):
     pscore_avg    float64   balanced propensity p_alpha(a|x) = sum_k alpha_k pi_k(a|x) (obp's pscore_avg)
     pscore        float64   the acting component's own propensity pi_k(a|x) (obp's pscore, naive weights)
 """
+
 from __future__ import annotations
 
 import json
@@ -45,12 +46,24 @@ from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
 from couponmix.policy.mixture import Mixture
 
-__all__ = ['bytes_per_customer', 'check_free_space',
-           'DEFAULT_CHUNK', 'ROW_GROUP_BLOCKS', 'COLUMNS_AFTER_COVARIATES', 'PARQUET_OPTIONS', 'check_chunk_size',
-           'ChunkJob', 'write_chunk', 'part_name', 'covariate_names', 'reduce_stats', 'simulate_to_parquet']
+__all__ = [
+    "bytes_per_customer",
+    "check_free_space",
+    "DEFAULT_CHUNK",
+    "ROW_GROUP_BLOCKS",
+    "COLUMNS_AFTER_COVARIATES",
+    "PARQUET_OPTIONS",
+    "check_chunk_size",
+    "ChunkJob",
+    "write_chunk",
+    "part_name",
+    "covariate_names",
+    "reduce_stats",
+    "simulate_to_parquet",
+]
 
-DEFAULT_CHUNK = 16 * BLOCK   # 1,048,576 customers per file
-ROW_GROUP_BLOCKS = 4         # 262,144 customers (about 17 MB on paper) per Parquet row group
+DEFAULT_CHUNK = 16 * BLOCK  # 1,048,576 customers per file
+ROW_GROUP_BLOCKS = 4  # 262,144 customers (about 17 MB on paper) per Parquet row group
 COLUMNS_AFTER_COVARIATES = ("component", "action", "reward", "pscore_avg", "pscore")
 #: random doubles do not compress, and dictionary-encoding them costs more than the draws
 PARQUET_OPTIONS = dict(compression="none", use_dictionary=["component", "action"])
@@ -59,14 +72,14 @@ PARQUET_OPTIONS = dict(compression="none", use_dictionary=["component", "action"
 def check_chunk_size(chunk_size: int) -> int:
     chunk_size = check_positive_int(chunk_size, "chunk size")
     if chunk_size % BLOCK:
-        raise CouponmixError(f"chunk size must be a multiple of {BLOCK:,} customers (one random-number block), "
-                             f"got {chunk_size:,}")
+        raise CouponmixError(f"chunk size must be a multiple of {BLOCK:,} customers (one random-number block), got {chunk_size:,}")
     return chunk_size
 
 
 @dataclass(frozen=True)
 class ChunkJob:
     """Everything a worker needs to write one chunk (picklable: the mixture is rebuilt from alpha)."""
+
     scenario: Scenario
     alpha: tuple
     n: int
@@ -79,17 +92,20 @@ def _block_group_table(sc: Scenario, mixture: Mixture, seed: int, start: int, st
     """(Arrow table, component, action, reward) of customers [start, stop), whole blocks."""
     import pyarrow as pa
 
-    parts = [simulate_block(sc, mixture, min(BLOCK, stop - s), stream(seed, "log", s // BLOCK))
-             for s in range(start, stop, BLOCK)]
+    parts = [simulate_block(sc, mixture, min(BLOCK, stop - s), stream(seed, "log", s // BLOCK)) for s in range(start, stop, BLOCK)]
     x = np.concatenate([p["context"] for p in parts])
     names = names or covariate_names(sc, x.shape[1])
     cols = {name: x[:, j] for j, name in enumerate(names)}
     comp = np.concatenate([p["stratum_idx"] for p in parts])
     action = np.concatenate([p["action"] for p in parts])
     reward = np.concatenate([p["reward"] for p in parts])
-    cols.update(component=comp.astype(np.int16), action=action.astype(np.int16), reward=reward,
-                pscore_avg=np.concatenate([p["pscore_avg"] for p in parts]),
-                pscore=np.concatenate([p["pscore"] for p in parts]))
+    cols.update(
+        component=comp.astype(np.int16),
+        action=action.astype(np.int16),
+        reward=reward,
+        pscore_avg=np.concatenate([p["pscore_avg"] for p in parts]),
+        pscore=np.concatenate([p["pscore"] for p in parts]),
+    )
     return pa.table(cols), comp, action, reward
 
 
@@ -102,15 +118,20 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
     """
     import pyarrow.parquet as pq
 
-    if multiprocessing.parent_process() is not None:   # couponmix's own worker processes; the CLI tunes itself
+    if multiprocessing.parent_process() is not None:  # couponmix's own worker processes; the CLI tunes itself
         tune_allocator()
     sc = job.scenario
     k = len(job.alpha)
     mixture = Mixture(sc.components(), np.array(job.alpha))
     start = index * job.chunk_size
     stop = min(job.n, start + job.chunk_size)
-    stats: dict = {"rows": 0, "reward_sum": 0.0, "reward_sq_sum": 0.0,
-             "component_counts": np.zeros(k, dtype=np.int64), "action_counts": np.zeros(sc.n_actions, np.int64)}
+    stats: dict = {
+        "rows": 0,
+        "reward_sum": 0.0,
+        "reward_sq_sum": 0.0,
+        "component_counts": np.zeros(k, dtype=np.int64),
+        "action_counts": np.zeros(sc.n_actions, np.int64),
+    }
     writer, pending, names = None, None, None
     group = ROW_GROUP_BLOCKS * BLOCK
     # one BLAS thread: OpenBLAS's idle threads spin, and here they would take the writer's core (this halved
@@ -118,25 +139,23 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1, thread_name_prefix="couponmix-parquet") as pool:
         try:
             for s in range(start, stop, group):
-                table, comp, action, reward = _block_group_table(sc, mixture, job.seed, s, min(stop, s + group),
-                                                                 names)
-                names = table.column_names[:table.num_columns - len(COLUMNS_AFTER_COVARIATES)]
+                table, comp, action, reward = _block_group_table(sc, mixture, job.seed, s, min(stop, s + group), names)
+                names = table.column_names[: table.num_columns - len(COLUMNS_AFTER_COVARIATES)]
                 stats["rows"] += len(reward)
                 stats["reward_sum"] += float(reward.sum())
                 stats["reward_sq_sum"] += float(np.dot(reward, reward))
                 stats["component_counts"] += np.bincount(comp, minlength=k)
                 stats["action_counts"] += np.bincount(action, minlength=sc.n_actions)
                 if pending is not None:
-                    pending.result()          # the previous group is written (errors surface here)
+                    pending.result()  # the previous group is written (errors surface here)
                 if writer is None:
-                    writer = pq.ParquetWriter(os.path.join(job.folder, part_name(index)), table.schema,
-                                              **PARQUET_OPTIONS)
+                    writer = pq.ParquetWriter(os.path.join(job.folder, part_name(index)), table.schema, **PARQUET_OPTIONS)
                 pending = pool.submit(writer.write_table, table, row_group_size=len(reward))
             if pending is not None:
                 pending.result()
         finally:
             if pending is not None:
-                pending.exception()           # never close the file under a write still in flight
+                pending.exception()  # never close the file under a write still in flight
             if writer is not None:
                 writer.close()
     stats["component_counts"] = stats["component_counts"].tolist()
@@ -163,8 +182,13 @@ def reduce_stats(parts: list[dict]) -> dict:
     act = np.sum([p["action_counts"] for p in parts], axis=0)
     mean = s1 / n
     var = max(s2 / n - mean * mean, 0.0) * n / max(n - 1, 1)
-    return {"rows": n, "reward_mean": mean, "reward_mean_se": float(np.sqrt(var / n)),
-            "component_counts": comp.tolist(), "action_counts": act.tolist()}
+    return {
+        "rows": n,
+        "reward_mean": mean,
+        "reward_mean_se": float(np.sqrt(var / n)),
+        "component_counts": comp.tolist(),
+        "action_counts": act.tolist(),
+    }
 
 
 def bytes_per_customer(n_covariates: int) -> int:
@@ -175,15 +199,18 @@ def bytes_per_customer(n_covariates: int) -> int:
 
 def check_free_space(folder, n: int, n_covariates: int) -> None:
     """Refuse, before writing anything, a log that cannot fit in the free space of ``folder``'s disk."""
-    need = n * bytes_per_customer(n_covariates) * 1.02 + 16 * 2 ** 20
+    need = n * bytes_per_customer(n_covariates) * 1.02 + 16 * 2**20
     free = shutil.disk_usage(folder).free
     if need > free:
-        raise CouponmixError(f"simulate: {n:,} customers need about {need / 2 ** 30:,.1f} GiB but {folder} has "
-                             f"{free / 2 ** 30:,.1f} GiB free; write fewer customers (--n) or elsewhere (--out)")
+        raise CouponmixError(
+            f"simulate: {n:,} customers need about {need / 2**30:,.1f} GiB but {folder} has "
+            f"{free / 2**30:,.1f} GiB free; write fewer customers (--n) or elsewhere (--out)"
+        )
 
 
-def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, chunk_size: int = DEFAULT_CHUNK,
-                        backend=None, on_chunk=None) -> dict:
+def simulate_to_parquet(
+    scenario: Scenario, alpha, n: int, out, seed: int = 0, chunk_size: int = DEFAULT_CHUNK, backend=None, on_chunk=None
+) -> dict:
     """Write the log of ``n`` customers under the mixture ``alpha`` to ``out`` as Parquet; returns the summary
     that is also written to ``out/_summary.json``."""
     from couponmix.infra.backend import LocalBackend
@@ -197,7 +224,7 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
     backend = backend or LocalBackend(1)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_staging(out)
-    d = scenario.sample_covariates(1, np.random.default_rng(0)).shape[1]   # a scenario may not name them
+    d = scenario.sample_covariates(1, np.random.default_rng(0)).shape[1]  # a scenario may not name them
     check_free_space(out.parent, n, d)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -209,18 +236,25 @@ def simulate_to_parquet(scenario: Scenario, alpha, n: int, out, seed: int = 0, c
         total = reduce_stats(stats)
         x_names = covariate_names(scenario, d)
         summary = {
-            "scenario": scenario.name, "n": n, "seed": int(seed), "chunk_size": chunk_size,
-            "files": [part_name(i) for i in chunks], "backend": backend.name,
-            "alpha": mixture.weights, "components": list(mixture.names), "actions": list(scenario.action_names),
+            "scenario": scenario.name,
+            "n": n,
+            "seed": int(seed),
+            "chunk_size": chunk_size,
+            "files": [part_name(i) for i in chunks],
+            "backend": backend.name,
+            "alpha": mixture.weights,
+            "components": list(mixture.names),
+            "actions": list(scenario.action_names),
             "columns": x_names + list(COLUMNS_AFTER_COVARIATES),
             "component_share": dict(zip(mixture.names, (np.array(total["component_counts"]) / n).tolist())),
             "action_share": dict(zip(scenario.action_names, (np.array(total["action_counts"]) / n).tolist())),
-            "reward_mean": total["reward_mean"], "reward_mean_se": total["reward_mean_se"],
+            "reward_mean": total["reward_mean"],
+            "reward_mean_se": total["reward_mean_se"],
         }
         (staging / "_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         mark(staging)
         if out.exists():
-            out.rmdir()          # empty, checked above
+            out.rmdir()  # empty, checked above
         os.rename(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -7,6 +7,7 @@
 - Log-size curve: RMSE per target at the recommended mixture against the log size, from the error law
   (one computation gives every n), with the log size also in days at a given daily traffic.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,7 @@ import numpy as np
 from couponmix.ope.criterion import SelectedLaw
 from couponmix.ope.protocols import Objectives
 
-__all__ = ['EPS_GRID', 'LOG_SIZES', 'exploration_line', 'best_component', 'exploration_rate', 'exploration_curve',
-           'log_size_curve']
+__all__ = ["EPS_GRID", "LOG_SIZES", "exploration_line", "best_component", "exploration_rate", "exploration_curve", "log_size_curve"]
 
 EPS_GRID = np.unique(np.concatenate([np.linspace(0, 1, 41), np.geomspace(1e-3, 0.05, 12)]))
 LOG_SIZES = np.unique(np.round(np.geomspace(1_000, 10_000_000, 29)).astype(int))
@@ -27,12 +27,15 @@ def exploration_line(objectives: Objectives) -> tuple[np.ndarray, str]:
     k = len(names)
     best = best_component(objectives)
     if "explore" in names:
-        return np.eye(k)[names.index("explore")], (f"exploration rate: the share of customers served by the "
-                                                   f"exploration policy (explore); the rest follow {names[best]}")
+        return np.eye(k)[names.index("explore")], (
+            f"exploration rate: the share of customers served by the exploration policy (explore); the rest follow {names[best]}"
+        )
     d = np.ones(k) / (k - 1)
     d[best] = 0.0
-    return d, (f"exploration rate: the share of customers taken from {names[best]} (the revenue-best policy) "
-               f"and spread evenly over {', '.join(n for j, n in enumerate(names) if j != best)}")
+    return d, (
+        f"exploration rate: the share of customers taken from {names[best]} (the revenue-best policy) "
+        f"and spread evenly over {', '.join(n for j, n in enumerate(names) if j != best)}"
+    )
 
 
 def best_component(objectives: Objectives) -> int:
@@ -60,21 +63,28 @@ def exploration_curve(objectives: Objectives, n: int) -> dict:
     alphas = (1 - EPS_GRID)[:, None] * e_best + EPS_GRID[:, None] * d
     laws = objectives.laws(alphas)
     rmse = {t: np.where(law.supported, law.rmse(n), np.nan) for t, law in zip(objectives.target_names, laws)}
-    out = {"definition": definition, "n": int(n), "eps": EPS_GRID.tolist(),
-           "revenue": objectives.revenue(alphas).tolist(),
-           "rmse": {t: [None if np.isnan(v) else float(v) for v in r] for t, r in rmse.items()}}
+    out = {
+        "definition": definition,
+        "n": int(n),
+        "eps": EPS_GRID.tolist(),
+        "revenue": objectives.revenue(alphas).tolist(),
+        "rmse": {t: [None if np.isnan(v) else float(v) for v in r] for t, r in rmse.items()},
+    }
     selected = [law for law in laws if isinstance(law, SelectedLaw)]
-    if len(selected) == len(laws):   # a Criterion: which estimator each point uses, and its sampling error
-        out["estimator"] = {t: [law.specs[i].name for i in law.choice(n)] for t, law in
-                            zip(objectives.target_names, selected)}
-        out["sampling_error"] = {t: [float(law.laws[i].sampling_error(n)[j]) for j, i in enumerate(law.choice(n))]
-                                 for t, law in zip(objectives.target_names, selected)}
+    if len(selected) == len(laws):  # a Criterion: which estimator each point uses, and its sampling error
+        out["estimator"] = {t: [law.specs[i].name for i in law.choice(n)] for t, law in zip(objectives.target_names, selected)}
+        out["sampling_error"] = {
+            t: [float(law.laws[i].sampling_error(n)[j]) for j, i in enumerate(law.choice(n))]
+            for t, law in zip(objectives.target_names, selected)
+        }
     return out
 
 
 def log_size_curve(objectives: Objectives, alpha: np.ndarray, daily_traffic: float) -> dict:
     laws = objectives.laws(np.asarray(alpha, float)[None, :])
-    return {"log_size": LOG_SIZES.tolist(), "daily_traffic": float(daily_traffic),
-            "days": (LOG_SIZES / daily_traffic).tolist(),
-            "rmse": {t: [float(law.rmse(int(n))[0]) for n in LOG_SIZES]
-                     for t, law in zip(objectives.target_names, laws)}}
+    return {
+        "log_size": LOG_SIZES.tolist(),
+        "daily_traffic": float(daily_traffic),
+        "days": (LOG_SIZES / daily_traffic).tolist(),
+        "rmse": {t: [float(law.rmse(int(n))[0]) for n in LOG_SIZES] for t, law in zip(objectives.target_names, laws)},
+    }

@@ -5,6 +5,7 @@ candidate onto it, so every evaluated mixture is feasible. The front is the
 non-dominated set of the final population. The decision rule picks one point:
 the knee by default, or the highest revenue with RMSE <= max_rmse.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,8 +20,17 @@ from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.protocols import Objectives
 from couponmix.policy.simplex import check_floors, project
 
-__all__ = ['SEGMENT_POINTS', 'Front', 'Recommendation', 'nondominated_mask', 'initial_population', 'knee_index',
-           'recommend', 'pareto_front', 'check_max_rmse']
+__all__ = [
+    "SEGMENT_POINTS",
+    "Front",
+    "Recommendation",
+    "nondominated_mask",
+    "initial_population",
+    "knee_index",
+    "recommend",
+    "pareto_front",
+    "check_max_rmse",
+]
 
 #: evenly spaced points of the grid that replaces the genetic search when there are two components
 SEGMENT_POINTS = 401
@@ -32,9 +42,9 @@ class Front:
 
     component_names: tuple[str, ...]
     target_names: tuple[str, ...]
-    alphas: np.ndarray          # (F, K)
-    revenue: np.ndarray         # (F,)
-    rmse: np.ndarray            # (F,) aggregated over targets
+    alphas: np.ndarray  # (F, K)
+    revenue: np.ndarray  # (F,)
+    rmse: np.ndarray  # (F,) aggregated over targets
     rmse_per_target: np.ndarray  # (F, T)
 
     def __len__(self) -> int:
@@ -51,7 +61,7 @@ class Front:
 @dataclass(frozen=True)
 class Recommendation:
     index: int
-    rule: str                 # "knee" or "max_rmse"
+    rule: str  # "knee" or "max_rmse"
     meets_max_rmse: bool | None
     note: str
 
@@ -66,7 +76,7 @@ def nondominated_mask(revenue: np.ndarray, rmse: np.ndarray) -> np.ndarray:
         return keep
     F = np.column_stack([-np.asarray(revenue, float), np.asarray(rmse, float)])
     keep[NonDominatedSorting().do(F, only_non_dominated_front=True)] = True
-    _, first = np.unique(F, axis=0, return_index=True)     # duplicates: keep the first occurrence only
+    _, first = np.unique(F, axis=0, return_index=True)  # duplicates: keep the first occurrence only
     dup = np.ones(len(F), dtype=bool)
     dup[first] = False
     keep &= ~dup
@@ -102,20 +112,28 @@ def recommend(front: Front, max_rmse: float | None = None) -> Recommendation:
         raise CouponmixError("the optimiser returned an empty front")
     if max_rmse is None:
         i = knee_index(front.revenue, front.rmse)
-        return Recommendation(i, "knee", None, "knee of the front: beyond it, each unit of RMSE saved costs "
-                                               "more revenue than before")
+        return Recommendation(i, "knee", None, "knee of the front: beyond it, each unit of RMSE saved costs more revenue than before")
     ok = np.flatnonzero(front.rmse <= max_rmse)
     if ok.size:
         i = int(ok[np.argmax(front.revenue[ok])])
         return Recommendation(i, "max_rmse", True, f"highest revenue with RMSE <= {max_rmse:g}")
     i = int(np.argmin(front.rmse))
-    return Recommendation(i, "max_rmse", False,
-                          f"no mixture reaches RMSE <= {max_rmse:g} at this log size; the lowest reachable is "
-                          f"{front.rmse[i]:.4g}, recommended instead")
+    return Recommendation(
+        i,
+        "max_rmse",
+        False,
+        f"no mixture reaches RMSE <= {max_rmse:g} at this log size; the lowest reachable is {front.rmse[i]:.4g}, recommended instead",
+    )
 
 
-def pareto_front(objectives: Objectives, floors=0.0, pop_size: int = 100, generations: int = 100,
-                 seed: int = 0, on_generation: Callable[[int], None] | None = None) -> Front:
+def pareto_front(
+    objectives: Objectives,
+    floors=0.0,
+    pop_size: int = 100,
+    generations: int = 100,
+    seed: int = 0,
+    on_generation: Callable[[int], None] | None = None,
+) -> Front:
     """Run NSGA-II (pymoo) over the floored simplex and return the non-dominated front.
 
     ``objectives`` is a ``Criterion`` or a ``MixtureObjectives`` (anything with ``evaluate`` and the
@@ -132,9 +150,8 @@ def pareto_front(objectives: Objectives, floors=0.0, pop_size: int = 100, genera
     pop_size = check_positive_int(pop_size, "pop-size", minimum=k + 2)
     generations = check_positive_int(generations, "generations")
 
-    if k == 2:   # a segment: exact evaluation on a fine grid (denser near both ends) beats a genetic search
-        t = np.unique(np.concatenate([np.linspace(0, 1, SEGMENT_POINTS), np.geomspace(1e-4, 0.05, 60),
-                                      1 - np.geomspace(1e-4, 0.05, 60)]))
+    if k == 2:  # a segment: exact evaluation on a fine grid (denser near both ends) beats a genetic search
+        t = np.unique(np.concatenate([np.linspace(0, 1, SEGMENT_POINTS), np.geomspace(1e-4, 0.05, 60), 1 - np.geomspace(1e-4, 0.05, 60)]))
         free = 1.0 - floors.sum()
         alphas = floors + free * np.column_stack([1 - t, t])
         if on_generation is not None:
@@ -158,10 +175,10 @@ def pareto_front(objectives: Objectives, floors=0.0, pop_size: int = 100, genera
             if on_generation is not None:
                 on_generation(algorithm.n_gen)
 
-    algorithm = NSGA2(pop_size=pop_size, sampling=initial_population(k, floors, pop_size, seed),
-                      repair=SimplexRepair(), eliminate_duplicates=True)
-    res = minimize(MixtureProblem(), algorithm, ("n_gen", generations), seed=seed, verbose=False,
-                   callback=Progress())
+    algorithm = NSGA2(
+        pop_size=pop_size, sampling=initial_population(k, floors, pop_size, seed), repair=SimplexRepair(), eliminate_duplicates=True
+    )
+    res = minimize(MixtureProblem(), algorithm, ("n_gen", generations), seed=seed, verbose=False, callback=Progress())
     return _front(objectives, project(np.atleast_2d(res.pop.get("X")), floors))
 
 
@@ -171,8 +188,7 @@ def _front(objectives: Objectives, alphas: np.ndarray) -> Front:
     keep = nondominated_mask(revenue, agg)
     alphas, revenue, agg, per = alphas[keep], revenue[keep], agg[keep], per[keep]
     order = np.argsort(revenue, kind="stable")
-    return Front(objectives.component_names, objectives.target_names, alphas[order], revenue[order],
-                 agg[order], per[order])
+    return Front(objectives.component_names, objectives.target_names, alphas[order], revenue[order], agg[order], per[order])
 
 
 def check_max_rmse(value) -> float | None:

@@ -13,6 +13,7 @@
 Both take any objectives with the ``Criterion`` interface (``laws`` returning per-target laws with
 ``rmse(n)`` and ``log_size_for(tol)``), for any scenario and any component names.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -42,11 +43,11 @@ class Plan:
     alpha: dict
     exploration_rate: float
     revenue: float
-    revenue_cost: float          # per customer, against the revenue-best mixture
+    revenue_cost: float  # per customer, against the revenue-best mixture
     revenue_cost_pct: float | None
     worst_error: float
-    targets: dict                # per target: chosen estimator, error and its parts (Criterion.describe)
-    evaluated: int               # mixtures evaluated exactly
+    targets: dict  # per target: chosen estimator, error and its parts (Criterion.describe)
+    evaluated: int  # mixtures evaluated exactly
     note: str
 
     def to_dict(self) -> dict:
@@ -57,7 +58,7 @@ class Plan:
 class LogSizePlan:
     tol: float
     alpha: dict
-    log_size_needed: float | None    # None: no log size is enough (a bias alone exceeds tol)
+    log_size_needed: float | None  # None: no log size is enough (a bias alone exceeds tol)
     per_target: dict
     note: str
 
@@ -68,7 +69,7 @@ class LogSizePlan:
 def _lattice(k: int, floors: np.ndarray, max_points: int = MAX_LATTICE) -> np.ndarray:
     """Points of the floored simplex on a regular lattice with at most ``max_points`` points."""
     h = 1
-    while h < max_points and _n_lattice(k, h + 1) <= max_points:   # h bounded: one component has one point
+    while h < max_points and _n_lattice(k, h + 1) <= max_points:  # h bounded: one component has one point
         h += 1
     pts = []
     for combo in combinations_with_replacement(range(k), h):
@@ -87,15 +88,14 @@ def candidates(k: int, floors: np.ndarray) -> np.ndarray:
     """Lattice points and, for every ordered pair of vertices, a geometric ladder from one towards the other."""
     free = 1.0 - floors.sum()
     vertices = floors + free * np.eye(k)
-    ladders = [(1 - LADDER)[:, None] * vertices[i] + LADDER[:, None] * vertices[j]
-               for i in range(k) for j in range(k) if i != j]
+    ladders = [(1 - LADDER)[:, None] * vertices[i] + LADDER[:, None] * vertices[j] for i in range(k) for j in range(k) if i != j]
     return np.unique(np.vstack([_lattice(k, floors), vertices, *ladders]).round(15), axis=0)
 
 
 def _worst(objectives, alphas: np.ndarray, n: int) -> np.ndarray:
     out = []
     for s in range(0, len(alphas), BATCH):
-        laws = objectives.laws(alphas[s:s + BATCH])
+        laws = objectives.laws(alphas[s : s + BATCH])
         out.append(np.column_stack([law.rmse(n) for law in laws]).max(axis=1))
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -146,15 +146,30 @@ def plan_mixture(objectives, tol: float, n: int | None = None, floors=0.0) -> Pl
         # the lowest error only needs reporting, not a boundary to 1e-7: a coarser final step
         best, extra = _refine(objectives, cand[int(np.argmin(worst))], floors, n, min_step=1e-4)
         evaluated += extra
-        return _plan(objectives, tol, n, False, best, ref, evaluated,
-                     f"no mixture reaches an error <= {tol:g} for every future policy with {n:,} customers; "
-                     f"the lowest worst-policy error found is {float(_worst(objectives, best[None], n)[0]):.4g}")
+        return _plan(
+            objectives,
+            tol,
+            n,
+            False,
+            best,
+            ref,
+            evaluated,
+            f"no mixture reaches an error <= {tol:g} for every future policy with {n:,} customers; "
+            f"the lowest worst-policy error found is {float(_worst(objectives, best[None], n)[0]):.4g}",
+        )
     i = int(np.flatnonzero(ok)[np.argmax(revenue[ok])])
     best, extra = _refine(objectives, cand[i], floors, n, tol=tol)
     evaluated += extra
-    return _plan(objectives, tol, n, True, best, ref, evaluated,
-                 f"the least revenue cost that evaluates every future policy with an error <= {tol:g} "
-                 f"from {n:,} customers")
+    return _plan(
+        objectives,
+        tol,
+        n,
+        True,
+        best,
+        ref,
+        evaluated,
+        f"the least revenue cost that evaluates every future policy with an error <= {tol:g} from {n:,} customers",
+    )
 
 
 def _refine(objectives, alpha, floors, n, tol=None, min_step=1e-7, max_iter=200):
@@ -186,10 +201,20 @@ def _plan(objectives, tol, n, reachable, alpha, ref, evaluated, note) -> Plan:
     rev = float(objectives.revenue(alpha[None])[0])
     targets = objectives.describe(alpha, n)
     worst = max(d["rmse"] for d in targets.values())
-    return Plan(tol=tol, n=int(n), reachable=reachable, alpha=dict(zip(objectives.component_names, alpha.tolist())),
-                exploration_rate=exploration_rate(objectives, alpha), revenue=rev, revenue_cost=ref - rev,
-                revenue_cost_pct=100.0 * (ref - rev) / abs(ref) if ref else None, worst_error=float(worst),
-                targets=targets, evaluated=evaluated, note=note)
+    return Plan(
+        tol=tol,
+        n=int(n),
+        reachable=reachable,
+        alpha=dict(zip(objectives.component_names, alpha.tolist())),
+        exploration_rate=exploration_rate(objectives, alpha),
+        revenue=rev,
+        revenue_cost=ref - rev,
+        revenue_cost_pct=100.0 * (ref - rev) / abs(ref) if ref else None,
+        worst_error=float(worst),
+        targets=targets,
+        evaluated=evaluated,
+        note=note,
+    )
 
 
 def log_size_at(objectives, alpha, tol: float) -> LogSizePlan:
@@ -203,8 +228,18 @@ def log_size_at(objectives, alpha, tol: float) -> LogSizePlan:
     mix = dict(zip(names, alpha.tolist()))
     if not np.isfinite(need):
         stuck = [t for t, v in per.items() if not np.isfinite(v)]
-        return LogSizePlan(tol, mix, None, {t: (v if np.isfinite(v) else None) for t, v in per.items()},
-                           f"at this mixture the error of {', '.join(stuck)} stays above {tol:g} however many "
-                           "customers are logged: its bias (or the bound on it) alone exceeds the tolerance")
-    return LogSizePlan(tol, mix, float(np.ceil(need)), {t: float(np.ceil(v)) for t, v in per.items()},
-                       f"customers to log at this mixture for an error <= {tol:g} on every future policy")
+        return LogSizePlan(
+            tol,
+            mix,
+            None,
+            {t: (v if np.isfinite(v) else None) for t, v in per.items()},
+            f"at this mixture the error of {', '.join(stuck)} stays above {tol:g} however many "
+            "customers are logged: its bias (or the bound on it) alone exceeds the tolerance",
+        )
+    return LogSizePlan(
+        tol,
+        mix,
+        float(np.ceil(need)),
+        {t: float(np.ceil(v)) for t, v in per.items()},
+        f"customers to log at this mixture for an error <= {tol:g} on every future policy",
+    )

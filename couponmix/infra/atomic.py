@@ -4,6 +4,7 @@ couponmix deletes or replaces only what it can prove it wrote: every folder it a
 staging folder, from the moment it exists) holds the marker file ``.couponmix``; a folder without it is
 never removed (``owned``, ``remove_owned``).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,17 @@ from pathlib import Path
 
 from couponmix.errors import CouponmixError
 
-__all__ = ['MARKER', 'mark', 'clean_stale_staging', 'owned', 'remove_owned', 'check_output_dir', 'check_replaceable',
-           'current_umask', 'write_outputs']
+__all__ = [
+    "MARKER",
+    "mark",
+    "clean_stale_staging",
+    "owned",
+    "remove_owned",
+    "check_output_dir",
+    "check_replaceable",
+    "current_umask",
+    "write_outputs",
+]
 
 MARKER = ".couponmix"
 
@@ -36,12 +46,12 @@ def _writer_alive(directory: Path) -> bool:
     try:
         doc = json.loads((directory / MARKER).read_text())
         if doc.get("host") != socket.gethostname():
-            return True                      # another machine's: cannot tell, so keep it
+            return True  # another machine's: cannot tell, so keep it
         os.kill(int(doc["pid"]), 0)
     except ProcessLookupError:
         return False
     except (OSError, ValueError, KeyError, TypeError):
-        return True                          # unreadable or not ours to judge: keep it
+        return True  # unreadable or not ours to judge: keep it
     return True
 
 
@@ -70,8 +80,9 @@ def remove_owned(path) -> None:
     path = Path(path)
     if not owned(path):
         what = "a file" if path.is_file() or path.is_symlink() else "a folder couponmix did not write"
-        raise CouponmixError(f"{path} is {what} (no {MARKER} marker): couponmix will not delete or replace it; "
-                             "move it away or choose another --out")
+        raise CouponmixError(
+            f"{path} is {what} (no {MARKER} marker): couponmix will not delete or replace it; move it away or choose another --out"
+        )
     shutil.rmtree(path)
 
 
@@ -103,8 +114,10 @@ def check_replaceable(directory, names) -> None:
     if directory.is_dir() and not owned(directory):
         taken = [n for n in names if (directory / n).exists() or (directory / n).is_symlink()]
         if taken:
-            raise CouponmixError(f"{directory / taken[0]} exists in a folder couponmix did not write (no {MARKER} "
-                                 "marker): couponmix will not replace it; choose another --out")
+            raise CouponmixError(
+                f"{directory / taken[0]} exists in a folder couponmix did not write (no {MARKER} "
+                "marker): couponmix will not replace it; choose another --out"
+            )
 
 
 def current_umask() -> int:
@@ -129,7 +142,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
         try:
             mark(staging, staging=True)
-            os.chmod(staging, 0o777 & ~current_umask())   # mkdtemp makes it private; reports are meant to be shared
+            os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private; reports are meant to be shared
             for name, data in files.items():
                 (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
             mark(staging)
@@ -138,7 +151,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return [directory / name for name in files]
-    if not owned(directory):   # a folder of someone else's: add files, never replace one
+    if not owned(directory):  # a folder of someone else's: add files, never replace one
         check_replaceable(directory, files)
         if not any(directory.iterdir()):
             mark(directory)

@@ -10,6 +10,7 @@ the order of the pieces, so every backend gives identical output.
   a dask.distributed scheduler (``tcp://host:8786``), to spread the pieces over a cluster. Dask is
   imported only here, only when asked for.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -24,8 +25,17 @@ from couponmix.errors import CouponmixError
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 
-__all__ = ['LOCAL_SCHEDULERS', 'PR_SET_PDEATHSIG', 'share_cores', 'worker_init', 'new_pool', 'stop_pool',
-           'LocalBackend', 'DaskBackend', 'get_backend']
+__all__ = [
+    "LOCAL_SCHEDULERS",
+    "PR_SET_PDEATHSIG",
+    "share_cores",
+    "worker_init",
+    "new_pool",
+    "stop_pool",
+    "LocalBackend",
+    "DaskBackend",
+    "get_backend",
+]
 
 LOCAL_SCHEDULERS = ("threads", "processes")
 PR_SET_PDEATHSIG = 1
@@ -58,8 +68,9 @@ def worker_init(threads: int, parent: int) -> None:
 
 def new_pool(workers: int, threads: int) -> ProcessPoolExecutor:
     """Spawned worker processes (see ``worker_init``)."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init,
-                               initargs=(threads, os.getpid()))
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init, initargs=(threads, os.getpid())
+    )
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -104,7 +115,7 @@ class LocalBackend:
                 out.append(f.result())
                 if on_done is not None:
                     on_done(i)
-        except BaseException:        # Ctrl-C or a failed piece: nothing queued runs on, no worker lingers
+        except BaseException:  # Ctrl-C or a failed piece: nothing queued runs on, no worker lingers
             stop_pool(pool)
             raise
         pool.shutdown()
@@ -119,8 +130,7 @@ class DaskBackend:
         try:
             import dask  # noqa: F401  (only to fail early, with a clear message)
         except ImportError:
-            raise CouponmixError("the Dask backend needs dask and distributed (pip install 'couponmix[dask]')") \
-                from None
+            raise CouponmixError("the Dask backend needs dask and distributed (pip install 'couponmix[dask]')") from None
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ shared by mistake cannot run code. Each entry is written under a temporary name 
 killed run leaves no half entry, and carries the ``.couponmix`` marker: clearing removes only entries
 couponmix wrote.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,8 +51,7 @@ def key(kind: str, params: dict, arrays: Iterable[np.ndarray]) -> str:
     import lightgbm
 
     h = hashlib.sha256()
-    meta = {"kind": kind, "params": params, "couponmix": __version__, "lightgbm": lightgbm.__version__,
-            "numpy": np.__version__}
+    meta = {"kind": kind, "params": params, "couponmix": __version__, "lightgbm": lightgbm.__version__, "numpy": np.__version__}
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -74,7 +74,7 @@ def load(k: str) -> tuple[list[str], dict[str, np.ndarray]] | None:
         models = [(path / f"model{i}.txt").read_text() for i in range(int(meta["models"]))]
         arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in meta["arrays"]}
     except (OSError, ValueError, KeyError, TypeError):
-        return None                     # missing, partial or foreign: fit again
+        return None  # missing, partial or foreign: fit again
     return models, arrays
 
 
@@ -100,16 +100,18 @@ def store(k: str, models: list[str], arrays: dict[str, np.ndarray]) -> None:
         (staging / "entry.json").write_text(json.dumps({"models": len(models), "arrays": sorted(arrays)}))
         os.replace(staging, final)
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)   # another process may have won the race: fine
+        shutil.rmtree(staging, ignore_errors=True)  # another process may have won the race: fine
 
 
 def _entries() -> list[Path]:
     root = cache_dir()
     if not root.is_dir():
         return []
-    return [p for p in sorted(root.iterdir())
-            if p.name.startswith((ENTRY_PREFIX, f".{ENTRY_PREFIX}")) and p.is_dir() and not p.is_symlink()
-            and owned(p)]
+    return [
+        p
+        for p in sorted(root.iterdir())
+        if p.name.startswith((ENTRY_PREFIX, f".{ENTRY_PREFIX}")) and p.is_dir() and not p.is_symlink() and owned(p)
+    ]
 
 
 def info() -> dict:

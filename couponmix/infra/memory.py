@@ -8,12 +8,13 @@ Memory stays bounded: the loops reuse the same few chunk-sized blocks. glibc onl
 Applied only in couponmix's own processes (the CLI and its worker processes), never to a host process
 such as a notebook that imports couponmix as a library.
 """
+
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 
-__all__ = ['M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD', 'MMAP_THRESHOLD', 'TRIM_THRESHOLD', 'tune_allocator']
+__all__ = ["M_TRIM_THRESHOLD", "M_MMAP_THRESHOLD", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_allocator"]
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -30,10 +31,9 @@ def tune_allocator() -> bool:
     try:
         try:
             libc = ctypes.CDLL("libc.so.6")
-        except OSError:     # find_library runs ldconfig in a subprocess: only when the usual name fails
+        except OSError:  # find_library runs ldconfig in a subprocess: only when the usual name fails
             libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD,
-                                                                                          TRIM_THRESHOLD))
+        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     except (OSError, AttributeError):
         return False
     _tuned = ok

@@ -1,10 +1,11 @@
 """Progress bars on a terminal, silence under CI or when output is redirected."""
+
 from __future__ import annotations
 
 import os
 import sys
 
-__all__ = ['interactive', 'Progress']
+__all__ = ["interactive", "Progress"]
 
 
 def interactive() -> bool:
@@ -35,7 +36,7 @@ class Progress:
         """Name the phase now running (``done`` phases finished): for work made of a few long steps."""
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
-            self._bar.set_description(desc)      # shown at once: a phase may take minutes
+            self._bar.set_description(desc)  # shown at once: a phase may take minutes
 
     def __enter__(self) -> Progress:
         return self

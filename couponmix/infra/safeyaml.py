@@ -1,5 +1,6 @@
 """YAML from untrusted files: safe types only, a bounded file size, and a bounded size once aliases are
 expanded (a few hundred bytes of nested aliases can otherwise expand to gigabytes of output)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,7 @@ class _BoundedLoader(yaml.SafeLoader):
         except RecursionError:
             raise CouponmixError("is nested too deeply") from None
         if size > MAX_NODES:
-            raise CouponmixError(f"expands to more than {MAX_NODES:,} values through YAML aliases "
-                                 "(&anchor / *alias); write the values out")
+            raise CouponmixError(f"expands to more than {MAX_NODES:,} values through YAML aliases (&anchor / *alias); write the values out")
         return node
 
 

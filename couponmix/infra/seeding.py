@@ -7,11 +7,12 @@ replication, ...) and an index (block of customers, replication number). So
 results never depend on the order work is done in, on chunk sizes that are
 multiples of ``BLOCK``, or on how many workers share it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ['BLOCK', 'PURPOSES', 'stream', 'fit_seed']
+__all__ = ["BLOCK", "PURPOSES", "stream", "fit_seed"]
 
 #: customers per random-number block of a simulated log
 BLOCK = 1 << 16

@@ -4,13 +4,14 @@ Default: every core. Set COUPONMIX_THREADS to share the machine, e.g. 1 when
 several couponmix processes run side by side (the test suite does this under
 pytest-xdist: OpenMP threads that wait for each other across processes are slow).
 """
+
 from __future__ import annotations
 
 import os
 
 from couponmix.errors import CouponmixError
 
-__all__ = ['default_threads']
+__all__ = ["default_threads"]
 
 
 def default_threads() -> int:

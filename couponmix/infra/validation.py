@@ -1,4 +1,5 @@
 """Input checks in the style of scikit-learn's ``check_array``: fail early, say what is wrong."""
+
 from __future__ import annotations
 
 import numbers
@@ -7,8 +8,7 @@ import numpy as np
 
 from couponmix.errors import CouponmixError
 
-__all__ = ['SIMPLEX_TOL', 'check_positive_int', 'check_positive_float', 'check_covariates',
-           'check_probability_matrix']
+__all__ = ["SIMPLEX_TOL", "check_positive_int", "check_positive_float", "check_covariates", "check_probability_matrix"]
 
 SIMPLEX_TOL = 1e-8
 
@@ -45,8 +45,7 @@ def check_covariates(x, name: str = "covariates") -> np.ndarray:
     return x
 
 
-def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None = None,
-                             name: str = "policy") -> np.ndarray:
+def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None = None, name: str = "policy") -> np.ndarray:
     """Check that ``p`` is an (n, A) matrix whose rows lie on the probability simplex."""
     p = np.asarray(p, dtype=float)
     if p.ndim != 2:
@@ -58,7 +57,7 @@ def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None
     # two passes in the common case: NaN fails "min >= 0", infinity fails the row-sum tolerance;
     # the slower diagnosis runs only when one of them fails
     low = p.min(initial=0.0)
-    sums = p @ np.ones(p.shape[1])                 # row sums; a reduction over a short last axis is slow
+    sums = p @ np.ones(p.shape[1])  # row sums; a reduction over a short last axis is slow
     worst = np.abs(sums - 1).max(initial=0.0)
     if low >= 0 and worst <= SIMPLEX_TOL:
         return p

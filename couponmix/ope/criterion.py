@@ -15,6 +15,7 @@ mixture and the target before any log exists; the estimator that attains it is r
 ``error="simulator"`` uses the exact RMSE with the simulator's true bias instead: it is what a
 simulation can check, not what a team with real logs can promise, and serves validation and tests.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -78,8 +79,7 @@ class SelectedLaw:
     @property
     def support(self) -> np.ndarray:
         """(B,) share of the target's probability on actions the mixture plays (from the balanced weights)."""
-        balanced = [law.support for s, law in zip(self.specs, self.laws) if s.weights == "balanced"
-                    and s.weight_fn != "zero"]
+        balanced = [law.support for s, law in zip(self.specs, self.laws) if s.weights == "balanced" and s.weight_fn != "zero"]
         return np.max(balanced or [law.support for law in self.laws], axis=0)
 
     @property
@@ -107,13 +107,19 @@ class SelectedLaw:
         sampling = float(law.sampling_error(n)[i])
         computed = float(law.computed_bias(n)[i])
         bound = float(law.bound[i])
-        return {"estimator": spec.name, "estimator_plain": spec.plain, "estimator_label": spec.label,
-                "rmse": float(self.rmse(n)[i]),
-                "sampling_error": sampling, "computed_bias": computed, "model_bias_bound": bound,
-                "model_dependent": float(np.sqrt(max(self.rmse(n)[i] ** 2 - sampling ** 2, 0.0))),
-                "support": float(self.support[i]), "logs_show_all": bool(self.logs_show_all[i]),
-                "simulator": {"rmse": float(law.rmse(n)[i]), "bias": float(law.bias(n)[i]),
-                              "model_bias": float(law.model_bias[i])}}
+        return {
+            "estimator": spec.name,
+            "estimator_plain": spec.plain,
+            "estimator_label": spec.label,
+            "rmse": float(self.rmse(n)[i]),
+            "sampling_error": sampling,
+            "computed_bias": computed,
+            "model_bias_bound": bound,
+            "model_dependent": float(np.sqrt(max(self.rmse(n)[i] ** 2 - sampling**2, 0.0))),
+            "support": float(self.support[i]),
+            "logs_show_all": bool(self.logs_show_all[i]),
+            "simulator": {"rmse": float(law.rmse(n)[i]), "bias": float(law.bias(n)[i]), "model_bias": float(law.model_bias[i])},
+        }
 
 
 def _moment_key(spec: EstimatorSpec) -> tuple:
@@ -138,8 +144,15 @@ class Criterion(SampleObjectives):
     error : "robust" or "simulator"
     """
 
-    def __init__(self, sample: EvaluationSample, specs: Sequence[EstimatorSpec], n: int, aggregate: str = "max",
-                 error: str = "robust", threads: int | None = None):
+    def __init__(
+        self,
+        sample: EvaluationSample,
+        specs: Sequence[EstimatorSpec],
+        n: int,
+        aggregate: str = "max",
+        error: str = "robust",
+        threads: int | None = None,
+    ):
         specs = list(dict((s.name, s) for s in specs).values())
         if not specs:
             raise CouponmixError("the criterion needs at least one estimator")
@@ -157,7 +170,7 @@ class Criterion(SampleObjectives):
         for s in specs:
             groups.setdefault(_moment_key(s), []).append(s)
         self._passes = []
-        for members in groups.values():   # the self-normalised member needs a superset of the sums
+        for members in groups.values():  # the self-normalised member needs a superset of the sums
             rep = next((s for s in members if s.self_normalised), members[0])
             self._passes.append((MixtureObjectives(sample, rep, n, aggregate, threads=threads), members))
 
@@ -182,15 +195,16 @@ class Criterion(SampleObjectives):
             for s in members:
                 by_name[s.name] = laws_from_moments(m, s)
         robust = self.error == "robust"
-        return [SelectedLaw(self.specs, tuple(by_name[s.name][t] for s in self.specs), robust)
-                for t in range(len(self.target_names))]
+        return [SelectedLaw(self.specs, tuple(by_name[s.name][t] for s in self.specs), robust) for t in range(len(self.target_names))]
 
     def describe(self, alpha: ArrayLike, n: int | None = None) -> dict:
         """Per target at one mixture: its value, the chosen estimator, the error and its parts."""
         n = self.n if n is None else n
         a = np.asarray(alpha, dtype=float)[None, :]
-        return {t: {"true_value": float(v), **law.summary(n, 0)}
-                for t, v, law in zip(self.target_names, self.sample.target_values, self.laws(a))}
+        return {
+            t: {"true_value": float(v), **law.summary(n, 0)}
+            for t, v, law in zip(self.target_names, self.sample.target_values, self.laws(a))
+        }
 
     def compare(self, alpha: ArrayLike, n: int | None = None) -> dict:
         """Every candidate at one mixture: per target its criterion error, sampling error, bias parts and the
@@ -204,12 +218,10 @@ class Criterion(SampleObjectives):
                 one = SelectedLaw((spec,), (law.laws[e],), law.robust)
                 per[t] = one.summary(n, 0)
             worst = self.combine(np.array([[d["rmse"] for d in per.values()]]))[0]
-            out[spec.name] = {"label": spec.label, "plain": spec.plain, "obp": spec.obp_name(),
-                              "error": float(worst), "targets": per}
+            out[spec.name] = {"label": spec.label, "plain": spec.plain, "obp": spec.obp_name(), "error": float(worst), "targets": per}
         return out
 
-    def promise_uncertainty(self, alpha: ArrayLike, groups: int = 10, n: int | None = None,
-                            reference: ArrayLike | None = None) -> dict:
+    def promise_uncertainty(self, alpha: ArrayLike, groups: int = 10, n: int | None = None, reference: ArrayLike | None = None) -> dict:
         """How much the promised errors themselves depend on the evaluation sample: delete-a-group jackknife
         standard errors (the delta method on the sample means, computed by regrouping them) of each target's
         error and of the revenue at ``alpha``.
@@ -241,11 +253,13 @@ class Criterion(SampleObjectives):
         scale = (groups - 1) / groups
         se = np.sqrt(scale * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
         full = np.array([float(law.rmse(n)[0]) for law in self.laws(a)])
-        return {"error_se": dict(zip(self.target_names, se.tolist())),
-                "relative": dict(zip(self.target_names, (se / np.maximum(full, 1e-300)).tolist())),
-                ("revenue_se" if ref is None else "revenue_cost_se"):
-                    float(np.sqrt(scale * ((loo_rev - loo_rev.mean()) ** 2).sum())),
-                "groups": groups, "sample_size": m}
+        return {
+            "error_se": dict(zip(self.target_names, se.tolist())),
+            "relative": dict(zip(self.target_names, (se / np.maximum(full, 1e-300)).tolist())),
+            ("revenue_se" if ref is None else "revenue_cost_se"): float(np.sqrt(scale * ((loo_rev - loo_rev.mean()) ** 2).sum())),
+            "groups": groups,
+            "sample_size": m,
+        }
 
     @property
     def label(self) -> str:
@@ -254,6 +268,9 @@ class Criterion(SampleObjectives):
             what = f"estimating with {self.estimator.plain}"
         else:
             what = f"estimating each future policy with the most precise of {len(self.specs)} estimators"
-        how = ("error that holds even if the revenue model is as wrong, where the log does not check it, as it "
-               "is elsewhere" if self.error == "robust" else "error measured against the simulator's truth")
+        how = (
+            "error that holds even if the revenue model is as wrong, where the log does not check it, as it is elsewhere"
+            if self.error == "robust"
+            else "error measured against the simulator's truth"
+        )
         return f"{what}; {how}"

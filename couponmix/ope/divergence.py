@@ -20,14 +20,14 @@ alpha and alpha' are positive, p_alpha >= (min_k alpha_k / alpha'_k) p_alpha'.
 So one check at the barycentre decides for every interior mixture; mixtures on
 the boundary (some alpha_k = 0) are checked on their own.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ['Z_REJECT', 'SupportVerdict', 'hill_tail_index', 'growth', 'weight_contributions', 'empirical_verdict',
-           'weight_verdict']
+__all__ = ["Z_REJECT", "SupportVerdict", "hill_tail_index", "growth", "weight_contributions", "empirical_verdict", "weight_verdict"]
 
 Z_REJECT = 3.0
 
@@ -51,8 +51,13 @@ class SupportVerdict:
         return self.status == "finite"
 
     def to_dict(self) -> dict:
-        return {"status": self.status, "finite": self.finite, "method": self.method,
-                "reason": self.reason, **({"evidence": self.evidence} if self.evidence else {})}
+        return {
+            "status": self.status,
+            "finite": self.finite,
+            "method": self.method,
+            "reason": self.reason,
+            **({"evidence": self.evidence} if self.evidence else {}),
+        }
 
 
 def hill_tail_index(y: np.ndarray, k: int | None = None) -> tuple[float, float, int]:
@@ -67,8 +72,8 @@ def hill_tail_index(y: np.ndarray, k: int | None = None) -> tuple[float, float, 
         k = int(np.clip(np.sqrt(len(y)), 10, 5000))
     if len(y) <= k + 1:
         return np.inf, np.inf, 0
-    top = np.partition(y, len(y) - k - 1)[len(y) - k - 1:]   # the k + 1 largest values
-    xi = float(np.log(top / top.min()).sum() / k)             # the smallest of them adds log 1 = 0
+    top = np.partition(y, len(y) - k - 1)[len(y) - k - 1 :]  # the k + 1 largest values
+    xi = float(np.log(top / top.min()).sum() / k)  # the smallest of them adds log 1 = 0
     if xi <= 0:
         return np.inf, np.inf, k
     index = 1.0 / xi
@@ -78,7 +83,7 @@ def hill_tail_index(y: np.ndarray, k: int | None = None) -> tuple[float, float, 
 def growth(y: np.ndarray, steps: int = 5, factor: int = 4) -> list[dict]:
     """Sample means of y on nested prefixes of size M / factor^j, smallest first."""
     m = len(y)
-    sizes = sorted({max(1, m // factor ** j) for j in range(steps)})
+    sizes = sorted({max(1, m // factor**j) for j in range(steps)})
     csum = np.cumsum(y)
     return [{"sample_size": int(s), "mean": float(csum[s - 1] / s)} for s in sizes]
 
@@ -89,7 +94,7 @@ def weight_contributions(target_probs: np.ndarray, balanced: np.ndarray) -> tupl
     target_probs, balanced: (M, A). Unsupported mass = E[sum_{a: p=0} pi_e].
     """
     pos = balanced > 0
-    y = np.divide(target_probs ** 2, balanced, out=np.zeros_like(balanced), where=pos).sum(axis=1)
+    y = np.divide(target_probs**2, balanced, out=np.zeros_like(balanced), where=pos).sum(axis=1)
     unsupported = float(np.where(pos, 0.0, target_probs).sum(axis=1).mean())
     return y, unsupported
 
@@ -97,23 +102,35 @@ def weight_contributions(target_probs: np.ndarray, balanced: np.ndarray) -> tupl
 def empirical_verdict(target_probs: np.ndarray, balanced: np.ndarray) -> SupportVerdict:
     y, unsupported = weight_contributions(target_probs, balanced)
     if unsupported > 0:
-        return SupportVerdict("unsupported", "empirical",
-                              f"the logging mixture never plays actions that carry {unsupported:.1%} of the "
-                              "target's probability on the evaluation sample",
-                              {"unsupported_mass": unsupported})
+        return SupportVerdict(
+            "unsupported",
+            "empirical",
+            f"the logging mixture never plays actions that carry {unsupported:.1%} of the target's probability on the evaluation sample",
+            {"unsupported_mass": unsupported},
+        )
     index, se, k = hill_tail_index(y)
-    evidence = {"tail_index": index if np.isfinite(index) else None,
-                "tail_index_se": se if np.isfinite(se) else None, "tail_k": k,
-                "weight_second_moment_growth": growth(y)}
+    evidence = {
+        "tail_index": index if np.isfinite(index) else None,
+        "tail_index_se": se if np.isfinite(se) else None,
+        "tail_k": k,
+        "weight_second_moment_growth": growth(y),
+    }
     if np.isfinite(index) and index - Z_REJECT * se <= 1.0:
-        return SupportVerdict("infinite", "empirical",
-                              f"the importance weights have a tail index of about {index:.2f} (<= 1 cannot be "
-                              "ruled out), so their second moment diverges; its sample value keeps growing with "
-                              "the sample size", evidence)
-    return SupportVerdict("finite", "empirical",
-                          "the importance weights' tail is light enough for a finite second moment"
-                          + (f" (tail index {index:.1f})" if np.isfinite(index) else " (they are bounded)"),
-                          evidence)
+        return SupportVerdict(
+            "infinite",
+            "empirical",
+            f"the importance weights have a tail index of about {index:.2f} (<= 1 cannot be "
+            "ruled out), so their second moment diverges; its sample value keeps growing with "
+            "the sample size",
+            evidence,
+        )
+    return SupportVerdict(
+        "finite",
+        "empirical",
+        "the importance weights' tail is light enough for a finite second moment"
+        + (f" (tail index {index:.1f})" if np.isfinite(index) else " (they are bounded)"),
+        evidence,
+    )
 
 
 def weight_verdict(scenario, sample, target: str, alpha: np.ndarray) -> SupportVerdict:

@@ -17,6 +17,7 @@ the log is collected (q = 0 for the IPS family), D(x) = sum_a pi_e(a|x) q(x, a),
 p is the balanced propensity p_alpha (default) or, with weights="naive", the acting component's own
 propensity pi_k(a|x) (obp's MultiLoggersNaive*). obp is imported lazily, only where an estimate runs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,14 +28,27 @@ import numpy as np
 from couponmix.errors import CouponmixError
 from couponmix.infra.validation import check_positive_float
 
-__all__ = ["WeightFunction", "EstimatorKind", "WEIGHTS", "KINDS", "register_weight", "register_estimator",
-           "EstimatorSpec", "suite", "exact_suite", "parse_list", "DEFAULT_CLIP"]
+__all__ = [
+    "WeightFunction",
+    "EstimatorKind",
+    "WEIGHTS",
+    "KINDS",
+    "register_weight",
+    "register_estimator",
+    "EstimatorSpec",
+    "suite",
+    "exact_suite",
+    "parse_list",
+    "DEFAULT_CLIP",
+]
 
 DEFAULT_CLIP = 10.0
 #: dr_fitted's model: obp's RegressionModel with LightGBM, cross-fitted on each log (see fitted_reward)
 FITTED_FOLDS = 3
-FITTED_SOURCE = (f"LightGBM fitted on the log itself by obp's RegressionModel, {FITTED_FOLDS}-fold cross-fitted "
-                 "(features: the covariates and the action, one-hot)")
+FITTED_SOURCE = (
+    f"LightGBM fitted on the log itself by obp's RegressionModel, {FITTED_FOLDS}-fold cross-fitted "
+    "(features: the covariates and the action, one-hot)"
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +82,7 @@ def _rows_clip(pe, p, inv, lam, all_pos):
 
 def _rows_switch(pe, p, inv, lam, all_pos):
     sup = _supported(pe, p, all_pos)
-    keep = pe <= lam * p                      # w <= lambda (rows with p = 0 are 0 already)
+    keep = pe <= lam * p  # w <= lambda (rows with p = 0 are 0 already)
     return sup * keep, ((pe * pe) * inv) * keep, sup
 
 
@@ -141,31 +155,89 @@ def register_estimator(kind: EstimatorKind) -> EstimatorKind:
 _REWEIGHT = "reweighting the logged revenue"
 _CORRECT = "the revenue model corrected by the reweighted logged revenue"
 for _k in (
-    EstimatorKind("ips", "IPS", _REWEIGHT, "inverse probability weighting", "ips",
-                  obp="MultiLoggersBalancedInverseProbabilityWeighting", obp_pscore="pscore_avg",
-                  obp_naive="MultiLoggersNaiveInverseProbabilityWeighting"),
-    EstimatorKind("clipped_ips", "clipped IPS", _REWEIGHT + ", with weights capped at {clip:g}",
-                  "IPS with importance weights clipped at lambda", "clip", clip="needs",
-                  obp="MultiLoggersBalancedInverseProbabilityWeighting", obp_pscore="pscore_avg",
-                  obp_naive="MultiLoggersNaiveInverseProbabilityWeighting"),
-    EstimatorKind("snips", "SNIPS", _REWEIGHT + ", normalised", "self-normalised IPS", "ips", self_normalised=True,
-                  obp="SelfNormalizedInverseProbabilityWeighting"),
-    EstimatorKind("dr", "DR", _CORRECT, "doubly robust (reward model plus weighted residuals)", "ips", clip="may",
-                  reward_model="fixed", obp="MultiLoggersBalancedDoublyRobust", obp_pscore="pscore_avg",
-                  obp_naive="MultiLoggersNaiveDoublyRobust"),
-    EstimatorKind("sndr", "SNDR", _CORRECT + ", normalised", "self-normalised doubly robust", "ips",
-                  reward_model="fixed", self_normalised=True, obp="SelfNormalizedDoublyRobust"),
-    EstimatorKind("switch_dr", "Switch-DR", _CORRECT + ", model alone where a weight exceeds {clip:g}",
-                  "switch doubly robust (reward model alone where the weight exceeds lambda)", "switch",
-                  clip="needs", reward_model="fixed", obp="SwitchDoublyRobust"),
-    EstimatorKind("dm", "direct method", "the revenue model's predictions alone",
-                  "direct method (the reward model's predictions alone, no weighting)", "zero",
-                  reward_model="fixed", obp="DirectMethod"),
-    EstimatorKind("dr_fitted", "DR with a model fitted on the log",
-                  "a revenue model fitted on the log, corrected by the reweighted logged revenue",
-                  "doubly robust with a LightGBM reward model fitted on the log itself, cross-fitted", "ips",
-                  clip="may", reward_model="fitted", obp="MultiLoggersBalancedDoublyRobust", obp_pscore="pscore_avg",
-                  obp_naive="MultiLoggersNaiveDoublyRobust"),
+    EstimatorKind(
+        "ips",
+        "IPS",
+        _REWEIGHT,
+        "inverse probability weighting",
+        "ips",
+        obp="MultiLoggersBalancedInverseProbabilityWeighting",
+        obp_pscore="pscore_avg",
+        obp_naive="MultiLoggersNaiveInverseProbabilityWeighting",
+    ),
+    EstimatorKind(
+        "clipped_ips",
+        "clipped IPS",
+        _REWEIGHT + ", with weights capped at {clip:g}",
+        "IPS with importance weights clipped at lambda",
+        "clip",
+        clip="needs",
+        obp="MultiLoggersBalancedInverseProbabilityWeighting",
+        obp_pscore="pscore_avg",
+        obp_naive="MultiLoggersNaiveInverseProbabilityWeighting",
+    ),
+    EstimatorKind(
+        "snips",
+        "SNIPS",
+        _REWEIGHT + ", normalised",
+        "self-normalised IPS",
+        "ips",
+        self_normalised=True,
+        obp="SelfNormalizedInverseProbabilityWeighting",
+    ),
+    EstimatorKind(
+        "dr",
+        "DR",
+        _CORRECT,
+        "doubly robust (reward model plus weighted residuals)",
+        "ips",
+        clip="may",
+        reward_model="fixed",
+        obp="MultiLoggersBalancedDoublyRobust",
+        obp_pscore="pscore_avg",
+        obp_naive="MultiLoggersNaiveDoublyRobust",
+    ),
+    EstimatorKind(
+        "sndr",
+        "SNDR",
+        _CORRECT + ", normalised",
+        "self-normalised doubly robust",
+        "ips",
+        reward_model="fixed",
+        self_normalised=True,
+        obp="SelfNormalizedDoublyRobust",
+    ),
+    EstimatorKind(
+        "switch_dr",
+        "Switch-DR",
+        _CORRECT + ", model alone where a weight exceeds {clip:g}",
+        "switch doubly robust (reward model alone where the weight exceeds lambda)",
+        "switch",
+        clip="needs",
+        reward_model="fixed",
+        obp="SwitchDoublyRobust",
+    ),
+    EstimatorKind(
+        "dm",
+        "direct method",
+        "the revenue model's predictions alone",
+        "direct method (the reward model's predictions alone, no weighting)",
+        "zero",
+        reward_model="fixed",
+        obp="DirectMethod",
+    ),
+    EstimatorKind(
+        "dr_fitted",
+        "DR with a model fitted on the log",
+        "a revenue model fitted on the log, corrected by the reweighted logged revenue",
+        "doubly robust with a LightGBM reward model fitted on the log itself, cross-fitted",
+        "ips",
+        clip="may",
+        reward_model="fitted",
+        obp="MultiLoggersBalancedDoublyRobust",
+        obp_pscore="pscore_avg",
+        obp_naive="MultiLoggersNaiveDoublyRobust",
+    ),
 ):
     register_estimator(_k)
 
@@ -259,8 +331,13 @@ class EstimatorSpec:
         return text + (" (each customer weighted by the policy that served them)" if self.weights == "naive" else "")
 
     def to_dict(self) -> dict:
-        d: dict[str, object] = {"name": self.kind, "label": self.label, "plain": self.plain,
-                                "description": self.record.description, "weights": self.weights}
+        d: dict[str, object] = {
+            "name": self.kind,
+            "label": self.label,
+            "plain": self.plain,
+            "description": self.record.description,
+            "weights": self.weights,
+        }
         if np.isfinite(self.clip):
             d["lambda"] = self.clip
         if self.fits_reward_model:
@@ -272,8 +349,7 @@ class EstimatorSpec:
     def obp_name(self) -> str:
         rec = self.record
         lam = f"(lambda_={self.clip:g})" if np.isfinite(self.clip) else ""
-        fit = (f"RegressionModel(LGBMRegressor).fit_predict(n_folds={FITTED_FOLDS}) + "
-               if self.fits_reward_model else "")
+        fit = f"RegressionModel(LGBMRegressor).fit_predict(n_folds={FITTED_FOLDS}) + " if self.fits_reward_model else ""
         if self.weights == "naive":
             return fit + f"{rec.obp_naive}{lam}"
         pscore = "" if rec.obp_pscore == "pscore_avg" or rec.weight == "zero" else " with pscore = pscore_avg"
@@ -296,15 +372,14 @@ class EstimatorSpec:
             kw["pscore"] = log["pscore"]
         else:
             est = getattr(ope, rec.obp)(**lam)
-            kw[rec.obp_pscore] = log["pscore_avg"]   # the balanced propensity, whatever obp calls it
+            kw[rec.obp_pscore] = log["pscore_avg"]  # the balanced propensity, whatever obp calls it
         return float(est.estimate_policy_value(**kw))
 
 
 def suite(clip: float = DEFAULT_CLIP) -> list[EstimatorSpec]:
     """Every registered estimator, balanced, then the naive forms obp has (unclipped), in registration order."""
     balanced = [EstimatorSpec.parse(k, clip if r.clip == "needs" else None) for k, r in KINDS.items()]
-    naive = [EstimatorSpec(k, weights="naive") for k, r in KINDS.items() if r.obp_naive is not None
-             and r.clip != "needs"]
+    naive = [EstimatorSpec(k, weights="naive") for k, r in KINDS.items() if r.obp_naive is not None and r.clip != "needs"]
     return balanced + naive
 
 

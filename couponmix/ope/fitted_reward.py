@@ -22,6 +22,7 @@ This holds for balanced weights only; naive ``dr_fitted`` gets no formula (see
 depends on the mixture that logged the data, so this estimator is compared at a
 chosen mixture, not optimised over the simplex.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,8 +41,7 @@ from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.objectives import EvaluationSample, MixtureObjectives
 from couponmix.policy.mixture import Mixture
 
-__all__ = ['PILOT_MAX', 'PILOTS', 'LGBM_PARAMS', 'cross_fitted', 'pilot_size', 'pilot_q', 'pilot_samples',
-           'FittedModelObjectives']
+__all__ = ["PILOT_MAX", "PILOTS", "LGBM_PARAMS", "cross_fitted", "pilot_size", "pilot_q", "pilot_samples", "FittedModelObjectives"]
 
 PILOT_MAX = 100_000
 PILOTS = 3
@@ -54,16 +54,21 @@ def _regression_model(n_actions: int, seed: int, threads: int | None):
     import lightgbm as lgb
     from obp.ope import RegressionModel  # lazy: obp imports torch
 
-    base = lgb.LGBMRegressor(**LGBM_PARAMS, random_state=seed, deterministic=True, force_row_wise=True,
-                             n_jobs=default_threads() if threads is None else threads, verbose=-1)
+    base = lgb.LGBMRegressor(
+        **LGBM_PARAMS,
+        random_state=seed,
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=default_threads() if threads is None else threads,
+        verbose=-1,
+    )
     return RegressionModel(n_actions=n_actions, base_model=base, fitting_method="normal")
 
 
 def cross_fitted(log: dict, seed: int = 0, threads: int | None = None) -> np.ndarray:
     """q(x_i, .) for every customer of the log, (n, A), cross-fitted with ``N_FOLDS`` folds."""
     model = _regression_model(log["n_actions"], seed, threads)
-    q = model.fit_predict(context=log["context"], action=log["action"], reward=log["reward"],
-                          n_folds=N_FOLDS, random_state=seed)
+    q = model.fit_predict(context=log["context"], action=log["action"], reward=log["reward"], n_folds=N_FOLDS, random_state=seed)
     return q[:, :, 0]
 
 
@@ -72,8 +77,9 @@ def pilot_size(n: int) -> int:
     return int(min(PILOT_MAX, max(10 * N_FOLDS, round(n * (N_FOLDS - 1) / N_FOLDS))))
 
 
-def pilot_q(scenario: Scenario, mixture: Mixture, n: int, x: np.ndarray, seed: int = 0, pilot: int = 0,
-            threads: int | None = None) -> np.ndarray:
+def pilot_q(
+    scenario: Scenario, mixture: Mixture, n: int, x: np.ndarray, seed: int = 0, pilot: int = 0, threads: int | None = None
+) -> np.ndarray:
     """q(x, .) on covariates x from a model fitted on the ``pilot``-th independent pilot log of
     ``pilot_size(n)`` customers logged under ``mixture``, (len(x), A)."""
     log = simulate_log(scenario, mixture, pilot_size(n), seed, pilot=pilot)
@@ -82,16 +88,24 @@ def pilot_q(scenario: Scenario, mixture: Mixture, n: int, x: np.ndarray, seed: i
     return model.predict(np.asarray(x, float))[:, :, 0]
 
 
-def pilot_samples(sample: EvaluationSample, scenario: Scenario, mixture: Mixture, n: int, seed: int = 0,
-                  pilots: int = PILOTS, threads: int | None = None) -> list[EvaluationSample]:
+def pilot_samples(
+    sample: EvaluationSample, scenario: Scenario, mixture: Mixture, n: int, seed: int = 0, pilots: int = PILOTS, threads: int | None = None
+) -> list[EvaluationSample]:
     """Copies of the evaluation sample, each with q from its own pilot-fitted model (``pilot_q``)."""
     if sample.x is None:
         raise CouponmixError("the evaluation sample has no covariates to predict on")
     pilots = check_positive_int(pilots, "pilots", minimum=2)
-    return [dataclasses.replace(sample, q=pilot_q(scenario, mixture, n, sample.x, seed, j, threads),
-                                q_source=SOURCE, q_fitted_on_log=True, _groups={},
-                                _merge_index=sample._merge_index)   # merging does not depend on q
-            for j in range(pilots)]
+    return [
+        dataclasses.replace(
+            sample,
+            q=pilot_q(scenario, mixture, n, sample.x, seed, j, threads),
+            q_source=SOURCE,
+            q_fitted_on_log=True,
+            _groups={},
+            _merge_index=sample._merge_index,
+        )  # merging does not depend on q
+        for j in range(pilots)
+    ]
 
 
 class FittedModelObjectives:
@@ -107,8 +121,9 @@ class FittedModelObjectives:
     Same interface as ``MixtureObjectives`` where they overlap.
     """
 
-    def __init__(self, samples: list[EvaluationSample], estimator: EstimatorSpec, n: int, aggregate: str = "max",
-                 threads: int | None = None):
+    def __init__(
+        self, samples: list[EvaluationSample], estimator: EstimatorSpec, n: int, aggregate: str = "max", threads: int | None = None
+    ):
         if not (estimator.fits_reward_model and estimator.has_error_formula):
             raise CouponmixError(f"{estimator.label}: no fitted-model error formula")
         if len(samples) < 2 or not all(s.q_fitted_on_log for s in samples):
@@ -116,14 +131,25 @@ class FittedModelObjectives:
         self.sample, self.estimator, self.n, self.aggregate = samples[0], estimator, n, aggregate
         self.pilots = len(samples)
         self.parts = [MixtureObjectives(s, estimator, n, aggregate, threads=threads) for s in samples]
-        self.q_source = (f"{SOURCE}; its RMSE is approximated by the exact DR error averaged over "
-                         f"{self.pilots} models fitted on independent pilot logs of {pilot_size(n):,} customers")
+        self.q_source = (
+            f"{SOURCE}; its RMSE is approximated by the exact DR error averaged over "
+            f"{self.pilots} models fitted on independent pilot logs of {pilot_size(n):,} customers"
+        )
 
     @classmethod
-    def fit(cls, sample: EvaluationSample, estimator: EstimatorSpec, scenario: Scenario, mixture: Mixture, n: int,
-            seed: int = 0, aggregate: str = "max", pilots: int = PILOTS, threads: int | None = None):
-        return cls(pilot_samples(sample, scenario, mixture, n, seed, pilots, threads), estimator, n, aggregate,
-                   threads)
+    def fit(
+        cls,
+        sample: EvaluationSample,
+        estimator: EstimatorSpec,
+        scenario: Scenario,
+        mixture: Mixture,
+        n: int,
+        seed: int = 0,
+        aggregate: str = "max",
+        pilots: int = PILOTS,
+        threads: int | None = None,
+    ):
+        return cls(pilot_samples(sample, scenario, mixture, n, seed, pilots, threads), estimator, n, aggregate, threads)
 
     @property
     def target_names(self) -> tuple[str, ...]:
@@ -152,8 +178,12 @@ class FittedModelObjectives:
         out = {}
         for t, name in enumerate(self.target_names):
             m, b = float(mse[:, 0, t].mean()), float(bias[:, 0, t].mean())
-            out[name] = {**first[name], "rmse": float(np.sqrt(m)), "bias": b,
-                         "std_error": float(np.sqrt(max(m - b * b, 0.0))),
-                         "mse_approximation_se": float(mse[:, 0, t].std(ddof=1) / root_p),
-                         "bias_approximation_se": float(bias[:, 0, t].std(ddof=1) / root_p)}
+            out[name] = {
+                **first[name],
+                "rmse": float(np.sqrt(m)),
+                "bias": b,
+                "std_error": float(np.sqrt(max(m - b * b, 0.0))),
+                "mse_approximation_se": float(mse[:, 0, t].std(ddof=1) / root_p),
+                "bias_approximation_se": float(bias[:, 0, t].std(ddof=1) / root_p),
+            }
         return out

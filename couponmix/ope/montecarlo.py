@@ -17,6 +17,7 @@ Replication r always uses the random stream (seed, "replication", r), so the
 result does not depend on how many worker processes share the work. Workers are
 spawned, not forked (LightGBM's OpenMP threads do not survive a fork).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -37,7 +38,7 @@ from couponmix.ope.fitted_reward import FittedModelObjectives, cross_fitted, pil
 from couponmix.ope.objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, reward_model_on
 from couponmix.policy.mixture import Mixture
 
-__all__ = ['TRUTH_SIZE', 'TRUTH_CHUNK', 'Z95', 'TargetCheck', 'true_values', 'interval', 'monte_carlo']
+__all__ = ["TRUTH_SIZE", "TRUTH_CHUNK", "Z95", "TargetCheck", "true_values", "interval", "monte_carlo"]
 
 TRUTH_SIZE = 2_000_000
 TRUTH_CHUNK = 250_000
@@ -56,10 +57,10 @@ class TargetCheck:
     # None where no formula exists (naive DR with a model fitted on the log): Monte Carlo is the measure
     analytic_rmse: float | None
     analytic_bias: float | None
-    analytic_mse_se: float | None   # 0 where the analytic error is exact; else the approximation's standard error
+    analytic_mse_se: float | None  # 0 where the analytic error is exact; else the approximation's standard error
     analytic_bias_se: float | None
-    z_score: float | None   # (mc_mse - analytic_mse) / sqrt(mc_mse_se^2 + analytic_mse_se^2)
-    coverage: float     # share of 95% intervals that contain the true value
+    z_score: float | None  # (mc_mse - analytic_mse) / sqrt(mc_mse_se^2 + analytic_mse_se^2)
+    coverage: float  # share of 95% intervals that contain the true value
     coverage_se: float
 
     def to_dict(self) -> dict:
@@ -128,9 +129,20 @@ def _replications(scenario, alpha, specs, n, seed, reps: range):
     return est, half
 
 
-def monte_carlo(scenario: Scenario, alpha, estimators: Sequence[EstimatorSpec], n: int, reps: int,
-                seed: int = 0, floors=0.0, eval_size: int = DEFAULT_EVAL_SIZE, truth_size: int = TRUTH_SIZE,
-                workers: int = 1, on_replication: Callable[[int], None] | None = None, backend=None):
+def monte_carlo(
+    scenario: Scenario,
+    alpha,
+    estimators: Sequence[EstimatorSpec],
+    n: int,
+    reps: int,
+    seed: int = 0,
+    floors=0.0,
+    eval_size: int = DEFAULT_EVAL_SIZE,
+    truth_size: int = TRUTH_SIZE,
+    workers: int = 1,
+    on_replication: Callable[[int], None] | None = None,
+    backend=None,
+):
     """Analytic versus Monte Carlo error of each estimator for each target.
 
     Replications run on ``backend`` (``backend.LocalBackend`` or ``DaskBackend``; default: ``workers`` local
@@ -145,23 +157,26 @@ def monte_carlo(scenario: Scenario, alpha, estimators: Sequence[EstimatorSpec], 
     components, targets = scenario.components(), scenario.targets()
     mixture = Mixture(components, alpha, floors)
     sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
-    fitted = (pilot_samples(sample, scenario, mixture, n, seed)
-              if any(s.fits_reward_model and s.has_error_formula for s in specs) else None)
-    analytic: dict[str, dict] = {}   # estimator -> target -> exact / delta-method / pilot-model error (None: Monte Carlo only)
+    fitted = pilot_samples(sample, scenario, mixture, n, seed) if any(s.fits_reward_model and s.has_error_formula for s in specs) else None
+    analytic: dict[str, dict] = {}  # estimator -> target -> exact / delta-method / pilot-model error (None: Monte Carlo only)
     for spec in specs:
         if not spec.has_error_formula:
             analytic[spec.name] = dict.fromkeys(targets)
             continue
-        obj = (FittedModelObjectives(fitted, spec, n, threads=1) if fitted is not None and spec.fits_reward_model
-               else MixtureObjectives(sample, spec, n, threads=1))
+        obj = (
+            FittedModelObjectives(fitted, spec, n, threads=1)
+            if fitted is not None and spec.fits_reward_model
+            else MixtureObjectives(sample, spec, n, threads=1)
+        )
         analytic[spec.name] = obj.describe(mixture.alpha)
     # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
     for name, d in MixtureObjectives(sample, EstimatorSpec("ips"), n, threads=1).describe(mixture.alpha).items():
         if not d["supported"]:
-                raise CouponmixError(
-                    f"zero propensity where {name} acts: the mixture never plays actions that carry "
-                    f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
-                    "evaluate it; give every component some weight")
+            raise CouponmixError(
+                f"zero propensity where {name} acts: the mixture never plays actions that carry "
+                f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
+                "evaluate it; give every component some weight"
+            )
     truth = true_values(scenario, seed, truth_size)
     # replications in contiguous ranges, one per worker (or per Dask task); range r..r' always gives the
     # same numbers, so the split does not change the result
@@ -169,10 +184,10 @@ def monte_carlo(scenario: Scenario, alpha, estimators: Sequence[EstimatorSpec], 
     pieces = getattr(backend, "workers", None) or min(reps, 4 * default_threads())
     bounds = np.linspace(0, reps, min(pieces, reps) + 1).astype(int)
     chunks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    if isinstance(backend, LocalBackend) and backend.workers == 1:   # one at a time, to show progress
+    if isinstance(backend, LocalBackend) and backend.workers == 1:  # one at a time, to show progress
         chunks = [range(r, r + 1) for r in range(reps)]
 
-    done_after = np.cumsum([len(c) for c in chunks])     # replications finished after i pieces
+    done_after = np.cumsum([len(c) for c in chunks])  # replications finished after i pieces
 
     def progress(i: int) -> None:
         if on_replication is not None:
@@ -196,11 +211,20 @@ def monte_carlo(scenario: Scenario, alpha, estimators: Sequence[EstimatorSpec], 
             covered = np.abs(e - v) <= h
             cov = float(covered.mean())
             res[name] = TargetCheck(
-                true_value=v, mean_estimate=float(e.mean()), bias=float(e.mean() - v), mc_mse=mse,
-                mc_mse_se=mse_se, mc_rmse=rmse, mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
-                analytic_rmse=a_rmse, analytic_bias=a.get("bias"), analytic_mse_se=a_se if a else None,
+                true_value=v,
+                mean_estimate=float(e.mean()),
+                bias=float(e.mean() - v),
+                mc_mse=mse,
+                mc_mse_se=mse_se,
+                mc_rmse=rmse,
+                mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
+                analytic_rmse=a_rmse,
+                analytic_bias=a.get("bias"),
+                analytic_mse_se=a_se if a else None,
                 analytic_bias_se=a.get("bias_approximation_se", 0.0) if a else None,
-                z_score=(None if a_rmse is None else (mse - a_rmse ** 2) / z_se if z_se > 0 else float("nan")),
-                coverage=cov, coverage_se=float(np.sqrt(max(cov * (1 - cov), 1e-12) / reps)))
+                z_score=(None if a_rmse is None else (mse - a_rmse**2) / z_se if z_se > 0 else float("nan")),
+                coverage=cov,
+                coverage_se=float(np.sqrt(max(cov * (1 - cov), 1e-12) / reps)),
+            )
         out[spec.name] = res
     return out

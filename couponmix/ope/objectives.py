@@ -25,6 +25,7 @@ probability are merged exactly (their mu and m2 summed) when enough of them repe
 mixtures is one (rows x K) @ (K x B) product followed by fused elementwise work
 over row chunks, so memory stays bounded by chunk_rows x B.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -44,10 +45,32 @@ from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.policy.policies import Policy
 
-__all__ = ['AGGREGATES', 'CHUNK_ELEMENTS', 'SUPPORT_TOL', 'SMALL_GROUP_SHARE', 'DEFAULT_EVAL_SIZE', 'MERGE_MIN_GAIN',
-           'shared_executor', 'reward_model_on', 'model_error_of', 'EvaluationSample', 'row_hash', 'merge_rows',
-           'RowTerms', 'ErrorLaw', 'Moments', 'moments', 'group_moments', 'laws_from_moments', 'error_laws',
-           'check_aggregate', 'combine_targets', 'BatchObjectives', 'SampleObjectives', 'MixtureObjectives']
+__all__ = [
+    "AGGREGATES",
+    "CHUNK_ELEMENTS",
+    "SUPPORT_TOL",
+    "SMALL_GROUP_SHARE",
+    "DEFAULT_EVAL_SIZE",
+    "MERGE_MIN_GAIN",
+    "shared_executor",
+    "reward_model_on",
+    "model_error_of",
+    "EvaluationSample",
+    "row_hash",
+    "merge_rows",
+    "RowTerms",
+    "ErrorLaw",
+    "Moments",
+    "moments",
+    "group_moments",
+    "laws_from_moments",
+    "error_laws",
+    "check_aggregate",
+    "combine_targets",
+    "BatchObjectives",
+    "SampleObjectives",
+    "MixtureObjectives",
+]
 
 AGGREGATES = ("max", "mean")
 #: elements (rows x mixtures) per chunk when chunk_rows is not given: temporaries stay cache-sized
@@ -103,14 +126,14 @@ class EvaluationSample:
 
     component_names: tuple[str, ...]
     target_names: tuple[str, ...]
-    comp_probs: np.ndarray    # (K, M, A)
+    comp_probs: np.ndarray  # (K, M, A)
     target_probs: np.ndarray  # (T, M, A)
-    mu: np.ndarray            # (M, A)
-    m2: np.ndarray            # (M, A)
+    mu: np.ndarray  # (M, A)
+    m2: np.ndarray  # (M, A)
     x: np.ndarray | None = None  # (M, d) the covariates, kept for policies evaluated later
     q: np.ndarray | None = None  # (M, A) the reward model fixed before logging, for DR-type estimators
     q_source: str = ""
-    q_fitted_on_log: bool = False   # q stands in for a model fitted on each log (see fitted_reward)
+    q_fitted_on_log: bool = False  # q stands in for a model fitted on each log (see fitted_reward)
     #: (A,) the reward model's root-mean-square error per action, out of fold: the size of the model error
     #: assumed on the actions a mixture rarely shows (see ``ErrorLaw.bias_bound``); None: no bound
     model_error: np.ndarray | None = None
@@ -119,17 +142,28 @@ class EvaluationSample:
     _merge_index: dict = field(default_factory=dict, repr=False, compare=False)  # shared by copies with another q
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, size: int = DEFAULT_EVAL_SIZE, seed: int = 0,
-                      components: Mapping[str, Policy] | None = None,
-                      targets: Mapping[str, Policy] | None = None) -> EvaluationSample:
+    def from_scenario(
+        cls,
+        scenario: Scenario,
+        size: int = DEFAULT_EVAL_SIZE,
+        seed: int = 0,
+        components: Mapping[str, Policy] | None = None,
+        targets: Mapping[str, Policy] | None = None,
+    ) -> EvaluationSample:
         size = check_positive_int(size, "evaluation sample size", minimum=100)
         x = scenario.sample_covariates(size, stream(seed, "evaluation_sample"))
         return cls.from_covariates(scenario, x, components, targets)
 
     @classmethod
-    def from_covariates(cls, scenario: Scenario, x: np.ndarray, components: Mapping[str, Policy] | None = None,
-                        targets: Mapping[str, Policy] | None = None,
-                        q: np.ndarray | None = None, q_source: str = "") -> EvaluationSample:
+    def from_covariates(
+        cls,
+        scenario: Scenario,
+        x: np.ndarray,
+        components: Mapping[str, Policy] | None = None,
+        targets: Mapping[str, Policy] | None = None,
+        q: np.ndarray | None = None,
+        q_source: str = "",
+    ) -> EvaluationSample:
         """The sample on given covariates; q defaults to ``reward_model_on`` these covariates."""
         components = dict(scenario.components() if components is None else components)
         targets = dict(scenario.targets() if targets is None else targets)
@@ -141,10 +175,19 @@ class EvaluationSample:
         if q is None:
             q, q_source = reward_model_on(scenario, x, mu)
         delta, delta_source = model_error_of(scenario, q, mu)
-        return cls(component_names=tuple(components), target_names=tuple(targets),
-                   comp_probs=np.stack([p(x) for p in components.values()]),
-                   target_probs=np.stack([p(x) for p in targets.values()]), mu=mu, m2=m2, x=x,
-                   q=q, q_source=q_source, model_error=delta, model_error_source=delta_source)
+        return cls(
+            component_names=tuple(components),
+            target_names=tuple(targets),
+            comp_probs=np.stack([p(x) for p in components.values()]),
+            target_probs=np.stack([p(x) for p in targets.values()]),
+            mu=mu,
+            m2=m2,
+            x=x,
+            q=q,
+            q_source=q_source,
+            model_error=delta,
+            model_error_source=delta_source,
+        )
 
     @property
     def size(self) -> int:
@@ -153,11 +196,19 @@ class EvaluationSample:
     def subset(self, idx: np.ndarray) -> EvaluationSample:
         """The sample restricted to customers ``idx`` (same policies, reward model and model error)."""
         return EvaluationSample(
-            component_names=self.component_names, target_names=self.target_names,
-            comp_probs=self.comp_probs[:, idx], target_probs=self.target_probs[:, idx], mu=self.mu[idx],
-            m2=self.m2[idx], x=None if self.x is None else self.x[idx], q=None if self.q is None else self.q[idx],
-            q_source=self.q_source, q_fitted_on_log=self.q_fitted_on_log, model_error=self.model_error,
-            model_error_source=self.model_error_source)
+            component_names=self.component_names,
+            target_names=self.target_names,
+            comp_probs=self.comp_probs[:, idx],
+            target_probs=self.target_probs[:, idx],
+            mu=self.mu[idx],
+            m2=self.m2[idx],
+            x=None if self.x is None else self.x[idx],
+            q=None if self.q is None else self.q[idx],
+            q_source=self.q_source,
+            q_fitted_on_log=self.q_fitted_on_log,
+            model_error=self.model_error,
+            model_error_source=self.model_error_source,
+        )
 
     def policy_value(self, probs: np.ndarray) -> float:
         """V(pi) = E_x[sum_a pi(a|x) mu(x,a)] on this sample."""
@@ -207,7 +258,7 @@ def merge_rows(a: np.ndarray, min_gain: float = 0.0) -> tuple[np.ndarray, np.nda
     if len(a) == 0:
         return a.copy(), np.zeros(0, dtype=np.intp)
     h = row_hash(a)
-    if min_gain > 0:                     # a plain sort of the hashes is cheap: decide before the argsort
+    if min_gain > 0:  # a plain sort of the hashes is cheap: decide before the argsort
         hs = np.sort(h)
         if np.count_nonzero(hs[1:] != hs[:-1]) + 1 > (1 - min_gain) * len(a):
             return a, None
@@ -217,7 +268,7 @@ def merge_rows(a: np.ndarray, min_gain: float = 0.0) -> tuple[np.ndarray, np.nda
     new[0] = True
     np.not_equal(hs[1:], hs[:-1], out=new[1:])
     ordered = a[order]
-    for j in range(a.shape[1]):          # column by column: a reduction over a short axis is slow
+    for j in range(a.shape[1]):  # column by column: a reduction over a short axis is slow
         new[1:] |= ordered[1:, j] != ordered[:-1, j]
     inverse = np.empty(len(a), dtype=np.intp)
     inverse[order] = np.cumsum(new) - 1
@@ -234,19 +285,19 @@ class RowTerms:
     leaves mu and m2.
     """
 
-    P: np.ndarray       # (R, K) component propensities pi_k(a|x)
-    pe: np.ndarray      # (R, T) target probabilities pi_e(a|x)
-    w: np.ndarray       # (R,) merged row count / M
-    we: np.ndarray      # (R,) sum of E[e | x, a] / M
-    we2: np.ndarray     # (R,) sum of E[e^2 | x, a] / M
-    wd: np.ndarray | None    # (R, T) sum of D_t(x) / M            (None when q = 0)
-    wde: np.ndarray | None   # (R, T) sum of D_t(x) E[e | x, a] / M (None when q = 0)
-    ed: np.ndarray      # (T,) E[D_t]
-    ed2: np.ndarray     # (T,) E[D_t^2]
+    P: np.ndarray  # (R, K) component propensities pi_k(a|x)
+    pe: np.ndarray  # (R, T) target probabilities pi_e(a|x)
+    w: np.ndarray  # (R,) merged row count / M
+    we: np.ndarray  # (R,) sum of E[e | x, a] / M
+    we2: np.ndarray  # (R,) sum of E[e^2 | x, a] / M
+    wd: np.ndarray | None  # (R, T) sum of D_t(x) / M            (None when q = 0)
+    wde: np.ndarray | None  # (R, T) sum of D_t(x) E[e | x, a] / M (None when q = 0)
+    ed: np.ndarray  # (T,) E[D_t]
+    ed2: np.ndarray  # (T,) E[D_t^2]
     values: np.ndarray  # (T,) V(pi_t)
-    wq: np.ndarray | None = None    # (R,) sum of the reward model q_model(x, a) / M (for the bias split)
+    wq: np.ndarray | None = None  # (R,) sum of the reward model q_model(x, a) / M (for the bias split)
     wdel: np.ndarray | None = None  # (R,) sum of the model error delta_a / M
-    eq: np.ndarray | None = None    # (T,) E[sum_a pi_t q_model]
+    eq: np.ndarray | None = None  # (T,) E[sum_a pi_t q_model]
     edel: np.ndarray | None = None  # (T,) E[sum_a pi_t delta_a]
 
     @staticmethod
@@ -261,17 +312,25 @@ class RowTerms:
         return (keep, *merge_rows(np.column_stack([P[keep], pe[keep]]), MERGE_MIN_GAIN))
 
     @classmethod
-    def build(cls, comp_probs: np.ndarray, target_probs: np.ndarray, mu: np.ndarray, m2: np.ndarray,
-              q: np.ndarray | None = None, index: tuple | None = None, q_model: np.ndarray | None = None,
-              delta: np.ndarray | None = None) -> RowTerms:
+    def build(
+        cls,
+        comp_probs: np.ndarray,
+        target_probs: np.ndarray,
+        mu: np.ndarray,
+        m2: np.ndarray,
+        q: np.ndarray | None = None,
+        index: tuple | None = None,
+        q_model: np.ndarray | None = None,
+        delta: np.ndarray | None = None,
+    ) -> RowTerms:
         """Row terms of the estimator's reward model q (None: the IPS family). With ``q_model`` (M, A), the
         best reward model available, and ``delta`` (A,), its error per action, the rows also carry what
         the bias split of ``laws_from_moments`` needs."""
         k, m, a = comp_probs.shape
         qq = np.zeros_like(mu) if q is None else q
         e, e2 = (mu - qq).reshape(-1), (m2 - 2 * qq * mu + qq * qq).reshape(-1)
-        d = np.einsum("tma,ma->mt", target_probs, qq)                      # (M, T)
-        d_rows = np.repeat(d, a, axis=0)                                     # (M A, T)
+        d = np.einsum("tma,ma->mt", target_probs, qq)  # (M, T)
+        d_rows = np.repeat(d, a, axis=0)  # (M A, T)
         keep, keys, inverse = cls.merge_index(comp_probs, target_probs) if index is None else index
 
         def merged(v):
@@ -285,15 +344,25 @@ class RowTerms:
         split = {}
         if q_model is not None and delta is not None:
             dl = np.broadcast_to(np.asarray(delta, float), (m, a))
-            split = dict(wq=merged(q_model.reshape(-1)[keep]), wdel=merged(dl.reshape(-1)[keep]),
-                         eq=np.einsum("tma,ma->t", target_probs, q_model) / m,
-                         edel=np.einsum("tma,ma->t", target_probs, dl) / m)
-        return cls(**split, P=np.ascontiguousarray(keys[:, :k]), pe=np.ascontiguousarray(keys[:, k:]),
-                   w=merged(np.ones(int(keep.sum()))), we=merged(e[keep]), we2=merged(e2[keep]),
-                   wd=merged(d_rows[keep]) if has_q else None,
-                   wde=merged(d_rows[keep] * e[keep, None]) if has_q else None,
-                   ed=d.mean(axis=0), ed2=(d * d).mean(axis=0),
-                   values=np.einsum("tma,ma->t", target_probs, mu) / m)
+            split = dict(
+                wq=merged(q_model.reshape(-1)[keep]),
+                wdel=merged(dl.reshape(-1)[keep]),
+                eq=np.einsum("tma,ma->t", target_probs, q_model) / m,
+                edel=np.einsum("tma,ma->t", target_probs, dl) / m,
+            )
+        return cls(
+            **split,
+            P=np.ascontiguousarray(keys[:, :k]),
+            pe=np.ascontiguousarray(keys[:, k:]),
+            w=merged(np.ones(int(keep.sum()))),
+            we=merged(e[keep]),
+            we2=merged(e2[keep]),
+            wd=merged(d_rows[keep]) if has_q else None,
+            wde=merged(d_rows[keep] * e[keep, None]) if has_q else None,
+            ed=d.mean(axis=0),
+            ed2=(d * d).mean(axis=0),
+            values=np.einsum("tma,ma->t", target_probs, mu) / m,
+        )
 
     @property
     def n_rows(self) -> int:
@@ -371,9 +440,13 @@ class ErrorLaw:
 
     def summary(self, n: int, i: int) -> dict:
         """RMSE, bias, standard error and support of mixture ``i`` of the batch at log size n, as plain numbers."""
-        return {"rmse": float(self.rmse(n)[i]), "bias": float(self.bias(n)[i]),
-                "std_error": float(np.sqrt(self.scaled_var[i] / n)), "support": float(self.support[i]),
-                "supported": bool(self.supported[i])}
+        return {
+            "rmse": float(self.rmse(n)[i]),
+            "bias": float(self.bias(n)[i]),
+            "std_error": float(np.sqrt(self.scaled_var[i] / n)),
+            "support": float(self.support[i]),
+            "supported": bool(self.supported[i]),
+        }
 
     def log_size_for(self, tol: float, robust: bool = False) -> np.ndarray:
         """Least n with RMSE(n) (or, with ``robust``, the robust error) <= tol for every mixture in the batch
@@ -393,7 +466,7 @@ class ErrorLaw:
             if b1 == 0:
                 out[i] = max(v / (tol * tol - fixed * fixed), 1.0)
                 continue
-            lo, hi = 1.0, 2.0   # the error decreases for large n: bracket, then find the root in log n
+            lo, hi = 1.0, 2.0  # the error decreases for large n: bracket, then find the root in log n
             while mse(hi) > tol * tol:
                 lo, hi = hi, hi * 2
                 if hi > 1e15:
@@ -402,15 +475,26 @@ class ErrorLaw:
                 if mse(lo) <= tol * tol:
                     out[i] = lo
                     continue
-                root = brentq(lambda u, mse=mse: mse(np.exp(u)) - tol * tol, np.log(lo), np.log(hi), xtol=1e-12,
-                              rtol=4 * np.finfo(float).eps)
-                out[i] = min(np.exp(root) * (1 + 1e-12), hi)   # on the safe side of the root
+                root = brentq(
+                    lambda u, mse=mse: mse(np.exp(u)) - tol * tol, np.log(lo), np.log(hi), xtol=1e-12, rtol=4 * np.finfo(float).eps
+                )
+                out[i] = min(np.exp(root) * (1 + 1e-12), hi)  # on the safe side of the root
         return out
 
 
 # moment name -> (row coefficient, which row weight): sums over rows of coefficient x (p c) or (p c^2)
-_SUMS = {"M1": ("we", 0), "S2": ("we2", 1), "MW": ("w", 0), "MD": ("wde", 0), "MC": ("wd", 0),
-         "L2": ("we", 1), "W2": ("w", 1), "SUP": ("w", 2), "SQ": ("wq", 0), "SDL": ("wdel", 0)}
+_SUMS = {
+    "M1": ("we", 0),
+    "S2": ("we2", 1),
+    "MW": ("w", 0),
+    "MD": ("wde", 0),
+    "MC": ("wd", 0),
+    "L2": ("we", 1),
+    "W2": ("w", 1),
+    "SUP": ("w", 2),
+    "SQ": ("wq", 0),
+    "SDL": ("wdel", 0),
+}
 
 
 def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
@@ -426,7 +510,7 @@ def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
 
 def _chunk_sums(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec, names) -> np.ndarray:
     """Sums over one chunk of rows, for every target: array (T, len(names), B)."""
-    p = rows.P[sl] @ at                            # (r, B) balanced propensities
+    p = rows.P[sl] @ at  # (r, B) balanced propensities
     all_pos = bool((p > 0).all())
     inv = 1.0 / p if all_pos else np.divide(1.0, p, out=np.zeros_like(p), where=p > 0)
     rows_fn = spec.weight_function.rows
@@ -434,12 +518,12 @@ def _chunk_sums(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec, 
     out = np.empty((n_t, len(names), at.shape[1]))
     for t in range(n_t):
         pe = rows.pe[sl, t, None]
-        pair = rows_fn(pe, p, inv, spec.clip, all_pos)   # (p c, p c^2, pi_e 1{p > 0}), see estimators
+        pair = rows_fn(pe, p, inv, spec.clip, all_pos)  # (p c, p c^2, pi_e 1{p > 0}), see estimators
         for j, name in enumerate(names):
             coef_name, which = _SUMS[name]
             coef = getattr(rows, coef_name)[sl]
             coef = coef if coef.ndim == 1 else coef[:, t]
-            if all_pos and pair[which] is pair[2]:   # pe broadcast: the same sum for every mixture
+            if all_pos and pair[which] is pair[2]:  # pe broadcast: the same sum for every mixture
                 out[t, j] = coef @ pe[:, 0]
             else:
                 out[t, j] = coef @ pair[which]
@@ -464,8 +548,7 @@ def _naive_sums(rows, alphas, spec, names) -> np.ndarray:
     """Naive weights use the acting component's own propensity: every moment is linear in alpha,
     sum_k alpha_k (moment with p = pi_k), so K per-component sums answer any batch."""
     k = rows.P.shape[1]
-    per_k = np.stack([_chunk_sums(rows, slice(None), np.eye(k)[:, [j]], spec, names)[..., 0] for j in range(k)],
-                     axis=-1)                       # (T, names, K)
+    per_k = np.stack([_chunk_sums(rows, slice(None), np.eye(k)[:, [j]], spec, names)[..., 0] for j in range(k)], axis=-1)  # (T, names, K)
     return per_k @ alphas.T
 
 
@@ -486,6 +569,7 @@ class Moments:
     @staticmethod
     def combine(parts: Sequence[Moments], weights: Sequence[float]) -> Moments:
         """Customer-weighted average of the moments of disjoint groups (weights sum to 1), added in order."""
+
         def avg(get):
             total = None
             for part, w in zip(parts, weights):
@@ -493,38 +577,57 @@ class Moments:
                 total = term if total is None else total + term
             return total
 
-        keys = list(dict.fromkeys(k for p in parts for k in p.sums))   # a moment a part lacks is 0 there
+        keys = list(dict.fromkeys(k for p in parts for k in p.sums))  # a moment a part lacks is 0 there
         split = all(p.eq is not None for p in parts)
-        return Moments(sums={k: avg(lambda m, k=k: m.sums.get(k, 0.0)) for k in keys},
-                       ed=avg(lambda m: m.ed), ed2=avg(lambda m: m.ed2), values=avg(lambda m: m.values),
-                       eq=avg(lambda m: m.eq) if split else None, edel=avg(lambda m: m.edel) if split else None)
+        return Moments(
+            sums={k: avg(lambda m, k=k: m.sums.get(k, 0.0)) for k in keys},
+            ed=avg(lambda m: m.ed),
+            ed2=avg(lambda m: m.ed2),
+            values=avg(lambda m: m.values),
+            eq=avg(lambda m: m.eq) if split else None,
+            edel=avg(lambda m: m.edel) if split else None,
+        )
 
 
-def moments(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None,
-            executor: ThreadPoolExecutor | None = None) -> Moments:
+def moments(
+    rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None, executor: ThreadPoolExecutor | None = None
+) -> Moments:
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
     names = _needed(spec, rows)
     if spec.weights == "naive":
         sums = _naive_sums(rows, alphas, spec, names)
     else:
         sums = _balanced_sums(rows, alphas, spec, names, chunk_rows, executor)
-    return Moments(sums={name: sums[:, j, :] for j, name in enumerate(names)}, ed=rows.ed, ed2=rows.ed2,
-                   values=rows.values, eq=rows.eq, edel=rows.edel)
+    return Moments(
+        sums={name: sums[:, j, :] for j, name in enumerate(names)}, ed=rows.ed, ed2=rows.ed2, values=rows.values, eq=rows.eq, edel=rows.edel
+    )
 
 
-def group_moments(groups: Sequence[tuple[list[int], RowTerms]], n_targets: int, alphas, spec: EstimatorSpec,
-                  chunk_rows: int | None = None, executor: ThreadPoolExecutor | None = None) -> Moments:
+def group_moments(
+    groups: Sequence[tuple[list[int], RowTerms]],
+    n_targets: int,
+    alphas,
+    spec: EstimatorSpec,
+    chunk_rows: int | None = None,
+    executor: ThreadPoolExecutor | None = None,
+) -> Moments:
     """Moments of every target from row sets that each serve some of the targets (see
     ``MixtureObjectives._group_targets``)."""
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
     b = alphas.shape[0]
     split = all(rows.eq is not None for _, rows in groups)
-    out = Moments(sums={}, ed=np.empty(n_targets), ed2=np.empty(n_targets), values=np.empty(n_targets),
-                  eq=np.empty(n_targets) if split else None, edel=np.empty(n_targets) if split else None)
+    out = Moments(
+        sums={},
+        ed=np.empty(n_targets),
+        ed2=np.empty(n_targets),
+        values=np.empty(n_targets),
+        eq=np.empty(n_targets) if split else None,
+        edel=np.empty(n_targets) if split else None,
+    )
     for ts, rows in groups:
         m = moments(rows, alphas, spec, chunk_rows, executor)
         for name, value in m.sums.items():
-            out.sums.setdefault(name, np.zeros((n_targets, b)))[ts] = value   # a moment a group lacks is 0
+            out.sums.setdefault(name, np.zeros((n_targets, b)))[ts] = value  # a moment a group lacks is 0
         out.ed[ts], out.ed2[ts], out.values[ts] = m.ed, m.ed2, m.values
         if out.eq is not None and out.edel is not None:
             out.eq[ts], out.edel[ts] = m.eq, m.edel
@@ -542,23 +645,29 @@ def laws_from_moments(m: Moments, spec: EstimatorSpec) -> list[ErrorLaw]:
     if not spec.self_normalised:
         mean = ed + g["M1"]
         bias0, bias1 = mean - v, zero
-        scaled_var = np.maximum(ed2 + 2 * md + g["S2"] - mean ** 2, 0.0)
+        scaled_var = np.maximum(ed2 + 2 * md + g["S2"] - mean**2, 0.0)
     else:
         wbar = g["MW"]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = g["M1"] / wbar
-            scaled_var = ((ed2 - ed ** 2) + 2 * (md - ratio * mc) / wbar
-                          + (g["S2"] - 2 * ratio * g["L2"] + ratio ** 2 * g["W2"]) / wbar ** 2)
-            bias1 = (ratio * g["W2"] - g["L2"]) / wbar ** 2
+            scaled_var = (ed2 - ed**2) + 2 * (md - ratio * mc) / wbar + (g["S2"] - 2 * ratio * g["L2"] + ratio**2 * g["W2"]) / wbar**2
+            bias1 = (ratio * g["W2"] - g["L2"]) / wbar**2
         bias0 = ed + ratio - v
         scaled_var = np.maximum(scaled_var, 0.0)
     computed = bound = None
     if "SQ" in g and m.eq is not None:
         computed, bound = _bias_split(g, m, spec)
-    return [ErrorLaw(bias0=bias0[t], bias1=bias1[t], scaled_var=scaled_var[t], support=support[t],
-                     bias_computed=None if computed is None else computed[t],
-                     bias_bound=None if bound is None else bound[t])
-            for t in range(len(m.values))]
+    return [
+        ErrorLaw(
+            bias0=bias0[t],
+            bias1=bias1[t],
+            scaled_var=scaled_var[t],
+            support=support[t],
+            bias_computed=None if computed is None else computed[t],
+            bias_bound=None if bound is None else bound[t],
+        )
+        for t in range(len(m.values))
+    ]
 
 
 def _bias_split(g: dict, m: Moments, spec: EstimatorSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -589,8 +698,9 @@ def _bias_split(g: dict, m: Moments, spec: EstimatorSpec) -> tuple[np.ndarray, n
     return computed, bound
 
 
-def error_laws(rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None,
-               executor: ThreadPoolExecutor | None = None) -> list[ErrorLaw]:
+def error_laws(
+    rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None, executor: ThreadPoolExecutor | None = None
+) -> list[ErrorLaw]:
     """Exact (plain estimators) or delta-method (self-normalised) error law of ``spec``, one per target."""
     return laws_from_moments(moments(rows, alphas, spec, chunk_rows, executor), spec)
 
@@ -665,8 +775,15 @@ class MixtureObjectives(SampleObjectives):
         How per-target RMSEs combine into the single error objective.
     """
 
-    def __init__(self, sample: EvaluationSample, estimator: EstimatorSpec, n: int,
-                 aggregate: str = "max", chunk_rows: int | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        sample: EvaluationSample,
+        estimator: EstimatorSpec,
+        n: int,
+        aggregate: str = "max",
+        chunk_rows: int | None = None,
+        threads: int | None = None,
+    ):
         check_aggregate(aggregate)
         self.sample = sample
         self.estimator = estimator
@@ -679,10 +796,14 @@ class MixtureObjectives(SampleObjectives):
         if estimator.uses_reward_model and estimator.fits_reward_model != sample.q_fitted_on_log:
             raise CouponmixError(
                 f"{estimator.label} needs an evaluation sample whose reward model is "
-                + ("fitted on the log (see fitted_reward.pilot_samples)" if estimator.fits_reward_model
-                   else "fixed before logging, not one fitted on the log"))
+                + (
+                    "fitted on the log (see fitted_reward.pilot_samples)"
+                    if estimator.fits_reward_model
+                    else "fixed before logging, not one fitted on the log"
+                )
+            )
         use_q = estimator.uses_reward_model
-        if use_q not in sample._groups:   # row sets depend only on whether q is used: share them
+        if use_q not in sample._groups:  # row sets depend only on whether q is used: share them
             sample._groups[use_q] = self._group_targets(sample, sample.q if use_q else None)
         self.groups = sample._groups[use_q]
         threads = min(default_threads(), 4) if threads is None else check_positive_int(threads, "threads")
@@ -695,14 +816,22 @@ class MixtureObjectives(SampleObjectives):
         A deterministic target merges into a handful of rows on its own but would cost a full pass
         over the shared rows; a target with continuous probabilities gains nothing from its own set.
         """
+
         def build(ts: list[int]) -> RowTerms:
             key = tuple(ts)
             if key not in sample._merge_index:
                 sample._merge_index[key] = RowTerms.merge_index(sample.comp_probs, sample.target_probs[ts])
             split = sample.model_error is not None and not sample.q_fitted_on_log and sample.q is not None
-            return RowTerms.build(sample.comp_probs, sample.target_probs[ts], sample.mu, sample.m2, q,
-                                  sample._merge_index[key], q_model=sample.q if split else None,
-                                  delta=sample.model_error if split else None)
+            return RowTerms.build(
+                sample.comp_probs,
+                sample.target_probs[ts],
+                sample.mu,
+                sample.m2,
+                q,
+                sample._merge_index[key],
+                q_model=sample.q if split else None,
+                delta=sample.model_error if split else None,
+            )
 
         t_all = list(range(len(sample.target_names)))
         alone = {t: build([t]) for t in t_all}
@@ -721,8 +850,7 @@ class MixtureObjectives(SampleObjectives):
 
     def moments(self, alphas) -> Moments:
         """The sufficient statistics of every target's error law for each mixture (see ``Moments``)."""
-        return group_moments(self.groups, len(self.target_names), alphas, self.estimator, self.chunk_rows,
-                             self._executor)
+        return group_moments(self.groups, len(self.target_names), alphas, self.estimator, self.chunk_rows, self._executor)
 
     def laws(self, alphas) -> list[ErrorLaw]:
         """The error law of every target for each mixture."""

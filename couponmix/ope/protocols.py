@@ -1,5 +1,6 @@
 """The interfaces couponmix's pieces agree on, so that the front, the recommendation, the planner and the
 curves take any objectives (exact on a sample, streamed over a population, or the decision's criterion)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ class Objectives(Protocol):
     @property
     def target_names(self) -> tuple[str, ...]: ...
 
-    component_values: np.ndarray   # (K,) V(pi_k)
+    component_values: np.ndarray  # (K,) V(pi_k)
 
     def revenue(self, alphas: Any) -> np.ndarray:
         """(B,) expected reward per customer of each mixture."""

@@ -5,6 +5,7 @@ estimator with an exact error formula whose variance is finite here, or the one 
 ``choose_estimator`` gives a single estimator where one is wanted (``couponmix evaluate``);
 ``criterion_for`` builds the decision's criterion from them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,9 +19,11 @@ from couponmix.policy.simplex import barycentre
 
 __all__ = ["ROBUST_ASSUMPTION", "choose_estimator", "choose_candidates", "sample_and_verdicts", "criterion_for"]
 
-ROBUST_ASSUMPTION = ("where an estimator relies on the revenue model (actions the log rarely or never shows, "
-                     "capped or switched weights), the model's mean squared error for each action is no larger "
-                     "than its out-of-fold error for that action elsewhere, and its errors all push the same way")
+ROBUST_ASSUMPTION = (
+    "where an estimator relies on the revenue model (actions the log rarely or never shows, "
+    "capped or switched weights), the model's mean squared error for each action is no larger "
+    "than its out-of-fold error for that action elsewhere, and its errors all push the same way"
+)
 
 
 def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
@@ -28,36 +31,41 @@ def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_n
     unbounded-weight estimator whose variance is infinite. Used where one estimator is wanted (evaluate)."""
     bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
     if requested is not None and requested.fits_reward_model:
-        raise CouponmixError(f"{requested.label} cannot be optimised over mixtures: its model is fitted on each log; "
-                             "optimise for dr and read dr_fitted in validate at the recommended mix")
+        raise CouponmixError(
+            f"{requested.label} cannot be optimised over mixtures: its model is fitted on each log; "
+            "optimise for dr and read dr_fitted in validate at the recommended mix"
+        )
     if requested is not None:
         if requested.has_unbounded_weights and bad:
             t, v = next(iter(bad.items()))
             raise CouponmixError(
                 f"{requested.label} has infinite variance in scenario {scenario_name!r} for target {t} "
-                f"({v.reason}); its error has no limit to optimise: use --estimator clipped_ips")
+                f"({v.reason}); its error has no limit to optimise: use --estimator clipped_ips"
+            )
         return requested, "chosen by the user"
     if bad:
-        return (EstimatorSpec("clipped_ips", DEFAULT_CLIP),
-                f"plain IPS (and every estimator with unclipped weights: SNIPS, DR, SNDR) has infinite variance here for "
-                f"{', '.join(sorted(bad))}: {next(iter(bad.values())).reason}. Clipping the importance weights at "
-                f"lambda = {DEFAULT_CLIP:g} makes the variance finite at the price of a bias, reported per target.")
+        return (
+            EstimatorSpec("clipped_ips", DEFAULT_CLIP),
+            f"plain IPS (and every estimator with unclipped weights: SNIPS, DR, SNDR) has infinite variance here for "
+            f"{', '.join(sorted(bad))}: {next(iter(bad.values())).reason}. Clipping the importance weights at "
+            f"lambda = {DEFAULT_CLIP:g} makes the variance finite at the price of a bias, reported per target.",
+        )
     return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"
 
 
-def choose_candidates(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str
-                      ) -> tuple[list[EstimatorSpec], str]:
+def choose_candidates(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[list[EstimatorSpec], str]:
     """The estimators the decision chooses among, and why: the one the user forces, or every estimator with
     an exact formula whose variance is finite here."""
     if requested is not None:
         spec, why = choose_estimator(requested, verdicts, scenario_name)
         return [spec], why
     bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
-    why = ("for each future policy, the estimator with the lowest error at the mixture, chosen before any log "
-           "exists")
+    why = "for each future policy, the estimator with the lowest error at the mixture, chosen before any log exists"
     if bad:
-        why += (f"; estimators with unclipped weights (IPS, SNIPS, DR, SNDR) are left out because their variance "
-                f"is infinite here for {', '.join(sorted(bad))}: {next(iter(bad.values())).reason}")
+        why += (
+            f"; estimators with unclipped weights (IPS, SNIPS, DR, SNDR) are left out because their variance "
+            f"is infinite here for {', '.join(sorted(bad))}: {next(iter(bad.values())).reason}"
+        )
     return exact_suite(DEFAULT_CLIP, finite_variance=not bad), why
 
 
@@ -69,8 +77,9 @@ def sample_and_verdicts(sc, eval_size: int, seed: int, floors: np.ndarray):
     return sample, {t: weight_verdict(sc, sample, t, centre) for t in sample.target_names}
 
 
-def criterion_for(sc, sample: EvaluationSample, verdicts: dict, n: int, aggregate: str = "max",
-                  estimator: EstimatorSpec | None = None) -> tuple[Criterion, str]:
+def criterion_for(
+    sc, sample: EvaluationSample, verdicts: dict, n: int, aggregate: str = "max", estimator: EstimatorSpec | None = None
+) -> tuple[Criterion, str]:
     """The decision's criterion (see ``couponmix.ope.criterion``) and the reason for its candidates."""
     specs, why = choose_candidates(estimator, verdicts, sc.name)
     return Criterion(sample, specs, n, aggregate), why

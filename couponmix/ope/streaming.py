@@ -17,6 +17,7 @@ the first pass keeps them, and later passes only do the (rows x mixtures) arithm
 threads, with results identical to the uncached passes. A population too large for the budget is
 streamed on every pass, in memory bounded by one chunk per worker.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from couponmix.ope.objectives import (
     shared_executor,
 )
 
-__all__ = ['DEFAULT_CHUNK', 'DEFAULT_CACHE_BYTES', 'population_chunk', 'StreamingObjectives']
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_CACHE_BYTES", "population_chunk", "StreamingObjectives"]
 
 DEFAULT_CHUNK = 4 * BLOCK
 #: memory for keeping the population's merged rows between passes (about 130 bytes per customer on paper)
@@ -54,9 +55,12 @@ def population_chunk(scenario: Scenario, seed: int, size: int, chunk_size: int, 
     """Covariates of chunk ``index`` of the evaluation population (whole blocks, each from its own stream)."""
     start = index * chunk_size
     stop = min(size, start + chunk_size)
-    return np.concatenate([scenario.sample_covariates(min(BLOCK, stop - s),
-                                                      stream(seed, "evaluation_population", s // BLOCK))
-                           for s in range(start, stop, BLOCK)])
+    return np.concatenate(
+        [
+            scenario.sample_covariates(min(BLOCK, stop - s), stream(seed, "evaluation_population", s // BLOCK))
+            for s in range(start, stop, BLOCK)
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class _Job:
     size: int
     chunk_size: int
     alphas: np.ndarray
-    q_mean: np.ndarray | None   # per-action mean reward over the population, when q is that crude model
+    q_mean: np.ndarray | None  # per-action mean reward over the population, when q is that crude model
 
 
 def _chunk_objectives(job: _Job, index: int) -> MixtureObjectives:
@@ -76,7 +80,7 @@ def _chunk_objectives(job: _Job, index: int) -> MixtureObjectives:
     if job.q_mean is not None:
         q = np.broadcast_to(job.q_mean, (len(x), len(job.q_mean))).copy()
     sample = EvaluationSample.from_covariates(job.scenario, x, q=q, q_source="per-action average reward")
-    return MixtureObjectives(sample, job.estimator, 1)   # threads: this process's share of the cores
+    return MixtureObjectives(sample, job.estimator, 1)  # threads: this process's share of the cores
 
 
 def _chunk_moments(job: _Job, index: int) -> tuple[int, Moments, np.ndarray]:
@@ -107,9 +111,18 @@ class StreamingObjectives:
     per worker plus the batch's sums.
     """
 
-    def __init__(self, scenario: Scenario, estimator: EstimatorSpec, n: int, size: int, seed: int = 0,
-                 chunk_size: int = DEFAULT_CHUNK, backend=None, aggregate: str = "max",
-                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+    def __init__(
+        self,
+        scenario: Scenario,
+        estimator: EstimatorSpec,
+        n: int,
+        size: int,
+        seed: int = 0,
+        chunk_size: int = DEFAULT_CHUNK,
+        backend=None,
+        aggregate: str = "max",
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ):
         from couponmix.infra.backend import LocalBackend
 
         self.scenario, self.estimator, self.aggregate = scenario, estimator, check_aggregate(aggregate)
@@ -119,17 +132,15 @@ class StreamingObjectives:
         self.chunk_size = check_chunk_size(chunk_size)
         self.backend = backend or LocalBackend(1)
         self.cache_bytes = check_positive_int(cache_bytes, "cache bytes", minimum=0)
-        self._rows: list | None = None   # per chunk (customers, row sets, component values), once cached
+        self._rows: list | None = None  # per chunk (customers, row sets, component values), once cached
         self._cache_decided = False
         self.chunks = range(-(-self.size // self.chunk_size))
         self.target_names = tuple(scenario.targets())
         self.component_names = tuple(scenario.components())
         self._q_mean = None
-        if estimator.uses_reward_model and scenario.reward_model(population_chunk(scenario, seed, 100, BLOCK, 0)
-                                                                  [:1]) is None:
+        if estimator.uses_reward_model and scenario.reward_model(population_chunk(scenario, seed, 100, BLOCK, 0)[:1]) is None:
             # the crude reward model is the per-action average over the whole population: one extra pass
-            parts = self.backend.map(partial(_mean_mu, scenario, self.seed, self.size, self.chunk_size),
-                                     self.chunks)
+            parts = self.backend.map(partial(_mean_mu, scenario, self.seed, self.size, self.chunk_size), self.chunks)
             self._q_mean = np.sum([p[1] for p in parts], axis=0) / self.size
 
     @property
@@ -150,8 +161,9 @@ class StreamingObjectives:
         first = _chunk_rows(job, 0)
         if _rows_nbytes(first) * len(self.chunks) > self.cache_bytes:
             return first
-        self._rows = [first] + self.backend.map(partial(_chunk_rows, job), self.chunks[1:],
-                                                on_done=None if on_chunk is None else lambda i: on_chunk(i + 1))
+        self._rows = [first] + self.backend.map(
+            partial(_chunk_rows, job), self.chunks[1:], on_done=None if on_chunk is None else lambda i: on_chunk(i + 1)
+        )
         return None
 
     def _moments_from_rows(self, parts: list, alphas: np.ndarray) -> list:
@@ -159,8 +171,7 @@ class StreamingObjectives:
         threads = default_threads()
         executor = shared_executor(threads) if threads > 1 else None
         t_all = len(self.target_names)
-        return [(m, group_moments(groups, t_all, alphas, self.estimator, executor=executor), values)
-                for m, groups, values in parts]
+        return [(m, group_moments(groups, t_all, alphas, self.estimator, executor=executor), values) for m, groups, values in parts]
 
     def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
         """Population moments for the batch, and the components' values. ``on_chunk(i)`` is called as
@@ -169,10 +180,10 @@ class StreamingObjectives:
         first = None if self._cache_decided else self._try_cache(on_chunk)
         if self._rows is not None:
             parts = self._moments_from_rows(self._rows, alphas)
-        elif first is not None:        # too large to keep: chunk 0 is already built, stream the others
+        elif first is not None:  # too large to keep: chunk 0 is already built, stream the others
             parts = self._moments_from_rows([first], alphas) + self.backend.map(
-                partial(_chunk_moments, self._job(alphas)), self.chunks[1:],
-                on_done=None if on_chunk is None else lambda i: on_chunk(i + 1))
+                partial(_chunk_moments, self._job(alphas)), self.chunks[1:], on_done=None if on_chunk is None else lambda i: on_chunk(i + 1)
+            )
         else:
             parts = self.backend.map(partial(_chunk_moments, self._job(alphas)), self.chunks, on_done=on_chunk)
         weights = [m / self.size for m, _, _ in parts]

@@ -5,6 +5,7 @@ also written as PNG files beside it. Every number in the report comes from the s
 (``couponmix.studies.summary``, written as summary.json); the key ones are tagged
 ``data-key="<path in summary.json>"`` so a test can check they agree.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,8 +16,18 @@ import numpy as np
 from couponmix.decide.optimize import Front
 from couponmix.studies.summary import Headline, StudySummary, TargetPrecision
 
-__all__ = ['COLORS', 'FIGURES', 'front_figure', 'exploration_figure', 'log_size_figure', 'figures', 'days',
-           'precision_phrase', 'headline', 'render_html']
+__all__ = [
+    "COLORS",
+    "FIGURES",
+    "front_figure",
+    "exploration_figure",
+    "log_size_figure",
+    "figures",
+    "days",
+    "precision_phrase",
+    "headline",
+    "render_html",
+]
 
 COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
 FIGURES = ("front.png", "exploration.png", "log_size.png")
@@ -48,12 +59,13 @@ def front_figure(front: Front, summary: StudySummary) -> bytes:
     ax.plot(front.rmse, front.revenue, "-o", ms=3, color=COLORS[0], label="best trade-offs (Pareto front)")
     ax.plot([rec.ope_rmse], [rec.revenue], "*", ms=16, color=COLORS[1], label="recommended mix")
     ax.plot([only.ope_rmse], [only.revenue], "s", ms=8, color=COLORS[2], label="revenue-only mix")
-    ax.set_xlabel(f"evaluation error later ({summary.aggregate} over future policies, "
-                  f"log of {summary.n:,} customers)")
-    ax.set_title("Revenue now against evaluation error later\n(each policy measured with its most precise estimator)"
-                 if len(summary.criterion.candidates) > 1 else
-                 f"Revenue now against evaluation error later ({summary.criterion.label.split(';')[0]})",
-                 fontsize=10)
+    ax.set_xlabel(f"evaluation error later ({summary.aggregate} over future policies, log of {summary.n:,} customers)")
+    ax.set_title(
+        "Revenue now against evaluation error later\n(each policy measured with its most precise estimator)"
+        if len(summary.criterion.candidates) > 1
+        else f"Revenue now against evaluation error later ({summary.criterion.label.split(';')[0]})",
+        fontsize=10,
+    )
     ax.set_ylabel("revenue now (per customer)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -82,8 +94,11 @@ def exploration_figure(summary: StudySummary) -> bytes:
         ax.axvline(100 * head.exploration_rate, color=COLORS[1], ls="--", lw=1.2)
         ax.grid(alpha=0.3)
     top.text(100 * head.exploration_rate, top.get_ylim()[1], " recommended", va="top", color=COLORS[1])
-    top.set_title("Revenue and evaluation error against exploration\n(each policy measured with its most precise "
-                  "estimator; dotted: sampling error alone)", fontsize=10)
+    top.set_title(
+        "Revenue and evaluation error against exploration\n(each policy measured with its most precise "
+        "estimator; dotted: sampling error alone)",
+        fontsize=10,
+    )
     bottom.set_yscale("log")
     bottom.set_ylabel(f"evaluation error (RMSE)\nlog of {curve['n']:,} customers")
     bottom.set_xlabel("exploration rate (% of traffic)")
@@ -106,8 +121,9 @@ def log_size_figure(summary: StudySummary) -> bytes:
     ax.axvline(summary.n, color=COLORS[1], ls="--", lw=1.2, label=f"planned log ({summary.n:,})")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_title("Evaluation error at the recommended mix against log size\n(each policy measured with its most "
-                 "precise estimator)", fontsize=10)
+    ax.set_title(
+        "Evaluation error at the recommended mix against log size\n(each policy measured with its most precise estimator)", fontsize=10
+    )
     ax.set_xlabel("customers logged at the recommended mix")
     ax.set_ylabel("evaluation error (RMSE)")
     daily = curve["daily_traffic"]
@@ -120,8 +136,11 @@ def log_size_figure(summary: StudySummary) -> bytes:
 
 
 def figures(summary: StudySummary, front: Front) -> dict[str, bytes]:
-    return {"front.png": front_figure(front, summary), "exploration.png": exploration_figure(summary),
-            "log_size.png": log_size_figure(summary)}
+    return {
+        "front.png": front_figure(front, summary),
+        "exploration.png": exploration_figure(summary),
+        "log_size.png": log_size_figure(summary),
+    }
 
 
 def _explore_phrase(head: Headline, alpha: dict, explore_description: str | None) -> str:
@@ -142,8 +161,10 @@ def precision_phrase(name: str, p: TargetPrecision) -> str:
     """'winback within ±0.50 (all of it sampling error)' or with the model-dependent part spelled out."""
     if p.model_bias_bound <= 0.01 * p.rmse:
         return f"{name} within ±{p.rmse:.2g}, all of it sampling error that the log itself will show"
-    return (f"{name} within ±{p.rmse:.2g}: ±{p.sampling_error:.2g} from sampling, plus up to "
-            f"±{p.model_bias_bound:.2g} if the revenue model is as wrong on rarely tried actions as it is elsewhere")
+    return (
+        f"{name} within ±{p.rmse:.2g}: ±{p.sampling_error:.2g} from sampling, plus up to "
+        f"±{p.model_bias_bound:.2g} if the revenue model is as wrong on rarely tried actions as it is elsewhere"
+    )
 
 
 def headline(summary: StudySummary) -> str:
@@ -154,27 +175,36 @@ def headline(summary: StudySummary) -> str:
     how = sorted({p.estimator_plain for p in head.precision.values()})
     need = ""
     if head.tolerance is not None:
-        need = (f" For ±{head.tolerance:g} on every policy, log {head.log_size_needed:,.0f} customers (about "
-                f"{days(head.log_days_needed or 0.0)})." if head.log_size_needed is not None else
-                f" No log size reaches ±{head.tolerance:g} on every policy at this mix.")
+        need = (
+            f" For ±{head.tolerance:g} on every policy, log {head.log_size_needed:,.0f} customers (about "
+            f"{days(head.log_days_needed or 0.0)})."
+            if head.log_size_needed is not None
+            else f" No log size reaches ±{head.tolerance:g} on every policy at this mix."
+        )
     explore = _explore_phrase(head, summary.recommended.alpha, summary.production.explore_description)
-    return (f"Recommendation: {explore}. "
-            f"It costs {head.revenue_cost_per_10k_customers:,.0f} in revenue per 10,000 customers"
-            + (f" ({pct:.1f}% of revenue)" if pct is not None else "")
-            + f" against the revenue-only mix. In exchange, a log of {head.log_size:,} customers "
-              f"(about {days(head.log_days)} of traffic) measures each future policy's revenue per customer: "
-            + precision + f" (measured with {' / '.join(how)})." + need)
+    return (
+        f"Recommendation: {explore}. "
+        f"It costs {head.revenue_cost_per_10k_customers:,.0f} in revenue per 10,000 customers"
+        + (f" ({pct:.1f}% of revenue)" if pct is not None else "")
+        + f" against the revenue-only mix. In exchange, a log of {head.log_size:,} customers "
+        f"(about {days(head.log_days)} of traffic) measures each future policy's revenue per customer: "
+        + precision
+        + f" (measured with {' / '.join(how)})."
+        + need
+    )
 
 
 def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> str:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["pct"] = lambda v, digits=1: f"{100 * v:.{digits}f}%"
     env.filters["num"] = lambda v, digits=4: f"{v:.{digits}f}"
     env.filters["thousands"] = lambda v: f"{v:,.0f}"
     tmpl = env.get_template("report.html")
     images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
-    return tmpl.render(s=summary, headline=headline(summary), images=images,
-                       front_rows=front.to_frame().round(6).to_dict("records"))
+    return tmpl.render(s=summary, headline=headline(summary), images=images, front_rows=front.to_frame().round(6).to_dict("records"))

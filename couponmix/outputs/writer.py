@@ -1,12 +1,13 @@
 """The files one study writes, in the order they are renamed into place (summary.json last: its presence
 marks a complete study)."""
+
 from __future__ import annotations
 
 from couponmix.outputs.report import FIGURES, figures, render_html
 from couponmix.studies.study import StudyResult
 from couponmix.studies.summary import to_json
 
-__all__ = ['STUDY_FILES', 'study_files_for']
+__all__ = ["STUDY_FILES", "study_files_for"]
 
 #: the names study_files_for returns
 STUDY_FILES = ("pareto.csv", *FIGURES, "report.html", "summary.json")

@@ -10,6 +10,7 @@ calibration population: the optimal solution of the fractional (LP) relaxation.
 Thresholds set on the calibration population then apply customer by customer,
 so the policy is an ordinary map x -> probabilities.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 
 from couponmix.errors import CouponmixError
 
-__all__ = ['Budget', 'best_coupon', 'GreedyAllocator', 'softmax']
+__all__ = ["Budget", "best_coupon", "GreedyAllocator", "softmax"]
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,10 @@ class GreedyAllocator:
         eligible = priority > -np.inf
         if unit[eligible].sum() <= capacity:
             return cls(budget)  # the budget does not bind
-        values, inverse = np.unique(-priority[eligible], return_inverse=True)   # groups, best first
+        values, inverse = np.unique(-priority[eligible], return_inverse=True)  # groups, best first
         group_cost = np.bincount(inverse, weights=unit[eligible])
         before = np.concatenate([[0.0], np.cumsum(group_cost)[:-1]])
-        g = int(np.searchsorted(np.cumsum(group_cost), capacity, side="left"))   # boundary group
+        g = int(np.searchsorted(np.cumsum(group_cost), capacity, side="left"))  # boundary group
         q = float((capacity - before[g]) / group_cost[g])
         return cls(budget, tau=float(-values[g]), q=min(max(q, 0.0), 1.0))
 

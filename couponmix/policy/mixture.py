@@ -2,6 +2,7 @@
 
 The balanced propensity of the logged action is p_alpha(a|x) = sum_k alpha_k pi_k(a|x).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ import numpy as np
 from couponmix.policy.policies import Policy
 from couponmix.policy.simplex import check_alpha
 
-__all__ = ['sample_actions', 'MixtureDraw', 'Mixture']
+__all__ = ["sample_actions", "MixtureDraw", "Mixture"]
 
 
 def sample_actions(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -29,10 +30,10 @@ def sample_actions(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MixtureDraw:
-    component: np.ndarray        # (n,) index of the component that acted
-    action: np.ndarray           # (n,) action taken
-    pscore: np.ndarray           # (n,) pi_{component}(action | x): the acting component's own propensity
-    pscore_avg: np.ndarray       # (n,) balanced propensity p_alpha(action | x)
+    component: np.ndarray  # (n,) index of the component that acted
+    action: np.ndarray  # (n,) action taken
+    pscore: np.ndarray  # (n,) pi_{component}(action | x): the acting component's own propensity
+    pscore_avg: np.ndarray  # (n,) balanced propensity p_alpha(action | x)
     pscore_components: np.ndarray  # (n, K) pi_k(action | x) for every component
 
 
@@ -65,13 +66,16 @@ class Mixture:
             comp_probs = self.component_probabilities(x)
         k, _, a = comp_probs.shape
         rows = np.arange(n)
-        component = sample_actions(self.alpha[None, :], rng.random(n))   # the alpha-quantile of a uniform
+        component = sample_actions(self.alpha[None, :], rng.random(n))  # the alpha-quantile of a uniform
         # gathers by flat index (whole rows, then single entries) are several times faster than 2-d fancy indexing
-        own = comp_probs.reshape(k * n, a).take(component * n + rows, axis=0)        # (n, A)
+        own = comp_probs.reshape(k * n, a).take(component * n + rows, axis=0)  # (n, A)
         action = sample_actions(own, rng.random(n))
         cell = rows * a + action
-        pscore_components = comp_probs.reshape(k, n * a).take(cell, axis=1).T   # (n, K)
-        return MixtureDraw(component=component, action=action,
-                           pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
-                           pscore_avg=pscore_components @ self.alpha,
-                           pscore_components=pscore_components)
+        pscore_components = comp_probs.reshape(k, n * a).take(cell, axis=1).T  # (n, K)
+        return MixtureDraw(
+            component=component,
+            action=action,
+            pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
+            pscore_avg=pscore_components @ self.alpha,
+            pscore_components=pscore_components,
+        )

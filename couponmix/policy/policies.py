@@ -4,6 +4,7 @@ A policy is any callable returning an (n, A) matrix whose rows lie on the
 simplex; :class:`Policy` attaches a name and a description and checks the
 output. Deterministic policies are one-hot rows.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import numpy as np
 
 from couponmix.infra.validation import check_probability_matrix
 
-__all__ = ['PolicyFn', 'Policy', 'binary', 'one_hot', 'uniform']
+__all__ = ["PolicyFn", "Policy", "binary", "one_hot", "uniform"]
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 
@@ -30,8 +31,7 @@ class Policy:
     def __call__(self, x: np.ndarray, check: bool = True) -> np.ndarray:
         probs = self.fn(x)
         if check:
-            probs = check_probability_matrix(probs, n_rows=len(x), n_actions=self.n_actions,
-                                             name=f"policy {self.name!r}")
+            probs = check_probability_matrix(probs, n_rows=len(x), n_actions=self.n_actions, name=f"policy {self.name!r}")
         return probs
 
 
@@ -39,7 +39,7 @@ def binary(prob_action_1: np.ndarray) -> np.ndarray:
     """Two-action probability matrix from the probability of action 1 (a boolean array gives one-hot rows)."""
     p1 = np.asarray(prob_action_1)
     out = np.empty((p1.shape[0], 2))
-    out[:, 1] = p1                                  # filled in place: column_stack of booleans is 10x slower
+    out[:, 1] = p1  # filled in place: column_stack of booleans is 10x slower
     np.subtract(1.0, out[:, 1], out=out[:, 0])
     return out
 

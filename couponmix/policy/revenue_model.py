@@ -13,6 +13,7 @@ Why obp's ``RegressionModel`` is not used here (it is, for ``dr_fitted``, in ``o
 this model must also predict for new customers (the mean of the fold models), which ``RegressionModel``
 does not offer; ``dr_fitted`` instead reproduces obp's own cross-fitting on a log, as a team would run it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from couponmix.infra.seeding import stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 
-__all__ = ['PREDICTION_CACHE', 'DEFAULT_PARAMS', 'CrossFittedRevenueModel']
+__all__ = ["PREDICTION_CACHE", "DEFAULT_PARAMS", "CrossFittedRevenueModel"]
 
 PREDICTION_CACHE = 3
 DEFAULT_PARAMS = dict(n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=50)
@@ -34,8 +35,16 @@ DEFAULT_PARAMS = dict(n_estimators=200, learning_rate=0.05, num_leaves=31, min_c
 class CrossFittedRevenueModel:
     """scikit-learn style: ``fit(x, action, reward)``, then ``predict(x) -> (n, A)``."""
 
-    def __init__(self, n_actions: int, features: Sequence[int], categorical: Sequence[int] = (), folds: int = 2,
-                 params: dict | None = None, seed: int = 0, threads: int | None = None):
+    def __init__(
+        self,
+        n_actions: int,
+        features: Sequence[int],
+        categorical: Sequence[int] = (),
+        folds: int = 2,
+        params: dict | None = None,
+        seed: int = 0,
+        threads: int | None = None,
+    ):
         self.n_actions = check_positive_int(n_actions, "n_actions", minimum=2)
         self.features = list(features)
         self.categorical = [self.features.index(c) for c in categorical if c in self.features]
@@ -50,8 +59,9 @@ class CrossFittedRevenueModel:
     def _new_model(self):
         import lightgbm as lgb
 
-        return lgb.LGBMRegressor(**self.params, random_state=self.seed, deterministic=True, force_row_wise=True,
-                                 n_jobs=self.threads, verbose=-1)
+        return lgb.LGBMRegressor(
+            **self.params, random_state=self.seed, deterministic=True, force_row_wise=True, n_jobs=self.threads, verbose=-1
+        )
 
     def fit(self, x: np.ndarray, action: np.ndarray, reward: np.ndarray) -> CrossFittedRevenueModel:
         x, action, reward = np.asarray(x, float), np.asarray(action), np.asarray(reward, float)
@@ -62,10 +72,18 @@ class CrossFittedRevenueModel:
         n = len(x)
         if n < 10 * self.folds:
             raise CouponmixError(f"revenue model: {n} logged customers are too few to cross-fit {self.folds} folds")
-        entry = cache.key("CrossFittedRevenueModel",
-                          {"n_actions": self.n_actions, "features": self.features, "categorical": self.categorical,
-                           "folds": self.folds, "params": self.params, "seed": self.seed},
-                          (x[:, self.features], np.asarray(action, np.int64), reward))
+        entry = cache.key(
+            "CrossFittedRevenueModel",
+            {
+                "n_actions": self.n_actions,
+                "features": self.features,
+                "categorical": self.categorical,
+                "folds": self.folds,
+                "params": self.params,
+                "seed": self.seed,
+            },
+            (x[:, self.features], np.asarray(action, np.int64), reward),
+        )
         hit = cache.load(entry)
         if hit is not None:
             import lightgbm as lgb
@@ -75,7 +93,7 @@ class CrossFittedRevenueModel:
             self.oof_ = arrays["oof"]
             return self
         fold = stream(self.seed, "model", 0).permutation(n) % self.folds
-        cat = self.categorical + [len(self.features)]   # the action column is categorical too
+        cat = self.categorical + [len(self.features)]  # the action column is categorical too
         self.models_ = []
         self.oof_ = np.empty((n, self.n_actions))
         for k in range(self.folds):

@@ -2,6 +2,7 @@
 
 Feasible set: {alpha in R^K : alpha_k >= floor_k, sum_k alpha_k = 1}.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,7 @@ import numpy as np
 from couponmix.errors import CouponmixError
 from couponmix.infra.validation import SIMPLEX_TOL
 
-__all__ = ['check_floors', 'check_alpha', 'parse_alpha_spec', 'project', 'barycentre']
+__all__ = ["check_floors", "check_alpha", "parse_alpha_spec", "project", "barycentre"]
 
 
 def check_floors(floors, n_components: int) -> np.ndarray:

@@ -9,6 +9,7 @@ Running the batch again skips studies whose folder holds a summary.json made fro
 file; failed studies and studies whose file changed run again; temporary folders left by a killed
 run are removed first. Studies run in spawned worker processes that share the machine's cores.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,19 @@ from couponmix.infra.validation import check_positive_int
 from couponmix.studies.config import study_files
 from couponmix.studies.summary import from_json
 
-__all__ = ['RESERVED', 'STAGED_FILE', 'COLUMNS', 'BatchResult', 'run_one', 'run_batch', 'study_row', 'FORMULA_START',
-           'neutralise', 'comparison_csv', 'index_html']
+__all__ = [
+    "RESERVED",
+    "STAGED_FILE",
+    "COLUMNS",
+    "BatchResult",
+    "run_one",
+    "run_batch",
+    "study_row",
+    "FORMULA_START",
+    "neutralise",
+    "comparison_csv",
+    "index_html",
+]
 
 log = logging.getLogger("couponmix")
 
@@ -41,9 +53,23 @@ log = logging.getLogger("couponmix")
 RESERVED = ("index.html", "comparison.csv")
 #: the temporary files write_outputs stages index.html and comparison.csv under (mkstemp's 8-character suffix)
 STAGED_FILE = re.compile(r"^\.(index\.html|comparison\.csv)\.tmp-[A-Za-z0-9_]{8}$")
-COLUMNS = ("study", "title", "status", "scenario", "exploration_rate", "revenue_per_customer",
-           "revenue_cost_per_10k_customers", "revenue_cost_pct", "worst_error", "worst_sampling_error", "log_size",
-           "log_days", "log_size_needed", "estimators", "error")
+COLUMNS = (
+    "study",
+    "title",
+    "status",
+    "scenario",
+    "exploration_rate",
+    "revenue_per_customer",
+    "revenue_cost_per_10k_customers",
+    "revenue_cost_pct",
+    "worst_error",
+    "worst_sampling_error",
+    "log_size",
+    "log_days",
+    "log_size_needed",
+    "estimators",
+    "error",
+)
 
 
 @dataclass
@@ -58,7 +84,7 @@ class BatchResult:
 
 def _init_worker(threads: int, parent: int) -> None:
     worker_init(threads, parent)
-    worker_log = logging.getLogger("couponmix")   # the parent reports each study; workers stay silent
+    worker_log = logging.getLogger("couponmix")  # the parent reports each study; workers stay silent
     worker_log.setLevel(logging.WARNING)
     worker_log.propagate = False
 
@@ -77,11 +103,10 @@ def run_one(path: str, out: str) -> tuple[str, str | None]:
         result = run_config(load_study(path))
         files = {**source, **study_files_for(result)}
         error = None
-    except Exception as exc:   # isolate the failure: record it, let the other studies go on
+    except Exception as exc:  # isolate the failure: record it, let the other studies go on
         error = str(exc) if isinstance(exc, CouponmixError) else f"{type(exc).__name__}: {exc}"
         detail = "" if isinstance(exc, CouponmixError) else traceback.format_exc()
-        files = {**source, "error.json": json.dumps({"study": name, "error": error, "traceback": detail},
-                                                    indent=2) + "\n"}
+        files = {**source, "error.json": json.dumps({"study": name, "error": error, "traceback": detail}, indent=2) + "\n"}
     write_outputs(Path(out) / name, files)
     return name, error
 
@@ -103,17 +128,16 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
     out = check_output_dir(out)
     clash = [p.name for p in files if p.stem in RESERVED]
     if clash:
-        raise CouponmixError(f"study file {clash[0]} would be written over the batch's own {Path(clash[0]).stem}: "
-                             "rename it")
-    for path in files:                           # before any work: every study's place must be ours or free
+        raise CouponmixError(f"study file {clash[0]} would be written over the batch's own {Path(clash[0]).stem}: rename it")
+    for path in files:  # before any work: every study's place must be ours or free
         final = out / path.stem
         if (final.exists() or final.is_symlink()) and not owned(final):
-            remove_owned(final)                  # raises the one-line error naming it
+            remove_owned(final)  # raises the one-line error naming it
     fresh = not out.exists() or not any(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)
     if fresh:
         mark(out)
-    for stale in out.glob(".*.tmp-*"):          # left behind by a killed run: never under a final name
+    for stale in out.glob(".*.tmp-*"):  # left behind by a killed run: never under a final name
         if owned(stale):
             shutil.rmtree(stale, ignore_errors=True)
         elif stale.is_file() and STAGED_FILE.match(stale.name):
@@ -124,7 +148,7 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
         if _finished(path, final):
             skipped += 1
             continue
-        if final.exists():                       # a failure record or an outdated result of ours: run again
+        if final.exists():  # a failure record or an outdated result of ours: run again
             remove_owned(final)
         todo.append(path)
     log.info("%d studies: %d already finished, %d to run", len(files), skipped, len(todo))
@@ -133,8 +157,9 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
     if todo:
         workers = min(len(todo), default_threads() if workers is None else check_positive_int(workers, "workers"))
         share = max(1, default_threads() // workers)
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(share, os.getpid()))
+        pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(share, os.getpid())
+        )
         try:
             with Progress(len(todo), "studies", quiet) as bar:
                 futures = {pool.submit(run_one, str(p), str(out)): p for p in todo}
@@ -144,24 +169,30 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
                         name, error = fut.result()
                     except BrokenProcessPool:
                         name, error = path.stem, "the worker process running this study died"
-                        write_outputs(out / name, {"study.yaml": path.read_bytes(),
-                                                   "error.json": json.dumps({"study": name, "error": error}) + "\n"})
+                        write_outputs(
+                            out / name, {"study.yaml": path.read_bytes(), "error.json": json.dumps({"study": name, "error": error}) + "\n"}
+                        )
                     if error is not None:
                         errors[name] = error
                         log.info("study %s failed: %s", name, error)
                     else:
                         log.info("study %s done", name)
                     bar.update_to(done)
-        except BaseException:        # Ctrl-C: queued studies do not start, running ones stop, no worker lingers
+        except BaseException:  # Ctrl-C: queued studies do not start, running ones stop, no worker lingers
             stop_pool(pool)
             raise
         pool.shutdown()
     rows = [study_row(out / p.stem, p.stem) for p in files]
     write_outputs(out, {"comparison.csv": comparison_csv(rows), "index.html": index_html(rows)})
     failed = sum(r["status"] == "failed" for r in rows)
-    return BatchResult(done=len(rows) - failed, skipped=skipped, ran=len(todo), failed=failed,
-                       errors={r["study"]: r["error"] for r in rows if r["status"] == "failed"},
-                       index=out / "index.html")
+    return BatchResult(
+        done=len(rows) - failed,
+        skipped=skipped,
+        ran=len(todo),
+        failed=failed,
+        errors={r["study"]: r["error"] for r in rows if r["status"] == "failed"},
+        index=out / "index.html",
+    )
 
 
 def study_row(folder: Path, name: str) -> dict:
@@ -171,17 +202,24 @@ def study_row(folder: Path, name: str) -> dict:
     if (folder / "summary.json").is_file():
         s = from_json((folder / "summary.json").read_bytes())
         h = s.headline
-        row.update(status="done", title=(s.study or {}).get("title") or name, scenario=s.scenario,
-                   exploration_rate=h.exploration_rate, revenue_per_customer=h.revenue_per_customer,
-                   revenue_cost_per_10k_customers=h.revenue_cost_per_10k_customers,
-                   revenue_cost_pct=h.revenue_cost_pct, worst_error=h.worst_error,
-                   worst_sampling_error=max(p.sampling_error for p in h.precision.values()),
-                   log_size=h.log_size, log_days=h.log_days, log_size_needed=h.log_size_needed,
-                   estimators="; ".join(f"{t}: {p.estimator_plain}" for t, p in h.precision.items()))
+        row.update(
+            status="done",
+            title=(s.study or {}).get("title") or name,
+            scenario=s.scenario,
+            exploration_rate=h.exploration_rate,
+            revenue_per_customer=h.revenue_per_customer,
+            revenue_cost_per_10k_customers=h.revenue_cost_per_10k_customers,
+            revenue_cost_pct=h.revenue_cost_pct,
+            worst_error=h.worst_error,
+            worst_sampling_error=max(p.sampling_error for p in h.precision.values()),
+            log_size=h.log_size,
+            log_days=h.log_days,
+            log_size_needed=h.log_size_needed,
+            estimators="; ".join(f"{t}: {p.estimator_plain}" for t, p in h.precision.items()),
+        )
     else:
         err = folder / "error.json"
-        row.update(status="failed", title=name,
-                   error=json.loads(err.read_text())["error"] if err.is_file() else "no result")
+        row.update(status="failed", title=name, error=json.loads(err.read_text())["error"] if err.is_file() else "no result")
     return row
 
 
@@ -204,10 +242,13 @@ def comparison_csv(rows: list[dict]) -> str:
 def index_html(rows: list[dict]) -> str:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
     from urllib.parse import quote
 
-    for r in rows:   # links built from the percent-encoded folder name, never from the raw file name
+    for r in rows:  # links built from the percent-encoded folder name, never from the raw file name
         r["href"] = "./" + quote(r["study"], safe="") + "/report.html"
     return env.get_template("index.html").render(rows=rows)

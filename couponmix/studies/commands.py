@@ -13,6 +13,7 @@ command        function                                    returns
 ``cache``      ``cache(clear=False)``                      ``CacheResult``
 =============  ==========================================  ===================
 """
+
 from __future__ import annotations
 
 import time
@@ -35,9 +36,24 @@ from couponmix.studies.config import StudyConfig
 from couponmix.studies.study import PlanResult, StudyResult, plan_study, run_config
 from couponmix.studies.summary import StudySummary
 
-__all__ = ["ValidationResult", "EvaluationResult", "RunResult", "SimulationResult", "ScenarioInfo", "CacheResult",
-           "run", "plan", "validate", "evaluate", "simulate", "batch", "scenarios", "cache", "n_chunks",
-           "VALIDATE_MAX_N"]
+__all__ = [
+    "ValidationResult",
+    "EvaluationResult",
+    "RunResult",
+    "SimulationResult",
+    "ScenarioInfo",
+    "CacheResult",
+    "run",
+    "plan",
+    "validate",
+    "evaluate",
+    "simulate",
+    "batch",
+    "scenarios",
+    "cache",
+    "n_chunks",
+    "VALIDATE_MAX_N",
+]
 
 #: customers per simulated log in validate (each log is held in memory, about 100 bytes per customer per worker)
 VALIDATE_MAX_N = 5_000_000
@@ -52,35 +68,53 @@ class ValidationResult:
     n: int
     reps: int
     seed: int
-    results: dict          # estimator name -> target -> montecarlo.TargetCheck
+    results: dict  # estimator name -> target -> montecarlo.TargetCheck
 
     def to_dict(self) -> dict:
-        return {"scenario": self.scenario, "alpha": self.alpha, "n": self.n, "reps": self.reps, "seed": self.seed,
-                "estimators": {name: {t: r.to_dict() for t, r in pt.items()} for name, pt in self.results.items()}}
+        return {
+            "scenario": self.scenario,
+            "alpha": self.alpha,
+            "n": self.n,
+            "reps": self.reps,
+            "seed": self.seed,
+            "estimators": {name: {t: r.to_dict() for t, r in pt.items()} for name, pt in self.results.items()},
+        }
 
     def text(self) -> str:
         mix = ",".join(f"{k}={v:g}" for k, v in self.alpha.items())
-        lines = [f"n = {self.n:,}, {self.reps} logs, alpha = {mix}",
-                 f"{'estimator':20s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
-                 f"{'analytic':>9s} {'z':>6s} {'cover95':>7s}"]
+        lines = [
+            f"n = {self.n:,}, {self.reps} logs, alpha = {mix}",
+            f"{'estimator':20s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
+            f"{'analytic':>9s} {'z':>6s} {'cover95':>7s}",
+        ]
         for name, per_target in self.results.items():
             for t, r in per_target.items():
                 analytic = "MC only" if r.analytic_rmse is None else f"{r.analytic_rmse:9.5f}"
                 z = "" if r.z_score is None else f"{r.z_score:6.2f}"
-                lines.append(f"{name:20s} {t:12s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} "
-                             f"{r.mc_rmse_se:8.5f} {analytic:>9s} {z:>6s} {r.coverage:7.3f}")
+                lines.append(
+                    f"{name:20s} {t:12s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} "
+                    f"{r.mc_rmse_se:8.5f} {analytic:>9s} {z:>6s} {r.coverage:7.3f}"
+                )
         return "\n".join(lines)
 
 
-def validate(cfg: StudyConfig, alpha, estimators: str | Sequence[EstimatorSpec] | None = None, reps: int = 200,
-             clip: float | None = None, backend=None, on_replication: Callable[[int], None] | None = None
-             ) -> ValidationResult:
+def validate(
+    cfg: StudyConfig,
+    alpha,
+    estimators: str | Sequence[EstimatorSpec] | None = None,
+    reps: int = 200,
+    clip: float | None = None,
+    backend=None,
+    on_replication: Callable[[int], None] | None = None,
+) -> ValidationResult:
     """Draw ``reps`` logs at mixture ``alpha`` (a spec such as 'pi1=0.2,pi2=0.8' or a mapping), run obp's
     estimators on each and compare with the analytic error. ``estimators``: a list such as 'ips,dr[naive]'
     or specs (default: the whole suite, without unbounded weights where their variance is infinite)."""
-    if cfg.n is not None and cfg.n > VALIDATE_MAX_N:       # before any work
-        raise CouponmixError(f"validate holds each simulated log in memory: n = {cfg.n:,} is above its limit of "
-                             f"{VALIDATE_MAX_N:,} customers per log (the error law gives larger n from a smaller one)")
+    if cfg.n is not None and cfg.n > VALIDATE_MAX_N:  # before any work
+        raise CouponmixError(
+            f"validate holds each simulated log in memory: n = {cfg.n:,} is above its limit of "
+            f"{VALIDATE_MAX_N:,} customers per log (the error law gives larger n from a smaller one)"
+        )
     sc = cfg.build_scenario()
     a = parse_alpha_spec(alpha, tuple(sc.components()))
     lam = DEFAULT_CLIP if clip is None else clip
@@ -97,7 +131,8 @@ def validate(cfg: StudyConfig, alpha, estimators: str | Sequence[EstimatorSpec] 
             raise CouponmixError(f"{', '.join(bad)}: infinite variance at this mixture for {t} ({v.reason})")
     n = sc.default_n if cfg.n is None else cfg.n
     res: dict[str, dict[str, TargetCheck]] = monte_carlo(
-        sc, a, specs, n, reps, cfg.seed, eval_size=cfg.eval_size, backend=backend, on_replication=on_replication)
+        sc, a, specs, n, reps, cfg.seed, eval_size=cfg.eval_size, backend=backend, on_replication=on_replication
+    )
     return ValidationResult(sc.name, dict(zip(sc.components(), a.tolist())), n, reps, cfg.seed, res)
 
 
@@ -114,13 +149,22 @@ class EvaluationResult:
     aggregate: str
     backend: str
     seconds: float
-    mixtures: list          # per mixture: alpha, revenue, ope_rmse, targets (ErrorLaw.summary)
+    mixtures: list  # per mixture: alpha, revenue, ope_rmse, targets (ErrorLaw.summary)
 
     def to_dict(self) -> dict:
-        return {"scenario": self.scenario, "population": self.population, "n": self.n, "seed": self.seed,
-                "estimator": self.estimator, "estimator_reason": self.estimator_reason, "aggregate": self.aggregate,
-                "backend": self.backend, "seconds": self.seconds,
-                "mixture_evaluations_per_second": len(self.mixtures) / self.seconds, "mixtures": self.mixtures}
+        return {
+            "scenario": self.scenario,
+            "population": self.population,
+            "n": self.n,
+            "seed": self.seed,
+            "estimator": self.estimator,
+            "estimator_reason": self.estimator_reason,
+            "aggregate": self.aggregate,
+            "backend": self.backend,
+            "seconds": self.seconds,
+            "mixture_evaluations_per_second": len(self.mixtures) / self.seconds,
+            "mixtures": self.mixtures,
+        }
 
     def labels(self) -> list[str]:
         return [",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items()) for row in self.mixtures]
@@ -128,14 +172,14 @@ class EvaluationResult:
     def text(self) -> str:
         k = len(self.mixtures)
         targets = list(self.mixtures[0]["targets"]) if self.mixtures else []
-        lines = [f"{self.scenario}: {k} mixture(s) evaluated exactly on {self.population:,} customers in "
-                 f"{self.seconds:.1f} s ({k / self.seconds:.3g} mixture evaluations/s, {self.backend})",
-                 f"OPE error of {self.estimator} at a log of n = {self.n:,}: {self.estimator_reason}",
-                 f"{'mixture':34s} {'revenue':>9s} " + " ".join(f"{'RMSE ' + t:>14s}" for t in targets)
-                 + f" {self.aggregate + ' RMSE':>10s}"]
+        lines = [
+            f"{self.scenario}: {k} mixture(s) evaluated exactly on {self.population:,} customers in "
+            f"{self.seconds:.1f} s ({k / self.seconds:.3g} mixture evaluations/s, {self.backend})",
+            f"OPE error of {self.estimator} at a log of n = {self.n:,}: {self.estimator_reason}",
+            f"{'mixture':34s} {'revenue':>9s} " + " ".join(f"{'RMSE ' + t:>14s}" for t in targets) + f" {self.aggregate + ' RMSE':>10s}",
+        ]
         for mix, row in zip(self.labels(), self.mixtures):
-            cells = [f"{d['rmse']:14.5g}" if d["supported"] else f"{'unsupported':>14s}"
-                     for d in row["targets"].values()]
+            cells = [f"{d['rmse']:14.5g}" if d["supported"] else f"{'unsupported':>14s}" for d in row["targets"].values()]
             lines.append(f"{mix:34s} {row['revenue']:9.5g} " + " ".join(cells) + f" {row['ope_rmse']:10.5g}")
         return "\n".join(lines)
 
@@ -144,14 +188,23 @@ class EvaluationResult:
         for mix, row in zip(self.labels(), self.mixtures):
             for t, d in row["targets"].items():
                 if not d["supported"]:
-                    out.append(f"at {mix} the logs never show actions that carry {1 - d['support']:.1%} of {t}'s "
-                               f"probability: its RMSE {d['rmse']:.4g} includes a bias of {d['bias']:.4g} that no "
-                               "log size removes")
+                    out.append(
+                        f"at {mix} the logs never show actions that carry {1 - d['support']:.1%} of {t}'s "
+                        f"probability: its RMSE {d['rmse']:.4g} includes a bias of {d['bias']:.4g} that no "
+                        "log size removes"
+                    )
         return out
 
 
-def evaluate(cfg: StudyConfig, alphas: Sequence, population: int = 1_000_000, chunk_size: int | None = None,
-             naive: bool = False, backend=None, on_chunk: Callable[[int], None] | None = None) -> EvaluationResult:
+def evaluate(
+    cfg: StudyConfig,
+    alphas: Sequence,
+    population: int = 1_000_000,
+    chunk_size: int | None = None,
+    naive: bool = False,
+    backend=None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> EvaluationResult:
     """The exact objectives of the mixtures ``alphas`` (specs or mappings) on a population of ``population``
     customers streamed in chunks. The estimator is the study's, or the textbook default (plain IPS where its
     variance is finite at these mixtures, clipped IPS otherwise); ``naive`` uses its naive form."""
@@ -170,18 +223,25 @@ def evaluate(cfg: StudyConfig, alphas: Sequence, population: int = 1_000_000, ch
         verdicts[t] = next((v for v in found if v.status == "infinite"), found[0])
     spec, why = choose_estimator(requested, verdicts, sc.name)
     n = sc.default_n if cfg.n is None else cfg.n
-    obj = StreamingObjectives(sc, spec, n, population, cfg.seed, DEFAULT_CHUNK if chunk_size is None else chunk_size,
-                              backend, cfg.aggregate)
+    obj = StreamingObjectives(
+        sc, spec, n, population, cfg.seed, DEFAULT_CHUNK if chunk_size is None else chunk_size, backend, cfg.aggregate
+    )
     start = time.perf_counter()
     m, values = obj.moments(a, on_chunk=on_chunk)
     seconds = time.perf_counter() - start
     laws = dict(zip(obj.target_names, laws_from_moments(m, spec)))
     revenue = a @ values
     agg = obj.combine(np.column_stack([law.rmse(n) for law in laws.values()]))
-    rows = [{"alpha": dict(zip(names, x.tolist())), "revenue": float(revenue[i]), "ope_rmse": float(agg[i]),
-             "targets": {t: law.summary(n, i) for t, law in laws.items()}} for i, x in enumerate(a)]
-    return EvaluationResult(sc.name, obj.size, n, cfg.seed, spec.label, why, cfg.aggregate, obj.backend.name,
-                            seconds, rows)
+    rows = [
+        {
+            "alpha": dict(zip(names, x.tolist())),
+            "revenue": float(revenue[i]),
+            "ope_rmse": float(agg[i]),
+            "targets": {t: law.summary(n, i) for t, law in laws.items()},
+        }
+        for i, x in enumerate(a)
+    ]
+    return EvaluationResult(sc.name, obj.size, n, cfg.seed, spec.label, why, cfg.aggregate, obj.backend.name, seconds, rows)
 
 
 def n_chunks(population: int, chunk_size: int | None) -> int:
@@ -220,8 +280,6 @@ def run(cfg: StudyConfig, out, quiet: bool = True) -> RunResult:
 def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float = 0.0) -> PlanResult:
     """The least-cost mixture whose error is at most ``tol`` for every future policy at the study's log size,
     or (with ``alpha`` or ``eps``) the log size needed at that mixture."""
-    if cfg.n is not None and (eps is not None or alpha is not None):
-        raise CouponmixError("give --n (for the least-cost mixture) or --alpha/--eps (for the log size), not both")
     if eps is not None and alpha is not None:
         raise CouponmixError("give --alpha or --eps, not both")
     return plan_study(cfg, tol, alpha=alpha, eps=eps, floor=floor)
@@ -236,13 +294,21 @@ class SimulationResult:
 
     def text(self) -> str:
         s = self.summary
-        return (f"wrote {s['n']:,} customers in {len(s['files'])} Parquet files to {self.out} ({s['backend']}); "
-                f"mean reward {s['reward_mean']:.5g} +/- {s['reward_mean_se']:.2g}")
+        return (
+            f"wrote {s['n']:,} customers in {len(s['files'])} Parquet files to {self.out} ({s['backend']}); "
+            f"mean reward {s['reward_mean']:.5g} +/- {s['reward_mean_se']:.2g}"
+        )
 
 
-def simulate(cfg: StudyConfig, alpha, out, chunk_size: int | None = None, backend=None,
-             on_chunk: Callable[[int], None] | None = None,
-             on_start: Callable[[int], None] | None = None) -> SimulationResult:
+def simulate(
+    cfg: StudyConfig,
+    alpha,
+    out,
+    chunk_size: int | None = None,
+    backend=None,
+    on_chunk: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> SimulationResult:
     """Simulate the study's log size of customers under ``alpha`` and write them to the new folder ``out`` as
     Parquet parts, chunk by chunk (refused before any work when the disk cannot hold them). ``on_start``
     gets the number of chunks once known, ``on_chunk`` the number written so far."""
@@ -291,7 +357,7 @@ class CacheResult:
     def text(self) -> str:
         state = "" if self.enabled else " (turned off by COUPONMIX_CACHE)"
         head = f"removed {self.cleared} cached model(s); " if self.cleared is not None else ""
-        return f"{head}model cache {self.path}{state}: {self.entries} model(s), {self.bytes / 2 ** 20:.1f} MiB"
+        return f"{head}model cache {self.path}{state}: {self.entries} model(s), {self.bytes / 2**20:.1f} MiB"
 
 
 def cache(clear: bool = False) -> CacheResult:

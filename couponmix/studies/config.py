@@ -23,27 +23,57 @@ Every key is optional; what is left out takes the command line's default::
 A file with none of these keys but market parameters at the top level (the format of
 ``simulators/configs/market.yaml``) is a market config, as before; mixing both is an error.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
-import numpy as np
+from pydantic import BeforeValidator, Field
 
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
+from couponmix.infra.schema import Int, Positive, Schema, parse
 from couponmix.infra.validation import check_positive_float, check_positive_int
-from couponmix.ope.estimators import KINDS, EstimatorSpec
+from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE
 
-__all__ = ['DEFAULT_FLOOR', 'DEFAULT_DAILY_TRAFFIC', 'STUDY_KEYS', 'OPTIMISER_KEYS', 'SUFFIXES', 'MAX_TEXT',
-           'StudyConfig', 'is_study', 'load_study', 'study_files']
+__all__ = [
+    "DEFAULT_FLOOR",
+    "DEFAULT_DAILY_TRAFFIC",
+    "STUDY_KEYS",
+    "OPTIMISER_KEYS",
+    "SUFFIXES",
+    "MAX_TEXT",
+    "StudyConfig",
+    "is_study",
+    "load_study",
+    "StudyFile",
+    "study_files",
+]
 
 DEFAULT_FLOOR = 0.01
 DEFAULT_DAILY_TRAFFIC = 10_000
-STUDY_KEYS = ("title", "description", "scenario", "scenario_config", "market", "n", "daily_traffic", "seed", "world_seed", "estimator",
-              "tolerance", "max_rmse", "floor", "aggregate", "eval_size", "optimiser")
+STUDY_KEYS = (
+    "title",
+    "description",
+    "scenario",
+    "scenario_config",
+    "market",
+    "n",
+    "daily_traffic",
+    "seed",
+    "world_seed",
+    "estimator",
+    "tolerance",
+    "max_rmse",
+    "floor",
+    "aggregate",
+    "eval_size",
+    "optimiser",
+)
 OPTIMISER_KEYS = ("pop_size", "generations")
 SUFFIXES = (".yaml", ".yml")
 #: the longest title or description a study file may give (they are shown in reports and indexes)
@@ -102,12 +132,29 @@ class StudyConfig:
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("name", "title", "description", "scenario", "n", "daily_traffic",
-                                             "seed", "world_seed", "tolerance", "max_rmse", "floor", "aggregate", "eval_size",
-                                             "pop_size", "generations", "source")}
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "name",
+                "title",
+                "description",
+                "scenario",
+                "n",
+                "daily_traffic",
+                "seed",
+                "world_seed",
+                "tolerance",
+                "max_rmse",
+                "floor",
+                "aggregate",
+                "eval_size",
+                "pop_size",
+                "generations",
+                "source",
+            )
+        }
         d["estimator"] = None if self.estimator is None else self.estimator.name
-        d["scenario_config"] = (self.scenario_config if isinstance(self.scenario_config, (str, type(None)))
-                                else "given in the study file")
+        d["scenario_config"] = self.scenario_config if isinstance(self.scenario_config, (str, type(None))) else "given in the study file"
         return d
 
 
@@ -120,15 +167,43 @@ def _read_yaml(path: Path) -> dict:
     return doc
 
 
-def _estimator(value, path) -> EstimatorSpec:
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, dict) or "name" not in value:
-        raise CouponmixError(f"{path}: estimator must be a name ({', '.join(KINDS)}) or {{name: ..., lambda: ...}}")
-    unknown = set(value) - {"name", "lambda", "weights"}
-    if unknown:
-        raise CouponmixError(f"{path}: unknown estimator key(s) {', '.join(sorted(unknown))}")
-    return EstimatorSpec.parse(value["name"], value.get("lambda"), value.get("weights", "balanced"))
+class _Estimator(Schema):
+    name: Annotated[str, Field(max_length=64)] = Field(description="estimator kind (see couponmix.ope.estimators)")
+    lambda_: Positive | None = Field(default=None, alias="lambda", description="clipping threshold")
+    weights: Literal["balanced", "naive"] = Field(default="balanced", description="balanced or naive weights")
+
+
+class _Optimiser(Schema):
+    pop_size: Int = Field(default=100, ge=4, le=100_000, description="NSGA-II population")
+    generations: Int = Field(default=100, ge=1, le=100_000, description="NSGA-II generations")
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+class StudyFile(Schema):
+    """The keys of a study file (all optional), checked before any work."""
+
+    title: Text | None = Field(default=None, description="shown in the report and the batch index")
+    description: Text | None = Field(default=None, description="shown under the title")
+    scenario: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None, description="a name from `couponmix scenarios`, or a scenario folder"
+    )
+    scenario_config: dict | None = Field(default=None, description="the scenario's own parameters")
+    market: dict | None = Field(default=None, description="older name of scenario_config for the market")
+    n: Int | None = Field(default=None, ge=1, description="customers in the future evaluation log")
+    daily_traffic: Positive | None = Field(default=None, description="customers per day")
+    seed: Int | None = Field(default=None, ge=0, description="this study's draws")
+    world_seed: Int | None = Field(default=None, ge=0, description="the simulated world")
+    estimator: Annotated[_Estimator, BeforeValidator(lambda v: {"name": v} if isinstance(v, str) else v)] | None = Field(
+        default=None, description="force one estimator: a name or {name, lambda, weights}"
+    )
+    tolerance: Positive | None = Field(default=None, description="plan: error every future policy must reach")
+    max_rmse: Positive | None = Field(default=None, description="recommend the highest revenue with error <= this")
+    floor: Annotated[float, Field(ge=0, lt=1)] | None = Field(default=None, description="every component's minimum share")
+    aggregate: Literal["max", "mean"] | None = Field(default=None, description="combine per-target errors")
+    eval_size: Int | None = Field(default=None, ge=100, le=50_000_000, description="covariate sample size")
+    optimiser: _Optimiser | None = Field(default=None, description="NSGA-II settings")
 
 
 def is_study(doc: dict) -> bool:
@@ -136,44 +211,31 @@ def is_study(doc: dict) -> bool:
 
 
 def load_study(path) -> StudyConfig:
-    """Read and check a study file; a bare market config becomes a market study with that config."""
+    """Read and check a study file (an empty file is an empty study); a file with market parameters at
+    the top level becomes a market study with that config."""
     path = Path(path)
     doc = _read_yaml(path)
     name = path.stem
-    if not is_study(doc):
+    if doc and not is_study(doc):
         return StudyConfig(name=name, scenario_config=str(path), source=str(path))
     unknown = sorted(set(doc) - set(STUDY_KEYS))
     if unknown:
-        raise CouponmixError(f"{path}: unknown key(s) {', '.join(unknown)}; a study file takes "
-                             f"{', '.join(STUDY_KEYS)} (scenario parameters go under scenario_config:)")
-    kw = {k: doc[k] for k in STUDY_KEYS if k in doc and k not in ("estimator", "optimiser")}
-    for key in ("title", "description", "scenario", "aggregate"):
-        if key in kw and not isinstance(kw[key], str):
-            raise CouponmixError(f"{path}: {key} must be text, got {type(kw[key]).__name__}")
-        if key in kw and len(kw[key]) > MAX_TEXT:
-            raise CouponmixError(f"{path}: {key} is longer than {MAX_TEXT:,} characters")
-    if "market" in kw:
-        if "scenario_config" in kw:
+        raise CouponmixError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; a study file takes "
+            f"{', '.join(STUDY_KEYS)} (scenario parameters go under scenario_config:)"
+        )
+    study = parse(StudyFile, doc, str(path))
+    kw = {k: v for k, v in study.model_dump(exclude={"estimator", "optimiser", "market"}).items() if v is not None}
+    if study.market is not None:
+        if study.scenario_config is not None:
             raise CouponmixError(f"{path}: give scenario_config or market (its older name), not both")
-        if kw.get("scenario", "market") != "market":
-            raise CouponmixError(f"{path}: market parameters given but scenario is {kw['scenario']!r}")
-        kw["scenario_config"] = kw.pop("market")
-    if "scenario_config" in kw and not isinstance(kw["scenario_config"], dict):
-        raise CouponmixError(f"{path}: scenario_config must be a mapping of the scenario's parameters")
-    for key in ("n", "seed", "world_seed", "eval_size"):
-        if key in kw and (isinstance(kw[key], bool) or not isinstance(kw[key], int)):
-            raise CouponmixError(f"{path}: {key} must be a whole number, got {kw[key]!r}")
-    for key in ("daily_traffic", "tolerance", "max_rmse", "floor"):
-        if key in kw and (isinstance(kw[key], bool) or not isinstance(kw[key], (int, float))
-                          or not np.isfinite(kw[key])):
-            raise CouponmixError(f"{path}: {key} must be a number, got {kw[key]!r}")
-    if "estimator" in doc:
-        kw["estimator"] = _estimator(doc["estimator"], path)
-    if "optimiser" in doc:
-        opt = doc["optimiser"]
-        if not isinstance(opt, dict) or set(opt) - set(OPTIMISER_KEYS):
-            raise CouponmixError(f"{path}: optimiser takes {', '.join(OPTIMISER_KEYS)}")
-        kw.update(opt)
+        if (study.scenario or "market") != "market":
+            raise CouponmixError(f"{path}: market parameters given but scenario is {study.scenario!r}")
+        kw["scenario_config"] = study.market
+    if study.estimator is not None:
+        kw["estimator"] = EstimatorSpec.parse(study.estimator.name, study.estimator.lambda_, study.estimator.weights)
+    if study.optimiser is not None:
+        kw.update(pop_size=study.optimiser.pop_size, generations=study.optimiser.generations)
     return StudyConfig(name=name, source=str(path), **kw)
 
 
@@ -183,6 +245,12 @@ def study_files(folder) -> list[Path]:
     if not folder.is_dir():
         raise CouponmixError(f"study folder {folder} does not exist or is not a folder")
     files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file() and not p.name.startswith("."))
+    inside = folder.resolve()
+    for p in files:  # a link is followed only when it stays in the study folder
+        if p.is_symlink() and not p.resolve().is_relative_to(inside):
+            raise CouponmixError(
+                f"study file {p.name} links to {p.resolve()}, outside the study folder {folder}: copy the file into the folder instead"
+            )
     if not files:
         raise CouponmixError(f"study folder {folder} holds no .yaml or .yml files")
     stems = [p.stem for p in files]

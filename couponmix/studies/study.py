@@ -1,4 +1,5 @@
 """One study end to end: scenario -> exact objectives -> Pareto front -> recommendation -> outputs."""
+
 from __future__ import annotations
 
 import logging
@@ -33,9 +34,21 @@ from couponmix.studies.summary import (
     TargetPrecision,
 )
 
-__all__ = ['PROMISE_GOAL', 'StudyResult', 'no_exploration', 'LAW_SIZES', 'sample_size_law', 'production_block',
-           'objectives_comparison', 'PlanResult', 'plan_study', 'run_config', 'run_study', 'PHASES',
-           'headline_numbers']
+__all__ = [
+    "PROMISE_GOAL",
+    "StudyResult",
+    "no_exploration",
+    "LAW_SIZES",
+    "sample_size_law",
+    "production_block",
+    "objectives_comparison",
+    "PlanResult",
+    "plan_study",
+    "run_config",
+    "run_study",
+    "PHASES",
+    "headline_numbers",
+]
 
 log = logging.getLogger("couponmix")
 
@@ -60,34 +73,43 @@ def no_exploration(objectives: Criterion, sample: EvaluationSample) -> dict:
     targets = {}
     for name, d in objectives.describe(alpha).items():
         if not d["logs_show_all"]:
-            targets[name] = {"status": "unsupported", "rmse": d["rmse"], "estimator": d["estimator"],
-                             "sampling_error": d["sampling_error"], "model_dependent": d["model_dependent"],
-                             "unsupported_mass": 1 - d["support"],
-                             "explanation": f"the logs never show actions that carry {1 - d['support']:.1%} of "
-                                            f"{name}'s probability: only the revenue model speaks for them, so the "
-                                            f"error could be as large as {d['rmse']:.3g}"}
+            targets[name] = {
+                "status": "unsupported",
+                "rmse": d["rmse"],
+                "estimator": d["estimator"],
+                "sampling_error": d["sampling_error"],
+                "model_dependent": d["model_dependent"],
+                "unsupported_mass": 1 - d["support"],
+                "explanation": f"the logs never show actions that carry {1 - d['support']:.1%} of "
+                f"{name}'s probability: only the revenue model speaks for them, so the "
+                f"error could be as large as {d['rmse']:.3g}",
+            }
         else:
             targets[name] = {"status": "supported", "rmse": d["rmse"], "estimator": d["estimator"]}
-    return {"component": objectives.component_names[best], "alpha": dict(zip(objectives.component_names,
-                                                                             alpha.tolist())),
-            "revenue": float(sample.component_values[best]), "targets": targets}
+    return {
+        "component": objectives.component_names[best],
+        "alpha": dict(zip(objectives.component_names, alpha.tolist())),
+        "revenue": float(sample.component_values[best]),
+        "targets": targets,
+    }
 
 
 LAW_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 
 
-def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.ndarray,
-                    verdicts: dict) -> dict:
+def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.ndarray, verdicts: dict) -> dict:
     """The error at the recommended mixture for several log sizes, from one computation (the estimator chosen
     may change with the log size); for targets where plain IPS diverges, the growth of its second-moment
     estimate instead."""
     laws = objectives.laws(alpha)
-    out = {"holds": True,
-           "formula": "error(n) = sqrt(s^2 / n + (|computed bias| + model-error bound)^2), lowest over the estimators",
-           "rmse_by_log_size": {str(n): {t: float(law.rmse(n)[0]) for t, law in zip(sample.target_names, laws)}
-                                for n in LAW_SIZES},
-           "estimator_by_log_size": {str(n): {t: law.specs[int(law.choice(n)[0])].name
-                                              for t, law in zip(sample.target_names, laws)} for n in LAW_SIZES}}
+    out = {
+        "holds": True,
+        "formula": "error(n) = sqrt(s^2 / n + (|computed bias| + model-error bound)^2), lowest over the estimators",
+        "rmse_by_log_size": {str(n): {t: float(law.rmse(n)[0]) for t, law in zip(sample.target_names, laws)} for n in LAW_SIZES},
+        "estimator_by_log_size": {
+            str(n): {t: law.specs[int(law.choice(n)[0])].name for t, law in zip(sample.target_names, laws)} for n in LAW_SIZES
+        },
+    }
     bad = [t for t, v in verdicts.items() if v.status == "infinite"]
     if bad:
         p = sample.balanced(alpha)
@@ -100,36 +122,43 @@ def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.n
         out["plain_ips"] = {
             "holds": False,
             "reason": "plain IPS has infinite variance here: no s exists, and the variance computed from a sample "
-                      "keeps growing with the sample size instead of settling",
+            "keeps growing with the sample size instead of settling",
             "second_moment_growth": growth_by_target,
         }
     return out
 
 
-def production_block(components, alpha, objectives: Criterion, explore_description: str | None,
-                     finite: bool) -> Production:
+def production_block(components, alpha, objectives: Criterion, explore_description: str | None, finite: bool) -> Production:
     """What to do in production: the mixture, what to log, and the estimator for each future policy."""
     weights = dict(zip(components, alpha.tolist()))
     detail = objectives.describe(alpha)
     by_name = {s.name: s for s in objectives.specs}
-    per_target = {t: {"estimator": d["estimator"], "label": d["estimator_label"], "plain": d["estimator_plain"],
-                      "obp": by_name[d["estimator"]].obp_name(),
-                      **({"reward_model": objectives.sample.q_source} if by_name[d["estimator"]].uses_reward_model
-                         else {})}
-                  for t, d in detail.items()}
+    per_target = {
+        t: {
+            "estimator": d["estimator"],
+            "label": d["estimator_label"],
+            "plain": d["estimator_plain"],
+            "obp": by_name[d["estimator"]].obp_name(),
+            **({"reward_model": objectives.sample.q_source} if by_name[d["estimator"]].uses_reward_model else {}),
+        }
+        for t, d in detail.items()
+    }
     return Production(
         exploration_rate=weights.get("explore"),
         mixture=weights,
-        log_per_customer=["the action taken", "the reward", "which component acted",
-                             "the balanced propensity p(a|x) = sum_k alpha_k pi_k(a|x) of the action taken "
-                             "(obp's pscore_avg), computed from every component's probabilities, not only the "
-                             "acting one's",
-                             "the acting component's own propensity pi_k(a|x) of the action taken (obp's pscore, "
-                             "for naive-weight estimators)"],
+        log_per_customer=[
+            "the action taken",
+            "the reward",
+            "which component acted",
+            "the balanced propensity p(a|x) = sum_k alpha_k pi_k(a|x) of the action taken "
+            "(obp's pscore_avg), computed from every component's probabilities, not only the "
+            "acting one's",
+            "the acting component's own propensity pi_k(a|x) of the action taken (obp's pscore, for naive-weight estimators)",
+        ],
         explore_description=explore_description,
         estimators=per_target,
         estimator_reason="the same estimator for each future policy as the recommendation used: the lowest "
-                         "error among the candidates at this mixture (" + objectives.label + ")",
+        "error among the candidates at this mixture (" + objectives.label + ")",
         estimator_comparison=objectives_comparison(objectives, alpha, finite),
     )
 
@@ -161,14 +190,17 @@ class PlanResult:
             where = "; ".join(f"{t}: ±{d['rmse']:.3g} with {d['estimator']}" for t, d in p.targets.items())
             if not p.reachable:
                 return f"{p.note} (at {mix}: {where})."
-            cost = f"{p.revenue_cost:.4g} per customer" + (f" ({p.revenue_cost_pct:.2f}% of revenue)"
-                                                          if p.revenue_cost_pct is not None else "")
-            return (f"The least-cost mixture with error <= {p.tol:g} for every future policy from {p.n:,} customers is "
-                    f"{mix} ({100 * p.exploration_rate:.2f}% exploration); it costs {cost}. Per policy: {where}.")
+            cost = f"{p.revenue_cost:.4g} per customer" + (
+                f" ({p.revenue_cost_pct:.2f}% of revenue)" if p.revenue_cost_pct is not None else ""
+            )
+            return (
+                f"The least-cost mixture with error <= {p.tol:g} for every future policy from {p.n:,} customers is "
+                f"{mix} ({100 * p.exploration_rate:.2f}% exploration); it costs {cost}. Per policy: {where}."
+            )
         mix = ", ".join(f"{k}={v:.4g}" for k, v in p.alpha.items())
         if p.log_size_needed is None:
             return f"At {mix}: {p.note}."
-        return f"At {mix}, a log of {p.log_size_needed:,.0f} customers gives an error <= {p.tol:g} for every future policy."
+        return f"At {mix}, a log of {p.log_size_needed:,.0f} customer{'s' if p.log_size_needed != 1 else ''} gives an error <= {p.tol:g} for every future policy."
 
 
 def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float = 0.0) -> PlanResult:
@@ -185,8 +217,9 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
     names = objectives.component_names
     if eps is not None:
         if "explore" not in names:
-            raise CouponmixError(f"--eps needs a component named 'explore'; this scenario's components are "
-                                 f"{', '.join(names)}: give --alpha")
+            raise CouponmixError(
+                f"--eps needs a component named 'explore'; this scenario's components are {', '.join(names)}: give --alpha"
+            )
         if not 0 <= eps <= 1:
             raise CouponmixError(f"eps must lie in [0, 1], got {eps}")
         a = np.zeros(k)
@@ -201,17 +234,44 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
 
 def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
     """Run the study a ``StudyConfig`` (a study file) describes."""
-    return run_study(cfg.scenario, n=cfg.n, seed=cfg.seed, pop_size=cfg.pop_size, generations=cfg.generations,
-                     estimator=cfg.estimator, max_rmse=cfg.max_rmse, floor=cfg.floor, aggregate=cfg.aggregate,
-                     eval_size=cfg.eval_size, quiet=quiet, config=cfg.scenario_config, tol=cfg.tolerance,
-                     daily_traffic=cfg.daily_traffic, study=cfg.to_dict(), world_seed=cfg.world_seed)
+    return run_study(
+        cfg.scenario,
+        n=cfg.n,
+        seed=cfg.seed,
+        pop_size=cfg.pop_size,
+        generations=cfg.generations,
+        estimator=cfg.estimator,
+        max_rmse=cfg.max_rmse,
+        floor=cfg.floor,
+        aggregate=cfg.aggregate,
+        eval_size=cfg.eval_size,
+        quiet=quiet,
+        config=cfg.scenario_config,
+        tol=cfg.tolerance,
+        daily_traffic=cfg.daily_traffic,
+        study=cfg.to_dict(),
+        world_seed=cfg.world_seed,
+    )
 
 
-def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int = 100, generations: int = 100,
-              estimator: EstimatorSpec | None = None, max_rmse: float | None = None, floor: float = DEFAULT_FLOOR,
-              aggregate: str = "max", eval_size: int = DEFAULT_EVAL_SIZE, quiet: bool = True,
-              config=None, tol: float | None = None, daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
-              study: dict | None = None, world_seed: int = 0) -> StudyResult:
+def run_study(
+    scenario: str,
+    n: int | None = None,
+    seed: int = 0,
+    pop_size: int = 100,
+    generations: int = 100,
+    estimator: EstimatorSpec | None = None,
+    max_rmse: float | None = None,
+    floor: float = DEFAULT_FLOOR,
+    aggregate: str = "max",
+    eval_size: int = DEFAULT_EVAL_SIZE,
+    quiet: bool = True,
+    config=None,
+    tol: float | None = None,
+    daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
+    study: dict | None = None,
+    world_seed: int = 0,
+) -> StudyResult:
     """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files).
 
     One criterion (``couponmix.ope.criterion.Criterion``) drives the front, the recommendation, the plan, the
@@ -223,22 +283,59 @@ def run_study(scenario: str, n: int | None = None, seed: int = 0, pop_size: int 
     if aggregate not in AGGREGATES:
         raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     max_rmse = check_max_rmse(max_rmse)
-    with Progress(len(PHASES), PHASES[0], quiet) as bar:   # the phases that take the time, named as they run
-        return _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, aggregate, eval_size,
-                    config, tol, daily_traffic, study, world_seed, bar)
+    with Progress(len(PHASES), PHASES[0], quiet) as bar:  # the phases that take the time, named as they run
+        return _run(
+            scenario,
+            n,
+            seed,
+            pop_size,
+            generations,
+            estimator,
+            max_rmse,
+            floor,
+            aggregate,
+            eval_size,
+            config,
+            tol,
+            daily_traffic,
+            study,
+            world_seed,
+            bar,
+        )
 
 
-PHASES = ("building the scenario and its revenue model", "sampling customers and checking weight variance",
-          "finding the best trade-offs", "measuring the recommendation and its uncertainty",
-          "computing the curves", "planning")
+PHASES = (
+    "building the scenario and its revenue model",
+    "sampling customers and checking weight variance",
+    "finding the best trade-offs",
+    "measuring the recommendation and its uncertainty",
+    "computing the curves",
+    "planning",
+)
 
 
-def _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, aggregate, eval_size, config, tol,
-         daily_traffic, study, world_seed, bar: Progress) -> StudyResult:
+def _run(
+    scenario,
+    n,
+    seed,
+    pop_size,
+    generations,
+    estimator,
+    max_rmse,
+    floor,
+    aggregate,
+    eval_size,
+    config,
+    tol,
+    daily_traffic,
+    study,
+    world_seed,
+    bar: Progress,
+) -> StudyResult:
     log.info("building scenario %s", scenario)
     sc = get_scenario(scenario, config=config, seed=world_seed)
     n = check_positive_int(sc.default_n if n is None else n, "n")
-    components, targets = sc.components(), sc.targets()      # fits the scenario's models where it has any
+    components, targets = sc.components(), sc.targets()  # fits the scenario's models where it has any
     floors = check_floors(floor, len(components))
 
     bar.phase(1, PHASES[1])
@@ -276,53 +373,86 @@ def _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, a
     for t in detail:
         detail[t]["promise_se"] = promise["error_se"][t]
     worst_rel = max(promise["relative"].values())
-    promise.update(max_relative=worst_rel, goal=PROMISE_GOAL, enough=worst_rel <= PROMISE_GOAL,
-                   eval_size_for_goal=int(np.ceil(sample.size * (worst_rel / PROMISE_GOAL) ** 2)))
+    promise.update(
+        max_relative=worst_rel,
+        goal=PROMISE_GOAL,
+        enough=worst_rel <= PROMISE_GOAL,
+        eval_size_for_goal=int(np.ceil(sample.size * (worst_rel / PROMISE_GOAL) ** 2)),
+    )
     used = sorted({d["estimator"] for d in detail.values()})
-    warnings = [f"The textbook estimate (plain inverse propensity weighting) of {t} would stay unreliable however "
-                f"many customers are logged: its variance is infinite. couponmix leaves out every estimator with "
-                f"unclipped weights here. Detail: {v.reason}." for t, v in verdicts.items() if v.status == "infinite"]
-    warnings += [f"{t} cannot be evaluated from logs of any mix: some actions it takes are never logged. "
-                 f"Detail: {v.reason}." for t, v in verdicts.items() if v.status == "unsupported"]
-    warnings += [f"At the recommended mix, the logs never show some actions {t} takes: its error "
-                 f"({detail[t]['rmse']:.3g}) rests on the revenue model there."
-                 for t in targets if not detail[t]["logs_show_all"] and verdicts[t].status != "unsupported"]
+    warnings = [
+        f"The textbook estimate (plain inverse propensity weighting) of {t} would stay unreliable however "
+        f"many customers are logged: its variance is infinite. couponmix leaves out every estimator with "
+        f"unclipped weights here. Detail: {v.reason}."
+        for t, v in verdicts.items()
+        if v.status == "infinite"
+    ]
+    warnings += [
+        f"{t} cannot be evaluated from logs of any mix: some actions it takes are never logged. Detail: {v.reason}."
+        for t, v in verdicts.items()
+        if v.status == "unsupported"
+    ]
+    warnings += [
+        f"At the recommended mix, the logs never show some actions {t} takes: its error "
+        f"({detail[t]['rmse']:.3g}) rests on the revenue model there."
+        for t in targets
+        if not detail[t]["logs_show_all"] and verdicts[t].status != "unsupported"
+    ]
     if rec.meets_max_rmse is False:
         warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
     if not promise["enough"]:
-        warnings.append(f"The promised errors depend on the {sample.size:,} simulated customers they are computed on "
-                        f"by up to {worst_rel:.1%} (standard error); for less than {PROMISE_GOAL:.0%}, use an "
-                        f"evaluation sample of about {promise['eval_size_for_goal']:,} customers (--eval-size).")
+        warnings.append(
+            f"The promised errors depend on the {sample.size:,} simulated customers they are computed on "
+            f"by up to {worst_rel:.1%} (standard error); for less than {PROMISE_GOAL:.0%}, use an "
+            f"evaluation sample of about {promise['eval_size_for_goal']:,} customers (--eval-size)."
+        )
 
     explore_desc = components["explore"].description if "explore" in components else None
     if model_report is not None and model_report["rmse_vs_true_mu"] > 0.8 * model_report["baseline_rmse_vs_true_mu"]:
-        warnings.append("The revenue model is weak: its error against the true revenue is "
-                        f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
-                        f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average.")
+        warnings.append(
+            "The revenue model is weak: its error against the true revenue is "
+            f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
+            f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average."
+        )
     policies = {
         **{name: PolicyInfo("logging component", p.description, values[name]) for name, p in components.items()},
         **{name: PolicyInfo("target", p.description, values[name]) for name, p in targets.items()},
         **{name: PolicyInfo("reference", p.description, values[name]) for name, p in references.items()},
     }
     criterion = CriterionInfo(
-        label=objectives.label, error=objectives.error,
+        label=objectives.label,
+        error=objectives.error,
         candidates={spec.name: {**spec.to_dict(), "obp": spec.obp_name()} for spec in objectives.specs},
-        reason=why, assumption=ROBUST_ASSUMPTION,
-        model_error=dict(zip(sc.action_names or [str(a) for a in range(len(sample.model_error))],
-                             sample.model_error.tolist())),
-        model_error_source=sample.model_error_source, reward_model=sample.q_source, used_at_recommended=used)
+        reason=why,
+        assumption=ROBUST_ASSUMPTION,
+        model_error=dict(zip(sc.action_names or [str(a) for a in range(len(sample.model_error))], sample.model_error.tolist())),
+        model_error_source=sample.model_error_source,
+        reward_model=sample.q_source,
+        used_at_recommended=used,
+    )
     recommended = Recommended(
-        alpha=dict(zip(components, alpha.tolist())), revenue=rev,
+        alpha=dict(zip(components, alpha.tolist())),
+        revenue=rev,
         # from the same single computation as the per-target detail (the front's batch agrees to ~1e-13)
         ope_rmse=float(objectives.combine(np.array([[detail[t]["rmse"] for t in targets]]))[0]),
-        ope_rmse_per_target={t: detail[t]["rmse"] for t in targets}, targets=detail, rule=rec.rule, note=rec.note,
-        max_rmse=max_rmse, meets_max_rmse=rec.meets_max_rmse if max_rmse is not None else None)
-    revenue_only = RevenueOnly(alpha=dict(zip(components, best_alpha.tolist())), revenue=best_rev,
-                               ope_rmse=float(objectives.combine(best_rmse[None, :])[0]),
-                               ope_rmse_per_target=dict(zip(targets, best_rmse.tolist())))
-    revenue_cost = RevenueCost(per_customer=best_rev - rev,
-                               pct=100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None,
-                               std_error=promise["revenue_cost_se"])
+        ope_rmse_per_target={t: detail[t]["rmse"] for t in targets},
+        targets=detail,
+        rule=rec.rule,
+        note=rec.note,
+        max_rmse=max_rmse,
+        meets_max_rmse=rec.meets_max_rmse if max_rmse is not None else None,
+    )
+    revenue_only = RevenueOnly(
+        alpha=dict(zip(components, best_alpha.tolist())),
+        revenue=best_rev,
+        ope_rmse=float(objectives.combine(best_rmse[None, :])[0]),
+        ope_rmse_per_target=dict(zip(targets, best_rmse.tolist())),
+    )
+    revenue_cost = RevenueCost(
+        per_customer=best_rev - rev,
+        pct=100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None,
+        std_error=promise["revenue_cost_se"],
+    )
     no_explore = no_exploration(objectives, sample)
     law = sample_size_law(objectives, sample, alpha, verdicts)
     bar.phase(4, PHASES[4])
@@ -334,43 +464,76 @@ def _run(scenario, n, seed, pop_size, generations, estimator, max_rmse, floor, a
     if tol is not None:
         log.info("planning: least revenue cost with error <= %g", tol)
         found = plan_mixture(objectives, tol, n, floors)
-        plan = {**found.to_dict(), "criterion": objectives.label,
-                "at_recommended": log_size_at(objectives, alpha, tol).to_dict()}
+        plan = {**found.to_dict(), "criterion": objectives.label, "at_recommended": log_size_at(objectives, alpha, tol).to_dict()}
     regret = None
     if "exploit" in components and "oracle" in references:
-        regret = {"per_customer": values["oracle"] - values["exploit"],
-                  "pct_of_oracle": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"])}
+        regret = {
+            "per_customer": values["oracle"] - values["exploit"],
+            "pct_of_oracle": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
+        }
     unsupported = [t for t, d in no_explore["targets"].items() if d["status"] == "unsupported"]
     if unsupported:
-        warnings.append(f"Without any exploration ({no_explore['component']} alone), the logs never "
-                        f"show some actions that {', '.join(unsupported)} would take: only the revenue model could "
-                        "speak for them.")
+        warnings.append(
+            f"Without any exploration ({no_explore['component']} alone), the logs never "
+            f"show some actions that {', '.join(unsupported)} would take: only the revenue model could "
+            "speak for them."
+        )
     summary = StudySummary(
-        summary_format=SUMMARY_FORMAT, study=study, scenario=sc.name, scenario_description=sc.description, n=n,
-        seed=seed, world_seed=world_seed, evaluation_sample_size=sample.size, criterion=criterion,
-        aggregate=aggregate, floors=dict(zip(components, floors.tolist())), policies=policies,
+        summary_format=SUMMARY_FORMAT,
+        study=study,
+        scenario=sc.name,
+        scenario_description=sc.description,
+        n=n,
+        seed=seed,
+        world_seed=world_seed,
+        evaluation_sample_size=sample.size,
+        criterion=criterion,
+        aggregate=aggregate,
+        floors=dict(zip(components, floors.tolist())),
+        policies=policies,
         variance_finite={t: v.finite for t, v in verdicts.items()},
         ips_variance={
-            "applies_to": ("every mixture with all weights > 0 (finiteness is the same across the inside of the "
-                           "simplex); checked at its centre"),
+            "applies_to": (
+                "every mixture with all weights > 0 (finiteness is the same across the inside of the simplex); checked at its centre"
+            ),
             "targets": {t: v.to_dict() for t, v in verdicts.items()},
             "at_recommended": {t: v.to_dict() for t, v in at_rec.items()},
         },
-        recommended=recommended, revenue_only=revenue_only, revenue_cost=revenue_cost,
-        promise_uncertainty=promise, no_exploration=no_explore,
+        recommended=recommended,
+        revenue_only=revenue_only,
+        revenue_cost=revenue_cost,
+        promise_uncertainty=promise,
+        no_exploration=no_explore,
         production=production_block(components, alpha, objectives, explore_desc, finite),
-        optimiser={"algorithm": "NSGA-II (pymoo)" if len(components) > 2 else
-                   "exact evaluation on a fine grid of the segment (two components)",
-                   "pop_size": pop_size, "generations": generations, "front_points": len(front)},
-        warnings=warnings, revenue_model=model_report, sample_size_law=law, exploration_curve=curve,
-        log_size_curve=size_curve, plan=plan,
+        optimiser={
+            "algorithm": "NSGA-II (pymoo)" if len(components) > 2 else "exact evaluation on a fine grid of the segment (two components)",
+            "pop_size": pop_size,
+            "generations": generations,
+            "front_points": len(front),
+        },
+        warnings=warnings,
+        revenue_model=model_report,
+        sample_size_law=law,
+        exploration_curve=curve,
+        log_size_curve=size_curve,
+        plan=plan,
         headline=headline_numbers(objectives, alpha, tol, n, recommended, revenue_cost, curve, size_curve, plan),
-        exploit_regret=regret)
+        exploit_regret=regret,
+    )
     return StudyResult(summary=summary, front=front, recommendation=rec)
 
 
-def headline_numbers(objectives: Criterion, alpha: np.ndarray, tol: float | None, n: int, rec: Recommended,
-                     cost: RevenueCost, curve: dict, size_curve: dict, plan: dict | None) -> Headline:
+def headline_numbers(
+    objectives: Criterion,
+    alpha: np.ndarray,
+    tol: float | None,
+    n: int,
+    rec: Recommended,
+    cost: RevenueCost,
+    curve: dict,
+    size_curve: dict,
+    plan: dict | None,
+) -> Headline:
     """The numbers a reader needs first: how much to explore, what it costs, what precision it buys and how
     much of that precision the log itself can confirm."""
     need = plan["at_recommended"]["log_size_needed"] if plan is not None else None
@@ -389,10 +552,18 @@ def headline_numbers(objectives: Criterion, alpha: np.ndarray, tol: float | None
         log_days_needed=None if need is None else need / daily,
         worst_error=rec.ope_rmse,
         criterion=objectives.label,
-        precision={t: TargetPrecision(rmse=d["rmse"], sampling_error=d["sampling_error"],
-                                      model_dependent=d["model_dependent"], model_bias_bound=d["model_bias_bound"],
-                                      estimator=d["estimator"], estimator_plain=d["estimator_plain"],
-                                      true_value=d["true_value"], logs_show_all=d["logs_show_all"],
-                                      promise_se=d["promise_se"])
-                   for t, d in rec.targets.items()},
+        precision={
+            t: TargetPrecision(
+                rmse=d["rmse"],
+                sampling_error=d["sampling_error"],
+                model_dependent=d["model_dependent"],
+                model_bias_bound=d["model_bias_bound"],
+                estimator=d["estimator"],
+                estimator_plain=d["estimator_plain"],
+                true_value=d["true_value"],
+                logs_show_all=d["logs_show_all"],
+                promise_se=d["promise_se"],
+            )
+            for t, d in rec.targets.items()
+        },
     )

@@ -6,6 +6,7 @@ is the key order of summary.json. Blocks whose inner layout belongs to another m
 per-target detail, the curves, the weight-variance verdicts) stay plain mappings here and are described
 where they are made.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SUMMARY_FORMAT", "Record", "TargetPrecision", "Headline", "PolicyInfo", "CriterionInfo", "Recommended",
-           "RevenueOnly", "RevenueCost", "Production", "StudySummary", "to_json", "from_json"]
+__all__ = [
+    "SUMMARY_FORMAT",
+    "Record",
+    "TargetPrecision",
+    "Headline",
+    "PolicyInfo",
+    "CriterionInfo",
+    "Recommended",
+    "RevenueOnly",
+    "RevenueCost",
+    "Production",
+    "StudySummary",
+    "to_json",
+    "from_json",
+]
 
 #: the layout of summary.json: a batch reruns a finished study whose summary has another layout
 SUMMARY_FORMAT = 2
@@ -92,15 +106,15 @@ class Record:
 class TargetPrecision(Record):
     """How precisely the log will measure one future policy at the recommended mix."""
 
-    rmse: float                  # the promised error (robust: sampling plus the model-dependent bound)
-    sampling_error: float        # the part a log shows itself, falling like 1/sqrt(n)
-    model_dependent: bool        # whether some of it rests on the revenue model
-    model_bias_bound: float      # the part that rests on the revenue model's error
-    estimator: str               # estimator name (couponmix.ope.estimators)
-    estimator_plain: str         # the same in plain words
-    true_value: float            # the policy's value on the evaluation sample (the scenario's model of it)
-    logs_show_all: bool          # the mix logs every action the policy takes
-    promise_se: float            # standard error of ``rmse`` from the finite evaluation sample
+    rmse: float  # the promised error (robust: sampling plus the model-dependent bound)
+    sampling_error: float  # the part a log shows itself, falling like 1/sqrt(n)
+    model_dependent: bool  # whether some of it rests on the revenue model
+    model_bias_bound: float  # the part that rests on the revenue model's error
+    estimator: str  # estimator name (couponmix.ope.estimators)
+    estimator_plain: str  # the same in plain words
+    true_value: float  # the policy's value on the evaluation sample (the scenario's model of it)
+    logs_show_all: bool  # the mix logs every action the policy takes
+    promise_se: float  # standard error of ``rmse`` from the finite evaluation sample
 
 
 @dataclass
@@ -125,9 +139,9 @@ class Headline(Record):
 
 @dataclass
 class PolicyInfo(Record):
-    role: str                    # "logging component", "target" or "reference"
+    role: str  # "logging component", "target" or "reference"
     description: str
-    value: float                 # revenue per customer on the evaluation sample
+    value: float  # revenue per customer on the evaluation sample
 
 
 @dataclass
@@ -151,7 +165,7 @@ class Recommended(Record):
     revenue: float
     ope_rmse: float
     ope_rmse_per_target: dict[str, float]
-    targets: dict[str, dict]     # per target: the criterion's detail (``Criterion.describe``) and promise_se
+    targets: dict[str, dict]  # per target: the criterion's detail (``Criterion.describe``) and promise_se
     rule: str
     note: str
     max_rmse: float | None = field(default=None, metadata=OPTIONAL)
