@@ -9,6 +9,7 @@ nothing written.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from couponmix.errors import CouponmixError
@@ -82,6 +83,12 @@ def _add_common(p, clip: bool = True, n_help: str = "log size: customers in the 
 def _add_backend(p):
     p.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
     p.add_argument("--scheduler", default=None, help="run on Dask instead: threads, processes, or a dask.distributed scheduler address")
+    p.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a remote Dask scheduler to answer before giving up (default 10)",
+    )
 
 
 def _backend(args):
@@ -90,7 +97,7 @@ def _backend(args):
 
     if args.scheduler is None and args.workers is None:
         return get_backend(workers=default_threads())
-    return get_backend(args.scheduler, args.workers)
+    return get_backend(args.scheduler, args.workers, args.scheduler_timeout)
 
 
 def _add_verbosity(p):
@@ -99,16 +106,22 @@ def _add_verbosity(p):
     g.add_argument("--verbose", action="store_true", help="also report each step on stderr")
 
 
-def _setup_output(args) -> None:
-    import logging
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "warning: " if record.levelno >= logging.WARNING else "couponmix: "
+        return prefix + record.getMessage()
 
+
+def _setup_output(args) -> None:
+    """Warnings of the library go to stderr as ``warning: ...``; with --verbose each step too."""
     logger = logging.getLogger("couponmix")
-    logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    if args.verbose and not logger.handlers:
+    logger.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+    if not any(getattr(h, "couponmix_cli", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("couponmix: %(message)s"))
+        handler.setFormatter(_Formatter())
+        handler.couponmix_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-        logger.propagate = False  # some libraries configure the root logger; print each step once
+        logger.propagate = False  # some libraries configure the root logger; print each message once
 
 
 def _study(args):
@@ -359,8 +372,7 @@ def main(argv=None) -> int:
         tune_allocator()
     try:
         args = build_parser().parse_args(argv)
-        if hasattr(args, "verbose"):
-            _setup_output(args)
+        _setup_output(args)
         return COMMANDS[args.command](args)
     except CouponmixError as exc:
         print(f"couponmix: error: {exc}", file=sys.stderr)

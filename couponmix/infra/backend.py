@@ -16,7 +16,9 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -122,11 +124,51 @@ class LocalBackend:
         return out
 
 
+#: a dask.distributed scheduler address: [scheme://]host:port
+ADDRESS = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
+#: seconds to wait for a scheduler to answer (``--scheduler-timeout``)
+DEFAULT_SCHEDULER_TIMEOUT = 10.0
+
+
+def connect(address: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
+    """A ``distributed.Client`` of the scheduler at ``address``, or a one-line error naming it within about
+    ``timeout`` seconds: unreachable, refused, not a Dask scheduler, or silent after accepting the
+    connection (the client is built in a daemon thread, so a scheduler that never answers cannot hang us)."""
+    from distributed import Client
+
+    box: dict = {}
+
+    def attempt() -> None:
+        try:
+            box["client"] = Client(address, timeout=f"{timeout}s", set_as_default=False)
+        except BaseException as exc:  # noqa: BLE001  (anything, even MemoryError from a garbled reply)
+            box["error"] = exc
+
+    thread = threading.Thread(target=attempt, name="couponmix-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 1)
+    if thread.is_alive():
+        raise CouponmixError(
+            f"the Dask scheduler at {address} did not answer within {timeout:g} s "
+            "(--scheduler-timeout): is it a Dask scheduler, and is it running?"
+        )
+    if "error" in box:
+        exc = box["error"]
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200] or type(exc).__name__
+        raise CouponmixError(f"cannot use the Dask scheduler at {address}: {detail}")
+    return box["client"]
+
+
 class DaskBackend:
-    def __init__(self, scheduler: str):
+    def __init__(self, scheduler: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
         if not scheduler:
             raise CouponmixError("--scheduler needs threads, processes or a scheduler address")
+        if scheduler not in LOCAL_SCHEDULERS and not ADDRESS.match(scheduler):
+            raise CouponmixError(f"--scheduler {scheduler!r} is neither threads, processes nor a scheduler address such as tcp://HOST:PORT")
+        if not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
+            raise CouponmixError(f"--scheduler-timeout must be a number of seconds in (0, 3600], got {timeout!r}")
         self.scheduler = scheduler
+        self.timeout = float(timeout)
         try:
             import dask  # noqa: F401  (only to fail early, with a clear message)
         except ImportError:
@@ -144,12 +186,7 @@ class DaskBackend:
             tasks = [dask.delayed(fn)(item) for item in items]
             out = list(dask.compute(*tasks, scheduler=self.scheduler))
         else:
-            from distributed import Client
-
-            try:
-                client = Client(self.scheduler, timeout="10s", set_as_default=False)
-            except OSError as exc:
-                raise CouponmixError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
+            client = connect(self.scheduler, self.timeout)
             try:
                 futures = client.map(fn, items, pure=False)
                 out = client.gather(futures)
@@ -160,10 +197,11 @@ class DaskBackend:
         return out
 
 
-def get_backend(scheduler: str | None = None, workers: int | None = None):
-    """``scheduler`` (threads, processes or an address) picks Dask; otherwise local with ``workers`` processes."""
+def get_backend(scheduler: str | None = None, workers: int | None = None, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
+    """``scheduler`` (threads, processes or an address) picks Dask, waiting at most ``timeout`` seconds for a
+    remote scheduler to answer; otherwise local with ``workers`` processes."""
     if scheduler is not None:
         if workers is not None:
             raise CouponmixError("give --workers (local processes) or --scheduler (Dask), not both")
-        return DaskBackend(scheduler)
+        return DaskBackend(scheduler, timeout)
     return LocalBackend(1 if workers is None else workers)

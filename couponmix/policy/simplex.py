@@ -5,6 +5,7 @@ Feasible set: {alpha in R^K : alpha_k >= floor_k, sum_k alpha_k = 1}.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -12,7 +13,12 @@ import numpy as np
 from couponmix.errors import CouponmixError
 from couponmix.infra.validation import SIMPLEX_TOL
 
-__all__ = ["check_floors", "check_alpha", "parse_alpha_spec", "project", "barycentre"]
+__all__ = ["SUM_TOL", "check_floors", "check_alpha", "parse_alpha_spec", "project", "barycentre"]
+
+log = logging.getLogger("couponmix")
+
+#: mixture weights summing to within this of 1 are divided by their sum (0.333333 three times), with a warning
+SUM_TOL = 1e-4
 
 
 def check_floors(floors, n_components: int) -> np.ndarray:
@@ -38,8 +44,11 @@ def check_alpha(alpha, n_components: int, floors=0.0, names: Sequence[str] | Non
         label = names[k] if names is not None else str(k)
         what = "negative" if f[k] == 0 else f"below its floor {f[k]:g}"
         raise CouponmixError(f"alpha is off the simplex: weight of {label} is {a[k]:g}, {what}")
-    if abs(a.sum() - 1) > 1e-6:
-        raise CouponmixError(f"alpha is off the simplex: weights sum to {a.sum():.6g}, not 1")
+    total = a.sum()
+    if abs(total - 1) > SUM_TOL:
+        raise CouponmixError(f"alpha is off the simplex: weights sum to {total:.6g}, not 1")
+    if abs(total - 1) > 1e-9:
+        log.warning("alpha weights sum to %.9g, not 1 (rounding?): each is divided by the sum", total)
     a = np.clip(a, 0.0, None)
     return a / a.sum()
 
@@ -55,6 +64,8 @@ def parse_alpha_spec(spec: str | Mapping[str, float], names: Sequence[str], floo
             if "=" not in part:
                 raise CouponmixError(f"alpha spec item {part!r} is not NAME=WEIGHT")
             key, val = (s.strip() for s in part.split("=", 1))
+            if key in items:
+                raise CouponmixError(f"alpha names component {key!r} twice")
             try:
                 items[key] = float(val)
             except ValueError:

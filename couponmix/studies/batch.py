@@ -124,6 +124,8 @@ def _finished(path: Path, final: Path) -> bool:
 
 
 def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> BatchResult:
+    if workers is not None:  # before anything is created
+        workers = check_positive_int(workers, "workers")
     files = study_files(folder)
     out = check_output_dir(out)
     clash = [p.name for p in files if p.stem in RESERVED]
@@ -155,7 +157,7 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
 
     errors: dict[str, str] = {}
     if todo:
-        workers = min(len(todo), default_threads() if workers is None else check_positive_int(workers, "workers"))
+        workers = min(len(todo), default_threads() if workers is None else workers)
         share = max(1, default_threads() // workers)
         pool = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(share, os.getpid())

@@ -200,7 +200,8 @@ class PlanResult:
         mix = ", ".join(f"{k}={v:.4g}" for k, v in p.alpha.items())
         if p.log_size_needed is None:
             return f"At {mix}: {p.note}."
-        return f"At {mix}, a log of {p.log_size_needed:,.0f} customer{'s' if p.log_size_needed != 1 else ''} gives an error <= {p.tol:g} for every future policy."
+        who = "customer" if p.log_size_needed == 1 else "customers"
+        return f"At {mix}, a log of {p.log_size_needed:,.0f} {who} gives an error <= {p.tol:g} for every future policy."
 
 
 def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float = 0.0) -> PlanResult:
