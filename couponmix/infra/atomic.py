@@ -91,11 +91,14 @@ def check_output_dir(path) -> Path:
     if path is None or str(path).strip() == "":
         raise CouponmixError("the output folder is empty (an unset variable?): give --out DIR")
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise CouponmixError(f"output path {path} exists and is not a directory")
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
+    try:
+        if path.exists() and not path.is_dir():
+            raise CouponmixError(f"output path {path} exists and is not a directory")
+        probe = path
+        while not probe.exists():
+            probe = probe.parent
+    except PermissionError:
+        raise CouponmixError(f"output directory {path} is not writable: a folder above it cannot be entered") from None
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise CouponmixError(f"output directory {path} is not writable ({probe} does not allow writing)")
     try:

@@ -1,0 +1,266 @@
+"""Bad inputs and faults, as a careful new user and a hostile one would try them, on the real command line.
+
+Each case runs ``couponmix`` as a process and checks: exit code 2, exactly one line on stderr starting
+``couponmix: error:`` and no traceback, nothing written, files that were there untouched, and no process
+of the run left behind (found by a tag in their environment, so reparented orphans count too).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+MARKET_BAD = {
+    "history_size": ("history:\n  size: -5\n", "history.size: expected a number >= 100, got -5"),
+    "log_mean_text": ("population:\n  monetary_log_mean: abc\n", "population.monetary_log_mean: expected a number"),
+    "intercept_text": ("purchase:\n  intercept: high\n", "purchase.intercept: expected a number, got 'high'"),
+    "otherwise": (
+        "rules:\n  winback:\n    when: {feature: recency, min: 60}\n    action: pct15\n    otherwise: pct99\n",
+        "rules.winback.otherwise: 'pct99' is not an action",
+    ),
+    "equals_text": (
+        "rules:\n  winback:\n    when: {feature: recency, equals: lots}\n    action: pct15\n",
+        "rules.winback.when.equals: recency is a number",
+    ),
+    "boolean": ("population:\n  app_share: true\n", "population.app_share: expected a number, got a boolean"),
+    "shares": ("population:\n  segments: {a: 0.5, b: 0.4}\n", "shares sum to 0.9"),
+    "unknown": ("populaton:\n  app_share: 0.5\n", "unknown key(s) populaton"),
+}
+STUDY_BAD = {
+    "n_negative": ("n: -3\n", "n: expected a number >= 1"),
+    "n_fraction": ("n: 1.5e3\neval_size: 1000.5\n", "eval_size: expected a whole number"),
+    "title_number": ("title: 5\n", "title: expected text"),
+    "estimator": ("estimator: {name: ips, lambda: -3}\n", "estimator.lambda: expected a number > 0"),
+    "aggregate": ("aggregate: median\n", "aggregate: expected 'max' or 'mean'"),
+    "optimiser": ("optimiser: {pop_size: 2}\n", "optimiser.pop_size: expected a number >= 4"),
+}
+
+
+def couponmix(args, cwd, timeout=120, prefix=()):
+    """Run the CLI as a process tagged in its environment; returns (exit code, stdout, stderr, tag)."""
+    tag = uuid.uuid4().hex
+    env = {**os.environ, "COUPONMIX_TEST_TAG": tag, "COUPONMIX_THREADS": "1", "CI": "1"}
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "couponmix.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    return proc.returncode, proc.stdout, proc.stderr, tag
+
+
+def leftovers(tag):
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.environ().get("COUPONMIX_TEST_TAG") == tag:
+                found.append(p.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def assert_refused(code, err, tag, message, before=None, folder=None):
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("couponmix: error:"), err
+    assert "Traceback" not in err
+    assert message in err, err
+    assert leftovers(tag) == []
+    if folder is not None:
+        assert snapshot(folder) == before, "files were written, changed or removed"
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "keep.txt").write_text("a file the user had")
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", sorted(MARKET_BAD))
+def test_market_config_values_are_checked(workdir, case):
+    text, message = MARKET_BAD[case]
+    (workdir / "m.yaml").write_text(text)
+    before = snapshot(workdir)
+    code, _, err, tag = couponmix(["plan", "market", "--config", "m.yaml", "--tol", "0.5", "--eps", "0.1"], workdir)
+    assert_refused(code, err, tag, message, before, workdir)
+
+
+def test_a_binary_config_file(workdir):
+    (workdir / "b.yaml").write_bytes(b"\x00\xff\xfe\x00")
+    before = snapshot(workdir)
+    code, _, err, tag = couponmix(["run", "market", "--config", "b.yaml", "--out", "o"], workdir)
+    assert_refused(code, err, tag, "not UTF-8 text", before, workdir)
+
+
+@pytest.mark.parametrize("case", sorted(STUDY_BAD))
+def test_study_file_values_are_checked(workdir, case):
+    text, message = STUDY_BAD[case]
+    (workdir / "s.yaml").write_text(text)
+    before = snapshot(workdir)
+    code, _, err, tag = couponmix(["run", "paper_floor", "--config", "s.yaml", "--out", "o"], workdir)
+    assert_refused(code, err, tag, message, before, workdir)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["plan", "paper", "--tol", "0.5", "--alpha", "pi1=0.5,pi1=0.3,pi2=0.2"], "names component 'pi1' twice"),
+        (["plan", "paper", "--tol", "0.5", "--alpha", "pi1=0.5,pi2=0.4"], "weights sum to 0.9"),
+        (["run", "paper", "--out", ""], "the output folder is empty"),
+        (["batch", ".", "--out", "b", "--workers", "0"], "workers must be at least 1"),
+        (["simulate", "paper", "--alpha", "pi1=1", "--n", "10000000000000", "--out", "log"], "GiB free"),
+        (["validate", "paper", "--alpha", "pi1=1", "--n", "100000000"], "above its limit"),
+        (["evaluate", "paper", "--alpha", "pi1=1", "--scheduler", "bogus"], "neither threads, processes nor"),
+        (
+            ["evaluate", "paper", "--alpha", "pi1=1", "--scheduler", "tcp://127.0.0.1:1", "--scheduler-timeout", "2"],
+            "cannot use the Dask scheduler at tcp://127.0.0.1:1",
+        ),
+    ],
+)
+def test_bad_arguments(workdir, args, message):
+    (workdir / "s.yaml").write_text("scenario: paper\n")
+    before = snapshot(workdir)
+    code, _, err, tag = couponmix(args, workdir)
+    assert_refused(code, err, tag, message, before, workdir)
+
+
+def test_thirds_written_to_six_decimals_are_accepted_with_a_warning(workdir):
+    code, out, err, _ = couponmix(["plan", "paper", "--tol", "0.5", "--alpha", "pi1=0.333333,pi2=0.333333,pi3=0.333333"], workdir)
+    assert code == 0, err
+    assert err.startswith("warning: alpha weights sum to 0.999999") and "Traceback" not in err
+    assert "pi1=0.3333" in out
+
+
+def test_a_scheduler_that_accepts_but_never_answers(workdir):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        port = server.getsockname()[1]
+        before = snapshot(workdir)
+        code, _, err, tag = couponmix(
+            ["evaluate", "paper", "--alpha", "pi1=1", "--scheduler", f"tcp://127.0.0.1:{port}", "--scheduler-timeout", "2"],
+            workdir,
+            timeout=60,
+        )
+        assert_refused(code, err, tag, "did not answer within 2 s", before, workdir)
+    finally:
+        stop.set()
+        for c in held:
+            c.close()
+        server.close()
+
+
+def test_a_symlinked_study_file_leaving_the_folder_is_refused(workdir):
+    studies = workdir / "studies"
+    studies.mkdir()
+    (workdir / "outside.yaml").write_text("scenario: paper\n")
+    (studies / "inside.yaml").symlink_to(workdir / "outside.yaml")
+    before = snapshot(workdir)
+    code, _, err, tag = couponmix(["batch", "studies", "--out", "b"], workdir)
+    assert_refused(code, err, tag, "outside the study folder", before, workdir)
+
+
+def test_an_empty_config_works_for_any_scenario(workdir):
+    (workdir / "empty.yaml").write_text("")
+    code, out, err, _ = couponmix(
+        ["plan", "paper", "--config", "empty.yaml", "--tol", "0.5", "--alpha", "pi1=0.4,pi2=0.3,pi3=0.3"], workdir
+    )
+    assert code == 0 and "Traceback" not in err, err
+    assert out.startswith("At pi1=0.4")
+
+
+def _as_another_user():
+    """Root ignores permissions: drop to 'nobody' for the read-only test (when root and setpriv exist)."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only folder cannot be tested")
+    return (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def test_a_read_only_folder(tmp_path):
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="couponmix-ro-"))  # under /tmp: every user can enter it
+    base.chmod(0o755)
+    ro = base / "ro"
+    ro.mkdir()
+    (ro / "keep.txt").write_text("mine")
+    ro.chmod(0o555)
+    try:
+        before = snapshot(ro)
+        code, _, err, tag = couponmix(
+            ["run", "paper_floor", "--out", str(ro / "out"), "--n", "2000", "--eval-size", "2000", "--pop-size", "8", "--generations", "2"],
+            base,
+            prefix=_as_another_user(),
+        )
+        assert_refused(code, err, tag, "is not writable", before, ro)
+    finally:
+        ro.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_output_folder_below_one_that_cannot_be_entered(tmp_path):
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="couponmix-ro-"))
+    base.chmod(0o755)
+    locked = base / "locked"
+    locked.mkdir()
+    locked.chmod(0o000)
+    try:
+        code, _, err, tag = couponmix(["run", "paper_floor", "--out", str(locked / "a" / "out")], base, prefix=_as_another_user())
+        assert_refused(code, err, tag, "is not writable")
+    finally:
+        locked.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_target_no_mix_can_evaluate_is_reported_and_the_study_completes(tmp_path):
+    """No logging component ever plays some of a target's actions: the study finishes, says so in the
+    summary and the report, and the figures draw (no late crash)."""
+    from couponmix.studies.commands import run
+    from couponmix.studies.config import StudyConfig
+
+    cfg = StudyConfig(
+        scenario="market",
+        n=20_000,
+        eval_size=5_000,
+        pop_size=8,
+        generations=2,
+        scenario_config={
+            "history": {"size": 5_000},
+            "model": {"n_estimators": 30, "calibration_size": 5_000},
+            "components": ["winback", "app_shipping"],
+            "targets": {"everything": {"kind": "uniform"}, "winback": {"kind": "rule", "rule": "winback"}},
+        },
+    )
+    res = run(cfg, tmp_path / "out")
+    s = res.summary
+    assert s.ips_variance["targets"]["everything"]["status"] == "unsupported"
+    assert any("everything cannot be evaluated from logs of any mix" in w for w in s.warnings)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "everything cannot be evaluated from logs of any mix" in html
+    assert all((tmp_path / "out" / f).stat().st_size > 1000 for f in ("front.png", "exploration.png", "log_size.png"))
