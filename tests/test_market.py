@@ -133,9 +133,9 @@ def test_config_errors_are_one_line(tmp_path):
     for text, msg in [
         ("population: {segments: {a: 0.5, b: 0.4}}\n", "sum to 0.9"),
         ("colour: red\n", "unknown key(s) colour"),
-        ("model: {features: [shoe_size]}\n", "unknown feature"),
+        ("model: {features: [shoe_size]}\n", "model.features.0: expected .recency."),
         ("components: [exploit]\n", "two or more"),
-        ("explore: {kind: greedy}\n", "uniform or softmax"),
+        ("explore: {kind: greedy}\n", "explore.kind: expected .uniform. or .softmax., got .greedy."),
         ("exploit: {budget: {max_coupon_share: 1.5}}\n", "max_coupon_share"),
         (": [\n", "not valid YAML"),
     ]:
