@@ -1,4 +1,5 @@
-"""Command line: ``couponmix run | batch | simulate | evaluate | validate | plan | scenarios | cache``.
+"""Command line: ``couponmix run | batch | simulate | evaluate | validate | plan | calibrate | estimate | scenarios |
+cache``.
 
 Each command calls one function of ``couponmix.studies.commands`` and prints its result.
 
@@ -22,6 +23,8 @@ __all__ = [
     "cmd_plan",
     "cmd_scenarios",
     "cmd_cache",
+    "cmd_calibrate",
+    "cmd_estimate",
     "cmd_run",
     "cmd_batch",
     "cmd_simulate",
@@ -235,6 +238,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_backend(val)
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
+    cal = sub.add_parser("calibrate", help="build a scenario folder from your own coupon log (CSV or Parquet)")
+    cal.add_argument("log", help="the log: a .csv file, a .parquet file or a folder of Parquet parts")
+    cal.add_argument("--out", required=True, help="new scenario folder (give it to run, plan, validate, ...)")
+    cal.add_argument(
+        "--config", required=True, help="YAML: columns (features, action, reward, propensity, ...), components, targets, model"
+    )
+    cal.add_argument(
+        "--fallback",
+        choices=["means", "refuse", "model"],
+        default=None,
+        help="when the model is no better than per-action means (default: the config's, else means)",
+    )
+    _add_verbosity(cal)
+
+    est = sub.add_parser("estimate", help="each policy's value estimated from the real log of a calibrated scenario")
+    est.add_argument("scenario", help="a scenario folder written by couponmix calibrate")
+    est.add_argument("--policy", action="append", default=None, help="a target or component (repeat; default: targets)")
+    est.add_argument("--out", default=None, help="also write DIR/estimate.json and DIR/estimate.html")
+    est.add_argument("--json", action="store_true", help="print JSON")
+    _add_verbosity(est)
+
     plan = sub.add_parser("plan", help="least-cost mixture for a tolerance, or the log size needed at a mixture")
     _add_common(plan)
     plan.add_argument("--tol", type=float, required=True, help="error every future policy must reach")
@@ -277,6 +301,28 @@ def cmd_cache(args) -> int:
     from couponmix.studies.commands import cache
 
     print(cache(clear=args.clear).text())
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from couponmix.studies.commands import calibrate
+
+    res = calibrate(args.log, args.out, args.config, fallback=args.fallback)
+    for line in res.text().splitlines():
+        if line.startswith("warning: "):
+            print(line, file=sys.stderr)
+        elif not args.quiet:
+            print(line)
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    import json
+
+    from couponmix.studies.commands import estimate
+
+    res = estimate(args.scenario, args.policy, args.out)
+    print(json.dumps(res.to_dict(), indent=1) if args.json else res.text())
     return 0
 
 
@@ -356,6 +402,8 @@ def cmd_validate(args) -> int:
 COMMANDS = {
     "scenarios": cmd_scenarios,
     "cache": cmd_cache,
+    "calibrate": cmd_calibrate,
+    "estimate": cmd_estimate,
     "run": cmd_run,
     "batch": cmd_batch,
     "simulate": cmd_simulate,

@@ -41,6 +41,7 @@ BUILTIN = {
     "market": "simulators.market:MarketScenario",
     "paper": "simulators.paper:PaperScenario",
     "paper_floor": "simulators.paper:PaperFloorScenario",
+    "calibrated": "couponmix.dataset.calibrated:CalibratedScenario",
 }
 
 
@@ -58,6 +59,10 @@ class Scenario(ABC):
     covariate_names: tuple[str, ...] = ()
     default_n: int = 10_000
     takes_config: bool = False
+    #: True when the constructor also takes ``folder`` (the scenario folder holding the scenario's data)
+    takes_folder: bool = False
+    #: True for simulators, whose reward means are the truth; False where they are a model's estimates
+    ground_truth: bool = True
 
     @property
     def n_actions(self) -> int:
@@ -102,6 +107,15 @@ class Scenario(ABC):
 
     def model_report(self, x: np.ndarray) -> dict | None:
         """Quality of any learned model behind the policies, measured on held-out customers x."""
+        return None
+
+    def warnings(self) -> list[str]:
+        """Plain-word warnings every report built on this scenario must repeat (e.g. a weak calibrated model)."""
+        return []
+
+    def log_estimates(self, policies=None) -> dict | None:
+        """Per target: the estimate from a real log with its 95% interval ({estimate, low, high, estimator,
+        rows}), where the scenario holds one (None for simulators)."""
         return None
 
     def weight_moment_verdict(self, target: str, alpha: np.ndarray) -> SupportVerdict | None:
@@ -177,12 +191,18 @@ def get_scenario(name: str, config=None, seed: int = 0) -> Scenario:
     """
     if not isinstance(name, str) or not name:
         raise CouponmixError("the scenario must be a name or a folder")
+    folder = None
     if is_scenario_folder(name):
-        kind, folder_config = _folder(Path(name))
+        folder = Path(name)
+        kind, folder_config = _folder(folder)
         if config is not None and folder_config is not None:
             raise CouponmixError(f"scenario folder {name} has its own config; give no other")
         name, config = kind, folder_config if config is None else config
     cls = scenario_class(name)
+    if cls.takes_folder:
+        if folder is None:
+            raise CouponmixError(f"scenario {name!r} is data on disk: give the folder `couponmix calibrate` wrote")
+        return cls(config=config, seed=seed, folder=folder)  # type: ignore[call-arg]
     if cls.takes_config:
         return cls(config=config, seed=seed)  # type: ignore[call-arg]
     if config is not None:

@@ -29,6 +29,7 @@ PURPOSES = {
     "pilot": 9,
     "fit": 10,
     "evaluation_population": 11,
+    "model-error": 12,
 }
 
 

@@ -63,7 +63,11 @@ class CrossFittedRevenueModel:
             **self.params, random_state=self.seed, deterministic=True, force_row_wise=True, n_jobs=self.threads, verbose=-1
         )
 
-    def fit(self, x: np.ndarray, action: np.ndarray, reward: np.ndarray) -> CrossFittedRevenueModel:
+    def fit(
+        self, x: np.ndarray, action: np.ndarray, reward: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> CrossFittedRevenueModel:
+        """Fit on a log: covariates ``x`` (n, d), actions (n,), rewards (n,); ``sample_weight`` (n,), e.g. the
+        inverse logged propensity, so that the model does not inherit the logging policy's selection."""
         x, action, reward = np.asarray(x, float), np.asarray(action), np.asarray(reward, float)
         if not (len(x) == len(action) == len(reward)):
             raise CouponmixError("revenue model: x, action and reward have different lengths")
@@ -82,7 +86,8 @@ class CrossFittedRevenueModel:
                 "params": self.params,
                 "seed": self.seed,
             },
-            (x[:, self.features], np.asarray(action, np.int64), reward),
+            (x[:, self.features], np.asarray(action, np.int64), reward)
+            + (() if sample_weight is None else (np.asarray(sample_weight, float),)),
         )
         hit = cache.load(entry)
         if hit is not None:
@@ -99,7 +104,8 @@ class CrossFittedRevenueModel:
         for k in range(self.folds):
             train = fold != k
             model = self._new_model()
-            model.fit(self._design(x[train], action[train]), reward[train], categorical_feature=cat)
+            w = None if sample_weight is None else np.asarray(sample_weight, float)[train]
+            model.fit(self._design(x[train], action[train]), reward[train], sample_weight=w, categorical_feature=cat)
             self.models_.append(model.booster_)
             self.oof_[~train] = self._predict_with(model.booster_, x[~train])
         cache.store(entry, [m.model_to_string() for m in self.models_], {"oof": self.oof_})
@@ -127,6 +133,25 @@ class CrossFittedRevenueModel:
         cache.append((x, pred))
         del cache[:-PREDICTION_CACHE]
         return pred
+
+    def predict_fold(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Predictions of fold ``k``'s model alone (trained on the other folds), (n, A)."""
+        return self._predict_with(self.models_[k], np.asarray(x, float))
+
+    def to_texts(self) -> list[str]:
+        """The fold models in LightGBM's text format (data, not code)."""
+        return [m.model_to_string() for m in self.models_]
+
+    def load_texts(self, texts: list[str], oof: np.ndarray | None = None) -> CrossFittedRevenueModel:
+        """The fold models back from ``to_texts`` (predictions are identical)."""
+        import lightgbm as lgb
+
+        if len(texts) != self.folds:
+            raise CouponmixError(f"revenue model: {len(texts)} fold models given, {self.folds} expected")
+        self.models_ = [lgb.Booster(model_str=t) for t in texts]
+        if oof is not None:
+            self.oof_ = oof
+        return self
 
     def out_of_fold(self) -> np.ndarray:
         """Predictions for the training rows, each from the model that did not see it, (n, A)."""

@@ -409,15 +409,29 @@ def _run(
         )
 
     explore_desc = components["explore"].description if "explore" in components else None
+    warnings = sc.warnings() + warnings  # a calibrated scenario's gates come first, in every report
+    calibrated = None
+    if not sc.ground_truth:
+        meta = getattr(sc, "meta", {})
+        calibrated = {
+            "world": meta.get("world"),
+            "card": meta.get("card"),
+            "diagnostics": meta.get("diagnostics"),
+            "warnings": sc.warnings(),
+            "values": "model estimates: the reward means of the calibrated model, not measurements",
+        }
     if model_report is not None and model_report["rmse_vs_true_mu"] > 0.8 * model_report["baseline_rmse_vs_true_mu"]:
         warnings.append(
             "The revenue model is weak: its error against the true revenue is "
             f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
             f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average."
         )
+    real = sc.log_estimates() or {}
+    if real:
+        real.update(sc.log_estimates(components) or {})
     policies = {
-        **{name: PolicyInfo("logging component", p.description, values[name]) for name, p in components.items()},
-        **{name: PolicyInfo("target", p.description, values[name]) for name, p in targets.items()},
+        **{name: PolicyInfo("logging component", p.description, values[name], real.get(name)) for name, p in components.items()},
+        **{name: PolicyInfo("target", p.description, values[name], real.get(name)) for name, p in targets.items()},
         **{name: PolicyInfo("reference", p.description, values[name]) for name, p in references.items()},
     }
     criterion = CriterionInfo(
@@ -520,6 +534,7 @@ def _run(
         plan=plan,
         headline=headline_numbers(objectives, alpha, tol, n, recommended, revenue_cost, curve, size_curve, plan),
         exploit_regret=regret,
+        calibrated=calibrated,
     )
     return StudyResult(summary=summary, front=front, recommendation=rec)
 

@@ -141,7 +141,9 @@ class Headline(Record):
 class PolicyInfo(Record):
     role: str  # "logging component", "target" or "reference"
     description: str
-    value: float  # revenue per customer on the evaluation sample
+    value: float  # revenue per customer on the evaluation sample (a model estimate if calibrated)
+    #: a calibrated scenario's real log: the estimate from the log itself, {estimate, low, high, estimator, rows}
+    log_estimate: dict | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass
@@ -233,6 +235,8 @@ class StudySummary(Record):
     plan: dict | None = field(metadata=OPTIONAL)
     headline: Headline
     exploit_regret: dict | None = field(default=None, metadata=OPTIONAL)
+    #: a scenario calibrated from a real log: {world, card, diagnostics, warnings, values}; absent for simulators
+    calibrated: dict | None = field(default=None, metadata=OPTIONAL)
 
 
 def to_json(summary: StudySummary | dict) -> str:

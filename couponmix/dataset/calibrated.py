@@ -1,0 +1,676 @@
+"""A scenario calibrated from a team's own coupon log, and the honesty gates that guard it.
+
+``calibrate(log, out, config)`` reads the log (``reallog``), fits the world's reward model and writes a
+scenario folder that every command takes in place of a scenario name. In that world:
+
+- customers are drawn (with replacement) from the log's customers;
+- mu(x, a) is a cross-fitted LightGBM model of the reward, weighted by the inverse logged propensity when
+  the log is not uniform (so that it does not inherit the logging policy's selection). Actions with too few
+  positive outcomes (binary rewards) cannot be fitted: their mu is their click rate shrunk toward the
+  overall rate (a Beta prior worth ``min_positive`` clicks);
+- m2(x, a): a binary reward is Bernoulli, so m2 = mu; a continuous reward gets a second model of r^2, floored
+  at mu^2 + 1% of the log's reward variance. Simulated continuous rewards are normal with that mean and
+  variance: the exact objectives use only mu and m2, which match the fitted ones;
+- the reward model the estimators use (the team's production model) is fold 0's model alone, trained on
+  half of the log, so it differs from mu as a real model differs from the world; its per-action RMSE against
+  mu is the model-error bound of the decision's criterion.
+
+**Honesty gates.** Out of fold, the model must predict better than the per-action means (paired difference
+of squared errors, more than one standard error). When it does not, ``fallback`` decides: ``means`` (the
+default) builds the world from shrunk per-action means and says so, ``refuse`` stops, ``model`` keeps the
+model and says so. Either way the warning is written to the folder and repeated by every report built on it.
+Every value the calibrated world gives is a model estimate, not a measurement; reports say so and show,
+beside each, the estimate from the real log itself with its 95% interval where the log has propensities.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from couponmix.dataset.reallog import ColumnMapping, RealLog, read_log
+from couponmix.dataset.scenario import SCENARIO_FILE, Scenario
+from couponmix.errors import CouponmixError
+from couponmix.infra.safeyaml import load_yaml_file
+from couponmix.infra.schema import Int, Number, Positive, PositiveInt, Schema, parse
+from couponmix.infra.seeding import stream
+from couponmix.policy.allocation import softmax
+from couponmix.policy.policies import Policy, one_hot, uniform
+from couponmix.policy.revenue_model import CrossFittedRevenueModel
+
+__all__ = [
+    "ModelSettings",
+    "PolicySpec",
+    "CalibrateConfig",
+    "CalibrationResult",
+    "calibrate",
+    "CalibratedScenario",
+    "load_calibrate_config",
+]
+
+CARD = "calibration.json"
+
+
+class ModelSettings(Schema):
+    folds: Int = Field(default=2, ge=2, le=10, description="cross-fitting folds")
+    n_estimators: PositiveInt = Field(default=200, description="LightGBM trees")
+    learning_rate: Positive = Field(default=0.05, description="LightGBM learning rate")
+    num_leaves: Int = Field(default=15, ge=2, le=4096, description="LightGBM leaves per tree")
+    min_child_samples: PositiveInt = Field(default=50, description="LightGBM minimum rows per leaf")
+    min_positive: PositiveInt = Field(default=10, description="binary rewards: fewest positive outcomes to fit an action")
+
+
+class PolicySpec(Schema):
+    kind: Literal["logged", "fixed", "greedy_model", "softmax_model", "uniform", "rule"] = Field(
+        description="logged: the log's own (context-free) logging policy; fixed: given probabilities; "
+        "greedy_model / softmax_model: of a LightGBM model fitted on the log; uniform; rule"
+    )
+    description: str | None = Field(default=None, max_length=2000)
+    features: list[str] | None = Field(default=None, description="greedy_model: the model's features (default: all)")
+    temperature: Positive | None = Field(default=None, description="softmax_model: temperature (reward units)")
+    probabilities: dict[str, Number] | None = Field(default=None, description="fixed: probability per action label")
+    feature: str | None = Field(default=None, description="rule: the feature it reads")
+    min: Number | None = None
+    max: Number | None = None
+    equals: str | Number | None = None
+    action: str | None = Field(default=None, description="rule: the action where it applies")
+    otherwise: str | None = Field(default=None, description="rule: the action elsewhere (default: the first)")
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.kind == "fixed" and not self.probabilities:
+            raise ValueError("a fixed policy needs probabilities: {action: p, ...}")
+        if self.kind == "rule" and (self.feature is None or self.action is None):
+            raise ValueError("a rule needs feature: and action:")
+        if self.kind == "softmax_model" and self.temperature is None:
+            raise ValueError("a softmax_model needs temperature:")
+        return self
+
+
+def _default_components() -> dict[str, PolicySpec]:
+    return {
+        "exploit": PolicySpec(kind="greedy_model", description="greedy policy of a LightGBM model fitted on the log"),
+        "explore": PolicySpec(kind="uniform", description="uniform over all actions"),
+    }
+
+
+class CalibrateConfig(Schema):
+    """The mapping and choices of ``couponmix calibrate`` (a YAML file; ``columns:`` is required)."""
+
+    description: str | None = Field(default=None, max_length=2000, description="shown in reports")
+    columns: ColumnMapping
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    fallback: Literal["means", "refuse", "model"] = Field(
+        default="means", description="when the model is no better than per-action means: means, refuse or model"
+    )
+    components: dict[str, PolicySpec] = Field(default_factory=_default_components, description="logging components")
+    targets: dict[str, PolicySpec] = Field(description="future policies to evaluate")
+    n: PositiveInt | None = Field(default=None, description="default log size of studies (default: the log's rows)")
+    seed: Int = Field(default=0, ge=0, description="seed of the model fits and of thinning a large log")
+
+    @model_validator(mode="after")
+    def _policies(self):
+        if len(self.components) < 2:
+            raise ValueError("components: name two or more logging components")
+        if not self.targets:
+            raise ValueError("targets: name at least one future policy")
+        return self
+
+
+def load_calibrate_config(config) -> CalibrateConfig:
+    if isinstance(config, CalibrateConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        doc = load_yaml_file(Path(config))
+        return parse(CalibrateConfig, doc, str(config))
+    return parse(CalibrateConfig, config, "calibration config")
+
+
+@dataclass
+class CalibrationResult:
+    """``couponmix calibrate``: the scenario folder written, its data card, diagnostics and warnings."""
+
+    out: Path
+    card: dict
+    diagnostics: dict
+    world: str
+    warnings: list[str]
+
+    def text(self) -> str:
+        c, d = self.card, self.diagnostics
+        kind = "clicks" if c["binary"] else "reward"
+        lines = [
+            f"calibrated scenario written to {self.out}",
+            f"log: {c['rows']:,} rows ({c['rows_in_file']:,} in the file), {c['actions']} actions, "
+            f"{kind} mean {c['reward']['mean']:.4g}"
+            + (f" ({c['reward']['positives']:,} positive)" if c["binary"] else f", sd {c['reward']['sd']:.4g}"),
+            f"revenue model out of fold: mean squared error {d['model_mse']:.5g} against {d['baseline_mse']:.5g} for "
+            f"the per-action means (gain {d['gain']:.3g} +/- {d['gain_se']:.2g})"
+            + (f", AUC {d['auc']:.3f}" if d.get("auc") is not None else ""),
+            f"world built from: {'the model' if self.world == 'model' else 'per-action means (shrunk)'}",
+        ]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
+def _fold_of(n: int, folds: int, seed: int) -> np.ndarray:
+    return stream(seed, "model", 0).permutation(n) % folds  # as CrossFittedRevenueModel assigns them
+
+
+def _weighted_means(action: np.ndarray, reward: np.ndarray, w: np.ndarray, n_actions: int) -> tuple[np.ndarray, np.ndarray]:
+    sw = np.bincount(action, weights=w, minlength=n_actions)
+    swr = np.bincount(action, weights=w * reward, minlength=n_actions)
+    return swr, sw
+
+
+def _shrunk_means(action, reward, w, n_actions: int, binary: bool, min_positive: int) -> np.ndarray:
+    """Per-action means shrunk toward the overall mean: by a prior worth ``min_positive`` positive outcomes
+    (binary) or 30 rows (continuous)."""
+    swr, sw = _weighted_means(action, reward, w, n_actions)
+    overall = float((w * reward).sum() / w.sum())
+    counts = np.bincount(action, minlength=n_actions).astype(float)
+    scale = sw / np.maximum(counts, 1)  # weight per row, to express the prior in rows
+    prior_rows = (min_positive / max(overall, 1e-12)) if binary and overall > 0 else 30.0
+    prior = prior_rows * np.where(counts > 0, scale, 1.0)
+    return (swr + prior * overall) / (sw + prior)
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    if y.min() == y.max():
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score))
+
+
+def _calibration_bins(pred: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
+    order = np.argsort(pred, kind="stable")
+    out = []
+    for chunk in np.array_split(order, bins):
+        if len(chunk):
+            out.append({"predicted": float(pred[chunk].mean()), "observed": float(y[chunk].mean()), "rows": int(len(chunk))})
+    return out
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _logged_probabilities(log: RealLog) -> np.ndarray:
+    """A context-free logger's probability of each action, read from the logged propensities."""
+    if log.propensity is None:
+        raise CouponmixError("a 'logged' policy needs the log's propensity column")
+    probs = np.zeros(log.n_actions)
+    for a in range(log.n_actions):
+        p = log.propensity[log.action == a]
+        if len(p) == 0:
+            continue
+        if np.ptp(p) > 0.05 * np.median(p):
+            raise CouponmixError(
+                f"the logged propensities of action {log.action_names[a]!r} vary from row to row "
+                f"({p.min():.3g} to {p.max():.3g}): the logging policy depends on the customer and "
+                "cannot be rebuilt from the log alone; give it as a fixed or model policy"
+            )
+        probs[a] = np.median(p)
+    total = probs.sum()
+    if not 0.9 <= total <= 1.1:
+        raise CouponmixError(
+            f"the logged propensities per action sum to {total:.3g}, not 1: the log does not show a single context-free logging policy"
+        )
+    return probs / total
+
+
+def calibrate(log_path, out, config, fallback: str | None = None) -> CalibrationResult:
+    """Calibrate a scenario from the log at ``log_path`` as ``config`` (a path, mapping or ``CalibrateConfig``)
+    says, and write it to the new folder ``out``."""
+    from couponmix.infra.atomic import check_output_dir, write_outputs
+
+    cfg = load_calibrate_config(config)
+    if fallback is not None:
+        cfg = cfg.model_copy(update={"fallback": fallback})
+    folder = check_output_dir(out)
+    if folder.exists() and any(folder.iterdir()):
+        raise CouponmixError(f"output folder {folder} is not empty; calibrate writes a new scenario folder")
+    log = read_log(log_path, cfg.columns, seed=cfg.seed)
+    ms = cfg.model
+    n, A, names = log.n, log.n_actions, log.feature_names
+    if n < 20 * ms.folds:
+        raise CouponmixError(f"log: {n} rows are too few to calibrate a scenario (at least {20 * ms.folds})")
+
+    uniform_log = log.propensity is None or bool(np.ptp(log.propensity) <= 1e-9 * log.propensity.max())
+    w = np.ones(n) if log.propensity is None or uniform_log else 1.0 / log.propensity
+    w = np.asarray(w / w.mean(), dtype=float)
+    weights = None if uniform_log else w
+    params = dict(
+        n_estimators=ms.n_estimators, learning_rate=ms.learning_rate, num_leaves=ms.num_leaves, min_child_samples=ms.min_child_samples
+    )
+    cat = [names.index(c) for c in log.categories]
+    feats = list(range(len(names)))
+
+    def model_on(features: list[int], target: np.ndarray) -> CrossFittedRevenueModel:
+        m = CrossFittedRevenueModel(A, features, [c for c in cat if c in features], folds=ms.folds, params=params, seed=cfg.seed)
+        return m.fit(log.x, log.action, target, sample_weight=weights)
+
+    model = model_on(feats, log.reward)
+    rows = np.arange(n)
+    q_oof = model.out_of_fold()[rows, log.action]
+    fold = _fold_of(n, ms.folds, cfg.seed)
+    base_oof = np.empty(n)
+    for k in range(ms.folds):
+        train = fold != k
+        swr, sw = _weighted_means(log.action[train], log.reward[train], w[train], A)
+        overall = float((w[train] * log.reward[train]).sum() / w[train].sum())
+        means_k = np.where(sw > 0, swr / np.maximum(sw, 1e-300), overall)
+        base_oof[~train] = means_k[log.action[~train]]
+    d = (log.reward - base_oof) ** 2 - (log.reward - q_oof) ** 2
+    gain, gain_se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
+    counts = np.bincount(log.action, minlength=A)
+    positives = np.bincount(log.action, weights=(log.reward > 0).astype(float), minlength=A).astype(int)
+    per_action = {
+        log.action_names[a]: {
+            "rows": int(counts[a]),
+            "share": float(counts[a] / n),
+            **({"positives": int(positives[a])} if log.binary else {}),
+            "model_mse": float(((log.reward - q_oof) ** 2)[log.action == a].mean()),
+            "baseline_mse": float(((log.reward - base_oof) ** 2)[log.action == a].mean()),
+        }
+        for a in range(A)
+    }
+    diagnostics = {
+        "model_mse": float(((log.reward - q_oof) ** 2).mean()),
+        "baseline_mse": float(((log.reward - base_oof) ** 2).mean()),
+        "gain": gain,
+        "gain_se": gain_se,
+        "auc": _auc(log.reward, q_oof) if log.binary else None,
+        "baseline_auc": _auc(log.reward, base_oof) if log.binary else None,
+        "calibration": _calibration_bins(q_oof, log.reward),
+        "per_action": per_action,
+        "weighted_by_inverse_propensity": not uniform_log,
+        "measured": "out of fold: each row scored by the model (and the per-action means) of the other folds",
+    }
+
+    warnings = []
+    weak = not gain > gain_se
+    sparse = [a for a in range(A) if log.binary and positives[a] < ms.min_positive]
+    world = "model"
+    if weak:
+        what = (
+            f"The revenue model is no better than the per-action averages: out of fold its squared error is "
+            f"{diagnostics['model_mse']:.4g} against {diagnostics['baseline_mse']:.4g} (difference {gain:.2g}, "
+            f"standard error {gain_se:.2g})"
+            + (f", AUC {diagnostics['auc']:.3f}" if diagnostics["auc"] else "")
+            + ". The log cannot support a model of how customers differ."
+        )
+        if cfg.fallback == "refuse":
+            raise CouponmixError(what[0].lower() + what[1:-1] + "; calibrate refuses (fallback: refuse)")
+        if cfg.fallback == "means":
+            world = "means"
+            warnings.append(
+                what + " couponmix therefore treats every customer alike (per-action averages, shrunk "
+                "toward the overall average): no policy can gain from customer features here."
+            )
+        else:
+            warnings.append(what + " The model is kept anyway (fallback: model): its policy values are not supported by the data.")
+    if sparse:
+        warnings.append(
+            f"{len(sparse)} of {A} actions have fewer than {ms.min_positive} positive outcomes in the "
+            f"log ({sum(int(positives[a]) for a in sparse)} in all): no model can be fitted for them, so "
+            "their rate is the overall rate, adjusted a little by their own counts. Values of policies "
+            "that favour them are guesses."
+        )
+    means = _shrunk_means(log.action, log.reward, w, A, log.binary, ms.min_positive)
+    fold0 = fold != 0
+    means_q = _shrunk_means(log.action[fold0], log.reward[fold0], w[fold0], A, log.binary, ms.min_positive)
+
+    files: dict[str, bytes | str] = {}
+    arrays = {
+        "customers": log.x,
+        "log_action": log.action,
+        "log_reward": log.reward,
+        "means": means,
+        "means_q": means_q,
+        "sparse": np.array(sparse, dtype=np.int64),
+    }
+    if log.propensity is not None:
+        arrays["log_propensity"] = log.propensity
+    if log.component is not None:
+        arrays["log_component"] = log.component
+    models = {"reward": model}
+    if not log.binary:
+        models["reward2"] = model_on(feats, log.reward**2)
+        arrays["reward_variance"] = np.array([log.reward.var()])
+    policies = {**{f"component.{k}": v for k, v in cfg.components.items()}, **{f"target.{k}": v for k, v in cfg.targets.items()}}
+    for key, spec in policies.items():
+        if spec.kind == "greedy_model" and spec.features is not None:
+            unknown = [f for f in spec.features if f not in names]
+            if unknown:
+                raise CouponmixError(f"{key}.features: {unknown[0]!r} is not a feature of the log ({', '.join(names)})")
+            models[key] = model_on([names.index(f) for f in spec.features], log.reward)
+        if spec.kind == "rule":
+            _check_rule(key, spec, log)
+        if spec.kind == "fixed":
+            unknown = [a for a in (spec.probabilities or {}) if a not in log.action_names]
+            if unknown:
+                raise CouponmixError(f"{key}.probabilities: {unknown[0]!r} is not an action of the log")
+        if spec.kind == "logged":
+            arrays["logged_probabilities"] = _logged_probabilities(log)
+    for name, m in models.items():
+        for k, text in enumerate(m.to_texts()):
+            files[f"model.{name}.{k}.txt"] = text
+    for name, a in arrays.items():
+        files[f"{name}.npy"] = _npy(a)
+
+    reward = log.reward
+    card = {
+        "source": log.source,
+        "rows": n,
+        "rows_in_file": log.rows_in_file,
+        "actions": A,
+        "action_names": log.action_names,
+        "action_share": {log.action_names[a]: float(counts[a] / n) for a in range(A)},
+        "features": names,
+        "categories": log.categories,
+        "binary": log.binary,
+        "reward": {
+            "mean": float(reward.mean()),
+            "sd": float(reward.std()),
+            "min": float(reward.min()),
+            "max": float(reward.max()),
+            "share_zero": float((reward == 0).mean()),
+            **({"positives": int((reward > 0).sum())} if log.binary else {}),
+        },
+        "date_range": list(log.date_range) if log.date_range else None,
+        "propensities": None
+        if log.propensity is None
+        else {"min": float(log.propensity.min()), "max": float(log.propensity.max()), "uniform": bool(uniform_log)},
+        "components_in_log": log.component_names,
+        "second_moment": (
+            "Bernoulli: E[r^2] = E[r]"
+            if log.binary
+            else "a LightGBM model of r^2, floored at mu^2 + 1% of the reward variance; simulated rewards "
+            "are normal with that mean and variance"
+        ),
+    }
+    meta = {
+        "format": 1,
+        "world": world,
+        "description": cfg.description,
+        "card": card,
+        "diagnostics": diagnostics,
+        "warnings": warnings,
+        "config": cfg.model_dump(mode="json", by_alias=True),
+        "models": {
+            name: {
+                "features": m.features,
+                "categorical": [m.features[c] for c in m.categorical],
+                "folds": m.folds,
+                "params": m.params,
+                "seed": m.seed,
+            }
+            for name, m in models.items()
+        },
+        "n": cfg.n or n,
+    }
+    files[CARD] = json.dumps(meta, indent=2, allow_nan=False) + "\n"
+    files[SCENARIO_FILE] = (
+        "# a scenario calibrated by `couponmix calibrate`: data only (models, arrays, card)\n"
+        f"kind: calibrated\ndescription: {json.dumps(cfg.description or 'calibrated from ' + log.source)}\n"
+    )
+    write_outputs(folder, files)
+    return CalibrationResult(folder, card, diagnostics, world, warnings)
+
+
+def _check_rule(key: str, spec: PolicySpec, log: RealLog) -> None:
+    if spec.feature not in log.feature_names:
+        raise CouponmixError(f"{key}.feature: {spec.feature!r} is not a feature of the log")
+    for k in ("action", "otherwise"):
+        v = getattr(spec, k)
+        if v is not None and str(v) not in log.action_names:
+            raise CouponmixError(f"{key}.{k}: {v!r} is not an action of the log")
+    if spec.equals is not None and spec.feature in log.categories and str(spec.equals) not in log.categories[spec.feature]:
+        raise CouponmixError(f"{key}.equals: {spec.equals!r} is not a value of {spec.feature}")
+
+
+class CalibratedScenario(Scenario):
+    """A scenario folder written by ``calibrate``: the world as the log and its model describe it."""
+
+    name = "calibrated"
+    description = "a scenario calibrated from a real log (couponmix calibrate)"
+    takes_config = True
+    takes_folder = True
+    ground_truth = False
+
+    def __init__(self, config=None, seed: int = 0, folder=None):
+        if folder is None:
+            raise CouponmixError("a calibrated scenario is a folder written by couponmix calibrate: give its path")
+        self.folder = Path(folder)
+        try:
+            self.meta = json.loads((self.folder / CARD).read_text())
+        except (OSError, ValueError):
+            raise CouponmixError(f"scenario folder {folder}: {CARD} is missing or unreadable; calibrate again") from None
+        if self.meta.get("format") != 1:
+            raise CouponmixError(f"scenario folder {folder}: written by another couponmix version; calibrate again")
+        self.cfg = CalibrateConfig.model_validate(self.meta["config"])
+        card = self.meta["card"]
+        self.action_names = tuple(card["action_names"])
+        self.covariate_names = tuple(card["features"])
+        self.binary = bool(card["binary"])
+        self.default_n = int(self.meta["n"])
+        self.world = self.meta["world"]
+        self.description = self.meta.get("description") or f"calibrated from {card['source']}"
+
+    # ----- data -------------------------------------------------------------------------------------
+    def _array(self, name: str) -> np.ndarray:
+        return np.load(self.folder / f"{name}.npy", allow_pickle=False)
+
+    @cached_property
+    def customers(self) -> np.ndarray:
+        return self._array("customers")
+
+    @cached_property
+    def _sparse(self) -> np.ndarray:
+        return self._array("sparse")
+
+    def _model(self, name: str) -> CrossFittedRevenueModel:
+        spec = self.meta["models"][name]
+        m = CrossFittedRevenueModel(
+            self.n_actions, spec["features"], spec["categorical"], folds=spec["folds"], params=spec["params"], seed=spec["seed"]
+        )
+        texts = [(self.folder / f"model.{name}.{k}.txt").read_text() for k in range(spec["folds"])]
+        return m.load_texts(texts)
+
+    @cached_property
+    def reward_fit(self) -> CrossFittedRevenueModel:
+        return self._model("reward")
+
+    def warnings(self) -> list[str]:
+        return list(self.meta["warnings"])
+
+    # ----- the world --------------------------------------------------------------------------------------
+    def sample_covariates(self, n, rng):
+        return self.customers[rng.integers(0, len(self.customers), n)]
+
+    def _finish(self, pred: np.ndarray, means: np.ndarray) -> np.ndarray:
+        if len(self._sparse):
+            pred = pred.copy()
+            pred[:, self._sparse] = means[self._sparse]
+        return np.clip(pred, 0.0, 1.0) if self.binary else pred
+
+    def mu(self, x):
+        means = self._array_cached("means")
+        if self.world == "means":
+            return np.broadcast_to(means, (len(x), self.n_actions)).copy()
+        return self._finish(self.reward_fit.predict(x), means)
+
+    def _array_cached(self, name: str) -> np.ndarray:
+        cache = self.__dict__.setdefault("_arrays", {})
+        if name not in cache:
+            cache[name] = self._array(name)
+        return cache[name]
+
+    def m2(self, x):
+        mu = self.mu(x)
+        if self.binary:
+            return mu
+        floor = 0.01 * float(self._array_cached("reward_variance")[0])
+        if self.world == "means":
+            return mu**2 + floor + self._means_variance()
+        return np.maximum(self._model_cached("reward2").predict(x), mu**2 + floor)
+
+    def _means_variance(self) -> np.ndarray:
+        """Per-action variance of the logged reward (the means world's noise)."""
+        action, reward = self._array_cached("log_action"), self._array_cached("log_reward")
+        out = np.empty(self.n_actions)
+        for a in range(self.n_actions):
+            r = reward[action == a]
+            out[a] = r.var() if len(r) > 1 else reward.var()
+        return out
+
+    def _model_cached(self, name: str) -> CrossFittedRevenueModel:
+        cache = self.__dict__.setdefault("_models", {})
+        if name not in cache:
+            cache[name] = self._model(name)
+        return cache[name]
+
+    def sample_rewards(self, x, actions, rng):
+        rows = np.arange(len(x))
+        mu = self.mu(x)[rows, actions]
+        if self.binary:
+            return (rng.random(len(x)) < mu).astype(float)
+        sd = np.sqrt(np.maximum(self.m2(x)[rows, actions] - mu**2, 0.0))
+        return mu + sd * rng.standard_normal(len(x))
+
+    # ----- the team's model and the policies ----------------------------------------------------------------
+    def reward_model(self, x):
+        """The production model: fold 0's model alone (trained on part of the log), per-action means in a
+        means world."""
+        means_q = self._array_cached("means_q")
+        if self.world == "means":
+            return np.broadcast_to(means_q, (len(x), self.n_actions)).copy()
+        return self._finish(self.reward_fit.predict_fold(x, 0), means_q)
+
+    @cached_property
+    def _model_error(self) -> np.ndarray:
+        x = self.customers[stream(0, "model-error").integers(0, len(self.customers), min(len(self.customers), 200_000))]
+        return np.sqrt(np.mean((self.reward_model(x) - self.mu(x)) ** 2, axis=0))
+
+    def reward_model_error(self):
+        """(A,) RMSE of the production model against the calibrated world's mu, per action."""
+        return self._model_error
+
+    def _policy(self, key: str, name: str, spec: PolicySpec) -> Policy:
+        A = self.n_actions
+        desc = spec.description or ""
+        if spec.kind == "uniform":
+            return Policy(name, lambda x: uniform(len(x), A), A, desc or "uniform over all actions")
+        if spec.kind == "logged":
+            p = self._array_cached("logged_probabilities")
+            return Policy(name, lambda x: np.broadcast_to(p, (len(x), A)).copy(), A, desc or "the log's own logging policy")
+        if spec.kind == "fixed":
+            p = np.array([float((spec.probabilities or {}).get(a, 0.0)) for a in self.action_names])
+            if not abs(p.sum() - 1) <= 1e-6:
+                raise CouponmixError(f"{key}.probabilities sum to {p.sum():.6g}, not 1")
+            return Policy(name, lambda x: np.broadcast_to(p, (len(x), A)).copy(), A, desc or "fixed probabilities")
+        if spec.kind == "rule":
+            return Policy(name, lambda x: self._rule(spec, x), A, desc or f"rule on {spec.feature}")
+        if spec.kind == "softmax_model":
+            t = float(spec.temperature or 1.0)
+            return Policy(name, lambda x: softmax(self.reward_model(x), t), A, desc or f"softmax of the model (temperature {t:g})")
+        model_key = key if key in self.meta["models"] else None
+        if model_key is None:  # the production model's greedy policy
+            return Policy(
+                name,
+                lambda x: one_hot(np.argmax(self.reward_model(x), axis=1), A),
+                A,
+                desc or "greedy policy of the model fitted on the log",
+            )
+        return Policy(
+            name,
+            lambda x: one_hot(np.argmax(self._model_cached(model_key).predict(x), axis=1), A),
+            A,
+            desc or f"greedy policy of a model on {', '.join(spec.features or [])}",
+        )
+
+    def _rule(self, spec: PolicySpec, x: np.ndarray) -> np.ndarray:
+        j = self.covariate_names.index(str(spec.feature))
+        col = x[:, j]
+        hit = np.ones(len(x), bool)
+        if spec.equals is not None:
+            cats = self.meta["card"]["categories"].get(spec.feature)
+            value = float(cats.index(str(spec.equals))) if cats is not None else float(spec.equals)
+            hit &= col == value
+        if spec.min is not None:
+            hit &= col >= spec.min
+        if spec.max is not None:
+            hit &= col <= spec.max
+        act = self.action_names.index(str(spec.action))
+        other = self.action_names.index(str(spec.otherwise)) if spec.otherwise is not None else 0
+        return one_hot(np.where(hit, act, other), self.n_actions)
+
+    def components(self):
+        return {k: self._policy(f"component.{k}", k, s) for k, s in self.cfg.components.items()}
+
+    def targets(self):
+        return {k: self._policy(f"target.{k}", k, s) for k, s in self.cfg.targets.items()}
+
+    # ----- what the real log says -------------------------------------------------------------------------
+    def real_log(self) -> dict | None:
+        """The log in obp's format (customers, actions, rewards, propensities), or None without propensities."""
+        if not (self.folder / "log_propensity.npy").is_file():
+            return None
+        p = self._array_cached("log_propensity")
+        return {
+            "context": self.customers,
+            "action": self._array_cached("log_action"),
+            "reward": self._array_cached("log_reward"),
+            "pscore": p,
+            "pscore_avg": p,
+            "n_rounds": len(p),
+            "n_actions": self.n_actions,
+        }
+
+    def log_estimates(self, policies=None) -> dict | None:
+        """For each target (or ``policies``): the estimate from the real log itself, doubly robust with the
+        cross-fitted model, and its 95% interval (own, from the per-row terms; the point equals obp's)."""
+        from couponmix.ope.estimators import EstimatorSpec
+        from couponmix.ope.montecarlo import interval
+
+        log = self.real_log()
+        if log is None:
+            return None
+        q = self.reward_fit.out_of_fold() if hasattr(self.reward_fit, "oof_") else None
+        if q is None:
+            q = self._oof_from_folds()
+        spec = EstimatorSpec("dr")
+        out = {}
+        for name, pol in (policies or self.targets()).items():
+            pe = pol(log["context"])
+            est, half = interval(spec, log, pe, q)
+            out[name] = {
+                "estimate": est,
+                "low": est - half,
+                "high": est + half,
+                "estimator": "doubly robust (DR)",
+                "rows": int(len(log["action"])),
+            }
+        return out
+
+    def _oof_from_folds(self) -> np.ndarray:
+        """Out-of-fold predictions for the log's rows from the stored fold models."""
+        x = self.customers
+        spec = self.meta["models"]["reward"]
+        fold = _fold_of(len(x), spec["folds"], spec["seed"])
+        out = np.empty((len(x), self.n_actions))
+        for k in range(spec["folds"]):
+            out[fold == k] = self.reward_fit.predict_fold(x[fold == k], k)
+        return out
