@@ -309,10 +309,11 @@ def cmd_calibrate(args) -> int:
 
     res = calibrate(args.log, args.out, args.config, fallback=args.fallback)
     for line in res.text().splitlines():
-        if line.startswith("warning: "):
-            print(line, file=sys.stderr)
-        elif not args.quiet:
+        if not line.startswith("warning: ") and not args.quiet:
             print(line)
+    sys.stdout.flush()
+    for w in res.warnings:  # even with --quiet: they change what the scenario can be trusted with
+        print(f"warning: {w}", file=sys.stderr)
     return 0
 
 

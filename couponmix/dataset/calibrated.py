@@ -559,13 +559,39 @@ class CalibratedScenario(Scenario):
             return np.broadcast_to(means_q, (len(x), self.n_actions)).copy()
         return self._finish(self.reward_fit.predict_fold(x, 0), means_q)
 
+    def _log_weights(self) -> np.ndarray:
+        if not (self.folder / "log_propensity.npy").is_file():
+            return np.ones(len(self.customers))
+        p = self._array_cached("log_propensity")
+        w = 1.0 / p if np.ptp(p) > 1e-9 * p.max() else np.ones(len(p))
+        return w / w.mean()
+
     @cached_property
     def _model_error(self) -> np.ndarray:
         x = self.customers[stream(0, "model-error").integers(0, len(self.customers), min(len(self.customers), 200_000))]
-        return np.sqrt(np.mean((self.reward_model(x) - self.mu(x)) ** 2, axis=0))
+        gap = np.mean((self.reward_model(x) - self.mu(x)) ** 2, axis=0)
+        # the log knows each action's average no better than its standard error: a floor on any model's error
+        action, reward = self._array_cached("log_action"), self._array_cached("log_reward")
+        w = self._log_weights()
+        se2 = np.empty(self.n_actions)
+        for a in range(self.n_actions):
+            rows = action == a
+            ww, rr = w[rows], reward[rows]
+            if ww.sum() <= 0 or rows.sum() < 2:
+                se2[a] = reward.var()
+                continue
+            mean = (ww * rr).sum() / ww.sum()
+            var = max(
+                (ww * (rr - mean) ** 2).sum() / ww.sum(),
+                float(self._array_cached("means")[a] * (1 - self._array_cached("means")[a])) if self.binary else 0.0,
+            )
+            se2[a] = var * (ww**2).sum() / ww.sum() ** 2  # Kish effective size
+        return np.sqrt(gap + se2)
 
     def reward_model_error(self):
-        """(A,) RMSE of the production model against the calibrated world's mu, per action."""
+        """(A,) the production model's error per action: its RMSE against the calibrated world's mu, combined
+        with the standard error of the action's average in the log (no model knows an action's average better
+        than the log does; for sparse clicks this dominates)."""
         return self._model_error
 
     def _policy(self, key: str, name: str, spec: PolicySpec) -> Policy:
@@ -617,6 +643,48 @@ class CalibratedScenario(Scenario):
         other = self.action_names.index(str(spec.otherwise)) if spec.otherwise is not None else 0
         return one_hot(np.where(hit, act, other), self.n_actions)
 
+    def on_log(self, name: str) -> np.ndarray:
+        """Policy ``name``'s action probabilities for the log's own rows, (n, A). A policy learned from the log
+        is taken out of fold: each row's probabilities come from the fold model that was not trained on it, so
+        the log does not score a policy fitted to its own noise (the estimate is of the learning procedure)."""
+        specs = {**self.cfg.components, **self.cfg.targets}
+        kind = "component" if name in self.cfg.components else "target"
+        spec = specs[name]
+        x = self.customers
+        if spec.kind not in ("greedy_model", "softmax_model"):
+            return self._policy(f"{kind}.{name}", name, spec)(x)
+        key = f"{kind}.{name}"
+        if self.world == "means":  # the per-action means of the other folds, for each fold's rows
+            folds = int(self.meta["models"]["reward"]["folds"])
+            fold = _fold_of(len(x), folds, int(self.meta["models"]["reward"]["seed"]))
+            action, reward = self._array_cached("log_action"), self._array_cached("log_reward")
+            w = self._log_weights()
+            out = np.empty((len(x), self.n_actions))
+            ms = self.cfg.model
+            for k in range(folds):
+                train = fold != k
+                m = _shrunk_means(action[train], reward[train], w[train], self.n_actions, self.binary, ms.min_positive)
+                pred = np.broadcast_to(m, (int((~train).sum()), self.n_actions))
+                out[~train] = (
+                    softmax(pred, float(spec.temperature or 1.0))
+                    if spec.kind == "softmax_model"
+                    else one_hot(np.argmax(pred, axis=1), self.n_actions)
+                )
+            return out
+        model = self._model_cached(key) if key in self.meta["models"] else self.reward_fit
+        fold = _fold_of(len(x), model.folds, model.seed)
+        means_q = self._array_cached("means_q")
+        out = np.empty((len(x), self.n_actions))
+        for k in range(model.folds):
+            rows = fold == k
+            pred = self._finish(model.predict_fold(x[rows], k), means_q)
+            out[rows] = (
+                softmax(pred, float(spec.temperature or 1.0))
+                if spec.kind == "softmax_model"
+                else one_hot(np.argmax(pred, axis=1), self.n_actions)
+            )
+        return out
+
     def components(self):
         return {k: self._policy(f"component.{k}", k, s) for k, s in self.cfg.components.items()}
 
@@ -648,13 +716,11 @@ class CalibratedScenario(Scenario):
         log = self.real_log()
         if log is None:
             return None
-        q = self.reward_fit.out_of_fold() if hasattr(self.reward_fit, "oof_") else None
-        if q is None:
-            q = self._oof_from_folds()
+        q = self._oof_from_folds()
         spec = EstimatorSpec("dr")
         out = {}
-        for name, pol in (policies or self.targets()).items():
-            pe = pol(log["context"])
+        for name in policies or self.targets():
+            pe = self.on_log(name)
             est, half = interval(spec, log, pe, q)
             out[name] = {
                 "estimate": est,
@@ -666,11 +732,17 @@ class CalibratedScenario(Scenario):
         return out
 
     def _oof_from_folds(self) -> np.ndarray:
-        """Out-of-fold predictions for the log's rows from the stored fold models."""
+        """Out-of-fold reward predictions for the log's rows, (n, A): each fold's rows from the fold model (or,
+        in a means world, the shrunk per-action means) of the other folds."""
         x = self.customers
         spec = self.meta["models"]["reward"]
         fold = _fold_of(len(x), spec["folds"], spec["seed"])
         out = np.empty((len(x), self.n_actions))
+        action, reward, w = self._array_cached("log_action"), self._array_cached("log_reward"), self._log_weights()
         for k in range(spec["folds"]):
-            out[fold == k] = self.reward_fit.predict_fold(x[fold == k], k)
+            rows, train = fold == k, fold != k
+            if self.world == "means":
+                out[rows] = _shrunk_means(action[train], reward[train], w[train], self.n_actions, self.binary, self.cfg.model.min_positive)
+            else:
+                out[rows] = self._finish(self.reward_fit.predict_fold(x[rows], k), self._array_cached("means_q"))
         return out

@@ -25,6 +25,8 @@ __all__ = [
     "figures",
     "days",
     "precision_phrase",
+    "reward_word",
+    "amount",
     "headline",
     "render_html",
 ]
@@ -167,6 +169,16 @@ def precision_phrase(name: str, p: TargetPrecision) -> str:
     )
 
 
+def reward_word(summary: StudySummary) -> str:
+    """What the reward is called in plain words: clicks for a calibrated binary reward, else revenue."""
+    return "clicks" if summary.calibrated is not None and summary.calibrated["card"]["binary"] else "revenue"
+
+
+def amount(v: float) -> str:
+    """A whole number when large (2,990), two significant digits when small (0.13)."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2g}"
+
+
 def headline(summary: StudySummary) -> str:
     """The recommendation in one paragraph of plain words."""
     head = summary.headline
@@ -182,12 +194,14 @@ def headline(summary: StudySummary) -> str:
             else f" No log size reaches ±{head.tolerance:g} on every policy at this mix."
         )
     explore = _explore_phrase(head, summary.recommended.alpha, summary.production.explore_description)
+    word = reward_word(summary)
+    best = "revenue-only mix" if word == "revenue" else f"mix with the most {word}"
     return (
         f"Recommendation: {explore}. "
-        f"It costs {head.revenue_cost_per_10k_customers:,.0f} in revenue per 10,000 customers"
-        + (f" ({pct:.1f}% of revenue)" if pct is not None else "")
-        + f" against the revenue-only mix. In exchange, a log of {head.log_size:,} customers "
-        f"(about {days(head.log_days)} of traffic) measures each future policy's revenue per customer: "
+        f"It costs {amount(head.revenue_cost_per_10k_customers)} in {word} per 10,000 customers"
+        + (f" ({pct:.1f}% of {word})" if pct is not None else "")
+        + f" against the {best}. In exchange, a log of {head.log_size:,} customers "
+        f"(about {days(head.log_days)} of traffic) measures each future policy's {word} per customer: "
         + precision
         + f" (measured with {' / '.join(how)})."
         + need
