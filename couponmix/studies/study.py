@@ -429,6 +429,9 @@ def _run(
     real = sc.log_estimates() or {}
     if real:
         real.update(sc.log_estimates(components) or {})
+        for name, le in real.items():  # what the data can say about a model-based value: its distance to the
+            half = (le["high"] - le["low"]) / 2  # log's own estimate plus that estimate's 95% margin
+            le["model_error_bound"] = abs(values[name] - le["estimate"]) + half
     policies = {
         **{name: PolicyInfo("logging component", p.description, values[name], real.get(name)) for name, p in components.items()},
         **{name: PolicyInfo("target", p.description, values[name], real.get(name)) for name, p in targets.items()},

@@ -1,0 +1,232 @@
+"""Real logs in: the reader's schema errors, calibrate's honesty gates, the Open Bandit round trip, and
+estimate against obp on the same arrays."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from couponmix.cli import main
+from couponmix.dataset.reallog import ColumnMapping, read_log
+from couponmix.errors import CouponmixError
+from couponmix.infra.schema import parse
+
+
+def toy_log(n=2000, seed=0, propensity=True):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    seg = rng.choice(["a", "b"], n)
+    p = {"none": 0.5, "c10": 0.25, "c20": 0.25}
+    action = np.where(rng.random(n) < 0.5, "none", np.where(rng.random(n) < 0.5, "c10", "c20"))
+    lift = np.select([action == "c10", action == "c20"], [1.0 + x, 2.0 - x], 0.0)
+    reward = 5 + lift + (seg == "b") + rng.normal(size=n)
+    frame = pd.DataFrame({"id": np.arange(n), "x": x, "seg": seg, "coupon": action, "revenue": reward})
+    if propensity:
+        frame["p"] = [p[a] for a in action]
+    return frame
+
+
+MAPPING = {"features": ["x"], "categorical": ["seg"], "action": "coupon", "reward": "revenue", "propensity": "p", "id": "id"}
+
+
+def mapping(**changes):
+    return parse(ColumnMapping, {**MAPPING, **changes})
+
+
+def test_a_good_log_is_read_and_encoded(tmp_path):
+    toy_log().to_csv(tmp_path / "log.csv", index=False)
+    log = read_log(tmp_path / "log.csv", mapping())
+    assert log.n == 2000 and log.action_names == ["c10", "c20", "none"] and log.categories == {"seg": ["a", "b"]}
+    assert log.x.shape == (2000, 2) and set(np.unique(log.x[:, 1])) == {0.0, 1.0}
+    assert not log.binary and log.propensity is not None
+    toy_log().to_parquet(tmp_path / "log.parquet")
+    again = read_log(tmp_path / "log.parquet", mapping())
+    assert np.array_equal(again.x, log.x) and np.array_equal(again.reward, log.reward)
+
+
+@pytest.mark.parametrize(
+    "edit,changes,message",
+    [
+        (lambda f: f.drop(columns="revenue"), {}, "column 'revenue' is missing"),
+        (lambda f: f.assign(x=f.x.where(f.index != 41)), {}, "column 'x', row 42: is empty (NaN)"),
+        (lambda f: f.assign(x=f.x.astype(object).where(f.index != 7, "lots")), {}, "column 'x', row 8: is not a number"),
+        (lambda f: f.assign(p=f.p.where(f.index != 9, 1.5)), {}, "column 'p', row 10: a propensity must lie in (0, 1]"),
+        (lambda f: f.assign(p=f.p.where(f.index != 3, 0.0)), {}, "column 'p', row 4: a propensity must lie in (0, 1]"),
+        (lambda f: f.assign(coupon=f.coupon.where(f.index != 5, "c99")), {}, "row 6: action 'c99' is seen once only"),
+        (lambda f: f.assign(coupon="none"), {}, "holds one action only"),
+        (lambda f: f.assign(revenue=3.0), {}, "column 'revenue' is constant"),
+        (lambda f: f.assign(id=f.id.where(f.index != 11, 2)), {}, "column 'id', row 12: id '2' is duplicated"),
+        (lambda f: f, {"reward_kind": "binary"}, "a binary reward must be 0 or 1"),
+    ],
+)
+def test_schema_errors_name_the_column_and_the_first_bad_row(tmp_path, edit, changes, message):
+    edit(toy_log()).to_csv(tmp_path / "log.csv", index=False)
+    with pytest.raises(CouponmixError) as err:
+        read_log(tmp_path / "log.csv", mapping(**changes))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_mapping_errors_are_one_line():
+    with pytest.raises(CouponmixError, match="column 'x' is mapped twice"):
+        mapping(categorical=["x"])
+    with pytest.raises(CouponmixError, match="reward_kind: expected"):
+        mapping(reward_kind="money")
+    with pytest.raises(CouponmixError, match="name at least one feature"):
+        mapping(features=[], categorical=[])
+
+
+def config(**changes):
+    return {
+        "columns": MAPPING,
+        "model": {"n_estimators": 50, "min_child_samples": 20},
+        "components": {"exploit": {"kind": "greedy_model"}, "explore": {"kind": "uniform"}},
+        "targets": {
+            "big": {"kind": "rule", "feature": "x", "min": 0, "action": "c10", "otherwise": "c20"},
+            "model": {"kind": "greedy_model", "features": ["x"]},
+        },
+        **changes,
+    }
+
+
+def test_calibrate_writes_a_scenario_every_command_takes(tmp_path, capsys):
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.studies.commands import calibrate
+
+    toy_log(4000).to_csv(tmp_path / "log.csv", index=False)
+    res = calibrate(tmp_path / "log.csv", tmp_path / "sc", config())
+    assert res.world == "model" and res.warnings == []
+    assert res.diagnostics["gain"] > 3 * res.diagnostics["gain_se"]  # x and seg matter: the model wins
+    sc = get_scenario(str(tmp_path / "sc"))
+    assert sc.ground_truth is False and sc.action_names == ("c10", "c20", "none")
+    x = sc.sample_covariates(1000, np.random.default_rng(0))
+    mu = sc.mu(x)
+    # the world's mean revenue of the rule 'big' tracks the truth 5 + seg + 1 + |x| (c10 where x >= 0, c20 below)
+    truth = 5 + x[:, 1] + np.where(x[:, 0] >= 0, 1 + x[:, 0], 2 - x[:, 0])
+    big = sc.targets()["big"](x)
+    assert abs(float((big * mu).sum(axis=1).mean() - truth.mean())) < 0.15
+    assert np.all(sc.m2(x) >= mu**2)
+    code = main(["plan", str(tmp_path / "sc"), "--tol", "0.5", "--eps", "0.1"])
+    assert code == 0 and "a log of" in capsys.readouterr().out
+    with pytest.raises(CouponmixError, match="not empty"):
+        calibrate(tmp_path / "log.csv", tmp_path / "sc", config())
+
+
+def test_a_model_no_better_than_the_means_changes_the_answer(tmp_path):
+    from couponmix.studies.commands import calibrate
+
+    frame = toy_log(3000)
+    frame["revenue"] = 5 + np.random.default_rng(1).normal(size=len(frame)) * 3 + (frame.coupon == "c10")
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    res = calibrate(tmp_path / "log.csv", tmp_path / "means", config())
+    assert res.world == "means" and "no better than the per-action averages" in res.warnings[0]
+    with pytest.raises(CouponmixError, match="calibrate refuses"):
+        calibrate(tmp_path / "log.csv", tmp_path / "refused", config(fallback="refuse"))
+    assert not (tmp_path / "refused").exists()
+    kept = calibrate(tmp_path / "log.csv", tmp_path / "kept", config(), fallback="model")
+    assert kept.world == "model" and "kept anyway" in kept.warnings[0]
+
+
+def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
+    import obp.ope as ope
+
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.studies.commands import calibrate, estimate
+
+    toy_log(4000).to_csv(tmp_path / "log.csv", index=False)
+    calibrate(tmp_path / "log.csv", tmp_path / "sc", config())
+    res = estimate(tmp_path / "sc", ["big"], out=tmp_path / "est")
+    sc = get_scenario(str(tmp_path / "sc"))
+    log = sc.real_log()
+    pe = sc.on_log("big")[:, :, None]
+    ips = ope.InverseProbabilityWeighting().estimate_policy_value(
+        reward=log["reward"], action=log["action"], pscore=log["pscore"], action_dist=pe
+    )
+    assert res.estimates["big"]["ips"]["estimate"] == pytest.approx(ips, rel=1e-12)
+    # our interval: 1.96 standard errors of the per-row terms
+    w = pe[np.arange(len(pe)), log["action"], 0] / log["pscore"]
+    half = 1.959963984540054 * np.std(w * log["reward"], ddof=1) / np.sqrt(len(w))
+    e = res.estimates["big"]["ips"]
+    assert (e["high"] - e["low"]) / 2 == pytest.approx(half, rel=1e-6)
+    assert (
+        json.loads((tmp_path / "est" / "estimate.json").read_text())["estimates"]["big"]["dr"]["estimate"]
+        == res.estimates["big"]["dr"]["estimate"]
+    )
+    assert "What the log itself says" in (tmp_path / "est" / "estimate.html").read_text()
+
+
+@pytest.mark.slow
+def test_open_bandit_round_trip_shows_the_honesty_warning(tmp_path, capsys):
+    from couponmix.dataset.obd import write_example
+
+    log, cfg = write_example(tmp_path / "obd")
+    assert main(["calibrate", str(log), "--config", str(cfg), "--out", str(tmp_path / "sc")]) == 0
+    err = capsys.readouterr().err
+    assert "no better than the per-action averages" in err and "fewer than 10 positive outcomes" in err
+    assert main(["run", str(tmp_path / "sc"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "no better than the per-action averages" in err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["calibrated"]["world"] == "means"
+    assert all("log_estimate" in p for p in summary["policies"].values())
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "model estimate" in html and "no better than the per-action averages" in html
+    assert "true revenue" not in html.lower()
+
+
+MARKET_MAP = {
+    "columns": {
+        "features": ["recency", "frequency", "monetary", "tenure"],
+        "categorical": ["segment", "channel"],
+        "action": "action",
+        "reward": "reward",
+        "propensity": "pscore_avg",
+        "component": "component",
+    },
+    "components": {
+        "exploit": {"kind": "greedy_model", "features": ["recency", "frequency", "monetary", "segment"]},
+        "explore": {"kind": "uniform"},
+    },
+    "targets": {
+        "model_v2": {"kind": "greedy_model", "features": ["recency", "frequency", "monetary", "tenure", "segment", "channel"]},
+        "winback": {"kind": "rule", "feature": "recency", "min": 60, "action": "2"},
+        "soft_model": {"kind": "softmax_model", "temperature": 2.0},
+    },
+}
+
+
+@pytest.mark.slow
+def test_recovery_on_market(tmp_path):
+    """A log simulated from market (exploit 80%, explore 20%, so propensities vary) calibrates a scenario whose
+    policy values fall within their stated error of the truth (their distance to the real log's own estimate
+    plus its 95% margin), whose log intervals cover the truth and shrink like 1/sqrt(n), and whose
+    recommendation lands near market's own."""
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.studies.commands import calibrate, run, simulate
+    from couponmix.studies.config import StudyConfig
+
+    market = get_scenario("market")
+    x = market.sample_covariates(200_000, np.random.default_rng(5))
+    mu = market.mu(x)
+    own = run(StudyConfig(scenario="market", n=50_000, eval_size=30_000), tmp_path / "market").summary
+    widths = {}
+    for n in (20_000, 100_000):
+        simulate(StudyConfig(scenario="market", n=n, seed=7), "exploit=0.8,explore=0.2", tmp_path / f"log{n}")
+        calibrate(tmp_path / f"log{n}", tmp_path / f"sc{n}", MARKET_MAP)
+        sc = get_scenario(str(tmp_path / f"sc{n}"))
+        s = run(StudyConfig(scenario=str(tmp_path / f"sc{n}"), n=50_000, eval_size=30_000), tmp_path / f"run{n}").summary
+        widths[n] = []
+        for name, pol in {**sc.components(), **sc.targets()}.items():
+            truth = float((pol(x) * mu).sum(axis=1).mean())  # the calibrated policy's value in the real market
+            le = s.policies[name].log_estimate
+            half = (le["high"] - le["low"]) / 2
+            widths[n].append(half)
+            bound = le["model_error_bound"]  # |model - log estimate| + the log's 95% margin
+            assert bound == pytest.approx(abs(s.policies[name].value - le["estimate"]) + half)
+            assert abs(s.policies[name].value - truth) <= bound, (n, name, s.policies[name].value, truth, bound)
+            assert le["low"] - half / 2 <= truth <= le["high"] + half / 2, (n, name, le, truth)
+        assert abs(s.headline.exploration_rate - own.headline.exploration_rate) <= 0.02, n
+        cost, own_cost = s.headline.revenue_cost_per_10k_customers, own.headline.revenue_cost_per_10k_customers
+        assert abs(cost - own_cost) <= 0.35 * own_cost, (n, cost, own_cost)
+    ratio = np.mean(widths[100_000]) / np.mean(widths[20_000])
+    assert ratio < 0.6, ratio  # about sqrt(1/5) = 0.45: the error the data can verify falls like 1/sqrt(n)
