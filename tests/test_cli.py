@@ -179,7 +179,7 @@ def test_console_script_runs_as_a_process(tmp_path):
     exe = Path(sys.executable).with_name("couponmix")
     res = subprocess.run([str(exe), "run", "nowhere", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.strip() == (
-        "couponmix: error: unknown scenario 'nowhere'; known scenarios: market, paper, paper_floor (or a scenario folder)"
+        "couponmix: error: unknown scenario 'nowhere'; known scenarios: calibrated, market, paper, paper_floor (or a scenario folder)"
     )
 
 
