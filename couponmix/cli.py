@@ -305,9 +305,12 @@ def cmd_cache(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    from couponmix.dataset.calibrated import PHASES
+    from couponmix.infra.progress import Progress
     from couponmix.studies.commands import calibrate
 
-    res = calibrate(args.log, args.out, args.config, fallback=args.fallback)
+    with Progress(len(PHASES), PHASES[0], args.quiet) as bar:
+        res = calibrate(args.log, args.out, args.config, fallback=args.fallback, on_phase=bar.phase)
     for line in res.text().splitlines():
         if not line.startswith("warning: ") and not args.quiet:
             print(line)

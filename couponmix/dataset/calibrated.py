@@ -230,9 +230,15 @@ def _logged_probabilities(log: RealLog) -> np.ndarray:
     return probs / total
 
 
-def calibrate(log_path, out, config, fallback: str | None = None) -> CalibrationResult:
+#: the phases of calibrate that take the time, for a progress bar
+PHASES = ("reading and checking the log", "fitting the reward model", "fitting the policies' models", "writing the scenario")
+
+
+def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None) -> CalibrationResult:
     """Calibrate a scenario from the log at ``log_path`` as ``config`` (a path, mapping or ``CalibrateConfig``)
-    says, and write it to the new folder ``out``."""
+    says, and write it to the new folder ``out``. ``on_phase(done, name)`` is told as each of ``PHASES``
+    starts."""
+    phase = on_phase or (lambda done, name: None)
     from couponmix.infra.atomic import check_output_dir, write_outputs
 
     cfg = load_calibrate_config(config)
@@ -241,7 +247,9 @@ def calibrate(log_path, out, config, fallback: str | None = None) -> Calibration
     folder = check_output_dir(out)
     if folder.exists() and any(folder.iterdir()):
         raise CouponmixError(f"output folder {folder} is not empty; calibrate writes a new scenario folder")
+    phase(0, PHASES[0])
     log = read_log(log_path, cfg.columns, seed=cfg.seed)
+    phase(1, PHASES[1])
     ms = cfg.model
     n, A, names = log.n, log.n_actions, log.feature_names
     if n < 20 * ms.folds:
@@ -349,6 +357,7 @@ def calibrate(log_path, out, config, fallback: str | None = None) -> Calibration
     if not log.binary:
         models["reward2"] = model_on(feats, log.reward**2)
         arrays["reward_variance"] = np.array([log.reward.var()])
+    phase(2, PHASES[2])
     policies = {**{f"component.{k}": v for k, v in cfg.components.items()}, **{f"target.{k}": v for k, v in cfg.targets.items()}}
     for key, spec in policies.items():
         if spec.kind == "greedy_model" and spec.features is not None:
@@ -364,6 +373,7 @@ def calibrate(log_path, out, config, fallback: str | None = None) -> Calibration
                 raise CouponmixError(f"{key}.probabilities: {unknown[0]!r} is not an action of the log")
         if spec.kind == "logged":
             arrays["logged_probabilities"] = _logged_probabilities(log)
+    phase(3, PHASES[3])
     for name, m in models.items():
         for k, text in enumerate(m.to_texts()):
             files[f"model.{name}.{k}.txt"] = text

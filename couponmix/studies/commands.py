@@ -370,14 +370,14 @@ def cache(clear: bool = False) -> CacheResult:
     return CacheResult(**model_cache.info(), cleared=cleared)
 
 
-def calibrate(log, out, config, fallback: str | None = None):
+def calibrate(log, out, config, fallback: str | None = None, on_phase=None):
     """Calibrate a scenario folder ``out`` from the log at ``log`` (CSV, Parquet file or folder) as ``config``
     (a YAML path or mapping: ``columns``, ``components``, ``targets``, ...) says; returns a
     ``couponmix.dataset.calibrated.CalibrationResult``. ``fallback`` (means, refuse or model) overrides the
     config's choice for a model no better than per-action means."""
     from couponmix.dataset.calibrated import calibrate as run_calibration
 
-    return run_calibration(log, out, config, fallback=fallback)
+    return run_calibration(log, out, config, fallback=fallback, on_phase=on_phase)
 
 
 #: the estimators ``estimate`` runs on a real log (balanced weights: one logger, or the logging system's
