@@ -1,0 +1,285 @@
+"""Contextual exploration: an exploration rate that depends on the customer, through a small family a
+marketing team can deploy and audit.
+
+A ``Grouping`` cuts customers into a few groups: the scenario's segments (a categorical covariate), quantile
+bins of a chosen feature, or quantile bins of the exploit model's *predicted margin* (its best action's
+predicted revenue minus the runner-up's). Group g explores at its own rate eps_g: customers in g are logged
+by the mixture alpha_g = (1 - eps_g) e_exploit + eps_g e_explore, so the balanced propensity is
+p(a|x) = sum_k alpha_k(x) pi_k(a|x) with alpha(x) = alpha_{g(x)}.
+
+**Exactness.** Every moment the error formulas need is a mean over customers of a per-customer term, so
+the population's moments are the group shares times each group's moments at its own mixture
+(``Moments.combine``); the exact revenue and error formulas carry over unchanged. The global ratio is the
+constant eps; ``ContextualCriterion`` at a constant eps reproduces ``Criterion`` at that mixture.
+
+**Optimisation.** NSGA-II (pymoo) over eps in [floor, 1 - floor]^G, with the global front's ratios seeded as
+constant vectors and kept in the archive, so the contextual front can never come out worse than the global
+one on the evaluation sample. Logs record each customer's own alpha(x) and p(a|x); obp's balanced estimators
+apply unchanged (``ContextualMixture``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.seeding import stream
+from couponmix.ope.criterion import Criterion
+from couponmix.ope.objectives import Moments
+from couponmix.policy.mixture import Mixture, MixtureDraw, sample_actions
+
+__all__ = ["Grouping", "segment_grouping", "feature_grouping", "margin_grouping", "ContextualCriterion",
+           "ContextualMixture", "ContextualFront", "contextual_front", "cost_at_error"]
+
+
+@dataclass
+class Grouping:
+    """How customers are cut into groups: ``kind`` segment (codes of a categorical covariate), feature or
+    margin (quantile bins: ``edges`` between groups)."""
+
+    kind: str
+    column: int | None
+    edges: np.ndarray | None
+    values: list[float] | None
+    labels: list[str]
+    what: str
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def group_of(self, scenario, x: np.ndarray) -> np.ndarray:
+        """(n,) the group of each customer."""
+        if self.kind == "segment":
+            col = x[:, self.column]
+            out = np.full(len(x), -1)
+            for g, v in enumerate(self.values or []):
+                out[col == v] = g
+            if (out < 0).any():
+                raise CouponmixError(f"a customer's {self.what} is none of the groups' values")
+            return out
+        value = margin(scenario, x) if self.kind == "margin" else x[:, self.column]
+        return np.searchsorted(self.edges, value, side="right")
+
+
+def margin(scenario, x: np.ndarray) -> np.ndarray:
+    """The production model's predicted margin: best action minus runner-up, (n,)."""
+    q = scenario.reward_model(x)
+    if q is None:
+        raise CouponmixError(f"scenario {scenario.name!r} has no revenue model: use segment exploration instead")
+    top = np.sort(q, axis=1)[:, -2:]
+    return top[:, 1] - top[:, 0]
+
+
+def segment_grouping(scenario, feature: str = "segment") -> Grouping:
+    names = list(scenario.covariate_names)
+    if feature not in names:
+        raise CouponmixError(f"scenario {scenario.name!r} has no covariate {feature!r} ({', '.join(names)})")
+    labels = list(getattr(scenario, "segment_names", ()) or [])
+    x = scenario.sample_covariates(50_000, stream(0, "evaluation_sample", 99))
+    values = sorted(np.unique(x[:, names.index(feature)]).tolist())
+    if len(values) > 20:
+        raise CouponmixError(f"{feature} takes {len(values)} values: use --contextual feature bins instead")
+    if len(labels) != len(values):
+        labels = [f"{feature} = {v:g}" for v in values]
+    return Grouping("segment", names.index(feature), None, values, labels, feature)
+
+
+def _quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    if len(edges) == 0:
+        raise CouponmixError("the value cuts customers into one group only")
+    return edges
+
+
+def _bin_labels(name: str, edges: np.ndarray) -> list[str]:
+    out = [f"{name} < {edges[0]:.3g}"]
+    out += [f"{name} in [{a:.3g}, {b:.3g})" for a, b in zip(edges[:-1], edges[1:])]
+    return out + [f"{name} >= {edges[-1]:.3g}"]
+
+
+def feature_grouping(scenario, sample_x: np.ndarray, feature: str, bins: int = 4) -> Grouping:
+    names = list(scenario.covariate_names)
+    if feature not in names:
+        raise CouponmixError(f"scenario {scenario.name!r} has no covariate {feature!r} ({', '.join(names)})")
+    j = names.index(feature)
+    edges = _quantile_edges(sample_x[:, j], bins)
+    return Grouping("feature", j, edges, None, _bin_labels(feature, edges), feature)
+
+
+def margin_grouping(scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:
+    edges = _quantile_edges(margin(scenario, sample_x), bins)
+    return Grouping("margin", None, edges, None, _bin_labels("predicted margin", edges), "predicted margin")
+
+
+class ContextualCriterion:
+    """The decision's criterion over contextual mixtures: parameters eps (B, G), one exploration rate per group.
+
+    Follows the ``Objectives`` protocol (``evaluate``, ``revenue``, ``rmse``, ``laws``, names), with eps in
+    place of alpha. Components other than the exploit (the revenue-best non-explore component) and
+    ``explore`` keep weight 0."""
+
+    def __init__(self, criterion: Criterion, scenario, grouping: Grouping):
+        names = list(criterion.component_names)
+        if "explore" not in names:
+            raise CouponmixError("contextual exploration needs a component named 'explore'")
+        self.base = criterion
+        self.grouping = grouping
+        self.component_names = criterion.component_names
+        self.target_names = criterion.target_names
+        self.n = criterion.n
+        self.aggregate = criterion.aggregate
+        sample = criterion.sample
+        if sample.x is None:
+            raise CouponmixError("contextual exploration needs the evaluation sample's covariates")
+        group = grouping.group_of(scenario, sample.x)
+        self.groups = [np.flatnonzero(group == g) for g in range(grouping.size)]
+        if any(len(g) == 0 for g in self.groups):
+            raise CouponmixError("a group holds no customer of the evaluation sample")
+        self.shares = np.array([len(g) for g in self.groups], float) / sample.size
+        self.subs = [Criterion(sample.subset(g), criterion.specs, criterion.n, criterion.aggregate, criterion.error)
+                     for g in self.groups]
+        i_explore = names.index("explore")
+        values = criterion.component_values
+        self.i_explore = i_explore
+        self.i_exploit = max((j for j in range(len(names)) if j != i_explore), key=lambda j: values[j])
+
+    @property
+    def size(self) -> int:
+        return len(self.groups)
+
+    def mixtures(self, eps: np.ndarray) -> np.ndarray:
+        """(B, G, K) each group's mixture."""
+        eps = np.atleast_2d(np.asarray(eps, dtype=float))
+        k = len(self.component_names)
+        out = np.zeros((*eps.shape, k))
+        out[..., self.i_exploit] = 1 - eps
+        out[..., self.i_explore] = eps
+        return out
+
+    def revenue(self, eps) -> np.ndarray:
+        a = self.mixtures(eps)
+        return sum(w * sub.revenue(a[:, g]) for g, (w, sub) in enumerate(zip(self.shares, self.subs)))
+
+    def explored_share(self, eps) -> np.ndarray:
+        """(B,) expected share of all traffic sent to exploration."""
+        return np.atleast_2d(np.asarray(eps, dtype=float)) @ self.shares
+
+    def laws(self, eps):
+        a = self.mixtures(eps)
+        parts = [sub._moments(a[:, g]) for g, sub in enumerate(self.subs)]
+        combined = [Moments.combine([parts[g][p] for g in range(self.size)], self.shares)
+                    for p in range(len(self.base._passes))]
+        return self.base._laws_from(combined)
+
+    def rmse(self, eps, n: int | None = None) -> np.ndarray:
+        n = self.n if n is None else n
+        return np.column_stack([law.rmse(n) for law in self.laws(eps)])
+
+    def combine(self, rmse: np.ndarray) -> np.ndarray:
+        return self.base.combine(rmse)
+
+    def evaluate(self, eps):
+        r = self.rmse(eps)
+        return self.revenue(eps), self.combine(r), r
+
+
+@dataclass
+class ContextualFront:
+    eps: np.ndarray  # (F, G) exploration rate per group
+    revenue: np.ndarray  # (F,)
+    rmse: np.ndarray  # (F,) aggregated over targets
+    explored: np.ndarray  # (F,) share of traffic explored
+
+
+def _nondominated(revenue: np.ndarray, rmse: np.ndarray) -> np.ndarray:
+    from couponmix.decide.optimize import nondominated_mask
+
+    return nondominated_mask(revenue, rmse)
+
+
+def contextual_front(obj: ContextualCriterion, global_eps: np.ndarray, floor: float = 0.01, pop_size: int = 60,
+                     generations: int = 60, seed: int = 0) -> ContextualFront:
+    """The non-dominated contextual mixtures found by NSGA-II, seeded with the constant vectors of
+    ``global_eps`` (the global ratios), which stay in the archive: the result weakly dominates them."""
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.core.problem import Problem
+    from pymoo.optimize import minimize
+
+    g = obj.size
+    lo, hi = floor, 1 - floor
+    seeds = np.clip(np.repeat(np.asarray(global_eps, float)[:, None], g, axis=1), lo, hi)
+    archive_x, archive_r, archive_e = [], [], []
+
+    class _P(Problem):
+        def __init__(self):
+            super().__init__(n_var=g, n_obj=2, xl=np.full(g, lo), xu=np.full(g, hi))
+
+        def _evaluate(self, X, out, *args, **kwargs):
+            rev, err, _ = obj.evaluate(X)
+            archive_x.append(np.array(X)), archive_r.append(rev), archive_e.append(err)
+            out["F"] = np.column_stack([-rev, err])
+
+    rng = stream(seed, "optimiser")
+    start = seeds[np.linspace(0, len(seeds) - 1, min(len(seeds), pop_size)).astype(int)]
+    extra = lo + (hi - lo) * rng.random((max(pop_size - len(start), 0), g))
+    init = np.vstack([start, extra])[:pop_size]
+    minimize(_P(), NSGA2(pop_size=pop_size, sampling=init), ("n_gen", generations), seed=seed, verbose=False)
+    rev, err, _ = obj.evaluate(seeds)
+    X = np.vstack([seeds, *archive_x])
+    R = np.concatenate([rev, *archive_r])
+    E = np.concatenate([err, *archive_e])
+    keep = _nondominated(R, E)
+    order = np.argsort(R[keep], kind="stable")
+    X, R, E = X[keep][order], R[keep][order], E[keep][order]
+    return ContextualFront(X, R, E, obj.explored_share(X))
+
+
+def cost_at_error(revenue: np.ndarray, rmse: np.ndarray, best_revenue: float, target: float) -> float | None:
+    """Revenue cost (best revenue minus the front's highest revenue with error <= target), per customer;
+    None when no point of the front reaches ``target``."""
+    ok = rmse <= target
+    if not ok.any():
+        return None
+    return float(best_revenue - revenue[ok].max())
+
+
+class ContextualMixture(Mixture):
+    """A mixture whose weights depend on the customer: group g of ``grouping`` is logged with ``alphas[g]``.
+    ``draw`` records each customer's own balanced propensity p(a|x) = sum_k alpha_k(x) pi_k(a|x)."""
+
+    def __init__(self, components, scenario, grouping: Grouping, alphas: np.ndarray):
+        alphas = np.asarray(alphas, dtype=float)
+        if alphas.shape != (grouping.size, len(components)):
+            raise CouponmixError(f"need one mixture per group: shape ({grouping.size}, {len(components)})")
+        super().__init__(components, alphas.mean(axis=0) / alphas.mean(axis=0).sum())
+        self.scenario = scenario
+        self.grouping = grouping
+        self.group_alphas = alphas
+
+    def alpha_of(self, x: np.ndarray) -> np.ndarray:
+        """(n, K) each customer's mixture weights."""
+        return self.group_alphas[self.grouping.group_of(self.scenario, x)]
+
+    def balanced_propensities(self, x, comp_probs=None):
+        if comp_probs is None:
+            comp_probs = self.component_probabilities(x)
+        return np.einsum("nk,kna->na", self.alpha_of(x), comp_probs)
+
+    def draw(self, x, rng, comp_probs=None) -> MixtureDraw:
+        n = len(x)
+        if comp_probs is None:
+            comp_probs = self.component_probabilities(x)
+        k, _, a = comp_probs.shape
+        rows = np.arange(n)
+        ax = self.alpha_of(x)
+        component = sample_actions(ax, rng.random(n))
+        own = comp_probs.reshape(k * n, a).take(component * n + rows, axis=0)
+        action = sample_actions(own, rng.random(n))
+        cell = rows * a + action
+        pscore_components = comp_probs.reshape(k, n * a).take(cell, axis=1).T
+        return MixtureDraw(component=component, action=action,
+                           pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
+                           pscore_avg=(pscore_components * ax).sum(axis=1), pscore_components=pscore_components)
