@@ -159,6 +159,7 @@ def _run_overrides(args) -> dict:
         aggregate=args.aggregate,
         tolerance=args.tol,
         daily_traffic=args.daily_traffic,
+        contextual=args.contextual,
         pop_size=args.pop_size,
         generations=args.generations,
     )
@@ -193,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--aggregate", choices=["max", "mean"], default=None, help="combine per-target RMSEs by their max (default) or mean")
     run.add_argument(
         "--tol", type=float, default=None, help="also plan: the least exploration rate with RMSE <= TOL at log size n, and its cost"
+    )
+    run.add_argument(
+        "--contextual",
+        default=None,
+        help="also find exploration rates that vary by customer: segment, margin (the model's predicted margin) "
+        "or feature:NAME (quartiles of a covariate), and compare their revenue cost at the same precision",
     )
     run.add_argument(
         "--daily-traffic", type=float, default=None, help="customers per day, to read log sizes as days in the report (default 10,000)"
@@ -332,7 +339,7 @@ def cmd_estimate(args) -> int:
 
 def cmd_run(args) -> int:
     from couponmix.infra.atomic import check_output_dir, check_replaceable
-    from couponmix.outputs.report import headline
+    from couponmix.outputs.report import contextual_phrase, headline
     from couponmix.outputs.writer import STUDY_FILES
     from couponmix.studies.commands import run
 
@@ -340,6 +347,8 @@ def cmd_run(args) -> int:
     res = run(_study(args), args.out, quiet=args.quiet)
     if not args.quiet:
         print(headline(res.summary))
+        if res.summary.contextual is not None:
+            print(contextual_phrase(res.summary))
     for w in res.summary.warnings:  # even with --quiet: they change how the numbers may be used
         print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:

@@ -30,8 +30,22 @@ from couponmix.ope.criterion import Criterion
 from couponmix.ope.objectives import Moments
 from couponmix.policy.mixture import Mixture, MixtureDraw, sample_actions
 
-__all__ = ["Grouping", "segment_grouping", "feature_grouping", "margin_grouping", "ContextualCriterion",
-           "ContextualMixture", "ContextualFront", "contextual_front", "cost_at_error"]
+__all__ = [
+    "FAMILIES",
+    "grouping_for",
+    "rule_in_words",
+    "contextual_block",
+    "least_cost_rule",
+    "Grouping",
+    "segment_grouping",
+    "feature_grouping",
+    "margin_grouping",
+    "ContextualCriterion",
+    "ContextualMixture",
+    "ContextualFront",
+    "contextual_front",
+    "cost_at_error",
+]
 
 
 @dataclass
@@ -61,7 +75,7 @@ class Grouping:
                 raise CouponmixError(f"a customer's {self.what} is none of the groups' values")
             return out
         value = margin(scenario, x) if self.kind == "margin" else x[:, self.column]
-        return np.searchsorted(self.edges, value, side="right")
+        return np.searchsorted(np.asarray(self.edges), value, side="right")
 
 
 def margin(scenario, x: np.ndarray) -> np.ndarray:
@@ -139,8 +153,7 @@ class ContextualCriterion:
         if any(len(g) == 0 for g in self.groups):
             raise CouponmixError("a group holds no customer of the evaluation sample")
         self.shares = np.array([len(g) for g in self.groups], float) / sample.size
-        self.subs = [Criterion(sample.subset(g), criterion.specs, criterion.n, criterion.aggregate, criterion.error)
-                     for g in self.groups]
+        self.subs = [Criterion(sample.subset(g), criterion.specs, criterion.n, criterion.aggregate, criterion.error) for g in self.groups]
         i_explore = names.index("explore")
         values = criterion.component_values
         self.i_explore = i_explore
@@ -170,8 +183,7 @@ class ContextualCriterion:
     def laws(self, eps):
         a = self.mixtures(eps)
         parts = [sub._moments(a[:, g]) for g, sub in enumerate(self.subs)]
-        combined = [Moments.combine([parts[g][p] for g in range(self.size)], self.shares)
-                    for p in range(len(self.base._passes))]
+        combined = [Moments.combine([parts[g][p] for g in range(self.size)], self.shares.tolist()) for p in range(len(self.base._passes))]
         return self.base._laws_from(combined)
 
     def rmse(self, eps, n: int | None = None) -> np.ndarray:
@@ -200,8 +212,9 @@ def _nondominated(revenue: np.ndarray, rmse: np.ndarray) -> np.ndarray:
     return nondominated_mask(revenue, rmse)
 
 
-def contextual_front(obj: ContextualCriterion, global_eps: np.ndarray, floor: float = 0.01, pop_size: int = 60,
-                     generations: int = 60, seed: int = 0) -> ContextualFront:
+def contextual_front(
+    obj: ContextualCriterion, global_eps: np.ndarray, floor: float = 0.01, pop_size: int = 60, generations: int = 60, seed: int = 0
+) -> ContextualFront:
     """The non-dominated contextual mixtures found by NSGA-II, seeded with the constant vectors of
     ``global_eps`` (the global ratios), which stay in the archive: the result weakly dominates them."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -219,7 +232,9 @@ def contextual_front(obj: ContextualCriterion, global_eps: np.ndarray, floor: fl
 
         def _evaluate(self, X, out, *args, **kwargs):
             rev, err, _ = obj.evaluate(X)
-            archive_x.append(np.array(X)), archive_r.append(rev), archive_e.append(err)
+            archive_x.append(np.array(X))
+            archive_r.append(rev)
+            archive_e.append(err)
             out["F"] = np.column_stack([-rev, err])
 
     rng = stream(seed, "optimiser")
@@ -235,6 +250,54 @@ def contextual_front(obj: ContextualCriterion, global_eps: np.ndarray, floor: fl
     order = np.argsort(R[keep], kind="stable")
     X, R, E = X[keep][order], R[keep][order], E[keep][order]
     return ContextualFront(X, R, E, obj.explored_share(X))
+
+
+def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01):
+    """The exploration rate per group with the least revenue cost whose error is at most ``max_error`` for
+    every future policy (SLSQP from the constant ``start``; the cost is linear in eps, the error's gradient
+    is taken by finite differences in one batch). Returns (eps (G,), error (T,)); None when the solver finds
+    no feasible rule."""
+    from scipy.optimize import minimize
+
+    g = obj.size
+    lo, hi = floor, 1 - floor
+    # revenue is linear in eps: d revenue / d eps_g = share_g (V_explore_g - V_exploit_g)
+    slope = np.array(
+        [w * (sub.component_values[obj.i_explore] - sub.component_values[obj.i_exploit]) for w, sub in zip(obj.shares, obj.subs)]
+    )
+    h = 1e-6
+    memo: dict = {}
+
+    def errors(e):
+        key = e.tobytes()
+        if key not in memo:
+            pts = np.vstack([e, e + h * np.eye(g)])
+            pts = np.clip(pts, lo, hi)
+            r = obj.rmse(pts)  # (G + 1, T): the point and its finite-difference neighbours
+            memo.clear()
+            memo[key] = (r[0], (r[1:] - r[0]) / np.maximum(pts[1:] - pts[0], 1e-300).max(axis=1)[:, None])
+        return memo[key]
+
+    res = minimize(
+        lambda e: -float(slope @ e),
+        np.full(g, float(np.clip(start, lo, hi))),
+        jac=lambda e: -slope,
+        method="SLSQP",
+        bounds=[(lo, hi)] * g,
+        constraints=[
+            {
+                "type": "ineq",
+                "fun": lambda e: max_error - errors(np.asarray(e, float))[0],
+                "jac": lambda e: -errors(np.asarray(e, float))[1].T,
+            }
+        ],
+        options={"maxiter": 60, "ftol": 1e-10},
+    )
+    eps = np.clip(res.x, lo, hi)
+    err = obj.rmse(eps[None])[0]
+    if not (err <= max_error * (1 + 1e-6)).all():
+        return None
+    return eps, err
 
 
 def cost_at_error(revenue: np.ndarray, rmse: np.ndarray, best_revenue: float, target: float) -> float | None:
@@ -280,6 +343,123 @@ class ContextualMixture(Mixture):
         action = sample_actions(own, rng.random(n))
         cell = rows * a + action
         pscore_components = comp_probs.reshape(k, n * a).take(cell, axis=1).T
-        return MixtureDraw(component=component, action=action,
-                           pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
-                           pscore_avg=(pscore_components * ax).sum(axis=1), pscore_components=pscore_components)
+        return MixtureDraw(
+            component=component,
+            action=action,
+            pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
+            pscore_avg=(pscore_components * ax).sum(axis=1),
+            pscore_components=pscore_components,
+        )
+
+
+#: the families ``--contextual`` takes: segment, margin, or feature:NAME (quantile bins of a covariate)
+FAMILIES = ("segment", "margin", "feature:NAME")
+FRONT_POINTS = 8
+
+
+def grouping_for(spec: str, scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:
+    """The grouping a ``--contextual`` value names."""
+    if spec == "segment":
+        return segment_grouping(scenario)
+    if spec == "margin":
+        return margin_grouping(scenario, sample_x, bins)
+    if spec.startswith("feature:") and len(spec) > len("feature:"):
+        return feature_grouping(scenario, sample_x, spec.split(":", 1)[1], bins)
+    raise CouponmixError(f"contextual must be one of {', '.join(FAMILIES)}, got {spec!r}")
+
+
+def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray) -> str:
+    """'explore 54% of customers with loyal, 15% of occasional, ... (23% of all traffic)'."""
+    order = np.argsort(-eps, kind="stable")
+    parts = [
+        f"{eps[g]:.0%} of customers with {grouping.labels[g]}"
+        if grouping.kind != "segment"
+        else f"{eps[g]:.0%} of {grouping.labels[g]} customers"
+        for g in order
+    ]
+    return f"explore {', '.join(parts)} ({float(eps @ shares):.1%} of all traffic)"
+
+
+def _global_rate(obj: ContextualCriterion, eps_grid, err_g, rev_g, target: float) -> float:
+    """The most revenue-keeping constant rate with error <= target: the grid's best, refined by bisection
+    toward its less-exploring neighbour (where the error crosses the target)."""
+    ok = err_g <= target * (1 + 1e-9)
+    i = int(np.flatnonzero(ok)[np.argmax(rev_g[ok])])
+    good = float(eps_grid[i])
+    lower = [j for j in range(len(eps_grid)) if eps_grid[j] < good and rev_g[j] > rev_g[i]]
+    if not lower:
+        return good
+    bad = float(eps_grid[max(lower, key=lambda j: eps_grid[j])])
+    for _ in range(40):
+        mid = 0.5 * (good + bad)
+        if obj.evaluate(np.full((1, obj.size), mid))[1][0] <= target:
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def contextual_block(obj: ContextualCriterion, curve: dict, best_revenue: float, targets: dict[str, float], floor: float) -> dict:
+    """The contextual answer at each named precision (``targets``: name -> worst-target error), with the
+    global ratio's cost at the same error beside it, and both fronts for the figure."""
+    eps_grid = np.asarray(curve["eps"], float)
+    rev_g, err_g, _ = obj.evaluate(np.repeat(eps_grid[:, None], obj.size, axis=1))
+    keep = (eps_grid >= floor) & (eps_grid <= 1 - floor)
+    eps_grid, rev_g, err_g = eps_grid[keep], rev_g[keep], err_g[keep]
+    out: dict = {
+        "family": obj.grouping.kind,
+        "grouped_by": obj.grouping.what,
+        "groups": [{"label": lab, "share": float(w)} for lab, w in zip(obj.grouping.labels, obj.shares)],
+        "at": {},
+    }
+    for name, target in targets.items():
+        ok = err_g <= target * (1 + 1e-9)
+        if not ok.any():
+            out["at"][name] = {"error": target, "reachable": False}
+            continue
+        start = _global_rate(obj, eps_grid, err_g, rev_g, target)
+        cost_global = float(best_revenue - obj.revenue(np.full((1, obj.size), start))[0])
+        found = least_cost_rule(obj, target, start, floor)
+        if found is None:
+            out["at"][name] = {"error": target, "reachable": False}
+            continue
+        eps, err = found
+        cost = float(best_revenue - obj.revenue(eps[None])[0])
+        if cost > cost_global:  # never worse than the constant rule it started from
+            eps, err, cost = np.full(obj.size, start), obj.rmse(np.full((1, obj.size), start))[0], cost_global
+        out["at"][name] = {
+            "error": float(target),
+            "reachable": True,
+            "exploration_rate": eps.tolist(),
+            "explored_share": float(eps @ obj.shares),
+            "global_exploration_rate": start,
+            "errors": dict(zip(obj.target_names, err.tolist())),
+            "revenue_cost_per_10k_customers": 10_000 * cost,
+            "global_revenue_cost_per_10k_customers": 10_000 * cost_global,
+            "saving_pct": 100 * (1 - cost / cost_global) if cost_global > 0 else 0.0,
+            "rule": rule_in_words(obj.grouping, eps, obj.shares),
+        }
+    lo, hi = float(err_g.min()), float(np.quantile(err_g, 0.9))
+    front = []
+    for target in np.geomspace(lo * 1.02, max(hi, lo * 1.05), FRONT_POINTS):
+        ok = err_g <= target
+        found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor)
+        if found is not None:
+            front.append(
+                {
+                    "error": float(found[1].max() if obj.aggregate == "max" else obj.combine(found[1][None])[0]),
+                    "revenue": float(obj.revenue(found[0][None])[0]),
+                    "exploration_rate": found[0].tolist(),
+                }
+            )
+    # the family contains the constant rules: its front is the non-dominated set of both
+    pts = front + [
+        {"error": float(e), "revenue": float(r), "exploration_rate": [float(x)] * obj.size} for x, r, e in zip(eps_grid, rev_g, err_g)
+    ]
+    keep = _nondominated(np.array([p["revenue"] for p in pts]), np.array([p["error"] for p in pts]))
+    merged = sorted((p for p, k in zip(pts, keep) if k), key=lambda p: p["error"])
+    out["front"] = {
+        "contextual": merged,
+        "global": [{"error": float(e), "revenue": float(r), "exploration_rate": float(x)} for x, r, e in zip(eps_grid, rev_g, err_g)],
+    }
+    return out

@@ -19,6 +19,8 @@ from couponmix.studies.summary import Headline, StudySummary, TargetPrecision
 __all__ = [
     "COLORS",
     "FIGURES",
+    "OPTIONAL_FIGURES",
+    "contextual_figure",
     "front_figure",
     "exploration_figure",
     "log_size_figure",
@@ -29,10 +31,13 @@ __all__ = [
     "amount",
     "headline",
     "render_html",
+    "contextual_phrase",
 ]
 
 COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
 FIGURES = ("front.png", "exploration.png", "log_size.png")
+#: written only by a study with --contextual
+OPTIONAL_FIGURES = ("contextual.png",)
 
 
 def _png(fig) -> bytes:
@@ -137,12 +142,54 @@ def log_size_figure(summary: StudySummary) -> bytes:
     return _png(fig)
 
 
+def contextual_figure(summary: StudySummary) -> bytes:
+    """Both fronts: one exploration rate for everyone, and one per group (``--contextual``)."""
+    plt = _plt()
+    cx = summary.contextual or {}
+    glob, ctx = cx["front"]["global"], cx["front"]["contextual"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    ax.plot([p["error"] for p in glob], [p["revenue"] for p in glob], "-", color=COLORS[0], label="one rate for everyone")
+    own = [p for p in ctx if len(set(p["exploration_rate"])) > 1]  # the rules that vary by group
+    ax.plot(
+        [p["error"] for p in own],
+        [p["revenue"] for p in own],
+        "o",
+        ms=6,
+        color=COLORS[2],
+        label=f"one rate per {cx['grouped_by']} group (least cost at each precision)",
+    )
+    at = cx["at"].get("recommended", {})
+    if at.get("reachable"):
+        best = summary.revenue_only.revenue
+        ax.plot([summary.recommended.ope_rmse], [summary.recommended.revenue], "*", ms=14, color=COLORS[1], label="recommended (one rate)")
+        ax.plot(
+            [at["error"]],
+            [best - at["revenue_cost_per_10k_customers"] / 10_000],
+            "D",
+            ms=8,
+            color=COLORS[3],
+            label="same precision, rate per group",
+        )
+    hi = max(p["error"] for p in ctx) if ctx else max(p["error"] for p in glob)
+    ax.set_xlim(0, hi * 1.1)
+    ax.set_xlabel(f"evaluation error later ({summary.aggregate} over future policies, log of {summary.n:,} customers)")
+    ax.set_ylabel("revenue now (per customer)")
+    ax.set_title("Exploration that varies by customer against one rate for everyone", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def figures(summary: StudySummary, front: Front) -> dict[str, bytes]:
-    return {
+    out = {
         "front.png": front_figure(front, summary),
         "exploration.png": exploration_figure(summary),
         "log_size.png": log_size_figure(summary),
     }
+    if summary.contextual is not None:
+        out["contextual.png"] = contextual_figure(summary)
+    return out
 
 
 def _explore_phrase(head: Headline, alpha: dict, explore_description: str | None) -> str:
@@ -205,6 +252,21 @@ def headline(summary: StudySummary) -> str:
         + precision
         + f" (measured with {' / '.join(how)})."
         + need
+    )
+
+
+def contextual_phrase(summary: StudySummary) -> str | None:
+    """The contextual answer in one sentence (``--contextual``), or None."""
+    cx = summary.contextual
+    if cx is None:
+        return None
+    at = cx["at"].get("recommended", {})
+    if not at.get("reachable"):
+        return f"No exploration rule by {cx['grouped_by']} reaches the recommended precision."
+    return (
+        f"Exploring by {cx['grouped_by']} instead: {at['rule']}. Same precision for "
+        f"{amount(at['revenue_cost_per_10k_customers'])} instead of {amount(at['global_revenue_cost_per_10k_customers'])} "
+        f"per 10,000 customers ({at['saving_pct']:.1f}% less)."
     )
 
 

@@ -3,14 +3,14 @@ marks a complete study)."""
 
 from __future__ import annotations
 
-from couponmix.outputs.report import FIGURES, figures, render_html
+from couponmix.outputs.report import FIGURES, OPTIONAL_FIGURES, figures, render_html
 from couponmix.studies.study import StudyResult
 from couponmix.studies.summary import to_json
 
 __all__ = ["STUDY_FILES", "study_files_for"]
 
 #: the names study_files_for returns
-STUDY_FILES = ("pareto.csv", *FIGURES, "report.html", "summary.json")
+STUDY_FILES = ("pareto.csv", *FIGURES, *OPTIONAL_FIGURES, "report.html", "summary.json")
 
 
 def study_files_for(result: StudyResult) -> dict[str, bytes | str]:

@@ -68,6 +68,7 @@ COLUMNS = (
     "log_days",
     "log_size_needed",
     "estimators",
+    "contextual_saving_pct",
     "error",
 )
 
@@ -218,6 +219,7 @@ def study_row(folder: Path, name: str) -> dict:
             log_days=h.log_days,
             log_size_needed=h.log_size_needed,
             estimators="; ".join(f"{t}: {p.estimator_plain}" for t, p in h.precision.items()),
+            contextual_saving_pct=(s.contextual["at"]["recommended"].get("saving_pct") if s.contextual else None),
         )
     else:
         err = folder / "error.json"

@@ -73,6 +73,7 @@ STUDY_KEYS = (
     "aggregate",
     "eval_size",
     "optimiser",
+    "contextual",
 )
 OPTIMISER_KEYS = ("pop_size", "generations")
 SUFFIXES = (".yaml", ".yml")
@@ -97,6 +98,7 @@ class StudyConfig:
     estimator: EstimatorSpec | None = None
     tolerance: float | None = None
     max_rmse: float | None = None
+    contextual: str | None = None
     floor: float = DEFAULT_FLOOR
     aggregate: str = "max"
     eval_size: int = DEFAULT_EVAL_SIZE
@@ -118,6 +120,10 @@ class StudyConfig:
         check_positive_int(self.eval_size, "eval_size", minimum=100)
         check_positive_int(self.pop_size, "pop_size", minimum=4)
         check_positive_int(self.generations, "generations")
+        if self.contextual is not None and not (
+            self.contextual in ("segment", "margin") or (self.contextual.startswith("feature:") and len(self.contextual) > 8)
+        ):
+            raise CouponmixError(f"contextual must be segment, margin or feature:NAME, got {self.contextual!r}")
         if not (isinstance(self.floor, (int, float)) and 0 <= self.floor < 1):
             raise CouponmixError(f"floor must be a number in [0, 1), got {self.floor!r}")
 
@@ -155,6 +161,8 @@ class StudyConfig:
         }
         d["estimator"] = None if self.estimator is None else self.estimator.name
         d["scenario_config"] = self.scenario_config if isinstance(self.scenario_config, (str, type(None))) else "given in the study file"
+        if self.contextual is not None:
+            d["contextual"] = self.contextual
         return d
 
 
@@ -204,6 +212,9 @@ class StudyFile(Schema):
     aggregate: Literal["max", "mean"] | None = Field(default=None, description="combine per-target errors")
     eval_size: Int | None = Field(default=None, ge=100, le=50_000_000, description="covariate sample size")
     optimiser: _Optimiser | None = Field(default=None, description="NSGA-II settings")
+    contextual: Annotated[str, Field(max_length=200)] | None = Field(
+        default=None, description="also compare exploration rates that vary by customer: segment, margin or feature:NAME"
+    )
 
 
 def is_study(doc: dict) -> bool:

@@ -252,6 +252,7 @@ def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
         daily_traffic=cfg.daily_traffic,
         study=cfg.to_dict(),
         world_seed=cfg.world_seed,
+        contextual=cfg.contextual,
     )
 
 
@@ -272,6 +273,7 @@ def run_study(
     daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
     study: dict | None = None,
     world_seed: int = 0,
+    contextual: str | None = None,
 ) -> StudyResult:
     """Run a whole study in memory (nothing is written; see ``cli.cmd_run`` for the files).
 
@@ -302,6 +304,7 @@ def run_study(
             study,
             world_seed,
             bar,
+            contextual,
         )
 
 
@@ -312,6 +315,7 @@ PHASES = (
     "measuring the recommendation and its uncertainty",
     "computing the curves",
     "planning",
+    "comparing exploration that varies by customer",
 )
 
 
@@ -332,6 +336,7 @@ def _run(
     study,
     world_seed,
     bar: Progress,
+    contextual: str | None = None,
 ) -> StudyResult:
     log.info("building scenario %s", scenario)
     sc = get_scenario(scenario, config=config, seed=world_seed)
@@ -483,6 +488,18 @@ def _run(
         log.info("planning: least revenue cost with error <= %g", tol)
         found = plan_mixture(objectives, tol, n, floors)
         plan = {**found.to_dict(), "criterion": objectives.label, "at_recommended": log_size_at(objectives, alpha, tol).to_dict()}
+    ctx = None
+    if contextual is not None:
+        bar.phase(6, PHASES[6])
+        log.info("contextual exploration (%s)", contextual)
+        from couponmix.decide.contextual import ContextualCriterion, contextual_block, grouping_for
+
+        cobj = ContextualCriterion(objectives, sc, grouping_for(contextual, sc, sample.x))
+        named = {"recommended": float(recommended.ope_rmse)}
+        if tol is not None:
+            named["tolerance"] = float(tol)
+        # costs against the same revenue-only mix as the headline's
+        ctx = {"spec": contextual, **contextual_block(cobj, curve, best_rev, named, float(floors.max()))}
     regret = None
     if "exploit" in components and "oracle" in references:
         regret = {
@@ -538,6 +555,7 @@ def _run(
         headline=headline_numbers(objectives, alpha, tol, n, recommended, revenue_cost, curve, size_curve, plan),
         exploit_regret=regret,
         calibrated=calibrated,
+        contextual=ctx,
     )
     return StudyResult(summary=summary, front=front, recommendation=rec)
 

@@ -237,6 +237,8 @@ class StudySummary(Record):
     exploit_regret: dict | None = field(default=None, metadata=OPTIONAL)
     #: a scenario calibrated from a real log: {world, card, diagnostics, warnings, values}; absent for simulators
     calibrated: dict | None = field(default=None, metadata=OPTIONAL)
+    #: exploration rates that vary by customer (``--contextual``): the rule at each precision, both fronts
+    contextual: dict | None = field(default=None, metadata=OPTIONAL)
 
 
 def to_json(summary: StudySummary | dict) -> str:
