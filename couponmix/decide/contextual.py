@@ -399,7 +399,14 @@ def _global_rate(obj: ContextualCriterion, eps_grid, err_g, rev_g, target: float
     return good
 
 
-def contextual_block(obj: ContextualCriterion, curve: dict, best_revenue: float, targets: dict[str, float], floor: float) -> dict:
+def contextual_block(
+    obj: ContextualCriterion,
+    curve: dict,
+    best_revenue: float,
+    targets: dict[str, float],
+    floor: float,
+    front_points: int = FRONT_POINTS,
+) -> dict:
     """The contextual answer at each named precision (``targets``: name -> worst-target error), with the
     global ratio's cost at the same error beside it, and both fronts for the figure."""
     eps_grid = np.asarray(curve["eps"], float)
@@ -441,7 +448,7 @@ def contextual_block(obj: ContextualCriterion, curve: dict, best_revenue: float,
         }
     lo, hi = float(err_g.min()), float(np.quantile(err_g, 0.9))
     front = []
-    for target in np.geomspace(lo * 1.02, max(hi, lo * 1.05), FRONT_POINTS):
+    for target in np.geomspace(lo * 1.02, max(hi, lo * 1.05), front_points):
         ok = err_g <= target
         found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor)
         if found is not None:
