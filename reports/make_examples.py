@@ -1,5 +1,6 @@
 """Regenerate reports/examples/: the default market report (with a browser screenshot), the published
-setting, and the batch of example campaign studies. Run with `make examples`."""
+setting, market with exploration by segment, and the batch of example campaign studies. Run with
+`make examples`."""
 
 from __future__ import annotations
 
@@ -21,9 +22,14 @@ def fresh(path: Path) -> Path:
 
 
 def main_() -> int:
-    # market as `make demo` runs it; paper has no explore component, so no plan (--tol)
-    for scenario, extra in (("market", ["--tol", "0.5"]), ("paper", [])):
-        if main(["run", scenario, "--out", str(fresh(EXAMPLES / scenario)), *extra]) != 0:
+    # market as `make demo` runs it; paper has no explore component, so no plan (--tol); market with an
+    # exploration rate per customer segment (README: Contextual exploration)
+    for name, scenario, extra in (
+        ("market", "market", ["--tol", "0.5"]),
+        ("paper", "paper", []),
+        ("contextual", "market", ["--tol", "0.5", "--contextual", "segment"]),
+    ):
+        if main(["run", scenario, "--out", str(fresh(EXAMPLES / name)), *extra]) != 0:
             return 1
     check = open_report(EXAMPLES / "market" / "report.html", screenshot=EXAMPLES / "market" / "screenshot.png")
     if check.console_errors or check.page_errors or check.external_requests:

@@ -263,6 +263,13 @@ def contextual_phrase(summary: StudySummary) -> str | None:
     at = cx["at"].get("recommended", {})
     if not at.get("reachable"):
         return f"No exploration rule by {cx['grouped_by']} reaches the recommended precision."
+    if at.get("beats_revenue_only"):
+        return (
+            f"Exploring by {cx['grouped_by']} instead: {at['rule']}. Same precision, and "
+            f"{amount(at['revenue_gain_per_10k_customers'])} more revenue per 10,000 customers than one rate for "
+            "everyone: more even than the revenue-only mix, because in some groups exploring earns more than the "
+            "exploit policy."
+        )
     return (
         f"Exploring by {cx['grouped_by']} instead: {at['rule']}. Same precision for "
         f"{amount(at['revenue_cost_per_10k_customers'])} instead of {amount(at['global_revenue_cost_per_10k_customers'])} "
