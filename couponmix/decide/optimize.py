@@ -108,6 +108,18 @@ def knee_index(revenue: np.ndarray, rmse: np.ndarray) -> int:
 
 
 def recommend(front: Front, max_rmse: float | None = None) -> Recommendation:
+    """The decision rule: the knee of the front, or the highest revenue with error at most ``max_rmse``.
+
+    Parameters
+    ----------
+    front : Front
+    max_rmse : float, optional
+
+    Returns
+    -------
+    Recommendation
+        ``index`` into the front, the ``rule`` used, whether ``max_rmse`` is met, and a plain-words ``note``.
+    """
     if len(front) == 0:
         raise CouponmixError("the optimiser returned an empty front")
     if max_rmse is None:
@@ -136,8 +148,23 @@ def pareto_front(
 ) -> Front:
     """Run NSGA-II (pymoo) over the floored simplex and return the non-dominated front.
 
-    ``objectives`` is a ``Criterion`` or a ``MixtureObjectives`` (anything with ``evaluate`` and the
-    component and target names). With two components the simplex is a segment, evaluated on a fine grid.
+    Parameters
+    ----------
+    objectives : Objectives
+        A ``Criterion``, ``MixtureObjectives`` or ``StreamingObjectives`` (anything with ``evaluate`` and
+        the component and target names).
+    floors : float or array_like, shape (K,)
+        Every component's minimum share.
+    pop_size, generations : int
+        NSGA-II settings. With two components the simplex is a segment, evaluated on a fine grid instead.
+    seed : int
+    on_generation : callable, optional
+        Called with the number of generations done.
+
+    Returns
+    -------
+    Front
+        ``alphas`` (F, K), ``revenue`` (F,), ``rmse`` (F,) and ``rmse_per_target`` (F, T), sorted by revenue.
     """
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.callback import Callback

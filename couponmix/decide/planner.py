@@ -218,7 +218,21 @@ def _plan(objectives, tol, n, reachable, alpha, ref, evaluated, note) -> Plan:
 
 
 def log_size_at(objectives, alpha, tol: float) -> LogSizePlan:
-    """The least log size with the criterion's error <= tol for every target at mixture ``alpha``."""
+    """The least log size with the criterion's error <= tol for every target at mixture ``alpha``.
+
+    Parameters
+    ----------
+    objectives : Criterion (or any objectives with its interface)
+    alpha : array_like, shape (K,)
+        The mixture.
+    tol : float
+
+    Returns
+    -------
+    LogSizePlan
+        ``log_size_needed`` (None when no log size reaches ``tol``: a bias remains) and the size each
+        target needs.
+    """
     tol = check_positive_float(tol, "tol")
     names = objectives.component_names
     alpha = check_alpha(alpha, len(names), names=names)

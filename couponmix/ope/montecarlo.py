@@ -145,8 +145,28 @@ def monte_carlo(
 ):
     """Analytic versus Monte Carlo error of each estimator for each target.
 
-    Replications run on ``backend`` (``backend.LocalBackend`` or ``DaskBackend``; default: ``workers`` local
-    processes). Returns ``{estimator name: {target name: TargetCheck}}``, whatever the number of estimators.
+    Parameters
+    ----------
+    scenario : Scenario
+    alpha : array_like, shape (K,)
+        The logging mixture.
+    estimators : sequence of EstimatorSpec
+    n : int
+        Customers per simulated log.
+    reps : int
+        Simulated logs; obp's estimators run on each.
+    seed, floors, eval_size, truth_size : see ``EvaluationSample`` and ``true_values``
+    workers : int
+        Local processes (when no ``backend``); results do not depend on it.
+    on_replication : callable, optional
+        Called with the number of replications done.
+    backend : LocalBackend or DaskBackend, optional
+
+    Returns
+    -------
+    dict
+        ``{estimator name: {target name: TargetCheck}}`` whatever the number of estimators: the Monte Carlo
+        RMSE with its standard error, the analytic RMSE, their z-score and the 95% interval coverage.
     """
     if isinstance(estimators, EstimatorSpec):
         raise TypeError("monte_carlo takes a sequence of EstimatorSpec: pass [spec]")

@@ -150,6 +150,24 @@ class EvaluationSample:
         components: Mapping[str, Policy] | None = None,
         targets: Mapping[str, Policy] | None = None,
     ) -> EvaluationSample:
+        """Draw ``size`` customers from the scenario and keep what the exact objectives need.
+
+        Parameters
+        ----------
+        scenario : Scenario
+        size : int
+            Customers M in the sample.
+        seed : int
+            Seed of the draw (stream ``evaluation_sample``).
+        components, targets : mapping of name to Policy, optional
+            Default: the scenario's.
+
+        Returns
+        -------
+        EvaluationSample
+            ``comp_probs`` (K, M, A), ``target_probs`` (T, M, A), ``mu`` and ``m2`` (M, A), ``x`` (M, d),
+            the reward model ``q`` (M, A) where the scenario has one, and its error per action (A,).
+        """
         size = check_positive_int(size, "evaluation sample size", minimum=100)
         x = scenario.sample_covariates(size, stream(seed, "evaluation_sample"))
         return cls.from_covariates(scenario, x, components, targets)
@@ -730,7 +748,20 @@ class BatchObjectives:
         raise NotImplementedError
 
     def rmse(self, alphas, n: int | None = None) -> np.ndarray:
-        """Per-target error at log size n (default: self.n), (B, T)."""
+        """Per-target error at a log size.
+
+        Parameters
+        ----------
+        alphas : array_like, shape (B, K) or (K,)
+            Mixtures, one per row.
+        n : int, optional
+            Customers in the log (default: ``self.n``).
+
+        Returns
+        -------
+        ndarray, shape (B, T)
+            Root mean squared error of each target's estimate.
+        """
         n = self.n if n is None else n
         return np.column_stack([law.rmse(n) for law in self.laws(alphas)])
 
@@ -738,7 +769,22 @@ class BatchObjectives:
         return combine_targets(per_target, self.aggregate)
 
     def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(revenue (B,), aggregated error (B,), per-target error (B, T))."""
+        """Both objectives of a batch of mixtures.
+
+        Parameters
+        ----------
+        alphas : array_like, shape (B, K)
+            Mixtures on the simplex, one per row.
+
+        Returns
+        -------
+        revenue : ndarray, shape (B,)
+            Expected reward per customer.
+        error : ndarray, shape (B,)
+            Per-target errors combined by ``aggregate`` (max or mean).
+        per_target : ndarray, shape (B, T)
+            Error of each target at log size ``n``.
+        """
         per = self.rmse(alphas)
         return self.revenue(alphas), self.combine(per), per
 
