@@ -382,14 +382,15 @@ def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray) -> st
 
 def _global_rate(obj: ContextualCriterion, eps_grid, err_g, rev_g, target: float) -> float:
     """The most revenue-keeping constant rate with error <= target: the grid's best, refined by bisection
-    toward its less-exploring neighbour (where the error crosses the target)."""
+    toward its neighbour with more revenue (where the error crosses the target), in either direction (the
+    explore component may earn more than the exploit)."""
     ok = err_g <= target * (1 + 1e-9)
     i = int(np.flatnonzero(ok)[np.argmax(rev_g[ok])])
     good = float(eps_grid[i])
-    lower = [j for j in range(len(eps_grid)) if eps_grid[j] < good and rev_g[j] > rev_g[i]]
-    if not lower:
+    richer = [j for j in (i - 1, i + 1) if 0 <= j < len(eps_grid) and rev_g[j] > rev_g[i]]
+    if not richer:
         return good
-    bad = float(eps_grid[max(lower, key=lambda j: eps_grid[j])])
+    bad = float(eps_grid[max(richer, key=lambda j: rev_g[j])])
     for _ in range(40):
         mid = 0.5 * (good + bad)
         if obj.evaluate(np.full((1, obj.size), mid))[1][0] <= target:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from couponmix.errors import CouponmixError
 
-__all__ = ["Schema", "Number", "Int", "NonNegative", "Share", "Positive", "PositiveInt", "parse", "describe"]
+__all__ = ["Schema", "Number", "Int", "NonNegative", "Share", "Positive", "PositiveInt", "PositiveReal", "parse", "describe"]
 
 
 def _not_bool(v: Any) -> Any:
@@ -45,6 +45,8 @@ NonNegative = Annotated[float, BeforeValidator(_not_bool), Field(ge=0)]
 Positive = Annotated[float, BeforeValidator(_not_bool), Field(gt=0)]
 Share = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1)]
 PositiveInt = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
+#: a positive number that keeps its written type (5000 stays an int, so echoes of a study file read as written)
+PositiveReal = Annotated[int | float, BeforeValidator(_not_bool), Field(gt=0)]
 
 
 class Schema(BaseModel):

@@ -35,7 +35,7 @@ from pydantic import BeforeValidator, Field
 
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
-from couponmix.infra.schema import Int, Positive, Schema, parse
+from couponmix.infra.schema import Int, Positive, PositiveReal, Schema, parse
 from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE
@@ -200,14 +200,14 @@ class StudyFile(Schema):
     scenario_config: dict | None = Field(default=None, description="the scenario's own parameters")
     market: dict | None = Field(default=None, description="older name of scenario_config for the market")
     n: Int | None = Field(default=None, ge=1, description="customers in the future evaluation log")
-    daily_traffic: Positive | None = Field(default=None, description="customers per day")
+    daily_traffic: PositiveReal | None = Field(default=None, description="customers per day")
     seed: Int | None = Field(default=None, ge=0, description="this study's draws")
     world_seed: Int | None = Field(default=None, ge=0, description="the simulated world")
     estimator: Annotated[_Estimator, BeforeValidator(lambda v: {"name": v} if isinstance(v, str) else v)] | None = Field(
         default=None, description="force one estimator: a name or {name, lambda, weights}"
     )
-    tolerance: Positive | None = Field(default=None, description="plan: error every future policy must reach")
-    max_rmse: Positive | None = Field(default=None, description="recommend the highest revenue with error <= this")
+    tolerance: PositiveReal | None = Field(default=None, description="plan: error every future policy must reach")
+    max_rmse: PositiveReal | None = Field(default=None, description="recommend the highest revenue with error <= this")
     floor: Annotated[float, Field(ge=0, lt=1)] | None = Field(default=None, description="every component's minimum share")
     aggregate: Literal["max", "mean"] | None = Field(default=None, description="combine per-target errors")
     eval_size: Int | None = Field(default=None, ge=100, le=50_000_000, description="covariate sample size")
