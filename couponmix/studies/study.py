@@ -286,7 +286,7 @@ def run_study(
     if aggregate not in AGGREGATES:
         raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     max_rmse = check_max_rmse(max_rmse)
-    with Progress(len(PHASES), PHASES[0], quiet) as bar:  # the phases that take the time, named as they run
+    with Progress(len(PHASES) - (contextual is None), PHASES[0], quiet) as bar:  # the phases that take the time, named as they run
         return _run(
             scenario,
             n,
