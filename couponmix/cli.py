@@ -338,13 +338,10 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from couponmix.infra.atomic import check_output_dir, check_replaceable
     from couponmix.outputs.report import contextual_phrase, headline
-    from couponmix.outputs.writer import STUDY_FILES
     from couponmix.studies.commands import run
 
-    check_replaceable(check_output_dir(args.out), STUDY_FILES)  # before reading the study: fail fast
-    res = run(_study(args), args.out, quiet=args.quiet)
+    res = run(_study(args), args.out, quiet=args.quiet)  # checks the output folder before any work
     if not args.quiet:
         print(headline(res.summary))
         if res.summary.contextual is not None:

@@ -161,6 +161,14 @@ class CalibrationResult:
 
 
 # ---------------------------------------------------------------------------------------------------------
+def ipw(propensity: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
+    """(n,) inverse-propensity row weights normalised to mean 1, and whether the log is uniform (then all 1)."""
+    if propensity is None or np.ptp(propensity) <= 1e-9 * propensity.max():
+        return np.ones(n), True
+    w = 1.0 / propensity
+    return w / w.mean(), False
+
+
 def _fold_of(n: int, folds: int, seed: int) -> np.ndarray:
     return stream(seed, "model", 0).permutation(n) % folds  # as CrossFittedRevenueModel assigns them
 
@@ -255,9 +263,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     if n < 20 * ms.folds:
         raise CouponmixError(f"log: {n} rows are too few to calibrate a scenario (at least {20 * ms.folds})")
 
-    uniform_log = log.propensity is None or bool(np.ptp(log.propensity) <= 1e-9 * log.propensity.max())
-    w = np.ones(n) if log.propensity is None or uniform_log else 1.0 / log.propensity
-    w = np.asarray(w / w.mean(), dtype=float)
+    w, uniform_log = ipw(log.propensity, n)
     weights = None if uniform_log else w
     params = dict(
         n_estimators=ms.n_estimators, learning_rate=ms.learning_rate, num_leaves=ms.num_leaves, min_child_samples=ms.min_child_samples
@@ -570,11 +576,8 @@ class CalibratedScenario(Scenario):
         return self._finish(self.reward_fit.predict_fold(x, 0), means_q)
 
     def _log_weights(self) -> np.ndarray:
-        if not (self.folder / "log_propensity.npy").is_file():
-            return np.ones(len(self.customers))
-        p = self._array_cached("log_propensity")
-        w = 1.0 / p if np.ptp(p) > 1e-9 * p.max() else np.ones(len(p))
-        return w / w.mean()
+        p = self._array_cached("log_propensity") if (self.folder / "log_propensity.npy").is_file() else None
+        return ipw(p, len(self.customers))[0]
 
     @cached_property
     def _model_error(self) -> np.ndarray:
@@ -664,36 +667,10 @@ class CalibratedScenario(Scenario):
         if spec.kind not in ("greedy_model", "softmax_model"):
             return self._policy(f"{kind}.{name}", name, spec)(x)
         key = f"{kind}.{name}"
-        if self.world == "means":  # the per-action means of the other folds, for each fold's rows
-            folds = int(self.meta["models"]["reward"]["folds"])
-            fold = _fold_of(len(x), folds, int(self.meta["models"]["reward"]["seed"]))
-            action, reward = self._array_cached("log_action"), self._array_cached("log_reward")
-            w = self._log_weights()
-            out = np.empty((len(x), self.n_actions))
-            ms = self.cfg.model
-            for k in range(folds):
-                train = fold != k
-                m = _shrunk_means(action[train], reward[train], w[train], self.n_actions, self.binary, ms.min_positive)
-                pred = np.broadcast_to(m, (int((~train).sum()), self.n_actions))
-                out[~train] = (
-                    softmax(pred, float(spec.temperature or 1.0))
-                    if spec.kind == "softmax_model"
-                    else one_hot(np.argmax(pred, axis=1), self.n_actions)
-                )
-            return out
-        model = self._model_cached(key) if key in self.meta["models"] else self.reward_fit
-        fold = _fold_of(len(x), model.folds, model.seed)
-        means_q = self._array_cached("means_q")
-        out = np.empty((len(x), self.n_actions))
-        for k in range(model.folds):
-            rows = fold == k
-            pred = self._finish(model.predict_fold(x[rows], k), means_q)
-            out[rows] = (
-                softmax(pred, float(spec.temperature or 1.0))
-                if spec.kind == "softmax_model"
-                else one_hot(np.argmax(pred, axis=1), self.n_actions)
-            )
-        return out
+        pred = self._oof_from_folds(self._model_cached(key) if key in self.meta["models"] else None)
+        if spec.kind == "softmax_model":
+            return softmax(pred, float(spec.temperature or 1.0))
+        return one_hot(np.argmax(pred, axis=1), self.n_actions)
 
     def components(self):
         return {k: self._policy(f"component.{k}", k, s) for k, s in self.cfg.components.items()}
@@ -741,18 +718,19 @@ class CalibratedScenario(Scenario):
             }
         return out
 
-    def _oof_from_folds(self) -> np.ndarray:
-        """Out-of-fold reward predictions for the log's rows, (n, A): each fold's rows from the fold model (or,
-        in a means world, the shrunk per-action means) of the other folds."""
+    def _oof_from_folds(self, model: CrossFittedRevenueModel | None = None) -> np.ndarray:
+        """Out-of-fold reward predictions for the log's rows, (n, A): each fold's rows from ``model``'s fold
+        model (default: the world's reward model) of the other folds, or, in a means world, from the shrunk
+        per-action means of the other folds."""
         x = self.customers
-        spec = self.meta["models"]["reward"]
-        fold = _fold_of(len(x), spec["folds"], spec["seed"])
+        model = model or self.reward_fit
+        fold = _fold_of(len(x), model.folds, model.seed)
         out = np.empty((len(x), self.n_actions))
         action, reward, w = self._array_cached("log_action"), self._array_cached("log_reward"), self._log_weights()
-        for k in range(spec["folds"]):
+        for k in range(model.folds):
             rows, train = fold == k, fold != k
             if self.world == "means":
                 out[rows] = _shrunk_means(action[train], reward[train], w[train], self.n_actions, self.binary, self.cfg.model.min_positive)
             else:
-                out[rows] = self._finish(self.reward_fit.predict_fold(x[rows], k), self._array_cached("means_q"))
+                out[rows] = self._finish(model.predict_fold(x[rows], k), self._array_cached("means_q"))
         return out

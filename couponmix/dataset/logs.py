@@ -25,7 +25,7 @@ def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.rand
     x = scenario.sample_covariates(size, rng)
     draw = mixture.draw(x, rng)
     reward = scenario.sample_rewards(x, draw.action, rng)
-    extra = {"alpha": mixture.alpha_of(x)} if hasattr(mixture, "alpha_of") else {}  # each customer's own weights
+    extra = {"alpha": draw.alpha} if mixture.varies_by_customer else {}  # each customer's own weights
     return dict(
         **extra,
         context=x,

@@ -12,9 +12,9 @@ the population's moments are the group shares times each group's moments at its 
 (``Moments.combine``); the exact revenue and error formulas carry over unchanged. The global ratio is the
 constant eps; ``ContextualCriterion`` at a constant eps reproduces ``Criterion`` at that mixture.
 
-**Optimisation.** NSGA-II (pymoo) over eps in [floor, 1 - floor]^G, with the global front's ratios seeded as
-constant vectors and kept in the archive, so the contextual front can never come out worse than the global
-one on the evaluation sample. Logs record each customer's own alpha(x) and p(a|x); obp's balanced estimators
+**Optimisation.** At a given precision the least-cost rule is found by SLSQP (scipy) from the best constant
+rate, and never comes out worse than it; the front shown in reports is the non-dominated set of such rules
+and the constant rates. Logs record each customer's own alpha(x) and p(a|x); obp's balanced estimators
 apply unchanged (``ContextualMixture``).
 """
 
@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from couponmix.decide.optimize import nondominated_mask
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.objectives import Moments
-from couponmix.policy.mixture import Mixture, MixtureDraw, sample_actions
+from couponmix.policy.mixture import Mixture
 
 __all__ = [
     "FAMILIES",
@@ -42,8 +43,6 @@ __all__ = [
     "margin_grouping",
     "ContextualCriterion",
     "ContextualMixture",
-    "ContextualFront",
-    "contextual_front",
     "cost_at_error",
 ]
 
@@ -198,60 +197,6 @@ class ContextualCriterion:
         return self.revenue(eps), self.combine(r), r
 
 
-@dataclass
-class ContextualFront:
-    eps: np.ndarray  # (F, G) exploration rate per group
-    revenue: np.ndarray  # (F,)
-    rmse: np.ndarray  # (F,) aggregated over targets
-    explored: np.ndarray  # (F,) share of traffic explored
-
-
-def _nondominated(revenue: np.ndarray, rmse: np.ndarray) -> np.ndarray:
-    from couponmix.decide.optimize import nondominated_mask
-
-    return nondominated_mask(revenue, rmse)
-
-
-def contextual_front(
-    obj: ContextualCriterion, global_eps: np.ndarray, floor: float = 0.01, pop_size: int = 60, generations: int = 60, seed: int = 0
-) -> ContextualFront:
-    """The non-dominated contextual mixtures found by NSGA-II, seeded with the constant vectors of
-    ``global_eps`` (the global ratios), which stay in the archive: the result weakly dominates them."""
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.core.problem import Problem
-    from pymoo.optimize import minimize
-
-    g = obj.size
-    lo, hi = floor, 1 - floor
-    seeds = np.clip(np.repeat(np.asarray(global_eps, float)[:, None], g, axis=1), lo, hi)
-    archive_x, archive_r, archive_e = [], [], []
-
-    class _P(Problem):
-        def __init__(self):
-            super().__init__(n_var=g, n_obj=2, xl=np.full(g, lo), xu=np.full(g, hi))
-
-        def _evaluate(self, X, out, *args, **kwargs):
-            rev, err, _ = obj.evaluate(X)
-            archive_x.append(np.array(X))
-            archive_r.append(rev)
-            archive_e.append(err)
-            out["F"] = np.column_stack([-rev, err])
-
-    rng = stream(seed, "optimiser")
-    start = seeds[np.linspace(0, len(seeds) - 1, min(len(seeds), pop_size)).astype(int)]
-    extra = lo + (hi - lo) * rng.random((max(pop_size - len(start), 0), g))
-    init = np.vstack([start, extra])[:pop_size]
-    minimize(_P(), NSGA2(pop_size=pop_size, sampling=init), ("n_gen", generations), seed=seed, verbose=False)
-    rev, err, _ = obj.evaluate(seeds)
-    X = np.vstack([seeds, *archive_x])
-    R = np.concatenate([rev, *archive_r])
-    E = np.concatenate([err, *archive_e])
-    keep = _nondominated(R, E)
-    order = np.argsort(R[keep], kind="stable")
-    X, R, E = X[keep][order], R[keep][order], E[keep][order]
-    return ContextualFront(X, R, E, obj.explored_share(X))
-
-
 def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01):
     """The exploration rate per group with the least revenue cost whose error is at most ``max_error`` for
     every future policy (SLSQP from the constant ``start``; the cost is linear in eps, the error's gradient
@@ -311,7 +256,9 @@ def cost_at_error(revenue: np.ndarray, rmse: np.ndarray, best_revenue: float, ta
 
 class ContextualMixture(Mixture):
     """A mixture whose weights depend on the customer: group g of ``grouping`` is logged with ``alphas[g]``.
-    ``draw`` records each customer's own balanced propensity p(a|x) = sum_k alpha_k(x) pi_k(a|x)."""
+    ``Mixture.draw`` then records each customer's own balanced propensity p(a|x) = sum_k alpha_k(x) pi_k(a|x)."""
+
+    varies_by_customer = True
 
     def __init__(self, components, scenario, grouping: Grouping, alphas: np.ndarray):
         alphas = np.asarray(alphas, dtype=float)
@@ -325,31 +272,6 @@ class ContextualMixture(Mixture):
     def alpha_of(self, x: np.ndarray) -> np.ndarray:
         """(n, K) each customer's mixture weights."""
         return self.group_alphas[self.grouping.group_of(self.scenario, x)]
-
-    def balanced_propensities(self, x, comp_probs=None):
-        if comp_probs is None:
-            comp_probs = self.component_probabilities(x)
-        return np.einsum("nk,kna->na", self.alpha_of(x), comp_probs)
-
-    def draw(self, x, rng, comp_probs=None) -> MixtureDraw:
-        n = len(x)
-        if comp_probs is None:
-            comp_probs = self.component_probabilities(x)
-        k, _, a = comp_probs.shape
-        rows = np.arange(n)
-        ax = self.alpha_of(x)
-        component = sample_actions(ax, rng.random(n))
-        own = comp_probs.reshape(k * n, a).take(component * n + rows, axis=0)
-        action = sample_actions(own, rng.random(n))
-        cell = rows * a + action
-        pscore_components = comp_probs.reshape(k, n * a).take(cell, axis=1).T
-        return MixtureDraw(
-            component=component,
-            action=action,
-            pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
-            pscore_avg=(pscore_components * ax).sum(axis=1),
-            pscore_components=pscore_components,
-        )
 
 
 #: the families ``--contextual`` takes: segment, margin, or feature:NAME (quantile bins of a covariate)
@@ -468,7 +390,7 @@ def contextual_block(
     pts = front + [
         {"error": float(e), "revenue": float(r), "exploration_rate": [float(x)] * obj.size} for x, r, e in zip(eps_grid, rev_g, err_g)
     ]
-    keep = _nondominated(np.array([p["revenue"] for p in pts]), np.array([p["error"] for p in pts]))
+    keep = nondominated_mask(np.array([p["revenue"] for p in pts]), np.array([p["error"] for p in pts]))
     merged = sorted((p for p, k in zip(pts, keep) if k), key=lambda p: p["error"])
     out["front"] = {
         "contextual": merged,

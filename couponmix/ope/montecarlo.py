@@ -38,7 +38,7 @@ from couponmix.ope.fitted_reward import FittedModelObjectives, cross_fitted, pil
 from couponmix.ope.objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, reward_model_on
 from couponmix.policy.mixture import Mixture
 
-__all__ = ["TRUTH_SIZE", "TRUTH_CHUNK", "Z95", "TargetCheck", "true_values", "interval", "monte_carlo"]
+__all__ = ["obp_estimate", "TRUTH_SIZE", "TRUTH_CHUNK", "Z95", "TargetCheck", "true_values", "interval", "monte_carlo"]
 
 TRUTH_SIZE = 2_000_000
 TRUTH_CHUNK = 250_000
@@ -102,6 +102,16 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | Non
     return float(est), float(Z95 * phi.std(ddof=1) / np.sqrt(len(a)))
 
 
+def obp_estimate(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
+    """obp's point estimate and our 95% half-width (obp's own interval is broken for multi-logger estimators);
+    our point estimate, from the same per-customer terms as the interval, must equal obp's."""
+    mine, half = interval(spec, log, pe, q)
+    theirs = spec.estimate(log, pe, q)
+    if not np.isclose(mine, theirs, rtol=1e-9, atol=1e-9):
+        raise RuntimeError(f"{spec.name}: own point estimate {mine} differs from obp's {theirs}")
+    return float(theirs), float(half)
+
+
 def _replications(scenario, alpha, specs, n, seed, reps: range):
     """obp's estimates and our interval half-widths for replications ``reps``: arrays (len(reps), S, T).
 
@@ -121,11 +131,7 @@ def _replications(scenario, alpha, specs, n, seed, reps: range):
             pe = pol(x)
             for j, spec in enumerate(specs):
                 q_spec = q_fit if spec.fits_reward_model else q
-                mine, h = interval(spec, log, pe, q_spec)
-                est[i, j, t] = spec.estimate(log, pe, q_spec)
-                half[i, j, t] = h
-                if not np.isclose(mine, est[i, j, t], rtol=1e-9, atol=1e-9):
-                    raise RuntimeError(f"{spec.name}: own point estimate {mine} differs from obp's {est[i, j, t]}")
+                est[i, j, t], half[i, j, t] = obp_estimate(spec, log, pe, q_spec)
     return est, half
 
 

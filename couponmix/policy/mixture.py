@@ -35,10 +35,17 @@ class MixtureDraw:
     pscore: np.ndarray  # (n,) pi_{component}(action | x): the acting component's own propensity
     pscore_avg: np.ndarray  # (n,) balanced propensity p_alpha(action | x)
     pscore_components: np.ndarray  # (n, K) pi_k(action | x) for every component
+    alpha: np.ndarray  # (1, K) the shared weights, or (n, K) each customer's own
 
 
 class Mixture:
-    """K component policies mixed with weights ``alpha`` on the (floored) simplex."""
+    """K component policies mixed with weights ``alpha`` on the (floored) simplex.
+
+    Subclasses whose weights depend on the customer override ``alpha_of`` and set ``varies_by_customer``
+    (``couponmix.decide.contextual.ContextualMixture``); drawing and propensities follow from it."""
+
+    #: True when ``alpha_of`` gives each customer weights of their own (logs then record them)
+    varies_by_customer = False
 
     def __init__(self, components: Mapping[str, Policy], alpha, floors=0.0):
         self.components = dict(components)
@@ -53,11 +60,16 @@ class Mixture:
         """pi_k(a|x) for all components, shape (K, n, A)."""
         return np.stack([pol(x) for pol in self.components.values()])
 
+    def alpha_of(self, x: np.ndarray) -> np.ndarray:
+        """The mixture weights of each customer: (1, K), the same for everyone, here."""
+        return self.alpha[None, :]
+
     def balanced_propensities(self, x: np.ndarray, comp_probs: np.ndarray | None = None) -> np.ndarray:
-        """p_alpha(a|x) = sum_k alpha_k pi_k(a|x), shape (n, A)."""
+        """p_alpha(a|x) = sum_k alpha_k(x) pi_k(a|x), shape (n, A)."""
         if comp_probs is None:
             comp_probs = self.component_probabilities(x)
-        return np.tensordot(self.alpha, comp_probs, axes=1)
+        ax = self.alpha_of(x)
+        return np.tensordot(ax[0], comp_probs, axes=1) if len(ax) == 1 else np.einsum("nk,kna->na", ax, comp_probs)
 
     def draw(self, x: np.ndarray, rng: np.random.Generator, comp_probs: np.ndarray | None = None) -> MixtureDraw:
         """Draw component and action for every customer (vectorized; no loop over customers)."""
@@ -66,7 +78,8 @@ class Mixture:
             comp_probs = self.component_probabilities(x)
         k, _, a = comp_probs.shape
         rows = np.arange(n)
-        component = sample_actions(self.alpha[None, :], rng.random(n))  # the alpha-quantile of a uniform
+        ax = self.alpha_of(x)  # (1, K) shared or (n, K) per customer
+        component = sample_actions(ax, rng.random(n))  # the alpha-quantile of a uniform
         # gathers by flat index (whole rows, then single entries) are several times faster than 2-d fancy indexing
         own = comp_probs.reshape(k * n, a).take(component * n + rows, axis=0)  # (n, A)
         action = sample_actions(own, rng.random(n))
@@ -76,6 +89,7 @@ class Mixture:
             component=component,
             action=action,
             pscore=comp_probs.reshape(-1).take(component * (n * a) + cell),
-            pscore_avg=pscore_components @ self.alpha,
+            pscore_avg=pscore_components @ ax[0] if len(ax) == 1 else np.einsum("nk,nk->n", pscore_components, ax),
             pscore_components=pscore_components,
+            alpha=ax,
         )
