@@ -49,6 +49,7 @@ def test_a_constant_rate_reproduces_the_global_results(market_setup, family):
     np.testing.assert_allclose(cagg, agg, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_never_worse_than_one_rate_for_everyone(market_setup):
     sc, sample, crit = market_setup
     obj = ContextualCriterion(crit, sc, segment_grouping(sc))
@@ -68,6 +69,7 @@ def test_never_worse_than_one_rate_for_everyone(market_setup):
     assert block["at"]["b"]["saving_pct"] > 5
 
 
+@pytest.mark.slow
 def test_logs_drawn_under_alpha_x_are_what_the_formulas_assume(market_setup):
     """Each customer's component is drawn with its own group's weights, and the logged balanced propensity is
     sum_k alpha_k(x) pi_k(a|x)."""
@@ -139,6 +141,7 @@ def test_least_cost_rule_is_feasible_and_cheaper(market_setup):
     assert err.max() <= 0.6 * (1 + 1e-6) and eps.shape == (4,) and (eps >= 0.01).all() and (eps <= 0.99).all()
 
 
+@pytest.mark.slow
 def test_the_study_reports_the_rule_and_both_fronts(tmp_path):
     import json
 

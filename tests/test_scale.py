@@ -169,7 +169,7 @@ def test_backend_errors():
     with pytest.raises(CouponmixError, match="not both"):
         get_backend("threads", 2)
     with pytest.raises(CouponmixError, match="cannot use the Dask scheduler at tcp://127.0.0.1:1"):
-        DaskBackend("tcp://127.0.0.1:1").map(abs, [1])
+        DaskBackend("tcp://127.0.0.1:1", timeout=2).map(abs, [1])
     assert get_backend(None, None).name == "local"
 
 
