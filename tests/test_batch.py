@@ -286,3 +286,30 @@ def test_untrusted_study_files_cannot_explode_or_inject(tmp_path, capsys):
     row.update(study="s", title='=HYPERLINK("http://evil","click")', status="done", error="-1+1", worst_error=-0.5)
     text = comparison_csv([row])
     assert "'=HYPERLINK" in text and "'-1+1" in text and ",-0.5," in text
+
+
+def test_index_and_comparison_change_together_or_not_at_all(tmp_path, monkeypatch):
+    """When the second rename fails, the first file gets its previous version back: index.html and
+    comparison.csv never disagree, and no temporary file is left."""
+    import couponmix.infra.atomic as atomic
+
+    out = tmp_path / "batch"
+    atomic.write_outputs(out, {"comparison.csv": "old csv", "index.html": "old html"})
+    real_replace = os.replace
+    calls = []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # comparison.csv is already in place; index.html's rename fails
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        atomic.write_outputs(out, {"comparison.csv": "new csv", "index.html": "new html"})
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert (out / "comparison.csv").read_text() == "old csv" and (out / "index.html").read_text() == "old html"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != atomic.MARKER) == []
+    atomic.write_outputs(out, {"comparison.csv": "new csv", "index.html": "new html"})
+    assert (out / "comparison.csv").read_text() == "new csv" and (out / "index.html").read_text() == "new html"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != atomic.MARKER) == []

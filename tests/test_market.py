@@ -151,7 +151,7 @@ def test_config_errors_are_one_line(tmp_path):
 @pytest.fixture(scope="module")
 def market_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("m") / "run"
-    assert main(["run", "--out", str(out), *RUN]) == 0  # market is the default scenario
+    assert main(["run", "--out", str(out), "--tol", "1.0", *RUN]) == 0  # market is the default scenario
     return out
 
 
@@ -175,9 +175,8 @@ def test_market_summary(market_run):
     assert comp["dm"]["error"] > 5 * max(d["simulator"]["rmse"] for d in comp["dm"]["targets"].values())
 
 
-def test_plan_block_in_run(tmp_path):
-    out = tmp_path / "p"
-    assert main(["run", "--out", str(out), "--tol", "1.0", *RUN]) == 0
+def test_plan_block_in_run(market_run):
+    out = market_run
     s = json.loads((out / "summary.json").read_text())
     plan = s["plan"]
     assert plan["tol"] == 1.0 and plan["reachable"] and 0 < plan["exploration_rate"] < 1
@@ -208,7 +207,7 @@ def test_revenue_and_rmse_fall_as_exploration_grows(market_run):
 
 def test_same_seed_identical_outputs(market_run, tmp_path):
     again = tmp_path / "again"
-    assert main(["run", "market", "--out", str(again), *RUN]) == 0
+    assert main(["run", "market", "--out", str(again), "--tol", "1.0", *RUN]) == 0
     for name in ("summary.json", "pareto.csv"):
         assert (again / name).read_bytes() == (market_run / name).read_bytes()
 

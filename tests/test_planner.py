@@ -18,7 +18,7 @@ from simulators import get_scenario
 from .conftest import mc_reps
 
 SMALL = str(Path(__file__).with_name("data") / "market_small.yaml")
-LINE = np.unique(np.concatenate([np.linspace(0, 1, 2001), np.geomspace(1e-5, 1e-2, 200)]))
+LINE = np.unique(np.concatenate([np.linspace(0, 1, 1001), np.geomspace(1e-5, 1e-2, 200)]))
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +138,11 @@ def test_sample_size_law_predicts_large_n_from_small(paper_floor):
 
 
 def test_plan_cli_json(capsys):
-    assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--n", "50000", "--eval-size", "30000", "--json"]) == 0
+    assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--n", "50000", "--eval-size", "10000", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["reachable"] and 0 < d["exploration_rate"] < 1 and set(d["alpha"]) == {"exploit", "explore"}
     assert all(t["rmse"] <= 0.5 + 1e-9 for t in d["targets"].values())
-    assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--eps", "0.1", "--eval-size", "30000", "--json"]) == 0
+    assert main(["plan", "market", "--config", SMALL, "--tol", "0.5", "--eps", "0.1", "--eval-size", "10000", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["log_size_needed"] > 0 and d["alpha"]["explore"] == pytest.approx(0.1)
     assert main(["plan", "paper", "--tol", "0.05", "--eval-size", "5000"]) == 0

@@ -135,7 +135,11 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
     A new directory is assembled under a temporary name beside it and renamed
     into place in one step. Into an existing directory each file is written to
     a temporary name and renamed; the files are renamed in the order given, so
-    put the one that marks completion (summary.json) last.
+    put the one that marks completion (summary.json) last. If any rename fails,
+    the files already renamed get their previous version back (kept as hard
+    links until the end), so the files change together or not at all; only a
+    SIGKILL between two renames can leave a mixed pair, and ``batch`` rebuilds
+    both on its next run.
     """
     directory = check_output_dir(directory)
     parent = directory.parent
@@ -158,7 +162,9 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
         check_replaceable(directory, files)
         if not any(directory.iterdir()):
             mark(directory)
-    temps = []
+    temps: list[tuple[str, Path]] = []
+    backups: list[tuple[str, Path]] = []  # hard links to the files being replaced, to put back on failure
+    replaced: list[Path] = []
     try:
         for name, data in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
@@ -166,11 +172,29 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data.encode() if isinstance(data, str) else data)
             os.chmod(tmp, 0o666 & ~current_umask())
+        for _, final in temps:
+            if final.is_file():
+                backup = tempfile.mktemp(prefix=f".{final.name}.tmp-", dir=directory)
+                os.link(final, backup)
+                backups.append((backup, final))
         for tmp, final in temps:
             os.replace(tmp, final)
+            replaced.append(final)
     except BaseException:
+        # together or not at all: the files already renamed get their previous version back
+        kept = {final for _, final in backups}
+        for final in replaced:
+            if final not in kept and final.exists():
+                os.unlink(final)
+        for backup, final in backups:
+            if final in replaced:
+                os.replace(backup, final)
+            else:  # still the same file (rename between two links of one file would do nothing)
+                os.unlink(backup)
         for tmp, _ in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         raise
+    for backup, _ in backups:
+        os.unlink(backup)
     return [final for _, final in temps]
