@@ -80,6 +80,13 @@ def _add_common(p, clip: bool = True, n_help: str = "log size: customers in the 
     if clip:
         p.add_argument("--clip", type=float, default=None, help="lambda for clipped_ips, switch_dr (default 10) or dr")
     p.add_argument("--eval-size", type=int, default=None, help="covariate sample size for the exact objectives (default 100,000)")
+    p.add_argument(
+        "--fallback",
+        choices=("means", "refuse", "model"),
+        default=None,
+        help="a calibrated scenario whose model is no better than per-action means: plan with the means, "
+        "refuse, or keep the model (default: what calibrate chose)",
+    )
     _add_verbosity(p)
 
 
@@ -134,6 +141,15 @@ def _study(args):
     cfg = load_study(args.config) if args.config is not None else StudyConfig()
     if args.scenario is not None and cfg.scenario_config is not None and args.scenario != cfg.scenario:
         raise CouponmixError(f"the config gives parameters of scenario {cfg.scenario!r} but the scenario is {args.scenario!r}")
+    if args.fallback is not None:
+        from couponmix.dataset.scenario import is_scenario_folder
+
+        scenario = args.scenario if args.scenario is not None else cfg.scenario
+        if not is_scenario_folder(scenario):
+            raise CouponmixError(f"--fallback applies to a calibrated scenario (a folder written by couponmix calibrate), not {scenario!r}")
+        if isinstance(cfg.scenario_config, str):
+            raise CouponmixError(f"--fallback: the study gives its scenario_config as the file {cfg.scenario_config}; put fallback: there")
+        cfg = cfg.with_overrides(scenario_config={**(cfg.scenario_config or {}), "fallback": args.fallback})
     return cfg.with_overrides(
         scenario=args.scenario,
         n=args.n,

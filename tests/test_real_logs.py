@@ -127,6 +127,40 @@ def test_a_model_no_better_than_the_means_changes_the_answer(tmp_path):
     assert kept.world == "model" and "kept anyway" in kept.warnings[0]
 
 
+def test_planning_chooses_its_own_fallback(tmp_path, capsys):
+    """The fallback can be chosen again when planning: means, refuse (one line, nothing written) or model;
+    a scenario whose model passed the gate is unaffected."""
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.studies.commands import calibrate
+
+    frame = toy_log(3000)
+    frame["revenue"] = 5 + np.random.default_rng(1).normal(size=len(frame)) * 3 + (frame.coupon == "c10")
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    calibrate(tmp_path / "log.csv", tmp_path / "kept", config(), fallback="model")
+    folder = str(tmp_path / "kept")
+    assert get_scenario(folder).world == "model"
+    means = get_scenario(folder, config={"fallback": "means"})
+    assert means.world == "means" and "treats every customer alike" in means.warnings()[0]
+    x = means.sample_covariates(50, np.random.default_rng(0))
+    assert np.ptp(means.mu(x), axis=0).max() == 0  # every customer alike
+    with pytest.raises(CouponmixError, match="planning on this scenario refuses"):
+        get_scenario(folder, config={"fallback": "refuse"})
+    assert main(["plan", folder, "--tol", "0.5", "--eps", "0.1", "--fallback", "refuse"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refuses (fallback: refuse)" in err
+    out = tmp_path / "run"
+    args = ["run", folder, "--out", str(out), "--eval-size", "3000", "--pop-size", "8", "--generations", "3", "--quiet"]
+    assert main([*args, "--fallback", "refuse"]) == 2 and not out.exists()
+    assert main([*args, "--fallback", "means"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["calibrated"]["world"] == "means" and s["calibrated"]["fallback"] == "means"
+    assert "treats every customer alike" in (out / "report.html").read_text()
+    with pytest.raises(CouponmixError, match="scenario_config: fallback"):
+        get_scenario(folder, config={"fallback": "never"})
+    assert main(["plan", "market", "--tol", "0.5", "--fallback", "means"]) == 2
+    assert "applies to a calibrated scenario" in capsys.readouterr().err
+
+
 def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
     import obp.ope as ope
 

@@ -53,6 +53,8 @@ __all__ = [
     "calibrate",
     "CalibratedScenario",
     "load_calibrate_config",
+    "gate_outcome",
+    "ScenarioOptions",
 ]
 
 CARD = "calibration.json"
@@ -238,6 +240,28 @@ def _logged_probabilities(log: RealLog) -> np.ndarray:
     return probs / total
 
 
+def gate_outcome(gate: dict, fallback: str, who: str) -> tuple[str, list[str]]:
+    """(world, warnings) for a calibration's honesty gate under ``fallback`` (means, refuse or model): the
+    world is built from the model unless the model failed the gate and the fallback is means; with refuse a
+    failed gate stops ``who`` (calibrate, or the command planning on the scenario)."""
+    warnings, world = [], "model"
+    what = gate.get("model_weak")
+    if what:
+        if fallback == "refuse":
+            raise CouponmixError(what[0].lower() + what[1:-1] + f"; {who} refuses (fallback: refuse)")
+        if fallback == "means":
+            world = "means"
+            warnings.append(
+                what + " couponmix therefore treats every customer alike (per-action averages, shrunk "
+                "toward the overall average): no policy can gain from customer features here."
+            )
+        else:
+            warnings.append(what + " The model is kept anyway (fallback: model): its policy values are not supported by the data.")
+    if gate.get("sparse"):
+        warnings.append(gate["sparse"])
+    return world, warnings
+
+
 #: the phases of calibrate that take the time, for a progress bar
 PHASES = ("reading and checking the log", "fitting the reward model", "fitting the policies' models", "writing the scenario")
 
@@ -313,35 +337,25 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         "measured": "out of fold: each row scored by the model (and the per-action means) of the other folds",
     }
 
-    warnings = []
     weak = not gain > gain_se
     sparse = [a for a in range(A) if log.binary and positives[a] < ms.min_positive]
-    world = "model"
+    gate = {"model_weak": None, "sparse": None}
     if weak:
-        what = (
+        gate["model_weak"] = (
             f"The revenue model is no better than the per-action averages: out of fold its squared error is "
             f"{diagnostics['model_mse']:.4g} against {diagnostics['baseline_mse']:.4g} (difference {gain:.2g}, "
             f"standard error {gain_se:.2g})"
             + (f", AUC {diagnostics['auc']:.3f}" if diagnostics["auc"] else "")
             + ". The log cannot support a model of how customers differ."
         )
-        if cfg.fallback == "refuse":
-            raise CouponmixError(what[0].lower() + what[1:-1] + "; calibrate refuses (fallback: refuse)")
-        if cfg.fallback == "means":
-            world = "means"
-            warnings.append(
-                what + " couponmix therefore treats every customer alike (per-action averages, shrunk "
-                "toward the overall average): no policy can gain from customer features here."
-            )
-        else:
-            warnings.append(what + " The model is kept anyway (fallback: model): its policy values are not supported by the data.")
     if sparse:
-        warnings.append(
+        gate["sparse"] = (
             f"{len(sparse)} of {A} actions have fewer than {ms.min_positive} positive outcomes in the "
             f"log ({sum(int(positives[a]) for a in sparse)} in all): no model can be fitted for them, so "
             "their rate is the overall rate, adjusted a little by their own counts. Values of policies "
             "that favour them are guesses."
         )
+    world, warnings = gate_outcome(gate, cfg.fallback, "calibrate")
     means = _shrunk_means(log.action, log.reward, w, A, log.binary, ms.min_positive)
     fold0 = fold != 0
     means_q = _shrunk_means(log.action[fold0], log.reward[fold0], w[fold0], A, log.binary, ms.min_positive)
@@ -424,6 +438,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         "card": card,
         "diagnostics": diagnostics,
         "warnings": warnings,
+        "gate": gate,
         "config": cfg.model_dump(mode="json", by_alias=True),
         "models": {
             name: {
@@ -457,8 +472,21 @@ def _check_rule(key: str, spec: PolicySpec, log: RealLog) -> None:
         raise CouponmixError(f"{key}.equals: {spec.equals!r} is not a value of {spec.feature}")
 
 
+class ScenarioOptions(Schema):
+    """What a study may choose about a calibrated scenario (``scenario_config:`` or ``--fallback``)."""
+
+    fallback: Literal["means", "refuse", "model"] | None = Field(
+        default=None,
+        description="when the model is no better than per-action means: plan with the means, refuse, or keep "
+        "the model (default: what calibrate chose)",
+    )
+
+
 class CalibratedScenario(Scenario):
-    """A scenario folder written by ``calibrate``: the world as the log and its model describe it."""
+    """A scenario folder written by ``calibrate``: the world as the log and its model describe it.
+
+    ``config`` (``ScenarioOptions``) may choose the fallback for a model that failed the honesty gate at
+    planning time, overriding the one calibrate used."""
 
     name = "calibrated"
     description = "a scenario calibrated from a real log (couponmix calibrate)"
@@ -482,7 +510,16 @@ class CalibratedScenario(Scenario):
         self.covariate_names = tuple(card["features"])
         self.binary = bool(card["binary"])
         self.default_n = int(self.meta["n"])
-        self.world = self.meta["world"]
+        if isinstance(config, (str, Path)):
+            config = load_yaml_file(Path(config))
+        options = parse(ScenarioOptions, config, "scenario_config")
+        self.fallback = options.fallback or self.cfg.fallback
+        if "gate" in self.meta:
+            self.world, self._warnings = gate_outcome(self.meta["gate"], self.fallback, "planning on this scenario")
+        else:  # written before the gate was kept: calibrate's choice
+            if options.fallback is not None:
+                raise CouponmixError(f"scenario folder {folder}: written by an older couponmix; calibrate again to choose its fallback")
+            self.world, self._warnings = self.meta["world"], list(self.meta["warnings"])
         self.description = self.meta.get("description") or f"calibrated from {card['source']}"
 
     # ----- data -------------------------------------------------------------------------------------
@@ -510,7 +547,7 @@ class CalibratedScenario(Scenario):
         return self._model("reward")
 
     def warnings(self) -> list[str]:
-        return list(self.meta["warnings"])
+        return list(self._warnings)
 
     # ----- the world --------------------------------------------------------------------------------------
     def sample_covariates(self, n, rng):

@@ -419,7 +419,8 @@ def _run(
     if not sc.ground_truth:
         meta = getattr(sc, "meta", {})
         calibrated = {
-            "world": meta.get("world"),
+            "world": getattr(sc, "world", meta.get("world")),
+            "fallback": getattr(sc, "fallback", None),
             "card": meta.get("card"),
             "diagnostics": meta.get("diagnostics"),
             "warnings": sc.warnings(),
