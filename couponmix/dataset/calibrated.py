@@ -240,7 +240,7 @@ def _logged_probabilities(log: RealLog) -> np.ndarray:
     return probs / total
 
 
-def gate_outcome(gate: dict, fallback: str, who: str) -> tuple[str, list[str]]:
+def gate_outcome(gate: dict[str, str | None], fallback: str, who: str) -> tuple[str, list[str]]:
     """(world, warnings) for a calibration's honesty gate under ``fallback`` (means, refuse or model): the
     world is built from the model unless the model failed the gate and the fallback is means; with refuse a
     failed gate stops ``who`` (calibrate, or the command planning on the scenario)."""
@@ -257,8 +257,9 @@ def gate_outcome(gate: dict, fallback: str, who: str) -> tuple[str, list[str]]:
             )
         else:
             warnings.append(what + " The model is kept anyway (fallback: model): its policy values are not supported by the data.")
-    if gate.get("sparse"):
-        warnings.append(gate["sparse"])
+    sparse = gate.get("sparse")
+    if sparse:
+        warnings.append(sparse)
     return world, warnings
 
 
@@ -339,7 +340,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
 
     weak = not gain > gain_se
     sparse = [a for a in range(A) if log.binary and positives[a] < ms.min_positive]
-    gate = {"model_weak": None, "sparse": None}
+    gate: dict[str, str | None] = {"model_weak": None, "sparse": None}
     if weak:
         gate["model_weak"] = (
             f"The revenue model is no better than the per-action averages: out of fold its squared error is "
