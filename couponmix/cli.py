@@ -275,8 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_verbosity(cal)
 
-    est = sub.add_parser("estimate", help="each policy's value estimated from the real log of a calibrated scenario")
-    est.add_argument("scenario", help="a scenario folder written by couponmix calibrate")
+    est = sub.add_parser("estimate", help="each policy's value estimated from a real log (or a calibrated scenario's log)")
+    est.add_argument(
+        "scenario",
+        metavar="LOG_OR_SCENARIO",
+        help="a log (CSV, Parquet file or folder) with --config, or a scenario folder written by couponmix calibrate",
+    )
+    est.add_argument("--config", default=None, help="for a log: the mapping file calibrate takes (columns, components, targets)")
     est.add_argument("--policy", action="append", default=None, help="a target or component (repeat; default: targets)")
     est.add_argument("--out", default=None, help="also write DIR/estimate.json and DIR/estimate.html")
     est.add_argument("--json", action="store_true", help="print JSON")
@@ -348,8 +353,10 @@ def cmd_estimate(args) -> int:
 
     from couponmix.studies.commands import estimate
 
-    res = estimate(args.scenario, args.policy, args.out)
+    res = estimate(args.scenario, args.policy, args.out, config=args.config)
     print(json.dumps(res.to_dict(), indent=1) if args.json else res.text())
+    for w in res.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     return 0
 
 

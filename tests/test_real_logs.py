@@ -189,6 +189,81 @@ def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
     assert "What the log itself says" in (tmp_path / "est" / "estimate.html").read_text()
 
 
+def two_logger_log(n=6000, seed=0, b_varies=False):
+    """Two loggers in one log: 'a' (none 0.5, c10 0.25, c20 0.25) on 40% of the rows and 'b' (none 0.1,
+    c10 0.8, c20 0.1) on the rest; with b_varies, b's propensities change with the customer."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    seg = rng.choice(["a", "b"], n)
+    names = np.array(["none", "c10", "c20"])
+    logger = np.where(rng.random(n) < 0.4, "a", "b")
+    pa, pb = np.array([0.5, 0.25, 0.25]), np.array([0.1, 0.8, 0.1])
+    probs = np.where((logger == "a")[:, None], pa, pb)
+    if b_varies:
+        tilt = np.column_stack([0.1 + 0.05 * (x > 0), 0.8 - 0.05 * (x > 0), np.full(n, 0.1)])
+        probs = np.where((logger == "a")[:, None], pa, tilt)
+    idx = (rng.random(n)[:, None] > probs.cumsum(axis=1)).sum(axis=1)
+    action = names[idx]
+    lift = np.select([action == "c10", action == "c20"], [1.0 + x, 2.0 - x], 0.0)
+    reward = 5 + lift + (seg == "b") + rng.normal(size=n)
+    return pd.DataFrame(
+        {"id": np.arange(n), "x": x, "seg": seg, "coupon": action, "revenue": reward, "p": probs[np.arange(n), idx], "logger": logger}
+    )
+
+
+def test_several_loggers_get_the_multi_logger_estimators(tmp_path):
+    """A log with a component column: the logging system's propensity is rebuilt from context-free loggers
+    (balanced weights), the naive forms weight each row by its own logger, obp agrees on every point, and
+    every estimate covers the known value of the rule. A logger whose propensities vary with the customer
+    leaves only the naive forms and DM, and says why."""
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.studies.commands import calibrate, estimate
+
+    truth = 7 + np.sqrt(2 / np.pi)  # 5 + E[lift of 'big'] + P(seg b): c10 gives 1 + x for x >= 0, c20 2 - x below
+    two_logger_log().to_csv(tmp_path / "log.csv", index=False)
+    cfg = config(
+        columns={**MAPPING, "component": "logger"},
+        components={"a": {"kind": "logged", "component": "a"}, "b": {"kind": "logged", "component": "b"}},
+    )
+    calibrate(tmp_path / "log.csv", tmp_path / "sc", cfg)
+    sc = get_scenario(str(tmp_path / "sc"))
+    x = sc.customers[:3]
+    np.testing.assert_allclose(sc.components()["b"](x), np.tile([0.8, 0.1, 0.1], (3, 1)), atol=1e-12)  # c10, c20, none
+    log = sc.real_log()
+    share_a = float(np.mean(log["stratum_idx"] == 0))
+    pa, pb = np.array([0.25, 0.25, 0.5]), np.array([0.8, 0.1, 0.1])
+    np.testing.assert_allclose(log["pscore_avg"], (share_a * pa + (1 - share_a) * pb)[log["action"]], rtol=1e-12)
+    res = estimate(tmp_path / "sc", ["big"])
+    assert res.loggers == ["a", "b"] and "balanced weights" in res.weighting
+    got = res.estimates["big"]
+    assert {"ips", "snips", "dr", "sndr", "switch_dr(10)", "dm", "ips[naive]", "dr[naive]"} == set(got)
+    assert got["ips[naive]"]["obp"].startswith("MultiLoggersNaive") and got["ips"]["obp"].startswith("MultiLoggersBalanced")
+    for name in ("ips", "dr", "ips[naive]", "dr[naive]"):
+        e = got[name]
+        assert abs(e["estimate"] - truth) < 1.5 * (e["high"] - e["low"]) / 2, (name, e)
+    # balanced weights are the lower-variance ones (the point of rebuilding them)
+    assert got["ips"]["high"] - got["ips"]["low"] < got["ips[naive]"]["high"] - got["ips[naive]"]["low"]
+
+    # the same from the log itself, without a scenario folder (models fitted in a temporary folder)
+    raw = estimate(tmp_path / "log.csv", ["big"], out=tmp_path / "est", config=cfg)
+    assert raw.estimates == res.estimates and raw.scenario == str(tmp_path / "log.csv")
+    assert "2 logging policies (a, b)" in (tmp_path / "est" / "estimate.html").read_text()
+    with pytest.raises(CouponmixError, match="give its mapping with --config"):
+        estimate(tmp_path / "log.csv", ["big"])
+
+    two_logger_log(b_varies=True).to_csv(tmp_path / "vary.csv", index=False)
+    calibrate(tmp_path / "vary.csv", tmp_path / "vary", config(columns={**MAPPING, "component": "logger"}))
+    res = estimate(tmp_path / "vary", ["big"])
+    assert set(res.estimates["big"]) == {"dm", "ips[naive]", "dr[naive]"}
+    assert "balanced weights are not available" in res.weighting and "logger 'b'" in res.weighting
+    with pytest.raises(CouponmixError, match="names one with component:"):
+        calibrate(
+            tmp_path / "log.csv",
+            tmp_path / "bad",
+            config(columns={**MAPPING, "component": "logger"}, components={"a": {"kind": "logged"}, "u": {"kind": "uniform"}}),
+        )
+
+
 @pytest.mark.slow
 def test_open_bandit_round_trip_shows_the_honesty_warning(tmp_path, capsys):
     from couponmix.dataset.obd import write_example

@@ -54,6 +54,7 @@ __all__ = [
     "CalibratedScenario",
     "load_calibrate_config",
     "gate_outcome",
+    "balanced_propensity",
     "ScenarioOptions",
 ]
 
@@ -75,6 +76,7 @@ class PolicySpec(Schema):
         "greedy_model / softmax_model: of a LightGBM model fitted on the log; uniform; rule"
     )
     description: str | None = Field(default=None, max_length=2000)
+    component: str | None = Field(default=None, description="logged: which logger of the log's component column it rebuilds")
     features: list[str] | None = Field(default=None, description="greedy_model: the model's features (default: all)")
     temperature: Positive | None = Field(default=None, description="softmax_model: temperature (reward units)")
     probabilities: dict[str, Number] | None = Field(default=None, description="fixed: probability per action label")
@@ -216,28 +218,64 @@ def _npy(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _logged_probabilities(log: RealLog) -> np.ndarray:
-    """A context-free logger's probability of each action, read from the logged propensities."""
+def _logged_probabilities(log: RealLog, component: str | None = None) -> np.ndarray:
+    """A context-free logger's probability of each action, read from the logged propensities (of the rows of
+    ``component`` when the log has a component column)."""
     if log.propensity is None:
         raise CouponmixError("a 'logged' policy needs the log's propensity column")
+    rows = np.ones(log.n, bool)
+    who = "the log"
+    if log.component is not None and len(log.component_names) > 1:
+        if component is None:
+            raise CouponmixError(
+                f"the log has several loggers ({', '.join(log.component_names)}): a 'logged' policy names one with component:"
+            )
+        if component not in log.component_names:
+            raise CouponmixError(f"component {component!r} is not a logger of the log ({', '.join(log.component_names)})")
+        rows = log.component == log.component_names.index(component)
+        who = f"logger {component!r}"
+    elif component is not None and component not in log.component_names:
+        raise CouponmixError(f"component {component!r}: the log has no component column naming it")
+    action, propensity = log.action[rows], log.propensity[rows]
     probs = np.zeros(log.n_actions)
     for a in range(log.n_actions):
-        p = log.propensity[log.action == a]
+        p = propensity[action == a]
         if len(p) == 0:
             continue
         if np.ptp(p) > 0.05 * np.median(p):
             raise CouponmixError(
-                f"the logged propensities of action {log.action_names[a]!r} vary from row to row "
-                f"({p.min():.3g} to {p.max():.3g}): the logging policy depends on the customer and "
+                f"the logged propensities of action {log.action_names[a]!r} under {who} vary from row to row "
+                f"({p.min():.3g} to {p.max():.3g}): the logging policy depends on the customer or the time and "
                 "cannot be rebuilt from the log alone; give it as a fixed or model policy"
             )
         probs[a] = np.median(p)
     total = probs.sum()
     if not 0.9 <= total <= 1.1:
         raise CouponmixError(
-            f"the logged propensities per action sum to {total:.3g}, not 1: the log does not show a single context-free logging policy"
+            f"the logged propensities per action of {who} sum to {total:.3g}, not 1: the log does not show a "
+            "single context-free logging policy"
         )
     return probs / total
+
+
+def balanced_propensity(log: RealLog) -> tuple[np.ndarray | None, str]:
+    """For a log with several loggers: the propensity of the logging system as a whole for each row's action,
+    sum_k (n_k / n) pi_k(a_i), and how it was obtained; (None, why not) when a logger's policy cannot be
+    rebuilt from the log (its propensities vary with the customer or the time). Balanced weights need every
+    logger's probability of the row's action, not only the acting one's."""
+    assert log.propensity is not None and log.component is not None
+    share = np.bincount(log.component, minlength=len(log.component_names)) / log.n
+    total = np.zeros(log.n)
+    for k, name in enumerate(log.component_names):
+        try:
+            probs = _logged_probabilities(log, name)
+        except CouponmixError as exc:
+            return None, f"balanced weights are not available: {exc}"
+        total += share[k] * probs[log.action]
+    return total, (
+        "balanced weights: each logger's probability of the row's action, read from its logged propensities, "
+        "averaged with the loggers' shares of the log"
+    )
 
 
 def gate_outcome(gate: dict[str, str | None], fallback: str, who: str) -> tuple[str, list[str]]:
@@ -288,7 +326,10 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     if n < 20 * ms.folds:
         raise CouponmixError(f"log: {n} rows are too few to calibrate a scenario (at least {20 * ms.folds})")
 
-    w, uniform_log = ipw(log.propensity, n)
+    loggers = log.propensity is not None and log.component is not None and len(log.component_names) > 1
+    pscore_avg, weighting = balanced_propensity(log) if loggers else (log.propensity, "")
+    # the model is weighted by the inverse propensity of the logging system (balanced when it can be rebuilt)
+    w, uniform_log = ipw(pscore_avg if pscore_avg is not None else log.propensity, n)
     weights = None if uniform_log else w
     params = dict(
         n_estimators=ms.n_estimators, learning_rate=ms.learning_rate, num_leaves=ms.num_leaves, min_child_samples=ms.min_child_samples
@@ -374,6 +415,8 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         arrays["log_propensity"] = log.propensity
     if log.component is not None:
         arrays["log_component"] = log.component
+    if loggers and pscore_avg is not None:
+        arrays["log_pscore_avg"] = pscore_avg
     models = {"reward": model}
     if not log.binary:
         models["reward2"] = model_on(feats, log.reward**2)
@@ -393,7 +436,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
             if unknown:
                 raise CouponmixError(f"{key}.probabilities: {unknown[0]!r} is not an action of the log")
         if spec.kind == "logged":
-            arrays["logged_probabilities"] = _logged_probabilities(log)
+            arrays[f"logged_probabilities.{key}"] = _logged_probabilities(log, spec.component)
     phase(3, PHASES[3])
     for name, m in models.items():
         for k, text in enumerate(m.to_texts()):
@@ -425,6 +468,10 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         if log.propensity is None
         else {"min": float(log.propensity.min()), "max": float(log.propensity.max()), "uniform": bool(uniform_log)},
         "components_in_log": log.component_names,
+        "component_share": (
+            {c: float((log.component == k).mean()) for k, c in enumerate(log.component_names)} if log.component is not None else None
+        ),
+        "multi_logger": weighting if loggers else None,
         "second_moment": (
             "Bernoulli: E[r^2] = E[r]"
             if log.binary
@@ -651,7 +698,7 @@ class CalibratedScenario(Scenario):
         if spec.kind == "uniform":
             return Policy(name, lambda x: uniform(len(x), A), A, desc or "uniform over all actions")
         if spec.kind == "logged":
-            p = self._array_cached("logged_probabilities")
+            p = self._array_cached(f"logged_probabilities.{key}")
             return Policy(name, lambda x: np.broadcast_to(p, (len(x), A)).copy(), A, desc or "the log's own logging policy")
         if spec.kind == "fixed":
             p = np.array([float((spec.probabilities or {}).get(a, 0.0)) for a in self.action_names])
@@ -705,7 +752,7 @@ class CalibratedScenario(Scenario):
         if spec.kind not in ("greedy_model", "softmax_model"):
             return self._policy(f"{kind}.{name}", name, spec)(x)
         key = f"{kind}.{name}"
-        pred = self._oof_from_folds(self._model_cached(key) if key in self.meta["models"] else None)
+        pred = self.oof_reward_model(self._model_cached(key) if key in self.meta["models"] else None)
         if spec.kind == "softmax_model":
             return softmax(pred, float(spec.temperature or 1.0))
         return one_hot(np.argmax(pred, axis=1), self.n_actions)
@@ -718,11 +765,15 @@ class CalibratedScenario(Scenario):
 
     # ----- what the real log says -------------------------------------------------------------------------
     def real_log(self) -> dict | None:
-        """The log in obp's format (customers, actions, rewards, propensities), or None without propensities."""
+        """The log in obp's format (customers, actions, rewards, propensities), or None without propensities.
+
+        With several loggers (a component column): ``pscore`` is the acting logger's own propensity (naive
+        multi-logger weights), ``stratum_idx`` the logger, and ``pscore_avg`` the logging system's balanced
+        propensity, or None where a logger's policy cannot be rebuilt from the log."""
         if not (self.folder / "log_propensity.npy").is_file():
             return None
         p = self._array_cached("log_propensity")
-        return {
+        log = {
             "context": self.customers,
             "action": self._array_cached("log_action"),
             "reward": self._array_cached("log_reward"),
@@ -731,6 +782,26 @@ class CalibratedScenario(Scenario):
             "n_rounds": len(p),
             "n_actions": self.n_actions,
         }
+        if self.loggers > 1:
+            log["stratum_idx"] = self._array_cached("log_component")
+            log["pscore_avg"] = self._array_cached("log_pscore_avg") if (self.folder / "log_pscore_avg.npy").is_file() else None
+        return log
+
+    @property
+    def loggers(self) -> int:
+        """How many logging components the log's component column names (1 without one)."""
+        return max(1, len(self.meta["card"].get("components_in_log") or []))
+
+    def real_log_estimators(self) -> list:
+        """The estimators the real log supports: the balanced suite for one logger or when the logging
+        system's propensity can be rebuilt, and the naive multi-logger forms when there are several loggers."""
+        from couponmix.ope.estimators import parse_list, real_log_suite
+
+        log = self.real_log()
+        if log is None:
+            return []
+        names = list(real_log_suite(balanced=log["pscore_avg"] is not None, naive=self.loggers > 1))
+        return parse_list(",".join(names))
 
     def log_estimates(self, policies=None) -> dict | None:
         """For each target (or ``policies``): the estimate from the real log itself, doubly robust with the
@@ -741,8 +812,8 @@ class CalibratedScenario(Scenario):
         log = self.real_log()
         if log is None:
             return None
-        q = self._oof_from_folds()
-        spec = EstimatorSpec("dr")
+        q = self.oof_reward_model()
+        spec = EstimatorSpec("dr") if log["pscore_avg"] is not None else EstimatorSpec("dr", weights="naive")
         out = {}
         for name in policies or self.targets():
             pe = self.on_log(name)
@@ -751,12 +822,12 @@ class CalibratedScenario(Scenario):
                 "estimate": est,
                 "low": est - half,
                 "high": est + half,
-                "estimator": "doubly robust (DR)",
+                "estimator": f"doubly robust ({spec.label})",
                 "rows": int(len(log["action"])),
             }
         return out
 
-    def _oof_from_folds(self, model: CrossFittedRevenueModel | None = None) -> np.ndarray:
+    def oof_reward_model(self, model: CrossFittedRevenueModel | None = None) -> np.ndarray:
         """Out-of-fold reward predictions for the log's rows, (n, A): each fold's rows from ``model``'s fold
         model (default: the world's reward model) of the other folds, or, in a means world, from the shrunk
         per-action means of the other folds."""

@@ -40,6 +40,8 @@ __all__ = [
     "exact_suite",
     "parse_list",
     "DEFAULT_CLIP",
+    "REAL_LOG_SUITE",
+    "real_log_suite",
 ]
 
 DEFAULT_CLIP = 10.0
@@ -374,6 +376,20 @@ class EstimatorSpec:
             est = getattr(ope, rec.obp)(**lam)
             kw[rec.obp_pscore] = log["pscore_avg"]  # the balanced propensity, whatever obp calls it
         return float(est.estimate_policy_value(**kw))
+
+
+#: the estimators ``estimate`` runs on a real log with balanced weights (one logger, or the logging system's
+#: propensity rebuilt for several)
+REAL_LOG_SUITE = ("ips", "snips", "dr", "sndr", "switch_dr", "dm")
+
+
+def real_log_suite(balanced: bool = True, naive: bool = False) -> list[str]:
+    """Names of the estimators a real log supports: ``REAL_LOG_SUITE`` when balanced weights are available
+    (else only DM, which uses no weights), plus the naive multi-logger forms obp has for several loggers."""
+    names = list(REAL_LOG_SUITE) if balanced else ["dm"]
+    if naive:
+        names += [f"{k}[naive]" for k in REAL_LOG_SUITE if KINDS[k].obp_naive is not None and KINDS[k].clip != "needs"]
+    return names
 
 
 def suite(clip: float = DEFAULT_CLIP) -> list[EstimatorSpec]:

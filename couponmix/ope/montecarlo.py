@@ -84,6 +84,10 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | Non
     rows = np.arange(len(log["action"]))
     a = log["action"]
     p = log["pscore"] if spec.weights == "naive" else log["pscore_avg"]
+    if p is None:  # a log whose balanced propensity cannot be rebuilt: only estimators without weights run
+        if spec.weight_fn != "zero":
+            raise CouponmixError(f"{spec.name} needs the balanced propensity, which this log does not give")
+        p = np.ones(len(a))
     c = spec.weight(pe[rows, a] / p)
     if spec.uses_reward_model:
         if q is None:

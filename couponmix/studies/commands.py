@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -380,11 +380,6 @@ def calibrate(log, out, config, fallback: str | None = None, on_phase=None):
     return run_calibration(log, out, config, fallback=fallback, on_phase=on_phase)
 
 
-#: the estimators ``estimate`` runs on a real log (balanced weights: one logger, or the logging system's
-#: overall propensity for several)
-REAL_LOG_SUITE = ("ips", "snips", "dr", "sndr", "switch_dr", "dm")
-
-
 @dataclass
 class EstimateResult:
     """``couponmix estimate``: each policy's value estimated from the real log by each estimator, with 95%
@@ -393,13 +388,24 @@ class EstimateResult:
     scenario: str
     rows: int
     estimates: dict  # policy -> estimator -> {estimate, low, high, obp}
+    loggers: list[str] = field(default_factory=list)  # the log's logging components (empty: one logger)
+    weighting: str = "each row weighted by the inverse of its logged propensity"
+    warnings: list[str] = field(default_factory=list)  # the calibration's honesty gates (the DR terms use its model)
 
     def to_dict(self) -> dict:
-        return {"scenario": self.scenario, "rows": self.rows, "estimates": self.estimates}
+        return {
+            "scenario": self.scenario,
+            "rows": self.rows,
+            "loggers": self.loggers,
+            "weighting": self.weighting,
+            "estimates": self.estimates,
+            "warnings": self.warnings,
+        }
 
     def text(self) -> str:
         lines = [
             f"{self.scenario}: estimates from the real log itself ({self.rows:,} rows), 95% intervals",
+            *([f"{len(self.loggers)} loggers ({', '.join(self.loggers)}): {self.weighting}"] if self.loggers else []),
             f"{'policy':16s} {'estimator':16s} {'estimate':>10s} {'interval':>24s}",
         ]
         for pol, per in self.estimates.items():
@@ -418,18 +424,51 @@ class EstimateResult:
         return env.get_template("estimate.html").render(r=self)
 
 
-def estimate(scenario_folder, policies: Sequence[str] | None = None, out=None) -> EstimateResult:
-    """Estimate the value of the calibrated scenario's targets (or of ``policies``, targets or components by
-    name) from its real log, with every estimator of ``REAL_LOG_SUITE`` run through obp, and our own 95%
-    intervals (obp's interval for multi-logger estimators is broken). Writes ``estimate.json`` and
-    ``estimate.html`` to ``out`` when given."""
-    from couponmix.dataset.scenario import get_scenario
-    from couponmix.infra.atomic import check_output_dir, write_outputs
-    from couponmix.ope.montecarlo import obp_estimate
-    from couponmix.studies.summary import to_json
+def estimate(source, policies: Sequence[str] | None = None, out=None, config=None, on_phase=None) -> EstimateResult:
+    """Estimate the value of policies from a real log: the calibrated scenario's targets (or ``policies``,
+    targets or components by name), with every estimator the log supports (``real_log_suite``: balanced
+    weights, plus obp's naive multi-logger forms when the log has several loggers) run through obp, and our
+    own 95% intervals (obp's interval for multi-logger estimators is broken).
+
+    ``source`` is a scenario folder written by ``calibrate``, or the log itself (CSV, Parquet file or folder)
+    with ``config``, the file ``calibrate`` takes: the policies' models are then fitted exactly as calibrate
+    would, in a temporary folder that is removed afterwards. Writes ``estimate.json`` and ``estimate.html``
+    to ``out`` when given."""
+    import tempfile
+
+    from couponmix.dataset.scenario import SCENARIO_FILE
+    from couponmix.infra.atomic import check_output_dir
 
     if out is not None:
         check_output_dir(out)
+    if not (Path(source).is_dir() and (Path(source) / SCENARIO_FILE).is_file()):
+        if config is None:
+            raise CouponmixError(
+                f"{source} is not a scenario folder: to estimate from a log, give its mapping with --config (the file calibrate takes)"
+            )
+        with tempfile.TemporaryDirectory(prefix="couponmix-estimate-") as tmp:
+            calibrate(source, Path(tmp) / "scenario", config, on_phase=on_phase)
+            result = estimate(Path(tmp) / "scenario", policies)
+        result.scenario = str(source)
+        if out is not None:
+            _write_estimate(result, out)
+        return result
+    if config is not None:
+        raise CouponmixError(f"{source} is a scenario folder, which carries its own config; give no --config")
+    return _estimate_folder(source, policies, out)
+
+
+def _write_estimate(result: EstimateResult, out) -> None:
+    from couponmix.infra.atomic import write_outputs
+    from couponmix.studies.summary import to_json
+
+    write_outputs(out, {"estimate.html": result.html(), "estimate.json": to_json(result.to_dict())})
+
+
+def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> EstimateResult:
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.ope.montecarlo import obp_estimate
+
     sc = get_scenario(str(scenario_folder))
     log = sc.real_log() if hasattr(sc, "real_log") else None
     if log is None:
@@ -442,8 +481,8 @@ def estimate(scenario_folder, policies: Sequence[str] | None = None, out=None) -
     unknown = [p for p in names if p not in every]
     if unknown:
         raise CouponmixError(f"unknown policy {unknown[0]!r}; the scenario has {', '.join(every)}")
-    q = sc._oof_from_folds()  # type: ignore[attr-defined]
-    specs = [EstimatorSpec.parse(k) for k in REAL_LOG_SUITE]
+    q = sc.oof_reward_model()  # type: ignore[attr-defined]
+    specs = sc.real_log_estimators()  # type: ignore[attr-defined]
     res: dict = {}
     for name in names:
         pe = sc.on_log(name)  # type: ignore[attr-defined]
@@ -457,7 +496,15 @@ def estimate(scenario_folder, policies: Sequence[str] | None = None, out=None) -
                 "obp": spec.obp_name(),
                 "plain": spec.plain,
             }
-    result = EstimateResult(sc.name if not hasattr(sc, "folder") else str(scenario_folder), len(log["action"]), res)
+    loggers = list(sc.meta["card"].get("components_in_log") or []) if sc.loggers > 1 else []  # type: ignore[attr-defined]
+    weighting = EstimateResult.weighting
+    if loggers:
+        weighting = sc.meta["card"].get("multi_logger") or weighting  # type: ignore[attr-defined]
+        if log["pscore_avg"] is not None:
+            weighting += "; the naive forms weight each row by its own logger's propensity"
+        else:
+            weighting += "; only the naive forms (each row weighted by its own logger's propensity) and DM are run"
+    result = EstimateResult(str(scenario_folder), len(log["action"]), res, loggers, weighting, sc.warnings())
     if out is not None:
-        write_outputs(out, {"estimate.html": result.html(), "estimate.json": to_json(result.to_dict())})
+        _write_estimate(result, out)
     return result
