@@ -355,6 +355,7 @@ def cmd_estimate(args) -> int:
 
     res = estimate(args.scenario, args.policy, args.out, config=args.config)
     print(json.dumps(res.to_dict(), indent=1) if args.json else res.text())
+    sys.stdout.flush()
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0

@@ -289,7 +289,8 @@ MARKET_MAP = {
         "categorical": ["segment", "channel"],
         "action": "action",
         "reward": "reward",
-        "propensity": "pscore_avg",
+        "propensity": "pscore",
+        "balanced_propensity": "pscore_avg",
         "component": "component",
     },
     "components": {

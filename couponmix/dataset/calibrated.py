@@ -270,7 +270,10 @@ def balanced_propensity(log: RealLog) -> tuple[np.ndarray | None, str]:
         try:
             probs = _logged_probabilities(log, name)
         except CouponmixError as exc:
-            return None, f"balanced weights are not available: {exc}"
+            return None, (
+                f"balanced weights are not available: they need every logger's probability of each row's action, "
+                f"and the policy of logger {name!r} cannot be rebuilt from the log ({str(exc).split(': the logging policy')[0]})"
+            )
         total += share[k] * probs[log.action]
     return total, (
         "balanced weights: each logger's probability of the row's action, read from its logged propensities, "
@@ -327,7 +330,11 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         raise CouponmixError(f"log: {n} rows are too few to calibrate a scenario (at least {20 * ms.folds})")
 
     loggers = log.propensity is not None and log.component is not None and len(log.component_names) > 1
-    pscore_avg, weighting = balanced_propensity(log) if loggers else (log.propensity, "")
+    pscore_avg: np.ndarray | None
+    if loggers and log.balanced_propensity is not None:
+        pscore_avg, weighting = log.balanced_propensity, f"balanced weights: the log's own column {cfg.columns.balanced_propensity!r}"
+    else:
+        pscore_avg, weighting = balanced_propensity(log) if loggers else (log.propensity, "")
     # the model is weighted by the inverse propensity of the logging system (balanced when it can be rebuilt)
     w, uniform_log = ipw(pscore_avg if pscore_avg is not None else log.propensity, n)
     weights = None if uniform_log else w

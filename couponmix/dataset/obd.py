@@ -15,7 +15,11 @@ allocation over the sample, the share of impressions each item got, is used as t
 
 ``python -m couponmix.dataset.obd --out DIR [--campaign all]`` writes ``DIR/random_<campaign>.csv`` (the
 random log) and ``DIR/obd.yaml``: the calibration config for "how much uniform-random traffic should the
-recommender keep beside its BTS production policy".
+recommender keep beside its BTS production policy". It also writes ``DIR/random_bts_<campaign>.csv``, both
+samples in one log with a ``logger`` column (random or bts), and ``DIR/obd_two_loggers.yaml``: a log written
+by two logging policies, for ``couponmix estimate``'s multi-logger estimators. BTS's propensities vary from
+row to row, so the logging system's balanced propensity cannot be rebuilt; the naive multi-logger forms
+(each row weighted by its own logger's propensity) are what the log supports.
 """
 
 from __future__ import annotations
@@ -29,7 +33,17 @@ import numpy as np
 
 from couponmix.errors import CouponmixError
 
-__all__ = ["CAMPAIGNS", "POLICIES", "sample_path", "read_sample", "bts_allocation", "example_config", "write_example", "main"]
+__all__ = [
+    "CAMPAIGNS",
+    "POLICIES",
+    "sample_path",
+    "read_sample",
+    "bts_allocation",
+    "example_config",
+    "two_logger_config",
+    "write_example",
+    "main",
+]
 
 CAMPAIGNS = ("all", "men", "women")
 POLICIES = ("random", "bts")
@@ -106,19 +120,42 @@ def example_config(campaign: str = "all") -> dict:
     }
 
 
-def write_example(out, campaign: str = "all") -> tuple[Path, Path]:
-    """Write the random log and its calibration config to the folder ``out``; returns (log, config)."""
+def two_logger_config(campaign: str = "all") -> dict:
+    """The calibration config of the two-logger log (random and BTS in one file, column ``logger``)."""
+    cfg = example_config(campaign)
+    cfg["description"] = (
+        f"Open Bandit Dataset ({campaign} campaign, obp's samples): the uniform-random and the Bernoulli Thompson "
+        "Sampling logs in one, as a log written by two logging policies"
+    )
+    cfg["columns"] = {**cfg["columns"], "component": "logger"}
+    cfg["components"] = {
+        "bts": cfg["components"]["bts"],
+        "random": {"kind": "logged", "component": "random", "description": "uniform-random recommendations, rebuilt from the log"},
+    }
+    return cfg
+
+
+def _dump(config: dict, path: Path, what: str) -> None:
     import yaml
+
+    text = f"# {what} (written by python -m couponmix.dataset.obd)\n" + yaml.safe_dump(config, sort_keys=False, width=120)
+    path.write_text(text)
+
+
+def write_example(out, campaign: str = "all") -> tuple[Path, Path]:
+    """Write the random log and its calibration config to the folder ``out``, and the two-logger log and its
+    config beside them; returns (log, config) of the random one."""
+    import pandas as pd
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / f"random_{campaign}.csv"
     shutil.copyfile(sample_path("random", campaign), log)
     config = out / "obd.yaml"
-    text = "# calibration config for obp's Open Bandit sample (written by python -m couponmix.dataset.obd)\n" + yaml.safe_dump(
-        example_config(campaign), sort_keys=False, width=120
-    )
-    config.write_text(text)
+    _dump(example_config(campaign), config, "calibration config for obp's Open Bandit sample")
+    both = pd.concat([read_sample("random", campaign).assign(logger="random"), read_sample("bts", campaign).assign(logger="bts")])
+    both.to_csv(out / f"random_bts_{campaign}.csv", index=False)
+    _dump(two_logger_config(campaign), out / "obd_two_loggers.yaml", "calibration config for the random and BTS samples in one log")
     return log, config
 
 
@@ -136,6 +173,8 @@ def main(argv=None) -> int:
         return 2
     print(f"wrote {log} and {config}")
     print(f"next: couponmix calibrate {log} --config {config} --out {Path(args.out) / 'scenario'}")
+    both = Path(args.out) / f"random_bts_{args.campaign}.csv"
+    print(f"and:  couponmix estimate {both} --config {Path(args.out) / 'obd_two_loggers.yaml'}")
     return 0
 
 

@@ -40,6 +40,12 @@ class ColumnMapping(Schema):
     reward: Column = Field(description="the reward that followed (revenue, click, ...)")
     propensity: Column | None = Field(default=None, description="logged probability of the action taken, in (0, 1]")
     component: Column | None = Field(default=None, description="which logging component acted (several loggers)")
+    balanced_propensity: Column | None = Field(
+        default=None,
+        description="several loggers: the logging system's probability of the action taken, sum over loggers of "
+        "share x probability, in (0, 1] (couponmix simulate writes it as pscore_avg); without it, couponmix "
+        "rebuilds it where every logger is context-free",
+    )
     timestamp: Column | None = Field(default=None, description="when (for the data card's date range)")
     position: Column | None = Field(default=None, description="slot or position (a categorical feature if listed)")
     id: Column | None = Field(default=None, description="a row id, which must be unique")
@@ -53,7 +59,7 @@ class ColumnMapping(Schema):
         if not self.features and not self.categorical:
             raise ValueError("features: name at least one feature column (numeric or categorical)")
         named = [*self.features, *self.categorical, self.action, self.reward]
-        named += [c for c in (self.propensity, self.component, self.id) if c is not None]
+        named += [c for c in (self.propensity, self.component, self.balanced_propensity, self.id) if c is not None]
         dup = sorted({c for c in named if named.count(c) > 1})
         if dup:
             raise ValueError(f"column {dup[0]!r} is mapped twice")
@@ -61,7 +67,8 @@ class ColumnMapping(Schema):
 
     def columns(self) -> list[str]:
         cols = [*self.features, *self.categorical, self.action, self.reward]
-        cols += [c for c in (self.propensity, self.component, self.timestamp, self.position, self.id) if c is not None]
+        extra = (self.propensity, self.component, self.balanced_propensity, self.timestamp, self.position, self.id)
+        cols += [c for c in extra if c is not None]
         return list(dict.fromkeys(cols))
 
 
@@ -77,6 +84,7 @@ class RealLog:
     reward: np.ndarray
     binary: bool
     propensity: np.ndarray | None = None
+    balanced_propensity: np.ndarray | None = None
     component: np.ndarray | None = None
     component_names: list[str] = field(default_factory=list)
     date_range: tuple[str, str] | None = None
@@ -242,15 +250,19 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
         )
     binary = is01 if mapping.reward_kind == "auto" else mapping.reward_kind == "binary"
 
-    propensity = None
-    if mapping.propensity is not None:
-        propensity = _numeric(col[mapping.propensity], mapping.propensity, rows)
-        bad = np.flatnonzero(~((propensity > 0) & (propensity <= 1)))
+    def probability(name: str | None) -> np.ndarray | None:
+        if name is None:
+            return None
+        p = _numeric(col[name], name, rows)
+        bad = np.flatnonzero(~((p > 0) & (p <= 1)))
         if bad.size:
-            raise CouponmixError(
-                f"log: column {mapping.propensity!r}, {_row(int(rows[bad[0]]))}: a propensity must lie "
-                f"in (0, 1], got {propensity[bad[0]]:g}"
-            )
+            raise CouponmixError(f"log: column {name!r}, {_row(int(rows[bad[0]]))}: a propensity must lie in (0, 1], got {p[bad[0]]:g}")
+        return p
+
+    propensity = probability(mapping.propensity)
+    balanced = probability(mapping.balanced_propensity)
+    if balanced is not None and (propensity is None or mapping.component is None):
+        raise CouponmixError("log: balanced_propensity belongs to a log with several loggers: map propensity and component too")
     component, component_names = None, []
     if mapping.component is not None:
         comp_labels = _labels(col[mapping.component], mapping.component, rows)
@@ -277,6 +289,7 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
         reward=reward,
         binary=binary,
         propensity=propensity,
+        balanced_propensity=balanced,
         component=component,
         component_names=component_names,
         date_range=date_range,

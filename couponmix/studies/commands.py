@@ -380,6 +380,10 @@ def calibrate(log, out, config, fallback: str | None = None, on_phase=None):
     return run_calibration(log, out, config, fallback=fallback, on_phase=on_phase)
 
 
+#: what the interval of an estimator without weights (DM) does not count
+UNWEIGHTED_NOTE = "the interval counts only the spread over the log's customers, not the error of the model itself"
+
+
 @dataclass
 class EstimateResult:
     """``couponmix estimate``: each policy's value estimated from the real log by each estimator, with 95%
@@ -410,8 +414,16 @@ class EstimateResult:
         ]
         for pol, per in self.estimates.items():
             for name, e in per.items():
-                lines.append(f"{pol:16s} {name:16s} {e['estimate']:10.5g} [{e['low']:10.5g}, {e['high']:10.5g}]")
+                mark = " *" if "note" in e else ""
+                lines.append(f"{pol:16s} {name:16s} {e['estimate']:10.5g} [{e['low']:10.5g}, {e['high']:10.5g}]{mark}")
+        if self.note:
+            lines.append(f"* {self.note}")
         return "\n".join(lines)
+
+    @property
+    def note(self) -> str | None:
+        """The footnote of the rows marked *, if any."""
+        return UNWEIGHTED_NOTE if any("note" in e for per in self.estimates.values() for e in per.values()) else None
 
     def html(self) -> str:
         import jinja2
@@ -495,6 +507,7 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
                 "high": point + half,
                 "obp": spec.obp_name(),
                 "plain": spec.plain,
+                **({"note": UNWEIGHTED_NOTE} if spec.weight_fn == "zero" else {}),
             }
     loggers = list(sc.meta["card"].get("components_in_log") or []) if sc.loggers > 1 else []  # type: ignore[attr-defined]
     weighting = EstimateResult.weighting
