@@ -281,6 +281,14 @@ def test_open_bandit_round_trip_shows_the_honesty_warning(tmp_path, capsys):
     html = (tmp_path / "run" / "report.html").read_text()
     assert "model estimate" in html and "no better than the per-action averages" in html
     assert "true revenue" not in html.lower()
+    # the random and BTS samples in one log: two loggers, BTS not context-free, so the naive forms
+    both, both_cfg = tmp_path / "obd" / "random_bts_all.csv", tmp_path / "obd" / "obd_two_loggers.yaml"
+    assert main(["estimate", str(both), "--config", str(both_cfg), "--policy", "bts", "--json"]) == 0
+    captured = capsys.readouterr()
+    est = json.loads(captured.out)
+    assert est["rows"] == 20_000 and est["loggers"] == ["bts", "random"] and "logger 'bts'" in est["weighting"]
+    assert set(est["estimates"]["bts"]) == {"dm", "ips[naive]", "dr[naive]"}
+    assert "no better than the per-action averages" in captured.err
 
 
 MARKET_MAP = {
