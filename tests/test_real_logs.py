@@ -189,6 +189,27 @@ def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
     assert "What the log itself says" in (tmp_path / "est" / "estimate.html").read_text()
 
 
+def test_estimate_marks_intervals_that_say_nothing(tmp_path):
+    """A policy whose matched rows never clicked gets the rule of three as its upper end, not [0, 0]; an
+    estimate without logged rewards (DM) is marked as not counting the model's error."""
+    from couponmix.studies.commands import RULE_OF_THREE_NOTE, UNWEIGHTED_NOTE, calibrate, estimate
+
+    frame = toy_log(4000)
+    rng = np.random.default_rng(5)
+    frame["revenue"] = np.where(frame.coupon == "c20", 0.0, (rng.random(len(frame)) < 0.3).astype(float))
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    targets = {"c20": {"kind": "fixed", "probabilities": {"c20": 1.0}}}
+    calibrate(tmp_path / "log.csv", tmp_path / "sc", config(targets=targets))
+    res = estimate(tmp_path / "sc", out=tmp_path / "est")
+    ips = res.estimates["c20"]["ips"]
+    assert ips["estimate"] == 0 and ips["low"] == 0
+    assert ips["high"] == pytest.approx(3 * 4 / 4000) and ips["note"] == RULE_OF_THREE_NOTE  # weight 1 / 0.25
+    assert res.estimates["c20"]["dm"]["note"] == UNWEIGHTED_NOTE and "note" not in res.estimates["c20"]["dr"]
+    text = res.text()
+    assert "** every logged row" in text and "* no logged reward" in text
+    assert "** every logged row" in (tmp_path / "est" / "estimate.html").read_text()
+
+
 def two_logger_log(n=6000, seed=0, b_varies=False):
     """Two loggers in one log: 'a' (none 0.5, c10 0.25, c20 0.25) on 40% of the rows and 'b' (none 0.1,
     c10 0.8, c20 0.1) on the rest; with b_varies, b's propensities change with the customer."""

@@ -381,7 +381,16 @@ def calibrate(log, out, config, fallback: str | None = None, on_phase=None):
 
 
 #: what the interval of an estimator without weights (DM) does not count
-UNWEIGHTED_NOTE = "the interval counts only the spread over the log's customers, not the error of the model itself"
+UNWEIGHTED_NOTE = (
+    "no logged reward enters this estimate (the model's values only), so the interval counts the spread over the "
+    "log's customers, not the error of the model itself"
+)
+#: a weighted estimate whose per-row terms are all equal (typically: no logged row the policy would choose had a
+#: click): its upper end comes from the rule of three, not from the spread
+RULE_OF_THREE_NOTE = (
+    "every logged row the policy matches had the same outcome, so the spread is zero; the upper end is the rule "
+    "of three (3 x the largest weight x the reward range / rows)"
+)
 
 
 @dataclass
@@ -414,16 +423,19 @@ class EstimateResult:
         ]
         for pol, per in self.estimates.items():
             for name, e in per.items():
-                mark = " *" if "note" in e else ""
+                mark = " " + self.marker(e) if "note" in e else ""
                 lines.append(f"{pol:16s} {name:16s} {e['estimate']:10.5g} [{e['low']:10.5g}, {e['high']:10.5g}]{mark}")
-        if self.note:
-            lines.append(f"* {self.note}")
+        lines += [f"{'*' * (i + 1)} {note}" for i, note in enumerate(self.footnotes)]
         return "\n".join(lines)
 
     @property
-    def note(self) -> str | None:
-        """The footnote of the rows marked *, if any."""
-        return UNWEIGHTED_NOTE if any("note" in e for per in self.estimates.values() for e in per.values()) else None
+    def footnotes(self) -> list[str]:
+        """The notes the estimates carry, in a fixed order; the i-th is marked by i + 1 asterisks."""
+        present = {e["note"] for per in self.estimates.values() for e in per.values() if "note" in e}
+        return [note for note in (UNWEIGHTED_NOTE, RULE_OF_THREE_NOTE) if note in present]
+
+    def marker(self, e: dict) -> str:
+        return "*" * (self.footnotes.index(e["note"]) + 1)
 
     def html(self) -> str:
         import jinja2
@@ -501,13 +513,24 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
         res[name] = {}  # (policies learned from the log are taken out of fold: CalibratedScenario.on_log)
         for spec in specs:
             point, half = obp_estimate(spec, log, pe, q)
+            low, high, note = point - half, point + half, None
+            rows = np.arange(len(log["action"]))
+            p = log["pscore"] if spec.weights == "naive" else log["pscore_avg"]
+            c = spec.weight(pe[rows, log["action"]] / p) if p is not None else np.zeros(len(rows))
+            if not c.any():  # DM, or a switch estimator whose weights all lie above its threshold
+                note = UNWEIGHTED_NOTE
+            elif half == 0:
+                # every row's term is the same (no matched row had a reward above the rest): the spread says
+                # nothing, so the upper end is the rule of three on the largest weight times the reward range
+                high = point + 3 * float(c.max()) * float(np.ptp(log["reward"])) / len(rows)
+                note = RULE_OF_THREE_NOTE
             res[name][spec.name] = {
                 "estimate": point,
-                "low": point - half,
-                "high": point + half,
+                "low": low,
+                "high": high,
                 "obp": spec.obp_name(),
                 "plain": spec.plain,
-                **({"note": UNWEIGHTED_NOTE} if spec.weight_fn == "zero" else {}),
+                **({"note": note} if note else {}),
             }
     loggers = list(sc.meta["card"].get("components_in_log") or []) if sc.loggers > 1 else []  # type: ignore[attr-defined]
     weighting = EstimateResult.weighting
