@@ -313,3 +313,24 @@ def test_index_and_comparison_change_together_or_not_at_all(tmp_path, monkeypatc
     atomic.write_outputs(out, {"comparison.csv": "new csv", "index.html": "new html"})
     assert (out / "comparison.csv").read_text() == "new csv" and (out / "index.html").read_text() == "new html"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != atomic.MARKER) == []
+
+
+def test_a_rerun_retires_only_the_outputs_it_wrote_and_no_longer_writes(tmp_path):
+    """An optional output of an earlier run (contextual.png) is removed when a rerun no longer writes it, if
+    the folder's manifest lists it; a user's file of the same name in a folder without that record stays."""
+    from couponmix.infra.atomic import MARKER, manifest, write_outputs
+
+    out = tmp_path / "run"
+    write_outputs(out, {"report.html": "a", "contextual.png": "fig"}, retire=("contextual.png",))
+    assert manifest(out) == {"report.html", "contextual.png"}
+    write_outputs(out, {"report.html": "b"}, retire=("contextual.png",))
+    assert not (out / "contextual.png").exists() and (out / "report.html").read_text() == "b"
+    assert manifest(out) == {"report.html"}
+    again = json.loads((out / MARKER).read_text())
+    write_outputs(out, {"report.html": "b"}, retire=("contextual.png",))
+    assert json.loads((out / MARKER).read_text()) == again  # the marker is the same from run to run
+    # a marker without a manifest (an older couponmix): nothing is retired
+    (out / MARKER).write_text(json.dumps({"written_by": "couponmix"}) + "\n")
+    (out / "contextual.png").write_text("mine")
+    write_outputs(out, {"report.html": "c"}, retire=("contextual.png",))
+    assert (out / "contextual.png").read_text() == "mine"

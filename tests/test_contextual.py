@@ -188,3 +188,7 @@ def test_the_study_reports_the_rule_and_both_fronts(tmp_path):
     html = (out / "report.html").read_text()
     assert "Exploration that depends on the customer" in html and 'id="fig-contextual"' in html
     assert main(["run", "market", "--out", str(tmp_path / "bad"), "--contextual", "colour", "--quiet"]) == 2
+    # the same folder without --contextual: the figure of the earlier run does not linger beside the new report
+    args = ["run", "market", "--out", str(out), "--eval-size", "10000", "--pop-size", "12", "--generations", "4", "--quiet"]
+    assert main(args) == 0
+    assert not (out / "contextual.png").exists() and "contextual" not in json.loads((out / "summary.json").read_text())

@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from couponmix.errors import CouponmixError
@@ -20,6 +20,7 @@ from couponmix.errors import CouponmixError
 __all__ = [
     "MARKER",
     "mark",
+    "manifest",
     "clean_stale_staging",
     "owned",
     "remove_owned",
@@ -32,14 +33,26 @@ __all__ = [
 MARKER = ".couponmix"
 
 
-def mark(directory: Path, staging: bool = False) -> None:
-    """Record that couponmix wrote ``directory``. A staging folder is marked first thing, with the process
-    writing it, so that a later run can tell a killed run's leftovers from a live one's; a finished folder's
-    marker names no process (outputs stay identical from run to run)."""
+def mark(directory: Path, staging: bool = False, files: Iterable[str] | None = None) -> None:
+    """Record that couponmix wrote ``directory``, and which of its files (``files``: a manifest, so that a
+    later run may retire an output it no longer writes). A staging folder is marked first thing, with the
+    process writing it, so that a later run can tell a killed run's leftovers from a live one's; a finished
+    folder's marker names no process (outputs stay identical from run to run)."""
     doc: dict = {"written_by": "couponmix"}
     if staging:
         doc.update(pid=os.getpid(), host=socket.gethostname())
+    if files is not None:
+        doc["files"] = sorted(set(files))
     (Path(directory) / MARKER).write_text(json.dumps(doc) + "\n")
+
+
+def manifest(directory: Path) -> set[str] | None:
+    """The files the marker of ``directory`` says couponmix wrote there (None: no marker, or none listed)."""
+    try:
+        files = json.loads((Path(directory) / MARKER).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return set(files) if isinstance(files, list) and all(isinstance(f, str) for f in files) else None
 
 
 def _writer_alive(directory: Path) -> bool:
@@ -129,7 +142,7 @@ def current_umask() -> int:
     return mask
 
 
-def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
+def write_outputs(directory, files: Mapping[str, bytes | str], retire: Iterable[str] = ()) -> list[Path]:
     """Write every file of ``files`` into ``directory`` atomically.
 
     A new directory is assembled under a temporary name beside it and renamed
@@ -140,6 +153,9 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
     links until the end), so the files change together or not at all; only a
     SIGKILL between two renames can leave a mixed pair, and ``batch`` rebuilds
     both on its next run.
+
+    ``retire`` names outputs an earlier run may have written that this one does not (an optional figure):
+    each is removed after the renames when the folder's marker lists it as couponmix's, never otherwise.
     """
     directory = check_output_dir(directory)
     parent = directory.parent
@@ -152,7 +168,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
             os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private; reports are meant to be shared
             for name, data in files.items():
                 (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
-            mark(staging)
+            mark(staging, files=files)
             os.rename(staging, directory)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -162,6 +178,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
         check_replaceable(directory, files)
         if not any(directory.iterdir()):
             mark(directory)
+    written = manifest(directory)
     temps: list[tuple[str, Path]] = []
     backups: list[tuple[str, Path]] = []  # hard links to the files being replaced, to put back on failure
     replaced: list[Path] = []
@@ -197,4 +214,10 @@ def write_outputs(directory, files: Mapping[str, bytes | str]) -> list[Path]:
         raise
     for backup, _ in backups:
         os.unlink(backup)
+    if owned(directory):
+        gone = {name for name in retire if name not in files and written is not None and name in written}
+        for name in sorted(gone):
+            if (directory / name).is_file():
+                os.unlink(directory / name)
+        mark(directory, files=((written or set()) - gone) | set(files))
     return [final for _, final in temps]

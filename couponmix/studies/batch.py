@@ -93,7 +93,7 @@ def _init_worker(threads: int, parent: int) -> None:
 def run_one(path: str, out: str) -> tuple[str, str | None]:
     """Run one study file into OUT/<stem>/ (atomically). Returns (name, error or None); never raises for a
     failing study, whose error is written to error.json instead."""
-    from couponmix.outputs.writer import study_files_for
+    from couponmix.outputs.writer import STUDY_FILES, study_files_for
     from couponmix.studies.config import load_study
     from couponmix.studies.study import run_config
 
@@ -108,7 +108,7 @@ def run_one(path: str, out: str) -> tuple[str, str | None]:
         error = str(exc) if isinstance(exc, CouponmixError) else f"{type(exc).__name__}: {exc}"
         detail = "" if isinstance(exc, CouponmixError) else traceback.format_exc()
         files = {**source, "error.json": json.dumps({"study": name, "error": error, "traceback": detail}, indent=2) + "\n"}
-    write_outputs(Path(out) / name, files)
+    write_outputs(Path(out) / name, files, retire=(*STUDY_FILES, "error.json"))
     return name, error
 
 

@@ -275,7 +275,7 @@ def run(cfg: StudyConfig, out, quiet: bool = True) -> RunResult:
     check_replaceable(folder, STUDY_FILES)
     result = run_config(cfg, quiet=quiet)
     files = study_files_for(result)
-    write_outputs(folder, files)
+    write_outputs(folder, files, retire=STUDY_FILES)  # e.g. contextual.png of an earlier --contextual run
     return RunResult(result, folder, list(files))
 
 
