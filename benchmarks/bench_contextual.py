@@ -1,6 +1,7 @@
 """Contextual exploration: what it saves, and what it costs to compute.
 
-For market and the example studies (reports/examples/studies), with each family (segment, margin), the
+For market and the example studies (reports/examples/studies), with each family (segment, margin quartiles,
+the logistic curve in the margin), the
 revenue cost per 10,000 customers at equal worst-target error (the one-rate recommendation's error, and the
 tolerance where the study has one), one rate for everyone against one rate per group. Then evaluations per
 second of the exact objectives, contextual against global mixtures, measured in the same run on the same
@@ -38,7 +39,7 @@ def studies() -> list[StudyConfig]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results_contextual.json"))
-    parser.add_argument("--families", default="segment,margin")
+    parser.add_argument("--families", default="segment,margin,logistic")
     args = parser.parse_args()
     rows = []
     for cfg in studies():
@@ -59,15 +60,16 @@ def main() -> int:
                         "contextual_cost_per_10k": at.get("revenue_cost_per_10k_customers"),
                         "saving_pct": at.get("saving_pct"),
                         "rule": at.get("rule"),
+                        "parameters": at.get("parameters"),
                         "study_seconds": seconds,
                     }
                 )
-    print(f"{'study':24s} {'family':8s} {'at':12s} {'error':>7s} {'one rate':>9s} {'per group':>9s} {'saving':>7s}")
+    print(f"{'study':24s} {'family':8s} {'at':12s} {'error':>7s} {'one rate':>9s} {'per group':>9s} {'saving':>7s} {'seconds':>7s}")
     for r in rows:
         if r["reachable"]:
             print(
                 f"{r['study']:24s} {r['family']:8s} {r['at']:12s} {r['error']:7.3f} {r['global_cost_per_10k']:9,.0f} "
-                f"{r['contextual_cost_per_10k']:9,.0f} {r['saving_pct']:6.1f}%"
+                f"{r['contextual_cost_per_10k']:9,.0f} {r['saving_pct']:6.1f}% {r['study_seconds']:7.0f}"
             )
         else:
             print(f"{r['study']:24s} {r['family']:8s} {r['at']:12s} {r['error']:7.3f} unreachable")
@@ -92,7 +94,7 @@ def main() -> int:
                 ContextualCriterion(crit, sc, grouping_for(fam, sc, sample.x))
             ),
         )
-        for fam in ("segment", "margin")
+        for fam in ("segment", "margin", "logistic")
     ]:
         fn()
         t = time.perf_counter()

@@ -214,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--contextual",
         default=None,
-        help="also find exploration rates that vary by customer: segment, margin (the model's predicted margin) "
-        "or feature:NAME (quartiles of a covariate), and compare their revenue cost at the same precision",
+        help="also find exploration rates that vary by customer: segment, margin (quartiles of the model's predicted "
+        "margin), logistic (a curve in the margin with floor and cap) or feature:NAME (quartiles of a covariate), "
+        "and compare their revenue cost at the same precision",
     )
     run.add_argument(
         "--daily-traffic", type=float, default=None, help="customers per day, to read log sizes as days in the report (default 10,000)"

@@ -12,6 +12,8 @@ from couponmix.decide.contextual import (
     ContextualMixture,
     contextual_block,
     least_cost_rule,
+    logistic_grouping,
+    margin,
     margin_grouping,
     segment_grouping,
 )
@@ -148,8 +150,8 @@ def test_least_cost_rule_is_feasible_and_cheaper(market_setup):
     obj = ContextualCriterion(crit, sc, segment_grouping(sc))
     found = least_cost_rule(obj, 0.6, 0.1)
     assert found is not None
-    eps, err = found
-    assert err.max() <= 0.6 * (1 + 1e-6) and eps.shape == (4,) and (eps >= 0.01).all() and (eps <= 0.99).all()
+    eps, err, params = found
+    assert params is None and err.max() <= 0.6 * (1 + 1e-6) and eps.shape == (4,) and (eps >= 0.01).all() and (eps <= 0.99).all()
 
 
 @pytest.mark.slow
@@ -192,3 +194,37 @@ def test_the_study_reports_the_rule_and_both_fronts(tmp_path):
     args = ["run", "market", "--out", str(out), "--eval-size", "10000", "--pop-size", "12", "--generations", "4", "--quiet"]
     assert main(args) == 0
     assert not (out / "contextual.png").exists() and "contextual" not in json.loads((out / "summary.json").read_text())
+
+
+def test_the_logistic_family_is_monotone_bounded_and_never_worse(small_market_setup):
+    """The logistic curve in the margin: rise 0 is the constant rule (to the last digit of the global
+    results), every rule falls with the margin between floor and cap, and the least-cost rule at a precision
+    costs no more than the constant rate that reaches it."""
+    sc, sample, crit = small_market_setup
+    grouping = logistic_grouping(sc, sample.x)
+    shape = grouping.shape
+    obj = ContextualCriterion(crit, sc, grouping)
+    assert obj.size == 8 and np.all(np.diff(shape.centers) > 0)
+    np.testing.assert_array_equal(grouping.group_of(sc, sample.x), np.searchsorted(grouping.edges, margin(sc, sample.x), side="right"))
+    flat = shape.eps(shape.constant(0.2))[0]
+    np.testing.assert_allclose(flat, 0.2, rtol=0, atol=1e-15)
+    ie = list(crit.component_names).index("explore")
+    alpha = np.zeros((1, 2))
+    alpha[0, ie], alpha[0, 1 - ie] = 0.2, 0.8
+    np.testing.assert_allclose(obj.rmse(flat[None]), crit.evaluate(alpha)[2], rtol=1e-10)
+    rng = np.random.default_rng(0)
+    lo, hi = 0.01, 0.99
+    for _ in range(20):
+        theta = np.array([rng.uniform(b[0], b[1]) for b in shape.bounds(lo, hi)])
+        theta[1] = min(theta[1], hi - theta[0])
+        e = shape.eps(theta)[0]
+        assert np.all(np.diff(e) <= 1e-15) and e.min() >= theta[0] - 1e-15 and e.max() <= theta[0] + theta[1] + 1e-15
+    target, start = 0.6, 0.15
+    const_err = obj.rmse(np.full((1, obj.size), start))[0]
+    assert const_err.max() <= target  # the constant start is feasible
+    found = least_cost_rule(obj, target, start)
+    assert found is not None
+    eps, err, params = found
+    assert err.max() <= target * (1 + 1e-6) and np.all(np.diff(eps) <= 1e-12)
+    assert set(params) == {"floor", "cap", "midpoint", "scale"} and params["floor"] <= eps.min() + 1e-12
+    assert obj.revenue(eps[None])[0] >= obj.revenue(np.full((1, obj.size), start))[0] - 1e-12

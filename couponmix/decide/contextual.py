@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from couponmix.decide.optimize import nondominated_mask
 from couponmix.errors import CouponmixError
@@ -41,6 +42,8 @@ __all__ = [
     "segment_grouping",
     "feature_grouping",
     "margin_grouping",
+    "logistic_grouping",
+    "LogisticShape",
     "ContextualCriterion",
     "ContextualMixture",
     "cost_at_error",
@@ -58,6 +61,8 @@ class Grouping:
     values: list[float] | None
     labels: list[str]
     what: str
+    #: a parametric family over the groups (None: each group's rate is free)
+    shape: LogisticShape | None = None
 
     @property
     def size(self) -> int:
@@ -73,7 +78,7 @@ class Grouping:
             if (out < 0).any():
                 raise CouponmixError(f"a customer's {self.what} is none of the groups' values")
             return out
-        value = margin(scenario, x) if self.kind == "margin" else x[:, self.column]
+        value = margin(scenario, x) if self.kind in ("margin", "logistic") else x[:, self.column]
         return np.searchsorted(np.asarray(self.edges), value, side="right")
 
 
@@ -125,6 +130,53 @@ def feature_grouping(scenario, sample_x: np.ndarray, feature: str, bins: int = 4
 def margin_grouping(scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:
     edges = _quantile_edges(margin(scenario, sample_x), bins)
     return Grouping("margin", None, edges, None, _bin_labels("predicted margin", edges), "predicted margin")
+
+
+class LogisticShape:
+    """Exploration as a logistic function of the predicted margin, with floor and cap: four parameters,
+    theta = (floor, rise, midpoint, log scale), and
+
+        eps(m) = floor + rise / (1 + exp((m - midpoint) / scale)),   cap = floor + rise,
+
+    falling monotonically from the cap (customers whose best coupon is uncertain) to the floor (those whose
+    best coupon is clear). It is applied in steps: each margin bin explores at the curve's value at the
+    bin's median margin, so what is deployed is exactly what the formulas evaluate."""
+
+    def __init__(self, centers: np.ndarray):
+        self.centers = np.asarray(centers, dtype=float)
+        spread = float(np.ptp(self.centers)) or 1.0
+        self.log_scale_bounds = (np.log(spread / 200), np.log(spread * 2))
+
+    def eps(self, theta: np.ndarray) -> np.ndarray:
+        """(B, G) each bin's rate for parameters theta (B, 4)."""
+        theta = np.atleast_2d(theta)
+        floor, rise, mid, log_s = (theta[:, i : i + 1] for i in range(4))
+        return floor + rise * expit((mid - self.centers[None, :]) / np.exp(log_s))
+
+    def constant(self, rate: float, midpoint: float | None = None) -> np.ndarray:
+        """The parameters of the constant rule ``rate`` (rise 0)."""
+        mid = float(np.median(self.centers)) if midpoint is None else midpoint
+        return np.array([rate, 0.0, mid, float(np.mean(self.log_scale_bounds))])
+
+    def bounds(self, lo: float, hi: float) -> list[tuple[float, float]]:
+        return [(lo, hi), (0.0, hi - lo), (float(self.centers.min()), float(self.centers.max())), self.log_scale_bounds]
+
+    def parameters(self, theta: np.ndarray) -> dict:
+        return {
+            "floor": float(theta[0]),
+            "cap": float(theta[0] + theta[1]),
+            "midpoint": float(theta[2]),
+            "scale": float(np.exp(theta[3])),
+        }
+
+
+def logistic_grouping(scenario, sample_x: np.ndarray, bins: int = 8) -> Grouping:
+    """Margin bins (quantiles) carrying the logistic family over them."""
+    m = margin(scenario, sample_x)
+    edges = _quantile_edges(m, bins)
+    group = np.searchsorted(edges, m, side="right")
+    centers = np.array([np.median(m[group == g]) for g in range(len(edges) + 1)])
+    return Grouping("logistic", None, edges, None, _bin_labels("predicted margin", edges), "predicted margin", LogisticShape(centers))
 
 
 class ContextualCriterion:
@@ -197,19 +249,20 @@ class ContextualCriterion:
         return self.revenue(eps), self.combine(r), r
 
 
-def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01):
+def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01, starts: int = 2):
     """The exploration rate per group with the least revenue cost whose error is at most ``max_error`` for
     every future policy (SLSQP from the constant ``start``; the cost is linear in eps, the error's gradient
-    is taken by finite differences in one batch). Returns (eps (G,), error (T,)); None when the solver finds
-    no feasible rule."""
+    is taken by finite differences in one batch). Returns (eps (G,), error (T,), parameters); parameters is
+    None for free group rates and a dict for a parametric family (``obj.grouping.shape``), whose parameters
+    the search then runs over. None when the solver finds no feasible rule."""
     from scipy.optimize import minimize
+
+    if obj.grouping.shape is not None:
+        return _least_cost_shape(obj, obj.grouping.shape, max_error, start, floor, starts)
 
     g = obj.size
     lo, hi = floor, 1 - floor
-    # revenue is linear in eps: d revenue / d eps_g = share_g (V_explore_g - V_exploit_g)
-    slope = np.array(
-        [w * (sub.component_values[obj.i_explore] - sub.component_values[obj.i_exploit]) for w, sub in zip(obj.shares, obj.subs)]
-    )
+    slope = _slope(obj)
     h = 1e-6
     memo: dict = {}
 
@@ -242,7 +295,72 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
     err = obj.rmse(eps[None])[0]
     if not (err <= max_error * (1 + 1e-6)).all():
         return None
-    return eps, err
+    return eps, err, None
+
+
+def _slope(obj: ContextualCriterion) -> np.ndarray:
+    """d revenue / d eps_g = share_g (V_explore_g - V_exploit_g): revenue is linear in the group rates."""
+    return np.array(
+        [w * (sub.component_values[obj.i_explore] - sub.component_values[obj.i_exploit]) for w, sub in zip(obj.shares, obj.subs)]
+    )
+
+
+def _least_cost_shape(obj: ContextualCriterion, shape: LogisticShape, max_error: float, start: float, floor: float, starts: int = 2):
+    """``least_cost_rule`` over a family's parameters: SLSQP from the constant ``start`` placed at ``starts``
+    midpoints (quantiles of the bins' margins), finite-difference gradients of the error in one batch; the
+    best feasible result."""
+    from scipy.optimize import minimize
+
+    lo, hi = floor, 1 - floor
+    slope = _slope(obj)
+    bounds = shape.bounds(lo, hi)
+    h = 1e-6
+    memo: dict = {}
+
+    def errors(t):
+        key = t.tobytes()
+        if key not in memo:
+            pts = np.vstack([t, t + h * np.eye(len(t))])
+            r = obj.rmse(np.clip(shape.eps(pts), 0.0, 1.0))
+            memo.clear()
+            memo[key] = (r[0], (r[1:] - r[0]) / h)
+        return memo[key]
+
+    def cost_grad(t):
+        pts = np.vstack([t, t + h * np.eye(len(t))])
+        e = shape.eps(pts) @ slope
+        return -(e[1:] - e[0]) / h
+
+    best = None
+    mids = np.quantile(shape.centers, [0.5] if starts == 1 else np.linspace(0.25, 0.75, starts))
+    for mid in mids:
+        res = minimize(
+            lambda t: -float(shape.eps(t)[0] @ slope),
+            shape.constant(float(np.clip(start, lo, hi)), float(mid)),
+            jac=cost_grad,
+            method="SLSQP",
+            bounds=bounds,
+            constraints=[
+                {
+                    "type": "ineq",
+                    "fun": lambda t: max_error - errors(np.asarray(t, float))[0],
+                    "jac": lambda t: -errors(np.asarray(t, float))[1].T,
+                },
+                {"type": "ineq", "fun": lambda t: np.array([hi - t[0] - t[1]]), "jac": lambda t: np.array([[-1.0, -1.0, 0.0, 0.0]])},
+            ],
+            options={"maxiter": 50, "ftol": 1e-10},
+        )
+        theta = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
+        eps = np.clip(shape.eps(theta)[0], lo, hi)
+        err = obj.rmse(eps[None])[0]
+        if not (err <= max_error * (1 + 1e-6)).all():
+            continue
+        value = float(slope @ eps)
+        if best is None or value > best[0]:
+            best = (value, eps, err, theta)
+    if best is None:
+        return None
+    return best[1], best[2], shape.parameters(best[3])
 
 
 def cost_at_error(revenue: np.ndarray, rmse: np.ndarray, best_revenue: float, target: float) -> float | None:
@@ -274,8 +392,9 @@ class ContextualMixture(Mixture):
         return self.group_alphas[self.grouping.group_of(self.scenario, x)]
 
 
-#: the families ``--contextual`` takes: segment, margin, or feature:NAME (quantile bins of a covariate)
-FAMILIES = ("segment", "margin", "feature:NAME")
+#: the families ``--contextual`` takes: segment, margin (quartile steps of the predicted margin), logistic (a
+#: logistic curve in the margin with floor and cap, in 8 steps), or feature:NAME (quantile bins of a covariate)
+FAMILIES = ("segment", "margin", "logistic", "feature:NAME")
 FRONT_POINTS = 8
 
 
@@ -285,13 +404,27 @@ def grouping_for(spec: str, scenario, sample_x: np.ndarray, bins: int = 4) -> Gr
         return segment_grouping(scenario)
     if spec == "margin":
         return margin_grouping(scenario, sample_x, bins)
+    if spec == "logistic":
+        return logistic_grouping(scenario, sample_x)
     if spec.startswith("feature:") and len(spec) > len("feature:"):
         return feature_grouping(scenario, sample_x, spec.split(":", 1)[1], bins)
     raise CouponmixError(f"contextual must be one of {', '.join(FAMILIES)}, got {spec!r}")
 
 
-def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray) -> str:
-    """'explore 54% of customers with loyal, 15% of occasional, ... (23% of all traffic)'."""
+def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray, parameters: dict | None = None) -> str:
+    """'explore 54% of customers with loyal, 15% of occasional, ... (23% of all traffic)'; for the logistic
+    family, the curve in words."""
+    if parameters is not None:
+        p, top, bottom = parameters, float(eps.max()), float(eps.min())
+        if top - bottom < 0.005:
+            return f"explore {bottom:.0%} of every customer ({float(eps @ shares):.1%} of all traffic)"
+        edges = np.asarray(grouping.edges)
+        return (
+            f"explore {top:.0%} of customers whose best coupon is least certain (predicted margin below {edges[0]:.3g}), "
+            f"falling step by step to {bottom:.0%} where it is clearest (above {edges[-1]:.3g}): a logistic curve "
+            f"in the margin with floor {p['floor']:.0%}, cap {p['cap']:.0%}, midpoint {p['midpoint']:.3g} and scale "
+            f"{p['scale']:.2g} ({float(eps @ shares):.1%} of all traffic)"
+        )
     order = np.argsort(-eps, kind="stable")
     parts = [
         f"{eps[g]:.0%} of customers with {grouping.labels[g]}"
@@ -350,11 +483,16 @@ def contextual_block(
         start = _global_rate(obj, eps_grid, err_g, rev_g, target)
         cost_global = float(best_revenue - obj.revenue(np.full((1, obj.size), start))[0])
         found = least_cost_rule(obj, target, start, floor)
-        constant = (np.full(obj.size, start), obj.rmse(np.full((1, obj.size), start))[0])
-        eps, err = found if found is not None else constant
+        shape = obj.grouping.shape
+        constant = (
+            np.full(obj.size, start),
+            obj.rmse(np.full((1, obj.size), start))[0],
+            shape.parameters(shape.constant(start)) if shape is not None else None,
+        )
+        eps, err, params = found if found is not None else constant
         cost = float(best_revenue - obj.revenue(eps[None])[0])
         if cost > cost_global:  # never worse than the constant rule it started from
-            (eps, err), cost = constant, cost_global
+            (eps, err, params), cost = constant, cost_global
         gain = cost_global - cost
         out["at"][name] = {
             "error": float(target),
@@ -371,13 +509,14 @@ def contextual_block(
             "revenue_gain_per_10k_customers": 10_000 * gain,
             "beats_revenue_only": bool(cost < 0),
             "saving_pct": (100 * min(gain / cost_global, 1.0) if cost_global > 0 else 0.0),
-            "rule": rule_in_words(obj.grouping, eps, obj.shares),
+            "rule": rule_in_words(obj.grouping, eps, obj.shares, params),
+            **({"parameters": params} if params is not None else {}),
         }
     lo, hi = float(err_g.min()), float(np.quantile(err_g, 0.9))
     front = []
     for target in np.geomspace(lo * 1.02, max(hi, lo * 1.05), front_points):
         ok = err_g <= target
-        found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor)
+        found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor, starts=1)
         if found is not None:
             front.append(
                 {

@@ -121,9 +121,9 @@ class StudyConfig:
         check_positive_int(self.pop_size, "pop_size", minimum=4)
         check_positive_int(self.generations, "generations")
         if self.contextual is not None and not (
-            self.contextual in ("segment", "margin") or (self.contextual.startswith("feature:") and len(self.contextual) > 8)
+            self.contextual in ("segment", "margin", "logistic") or (self.contextual.startswith("feature:") and len(self.contextual) > 8)
         ):
-            raise CouponmixError(f"contextual must be segment, margin or feature:NAME, got {self.contextual!r}")
+            raise CouponmixError(f"contextual must be segment, margin, logistic or feature:NAME, got {self.contextual!r}")
         if not (isinstance(self.floor, (int, float)) and 0 <= self.floor < 1):
             raise CouponmixError(f"floor must be a number in [0, 1), got {self.floor!r}")
 
@@ -213,7 +213,7 @@ class StudyFile(Schema):
     eval_size: Int | None = Field(default=None, ge=100, le=50_000_000, description="covariate sample size")
     optimiser: _Optimiser | None = Field(default=None, description="NSGA-II settings")
     contextual: Annotated[str, Field(max_length=200)] | None = Field(
-        default=None, description="also compare exploration rates that vary by customer: segment, margin or feature:NAME"
+        default=None, description="also compare exploration rates that vary by customer: segment, margin, logistic or feature:NAME"
     )
 
 
