@@ -230,7 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="write a logged population as Parquet files, chunk by chunk")
     _add_common(sim, clip=False, n_help="customers to simulate and write (default: the scenario's log size)")
-    sim.add_argument("--alpha", required=True, help="mixture, e.g. explore=0.1,exploit=0.9")
+    sim.add_argument("--alpha", default=None, help="mixture, e.g. explore=0.1,exploit=0.9")
+    sim.add_argument(
+        "--contextual-from",
+        default=None,
+        metavar="RUN_DIR",
+        help="log under the contextual rule a `run --contextual` wrote to RUN_DIR instead of --alpha; "
+        "each row records its customer's weights",
+    )
+    sim.add_argument("--at", choices=("recommended", "tolerance"), default="recommended", help="which of the run's contextual rules")
     sim.add_argument("--out", required=True, help="new output folder for part-NNNNNN.parquet and _summary.json")
     sim.add_argument("--chunk-size", type=int, default=None, help="customers per file, a multiple of 65,536 (default 1,048,576)")
     _add_backend(sim)
@@ -394,7 +402,17 @@ def cmd_simulate(args) -> int:
     from couponmix.studies.commands import simulate
 
     with Progress(0, "writing chunks", args.quiet) as bar:
-        res = simulate(_study(args), args.alpha, args.out, args.chunk_size, _backend(args), on_chunk=bar.update_to, on_start=bar.set_total)
+        res = simulate(
+            _study(args),
+            args.alpha,
+            args.out,
+            args.chunk_size,
+            _backend(args),
+            on_chunk=bar.update_to,
+            on_start=bar.set_total,
+            contextual_from=args.contextual_from,
+            at=args.at,
+        )
     if not args.quiet:
         print(res.text())
     return 0

@@ -190,6 +190,13 @@ def test_the_study_reports_the_rule_and_both_fronts(tmp_path):
     html = (out / "report.html").read_text()
     assert "Exploration that depends on the customer" in html and 'id="fig-contextual"' in html
     assert main(["run", "market", "--out", str(tmp_path / "bad"), "--contextual", "colour", "--quiet"]) == 2
+    # the run's own rule logs a population: rows carry their customer's weights
+    log = tmp_path / "log"
+    assert main(["simulate", "market", "--n", "70000", "--out", str(log), "--contextual-from", str(out), "--quiet"]) == 0
+    import pandas as pd
+
+    frame = pd.read_parquet(log, columns=["alpha.explore"])
+    assert set(np.round(np.unique(frame["alpha.explore"]), 12)) <= set(np.round(at["exploration_rate"], 12))
     # the same folder without --contextual: the figure of the earlier run does not linger beside the new report
     args = ["run", "market", "--out", str(out), "--eval-size", "10000", "--pop-size", "12", "--generations", "4", "--quiet"]
     assert main(args) == 0
@@ -228,3 +235,60 @@ def test_the_logistic_family_is_monotone_bounded_and_never_worse(small_market_se
     assert err.max() <= target * (1 + 1e-6) and np.all(np.diff(eps) <= 1e-12)
     assert set(params) == {"floor", "cap", "midpoint", "scale"} and params["floor"] <= eps.min() + 1e-12
     assert obj.revenue(eps[None])[0] >= obj.revenue(np.full((1, obj.size), start))[0] - 1e-12
+
+
+def test_simulate_logs_under_a_contextual_rule(tmp_path, capsys):
+    """simulate --contextual-from: every row carries its customer's own weights, those of its group, and the
+    balanced propensity is sum_k alpha_k(x) pi_k(a|x); bad sources get one line."""
+    import json
+
+    import pandas as pd
+
+    from couponmix.cli import main
+    from simulators import get_scenario
+
+    small = str(Path(__file__).with_name("data") / "market_small.yaml")
+    sc = get_scenario("market", config=small)
+    grouping = segment_grouping(sc)
+    eps = np.linspace(0.05, 0.5, grouping.size)
+    doc = {
+        "scenario": "market",
+        "world_seed": 0,
+        "contextual": {
+            "grouping": grouping.to_dict(),
+            "components": {"exploit": "exploit", "explore": "explore"},
+            "at": {"recommended": {"reachable": True, "exploration_rate": eps.tolist(), "rule": "explore by segment"}},
+        },
+    }
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(doc))
+    out = tmp_path / "log"
+    args = ["simulate", "market", "--config", small, "--n", "70000", "--out", str(out), "--quiet"]
+    assert main([*args, "--contextual-from", str(tmp_path / "run")]) == 0
+    frame = pd.read_parquet(out)
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["contextual"]["rule"] == "explore by segment" and "alpha.explore" in summary["columns"]
+    x = frame[list(sc.covariate_names)].to_numpy()
+    group = grouping.group_of(sc, x)
+    np.testing.assert_array_equal(frame["alpha.explore"].to_numpy(), eps[group])
+    np.testing.assert_allclose(frame["alpha.exploit"].to_numpy() + frame["alpha.explore"].to_numpy(), 1.0)
+    comps = sc.components()
+    rows, a = np.arange(len(frame)), frame["action"].to_numpy()
+    p = frame["alpha.exploit"].to_numpy() * comps["exploit"](x)[rows, a] + frame["alpha.explore"].to_numpy() * comps["explore"](x)[rows, a]
+    np.testing.assert_allclose(frame["pscore_avg"].to_numpy(), p, rtol=1e-12)
+    # the share logged by explore follows the rule (binomial error)
+    share = float((frame["component"] == list(comps).index("explore")).mean())
+    expected = float(eps[group].mean())
+    assert abs(share - expected) < 4 * np.sqrt(expected * (1 - expected) / len(frame))
+    capsys.readouterr()
+    for extra, message in [
+        (["--contextual-from", str(tmp_path / "run"), "--alpha", "explore=0.1,exploit=0.9"], "not both"),
+        (["--contextual-from", str(tmp_path / "nothing")], "cannot read"),
+        (["--contextual-from", str(tmp_path / "run"), "--world-seed", "3"], "world seed 0"),
+        (["--contextual-from", str(tmp_path / "run"), "--at", "tolerance"], "no reachable contextual rule at 'tolerance'"),
+        ([], "needs --alpha"),
+    ]:
+        assert main([*args[:-3], "--out", str(tmp_path / "o"), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (extra, err)
+        assert not (tmp_path / "o").exists()

@@ -44,6 +44,7 @@ from couponmix.infra.atomic import check_output_dir, clean_stale_staging, curren
 from couponmix.infra.memory import tune_allocator
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
+from couponmix.policy.contextual import ContextualMixture, Grouping
 from couponmix.policy.mixture import Mixture
 
 __all__ = [
@@ -86,6 +87,15 @@ class ChunkJob:
     seed: int
     chunk_size: int
     folder: str
+    #: contextual exploration: the customer groups and each group's mixture (None: one mixture for all)
+    grouping: Grouping | None = None
+    group_alphas: tuple | None = None
+
+    def mixture(self) -> Mixture:
+        components = self.scenario.components()
+        if self.grouping is None:
+            return Mixture(components, np.array(self.alpha))
+        return ContextualMixture(components, self.scenario, self.grouping, np.array(self.group_alphas))
 
 
 def _block_group_table(sc: Scenario, mixture: Mixture, seed: int, start: int, stop: int, names: list | None):
@@ -106,6 +116,9 @@ def _block_group_table(sc: Scenario, mixture: Mixture, seed: int, start: int, st
         pscore_avg=np.concatenate([p["pscore_avg"] for p in parts]),
         pscore=np.concatenate([p["pscore"] for p in parts]),
     )
+    if "alpha" in parts[0]:  # contextual exploration: each customer's own mixture weights
+        alpha = np.concatenate([p["alpha"] for p in parts])
+        cols.update({f"alpha.{name}": alpha[:, k] for k, name in enumerate(mixture.names)})
     return pa.table(cols), comp, action, reward
 
 
@@ -122,7 +135,7 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
         tune_allocator()
     sc = job.scenario
     k = len(job.alpha)
-    mixture = Mixture(sc.components(), np.array(job.alpha))
+    mixture = job.mixture()
     start = index * job.chunk_size
     stop = min(job.n, start + job.chunk_size)
     stats: dict = {
@@ -140,7 +153,7 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
         try:
             for s in range(start, stop, group):
                 table, comp, action, reward = _block_group_table(sc, mixture, job.seed, s, min(stop, s + group), names)
-                names = table.column_names[: table.num_columns - len(COLUMNS_AFTER_COVARIATES)]
+                names = table.column_names[: table.column_names.index("component")]
                 stats["rows"] += len(reward)
                 stats["reward_sum"] += float(reward.sum())
                 stats["reward_sq_sum"] += float(np.dot(reward, reward))
@@ -191,15 +204,16 @@ def reduce_stats(parts: list[dict]) -> dict:
     }
 
 
-def bytes_per_customer(n_covariates: int) -> int:
-    """Bytes one customer takes in the Parquet files (uncompressed doubles: the covariates, reward and both
-    propensities; one byte each for the dictionary-encoded component and action, plus page overhead)."""
-    return 8 * (n_covariates + 3) + 4
+def bytes_per_customer(n_covariates: int, n_alpha: int = 0) -> int:
+    """Bytes one customer takes in the Parquet files (uncompressed doubles: the covariates, reward, both
+    propensities and, for contextual exploration, the ``n_alpha`` mixture weights; one byte each for the
+    dictionary-encoded component and action, plus page overhead)."""
+    return 8 * (n_covariates + 3 + n_alpha) + 4
 
 
-def check_free_space(folder, n: int, n_covariates: int) -> None:
+def check_free_space(folder, n: int, n_covariates: int, n_alpha: int = 0) -> None:
     """Refuse, before writing anything, a log that cannot fit in the free space of ``folder``'s disk."""
-    need = n * bytes_per_customer(n_covariates) * 1.02 + 16 * 2**20
+    need = n * bytes_per_customer(n_covariates, n_alpha) * 1.02 + 16 * 2**20
     free = shutil.disk_usage(folder).free
     if need > free:
         raise CouponmixError(
@@ -209,15 +223,30 @@ def check_free_space(folder, n: int, n_covariates: int) -> None:
 
 
 def simulate_to_parquet(
-    scenario: Scenario, alpha, n: int, out, seed: int = 0, chunk_size: int = DEFAULT_CHUNK, backend=None, on_chunk=None
+    scenario: Scenario,
+    alpha,
+    n: int,
+    out,
+    seed: int = 0,
+    chunk_size: int = DEFAULT_CHUNK,
+    backend=None,
+    on_chunk=None,
+    contextual: tuple | None = None,
 ) -> dict:
     """Write the log of ``n`` customers under the mixture ``alpha`` to ``out`` as Parquet; returns the summary
-    that is also written to ``out/_summary.json``."""
+    that is also written to ``out/_summary.json``. ``contextual`` = (grouping, group_alphas (G, K), rule in
+    words) logs each group under its own mixture instead (``alpha`` is then ignored), and every row carries
+    its customer's weights as ``alpha.<component>`` columns."""
     from couponmix.infra.backend import LocalBackend
 
     n = check_positive_int(n, "n")
     chunk_size = check_chunk_size(chunk_size)
-    mixture = Mixture(scenario.components(), alpha)
+    if contextual is not None:
+        grouping, group_alphas, rule = contextual
+        mixture: Mixture = ContextualMixture(scenario.components(), scenario, grouping, np.asarray(group_alphas, float))
+    else:
+        grouping, group_alphas, rule = None, None, None
+        mixture = Mixture(scenario.components(), alpha)
     out = check_output_dir(out)
     if out.exists() and any(out.iterdir()):
         raise CouponmixError(f"output directory {out} is not empty; simulate writes a new folder")
@@ -225,12 +254,21 @@ def simulate_to_parquet(
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_staging(out)
     d = scenario.sample_covariates(1, np.random.default_rng(0)).shape[1]  # a scenario may not name them
-    check_free_space(out.parent, n, d)
+    check_free_space(out.parent, n, d, len(mixture.names) if grouping is not None else 0)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         mark(staging, staging=True)
         os.chmod(staging, 0o777 & ~current_umask())
-        job = ChunkJob(scenario, tuple(mixture.alpha.tolist()), n, int(seed), chunk_size, str(staging))
+        job = ChunkJob(
+            scenario,
+            tuple(mixture.alpha.tolist()),
+            n,
+            int(seed),
+            chunk_size,
+            str(staging),
+            grouping,
+            None if group_alphas is None else tuple(map(tuple, np.asarray(group_alphas, float).tolist())),
+        )
         chunks = range(-(-n // chunk_size))
         stats = backend.map(partial(write_chunk, job), chunks, on_done=on_chunk)
         total = reduce_stats(stats)
@@ -245,12 +283,21 @@ def simulate_to_parquet(
             "alpha": mixture.weights,
             "components": list(mixture.names),
             "actions": list(scenario.action_names),
-            "columns": x_names + list(COLUMNS_AFTER_COVARIATES),
+            "columns": x_names
+            + list(COLUMNS_AFTER_COVARIATES)
+            + ([f"alpha.{name}" for name in mixture.names] if grouping is not None else []),
             "component_share": dict(zip(mixture.names, (np.array(total["component_counts"]) / n).tolist())),
             "action_share": dict(zip(scenario.action_names, (np.array(total["action_counts"]) / n).tolist())),
             "reward_mean": total["reward_mean"],
             "reward_mean_se": total["reward_mean_se"],
         }
+        if grouping is not None:
+            summary["alpha"] = "varies by customer (columns alpha.<component>); the share of each component is below"
+            summary["contextual"] = {
+                "rule": rule,
+                "groups": grouping.labels,
+                "group_alphas": [dict(zip(mixture.names, map(float, row))) for row in np.asarray(group_alphas, float)],
+            }
         (staging / "_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         mark(staging)
         if out.exists():

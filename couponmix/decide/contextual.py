@@ -20,8 +20,6 @@ apply unchanged (``ContextualMixture``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.special import expit
 
@@ -30,7 +28,7 @@ from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.objectives import Moments
-from couponmix.policy.mixture import Mixture
+from couponmix.policy.contextual import ContextualMixture, Grouping, margin
 
 __all__ = [
     "FAMILIES",
@@ -48,47 +46,6 @@ __all__ = [
     "ContextualMixture",
     "cost_at_error",
 ]
-
-
-@dataclass
-class Grouping:
-    """How customers are cut into groups: ``kind`` segment (codes of a categorical covariate), feature or
-    margin (quantile bins: ``edges`` between groups)."""
-
-    kind: str
-    column: int | None
-    edges: np.ndarray | None
-    values: list[float] | None
-    labels: list[str]
-    what: str
-    #: a parametric family over the groups (None: each group's rate is free)
-    shape: LogisticShape | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.labels)
-
-    def group_of(self, scenario, x: np.ndarray) -> np.ndarray:
-        """(n,) the group of each customer."""
-        if self.kind == "segment":
-            col = x[:, self.column]
-            out = np.full(len(x), -1)
-            for g, v in enumerate(self.values or []):
-                out[col == v] = g
-            if (out < 0).any():
-                raise CouponmixError(f"a customer's {self.what} is none of the groups' values")
-            return out
-        value = margin(scenario, x) if self.kind in ("margin", "logistic") else x[:, self.column]
-        return np.searchsorted(np.asarray(self.edges), value, side="right")
-
-
-def margin(scenario, x: np.ndarray) -> np.ndarray:
-    """The production model's predicted margin: best action minus runner-up, (n,)."""
-    q = scenario.reward_model(x)
-    if q is None:
-        raise CouponmixError(f"scenario {scenario.name!r} has no revenue model: use segment exploration instead")
-    top = np.sort(q, axis=1)[:, -2:]
-    return top[:, 1] - top[:, 0]
 
 
 def segment_grouping(scenario, feature: str = "segment") -> Grouping:
@@ -372,26 +329,6 @@ def cost_at_error(revenue: np.ndarray, rmse: np.ndarray, best_revenue: float, ta
     return float(best_revenue - revenue[ok].max())
 
 
-class ContextualMixture(Mixture):
-    """A mixture whose weights depend on the customer: group g of ``grouping`` is logged with ``alphas[g]``.
-    ``Mixture.draw`` then records each customer's own balanced propensity p(a|x) = sum_k alpha_k(x) pi_k(a|x)."""
-
-    varies_by_customer = True
-
-    def __init__(self, components, scenario, grouping: Grouping, alphas: np.ndarray):
-        alphas = np.asarray(alphas, dtype=float)
-        if alphas.shape != (grouping.size, len(components)):
-            raise CouponmixError(f"need one mixture per group: shape ({grouping.size}, {len(components)})")
-        super().__init__(components, alphas.mean(axis=0) / alphas.mean(axis=0).sum())
-        self.scenario = scenario
-        self.grouping = grouping
-        self.group_alphas = alphas
-
-    def alpha_of(self, x: np.ndarray) -> np.ndarray:
-        """(n, K) each customer's mixture weights."""
-        return self.group_alphas[self.grouping.group_of(self.scenario, x)]
-
-
 #: the families ``--contextual`` takes: segment, margin (quartile steps of the predicted margin), logistic (a
 #: logistic curve in the margin with floor and cap, in 8 steps), or feature:NAME (quantile bins of a covariate)
 FAMILIES = ("segment", "margin", "logistic", "feature:NAME")
@@ -473,6 +410,8 @@ def contextual_block(
         "family": obj.grouping.kind,
         "grouped_by": obj.grouping.what,
         "groups": [{"label": lab, "share": float(w)} for lab, w in zip(obj.grouping.labels, obj.shares)],
+        "grouping": obj.grouping.to_dict(),  # what simulate --contextual-from needs to log under the rule
+        "components": {"exploit": obj.component_names[obj.i_exploit], "explore": obj.component_names[obj.i_explore]},
         "at": {},
     }
     for name, target in targets.items():

@@ -299,6 +299,7 @@ class SimulationResult:
         return (
             f"wrote {s['n']:,} customers in {len(s['files'])} Parquet files to {self.out} ({s['backend']}); "
             f"mean reward {s['reward_mean']:.5g} +/- {s['reward_mean_se']:.2g}"
+            + (f"\nlogged under the contextual rule: {s['contextual']['rule']}" if "contextual" in s else "")
         )
 
 
@@ -310,21 +311,85 @@ def simulate(
     backend=None,
     on_chunk: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    contextual_from=None,
+    at: str = "recommended",
 ) -> SimulationResult:
     """Simulate the study's log size of customers under ``alpha`` and write them to the new folder ``out`` as
     Parquet parts, chunk by chunk (refused before any work when the disk cannot hold them). ``on_start``
-    gets the number of chunks once known, ``on_chunk`` the number written so far."""
+    gets the number of chunks once known, ``on_chunk`` the number written so far.
+
+    ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) logs under that run's
+    contextual rule at ``at`` (recommended or tolerance) instead of ``alpha``: each customer's group gets its
+    own mixture, and every row records the customer's weights (``alpha.<component>``)."""
     from couponmix.dataset.simulate import DEFAULT_CHUNK as SIM_CHUNK
     from couponmix.dataset.simulate import simulate_to_parquet
 
     sc = cfg.build_scenario()
-    a = parse_alpha_spec(alpha, tuple(sc.components()))
+    contextual = None
+    if contextual_from is not None:
+        if alpha is not None:
+            raise CouponmixError("give --alpha or --contextual-from, not both")
+        contextual = contextual_rule(contextual_from, cfg, sc, at)
+        a = None
+    else:
+        if alpha is None:
+            raise CouponmixError("simulate needs --alpha (the mixture) or --contextual-from (a contextual run's rule)")
+        a = parse_alpha_spec(alpha, tuple(sc.components()))
     n = sc.default_n if cfg.n is None else cfg.n
     chunk = SIM_CHUNK if chunk_size is None else chunk_size
     if on_start is not None:
         on_start(-(-n // max(chunk, 1)))
-    summary = simulate_to_parquet(sc, a, n, out, cfg.seed, chunk, backend, on_chunk=on_chunk)
+    summary = simulate_to_parquet(sc, a, n, out, cfg.seed, chunk, backend, on_chunk=on_chunk, contextual=contextual)
     return SimulationResult(Path(out), summary)
+
+
+#: a run's summary.json is at most this large (it is read whole)
+MAX_SUMMARY_BYTES = 64 * 2**20
+
+
+def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended") -> tuple:
+    """(grouping, group mixtures (G, K), rule in words) of the contextual rule a ``run --contextual`` wrote to
+    ``source`` (its folder or summary.json), checked against the study's scenario and world seed."""
+    import json
+
+    from couponmix.policy.contextual import Grouping
+
+    path = Path(source)
+    file = path / "summary.json" if path.is_dir() else path
+    try:
+        if file.stat().st_size > MAX_SUMMARY_BYTES:
+            raise CouponmixError(f"{file} is larger than {MAX_SUMMARY_BYTES // 2**20} MB: not a couponmix summary")
+        doc = json.loads(file.read_text())
+    except OSError as exc:
+        raise CouponmixError(f"--contextual-from: cannot read {file} ({exc.strerror or exc})") from None
+    except (ValueError, UnicodeDecodeError):
+        raise CouponmixError(f"--contextual-from: {file} is not JSON") from None
+    ctx = doc.get("contextual") if isinstance(doc, dict) else None
+    if not isinstance(ctx, dict):
+        raise CouponmixError(f"{file} holds no contextual rule: write one with couponmix run --contextual")
+    if doc.get("scenario") != scenario.name or doc.get("world_seed") != cfg.world_seed:
+        raise CouponmixError(
+            f"{file} is a rule for scenario {doc.get('scenario')!r} with world seed {doc.get('world_seed')}, "
+            f"not {scenario.name!r} with world seed {cfg.world_seed}: its groups would not be the same customers"
+        )
+    point = ctx.get("at", {}).get(at)
+    if not isinstance(point, dict) or not point.get("reachable"):
+        known = ", ".join(k for k, v in ctx.get("at", {}).items() if isinstance(v, dict) and v.get("reachable")) or "none"
+        raise CouponmixError(f"{file}: no reachable contextual rule at {at!r} (reachable: {known})")
+    if "grouping" not in ctx or "components" not in ctx:
+        raise CouponmixError(f"{file} was written by an older couponmix: run again with --contextual")
+    grouping = Grouping.from_dict(ctx["grouping"])
+    names = list(scenario.components())
+    try:
+        i_exploit, i_explore = names.index(ctx["components"]["exploit"]), names.index(ctx["components"]["explore"])
+        eps = np.asarray(point["exploration_rate"], dtype=float)
+    except (KeyError, ValueError, TypeError):
+        raise CouponmixError(f"{file}: the rule names components the scenario does not have ({', '.join(names)})") from None
+    if eps.shape != (grouping.size,) or not np.all((eps >= 0) & (eps <= 1)):
+        raise CouponmixError(f"{file}: the rule's rates do not match its groups")
+    alphas = np.zeros((grouping.size, len(names)))
+    alphas[:, i_exploit], alphas[:, i_explore] = 1 - eps, eps
+    return grouping, alphas, str(point.get("rule", ""))
 
 
 def batch(folder, out, workers: int | None = None, quiet: bool = True) -> BatchResult:
