@@ -668,7 +668,10 @@ class CalibratedScenario(Scenario):
         return self._finish(self.reward_fit.predict_fold(x, 0), means_q)
 
     def _log_weights(self) -> np.ndarray:
-        p = self._array_cached("log_propensity") if (self.folder / "log_propensity.npy").is_file() else None
+        """The row weights calibrate fitted with: inverse balanced propensity where the log has several
+        loggers and it is known, else inverse logged propensity (all 1 without propensities)."""
+        name = next((n for n in ("log_pscore_avg", "log_propensity") if (self.folder / f"{n}.npy").is_file()), None)
+        p = self._array_cached(name) if name is not None else None
         return ipw(p, len(self.customers))[0]
 
     @cached_property
