@@ -7,6 +7,9 @@ tolerance where the study has one), one rate for everyone against one rate per g
 second of the exact objectives, contextual against global mixtures, measured in the same run on the same
 customers.
 
+Each study's front against front figure (one rate for everyone beside the family's rules, the report's
+contextual.png) is written to benchmarks/contextual/<study>_<family>.png.
+
 Usage: python benchmarks/bench_contextual.py [--out benchmarks/results_contextual.json]
 """
 
@@ -41,6 +44,10 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results_contextual.json"))
     parser.add_argument("--families", default="segment,margin,logistic")
     args = parser.parse_args()
+    from couponmix.outputs.report import contextual_figure
+
+    figures = ROOT / "benchmarks" / "contextual"
+    figures.mkdir(exist_ok=True)
     rows = []
     for cfg in studies():
         for family in args.families.split(","):
@@ -48,6 +55,8 @@ def main() -> int:
             s = run_config(cfg.with_overrides(contextual=family)).summary
             seconds = time.perf_counter() - t
             cx = s.contextual or {}
+            if cx.get("front"):
+                (figures / f"{cfg.name}_{family}.png").write_bytes(contextual_figure(s))
             for at_name, at in cx.get("at", {}).items():
                 rows.append(
                     {

@@ -92,6 +92,7 @@ def test_direct_method_formula_against_obp(paper_floor):
         assert abs(r.mc_mse - r.analytic_rmse**2) <= 3 * r.mc_mse_se + 1e-12, (t, r.mc_mse, r.analytic_rmse)
 
 
+@pytest.mark.slow  # repeats whole computations; make test runs it
 def test_promise_standard_error_matches_the_spread_over_evaluation_samples():
     """The jackknife standard error of a promised error, against the spread of that error over independent
     evaluation samples (8 samples; both estimates of the spread carry about 25% noise, so a factor of 2)."""

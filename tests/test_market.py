@@ -205,6 +205,7 @@ def test_revenue_and_rmse_fall_as_exploration_grows(market_run):
     assert np.all(np.diff(front["ope_rmse"]) < 0)
 
 
+@pytest.mark.slow  # repeats whole computations; make test runs it
 def test_same_seed_identical_outputs(market_run, tmp_path):
     again = tmp_path / "again"
     assert main(["run", "market", "--out", str(again), "--tol", "1.0", *RUN]) == 0

@@ -120,7 +120,7 @@ def test_study_file_values_are_checked(workdir, case):
         (["validate", "paper", "--alpha", "pi1=1", "--n", "100000000"], "above its limit"),
         (["evaluate", "paper", "--alpha", "pi1=1", "--scheduler", "bogus"], "neither threads, processes nor"),
         (
-            ["evaluate", "paper", "--alpha", "pi1=1", "--scheduler", "tcp://127.0.0.1:1", "--scheduler-timeout", "2"],
+            ["evaluate", "paper", "--alpha", "pi1=1", "--scheduler", "tcp://127.0.0.1:1", "--scheduler-timeout", "0.5"],
             "cannot use the Dask scheduler at tcp://127.0.0.1:1",
         ),
     ],
@@ -139,6 +139,7 @@ def test_thirds_written_to_six_decimals_are_accepted_with_a_warning(workdir):
     assert "pi1=0.3333" in out
 
 
+@pytest.mark.slow  # waits out the timeout by design
 def test_a_scheduler_that_accepts_but_never_answers(workdir):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

@@ -156,7 +156,11 @@ def contextual_figure(summary: StudySummary) -> bytes:
         "o",
         ms=6,
         color=COLORS[2],
-        label=f"one rate per {cx['grouped_by']} group (least cost at each precision)",
+        label=(
+            "a logistic curve in the predicted margin (least cost at each precision)"
+            if cx.get("family") == "logistic"
+            else f"one rate per {cx['grouped_by']} group (least cost at each precision)"
+        ),
     )
     at = cx["at"].get("recommended", {})
     if at.get("reachable"):
