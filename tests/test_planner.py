@@ -100,7 +100,7 @@ def test_unreachable_tolerance(market):
 
 
 def test_plan_on_paper_without_an_explore_component(paper_floor):
-    sample = EvaluationSample.from_scenario(paper_floor, 20_000, seed=0)
+    sample = EvaluationSample.from_scenario(paper_floor, 10_000, seed=0)
     obj = Criterion(sample, exact_suite(), 10_000)
     plan = plan_mixture(obj, 0.03)
     grid = np.array([(i, j, 40 - i - j) for i in range(41) for j in range(41 - i)]) / 40

@@ -154,6 +154,7 @@ def test_dask_cluster_simulation_equals_the_local_path(paper, reference, cluster
     assert summary["backend"] == f"dask ({cluster.scheduler_address})"
 
 
+@pytest.mark.slow  # starts a local Dask cluster
 def test_dask_cluster_monte_carlo_equals_the_local_path(paper_floor, cluster):
     from couponmix.ope.estimators import EstimatorSpec
     from couponmix.ope.montecarlo import monte_carlo

@@ -248,11 +248,36 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
         ],
         options={"maxiter": 60, "ftol": 1e-10},
     )
-    eps = np.clip(res.x, lo, hi)
-    err = obj.rmse(eps[None])[0]
-    if not (err <= max_error * (1 + 1e-6)).all():
+    eps0 = np.full(g, float(np.clip(start, lo, hi)))
+    eps = _pull_back(obj, lambda t: (1 - t) * eps0 + t * np.clip(res.x, lo, hi), max_error)
+    if eps is None:
         return None
-    return eps, err, None
+    return eps, obj.rmse(eps[None])[0], None
+
+
+def _pull_back_t(obj: ContextualCriterion, path, max_error: float, steps: int = 30) -> float | None:
+    """How far along ``path`` (t in [0, 1] -> eps (G,), from the start at t = 0 to the solver's answer at
+    t = 1) the rates stay feasible: 1 when the answer is; SLSQP ends on the boundary, possibly a hair
+    outside, so otherwise the furthest feasible t (bisection). None when even the start is not feasible."""
+
+    def feasible(t: float) -> bool:
+        return bool((obj.rmse(path(t)[None])[0] <= max_error * (1 + 1e-9)).all())
+
+    if feasible(1.0):
+        return 1.0
+    if not feasible(0.0):
+        return None
+    good, bad = 0.0, 1.0
+    for _ in range(steps):
+        mid = 0.5 * (good + bad)
+        good, bad = (mid, bad) if feasible(mid) else (good, mid)
+    return good
+
+
+def _pull_back(obj: ContextualCriterion, path, max_error: float):
+    """The rates at the furthest feasible point of ``path`` (see ``_pull_back_t``), or None."""
+    t = _pull_back_t(obj, path, max_error)
+    return None if t is None else path(t)
 
 
 def _slope(obj: ContextualCriterion) -> np.ndarray:
@@ -307,11 +332,14 @@ def _least_cost_shape(obj: ContextualCriterion, shape: LogisticShape, max_error:
             ],
             options={"maxiter": 50, "ftol": 1e-10},
         )
-        theta = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
+        theta0 = shape.constant(float(np.clip(start, lo, hi)), float(mid))
+        theta1 = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
+        t_end = _pull_back_t(obj, lambda t: np.clip(shape.eps((1 - t) * theta0 + t * theta1)[0], lo, hi), max_error)
+        if t_end is None:
+            continue
+        theta = (1 - t_end) * theta0 + t_end * theta1
         eps = np.clip(shape.eps(theta)[0], lo, hi)
         err = obj.rmse(eps[None])[0]
-        if not (err <= max_error * (1 + 1e-6)).all():
-            continue
         value = float(slope @ eps)
         if best is None or value > best[0]:
             best = (value, eps, err, theta)

@@ -160,6 +160,11 @@ def plan_mixture(objectives, tol: float, n: int | None = None, floors=0.0) -> Pl
     i = int(np.flatnonzero(ok)[np.argmax(revenue[ok])])
     best, extra = _refine(objectives, cand[i], floors, n, tol=tol)
     evaluated += extra
+    if k > 2:
+        # pairwise transfers can stall on a curved boundary of the feasible set, where moving along it needs
+        # three weights to change at once: polish by SLSQP and keep the result only if it is better
+        best, extra = _polish(objectives, best, floors, n, tol)
+        evaluated += extra
     return _plan(
         objectives,
         tol,
@@ -194,6 +199,61 @@ def _refine(objectives, alpha, floors, n, tol=None, min_step=1e-7, max_iter=200)
             alpha, current = moves[j], float(gain[j])
         else:
             step /= 2
+    return alpha, evaluated
+
+
+def _polish(objectives, alpha, floors, n, tol, h: float = 1e-7):
+    """Most revenue subject to every target's error <= tol on the simplex above ``floors``, by SLSQP from the
+    feasible ``alpha`` (revenue is linear in alpha; the errors' gradients by finite differences in one
+    batch); then the pairwise search again from there. Returns the better of ``alpha`` and the result."""
+    from scipy.optimize import minimize
+
+    k = len(alpha)
+    values = objectives.revenue(np.eye(k))  # revenue(alpha) = alpha @ values
+    evaluated = 0
+    memo: dict = {}
+
+    def errors(a):
+        nonlocal evaluated
+        key = a.tobytes()
+        if key not in memo:
+            pts = np.vstack([a, a + h * np.eye(k)])
+            r = np.column_stack([law.rmse(n) for law in objectives.laws(pts)])  # (k + 1, T)
+            evaluated += k + 1
+            memo.clear()
+            memo[key] = (r[0], (r[1:] - r[0]) / h)
+        return memo[key]
+
+    res = minimize(
+        lambda a: -float(a @ values),
+        alpha,
+        jac=lambda a: -values,
+        method="SLSQP",
+        bounds=[(float(f), 1.0) for f in floors],
+        constraints=[
+            {"type": "eq", "fun": lambda a: np.array([a.sum() - 1.0]), "jac": lambda a: np.ones((1, k))},
+            {"type": "ineq", "fun": lambda a: tol - errors(np.asarray(a, float))[0], "jac": lambda a: -errors(np.asarray(a, float))[1].T},
+        ],
+        options={"maxiter": 100, "ftol": 1e-12},
+    )
+    cand = np.maximum(np.asarray(res.x, float), floors)
+    cand = floors + (cand - floors) * (1.0 - floors.sum()) / (cand - floors).sum()
+    if not (_worst(objectives, cand[None], n)[0] <= tol):
+        # SLSQP ends on the boundary, possibly a hair outside: the feasible point furthest along the segment
+        # from the (feasible) start, by bisection
+        lo, hi = 0.0, 1.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            if _worst(objectives, ((1 - mid) * alpha + mid * cand)[None], n)[0] <= tol:
+                lo = mid
+            else:
+                hi = mid
+        evaluated += 40
+        cand = (1 - lo) * alpha + lo * cand
+    cand, extra = _refine(objectives, cand, floors, n, tol=tol, min_step=1e-7)
+    evaluated += extra
+    if float(objectives.revenue(cand[None])[0]) > float(objectives.revenue(alpha[None])[0]):
+        return cand, evaluated
     return alpha, evaluated
 
 
