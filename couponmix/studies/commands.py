@@ -372,6 +372,16 @@ def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended")
             f"{file} is a rule for scenario {doc.get('scenario')!r} with world seed {doc.get('world_seed')}, "
             f"not {scenario.name!r} with world seed {cfg.world_seed}: its groups would not be the same customers"
         )
+    study = doc.get("study") if isinstance(doc.get("study"), dict) else {}
+    written_for = study.get("scenario")
+    if isinstance(written_for, str) and written_for != cfg.scenario:
+        same_folder = (
+            Path(written_for).is_dir() and Path(cfg.scenario).is_dir() and Path(written_for).resolve() == Path(cfg.scenario).resolve()
+        )
+        if not same_folder:
+            raise CouponmixError(
+                f"{file} is a rule for scenario {written_for!r}, not {cfg.scenario!r}: its groups would not be the same customers"
+            )
     point = ctx.get("at", {}).get(at)
     if not isinstance(point, dict) or not point.get("reachable"):
         known = ", ".join(k for k, v in ctx.get("at", {}).items() if isinstance(v, dict) and v.get("reachable")) or "none"
