@@ -2,7 +2,9 @@
 
 Each case runs ``couponmix`` as a process and checks: exit code 2, exactly one line on stderr starting
 ``couponmix: error:`` and no traceback, nothing written, files that were there untouched, and no process
-of the run left behind (found by a tag in their environment, so reparented orphans count too).
+of the run left behind (found by a tag in their environment, so reparented orphans count too). Config
+values refused while the file is read run the first case of each kind as a process and the rest in this
+process, which is the same code path.
 """
 
 import os
@@ -84,12 +86,26 @@ def workdir(tmp_path):
     return tmp_path
 
 
+def in_process(args, cwd, capsys, monkeypatch):
+    """The CLI's main in this process (for cases refused while reading the input, where no worker or signal
+    is involved): (exit code, stdout, stderr, tag of no process)."""
+    from couponmix.cli import main
+
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err, uuid.uuid4().hex
+
+
 @pytest.mark.parametrize("case", sorted(MARKET_BAD))
-def test_market_config_values_are_checked(workdir, case):
+def test_market_config_values_are_checked(workdir, case, capsys, monkeypatch):
+    """The first case as a process; the others, refused while the config is read, in this process."""
     text, message = MARKET_BAD[case]
     (workdir / "m.yaml").write_text(text)
     before = snapshot(workdir)
-    code, _, err, tag = couponmix(["plan", "market", "--config", "m.yaml", "--tol", "0.5", "--eps", "0.1"], workdir)
+    run = couponmix if case == sorted(MARKET_BAD)[0] else lambda a, w: in_process(a, w, capsys, monkeypatch)
+    code, _, err, tag = run(["plan", "market", "--config", "m.yaml", "--tol", "0.5", "--eps", "0.1"], workdir)
     assert_refused(code, err, tag, message, before, workdir)
 
 
@@ -101,11 +117,13 @@ def test_a_binary_config_file(workdir):
 
 
 @pytest.mark.parametrize("case", sorted(STUDY_BAD))
-def test_study_file_values_are_checked(workdir, case):
+def test_study_file_values_are_checked(workdir, case, capsys, monkeypatch):
+    """The first case as a process; the others, refused while the study file is read, in this process."""
     text, message = STUDY_BAD[case]
     (workdir / "s.yaml").write_text(text)
     before = snapshot(workdir)
-    code, _, err, tag = couponmix(["run", "paper_floor", "--config", "s.yaml", "--out", "o"], workdir)
+    run = couponmix if case == sorted(STUDY_BAD)[0] else lambda a, w: in_process(a, w, capsys, monkeypatch)
+    code, _, err, tag = run(["run", "paper_floor", "--config", "s.yaml", "--out", "o"], workdir)
     assert_refused(code, err, tag, message, before, workdir)
 
 
