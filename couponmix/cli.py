@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from couponmix.errors import CouponmixError
@@ -480,6 +481,14 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("couponmix: interrupted", file=sys.stderr)
+        if argv is None:
+            # a real command line: the outputs' staging is already removed and the workers ended (the except
+            # blocks on the way here), so leave now. The interpreter's exit joins the process pool's threads,
+            # which can hang after shutdown(wait=False) with terminated workers (CPython issue #83386, seen
+            # once in CI-like load), and Ctrl-C must stop within about a second.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
 
 
