@@ -483,12 +483,17 @@ def main(argv=None) -> int:
         print("couponmix: interrupted", file=sys.stderr)
         if argv is None:
             # a real command line: the outputs' staging is already removed and the workers ended (the except
-            # blocks on the way here), so leave now. The interpreter's exit joins the process pool's threads,
-            # which can hang after shutdown(wait=False) with terminated workers (CPython issue #83386, seen
-            # once in CI-like load), and Ctrl-C must stop within about a second.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
+            # blocks on the way here). The interpreter's exit then joins the process pool's threads, which can
+            # hang after shutdown(wait=False) with terminated workers (CPython issue #83386). A watchdog ends
+            # the process if that exit has not finished within 2 s: Ctrl-C must stop within about a second.
+            import threading
+            import time
+
+            def watchdog() -> None:
+                time.sleep(2.0)
+                os._exit(130)
+
+            threading.Thread(target=watchdog, name="couponmix-exit-watchdog", daemon=True).start()
         return 130
 
 
