@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from couponmix.decide.optimize import nondominated_mask
+from couponmix.decide.optimize import furthest_feasible, nondominated_mask
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
 from couponmix.ope.criterion import Criterion
@@ -255,27 +255,14 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
     return eps, obj.rmse(eps[None])[0], None
 
 
-def _pull_back_t(obj: ContextualCriterion, path, max_error: float, steps: int = 30) -> float | None:
-    """How far along ``path`` (t in [0, 1] -> eps (G,), from the start at t = 0 to the solver's answer at
-    t = 1) the rates stay feasible: 1 when the answer is; SLSQP ends on the boundary, possibly a hair
-    outside, so otherwise the furthest feasible t (bisection). None when even the start is not feasible."""
-
-    def feasible(t: float) -> bool:
-        return bool((obj.rmse(path(t)[None])[0] <= max_error * (1 + 1e-9)).all())
-
-    if feasible(1.0):
-        return 1.0
-    if not feasible(0.0):
-        return None
-    good, bad = 0.0, 1.0
-    for _ in range(steps):
-        mid = 0.5 * (good + bad)
-        good, bad = (mid, bad) if feasible(mid) else (good, mid)
-    return good
+def _pull_back_t(obj: ContextualCriterion, path, max_error: float) -> float | None:
+    """How far along ``path`` (t in [0, 1] -> eps (G,), from the start to the solver's answer) the rates meet
+    ``max_error`` for every target (``furthest_feasible``)."""
+    return furthest_feasible(lambda t: bool((obj.rmse(path(t)[None])[0] <= max_error * (1 + 1e-9)).all()))
 
 
 def _pull_back(obj: ContextualCriterion, path, max_error: float):
-    """The rates at the furthest feasible point of ``path`` (see ``_pull_back_t``), or None."""
+    """The rates at the furthest feasible point of ``path``, or None when even its start is not feasible."""
     t = _pull_back_t(obj, path, max_error)
     return None if t is None else path(t)
 

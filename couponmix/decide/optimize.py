@@ -30,7 +30,25 @@ __all__ = [
     "recommend",
     "pareto_front",
     "check_max_rmse",
+    "furthest_feasible",
 ]
+
+
+def furthest_feasible(feasible: Callable[[float], bool], steps: int = 30) -> float | None:
+    """How far along a path t in [0, 1] the points stay feasible, the path running from a start (t = 0) to a
+    solver's answer (t = 1): 1 when the answer is feasible, None when the start is not, else the furthest
+    feasible t found by ``steps`` bisections. Gradient solvers end on the boundary, possibly a hair outside;
+    this pulls their answer back onto the feasible side."""
+    if feasible(1.0):
+        return 1.0
+    if not feasible(0.0):
+        return None
+    good, bad = 0.0, 1.0
+    for _ in range(steps):
+        mid = 0.5 * (good + bad)
+        good, bad = (mid, bad) if feasible(mid) else (good, mid)
+    return good
+
 
 #: evenly spaced points of the grid that replaces the genetic search when there are two components
 SEGMENT_POINTS = 401

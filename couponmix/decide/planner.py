@@ -22,6 +22,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 
 from couponmix.decide.curves import exploration_rate
+from couponmix.decide.optimize import furthest_feasible
 from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.policy.simplex import check_alpha, check_floors
 
@@ -236,20 +237,16 @@ def _polish(objectives, alpha, floors, n, tol, h: float = 1e-7):
         ],
         options={"maxiter": 100, "ftol": 1e-12},
     )
-    cand = np.maximum(np.asarray(res.x, float), floors)
-    cand = floors + (cand - floors) * (1.0 - floors.sum()) / (cand - floors).sum()
-    if not (_worst(objectives, cand[None], n)[0] <= tol):
-        # SLSQP ends on the boundary, possibly a hair outside: the feasible point furthest along the segment
-        # from the (feasible) start, by bisection
-        lo, hi = 0.0, 1.0
-        for _ in range(40):
-            mid = 0.5 * (lo + hi)
-            if _worst(objectives, ((1 - mid) * alpha + mid * cand)[None], n)[0] <= tol:
-                lo = mid
-            else:
-                hi = mid
-        evaluated += 40
-        cand = (1 - lo) * alpha + lo * cand
+    end = np.maximum(np.asarray(res.x, float), floors)
+    end = floors + (end - floors) * (1.0 - floors.sum()) / (end - floors).sum()
+
+    def feasible(t: float) -> bool:
+        nonlocal evaluated
+        evaluated += 1
+        return bool(_worst(objectives, ((1 - t) * alpha + t * end)[None], n)[0] <= tol)
+
+    t = furthest_feasible(feasible, steps=40)  # the start, alpha, is feasible: t is not None
+    cand = (1 - t) * alpha + t * end if t is not None else alpha
     cand, extra = _refine(objectives, cand, floors, n, tol=tol, min_step=1e-7)
     evaluated += extra
     if float(objectives.revenue(cand[None])[0]) > float(objectives.revenue(alpha[None])[0]):

@@ -38,7 +38,7 @@ from couponmix.ope.fitted_reward import FittedModelObjectives, cross_fitted, pil
 from couponmix.ope.objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, reward_model_on
 from couponmix.policy.mixture import Mixture
 
-__all__ = ["obp_estimate", "TRUTH_SIZE", "TRUTH_CHUNK", "Z95", "TargetCheck", "true_values", "interval", "monte_carlo"]
+__all__ = ["obp_estimate", "TRUTH_SIZE", "TRUTH_CHUNK", "Z95", "TargetCheck", "true_values", "row_weights", "interval", "monte_carlo"]
 
 TRUTH_SIZE = 2_000_000
 TRUTH_CHUNK = 250_000
@@ -79,16 +79,23 @@ def true_values(scenario: Scenario, seed: int, size: int = TRUTH_SIZE) -> dict[s
     return {name: total / size for name, total in totals.items()}
 
 
-def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
-    """Point estimate and the half-width of its 95% interval, from the per-customer terms."""
-    rows = np.arange(len(log["action"]))
+def row_weights(spec: EstimatorSpec, log: dict, pe: np.ndarray) -> np.ndarray:
+    """(n,) the estimator's weight c of each logged row: its weight function of pi_e(a_i|x_i) over the
+    balanced propensity (the acting component's own for naive weights)."""
     a = log["action"]
     p = log["pscore"] if spec.weights == "naive" else log["pscore_avg"]
     if p is None:  # a log whose balanced propensity cannot be rebuilt: only estimators without weights run
         if spec.weight_fn != "zero":
             raise CouponmixError(f"{spec.name} needs the balanced propensity, which this log does not give")
         p = np.ones(len(a))
-    c = spec.weight(pe[rows, a] / p)
+    return spec.weight(pe[np.arange(len(a)), a] / p)
+
+
+def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
+    """Point estimate and the half-width of its 95% interval, from the per-customer terms."""
+    rows = np.arange(len(log["action"]))
+    a = log["action"]
+    c = row_weights(spec, log, pe)
     if spec.uses_reward_model:
         if q is None:
             raise CouponmixError(f"{spec.name} needs a reward model")

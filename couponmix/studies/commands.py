@@ -566,7 +566,7 @@ def _write_estimate(result: EstimateResult, out) -> None:
 
 def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> EstimateResult:
     from couponmix.dataset.scenario import get_scenario
-    from couponmix.ope.montecarlo import obp_estimate
+    from couponmix.ope.montecarlo import obp_estimate, row_weights
 
     sc = get_scenario(str(scenario_folder))
     log = sc.real_log() if hasattr(sc, "real_log") else None
@@ -589,15 +589,13 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
         for spec in specs:
             point, half = obp_estimate(spec, log, pe, q)
             low, high, note = point - half, point + half, None
-            rows = np.arange(len(log["action"]))
-            p = log["pscore"] if spec.weights == "naive" else log["pscore_avg"]
-            c = spec.weight(pe[rows, log["action"]] / p) if p is not None else np.zeros(len(rows))
+            c = row_weights(spec, log, pe)
             if not c.any():  # DM, or a switch estimator whose weights all lie above its threshold
                 note = UNWEIGHTED_NOTE
             elif half == 0:
                 # every row's term is the same (no matched row had a reward above the rest): the spread says
                 # nothing, so the upper end is the rule of three on the largest weight times the reward range
-                high = point + 3 * float(c.max()) * float(np.ptp(log["reward"])) / len(rows)
+                high = point + 3 * float(c.max()) * float(np.ptp(log["reward"])) / len(c)
                 note = RULE_OF_THREE_NOTE
             res[name][spec.name] = {
                 "estimate": point,
