@@ -10,11 +10,13 @@ import pytest
 from couponmix.decide.contextual import (
     ContextualCriterion,
     ContextualMixture,
+    FamilyParameters,
     contextual_block,
     least_cost_rule,
     logistic_grouping,
     margin,
     margin_grouping,
+    search_front,
     segment_grouping,
 )
 from couponmix.ope.criterion import Criterion
@@ -80,6 +82,13 @@ def test_never_worse_than_one_rate_for_everyone(market_setup):
         assert any(p["revenue"] >= g["revenue"] - 1e-12 and p["error"] <= g["error"] + 1e-12 for p in front)
     # segments buy precision more cheaply on market (measured: about 17% at the recommended precision)
     assert block["at"]["b"]["saving_pct"] > 5
+    # the rule at a precision is the cheapest of the searched front, the SLSQP rule and the constant rate
+    for at in block["at"].values():
+        cost = at["revenue_cost_per_10k_customers"] / 10_000
+        assert at["found_by"] in ("NSGA-II", "SLSQP", "one rate for everyone")
+        within = [p for p in front if p["error"] <= at["error"] * (1 + 1e-9)]
+        assert cost <= best - max(p["revenue"] for p in within) + 1e-12
+    assert block["search"]["evaluations"] > 0 and block["search"]["seeds"] >= 12
 
 
 @pytest.mark.slow
@@ -152,6 +161,56 @@ def test_least_cost_rule_is_feasible_and_cheaper(small_market_setup):
     assert found is not None
     eps, err, params = found
     assert params is None and err.max() <= 0.6 * (1 + 1e-6) and eps.shape == (4,) and (eps >= 0.01).all() and (eps <= 0.99).all()
+
+
+@pytest.mark.parametrize("family", ["segment", "logistic"])
+def test_the_search_over_the_family_never_loses_a_seed_and_finds_more(small_market_setup, family):
+    """NSGA-II over the family's parameters, seeded with constant rates: every seed is weakly dominated by the
+    front it returns, every returned rule is feasible for the family (bounds, cap <= 1 - floor), the front is
+    the exact evaluation of its rules, the search finds rules by group that beat every constant rate at some
+    precision, and the same seed gives the same front."""
+    sc, sample, crit = small_market_setup
+    grouping = segment_grouping(sc) if family == "segment" else logistic_grouping(sc, sample.x)
+    obj = ContextualCriterion(crit, sc, grouping)
+    fam = FamilyParameters(obj, 0.01)
+    rates = np.linspace(0.02, 0.6, 8)
+    seeds = np.array([fam.constant(r) for r in rates])
+    found = search_front(obj, fam, seeds, pop_size=16, generations=6, seed=1)
+    assert found["evaluations"] == 16 * 6
+    seed_eps = fam.eps(seeds)
+    seed_rev, seed_err, _ = obj.evaluate(seed_eps)
+    for r, e in zip(seed_rev, seed_err):
+        assert np.any((found["revenue"] >= r - 1e-12) & (found["error"] <= e + 1e-12)), (r, e)
+    x = found["x"]
+    assert np.all(x >= fam.xl - 1e-15) and np.all(x <= fam.xu + 1e-15)
+    if family == "logistic":
+        assert np.all(x[:, 0] + x[:, 1] <= 0.99 + 1e-12)
+        assert np.all(np.diff(found["eps"], axis=1) <= 1e-12)  # every rule falls with the margin
+    rev, agg, per = obj.evaluate(found["eps"])
+    np.testing.assert_allclose(found["revenue"], rev, rtol=1e-12)
+    np.testing.assert_allclose(found["error"], agg, rtol=1e-12)
+    assert np.all(np.diff(found["error"]) >= 0) and np.all(np.diff(found["revenue"]) >= 0)  # a front
+    varying = np.ptp(found["eps"], axis=1) > 1e-9
+    beats = [np.all((r > seed_rev + 1e-12) | (e < seed_err - 1e-12)) for r, e in zip(found["revenue"][varying], found["error"][varying])]
+    assert any(beats)  # some rule by group is better than every constant seed at its own precision
+    again = search_front(obj, fam, seeds, pop_size=16, generations=6, seed=1)
+    np.testing.assert_array_equal(again["x"], found["x"])
+
+
+def test_the_mean_criterion_constrains_the_mean(small_market_setup):
+    """With the mean over future policies as the criterion, the least-cost rule bounds the mean error (not
+    each target's), so it costs no more than the rule that bounds every target."""
+    sc, sample, crit = small_market_setup
+    mean_crit = Criterion(sample, exact_suite(10.0), 50_000, aggregate="mean")
+    worst = least_cost_rule(ContextualCriterion(crit, sc, segment_grouping(sc)), 0.55, 0.15)
+    obj = ContextualCriterion(mean_crit, sc, segment_grouping(sc))
+    start = 0.15
+    assert obj.combine(obj.rmse(np.full((1, 4), start)))[0] <= 0.55
+    found = least_cost_rule(obj, 0.55, start)
+    assert found is not None and worst is not None
+    eps, err, _ = found
+    assert err.mean() <= 0.55 * (1 + 1e-6)
+    assert obj.revenue(eps[None])[0] >= obj.revenue(worst[0][None])[0] - 1e-12
 
 
 @pytest.mark.slow

@@ -12,9 +12,13 @@ the population's moments are the group shares times each group's moments at its 
 (``Moments.combine``); the exact revenue and error formulas carry over unchanged. The global ratio is the
 constant eps; ``ContextualCriterion`` at a constant eps reproduces ``Criterion`` at that mixture.
 
-**Optimisation.** At a given precision the least-cost rule is found by SLSQP (scipy) from the best constant
-rate, and never comes out worse than it; the front shown in reports is the non-dominated set of such rules
-and the constant rates. Logs record each customer's own alpha(x) and p(a|x); obp's balanced estimators
+**Optimisation.** pymoo's NSGA-II searches the family's parameters (each group's rate, or the logistic
+curve's four parameters) for the two objectives, revenue and the criterion's worst-target error. Its first
+population is seeded with constant rates (the global ratio) and with least-cost rules found by SLSQP (scipy)
+at a few precisions, and the front is the non-dominated set of everything evaluated, the constant rates
+included: it can never come out worse than one rate for everyone. At a named precision (the recommendation's
+error, the tolerance) the rule is the cheaper of the front's best point within that error and an SLSQP
+least-cost rule started from the best constant rate. Logs record each customer's own alpha(x) and p(a|x); obp's balanced estimators
 apply unchanged (``ContextualMixture``).
 """
 
@@ -45,6 +49,8 @@ __all__ = [
     "ContextualCriterion",
     "ContextualMixture",
     "cost_at_error",
+    "FamilyParameters",
+    "search_front",
 ]
 
 
@@ -117,6 +123,11 @@ class LogisticShape:
 
     def bounds(self, lo: float, hi: float) -> list[tuple[float, float]]:
         return [(lo, hi), (0.0, hi - lo), (float(self.centers.min()), float(self.centers.max())), self.log_scale_bounds]
+
+    def theta(self, parameters: dict) -> np.ndarray:
+        """The parameters behind ``parameters`` (the inverse of ``parameters``)."""
+        p = parameters
+        return np.array([p["floor"], p["cap"] - p["floor"], p["midpoint"], np.log(p["scale"])], dtype=float)
 
     def parameters(self, theta: np.ndarray) -> dict:
         return {
@@ -207,9 +218,9 @@ class ContextualCriterion:
 
 
 def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01, starts: int = 2):
-    """The exploration rate per group with the least revenue cost whose error is at most ``max_error`` for
-    every future policy (SLSQP from the constant ``start``; the cost is linear in eps, the error's gradient
-    is taken by finite differences in one batch). Returns (eps (G,), error (T,), parameters); parameters is
+    """The exploration rate per group with the least revenue cost whose error (the criterion's: the worst
+    future policy's, or their mean) is at most ``max_error``: SLSQP from the constant ``start``, the cost
+    linear in eps, the error's gradient taken by finite differences in one batch. Returns (eps (G,), error (T,), parameters); parameters is
     None for free group rates and a dict for a parametric family (``obj.grouping.shape``), whose parameters
     the search then runs over. None when the solver finds no feasible rule."""
     from scipy.optimize import minimize
@@ -239,13 +250,7 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
         jac=lambda e: -slope,
         method="SLSQP",
         bounds=[(lo, hi)] * g,
-        constraints=[
-            {
-                "type": "ineq",
-                "fun": lambda e: max_error - errors(np.asarray(e, float))[0],
-                "jac": lambda e: -errors(np.asarray(e, float))[1].T,
-            }
-        ],
+        constraints=[_room(obj, lambda e: errors(np.asarray(e, float)), max_error)],
         options={"maxiter": 60, "ftol": 1e-10},
     )
     eps0 = np.full(g, float(np.clip(start, lo, hi)))
@@ -255,10 +260,28 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
     return eps, obj.rmse(eps[None])[0], None
 
 
+def _room(obj: ContextualCriterion, errors, max_error: float) -> dict:
+    """SLSQP's constraint that the criterion's error is at most ``max_error``: one inequality per target when
+    the error is the worst target's (smooth pieces of the max), one on their mean otherwise. ``errors`` maps
+    the parameters to (per-target errors (T,), their Jacobian (P, T))."""
+    if obj.aggregate == "max":
+        return {"type": "ineq", "fun": lambda x: max_error - errors(x)[0], "jac": lambda x: -errors(x)[1].T}
+    return {
+        "type": "ineq",
+        "fun": lambda x: np.array([max_error - errors(x)[0].mean()]),
+        "jac": lambda x: -errors(x)[1].mean(axis=1)[None, :],
+    }
+
+
+def _meets(obj: ContextualCriterion, eps: np.ndarray, max_error: float) -> np.ndarray:
+    """(B,) whether the rates ``eps`` (B, G) have the criterion's error at most ``max_error``."""
+    return obj.combine(obj.rmse(np.atleast_2d(eps))) <= max_error * (1 + 1e-9)
+
+
 def _pull_back_t(obj: ContextualCriterion, path, max_error: float) -> float | None:
     """How far along ``path`` (t in [0, 1] -> eps (G,), from the start to the solver's answer) the rates meet
-    ``max_error`` for every target (``furthest_feasible``)."""
-    return furthest_feasible(lambda t: bool((obj.rmse(path(t)[None])[0] <= max_error * (1 + 1e-9)).all()))
+    ``max_error`` (``furthest_feasible``)."""
+    return furthest_feasible(lambda t: bool(_meets(obj, path(t), max_error)[0]))
 
 
 def _pull_back(obj: ContextualCriterion, path, max_error: float):
@@ -310,11 +333,7 @@ def _least_cost_shape(obj: ContextualCriterion, shape: LogisticShape, max_error:
             method="SLSQP",
             bounds=bounds,
             constraints=[
-                {
-                    "type": "ineq",
-                    "fun": lambda t: max_error - errors(np.asarray(t, float))[0],
-                    "jac": lambda t: -errors(np.asarray(t, float))[1].T,
-                },
+                _room(obj, lambda t: errors(np.asarray(t, float)), max_error),
                 {"type": "ineq", "fun": lambda t: np.array([hi - t[0] - t[1]]), "jac": lambda t: np.array([[-1.0, -1.0, 0.0, 0.0]])},
             ],
             options={"maxiter": 50, "ftol": 1e-10},
@@ -344,10 +363,114 @@ def cost_at_error(revenue: np.ndarray, rmse: np.ndarray, best_revenue: float, ta
     return float(best_revenue - revenue[ok].max())
 
 
+class FamilyParameters:
+    """What the search over a family runs over: each group's rate (free groups) or the family's parameters
+    (``grouping.shape``), their bounds, the repair into the feasible set, and the group rates they give."""
+
+    def __init__(self, obj: ContextualCriterion, floor: float):
+        self.shape = obj.grouping.shape
+        self.lo, self.hi = float(floor), 1.0 - float(floor)
+        if self.shape is None:
+            self.xl, self.xu = np.full(obj.size, self.lo), np.full(obj.size, self.hi)
+        else:
+            b = np.array(self.shape.bounds(self.lo, self.hi), dtype=float)
+            self.xl, self.xu = b[:, 0], b[:, 1]
+
+    @property
+    def size(self) -> int:
+        return len(self.xl)
+
+    def repair(self, x: np.ndarray) -> np.ndarray:
+        """(B, P) inside the bounds, and for the logistic family cap = floor + rise <= 1 - floor."""
+        x = np.clip(np.atleast_2d(np.asarray(x, dtype=float)), self.xl, self.xu)
+        if self.shape is not None:
+            x[:, 1] = np.minimum(x[:, 1], self.hi - x[:, 0])
+        return x
+
+    def eps(self, x: np.ndarray) -> np.ndarray:
+        """(B, G) the group rates of parameters ``x`` (B, P)."""
+        x = self.repair(x)
+        return x if self.shape is None else np.clip(self.shape.eps(x), self.lo, self.hi)
+
+    def constant(self, rate: float, midpoint: float | None = None) -> np.ndarray:
+        """The parameters of one rate for everyone."""
+        rate = float(np.clip(rate, self.lo, self.hi))
+        return np.full(self.size, rate) if self.shape is None else self.shape.constant(rate, midpoint)
+
+    def of_rule(self, eps: np.ndarray, parameters: dict | None) -> np.ndarray:
+        """The parameters of a rule ``least_cost_rule`` returned."""
+        return np.asarray(eps, dtype=float) if self.shape is None else self.shape.theta(parameters or {})
+
+    def parameters(self, x: np.ndarray) -> dict | None:
+        return None if self.shape is None else self.shape.parameters(np.asarray(x, dtype=float))
+
+
+#: NSGA-II settings of the search over a family's parameters: its first population holds the seeds (constant
+#: rates and SLSQP rules) and is padded with uniform draws up to SEARCH_POP
+SEARCH_POP = 32
+SEARCH_GENERATIONS = 25
+
+
+def search_front(
+    obj: ContextualCriterion,
+    family: FamilyParameters,
+    seeds: np.ndarray,
+    pop_size: int = SEARCH_POP,
+    generations: int = SEARCH_GENERATIONS,
+    seed: int = 0,
+    on_generation=None,
+) -> dict:
+    """NSGA-II (pymoo) over the family's parameters for the two objectives, revenue (maximised) and the
+    criterion's combined error (minimised), from a first population holding every row of ``seeds`` (P
+    parameters each), padded with uniform draws. Returns the non-dominated set of everything evaluated, by
+    increasing error: ``x`` (F, P), ``eps`` (F, G), ``revenue`` (F,), ``error`` (F,), ``errors`` (F, T), and ``evaluations``.
+    The seeds are evaluated too, so the front found is never dominated by a seed."""
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.core.callback import Callback
+    from pymoo.core.problem import Problem
+    from pymoo.core.repair import Repair
+    from pymoo.optimize import minimize
+
+    seeds = family.repair(seeds)
+    pad = max(pop_size - len(seeds), 0)
+    draws = family.xl + (family.xu - family.xl) * stream(seed, "contextual_search").random((pad, family.size))
+    first = np.vstack([seeds, family.repair(draws)])
+    archive: list[tuple] = []
+
+    class Feasible(Repair):
+        def _do(self, problem, X, **kwargs):
+            return family.repair(X)
+
+    class FamilyProblem(Problem):
+        def __init__(self):
+            super().__init__(n_var=family.size, n_obj=2, xl=family.xl, xu=family.xu)
+
+        def _evaluate(self, X, out, *args, **kwargs):
+            x = family.repair(X)
+            eps = family.eps(x)
+            rev, err = obj.revenue(eps), obj.rmse(eps)
+            agg = obj.combine(err)
+            archive.append((x, eps, rev, agg, err))
+            out["F"] = np.column_stack([-rev, agg])
+
+    class Progress(Callback):
+        def notify(self, algorithm):
+            if on_generation is not None:
+                on_generation(algorithm.n_gen)
+
+    algorithm = NSGA2(pop_size=pop_size, sampling=first, repair=Feasible(), eliminate_duplicates=True)
+    minimize(FamilyProblem(), algorithm, ("n_gen", generations), seed=seed, verbose=False, callback=Progress())
+    x, eps, rev, agg, err = (np.concatenate([a[i] for a in archive]) for i in range(5))
+    keep = nondominated_mask(rev, agg)
+    order = np.argsort(agg[keep], kind="stable")
+    pick = np.flatnonzero(keep)[order]
+    return {"x": x[pick], "eps": eps[pick], "revenue": rev[pick], "error": agg[pick], "errors": err[pick], "evaluations": len(rev)}
+
+
 #: the families ``--contextual`` takes: segment, margin (quartile steps of the predicted margin), logistic (a
 #: logistic curve in the margin with floor and cap, in 8 steps), or feature:NAME (quantile bins of a covariate)
 FAMILIES = ("segment", "margin", "logistic", "feature:NAME")
-FRONT_POINTS = 8
+FRONT_POINTS = 6
 
 
 def grouping_for(spec: str, scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:
@@ -414,13 +537,24 @@ def contextual_block(
     targets: dict[str, float],
     floor: float,
     front_points: int = FRONT_POINTS,
+    pop_size: int = SEARCH_POP,
+    generations: int = SEARCH_GENERATIONS,
+    seed: int = 0,
+    on_generation=None,
 ) -> dict:
-    """The contextual answer at each named precision (``targets``: name -> worst-target error), with the
-    global ratio's cost at the same error beside it, and both fronts for the figure."""
+    """The contextual answer at each named precision (``targets``: name -> the criterion's error), with the
+    global ratio's cost at the same error beside it, and both fronts for the figure.
+
+    SLSQP finds the least-cost rule at each named precision and at ``front_points`` precisions spread over
+    the global front; NSGA-II then searches the family's parameters from a first population seeded with those
+    rules and with constant rates. The contextual front is the non-dominated set of everything evaluated and
+    of the global grid; the rule at a named precision is the cheapest of the front's points, the SLSQP rule
+    and the best constant rate within that error."""
     eps_grid = np.asarray(curve["eps"], float)
     rev_g, err_g, _ = obj.evaluate(np.repeat(eps_grid[:, None], obj.size, axis=1))
     keep = (eps_grid >= floor) & (eps_grid <= 1 - floor)
     eps_grid, rev_g, err_g = eps_grid[keep], rev_g[keep], err_g[keep]
+    family = FamilyParameters(obj, floor)
     out: dict = {
         "family": obj.grouping.kind,
         "grouped_by": obj.grouping.what,
@@ -429,29 +563,56 @@ def contextual_block(
         "components": {"exploit": obj.component_names[obj.i_exploit], "explore": obj.component_names[obj.i_explore]},
         "at": {},
     }
+    # 1. SLSQP: least-cost rules at the named precisions and at precisions spread over the global front
+    seeds = [family.constant(float(x)) for x in eps_grid[np.unique(np.linspace(0, len(eps_grid) - 1, 12).round().astype(int))]]
+    named = {}
     for name, target in targets.items():
-        ok = err_g <= target * (1 + 1e-9)
-        if not ok.any():
-            out["at"][name] = {"error": target, "reachable": False}
+        if not (err_g <= target * (1 + 1e-9)).any():
+            out["at"][name] = {"error": float(target), "reachable": False}
             continue
         start = _global_rate(obj, eps_grid, err_g, rev_g, target)
-        cost_global = float(best_revenue - obj.revenue(np.full((1, obj.size), start))[0])
         found = least_cost_rule(obj, target, start, floor)
-        shape = obj.grouping.shape
-        constant = (
-            np.full(obj.size, start),
-            obj.rmse(np.full((1, obj.size), start))[0],
-            shape.parameters(shape.constant(start)) if shape is not None else None,
-        )
-        eps, err, params = found if found is not None else constant
-        cost = float(best_revenue - obj.revenue(eps[None])[0])
-        if cost > cost_global:  # never worse than the constant rule it started from
-            (eps, err, params), cost = constant, cost_global
+        named[name] = (float(target), start, found)
+        seeds.append(family.constant(start))
+        if found is not None:
+            seeds.append(family.of_rule(found[0], found[2]))
+    lo, hi = float(err_g.min()), float(np.quantile(err_g, 0.9))
+    for target in np.geomspace(lo * 1.02, max(hi, lo * 1.05), front_points) if front_points else []:
+        ok = err_g <= target
+        found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor, starts=1)
+        if found is not None:
+            seeds.append(family.of_rule(found[0], found[2]))
+    # 2. NSGA-II over the family's parameters, from those seeds
+    searched = search_front(obj, family, np.array(seeds), pop_size, generations, seed, on_generation)
+    out["search"] = {
+        "method": "NSGA-II (pymoo) over the family's parameters, seeded with constant rates and SLSQP least-cost rules",
+        "parameters": family.size,
+        "pop_size": pop_size,
+        "generations": generations,
+        "seeds": len(seeds),
+        "evaluations": searched["evaluations"],
+    }
+    # 3. the rule at each named precision: the cheapest of the front, the SLSQP rule and the constant rate
+    for name, (target, start, found) in named.items():
+        constant_x = family.constant(start)
+        options = [(family.eps(constant_x)[0], family.parameters(constant_x), "one rate for everyone")]
+        if found is not None:
+            options.append((found[0], found[2], "SLSQP"))
+        ok = np.flatnonzero(searched["error"] <= target * (1 + 1e-9))
+        if ok.size:
+            j = int(ok[np.argmax(searched["revenue"][ok])])
+            options.append((searched["eps"][j], family.parameters(searched["x"][j]), "NSGA-II"))
+        revenues = obj.revenue(np.array([o[0] for o in options]))
+        best = int(np.argmax(revenues))  # ties keep the earlier, simpler rule
+        eps, params, by = options[best]
+        err = obj.rmse(eps[None])[0]
+        cost_global = float(best_revenue - revenues[0])
+        cost = float(best_revenue - revenues[best])
         gain = cost_global - cost
         out["at"][name] = {
-            "error": float(target),
+            "error": target,
             "reachable": True,
-            "exploration_rate": eps.tolist(),
+            "exploration_rate": np.asarray(eps, float).tolist(),
             "explored_share": float(eps @ obj.shares),
             "global_exploration_rate": start,
             "errors": dict(zip(obj.target_names, err.tolist())),
@@ -463,26 +624,15 @@ def contextual_block(
             "revenue_gain_per_10k_customers": 10_000 * gain,
             "beats_revenue_only": bool(cost < 0),
             "saving_pct": (100 * min(gain / cost_global, 1.0) if cost_global > 0 else 0.0),
+            "found_by": by,
             "rule": rule_in_words(obj.grouping, eps, obj.shares, params),
             **({"parameters": params} if params is not None else {}),
         }
-    lo, hi = float(err_g.min()), float(np.quantile(err_g, 0.9))
-    front = []
-    for target in np.geomspace(lo * 1.02, max(hi, lo * 1.05), front_points):
-        ok = err_g <= target
-        found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor, starts=1)
-        if found is not None:
-            front.append(
-                {
-                    "error": float(found[1].max() if obj.aggregate == "max" else obj.combine(found[1][None])[0]),
-                    "revenue": float(obj.revenue(found[0][None])[0]),
-                    "exploration_rate": found[0].tolist(),
-                }
-            )
-    # the family contains the constant rules: its front is the non-dominated set of both
-    pts = front + [
-        {"error": float(e), "revenue": float(r), "exploration_rate": [float(x)] * obj.size} for x, r, e in zip(eps_grid, rev_g, err_g)
-    ]
+    # 4. the family contains the constant rules: its front is the non-dominated set of the search and the grid
+    pts = [
+        {"error": float(e), "revenue": float(r), "exploration_rate": x.tolist()}
+        for x, r, e in zip(searched["eps"], searched["revenue"], searched["error"])
+    ] + [{"error": float(e), "revenue": float(r), "exploration_rate": [float(x)] * obj.size} for x, r, e in zip(eps_grid, rev_g, err_g)]
     keep = nondominated_mask(np.array([p["revenue"] for p in pts]), np.array([p["error"] for p in pts]))
     merged = sorted((p for p, k in zip(pts, keep) if k), key=lambda p: p["error"])
     out["front"] = {

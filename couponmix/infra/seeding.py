@@ -30,6 +30,7 @@ PURPOSES = {
     "fit": 10,
     "evaluation_population": 11,
     "model-error": 12,
+    "contextual_search": 13,
 }
 
 

@@ -149,17 +149,17 @@ def contextual_figure(summary: StudySummary) -> bytes:
     glob, ctx = cx["front"]["global"], cx["front"]["contextual"]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     ax.plot([p["error"] for p in glob], [p["revenue"] for p in glob], "-", color=COLORS[0], label="one rate for everyone")
-    own = [p for p in ctx if len(set(p["exploration_rate"])) > 1]  # the rules that vary by group
-    ax.plot(
-        [p["error"] for p in own],
-        [p["revenue"] for p in own],
-        "o",
-        ms=6,
+    ax.plot(  # the searched front (it includes the constant rates where no rule by group beats them)
+        [p["error"] for p in ctx],
+        [p["revenue"] for p in ctx],
+        "o-",
+        ms=2.5,
+        lw=1.2,
         color=COLORS[2],
         label=(
-            "a logistic curve in the predicted margin (least cost at each precision)"
+            "a logistic curve in the predicted margin (best found)"
             if cx.get("family") == "logistic"
-            else f"one rate per {cx['grouped_by']} group (least cost at each precision)"
+            else f"one rate per {cx['grouped_by']} group (best found)"
         ),
     )
     at = cx["at"].get("recommended", {})

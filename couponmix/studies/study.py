@@ -493,14 +493,19 @@ def _run(
     if contextual is not None:
         bar.phase(6, PHASES[6])
         log.info("contextual exploration (%s)", contextual)
-        from couponmix.decide.contextual import ContextualCriterion, contextual_block, grouping_for
+        from couponmix.decide.contextual import SEARCH_GENERATIONS, ContextualCriterion, contextual_block, grouping_for
 
         cobj = ContextualCriterion(objectives, sc, grouping_for(contextual, sc, sample.x))
         named = {"recommended": float(recommended.ope_rmse)}
         if tol is not None:
             named["tolerance"] = float(tol)
+
+        def searching(done: int) -> None:
+            bar.phase(6, f"{PHASES[6]}: search generation {done}/{SEARCH_GENERATIONS}")
+
         # costs against the same revenue-only mix as the headline's
-        ctx = {"spec": contextual, **contextual_block(cobj, curve, best_rev, named, float(floors.max()))}
+        block = contextual_block(cobj, curve, best_rev, named, float(floors.max()), seed=seed, on_generation=searching)
+        ctx = {"spec": contextual, **block}
     regret = None
     if "exploit" in components and "oracle" in references:
         regret = {
