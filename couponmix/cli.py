@@ -246,7 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="exact revenue and OPE error of given mixtures on a population of any size, streamed in chunks")
     _add_common(ev)
-    ev.add_argument("--alpha", required=True, action="append", help="mixture, e.g. explore=0.1,exploit=0.9 (repeat the option for several)")
+    ev.add_argument("--alpha", default=None, action="append", help="mixture, e.g. explore=0.1,exploit=0.9 (repeat the option for several)")
+    ev.add_argument(
+        "--contextual-from",
+        default=None,
+        metavar="RUN_DIR",
+        help="also evaluate the contextual rule a `run --contextual` wrote to RUN_DIR (each customer group at its own mixture), "
+        "beside the one rate for everyone that reached the same precision in that run unless --alpha is given",
+    )
+    ev.add_argument("--at", choices=("recommended", "tolerance"), default="recommended", help="which of the run's contextual rules")
     ev.add_argument("--population", type=int, default=1_000_000, help="customers in the evaluation population (default 1,000,000)")
     ev.add_argument(
         "--estimator",
@@ -426,7 +434,17 @@ def cmd_evaluate(args) -> int:
     from couponmix.studies.commands import evaluate, n_chunks
 
     with Progress(n_chunks(args.population, args.chunk_size), "evaluating chunks", args.quiet or args.json) as bar:
-        res = evaluate(_study(args), args.alpha, args.population, args.chunk_size, args.naive, _backend(args), on_chunk=bar.update_to)
+        res = evaluate(
+            _study(args),
+            args.alpha,
+            args.population,
+            args.chunk_size,
+            args.naive,
+            _backend(args),
+            on_chunk=bar.update_to,
+            contextual_from=args.contextual_from,
+            at=args.at,
+        )
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
         return 0

@@ -19,6 +19,7 @@ from couponmix.decide.contextual import (
     search_front,
     segment_grouping,
 )
+from couponmix.errors import CouponmixError
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.estimators import EstimatorSpec, exact_suite
 from couponmix.ope.objectives import EvaluationSample
@@ -354,3 +355,94 @@ def test_simulate_logs_under_a_contextual_rule(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (extra, err)
         assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("kind", [pytest.param("ips", marks=pytest.mark.slow), "dr"])
+def test_streamed_contextual_objectives_equal_the_in_memory_ones(kind):
+    """StreamingObjectives with a grouping: one mixture per group, chunk by chunk, equals ContextualCriterion
+    on the same customers; chunk size, workers and the row cache change nothing; one rate for every group
+    equals the streamed global mixture."""
+    from couponmix.infra.backend import LocalBackend
+    from couponmix.infra.seeding import BLOCK
+    from couponmix.ope.streaming import StreamingObjectives, population_chunk
+    from simulators import get_scenario
+
+    sc = get_scenario("market", config=str(Path(__file__).with_name("data") / "market_small.yaml"))
+    spec = EstimatorSpec(kind)
+    grouping = segment_grouping(sc)
+    names = list(sc.components())
+    ie = names.index("explore")
+    eps = np.random.default_rng(2).uniform(0.03, 0.7, (3, grouping.size))
+    alphas = np.zeros((3, grouping.size, len(names)))
+    alphas[..., ie], alphas[..., 1 - ie] = eps, 1 - eps
+    size = BLOCK + 777
+    streamed = StreamingObjectives(sc, spec, 20_000, size, seed=4, chunk_size=BLOCK, grouping=grouping)
+    x = population_chunk(sc, 4, size, 4 * BLOCK, 0)  # the same customers, in one piece
+    memory = ContextualCriterion(Criterion(EvaluationSample.from_covariates(sc, x), [spec], 20_000, error="simulator"), sc, grouping)
+    rev, agg, per = streamed.evaluate(alphas)
+    rev_m, agg_m, per_m = memory.evaluate(eps)
+    np.testing.assert_allclose(rev, rev_m, rtol=1e-12)
+    np.testing.assert_allclose(per, per_m, rtol=1e-9)
+    np.testing.assert_allclose(agg, agg_m, rtol=1e-9)
+    other = StreamingObjectives(sc, spec, 20_000, size, seed=4, chunk_size=2 * BLOCK, backend=LocalBackend(2), grouping=grouping)
+    np.testing.assert_allclose(other.evaluate(alphas)[2], per, rtol=1e-12)
+    uncached = StreamingObjectives(sc, spec, 20_000, size, seed=4, chunk_size=BLOCK, cache_bytes=0, grouping=grouping)
+    assert streamed.cached and not uncached.cached
+    for a, b in zip(uncached.evaluate(alphas), (rev, agg, per)):
+        assert np.array_equal(a, b)
+    flat = StreamingObjectives(sc, spec, 20_000, size, seed=4, chunk_size=BLOCK)
+    one = np.repeat(alphas[:1, :1], grouping.size, axis=1)  # group 0's mixture for every group
+    np.testing.assert_allclose(streamed.evaluate(one)[2], flat.evaluate(alphas[:1, 0])[2], rtol=1e-10)
+    np.testing.assert_allclose(streamed.evaluate(one)[0], flat.evaluate(alphas[:1, 0])[0], rtol=1e-12)
+    with pytest.raises(CouponmixError, match="one mixture per group"):
+        streamed.evaluate(alphas[:, :2])
+
+
+def test_evaluate_streams_a_contextual_rule_beside_its_one_rate(tmp_path, capsys):
+    """evaluate --contextual-from: the run's rule (each group at its own mixture) and the one rate that reached
+    the same precision, on one streamed population; the rule's row equals ContextualCriterion on the same
+    customers, its average weights are the groups' population shares times their mixtures."""
+    import json
+
+    from couponmix.cli import main
+    from couponmix.infra.seeding import BLOCK
+    from couponmix.ope.streaming import population_chunk
+    from simulators import get_scenario
+
+    small = str(Path(__file__).with_name("data") / "market_small.yaml")
+    sc = get_scenario("market", config=small)
+    grouping = segment_grouping(sc)
+    eps = np.array([0.4, 0.1, 0.2, 0.05])
+    doc = {
+        "scenario": "market",
+        "world_seed": 0,
+        "contextual": {
+            "grouping": grouping.to_dict(),
+            "components": {"exploit": "exploit", "explore": "explore"},
+            "at": {"recommended": {"reachable": True, "exploration_rate": eps.tolist(), "rule": "by segment", "global_exploration_rate": 0.15}},
+        },
+    }
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(doc))
+    size = BLOCK + 500
+    args = ["evaluate", "market", "--config", small, "--population", str(size), "--seed", "5", "--estimator", "dr", "--quiet"]
+    assert main([*args, "--contextual-from", str(tmp_path / "run"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    one, rule = res["mixtures"]
+    assert one["alpha"] == {"exploit": 0.85, "explore": 0.15} and "rule" not in one and rule["rule"] == "by segment"
+    x = population_chunk(sc, 5, size, 2 * BLOCK, 0)
+    shares = np.bincount(grouping.group_of(sc, x), minlength=4) / size
+    np.testing.assert_allclose([g["share"] for g in rule["groups"]], shares, rtol=1e-12)
+    assert rule["alpha"]["explore"] == pytest.approx(float(shares @ eps), rel=1e-12)
+    crit = Criterion(EvaluationSample.from_covariates(sc, x), [EstimatorSpec("dr")], sc.default_n, error="simulator")
+    memory = ContextualCriterion(crit, sc, grouping)
+    rev, agg, per = memory.evaluate(np.vstack([np.full(4, 0.15), eps]))
+    np.testing.assert_allclose([one["revenue"], rule["revenue"]], rev, rtol=1e-12)
+    np.testing.assert_allclose([one["ope_rmse"], rule["ope_rmse"]], agg, rtol=1e-9)
+    np.testing.assert_allclose([d["rmse"] for d in rule["targets"].values()], per[1], rtol=1e-9)
+    # text output names the rule; neither --alpha nor a rule: one line
+    assert main([*args, "--contextual-from", str(tmp_path / "run")]) == 0
+    assert "the contextual rule" in capsys.readouterr().out
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs --alpha" in err

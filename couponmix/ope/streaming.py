@@ -10,6 +10,12 @@ to floating-point rounding, does not depend on the chunk size or on the backend:
 local processes or on a Dask cluster (``backend``), and only the (targets x moments x mixtures) sums
 travel back.
 
+**Contextual mixtures.** With a ``grouping`` (``couponmix.policy.contextual.Grouping``), customers of group
+g are logged with their group's own mixture: a batch is (B, G, K). Each chunk's customers are split by
+group, each part's moments are taken at its group's mixtures, and the parts are combined by their share
+of the chunk, so the population's moments are exact, as for one mixture for everyone (tested against
+``ContextualCriterion`` on the same customers).
+
 Evaluate many mixtures per pass: drawing a chunk and computing its policies is shared by every
 mixture of the batch. Repeated passes (an optimiser's generations) are cheaper still when the
 chunks' merged rows (``objectives.RowTerms``, what the moments are sums over) fit in ``cache_bytes``:
@@ -28,6 +34,7 @@ import numpy as np
 
 from couponmix.dataset.scenario import Scenario
 from couponmix.dataset.simulate import check_chunk_size
+from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
@@ -43,6 +50,7 @@ from couponmix.ope.objectives import (
     laws_from_moments,
     shared_executor,
 )
+from couponmix.policy.contextual import Grouping
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_CACHE_BYTES", "population_chunk", "StreamingObjectives"]
 
@@ -70,33 +78,62 @@ class _Job:
     seed: int
     size: int
     chunk_size: int
-    alphas: np.ndarray
+    alphas: np.ndarray  # (B, G, K): group g's mixtures (G = 1 without a grouping)
     q_mean: np.ndarray | None  # per-action mean reward over the population, when q is that crude model
+    grouping: Grouping | None = None
 
 
-def _chunk_objectives(job: _Job, index: int) -> MixtureObjectives:
+#: one chunk's parts, all later passes need of it: (customers, [(group, its customers, row sets, component values)])
+ChunkRows = tuple[int, list]
+
+
+def _chunk_rows(job: _Job, index: int) -> ChunkRows:
+    """The row sets and component values of one chunk, per customer group (one part without a grouping)."""
     x = population_chunk(job.scenario, job.seed, job.size, job.chunk_size, index)
     q = None
     if job.q_mean is not None:
         q = np.broadcast_to(job.q_mean, (len(x), len(job.q_mean))).copy()
     sample = EvaluationSample.from_covariates(job.scenario, x, q=q, q_source="per-action average reward")
-    return MixtureObjectives(sample, job.estimator, 1)  # threads: this process's share of the cores
+    if job.grouping is None:
+        obj = MixtureObjectives(sample, job.estimator, 1)
+        return sample.size, [(0, sample.size, obj.groups, obj.component_values)]
+    group = job.grouping.group_of(job.scenario, x)
+    parts = []
+    for g in range(job.grouping.size):
+        idx = np.flatnonzero(group == g)
+        if idx.size:
+            obj = MixtureObjectives(sample.subset(idx), job.estimator, 1)
+            parts.append((g, idx.size, obj.groups, obj.component_values))
+    return sample.size, parts
 
 
-def _chunk_moments(job: _Job, index: int) -> tuple[int, Moments, np.ndarray]:
-    """(customers, moments for the batch, component values) of one chunk."""
-    obj = _chunk_objectives(job, index)
-    return obj.sample.size, obj.moments(job.alphas), obj.component_values
+def _rows_moments(part: ChunkRows, alphas: np.ndarray, n_targets: int, estimator: EstimatorSpec, executor) -> tuple:
+    """(customers, moments for the batch, component values per group weighted by the group's share of the
+    chunk (G, K), the groups' shares of the chunk (G,)) of one chunk's parts: each part at its own group's
+    mixtures, combined by share."""
+    m, groups = part
+    values = np.zeros(alphas.shape[1:])
+    shares = np.zeros(alphas.shape[1])
+    found, weights = [], []
+    for g, count, rows, v in groups:
+        found.append(group_moments(rows, n_targets, alphas[:, g], estimator, executor=executor))
+        weights.append(count / m)
+        values[g] = (count / m) * v
+        shares[g] = count / m
+    if len(found) == 1:  # one group for everyone: the chunk's moments as they are
+        return m, found[0], values, shares
+    return m, Moments.combine(found, weights), values, shares
 
 
-def _chunk_rows(job: _Job, index: int) -> tuple[int, list, np.ndarray]:
-    """(customers, row sets, component values) of one chunk: all later passes need of it."""
-    obj = _chunk_objectives(job, index)
-    return obj.sample.size, obj.groups, obj.component_values
+def _chunk_moments(job: _Job, index: int) -> tuple:
+    """What ``_rows_moments`` gives for one chunk."""
+    threads = min(default_threads(), 4)  # this process's share of the cores
+    executor = shared_executor(threads) if threads > 1 else None
+    return _rows_moments(_chunk_rows(job, index), job.alphas, len(job.scenario.targets()), job.estimator, executor)
 
 
-def _rows_nbytes(part: tuple[int, list, np.ndarray]) -> int:
-    return sum(rows.nbytes for _, rows in part[1])
+def _rows_nbytes(part: ChunkRows) -> int:
+    return sum(rows.nbytes for _, _, row_sets, _ in part[1] for _, rows in row_sets)
 
 
 def _mean_mu(scenario: Scenario, seed: int, size: int, chunk_size: int, index: int) -> tuple[int, np.ndarray]:
@@ -108,7 +145,8 @@ class StreamingObjectives:
     """Revenue and error laws of a batch of mixtures on a population of ``size`` customers, chunk by chunk.
 
     Same results as ``MixtureObjectives`` on the same customers (tested), in memory bounded by one chunk
-    per worker plus the batch's sums.
+    per worker plus the batch's sums. With a ``grouping``, a batch is (B, G, K), one mixture per group of
+    customers (a contextual mixture), with the same results as ``ContextualCriterion`` on the same customers.
     """
 
     def __init__(
@@ -122,6 +160,7 @@ class StreamingObjectives:
         backend=None,
         aggregate: str = "max",
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        grouping: Grouping | None = None,
     ):
         from couponmix.infra.backend import LocalBackend
 
@@ -132,7 +171,10 @@ class StreamingObjectives:
         self.chunk_size = check_chunk_size(chunk_size)
         self.backend = backend or LocalBackend(1)
         self.cache_bytes = check_positive_int(cache_bytes, "cache bytes", minimum=0)
-        self._rows: list | None = None  # per chunk (customers, row sets, component values), once cached
+        self.grouping = grouping
+        #: each customer group's share of the population (G,), known after the first pass
+        self.group_shares: np.ndarray | None = None
+        self._rows: list | None = None  # per chunk its parts (``ChunkRows``), once cached
         self._cache_decided = False
         self.chunks = range(-(-self.size // self.chunk_size))
         self.target_names = tuple(scenario.targets())
@@ -149,7 +191,21 @@ class StreamingObjectives:
         return self._rows is not None
 
     def _job(self, alphas: np.ndarray) -> _Job:
-        return _Job(self.scenario, self.estimator, self.seed, self.size, self.chunk_size, alphas, self._q_mean)
+        return _Job(self.scenario, self.estimator, self.seed, self.size, self.chunk_size, alphas, self._q_mean, self.grouping)
+
+    def _batch(self, alphas) -> np.ndarray:
+        """(B, G, K) from a batch of mixtures: (B, K) or (K,) without a grouping, (B, G, K) or (G, K) with one."""
+        k = len(self.component_names)
+        a = np.asarray(alphas, dtype=float)
+        if self.grouping is None:
+            a = np.atleast_2d(a)
+            if a.ndim != 2 or a.shape[1] != k:
+                raise CouponmixError(f"need mixtures of {k} weights")
+            return a[:, None, :]
+        a = a[None] if a.ndim == 2 else a
+        if a.ndim != 3 or a.shape[1:] != (self.grouping.size, k):
+            raise CouponmixError(f"need one mixture per group: shape (B, {self.grouping.size}, {k})")
+        return a
 
     def _try_cache(self, on_chunk: Callable[[int], None] | None) -> tuple | None:
         """Keep every chunk's row sets if chunk 0's size, times the number of chunks, fits the budget.
@@ -157,7 +213,7 @@ class StreamingObjectives:
         self._cache_decided = True
         if self.cache_bytes == 0:
             return None
-        job = self._job(np.zeros((0, len(self.component_names))))
+        job = self._job(np.zeros((0, 1 if self.grouping is None else self.grouping.size, len(self.component_names))))
         first = _chunk_rows(job, 0)
         if _rows_nbytes(first) * len(self.chunks) > self.cache_bytes:
             return first
@@ -170,13 +226,13 @@ class StreamingObjectives:
         """(customers, moments, component values) of chunks whose row sets are in this process."""
         threads = default_threads()
         executor = shared_executor(threads) if threads > 1 else None
-        t_all = len(self.target_names)
-        return [(m, group_moments(groups, t_all, alphas, self.estimator, executor=executor), values) for m, groups, values in parts]
+        return [_rows_moments(part, alphas, len(self.target_names), self.estimator, executor) for part in parts]
 
     def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
-        """Population moments for the batch, and the components' values. ``on_chunk(i)`` is called as
-        chunks are done (for progress bars)."""
-        alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+        """Population moments for the batch, and the components' values: (K,) without a grouping; with one,
+        (G, K), each group's values times its share of the population (revenue = sum over g of
+        alpha_g . values_g). ``on_chunk(i)`` is called as chunks are done (for progress bars)."""
+        alphas = self._batch(alphas)
         first = None if self._cache_decided else self._try_cache(on_chunk)
         if self._rows is not None:
             parts = self._moments_from_rows(self._rows, alphas)
@@ -186,19 +242,24 @@ class StreamingObjectives:
             )
         else:
             parts = self.backend.map(partial(_chunk_moments, self._job(alphas)), self.chunks, on_done=on_chunk)
-        weights = [m / self.size for m, _, _ in parts]
-        values = sum(w * v for w, (_, _, v) in zip(weights, parts))
-        return Moments.combine([p[1] for p in parts], weights), values
+        weights = [p[0] / self.size for p in parts]
+        values = sum(w * p[2] for w, p in zip(weights, parts))
+        self.group_shares = sum(w * p[3] for w, p in zip(weights, parts))
+        return Moments.combine([p[1] for p in parts], weights), (values[0] if self.grouping is None else values)
+
+    def revenue_of(self, alphas, values: np.ndarray) -> np.ndarray:
+        """(B,) revenue of a batch from the ``values`` ``moments`` returned."""
+        a = self._batch(alphas)
+        return np.einsum("bgk,gk->b", a, values if self.grouping is not None else values[None, :])
 
     def laws(self, alphas) -> list[ErrorLaw]:
         return laws_from_moments(self.moments(alphas)[0], self.estimator)
 
     def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(revenue (B,), aggregated RMSE (B,), per-target RMSE (B, T)) in one pass over the population."""
-        alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
         m, values = self.moments(alphas)
         per = np.column_stack([law.rmse(self.n) for law in laws_from_moments(m, self.estimator)])
-        return alphas @ values, self.combine(per), per
+        return self.revenue_of(alphas, values), self.combine(per), per
 
     def combine(self, per_target: np.ndarray) -> np.ndarray:
         return combine_targets(per_target, self.aggregate)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -169,20 +170,26 @@ class EvaluationResult:
         }
 
     def labels(self) -> list[str]:
-        return [",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items()) for row in self.mixtures]
+        return [
+            ("contextual rule: " if "rule" in row else "") + ",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items())
+            for row in self.mixtures
+        ]
 
     def text(self) -> str:
         k = len(self.mixtures)
         targets = list(self.mixtures[0]["targets"]) if self.mixtures else []
+        labels = self.labels()
+        w = max([34, *map(len, labels)])
         lines = [
             f"{self.scenario}: {k} mixture(s) evaluated exactly on {self.population:,} customers in "
             f"{self.seconds:.1f} s ({k / self.seconds:.3g} mixture evaluations/s, {self.backend})",
             f"OPE error of {self.estimator} at a log of n = {self.n:,}: {self.estimator_reason}",
-            f"{'mixture':34s} {'revenue':>9s} " + " ".join(f"{'RMSE ' + t:>14s}" for t in targets) + f" {self.aggregate + ' RMSE':>10s}",
+            f"{'mixture':{w}s} {'revenue':>9s} " + " ".join(f"{'RMSE ' + t:>14s}" for t in targets) + f" {self.aggregate + ' RMSE':>10s}",
         ]
-        for mix, row in zip(self.labels(), self.mixtures):
+        for mix, row in zip(labels, self.mixtures):
             cells = [f"{d['rmse']:14.5g}" if d["supported"] else f"{'unsupported':>14s}" for d in row["targets"].values()]
-            lines.append(f"{mix:34s} {row['revenue']:9.5g} " + " ".join(cells) + f" {row['ope_rmse']:10.5g}")
+            lines.append(f"{mix:{w}s} {row['revenue']:9.5g} " + " ".join(cells) + f" {row['ope_rmse']:10.5g}")
+        lines += [f"the contextual rule (its weights above: the traffic average): {row['rule']}" for row in self.mixtures if "rule" in row]
         return "\n".join(lines)
 
     def warnings(self) -> list[str]:
@@ -200,19 +207,32 @@ class EvaluationResult:
 
 def evaluate(
     cfg: StudyConfig,
-    alphas: Sequence,
+    alphas: Sequence | None,
     population: int = 1_000_000,
     chunk_size: int | None = None,
     naive: bool = False,
     backend=None,
     on_chunk: Callable[[int], None] | None = None,
+    contextual_from=None,
+    at: str = "recommended",
 ) -> EvaluationResult:
     """The exact objectives of the mixtures ``alphas`` (specs or mappings) on a population of ``population``
     customers streamed in chunks. The estimator is the study's, or the textbook default (plain IPS where its
-    variance is finite at these mixtures, clipped IPS otherwise); ``naive`` uses its naive form."""
+    variance is finite at these mixtures, clipped IPS otherwise); ``naive`` uses its naive form.
+
+    ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) adds that run's
+    contextual rule at ``at``, each customer group at its own mixture, and the one rate for everyone that
+    reached the same precision in the run (unless ``alphas`` are given): both on the same population."""
     sc = cfg.build_scenario()
     names = tuple(sc.components())
-    a = np.array([parse_alpha_spec(x, names) for x in alphas])
+    a = np.array([parse_alpha_spec(x, names) for x in alphas or []]).reshape(-1, len(names))
+    rule = None
+    if contextual_from is not None:
+        rule = contextual_rule(contextual_from, cfg, sc, at)
+        if len(a) == 0 and rule.global_alpha is not None:  # one rate for everyone at the run's precision
+            a = rule.global_alpha[None]
+    elif len(a) == 0:
+        raise CouponmixError("evaluate needs --alpha (mixtures) or --contextual-from (a contextual run's rule)")
     requested = cfg.estimator
     if naive:
         if requested is None:
@@ -221,18 +241,20 @@ def evaluate(
     sample = EvaluationSample.from_scenario(sc, cfg.eval_size, cfg.seed)
     verdicts = {}
     for t in sample.target_names:
-        found = [weight_verdict(sc, sample, t, x) for x in a]
+        # every mixture logged, each group's of a contextual rule included
+        found = [weight_verdict(sc, sample, t, x) for x in [*a, *([] if rule is None else rule.alphas)]]
         verdicts[t] = next((v for v in found if v.status == "infinite"), found[0])
     spec, why = choose_estimator(requested, verdicts, sc.name)
     n = sc.default_n if cfg.n is None else cfg.n
-    obj = StreamingObjectives(
-        sc, spec, n, population, cfg.seed, DEFAULT_CHUNK if chunk_size is None else chunk_size, backend, cfg.aggregate
-    )
+    grouping = None if rule is None else rule.grouping
+    chunk = DEFAULT_CHUNK if chunk_size is None else chunk_size
+    obj = StreamingObjectives(sc, spec, n, population, cfg.seed, chunk, backend, cfg.aggregate, grouping=grouping)
+    batch = a if rule is None else np.concatenate([np.repeat(a[:, None, :], rule.grouping.size, axis=1), rule.alphas[None]])
     start = time.perf_counter()
-    m, values = obj.moments(a, on_chunk=on_chunk)
+    m, values = obj.moments(batch, on_chunk=on_chunk)
     seconds = time.perf_counter() - start
     laws = dict(zip(obj.target_names, laws_from_moments(m, spec)))
-    revenue = a @ values
+    revenue = obj.revenue_of(batch, values)
     agg = obj.combine(np.column_stack([law.rmse(n) for law in laws.values()]))
     rows = [
         {
@@ -243,6 +265,21 @@ def evaluate(
         }
         for i, x in enumerate(a)
     ]
+    if rule is not None:  # the contextual rule: its traffic shares over the whole population, and the rule
+        shares = np.asarray(obj.group_shares, dtype=float)
+        rows.append(
+            {
+                "alpha": dict(zip(names, (shares @ rule.alphas).tolist())),
+                "revenue": float(revenue[-1]),
+                "ope_rmse": float(agg[-1]),
+                "targets": {t: law.summary(n, len(a)) for t, law in laws.items()},
+                "rule": rule.rule,
+                "groups": [
+                    {"label": lab, "share": float(w), "alpha": dict(zip(names, x.tolist()))}
+                    for lab, w, x in zip(rule.grouping.labels, shares, rule.alphas)
+                ],
+            }
+        )
     return EvaluationResult(sc.name, obj.size, n, cfg.seed, spec.label, why, cfg.aggregate, obj.backend.name, seconds, rows)
 
 
@@ -329,7 +366,8 @@ def simulate(
     if contextual_from is not None:
         if alpha is not None:
             raise CouponmixError("give --alpha or --contextual-from, not both")
-        contextual = contextual_rule(contextual_from, cfg, sc, at)
+        found = contextual_rule(contextual_from, cfg, sc, at)
+        contextual = (found.grouping, found.alphas, found.rule)
         a = None
     else:
         if alpha is None:
@@ -347,9 +385,20 @@ def simulate(
 MAX_SUMMARY_BYTES = 64 * 2**20
 
 
-def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended") -> tuple:
-    """(grouping, group mixtures (G, K), rule in words) of the contextual rule a ``run --contextual`` wrote to
-    ``source`` (its folder or summary.json), checked against the study's scenario and world seed."""
+class ContextualRule(NamedTuple):
+    """A contextual rule a ``run --contextual`` wrote: its customer groups, each group's mixture (G, K), the
+    rule in words, and the mixture with one rate for everyone that reached the same precision in the run
+    (K,), None if not recorded."""
+
+    grouping: Any
+    alphas: np.ndarray
+    rule: str
+    global_alpha: np.ndarray | None
+
+
+def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended") -> ContextualRule:
+    """The contextual rule a ``run --contextual`` wrote to ``source`` (its folder or summary.json) at ``at``,
+    checked against the study's scenario and world seed."""
     import json
 
     from couponmix.policy.contextual import Grouping
@@ -399,7 +448,12 @@ def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended")
         raise CouponmixError(f"{file}: the rule's rates do not match its groups")
     alphas = np.zeros((grouping.size, len(names)))
     alphas[:, i_exploit], alphas[:, i_explore] = 1 - eps, eps
-    return grouping, alphas, str(point.get("rule", ""))
+    rate = point.get("global_exploration_rate")
+    one = None
+    if isinstance(rate, (int, float)) and 0 <= rate <= 1:
+        one = np.zeros(len(names))
+        one[i_exploit], one[i_explore] = 1 - rate, rate
+    return ContextualRule(grouping, alphas, str(point.get("rule", "")), one)
 
 
 def batch(folder, out, workers: int | None = None, quiet: bool = True) -> BatchResult:
