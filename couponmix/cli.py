@@ -269,7 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="Monte Carlo check of the analytic error with obp's estimators")
     _add_common(val)
-    val.add_argument("--alpha", required=True, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
+    val.add_argument("--alpha", default=None, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
+    val.add_argument(
+        "--contextual-from",
+        default=None,
+        metavar="RUN_DIR",
+        help="draw the logs under the contextual rule a `run --contextual` wrote to RUN_DIR instead of --alpha",
+    )
+    val.add_argument("--at", choices=("recommended", "tolerance"), default="recommended", help="which of the run's contextual rules")
     val.add_argument("--reps", type=int, default=200, help="number of simulated logs")
     val.add_argument(
         "--estimators",
@@ -464,7 +471,17 @@ def cmd_validate(args) -> int:
     if args.out is not None:
         check_output_dir(args.out)
     with Progress(args.reps, "simulating logs", args.quiet) as bar:
-        res = validate(_study(args), args.alpha, args.estimators, args.reps, args.clip, _backend(args), on_replication=bar.update_to)
+        res = validate(
+            _study(args),
+            args.alpha,
+            args.estimators,
+            args.reps,
+            args.clip,
+            _backend(args),
+            on_replication=bar.update_to,
+            contextual_from=args.contextual_from,
+            at=args.at,
+        )
     print(res.text())
     if args.out is not None:
         write_outputs(args.out, {"validation.json": to_json(res.to_dict())})

@@ -118,43 +118,6 @@ def test_logs_drawn_under_alpha_x_are_what_the_formulas_assume(market_setup):
     assert log["alpha"].shape == (200_000, 2) and np.array_equal(log["alpha"], ax)
 
 
-@pytest.mark.montecarlo
-def test_the_exact_error_matches_obp_by_monte_carlo(market_setup):
-    """Logs drawn under a contextual mixture, obp's balanced IPS and DR on each: the Monte Carlo MSE matches the
-    contextual criterion's exact MSE (the simulator's error, bias included) within 3 standard errors."""
-    from couponmix.dataset.logs import simulate_log
-    from couponmix.ope.montecarlo import true_values
-
-    sc, sample, _ = market_setup
-    grouping = segment_grouping(sc)
-    names = list(sc.components())
-    ie = names.index("explore")
-    eps = np.array([0.1, 0.5, 0.15, 0.3])
-    alphas = np.zeros((4, 2))
-    alphas[:, ie], alphas[:, 1 - ie] = eps, 1 - eps
-    mix = ContextualMixture(sc.components(), sc, grouping, alphas)
-    truth = true_values(sc, 11, 300_000)
-    n, reps = 2000, mc_reps(150, 2000)
-    targets = sc.targets()
-    specs = (EstimatorSpec("ips"), EstimatorSpec("dr"))
-    big = EvaluationSample.from_scenario(sc, 100_000, seed=5)
-    est = np.empty((len(specs), reps, len(targets)))
-    for r in range(reps):
-        log = simulate_log(sc, mix, n, seed=9, replication=r)
-        q = sc.reward_model(log["context"])
-        for t, pol in enumerate(targets.values()):
-            pe = pol(log["context"])
-            for j, spec in enumerate(specs):
-                est[j, r, t] = spec.estimate(log, pe, q)
-    for j, spec in enumerate(specs):
-        crit = Criterion(big, [spec], n, error="simulator")
-        analytic = ContextualCriterion(crit, sc, grouping).rmse(eps[None])[0]
-        for t, name in enumerate(targets):
-            sq = (est[j, :, t] - truth[name]) ** 2
-            mse, se = sq.mean(), sq.std(ddof=1) / np.sqrt(reps)
-            assert abs(mse - analytic[t] ** 2) <= 3 * se, (spec.name, name, mse, analytic[t] ** 2, se)
-
-
 def test_least_cost_rule_is_feasible_and_cheaper(small_market_setup):
     sc, sample, crit = small_market_setup
     obj = ContextualCriterion(crit, sc, segment_grouping(sc))
@@ -419,7 +382,9 @@ def test_evaluate_streams_a_contextual_rule_beside_its_one_rate(tmp_path, capsys
         "contextual": {
             "grouping": grouping.to_dict(),
             "components": {"exploit": "exploit", "explore": "explore"},
-            "at": {"recommended": {"reachable": True, "exploration_rate": eps.tolist(), "rule": "by segment", "global_exploration_rate": 0.15}},
+            "at": {
+                "recommended": {"reachable": True, "exploration_rate": eps.tolist(), "rule": "by segment", "global_exploration_rate": 0.15}
+            },
         },
     }
     (tmp_path / "run").mkdir()
@@ -446,3 +411,52 @@ def test_evaluate_streams_a_contextual_rule_beside_its_one_rate(tmp_path, capsys
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs --alpha" in err
+
+
+def _rule_folder(folder: Path, grouping, eps) -> Path:
+    """A run folder holding only a contextual rule (what simulate, evaluate and validate read of it)."""
+    import json
+
+    doc = {
+        "scenario": "market",
+        "world_seed": 0,
+        "contextual": {
+            "grouping": grouping.to_dict(),
+            "components": {"exploit": "exploit", "explore": "explore"},
+            "at": {"recommended": {"reachable": True, "exploration_rate": list(map(float, eps)), "rule": "explore by segment"}},
+        },
+    }
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(doc))
+    return folder
+
+
+@pytest.mark.montecarlo
+def test_validate_draws_logs_under_a_contextual_rule(tmp_path):
+    """validate --contextual-from: logs drawn under the rule, obp's balanced IPS and DR on each; the Monte Carlo
+    MSE matches the contextual analytic error within 3 standard errors, and that analytic error is the one
+    ContextualCriterion computes on the same customers."""
+    import json
+
+    from couponmix.cli import main
+    from simulators import get_scenario
+
+    small = str(Path(__file__).with_name("data") / "market_small.yaml")
+    sc = get_scenario("market", config=small)
+    grouping = segment_grouping(sc)
+    eps = np.array([0.5, 0.1, 0.25, 0.15])
+    run = _rule_folder(tmp_path / "run", grouping, eps)
+    reps = mc_reps(150, 1000)
+    args = ["validate", "market", "--config", small, "--n", "2000", "--reps", str(reps), "--eval-size", "20000", "--seed", "3"]
+    assert main([*args, "--estimators", "ips,dr", "--contextual-from", str(run), "--out", str(tmp_path / "v"), "--quiet"]) == 0
+    doc = json.loads((tmp_path / "v" / "validation.json").read_text())
+    assert doc["contextual_rule"] == "explore by segment"
+    sample = EvaluationSample.from_scenario(sc, 20_000, seed=3)
+    for name, per_target in doc["estimators"].items():
+        crit = Criterion(sample, [EstimatorSpec(name)], 2000, error="simulator")
+        analytic = ContextualCriterion(crit, sc, grouping).rmse(eps[None])[0]
+        for (t, r), a in zip(per_target.items(), analytic):
+            assert r["analytic_rmse"] == pytest.approx(a, rel=1e-9), (name, t)
+            assert abs(r["z_score"]) <= 3, (name, t, r)
+    # a rule and a mixture at once: one line
+    assert main([*args, "--alpha", "explore=0.1,exploit=0.9", "--contextual-from", str(run), "--quiet"]) == 2

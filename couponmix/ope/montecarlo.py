@@ -35,7 +35,8 @@ from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.fitted_reward import FittedModelObjectives, cross_fitted, pilot_samples
-from couponmix.ope.objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, reward_model_on
+from couponmix.ope.objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, Moments, laws_from_moments, reward_model_on
+from couponmix.policy.contextual import ContextualMixture, Grouping
 from couponmix.policy.mixture import Mixture
 
 __all__ = ["obp_estimate", "TRUTH_SIZE", "TRUTH_CHUNK", "Z95", "TargetCheck", "true_values", "row_weights", "interval", "monte_carlo"]
@@ -123,12 +124,35 @@ def obp_estimate(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray |
     return float(theirs), float(half)
 
 
-def _replications(scenario, alpha, specs, n, seed, reps: range):
+def _logging_policy(scenario, alpha, contextual):
+    """The mixture logs are drawn from: one for everyone, or ``contextual`` = (grouping, group mixtures (G, K))."""
+    if contextual is None:
+        return Mixture(scenario.components(), alpha)
+    return ContextualMixture(scenario.components(), scenario, contextual[0], contextual[1])
+
+
+def contextual_describe(sample: EvaluationSample, scenario, spec: EstimatorSpec, n: int, grouping: Grouping, alphas: np.ndarray) -> dict:
+    """``MixtureObjectives.describe`` for a contextual mixture: group g's customers of ``sample`` at
+    ``alphas[g]``, their moments combined by share (exact, as in ``decide.contextual.ContextualCriterion``)."""
+    if sample.x is None:
+        raise CouponmixError("a contextual mixture needs the evaluation sample's covariates")
+    group = grouping.group_of(scenario, sample.x)
+    parts, shares = [], []
+    for g in range(grouping.size):
+        idx = np.flatnonzero(group == g)
+        if idx.size:
+            parts.append(MixtureObjectives(sample.subset(idx), spec, n, threads=1).moments(alphas[g][None]))
+            shares.append(idx.size / sample.size)
+    laws = laws_from_moments(Moments.combine(parts, shares), spec)
+    return {name: {"true_value": float(v), **law.summary(n, 0)} for name, v, law in zip(sample.target_names, sample.target_values, laws)}
+
+
+def _replications(scenario, alpha, specs, n, seed, reps: range, contextual=None):
     """obp's estimates and our interval half-widths for replications ``reps``: arrays (len(reps), S, T).
 
     Our own point estimate (from the same per-customer terms as the interval) must equal obp's."""
-    components, targets = scenario.components(), scenario.targets()
-    mixture = Mixture(components, alpha)
+    targets = scenario.targets()
+    mixture = _logging_policy(scenario, alpha, contextual)
     est = np.empty((len(reps), len(specs), len(targets)))
     half = np.empty_like(est)
     for i, r in enumerate(reps):
@@ -159,6 +183,7 @@ def monte_carlo(
     workers: int = 1,
     on_replication: Callable[[int], None] | None = None,
     backend=None,
+    contextual: tuple | None = None,
 ):
     """Analytic versus Monte Carlo error of each estimator for each target.
 
@@ -178,6 +203,10 @@ def monte_carlo(
     on_replication : callable, optional
         Called with the number of replications done.
     backend : LocalBackend or DaskBackend, optional
+    contextual : (Grouping, array (G, K)), optional
+        Log under a contextual mixture instead: group g's customers with mixture g (``alpha`` is then its
+        traffic average, unused). Estimators that fit their reward model on the log are measured by Monte
+        Carlo only.
 
     Returns
     -------
@@ -191,23 +220,30 @@ def monte_carlo(
     n = check_positive_int(n, "n")
     reps = check_positive_int(reps, "reps", minimum=2)
     workers = check_positive_int(workers, "workers")
-    components, targets = scenario.components(), scenario.targets()
-    mixture = Mixture(components, alpha, floors)
+    targets = scenario.targets()
+    mixture = Mixture(scenario.components(), alpha, floors)
     sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
-    fitted = pilot_samples(sample, scenario, mixture, n, seed) if any(s.fits_reward_model and s.has_error_formula for s in specs) else None
-    analytic: dict[str, dict] = {}  # estimator -> target -> exact / delta-method / pilot-model error (None: Monte Carlo only)
-    for spec in specs:
-        if not spec.has_error_formula:
-            analytic[spec.name] = dict.fromkeys(targets)
-            continue
+    fits = any(s.fits_reward_model and s.has_error_formula for s in specs) and contextual is None
+    fitted = pilot_samples(sample, scenario, mixture, n, seed) if fits else None
+
+    def describe(spec: EstimatorSpec) -> dict:
+        if contextual is not None:
+            return contextual_describe(sample, scenario, spec, n, contextual[0], np.asarray(contextual[1], float))
         obj = (
             FittedModelObjectives(fitted, spec, n, threads=1)
             if fitted is not None and spec.fits_reward_model
             else MixtureObjectives(sample, spec, n, threads=1)
         )
-        analytic[spec.name] = obj.describe(mixture.alpha)
+        return obj.describe(mixture.alpha)
+
+    analytic: dict[str, dict] = {}  # estimator -> target -> exact / delta-method / pilot-model error (None: Monte Carlo only)
+    for spec in specs:
+        if not spec.has_error_formula or (contextual is not None and spec.fits_reward_model):
+            analytic[spec.name] = dict.fromkeys(targets)
+            continue
+        analytic[spec.name] = describe(spec)
     # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
-    for name, d in MixtureObjectives(sample, EstimatorSpec("ips"), n, threads=1).describe(mixture.alpha).items():
+    for name, d in describe(EstimatorSpec("ips")).items():
         if not d["supported"]:
             raise CouponmixError(
                 f"zero propensity where {name} acts: the mixture never plays actions that carry "
@@ -230,7 +266,7 @@ def monte_carlo(
         if on_replication is not None:
             on_replication(int(done_after[i - 1]))
 
-    parts = backend.map(partial(_replications, scenario, mixture.alpha, specs, n, seed), chunks, on_done=progress)
+    parts = backend.map(partial(_replications, scenario, mixture.alpha, specs, n, seed, contextual=contextual), chunks, on_done=progress)
     est = np.concatenate([p[0] for p in parts])
     half = np.concatenate([p[1] for p in parts])
 

@@ -72,11 +72,13 @@ class ValidationResult:
     reps: int
     seed: int
     results: dict  # estimator name -> target -> montecarlo.TargetCheck
+    rule: str | None = None  # a contextual rule, logged group by group (alpha is then its traffic average)
 
     def to_dict(self) -> dict:
         return {
             "scenario": self.scenario,
             "alpha": self.alpha,
+            **({"contextual_rule": self.rule} if self.rule is not None else {}),
             "n": self.n,
             "reps": self.reps,
             "seed": self.seed,
@@ -84,9 +86,12 @@ class ValidationResult:
         }
 
     def text(self) -> str:
-        mix = ",".join(f"{k}={v:g}" for k, v in self.alpha.items())
+        mix = ",".join(f"{k}={v:.4g}" for k, v in self.alpha.items())
+        head = f"n = {self.n:,}, {self.reps} logs, alpha = {mix}"
+        if self.rule is not None:
+            head = f"n = {self.n:,}, {self.reps} logs under the contextual rule: {self.rule} (alpha = {mix} on average)"
         lines = [
-            f"n = {self.n:,}, {self.reps} logs, alpha = {mix}",
+            head,
             f"{'estimator':20s} {'target':12s} {'true':>9s} {'mean est':>9s} {'MC RMSE':>9s} {'+/- se':>8s} "
             f"{'analytic':>9s} {'z':>6s} {'cover95':>7s}",
         ]
@@ -109,20 +114,42 @@ def validate(
     clip: float | None = None,
     backend=None,
     on_replication: Callable[[int], None] | None = None,
+    contextual_from=None,
+    at: str = "recommended",
 ) -> ValidationResult:
     """Draw ``reps`` logs at mixture ``alpha`` (a spec such as 'pi1=0.2,pi2=0.8' or a mapping), run obp's
     estimators on each and compare with the analytic error. ``estimators``: a list such as 'ips,dr[naive]'
-    or specs (default: the whole suite, without unbounded weights where their variance is infinite)."""
+    or specs (default: the whole suite, without unbounded weights where their variance is infinite).
+
+    ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) draws the logs under
+    that run's contextual rule at ``at`` instead of ``alpha``: each customer group at its own mixture, every
+    row with its own balanced propensity; the analytic error is the contextual one."""
     if cfg.n is not None and cfg.n > VALIDATE_MAX_N:  # before any work
         raise CouponmixError(
             f"validate holds each simulated log in memory: n = {cfg.n:,} is above its limit of "
             f"{VALIDATE_MAX_N:,} customers per log (the error law gives larger n from a smaller one)"
         )
     sc = cfg.build_scenario()
-    a = parse_alpha_spec(alpha, tuple(sc.components()))
+    rule = None
+    if contextual_from is not None:
+        if alpha is not None:
+            raise CouponmixError("give --alpha or --contextual-from, not both")
+        rule = contextual_rule(contextual_from, cfg, sc, at)
+    elif alpha is None:
+        raise CouponmixError("validate needs --alpha (the mixture) or --contextual-from (a contextual run's rule)")
     lam = DEFAULT_CLIP if clip is None else clip
     sample = EvaluationSample.from_scenario(sc, cfg.eval_size, cfg.seed)
-    verdicts = {t: weight_verdict(sc, sample, t, a) for t in sc.targets()}
+    if rule is None:
+        a = parse_alpha_spec(alpha, tuple(sc.components()))
+        logged = [a]
+    else:
+        shares = np.bincount(rule.grouping.group_of(sc, sample.x), minlength=rule.grouping.size) / sample.size
+        a, logged = shares @ rule.alphas, list(rule.alphas)
+    # the weights' variance: the worst of every mixture logged (each group's, for a contextual rule)
+    verdicts = {}
+    for t in sc.targets():
+        found = [weight_verdict(sc, sample, t, x) for x in logged]
+        verdicts[t] = next((v for v in found if not v.finite), found[0])
     finite = all(v.finite for v in verdicts.values())
     if estimators is None:
         specs = [s for s in suite(lam) if finite or not s.has_unbounded_weights]
@@ -133,10 +160,11 @@ def validate(
             t, v = next((t, v) for t, v in verdicts.items() if not v.finite)
             raise CouponmixError(f"{', '.join(bad)}: infinite variance at this mixture for {t} ({v.reason})")
     n = sc.default_n if cfg.n is None else cfg.n
+    contextual = None if rule is None else (rule.grouping, rule.alphas)
     res: dict[str, dict[str, TargetCheck]] = monte_carlo(
-        sc, a, specs, n, reps, cfg.seed, eval_size=cfg.eval_size, backend=backend, on_replication=on_replication
+        sc, a, specs, n, reps, cfg.seed, eval_size=cfg.eval_size, backend=backend, on_replication=on_replication, contextual=contextual
     )
-    return ValidationResult(sc.name, dict(zip(sc.components(), a.tolist())), n, reps, cfg.seed, res)
+    return ValidationResult(sc.name, dict(zip(sc.components(), a.tolist())), n, reps, cfg.seed, res, None if rule is None else rule.rule)
 
 
 @dataclass
