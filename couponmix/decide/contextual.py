@@ -17,9 +17,9 @@ curve's four parameters) for the two objectives, revenue and the criterion's wor
 population is seeded with constant rates (the global ratio) and with least-cost rules found by SLSQP (scipy)
 at a few precisions, and the front is the non-dominated set of everything evaluated, the constant rates
 included: it can never come out worse than one rate for everyone. At a named precision (the recommendation's
-error, the tolerance) the rule is the cheaper of the front's best point within that error and an SLSQP
-least-cost rule started from the best constant rate. Logs record each customer's own alpha(x) and p(a|x); obp's balanced estimators
-apply unchanged (``ContextualMixture``).
+error, the tolerance) the rule is the cheapest of the front's best point within that error, an SLSQP
+least-cost rule started from the best constant rate, and that constant rate. Logs record each customer's
+own alpha(x) and p(a|x); obp's balanced estimators apply unchanged (``ContextualMixture``).
 """
 
 from __future__ import annotations
@@ -220,9 +220,10 @@ class ContextualCriterion:
 def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01, starts: int = 2):
     """The exploration rate per group with the least revenue cost whose error (the criterion's: the worst
     future policy's, or their mean) is at most ``max_error``: SLSQP from the constant ``start``, the cost
-    linear in eps, the error's gradient taken by finite differences in one batch. Returns (eps (G,), error (T,), parameters); parameters is
-    None for free group rates and a dict for a parametric family (``obj.grouping.shape``), whose parameters
-    the search then runs over. None when the solver finds no feasible rule."""
+    linear in eps, the error's gradient taken by finite differences in one batch. Returns (eps (G,),
+    error (T,), parameters); parameters is None for free group rates and a dict for a parametric family
+    (``obj.grouping.shape``), whose parameters the search then runs over. None when the solver finds no
+    feasible rule."""
     from scipy.optimize import minimize
 
     if obj.grouping.shape is not None:
