@@ -217,21 +217,23 @@ class ContextualCriterion:
         return self.revenue(eps), self.combine(r), r
 
 
-def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01, starts: int = 2):
+def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01, starts: int = 2, x0=None):
     """The exploration rate per group with the least revenue cost whose error (the criterion's: the worst
     future policy's, or their mean) is at most ``max_error``: SLSQP from the constant ``start``, the cost
     linear in eps, the error's gradient taken by finite differences in one batch. Returns (eps (G,),
     error (T,), parameters); parameters is None for free group rates and a dict for a parametric family
     (``obj.grouping.shape``), whose parameters the search then runs over. None when the solver finds no
-    feasible rule."""
+    feasible rule. ``x0`` (the group rates, or the family's parameters) starts the solver from a feasible
+    rule found elsewhere (the search's) instead of the constant."""
     from scipy.optimize import minimize
 
     if obj.grouping.shape is not None:
-        return _least_cost_shape(obj, obj.grouping.shape, max_error, start, floor, starts)
+        return _least_cost_shape(obj, obj.grouping.shape, max_error, start, floor, starts, x0)
 
     g = obj.size
     lo, hi = floor, 1 - floor
     slope = _slope(obj)
+    eps0 = np.full(g, float(np.clip(start, lo, hi))) if x0 is None else np.clip(np.asarray(x0, dtype=float), lo, hi)
     h = 1e-6
     memo: dict = {}
 
@@ -247,14 +249,13 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
 
     res = minimize(
         lambda e: -float(slope @ e),
-        np.full(g, float(np.clip(start, lo, hi))),
+        eps0,
         jac=lambda e: -slope,
         method="SLSQP",
         bounds=[(lo, hi)] * g,
         constraints=[_room(obj, lambda e: errors(np.asarray(e, float)), max_error)],
         options={"maxiter": 60, "ftol": 1e-10},
     )
-    eps0 = np.full(g, float(np.clip(start, lo, hi)))
     eps = _pull_back(obj, lambda t: (1 - t) * eps0 + t * np.clip(res.x, lo, hi), max_error)
     if eps is None:
         return None
@@ -298,7 +299,9 @@ def _slope(obj: ContextualCriterion) -> np.ndarray:
     )
 
 
-def _least_cost_shape(obj: ContextualCriterion, shape: LogisticShape, max_error: float, start: float, floor: float, starts: int = 2):
+def _least_cost_shape(
+    obj: ContextualCriterion, shape: LogisticShape, max_error: float, start: float, floor: float, starts: int = 2, x0=None
+):
     """``least_cost_rule`` over a family's parameters: SLSQP from the constant ``start`` placed at ``starts``
     midpoints (quantiles of the bins' margins), finite-difference gradients of the error in one batch; the
     best feasible result."""
@@ -326,10 +329,11 @@ def _least_cost_shape(obj: ContextualCriterion, shape: LogisticShape, max_error:
 
     best = None
     mids = np.quantile(shape.centers, [0.5] if starts == 1 else np.linspace(0.25, 0.75, starts))
-    for mid in mids:
+    firsts = [shape.constant(float(np.clip(start, lo, hi)), float(mid)) for mid in mids] if x0 is None else [np.asarray(x0, dtype=float)]
+    for theta0 in firsts:
         res = minimize(
             lambda t: -float(shape.eps(t)[0] @ slope),
-            shape.constant(float(np.clip(start, lo, hi)), float(mid)),
+            theta0,
             jac=cost_grad,
             method="SLSQP",
             bounds=bounds,
@@ -339,7 +343,6 @@ def _least_cost_shape(obj: ContextualCriterion, shape: LogisticShape, max_error:
             ],
             options={"maxiter": 50, "ftol": 1e-10},
         )
-        theta0 = shape.constant(float(np.clip(start, lo, hi)), float(mid))
         theta1 = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
         t_end = _pull_back_t(obj, lambda t: np.clip(shape.eps((1 - t) * theta0 + t * theta1)[0], lo, hi), max_error)
         if t_end is None:
@@ -603,6 +606,9 @@ def contextual_block(
         if ok.size:
             j = int(ok[np.argmax(searched["revenue"][ok])])
             options.append((searched["eps"][j], family.parameters(searched["x"][j]), "NSGA-II"))
+            polished = least_cost_rule(obj, target, start, floor, x0=searched["x"][j])  # SLSQP from the search's best
+            if polished is not None:
+                options.append((polished[0], polished[2], "NSGA-II, then SLSQP"))
         revenues = obj.revenue(np.array([o[0] for o in options]))
         best = int(np.argmax(revenues))  # ties keep the earlier, simpler rule
         eps, params, by = options[best]
