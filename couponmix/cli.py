@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 
 from couponmix.errors import CouponmixError
 from couponmix.ope.estimators import optimisable
@@ -507,6 +509,8 @@ def main(argv=None) -> int:
         from couponmix.infra.memory import tune_allocator
 
         tune_allocator()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _on_sigint)  # Ctrl-C: KeyboardInterrupt as usual, and a watchdog
     try:
         args = build_parser().parse_args(argv)
         _setup_output(args)
@@ -515,21 +519,72 @@ def main(argv=None) -> int:
         print(f"couponmix: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("couponmix: interrupted", file=sys.stderr)
+        _interrupted()
         if argv is None:
-            # a real command line: the outputs' staging is already removed and the workers ended (the except
-            # blocks on the way here). The interpreter's exit then joins the process pool's threads, which can
-            # hang after shutdown(wait=False) with terminated workers (CPython issue #83386). A watchdog ends
-            # the process if that exit has not finished within 2 s: Ctrl-C must stop within about a second.
-            import threading
-            import time
-
-            def watchdog() -> None:
-                time.sleep(2.0)
-                os._exit(130)
-
-            threading.Thread(target=watchdog, name="couponmix-exit-watchdog", daemon=True).start()
+            _start_watchdog()  # a KeyboardInterrupt that did not come from the signal handler
         return 130
+
+
+_announced = threading.Lock()
+_watchdog = threading.Lock()
+
+
+def _interrupted() -> None:
+    """Say 'interrupted' once, from whichever thread gets there first."""
+    if _announced.acquire(blocking=False):
+        print("couponmix: interrupted", file=sys.stderr, flush=True)
+
+
+def _start_watchdog() -> None:
+    """Ctrl-C must stop the command within about a second. Normally the ``except`` blocks on the way up remove
+    the outputs' staging and end the workers, and the interpreter exits. Either step can hang: the
+    interpreter's exit joins the process pool's threads, which can hang after ``shutdown(wait=False)`` with
+    terminated workers (CPython issue #83386), and stopping a pool whose wake-up pipe is full can block. So
+    at the interrupt a watchdog starts: 2 s later, if the process is still there, it ends the workers,
+    removes the staging folders this process created, says 'interrupted' if nothing has, and ends the
+    process."""
+    if not _watchdog.acquire(blocking=False):
+        return
+
+    def watchdog() -> None:
+        import time
+
+        from couponmix.infra.atomic import remove_live_staging
+
+        time.sleep(2.0)
+        # first the workers: one still writing into a staging folder would refill it. multiprocessing's
+        # finalizers can block on a lock the hung thread holds, so they get half a second, no more
+        ender = threading.Thread(target=_end_children, name="couponmix-end-children", daemon=True)
+        ender.start()
+        ender.join(0.5)
+        remove_live_staging()
+        _interrupted()
+        os._exit(130)
+
+    threading.Thread(target=watchdog, name="couponmix-exit-watchdog", daemon=True).start()
+
+
+def _end_children() -> None:
+    """Before leaving with ``os._exit``: kill this process's worker processes and run multiprocessing's exit
+    finalizers, which unlink the pool's semaphores, so that nothing is left in /dev/shm and the resource
+    tracker has no leak to report on stderr."""
+    try:
+        import multiprocessing
+        import multiprocessing.util
+
+        children = multiprocessing.active_children()
+        for child in children:
+            child.kill()
+        for child in children:
+            child.join(0.2)
+        multiprocessing.util._run_finalizers(0)  # type: ignore[attr-defined]  # what a normal exit runs first
+    except Exception:  # noqa: BLE001, S110  (the process ends next whatever happens here)
+        pass
+
+
+def _on_sigint(signum, frame) -> None:
+    _start_watchdog()
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -28,11 +28,9 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -40,7 +38,7 @@ from threadpoolctl import threadpool_limits
 from couponmix.dataset.logs import simulate_block
 from couponmix.dataset.scenario import Scenario
 from couponmix.errors import CouponmixError
-from couponmix.infra.atomic import check_output_dir, clean_stale_staging, current_umask, mark
+from couponmix.infra.atomic import check_output_dir, clean_stale_staging, current_umask, end_staging, mark, new_staging
 from couponmix.infra.memory import tune_allocator
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
@@ -255,7 +253,7 @@ def simulate_to_parquet(
     clean_stale_staging(out)
     d = scenario.sample_covariates(1, np.random.default_rng(0)).shape[1]  # a scenario may not name them
     check_free_space(out.parent, n, d, len(mixture.names) if grouping is not None else 0)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging = new_staging(out)
     try:
         mark(staging, staging=True)
         os.chmod(staging, 0o777 & ~current_umask())
@@ -303,7 +301,8 @@ def simulate_to_parquet(
         if out.exists():
             out.rmdir()  # empty, checked above
         os.rename(staging, out)
+        end_staging(staging, remove=False)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        end_staging(staging, remove=True)
         raise
     return summary

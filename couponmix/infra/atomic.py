@@ -33,6 +33,31 @@ __all__ = [
 MARKER = ".couponmix"
 
 
+#: staging folders this process is writing now: what ``remove_live_staging`` removes when the process must
+#: end at once (the Ctrl-C watchdog), since the ``except`` blocks that normally remove them may not run
+_LIVE: set[Path] = set()
+
+
+def new_staging(target: Path) -> Path:
+    """A new staging folder beside ``target`` (``.NAME.tmp-*``), registered as this process's."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _LIVE.add(staging)
+    return staging
+
+
+def end_staging(staging: Path, remove: bool) -> None:
+    """The staging folder is renamed into place (``remove`` False) or abandoned (True)."""
+    if remove:
+        shutil.rmtree(staging, ignore_errors=True)
+    _LIVE.discard(staging)
+
+
+def remove_live_staging() -> None:
+    """Remove every staging folder this process is still writing (it created each one)."""
+    for staging in list(_LIVE):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def mark(directory: Path, staging: bool = False, files: Iterable[str] | None = None) -> None:
     """Record that couponmix wrote ``directory``, and which of its files (``files``: a manifest, so that a
     later run may retire an output it no longer writes). A staging folder is marked first thing, with the
@@ -162,7 +187,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str], retire: Iterable[
     parent.mkdir(parents=True, exist_ok=True)
     if not directory.exists():
         clean_stale_staging(directory)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+        staging = new_staging(directory)
         try:
             mark(staging, staging=True)
             os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private; reports are meant to be shared
@@ -170,8 +195,9 @@ def write_outputs(directory, files: Mapping[str, bytes | str], retire: Iterable[
                 (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
             mark(staging, files=files)
             os.rename(staging, directory)
+            end_staging(staging, remove=False)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            end_staging(staging, remove=True)
             raise
         return [directory / name for name in files]
     if not owned(directory):  # a folder of someone else's: add files, never replace one
