@@ -73,7 +73,7 @@ def test_never_worse_than_one_rate_for_everyone(market_setup):
 
     curve = exploration_curve(crit, crit.n)
     best = float(crit.revenue(np.eye(2)[obj.i_exploit])[0])
-    block = contextual_block(obj, curve, best, {"a": 0.45, "b": 0.6}, 0.01, front_points=3)
+    block = contextual_block(obj, curve, best, {"a": 0.45, "b": 0.6}, 0.01, front_points=3, pop_size=16, generations=8)
     for at in block["at"].values():
         assert at["reachable"] and at["revenue_cost_per_10k_customers"] <= at["global_revenue_cost_per_10k_customers"] + 1e-9
         assert max(at["errors"].values()) <= at["error"] * (1 + 1e-6)
@@ -446,14 +446,14 @@ def test_validate_draws_logs_under_a_contextual_rule(tmp_path):
     grouping = segment_grouping(sc)
     eps = np.array([0.5, 0.1, 0.25, 0.15])
     run = _rule_folder(tmp_path / "run", grouping, eps)
-    reps = mc_reps(150, 1000)
-    args = ["validate", "market", "--config", small, "--n", "2000", "--reps", str(reps), "--eval-size", "20000", "--seed", "3"]
+    reps = mc_reps(100, 1000)
+    args = ["validate", "market", "--config", small, "--n", "1500", "--reps", str(reps), "--eval-size", "20000", "--seed", "3"]
     assert main([*args, "--estimators", "ips,dr", "--contextual-from", str(run), "--out", str(tmp_path / "v"), "--quiet"]) == 0
     doc = json.loads((tmp_path / "v" / "validation.json").read_text())
     assert doc["contextual_rule"] == "explore by segment"
     sample = EvaluationSample.from_scenario(sc, 20_000, seed=3)
     for name, per_target in doc["estimators"].items():
-        crit = Criterion(sample, [EstimatorSpec(name)], 2000, error="simulator")
+        crit = Criterion(sample, [EstimatorSpec(name)], 1500, error="simulator")
         analytic = ContextualCriterion(crit, sc, grouping).rmse(eps[None])[0]
         for (t, r), a in zip(per_target.items(), analytic):
             assert r["analytic_rmse"] == pytest.approx(a, rel=1e-9), (name, t)
