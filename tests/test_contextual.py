@@ -361,6 +361,7 @@ def test_streamed_contextual_objectives_equal_the_in_memory_ones(kind):
         streamed.evaluate(alphas[:, :2])
 
 
+@pytest.mark.slow
 def test_evaluate_streams_a_contextual_rule_beside_its_one_rate(tmp_path, capsys):
     """evaluate --contextual-from: the run's rule (each group at its own mixture) and the one rate that reached
     the same precision, on one streamed population; the rule's row equals ContextualCriterion on the same
