@@ -510,7 +510,8 @@ def main(argv=None) -> int:
 
         tune_allocator()
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, _on_sigint)  # Ctrl-C: KeyboardInterrupt as usual, and a watchdog
+            _arm_watchdog()
+            signal.signal(signal.SIGINT, _on_sigint)  # Ctrl-C: KeyboardInterrupt as usual, and the watchdog
     try:
         args = build_parser().parse_args(argv)
         _setup_output(args)
@@ -519,14 +520,17 @@ def main(argv=None) -> int:
         print(f"couponmix: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        _interrupted()
-        if argv is None:
-            _start_watchdog()  # a KeyboardInterrupt that did not come from the signal handler
+        if argv is None:  # a real command line: the watchdog may be saying it too, so once only
+            _interrupted()
+            _interrupt_seen.set()  # a KeyboardInterrupt that did not come from the signal handler
+        else:
+            print("couponmix: interrupted", file=sys.stderr)
         return 130
 
 
 _announced = threading.Lock()
-_watchdog = threading.Lock()
+#: set at Ctrl-C; the watchdog thread, started with the command, waits for it
+_interrupt_seen = threading.Event()
 
 
 def _interrupted() -> None:
@@ -535,22 +539,22 @@ def _interrupted() -> None:
         print("couponmix: interrupted", file=sys.stderr, flush=True)
 
 
-def _start_watchdog() -> None:
+def _arm_watchdog() -> None:
     """Ctrl-C must stop the command within about a second. Normally the ``except`` blocks on the way up remove
     the outputs' staging and end the workers, and the interpreter exits. Either step can hang: the
     interpreter's exit joins the process pool's threads, which can hang after ``shutdown(wait=False)`` with
-    terminated workers (CPython issue #83386), and stopping a pool whose wake-up pipe is full can block. So
-    at the interrupt a watchdog starts: 2 s later, if the process is still there, it ends the workers,
-    removes the staging folders this process created, says 'interrupted' if nothing has, and ends the
-    process."""
-    if not _watchdog.acquire(blocking=False):
-        return
+    terminated workers (CPython issue #83386), and stopping a pool can block. So a watchdog thread starts
+    with the command and waits for the interrupt (the signal handler only sets an event: starting a thread
+    inside a handler can deadlock on the lock a thread start in the main thread holds). 2 s after the
+    interrupt, if the process is still there, it ends the workers, removes the staging folders this process
+    created, says 'interrupted' if nothing has, and ends the process."""
 
     def watchdog() -> None:
         import time
 
         from couponmix.infra.atomic import remove_live_staging
 
+        _interrupt_seen.wait()
         time.sleep(2.0)
         # first the workers: one still writing into a staging folder would refill it. multiprocessing's
         # finalizers can block on a lock the hung thread holds, so they get half a second, no more
@@ -583,7 +587,7 @@ def _end_children() -> None:
 
 
 def _on_sigint(signum, frame) -> None:
-    _start_watchdog()
+    _interrupt_seen.set()
     raise KeyboardInterrupt
 
 
