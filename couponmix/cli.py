@@ -184,6 +184,12 @@ def _run_overrides(args) -> dict:
     )
 
 
+def _add_contextual_from(p: argparse.ArgumentParser, text: str) -> None:
+    """--contextual-from RUN_DIR and --at: a contextual rule a ``run --contextual`` wrote."""
+    p.add_argument("--contextual-from", default=None, metavar="RUN_DIR", help=text)
+    p.add_argument("--at", choices=("recommended", "tolerance"), default="recommended", help="which of the run's contextual rules")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from couponmix import __version__
 
@@ -234,14 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="write a logged population as Parquet files, chunk by chunk")
     _add_common(sim, clip=False, n_help="customers to simulate and write (default: the scenario's log size)")
     sim.add_argument("--alpha", default=None, help="mixture, e.g. explore=0.1,exploit=0.9")
-    sim.add_argument(
-        "--contextual-from",
-        default=None,
-        metavar="RUN_DIR",
-        help="log under the contextual rule a `run --contextual` wrote to RUN_DIR instead of --alpha; "
-        "each row records its customer's weights",
+    _add_contextual_from(
+        sim,
+        "log under the contextual rule a `run --contextual` wrote to RUN_DIR instead of --alpha; each row records its customer's weights",
     )
-    sim.add_argument("--at", choices=("recommended", "tolerance"), default="recommended", help="which of the run's contextual rules")
     sim.add_argument("--out", required=True, help="new output folder for part-NNNNNN.parquet and _summary.json")
     sim.add_argument("--chunk-size", type=int, default=None, help="customers per file, a multiple of 65,536 (default 1,048,576)")
     _add_backend(sim)
@@ -249,14 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="exact revenue and OPE error of given mixtures on a population of any size, streamed in chunks")
     _add_common(ev)
     ev.add_argument("--alpha", default=None, action="append", help="mixture, e.g. explore=0.1,exploit=0.9 (repeat the option for several)")
-    ev.add_argument(
-        "--contextual-from",
-        default=None,
-        metavar="RUN_DIR",
-        help="also evaluate the contextual rule a `run --contextual` wrote to RUN_DIR (each customer group at its own mixture), "
+    _add_contextual_from(
+        ev,
+        "also evaluate the contextual rule a `run --contextual` wrote to RUN_DIR (each customer group at its own mixture), "
         "beside the one rate for everyone that reached the same precision in that run unless --alpha is given",
     )
-    ev.add_argument("--at", choices=("recommended", "tolerance"), default="recommended", help="which of the run's contextual rules")
     ev.add_argument("--population", type=int, default=1_000_000, help="customers in the evaluation population (default 1,000,000)")
     ev.add_argument(
         "--estimator",
@@ -272,13 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="Monte Carlo check of the analytic error with obp's estimators")
     _add_common(val)
     val.add_argument("--alpha", default=None, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
-    val.add_argument(
-        "--contextual-from",
-        default=None,
-        metavar="RUN_DIR",
-        help="draw the logs under the contextual rule a `run --contextual` wrote to RUN_DIR instead of --alpha",
+    _add_contextual_from(
+        val,
+        "draw the logs under the contextual rule a `run --contextual` wrote to RUN_DIR instead of --alpha",
     )
-    val.add_argument("--at", choices=("recommended", "tolerance"), default="recommended", help="which of the run's contextual rules")
     val.add_argument("--reps", type=int, default=200, help="number of simulated logs")
     val.add_argument(
         "--estimators",

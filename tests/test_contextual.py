@@ -274,17 +274,8 @@ def test_simulate_logs_under_a_contextual_rule(tmp_path, capsys):
     sc = get_scenario("market", config=small)
     grouping = segment_grouping(sc)
     eps = np.linspace(0.05, 0.5, grouping.size)
-    doc = {
-        "scenario": "market",
-        "world_seed": 0,
-        "contextual": {
-            "grouping": grouping.to_dict(),
-            "components": {"exploit": "exploit", "explore": "explore"},
-            "at": {"recommended": {"reachable": True, "exploration_rate": eps.tolist(), "rule": "explore by segment"}},
-        },
-    }
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "summary.json").write_text(json.dumps(doc))
+    doc = _rule_doc(grouping, eps)
+    _rule_folder(tmp_path / "run", grouping, eps)
     out = tmp_path / "log"
     args = ["simulate", "market", "--config", small, "--n", "70000", "--out", str(out), "--quiet"]
     assert main([*args, "--contextual-from", str(tmp_path / "run")]) == 0
@@ -377,19 +368,7 @@ def test_evaluate_streams_a_contextual_rule_beside_its_one_rate(tmp_path, capsys
     sc = get_scenario("market", config=small)
     grouping = segment_grouping(sc)
     eps = np.array([0.4, 0.1, 0.2, 0.05])
-    doc = {
-        "scenario": "market",
-        "world_seed": 0,
-        "contextual": {
-            "grouping": grouping.to_dict(),
-            "components": {"exploit": "exploit", "explore": "explore"},
-            "at": {
-                "recommended": {"reachable": True, "exploration_rate": eps.tolist(), "rule": "by segment", "global_exploration_rate": 0.15}
-            },
-        },
-    }
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "summary.json").write_text(json.dumps(doc))
+    _rule_folder(tmp_path / "run", grouping, eps, rule="by segment", global_exploration_rate=0.15)
     size = BLOCK + 500
     args = ["evaluate", "market", "--config", small, "--population", str(size), "--seed", "5", "--estimator", "dr", "--quiet"]
     assert main([*args, "--contextual-from", str(tmp_path / "run"), "--json"]) == 0
@@ -414,21 +393,25 @@ def test_evaluate_streams_a_contextual_rule_beside_its_one_rate(tmp_path, capsys
     assert err.count("\n") == 1 and "needs --alpha" in err
 
 
-def _rule_folder(folder: Path, grouping, eps) -> Path:
-    """A run folder holding only a contextual rule (what simulate, evaluate and validate read of it)."""
-    import json
-
-    doc = {
+def _rule_doc(grouping, eps, **point) -> dict:
+    """The part of a run's summary.json that simulate, evaluate and validate read: its contextual rule."""
+    return {
         "scenario": "market",
         "world_seed": 0,
         "contextual": {
             "grouping": grouping.to_dict(),
             "components": {"exploit": "exploit", "explore": "explore"},
-            "at": {"recommended": {"reachable": True, "exploration_rate": list(map(float, eps)), "rule": "explore by segment"}},
+            "at": {"recommended": {"reachable": True, "exploration_rate": list(map(float, eps)), "rule": "explore by segment", **point}},
         },
     }
+
+
+def _rule_folder(folder: Path, grouping, eps, **point) -> Path:
+    """A run folder holding only a contextual rule."""
+    import json
+
     folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps(doc))
+    (folder / "summary.json").write_text(json.dumps(_rule_doc(grouping, eps, **point)))
     return folder
 
 

@@ -57,6 +57,19 @@ def start_simulate(tmp_path, hang: bool = False):
     return proc, children, out
 
 
+def ctrl_c(proc) -> tuple[int, float, str]:
+    """SIGINT to the whole process group (what a terminal sends on Ctrl-C); (exit code, seconds to exit,
+    stderr). A process still there after 10 s is killed and the wait's timeout raised."""
+    t = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        code = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return code, time.monotonic() - t, proc.stderr.read()
+
+
 def gone(pids, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -68,15 +81,7 @@ def gone(pids, within: float) -> bool:
 
 def test_ctrl_c_stops_at_once_and_cleans_up(tmp_path):
     proc, children, out = start_simulate(tmp_path)
-    t = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole process group
-    try:
-        code = proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    elapsed = time.monotonic() - t
-    err = proc.stderr.read()
+    code, elapsed, err = ctrl_c(proc)
     assert code == 130 and err.strip() == "couponmix: interrupted", err
     assert elapsed < 2.5, elapsed
     assert gone([c.pid for c in children], within=2)
@@ -88,15 +93,7 @@ def test_ctrl_c_stops_even_when_stopping_the_workers_hangs(tmp_path):
     process still ends 2 s after Ctrl-C, ends its workers, removes the staging folder it created and says
     so."""
     proc, children, out = start_simulate(tmp_path, hang=True)
-    t = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        code = proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    elapsed = time.monotonic() - t
-    err = proc.stderr.read()
+    code, elapsed, err = ctrl_c(proc)
     # first line ours; on this emergency path multiprocessing's resource tracker may add its own warning
     assert code == 130 and err.splitlines()[0] == "couponmix: interrupted" and "Traceback" not in err, err
     assert 1.9 < elapsed < 3.5, elapsed
