@@ -675,10 +675,9 @@ class CalibratedScenario(Scenario):
         return ipw(p, len(self.customers))[0]
 
     @cached_property
-    def _model_error(self) -> np.ndarray:
-        x = self.customers[stream(0, "model-error").integers(0, len(self.customers), min(len(self.customers), 200_000))]
-        gap = np.mean((self.reward_model(x) - self.mu(x)) ** 2, axis=0)
-        # the log knows each action's average no better than its standard error: a floor on any model's error
+    def _mean_se2(self) -> np.ndarray:
+        """(A,) the squared standard error of each action's average reward in the log (Kish effective size
+        under the fitting weights): no model knows an action's average better than the log does."""
         action, reward = self._array_cached("log_action"), self._array_cached("log_reward")
         w = self._log_weights()
         se2 = np.empty(self.n_actions)
@@ -694,13 +693,49 @@ class CalibratedScenario(Scenario):
                 float(self._array_cached("means")[a] * (1 - self._array_cached("means")[a])) if self.binary else 0.0,
             )
             se2[a] = var * (ww**2).sum() / ww.sum() ** 2  # Kish effective size
-        return np.sqrt(gap + se2)
+        return se2
+
+    @cached_property
+    def _model_error(self) -> np.ndarray:
+        x = self.customers[stream(0, "model-error").integers(0, len(self.customers), min(len(self.customers), 200_000))]
+        gap = np.mean((self.reward_model(x) - self.mu(x)) ** 2, axis=0)
+        return np.sqrt(gap + self._mean_se2)
 
     def reward_model_error(self):
         """(A,) the production model's error per action: its RMSE against the calibrated world's mu, combined
         with the standard error of the action's average in the log (no model knows an action's average better
         than the log does; for sparse clicks this dominates)."""
         return self._model_error
+
+    def reward_range(self) -> tuple[float, float]:
+        """The range a mean reward can take: [0, 1] for a 0/1 reward, else the logged rewards' range."""
+        if self.binary:
+            return 0.0, 1.0
+        reward = self._array_cached("log_reward")
+        return float(reward.min()), float(reward.max())
+
+    def reward_model_sq_error(self, x, q, mu):
+        """(n, A) the squared error assumed for the production model at customers x.
+
+        In the model world: its squared distance to the calibrated world's mu plus the squared standard
+        error of the action's average in the log. In the means world, which cannot see how customers
+        differ, the model's error where the log does not check it is bounded by the reward's range alone
+        (no assumption): the largest distance from q to a mean reward the log allows."""
+        if self.world == "means":
+            lo, hi = self.reward_range()
+            return np.maximum(q - lo, hi - q) ** 2
+        return (q - mu) ** 2 + self._mean_se2[None, :]
+
+    def reward_model_sq_error_source(self) -> str:
+        if self.world == "means":
+            return (
+                "the reward's range: the per-action-means world cannot see how customers differ, so wherever an "
+                "estimator relies on the model its error is bounded only by the range of the logged reward"
+            )
+        return (
+            "the production model's distance to the calibrated world's model on the log's customers, plus the "
+            "standard error of each action's average in the log (model estimates, not measurements)"
+        )
 
     def _policy(self, key: str, name: str, spec: PolicySpec) -> Policy:
         A = self.n_actions

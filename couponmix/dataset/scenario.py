@@ -105,6 +105,20 @@ class Scenario(ABC):
         learned model). It sizes the bias that the data cannot check (see ``couponmix.ope.objectives``)."""
         return None
 
+    def reward_model_sq_error(self, x: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray | None:
+        """(n, A) the reward model's squared error at each of customers x (held out from the model's
+        training) and each action, or None to fall back on ``reward_model_error`` per action.
+
+        couponmix averages it within cells of equal propensities (``ope.objectives.local_model_error``),
+        so that the bias bound uses the model's error where the estimator relies on it, not on average.
+        The default, for simulators (``ground_truth``), measures it against the true mean reward mu.
+        """
+        return (q - mu) ** 2 if self.ground_truth else None
+
+    def reward_model_sq_error_source(self) -> str:
+        """Where ``reward_model_sq_error`` comes from, in plain words."""
+        return "the revenue model's error against the simulator's true mean revenue on held-out customers, where the log checks it"
+
     def model_report(self, x: np.ndarray) -> dict | None:
         """Quality of any learned model behind the policies, measured on held-out customers x."""
         return None

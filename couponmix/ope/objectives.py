@@ -55,6 +55,9 @@ __all__ = [
     "shared_executor",
     "reward_model_on",
     "model_error_of",
+    "CELL_EDGES",
+    "propensity_cells",
+    "local_model_error",
     "EvaluationSample",
     "row_hash",
     "merge_rows",
@@ -107,13 +110,59 @@ def reward_model_on(scenario: Scenario, x: np.ndarray, mu: np.ndarray | None = N
     return np.broadcast_to(mu.mean(axis=0), mu.shape).copy(), "per-action average reward"
 
 
-def model_error_of(scenario: Scenario, q: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, str]:
-    """(A,) the reward model's out-of-fold root-mean-square error per action, and where it comes from.
+#: edges of the propensity cells within which the reward model's error is averaged (``local_model_error``):
+#: fine near 0 and 1, where weights are large and switched or clipped estimators lean on the model
+CELL_EDGES = np.array(
+    [1e-9, 1e-3, 3e-3, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.96, 0.98, 0.99, 0.997, 0.999, 1 - 1e-9]
+)
 
-    The scenario's own measurement where it has a learned model (``Scenario.reward_model_error``);
-    otherwise the error of the per-action average on the evaluation sample (the spread of the mean
-    reward within each action), which is what that crude model gets wrong.
+
+def propensity_cells(comp_probs: np.ndarray, target_probs: np.ndarray) -> np.ndarray:
+    """(M, A) the cell of every (customer, action): the action and each component's and target's
+    probability of it, in the bins ``CELL_EDGES``. Customers of one cell are treated alike by every logging
+    mixture's weights and by every target, so an estimator's gap g (the share of the target's probability
+    the weighted log does not cover) is nearly constant within a cell, whatever the mixture."""
+    k, m, a = comp_probs.shape
+    probs = np.concatenate([comp_probs, target_probs]).transpose(1, 2, 0)  # (M, A, K + T)
+    codes = np.searchsorted(CELL_EDGES, probs, side="right").astype(float)
+    codes = np.concatenate([codes, np.broadcast_to(np.arange(a, dtype=float)[None, :, None], (m, a, 1))], axis=2)
+    _, inverse = merge_rows(codes.reshape(m * a, -1))
+    assert inverse is not None
+    return inverse.reshape(m, a)
+
+
+def local_model_error(comp_probs: np.ndarray, target_probs: np.ndarray, sq_error: np.ndarray) -> np.ndarray:
+    """(M, A) the reward model's root-mean-square error in each (customer, action)'s propensity cell.
+
+    ``sq_error`` (M, A) is the squared error of the model on held-out customers. Averaging it within
+    cells of equal propensities (``propensity_cells``) keeps what matters for the bias bound: where the
+    log does not check the model (the gap g > 0), the model's error there, not on average. Since g is
+    nearly constant within a cell, Cauchy-Schwarz within each cell gives
+    |E[sum_a g (q - mu)]| <= E[sum_a g delta] with this delta (method.md section 4).
     """
+    cells = propensity_cells(comp_probs, target_probs).reshape(-1)
+    e2 = np.asarray(sq_error, float).reshape(-1)
+    counts = np.bincount(cells)
+    mean = np.bincount(cells, weights=e2) / counts
+    return np.sqrt(np.maximum(mean[cells], 0.0)).reshape(sq_error.shape)
+
+
+def model_error_of(
+    scenario: Scenario, q: np.ndarray, mu: np.ndarray, x: np.ndarray, comp_probs: np.ndarray, target_probs: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """The reward model's error where the log would check it, and where that measurement comes from.
+
+    Where the scenario measures the model's squared error per customer on held-out customers
+    (``Scenario.reward_model_sq_error``): (M, A), its root-mean-square within each propensity cell
+    (``local_model_error``). Otherwise (A,): the scenario's own out-of-fold error per action
+    (``Scenario.reward_model_error``), or the spread of the mean reward within each action.
+    """
+    rows = scenario.reward_model_sq_error(x, q, mu)
+    if rows is not None:
+        rows = np.asarray(rows, float)
+        if rows.shape != mu.shape or not np.isfinite(rows).all() or (rows < 0).any():
+            raise CouponmixError(f"scenario {scenario.name!r}: the model's squared error must be finite, >= 0 and of shape {mu.shape}")
+        return local_model_error(comp_probs, target_probs, rows), scenario.reward_model_sq_error_source()
     own = scenario.reward_model_error()
     if own is not None:
         return np.asarray(own, float), "the revenue model's out-of-fold error per action on the historical log"
@@ -134,8 +183,9 @@ class EvaluationSample:
     q: np.ndarray | None = None  # (M, A) the reward model fixed before logging, for DR-type estimators
     q_source: str = ""
     q_fitted_on_log: bool = False  # q stands in for a model fitted on each log (see fitted_reward)
-    #: (A,) the reward model's root-mean-square error per action, out of fold: the size of the model error
-    #: assumed on the actions a mixture rarely shows (see ``ErrorLaw.bias_bound``); None: no bound
+    #: the reward model's root-mean-square error where the log would check it: (M, A) per customer and action
+    #: (its propensity cell's, see ``local_model_error``) or (A,) per action; it sizes the model error assumed
+    #: where a mixture's weighted log does not check the model (see ``ErrorLaw.bias_bound``); None: no bound
     model_error: np.ndarray | None = None
     model_error_source: str = ""
     _groups: dict = field(default_factory=dict, repr=False, compare=False)
@@ -192,12 +242,14 @@ class EvaluationSample:
             raise CouponmixError(f"scenario {scenario.name!r} has m2 < mu^2 somewhere: not a second moment")
         if q is None:
             q, q_source = reward_model_on(scenario, x, mu)
-        delta, delta_source = model_error_of(scenario, q, mu)
+        comp_probs = np.stack([p(x) for p in components.values()])
+        target_probs = np.stack([p(x) for p in targets.values()])
+        delta, delta_source = model_error_of(scenario, q, mu, x, comp_probs, target_probs)
         return cls(
             component_names=tuple(components),
             target_names=tuple(targets),
-            comp_probs=np.stack([p(x) for p in components.values()]),
-            target_probs=np.stack([p(x) for p in targets.values()]),
+            comp_probs=comp_probs,
+            target_probs=target_probs,
             mu=mu,
             m2=m2,
             x=x,
@@ -224,9 +276,16 @@ class EvaluationSample:
             q=None if self.q is None else self.q[idx],
             q_source=self.q_source,
             q_fitted_on_log=self.q_fitted_on_log,
-            model_error=self.model_error,
+            model_error=self.model_error if self.model_error is None or self.model_error.ndim == 1 else self.model_error[idx],
             model_error_source=self.model_error_source,
         )
+
+    @property
+    def model_error_per_action(self) -> np.ndarray | None:
+        """(A,) the reward model's root-mean-square error per action over the sample (None: no bound)."""
+        if self.model_error is None or self.model_error.ndim == 1:
+            return self.model_error
+        return np.sqrt(np.mean(self.model_error**2, axis=0))
 
     def policy_value(self, probs: np.ndarray) -> float:
         """V(pi) = E_x[sum_a pi(a|x) mu(x,a)] on this sample."""

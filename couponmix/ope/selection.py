@@ -21,8 +21,9 @@ __all__ = ["ROBUST_ASSUMPTION", "choose_estimator", "choose_candidates", "sample
 
 ROBUST_ASSUMPTION = (
     "where an estimator relies on the revenue model (actions the log rarely or never shows, "
-    "capped or switched weights), the model's mean squared error for each action is no larger "
-    "than its out-of-fold error for that action elsewhere, and its errors all push the same way"
+    "capped or switched weights), the model's mean squared error is no larger than its error on held-out "
+    "customers whom every logging component and future policy treats alike (the same propensities), "
+    "and its errors all push the same way"
 )
 
 

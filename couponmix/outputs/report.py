@@ -216,7 +216,7 @@ def precision_phrase(name: str, p: TargetPrecision) -> str:
         return f"{name} within ±{p.rmse:.2g}, all of it sampling error that the log itself will show"
     return (
         f"{name} within ±{p.rmse:.2g}: ±{p.sampling_error:.2g} from sampling, plus up to "
-        f"±{p.model_bias_bound:.2g} if the revenue model is as wrong on rarely tried actions as it is elsewhere"
+        f"±{p.model_bias_bound:.2g} that rests on the revenue model where the log cannot check it"
     )
 
 

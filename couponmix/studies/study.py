@@ -449,7 +449,7 @@ def _run(
         candidates={spec.name: {**spec.to_dict(), "obp": spec.obp_name()} for spec in objectives.specs},
         reason=why,
         assumption=ROBUST_ASSUMPTION,
-        model_error=dict(zip(sc.action_names or [str(a) for a in range(len(sample.model_error))], sample.model_error.tolist())),
+        model_error=dict(zip(sc.action_names or [str(a) for a in range(sample.mu.shape[1])], sample.model_error_per_action.tolist())),
         model_error_source=sample.model_error_source,
         reward_model=sample.q_source,
         used_at_recommended=used,
