@@ -269,7 +269,10 @@ class Criterion(SampleObjectives):
         else:
             what = f"estimating each future policy with the most precise of {len(self.specs)} estimators"
         how = (
-            "error that holds even if the revenue model, where the log does not check it, is as wrong as on similar held-out customers and always in the same direction"
+            (
+                "error that holds even if the revenue model, where the log does not check it, is as wrong as on "
+                "similar held-out customers and always in the same direction"
+            )
             if self.error == "robust"
             else "error measured against the simulator's truth"
         )

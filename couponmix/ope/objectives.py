@@ -113,7 +113,8 @@ def reward_model_on(scenario: Scenario, x: np.ndarray, mu: np.ndarray | None = N
 #: edges of the propensity cells within which the reward model's error is averaged (``local_model_error``):
 #: fine near 0 and 1, where weights are large and switched or clipped estimators lean on the model
 CELL_EDGES = np.array(
-    [1e-9, 1e-3, 3e-3, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.96, 0.98, 0.99, 0.997, 0.999, 1 - 1e-9]
+    [1e-9, 1e-3, 3e-3, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
+    + [0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.96, 0.98, 0.99, 0.997, 0.999, 1 - 1e-9]
 )
 
 
