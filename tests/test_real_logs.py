@@ -369,3 +369,52 @@ def test_recovery_on_market(tmp_path):
         assert abs(cost - own_cost) <= 0.35 * own_cost, (n, cost, own_cost)
     ratio = np.mean(widths[100_000]) / np.mean(widths[20_000])
     assert ratio < 0.6, ratio  # about sqrt(1/5) = 0.45: the error the data can verify falls like 1/sqrt(n)
+
+
+def test_the_means_world_promises_only_what_the_log_verifies_and_never_writes_nan(tmp_path):
+    """A per-action-means world sends one coupon to everyone; a target that never plays it cannot be
+    estimated from no-exploration logs by a self-normalised estimator (0 / 0). The run still completes with
+    no NaN, says in words what cannot be estimated, and, since the means world cannot see how customers
+    differ, bounds the model's error by the reward's range: the promise rests on estimators the log verifies."""
+    import math
+
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.ope.objectives import EvaluationSample
+    from couponmix.studies.commands import calibrate
+
+    frame = toy_log(3000)
+    frame["revenue"] = 5 + np.random.default_rng(1).normal(size=len(frame)) * 3 + 2 * (frame.coupon == "c10")
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    targets = {
+        "all_c20": {"kind": "rule", "feature": "x", "min": -100, "action": "c20", "otherwise": "none"},
+        "split": {"kind": "rule", "feature": "x", "min": 0, "action": "none", "otherwise": "c20"},
+    }
+    assert calibrate(tmp_path / "log.csv", tmp_path / "sc", config(targets=targets)).world == "means"
+    sc = get_scenario(str(tmp_path / "sc"))
+    sample = EvaluationSample.from_scenario(sc, 2000)
+    lo, hi = sc.reward_range()
+    assert lo == frame.revenue.min() and hi == frame.revenue.max()
+    np.testing.assert_allclose(sample.model_error, np.maximum(sample.q - lo, hi - sample.q))
+    out = tmp_path / "run"
+    assert (
+        main(["run", str(tmp_path / "sc"), "--out", str(out), "--eval-size", "3000", "--pop-size", "8", "--generations", "3", "--quiet"])
+        == 0
+    )
+    text = (out / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    s = json.loads(text)
+
+    def floats(o):
+        if isinstance(o, dict):
+            return [f for v in o.values() for f in floats(v)]
+        if isinstance(o, list):
+            return [f for v in o for f in floats(v)]
+        return [o] if isinstance(o, float) else []
+
+    assert all(math.isfinite(f) for f in floats(s))
+    for t in targets:
+        none = s["no_exploration"]["targets"][t]
+        assert none["status"] == "unsupported" and "only the revenue model speaks for them" in none["explanation"]
+        assert none["rmse"] >= 0.5 * (hi - lo) * none["unsupported_mass"]  # the range bound, not a confident number
+        rec = s["recommended"]["targets"][t]
+        assert rec["model_bias_bound"] == 0 and rec["logs_show_all"], rec

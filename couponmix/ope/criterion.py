@@ -62,8 +62,9 @@ class SelectedLaw:
     robust: bool = True
 
     def per_estimator(self, n) -> np.ndarray:
-        """(E, B) the criterion's RMSE of every candidate at log size n."""
-        return np.stack([law.robust_rmse(n) if self.robust else law.rmse(n) for law in self.laws])
+        """(E, B) the criterion's RMSE of every candidate at log size n (infinite where it is undefined)."""
+        out = np.stack([law.robust_rmse(n) if self.robust else law.rmse(n) for law in self.laws])
+        return np.where(np.isnan(out), np.inf, out)
 
     def choice(self, n) -> np.ndarray:
         """(B,) index of the estimator with the lowest error at log size n (the first among ties)."""

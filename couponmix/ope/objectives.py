@@ -732,6 +732,12 @@ def laws_from_moments(m: Moments, spec: EstimatorSpec) -> list[ErrorLaw]:
             bias1 = (ratio * g["W2"] - g["L2"]) / wbar**2
         bias0 = ed + ratio - v
         scaled_var = np.maximum(scaled_var, 0.0)
+        # no logged row the target would play (W = 0): the self-normalised estimate is 0 / 0, undefined; its
+        # error is infinite, so the criterion never chooses it there
+        undefined = ~(wbar > 0)
+        if undefined.any():
+            bias0, bias1 = np.where(undefined, ed - v, bias0), np.where(undefined, 0.0, bias1)
+            scaled_var = np.where(undefined, np.inf, scaled_var)
     computed = bound = None
     if "SQ" in g and m.eq is not None:
         computed, bound = _bias_split(g, m, spec)
