@@ -143,3 +143,27 @@ def test_promise_standard_error_matches_the_spread_over_evaluation_samples():
     spread = np.std(values, axis=0, ddof=1)
     se = np.mean(ses, axis=0)
     assert ((se > spread / 2) & (se < spread * 2)).all(), (se, spread)
+
+
+def test_a_run_says_when_the_simulator_finds_its_promise_optimistic():
+    """A simulator knows the truth: when the exact error at the recommended mix is above the promise (here a
+    paper world whose model-error measurement understates the error tenfold), the summary's warnings say so;
+    with the honest measurement they do not."""
+    from couponmix.dataset.scenario import register
+    from couponmix.studies.config import StudyConfig
+    from couponmix.studies.study import run_config
+    from simulators.paper import PaperScenario
+
+    @register
+    class Understated(PaperScenario):
+        name = "paper_understated"
+
+        def reward_model_sq_error(self, x, q, mu):
+            return 0.01 * (q - mu) ** 2
+
+    def warned(scenario):
+        s = run_config(StudyConfig(scenario=scenario, eval_size=20_000, pop_size=12, generations=4)).summary
+        return [w for w in s.warnings if "exact error" in w]
+
+    assert any("above the promised" in w and "optimistic" in w for w in warned("paper_understated"))
+    assert warned("paper") == []

@@ -210,6 +210,35 @@ def test_estimate_marks_intervals_that_say_nothing(tmp_path):
     assert "** every logged row" in (tmp_path / "est" / "estimate.html").read_text()
 
 
+def test_estimate_says_when_an_interval_does_not_cover_the_bias_of_cut_weights(tmp_path):
+    """Rows whose weight exceeds the switch threshold (c20 logged with probability 0.05, weight 12 under a
+    policy playing it with 0.6) are left to the model by Switch-DR and capped by clipped IPS: both are marked
+    with the share of the weight they drop, the unweighted-free estimators are not."""
+    from couponmix.studies.commands import CUT_WEIGHTS_NOTE, calibrate, estimate
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    frame = toy_log(n)
+    probs = {"none": 0.9, "c10": 0.05, "c20": 0.05}
+    frame["coupon"] = rng.choice(list(probs), n, p=list(probs.values()))
+    frame["p"] = frame.coupon.map(probs)
+    frame["revenue"] = 5 + (frame.coupon == "c20") * (1 + frame.x) + rng.normal(size=n)
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    targets = {"mostly_c20": {"kind": "fixed", "probabilities": {"c20": 0.6, "none": 0.4}}}
+    calibrate(tmp_path / "log.csv", tmp_path / "sc", config(targets=targets))
+    res = estimate(tmp_path / "sc", out=tmp_path / "est")
+    per = res.estimates["mostly_c20"]
+    cut = [name for name, e in per.items() if e.get("note") == CUT_WEIGHTS_NOTE]
+    assert cut and all(name.startswith(("switch", "clipped")) for name in cut), per.keys()
+    c20 = frame.coupon == "c20"
+    w = np.where(c20, 0.6 / 0.05, np.where(frame.coupon == "none", 0.4 / 0.9, 0.0))
+    switch = next(name for name in cut if name.startswith("switch"))
+    assert per[switch]["weight_dropped"] == pytest.approx(w[c20].sum() / w.sum(), rel=1e-9)
+    for name in ("ips", "dr"):
+        assert "note" not in per[name]
+    assert "does not cover" in res.text() and "does not cover" in (tmp_path / "est" / "estimate.html").read_text()
+
+
 def two_logger_log(n=6000, seed=0, b_varies=False):
     """Two loggers in one log: 'a' (none 0.5, c10 0.25, c20 0.25) on 40% of the rows and 'b' (none 0.1,
     c10 0.8, c20 0.1) on the rest; with b_varies, b's propensities change with the customer."""

@@ -549,6 +549,14 @@ RULE_OF_THREE_NOTE = (
     "of three (3 x the largest weight x the reward range / rows)"
 )
 
+#: a clipped or switched estimator that cut some logged rows' weights: where it does, its value rests on the
+#: model (Switch-DR) or is biased toward zero (clipped IPS), and the interval does not count that bias
+CUT_WEIGHTS_NOTE = (
+    "this estimator cuts the largest weights (share of the weight it drops: 'weight_dropped' in estimate.json); "
+    "there it rests on the revenue model, or is biased toward zero without one, and the interval does not cover "
+    "that bias: it counts the spread over the log's rows only"
+)
+
 
 @dataclass
 class EstimateResult:
@@ -589,7 +597,7 @@ class EstimateResult:
     def footnotes(self) -> list[str]:
         """The notes the estimates carry, in a fixed order; the i-th is marked by i + 1 asterisks."""
         present = {e["note"] for per in self.estimates.values() for e in per.values() if "note" in e}
-        return [note for note in (UNWEIGHTED_NOTE, RULE_OF_THREE_NOTE) if note in present]
+        return [note for note in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE, RULE_OF_THREE_NOTE) if note in present]
 
     def marker(self, e: dict) -> str:
         return "*" * (self.footnotes.index(e["note"]) + 1)
@@ -672,8 +680,12 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
             point, half = obp_estimate(spec, log, pe, q)
             low, high, note = point - half, point + half, None
             c = row_weights(spec, log, pe)
+            w = row_weights(EstimatorSpec("ips", weights=spec.weights), log, pe) if spec.weight_fn != "zero" else c
+            dropped = float((w - c).sum() / w.sum()) if w.sum() > 0 else 0.0
             if not c.any():  # DM, or a switch estimator whose weights all lie above its threshold
                 note = UNWEIGHTED_NOTE
+            elif dropped > 1e-12:
+                note = CUT_WEIGHTS_NOTE
             elif half == 0:
                 # every row's term is the same (no matched row had a reward above the rest): the spread says
                 # nothing, so the upper end is the rule of three on the largest weight times the reward range
@@ -686,6 +698,7 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
                 "obp": spec.obp_name(),
                 "plain": spec.plain,
                 **({"note": note} if note else {}),
+                **({"weight_dropped": dropped} if note == CUT_WEIGHTS_NOTE else {}),
             }
     loggers = list(sc.meta["card"].get("components_in_log") or []) if sc.loggers > 1 else []  # type: ignore[attr-defined]
     weighting = EstimateResult.weighting

@@ -404,6 +404,14 @@ def _run(
         for t in targets
         if not detail[t]["logs_show_all"] and verdicts[t].status != "unsupported"
     ]
+    if sc.ground_truth:  # the simulator knows the truth: say so when the exact error is above the promise
+        over = {t: d for t, d in detail.items() if d["simulator"]["rmse"] > 1.01 * d["rmse"]}
+        warnings += [
+            f"The simulator's exact error for {t} at the recommended mix is {d['simulator']['rmse']:.3g}, above the "
+            f"promised {d['rmse']:.3g}: the revenue model is more wrong, where the log relies on it, than the "
+            "promise assumes. A real team could not see this; treat that promise as optimistic."
+            for t, d in over.items()
+        ]
     if rec.meets_max_rmse is False:
         warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
     if not promise["enough"]:
