@@ -368,21 +368,25 @@ def test_recovery_on_market(tmp_path):
     """A log simulated from market (exploit 80%, explore 20%, so propensities vary) calibrates a scenario whose
     policy values fall within their stated error of the truth (their distance to the real log's own estimate
     plus its 95% margin), whose log intervals cover the truth and shrink like 1/sqrt(n), and whose
-    recommendation lands near market's own."""
+    recommendation lands near market's own. Both runs use SNDR: market's own criterion may choose Switch-DR for
+    a policy where the simulator measures the model's error as small (truth a calibrated world cannot know),
+    which moves its knee by itself; the recovery of the world is judged at one estimator."""
     from couponmix.dataset.scenario import get_scenario
+    from couponmix.ope.estimators import EstimatorSpec
     from couponmix.studies.commands import calibrate, run, simulate
     from couponmix.studies.config import StudyConfig
 
     market = get_scenario("market")
     x = market.sample_covariates(200_000, np.random.default_rng(5))
     mu = market.mu(x)
-    own = run(StudyConfig(scenario="market", n=50_000, eval_size=30_000), tmp_path / "market").summary
+    sndr = EstimatorSpec("sndr")
+    own = run(StudyConfig(scenario="market", n=50_000, eval_size=30_000, estimator=sndr), tmp_path / "market").summary
     widths = {}
     for n in (20_000, 100_000):
         simulate(StudyConfig(scenario="market", n=n, seed=7), "exploit=0.8,explore=0.2", tmp_path / f"log{n}")
         calibrate(tmp_path / f"log{n}", tmp_path / f"sc{n}", MARKET_MAP)
         sc = get_scenario(str(tmp_path / f"sc{n}"))
-        s = run(StudyConfig(scenario=str(tmp_path / f"sc{n}"), n=50_000, eval_size=30_000), tmp_path / f"run{n}").summary
+        s = run(StudyConfig(scenario=str(tmp_path / f"sc{n}"), n=50_000, eval_size=30_000, estimator=sndr), tmp_path / f"run{n}").summary
         widths[n] = []
         for name, pol in {**sc.components(), **sc.targets()}.items():
             truth = float((pol(x) * mu).sum(axis=1).mean())  # the calibrated policy's value in the real market
@@ -447,3 +451,49 @@ def test_the_means_world_promises_only_what_the_log_verifies_and_never_writes_na
         assert none["rmse"] >= 0.5 * (hi - lo) * none["unsupported_mass"]  # the range bound, not a confident number
         rec = s["recommended"]["targets"][t]
         assert rec["model_bias_bound"] == 0 and rec["logs_show_all"], rec
+
+
+def test_the_promise_takes_its_second_moments_from_the_log_where_it_can():
+    """ObservedRows.scale: per action, the log's importance-weighted mean of (r - q)^2 over the world model's
+    mean (rows the reward model was trained on do not count for the DR family); actions with too few rows
+    keep the model."""
+    from couponmix.ope.objectives import ObservedRows
+
+    action = np.array([0, 0, 1, 1, 2, 0])
+    reward = np.array([1.0, 3.0, 2.0, 10.0, 5.0, 0.0])
+    ipw = np.array([2.0, 2.0, 4.0, 4.0, 1.0, 2.0])
+    held = np.array([2.0, 0.0, 2.0, 2.0, 0.0, 0.0])
+    obs = ObservedRows(action, reward, ipw, held, covered=np.array([True, True, False]))
+    model = np.full((6, 3), 5.0)
+    kappa = obs.scale(None, model)
+    np.testing.assert_allclose(kappa, [(2 * 1 + 2 * 9 + 0) / 6 / 5, 4 * (4 + 100) / 6 / 5, 1.0])
+    q = np.ones((6, 3))
+    np.testing.assert_allclose(obs.scale(q, model)[:2], [(2 * 2 * 0) / 6 / 5, (4 * 2 * 1 + 4 * 2 * 81) / 6 / 5])
+    np.testing.assert_allclose(obs.second_moment(None, model), model * kappa)
+    np.testing.assert_allclose(obs.subset(np.array([2, 3])).reward, [2.0, 10.0])
+
+
+def test_a_calibrated_promise_uses_the_logged_rewards_and_validate_the_world(tmp_path):
+    """From a calibrated folder with propensities, the evaluation sample is the log's own rows (without
+    replacement), and the per-action mean second moment of the IPS family equals the log's importance-weighted
+    mean of r^2; Monte Carlo checks of the formulas (observed=False) use the world's own moments."""
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.ope.objectives import EvaluationSample
+    from couponmix.studies.commands import calibrate
+
+    frame = toy_log(3000)
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    calibrate(tmp_path / "log.csv", tmp_path / "sc", config())
+    sc = get_scenario(str(tmp_path / "sc"))
+    sample = EvaluationSample.from_scenario(sc, 100_000)
+    assert sample.size == 3000 and sample.observed is not None
+    assert len(np.unique(sample.x, axis=0)) == len(np.unique(sc.customers, axis=0))
+    small = EvaluationSample.from_scenario(sc, 1000)
+    assert small.size == 1000 and len(np.unique(small.x, axis=0)) == 1000  # drawn without replacement
+    e2 = sample.observed.second_moment(None, sample.m2)
+    names = list(sc.action_names)
+    for a, name in enumerate(names):
+        logged = frame.revenue[frame.coupon == name] ** 2 / frame.p[frame.coupon == name]
+        assert e2[:, a].mean() == pytest.approx(logged.sum() / len(frame), rel=1e-6)
+    world = EvaluationSample.from_scenario(sc, 2000, observed=False)
+    assert world.observed is None and world.size == 2000

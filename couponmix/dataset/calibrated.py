@@ -714,6 +714,36 @@ class CalibratedScenario(Scenario):
         reward = self._array_cached("log_reward")
         return float(reward.min()), float(reward.max())
 
+    #: an action's second moments come from the log's rows when it has at least this many
+    MIN_OBSERVED_ROWS = 30
+
+    def observed_rows(self, size, rng):
+        """The log's own customers (all of them, or ``size`` drawn without replacement) with their logged
+        action, reward and inverse propensity, where the log has propensities (else None)."""
+        from couponmix.ope.objectives import ObservedRows
+
+        name = next((n for n in ("log_pscore_avg", "log_propensity") if (self.folder / f"{n}.npy").is_file()), None)
+        if name is None:
+            return None
+        n = len(self.customers)
+        idx = np.sort(rng.choice(n, size, replace=False)) if size < n else np.arange(n)
+        action, reward = self._array_cached("log_action"), self._array_cached("log_reward")
+        folds = self.reward_fit.folds
+        held = _fold_of(n, folds, self.reward_fit.seed) == 0  # the production model is fold 0's: not trained on these
+        if self.world == "means":  # the means world's model uses every row alike: no row is held out of it
+            held = np.ones(n, bool)
+        share = held.mean()
+        counts = np.bincount(action, minlength=self.n_actions)
+        obs = ObservedRows(
+            action=action[idx],
+            reward=reward[idx],
+            inverse_propensity=1.0 / self._array_cached(name)[idx],
+            held_out=np.where(held[idx], 1.0 / share, 0.0),
+            covered=counts >= self.MIN_OBSERVED_ROWS,
+            source="the world's model of each customer's second moment, scaled per coupon to the log's own importance-weighted average",
+        )
+        return self.customers[idx], obs
+
     def reward_model_sq_error(self, x, q, mu):
         """(n, A) the squared error assumed for the production model at customers x.
 

@@ -105,6 +105,12 @@ class Scenario(ABC):
         learned model). It sizes the bias that the data cannot check (see ``couponmix.ope.objectives``)."""
         return None
 
+    def observed_rows(self, size: int, rng: np.random.Generator):
+        """Customers of a real log with what was logged for them, for an evaluation sample of at most
+        ``size`` (``(x (M, d), ope.objectives.ObservedRows)``), or None: a simulator, or a log without
+        propensities. The second moments of the promise then come from the logged rewards."""
+        return None
+
     def reward_model_sq_error(self, x: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray | None:
         """(n, A) the reward model's squared error at each of customers x (held out from the model's
         training) and each action, or None to fall back on ``reward_model_error`` per action.

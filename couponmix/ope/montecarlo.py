@@ -222,7 +222,8 @@ def monte_carlo(
     workers = check_positive_int(workers, "workers")
     targets = scenario.targets()
     mixture = Mixture(scenario.components(), alpha, floors)
-    sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
+    # the formulas are checked against the scenario's own simulation: its world's moments, not a real log's
+    sample = EvaluationSample.from_scenario(scenario, eval_size, seed, observed=False)
     fits = any(s.fits_reward_model and s.has_error_formula for s in specs) and contextual is None
     fitted = pilot_samples(sample, scenario, mixture, n, seed) if fits else None
 

@@ -28,6 +28,7 @@ over row chunks, so memory stays bounded by chunk_rows x B.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ __all__ = [
     "CELL_EDGES",
     "propensity_cells",
     "local_model_error",
+    "ObservedRows",
     "EvaluationSample",
     "row_hash",
     "merge_rows",
@@ -170,6 +172,53 @@ def model_error_of(
     return np.sqrt(np.mean((q - mu) ** 2, axis=0)), "the per-action average's error (spread of mean revenue)"
 
 
+@dataclass(frozen=True)
+class ObservedRows:
+    """The logged outcome behind each customer of an evaluation sample drawn from a real log.
+
+    With them, the world's model of the per-row second moment E[(r - q)^2 | x, a] is scaled, action by
+    action, to the log's own importance-weighted average: kappa_a = mean_i 1{a_i = a} (r_i - q_i)^2 / p_i
+    over mean_i of the model's value at (x_i, a). A fitted model of r^2 shrinks the rare large rewards that
+    make the sampling error; the logged rewards keep them. The scale is per action, not per customer: a
+    per-row importance-weighted term would weigh a logged reward in the choice of a policy learned from the
+    same rows (in-sample: too large) or, out of fold, pair fold models that share their training rows (too
+    small); the model keeps where, among customers, the second moment lies. For the estimators' reward
+    model q, only rows it was not trained on count, each weighted by the inverse share of such rows.
+    """
+
+    action: np.ndarray  # (M,) the logged action
+    reward: np.ndarray  # (M,) the logged reward
+    inverse_propensity: np.ndarray  # (M,) 1 / the logging system's probability of the logged action
+    held_out: np.ndarray  # (M,) 1 / P(held out) where the reward model was not trained on the row, else 0
+    covered: np.ndarray  # (A,) bool: actions whose moments come from the log (the others: the world's model)
+    source: str = ""
+
+    def subset(self, idx: np.ndarray) -> ObservedRows:
+        return dataclasses.replace(
+            self,
+            action=self.action[idx],
+            reward=self.reward[idx],
+            inverse_propensity=self.inverse_propensity[idx],
+            held_out=self.held_out[idx],
+        )
+
+    def scale(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
+        """(A,) kappa_a: the log's importance-weighted mean of (r - q)^2 for action a over the model's mean
+        (1 for actions not covered). q None: the IPS family (q = 0), every row counts."""
+        m, a = model.shape
+        rows = np.arange(m)
+        resid = self.reward if q is None else self.reward - q[rows, self.action]
+        weight = self.inverse_propensity * (1.0 if q is None else self.held_out)
+        logged = np.bincount(self.action, weights=weight * resid * resid, minlength=a) / m
+        modelled = model.mean(axis=0)
+        ok = self.covered & (modelled > 0)
+        return np.where(ok, logged / np.where(ok, modelled, 1.0), 1.0)
+
+    def second_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
+        """(M, A) E[(r - q)^2 | x_i, a]: the world's model scaled per action to the log (``scale``)."""
+        return model * self.scale(q, model)[None, :]
+
+
 @dataclass
 class EvaluationSample:
     """A fixed covariate sample with every policy and reward moment the objectives need."""
@@ -189,6 +238,10 @@ class EvaluationSample:
     #: where a mixture's weighted log does not check the model (see ``ErrorLaw.bias_bound``); None: no bound
     model_error: np.ndarray | None = None
     model_error_source: str = ""
+    #: the real log's own rows behind the customers, where the scenario has them (``Scenario.observed_rows``):
+    #: ``ObservedRows``; the second moments of the error law then come from the logged rewards by importance
+    #: weighting instead of from the world's model of r^2
+    observed: ObservedRows | None = None
     _groups: dict = field(default_factory=dict, repr=False, compare=False)
     _merge_index: dict = field(default_factory=dict, repr=False, compare=False)  # shared by copies with another q
 
@@ -200,6 +253,7 @@ class EvaluationSample:
         seed: int = 0,
         components: Mapping[str, Policy] | None = None,
         targets: Mapping[str, Policy] | None = None,
+        observed: bool = True,
     ) -> EvaluationSample:
         """Draw ``size`` customers from the scenario and keep what the exact objectives need.
 
@@ -212,6 +266,10 @@ class EvaluationSample:
             Seed of the draw (stream ``evaluation_sample``).
         components, targets : mapping of name to Policy, optional
             Default: the scenario's.
+        observed : bool
+            Where the scenario holds a real log (``Scenario.observed_rows``), take its customers and their
+            logged rewards, so that the second moments come from the log (default). False: the scenario's
+            world alone, as its own simulation draws it (Monte Carlo checks of the formulas).
 
         Returns
         -------
@@ -220,6 +278,10 @@ class EvaluationSample:
             the reward model ``q`` (M, A) where the scenario has one, and its error per action (A,).
         """
         size = check_positive_int(size, "evaluation sample size", minimum=100)
+        rows = scenario.observed_rows(size, stream(seed, "evaluation_sample")) if observed else None
+        if rows is not None:
+            x, obs = rows
+            return dataclasses.replace(cls.from_covariates(scenario, x, components, targets), observed=obs)
         x = scenario.sample_covariates(size, stream(seed, "evaluation_sample"))
         return cls.from_covariates(scenario, x, components, targets)
 
@@ -279,6 +341,7 @@ class EvaluationSample:
             q_fitted_on_log=self.q_fitted_on_log,
             model_error=self.model_error if self.model_error is None or self.model_error.ndim == 1 else self.model_error[idx],
             model_error_source=self.model_error_source,
+            observed=None if self.observed is None else self.observed.subset(idx),
         )
 
     @property
@@ -400,13 +463,17 @@ class RowTerms:
         index: tuple | None = None,
         q_model: np.ndarray | None = None,
         delta: np.ndarray | None = None,
+        observed: ObservedRows | None = None,
     ) -> RowTerms:
         """Row terms of the estimator's reward model q (None: the IPS family). With ``q_model`` (M, A), the
-        best reward model available, and ``delta`` (A,), its error per action, the rows also carry what
-        the bias split of ``laws_from_moments`` needs."""
+        best reward model available, and ``delta`` (A,) or (M, A), its error, the rows also carry what
+        the bias split of ``laws_from_moments`` needs. With ``observed``, the second moments come from the
+        logged rewards (``ObservedRows.second_moment``)."""
         k, m, a = comp_probs.shape
         qq = np.zeros_like(mu) if q is None else q
-        e, e2 = (mu - qq).reshape(-1), (m2 - 2 * qq * mu + qq * qq).reshape(-1)
+        e2_model = m2 - 2 * qq * mu + qq * qq
+        e2_rows = e2_model if observed is None else observed.second_moment(q, e2_model)
+        e, e2 = (mu - qq).reshape(-1), e2_rows.reshape(-1)
         d = np.einsum("tma,ma->mt", target_probs, qq)  # (M, T)
         d_rows = np.repeat(d, a, axis=0)  # (M A, T)
         keep, keys, inverse = cls.merge_index(comp_probs, target_probs) if index is None else index
@@ -943,6 +1010,7 @@ class MixtureObjectives(SampleObjectives):
                 sample._merge_index[key],
                 q_model=sample.q if split else None,
                 delta=sample.model_error if split else None,
+                observed=sample.observed,
             )
 
         t_all = list(range(len(sample.target_names)))
