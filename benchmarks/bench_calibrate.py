@@ -33,7 +33,7 @@ components:
   explore: {kind: uniform}
 targets:
   model_v2: {kind: greedy_model, features: [recency, frequency, monetary, tenure, segment, channel]}
-  winback: {kind: rule, feature: recency, min: 60, action: "2"}
+  winback: {kind: rule, feature: recency, min: 60, action: "2", otherwise: "0"}
   soft_model: {kind: softmax_model, temperature: 2.0}
 """
 

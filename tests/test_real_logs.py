@@ -357,7 +357,7 @@ MARKET_MAP = {
     },
     "targets": {
         "model_v2": {"kind": "greedy_model", "features": ["recency", "frequency", "monetary", "tenure", "segment", "channel"]},
-        "winback": {"kind": "rule", "feature": "recency", "min": 60, "action": "2"},
+        "winback": {"kind": "rule", "feature": "recency", "min": 60, "action": "2", "otherwise": "0"},
         "soft_model": {"kind": "softmax_model", "temperature": 2.0},
     },
 }
@@ -497,3 +497,60 @@ def test_a_calibrated_promise_uses_the_logged_rewards_and_validate_the_world(tmp
         assert e2[:, a].mean() == pytest.approx(logged.sum() / len(frame), rel=1e-6)
     world = EvaluationSample.from_scenario(sc, 2000, observed=False)
     assert world.observed is None and world.size == 2000
+
+
+@pytest.mark.parametrize(
+    "edit,changes,message",
+    [
+        (lambda f: f.assign(revenue=f.revenue.astype(object).where(f.index != 4, "$0.00")), {}, "looks like currency text"),
+        (lambda f: f.assign(revenue=f.revenue.astype(object).where(f.index != 4, "1,250.00")), {}, "looks like currency text"),
+        (lambda f: f.assign(p=f.p * 100), {}, "look like percents (up to 50): divide them by 100"),
+        (lambda f: f.assign(coupon=f.coupon.where(f.index != 8, "C10")), {}, "labels 'C10' and 'c10' differ only by case or spaces"),
+        (lambda f: f.assign(seg=f.seg.where(f.index != 8, " A")), {}, "labels 'A' and 'a' differ only by case or spaces"),
+        (lambda f: f.assign(coupon=f.coupon.where(f.index != 8, "c 10")), {}, "labels 'c 10' and 'c10' differ only by case"),
+        (
+            lambda f: f.assign(ts="03/04/2026"),
+            {"timestamp": "ts"},
+            "'03/04/2026' is not an ISO date (YYYY-MM-DD); give columns.date_format",
+        ),
+        (lambda f: f.assign(ts="2026-03-04"), {"timestamp": "ts", "date_format": "%m/%d/%Y"}, "is not written as '%m/%d/%Y'"),
+        (lambda f: f.assign(rule="x"), {"otherwise_missing": True}, "a rule needs otherwise"),
+    ],
+)
+def test_data_problems_say_how_to_fix_them(tmp_path, edit, changes, message):
+    from couponmix.dataset.calibrated import load_calibrate_config
+
+    changes = dict(changes)
+    if changes.pop("otherwise_missing", False):
+        with pytest.raises(CouponmixError, match=message):
+            load_calibrate_config(config(targets={"r": {"kind": "rule", "feature": "x", "min": 0, "action": "c10"}}))
+        return
+    edit(toy_log()).to_csv(tmp_path / "log.csv", index=False)
+    with pytest.raises(CouponmixError) as err:
+        read_log(tmp_path / "log.csv", mapping(**changes))
+    assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_data_checks_that_warn_and_the_fixes_they_offer(tmp_path):
+    """A separator other than ',' is detected; US dates are read with date_format (range in ISO); one row
+    with a tiny propensity dominating the weights is reported with its effective sample size and can be
+    clipped; a rare action is flagged and can be dropped; the notes reach calibrate's warnings."""
+    from couponmix.studies.commands import calibrate
+
+    frame = toy_log(2000)
+    frame["ts"] = [f"{1 + i % 12:02d}/{1 + i % 28:02d}/2026" for i in range(len(frame))]
+    frame.loc[7, "p"] = 1e-6
+    frame.loc[[3, 5, 9], "coupon"] = "c30"
+    frame.to_csv(tmp_path / "log.csv", index=False, sep=";")
+    log = read_log(tmp_path / "log.csv", mapping(timestamp="ts", date_format="%m/%d/%Y"))
+    assert log.n == 2000 and log.date_range == ("2026-01-01T00:00:00", "2026-12-28T00:00:00")
+    ess = next(n for n in log.notes if "effective sample size" in n)
+    assert "row 8 (propensity 1e-06)" in ess and "columns.min_propensity" in ess
+    assert any("'c30' (3 rows)" in n and "rare_actions: drop" in n for n in log.notes)
+    fixed = read_log(tmp_path / "log.csv", mapping(timestamp="ts", date_format="%m/%d/%Y", min_propensity=0.05, rare_actions="drop"))
+    assert fixed.n == 1997 and "c30" not in fixed.action_names and fixed.propensity.min() == 0.05
+    assert not any("effective sample size" in n for n in fixed.notes)
+    assert any("raised to it" in n for n in fixed.notes) and any("are dropped" in n for n in fixed.notes)
+    cfg = config(columns={**MAPPING, "timestamp": "ts", "date_format": "%m/%d/%Y"})
+    res = calibrate(tmp_path / "log.csv", tmp_path / "sc", cfg)
+    assert any(w.startswith("The log: column 'p': the inverse propensities") for w in res.warnings)

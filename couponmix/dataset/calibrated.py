@@ -85,7 +85,7 @@ class PolicySpec(Schema):
     max: Number | None = None
     equals: str | Number | None = None
     action: str | None = Field(default=None, description="rule: the action where it applies")
-    otherwise: str | None = Field(default=None, description="rule: the action elsewhere (default: the first)")
+    otherwise: str | None = Field(default=None, description="rule: the action for everyone else (required)")
 
     @model_validator(mode="after")
     def _needs(self):
@@ -93,6 +93,8 @@ class PolicySpec(Schema):
             raise ValueError("a fixed policy needs probabilities: {action: p, ...}")
         if self.kind == "rule" and (self.feature is None or self.action is None):
             raise ValueError("a rule needs feature: and action:")
+        if self.kind == "rule" and self.otherwise is None:
+            raise ValueError("a rule needs otherwise: the action for everyone it does not pick (for example the no-coupon action)")
         if self.kind == "softmax_model" and self.temperature is None:
             raise ValueError("a softmax_model needs temperature:")
         return self
@@ -281,7 +283,7 @@ def balanced_propensity(log: RealLog) -> tuple[np.ndarray | None, str]:
     )
 
 
-def gate_outcome(gate: dict[str, str | None], fallback: str, who: str) -> tuple[str, list[str]]:
+def gate_outcome(gate: dict, fallback: str, who: str) -> tuple[str, list[str]]:
     """(world, warnings) for a calibration's honesty gate under ``fallback`` (means, refuse or model): the
     world is built from the model unless the model failed the gate and the fallback is means; with refuse a
     failed gate stops ``who`` (calibrate, or the command planning on the scenario)."""
@@ -301,6 +303,7 @@ def gate_outcome(gate: dict[str, str | None], fallback: str, who: str) -> tuple[
     sparse = gate.get("sparse")
     if sparse:
         warnings.append(sparse)
+    warnings += [f"The log: {note}." for note in gate.get("data") or []]  # the reader's checks (reallog.read_log)
     return world, warnings
 
 
@@ -388,7 +391,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
 
     weak = not gain > gain_se
     sparse = [a for a in range(A) if log.binary and positives[a] < ms.min_positive]
-    gate: dict[str, str | None] = {"model_weak": None, "sparse": None}
+    gate: dict = {"model_weak": None, "sparse": None, "data": log.notes}
     if weak:
         gate["model_weak"] = (
             f"The revenue model is no better than the per-action averages: out of fold its squared error is "
@@ -813,7 +816,7 @@ class CalibratedScenario(Scenario):
         if spec.max is not None:
             hit &= col <= spec.max
         act = self.action_names.index(str(spec.action))
-        other = self.action_names.index(str(spec.otherwise)) if spec.otherwise is not None else 0
+        other = self.action_names.index(str(spec.otherwise))
         return one_hot(np.where(hit, act, other), self.n_actions)
 
     def on_log(self, name: str) -> np.ndarray:

@@ -14,6 +14,7 @@ read batch by batch, so memory is bounded by the sample, not by the file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,6 +54,21 @@ class ColumnMapping(Schema):
         default="auto", description="binary (0/1, e.g. clicks) or continuous (e.g. revenue); auto: binary if 0/1 only"
     )
     max_rows: Int = Field(default=MAX_ROWS, ge=100, le=100_000_000, description="read at most about this many rows")
+    sep: Literal[",", ";", "\t", "|"] | None = Field(default=None, description="the CSV separator; detected from the file when not given")
+    date_format: str | None = Field(
+        default=None, max_length=40, description="how timestamps are written (e.g. '%m/%d/%Y'); without it they must be ISO 8601"
+    )
+    min_propensity: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="raise logged propensities below this to it (a documented clip of the largest weights: biased, but "
+        "a few rows no longer dominate every estimate)",
+    )
+    min_action_rows: Int = Field(default=30, ge=2, description="actions with fewer logged rows are flagged (see rare_actions)")
+    rare_actions: Literal["keep", "drop"] = Field(
+        default="keep", description="what to do with actions below min_action_rows: keep them (with a warning) or drop their rows"
+    )
 
     @model_validator(mode="after")
     def _distinct(self):
@@ -90,6 +106,8 @@ class RealLog:
     date_range: tuple[str, str] | None = None
     rows_in_file: int = 0
     source: str = ""
+    #: what the checks found that does not stop the reading, in plain words with how to fix it
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -104,7 +122,27 @@ def _row(index: int) -> str:
     return f"row {index + 1}"
 
 
-def _read_batches(path: Path, columns: list[str], max_rows: int, seed: int):
+def _detect_separator(path: Path) -> str:
+    """The CSV separator among , ; tab and |, from the first lines (',' when nothing else fits)."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return ","
+    lines = head.splitlines()[:20]
+    if len(lines) > 1 and not head.endswith("\n"):
+        lines = lines[:-1]  # a cut last line
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _read_batches(path: Path, columns: list[str], max_rows: int, seed: int, sep: str | None = None):
     """Yield (pandas frame of the mapped columns, first row number) batches, thinned past ``max_rows``;
     returns the file's row count through StopIteration's value."""
     import pandas as pd
@@ -133,8 +171,9 @@ def _read_batches(path: Path, columns: list[str], max_rows: int, seed: int):
         return total
     if path.suffix.lower() not in (".csv", ".txt", ".gz"):
         raise CouponmixError(f"log {path}: expected a .csv file, a .parquet file or a folder of Parquet parts")
+    sep = sep or _detect_separator(path)
     try:
-        header = pd.read_csv(path, nrows=0).columns
+        header = pd.read_csv(path, nrows=0, sep=sep).columns
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise CouponmixError(f"log {path}: cannot be read as CSV: {str(exc).splitlines()[0]}") from None
     missing = [c for c in columns if c not in header]
@@ -145,7 +184,7 @@ def _read_batches(path: Path, columns: list[str], max_rows: int, seed: int):
     keep = min(1.0, max_rows / max(total, 1))
     start = 0
     try:
-        for frame in pd.read_csv(path, usecols=columns, chunksize=BATCH_ROWS, dtype={c: object for c in columns}):
+        for frame in pd.read_csv(path, sep=sep, usecols=columns, chunksize=BATCH_ROWS, dtype={c: object for c in columns}):
             rows = np.arange(start, start + len(frame))
             start += len(frame)
             if keep < 1:
@@ -157,6 +196,13 @@ def _read_batches(path: Path, columns: list[str], max_rows: int, seed: int):
     return total
 
 
+_CURRENCY = re.compile(
+    r"^\s*[-+]?\s*([$€£¥]|[A-Z]{3}\s)\s*[-+]?[\d.,\s]*\d\s*$"  # $1,250.00  EUR 12
+    r"|^\s*[-+]?[\d.,]*\d\s*([$€£¥]|\s[A-Z]{3})\s*$"  # 12,50 €  12 EUR
+    r"|^\s*-?\d{1,3}(,\d{3})+(\.\d+)?\s*$"  # 1,250.00
+)
+
+
 def _numeric(values, name: str, rows: np.ndarray) -> np.ndarray:
     import pandas as pd
 
@@ -166,6 +212,8 @@ def _numeric(values, name: str, rows: np.ndarray) -> np.ndarray:
         raw = values[bad[0]] if not hasattr(values, "iloc") else values.iloc[bad[0]]
         empty = raw is None or str(raw).strip().lower() in ("", "nan", "none")
         what = "is empty (NaN)" if empty else f"is not a number ({str(raw)[:40]!r})"
+        if not empty and _CURRENCY.match(str(raw)):
+            what += ": it looks like currency text; write plain numbers, without a currency sign or thousands separators"
         raise CouponmixError(f"log: column {name!r}, {_row(int(rows[bad[0]]))}: {what}")
     return out
 
@@ -180,12 +228,42 @@ def _labels(values, name: str, rows: np.ndarray) -> np.ndarray:
     return s.astype(str).str.strip().to_numpy()
 
 
+def _check_spelling(labels: list[str], name: str) -> None:
+    """Labels that differ only by case or spaces ('SAVE10', 'save10', 'SAVE 10') would count as different."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        key = "".join(label.split()).casefold()
+        if key in seen:
+            raise CouponmixError(
+                f"log: column {name!r}: labels {seen[key]!r} and {label!r} differ only by case or spaces and would count as "
+                "two; write them the same way in the log"
+            )
+        seen[key] = label
+
+
 def _label_key(label: str):
     """Numeric labels sort as numbers (item 2 before item 10), others as text."""
     try:
         return (0, float(label), label)
     except ValueError:
         return (1, 0.0, label)
+
+
+def _date_range(stamps: np.ndarray, mapping: ColumnMapping, rows: np.ndarray) -> tuple[str, str]:
+    """(first, last) as ISO dates; timestamps must be ISO 8601 unless ``date_format`` says how they are written
+    (03/04/2026 could be March or April)."""
+    import pandas as pd
+
+    fmt = mapping.date_format or "ISO8601"
+    parsed = pd.to_datetime(pd.Series(stamps), format=fmt, errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if bad.size:
+        how = f"is not written as {mapping.date_format!r}" if mapping.date_format else "is not an ISO date (YYYY-MM-DD)"
+        fix = "" if mapping.date_format else "; give columns.date_format (for example '%m/%d/%Y') to read other formats"
+        raise CouponmixError(
+            f"log: column {mapping.timestamp!r}, {_row(int(rows[bad[0]]))}: {str(stamps[bad[0]])[:40]!r} {how}{fix}"
+        )
+    return (parsed.min().isoformat(), parsed.max().isoformat())
 
 
 def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
@@ -196,7 +274,7 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
     cols = mapping.columns()
     parts: dict[str, list] = {c: [] for c in cols}
     row_parts = []
-    gen = _read_batches(path, cols, mapping.max_rows, seed)
+    gen = _read_batches(path, cols, mapping.max_rows, seed, mapping.sep)
     total = 0
     while True:
         try:
@@ -218,12 +296,32 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
     for c in mapping.categorical:
         labels = _labels(col[c], c, rows)
         categories[c] = sorted(set(labels.tolist()), key=_label_key)
+        _check_spelling(categories[c], c)
         index = {v: i for i, v in enumerate(categories[c])}
         coded.append(np.fromiter((index[v] for v in labels), dtype=float, count=len(labels)))
     x = np.column_stack(numeric + coded) if numeric or coded else np.empty((len(rows), 0))
 
     labels = _labels(col[mapping.action], mapping.action, rows)
     action_names = sorted(set(labels.tolist()), key=_label_key)
+    _check_spelling(action_names, mapping.action)
+    notes: list[str] = []
+    counts0 = {a: int(c) for a, c in zip(*np.unique(labels, return_counts=True))}
+    rare = [a for a in action_names if counts0[a] < mapping.min_action_rows]
+    if rare and mapping.rare_actions == "drop":
+        keep_rows = ~np.isin(labels, rare)
+        notes.append(
+            f"actions {', '.join(repr(a) for a in rare)} have fewer than {mapping.min_action_rows} rows; their "
+            f"{int((~keep_rows).sum())} rows are dropped (rare_actions: drop)"
+        )
+        labels, rows, x = labels[keep_rows], rows[keep_rows], x[keep_rows]
+        col = {c: v[keep_rows] for c, v in col.items()}
+        action_names = [a for a in action_names if a not in rare]
+    elif rare:
+        notes.append(
+            f"actions {', '.join(f'{a!r} ({counts0[a]} rows)' for a in rare)} have fewer than {mapping.min_action_rows} "
+            "logged rows: every value resting on them is a guess from a handful of customers; log them more, or set "
+            "columns.rare_actions: drop"
+        )
     if len(action_names) < 2:
         raise CouponmixError(
             f"log: column {mapping.action!r} holds one action only ({action_names[0]!r}): there is nothing to choose between"
@@ -256,7 +354,30 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
         p = _numeric(col[name], name, rows)
         bad = np.flatnonzero(~((p > 0) & (p <= 1)))
         if bad.size:
-            raise CouponmixError(f"log: column {name!r}, {_row(int(rows[bad[0]]))}: a propensity must lie in (0, 1], got {p[bad[0]]:g}")
+            hint = ""
+            if ((p > 0) & (p <= 100)).all() and p.max() > 1:
+                hint = f"; the values look like percents (up to {p.max():g}): divide them by 100"
+            raise CouponmixError(
+                f"log: column {name!r}, {_row(int(rows[bad[0]]))}: a propensity must lie in (0, 1], got {p[bad[0]]:g}{hint}"
+            )
+        if mapping.min_propensity is not None:
+            low = p < mapping.min_propensity
+            if low.any():
+                notes.append(
+                    f"column {name!r}: {int(low.sum()):,} propensities below {mapping.min_propensity:g} are raised to it "
+                    "(min_propensity): the largest weights are clipped, which biases the estimates toward the rest of the log"
+                )
+                p = np.maximum(p, mapping.min_propensity)
+        inv = 1.0 / p
+        ess = float(inv.sum() ** 2 / (inv * inv).sum())
+        top = int(np.argmax(inv))
+        share = float(inv[top] / inv.sum())
+        if ess < 0.05 * len(p) or share > 0.05:
+            notes.append(
+                f"column {name!r}: the inverse propensities give an effective sample size of {ess:,.1f} of {len(p):,} rows; "
+                f"{_row(int(rows[top]))} (propensity {p[top]:.3g}) alone carries {share:.0%} of their sum, so a few rows "
+                "dominate every reweighted estimate. Check those propensities, or set columns.min_propensity to clip them"
+            )
         return p
 
     propensity = probability(mapping.propensity)
@@ -278,8 +399,7 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
             raise CouponmixError(f"log: column {mapping.id!r}, {_row(int(rows[second]))}: id {ids[second]!r} is duplicated")
     date_range = None
     if mapping.timestamp is not None:
-        stamps = _labels(col[mapping.timestamp], mapping.timestamp, rows)
-        date_range = (str(min(stamps)), str(max(stamps)))
+        date_range = _date_range(_labels(col[mapping.timestamp], mapping.timestamp, rows), mapping, rows)
     return RealLog(
         x=x,
         feature_names=[*mapping.features, *mapping.categorical],
@@ -295,4 +415,5 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
         date_range=date_range,
         rows_in_file=total,
         source=str(path),
+        notes=notes,
     )
