@@ -1,5 +1,6 @@
-"""Monte Carlo confirmation of the promise at the recommended mixtures of `make demo` (market, world seed 0) and
-of the example studies (reports/examples/batch).
+"""Monte Carlo confirmation of the promise at the recommended mixtures of `make demo` (market, world seed 0), of
+the published setting (paper, whose Switch-DR promise rests partly on the model) and of the example studies
+(reports/examples/batch).
 
 Logs are drawn from the population (fresh customers for every log), not from the evaluation sample the
 promise is computed on; the truth comes from 2,000,000 customers. For each future policy: the estimator
@@ -32,17 +33,20 @@ from couponmix.ope.montecarlo import monte_carlo  # noqa: E402
 from couponmix.ope.objectives import EvaluationSample  # noqa: E402
 
 EXAMPLES = ROOT / "reports" / "examples"
-STUDIES = {"market (make demo)": (EXAMPLES / "market" / "summary.json", None)} | {
+STUDIES = {
+    "market (make demo)": (EXAMPLES / "market" / "summary.json", None),
+    "paper": (EXAMPLES / "paper" / "summary.json", "paper"),
+} | {
     name: (EXAMPLES / "batch" / name / "summary.json", EXAMPLES / "studies" / f"{name}.yaml")
     for name in ("app_bargain_push", "newsletter_spend_cap", "spring_winback")
 }
 
 
-def check(name: str, summary_path: Path, study: Path | None, n: int, reps: int, workers: int) -> dict:
+def check(name: str, summary_path: Path, study: Path | str | None, n: int, reps: int, workers: int) -> dict:
     from couponmix.studies.config import StudyConfig, load_study
 
     summary = json.loads(summary_path.read_text())
-    cfg = load_study(study) if study is not None else StudyConfig()
+    cfg = StudyConfig(scenario=study) if study == "paper" else load_study(study) if study is not None else StudyConfig()
     sc = cfg.build_scenario()
     alpha_map = summary["recommended"]["alpha"]
     alpha = [alpha_map[c] for c in sc.components()]
@@ -106,7 +110,7 @@ def main() -> None:
     for name, (summary, study) in STUDIES.items():
         if args.only is not None and args.only != name:
             continue
-        reps = args.reps if study is None else args.study_reps
+        reps = args.reps if study in (None, "paper") else args.study_reps
         doc["studies"][name] = check(name, summary, study, args.n, reps, args.workers)
         Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
 
