@@ -554,3 +554,31 @@ def test_data_checks_that_warn_and_the_fixes_they_offer(tmp_path):
     cfg = config(columns={**MAPPING, "timestamp": "ts", "date_format": "%m/%d/%Y"})
     res = calibrate(tmp_path / "log.csv", tmp_path / "sc", cfg)
     assert any(w.startswith("The log: column 'p': the inverse propensities") for w in res.warnings)
+
+
+@pytest.mark.slow  # five cross-fits of 20,000 rows twice
+def test_the_gate_tries_other_model_settings_before_it_gives_up(tmp_path):
+    """A weak but real signal under heavy noise: an overfitting configured model (63 leaves, 5 rows a leaf)
+    loses to the per-action means out of fold, a simpler rung of the ladder beats them, and calibrate keeps
+    that model and says which; on pure noise every rung fails and the warning lists what was tried."""
+    from couponmix.studies.commands import calibrate
+
+    rng = np.random.default_rng(3)
+    frame = toy_log(20_000, seed=3)
+    lift = np.where(frame.coupon == "c10", 2.0 * (frame.x > 0), 0.0) + np.where(frame.coupon == "c20", 2.0 * (frame.x < 0), 0.0)
+    frame["revenue"] = 5 + lift + rng.standard_t(3, len(frame)) * 4
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    overfit = {"n_estimators": 300, "num_leaves": 63, "min_child_samples": 5, "learning_rate": 0.2}
+    res = calibrate(tmp_path / "log.csv", tmp_path / "sc", config(model=overfit))
+    tried = res.diagnostics["tried"]
+    assert tried[0]["configured"] and not tried[0]["passed"], tried[0]
+    assert res.world == "model" and any(t["passed"] for t in tried[1:])
+    chosen = res.diagnostics["model_settings"]
+    assert chosen != {"num_leaves": 63, "min_child_samples": 5} and res.diagnostics["gain"] > res.diagnostics["gain_se"]
+    note = next(w for w in res.warnings if "the configured revenue model (63 leaves" in w)
+    assert f"a model with {chosen['num_leaves']} leaves" in note and "is used" in note
+    frame["revenue"] = 5 + rng.standard_t(3, len(frame)) * 4
+    frame.to_csv(tmp_path / "noise.csv", index=False)
+    res = calibrate(tmp_path / "noise.csv", tmp_path / "noise", config(model=overfit))
+    assert res.world == "means" and len(res.diagnostics["tried"]) == 5
+    assert "None of the 5 model settings tried does better" in res.warnings[0] and "4 leaves, at least 200 rows a leaf" in res.warnings[0]

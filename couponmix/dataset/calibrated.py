@@ -175,6 +175,25 @@ def ipw(propensity: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
     return w / w.mean(), False
 
 
+def _complexity(params: dict) -> dict:
+    return {"num_leaves": int(params["num_leaves"]), "min_child_samples": int(params["min_child_samples"])}
+
+
+def _settings_words(s: dict) -> str:
+    return f"{s['num_leaves']} leaves, at least {s['min_child_samples']:,} rows a leaf"
+
+
+def _ladder(n: int, ms: ModelSettings) -> list[dict]:
+    """The model settings the gate tries when the configured one fails: from 4 leaves with 1% of the rows
+    per leaf to 31 leaves with 50, cross-validated out of fold like the configured model."""
+    return [
+        {"num_leaves": 4, "min_child_samples": max(20, n // 100)},
+        {"num_leaves": 8, "min_child_samples": max(20, n // 200)},
+        {"num_leaves": 15, "min_child_samples": max(20, n // 500)},
+        {"num_leaves": 31, "min_child_samples": 50},
+    ]
+
+
 def _fold_of(n: int, folds: int, seed: int) -> np.ndarray:
     return stream(seed, "model", 0).permutation(n) % folds  # as CrossFittedRevenueModel assigns them
 
@@ -347,13 +366,13 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     cat = [names.index(c) for c in log.categories]
     feats = list(range(len(names)))
 
-    def model_on(features: list[int], target: np.ndarray) -> CrossFittedRevenueModel:
-        m = CrossFittedRevenueModel(A, features, [c for c in cat if c in features], folds=ms.folds, params=params, seed=cfg.seed)
+    def model_on(features: list[int], target: np.ndarray, settings: dict | None = None) -> CrossFittedRevenueModel:
+        m = CrossFittedRevenueModel(
+            A, features, [c for c in cat if c in features], folds=ms.folds, params=settings or params, seed=cfg.seed
+        )
         return m.fit(log.x, log.action, target, sample_weight=weights)
 
-    model = model_on(feats, log.reward)
     rows = np.arange(n)
-    q_oof = model.out_of_fold()[rows, log.action]
     fold = _fold_of(n, ms.folds, cfg.seed)
     base_oof = np.empty(n)
     for k in range(ms.folds):
@@ -362,8 +381,25 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         overall = float((w[train] * log.reward[train]).sum() / w[train].sum())
         means_k = np.where(sw > 0, swr / np.maximum(sw, 1e-300), overall)
         base_oof[~train] = means_k[log.action[~train]]
-    d = (log.reward - base_oof) ** 2 - (log.reward - q_oof) ** 2
-    gain, gain_se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
+
+    def gated(settings: dict) -> tuple[CrossFittedRevenueModel, np.ndarray, float, float]:
+        """The reward model with these settings, its out-of-fold predictions and its gain over the means."""
+        m = model_on(feats, log.reward, settings)
+        oof = m.out_of_fold()[rows, log.action]
+        d = (log.reward - base_oof) ** 2 - (log.reward - oof) ** 2
+        return m, oof, float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
+
+    model, q_oof, gain, gain_se = gated(params)
+    tried = [{**_complexity(params), "gain": gain, "gain_se": gain_se, "passed": gain > gain_se, "configured": True}]
+    if not gain > gain_se:  # try simpler and richer models before blaming the data (cross-validated, out of fold)
+        configured = _complexity(params)
+        for rung in _ladder(n, ms):
+            if rung == configured:
+                continue
+            cand = gated({**params, **rung})
+            tried.append({**rung, "gain": cand[2], "gain_se": cand[3], "passed": cand[2] > cand[3], "configured": False})
+            if cand[2] > cand[3] and cand[2] > gain:
+                (model, q_oof, gain, gain_se), params = cand, {**params, **rung}
     counts = np.bincount(log.action, minlength=A)
     positives = np.bincount(log.action, weights=(log.reward > 0).astype(float), minlength=A).astype(int)
     per_action = {
@@ -387,18 +423,29 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         "per_action": per_action,
         "weighted_by_inverse_propensity": not uniform_log,
         "measured": "out of fold: each row scored by the model (and the per-action means) of the other folds",
+        "model_settings": _complexity(params),
+        "tried": tried,
     }
 
     weak = not gain > gain_se
     sparse = [a for a in range(A) if log.binary and positives[a] < ms.min_positive]
-    gate: dict = {"model_weak": None, "sparse": None, "data": log.notes}
+    gate: dict = {"model_weak": None, "sparse": None, "data": list(log.notes)}
     if weak:
+        settings = "; ".join(f"{_settings_words(t)}: {t['gain']:.2g} +- {t['gain_se']:.2g}" for t in tried)
         gate["model_weak"] = (
             f"The revenue model is no better than the per-action averages: out of fold its squared error is "
             f"{diagnostics['model_mse']:.4g} against {diagnostics['baseline_mse']:.4g} (difference {gain:.2g}, "
             f"standard error {gain_se:.2g})"
             + (f", AUC {diagnostics['auc']:.3f}" if diagnostics["auc"] else "")
-            + ". The log cannot support a model of how customers differ."
+            + f". None of the {len(tried)} model settings tried does better (gain over the means, out of fold: "
+            f"{settings}), so the log cannot support a model of how customers differ."
+        )
+    elif not tried[0]["passed"]:
+        first = tried[0]
+        gate["data"].append(
+            f"the configured revenue model ({_settings_words(first)}) was no better than the per-action averages "
+            f"(gain {first['gain']:.2g} +- {first['gain_se']:.2g}); a model with {_settings_words(params)} is "
+            f"(gain {gain:.2g} +- {gain_se:.2g}) and is used for the world and every policy's model"
         )
     if sparse:
         gate["sparse"] = (
