@@ -422,7 +422,8 @@ def test_the_means_world_promises_only_what_the_log_verifies_and_never_writes_na
         "all_c20": {"kind": "rule", "feature": "x", "min": -100, "action": "c20", "otherwise": "none"},
         "split": {"kind": "rule", "feature": "x", "min": 0, "action": "none", "otherwise": "c20"},
     }
-    assert calibrate(tmp_path / "log.csv", tmp_path / "sc", config(targets=targets)).world == "means"
+    named = {**MAPPING, "reward_name": "net revenue", "reward_unit": "EUR"}
+    assert calibrate(tmp_path / "log.csv", tmp_path / "sc", config(targets=targets, columns=named)).world == "means"
     sc = get_scenario(str(tmp_path / "sc"))
     sample = EvaluationSample.from_scenario(sc, 2000)
     lo, hi = sc.reward_range()
@@ -451,6 +452,15 @@ def test_the_means_world_promises_only_what_the_log_verifies_and_never_writes_na
         assert none["rmse"] >= 0.5 * (hi - lo) * none["unsupported_mass"]  # the range bound, not a confident number
         rec = s["recommended"]["targets"][t]
         assert rec["model_bias_bound"] == 0 and rec["logs_show_all"], rec
+    # the report leads with what the log supports, and a world of alike customers never vouches for its error
+    html = (out / "report.html").read_text()
+    assert html.index("What your log supports") < html.index('id="headline"') < html.index("Read this first")
+    assert "every customer is treated alike" in html and "all of it sampling error" not in html
+    assert "If customers do not differ: Recommendation:" in html and " EUR in net revenue per 10,000 customers" in html
+    first = html[html.index("Read this first") :]
+    first = first[: first.index("</div>")]
+    gate = "The revenue model is no better than the per-action averages"
+    assert gate in html[: html.index('id="headline"')] and gate not in first  # said once, before any number
 
 
 def test_the_promise_takes_its_second_moments_from_the_log_where_it_can():

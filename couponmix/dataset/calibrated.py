@@ -512,6 +512,8 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         "features": names,
         "categories": log.categories,
         "binary": log.binary,
+        "reward_name": cfg.columns.reward_name or ("clicks" if log.binary else "revenue"),
+        "reward_unit": cfg.columns.reward_unit,
         "reward": {
             "mean": float(reward.mean()),
             "sd": float(reward.std()),
@@ -943,10 +945,13 @@ class CalibratedScenario(Scenario):
         for name in policies or self.targets():
             pe = self.on_log(name)
             est, half = interval(spec, log, pe, q)
+            low, high = est - half, est + half
+            if self.binary:  # a rate: its interval stays in [0, 1]
+                low, high = max(low, 0.0), min(high, 1.0)
             out[name] = {
                 "estimate": est,
-                "low": est - half,
-                "high": est + half,
+                "low": low,
+                "high": high,
                 "estimator": f"doubly robust ({spec.label})",
                 "rows": int(len(log["action"])),
             }

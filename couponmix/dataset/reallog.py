@@ -54,6 +54,12 @@ class ColumnMapping(Schema):
         default="auto", description="binary (0/1, e.g. clicks) or continuous (e.g. revenue); auto: binary if 0/1 only"
     )
     max_rows: Int = Field(default=MAX_ROWS, ge=100, le=100_000_000, description="read at most about this many rows")
+    reward_name: str | None = Field(
+        default=None,
+        max_length=40,
+        description="what the reward is, in the reports' words (e.g. 'net revenue', 'orders'; default: clicks or revenue)",
+    )
+    reward_unit: str | None = Field(default=None, max_length=12, description="the reward's unit (e.g. 'EUR'), shown beside amounts")
     sep: Literal[",", ";", "\t", "|"] | None = Field(default=None, description="the CSV separator; detected from the file when not given")
     date_format: str | None = Field(
         default=None, max_length=40, description="how timestamps are written (e.g. '%m/%d/%Y'); without it they must be ISO 8601"
@@ -260,9 +266,7 @@ def _date_range(stamps: np.ndarray, mapping: ColumnMapping, rows: np.ndarray) ->
     if bad.size:
         how = f"is not written as {mapping.date_format!r}" if mapping.date_format else "is not an ISO date (YYYY-MM-DD)"
         fix = "" if mapping.date_format else "; give columns.date_format (for example '%m/%d/%Y') to read other formats"
-        raise CouponmixError(
-            f"log: column {mapping.timestamp!r}, {_row(int(rows[bad[0]]))}: {str(stamps[bad[0]])[:40]!r} {how}{fix}"
-        )
+        raise CouponmixError(f"log: column {mapping.timestamp!r}, {_row(int(rows[bad[0]]))}: {str(stamps[bad[0]])[:40]!r} {how}{fix}")
     return (parsed.min().isoformat(), parsed.max().isoformat())
 
 

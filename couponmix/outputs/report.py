@@ -28,6 +28,8 @@ __all__ = [
     "days",
     "precision_phrase",
     "reward_word",
+    "reward_unit",
+    "verdict",
     "amount",
     "headline",
     "render_html",
@@ -210,9 +212,12 @@ def days(d: float) -> str:
     return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
 
 
-def precision_phrase(name: str, p: TargetPrecision) -> str:
-    """'winback within ±0.50 (all of it sampling error)' or with the model-dependent part spelled out."""
+def precision_phrase(name: str, p: TargetPrecision, alike: bool = False) -> str:
+    """'winback within ±0.50 (all of it sampling error)' or with the model-dependent part spelled out. ``alike``:
+    a world that treats every customer alike (per-action means), which cannot vouch for its sampling error."""
     if p.model_bias_bound <= 0.01 * p.rmse:
+        if alike:
+            return f"{name} within ±{p.rmse:.2g} of sampling error, as a world where customers do not differ computes it"
         return f"{name} within ±{p.rmse:.2g}, all of it sampling error that the log itself will show"
     return (
         f"{name} within ±{p.rmse:.2g}: ±{p.sampling_error:.2g} from sampling, plus up to "
@@ -221,8 +226,37 @@ def precision_phrase(name: str, p: TargetPrecision) -> str:
 
 
 def reward_word(summary: StudySummary) -> str:
-    """What the reward is called in plain words: clicks for a calibrated binary reward, else revenue."""
-    return "clicks" if summary.calibrated is not None and summary.calibrated["card"]["binary"] else "revenue"
+    """What the reward is called in plain words: the mapping's reward_name for a calibrated scenario (clicks
+    for a binary reward by default), else revenue."""
+    if summary.calibrated is None:
+        return "revenue"
+    card = summary.calibrated["card"]
+    return card.get("reward_name") or ("clicks" if card["binary"] else "revenue")
+
+
+def reward_unit(summary: StudySummary) -> str:
+    """' EUR' where the mapping names the reward's unit, else ''."""
+    unit = (summary.calibrated or {}).get("card", {}).get("reward_unit")
+    return f" {unit}" if unit else ""
+
+
+def verdict(summary: StudySummary) -> str | None:
+    """On a calibrated scenario, what the log supports, in one sentence that comes before any number."""
+    cal = summary.calibrated
+    if cal is None:
+        return None
+    word = reward_word(summary)
+    if cal.get("world") == "means":
+        return (
+            f"Your log cannot support a model of how customers differ, so every customer is treated alike: the {word} "
+            "of each coupon is its average in the log, and every number below assumes customers do not differ."
+        )
+    d = cal.get("diagnostics") or {}
+    gain = f" (out of fold it beats the per-coupon averages by {d['gain']:.3g} ± {d['gain_se']:.2g})" if "gain" in d else ""
+    return (
+        f"A model fitted to your log predicts {word} better than the per-coupon averages{gain}. The values below are "
+        "that model's estimates, not measurements: beside each, the log's own estimate shows how far to trust it."
+    )
 
 
 def amount(v: float) -> str:
@@ -233,7 +267,8 @@ def amount(v: float) -> str:
 def headline(summary: StudySummary) -> str:
     """The recommendation in one paragraph of plain words."""
     head = summary.headline
-    precision = "; ".join(precision_phrase(t, p) for t, p in head.precision.items())
+    alike = summary.calibrated is not None and summary.calibrated.get("world") == "means"
+    precision = "; ".join(precision_phrase(t, p, alike) for t, p in head.precision.items())
     pct = head.revenue_cost_pct
     how = sorted({p.estimator_plain for p in head.precision.values()})
     need = ""
@@ -245,11 +280,14 @@ def headline(summary: StudySummary) -> str:
             else f" No log size reaches ±{head.tolerance:g} on every policy at this mix."
         )
     explore = _explore_phrase(head, summary.recommended.alpha, summary.production.explore_description)
-    word = reward_word(summary)
+    word, unit = reward_word(summary), reward_unit(summary)
     best = "revenue-only mix" if word == "revenue" else f"mix with the most {word}"
+    lead = ""
+    if summary.calibrated is not None:
+        lead = "From a model of your log (estimates, not measurements): " if not alike else "If customers do not differ: "
     return (
-        f"Recommendation: {explore}. "
-        f"It costs {amount(head.revenue_cost_per_10k_customers)} in {word} per 10,000 customers"
+        f"{lead}Recommendation: {explore}. "
+        f"It costs {amount(head.revenue_cost_per_10k_customers)}{unit} in {word} per 10,000 customers"
         + (f" ({pct:.1f}% of {word})" if pct is not None else "")
         + f" against the {best}. In exchange, a log of {head.log_size:,} customers "
         f"(about {days(head.log_days)} of traffic) measures each future policy's {word} per customer: "
@@ -294,4 +332,10 @@ def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> 
     env.filters["thousands"] = lambda v: f"{v:,.0f}"
     tmpl = env.get_template("report.html")
     images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
-    return tmpl.render(s=summary, headline=headline(summary), images=images, front_rows=front.to_frame().round(6).to_dict("records"))
+    return tmpl.render(
+        s=summary,
+        headline=headline(summary),
+        verdict=verdict(summary),
+        images=images,
+        front_rows=front.to_frame().round(6).to_dict("records"),
+    )

@@ -672,6 +672,7 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
         raise CouponmixError(f"unknown policy {unknown[0]!r}; the scenario has {', '.join(every)}")
     q = sc.oof_reward_model()  # type: ignore[attr-defined]
     specs = sc.real_log_estimators()  # type: ignore[attr-defined]
+    binary = bool(sc.binary)  # type: ignore[attr-defined]
     res: dict = {}
     for name in names:
         pe = sc.on_log(name)  # type: ignore[attr-defined]
@@ -679,6 +680,8 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
         for spec in specs:
             point, half = obp_estimate(spec, log, pe, q)
             low, high, note = point - half, point + half, None
+            if binary:  # a rate: its interval stays in [0, 1]
+                low, high = max(low, 0.0), min(high, 1.0)
             c = row_weights(spec, log, pe)
             w = row_weights(EstimatorSpec("ips", weights=spec.weights), log, pe) if spec.weight_fn != "zero" else c
             dropped = float((w - c).sum() / w.sum()) if w.sum() > 0 else 0.0
