@@ -221,7 +221,7 @@ def precision_phrase(name: str, p: TargetPrecision, alike: bool = False) -> str:
         return f"{name} within ±{p.rmse:.2g}, all of it sampling error that the log itself will show"
     return (
         f"{name} within ±{p.rmse:.2g}: ±{p.sampling_error:.2g} from sampling, plus up to "
-        f"±{p.model_bias_bound:.2g} that rests on the revenue model where the log cannot check it"
+        f"±{p.model_bias_bound:.2g} that rests on the model where the log cannot check it"
     )
 
 
@@ -336,6 +336,9 @@ def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> 
         s=summary,
         headline=headline(summary),
         verdict=verdict(summary),
+        word=reward_word(summary),
+        unit=reward_unit(summary).strip() + " " if reward_unit(summary) else "",
+        model_word="revenue model" if reward_word(summary) == "revenue" else f"model of {reward_word(summary)}",
         images=images,
         front_rows=front.to_frame().round(6).to_dict("records"),
     )
