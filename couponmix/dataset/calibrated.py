@@ -766,7 +766,8 @@ class CalibratedScenario(Scenario):
         reward = self._array_cached("log_reward")
         return float(reward.min()), float(reward.max())
 
-    #: an action's second moments come from the log's rows when it has at least this many
+    #: an action's second moments come from the log's rows when it has at least this many (and, for clicks,
+    #: at least ``min_positive`` clicks)
     MIN_OBSERVED_ROWS = 30
 
     def observed_rows(self, size, rng):
@@ -786,12 +787,15 @@ class CalibratedScenario(Scenario):
             held = np.ones(n, bool)
         share = held.mean()
         counts = np.bincount(action, minlength=self.n_actions)
+        enough = counts >= self.MIN_OBSERVED_ROWS
+        if self.binary:  # a handful of clicks says nothing about a second moment: those actions keep the model
+            enough &= np.bincount(action, weights=(reward > 0).astype(float), minlength=self.n_actions) >= self.cfg.model.min_positive
         obs = ObservedRows(
             action=action[idx],
             reward=reward[idx],
             inverse_propensity=1.0 / self._array_cached(name)[idx],
             held_out=np.where(held[idx], 1.0 / share, 0.0),
-            covered=counts >= self.MIN_OBSERVED_ROWS,
+            covered=enough,
             source="the world's model of each customer's second moment, scaled per coupon to the log's own importance-weighted average",
         )
         return self.customers[idx], obs

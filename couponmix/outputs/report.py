@@ -260,7 +260,9 @@ def verdict(summary: StudySummary) -> str | None:
 
 
 def amount(v: float) -> str:
-    """A whole number when large (2,990), two significant digits when small (0.13)."""
+    """A whole number when large (2,990), two significant digits when small (0.13), 0 for rounding noise."""
+    if abs(v) < 1e-9:
+        return "0"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2g}"
 
 

@@ -414,7 +414,12 @@ def _run(
         ]
     if rec.meets_max_rmse is False:
         warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
-    if not promise["enough"]:
+    if not promise["enough"] and sample.observed is not None:  # the log's own rows: no larger sample to draw
+        warnings.append(
+            f"The promised errors rest on the log's own {sample.size:,} customers and would move by up to "
+            f"{worst_rel:.1%} (standard error) with another log of the same size: read them as that uncertain."
+        )
+    elif not promise["enough"]:
         warnings.append(
             f"The promised errors depend on the {sample.size:,} simulated customers they are computed on "
             f"by up to {worst_rel:.1%} (standard error); for less than {PROMISE_GOAL:.0%}, use an "
