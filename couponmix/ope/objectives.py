@@ -239,8 +239,8 @@ class EvaluationSample:
     model_error: np.ndarray | None = None
     model_error_source: str = ""
     #: the real log's own rows behind the customers, where the scenario has them (``Scenario.observed_rows``):
-    #: ``ObservedRows``; the second moments of the error law then come from the logged rewards by importance
-    #: weighting instead of from the world's model of r^2
+    #: ``ObservedRows``; the world's model of the second moments is then scaled per action to the logged
+    #: rewards' importance-weighted average (``ObservedRows.scale``)
     observed: ObservedRows | None = None
     _groups: dict = field(default_factory=dict, repr=False, compare=False)
     _merge_index: dict = field(default_factory=dict, repr=False, compare=False)  # shared by copies with another q

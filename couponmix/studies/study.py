@@ -465,6 +465,7 @@ def _run(
         model_error=dict(zip(sc.action_names or [str(a) for a in range(sample.mu.shape[1])], sample.model_error_per_action.tolist())),
         model_error_source=sample.model_error_source,
         reward_model=sample.q_source,
+        second_moments=sample.observed.source if sample.observed is not None else None,
         used_at_recommended=used,
     )
     recommended = Recommended(

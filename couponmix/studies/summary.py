@@ -159,6 +159,8 @@ class CriterionInfo(Record):
     model_error_source: str
     reward_model: str
     used_at_recommended: list[str]
+    #: where the second moments behind the sampling error come from (a real log's rows, or the world's model)
+    second_moments: str | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass
