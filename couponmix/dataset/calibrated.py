@@ -183,7 +183,7 @@ def _settings_words(s: dict) -> str:
     return f"{s['num_leaves']} leaves, at least {s['min_child_samples']:,} rows a leaf"
 
 
-def _ladder(n: int, ms: ModelSettings) -> list[dict]:
+def _ladder(n: int) -> list[dict]:
     """The model settings the gate tries when the configured one fails: from 4 leaves with 1% of the rows
     per leaf to 31 leaves with 50, cross-validated out of fold like the configured model."""
     return [
@@ -393,7 +393,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     tried = [{**_complexity(params), "gain": gain, "gain_se": gain_se, "passed": gain > gain_se, "configured": True}]
     if not gain > gain_se:  # try simpler and richer models before blaming the data (cross-validated, out of fold)
         configured = _complexity(params)
-        for rung in _ladder(n, ms):
+        for rung in _ladder(n):
             if rung == configured:
                 continue
             cand = gated({**params, **rung})
@@ -719,12 +719,15 @@ class CalibratedScenario(Scenario):
             return np.broadcast_to(means_q, (len(x), self.n_actions)).copy()
         return self._finish(self.reward_fit.predict_fold(x, 0), means_q)
 
-    def _log_weights(self) -> np.ndarray:
-        """The row weights calibrate fitted with: inverse balanced propensity where the log has several
-        loggers and it is known, else inverse logged propensity (all 1 without propensities)."""
+    def _logging_propensity(self) -> np.ndarray | None:
+        """The logging system's probability of each logged action: the balanced propensity where the log has
+        several loggers and it is known, else the logged propensity (None without propensities)."""
         name = next((n for n in ("log_pscore_avg", "log_propensity") if (self.folder / f"{n}.npy").is_file()), None)
-        p = self._array_cached(name) if name is not None else None
-        return ipw(p, len(self.customers))[0]
+        return self._array_cached(name) if name is not None else None
+
+    def _log_weights(self) -> np.ndarray:
+        """The row weights calibrate fitted with: the inverse of ``_logging_propensity`` (all 1 without)."""
+        return ipw(self._logging_propensity(), len(self.customers))[0]
 
     @cached_property
     def _mean_se2(self) -> np.ndarray:
@@ -747,18 +750,6 @@ class CalibratedScenario(Scenario):
             se2[a] = var * (ww**2).sum() / ww.sum() ** 2  # Kish effective size
         return se2
 
-    @cached_property
-    def _model_error(self) -> np.ndarray:
-        x = self.customers[stream(0, "model-error").integers(0, len(self.customers), min(len(self.customers), 200_000))]
-        gap = np.mean((self.reward_model(x) - self.mu(x)) ** 2, axis=0)
-        return np.sqrt(gap + self._mean_se2)
-
-    def reward_model_error(self):
-        """(A,) the production model's error per action: its RMSE against the calibrated world's mu, combined
-        with the standard error of the action's average in the log (no model knows an action's average better
-        than the log does; for sparse clicks this dominates)."""
-        return self._model_error
-
     def reward_range(self) -> tuple[float, float]:
         """The range a mean reward can take: [0, 1] for a 0/1 reward, else the logged rewards' range."""
         if self.binary:
@@ -775,8 +766,8 @@ class CalibratedScenario(Scenario):
         action, reward and inverse propensity, where the log has propensities (else None)."""
         from couponmix.ope.objectives import ObservedRows
 
-        name = next((n for n in ("log_pscore_avg", "log_propensity") if (self.folder / f"{n}.npy").is_file()), None)
-        if name is None:
+        propensity = self._logging_propensity()
+        if propensity is None:
             return None
         n = len(self.customers)
         idx = np.sort(rng.choice(n, size, replace=False)) if size < n else np.arange(n)
@@ -793,7 +784,7 @@ class CalibratedScenario(Scenario):
         obs = ObservedRows(
             action=action[idx],
             reward=reward[idx],
-            inverse_propensity=1.0 / self._array_cached(name)[idx],
+            inverse_propensity=1.0 / propensity[idx],
             held_out=np.where(held[idx], 1.0 / share, 0.0),
             covered=enough,
             source="the world's model of each customer's second moment, scaled per coupon to the log's own importance-weighted average",
