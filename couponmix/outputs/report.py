@@ -235,9 +235,8 @@ def reward_word(summary: StudySummary) -> str:
 
 
 def reward_unit(summary: StudySummary) -> str:
-    """' EUR' where the mapping names the reward's unit, else ''."""
-    unit = (summary.calibrated or {}).get("card", {}).get("reward_unit")
-    return f" {unit}" if unit else ""
+    """The reward's unit where the mapping names it ('EUR'), else ''."""
+    return (summary.calibrated or {}).get("card", {}).get("reward_unit") or ""
 
 
 def verdict(summary: StudySummary) -> str | None:
@@ -289,7 +288,7 @@ def headline(summary: StudySummary) -> str:
         lead = "From a model of your log (estimates, not measurements): " if not alike else "If customers do not differ: "
     return (
         f"{lead}Recommendation: {explore}. "
-        f"It costs {amount(head.revenue_cost_per_10k_customers)}{unit} in {word} per 10,000 customers"
+        f"It costs {amount(head.revenue_cost_per_10k_customers)}{' ' + unit if unit else ''} in {word} per 10,000 customers"
         + (f" ({pct:.1f}% of {word})" if pct is not None else "")
         + f" against the {best}. In exchange, a log of {head.log_size:,} customers "
         f"(about {days(head.log_days)} of traffic) measures each future policy's {word} per customer: "
@@ -334,13 +333,14 @@ def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> 
     env.filters["thousands"] = lambda v: f"{v:,.0f}"
     tmpl = env.get_template("report.html")
     images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
+    word, unit = reward_word(summary), reward_unit(summary)
     return tmpl.render(
         s=summary,
         headline=headline(summary),
         verdict=verdict(summary),
-        word=reward_word(summary),
-        unit=reward_unit(summary).strip() + " " if reward_unit(summary) else "",
-        model_word="revenue model" if reward_word(summary) == "revenue" else f"model of {reward_word(summary)}",
+        word=word,
+        unit=f"{unit} " if unit else "",
+        model_word="revenue model" if word == "revenue" else f"model of {word}",
         images=images,
         front_rows=front.to_frame().round(6).to_dict("records"),
     )
