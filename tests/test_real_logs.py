@@ -534,21 +534,21 @@ def test_a_calibrated_promise_uses_the_logged_rewards_and_validate_the_world(tmp
             "'03/04/2026' is not an ISO date (YYYY-MM-DD); give columns.date_format",
         ),
         (lambda f: f.assign(ts="2026-03-04"), {"timestamp": "ts", "date_format": "%m/%d/%Y"}, "is not written as '%m/%d/%Y'"),
-        (lambda f: f.assign(rule="x"), {"otherwise_missing": True}, "a rule needs otherwise"),
     ],
 )
 def test_data_problems_say_how_to_fix_them(tmp_path, edit, changes, message):
-    from couponmix.dataset.calibrated import load_calibrate_config
-
-    changes = dict(changes)
-    if changes.pop("otherwise_missing", False):
-        with pytest.raises(CouponmixError, match=message):
-            load_calibrate_config(config(targets={"r": {"kind": "rule", "feature": "x", "min": 0, "action": "c10"}}))
-        return
     edit(toy_log()).to_csv(tmp_path / "log.csv", index=False)
     with pytest.raises(CouponmixError) as err:
         read_log(tmp_path / "log.csv", mapping(**changes))
     assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_a_rule_says_what_everyone_else_gets():
+    """Without otherwise:, a rule used to send everyone it does not pick the alphabetically first action."""
+    from couponmix.dataset.calibrated import load_calibrate_config
+
+    with pytest.raises(CouponmixError, match="a rule needs otherwise: the action for everyone it does not pick"):
+        load_calibrate_config(config(targets={"r": {"kind": "rule", "feature": "x", "min": 0, "action": "c10"}}))
 
 
 def test_data_checks_that_warn_and_the_fixes_they_offer(tmp_path):
