@@ -1,5 +1,6 @@
 """Calibrating a scenario from a large log: time and peak memory of `couponmix calibrate` on a simulated
-market log (exploit 80%, explore 20%), measured in a child process each, beside the time of simulating it.
+market log (exploit 80%, explore 20%), and of `couponmix run` on the folder it writes (its evaluation sample
+is 100,000 of the log's own rows), measured in a child process each, beside the time of simulating it.
 
 Usage: python benchmarks/bench_calibrate.py [--n 1000000] [--out benchmarks/results_calibrate.json]
 The model cache is turned off, so every fit is timed.
@@ -70,7 +71,12 @@ def main() -> int:
             ["calibrate", str(tmp_path / "log"), "--config", str(tmp_path / "map.yaml"), "--out", str(tmp_path / "sc"), "--quiet"], env
         )
         size = sum(f.stat().st_size for f in (tmp_path / "sc").iterdir())
-    rows = [("simulate (incl. the market's own model fit)", sim_s, sim_mb), ("calibrate", cal_s, cal_mb)]
+        run_s, run_mb = timed(["run", str(tmp_path / "sc"), "--out", str(tmp_path / "run"), "--quiet"], env)
+    rows = [
+        ("simulate (incl. the market's own model fit)", sim_s, sim_mb),
+        ("calibrate", cal_s, cal_mb),
+        ("run on the calibrated folder (default sizes)", run_s, run_mb),
+    ]
     print(f"market log of {args.n:,} customers")
     print(f"{'step':45s} {'seconds':>8s} {'peak MB':>8s}")
     for name, s, mb in rows:
@@ -84,6 +90,8 @@ def main() -> int:
         "calibrate_seconds": cal_s,
         "calibrate_peak_mb": cal_mb,
         "scenario_folder_mb": size / 2**20,
+        "run_seconds": run_s,
+        "run_peak_mb": run_mb,
         "date": time.strftime("%Y-%m-%d"),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
