@@ -96,7 +96,7 @@ def test_ctrl_c_stops_even_when_stopping_the_workers_hangs(tmp_path):
     code, elapsed, err = ctrl_c(proc)
     # first line ours; on this emergency path multiprocessing's resource tracker may add its own warning
     assert code == 130 and err.splitlines()[0] == "couponmix: interrupted" and "Traceback" not in err, err
-    assert 1.9 < elapsed < 3.5, elapsed
+    assert elapsed > 1.9 and elapsed < 3.5, elapsed
     assert gone([c.pid for c in children], within=3)
     assert not out.exists() and not list(tmp_path.glob(".log.tmp-*"))
 
