@@ -334,3 +334,29 @@ def test_a_rerun_retires_only_the_outputs_it_wrote_and_no_longer_writes(tmp_path
     (out / "contextual.png").write_text("mine")
     write_outputs(out, {"report.html": "c"}, retire=("contextual.png",))
     assert (out / "contextual.png").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("name: a\nn: 1000\nname: b\n", "has the key 'name' twice (lines 1 and 3)"),
+        ("scenario_config: {history: {size: 5000, size: 6000}}\n", "has the key 'size' twice (lines 1 and 1)"),
+        ("name: " + "[" * 3000 + "]" * 3000 + "\n", "is nested more than 50 levels deep"),
+    ],
+)
+def test_study_files_with_duplicate_keys_or_deep_nesting_are_refused_in_one_line(tmp_path, capsys, text, message):
+    """YAML keeps the last of two equal keys silently, and deep nesting used to end in a RecursionError with
+    thousands of lines of traceback: both are one line, exit 2, nothing written."""
+    (tmp_path / "s.yaml").write_text(text)
+    assert main(["run", "--config", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not (tmp_path / "o").exists(), err
+
+
+def test_yaml_merge_keys_may_still_override(tmp_path):
+    """A << merge followed by the same key overrides it: that is no duplicate."""
+    from couponmix.infra.safeyaml import load_yaml_file
+
+    path = tmp_path / "m.yaml"
+    path.write_text("base: &b {x: 1, z: 0}\nother: {<<: *b, x: 2}\n")
+    assert load_yaml_file(path) == {"base": {"x": 1, "z": 0}, "other": {"x": 2, "z": 0}}

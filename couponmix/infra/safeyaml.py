@@ -1,5 +1,6 @@
-"""YAML from untrusted files: safe types only, a bounded file size, and a bounded size once aliases are
-expanded (a few hundred bytes of nested aliases can otherwise expand to gigabytes of output)."""
+"""YAML from untrusted files: safe types only, a bounded file size, a bounded nesting depth, no duplicate
+keys (YAML would keep the last silently), and a bounded size once aliases are expanded (a few hundred bytes
+of nested aliases can otherwise expand to gigabytes of output)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,47 @@ import yaml
 
 from couponmix.errors import CouponmixError
 
-__all__ = ["load_yaml_file", "MAX_FILE_BYTES", "MAX_NODES"]
+__all__ = ["load_yaml_file", "MAX_FILE_BYTES", "MAX_NODES", "MAX_DEPTH"]
 
 MAX_FILE_BYTES = 1 << 20
 MAX_NODES = 100_000
+#: the deepest nesting of lists and mappings accepted (couponmix's own files need fewer than 10 levels)
+MAX_DEPTH = 50
 
 
 class _BoundedLoader(yaml.SafeLoader):
     """SafeLoader that refuses a document whose aliases expand it beyond ``MAX_NODES`` nodes (counted with
     each alias expanded, as JSON or a report would write it out)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise CouponmixError(f"is nested more than {MAX_DEPTH} levels deep (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # << merges: a key it brings may be overridden here
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise CouponmixError(
+                        f"has the key {str(key)[:60]!r} twice (lines {seen[key]} and {line}); YAML would keep the last one "
+                        "silently: keep one"
+                    )
+                seen[key] = line
+            except TypeError:  # an unhashable key: SafeLoader's own message follows
+                continue
+        return super().construct_mapping(node, deep=deep)
 
     def compose_document(self):
         node = super().compose_document()
