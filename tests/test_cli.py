@@ -112,6 +112,8 @@ def test_scenarios_lists_both(capsys):
         (["run", "paper", "--floor", "0.5", *SMALL], "floors sum to 1.5"),
         (["run", "paper", "--estimator", "clipped_ips", "--clip", "-1", *SMALL], "clip"),
         (["run", "paper", "--max-rmse", "nan", *SMALL], "max-rmse"),
+        (["run", "paper", *SMALL, "--eval-size", "100000000000"], "eval_size (--eval-size) must be at most 50,000,000"),
+        (["run", "paper", *SMALL, "--pop-size", "100000000000"], "pop_size (--pop-size) must be at most 100,000"),
     ],
 )
 def test_bad_input_one_line_error_nothing_written(tmp_path, capsys, argv, message):
@@ -305,3 +307,18 @@ def test_validate_takes_clip_and_simulate_does_not(tmp_path, capsys):
 def test_validate_refuses_a_log_too_large_for_memory(capsys):
     code, _, err = run_cli(["validate", "paper", "--alpha", "pi1=1", "--n", "100000000000", "--reps", "2"], capsys)
     assert code == 2 and err.count("\n") == 1 and "limit" in err
+
+
+def test_an_evaluation_sample_larger_than_the_memory_available_is_refused_before_any_work(monkeypatch):
+    """The sample's arrays are sized before they are drawn: with 64 MiB available, 1,000,000 customers of the
+    published setting (two actions, three components, two targets: about 0.4 GiB) are refused in one line."""
+    import couponmix.infra.memory as memory
+    from couponmix.errors import CouponmixError
+    from couponmix.ope.objectives import EvaluationSample
+    from simulators import get_scenario
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 2**20)
+    with pytest.raises(CouponmixError, match=r"an evaluation sample of 1,000,000 customers needs about 0\.\d GiB; 0\.1 GiB are available"):
+        EvaluationSample.from_scenario(get_scenario("paper"), 1_000_000)
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)  # unknown: no refusal
+    assert EvaluationSample.from_scenario(get_scenario("paper"), 1000).size == 1000

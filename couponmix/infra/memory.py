@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-__all__ = ["M_TRIM_THRESHOLD", "M_MMAP_THRESHOLD", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_allocator"]
+__all__ = ["M_TRIM_THRESHOLD", "M_MMAP_THRESHOLD", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_allocator", "available_bytes"]
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -38,3 +38,15 @@ def tune_allocator() -> bool:
         return False
     _tuned = ok
     return ok
+
+
+def available_bytes() -> int | None:
+    """Memory the system can give without swapping (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -13,8 +13,8 @@ __all__ = ["SIMPLEX_TOL", "check_positive_int", "check_positive_float", "check_c
 SIMPLEX_TOL = 1e-8
 
 
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
+def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum`` (and <= ``maximum``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, numbers.Real) and float(value).is_integer():
             value = int(float(value))
@@ -23,6 +23,8 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     value = int(value)
     if value < minimum:
         raise CouponmixError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise CouponmixError(f"{name} must be at most {maximum:,}, got {value:,}")
     return value
 
 

@@ -76,6 +76,9 @@ STUDY_KEYS = (
     "contextual",
 )
 OPTIMISER_KEYS = ("pop_size", "generations")
+#: the largest evaluation sample and optimiser sizes a study takes (from the command line or a study file)
+MAX_EVAL_SIZE = 50_000_000
+MAX_OPTIMISER = 100_000
 SUFFIXES = (".yaml", ".yml")
 #: the longest title or description a study file may give (they are shown in reports and indexes)
 MAX_TEXT = 2_000
@@ -117,9 +120,9 @@ class StudyConfig:
                 check_positive_float(getattr(self, name), f"{name} ({flag})")
         if self.aggregate not in AGGREGATES:
             raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
-        check_positive_int(self.eval_size, "eval_size", minimum=100)
-        check_positive_int(self.pop_size, "pop_size", minimum=4)
-        check_positive_int(self.generations, "generations")
+        check_positive_int(self.eval_size, "eval_size (--eval-size)", minimum=100, maximum=MAX_EVAL_SIZE)
+        check_positive_int(self.pop_size, "pop_size (--pop-size)", minimum=4, maximum=MAX_OPTIMISER)
+        check_positive_int(self.generations, "generations (--generations)", maximum=MAX_OPTIMISER)
         if self.contextual is not None and not (
             self.contextual in ("segment", "margin", "logistic") or (self.contextual.startswith("feature:") and len(self.contextual) > 8)
         ):
@@ -182,8 +185,8 @@ class _Estimator(Schema):
 
 
 class _Optimiser(Schema):
-    pop_size: Int = Field(default=100, ge=4, le=100_000, description="NSGA-II population")
-    generations: Int = Field(default=100, ge=1, le=100_000, description="NSGA-II generations")
+    pop_size: Int = Field(default=100, ge=4, le=MAX_OPTIMISER, description="NSGA-II population")
+    generations: Int = Field(default=100, ge=1, le=MAX_OPTIMISER, description="NSGA-II generations")
 
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
@@ -210,7 +213,7 @@ class StudyFile(Schema):
     max_rmse: PositiveReal | None = Field(default=None, description="recommend the highest revenue with error <= this")
     floor: Annotated[float, Field(ge=0, lt=1)] | None = Field(default=None, description="every component's minimum share")
     aggregate: Literal["max", "mean"] | None = Field(default=None, description="combine per-target errors")
-    eval_size: Int | None = Field(default=None, ge=100, le=50_000_000, description="covariate sample size")
+    eval_size: Int | None = Field(default=None, ge=100, le=MAX_EVAL_SIZE, description="covariate sample size")
     optimiser: _Optimiser | None = Field(default=None, description="NSGA-II settings")
     contextual: Annotated[str, Field(max_length=200)] | None = Field(
         default=None, description="also compare exploration rates that vary by customer: segment, margin, logistic or feature:NAME"
