@@ -29,18 +29,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import own_log_world as world  # noqa: E402
 from benchmarks.bench_objectives import machine  # noqa: E402
 from couponmix.dataset.scenario import get_scenario  # noqa: E402
-from couponmix.ope.estimators import EstimatorSpec  # noqa: E402
+from couponmix.ope.estimators import exact_suite  # noqa: E402
 from couponmix.ope.montecarlo import interval  # noqa: E402
 from couponmix.studies.commands import calibrate  # noqa: E402
 from couponmix.studies.config import StudyConfig  # noqa: E402
 from couponmix.studies.study import run_config  # noqa: E402
-
-
-def spec_of(name: str) -> EstimatorSpec:
-    kind, _, rest = name.partition("(")
-    weights = "naive" if kind.endswith("[naive]") else "balanced"
-    kind = kind.replace("[naive]", "")
-    return EstimatorSpec.parse(kind, float(rest.rstrip(")")) if rest else None, weights)
 
 
 def main() -> None:
@@ -90,6 +83,7 @@ def main() -> None:
         promised = law["rmse_by_log_size"][key]
         p_bal = np.tensordot(alpha, comp, axes=1)  # (P, A)
         est = {t: np.empty(args.reps) for t in targets}
+        specs = {s.name: s for s in exact_suite()}  # the decision's candidates, by the names summary.json uses
         for rep in range(args.reps):
             g = np.random.default_rng([11, rep])
             idx = g.integers(0, len(x), args.n)
@@ -99,7 +93,7 @@ def main() -> None:
             reward = world.rewards(pool.iloc[idx].reset_index(drop=True), np.array(perm)[a], g)
             log = {"action": a, "reward": reward, "pscore": probs[np.arange(args.n), a], "pscore_avg": p_bal[idx, a]}
             for t, pe in targets.items():
-                est[t][rep] = interval(spec_of(chosen[t]), log, pe[idx], q[idx])[0]
+                est[t][rep] = interval(specs[chosen[t]], log, pe[idx], q[idx])[0]
     rows = {}
     for t in targets:
         sq = (est[t] - truth[t]) ** 2

@@ -172,7 +172,7 @@ def model_error_of(
     return np.sqrt(np.mean((q - mu) ** 2, axis=0)), "the per-action average's error (spread of mean revenue)"
 
 
-def _check_memory(scenario: Scenario, size: int, components, targets) -> None:
+def _check_memory(scenario: Scenario, size: int, k: int, t: int) -> None:
     """Refuse, before any work, an evaluation sample that cannot fit in the memory available: it holds
     every component's and target's probabilities and a few reward arrays per customer and action, and the
     row merge makes temporaries of about the same size."""
@@ -181,8 +181,6 @@ def _check_memory(scenario: Scenario, size: int, components, targets) -> None:
     free = available_bytes()
     if free is None:
         return
-    k = len(scenario.components() if components is None else components)
-    t = len(scenario.targets() if targets is None else targets)
     need = 2 * 8 * size * max(scenario.n_actions, 1) * (k + t + 6) + 8 * size * max(len(scenario.covariate_names), 1)
     if need > free:
         raise CouponmixError(
@@ -297,7 +295,9 @@ class EvaluationSample:
             the reward model ``q`` (M, A) where the scenario has one, and its error per action (A,).
         """
         size = check_positive_int(size, "evaluation sample size", minimum=100)
-        _check_memory(scenario, size, components, targets)
+        components = dict(scenario.components() if components is None else components)
+        targets = dict(scenario.targets() if targets is None else targets)
+        _check_memory(scenario, size, len(components), len(targets))
         rows = scenario.observed_rows(size, stream(seed, "evaluation_sample")) if observed else None
         if rows is not None:
             x, obs = rows
