@@ -1,6 +1,6 @@
 """Does the promise hold on a team's own log? (issue 21)
 
-An independent heavy-tailed world (``benchmarks/own_log_world.py``, not couponmix's market) writes a 50,000-row
+An independent heavy-tailed world (``tests/own_log_world.py``, not couponmix's market) writes a 50,000-row
 log. couponmix calibrates a scenario from it and runs the study; then logs of n customers are drawn from the
 world itself (fresh customers, the world's own rewards) at the recommended mixture, and each target is
 estimated by the estimator the decision chose for that log size, with the production reward model. The
@@ -26,7 +26,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import own_log_world as world  # noqa: E402
 from benchmarks.bench_objectives import machine  # noqa: E402
 from couponmix.dataset.scenario import get_scenario  # noqa: E402
 from couponmix.ope.estimators import exact_suite  # noqa: E402
@@ -34,6 +33,7 @@ from couponmix.ope.montecarlo import interval  # noqa: E402
 from couponmix.studies.commands import calibrate  # noqa: E402
 from couponmix.studies.config import StudyConfig  # noqa: E402
 from couponmix.studies.study import run_config  # noqa: E402
+from tests import own_log_world as world  # noqa: E402
 
 
 def main() -> None:

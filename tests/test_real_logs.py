@@ -417,7 +417,8 @@ def test_the_means_world_promises_only_what_the_log_verifies_and_never_writes_na
     """A per-action-means world sends one coupon to everyone; a target that never plays it cannot be
     estimated from no-exploration logs by a self-normalised estimator (0 / 0). The run still completes with
     no NaN, says in words what cannot be estimated, and, since the means world cannot see how customers
-    differ, bounds the model's error by the reward's range: the promise rests on estimators the log verifies."""
+    differ, takes the model's error, where an estimator relies on it, from the log's own rows (signed, with its
+    standard error), and bounds it by the reward's range only on actions the log does not cover."""
     import math
 
     from couponmix.dataset.scenario import get_scenario
@@ -455,42 +456,101 @@ def test_the_means_world_promises_only_what_the_log_verifies_and_never_writes_na
         return [o] if isinstance(o, float) else []
 
     assert all(math.isfinite(f) for f in floats(s))
+    q = sc.reward_model(sc.customers[:1])[0]
     for t in targets:
         none = s["no_exploration"]["targets"][t]
         assert none["status"] == "unsupported" and "only the revenue model speaks for them" in none["explanation"]
-        assert none["rmse"] >= 0.5 * (hi - lo) * none["unsupported_mass"]  # the range bound, not a confident number
+        # logs without exploration never show the target's coupons: the direct method alone speaks, and its
+        # bias is what the historical log measures, q - r importance weighted, one standard error wider
+        logged = np.array([sc.action_names.index(c) for c in frame.coupon])
+        rows = np.arange(len(frame))
+        gap = sc.targets()[t](sc.customers)[rows, logged] * (sc.components()["exploit"](sc.customers)[rows, logged] == 0)
+        c = gap * (q[logged] - frame.revenue.to_numpy()) / frame.p.to_numpy()
+        bias = abs(c.mean()) + np.sqrt((c * c).mean() / len(c))
+        assert none["rmse"] == pytest.approx(np.hypot(none["sampling_error"], bias), rel=1e-6), (t, none)
         rec = s["recommended"]["targets"][t]
-        assert rec["model_bias_bound"] == 0 and rec["logs_show_all"], rec
+        assert rec["logs_show_all"] and rec["rmse"] < none["rmse"], rec
     # the report leads with what the log supports, and a world of alike customers never vouches for its error
     html = (out / "report.html").read_text()
     assert html.index("What your log supports") < html.index('id="headline"') < html.index("Read this first")
     assert "every customer is treated alike" in html and "all of it sampling error" not in html
     assert "If customers do not differ: Recommendation:" in html and " EUR in net revenue per 10,000 customers" in html
-    assert "scaled per coupon to the log" in s["criterion"]["second_moments"] and "The sampling error comes from" in html
+    assert "the log's own rewards" in s["criterion"]["second_moments"] and "The sampling error comes from" in html
     first = html[html.index("Read this first") :]
     first = first[: first.index("</div>")]
     gate = "The revenue model is no better than the per-action averages"
     assert gate in html[: html.index('id="headline"')] and gate not in first  # said once, before any number
 
 
-def test_the_promise_takes_its_second_moments_from_the_log_where_it_can():
-    """ObservedRows.scale: per action, the log's importance-weighted mean of (r - q)^2 over the world model's
-    mean (rows the reward model was trained on do not count for the DR family); actions with too few rows
-    keep the model."""
+def test_the_promise_takes_its_moments_from_the_logs_held_out_rows():
+    """ObservedRows: per row, the importance-weighted logged residual and its square at the logged action
+    (rows a model was trained on weigh 0), the signed model error q - r, and doubly robust policy values;
+    actions the log does not cover keep the world's model."""
     from couponmix.ope.objectives import ObservedRows
 
     action = np.array([0, 0, 1, 1, 2, 0])
     reward = np.array([1.0, 3.0, 2.0, 10.0, 5.0, 0.0])
     ipw = np.array([2.0, 2.0, 4.0, 4.0, 1.0, 2.0])
-    held = np.array([2.0, 0.0, 2.0, 2.0, 0.0, 0.0])
+    held = np.array([2.0, 0.0, 2.0, 2.0, 0.0, 2.0])
     obs = ObservedRows(action, reward, ipw, held, covered=np.array([True, True, False]))
     model = np.full((6, 3), 5.0)
-    kappa = obs.scale(None, model)
-    np.testing.assert_allclose(kappa, [(2 * 1 + 2 * 9 + 0) / 6 / 5, 4 * (4 + 100) / 6 / 5, 1.0])
+    e2 = obs.residual_second_moment(None, model)
+    expected = np.zeros((6, 3))
+    expected[[0, 2, 3, 5], [0, 1, 1, 0]] = [4 * 1, 8 * 4, 8 * 100, 0.0]
+    expected[:, 2] = 5.0  # not covered: the model
+    np.testing.assert_allclose(e2, expected)
     q = np.ones((6, 3))
-    np.testing.assert_allclose(obs.scale(q, model)[:2], [(2 * 2 * 0) / 6 / 5, (4 * 2 * 1 + 4 * 2 * 81) / 6 / 5])
-    np.testing.assert_allclose(obs.second_moment(None, model), model * kappa)
+    e1 = obs.residual_first_moment(q, np.full((6, 3), 7.0))
+    np.testing.assert_allclose(e1[:, 0], [4 * 0, 0, 0, 0, 0, 4 * -1])
+    np.testing.assert_allclose(e1[:, 1], [0, 0, 8 * 1, 8 * 9, 0, 0])
+    np.testing.assert_allclose(e1[:, 2], 7.0)
+    np.testing.assert_allclose(obs.signed_error(q)[:, :2], -e1[:, :2])
+    assert (obs.signed_error(q)[:, 2] == 0).all()
+    # a policy's value: E[sum_a pi q] minus the mean signed error; the uncovered action takes mu
+    pi = np.zeros((1, 6, 3))
+    pi[0, :, 1] = 1.0
+    assert obs.policy_values(pi, q, np.full((6, 3), 3.0))[0] == pytest.approx(1.0 + (8 * 1 + 8 * 9) / 6)
+    pi = np.zeros((1, 6, 3))
+    pi[0, :, 2] = 1.0
+    assert obs.policy_values(pi, q, np.full((6, 3), 3.0))[0] == pytest.approx(3.0)
     np.testing.assert_allclose(obs.subset(np.array([2, 3])).reward, [2.0, 10.0])
+
+
+def test_the_model_dependent_bias_is_estimated_from_the_log_with_its_standard_error():
+    """With a real log's rows, the bias an estimator's gap leaves is estimated as the mean of
+    h(a_i|x_i) e_hat_i, and the bound is that mean's standard error: checked against a direct computation for
+    the direct method (gap = the whole target) and for naive DR, and zero for balanced DR with full support."""
+    from couponmix.ope.criterion import Criterion
+    from couponmix.ope.estimators import EstimatorSpec
+    from couponmix.ope.objectives import EvaluationSample, ObservedRows
+
+    rng = np.random.default_rng(3)
+    m, a = 4000, 3
+    exploit = np.zeros((m, a))
+    exploit[:, 0] = 1.0
+    comp = np.stack([exploit, np.full((m, a), 1 / a)])
+    target = np.zeros((1, m, a))
+    target[0, :, 2] = 1.0
+    mu = np.tile([1.0, 2.0, 3.0], (m, 1))
+    q = mu + 0.5
+    p0 = np.full(m, 1 / a)
+    action = rng.integers(0, a, m)
+    reward = mu[np.arange(m), action] + rng.normal(size=m) * 2
+    obs = ObservedRows(action, reward, 1 / p0, np.ones(m), covered=np.ones(a, bool))
+    sample = EvaluationSample(("exploit", "explore"), ("t",), comp, target, mu, mu**2 + 4, None, q, "q", False, np.full(a, 9.0), "", obs)
+    e_hat = obs.signed_error(q)
+    c_dm = (target[0] * e_hat).sum(axis=1)  # h = pi_e for the direct method
+    alpha = np.array([[0.6, 0.4]])
+    for spec, h_share in ((EstimatorSpec.parse("dm"), 1.0), (EstimatorSpec.parse("dr", weights="naive"), 0.6)):
+        law = Criterion(sample, [spec], 1000).laws(alpha)[0].laws[0]
+        c = h_share * c_dm  # naive DR covers the explore share of action 2 only
+        assert law.bias_computed[0] == pytest.approx(c.mean(), rel=1e-9)
+        assert law.bias_computed[0] == pytest.approx(0.5 * h_share, abs=4 * c.std() / np.sqrt(m))  # q is 0.5 too high
+        # the bound: the standard error of that mean, through g^2 <= g pi_e (exact for the direct method; for
+        # the share s, sqrt(1 / s) above the exact standard error)
+        assert law.bound[0] == pytest.approx(np.sqrt((c * c).mean() / m) * np.sqrt(1.0 / h_share), rel=1e-9)
+    balanced = Criterion(sample, [EstimatorSpec.parse("dr")], 1000).laws(alpha)[0].laws[0]
+    assert balanced.bias_computed[0] == pytest.approx(0.0, abs=1e-12) and balanced.bound[0] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_a_calibrated_promise_uses_the_logged_rewards_and_validate_the_world(tmp_path):
@@ -510,11 +570,17 @@ def test_a_calibrated_promise_uses_the_logged_rewards_and_validate_the_world(tmp
     assert len(np.unique(sample.x, axis=0)) == len(np.unique(sc.customers, axis=0))
     small = EvaluationSample.from_scenario(sc, 1000)
     assert small.size == 1000 and len(np.unique(small.x, axis=0)) == 1000  # drawn without replacement
-    e2 = sample.observed.second_moment(None, sample.m2)
+    e2 = sample.observed.residual_second_moment(None, sample.m2)
+    held = sample.observed.held_out
+    assert 0.4 < (held > 0).mean() < 0.6  # two folds: the production model's held-out half
     names = list(sc.action_names)
     for a, name in enumerate(names):
-        logged = frame.revenue[frame.coupon == name] ** 2 / frame.p[frame.coupon == name]
-        assert e2[:, a].mean() == pytest.approx(logged.sum() / len(frame), rel=1e-6)
+        rows = sample.observed.action == a
+        logged = sample.observed.reward[rows] ** 2 * sample.observed.inverse_propensity[rows] * held[rows]
+        assert e2[:, a].mean() == pytest.approx(logged.sum() / len(frame), rel=1e-9)
+        assert (sample.observed.reward[rows] ** 2 * sample.observed.inverse_propensity[rows]).sum() == pytest.approx(
+            (frame.revenue[frame.coupon == name] ** 2 / frame.p[frame.coupon == name]).sum(), rel=1e-6
+        )
     world = EvaluationSample.from_scenario(sc, 2000, observed=False)
     assert world.observed is None and world.size == 2000
 

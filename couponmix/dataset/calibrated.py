@@ -760,6 +760,9 @@ class CalibratedScenario(Scenario):
     #: an action's second moments come from the log's rows when it has at least this many (and, for clicks,
     #: at least ``min_positive`` clicks)
     MIN_OBSERVED_ROWS = 30
+    #: ... and when its importance-weighted mass E[1{a_i = a} / p_i] is at least this (the logger can send it
+    #: to nearly every customer)
+    MIN_LOGGED_MASS = 0.8
 
     def observed_rows(self, size, rng):
         """The log's own customers (all of them, or ``size`` drawn without replacement) with their logged
@@ -777,17 +780,32 @@ class CalibratedScenario(Scenario):
         if self.world == "means":  # the means world's model uses every row alike: no row is held out of it
             held = np.ones(n, bool)
         share = held.mean()
-        counts = np.bincount(action, minlength=self.n_actions)
+        counts = np.bincount(action[held], minlength=self.n_actions)
         enough = counts >= self.MIN_OBSERVED_ROWS
         if self.binary:  # a handful of clicks says nothing about a second moment: those actions keep the model
-            enough &= np.bincount(action, weights=(reward > 0).astype(float), minlength=self.n_actions) >= self.cfg.model.min_positive
+            clicks = np.bincount(action[held], weights=(reward[held] > 0).astype(float), minlength=self.n_actions)
+            enough &= clicks >= self.cfg.model.min_positive
+        # an action the historical logger never sent to some customers has importance-weighted mass
+        # E[1{a_i = a} / p_i] = P(the logger can send a) < 1: the log cannot speak for those customers
+        mass = np.bincount(action[held], weights=1.0 / propensity[held], minlength=self.n_actions) / max(int(held.sum()), 1)
+        enough &= mass >= self.MIN_LOGGED_MASS
         obs = ObservedRows(
             action=action[idx],
             reward=reward[idx],
             inverse_propensity=1.0 / propensity[idx],
             held_out=np.where(held[idx], 1.0 / share, 0.0),
             covered=enough,
-            source="the world's model of each customer's second moment, scaled per coupon to the log's own importance-weighted average",
+            source=(
+                "the log's own rewards: the rows the production model was not trained on, importance weighted "
+                "(the sampling error's second moments, the model's error where an estimator relies on it, and "
+                "every policy's value)"
+                + (
+                    ""
+                    if enough.all()
+                    else "; for " + ", ".join(n for n, ok in zip(self.action_names, enough) if not ok) + " (too few "
+                    "logged rows, or not sent to every kind of customer) the world's model"
+                )
+            ),
         )
         return self.customers[idx], obs
 
@@ -840,9 +858,11 @@ class CalibratedScenario(Scenario):
                 A,
                 desc or "greedy policy of the model fitted on the log",
             )
+        # fold 0's model, as for the production model: every policy built on the log is then blind to the
+        # same held-out rows, from which the promise takes its moments (``observed_rows``)
         return Policy(
             name,
-            lambda x: one_hot(np.argmax(self._model_cached(model_key).predict(x), axis=1), A),
+            lambda x: one_hot(np.argmax(self._model_cached(model_key).predict_fold(x, 0), axis=1), A),
             A,
             desc or f"greedy policy of a model on {', '.join(spec.features or [])}",
         )

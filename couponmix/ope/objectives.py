@@ -193,14 +193,21 @@ def _check_memory(scenario: Scenario, size: int, k: int, t: int) -> None:
 class ObservedRows:
     """The logged outcome behind each customer of an evaluation sample drawn from a real log.
 
-    With them, the world's model of the per-row second moment E[(r - q)^2 | x, a] is scaled, action by
-    action, to the log's own importance-weighted average: kappa_a = mean_i 1{a_i = a} (r_i - q_i)^2 / p_i
-    over mean_i of the model's value at (x_i, a). A fitted model of r^2 shrinks the rare large rewards that
-    make the sampling error; the logged rewards keep them. The scale is per action, not per customer: a
-    per-row importance-weighted term would weigh a logged reward in the choice of a policy learned from the
-    same rows (in-sample: too large) or, out of fold, pair fold models that share their training rows (too
-    small); the model keeps where, among customers, the second moment lies. For the estimators' reward
-    model q, only rows it was not trained on count, each weighted by the inverse share of such rows.
+    With them, what the log can say is taken from the log itself, by importance weighting its held-out
+    rows (the rows the production model, and every policy built on the log's models, was not trained on):
+
+    * the second moments E[(r - q)^2 | x, a] that make the sampling error: row i contributes
+      1{a = a_i} (r_i - q_i)^2 / p_i on held-out rows, weighted by the inverse share of such rows
+      (``residual_second_moment``); its mean under any mixture and target is the sampling variance a log
+      of that mixture would show, with the log's own heavy tails, not a fitted model's shrunken ones;
+    * the reward model's signed error where an estimator relies on it, e_hat(x_i, a) =
+      1{a = a_i} (q_i - r_i) / p_i on the same rows (``signed_error``): its mean times the estimator's
+      gap estimates the model-dependent bias, with a standard error (``laws_from_moments``);
+    * the value of a policy: the doubly robust estimate E[sum_a pi q] - mean_i sum_a pi e_hat
+      (``policy_values``), so that revenue and its cost come from the logged rewards.
+
+    Actions with too few logged rows (``covered`` False) keep the world's model of the second moment and
+    the model-error bound of ``model_error_of``.
     """
 
     action: np.ndarray  # (M,) the logged action
@@ -219,21 +226,48 @@ class ObservedRows:
             held_out=self.held_out[idx],
         )
 
-    def scale(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
-        """(A,) kappa_a: the log's importance-weighted mean of (r - q)^2 for action a over the model's mean
-        (1 for actions not covered). q None: the IPS family (q = 0), every row counts."""
-        m, a = model.shape
-        rows = np.arange(m)
-        resid = self.reward if q is None else self.reward - q[rows, self.action]
-        weight = self.inverse_propensity * (1.0 if q is None else self.held_out)
-        logged = np.bincount(self.action, weights=weight * resid * resid, minlength=a) / m
-        modelled = model.mean(axis=0)
-        ok = self.covered & (modelled > 0)
-        return np.where(ok, logged / np.where(ok, modelled, 1.0), 1.0)
+    def _onehot(self, values: np.ndarray, n_actions: int) -> np.ndarray:
+        """(M, A) ``values`` at each row's logged action where it is covered, 0 elsewhere."""
+        m = len(self.action)
+        out = np.zeros((m, n_actions))
+        out[np.arange(m), self.action] = values
+        out[:, ~self.covered] = 0.0
+        return out
 
-    def second_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
-        """(M, A) E[(r - q)^2 | x_i, a]: the world's model scaled per action to the log (``scale``)."""
-        return model * self.scale(q, model)[None, :]
+    @property
+    def weight(self) -> np.ndarray:
+        """(M,) each row's importance weight: held out / propensity (0 on rows a model was trained on)."""
+        return self.inverse_propensity * self.held_out
+
+    def residual_second_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
+        """(M, A) the per-row estimate of E[(r - q)^2 | x_i, a]: the logged residual, importance weighted, at
+        covered actions; the world's ``model`` at the others. q None: the IPS family (q = 0)."""
+        m, a = model.shape
+        resid = self.reward if q is None else self.reward - q[np.arange(m), self.action]
+        out = self._onehot(self.weight * resid * resid, a)
+        out[:, ~self.covered] = model[:, ~self.covered]
+        return out
+
+    def residual_first_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
+        """(M, A) the per-row estimate of E[r - q | x_i, a], as ``residual_second_moment``."""
+        m, a = model.shape
+        resid = self.reward if q is None else self.reward - q[np.arange(m), self.action]
+        out = self._onehot(self.weight * resid, a)
+        out[:, ~self.covered] = model[:, ~self.covered]
+        return out
+
+    def signed_error(self, q: np.ndarray) -> np.ndarray:
+        """(M, A) e_hat: the importance-weighted q - r at each row's logged, covered action, 0 elsewhere; its
+        mean over the sample, times any weights fixed before the log, estimates E[weights (q - mu)]."""
+        m, a = q.shape
+        return self._onehot(self.weight * (q[np.arange(m), self.action] - self.reward), a)
+
+    def policy_values(self, probs: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """(P,) doubly robust values of policies ``probs`` (P, M, A): E[sum_a pi q] minus the mean of
+        sum_a pi e_hat at covered actions; actions not covered take the world's ``mu``."""
+        base = np.where(self.covered[None, :], q, mu)
+        e_hat = self.signed_error(q)
+        return (np.einsum("pma,ma->p", probs, base) - np.einsum("pma,ma->p", probs, e_hat)) / q.shape[0]
 
 
 @dataclass
@@ -371,9 +405,16 @@ class EvaluationSample:
             return self.model_error
         return np.sqrt(np.mean(self.model_error**2, axis=0))
 
+    def _values(self, probs: np.ndarray) -> np.ndarray:
+        """(P,) V(pi) = E_x[sum_a pi(a|x) mu(x,a)] of policies (P, M, A) on this sample; with a real log's
+        rows, their doubly robust estimate from the logged rewards (``ObservedRows.policy_values``)."""
+        if self.observed is not None and self.q is not None:
+            return self.observed.policy_values(probs, self.q, self.mu)
+        return np.einsum("pma,ma->p", probs, self.mu) / self.size
+
     def policy_value(self, probs: np.ndarray) -> float:
-        """V(pi) = E_x[sum_a pi(a|x) mu(x,a)] on this sample."""
-        return float(np.einsum("ma,ma->", probs, self.mu) / self.size)
+        """V(pi) on this sample (see ``_values``)."""
+        return float(self._values(probs[None])[0])
 
     def policy_value_of(self, policy: Policy) -> float:
         """V(pi) for a policy not stored with the sample (needs the covariates, so they are kept)."""
@@ -383,11 +424,11 @@ class EvaluationSample:
 
     @cached_property
     def component_values(self) -> np.ndarray:
-        return np.einsum("kma,ma->k", self.comp_probs, self.mu) / self.size
+        return self._values(self.comp_probs)
 
     @cached_property
     def target_values(self) -> np.ndarray:
-        return np.einsum("tma,ma->t", self.target_probs, self.mu) / self.size
+        return self._values(self.target_probs)
 
     def balanced(self, alpha: np.ndarray) -> np.ndarray:
         """p_alpha(a|x) on the sample, (M, A)."""
@@ -460,6 +501,13 @@ class RowTerms:
     wdel: np.ndarray | None = None  # (R,) sum of the model error delta_a / M
     eq: np.ndarray | None = None  # (T,) E[sum_a pi_t q_model]
     edel: np.ndarray | None = None  # (T,) E[sum_a pi_t delta_a]
+    #: with a real log's rows (``ObservedRows``): the signed model error e_hat, summed per row (R,), and per
+    #: target pi_t e_hat^2 (R, T); over the sample E[sum_a pi_t e_hat] and E[sum_a pi_t^2 e_hat^2] (T,)
+    wsig: np.ndarray | None = None
+    wsig2: np.ndarray | None = None
+    esig: np.ndarray | None = None
+    esig2: np.ndarray | None = None
+    size: int = 0  # customers M of the evaluation sample
 
     @staticmethod
     def merge_index(comp_probs: np.ndarray, target_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -487,13 +535,17 @@ class RowTerms:
     ) -> RowTerms:
         """Row terms of the estimator's reward model q (None: the IPS family). With ``q_model`` (M, A), the
         best reward model available, and ``delta`` (A,) or (M, A), its error, the rows also carry what
-        the bias split of ``laws_from_moments`` needs. With ``observed``, the second moments come from the
-        logged rewards (``ObservedRows.second_moment``)."""
+        the bias split of ``laws_from_moments`` needs. With ``observed``, the residuals' moments come from the
+        logged rewards (``ObservedRows``) and the model's error from ``ObservedRows.signed_error``."""
         k, m, a = comp_probs.shape
         qq = np.zeros_like(mu) if q is None else q
         e2_model = m2 - 2 * qq * mu + qq * qq
-        e2_rows = e2_model if observed is None else observed.second_moment(q, e2_model)
-        e, e2 = (mu - qq).reshape(-1), e2_rows.reshape(-1)
+        e_model = mu - qq
+        if observed is None:
+            e_rows, e2_rows = e_model, e2_model
+        else:  # the log's own residuals, importance weighted (``ObservedRows``)
+            e_rows, e2_rows = observed.residual_first_moment(q, e_model), observed.residual_second_moment(q, e2_model)
+        e, e2 = e_rows.reshape(-1), e2_rows.reshape(-1)
         d = np.einsum("tma,ma->mt", target_probs, qq)  # (M, T)
         d_rows = np.repeat(d, a, axis=0)  # (M A, T)
         keep, keys, inverse = cls.merge_index(comp_probs, target_probs) if index is None else index
@@ -509,12 +561,24 @@ class RowTerms:
         split = {}
         if q_model is not None and delta is not None:
             dl = np.broadcast_to(np.asarray(delta, float), (m, a))
+            if observed is not None:  # the log measures the model's error on covered actions: no bound there
+                dl = dl * (~observed.covered)[None, :]
             split = dict(
                 wq=merged(q_model.reshape(-1)[keep]),
                 wdel=merged(dl.reshape(-1)[keep]),
                 eq=np.einsum("tma,ma->t", target_probs, q_model) / m,
                 edel=np.einsum("tma,ma->t", target_probs, dl) / m,
             )
+            if observed is not None:
+                sig = observed.signed_error(q_model)
+                sig_kept = sig.reshape(-1)[keep]
+                sig2_kept = sig_kept * sig_kept
+                split.update(
+                    wsig=merged(sig_kept),
+                    wsig2=np.column_stack([merged(pt.reshape(-1)[keep] * sig2_kept) for pt in target_probs]),
+                    esig=np.einsum("tma,ma->t", target_probs, sig) / m,
+                    esig2=np.einsum("tma,ma->t", target_probs**2, sig * sig) / m,
+                )
         return cls(
             **split,
             P=np.ascontiguousarray(keys[:, :k]),
@@ -527,6 +591,7 @@ class RowTerms:
             ed=d.mean(axis=0),
             ed2=(d * d).mean(axis=0),
             values=np.einsum("tma,ma->t", target_probs, mu) / m,
+            size=m,
         )
 
     @property
@@ -659,6 +724,8 @@ _SUMS = {
     "SUP": ("w", 2),
     "SQ": ("wq", 0),
     "SDL": ("wdel", 0),
+    "SDS": ("wsig", 0),
+    "SE2": ("wsig2", 0),
 }
 
 
@@ -670,6 +737,8 @@ def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
         names += ["L2", "W2"] + (["MC"] if rows.has_reward_model else [])
     if rows.wq is not None:
         names += ["SQ", "SDL"]
+    if rows.wsig is not None:
+        names += ["SDS", "SE2"]
     return tuple(names)
 
 
@@ -730,6 +799,9 @@ class Moments:
     values: np.ndarray
     eq: np.ndarray | None = None
     edel: np.ndarray | None = None
+    esig: np.ndarray | None = None  # (T,) with a real log's rows: E[sum_a pi_t e_hat] (``RowTerms``)
+    esig2: np.ndarray | None = None  # (T,) E[sum_a pi_t^2 e_hat^2]
+    size: int = 0  # customers behind the means (parts: their total)
 
     @staticmethod
     def combine(parts: Sequence[Moments], weights: Sequence[float]) -> Moments:
@@ -744,6 +816,7 @@ class Moments:
 
         keys = list(dict.fromkeys(k for p in parts for k in p.sums))  # a moment a part lacks is 0 there
         split = all(p.eq is not None for p in parts)
+        signed = all(p.esig is not None for p in parts)
         return Moments(
             sums={k: avg(lambda m, k=k: m.sums.get(k, 0.0)) for k in keys},
             ed=avg(lambda m: m.ed),
@@ -751,6 +824,9 @@ class Moments:
             values=avg(lambda m: m.values),
             eq=avg(lambda m: m.eq) if split else None,
             edel=avg(lambda m: m.edel) if split else None,
+            esig=avg(lambda m: m.esig) if signed else None,
+            esig2=avg(lambda m: m.esig2) if signed else None,
+            size=sum(p.size for p in parts),
         )
 
 
@@ -764,7 +840,15 @@ def moments(
     else:
         sums = _balanced_sums(rows, alphas, spec, names, chunk_rows, executor)
     return Moments(
-        sums={name: sums[:, j, :] for j, name in enumerate(names)}, ed=rows.ed, ed2=rows.ed2, values=rows.values, eq=rows.eq, edel=rows.edel
+        sums={name: sums[:, j, :] for j, name in enumerate(names)},
+        ed=rows.ed,
+        ed2=rows.ed2,
+        values=rows.values,
+        eq=rows.eq,
+        edel=rows.edel,
+        esig=rows.esig,
+        esig2=rows.esig2,
+        size=rows.size,
     )
 
 
@@ -781,6 +865,7 @@ def group_moments(
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
     b = alphas.shape[0]
     split = all(rows.eq is not None for _, rows in groups)
+    signed = all(rows.esig is not None for _, rows in groups)
     out = Moments(
         sums={},
         ed=np.empty(n_targets),
@@ -788,6 +873,9 @@ def group_moments(
         values=np.empty(n_targets),
         eq=np.empty(n_targets) if split else None,
         edel=np.empty(n_targets) if split else None,
+        esig=np.empty(n_targets) if signed else None,
+        esig2=np.empty(n_targets) if signed else None,
+        size=max((rows.size for _, rows in groups), default=0),
     )
     for ts, rows in groups:
         m = moments(rows, alphas, spec, chunk_rows, executor)
@@ -796,6 +884,8 @@ def group_moments(
         out.ed[ts], out.ed2[ts], out.values[ts] = m.ed, m.ed2, m.values
         if out.eq is not None and out.edel is not None:
             out.eq[ts], out.edel[ts] = m.eq, m.edel
+        if out.esig is not None and out.esig2 is not None:
+            out.esig[ts], out.esig2[ts] = m.esig, m.esig2
     return out
 
 
@@ -841,6 +931,10 @@ def laws_from_moments(m: Moments, spec: EstimatorSpec) -> list[ErrorLaw]:
     ]
 
 
+#: an estimated model bias counts this many of its own standard errors larger than measured (``_bias_split``)
+BIAS_Z = 1.0
+
+
 def _bias_split(g: dict, m: Moments, spec: EstimatorSpec) -> tuple[np.ndarray, np.ndarray]:
     """(computed bias, bound on the model-dependent bias), each (T, B).
 
@@ -853,6 +947,13 @@ def _bias_split(g: dict, m: Moments, spec: EstimatorSpec) -> tuple[np.ndarray, n
     delta_a^2, Cauchy-Schwarz gives |E[sum_a g (q - mu)]| <= sum_a E[g_a] delta_a = EDL - SDL.
     Self-normalised forms divide the covered part by W = E[sum_{p>0} pi_e]: the bound becomes
     (1/W - 1) SDL + (EDL - SDL), and the IPS form's computed bias SQ / W - EQ.
+
+    With a real log's rows (``ObservedRows``), the second part is estimated, not bounded, on the actions
+    the historical log covers: b_hat = E[sum_a pi_e e_hat] - SDS / W (W = 1 for plain forms), the mean of
+    h(a_i | x_i) e_hat_i with h = pi_e - p c / W. It joins the computed bias, and the bound becomes
+    ``BIAS_Z`` standard errors of it: by Minkowski, with 0 <= p c <= pi_e,
+    sqrt(E[h^2 e_hat^2]) <= sqrt(E2 - SE2) + |1/W - 1| sqrt(SE2), where E2 = E[sum_a pi_e^2 e_hat^2] and
+    SE2 = E[sum_a pi_e p c e_hat^2]; divided by sqrt(M). Actions the log does not cover keep the bound.
     """
     if m.eq is None or m.edel is None:
         raise ValueError("the bias split needs moments computed with the model-error terms")
@@ -866,6 +967,12 @@ def _bias_split(g: dict, m: Moments, spec: EstimatorSpec) -> tuple[np.ndarray, n
     else:
         computed = sq * inv_w - eq
     bound = np.maximum(edel - sdl, 0.0) + np.maximum(inv_w - 1.0, 0.0) * sdl
+    if "SDS" in g and m.esig is not None and m.esig2 is not None and m.size > 0:
+        estimated = m.esig[:, None] - g["SDS"] * inv_w
+        e2, se2 = m.esig2[:, None], np.maximum(g["SE2"], 0.0)
+        spread = np.sqrt(np.maximum(e2 - se2, 0.0)) + np.abs(inv_w - 1.0) * np.sqrt(se2)
+        computed = computed + estimated
+        bound = bound + BIAS_Z * spread / np.sqrt(m.size)
     return computed, bound
 
 

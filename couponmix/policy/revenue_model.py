@@ -135,8 +135,17 @@ class CrossFittedRevenueModel:
         return pred
 
     def predict_fold(self, x: np.ndarray, k: int) -> np.ndarray:
-        """Predictions of fold ``k``'s model alone (trained on the other folds), (n, A)."""
-        return self._predict_with(self.models_[k], np.asarray(x, float))
+        """Predictions of fold ``k``'s model alone (trained on the other folds), (n, A); kept for the last
+        few array objects like ``predict``."""
+        cache = self.__dict__.setdefault("_fold_cache", [])
+        for xc, kc, pred in cache:
+            if xc is x and kc == k:
+                return pred
+        pred = self._predict_with(self.models_[k], np.asarray(x, float))
+        pred.setflags(write=False)
+        cache.append((x, k, pred))
+        del cache[:-PREDICTION_CACHE]
+        return pred
 
     def to_texts(self) -> list[str]:
         """The fold models in LightGBM's text format (data, not code)."""
