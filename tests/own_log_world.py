@@ -112,3 +112,110 @@ def encode(frame: pd.DataFrame, card: dict) -> np.ndarray:
         else:
             cols.append(frame[name].to_numpy(float))
     return np.column_stack(cols)
+
+
+# ----- the check: calibrate from one log, then Monte Carlo over logs drawn from the world itself ------------
+
+#: a mapping whose only feature is a ticket number that says nothing about the customer: the model cannot beat
+#: the per-action averages, so calibrate falls back to the per-action-means world, which cannot see that
+#: customers differ; the targets split customers by ticket or at random
+MEANS_CONFIG = {
+    "columns": {**MAPPING, "features": ["ticket"], "categorical": []},
+    "components": CONFIG["components"],
+    "targets": {
+        "half_save20": {"kind": "fixed", "probabilities": {"SAVE20": 0.5, "NONE": 0.5}},
+        "ticket_ship": {"kind": "rule", "feature": "ticket", "min": 500, "action": "FREESHIP", "otherwise": "SAVE10"},
+    },
+}
+
+
+def with_ticket(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    return frame.assign(ticket=np.random.default_rng(seed).integers(0, 1000, len(frame)).astype(float))
+
+
+def promise_check(tmp, means: bool = False, reps: int = 100, rows: int = 50_000, eval_size: int = 50_000, config=None) -> dict:
+    """Calibrate from a ``rows``-row log of this world (seed 1), run the study, then draw ``reps`` logs of the
+    run's size from the world at the recommended mixture; per target, the promise beside the Monte Carlo
+    RMSE, bias and their standard errors, and the stated revenue cost beside the world's own."""
+    from pathlib import Path
+
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.ope.estimators import exact_suite
+    from couponmix.ope.montecarlo import interval
+    from couponmix.studies.commands import calibrate
+    from couponmix.studies.config import StudyConfig
+    from couponmix.studies.study import run_config
+
+    tmp = Path(tmp)
+    frame = with_ticket(log(rows, seed=1), 2)
+    r = frame["revenue"].to_numpy()
+    tails = {
+        "kurtosis": float(((r - r.mean()) ** 4).mean() / r.var() ** 2),
+        "top_1pct_share": float(np.sort(r)[::-1][: len(r) // 100].sum() / r.sum()),
+    }
+    frame.to_csv(tmp / "log.csv", index=False)
+    cal = calibrate(tmp / "log.csv", tmp / "sc", config or (MEANS_CONFIG if means else CONFIG))
+    summary = run_config(StudyConfig(scenario=str(tmp / "sc"), eval_size=eval_size)).summary.to_dict()
+    sc = get_scenario(str(tmp / "sc"))
+    perm = [COUPONS.index(a) for a in sc.action_names]
+    alpha = np.array([summary["recommended"]["alpha"][c] for c in sc.components()])
+    ref = np.array([summary["revenue_only"]["alpha"][c] for c in sc.components()])
+    pool = with_ticket(customers(200_000, np.random.default_rng(7)), 8)
+    x = encode(pool, sc.meta["card"])
+    m = mu(pool)[:, perm]
+    comp = np.stack([p(x) for p in sc.components().values()])  # (K, P, A)
+    targets = {t: p(x) for t, p in sc.targets().items()}
+    q = sc.reward_model(x)
+    truth = {t: float((pe * m).sum(axis=1).mean()) for t, pe in targets.items()}
+    true_cost = float((ref - alpha) @ (np.einsum("kpa,pa->k", comp, m) / len(x)))
+    n = summary["n"]
+    detail = summary["recommended"]["targets"]
+    specs = {s.name: s for s in exact_suite()}
+    p_bal = np.tensordot(alpha, comp, axes=1)
+    est = {t: np.empty(reps) for t in targets}
+    for rep in range(reps):
+        g = np.random.default_rng([11, rep])
+        idx = g.integers(0, len(x), n)
+        k = (g.random(n)[:, None] > np.cumsum(alpha)[None, :]).sum(axis=1).clip(0, len(alpha) - 1)
+        probs = comp[k, idx]
+        a = (g.random(n)[:, None] > probs.cumsum(axis=1)).sum(axis=1).clip(0, len(perm) - 1)
+        reward = rewards(pool.iloc[idx].reset_index(drop=True), np.array(perm)[a], g)
+        one = {"action": a, "reward": reward, "pscore": probs[np.arange(n), a], "pscore_avg": p_bal[idx, a]}
+        for t, pe in targets.items():
+            est[t][rep] = interval(specs[detail[t]["estimator"]], one, pe[idx], q[idx])[0]
+    out_targets = {}
+    for t in targets:
+        d = detail[t]
+        err = est[t] - truth[t]
+        mc = float(np.sqrt((err**2).mean()))
+        out_targets[t] = {
+            "estimator": d["estimator"],
+            "promised_rmse": d["rmse"],
+            "promise_se": d["promise_se"],
+            "sampling_error": d["sampling_error"],
+            "estimated_bias": d["computed_bias"],
+            "model_bias_bound": d["model_bias_bound"],
+            "mc_rmse": mc,
+            "mc_rmse_se": float((err**2).std(ddof=1) / np.sqrt(reps) / (2 * mc)),
+            "mc_bias": float(err.mean()),
+            "mc_bias_se": float(err.std(ddof=1) / np.sqrt(reps)),
+            "promise_over_mc": d["rmse"] / mc,
+        }
+    stated = summary["revenue_cost"]["per_customer"]
+    return {
+        "rows": rows,
+        "tails": tails,
+        "world": cal.world,
+        "second_moments": summary["criterion"]["second_moments"],
+        "gate": {"gain": cal.diagnostics.get("gain"), "gain_se": cal.diagnostics.get("gain_se")},
+        "recommended": summary["recommended"]["alpha"],
+        "n": n,
+        "reps": reps,
+        "targets": out_targets,
+        "revenue_cost_per_10k": {
+            "stated": 1e4 * stated,
+            "stated_se": 1e4 * summary["promise_uncertainty"]["revenue_cost_se"],
+            "true": 1e4 * true_cost,
+            "stated_over_true": stated / true_cost,
+        },
+    }

@@ -9,8 +9,9 @@ scenario folder that every command takes in place of a scenario name. In that wo
   positive outcomes (binary rewards) cannot be fitted: their mu is their click rate shrunk toward the
   overall rate (a Beta prior worth ``min_positive`` clicks);
 - m2(x, a): a binary reward is Bernoulli, so m2 = mu; a continuous reward gets a second model of r^2, floored
-  at mu^2 + 1% of the log's reward variance. Simulated continuous rewards are normal with that mean and
-  variance: the exact objectives use only mu and m2, which match the fitted ones;
+  at mu^2 + 1% of the log's reward variance. Simulated continuous rewards have that mean and variance and
+  the log's own shape (mu + sd z, z resampled from the log's standardised residuals of the action), so
+  heavy tails survive; the exact objectives use only mu and m2, which match the fitted ones;
 - the reward model the estimators use (the team's production model) is fold 0's model alone, trained on
   half of the log, so it differs from mu as a real model differs from the world; its per-action RMSE against
   mu is the model-error bound of the decision's criterion.
@@ -535,7 +536,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
             "Bernoulli: E[r^2] = E[r]"
             if log.binary
             else "a LightGBM model of r^2, floored at mu^2 + 1% of the reward variance; simulated rewards "
-            "are normal with that mean and variance"
+            "have that mean and variance and the shape of the log's own residuals (resampled per coupon)"
         ),
     }
     meta = {
@@ -703,12 +704,45 @@ class CalibratedScenario(Scenario):
         return cache[name]
 
     def sample_rewards(self, x, actions, rng):
+        """Rewards with the world's mean and second moment and the log's own shape: mu + sd z, where z is
+        drawn, for each action, from the log's standardised residuals of that action (importance weighted,
+        centred and scaled to mean 0 and variance 1), so heavy tails and zeros survive the simulation
+        (``_residual_shapes``); a 0/1 reward is Bernoulli."""
         rows = np.arange(len(x))
+        actions = np.asarray(actions)
         mu = self.mu(x)[rows, actions]
         if self.binary:
             return (rng.random(len(x)) < mu).astype(float)
         sd = np.sqrt(np.maximum(self.m2(x)[rows, actions] - mu**2, 0.0))
-        return mu + sd * rng.standard_normal(len(x))
+        z = np.empty(len(x))
+        u = rng.random(len(x))
+        for a, (values, cdf) in enumerate(self._residual_shapes):
+            at = actions == a
+            z[at] = values[np.minimum(np.searchsorted(cdf, u[at], side="right"), len(values) - 1)]
+        return mu + sd * z
+
+    @cached_property
+    def _residual_shapes(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per action, (z values, their cumulative weights): the logged rows' residuals r - mu over the world's
+        standard deviation, weighted by the logging weights, then centred and scaled to mean 0 and variance
+        1 under those weights. An action with fewer than 30 rows takes every action's residuals."""
+        x, action, reward = self.customers, self._array_cached("log_action"), self._array_cached("log_reward")
+        mu = self.mu(x)[np.arange(len(x)), action]
+        sd = np.sqrt(np.maximum(self.m2(x)[np.arange(len(x)), action] - mu**2, 1e-300))
+        w = self._log_weights()
+        z_all = (reward - mu) / sd
+        out = []
+        for a in range(self.n_actions):
+            rows = action == a
+            if rows.sum() < self.MIN_OBSERVED_ROWS or w[rows].sum() <= 0:
+                rows = np.ones(len(action), bool)
+            z, ww = z_all[rows], w[rows] / w[rows].sum()
+            mean = float(ww @ z)
+            spread = float(np.sqrt(ww @ (z - mean) ** 2))
+            z = (z - mean) / spread if spread > 0 else np.zeros_like(z)
+            order = np.argsort(z, kind="stable")
+            out.append((z[order], np.cumsum(ww[order])))
+        return out
 
     # ----- the team's model and the policies ----------------------------------------------------------------
     def reward_model(self, x):
