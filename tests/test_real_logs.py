@@ -668,3 +668,30 @@ def test_the_gate_tries_other_model_settings_before_it_gives_up(tmp_path):
     res = calibrate(tmp_path / "noise.csv", tmp_path / "noise", config(model=overfit))
     assert res.world == "means" and len(res.diagnostics["tried"]) == 5
     assert "None of the 5 model settings tried does better" in res.warnings[0] and "4 leaves, at least 200 rows a leaf" in res.warnings[0]
+
+
+def test_a_calibrated_world_simulates_rewards_with_the_logs_own_shape(tmp_path):
+    """Simulated continuous rewards keep the world's mean and second moment (what the exact formulas use)
+    and the log's heavy tails: residuals are resampled per coupon, not drawn from a normal."""
+    from couponmix.dataset.scenario import get_scenario
+    from couponmix.studies.commands import calibrate
+    from tests import own_log_world as world
+
+    frame = world.log(20_000, seed=3)
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    calibrate(tmp_path / "log.csv", tmp_path / "sc", world.CONFIG)
+    sc = get_scenario(str(tmp_path / "sc"))
+    rng = np.random.default_rng(0)
+    x = sc.sample_covariates(300_000, rng)
+    action = rng.integers(0, sc.n_actions, len(x))
+    r = sc.sample_rewards(x, action, rng)
+    rows = np.arange(len(x))
+    mu, m2 = sc.mu(x)[rows, action], sc.m2(x)[rows, action]
+    assert abs(r.mean() - mu.mean()) <= 4 * r.std() / np.sqrt(len(r))
+    assert abs((r * r).mean() - m2.mean()) <= 4 * (r * r).std() / np.sqrt(len(r))
+    kurtosis = ((r - r.mean()) ** 4).mean() / r.var() ** 2
+    logged = frame.revenue.to_numpy()
+    assert kurtosis > 0.3 * ((logged - logged.mean()) ** 4).mean() / logged.var() ** 2 > 10  # a normal world: about 9
+    assert sc.sample_rewards(x[:100], action[:100], np.random.default_rng(1)).tolist() == sc.sample_rewards(
+        x[:100], action[:100], np.random.default_rng(1)
+    ).tolist()
