@@ -692,6 +692,7 @@ def test_a_calibrated_world_simulates_rewards_with_the_logs_own_shape(tmp_path):
     kurtosis = ((r - r.mean()) ** 4).mean() / r.var() ** 2
     logged = frame.revenue.to_numpy()
     assert kurtosis > 0.3 * ((logged - logged.mean()) ** 4).mean() / logged.var() ** 2 > 10  # a normal world: about 9
-    assert sc.sample_rewards(x[:100], action[:100], np.random.default_rng(1)).tolist() == sc.sample_rewards(
-        x[:100], action[:100], np.random.default_rng(1)
-    ).tolist()
+    assert (
+        sc.sample_rewards(x[:100], action[:100], np.random.default_rng(1)).tolist()
+        == sc.sample_rewards(x[:100], action[:100], np.random.default_rng(1)).tolist()
+    )

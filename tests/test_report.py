@@ -15,6 +15,7 @@ from couponmix.studies.summary import from_json
 
 STUDIES = Path(__file__).with_name("data") / "studies"
 FORMATS = {
+    "pct0": lambda v: f"{100 * v:.0f}%",
     "pct1": lambda v: f"{100 * v:.1f}%",
     "pct2": lambda v: f"{100 * v:.2f}%",
     "thousands": lambda v: f"{v:,.0f}",

@@ -39,7 +39,18 @@ from couponmix.ope.objectives import DEFAULT_EVAL_SIZE, EvaluationSample, Mixtur
 from couponmix.policy.contextual import ContextualMixture, Grouping
 from couponmix.policy.mixture import Mixture
 
-__all__ = ["obp_estimate", "TRUTH_SIZE", "TRUTH_CHUNK", "Z95", "TargetCheck", "true_values", "row_weights", "interval", "monte_carlo"]
+__all__ = [
+    "obp_estimate",
+    "TRUTH_SIZE",
+    "TRUTH_CHUNK",
+    "Z95",
+    "TargetCheck",
+    "true_values",
+    "row_weights",
+    "interval",
+    "influence",
+    "monte_carlo",
+]
 
 TRUTH_SIZE = 2_000_000
 TRUTH_CHUNK = 250_000
@@ -94,6 +105,14 @@ def row_weights(spec: EstimatorSpec, log: dict, pe: np.ndarray) -> np.ndarray:
 
 def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
     """Point estimate and the half-width of its 95% interval, from the per-customer terms."""
+    est, phi = influence(spec, log, pe, q)
+    return est, float(Z95 * phi.std(ddof=1) / np.sqrt(len(phi)))
+
+
+def influence(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """(point estimate, per-customer terms phi (n,)): the estimate is mean(phi) for plain estimators; for
+    self-normalised ones phi is the delta method's linearisation, whose spread gives the standard error.
+    The terms of two estimates on one log give the standard error of their difference."""
     rows = np.arange(len(log["action"]))
     a = log["action"]
     c = row_weights(spec, log, pe)
@@ -111,7 +130,7 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | Non
     else:
         phi = d + c * e
         est = phi.mean()
-    return float(est), float(Z95 * phi.std(ddof=1) / np.sqrt(len(a)))
+    return float(est), phi
 
 
 def obp_estimate(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:

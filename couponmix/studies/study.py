@@ -11,6 +11,7 @@ from couponmix.dataset.scenario import get_scenario
 from couponmix.decide.curves import best_component, exploration_curve, exploration_rate, log_size_curve
 from couponmix.decide.optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
 from couponmix.decide.planner import LogSizePlan, Plan, log_size_at, plan_mixture
+from couponmix.decide.value import decision_summary
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
 from couponmix.infra.validation import check_positive_float, check_positive_int
@@ -437,7 +438,12 @@ def _run(
             "card": meta.get("card"),
             "diagnostics": meta.get("diagnostics"),
             "warnings": sc.warnings(),
-            "values": "model estimates: the reward means of the calibrated model, not measurements",
+            "values": (
+                "estimates from the log: the model corrected by the logged rewards of the rows it was not trained "
+                "on (doubly robust), not measurements"
+                if sample.observed is not None
+                else "model estimates: the reward means of the calibrated model, not measurements"
+            ),
         }
     if model_report is not None and model_report["rmse_vs_true_mu"] > 0.8 * model_report["baseline_rmse_vs_true_mu"]:
         warnings.append(
@@ -492,6 +498,14 @@ def _run(
         std_error=promise["revenue_cost_se"],
     )
     no_explore = no_exploration(objectives, sample)
+    log.info("the decision a log supports: chance of deploying the best policy, regret")
+    incumbent = objectives.component_names[best_component(objectives)]
+    alone = np.eye(len(components))[list(components).index(incumbent)]
+    try:
+        decision = decision_summary(sample, objectives, {"recommended": alpha, "no_exploration": alone}, n, incumbent, sc.ground_truth)
+    except CouponmixError as exc:
+        decision = None
+        warnings.append(f"The decision a log supports could not be computed: {exc}.")
     law = sample_size_law(objectives, sample, alpha, verdicts)
     bar.phase(4, PHASES[4])
     log.info("computing the curves for the report")
@@ -576,6 +590,7 @@ def _run(
         exploit_regret=regret,
         calibrated=calibrated,
         contextual=ctx,
+        decision=decision,
     )
     return StudyResult(summary=summary, front=front, recommendation=rec)
 

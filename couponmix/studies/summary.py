@@ -241,6 +241,9 @@ class StudySummary(Record):
     calibrated: dict | None = field(default=None, metadata=OPTIONAL)
     #: exploration rates that vary by customer (``--contextual``): the rule at each precision, both fronts
     contextual: dict | None = field(default=None, metadata=OPTIONAL)
+    #: the decision a log supports (``decide.value.decision_summary``): at the recommended mix and without
+    #: exploration, the chance of deploying the truly best policy and the regret, for two deployment rules
+    decision: dict | None = field(default=None, metadata=OPTIONAL)
 
 
 def to_json(summary: StudySummary | dict) -> str:

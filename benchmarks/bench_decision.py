@@ -1,0 +1,60 @@
+"""The decision a log supports (issue 22, item 1): the normal law's probability of deploying the truly best
+policy and the regret of two deployment rules, against Monte Carlo over logs estimated with obp's
+estimators, on paper, market and the spring_winback example study (the cases of
+``tests/test_decision_value.py``), with the time one decision value takes.
+
+Usage: python benchmarks/bench_decision.py [--reps 2000]
+Writes benchmarks/results_decision.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_objectives import machine  # noqa: E402
+from couponmix.decide.value import log_decision, simulate_decisions  # noqa: E402
+from couponmix.ope.estimators import exact_suite  # noqa: E402
+from tests.test_decision_value import CASES, _setup  # noqa: E402
+
+KEYS = ("p_best", "regret", "p_best_safe", "regret_safe", "p_switch_safe")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=2000)
+    args = ap.parse_args()
+    doc: dict = {"machine": machine(), "reps": args.reps, "cases": {}}
+    print(f"{'case':16} {'quantity':14} {'formula':>10} {'Monte Carlo':>20} {'z':>6}")
+    for name in CASES:
+        sc, sample, alpha, inc, n = _setup(name)
+        t = time.perf_counter()
+        dv, cands, specs = log_decision(sample, alpha, n, exact_suite(), inc, error="simulator")
+        seconds = time.perf_counter() - t
+        mc = simulate_decisions(sc, sample, alpha, cands, specs, n, inc, args.reps, seed=1)
+        rows = {}
+        for key in KEYS:
+            f, m, se = getattr(dv, key), mc[key], mc[key + "_se"]
+            z = (f - m) / se if se > 0 else 0.0
+            rows[key] = {"formula": f, "mc": m, "mc_se": se, "z": z}
+            print(f"{name:16} {key:14} {f:10.4f} {m:10.4f} +- {se:6.4f} {z:6.2f}")
+        doc["cases"][name] = {
+            "alpha": dict(zip(sample.component_names, alpha.tolist())),
+            "n": n,
+            "incumbent": inc,
+            "estimators": {c: s.name for c, s in specs.items()},
+            "values": dict(zip(dv.candidates, dv.values.tolist())),
+            "decision_seconds": seconds,
+            "quantities": rows,
+        }
+    (ROOT / "benchmarks" / "results_decision.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

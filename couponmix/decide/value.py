@@ -1,0 +1,395 @@
+"""The decision a log supports: after logging n customers with mixture alpha, a team estimates every
+candidate policy (the future policies and the incumbent) off-policy and deploys one. What does that log
+buy?
+
+The chosen estimators' estimates of the C candidates are jointly (to first order) normal:
+
+    V_hat ~ N(V + b, Sigma / n),
+
+with V the candidates' values, b each estimator's bias and Sigma the covariance of their per-customer
+terms over the same logged customers. Every estimator is, per logged row (x, k, a, r) with k the
+component that acted,
+
+    plain:            X_c = D_c(x) + c_c (r - q_c)
+    self-normalised:  psi_c = D_c(x) + (c_c (r - q_c) - R_c c_c) / W_c   (delta method)
+
+with c_c the estimator's weight of pi_c(a|x) over the balanced (or, for naive weights, the acting
+component's) propensity, q_c its reward model (0 for the IPS family), D_c = sum_a pi_c q_c,
+W_c = E[c_c] and R_c = E[c_c (r - q_c)] / W_c. Each is A + C r with A, C known at (x, k, a), so
+
+    Sigma_cd = E[A_c A_d + (A_c C_d + A_d C_c) mu + C_c C_d m2] - E[psi_c] E[psi_d]
+
+over rows drawn with probability alpha_k pi_k(a|x): exact for plain estimators, first order for the
+self-normalised ones. On a real log's evaluation sample (``ObservedRows``) mu and m2 are its held-out rows'
+importance-weighted rewards, so the covariances come from the logged rewards as the promise does.
+
+From that law (``decision_value``, by ``draws`` correlated normal draws with a fixed seed):
+
+* the probability that "deploy the estimated best" picks the truly best candidate, and its expected
+  regret per customer, V_best - V_deployed;
+* the same for the safe rule: leave the incumbent only when the lower end of the 95% interval of the
+  estimated difference (estimated best minus incumbent) is above 0.
+
+``tests/test_decision_value.py`` checks both against logs simulated from the scenario and estimated with
+obp's estimators.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.validation import check_positive_int
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.objectives import EvaluationSample
+
+__all__ = ["DecisionValue", "decision_law", "decision_value", "candidate_sample", "log_decision", "simulate_decisions", "Z95"]
+
+Z95 = 1.959963984540054
+#: customers per chunk when the cross moments are summed
+CHUNK = 20_000
+
+
+@dataclass(frozen=True)
+class DecisionValue:
+    """What a log of ``n`` customers at mixture ``alpha`` supports, per customer deployed afterwards.
+
+    Attributes
+    ----------
+    candidates, estimators : tuple of str, (C,)
+        The candidate policies and the estimator each is judged by.
+    values, bias : ndarray, (C,)
+        Each candidate's value (per customer) and its estimator's bias.
+    cov : ndarray, (C, C)
+        Covariance of the estimates at log size n.
+    incumbent, best : str
+        The policy in place before the log, and the truly best candidate.
+    p_best, regret : float
+        "Deploy the estimated best": the probability that it is the truly best, and E[V_best - V_deployed].
+    p_best_safe, regret_safe, p_switch_safe : float
+        The safe rule (switch only when the 95% lower bound of the difference is above 0): the same, and
+        the probability that it leaves the incumbent.
+    gain, gain_safe : float
+        E[V_deployed] - V_incumbent under each rule: what the log buys per customer deployed.
+    draws : int
+        Normal draws behind the probabilities (their own standard error is at most 0.5 / sqrt(draws)).
+    """
+
+    candidates: tuple[str, ...]
+    estimators: tuple[str, ...]
+    values: np.ndarray
+    bias: np.ndarray
+    cov: np.ndarray
+    n: int
+    incumbent: str
+    best: str
+    p_best: float
+    regret: float
+    p_best_safe: float
+    regret_safe: float
+    p_switch_safe: float
+    gain: float
+    gain_safe: float
+    draws: int
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("values", "bias"):
+            out[key] = dict(zip(self.candidates, np.asarray(out[key], float).tolist()))
+        out["estimators"] = dict(zip(self.candidates, self.estimators))
+        out["candidates"] = list(self.candidates)
+        out["sd"] = dict(zip(self.candidates, np.sqrt(np.maximum(np.diag(self.cov), 0.0)).tolist()))
+        out["cov"] = np.asarray(self.cov, float).tolist()
+        return out
+
+
+def candidate_sample(sample: EvaluationSample, candidates: Mapping[str, np.ndarray]) -> EvaluationSample:
+    """``sample`` with the candidates ((M, A) probabilities each) as its targets, so that the decision's
+    criterion can choose each candidate's estimator as it does for targets."""
+    names = tuple(candidates)
+    probs = np.stack([np.asarray(candidates[c], float) for c in names])
+    if probs.shape[1:] != sample.mu.shape:
+        raise CouponmixError(f"candidate probabilities must have shape {sample.mu.shape}")
+    return dataclasses.replace(sample, target_names=names, target_probs=probs, _groups={}, _merge_index={})
+
+
+def _moments(sample: EvaluationSample) -> tuple[np.ndarray, np.ndarray]:
+    """(M, A) E[r | x, a] and E[r^2 | x, a]: the world's, or on a real log's rows their importance-weighted
+    logged rewards (``ObservedRows``)."""
+    if sample.observed is None:
+        return sample.mu, sample.m2
+    obs = sample.observed
+    return obs.residual_first_moment(None, sample.mu), obs.residual_second_moment(None, sample.m2)
+
+
+def _weights(spec: EstimatorSpec, probs: np.ndarray, comp: np.ndarray, p_bal: np.ndarray) -> np.ndarray:
+    """(K, m, A) the estimator's weight c of pi(a|x) for rows logged by component k."""
+    p = comp if spec.weights == "naive" else np.broadcast_to(p_bal[None], comp.shape)
+    w = np.divide(np.broadcast_to(probs[None], comp.shape), p, out=np.zeros(comp.shape), where=p > 0)
+    return spec.weight(w)
+
+
+def decision_law(
+    sample: EvaluationSample, alpha, candidates: Mapping[str, np.ndarray], specs: Mapping[str, EstimatorSpec], n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values (C,), biases (C,), covariance at log size n (C, C)) of the candidates' estimates.
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+    alpha : array_like, (K,)
+        The logging mixture.
+    candidates : mapping of name to ndarray (M, A)
+        Each candidate's probabilities on the sample's customers.
+    specs : mapping of name to EstimatorSpec
+        The estimator each candidate is judged by (one with a fixed reward model or none).
+    n : int
+        Customers in the log.
+    """
+    n = check_positive_int(n, "n")
+    names = list(candidates)
+    alpha = np.asarray(alpha, float)
+    comp = sample.comp_probs  # (K, M, A)
+    m = comp.shape[1]
+    mu, m2 = _moments(sample)
+    q_model = sample.q if sample.q is not None else np.zeros_like(mu)
+    for c in names:
+        if specs[c].fits_reward_model:
+            raise CouponmixError(f"{specs[c].name} fits its model on the log: its decision value needs Monte Carlo")
+    probs = {c: np.asarray(candidates[c], float) for c in names}
+    qs = {c: (q_model if specs[c].uses_reward_model else np.zeros_like(mu)) for c in names}
+    chunks = [slice(s, s + CHUNK) for s in range(0, m, CHUNK)]
+
+    def rows(sl):
+        share = alpha[:, None, None] * comp[:, sl]  # (K, m, A): P(k, a | x)
+        p_bal = share.sum(axis=0)
+        return share, p_bal
+
+    # pass 1: each estimator's mean, and W and R of the self-normalised ones
+    sums = {c: np.zeros(3) for c in names}  # E[D], E[c], E[c (mu - q)]
+    for sl in chunks:
+        share, p_bal = rows(sl)
+        for c in names:
+            w = _weights(specs[c], probs[c][sl], comp[:, sl], p_bal)
+            q = qs[c][sl]
+            sums[c] += [(probs[c][sl] * q).sum(), (share * w).sum(), (share * w * (mu[sl] - q)[None]).sum()]
+    mean, norm, ratio = {}, {}, {}
+    for c in names:
+        ed, ew, ewe = sums[c] / m
+        if specs[c].self_normalised:
+            if not ew > 0:
+                raise CouponmixError(f"{c}: no logged row the policy would play ({specs[c].name} is 0 / 0)")
+            norm[c], ratio[c] = ew, ewe / ew
+            mean[c] = ed + ratio[c]
+        else:
+            norm[c], ratio[c] = 1.0, 0.0
+            mean[c] = ed + ewe
+    # pass 2: cross moments of psi_c = A_c + C_c r
+    k = len(names)
+    cross = np.zeros((k, k))
+    first = np.zeros(k)
+    for sl in chunks:
+        share, p_bal = rows(sl)
+        a_terms, c_terms = [], []
+        for c in names:
+            w = _weights(specs[c], probs[c][sl], comp[:, sl], p_bal)
+            q = qs[c][sl][None]
+            d = (probs[c][sl] * qs[c][sl]).sum(axis=1)[None, :, None]
+            a_terms.append(d + (-w * q - ratio[c] * w) / norm[c])
+            c_terms.append(w / norm[c])
+        mu_s, m2_s = mu[sl][None], m2[sl][None]
+        for i in range(k):
+            first[i] += (share * (a_terms[i] + c_terms[i] * mu_s)).sum()
+            for j in range(i, k):
+                v = (
+                    share
+                    * (
+                        a_terms[i] * a_terms[j]
+                        + (a_terms[i] * c_terms[j] + a_terms[j] * c_terms[i]) * mu_s
+                        + c_terms[i] * c_terms[j] * m2_s
+                    )
+                ).sum()
+                cross[i, j] = cross[j, i] = cross[i, j] + v
+    first /= m
+    cov1 = cross / m - np.outer(first, first)
+    cov1[np.diag_indices(k)] = np.maximum(np.diag(cov1), 0.0)  # rounding can leave -1e-18 where a variance is 0
+    values = sample._values(np.stack([probs[c] for c in names]))
+    bias = np.array([mean[c] for c in names]) - values
+    return values, bias, cov1 / n
+
+
+def decision_value(
+    sample: EvaluationSample,
+    alpha,
+    candidates: Mapping[str, np.ndarray],
+    specs: Mapping[str, EstimatorSpec],
+    n: int,
+    incumbent: str,
+    draws: int = 200_000,
+    seed: int = 0,
+) -> DecisionValue:
+    """The decision a log of ``n`` customers at ``alpha`` supports (see the module docstring).
+
+    ``incumbent`` names the candidate in place before the log (the revenue-best component). The rules'
+    probabilities and regrets are averages over ``draws`` draws of the estimates' normal law (seed
+    ``seed``): deterministic, with a standard error of at most 0.5 / sqrt(draws) on each probability.
+    """
+    names = list(candidates)
+    if incumbent not in names:
+        raise CouponmixError(f"the incumbent {incumbent!r} must be one of the candidates ({', '.join(names)})")
+    draws = check_positive_int(draws, "draws", minimum=100)
+    values, bias, cov = decision_law(sample, alpha, candidates, specs, n)
+    lam, vec = np.linalg.eigh((cov + cov.T) / 2)
+    root = vec * np.sqrt(np.maximum(lam, 0.0))
+    z = np.random.default_rng([seed, 20_261_203]).standard_normal((draws, len(names)))
+    est = values + bias + z @ root.T  # (draws, C)
+    best = int(np.argmax(values))
+    inc = names.index(incumbent)
+    pick = np.argmax(est, axis=1)
+    # the safe rule: leave the incumbent only when the difference's 95% interval lies above 0
+    var_diff = np.diag(cov)[pick] + cov[inc, inc] - 2 * cov[pick, inc]
+    lower = est[np.arange(draws), pick] - est[:, inc] - Z95 * np.sqrt(np.maximum(var_diff, 0.0))
+    safe = np.where((pick != inc) & (lower > 0), pick, inc)
+    return DecisionValue(
+        candidates=tuple(names),
+        estimators=tuple(specs[c].name for c in names),
+        values=values,
+        bias=bias,
+        cov=cov,
+        n=int(n),
+        incumbent=incumbent,
+        best=names[best],
+        p_best=float((pick == best).mean()),
+        regret=float(values[best] - values[pick].mean()),
+        p_best_safe=float((safe == best).mean()),
+        regret_safe=float(values[best] - values[safe].mean()),
+        p_switch_safe=float((safe != inc).mean()),
+        gain=float(values[pick].mean() - values[inc]),
+        gain_safe=float(values[safe].mean() - values[inc]),
+        draws=draws,
+    )
+
+
+def simulate_decisions(
+    scenario,
+    sample: EvaluationSample,
+    alpha,
+    candidates: Mapping[str, np.ndarray],
+    specs: Mapping[str, EstimatorSpec],
+    n: int,
+    incumbent: str,
+    reps: int,
+    seed: int = 0,
+) -> dict:
+    """Monte Carlo check of ``decision_value``: ``reps`` logs of ``n`` customers drawn with replacement from
+    the sample's customers (so the candidates' values are the sample's), each row's component from
+    ``alpha``, its action from that component and its reward from ``scenario.sample_rewards``. Every
+    candidate is estimated with obp's estimator (our own per-customer terms must give the same estimate;
+    they also give the safe rule's standard error of the difference, as a team would compute it).
+
+    Returns {"p_best", "regret", "p_best_safe", "regret_safe", "p_switch_safe", each with "<name>_se"}.
+    """
+    from couponmix.ope.montecarlo import influence
+
+    names = list(candidates)
+    alpha = np.asarray(alpha, float)
+    if sample.x is None:
+        raise CouponmixError("simulating decisions needs the evaluation sample's covariates")
+    x = sample.x
+    comp = sample.comp_probs
+    kk, m, a_n = comp.shape
+    probs = {c: np.asarray(candidates[c], float) for c in names}
+    values = sample._values(np.stack([probs[c] for c in names]))
+    best, inc = int(np.argmax(values)), names.index(incumbent)
+    p_bal = np.tensordot(alpha, comp, axes=1)
+    pick, safe = np.empty(reps, int), np.empty(reps, int)
+    for rep in range(reps):
+        g = np.random.default_rng([seed, 7_919, rep])
+        idx = g.integers(0, m, n)
+        k = np.minimum((g.random(n)[:, None] > np.cumsum(alpha)[None, :]).sum(axis=1), kk - 1)
+        pk = comp[k, idx]
+        a = np.minimum((g.random(n)[:, None] > pk.cumsum(axis=1)).sum(axis=1), a_n - 1)
+        reward = scenario.sample_rewards(x[idx], a, g)
+        log = {"action": a, "reward": reward, "pscore": pk[np.arange(n), a], "pscore_avg": p_bal[idx, a]}
+        q = None if sample.q is None else sample.q[idx]
+        est, phi = np.empty(len(names)), []
+        for j, c in enumerate(names):
+            pe = probs[c][idx]
+            est[j], terms = influence(specs[c], log, pe, q)
+            theirs = specs[c].estimate(log, pe, q)
+            if not np.isclose(est[j], theirs, rtol=1e-9, atol=1e-9):
+                raise RuntimeError(f"{specs[c].name}: own estimate {est[j]} differs from obp's {theirs}")
+            phi.append(terms)
+        pick[rep] = int(np.argmax(est))
+        diff_se = (phi[pick[rep]] - phi[inc]).std(ddof=1) / np.sqrt(n)
+        switch = pick[rep] != inc and est[pick[rep]] - est[inc] - Z95 * diff_se > 0
+        safe[rep] = pick[rep] if switch else inc
+
+    def mean_se(v):
+        v = np.asarray(v, float)
+        return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
+
+    out = {}
+    for key, v in (
+        ("p_best", pick == best),
+        ("regret", values[best] - values[pick]),
+        ("p_best_safe", safe == best),
+        ("regret_safe", values[best] - values[safe]),
+        ("p_switch_safe", safe != inc),
+    ):
+        out[key], out[key + "_se"] = mean_se(v)
+    out["reps"] = reps
+    return out
+
+
+def log_decision(
+    sample: EvaluationSample,
+    alpha,
+    n: int,
+    suite,
+    incumbent: str,
+    error: str = "robust",
+    draws: int = 200_000,
+    seed: int = 0,
+) -> tuple[DecisionValue, dict[str, np.ndarray], dict[str, EstimatorSpec]]:
+    """The decision a log of ``n`` customers at ``alpha`` supports, with every target and the incumbent
+    component as candidates, each judged by the estimator the decision's criterion (``suite``, ``error``)
+    chooses for it at that mixture and log size. Returns (value, candidates, estimators)."""
+    from couponmix.ope.criterion import Criterion
+
+    comps = list(sample.component_names)
+    if incumbent not in comps:
+        raise CouponmixError(f"the incumbent {incumbent!r} is not a component ({', '.join(comps)})")
+    if incumbent in sample.target_names:
+        raise CouponmixError(f"the incumbent {incumbent!r} has the name of a future policy: rename one")
+    cands = {incumbent: sample.comp_probs[comps.index(incumbent)], **dict(zip(sample.target_names, sample.target_probs))}
+    alpha = np.asarray(alpha, float)
+    laws = Criterion(candidate_sample(sample, cands), list(suite), n, error=error).laws(alpha[None])
+    specs = {c: law.specs[int(law.choice(n)[0])] for c, law in zip(cands, laws)}
+    return decision_value(sample, alpha, cands, specs, n, incumbent, draws, seed), cands, specs
+
+
+def decision_summary(
+    sample: EvaluationSample, criterion, alphas: Mapping[str, np.ndarray], n: int, incumbent: str, truth_known: bool
+) -> dict:
+    """summary.json's ``decision`` block: for each named mixture (the recommended one, no exploration), what
+    a log of ``n`` customers supports (``log_decision`` with the run's criterion), in numbers and words."""
+    where = "in the simulated world" if truth_known else "estimated from your log (its values are estimates, not measurements)"
+    out: dict = {
+        "incumbent": incumbent,
+        "n": int(n),
+        "rules": {
+            "estimated_best": "deploy the candidate with the highest estimate",
+            "safe": "leave the incumbent only when the lower end of the 95% interval of the estimated difference is above 0",
+        },
+        "basis": where,
+        "method": "joint normal law of the chosen estimators' estimates (exact covariances from cross moments), 200,000 draws",
+    }
+    for key, alpha in alphas.items():
+        dv, _, _ = log_decision(sample, alpha, n, criterion.specs, incumbent, error=criterion.error)
+        out[key] = dv.to_dict()
+    return out
