@@ -35,7 +35,7 @@ def main() -> None:
     for name in CASES:
         sc, sample, alpha, inc, n = _setup(name)
         t = time.perf_counter()
-        dv, cands, specs = log_decision(sample, alpha, n, exact_suite(), inc, error="simulator")
+        dv, cands, specs = log_decision(sample, alpha, n, exact_suite(), inc)
         seconds = time.perf_counter() - t
         mc = simulate_decisions(sc, sample, alpha, cands, specs, n, inc, args.reps, seed=1)
         rows = {}

@@ -174,6 +174,7 @@ def _run_overrides(args) -> dict:
         return {}
     return dict(
         max_rmse=args.max_rmse,
+        horizon_days=args.horizon_days,
         floor=args.floor,
         aggregate=args.aggregate,
         tolerance=args.tol,
@@ -214,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--generations", type=int, default=None, help="optimiser generations (default 100)")
     run.add_argument(
         "--max-rmse", type=float, default=None, help="recommend the highest-revenue mix with RMSE at most this (default: knee point)"
+    )
+    run.add_argument(
+        "--horizon-days",
+        type=float,
+        default=None,
+        help="recommend the mix and log size that earn the most over this many days of traffic after the log (payback)",
     )
     run.add_argument("--floor", type=float, default=None, help="minimum share of every component (default 0.01)")
     run.add_argument("--aggregate", choices=["max", "mean"], default=None, help="combine per-target RMSEs by their max (default) or mean")

@@ -19,8 +19,8 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 #: (world, logging mixture as the incumbent's share, log size)
 CASES = {
     "paper": (lambda: StudyConfig(scenario="paper").build_scenario(), 0.6, 2_000),
-    "market": (lambda: StudyConfig(scenario="market").build_scenario(), 0.9, 20_000),
-    "spring_winback": (lambda: load_study(ROOT / "reports/examples/studies/spring_winback.yaml").build_scenario(), 0.8, 20_000),
+    "market": (lambda: StudyConfig(scenario="market").build_scenario(), 0.9, 3_000),
+    "spring_winback": (lambda: load_study(ROOT / "reports/examples/studies/spring_winback.yaml").build_scenario(), 0.8, 3_000),
 }
 
 
@@ -39,7 +39,13 @@ def _setup(name):
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_decision_a_log_supports_matches_monte_carlo(name):
     sc, sample, alpha, inc, n = _setup(name)
-    dv, cands, specs = log_decision(sample, alpha, n, exact_suite(), inc, error="simulator")
+    dv, cands, specs = log_decision(
+        sample,
+        alpha,
+        n,
+        exact_suite(),
+        inc,
+    )
     reps = mc_reps(400, 2_000)
     mc = simulate_decisions(sc, sample, alpha, cands, specs, n, inc, reps, seed=1)
     for key, z in (("p_best", 2), ("p_best_safe", 2), ("p_switch_safe", 2), ("regret", 3), ("regret_safe", 3)):
@@ -100,3 +106,45 @@ def test_a_run_says_what_its_log_lets_the_team_decide(tmp_path):
     html = (out / "report.html").read_text()
     assert "What the log lets you decide" in html and f"{100 * d['recommended']['p_best']:.0f}%" in html
     json.dumps(d, allow_nan=False)
+
+
+def test_payback_weighs_what_each_log_buys_against_its_cost():
+    """payback: net = horizon x traffic x gain - n (V_incumbent - V_mixture) on every (mixture, size); the
+    best is the grid's maximum; the break-even day is when the gain has paid the logging cost back."""
+    from couponmix.decide.value import payback, rule_outcomes, value_covariance
+    from couponmix.ope.criterion import Criterion
+
+    sc, sample, alpha, inc, n = _setup("spring_winback")
+    crit = Criterion(sample, exact_suite(), n)
+    k = list(sample.component_names).index(inc)
+    alphas = np.array([np.where(np.arange(2) == k, 1 - r, r) for r in (0.05, 0.2, 0.5)])
+    pb = payback(sample, crit, alphas, inc, horizon_days=30, daily_traffic=5_000, sizes=[1_000, 4_000], draws=5_000)
+    grid = np.array(pb["net_by_mixture_and_size"])
+    assert grid.shape == (3, 2) and pb["best"]["net"] == pytest.approx(grid.max())
+    # one cell by hand: the law at that mixture and size, the safe rule's gain
+    dv, cands, specs = log_decision(sample, alphas[1], 4_000, exact_suite(), inc, draws=5_000)
+    out = rule_outcomes(dv.values, dv.bias, dv.cov, list(cands).index(inc), 5_000, 0, value_covariance(sample, cands))
+    cost = 4_000 * (sample.component_values[k] - alphas[1] @ sample.component_values)
+    assert grid[1, 1] == pytest.approx(30 * 5_000 * out["gain_safe"] - cost, rel=1e-9)
+    best = pb["best"]
+    assert best["value_of_log"] == pytest.approx(best["net"] + best["logging_cost"])
+    if best["break_even_day"] is not None:
+        assert best["break_even_day"] == pytest.approx(best["log_days"] + best["logging_cost"] / (5_000 * best["gain_per_customer"]))
+    assert pb["no_exploration"]["logging_cost"] == 0 and pb["no_exploration"]["exploration_rate"] == 0
+
+
+def test_horizon_days_makes_the_payback_the_decision_rule(tmp_path, capsys):
+    from couponmix.cli import main
+    from couponmix.studies.summary import from_json
+
+    out = tmp_path / "run"
+    args = ["run", "market", "--eval-size", "20000", "--pop-size", "12", "--generations", "4", "--quiet", "--horizon-days", "60"]
+    assert main([*args, "--out", str(out)]) == 0
+    s = from_json((out / "summary.json").read_text())
+    assert s.recommended.rule == "payback" and s.payback is not None
+    assert s.recommended.alpha == pytest.approx(s.payback["best"]["alpha"])
+    assert s.payback["horizon_days"] == 60 and "Payback" in (out / "report.html").read_text()
+    assert main([*args, "--max-rmse", "0.5", "--out", str(tmp_path / "two")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "couponmix: error: --horizon-days and --max-rmse are two decision rules: give one"
+    assert not (tmp_path / "two").exists()

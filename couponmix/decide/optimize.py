@@ -79,7 +79,7 @@ class Front:
 @dataclass(frozen=True)
 class Recommendation:
     index: int
-    rule: str  # "knee" or "max_rmse"
+    rule: str  # "knee", "max_rmse" or "payback" (set by the study)
     meets_max_rmse: bool | None
     note: str
 

@@ -47,7 +47,17 @@ from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.objectives import EvaluationSample
 
-__all__ = ["DecisionValue", "decision_law", "decision_value", "candidate_sample", "log_decision", "simulate_decisions", "Z95"]
+__all__ = [
+    "DecisionValue",
+    "decision_law",
+    "decision_value",
+    "rule_outcomes",
+    "value_covariance",
+    "candidate_sample",
+    "log_decision",
+    "simulate_decisions",
+    "Z95",
+]
 
 Z95 = 1.959963984540054
 #: customers per chunk when the cross moments are summed
@@ -69,7 +79,8 @@ class DecisionValue:
     incumbent, best : str
         The policy in place before the log, and the truly best candidate.
     p_best, regret : float
-        "Deploy the estimated best": the probability that it is the truly best, and E[V_best - V_deployed].
+        "Deploy the estimated best": the probability that it is the truly best, and E[V_best - V_deployed]
+        (on a real log, averaged over what the values may be: ``value_covariance``).
     p_best_safe, regret_safe, p_switch_safe : float
         The safe rule (switch only when the 95% lower bound of the difference is above 0): the same, and
         the probability that it leaves the incumbent.
@@ -222,6 +233,52 @@ def decision_law(
     return values, bias, cov1 / n
 
 
+def _root(cov: np.ndarray) -> np.ndarray:
+    """A square root L of a covariance (L L^T = cov), robust to rounding (eigenvalues floored at 0)."""
+    lam, vec = np.linalg.eigh((cov + cov.T) / 2)
+    return vec * np.sqrt(np.maximum(lam, 0.0))
+
+
+def rule_outcomes(
+    values: np.ndarray,
+    bias: np.ndarray,
+    cov: np.ndarray,
+    incumbent: int,
+    draws: int = 200_000,
+    seed: int = 0,
+    value_cov: np.ndarray | None = None,
+) -> dict:
+    """The two deployment rules over ``draws`` normal draws of the estimates (V + b + N(0, cov)).
+
+    With ``value_cov`` (the candidates' values are themselves estimates, as on a real log), each draw first
+    draws the values from N(values, value_cov): the probabilities and regrets then average over what the
+    values may be, and "best" is each draw's best. Returns p_best, regret, p_best_safe, regret_safe,
+    p_switch_safe, gain, gain_safe (per customer)."""
+    c = len(values)
+    g = np.random.default_rng([seed, 20_261_203])
+    z = g.standard_normal((draws, c))
+    truth = np.broadcast_to(values, (draws, c))
+    if value_cov is not None:
+        truth = values + g.standard_normal((draws, c)) @ _root(value_cov).T
+    est = truth + bias + z @ _root(cov).T
+    rows = np.arange(draws)
+    best = np.argmax(truth, axis=1)
+    pick = np.argmax(est, axis=1)
+    var_diff = np.diag(cov)[pick] + cov[incumbent, incumbent] - 2 * cov[pick, incumbent]
+    lower = est[rows, pick] - est[:, incumbent] - Z95 * np.sqrt(np.maximum(var_diff, 0.0))
+    safe = np.where((pick != incumbent) & (lower > 0), pick, incumbent)
+    top = truth[rows, best]
+    return {
+        "p_best": float((pick == best).mean()),
+        "regret": float((top - truth[rows, pick]).mean()),
+        "p_best_safe": float((safe == best).mean()),
+        "regret_safe": float((top - truth[rows, safe]).mean()),
+        "p_switch_safe": float((safe != incumbent).mean()),
+        "gain": float((truth[rows, pick] - truth[:, incumbent]).mean()),
+        "gain_safe": float((truth[rows, safe] - truth[:, incumbent]).mean()),
+    }
+
+
 def decision_value(
     sample: EvaluationSample,
     alpha,
@@ -236,24 +293,18 @@ def decision_value(
 
     ``incumbent`` names the candidate in place before the log (the revenue-best component). The rules'
     probabilities and regrets are averages over ``draws`` draws of the estimates' normal law (seed
-    ``seed``): deterministic, with a standard error of at most 0.5 / sqrt(draws) on each probability.
+    ``seed``): deterministic, with a standard error of at most 0.5 / sqrt(draws) on each probability. On a
+    real log's sample the candidates' values are estimates: the draws also average over them
+    (``value_covariance``).
     """
     names = list(candidates)
     if incumbent not in names:
         raise CouponmixError(f"the incumbent {incumbent!r} must be one of the candidates ({', '.join(names)})")
     draws = check_positive_int(draws, "draws", minimum=100)
     values, bias, cov = decision_law(sample, alpha, candidates, specs, n)
-    lam, vec = np.linalg.eigh((cov + cov.T) / 2)
-    root = vec * np.sqrt(np.maximum(lam, 0.0))
-    z = np.random.default_rng([seed, 20_261_203]).standard_normal((draws, len(names)))
-    est = values + bias + z @ root.T  # (draws, C)
-    best = int(np.argmax(values))
     inc = names.index(incumbent)
-    pick = np.argmax(est, axis=1)
-    # the safe rule: leave the incumbent only when the difference's 95% interval lies above 0
-    var_diff = np.diag(cov)[pick] + cov[inc, inc] - 2 * cov[pick, inc]
-    lower = est[np.arange(draws), pick] - est[:, inc] - Z95 * np.sqrt(np.maximum(var_diff, 0.0))
-    safe = np.where((pick != inc) & (lower > 0), pick, inc)
+    vcov = value_covariance(sample, candidates)
+    out = rule_outcomes(values, bias, cov, inc, draws, seed, vcov)
     return DecisionValue(
         candidates=tuple(names),
         estimators=tuple(specs[c].name for c in names),
@@ -262,16 +313,19 @@ def decision_value(
         cov=cov,
         n=int(n),
         incumbent=incumbent,
-        best=names[best],
-        p_best=float((pick == best).mean()),
-        regret=float(values[best] - values[pick].mean()),
-        p_best_safe=float((safe == best).mean()),
-        regret_safe=float(values[best] - values[safe].mean()),
-        p_switch_safe=float((safe != inc).mean()),
-        gain=float(values[pick].mean() - values[inc]),
-        gain_safe=float(values[safe].mean() - values[inc]),
+        best=names[int(np.argmax(values))],
         draws=draws,
+        **out,
     )
+
+
+def value_covariance(sample: EvaluationSample, candidates: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """(C, C) the covariance of the candidates' values where they are a real log's estimates (the doubly
+    robust terms of its rows, ``ObservedRows.policy_value_terms``); None where they are a world's truth."""
+    if sample.observed is None or sample.q is None:
+        return None
+    terms = sample.observed.policy_value_terms(np.stack([np.asarray(p, float) for p in candidates.values()]), sample.q, sample.mu)
+    return np.atleast_2d(np.cov(terms)) / terms.shape[1]
 
 
 def simulate_decisions(
@@ -393,3 +447,103 @@ def decision_summary(
         dv, _, _ = log_decision(sample, alpha, n, criterion.specs, incumbent, error=criterion.error)
         out[key] = dv.to_dict()
     return out
+
+
+def payback(
+    sample: EvaluationSample,
+    criterion,
+    alphas,
+    incumbent: str,
+    horizon_days: float,
+    daily_traffic: float,
+    sizes=None,
+    rule: str = "safe",
+    draws: int = 20_000,
+    seed: int = 0,
+) -> dict:
+    """What a log is worth over a horizon: for each mixture in ``alphas`` (B, K) and log size in ``sizes``,
+    the expected net revenue of "log n customers with alpha, then deploy by ``rule`` for ``horizon_days`` of
+    ``daily_traffic`` customers" against "keep the incumbent and do not explore":
+
+        net(alpha, n) = horizon_days x daily_traffic x gain(alpha, n) - n (V_incumbent - V_alpha)
+
+    with gain = E[V_deployed] - V_incumbent from ``rule_outcomes`` (each candidate judged by the criterion's
+    estimator at that mixture and size) and V_alpha the mixture's revenue per customer. Returns the best
+    (alpha, n) with its value, cost, break-even day (from the start of logging) and chance of deploying
+    the best policy, the same for a log without exploration (the incumbent alone), and the whole grid.
+    """
+    from couponmix.infra.validation import check_positive_float
+    from couponmix.ope.criterion import Criterion
+
+    if rule not in ("safe", "estimated_best"):
+        raise CouponmixError(f"rule must be safe or estimated_best, got {rule!r}")
+    horizon_days = check_positive_float(horizon_days, "horizon_days (--horizon-days)")
+    daily_traffic = check_positive_float(daily_traffic, "daily_traffic")
+    horizon = horizon_days * daily_traffic
+    comps = list(sample.component_names)
+    inc = comps.index(incumbent)
+    alone = np.eye(len(comps))[inc]
+    alphas = np.vstack([np.atleast_2d(np.asarray(alphas, float)), alone[None]])
+    if sizes is None:
+        sizes = np.unique(np.round(np.geomspace(1_000, max(2_000, horizon), 16)).astype(int))
+    sizes = np.asarray(sizes, int)
+    cands = {incumbent: sample.comp_probs[inc], **dict(zip(sample.target_names, sample.target_probs))}
+    names = list(cands)
+    laws = Criterion(candidate_sample(sample, cands), list(criterion.specs), int(sizes[0]), error=criterion.error).laws(alphas)
+    revenue = alphas @ sample.component_values
+    v_inc = float(sample.component_values[inc])
+    vcov = value_covariance(sample, cands)
+    key = "gain_safe" if rule == "safe" else "gain"
+    p_key = "p_best_safe" if rule == "safe" else "p_best"
+    laws_cache: dict = {}
+    grid = np.empty((len(alphas), len(sizes)))
+    p_best = np.empty_like(grid)
+    for j, size in enumerate(sizes):
+        choice = np.stack([law.choice(int(size)) for law in laws])  # (C, B)
+        for b in range(len(alphas)):
+            chosen = tuple(laws[c].specs[int(choice[c, b])] for c in range(len(names)))
+            if (b, chosen) not in laws_cache:
+                laws_cache[(b, chosen)] = decision_law(sample, alphas[b], cands, dict(zip(names, chosen)), 1)
+            values, bias, cov1 = laws_cache[(b, chosen)]
+            out = rule_outcomes(values, bias, cov1 / size, names.index(incumbent), draws, seed, vcov)
+            grid[b, j] = horizon * out[key] - size * (v_inc - revenue[b])
+            p_best[b, j] = out[p_key]
+
+    def describe(b: int, j: int) -> dict:
+        size = int(sizes[j])
+        cost = float(size * (v_inc - revenue[b]))
+        net = float(grid[b, j])
+        value = net + cost
+        gain = value / horizon
+        log_days = size / daily_traffic
+        return {
+            "alpha": dict(zip(comps, alphas[b].tolist())),
+            "exploration_rate": float(1 - alphas[b][inc]),
+            "log_size": size,
+            "log_days": log_days,
+            "logging_cost": cost,
+            "gain_per_customer": gain,
+            "value_of_log": value,
+            "net": net,
+            "return_on_cost": value / cost if cost > 0 else None,
+            "break_even_day": (log_days + cost / (daily_traffic * gain)) if gain > 0 and net > 0 else None,
+            "p_best": float(p_best[b, j]),
+        }
+
+    feasible = grid[:-1]
+    flat = int(np.argmax(feasible))
+    best_b, best_j = flat // feasible.shape[1], flat % feasible.shape[1]
+    jb = int(np.argmax(grid[-1]))
+    return {
+        "horizon_days": horizon_days,
+        "daily_traffic": daily_traffic,
+        "rule": rule,
+        "baseline": f"keep {incumbent} and do not explore (net 0)",
+        "best": describe(best_b, best_j),
+        "best_index": best_b,
+        "no_exploration": describe(len(alphas) - 1, jb),
+        "sizes": sizes.tolist(),
+        "net_by_mixture_and_size": grid[:-1].tolist(),
+        "method": "net = horizon x daily traffic x E[V_deployed - V_incumbent] - log size x (V_incumbent - V_mixture); "
+        f"{draws:,} normal draws of the estimates per mixture and size",
+    }

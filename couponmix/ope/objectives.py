@@ -265,9 +265,13 @@ class ObservedRows:
     def policy_values(self, probs: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """(P,) doubly robust values of policies ``probs`` (P, M, A): E[sum_a pi q] minus the mean of
         sum_a pi e_hat at covered actions; actions not covered take the world's ``mu``."""
+        return self.policy_value_terms(probs, q, mu).mean(axis=1)
+
+    def policy_value_terms(self, probs: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """(P, M) each customer's doubly robust term of ``policy_values`` (their covariance over customers,
+        divided by M, is the values' own)."""
         base = np.where(self.covered[None, :], q, mu)
-        e_hat = self.signed_error(q)
-        return (np.einsum("pma,ma->p", probs, base) - np.einsum("pma,ma->p", probs, e_hat)) / q.shape[0]
+        return np.einsum("pma,ma->pm", probs, base - self.signed_error(q))
 
 
 @dataclass

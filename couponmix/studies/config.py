@@ -69,6 +69,7 @@ STUDY_KEYS = (
     "estimator",
     "tolerance",
     "max_rmse",
+    "horizon_days",
     "floor",
     "aggregate",
     "eval_size",
@@ -101,6 +102,7 @@ class StudyConfig:
     estimator: EstimatorSpec | None = None
     tolerance: float | None = None
     max_rmse: float | None = None
+    horizon_days: float | None = None
     contextual: str | None = None
     floor: float = DEFAULT_FLOOR
     aggregate: str = "max"
@@ -115,7 +117,7 @@ class StudyConfig:
         if self.n is not None:
             check_positive_int(self.n, "n")
         check_positive_float(self.daily_traffic, "daily_traffic")
-        for name, flag in (("tolerance", "--tol"), ("max_rmse", "--max-rmse")):
+        for name, flag in (("tolerance", "--tol"), ("max_rmse", "--max-rmse"), ("horizon_days", "--horizon-days")):
             if getattr(self, name) is not None:
                 check_positive_float(getattr(self, name), f"{name} ({flag})")
         if self.aggregate not in AGGREGATES:
@@ -154,6 +156,7 @@ class StudyConfig:
                 "world_seed",
                 "tolerance",
                 "max_rmse",
+                "horizon_days",
                 "floor",
                 "aggregate",
                 "eval_size",
@@ -211,6 +214,9 @@ class StudyFile(Schema):
     )
     tolerance: PositiveReal | None = Field(default=None, description="plan: error every future policy must reach")
     max_rmse: PositiveReal | None = Field(default=None, description="recommend the highest revenue with error <= this")
+    horizon_days: PositiveReal | None = Field(
+        default=None, description="recommend the mix and log size with the most net revenue over this many days after logging"
+    )
     floor: Annotated[float, Field(ge=0, lt=1)] | None = Field(default=None, description="every component's minimum share")
     aggregate: Literal["max", "mean"] | None = Field(default=None, description="combine per-target errors")
     eval_size: Int | None = Field(default=None, ge=100, le=MAX_EVAL_SIZE, description="covariate sample size")

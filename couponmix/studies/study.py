@@ -11,7 +11,7 @@ from couponmix.dataset.scenario import get_scenario
 from couponmix.decide.curves import best_component, exploration_curve, exploration_rate, log_size_curve
 from couponmix.decide.optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
 from couponmix.decide.planner import LogSizePlan, Plan, log_size_at, plan_mixture
-from couponmix.decide.value import decision_summary
+from couponmix.decide.value import decision_summary, payback
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
 from couponmix.infra.validation import check_positive_float, check_positive_int
@@ -34,6 +34,9 @@ from couponmix.studies.summary import (
     StudySummary,
     TargetPrecision,
 )
+
+#: front mixtures the payback rule weighs (evenly spaced along the front)
+PAYBACK_MIXES = 25
 
 __all__ = [
     "PROMISE_GOAL",
@@ -244,6 +247,7 @@ def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
         generations=cfg.generations,
         estimator=cfg.estimator,
         max_rmse=cfg.max_rmse,
+        horizon_days=cfg.horizon_days,
         floor=cfg.floor,
         aggregate=cfg.aggregate,
         eval_size=cfg.eval_size,
@@ -269,6 +273,7 @@ def run_study(
     aggregate: str = "max",
     eval_size: int = DEFAULT_EVAL_SIZE,
     quiet: bool = True,
+    horizon_days: float | None = None,
     config=None,
     tol: float | None = None,
     daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
@@ -287,6 +292,10 @@ def run_study(
     if aggregate not in AGGREGATES:
         raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     max_rmse = check_max_rmse(max_rmse)
+    if horizon_days is not None:
+        horizon_days = check_positive_float(horizon_days, "horizon_days (--horizon-days)")
+        if max_rmse is not None:
+            raise CouponmixError("--horizon-days and --max-rmse are two decision rules: give one")
     with Progress(len(PHASES) - (contextual is None), PHASES[0], quiet) as bar:  # the phases that take the time, named as they run
         return _run(
             scenario,
@@ -306,6 +315,7 @@ def run_study(
             world_seed,
             bar,
             contextual,
+            horizon_days,
         )
 
 
@@ -338,6 +348,7 @@ def _run(
     world_seed,
     bar: Progress,
     contextual: str | None = None,
+    horizon_days: float | None = None,
 ) -> StudyResult:
     log.info("building scenario %s", scenario)
     sc = get_scenario(scenario, config=config, seed=world_seed)
@@ -356,6 +367,20 @@ def _run(
     front = pareto_front(objectives, floors, pop_size, generations, seed)
     bar.phase(3, PHASES[3])
     rec = recommend(front, max_rmse)
+    pay = None
+    if horizon_days is not None:  # payback: the mix and log size with the most net revenue over the horizon
+        log.info("weighing what a log at each mix is worth over %g days", horizon_days)
+        incumbent = objectives.component_names[best_component(objectives)]
+        pick = np.unique(np.linspace(0, len(front) - 1, min(len(front), PAYBACK_MIXES)).round().astype(int))
+        pay = payback(sample, objectives, front.alphas[pick], incumbent, horizon_days, daily_traffic)
+        best_pay = pay["best"]
+        rec = Recommendation(
+            int(pick[pay["best_index"]]),
+            "payback",
+            None,
+            f"the most net revenue over {horizon_days:g} days after the log: log {best_pay['log_size']:,} customers "
+            f"({best_pay['log_days']:.2g} days), then deploy by the safe rule",
+        )
     alpha = front.alphas[rec.index]
     at_rec = {t: weight_verdict(sc, sample, t, alpha) for t in targets}
 
@@ -591,6 +616,7 @@ def _run(
         calibrated=calibrated,
         contextual=ctx,
         decision=decision,
+        payback=pay,
     )
     return StudyResult(summary=summary, front=front, recommendation=rec)
 

@@ -244,6 +244,9 @@ class StudySummary(Record):
     #: the decision a log supports (``decide.value.decision_summary``): at the recommended mix and without
     #: exploration, the chance of deploying the truly best policy and the regret, for two deployment rules
     decision: dict | None = field(default=None, metadata=OPTIONAL)
+    #: ``--horizon-days``: what a log is worth over the horizon at each mix and log size, and the best
+    #: (``decide.value.payback``); the recommendation is then its mix
+    payback: dict | None = field(default=None, metadata=OPTIONAL)
 
 
 def to_json(summary: StudySummary | dict) -> str:
