@@ -291,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_backend(val)
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
+    camp = sub.add_parser("campaign", help="simulate periods of logging, retraining and redeploying, per exploration rate")
+    _add_common(camp)
+    camp.add_argument("--rates", default="0,0.02,0.05,0.1,0.14,0.2,0.3", help="fixed exploration rates to compare")
+    camp.add_argument("--periods", type=int, default=12, help="periods in the campaign (default 12)")
+    camp.add_argument("--period-size", type=int, default=20_000, help="customers per period (default 20,000)")
+    camp.add_argument("--reps", type=int, default=2, help="replications, for error bars (default 2)")
+    camp.add_argument("--no-payback", action="store_true", help="leave out the payback rule's rate")
+    camp.add_argument("--out", default=None, help="also write DIR/campaign.json")
     cal = sub.add_parser("calibrate", help="build a scenario folder from your own coupon log (CSV or Parquet)")
     cal.add_argument("log", help="the log: a .csv file, a .parquet file or a folder of Parquet parts")
     cal.add_argument("--out", required=True, help="new scenario folder (give it to run, plan, validate, ...)")
@@ -493,6 +501,46 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_campaign(args) -> int:
+    import json
+
+    from couponmix.infra.atomic import check_output_dir, write_outputs
+    from couponmix.infra.progress import Progress
+    from couponmix.studies.campaign import campaign
+
+    try:
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    except ValueError:
+        raise CouponmixError(f"--rates: expected comma-separated numbers, got {args.rates!r}") from None
+    if args.out is not None:
+        check_output_dir(args.out)
+    cfg = _study(args)
+    steps = len(set(rates)) * max(args.reps, 1) * max(args.periods, 1)
+    with Progress(steps, "campaign: periods simulated (log, retrain, estimate, deploy)", args.quiet) as bar:
+        res = campaign(
+            cfg,
+            rates,
+            args.periods,
+            args.period_size,
+            args.reps,
+            with_payback=not args.no_payback,
+            on_step=lambda done, total: bar.update_to(done),
+        )
+    print(f"{'rate':>6} {'cumulative revenue':>20} {'vs rate ' + format(res['rates'][0], 'g'):>22} {'switches':>9}")
+    for row in res["table"]:
+        se = "" if row["vs_first_se"] != row["vs_first_se"] else f" +- {row['vs_first_se']:,.0f}"
+        print(f"{row['rate']:6.1%} {row['revenue']:20,.0f} {row['vs_first']:>12,.0f}{se:<10} {row['switches']:9.1f}")
+    if "payback_rate" in res:
+        pv = res["payback_vs_best"]
+        print(
+            f"payback rule: {res['payback_rate']:.1%}; best fixed rate in hindsight: {res['best_fixed_rate']:.1%} "
+            f"(payback - best: {pv['diff']:,.0f}, {pv['pct']:.2f}%)"
+        )
+    if args.out is not None:
+        write_outputs(args.out, {"campaign.json": json.dumps(res, indent=2, allow_nan=False) + "\n"})
+    return 0
+
+
 COMMANDS = {
     "scenarios": cmd_scenarios,
     "cache": cmd_cache,
@@ -504,6 +552,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "validate": cmd_validate,
     "plan": cmd_plan,
+    "campaign": cmd_campaign,
 }
 
 

@@ -98,6 +98,43 @@ class MarketScenario(Scenario):
         self.uplift = np.array([[0.0] + [float(up[s][c]) for c in coupons] for s in segs])  # (S, A)
         self.lift = np.array([0.0] + [float(self.cfg["basket"]["lift"][c]) for c in coupons])  # (A,)
 
+    def at_period(self, period: int) -> MarketScenario:
+        """The market in campaign period ``period`` (0: as configured), after its ``drift:``: the uplifts
+        moved linearly and by the step, the segment shares by their drift (floored at 0, renormalised).
+        The historical log and the models are the configured market's (they are not refitted)."""
+        drift = self.cfg.get("drift") or {}
+        # the history and everything fitted on it belong to the configured market: build them here, so that
+        # the copy shares them instead of refitting on a drifted population
+        for name in ("history", "model", "_target_models", "allocator"):
+            getattr(self, name)
+        out = copy.copy(self)
+        out.__dict__.pop("oracle_allocator", None)  # the oracle knows the drifted truth
+        if not drift or period == 0:
+            return out
+        segs, coupons = self.segment_names, self.action_names[1:]
+        up = self.uplift.copy()
+
+        def add(table, times):
+            for seg, row in (table or {}).items():
+                for c, v in row.items():
+                    up[segs.index(seg), 1 + coupons.index(c)] += times * float(v)
+
+        add(drift.get("uplift_per_period"), period)
+        step = drift.get("step")
+        if step is not None and period >= int(step["period"]):
+            add(step["uplift"], 1)
+        out.uplift = up
+        shares = drift.get("segment_shares_per_period")
+        if shares:
+            cfg = copy.deepcopy(self.cfg)
+            now = {s: max(float(v) + period * float(shares.get(s, 0.0)), 0.0) for s, v in cfg["population"]["segments"].items()}
+            total = sum(now.values())
+            if total <= 0:
+                raise CouponmixError(f"drift: every segment's share is 0 in period {period}")
+            cfg["population"]["segments"] = {s: v / total for s, v in now.items()}
+            out.cfg = cfg
+        return out
+
     # ----- the law of customers and the exact reward moments -------------------------------------
     def sample_covariates(self, n, rng):
         pop = self.cfg["population"]
@@ -216,6 +253,18 @@ class MarketScenario(Scenario):
             seed=self.seed,
         )
         return model.fit(h["x"], h["action"], h[target])
+
+    def campaign_model(self) -> tuple[list[int], list[int], dict]:
+        """(features, categorical features, LightGBM settings) for a campaign's retrained revenue model: the
+        production model's."""
+        m = self.cfg["model"]
+        params = dict(
+            n_estimators=int(m["n_estimators"]),
+            learning_rate=float(m["learning_rate"]),
+            num_leaves=int(m["num_leaves"]),
+            min_child_samples=int(m["min_child_samples"]),
+        )
+        return [FEATURES.index(f) for f in m["features"]], [FEATURES.index(c) for c in CATEGORICAL], params
 
     @cached_property
     def model(self) -> CrossFittedRevenueModel:

@@ -119,6 +119,23 @@ class Target(Schema):
     temperature: Positive | None = Field(default=None, description="softmax_model: temperature")
 
 
+class DriftStep(Schema):
+    period: Int = Field(ge=1, le=10_000, description="the period from which the change applies")
+    uplift: dict[str, dict[str, Number]] = Field(description="added to purchase.uplift, by segment and coupon")
+
+
+class Drift(Schema):
+    """How the market changes from one campaign period to the next (``couponmix campaign``)."""
+
+    uplift_per_period: dict[str, dict[str, Number]] | None = Field(
+        default=None, description="added to purchase.uplift each period, by segment and coupon (linear drift)"
+    )
+    step: DriftStep | None = Field(default=None, description="a change of the uplifts from a given period on")
+    segment_shares_per_period: dict[str, Number] | None = Field(
+        default=None, description="added to each segment's share each period (new customers arriving); renormalised"
+    )
+
+
 class MarketConfig(Schema):
     """A simulated coupon market (see configs/market.yaml for the model each key drives)."""
 
@@ -133,6 +150,7 @@ class MarketConfig(Schema):
     rules: dict[str, Rule] = Field(description="business rules, usable as logging components or targets")
     components: list[str] = Field(description="logging components mixed by the optimiser")
     targets: dict[str, Target] = Field(description="candidate future policies")
+    drift: Drift | None = Field(default=None, description="campaigns only: how the market changes period by period")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -179,6 +197,19 @@ class MarketConfig(Schema):
         for name, t in self.targets.items():
             if t.kind == "rule" and t.rule not in self.rules:
                 raise ValueError(f"targets.{name}.rule: {t.rule!r} names no rule")
+        if self.drift is not None:
+            tables = [("drift.uplift_per_period", self.drift.uplift_per_period)]
+            tables.append(("drift.step.uplift", self.drift.step.uplift if self.drift.step is not None else None))
+            for where, table in tables:
+                for seg, row in (table or {}).items():
+                    if seg not in segments:
+                        raise ValueError(f"{where}: unknown segment {seg!r}")
+                    bad = [c for c in row if c not in coupons]
+                    if bad:
+                        raise ValueError(f"{where}.{seg}: unknown coupon {bad[0]!r}")
+            bad = [seg for seg in (self.drift.segment_shares_per_period or {}) if seg not in segments]
+            if bad:
+                raise ValueError(f"drift.segment_shares_per_period: unknown segment {bad[0]!r}")
         return self
 
 

@@ -31,6 +31,7 @@ PURPOSES = {
     "evaluation_population": 11,
     "model-error": 12,
     "contextual_search": 13,
+    "campaign": 14,
 }
 
 

@@ -1,0 +1,244 @@
+"""Closed-loop campaigns: what exploration earns when the team retrains and redeploys (issue 22, item 3).
+
+A campaign runs T periods. In each period t, with exploration rate r:
+
+1. the period's customers (drawn from the world as it is in period t, ``Scenario.at_period``) are served by
+   (1 - r) x the deployed exploit policy + r x the exploration component, and logged with that propensity;
+2. half of the period's rows (even positions) join the training data, and the revenue model is retrained on
+   the historical log plus every training half so far, each row weighted by 1 / its logged propensity;
+3. every candidate (the deployed policy, the retrained model's greedy policy and the configured targets) is
+   estimated on the other half with SNDR, the retrained model as its reward model (it never saw those
+   rows);
+4. the safe rule deploys the best estimate only when the lower end of the 95% interval of its difference
+   with the deployed policy is above 0; the evaluation half then joins the training data.
+
+Revenue is counted as the world's expected reward of what each customer was served (mu(x, a) in that
+period), so that rates are compared with less noise than realised rewards would give; every rate of one
+replication sees the same customers and the same random numbers (common random numbers), so their
+differences are measured more precisely than their levels. Replications give error bars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from couponmix.errors import CouponmixError
+from couponmix.infra.seeding import stream
+from couponmix.infra.validation import check_positive_int
+from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.montecarlo import Z95, influence
+from couponmix.policy.mixture import sample_actions
+from couponmix.policy.policies import one_hot
+from couponmix.policy.revenue_model import CrossFittedRevenueModel
+
+__all__ = ["CampaignResult", "run_campaign"]
+
+SNDR = EstimatorSpec("sndr")
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    """Cumulative revenue per exploration rate over the campaign.
+
+    Attributes
+    ----------
+    rates : tuple of float
+    periods, period_size, reps : int
+    revenue : ndarray, (R, reps, T)
+        Expected revenue per customer of each rate, replication and period.
+    deployed : list (R) of list (reps) of list (T) of str
+        The policy deployed at the end of each period.
+    """
+
+    rates: tuple[float, ...]
+    periods: int
+    period_size: int
+    reps: int
+    revenue: np.ndarray
+    deployed: list = field(repr=False)
+
+    def cumulative(self) -> np.ndarray:
+        """(R, reps) total revenue per customer-period summed over the campaign, per rate and replication."""
+        return self.revenue.sum(axis=2) * self.period_size
+
+    def table(self) -> list[dict]:
+        """Per rate: mean cumulative revenue, its standard error over replications, and the difference with
+        the first rate (paired: same customers), with its standard error."""
+        total = self.cumulative()
+        base = total[0]
+        rows = []
+        for i, r in enumerate(self.rates):
+            diff = total[i] - base
+            se = lambda v: float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+            rows.append(
+                {
+                    "rate": float(r),
+                    "revenue": float(total[i].mean()),
+                    "revenue_se": se(total[i]),
+                    "vs_first": float(diff.mean()),
+                    "vs_first_se": se(diff),
+                    "switches": float(np.mean([sum(a != b for a, b in zip(d, d[1:])) for d in self.deployed[i]])),
+                }
+            )
+        return rows
+
+    def to_dict(self) -> dict:
+        return {
+            "rates": list(self.rates),
+            "periods": self.periods,
+            "period_size": self.period_size,
+            "reps": self.reps,
+            "table": self.table(),
+            "revenue_per_customer_by_period": self.revenue.mean(axis=1).tolist(),
+            "deployed": self.deployed,
+        }
+
+
+def _model_spec(scenario) -> tuple[list[int], list[int], dict]:
+    """(features, categorical features, LightGBM settings) of the scenario's revenue model."""
+    spec = getattr(scenario, "campaign_model", None)
+    if spec is not None:
+        return spec()
+    return list(range(len(scenario.covariate_names))), [], {}
+
+
+def _greedy(model: CrossFittedRevenueModel, n_actions: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: one_hot(np.argmax(model.predict(x), axis=1), n_actions)
+
+
+def run_campaign(
+    scenario,
+    rates: Sequence[float],
+    periods: int = 12,
+    period_size: int = 20_000,
+    reps: int = 2,
+    seed: int = 0,
+    on_step: Callable[[int, int], None] | None = None,
+) -> CampaignResult:
+    """Simulate the closed loop (module docstring) for every exploration rate in ``rates`` and ``reps``
+    replications. ``scenario`` needs ``components()`` with ``exploit`` and ``explore``; its ``at_period(t)``,
+    where it has one, gives the world of period t. ``on_step(done, total)`` reports progress per period."""
+    rates = tuple(float(r) for r in rates)
+    if not rates or any(not 0 <= r <= 1 for r in rates):
+        raise CouponmixError("campaign rates must be exploration shares in [0, 1]")
+    periods = check_positive_int(periods, "periods", maximum=1_000)
+    period_size = check_positive_int(period_size, "period_size", minimum=100, maximum=10_000_000)
+    reps = check_positive_int(reps, "reps", maximum=10_000)
+    comps = scenario.components()
+    if "exploit" not in comps or "explore" not in comps:
+        raise CouponmixError("a campaign needs components named exploit and explore")
+    a_n = scenario.n_actions
+    features, categorical, params = _model_spec(scenario)
+    hist = scenario.history if hasattr(scenario, "history") else None
+    worlds = [scenario.at_period(t) if hasattr(scenario, "at_period") else scenario for t in range(periods)]
+    targets = scenario.targets()
+    revenue = np.empty((len(rates), reps, periods))
+    deployed: list = [[[] for _ in range(reps)] for _ in rates]
+    done, total = 0, len(rates) * reps * periods
+    for i, r in enumerate(rates):
+        for rep in range(reps):
+            exploit_name, exploit = "exploit", comps["exploit"]
+            train: dict[str, list] = {"x": [], "a": [], "r": [], "w": []}
+            if hist is not None:
+                train = {"x": [hist["x"]], "a": [hist["action"]], "r": [hist["reward"]], "w": [np.ones(len(hist["action"]))]}
+            for t in range(periods):
+                world = worlds[t]
+                rng = stream(seed, "campaign", rep, t)  # the same customers and draws for every rate
+                x = world.sample_covariates(period_size, rng)
+                u_action = rng.random(period_size)
+                p = (1 - r) * exploit(x) + r * comps["explore"](x)
+                a = sample_actions(p, u_action)
+                reward = world.sample_rewards(x, a, rng)
+                rows = np.arange(period_size)
+                revenue[i, rep, t] = float(world.mu(x)[rows, a].mean())
+                prop = p[rows, a]
+                half = rows % 2 == 0
+                for key, v in (("x", x[half]), ("a", a[half]), ("r", reward[half]), ("w", 1.0 / prop[half])):
+                    train[key].append(v)
+                model = CrossFittedRevenueModel(a_n, features, categorical, folds=2, params=params, seed=seed).fit(
+                    np.concatenate(train["x"]), np.concatenate(train["a"]), np.concatenate(train["r"]), np.concatenate(train["w"])
+                )
+                ev = ~half
+                xe = x[ev]
+                log = {"action": a[ev], "reward": reward[ev], "pscore": prop[ev], "pscore_avg": prop[ev]}
+                q = model.predict(xe)
+                cands: dict[str, Callable] = {exploit_name: exploit, "retrained": _greedy(model, a_n)}
+                cands.update({name: pol for name, pol in targets.items() if name not in cands})
+                names = list(cands)
+                est, phi = [], []
+                for name in names:
+                    e, terms = influence(SNDR, log, cands[name](xe), q)
+                    est.append(e)
+                    phi.append(terms)
+                pick = int(np.argmax(est))
+                if names[pick] != exploit_name:
+                    se = (phi[pick] - phi[0]).std(ddof=1) / np.sqrt(len(xe))
+                    if est[pick] - est[0] - Z95 * se > 0:
+                        exploit_name = names[pick] if names[pick] != "retrained" else f"retrained@{t}"
+                        exploit = cands[names[pick]]
+                deployed[i][rep].append(exploit_name)
+                for key, v in (("x", xe), ("a", a[ev]), ("r", reward[ev]), ("w", 1.0 / prop[ev])):
+                    train[key].append(v)
+                done += 1
+                if on_step is not None:
+                    on_step(done, total)
+    return CampaignResult(rates, periods, period_size, reps, revenue, deployed)
+
+
+def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: int, seed: int = 0, eval_size: int = 50_000) -> dict:
+    """The exploration rate the payback rule (``decide.value.payback``) recommends for a campaign, from the
+    world as it is at the start (period 0): log one period at each candidate rate, then deploy by the safe
+    rule for the remaining ``periods - 1`` periods of ``period_size`` customers each."""
+    from couponmix.decide.value import payback
+    from couponmix.ope.criterion import Criterion
+    from couponmix.ope.estimators import exact_suite
+    from couponmix.ope.objectives import EvaluationSample
+
+    if periods < 2:
+        raise CouponmixError("a payback rate needs at least 2 periods: one to log, one to earn")
+    sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
+    comps = list(sample.component_names)
+    k = comps.index("exploit")
+    alphas = np.array([[1 - r if j == k else r for j in range(len(comps))] for r in rates]) if len(comps) == 2 else None
+    if alphas is None:
+        raise CouponmixError("a campaign mixes exactly two components: exploit and explore")
+    crit = Criterion(sample, exact_suite(), period_size)
+    pb = payback(sample, crit, alphas, "exploit", periods - 1, period_size, sizes=[period_size])
+    return {"rate": float(rates[pb["best_index"]]), "payback": pb}
+
+
+def campaign(cfg, rates: Sequence[float], periods: int, period_size: int, reps: int, with_payback: bool = True, on_step=None) -> dict:
+    """``couponmix campaign``: the closed loop for each fixed rate in ``rates`` and, with ``with_payback``,
+    for the payback rule's rate (decided at the start from the world of period 0). Returns the
+    ``CampaignResult`` as a dict, with the payback rate, the best fixed rate in hindsight and their gap."""
+    scenario = cfg.build_scenario()
+    rates = sorted({float(r) for r in rates})
+    chosen = None
+    if with_payback:
+        chosen = payback_rate(scenario, rates, periods, period_size, cfg.seed)
+    res = run_campaign(scenario, rates, periods, period_size, reps, cfg.seed, on_step)
+    out = {"scenario": scenario.name, "seed": cfg.seed, **res.to_dict()}
+    total = res.cumulative()
+    best = int(np.argmax(total.mean(axis=1)))
+    out["best_fixed_rate"] = float(rates[best])
+    if chosen is not None:
+        j = rates.index(chosen["rate"])
+        gap = total[j] - total[best]
+        zero = rates.index(0.0) if 0.0 in rates else None
+        out["payback_rate"] = chosen["rate"]
+        out["payback_vs_best"] = {
+            "diff": float(gap.mean()),
+            "diff_se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else None,
+            "pct": float(100 * gap.mean() / total[best].mean()),
+        }
+        if zero is not None:
+            d0 = total[j] - total[zero]
+            out["payback_vs_no_exploration"] = {
+                "diff": float(d0.mean()),
+                "diff_se": float(d0.std(ddof=1) / np.sqrt(len(d0))) if len(d0) > 1 else None,
+            }
+        out["payback_plan"] = chosen["payback"]["best"]
+    return out
