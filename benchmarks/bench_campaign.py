@@ -2,8 +2,9 @@
 rate and for the payback rule's rate, with standard errors over replications (paired: every rate sees the
 same customers), and the payback rate against the best fixed rate in hindsight.
 
-The market drifts: loyal customers tire of 15% off (-0.1 log-odds a period) and, from period 4, new
-customers answer free shipping strongly (+1.2). The incumbent exploit was trained before the drift.
+The market drifts: loyal customers tire of 15% off (-0.05 log-odds a period) and, from period 3, bargain
+hunters turn from 15% off (-1.5) to free shipping (+1.2) and new customers answer free shipping (+1.0).
+The incumbent exploit was trained before the drift.
 
 Usage: python benchmarks/bench_campaign.py [--reps 20] [--periods 12] [--period-size 10000]
 Writes benchmarks/results_campaign.json.
@@ -25,8 +26,8 @@ from couponmix.studies.campaign import campaign  # noqa: E402
 from couponmix.studies.config import StudyConfig  # noqa: E402
 
 DRIFT = {
-    "uplift_per_period": {"loyal": {"pct15": -0.1}},
-    "step": {"period": 4, "uplift": {"new": {"free_shipping": 1.2}}},
+    "uplift_per_period": {"loyal": {"pct15": -0.05}},
+    "step": {"period": 3, "uplift": {"bargain_hunter": {"pct15": -1.5, "free_shipping": 1.2}, "new": {"free_shipping": 1.0}}},
 }
 RATES = (0.0, 0.02, 0.05, 0.10, 0.14, 0.20, 0.30)
 
