@@ -28,7 +28,7 @@ pytestmark = pytest.mark.montecarlo
 
 
 def _check(tmp_path, means):
-    out = world.promise_check(tmp_path, means=means, reps=mc_reps(100, 400))
+    out = world.promise_check(tmp_path, means=means, reps=mc_reps(200, 400))
     assert out["world"] == ("means" if means else "model")
     assert "the log's own rewards" in out["second_moments"]
     for t, r in out["targets"].items():
