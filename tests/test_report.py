@@ -114,3 +114,16 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     summary = from_json((run_dir / "summary.json").read_text())
     assert check.headline == headline(summary)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_estimators_are_named_in_the_studys_reward():
+    """A click study's estimators reweight logged clicks, not revenue (issue 21, item 5)."""
+    from couponmix.outputs.report import in_words
+
+    assert in_words("reweighting the logged revenue, normalised", "clicks") == "reweighting the logged clicks, normalised"
+    assert (
+        in_words("the revenue model corrected by the reweighted logged revenue", "clicks")
+        == "the model of clicks corrected by the reweighted logged clicks"
+    )
+    assert in_words("the revenue model's predictions alone", "clicks") == "the model's predictions alone"
+    assert in_words("the revenue model's predictions alone", "revenue") == "the revenue model's predictions alone"

@@ -225,6 +225,15 @@ def precision_phrase(name: str, p: TargetPrecision, alike: bool = False) -> str:
     )
 
 
+def in_words(text: str, word: str) -> str:
+    """An estimator's plain words for this study's reward: 'the logged revenue' becomes 'the logged clicks'
+    in a click study ('revenue model' stays the model's name, said once in the methods)."""
+    if word == "revenue":
+        return text
+    text = text.replace("logged revenue", f"logged {word}").replace("revenue model's", "model's")
+    return text.replace("revenue model", f"model of {word}")
+
+
 def reward_word(summary: StudySummary) -> str:
     """What the reward is called in plain words: the mapping's reward_name for a calibrated scenario (clicks
     for a binary reward by default), else revenue."""
@@ -271,7 +280,7 @@ def headline(summary: StudySummary) -> str:
     alike = summary.calibrated is not None and summary.calibrated.get("world") == "means"
     precision = "; ".join(precision_phrase(t, p, alike) for t, p in head.precision.items())
     pct = head.revenue_cost_pct
-    how = sorted({p.estimator_plain for p in head.precision.values()})
+    how = sorted({in_words(p.estimator_plain, reward_word(summary)) for p in head.precision.values()})
     need = ""
     if head.tolerance is not None:
         need = (
@@ -331,6 +340,7 @@ def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> 
     env.filters["pct"] = lambda v, digits=1: f"{100 * v:.{digits}f}%"
     env.filters["num"] = lambda v, digits=4: f"{v:.{digits}f}"
     env.filters["thousands"] = lambda v: f"{v:,.0f}"
+    env.filters["in_words"] = in_words
     tmpl = env.get_template("report.html")
     images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
     word, unit = reward_word(summary), reward_unit(summary)
