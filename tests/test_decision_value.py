@@ -144,6 +144,9 @@ def test_horizon_days_makes_the_payback_the_decision_rule(tmp_path, capsys):
     assert s.recommended.rule == "payback" and s.payback is not None
     assert s.recommended.alpha == pytest.approx(s.payback["best"]["alpha"])
     assert s.payback["horizon_days"] == 60 and "Payback" in (out / "report.html").read_text()
+    from couponmix.outputs.report import headline
+
+    assert f"Over 60 days after the log, the most revenue comes from logging {s.payback['best']['log_size']:,} customers" in headline(s)
     assert main([*args, "--max-rmse", "0.5", "--out", str(tmp_path / "two")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "couponmix: error: --horizon-days and --max-rmse are two decision rules: give one"

@@ -304,7 +304,25 @@ def headline(summary: StudySummary) -> str:
         + precision
         + f" (measured with {' / '.join(how)})."
         + need
+        + payback_phrase(summary, word, unit)
     )
+
+
+def payback_phrase(summary: StudySummary, word: str, unit: str) -> str:
+    """' Over 90 days: ...' when the payback rule chose the mix (``--horizon-days``), else ''."""
+    pb = summary.payback
+    if not pb:
+        return ""
+    b = pb["best"]
+    money = lambda v: f"{amount(v)}{' ' + unit if unit else ''}"
+    out = (
+        f" Over {pb['horizon_days']:g} days after the log, the most {word} comes from logging {b['log_size']:,} customers "
+        f"(about {days(b['log_days'])}) at this mix, then deploying by the safe rule: the log costs {money(b['logging_cost'])} "
+        f"and is worth {money(b['value_of_log'])}"
+    )
+    if b["break_even_day"] is not None:
+        out += f", paid back by day {b['break_even_day']:.2g}"
+    return out + "."
 
 
 def contextual_phrase(summary: StudySummary) -> str | None:
