@@ -87,3 +87,29 @@ def test_a_corrupt_entry_is_refitted(cache_dir):
     (entry / "oof.npy").write_bytes(b"garbage")
     again = model().fit(x, a, r)
     assert np.array_equal(first.out_of_fold(), again.out_of_fold())
+
+
+def test_a_damaged_cache_entry_is_refitted_not_fed_to_lightgbm(tmp_path, monkeypatch):
+    """A cached model text that differs from its checksum is dropped and the model fitted again, with the
+    same predictions."""
+    import numpy as np
+
+    from couponmix.infra import cache
+    from couponmix.policy.revenue_model import CrossFittedRevenueModel
+
+    monkeypatch.setenv("COUPONMIX_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 2))
+    a = rng.integers(0, 2, 600)
+    r = x[:, 0] + a + rng.normal(size=600)
+    params = {"n_estimators": 5}
+    first = CrossFittedRevenueModel(2, [0, 1], params=params).fit(x, a, r).predict(x)
+    (entry,) = [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(cache.ENTRY_PREFIX)]
+    model = entry / "model0.txt"
+    text = model.read_text()
+    assert "Tree=0" in text
+    model.write_text(text.replace("Tree=0", "Tree=9"))
+    again = CrossFittedRevenueModel(2, [0, 1], params=params).fit(x, a, r).predict(x)
+    np.testing.assert_allclose(again, first)
+    (entry2,) = [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(cache.ENTRY_PREFIX)]
+    assert "Tree=9" not in (entry2 / "model0.txt").read_text()  # the damaged entry was replaced

@@ -696,3 +696,40 @@ def test_a_calibrated_world_simulates_rewards_with_the_logs_own_shape(tmp_path):
         sc.sample_rewards(x[:100], action[:100], np.random.default_rng(1)).tolist()
         == sc.sample_rewards(x[:100], action[:100], np.random.default_rng(1)).tolist()
     )
+
+
+def test_a_damaged_scenario_file_is_refused_with_one_line(tmp_path, capsys):
+    """Every data file of a scenario folder carries its checksum in calibration.json: a damaged model text or
+    array is refused with one line naming it, before LightGBM or numpy reads it (LightGBM can abort the
+    process on a broken model)."""
+    from couponmix.studies.commands import calibrate
+
+    toy_log(2000).to_csv(tmp_path / "log.csv", index=False)
+    calibrate(tmp_path / "log.csv", tmp_path / "sc", config())
+    model = tmp_path / "sc" / "model.reward.0.txt"
+    text = model.read_text()
+    model.write_text(text.replace("tree", "tRee", 3))
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "sc"), "--out", str(out), "--eval-size", "2000", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.reward.0.txt is damaged" in err[0] and err[0].startswith("couponmix: error:")
+    assert not out.exists()
+    model.write_text(text)
+    arr = tmp_path / "sc" / "customers.npy"
+    data = bytearray(arr.read_bytes())
+    data[-1] ^= 0xFF
+    arr.write_bytes(bytes(data))
+    assert main(["run", str(tmp_path / "sc"), "--out", str(out), "--eval-size", "2000", "--quiet"]) == 2
+    assert "customers.npy is damaged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "x" * 65, "sp ace"])
+def test_policy_names_that_would_reach_a_file_path_are_refused(tmp_path, capsys, name):
+    toy_log(500).to_csv(tmp_path / "log.csv", index=False)
+    cfg = config(targets={name: {"kind": "greedy_model"}})
+    (tmp_path / "map.yaml").write_text(json.dumps(cfg))
+    out = tmp_path / "sc"
+    assert main(["calibrate", str(tmp_path / "log.csv"), "--config", str(tmp_path / "map.yaml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a usable name" in err[0], err
+    assert not out.exists()

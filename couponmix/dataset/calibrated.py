@@ -26,8 +26,10 @@ beside each, the estimate from the real log itself with its 95% interval where t
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -60,6 +62,14 @@ __all__ = [
 ]
 
 CARD = "calibration.json"
+
+
+def _sha256(content: str | bytes) -> str:
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+
+
+#: a component or target name: it becomes part of a file name in the scenario folder
+POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class ModelSettings(Schema):
@@ -128,6 +138,13 @@ class CalibrateConfig(Schema):
             raise ValueError("components: name two or more logging components")
         if not self.targets:
             raise ValueError("targets: name at least one future policy")
+        for where, names in (("components", self.components), ("targets", self.targets)):
+            for name in names:
+                if not POLICY_NAME.fullmatch(name):
+                    raise ValueError(
+                        f"{where}: {name!r} is not a usable name (letters, digits, '_' and '-', at most 64, "
+                        "starting with a letter or digit): names become file names in the scenario folder"
+                    )
         return self
 
 
@@ -560,6 +577,8 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         },
         "n": cfg.n or n,
     }
+    # every data file's checksum: a damaged file is refused with one line before LightGBM or numpy reads it
+    meta["checksums"] = {name: _sha256(content) for name, content in sorted(files.items())}
     files[CARD] = json.dumps(meta, indent=2, allow_nan=False) + "\n"
     files[SCENARIO_FILE] = (
         "# a scenario calibrated by `couponmix calibrate`: data only (models, arrays, card)\n"
@@ -631,8 +650,19 @@ class CalibratedScenario(Scenario):
         self.description = self.meta.get("description") or f"calibrated from {card['source']}"
 
     # ----- data -------------------------------------------------------------------------------------
+    def _read(self, filename: str) -> bytes:
+        """A data file of the folder, checked against the checksum calibrate wrote for it (folders from before
+        checksums are read as they are)."""
+        data = (self.folder / filename).read_bytes()
+        want = (self.meta.get("checksums") or {}).get(filename)
+        if want is not None and _sha256(data) != want:
+            raise CouponmixError(
+                f"scenario folder {self.folder}: {filename} is damaged (it differs from what calibrate wrote); calibrate again"
+            )
+        return data
+
     def _array(self, name: str) -> np.ndarray:
-        return np.load(self.folder / f"{name}.npy", allow_pickle=False)
+        return np.load(io.BytesIO(self._read(f"{name}.npy")), allow_pickle=False)
 
     @cached_property
     def customers(self) -> np.ndarray:
@@ -647,7 +677,7 @@ class CalibratedScenario(Scenario):
         m = CrossFittedRevenueModel(
             self.n_actions, spec["features"], spec["categorical"], folds=spec["folds"], params=spec["params"], seed=spec["seed"]
         )
-        texts = [(self.folder / f"model.{name}.{k}.txt").read_text() for k in range(spec["folds"])]
+        texts = [self._read(f"model.{name}.{k}.txt").decode() for k in range(spec["folds"])]
         return m.load_texts(texts)
 
     @cached_property

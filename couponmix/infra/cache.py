@@ -11,7 +11,8 @@ seed or library gives another key, so a stale entry is never used. Entries hold 
 text model format and ``.npy`` arrays read with ``allow_pickle=False``), never pickles: a cache folder
 shared by mistake cannot run code. Each entry is written under a temporary name and renamed, so a
 killed run leaves no half entry, and carries the ``.couponmix`` marker: clearing removes only entries
-couponmix wrote.
+couponmix wrote. Each entry records the SHA-256 of its model texts: a damaged entry (a text that differs
+from its checksum, which LightGBM could choke on) is dropped and the model fitted again.
 """
 
 from __future__ import annotations
@@ -73,8 +74,15 @@ def load(k: str) -> tuple[list[str], dict[str, np.ndarray]] | None:
         meta = json.loads((path / "entry.json").read_text())
         models = [(path / f"model{i}.txt").read_text() for i in range(int(meta["models"]))]
         arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in meta["arrays"]}
+        sums = meta.get("sha256")
+        if sums is not None and [hashlib.sha256(t.encode()).hexdigest() for t in models] != list(sums):
+            raise ValueError("damaged")
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # missing, partial or foreign: fit again
+        # missing, partial, foreign or damaged (a model text that differs from its checksum would reach
+        # LightGBM, which may abort the process): fit again, and drop a damaged entry couponmix wrote
+        if path.is_dir() and not path.is_symlink() and (path / MARKER).is_file():
+            shutil.rmtree(path, ignore_errors=True)
+        return None
     return models, arrays
 
 
@@ -97,7 +105,8 @@ def store(k: str, models: list[str], arrays: dict[str, np.ndarray]) -> None:
             (staging / f"model{i}.txt").write_text(text)
         for name, a in arrays.items():
             np.save(staging / f"{name}.npy", np.asarray(a), allow_pickle=False)
-        (staging / "entry.json").write_text(json.dumps({"models": len(models), "arrays": sorted(arrays)}))
+        sums = [hashlib.sha256(t.encode()).hexdigest() for t in models]
+        (staging / "entry.json").write_text(json.dumps({"models": len(models), "arrays": sorted(arrays), "sha256": sums}))
         os.replace(staging, final)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)  # another process may have won the race: fine
