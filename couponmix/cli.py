@@ -10,6 +10,7 @@ nothing written.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -556,6 +557,11 @@ COMMANDS = {
 }
 
 
+#: the machine, not the input: a full disk or quota, a read-only file system (exit 1, one line)
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+EXIT_ENVIRONMENT = 1
+
+
 def main(argv=None) -> int:
     if argv is None:  # a real command line (not a caller passing arguments): tune this process's allocator
         from couponmix.infra.memory import tune_allocator
@@ -571,6 +577,12 @@ def main(argv=None) -> int:
     except CouponmixError as exc:
         print(f"couponmix: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"couponmix: error: {exc.strerror or exc}{where}; nothing was written (free some space and run again)", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         if argv is None:  # a real command line: the watchdog may be saying it too, so once only
             _interrupted()

@@ -289,3 +289,26 @@ def test_a_target_no_mix_can_evaluate_is_reported_and_the_study_completes(tmp_pa
     html = (tmp_path / "out" / "report.html").read_text()
     assert "everything cannot be evaluated from logs of any mix" in html
     assert all((tmp_path / "out" / f).stat().st_size > 1000 for f in ("front.png", "exploration.png", "log_size.png"))
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    """No space left while the outputs are written: one line naming the file, exit 1, no output folder and no
+    staging folder left beside it."""
+    import errno
+    from pathlib import Path as _Path
+
+    from couponmix.cli import main
+
+    real = _Path.write_bytes
+
+    def full(self, data):
+        if self.name == "report.html":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(_Path, "write_bytes", full)
+    out = tmp_path / "run"
+    assert main(["run", "market", "--out", str(out), "--eval-size", "5000", "--pop-size", "8", "--generations", "2", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("couponmix: error: No space left on device writing ") and "nothing was written" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
