@@ -312,3 +312,28 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("couponmix: error: No space left on device writing ") and "nothing was written" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_two_runs_into_one_new_folder_one_wins_and_the_other_says_so(tmp_path, monkeypatch, capsys):
+    """Two commands writing the same new --out at once: the one that renames second gets one line (exit 2)
+    instead of 'OSError: Directory not empty', its staging folder is removed, and the winner's files stay."""
+    import os as _os
+
+    from couponmix.cli import main
+
+    real = _os.rename
+    out = tmp_path / "logs"
+
+    def racing(src, dst):
+        if str(dst) == str(out) and not out.exists():  # the other run gets there first
+            out.mkdir()
+            (out / "theirs.txt").write_text("the other run's output")
+        return real(src, dst)
+
+    monkeypatch.setattr(_os, "rename", racing)
+    args = ["simulate", "market", "--alpha", "exploit=0.9,explore=0.1", "--n", "2000", "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was written by another run at the same time" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+    assert sorted(p.name for p in out.iterdir()) == ["theirs.txt"]

@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 from couponmix.dataset.logs import simulate_block
 from couponmix.dataset.scenario import Scenario
 from couponmix.errors import CouponmixError
-from couponmix.infra.atomic import check_output_dir, clean_stale_staging, current_umask, end_staging, mark, new_staging
+from couponmix.infra.atomic import check_output_dir, clean_stale_staging, current_umask, end_staging, mark, new_staging, rename_into_place
 from couponmix.infra.memory import tune_allocator
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
@@ -300,7 +300,7 @@ def simulate_to_parquet(
         mark(staging)
         if out.exists():
             out.rmdir()  # empty, checked above
-        os.rename(staging, out)
+        rename_into_place(staging, out)
         end_staging(staging, remove=False)
     except BaseException:
         end_staging(staging, remove=True)

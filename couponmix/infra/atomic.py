@@ -7,6 +7,7 @@ never removed (``owned``, ``remove_owned``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -167,6 +168,20 @@ def current_umask() -> int:
     return mask
 
 
+def rename_into_place(staging: Path, directory: Path) -> None:
+    """Rename a finished staging folder to ``directory``. When another run created ``directory`` in the
+    meantime (two commands into the same new --out at once), this run's output is discarded and the error
+    says so in one line: the other run's folder is left as it is."""
+    try:
+        os.rename(staging, directory)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) or (directory.exists() and any(directory.iterdir())):
+            raise CouponmixError(
+                f"{directory} was written by another run at the same time; this run's output was discarded (give each run its own --out)"
+            ) from None
+        raise
+
+
 def write_outputs(directory, files: Mapping[str, bytes | str], retire: Iterable[str] = ()) -> list[Path]:
     """Write every file of ``files`` into ``directory`` atomically.
 
@@ -194,7 +209,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str], retire: Iterable[
             for name, data in files.items():
                 (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
             mark(staging, files=files)
-            os.rename(staging, directory)
+            rename_into_place(staging, directory)
             end_staging(staging, remove=False)
         except BaseException:
             end_staging(staging, remove=True)
