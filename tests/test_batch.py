@@ -360,3 +360,14 @@ def test_yaml_merge_keys_may_still_override(tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("base: &b {x: 1, z: 0}\nother: {<<: *b, x: 2}\n")
     assert load_yaml_file(path) == {"base": {"x": 1, "z": 0}, "other": {"x": 2, "z": 0}}
+
+
+def test_a_study_whose_files_were_deleted_is_run_again(reference, tmp_path):
+    """A finished study whose report was deleted afterwards is not 'already finished': the rerun rebuilds it,
+    so the index never links to a missing file; untouched studies are skipped."""
+    out = tmp_path / "batch"
+    shutil.copytree(reference, out)
+    (out / "c_paper" / "report.html").unlink()
+    res = run_batch(STUDIES, out, workers=1, quiet=True)
+    assert (res.ran, res.skipped) == (1, 2)
+    assert (out / "c_paper" / "report.html").read_bytes() == (reference / "c_paper" / "report.html").read_bytes()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from couponmix.errors import CouponmixError
-from couponmix.infra.atomic import check_output_dir, mark, owned, remove_owned, write_outputs
+from couponmix.infra.atomic import check_output_dir, manifest, mark, owned, remove_owned, write_outputs
 from couponmix.infra.backend import stop_pool, worker_init
 from couponmix.infra.progress import Progress
 from couponmix.infra.threads import default_threads
@@ -113,9 +113,14 @@ def run_one(path: str, out: str) -> tuple[str, str | None]:
 
 
 def _finished(path: Path, final: Path) -> bool:
-    """A result of this very study file, in the current summary layout (an older one is rerun)."""
+    """A result of this very study file, in the current summary layout (an older one is rerun), with every
+    file the run wrote still there (a study whose report or figure was deleted is rerun, so that the index
+    never links to a missing file)."""
     copy, summary = final / "study.yaml", final / "summary.json"
     if not (summary.is_file() and copy.is_file() and copy.read_bytes() == path.read_bytes()):
+        return False
+    written = manifest(final)
+    if written is None or not all((final / name).is_file() for name in written):
         return False
     try:
         from_json(summary.read_bytes())
