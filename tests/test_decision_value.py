@@ -144,6 +144,7 @@ def test_horizon_days_makes_the_payback_the_decision_rule(tmp_path, capsys):
     assert s.recommended.rule == "payback" and s.payback is not None
     assert s.recommended.alpha == pytest.approx(s.payback["best"]["alpha"])
     assert s.payback["horizon_days"] == 60 and "Payback" in (out / "report.html").read_text()
+    assert (out / "payback.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 'id="fig-payback"' in (out / "report.html").read_text()
     from couponmix.outputs.report import headline
 
     assert f"Over 60 days after the log, the most revenue comes from logging {s.payback['best']['log_size']:,} customers" in headline(s)

@@ -39,7 +39,7 @@ __all__ = [
 COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
 FIGURES = ("front.png", "exploration.png", "log_size.png")
 #: written only by a study with --contextual
-OPTIONAL_FIGURES = ("contextual.png",)
+OPTIONAL_FIGURES = ("contextual.png", "payback.png")
 
 
 def _png(fig) -> bytes:
@@ -187,6 +187,57 @@ def contextual_figure(summary: StudySummary) -> bytes:
     return _png(fig)
 
 
+def payback_curve(pb: dict, key: str, days: np.ndarray) -> np.ndarray:
+    """Cumulative net revenue against keeping the incumbent without exploring, day by day from the start of
+    logging, for the payback block's ``best`` or ``no_exploration`` plan: the logging cost accrues while
+    the log is collected, then the gain per customer on every day of the horizon."""
+    p, daily = pb[key], pb["daily_traffic"]
+    logging = np.minimum(days, p["log_days"])
+    after = np.clip(days - p["log_days"], 0.0, pb["horizon_days"])
+    return -p["logging_cost"] * logging / max(p["log_days"], 1e-12) + daily * p["gain_per_customer"] * after
+
+
+def payback_figure(summary: StudySummary) -> bytes:
+    """Cumulative net revenue over the horizon (``--horizon-days``): the payback plan and a log without
+    exploration, against keeping the incumbent without exploring (the zero line)."""
+    plt = _plt()
+    pb = summary.payback or {}
+    end = pb["best"]["log_days"] + pb["horizon_days"]
+    days = np.linspace(0, end, 400)
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    best = pb["best"]
+    ax.plot(
+        days,
+        payback_curve(pb, "best", days),
+        color=COLORS[1],
+        lw=2,
+        label=f"log {best['log_size']:,} at {best['exploration_rate']:.1%} exploration, then deploy",
+    )
+    z = pb["no_exploration"]
+    ax.plot(
+        days,
+        payback_curve(pb, "no_exploration", days),
+        color=COLORS[0],
+        ls="--",
+        lw=1.5,
+        label=f"log {z['log_size']:,} without exploration, then deploy",
+    )
+    ax.axhline(0, color="#444", lw=1, label="keep the incumbent, do not explore")
+    if best["break_even_day"] is not None:
+        ax.axvline(best["break_even_day"], color=COLORS[1], ls=":", lw=1.2, label=f"paid back on day {best['break_even_day']:.2g}")
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("days from the start of logging")
+    unit = reward_unit(summary)
+    ax.set_ylabel(f"cumulative {reward_word(summary)} gained" + (f" ({unit})" if unit else ""))
+    ax.set_title(f"What the log earns over {pb['horizon_days']:g} days (deploying by the safe rule)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def figures(summary: StudySummary, front: Front) -> dict[str, bytes]:
     out = {
         "front.png": front_figure(front, summary),
@@ -195,6 +246,8 @@ def figures(summary: StudySummary, front: Front) -> dict[str, bytes]:
     }
     if summary.contextual is not None:
         out["contextual.png"] = contextual_figure(summary)
+    if summary.payback is not None:
+        out["payback.png"] = payback_figure(summary)
     return out
 
 
