@@ -97,6 +97,19 @@ class MarketScenario(Scenario):
         up = self.cfg["purchase"]["uplift"]
         self.uplift = np.array([[0.0] + [float(up[s][c]) for c in coupons] for s in segs])  # (S, A)
         self.lift = np.array([0.0] + [float(self.cfg["basket"]["lift"][c]) for c in coupons])  # (A,)
+        self._check_finite()
+
+    def _check_finite(self) -> None:
+        """Refuse, before any model is fitted, parameters whose baskets or moments overflow (each value is
+        finite, but exp() of them is not): one line naming the keys that drive the exponentials."""
+        with np.errstate(all="ignore"):
+            x = self.sample_covariates(2_000, np.random.default_rng(0))
+            ok = bool(np.isfinite(x).all() and np.isfinite(self.mu(x)).all() and np.isfinite(self.m2(x)).all())
+        if not ok:
+            raise CouponmixError(
+                "config: the market's revenue overflows (a basket or its square is infinite): lower "
+                "population.monetary_log_mean, population.monetary_log_sd, basket.lift or basket.log_sd"
+            )
 
     def at_period(self, period: int) -> MarketScenario:
         """The market in campaign period ``period`` (0: as configured), after its ``drift:``: the uplifts

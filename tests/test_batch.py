@@ -374,3 +374,16 @@ def test_a_study_whose_files_were_deleted_is_run_again(reference, tmp_path):
     res = run_batch(STUDIES, out, workers=1, quiet=True)
     assert (res.ran, res.skipped) == (1, 2)
     assert (out / "c_paper" / "report.html").read_bytes() == (reference / "c_paper" / "report.html").read_bytes()
+
+
+def test_a_batch_that_could_not_update_its_index_refuses_before_any_study(tmp_path, capsys):
+    """An --out folder couponmix did not write, holding a user's index.html: one line before any study runs
+    (it used to run every study, then refuse to write the index, leaving a stale one)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "index.html").write_text("the user's own page")
+    assert main(["batch", str(STUDIES), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "index.html exists in a folder couponmix did not write" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]
+    assert (out / "index.html").read_text() == "the user's own page"

@@ -23,6 +23,7 @@ MARKET_BAD = {
     "history_size": ("history:\n  size: -5\n", "history.size: expected a number >= 100, got -5"),
     "log_mean_text": ("population:\n  monetary_log_mean: abc\n", "population.monetary_log_mean: expected a number"),
     "intercept_text": ("purchase:\n  intercept: high\n", "purchase.intercept: expected a number, got 'high'"),
+    "overflow": ("population:\n  monetary_log_mean: 800\n", "the market's revenue overflows (a basket or its square is infinite)"),
     "otherwise": (
         "rules:\n  winback:\n    when: {feature: recency, min: 60}\n    action: pct15\n    otherwise: pct99\n",
         "rules.winback.otherwise: 'pct99' is not an action",

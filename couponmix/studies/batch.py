@@ -25,13 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from couponmix.errors import CouponmixError
-from couponmix.infra.atomic import check_output_dir, manifest, mark, owned, remove_owned, write_outputs
+from couponmix.infra.atomic import check_output_dir, check_replaceable, manifest, mark, owned, remove_owned, write_outputs
 from couponmix.infra.backend import stop_pool, worker_init
 from couponmix.infra.progress import Progress
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 from couponmix.studies.config import study_files
 from couponmix.studies.summary import from_json
+
+#: the batch's own files in its --out folder
+INDEX_FILES = ("comparison.csv", "index.html")
 
 __all__ = [
     "RESERVED",
@@ -137,6 +140,9 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
     clash = [p.name for p in files if p.stem in RESERVED]
     if clash:
         raise CouponmixError(f"study file {clash[0]} would be written over the batch's own {Path(clash[0]).stem}: rename it")
+    # before any work: the index must be writable (not someone else's file in a folder couponmix did not
+    # write), or the studies would run and the index stay stale
+    check_replaceable(out, INDEX_FILES)
     for path in files:  # before any work: every study's place must be ours or free
         final = out / path.stem
         if (final.exists() or final.is_symlink()) and not owned(final):
@@ -191,7 +197,7 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
             raise
         pool.shutdown()
     rows = [study_row(out / p.stem, p.stem) for p in files]
-    write_outputs(out, {"comparison.csv": comparison_csv(rows), "index.html": index_html(rows)})
+    write_outputs(out, dict(zip(INDEX_FILES, (comparison_csv(rows), index_html(rows)))))
     failed = sum(r["status"] == "failed" for r in rows)
     return BatchResult(
         done=len(rows) - failed,
