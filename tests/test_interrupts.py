@@ -111,3 +111,32 @@ def test_workers_die_with_a_killed_parent(tmp_path):
         for c in children:
             if psutil.pid_exists(c.pid):
                 os.kill(c.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line(monkeypatch, capsys):
+    """The console command's entry point: a KeyboardInterrupt while couponmix's modules are imported (Ctrl-C
+    in the first fraction of a second) is 'couponmix: interrupted' and exit 130, not a traceback."""
+    import builtins
+    import sys as _sys
+
+    from couponmix import entry
+
+    real = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "couponmix.cli":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.delitem(_sys.modules, "couponmix.cli", raising=False)
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        entry.run()
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == "couponmix: interrupted\n"
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
+    """`couponmix scenarios | head -1`: no BrokenPipeError traceback."""
+    proc = subprocess.run(f"{sys.executable} -m couponmix scenarios | head -c 1", shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.stdout and "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr

@@ -1,0 +1,5 @@
+"""``python -m couponmix``: the console command."""
+
+from couponmix.entry import run
+
+run()

@@ -1,0 +1,26 @@
+"""The ``couponmix`` console command. Ctrl-C while Python is still importing couponmix's modules (the first
+fraction of a second) says "couponmix: interrupted" in one line and exits 130, like Ctrl-C later on,
+instead of printing a KeyboardInterrupt traceback. Output piped into a reader that stops early
+(``couponmix scenarios | head -1``) ends quietly instead of with a BrokenPipeError traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def run() -> None:
+    try:
+        from couponmix.cli import main
+    except KeyboardInterrupt:
+        print("couponmix: interrupted", file=sys.stderr)
+        sys.exit(130)
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader has gone: point stdout at /dev/null so that the interpreter's final flush stays quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    sys.exit(code)
