@@ -620,14 +620,22 @@ def _arm_watchdog() -> None:
 
         _interrupt_seen.wait()
         time.sleep(2.0)
-        # first the workers: one still writing into a staging folder would refill it. multiprocessing's
-        # finalizers can block on a lock the hung thread holds, so they get half a second, no more
-        ender = threading.Thread(target=_end_children, name="couponmix-end-children", daemon=True)
-        ender.start()
-        ender.join(0.5)
-        remove_live_staging()
-        _interrupted()
-        os._exit(130)
+        try:
+            # first the workers: one still writing into a staging folder would refill it. multiprocessing's
+            # finalizers can block on a lock the hung thread holds, so they get half a second, no more
+            ender = threading.Thread(target=_end_children, name="couponmix-end-children", daemon=True)
+            ender.start()
+            ender.join(0.5)
+            # rmtree's own final os.close can raise EBADF when another thread has just closed that reused
+            # descriptor (not covered by ignore_errors): whatever happens here, the process must end
+            remove_live_staging()
+        except BaseException:  # noqa: BLE001, S110  (the process ends next whatever happens here)
+            pass
+        finally:
+            try:
+                _interrupted()
+            finally:
+                os._exit(130)
 
     threading.Thread(target=watchdog, name="couponmix-exit-watchdog", daemon=True).start()
 
