@@ -165,11 +165,6 @@ def _study(args):
     )
 
 
-def _log_size(cfg, sc) -> int:
-    """The study's log size n, else the scenario's default."""
-    return sc.default_n if cfg.n is None else cfg.n
-
-
 def _run_overrides(args) -> dict:
     if args.command != "run":
         return {}

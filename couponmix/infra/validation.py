@@ -8,7 +8,7 @@ import numpy as np
 
 from couponmix.errors import CouponmixError
 
-__all__ = ["SIMPLEX_TOL", "check_positive_int", "check_positive_float", "check_covariates", "check_probability_matrix"]
+__all__ = ["SIMPLEX_TOL", "check_positive_int", "check_positive_float", "check_probability_matrix"]
 
 SIMPLEX_TOL = 1e-8
 
@@ -36,15 +36,6 @@ def check_positive_float(value, name: str, allow_inf: bool = False) -> float:
     if np.isnan(value) or value <= 0 or (np.isinf(value) and not allow_inf):
         raise CouponmixError(f"{name} must be a positive finite number, got {value}")
     return value
-
-
-def check_covariates(x, name: str = "covariates") -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    if x.ndim != 2:
-        raise CouponmixError(f"{name} must be a 2-d array (customers x features), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise CouponmixError(f"{name} contain NaN or infinite values")
-    return x
 
 
 def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None = None, name: str = "policy") -> np.ndarray:

@@ -44,7 +44,6 @@ __all__ = [
     "DEFAULT_FLOOR",
     "DEFAULT_DAILY_TRAFFIC",
     "STUDY_KEYS",
-    "OPTIMISER_KEYS",
     "SUFFIXES",
     "MAX_TEXT",
     "StudyConfig",
@@ -76,7 +75,6 @@ STUDY_KEYS = (
     "optimiser",
     "contextual",
 )
-OPTIMISER_KEYS = ("pop_size", "generations")
 #: the largest evaluation sample and optimiser sizes a study takes (from the command line or a study file)
 MAX_EVAL_SIZE = 50_000_000
 MAX_OPTIMISER = 100_000
