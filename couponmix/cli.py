@@ -533,7 +533,13 @@ def cmd_campaign(args) -> int:
             f"(payback - best: {pv['diff']:,.0f}, {pv['pct']:.2f}%)"
         )
     if args.out is not None:
-        write_outputs(args.out, {"campaign.json": json.dumps(res, indent=2, allow_nan=False) + "\n"})
+        from couponmix.outputs.report import campaign_figure
+
+        files: dict[str, bytes | str] = {
+            "campaign.png": campaign_figure(res),
+            "campaign.json": json.dumps(res, indent=2, allow_nan=False) + "\n",
+        }
+        write_outputs(args.out, files)
     return 0
 
 

@@ -66,6 +66,7 @@ def test_the_campaign_command_writes_its_table(tmp_path, capsys):
     assert main([*args, "--out", str(out), "--quiet"]) == 0
     doc = json.loads((out / "campaign.json").read_text())
     assert doc["rates"] == [0.0, 0.2] and doc["payback_rate"] in (0.0, 0.2) and "payback_vs_best" in doc
+    assert (out / "campaign.png").read_bytes()[:4] == b"\x89PNG" and len(doc["cumulative_vs_first_by_period"]["mean"][1]) == 2
     printed = capsys.readouterr().out
     assert "payback rule:" in printed and "best fixed rate in hindsight" in printed
     assert main([*args[:-2], "--reps", "0", "--out", str(tmp_path / "bad"), "--quiet"]) == 2

@@ -238,6 +238,35 @@ def payback_figure(summary: StudySummary) -> bytes:
     return _png(fig)
 
 
+def campaign_figure(result: dict) -> bytes:
+    """``couponmix campaign``: cumulative revenue of each exploration rate against the first (no
+    exploration), period by period, with 95% bands over the replications (paired)."""
+    plt = _plt()
+    from matplotlib.ticker import FuncFormatter
+
+    mean = np.array(result["cumulative_vs_first_by_period"]["mean"])
+    se = np.array(result["cumulative_vs_first_by_period"]["se"])
+    periods = np.arange(1, mean.shape[1] + 1)
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for i, rate in enumerate(result["rates"]):
+        color = COLORS[i % len(COLORS)]
+        chosen = rate == result.get("payback_rate")
+        label = f"{rate:.0%} exploration" + (" (payback rule)" if chosen else "")
+        ax.plot(periods, mean[i], "-", color=color, lw=2 if chosen else 1.3, label=label)
+        ax.fill_between(periods, mean[i] - 1.96 * se[i], mean[i] + 1.96 * se[i], color=color, alpha=0.12, lw=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("period")
+    ax.set_ylabel(f"cumulative revenue against {result['rates'][0]:.0%} exploration")
+    ax.set_title(
+        f"Closed-loop campaign: {result['reps']} replications of {result['periods']} periods of {result['period_size']:,} customers",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def figures(summary: StudySummary, front: Front) -> dict[str, bytes]:
     out = {
         "front.png": front_figure(front, summary),

@@ -85,8 +85,18 @@ class CampaignResult:
             )
         return rows
 
+    def cumulative_vs_first(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, standard error), each (R, T): cumulative revenue up to each period minus the first rate's,
+        paired over replications (the same customers)."""
+        cum = np.cumsum(self.revenue, axis=2) * self.period_size  # (R, reps, T)
+        diff = cum - cum[:1]
+        se = diff.std(axis=1, ddof=1) / np.sqrt(self.reps) if self.reps > 1 else np.full(diff.shape[::2], np.nan)
+        return diff.mean(axis=1), se
+
     def to_dict(self) -> dict:
+        mean, se = self.cumulative_vs_first()
         return {
+            "cumulative_vs_first_by_period": {"mean": mean.tolist(), "se": np.nan_to_num(se).tolist()},
             "rates": list(self.rates),
             "periods": self.periods,
             "period_size": self.period_size,
