@@ -736,8 +736,8 @@ class CalibratedScenario(Scenario):
     def sample_rewards(self, x, actions, rng):
         """Rewards with the world's mean and second moment and the log's own shape: mu + sd z, where z is
         drawn, for each action, from the log's standardised residuals of that action (importance weighted,
-        centred and scaled to mean 0 and variance 1), so heavy tails and zeros survive the simulation
-        (``_residual_shapes``); a 0/1 reward is Bernoulli."""
+        centred and scaled to mean 0 and variance 1), so heavy tails survive the simulation (exact zeros do
+        not: the shape is shared across customers; ``_residual_shapes``); a 0/1 reward is Bernoulli."""
         rows = np.arange(len(x))
         actions = np.asarray(actions)
         mu = self.mu(x)[rows, actions]
