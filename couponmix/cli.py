@@ -44,8 +44,30 @@ ESTIMATOR_CHOICES = optimisable()
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage dump
-        raise CouponmixError(message)
+    def error(self, message):  # one line, no usage dump, with a suggestion for a likely typo
+        raise CouponmixError(message + _did_you_mean(self, message))
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
+    """'; did you mean run?' for an invalid command choice, or '; did you mean --tol?' for an unknown
+    option, when one known name is close (difflib); '' otherwise."""
+    import difflib
+    import re
+
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if m:
+        choices = re.findall(r"'([^']*)'", m.group(2))
+        close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.5)
+        return f"; did you mean {close[0]}?" if close else ""
+    m = re.search(r"unrecognized arguments: (\S+)", message)
+    if m and m.group(1).startswith("--"):
+        options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        for sub in parser._subparsers._group_actions if parser._subparsers else []:
+            for p in getattr(sub, "choices", {}).values():
+                options += [o for a in p._actions for o in a.option_strings if o.startswith("--")]
+        close = difflib.get_close_matches(m.group(1).split("=")[0], sorted(set(options)), n=1, cutoff=0.6)
+        return f"; did you mean {close[0]}?" if close else ""
+    return ""
 
 
 def _estimator(args):

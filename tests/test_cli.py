@@ -322,3 +322,19 @@ def test_an_evaluation_sample_larger_than_the_memory_available_is_refused_before
         EvaluationSample.from_scenario(get_scenario("paper"), 1_000_000)
     monkeypatch.setattr(memory, "available_bytes", lambda: None)  # unknown: no refusal
     assert EvaluationSample.from_scenario(get_scenario("paper"), 1000).size == 1000
+
+
+@pytest.mark.parametrize(
+    "args,hint",
+    [
+        (["rnu", "market"], "did you mean run?"),
+        (["run", "markt", "--out", "x"], "unknown scenario 'markt' (did you mean market?)"),
+        (["run", "market", "--tolerence", "0.5", "--out", "x"], "unrecognized arguments: --tolerence 0.5; did you mean --tol?"),
+    ],
+)
+def test_a_likely_typo_gets_a_suggestion(tmp_path, capsys, monkeypatch, args, hint):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and hint in err[0], err
+    assert not (tmp_path / "x").exists()

@@ -173,7 +173,11 @@ def scenario_class(name: str) -> type[Scenario]:
         return _REGISTERED[name]
     points = _entry_points()
     if name not in points:
-        raise CouponmixError(f"unknown scenario {name!r}; known scenarios: {', '.join(sorted(registered()))} (or a scenario folder)")
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(registered()), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise CouponmixError(f"unknown scenario {name!r}{hint}; known scenarios: {', '.join(sorted(registered()))} (or a scenario folder)")
     module, _, attr = points[name].partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
