@@ -45,6 +45,7 @@ import numpy as np
 from couponmix.errors import CouponmixError
 from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.montecarlo import Z95, influence
 from couponmix.ope.objectives import EvaluationSample
 
 __all__ = [
@@ -56,10 +57,9 @@ __all__ = [
     "candidate_sample",
     "log_decision",
     "simulate_decisions",
-    "Z95",
+    "safe_choice",
 ]
 
-Z95 = 1.959963984540054
 #: customers per chunk when the cross moments are summed
 CHUNK = 20_000
 
@@ -328,6 +328,19 @@ def value_covariance(sample: EvaluationSample, candidates: Mapping[str, np.ndarr
     return np.atleast_2d(np.cov(terms)) / terms.shape[1]
 
 
+def safe_choice(estimates, terms, incumbent: int) -> int:
+    """The safe rule on one log: the index of the highest estimate when the lower end of the 95% interval
+    of its difference with the incumbent's is above 0, else the incumbent. ``terms`` are the estimates'
+    per-customer terms on that log (``montecarlo.influence``), which give the difference's standard error
+    as a team computes it."""
+    pick = int(np.argmax(estimates))
+    if pick == incumbent:
+        return incumbent
+    diff = np.asarray(terms[pick]) - np.asarray(terms[incumbent])
+    se = diff.std(ddof=1) / np.sqrt(len(diff))
+    return pick if estimates[pick] - estimates[incumbent] - Z95 * se > 0 else incumbent
+
+
 def simulate_decisions(
     scenario,
     sample: EvaluationSample,
@@ -347,8 +360,6 @@ def simulate_decisions(
 
     Returns {"p_best", "regret", "p_best_safe", "regret_safe", "p_switch_safe", each with "<name>_se"}.
     """
-    from couponmix.ope.montecarlo import influence
-
     names = list(candidates)
     alpha = np.asarray(alpha, float)
     if sample.x is None:
@@ -379,9 +390,7 @@ def simulate_decisions(
                 raise RuntimeError(f"{specs[c].name}: own estimate {est[j]} differs from obp's {theirs}")
             phi.append(terms)
         pick[rep] = int(np.argmax(est))
-        diff_se = (phi[pick[rep]] - phi[inc]).std(ddof=1) / np.sqrt(n)
-        switch = pick[rep] != inc and est[pick[rep]] - est[inc] - Z95 * diff_se > 0
-        safe[rep] = pick[rep] if switch else inc
+        safe[rep] = safe_choice(est, phi, inc)
 
     def mean_se(v):
         v = np.asarray(v, float)

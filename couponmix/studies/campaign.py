@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from couponmix.decide.value import safe_choice
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
 from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
-from couponmix.ope.montecarlo import Z95, influence
+from couponmix.ope.montecarlo import influence
 from couponmix.policy.mixture import sample_actions
 from couponmix.policy.policies import one_hot
 from couponmix.policy.revenue_model import CrossFittedRevenueModel
@@ -183,12 +184,10 @@ def run_campaign(
                     e, terms = influence(SNDR, log, cands[name](xe), q)
                     est.append(e)
                     phi.append(terms)
-                pick = int(np.argmax(est))
-                if names[pick] != exploit_name:
-                    se = (phi[pick] - phi[0]).std(ddof=1) / np.sqrt(len(xe))
-                    if est[pick] - est[0] - Z95 * se > 0:
-                        exploit_name = names[pick] if names[pick] != "retrained" else f"retrained@{t}"
-                        exploit = cands[names[pick]]
+                pick = safe_choice(est, phi, 0)
+                if pick != 0:
+                    exploit_name = names[pick] if names[pick] != "retrained" else f"retrained@{t}"
+                    exploit = cands[names[pick]]
                 deployed[i][rep].append(exploit_name)
                 for key, v in (("x", xe), ("a", a[ev]), ("r", reward[ev]), ("w", 1.0 / prop[ev])):
                     train[key].append(v)
