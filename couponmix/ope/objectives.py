@@ -239,28 +239,31 @@ class ObservedRows:
         """(M,) each row's importance weight: held out / propensity (0 on rows a model was trained on)."""
         return self.inverse_propensity * self.held_out
 
-    def residual_second_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
-        """(M, A) the per-row estimate of E[(r - q)^2 | x_i, a]: the logged residual, importance weighted, at
-        covered actions; the world's ``model`` at the others. q None: the IPS family (q = 0)."""
-        m, a = model.shape
-        resid = self.reward if q is None else self.reward - q[np.arange(m), self.action]
-        out = self._onehot(self.weight * resid * resid, a)
+    def _residual(self, q: np.ndarray | None, m: int) -> np.ndarray:
+        """(M,) the logged reward less q at the logged action (q None: the reward itself)."""
+        return self.reward if q is None else self.reward - q[np.arange(m), self.action]
+
+    def _logged_or_model(self, values: np.ndarray, model: np.ndarray) -> np.ndarray:
+        """(M, A) ``values`` importance weighted at each row's logged, covered action; ``model`` at the
+        actions the log does not cover."""
+        out = self._onehot(self.weight * values, model.shape[1])
         out[:, ~self.covered] = model[:, ~self.covered]
         return out
 
+    def residual_second_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
+        """(M, A) the per-row estimate of E[(r - q)^2 | x_i, a]: the logged residual, importance weighted, at
+        covered actions; the world's ``model`` at the others. q None: the IPS family (q = 0)."""
+        resid = self._residual(q, model.shape[0])
+        return self._logged_or_model(resid * resid, model)
+
     def residual_first_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
         """(M, A) the per-row estimate of E[r - q | x_i, a], as ``residual_second_moment``."""
-        m, a = model.shape
-        resid = self.reward if q is None else self.reward - q[np.arange(m), self.action]
-        out = self._onehot(self.weight * resid, a)
-        out[:, ~self.covered] = model[:, ~self.covered]
-        return out
+        return self._logged_or_model(self._residual(q, model.shape[0]), model)
 
     def signed_error(self, q: np.ndarray) -> np.ndarray:
         """(M, A) e_hat: the importance-weighted q - r at each row's logged, covered action, 0 elsewhere; its
         mean over the sample, times any weights fixed before the log, estimates E[weights (q - mu)]."""
-        m, a = q.shape
-        return self._onehot(self.weight * (q[np.arange(m), self.action] - self.reward), a)
+        return self._onehot(-self.weight * self._residual(q, q.shape[0]), q.shape[1])
 
     def policy_values(self, probs: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """(P,) doubly robust values of policies ``probs`` (P, M, A): E[sum_a pi q] minus the mean of
