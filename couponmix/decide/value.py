@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from couponmix.errors import CouponmixError
-from couponmix.infra.validation import check_positive_int
+from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.montecarlo import Z95, influence
 from couponmix.ope.objectives import EvaluationSample
@@ -481,7 +481,6 @@ def payback(
     (alpha, n) with its value, cost, break-even day (from the start of logging) and chance of deploying
     the best policy, the same for a log without exploration (the incumbent alone), and the whole grid.
     """
-    from couponmix.infra.validation import check_positive_float
     from couponmix.ope.criterion import Criterion
 
     if rule not in ("safe", "estimated_best"):
