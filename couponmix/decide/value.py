@@ -422,18 +422,31 @@ def log_decision(
     """The decision a log of ``n`` customers at ``alpha`` supports, with every target and the incumbent
     component as candidates, each judged by the estimator the decision's criterion (``suite``, ``error``)
     chooses for it at that mixture and log size. Returns (value, candidates, estimators)."""
-    from couponmix.ope.criterion import Criterion
+    return _log_decisions(sample, [alpha], n, suite, incumbent, error, draws, seed)[0]
 
+
+def _candidates(sample: EvaluationSample, incumbent: str) -> dict[str, np.ndarray]:
+    """The incumbent component and every target, by name, as (M, A) probabilities."""
     comps = list(sample.component_names)
     if incumbent not in comps:
         raise CouponmixError(f"the incumbent {incumbent!r} is not a component ({', '.join(comps)})")
     if incumbent in sample.target_names:
         raise CouponmixError(f"the incumbent {incumbent!r} has the name of a future policy: rename one")
-    cands = {incumbent: sample.comp_probs[comps.index(incumbent)], **dict(zip(sample.target_names, sample.target_probs))}
-    alpha = np.asarray(alpha, float)
-    laws = Criterion(candidate_sample(sample, cands), list(suite), n, error=error).laws(alpha[None])
-    specs = {c: law.specs[int(law.choice(n)[0])] for c, law in zip(cands, laws)}
-    return decision_value(sample, alpha, cands, specs, n, incumbent, draws, seed), cands, specs
+    return {incumbent: sample.comp_probs[comps.index(incumbent)], **dict(zip(sample.target_names, sample.target_probs))}
+
+
+def _log_decisions(sample, alphas, n, suite, incumbent, error, draws, seed) -> list:
+    """``log_decision`` at several mixtures, with the criterion on the candidates built once for all."""
+    from couponmix.ope.criterion import Criterion
+
+    cands = _candidates(sample, incumbent)
+    batch = np.array([np.asarray(a, float) for a in alphas])
+    laws = Criterion(candidate_sample(sample, cands), list(suite), n, error=error).laws(batch)
+    out = []
+    for b, alpha in enumerate(batch):
+        specs = {c: law.specs[int(law.choice(n)[b])] for c, law in zip(cands, laws)}
+        out.append((decision_value(sample, alpha, cands, specs, n, incumbent, draws, seed), cands, specs))
+    return out
 
 
 def decision_summary(
@@ -452,8 +465,8 @@ def decision_summary(
         "basis": where,
         "method": "joint normal law of the chosen estimators' estimates (exact covariances from cross moments), 200,000 draws",
     }
-    for key, alpha in alphas.items():
-        dv, _, _ = log_decision(sample, alpha, n, criterion.specs, incumbent, error=criterion.error)
+    found = _log_decisions(sample, list(alphas.values()), n, criterion.specs, incumbent, criterion.error, 200_000, 0)
+    for key, (dv, _, _) in zip(alphas, found):
         out[key] = dv.to_dict()
     return out
 
@@ -489,13 +502,13 @@ def payback(
     daily_traffic = check_positive_float(daily_traffic, "daily_traffic")
     horizon = horizon_days * daily_traffic
     comps = list(sample.component_names)
+    cands = _candidates(sample, incumbent)
     inc = comps.index(incumbent)
     alone = np.eye(len(comps))[inc]
     alphas = np.vstack([np.atleast_2d(np.asarray(alphas, float)), alone[None]])
     if sizes is None:
         sizes = np.unique(np.round(np.geomspace(1_000, max(2_000, horizon), 16)).astype(int))
     sizes = np.asarray(sizes, int)
-    cands = {incumbent: sample.comp_probs[inc], **dict(zip(sample.target_names, sample.target_probs))}
     names = list(cands)
     laws = Criterion(candidate_sample(sample, cands), list(criterion.specs), int(sizes[0]), error=criterion.error).laws(alphas)
     revenue = alphas @ sample.component_values
