@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="exploration rate (share of 'explore', the rest to the revenue-best component): the log size needed there",
     )
-    plan.add_argument("--floor", type=float, default=0.0, help="every component's minimum share (default 0)")
+    plan.add_argument("--floor", type=float, default=None, help="every component's minimum share (default: as in run, 0.01)")
     plan.add_argument(
         "--estimator", choices=ESTIMATOR_CHOICES, default=None, help="force one estimator (default: the most precise per future policy)"
     )

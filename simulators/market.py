@@ -88,6 +88,7 @@ class MarketScenario(Scenario):
         self.cfg = load_config(config)
         self.seed = seed
         self.action_names = tuple(self.cfg["actions"])
+        self.reward_unit = self.cfg.get("currency")
         acts = self.cfg["actions"].values()
         self.discount = np.array([a["discount"] for a in acts], float)
         self.cost_order = np.array([a["cost_per_order"] for a in acts], float)

@@ -151,6 +151,9 @@ class MarketConfig(Schema):
     components: list[str] = Field(description="logging components mixed by the optimiser")
     targets: dict[str, Target] = Field(description="candidate future policies")
     drift: Drift | None = Field(default=None, description="campaigns only: how the market changes period by period")
+    currency: str | None = Field(
+        default=None, max_length=12, pattern=r"^[A-Za-z$€£¥]{1,12}$", description="the revenue's unit (e.g. EUR), shown beside amounts"
+    )
 
     @model_validator(mode="after")
     def _consistent(self):

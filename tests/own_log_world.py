@@ -159,7 +159,7 @@ def promise_check(tmp, means: bool = False, reps: int = 100, rows: int = 50_000,
     sc = get_scenario(str(tmp / "sc"))
     perm = [COUPONS.index(a) for a in sc.action_names]
     alpha = np.array([summary["recommended"]["alpha"][c] for c in sc.components()])
-    ref = np.array([summary["revenue_only"]["alpha"][c] for c in sc.components()])
+    ref = np.array([summary["no_exploration"]["alpha"][c] for c in sc.components()])
     pool = with_ticket(customers(200_000, np.random.default_rng(7)), 8)
     x = encode(pool, sc.meta["card"])
     m = mu(pool)[:, perm]

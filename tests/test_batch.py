@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -387,3 +388,39 @@ def test_a_batch_that_could_not_update_its_index_refuses_before_any_study(tmp_pa
     assert len(err) == 1 and "index.html exists in a folder couponmix did not write" in err[0]
     assert sorted(p.name for p in out.iterdir()) == ["index.html"]
     assert (out / "index.html").read_text() == "the user's own page"
+
+
+def test_one_cost_against_no_exploration_everywhere(reference, capsys):
+    """Issue 23, item 1: one revenue cost, against no exploration, the same in summary.json, the headline, the
+    report's card, the plan, the batch's table and index, and the ``plan`` command."""
+    from couponmix.outputs.report import amount
+
+    study = reference / "b_market"
+    s = json.loads((study / "summary.json").read_text())
+    cost, base = s["headline"]["revenue_cost_per_10k_customers"], s["revenue_cost"]["baseline_revenue"]
+    # the baseline is the exploit policy alone: no exploration, not the floored revenue-best mix
+    assert s["no_exploration"]["component"] == "exploit" and s["no_exploration"]["alpha"]["exploit"] == 1.0
+    assert base == pytest.approx(s["no_exploration"]["revenue"], rel=1e-12) == pytest.approx(s["policies"]["exploit"]["value"], rel=1e-9)
+    assert s["revenue_cost"]["baseline"].startswith("no exploration")
+    assert cost == pytest.approx(1e4 * s["revenue_cost"]["per_customer"], rel=1e-12)
+    assert cost == pytest.approx(1e4 * (base - s["recommended"]["revenue"]), rel=1e-9)
+    assert s["headline"]["revenue_cost_pct"] == pytest.approx(100 * (base - s["recommended"]["revenue"]) / base, rel=1e-9)
+    # the floor is priced apart: its own cost against the same baseline
+    fm = s["floor_mix"]
+    assert fm["floor"] == 0.01 and fm["revenue_cost_per_customer"] == pytest.approx(base - fm["revenue"], rel=1e-9)
+    # the plan measures against the same baseline, and the plan command gives the same plan
+    p = s["plan"]
+    assert p["baseline_revenue"] == pytest.approx(base, rel=1e-12)
+    assert p["revenue_cost_per_10k_customers"] == pytest.approx(1e4 * (base - p["revenue"]), rel=1e-9)
+    capsys.readouterr()
+    assert main(["plan", "--config", str(STUDIES / "b_market.yaml"), "--tol", str(p["tol"]), "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["alpha"] == pytest.approx(p["alpha"]) and planned["revenue_cost"] == pytest.approx(p["revenue_cost"], rel=1e-9)
+    # the batch's table and index, the report's headline and card
+    row = pd.read_csv(reference / "comparison.csv").set_index("study").loc["b_market"]
+    assert row["revenue_cost_per_10k_customers"] == pytest.approx(cost, rel=1e-9)
+    assert f"<td>{cost:,.0f}</td>" in (reference / "index.html").read_text()
+    html = unescape((study / "report.html").read_text())
+    assert f'{cost:,.0f}</span>\n  <span class="what">revenue given up per 10,000 customers against no exploration' in html
+    assert f"It costs {amount(cost)} in revenue per 10,000 customers" in html and "against no exploration" in html
+    assert "revenue-only" not in html

@@ -19,6 +19,7 @@ FORMATS = {
     "pct1": lambda v: f"{100 * v:.1f}%",
     "pct2": lambda v: f"{100 * v:.2f}%",
     "thousands": lambda v: f"{v:,.0f}",
+    "num0": lambda v: f"{v:.0f}",
     "num1": lambda v: f"{v:.1f}",
     "num3": lambda v: f"{v:.3f}",
     "num4": lambda v: f"{v:.4f}",

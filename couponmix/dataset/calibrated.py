@@ -634,6 +634,7 @@ class CalibratedScenario(Scenario):
         self.cfg = CalibrateConfig.model_validate(self.meta["config"])
         card = self.meta["card"]
         self.action_names = tuple(card["action_names"])
+        self.reward_unit = card.get("reward_unit")
         self.covariate_names = tuple(card["features"])
         self.binary = bool(card["binary"])
         self.default_n = int(self.meta["n"])

@@ -56,6 +56,8 @@ class Scenario(ABC):
     name: str = ""
     description: str = ""
     action_names: tuple[str, ...] = ()
+    #: the reward's unit shown beside amounts ('EUR'), or None
+    reward_unit: str | None = None
     covariate_names: tuple[str, ...] = ()
     default_n: int = 10_000
     takes_config: bool = False

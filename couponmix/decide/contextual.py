@@ -629,7 +629,7 @@ def contextual_block(
             # revenue-only mix (exploring earns more than the exploit policy in some group) the saving is the
             # whole cost and more, so it is reported as a gain, not as a percentage above 100
             "revenue_gain_per_10k_customers": 10_000 * gain,
-            "beats_revenue_only": bool(cost < 0),
+            "beats_no_exploration": bool(cost < 0),
             "saving_pct": (100 * min(gain / cost_global, 1.0) if cost_global > 0 else 0.0),
             "found_by": by,
             "rule": rule_in_words(obj.grouping, eps, obj.shares, params),

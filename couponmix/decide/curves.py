@@ -47,6 +47,21 @@ def best_component(objectives: Objectives) -> int:
     return int(np.argmax(values))
 
 
+#: what every revenue cost is measured against, in every command and file
+BASELINE = "no exploration"
+
+
+def no_exploration_alpha(objectives: Objectives) -> np.ndarray:
+    """The mixture with no exploration at all: the revenue-best component alone (``best_component``). Every
+    revenue cost couponmix states is against it; the floor (``--floor``) is a separate choice, priced apart."""
+    return np.eye(len(objectives.component_names))[best_component(objectives)]
+
+
+def no_exploration_revenue(objectives: Objectives) -> float:
+    """Revenue per customer with no exploration (``no_exploration_alpha``): the baseline of every cost."""
+    return float(objectives.revenue(no_exploration_alpha(objectives)[None])[0])
+
+
 def exploration_rate(objectives: Objectives, alpha: np.ndarray) -> float:
     """The exploration rate of a mixture in the sense of the curve: the explore share where there is such a
     component, else the share not given to the revenue-best component."""

@@ -21,7 +21,7 @@ from itertools import combinations_with_replacement
 
 import numpy as np
 
-from couponmix.decide.curves import exploration_rate
+from couponmix.decide.curves import exploration_rate, no_exploration_revenue
 from couponmix.decide.optimize import furthest_feasible
 from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.policy.simplex import check_alpha, check_floors
@@ -44,8 +44,10 @@ class Plan:
     alpha: dict
     exploration_rate: float
     revenue: float
-    revenue_cost: float  # per customer, against the revenue-best mixture
-    revenue_cost_pct: float | None
+    baseline_revenue: float  # per customer with no exploration (the revenue-best component alone)
+    revenue_cost: float  # per customer, against no exploration (negative: the mix earns more)
+    revenue_cost_pct: float | None  # percent of the revenue with no exploration
+    revenue_cost_per_10k_customers: float  # the unit of every headline
     worst_error: float
     targets: dict  # per target: chosen estimator, error and its parts (Criterion.describe)
     evaluated: int  # mixtures evaluated exactly
@@ -140,8 +142,7 @@ def plan_mixture(objectives, tol: float, n: int | None = None, floors=0.0) -> Pl
     worst = _worst(objectives, cand, n)
     revenue = objectives.revenue(cand)
     evaluated = len(cand)
-    free = 1.0 - floors.sum()
-    ref = float(np.max(objectives.revenue(floors + free * np.eye(k))))
+    ref = no_exploration_revenue(objectives)
     ok = worst <= tol
     if not ok.any():
         # the lowest error only needs reporting, not a boundary to 1e-7: a coarser final step
@@ -265,8 +266,10 @@ def _plan(objectives, tol, n, reachable, alpha, ref, evaluated, note) -> Plan:
         alpha=dict(zip(objectives.component_names, alpha.tolist())),
         exploration_rate=exploration_rate(objectives, alpha),
         revenue=rev,
+        baseline_revenue=ref,
         revenue_cost=ref - rev,
         revenue_cost_pct=100.0 * (ref - rev) / abs(ref) if ref else None,
+        revenue_cost_per_10k_customers=10_000 * (ref - rev),
         worst_error=float(worst),
         targets=targets,
         evaluated=evaluated,

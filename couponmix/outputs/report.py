@@ -14,7 +14,7 @@ import io
 import numpy as np
 
 from couponmix.decide.optimize import Front
-from couponmix.studies.summary import Headline, StudySummary, TargetPrecision
+from couponmix.studies.summary import Headline, StudySummary
 
 __all__ = [
     "COLORS",
@@ -26,7 +26,8 @@ __all__ = [
     "log_size_figure",
     "figures",
     "days",
-    "precision_phrase",
+    "headline_detail",
+    "plus_minus",
     "reward_word",
     "reward_unit",
     "verdict",
@@ -61,13 +62,14 @@ def _plt():
 
 
 def front_figure(front: Front, summary: StudySummary) -> bytes:
-    """Pareto front with the recommended and revenue-only mixtures marked."""
+    """Pareto front with the recommended mix and the most revenue the floors allow marked."""
     plt = _plt()
-    rec, only = summary.recommended, summary.revenue_only
+    rec, only = summary.recommended, summary.floor_mix
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     ax.plot(front.rmse, front.revenue, "-o", ms=3, color=COLORS[0], label="best trade-offs (Pareto front)")
     ax.plot([rec.ope_rmse], [rec.revenue], "*", ms=16, color=COLORS[1], label="recommended mix")
-    ax.plot([only.ope_rmse], [only.revenue], "s", ms=8, color=COLORS[2], label="revenue-only mix")
+    floor = f"most revenue with every policy at {only.floor:.0%} or more (the floor)"
+    ax.plot([only.ope_rmse], [only.revenue], "s", ms=8, color=COLORS[2], label=floor)
     ax.set_xlabel(f"evaluation error later ({summary.aggregate} over future policies, log of {summary.n:,} customers)")
     ax.set_title(
         "Revenue now against evaluation error later\n(each policy measured with its most precise estimator)"
@@ -166,7 +168,7 @@ def contextual_figure(summary: StudySummary) -> bytes:
     )
     at = cx["at"].get("recommended", {})
     if at.get("reachable"):
-        best = summary.revenue_only.revenue
+        best = summary.revenue_cost.baseline_revenue
         ax.plot([summary.recommended.ope_rmse], [summary.recommended.revenue], "*", ms=14, color=COLORS[1], label="recommended (one rate)")
         ax.plot(
             [at["error"]],
@@ -294,19 +296,6 @@ def days(d: float) -> str:
     return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
 
 
-def precision_phrase(name: str, p: TargetPrecision, alike: bool = False) -> str:
-    """'winback within ±0.50 (all of it sampling error)' or with the model-dependent part spelled out. ``alike``:
-    a world that treats every customer alike (per-action means), which cannot vouch for its sampling error."""
-    if p.model_bias_bound <= 0.01 * p.rmse:
-        if alike:
-            return f"{name} within ±{p.rmse:.2g} of sampling error, as a world where customers do not differ computes it"
-        return f"{name} within ±{p.rmse:.2g}, all of it sampling error that the log itself will show"
-    return (
-        f"{name} within ±{p.rmse:.2g}: ±{p.sampling_error:.2g} from sampling, plus up to "
-        f"±{p.model_bias_bound:.2g} that rests on the model where the log cannot check it"
-    )
-
-
 def in_words(text: str, word: str) -> str:
     """An estimator's plain words for this study's reward: 'the logged revenue' becomes 'the logged clicks'
     in a click study ('revenue model' stays the model's name, said once in the methods)."""
@@ -326,8 +315,9 @@ def reward_word(summary: StudySummary) -> str:
 
 
 def reward_unit(summary: StudySummary) -> str:
-    """The reward's unit where the mapping names it ('EUR'), else ''."""
-    return (summary.calibrated or {}).get("card", {}).get("reward_unit") or ""
+    """The reward's unit where the scenario names it ('EUR': a market config's ``currency``, a log mapping's
+    ``reward_unit``), else ''."""
+    return summary.reward_unit or (summary.calibrated or {}).get("card", {}).get("reward_unit") or ""
 
 
 def verdict(summary: StudySummary) -> str | None:
@@ -356,38 +346,80 @@ def amount(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2g}"
 
 
+def plus_minus(value: float, half: float) -> str:
+    """'11.8 ± 1.0': the value to the half-width's precision (two significant digits of the half-width)."""
+    if not np.isfinite(half) or half <= 0:
+        return f"{value:.3g}"
+    decimals = max(0, 1 - int(np.floor(np.log10(half))))
+    return f"{value:,.{decimals}f} ± {half:,.{decimals}f}"
+
+
+def share(pct: float) -> str:
+    """'8%' or '0.6%' or '1,400%'."""
+    return f"{pct:,.0f}%" if pct >= 1.5 else f"{pct:.1f}%"
+
+
 def headline(summary: StudySummary) -> str:
-    """The recommendation in one paragraph of plain words."""
+    """The first screen's answer in three sentences: what to do, what it costs (against no exploration) and what it
+    buys (each future policy's value with its 95% interval, in the reward's unit and as a share); the payback
+    when ``--horizon-days`` chose the mix. The detail is ``headline_detail``."""
     head = summary.headline
     alike = summary.calibrated is not None and summary.calibrated.get("world") == "means"
-    precision = "; ".join(precision_phrase(t, p, alike) for t, p in head.precision.items())
-    pct = head.revenue_cost_pct
-    how = sorted({in_words(p.estimator_plain, reward_word(summary)) for p in head.precision.values()})
-    need = ""
-    if head.tolerance is not None:
-        need = (
-            f" For ±{head.tolerance:g} on every policy, log {head.log_size_needed:,.0f} customers (about "
-            f"{days(head.log_days_needed or 0.0)})."
-            if head.log_size_needed is not None
-            else f" No log size reaches ±{head.tolerance:g} on every policy at this mix."
-        )
-    explore = _explore_phrase(head, summary.recommended.alpha, summary.production.explore_description)
     word, unit = reward_word(summary), reward_unit(summary)
-    best = "revenue-only mix" if word == "revenue" else f"mix with the most {word}"
+    explore = _explore_phrase(head, summary.recommended.alpha, summary.production.explore_description)
     lead = ""
     if summary.calibrated is not None:
         lead = "From a model of your log (estimates, not measurements): " if not alike else "If customers do not differ: "
+    within = f" within ±{share(head.worst_interval_95_pct)}" if head.worst_interval_95_pct is not None else ""
+    values = ", ".join(f"{t} {plus_minus(p.true_value, p.interval_95)}" for t, p in head.precision.items())
+    per = f"{unit} per customer" if unit else "per customer"
     return (
-        f"{lead}Recommendation: {explore}. "
-        f"It costs {amount(head.revenue_cost_per_10k_customers)}{' ' + unit if unit else ''} in {word} per 10,000 customers"
-        + (f" ({pct:.1f}% of {word})" if pct is not None else "")
-        + f" against the {best}. In exchange, a log of {head.log_size:,} customers "
-        f"(about {days(head.log_days)} of traffic) measures each future policy's {word} per customer: "
-        + precision
-        + f" (measured with {' / '.join(how)})."
-        + need
-        + payback_phrase(summary, word, unit)
+        f"{lead}{explore[0].upper()}{explore[1:]}. "
+        + cost_phrase(head.revenue_cost_per_10k_customers, head.revenue_cost_pct, word, unit)
+        + f" It buys, from a log of {head.log_size:,} customers (about {days(head.log_days)}), every future policy's "
+        f"{word} {per}{within} (95% interval): {values}." + payback_phrase(summary, word, unit)
     )
+
+
+def headline_detail(summary: StudySummary) -> str:
+    """What the headline's intervals rest on, how they are measured, and the log size a tolerance needs."""
+    head = summary.headline
+    alike = summary.calibrated is not None and summary.calibrated.get("world") == "means"
+    word = reward_word(summary)
+    model_word = "revenue model" if word == "revenue" else f"model of {word}"
+    leaning = {t: p for t, p in head.precision.items() if p.model_bias_bound > 0.01 * p.rmse}
+    if alike:
+        parts = "These intervals are computed as a world where customers do not differ computes them: it cannot vouch for them."
+    elif not leaning:
+        parts = "All of each interval is sampling error, which the log itself will show and which shrinks as more customers are logged."
+    else:
+        parts = (
+            "Sampling error, which the log itself will show, is part of each interval; "
+            + "; ".join(
+                f"up to ±{p.model_bias_bound:.2g} of {t}'s rests on the {model_word} where the log cannot check it"
+                for t, p in leaning.items()
+            )
+            + "."
+        )
+    how = sorted({in_words(p.estimator_plain, word) for p in head.precision.values()})
+    need = ""
+    if head.tolerance is not None:
+        need = (
+            f" For an error (RMSE) of at most {head.tolerance:g} on every policy, log {head.log_size_needed:,.0f} customers "
+            f"(about {days(head.log_days_needed or 0.0)})."
+            if head.log_size_needed is not None
+            else f" No log size reaches an error (RMSE) of {head.tolerance:g} on every policy at this mix."
+        )
+    return f"{parts} Measured with {' / '.join(how)}.{need}"
+
+
+def cost_phrase(per_10k: float, pct: float | None, word: str, unit: str) -> str:
+    """What a mix gives up against no exploration, in one sentence; a negative cost is said as a gain."""
+    money = f"{amount(abs(per_10k))}{' ' + unit if unit else ''}"
+    share = f" ({abs(pct):.1f}% of {word})" if pct is not None else ""
+    if per_10k < -1e-9:
+        return f"It earns {money} more {word} per 10,000 customers{share} than no exploration: here exploring pays."
+    return f"It costs {money} in {word} per 10,000 customers{share} against no exploration."
 
 
 def payback_phrase(summary: StudySummary, word: str, unit: str) -> str:
@@ -415,11 +447,11 @@ def contextual_phrase(summary: StudySummary) -> str | None:
     at = cx["at"].get("recommended", {})
     if not at.get("reachable"):
         return f"No exploration rule by {cx['grouped_by']} reaches the recommended precision."
-    if at.get("beats_revenue_only"):
+    if at.get("beats_no_exploration"):
         return (
             f"Exploring by {cx['grouped_by']} instead: {at['rule']}. Same precision, and "
             f"{amount(at['revenue_gain_per_10k_customers'])} more revenue per 10,000 customers than one rate for "
-            "everyone: more even than the revenue-only mix, because in some groups exploring earns more than the "
+            "everyone: more even than no exploration, because in some groups exploring earns more than the "
             "exploit policy."
         )
     return (
@@ -447,6 +479,7 @@ def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> 
     return tmpl.render(
         s=summary,
         headline=headline(summary),
+        headline_detail=headline_detail(summary),
         verdict=verdict(summary),
         word=word,
         unit=f"{unit} " if unit else "",

@@ -344,7 +344,7 @@ def run(cfg: StudyConfig, out, quiet: bool = True) -> RunResult:
     return RunResult(result, folder, list(files))
 
 
-def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float = 0.0) -> PlanResult:
+def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float | None = None) -> PlanResult:
     """The least-cost mixture whose error is at most ``tol`` for every future policy at the study's log size,
     or (with ``alpha`` or ``eps``) the log size needed at that mixture."""
     if eps is not None and alpha is not None:

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from couponmix.dataset.scenario import get_scenario
-from couponmix.decide.curves import best_component, exploration_curve, exploration_rate, log_size_curve
+from couponmix.decide.curves import (
+    BASELINE,
+    best_component,
+    exploration_curve,
+    exploration_rate,
+    log_size_curve,
+    no_exploration_alpha,
+    no_exploration_revenue,
+)
 from couponmix.decide.optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
 from couponmix.decide.planner import LogSizePlan, Plan, log_size_at, plan_mixture
 from couponmix.decide.value import decision_summary, payback
@@ -18,6 +26,7 @@ from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.divergence import growth, weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
+from couponmix.ope.montecarlo import Z95
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
 from couponmix.ope.selection import ROBUST_ASSUMPTION, criterion_for, sample_and_verdicts
 from couponmix.policy.simplex import check_floors
@@ -25,12 +34,12 @@ from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, Study
 from couponmix.studies.summary import (
     SUMMARY_FORMAT,
     CriterionInfo,
+    FloorMix,
     Headline,
     PolicyInfo,
     Production,
     Recommended,
     RevenueCost,
-    RevenueOnly,
     StudySummary,
     TargetPrecision,
 )
@@ -71,9 +80,8 @@ class StudyResult:
 
 def no_exploration(objectives: Criterion, sample: EvaluationSample) -> dict:
     """The revenue-best single component with no mixing at all, and what OPE can say from its logs."""
-    k = len(objectives.component_names)
-    best = int(np.argmax(sample.component_values))
-    alpha = np.eye(k)[best]
+    best = best_component(objectives)
+    alpha = no_exploration_alpha(objectives)
     targets = {}
     for name, d in objectives.describe(alpha).items():
         if not d["logs_show_all"]:
@@ -93,7 +101,8 @@ def no_exploration(objectives: Criterion, sample: EvaluationSample) -> dict:
     return {
         "component": objectives.component_names[best],
         "alpha": dict(zip(objectives.component_names, alpha.tolist())),
-        "revenue": float(sample.component_values[best]),
+        "revenue": no_exploration_revenue(objectives),
+        "worst_error": float(objectives.combine(np.array([[t["rmse"] for t in targets.values()]]))[0]),
         "targets": targets,
     }
 
@@ -194,8 +203,8 @@ class PlanResult:
             where = "; ".join(f"{t}: ±{d['rmse']:.3g} with {d['estimator']}" for t, d in p.targets.items())
             if not p.reachable:
                 return f"{p.note} (at {mix}: {where})."
-            cost = f"{p.revenue_cost:.4g} per customer" + (
-                f" ({p.revenue_cost_pct:.2f}% of revenue)" if p.revenue_cost_pct is not None else ""
+            cost = f"{p.revenue_cost_per_10k_customers:,.0f} per 10,000 customers against no exploration" + (
+                f" ({p.revenue_cost_pct:.1f}% of revenue)" if p.revenue_cost_pct is not None else ""
             )
             return (
                 f"The least-cost mixture with error <= {p.tol:g} for every future policy from {p.n:,} customers is "
@@ -208,15 +217,16 @@ class PlanResult:
         return f"At {mix}, a log of {p.log_size_needed:,.0f} {who} gives an error <= {p.tol:g} for every future policy."
 
 
-def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float = 0.0) -> PlanResult:
+def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float | None = None) -> PlanResult:
     """``couponmix plan``: the least-cost mixture for ``tol`` at the study's log size, or, given a mixture
-    (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there."""
+    (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there. Every
+    component keeps at least ``floor`` of the traffic (default: the study's floor, as in ``run``)."""
     from couponmix.policy.simplex import parse_alpha_spec
 
     sc = cfg.build_scenario()
     n = check_positive_int(sc.default_n if cfg.n is None else cfg.n, "n")
     k = len(sc.components())
-    floors = check_floors(floor, k)
+    floors = check_floors(cfg.floor if floor is None else floor, k)
     sample, verdicts = sample_and_verdicts(sc, cfg.eval_size, cfg.seed, floors)
     objectives, _ = criterion_for(sc, sample, verdicts, n, cfg.aggregate, cfg.estimator)
     names = objectives.component_names
@@ -384,13 +394,14 @@ def _run(
     alpha = front.alphas[rec.index]
     at_rec = {t: weight_verdict(sc, sample, t, alpha) for t in targets}
 
-    # The revenue-only choice: the best vertex of the floored simplex.
+    # Every cost is against no exploration (the revenue-best component alone). The floor is a separate choice:
+    # the most revenue it allows is the best vertex of the floored simplex, priced apart.
+    base_alpha, base_rev = no_exploration_alpha(objectives), no_exploration_revenue(objectives)
     free = 1.0 - floors.sum()
     vertices = floors + free * np.eye(len(components))
-    best = int(np.argmax(objectives.revenue(vertices)))
-    best_alpha = vertices[best]
-    best_rev = float(objectives.revenue(best_alpha)[0])
-    best_rmse = objectives.rmse(best_alpha)[0]
+    floor_alpha = vertices[int(np.argmax(objectives.revenue(vertices)))]
+    floor_rev = float(objectives.revenue(floor_alpha)[0])
+    floor_rmse = objectives.rmse(floor_alpha)[0]
 
     values = {name: float(v) for name, v in zip(components, sample.component_values)}
     values.update({name: float(v) for name, v in zip(targets, sample.target_values)})
@@ -401,7 +412,7 @@ def _run(
     rev = float(front.revenue[rec.index])
     detail = objectives.describe(alpha)
     log.info("measuring how much the promise depends on the evaluation sample")
-    promise = objectives.promise_uncertainty(alpha, reference=best_alpha)
+    promise = objectives.promise_uncertainty(alpha, reference=base_alpha)
     for t in detail:
         detail[t]["promise_se"] = promise["error_se"][t]
     worst_rel = max(promise["relative"].values())
@@ -511,21 +522,25 @@ def _run(
         max_rmse=max_rmse,
         meets_max_rmse=rec.meets_max_rmse if max_rmse is not None else None,
     )
-    revenue_only = RevenueOnly(
-        alpha=dict(zip(components, best_alpha.tolist())),
-        revenue=best_rev,
-        ope_rmse=float(objectives.combine(best_rmse[None, :])[0]),
-        ope_rmse_per_target=dict(zip(targets, best_rmse.tolist())),
+    incumbent = objectives.component_names[best_component(objectives)]
+    floor_mix = FloorMix(
+        floor=float(floors.max()),
+        alpha=dict(zip(components, floor_alpha.tolist())),
+        revenue=floor_rev,
+        revenue_cost_per_customer=base_rev - floor_rev,
+        ope_rmse=float(objectives.combine(floor_rmse[None, :])[0]),
+        ope_rmse_per_target=dict(zip(targets, floor_rmse.tolist())),
     )
     revenue_cost = RevenueCost(
-        per_customer=best_rev - rev,
-        pct=100.0 * (best_rev - rev) / abs(best_rev) if best_rev else None,
+        baseline=f"{BASELINE} ({incumbent} alone)",
+        baseline_revenue=base_rev,
+        per_customer=base_rev - rev,
+        pct=100.0 * (base_rev - rev) / abs(base_rev) if base_rev else None,
         std_error=promise["revenue_cost_se"],
     )
     no_explore = no_exploration(objectives, sample)
     log.info("the decision a log supports: chance of deploying the best policy, regret")
-    incumbent = objectives.component_names[best_component(objectives)]
-    alone = np.eye(len(components))[list(components).index(incumbent)]
+    alone = base_alpha
     try:
         decision = decision_summary(sample, objectives, {"recommended": alpha, "no_exploration": alone}, n, incumbent, sc.ground_truth)
     except CouponmixError as exc:
@@ -556,8 +571,8 @@ def _run(
         def searching(done: int) -> None:
             bar.phase(6, f"{PHASES[6]}: search generation {done}/{SEARCH_GENERATIONS}")
 
-        # costs against the same revenue-only mix as the headline's
-        block = contextual_block(cobj, curve, best_rev, named, float(floors.max()), seed=seed, on_generation=searching)
+        # costs against no exploration, like the headline's
+        block = contextual_block(cobj, curve, base_rev, named, float(floors.max()), seed=seed, on_generation=searching)
         ctx = {"spec": contextual, **block}
     regret = None
     if "exploit" in components and "oracle" in references:
@@ -594,7 +609,7 @@ def _run(
             "at_recommended": {t: v.to_dict() for t, v in at_rec.items()},
         },
         recommended=recommended,
-        revenue_only=revenue_only,
+        floor_mix=floor_mix,
         revenue_cost=revenue_cost,
         promise_uncertainty=promise,
         no_exploration=no_explore,
@@ -617,6 +632,7 @@ def _run(
         contextual=ctx,
         decision=decision,
         payback=pay,
+        reward_unit=sc.reward_unit,
     )
     return StudyResult(summary=summary, front=front, recommendation=rec)
 
@@ -636,6 +652,8 @@ def headline_numbers(
     much of that precision the log itself can confirm."""
     need = plan["at_recommended"]["log_size_needed"] if plan is not None else None
     daily = size_curve["daily_traffic"]
+    precision = {t: target_precision(d) for t, d in rec.targets.items()}
+    shares = [p.interval_95_pct for p in precision.values()]
     return Headline(
         exploration_rate=exploration_rate(objectives, alpha),
         revenue_best_component=objectives.component_names[best_component(objectives)],
@@ -650,18 +668,33 @@ def headline_numbers(
         log_days_needed=None if need is None else need / daily,
         worst_error=rec.ope_rmse,
         criterion=objectives.label,
-        precision={
-            t: TargetPrecision(
-                rmse=d["rmse"],
-                sampling_error=d["sampling_error"],
-                model_dependent=d["model_dependent"],
-                model_bias_bound=d["model_bias_bound"],
-                estimator=d["estimator"],
-                estimator_plain=d["estimator_plain"],
-                true_value=d["true_value"],
-                logs_show_all=d["logs_show_all"],
-                promise_se=d["promise_se"],
-            )
-            for t, d in rec.targets.items()
-        },
+        precision=precision,
+        worst_interval_95_pct=None if any(v is None for v in shares) else max(shares),  # type: ignore[type-var]
+    )
+
+
+def interval_95(d: dict) -> float:
+    """The 95% half-width of one target's estimate, in the reward's unit, from the criterion's detail: the
+    bias the formulas compute, plus the bound on the bias resting on the model, plus 1.96 sampling standard
+    errors. Whenever the bias is within the bound, the estimate lies this close to the value at least 95% of
+    the time (the sampling error is normal to first order)."""
+    return abs(d.get("computed_bias", 0.0)) + d["model_bias_bound"] + Z95 * d["sampling_error"]
+
+
+def target_precision(d: dict) -> TargetPrecision:
+    """A target's precision at the recommended mix (``Criterion.describe`` plus ``promise_se``)."""
+    half = interval_95(d)
+    value = d["true_value"]
+    return TargetPrecision(
+        rmse=d["rmse"],
+        sampling_error=d["sampling_error"],
+        model_dependent=d["model_dependent"],
+        model_bias_bound=d["model_bias_bound"],
+        estimator=d["estimator"],
+        estimator_plain=d["estimator_plain"],
+        true_value=value,
+        logs_show_all=d["logs_show_all"],
+        promise_se=d["promise_se"],
+        interval_95=half,
+        interval_95_pct=100.0 * half / abs(value) if abs(value) > 1e-12 else None,
     )

@@ -25,7 +25,7 @@ __all__ = [
     "PolicyInfo",
     "CriterionInfo",
     "Recommended",
-    "RevenueOnly",
+    "FloorMix",
     "RevenueCost",
     "Production",
     "StudySummary",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: the layout of summary.json: a batch reruns a finished study whose summary has another layout
-SUMMARY_FORMAT = 2
+SUMMARY_FORMAT = 3
 
 #: field metadata: left out of the JSON when None (optional blocks)
 OPTIONAL = {"optional": True}
@@ -115,6 +115,10 @@ class TargetPrecision(Record):
     true_value: float  # the policy's value on the evaluation sample (the scenario's model of it)
     logs_show_all: bool  # the mix logs every action the policy takes
     promise_se: float  # standard error of ``rmse`` from the finite evaluation sample
+    #: the 95% interval's half-width in the reward's unit: the estimate lies within it of the policy's value with
+    #: at least 95% probability (|computed bias| + model_bias_bound + 1.96 sampling_error)
+    interval_95: float
+    interval_95_pct: float | None  # the same as a percent of the policy's value (None when the value is 0)
 
 
 @dataclass
@@ -132,9 +136,10 @@ class Headline(Record):
     tolerance: float | None
     log_size_needed: float | None
     log_days_needed: float | None
-    worst_error: float
+    worst_error: float  # RMSE, for analysts: the criterion's error (its aggregate over future policies)
     criterion: str
     precision: dict[str, TargetPrecision]
+    worst_interval_95_pct: float | None  # the widest 95% half-width over future policies, percent of its value
 
 
 @dataclass
@@ -177,18 +182,27 @@ class Recommended(Record):
 
 
 @dataclass
-class RevenueOnly(Record):
+class FloorMix(Record):
+    """The most revenue the floors allow (every logging policy keeps at least ``floor`` of the traffic,
+    ``--floor``): a separate choice from exploration, with its own cost against no exploration."""
+
+    floor: float  # every logging policy's minimum share, a fraction
     alpha: dict[str, float]
-    revenue: float
+    revenue: float  # per customer
+    revenue_cost_per_customer: float  # against no exploration, in the reward's unit
     ope_rmse: float
     ope_rmse_per_target: dict[str, float]
 
 
 @dataclass
 class RevenueCost(Record):
-    per_customer: float
-    pct: float | None
-    std_error: float
+    """What the recommended mix gives up, per customer, against the one baseline: no exploration."""
+
+    baseline: str  # "no exploration (exploit alone)"
+    baseline_revenue: float  # per customer with no exploration
+    per_customer: float  # in the reward's unit
+    pct: float | None  # percent of the baseline's revenue
+    std_error: float  # of per_customer
 
 
 @dataclass
@@ -223,7 +237,7 @@ class StudySummary(Record):
     variance_finite: dict[str, bool]
     ips_variance: dict
     recommended: Recommended
-    revenue_only: RevenueOnly
+    floor_mix: FloorMix
     revenue_cost: RevenueCost
     promise_uncertainty: dict
     no_exploration: dict
@@ -247,6 +261,8 @@ class StudySummary(Record):
     #: ``--horizon-days``: what a log is worth over the horizon at each mix and log size, and the best
     #: (``decide.value.payback``); the recommendation is then its mix
     payback: dict | None = field(default=None, metadata=OPTIONAL)
+    #: the reward's unit ('EUR'), from the market config's ``currency`` or the log mapping's ``reward_unit``
+    reward_unit: str | None = field(default=None, metadata=OPTIONAL)
 
 
 def to_json(summary: StudySummary | dict) -> str:
