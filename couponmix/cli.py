@@ -368,7 +368,11 @@ def cmd_plan(args) -> int:
 
     if args.n is not None and (args.eps is not None or args.alpha is not None):
         raise CouponmixError("give --n (for the least-cost mixture) or --alpha/--eps (for the log size), not both")
-    res = plan(_study(args), args.tol, alpha=args.alpha, eps=args.eps, floor=args.floor)
+    from couponmix.infra.progress import Progress
+    from couponmix.studies.study import PLAN_PHASES, PLAN_WEIGHTS
+
+    with Progress(len(PLAN_PHASES), PLAN_PHASES[0], args.quiet, weights=PLAN_WEIGHTS) as bar:
+        res = plan(_study(args), args.tol, alpha=args.alpha, eps=args.eps, floor=args.floor, on_phase=bar.phase)
     print(json.dumps(res.to_dict(), indent=1) if args.json else res.text())
     return 0
 
@@ -389,11 +393,11 @@ def cmd_cache(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from couponmix.dataset.calibrated import PHASES
+    from couponmix.dataset.calibrated import PHASE_WEIGHTS, PHASES
     from couponmix.infra.progress import Progress
     from couponmix.studies.commands import calibrate
 
-    with Progress(len(PHASES), PHASES[0], args.quiet) as bar:
+    with Progress(len(PHASES), PHASES[0], args.quiet, weights=PHASE_WEIGHTS) as bar:
         res = calibrate(args.log, args.out, args.config, fallback=args.fallback, on_phase=bar.phase)
     for line in res.text().splitlines():
         if not line.startswith("warning: ") and not args.quiet:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from couponmix.ope.criterion import SelectedLaw
+from couponmix.ope.montecarlo import Z95
 from couponmix.ope.protocols import Objectives
 
 __all__ = ["EPS_GRID", "LOG_SIZES", "exploration_line", "best_component", "exploration_rate", "exploration_curve", "log_size_curve"]
@@ -71,7 +72,7 @@ def exploration_rate(objectives: Objectives, alpha: np.ndarray) -> float:
     return float(1.0 - alpha[best_component(objectives)])
 
 
-def exploration_curve(objectives: Objectives, n: int) -> dict:
+def exploration_curve(objectives: Objectives, n: int, tol: float | None = None) -> dict:
     d, definition = exploration_line(objectives)
     k = len(objectives.component_names)
     e_best = np.eye(k)[best_component(objectives)]
@@ -92,6 +93,21 @@ def exploration_curve(objectives: Objectives, n: int) -> dict:
             t: [float(law.laws[i].sampling_error(n)[j]) for j, i in enumerate(law.choice(n))]
             for t, law in zip(objectives.target_names, selected)
         }
+        # the 95% half-width (the headline's): the robust error's bias part, |computed bias| + bound, plus
+        # 1.96 sampling errors; the bias part is sqrt(rmse^2 - sampling^2) by the robust error's definition
+        out["interval_95"] = {
+            t: [
+                None if r is None else float(np.sqrt(max(r * r - se * se, 0.0)) + Z95 * se)
+                for r, se in zip(out["rmse"][t], out["sampling_error"][t])
+            ]
+            for t in objectives.target_names
+        }
+    # eps = 0 is no exploration: the baseline of every cost
+    out["revenue_cost_per_10k_customers"] = (10_000 * (out["revenue"][0] - np.asarray(out["revenue"]))).tolist()
+    if tol is not None:  # the log size each rate needs for an error <= tol on every target
+        need = np.max([law.log_size_for(tol) for law in laws], axis=0)
+        out["tolerance"] = float(tol)
+        out["log_size_needed"] = [None if not np.isfinite(v) else float(v) for v in need]
     return out
 
 

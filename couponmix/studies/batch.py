@@ -177,8 +177,17 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
         try:
             with Progress(len(todo), "studies", quiet) as bar:
                 futures = {pool.submit(run_one, str(p), str(out)): p for p in todo}
+                pending = list(todo)  # the pool starts studies in order, one per free worker
+
+                def running(done: int) -> None:
+                    names = ", ".join(p.stem for p in pending[:workers])
+                    bar.phase(done, f"studies {done}/{len(todo)} finished; running {names}" if names else "studies finished")
+
+                running(0)
                 for done, fut in enumerate(as_completed(futures), 1):
                     path = futures[fut]
+                    pending.remove(path)
+                    running(done)
                     try:
                         name, error = fut.result()
                     except BrokenProcessPool:

@@ -344,12 +344,12 @@ def run(cfg: StudyConfig, out, quiet: bool = True) -> RunResult:
     return RunResult(result, folder, list(files))
 
 
-def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float | None = None) -> PlanResult:
+def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float | None = None, on_phase=None) -> PlanResult:
     """The least-cost mixture whose error is at most ``tol`` for every future policy at the study's log size,
-    or (with ``alpha`` or ``eps``) the log size needed at that mixture."""
+    or (with ``alpha`` or ``eps``) the log size needed at that mixture. ``on_phase(done, name)``: progress."""
     if eps is not None and alpha is not None:
         raise CouponmixError("give --alpha or --eps, not both")
-    return plan_study(cfg, tol, alpha=alpha, eps=eps, floor=floor)
+    return plan_study(cfg, tol, alpha=alpha, eps=eps, floor=floor, on_phase=on_phase)
 
 
 @dataclass

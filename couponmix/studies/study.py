@@ -217,18 +217,29 @@ class PlanResult:
         return f"At {mix}, a log of {p.log_size_needed:,.0f} {who} gives an error <= {p.tol:g} for every future policy."
 
 
-def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float | None = None) -> PlanResult:
+#: ``plan``'s phases, named as they run
+PLAN_PHASES = ("building the scenario and its revenue model", "sampling customers and checking weight variance", "planning")
+#: their measured seconds on the demo settings (``plan market --tol 0.5``, models not cached), for the bar
+PLAN_WEIGHTS = (0.1, 9.6, 4.1)
+
+
+def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float | None = None, on_phase=None) -> PlanResult:
     """``couponmix plan``: the least-cost mixture for ``tol`` at the study's log size, or, given a mixture
     (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there. Every
-    component keeps at least ``floor`` of the traffic (default: the study's floor, as in ``run``)."""
+    component keeps at least ``floor`` of the traffic (default: the study's floor, as in ``run``).
+    ``on_phase(done, name)`` is told as each of ``PLAN_PHASES`` starts."""
     from couponmix.policy.simplex import parse_alpha_spec
 
+    phase = on_phase or (lambda done, name: None)
+    phase(0, PLAN_PHASES[0])
     sc = cfg.build_scenario()
     n = check_positive_int(sc.default_n if cfg.n is None else cfg.n, "n")
     k = len(sc.components())
     floors = check_floors(cfg.floor if floor is None else floor, k)
+    phase(1, PLAN_PHASES[1])
     sample, verdicts = sample_and_verdicts(sc, cfg.eval_size, cfg.seed, floors)
     objectives, _ = criterion_for(sc, sample, verdicts, n, cfg.aggregate, cfg.estimator)
+    phase(2, PLAN_PHASES[2])
     names = objectives.component_names
     if eps is not None:
         if "explore" not in names:
@@ -306,7 +317,7 @@ def run_study(
         horizon_days = check_positive_float(horizon_days, "horizon_days (--horizon-days)")
         if max_rmse is not None:
             raise CouponmixError("--horizon-days and --max-rmse are two decision rules: give one")
-    with Progress(len(PHASES) - (contextual is None), PHASES[0], quiet) as bar:  # the phases that take the time, named as they run
+    with Progress(len(PHASES) - (contextual is None), PHASES[0], quiet, weights=PHASE_WEIGHTS) as bar:
         return _run(
             scenario,
             n,
@@ -338,6 +349,9 @@ PHASES = (
     "planning",
     "comparing exploration that varies by customer",
 )
+#: their measured seconds on the demo settings (``run market --tol 0.5``, models not cached; the contextual
+#: comparison from ``--contextual segment``), so that the bar advances with the time, not the step count
+PHASE_WEIGHTS = (2.4, 7.3, 2.7, 0.9, 0.6, 4.2, 460.0)
 
 
 def _run(
@@ -549,7 +563,7 @@ def _run(
     law = sample_size_law(objectives, sample, alpha, verdicts)
     bar.phase(4, PHASES[4])
     log.info("computing the curves for the report")
-    curve = exploration_curve(objectives, n)
+    curve = exploration_curve(objectives, n, tol)
     size_curve = log_size_curve(objectives, alpha, daily_traffic)
     bar.phase(5, PHASES[5])
     plan = None
