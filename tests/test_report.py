@@ -117,6 +117,65 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
 
 
+@pytest.mark.browser
+def test_the_slider_shows_summary_json_numbers_at_each_rate(run_dir):
+    """Issue 23, item 4: move the slider with the keyboard in Chromium and read the page; every number equals
+    what summary.json's exploration curve says at that rate (the cost against its no-exploration revenue)."""
+    from couponmix.outputs.browser import slide_report
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    curve = summary["exploration_curve"]
+    last = len(curve["eps"]) - 1
+    start = int(np.argmin(np.abs(np.array(curve["eps"]) - summary["headline"]["exploration_rate"])))
+    moves = [-start, 3, 9, 2 * last]  # to no exploration, then up, then past the end
+    seen = slide_report(run_dir / "report.html", moves)
+    positions = [start]
+    for m in moves:
+        positions.append(min(max(positions[-1] + m, 0), last))
+    assert [s["index"] for s in seen] == positions
+    base = summary["revenue_cost"]["baseline_revenue"]
+    number = lambda text: float(text.replace(",", "").replace("±", "").replace("%", ""))
+    for shown, i in zip(seen, positions):
+        assert shown["rate"] == f"{100 * curve['eps'][i]:.1f}%"
+        cost = 1e4 * (base - curve["revenue"][i])
+        assert number(shown["cost"]) == pytest.approx(cost, abs=0.5 + 1e-6 * abs(cost))
+        assert number(shown["cost_pct"]) == pytest.approx(100 * (base - curve["revenue"][i]) / base, abs=0.051)
+        if "log_size_needed" in curve:
+            need = curve["log_size_needed"][i]
+            if need is None:
+                assert shown["days"] == "never"
+            else:
+                days = need / summary["log_size_curve"]["daily_traffic"]
+                assert number(shown["days"]) == pytest.approx(days, abs=0.051)
+                assert number(shown["log_size"]) == pytest.approx(need, abs=0.5 + 1e-6 * need)
+        for t, row in shown["rows"].items():
+            rmse, se = curve["rmse"][t][i], curve["sampling_error"][t][i]
+            if rmse is None:
+                continue
+            half = np.sqrt(max(rmse**2 - se**2, 0.0)) + 1.959963984540054 * se
+            value = abs(summary["headline"]["precision"][t]["true_value"])
+            assert number(row["rmse"]) == pytest.approx(rmse, abs=5.1e-5)
+            assert number(row["iv"]) == pytest.approx(half, abs=5.1e-4)
+            assert number(row["pct"]) == pytest.approx(100 * half / value, abs=0.051)
+    assert number(seen[1]["cost"]) == 0  # no exploration costs nothing against itself
+
+
+def test_the_interval_is_the_headlines_and_the_curves(run_dir):
+    """The 95% half-width: |computed bias| + model-error bound + 1.96 sampling errors, the same in the
+    headline's precision, its sentence, and the curve's (bias part sqrt(rmse^2 - sampling^2))."""
+    from couponmix.outputs.report import plus_minus
+
+    s = from_json((run_dir / "summary.json").read_text())
+    for t, p in s.headline.precision.items():
+        d = s.recommended.targets[t]
+        half = abs(d["computed_bias"]) + d["model_bias_bound"] + 1.959963984540054 * d["sampling_error"]
+        assert p.interval_95 == pytest.approx(half, rel=1e-12)
+        assert np.sqrt(max(p.rmse**2 - p.sampling_error**2, 0)) + 1.959963984540054 * p.sampling_error == pytest.approx(half, rel=1e-9)
+        assert p.interval_95_pct == pytest.approx(100 * half / abs(p.true_value), rel=1e-12)
+        assert f"{t} {plus_minus(p.true_value, p.interval_95)}" in headline(s)
+    assert s.headline.worst_interval_95_pct == max(p.interval_95_pct for p in s.headline.precision.values())
+
+
 def test_estimators_are_named_in_the_studys_reward():
     """A click study's estimators reweight logged clicks, not revenue (issue 21, item 5)."""
     from couponmix.outputs.report import in_words

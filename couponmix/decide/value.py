@@ -564,6 +564,7 @@ def payback(
         "best_index": best_b,
         "no_exploration": describe(len(alphas) - 1, jb),
         "sizes": sizes.tolist(),
+        "exploration_rates": (1 - alphas[:-1, inc]).tolist(),
         "net_by_mixture_and_size": grid[:-1].tolist(),
         "method": "net = horizon x daily traffic x E[V_deployed - V_incumbent] - log size x (V_incumbent - V_mixture); "
         f"{draws:,} normal draws of the estimates per mixture and size",

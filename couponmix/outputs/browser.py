@@ -13,7 +13,7 @@ from pathlib import Path
 
 from couponmix.errors import CouponmixError
 
-__all__ = ["CHROMIUM_FLAGS", "chromium_path", "PageCheck", "open_report"]
+__all__ = ["CHROMIUM_FLAGS", "chromium_path", "PageCheck", "open_report", "slide_report"]
 
 #: without the background-networking flags Chromium keeps trying to reach Google's hosts on a closed network
 CHROMIUM_FLAGS = [
@@ -67,3 +67,42 @@ def open_report(html: Path, screenshot: Path | None = None, width: int = 1100) -
         finally:
             browser.close()
     return check
+
+
+def slide_report(html: Path, moves: list[int]) -> list[dict]:
+    """Move the report's exploration-rate slider as a person would (focus it, press the arrow keys), and after
+    each move of ``moves`` (signed key presses) read what the page shows: the slider's position, the rate,
+    the cost, the days of logging, the payback and each future policy's row."""
+    from playwright.sync_api import sync_playwright
+
+    read = """() => {
+      const text = id => { const el = document.getElementById(id); return el ? el.textContent : null; };
+      const rows = {};
+      document.querySelectorAll('#rate-table tr[data-target]').forEach(r => {
+        rows[r.dataset.target] = {iv: r.querySelector('.iv').textContent, pct: r.querySelector('.pct').textContent,
+                                  rmse: r.querySelector('.rmse').textContent};
+      });
+      return {index: Number(document.getElementById('rate-slider').value), rate: text('rate-value'), cost: text('rate-cost'),
+              cost_pct: text('rate-cost-pct'), days: text('rate-days'), log_size: text('rate-log-size'),
+              payback: text('rate-payback'), rows: rows};
+    }"""
+    seen = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(Path(html).resolve().as_uri(), wait_until="load")
+            page.focus("#rate-slider")
+            seen.append(page.evaluate(read))
+            for m in moves:
+                key = "ArrowRight" if m > 0 else "ArrowLeft"
+                for _ in range(abs(m)):
+                    page.keyboard.press(key)
+                seen.append(page.evaluate(read))
+            if errors:
+                raise CouponmixError(f"the report's script failed: {errors[0]}")
+        finally:
+            browser.close()
+    return seen

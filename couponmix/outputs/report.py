@@ -28,6 +28,7 @@ __all__ = [
     "days",
     "headline_detail",
     "plus_minus",
+    "slider_data",
     "reward_word",
     "reward_unit",
     "verdict",
@@ -461,6 +462,66 @@ def contextual_phrase(summary: StudySummary) -> str | None:
     )
 
 
+def slider_data(summary: StudySummary) -> dict | None:
+    """What the report's slider shows at each exploration rate of the curve, computed here from summary.json's
+    exploration curve (the same numbers, embedded in the page): the cost against no exploration, each future
+    policy's 95% interval (in the reward's unit and as a share of its value) and RMSE, the log size and days a
+    tolerance needs, and, with ``--horizon-days``, the payback of the evaluated mix nearest the rate. None when
+    the curve has no intervals."""
+    curve, head = summary.exploration_curve, summary.headline
+    if "interval_95" not in curve:
+        return None
+    eps = np.asarray(curve["eps"], float)
+    base = curve["revenue"][0]
+    targets = {}
+    for t, p in head.precision.items():
+        value = abs(p.true_value)
+        iv = curve["interval_95"][t]
+        targets[t] = {
+            "interval_95": iv,
+            "interval_95_pct": [None if v is None or value < 1e-12 else 100.0 * v / value for v in iv],
+            "rmse": curve["rmse"][t],
+        }
+    daily = summary.log_size_curve["daily_traffic"]
+    out: dict = {
+        "eps": curve["eps"],
+        "start": int(np.argmin(np.abs(eps - head.exploration_rate))),
+        "n": curve["n"],
+        "days": curve["n"] / daily,
+        "daily_traffic": daily,
+        "cost_per_10k": curve["revenue_cost_per_10k_customers"],
+        "cost_pct": [None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in curve["revenue_cost_per_10k_customers"]],
+        "targets": targets,
+    }
+    if "log_size_needed" in curve:
+        out["tolerance"] = curve["tolerance"]
+        out["log_size_needed"] = curve["log_size_needed"]
+        out["days_needed"] = [None if v is None else v / daily for v in curve["log_size_needed"]]
+    pb = summary.payback
+    if pb and "exploration_rates" in pb:
+        rates = np.asarray(pb["exploration_rates"], float)
+        net = np.asarray(pb["net_by_mixture_and_size"], float)
+        near = [int(np.argmin(np.abs(rates - e))) for e in eps]
+        out["payback"] = {
+            "horizon_days": pb["horizon_days"],
+            "rate": [float(rates[j]) for j in near],
+            "net": [float(net[j].max()) for j in near],
+            "log_size": [int(pb["sizes"][int(np.argmax(net[j]))]) for j in near],
+        }
+    return _finite(out)
+
+
+def _finite(v):
+    """``v`` with every non-finite float as None: the page parses it as strict JSON."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
 def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> str:
     import jinja2
 
@@ -480,6 +541,7 @@ def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> 
         s=summary,
         headline=headline(summary),
         headline_detail=headline_detail(summary),
+        slider=slider_data(summary),
         verdict=verdict(summary),
         word=word,
         unit=f"{unit} " if unit else "",
