@@ -212,6 +212,22 @@ def test_the_study_reports_the_rule_and_both_fronts(tmp_path):
     assert (out / "contextual.png").stat().st_size > 1000
     html = (out / "report.html").read_text()
     assert "Exploration that depends on the customer" in html and 'id="fig-contextual"' in html
+    # cheaper at the same precision: the headline, the cards and the production steps follow the rule
+    from html import unescape
+
+    from couponmix.outputs.report import amount, headline
+    from couponmix.studies.summary import from_json
+
+    assert s["contextual"]["recommended"] is (at["revenue_cost_per_10k_customers"] < at["global_revenue_cost_per_10k_customers"])
+    assert s["contextual"]["recommended"]  # on market, segments save about 17%
+    if s["contextual"]["recommended"]:
+        text = headline(from_json((out / "summary.json").read_text()))
+        assert text.startswith(at["rule"][0].upper() + at["rule"][1:]) and amount(at["revenue_cost_per_10k_customers"]) in text
+        page = unescape(html)
+        assert 'data-key="contextual.at.recommended.revenue_cost_per_10k_customers"' in html.split("<h2")[0]  # a card
+        assert "look up their group (segment)" in page and "Why it costs less" in page
+        costs = [g["explore_cost_per_customer"] for g in s["contextual"]["groups"]]
+        assert all(np.isfinite(costs)) and max(costs) > min(costs)
     assert main(["run", "market", "--out", str(tmp_path / "bad"), "--contextual", "colour", "--quiet"]) == 2
     # the run's own rule logs a population: rows carry their customer's weights
     log = tmp_path / "log"

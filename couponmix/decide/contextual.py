@@ -562,7 +562,15 @@ def contextual_block(
     out: dict = {
         "family": obj.grouping.kind,
         "grouped_by": obj.grouping.what,
-        "groups": [{"label": lab, "share": float(w)} for lab, w in zip(obj.grouping.labels, obj.shares)],
+        # what exploring one customer of a group gives up: the exploit policy's value there minus the explorer's
+        "groups": [
+            {
+                "label": lab,
+                "share": float(w),
+                "explore_cost_per_customer": float(sub.component_values[obj.i_exploit] - sub.component_values[obj.i_explore]),
+            }
+            for lab, w, sub in zip(obj.grouping.labels, obj.shares, obj.subs)
+        ],
         "grouping": obj.grouping.to_dict(),  # what simulate --contextual-from needs to log under the rule
         "components": {"exploit": obj.component_names[obj.i_exploit], "explore": obj.component_names[obj.i_explore]},
         "at": {},

@@ -28,6 +28,8 @@ __all__ = [
     "days",
     "headline_detail",
     "plus_minus",
+    "follows_rule",
+    "rule_steps",
     "slider_data",
     "reward_word",
     "reward_unit",
@@ -371,6 +373,8 @@ def headline(summary: StudySummary) -> str:
     lead = ""
     if summary.calibrated is not None:
         lead = "From a model of your log (estimates, not measurements): " if not alike else "If customers do not differ: "
+    if follows_rule(summary):
+        return lead + rule_headline(summary, word, unit)
     within = f" within ±{share(head.worst_interval_95_pct)}" if head.worst_interval_95_pct is not None else ""
     values = ", ".join(f"{t} {plus_minus(p.true_value, p.interval_95)}" for t, p in head.precision.items())
     per = f"{unit} per customer" if unit else "per customer"
@@ -380,6 +384,50 @@ def headline(summary: StudySummary) -> str:
         + f" It buys, from a log of {head.log_size:,} customers (about {days(head.log_days)}), every future policy's "
         f"{word} {per}{within} (95% interval): {values}." + payback_phrase(summary, word, unit)
     )
+
+
+def follows_rule(summary: StudySummary) -> bool:
+    """Whether the recommendation is a rate per customer group (``--contextual``, cheaper at the same precision)."""
+    return bool(summary.contextual and summary.contextual.get("recommended"))
+
+
+def rule_headline(summary: StudySummary, word: str, unit: str) -> str:
+    """The headline when the recommendation is the rule per group: what to do, its cost, what it buys."""
+    cx, head = summary.contextual or {}, summary.headline
+    at = cx["at"]["recommended"]
+    base = summary.revenue_cost.baseline_revenue
+    cost = at["revenue_cost_per_10k_customers"]
+    pct = 100.0 * cost / 10_000 / abs(base) if base else None
+    rule = at["rule"][0].upper() + at["rule"][1:]
+    return (
+        f"{rule}. "
+        + cost_phrase(cost, pct, word, unit)
+        + f" That is {at['saving_pct']:.1f}% less than one rate for everyone ({head.exploration_rate:.1%}, "
+        f"{amount(at['global_revenue_cost_per_10k_customers'])}) for the same precision: from a log of {head.log_size:,} customers "
+        f"(about {days(head.log_days)}), every future policy's error (RMSE) at most {at['error']:.3g}."
+    )
+
+
+def rule_steps(summary: StudySummary) -> list[str]:
+    """How to deploy the recommended rule per group, and why it costs less than one rate for everyone."""
+    cx = summary.contextual or {}
+    at = cx["at"]["recommended"]
+    rates = ", ".join(f"{g['label']} {r:.0%}" for g, r in zip(cx["groups"], at["exploration_rate"]))
+    costs = [g.get("explore_cost_per_customer") for g in cx["groups"]]
+    steps = [
+        f"For each customer, look up their group ({cx['grouped_by']}) and send them to the exploration policy with that "
+        f"group's probability ({rates}); everyone else follows {cx['components']['exploit']}.",
+        "Log each customer's own exploration probability beside the coupon: the estimators weight every row by its "
+        "own mix of the two policies.",
+    ]
+    if all(c is not None for c in costs):
+        why = ", ".join(f"{g['label']} {amount(c)}" for g, c in zip(cx["groups"], costs))
+        steps.append(
+            f"Why it costs less: exploring one customer gives up a different amount in each group ({why} per customer: "
+            f"the {cx['components']['exploit']} policy's value there minus a random coupon's). The rule explores more where "
+            "exploring is cheap and less where it is dear, and still logs every coupon in every group."
+        )
+    return steps
 
 
 def headline_detail(summary: StudySummary) -> str:
@@ -448,6 +496,12 @@ def contextual_phrase(summary: StudySummary) -> str | None:
     at = cx["at"].get("recommended", {})
     if not at.get("reachable"):
         return f"No exploration rule by {cx['grouped_by']} reaches the recommended precision."
+    if follows_rule(summary):
+        explore = _explore_phrase(summary.headline, summary.recommended.alpha, summary.production.explore_description)
+        return (
+            f"One rate for everyone instead: {explore}, for {amount(at['global_revenue_cost_per_10k_customers'])} per 10,000 "
+            "customers; the rule by group is the cheaper way to the same precision."
+        )
     if at.get("beats_no_exploration"):
         return (
             f"Exploring by {cx['grouped_by']} instead: {at['rule']}. Same precision, and "
@@ -542,6 +596,7 @@ def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> 
         headline=headline(summary),
         headline_detail=headline_detail(summary),
         slider=slider_data(summary),
+        rule_steps=rule_steps(summary) if follows_rule(summary) else None,
         verdict=verdict(summary),
         word=word,
         unit=f"{unit} " if unit else "",

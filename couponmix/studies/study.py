@@ -588,6 +588,11 @@ def _run(
         # costs against no exploration, like the headline's
         block = contextual_block(cobj, curve, base_rev, named, float(floors.max()), seed=seed, on_generation=searching)
         ctx = {"spec": contextual, **block}
+        at = block["at"].get("recommended", {})
+        # the rule is the recommendation when it buys the same precision for less than one rate for everyone
+        ctx["recommended"] = bool(
+            at.get("reachable") and at["revenue_cost_per_10k_customers"] < at["global_revenue_cost_per_10k_customers"]
+        )
     regret = None
     if "exploit" in components and "oracle" in references:
         regret = {
