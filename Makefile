@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-full lint bench examples browser clean-venv
+.PHONY: demo test test-fast test-full lint bench examples docs-examples browser clean-venv
 
 $(STAMP): constraints.txt pyproject.toml requirements/obp-deps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,9 +43,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_objectives.py
 	$(BIN)/python benchmarks/bench_scale.py
 
-# regenerate reports/examples/ (example reports, the batch of example studies, the screenshot)
+# regenerate reports/examples/ (example reports, the batch of example studies, the screenshots), then rerun
+# every command example in README.md and docs/ and check its output
 examples: $(STAMP) browser
 	$(BIN)/python reports/make_examples.py
+	$(BIN)/python docs/examples.py
+
+# rewrite the outputs of the README's and docs/' command examples after a change that moves them
+docs-examples: $(STAMP)
+	$(BIN)/python docs/examples.py --update
 
 clean-venv:
 	rm -rf $(VENV)

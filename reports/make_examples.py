@@ -37,6 +37,16 @@ def main_() -> int:
         return 1
     res = run_batch(EXAMPLES / "studies", fresh(EXAMPLES / "batch"))
     print(f"batch: {res.done} done, {res.failed} failed; {res.index}")
+    # the first screen a reader sees (1280 x 900): market, the contextual report, the batch index
+    for page, shot in (
+        (EXAMPLES / "market" / "report.html", EXAMPLES / "market" / "first_screen.png"),
+        (EXAMPLES / "contextual" / "report.html", EXAMPLES / "contextual" / "first_screen.png"),
+        (res.index, EXAMPLES / "batch" / "first_screen.png"),
+    ):
+        check = open_report(page, screenshot=shot, width=1280, full_page=False)
+        if check.console_errors or check.page_errors or check.external_requests:
+            print(f"{page} did not render cleanly: {check}", file=sys.stderr)
+            return 1
     return 1 if res.failed else 0
 
 

@@ -419,8 +419,37 @@ def test_one_cost_against_no_exploration_everywhere(reference, capsys):
     # the batch's table and index, the report's headline and card
     row = pd.read_csv(reference / "comparison.csv").set_index("study").loc["b_market"]
     assert row["revenue_cost_per_10k_customers"] == pytest.approx(cost, rel=1e-9)
-    assert f"<td>{cost:,.0f}</td>" in (reference / "index.html").read_text()
+    assert f'data-sort="{cost}">{cost:,.0f}</td>' in (reference / "index.html").read_text()
     html = unescape((study / "report.html").read_text())
     assert f'{cost:,.0f}</span>\n  <span class="what">revenue given up per 10,000 customers against no exploration' in html
     assert f"It costs {amount(cost)} in revenue per 10,000 customers" in html and "against no exploration" in html
     assert "revenue-only" not in html
+
+
+@pytest.mark.browser
+def test_the_index_sorts_by_a_click_and_draws_one_comparison_chart(reference):
+    """Issue 23, item 5: a click on a column sorts the studies by it (again: the other way); one chart."""
+    from playwright.sync_api import sync_playwright
+
+    from couponmix.outputs.browser import CHROMIUM_FLAGS, chromium_path
+
+    table = pd.read_csv(reference / "comparison.csv").set_index("study")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((reference / "index.html").resolve().as_uri())
+            order = "els => els.map(r => r.querySelector('.small').textContent.split(';')[0])"
+            page.click("th:nth-child(3)")  # cost per 10,000 customers
+            up = page.eval_on_selector_all("#studies tbody tr", order)
+            page.click("th:nth-child(3)")
+            down = page.eval_on_selector_all("#studies tbody tr", order)
+            bars = page.eval_on_selector_all("#chart rect", "els => els.length")
+            overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        finally:
+            browser.close()
+    assert errors == []
+    assert up == sorted(NAMES, key=lambda n: table.loc[n, "revenue_cost_per_10k_customers"]) and down == up[::-1]
+    assert bars == len(NAMES) and not overflow  # one bar per study; nothing cut off at 1280 px

@@ -45,8 +45,9 @@ class PageCheck:
     headline: str = ""
 
 
-def open_report(html: Path, screenshot: Path | None = None, width: int = 1100) -> PageCheck:
-    """Load the report, wait for it, and record what went wrong; optionally save a full-page screenshot."""
+def open_report(html: Path, screenshot: Path | None = None, width: int = 1100, full_page: bool = True) -> PageCheck:
+    """Load the report, wait for it, and record what went wrong; optionally save a screenshot of the whole
+    page, or (``full_page=False``) of the first screen a reader sees (``width`` x 900 pixels)."""
     from playwright.sync_api import sync_playwright
 
     check = PageCheck()
@@ -63,7 +64,7 @@ def open_report(html: Path, screenshot: Path | None = None, width: int = 1100) -
             )
             check.headline = page.inner_text("#headline") if page.query_selector("#headline") else ""
             if screenshot is not None:
-                page.screenshot(path=str(screenshot), full_page=True)
+                page.screenshot(path=str(screenshot), full_page=full_page)
         finally:
             browser.close()
     return check

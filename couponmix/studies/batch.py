@@ -72,6 +72,10 @@ COLUMNS = (
     "log_size_needed",
     "estimators",
     "contextual_saving_pct",
+    "exploration_by",
+    "worst_interval_95_pct",
+    "tolerance",
+    "log_days_needed",
     "error",
 )
 
@@ -225,6 +229,7 @@ def study_row(folder: Path, name: str) -> dict:
     if (folder / "summary.json").is_file():
         s = from_json((folder / "summary.json").read_bytes())
         h = s.headline
+        rule = (s.contextual or {}).get("recommended") and s.contextual["at"]["recommended"]  # type: ignore[index]
         row.update(
             status="done",
             title=(s.study or {}).get("title") or name,
@@ -240,7 +245,23 @@ def study_row(folder: Path, name: str) -> dict:
             log_size_needed=h.log_size_needed,
             estimators="; ".join(f"{t}: {p.estimator_plain}" for t, p in h.precision.items()),
             contextual_saving_pct=(s.contextual["at"]["recommended"].get("saving_pct") if s.contextual else None),
+            exploration_by="one rate for everyone",
+            worst_interval_95_pct=h.worst_interval_95_pct,
+            tolerance=h.tolerance,
+            log_days_needed=h.log_days_needed,
         )
+        if rule:  # the report recommends the rule per group: the index shows the rule's share and cost
+            base = s.revenue_cost.baseline_revenue
+            cost = rule["revenue_cost_per_10k_customers"]
+            row.update(
+                exploration_by=f"a rate per {s.contextual['grouped_by']} group",  # type: ignore[index]
+                exploration_rate=rule["explored_share"],
+                revenue_cost_per_10k_customers=cost,
+                revenue_cost_pct=100.0 * cost / 10_000 / abs(base) if base else None,
+                revenue_per_customer=base - cost / 10_000,
+                worst_error=max(rule["errors"].values()),
+                worst_interval_95_pct=None,  # the report gives the rule's errors as RMSE
+            )
     else:
         err = folder / "error.json"
         row.update(status="failed", title=name, error=json.loads(err.read_text())["error"] if err.is_file() else "no result")
