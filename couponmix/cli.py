@@ -358,7 +358,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--estimator", choices=ESTIMATOR_CHOICES, default=None, help="force one estimator (default: the most precise per future policy)"
     )
     plan.add_argument("--json", action="store_true", help="print JSON")
+    for name, example in HELP_EXAMPLES.items():  # every command's --help ends with an example
+        sub.choices[name].epilog = "example:\n" + "\n".join(f"  {line}" for line in example)
+        sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+#: one worked example per command, shown at the end of its --help
+HELP_EXAMPLES = {
+    "scenarios": ["couponmix scenarios"],
+    "cache": [
+        "couponmix cache            # where the cache is and how large",
+        "couponmix cache --clear    # remove what couponmix cached",
+    ],
+    "run": [
+        "couponmix run market --out report --tol 0.5           # the recommendation, and the plan for an RMSE <= 0.5",
+        "couponmix run market --out report --horizon-days 90   # the mix and log size that pay back most over 90 days",
+    ],
+    "batch": ["couponmix batch reports/examples/studies --out studies_out --workers 2"],
+    "simulate": ["couponmix simulate market --alpha exploit=0.85,explore=0.15 --n 1000000 --out log"],
+    "evaluate": ["couponmix evaluate market --alpha exploit=0.85,explore=0.15 --population 1000000"],
+    "validate": ["couponmix validate market --alpha exploit=0.85,explore=0.15 --reps 200 --n 5000"],
+    "campaign": ["couponmix campaign market --rates 0,0.05,0.14 --periods 6 --reps 10 --out campaign"],
+    "calibrate": ["couponmix calibrate log.csv --config map.yaml --out my_scenario"],
+    "estimate": ["couponmix estimate my_scenario --policy model_v2", "couponmix estimate log.csv --config map.yaml --out estimates"],
+    "plan": [
+        "couponmix plan market --tol 0.5                      # the least-cost mix",
+        "couponmix plan market --tol 0.5 --eps 0.1            # the log size at 10% exploration",
+    ],
+}
 
 
 def cmd_plan(args) -> int:

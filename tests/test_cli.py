@@ -338,3 +338,23 @@ def test_a_likely_typo_gets_a_suggestion(tmp_path, capsys, monkeypatch, args, hi
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and hint in err[0], err
     assert not (tmp_path / "x").exists()
+
+
+def test_every_commands_help_ends_with_an_example_that_parses(capsys):
+    """Issue 23, item 7: --help gives an example per command, and each example is a valid command line."""
+    import shlex
+
+    from couponmix.cli import HELP_EXAMPLES, build_parser
+
+    parser = build_parser()
+    commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert set(HELP_EXAMPLES) == commands
+    for name, lines in HELP_EXAMPLES.items():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        shown = capsys.readouterr().out
+        assert "example:" in shown
+        for line in lines:
+            assert line in shown
+            words = shlex.split(line.split("#")[0])
+            assert words[0] == "couponmix" and parser.parse_args(words[1:]).command == name
