@@ -187,6 +187,14 @@ def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
         == res.estimates["big"]["dr"]["estimate"]
     )
     assert "What the log itself says" in (tmp_path / "est" / "estimate.html").read_text()
+    # it recommends the narrowest interval among the estimators whose interval counts all their error
+    from couponmix.studies.commands import CUT_WEIGHTS_NOTE, UNWEIGHTED_NOTE
+
+    honest = {n: e["high"] - e["low"] for n, e in res.estimates["big"].items() if e.get("note") not in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE)}
+    assert res.recommended["big"] == min(honest, key=honest.get) and res.recommended["big"] != "dm"
+    assert f"big              {res.recommended['big']:16s}" in res.text() and "<- read this one" in res.text()
+    assert json.loads((tmp_path / "est" / "estimate.json").read_text())["recommended"] == res.recommended
+    assert "read this one" in (tmp_path / "est" / "estimate.html").read_text()
 
 
 def test_estimate_marks_intervals_that_say_nothing(tmp_path):

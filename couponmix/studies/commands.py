@@ -558,6 +558,13 @@ CUT_WEIGHTS_NOTE = (
 )
 
 
+#: why ``estimate`` recommends the estimator it marks
+RECOMMENDED_BECAUSE = (
+    "the narrowest 95% interval among the estimators whose interval counts all of their error (the model-only "
+    "estimate and the estimators that cut weights leave out a bias the log cannot measure)"
+)
+
+
 @dataclass
 class EstimateResult:
     """``couponmix estimate``: each policy's value estimated from the real log by each estimator, with 95%
@@ -570,6 +577,19 @@ class EstimateResult:
     weighting: str = "each row weighted by the inverse of its logged propensity"
     warnings: list[str] = field(default_factory=list)  # the calibration's honesty gates (the DR terms use its model)
 
+    recommended_because = RECOMMENDED_BECAUSE
+
+    @property
+    def recommended(self) -> dict[str, str | None]:
+        """Per policy, the estimator to read: the narrowest 95% interval among those whose interval counts all of
+        their error (not the model-only estimate, nor estimators that cut weights: the log cannot measure the
+        bias they leave out); None when no estimator qualifies."""
+        out: dict[str, str | None] = {}
+        for pol, per in self.estimates.items():
+            ok = {n: e["high"] - e["low"] for n, e in per.items() if e.get("note") not in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE)}
+            out[pol] = min(ok, key=lambda n: (ok[n], n)) if ok else None
+        return out
+
     def to_dict(self) -> dict:
         return {
             "scenario": self.scenario,
@@ -577,6 +597,8 @@ class EstimateResult:
             "loggers": self.loggers,
             "weighting": self.weighting,
             "estimates": self.estimates,
+            "recommended": self.recommended,
+            "recommended_because": RECOMMENDED_BECAUSE,
             "warnings": self.warnings,
         }
 
@@ -586,11 +608,14 @@ class EstimateResult:
             *([f"{len(self.loggers)} loggers ({', '.join(self.loggers)}): {self.weighting}"] if self.loggers else []),
             f"{'policy':16s} {'estimator':16s} {'estimate':>10s} {'interval':>24s}",
         ]
+        best = self.recommended
         for pol, per in self.estimates.items():
             for name, e in per.items():
                 mark = " " + self.marker(e) if "note" in e else ""
-                lines.append(f"{pol:16s} {name:16s} {e['estimate']:10.5g} [{e['low']:10.5g}, {e['high']:10.5g}]{mark}")
+                pick = "  <- read this one" if best[pol] == name else ""
+                lines.append(f"{pol:16s} {name:16s} {e['estimate']:10.5g} [{e['low']:10.5g}, {e['high']:10.5g}]{mark}{pick}")
         lines += [f"{'*' * (i + 1)} {note}" for i, note in enumerate(self.footnotes)]
+        lines.append(f"<- read this one: {RECOMMENDED_BECAUSE}")
         return "\n".join(lines)
 
     @property
