@@ -67,3 +67,21 @@ def test_batch_names_each_study_as_it_starts(tmp_path):
     said = phases(events)
     assert said[1] == "studies 0/2 finished; running a_floor"
     assert "studies 1/2 finished; running c_paper" in said and said[-1] == "studies finished"
+
+
+def test_a_typo_in_a_policy_is_reported_before_any_model_is_fitted(tmp_path, capsys):
+    """Issue 23, item 6: names are checked before the first model, with a suggestion."""
+    import copy
+
+    from couponmix.dataset.calibrated import PHASES
+    from tests import own_log_world as world
+
+    world.log(2_000, 4).to_csv(tmp_path / "log.csv", index=False)
+    cfg = copy.deepcopy(world.CONFIG)
+    cfg["targets"]["model_v2"]["features"] = ["recency", "regoin"]
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(cfg))
+    with listen() as events:
+        code = main(["calibrate", str(tmp_path / "log.csv"), "--config", str(tmp_path / "map.yaml"), "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("couponmix: error: target.model_v2.features: 'regoin'") and "did you mean region?" in err[-1]
+    assert PHASES[1] not in phases(events) and not (tmp_path / "s").exists()

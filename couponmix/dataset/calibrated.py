@@ -44,6 +44,7 @@ from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.infra.schema import Int, Number, Positive, PositiveInt, Schema, parse
 from couponmix.infra.seeding import stream
+from couponmix.infra.validation import did_you_mean
 from couponmix.policy.allocation import softmax
 from couponmix.policy.policies import Policy, one_hot, uniform
 from couponmix.policy.revenue_model import CrossFittedRevenueModel
@@ -365,6 +366,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         raise CouponmixError(f"output folder {folder} is not empty; calibrate writes a new scenario folder")
     phase(0, PHASES[0])
     log = read_log(log_path, cfg.columns, seed=cfg.seed)
+    _check_policies(cfg, log)  # names first: a typo costs no model fitting
     phase(1, PHASES[1])
     ms = cfg.model
     n, A, names = log.n, log.n_actions, log.feature_names
@@ -502,16 +504,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     policies = {**{f"component.{k}": v for k, v in cfg.components.items()}, **{f"target.{k}": v for k, v in cfg.targets.items()}}
     for key, spec in policies.items():
         if spec.kind == "greedy_model" and spec.features is not None:
-            unknown = [f for f in spec.features if f not in names]
-            if unknown:
-                raise CouponmixError(f"{key}.features: {unknown[0]!r} is not a feature of the log ({', '.join(names)})")
             models[key] = model_on([names.index(f) for f in spec.features], log.reward)
-        if spec.kind == "rule":
-            _check_rule(key, spec, log)
-        if spec.kind == "fixed":
-            unknown = [a for a in (spec.probabilities or {}) if a not in log.action_names]
-            if unknown:
-                raise CouponmixError(f"{key}.probabilities: {unknown[0]!r} is not an action of the log")
         if spec.kind == "logged":
             arrays[f"logged_probabilities.{key}"] = _logged_probabilities(log, spec.component)
     phase(3, PHASES[3])
@@ -590,13 +583,36 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     return CalibrationResult(folder, card, diagnostics, world, warnings)
 
 
+def _check_policies(cfg: CalibrateConfig, log: RealLog) -> None:
+    """Every feature and action a component or target names is the log's (with a suggestion for a typo)."""
+    names = log.feature_names
+    policies = {**{f"component.{k}": v for k, v in cfg.components.items()}, **{f"target.{k}": v for k, v in cfg.targets.items()}}
+    for key, spec in policies.items():
+        if spec.kind == "greedy_model" and spec.features is not None:
+            unknown = [f for f in spec.features if f not in names]
+            if unknown:
+                raise CouponmixError(
+                    f"{key}.features: {unknown[0]!r} is not a feature of the log ({', '.join(names)}){did_you_mean(unknown[0], names)}"
+                )
+        if spec.kind == "rule":
+            _check_rule(key, spec, log)
+        if spec.kind == "fixed":
+            unknown = [a for a in (spec.probabilities or {}) if a not in log.action_names]
+            if unknown:
+                raise CouponmixError(
+                    f"{key}.probabilities: {unknown[0]!r} is not an action of the log{did_you_mean(unknown[0], log.action_names)}"
+                )
+
+
 def _check_rule(key: str, spec: PolicySpec, log: RealLog) -> None:
     if spec.feature not in log.feature_names:
-        raise CouponmixError(f"{key}.feature: {spec.feature!r} is not a feature of the log")
+        raise CouponmixError(
+            f"{key}.feature: {spec.feature!r} is not a feature of the log{did_you_mean(str(spec.feature), log.feature_names)}"
+        )
     for k in ("action", "otherwise"):
         v = getattr(spec, k)
         if v is not None and str(v) not in log.action_names:
-            raise CouponmixError(f"{key}.{k}: {v!r} is not an action of the log")
+            raise CouponmixError(f"{key}.{k}: {v!r} is not an action of the log{did_you_mean(str(v), log.action_names)}")
     if spec.equals is not None and spec.feature in log.categories and str(spec.equals) not in log.categories[spec.feature]:
         raise CouponmixError(f"{key}.equals: {spec.equals!r} is not a value of {spec.feature}")
 

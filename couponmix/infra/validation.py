@@ -8,7 +8,7 @@ import numpy as np
 
 from couponmix.errors import CouponmixError
 
-__all__ = ["SIMPLEX_TOL", "check_positive_int", "check_positive_float", "check_probability_matrix"]
+__all__ = ["SIMPLEX_TOL", "check_positive_int", "check_positive_float", "check_probability_matrix", "did_you_mean"]
 
 SIMPLEX_TOL = 1e-8
 
@@ -59,3 +59,11 @@ def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None
     if low < 0:
         raise CouponmixError(f"{name} returned negative probabilities (min {low:.3g})")
     raise CouponmixError(f"{name} rows do not sum to 1 (worst row sums to {sums[np.argmax(np.abs(sums - 1))]:.6g})")
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean SAVE10?)' for the closest of ``choices`` to a mistyped ``word`` (difflib), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
