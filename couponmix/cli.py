@@ -678,6 +678,7 @@ def _arm_watchdog() -> None:
         try:
             # first the workers: one still writing into a staging folder would refill it. multiprocessing's
             # finalizers can block on a lock the hung thread holds, so they get half a second, no more
+            _kill_children()  # at once: signals only, nothing that can block
             ender = threading.Thread(target=_end_children, name="couponmix-end-children", daemon=True)
             ender.start()
             ender.join(0.5)
@@ -693,6 +694,17 @@ def _arm_watchdog() -> None:
                 os._exit(130)
 
     threading.Thread(target=watchdog, name="couponmix-exit-watchdog", daemon=True).start()
+
+
+def _kill_children() -> None:
+    """SIGKILL to this process's worker processes (no waiting, no lock), so that none writes on."""
+    try:
+        import multiprocessing
+
+        for child in multiprocessing.active_children():
+            child.kill()
+    except Exception:  # noqa: BLE001, S110  (the process ends next whatever happens here)
+        pass
 
 
 def _end_children() -> None:

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -50,13 +51,29 @@ def end_staging(staging: Path, remove: bool) -> None:
     """The staging folder is renamed into place (``remove`` False) or abandoned (True)."""
     if remove:
         shutil.rmtree(staging, ignore_errors=True)
+        if os.path.lexists(staging):  # a worker still writing refilled it: the exit watchdog retries
+            return
     _LIVE.discard(staging)
 
 
-def remove_live_staging() -> None:
-    """Remove every staging folder this process is still writing (it created each one)."""
+def remove_live_staging(within: float = 1.0) -> None:
+    """Remove every staging folder this process is still writing (it created each one).
+
+    Called when the process must end at once, while other threads (and, until they are killed, workers) may
+    still be writing: a file created during the walk leaves a folder ``rmtree`` cannot remove, and rmtree's
+    own final ``os.close`` can raise EBADF when another thread has just closed that reused descriptor (not
+    covered by ``ignore_errors``). So each folder is retried until it is gone, for up to ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
     for staging in list(_LIVE):
-        shutil.rmtree(staging, ignore_errors=True)
+        while True:
+            try:
+                shutil.rmtree(staging, ignore_errors=True)
+            except OSError:
+                pass
+            if not os.path.lexists(staging) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
 
 
 def mark(directory: Path, staging: bool = False, files: Iterable[str] | None = None) -> None:
