@@ -11,7 +11,7 @@ $(STAMP): constraints.txt pyproject.toml requirements/obp-deps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements/obp-deps.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,dask,lint]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,dask,lint,fast]'
 	@# obp 0.5.7 declares Python < 3.11 and pins 2022 versions; its code runs on the pinned set above.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python obp==0.5.7
 	@touch $(STAMP)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -123,18 +124,46 @@ def _entries() -> list[Path]:
     ]
 
 
+#: compiled prediction libraries (``couponmix.policy.compiled``): ``compiled-<sha256>.so`` and ``.json``
+COMPILED = re.compile(r"^\.?compiled-[0-9a-f]{64}\.(so|json)(\.tmp-\w+)?$")
+
+
+def _compiled() -> list[Path]:
+    """The compiled libraries and their checksums in the cache folder (regular files named as couponmix
+    names them, owned by this user)."""
+    root = cache_dir()
+    if not root.is_dir():
+        return []
+    return [
+        p
+        for p in sorted(root.iterdir())
+        if COMPILED.match(p.name) and p.is_file() and not p.is_symlink() and p.stat().st_uid == os.getuid()
+    ]
+
+
 def info() -> dict:
-    """Where the cache is, how many entries it holds and their size in bytes."""
+    """Where the cache is, how many entries it holds (fitted models, and compiled libraries) and their size
+    in bytes."""
     entries = _entries()
-    size = sum(f.stat().st_size for p in entries for f in p.iterdir() if f.is_file())
-    return {"path": str(cache_dir()), "enabled": enabled(), "entries": len(entries), "bytes": size}
+    libs = _compiled()
+    size = sum(f.stat().st_size for p in entries for f in p.iterdir() if f.is_file()) + sum(f.stat().st_size for f in libs)
+    return {
+        "path": str(cache_dir()),
+        "enabled": enabled(),
+        "entries": len(entries),
+        "compiled": sum(f.suffix == ".so" for f in libs),
+        "bytes": size,
+    }
 
 
 def clear() -> int:
-    """Remove every entry couponmix wrote (folders named ``model-*`` holding its marker); returns how many.
-    Anything else in the folder is left alone."""
+    """Remove every entry couponmix wrote (folders named ``model-*`` holding its marker, and compiled
+    libraries named ``compiled-<sha256>.so`` with their ``.json``); returns how many entries. Anything else
+    in the folder is left alone."""
     entries = _entries()
     for p in entries:
         if (p / MARKER).is_file():
             shutil.rmtree(p)
+    for f in _compiled():
+        f.unlink(missing_ok=True)
     return len(entries)

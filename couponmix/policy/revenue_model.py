@@ -25,6 +25,7 @@ from couponmix.infra import cache
 from couponmix.infra.seeding import stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
+from couponmix.policy import compiled
 
 __all__ = ["PREDICTION_CACHE", "DEFAULT_PARAMS", "CrossFittedRevenueModel"]
 
@@ -107,14 +108,18 @@ class CrossFittedRevenueModel:
             w = None if sample_weight is None else np.asarray(sample_weight, float)[train]
             model.fit(self._design(x[train], action[train]), reward[train], sample_weight=w, categorical_feature=cat)
             self.models_.append(model.booster_)
-            self.oof_[~train] = self._predict_with(model.booster_, x[~train])
+            self.oof_[~train] = self._predict_with(model.booster_, x[~train], compile_ok=False)
         cache.store(entry, [m.model_to_string() for m in self.models_], {"oof": self.oof_})
         return self
 
-    def _predict_with(self, model, x: np.ndarray) -> np.ndarray:
+    def _predict_with(self, model, x: np.ndarray, compile_ok: bool = True) -> np.ndarray:
+        """One fold model's predictions (n, A). ``compile_ok`` False: LightGBM's own predict, for the
+        out-of-fold predictions of a fit, which each fold model makes once (compiling would not pay)."""
         n = len(x)
         design = self._design(np.repeat(x, self.n_actions, axis=0), np.tile(np.arange(self.n_actions), n))
-        return model.predict(design, num_threads=self.threads).reshape(n, self.n_actions)
+        if not compile_ok:
+            return model.predict(design, num_threads=self.threads).reshape(n, self.n_actions)
+        return compiled.predict(model, design, self.threads).reshape(n, self.n_actions)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted net revenue of every action for new customers: the mean of the fold models, (n, A).

@@ -511,12 +511,14 @@ class CacheResult:
     enabled: bool
     entries: int
     bytes: int
+    compiled: int = 0  # compiled prediction libraries (couponmix.policy.compiled)
     cleared: int | None = None
 
     def text(self) -> str:
         state = "" if self.enabled else " (turned off by COUPONMIX_CACHE)"
         head = f"removed {self.cleared} cached model(s); " if self.cleared is not None else ""
-        return f"{head}model cache {self.path}{state}: {self.entries} model(s), {self.bytes / 2**20:.1f} MiB"
+        libs = f", {self.compiled} compiled for fast prediction" if self.compiled else ""
+        return f"{head}model cache {self.path}{state}: {self.entries} model(s){libs}, {self.bytes / 2**20:.1f} MiB"
 
 
 def cache(clear: bool = False) -> CacheResult:
