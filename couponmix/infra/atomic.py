@@ -8,6 +8,7 @@ never removed (``owned``, ``remove_owned``).
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -24,6 +25,9 @@ __all__ = [
     "mark",
     "manifest",
     "clean_stale_staging",
+    "writer_alive",
+    "try_lock",
+    "release",
     "owned",
     "remove_owned",
     "check_output_dir",
@@ -40,10 +44,43 @@ MARKER = ".couponmix"
 _LIVE: set[Path] = set()
 
 
+#: the advisory lock (an open descriptor holding ``flock``) on each staging folder this process writes
+_HELD: dict[Path, int] = {}
+
+
+def try_lock(directory) -> int | None:
+    """An exclusive advisory lock (``flock``) on a folder: the open descriptor that holds it, or None when
+    another open descriptor (another process, or another part of this one) holds it. The lock lives as long
+    as the descriptor and follows the folder through a rename; it ends with the process whatever kills it,
+    so a lock that can be taken proves its holder gone."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def release(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def new_staging(target: Path) -> Path:
-    """A new staging folder beside ``target`` (``.NAME.tmp-*``), registered as this process's."""
+    """A new staging folder beside ``target`` (``.NAME.tmp-*``), registered as this process's and locked for
+    as long as this process writes it (see ``writer_alive``)."""
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     _LIVE.add(staging)
+    fd = try_lock(staging)
+    if fd is not None:
+        _HELD[staging] = fd
     return staging
 
 
@@ -54,6 +91,7 @@ def end_staging(staging: Path, remove: bool) -> None:
         if os.path.lexists(staging):  # a worker still writing refilled it: the exit watchdog retries
             return
     _LIVE.discard(staging)
+    release(_HELD.pop(staging, None))
 
 
 def remove_live_staging(within: float = 1.0) -> None:
@@ -83,7 +121,7 @@ def mark(directory: Path, staging: bool = False, files: Iterable[str] | None = N
     folder's marker names no process (outputs stay identical from run to run)."""
     doc: dict = {"written_by": "couponmix"}
     if staging:
-        doc.update(pid=os.getpid(), host=socket.gethostname())
+        doc.update(pid=os.getpid(), host=socket.gethostname(), lock="flock")
     if files is not None:
         doc["files"] = sorted(set(files))
     (Path(directory) / MARKER).write_text(json.dumps(doc) + "\n")
@@ -98,11 +136,24 @@ def manifest(directory: Path) -> set[str] | None:
     return set(files) if isinstance(files, list) and all(isinstance(f, str) for f in files) else None
 
 
-def _writer_alive(directory: Path) -> bool:
+def writer_alive(directory: Path) -> bool:
+    """Whether the process writing a staging folder may still be at work (then the folder is not touched).
+
+    Its writer holds an advisory lock on the folder for its whole life: a lock held means alive, whatever
+    the marker says. A lock that can be taken, on a folder whose marker says its writer locks (and was
+    written on this machine), means the writer is gone, even when its pid now belongs to another process.
+    Folders of writers that did not lock (older versions) fall back to the marker's pid; anything that
+    cannot be read, or another machine's folder, counts as alive."""
+    fd = try_lock(directory)
+    if fd is None:
+        return True
+    release(fd)
     try:
         doc = json.loads((directory / MARKER).read_text())
         if doc.get("host") != socket.gethostname():
-            return True  # another machine's: cannot tell, so keep it
+            return True  # another machine's: its lock may not reach here, so keep it
+        if doc.get("lock") == "flock":
+            return False
         os.kill(int(doc["pid"]), 0)
     except ProcessLookupError:
         return False
@@ -119,7 +170,7 @@ def clean_stale_staging(target) -> int:
     if not target.parent.is_dir():
         return 0
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        if owned(stale) and not _writer_alive(stale):
+        if owned(stale) and not writer_alive(stale):
             shutil.rmtree(stale, ignore_errors=True)
             removed += 1
     return removed

@@ -25,7 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from couponmix.errors import CouponmixError
-from couponmix.infra.atomic import check_output_dir, check_replaceable, manifest, mark, owned, remove_owned, write_outputs
+from couponmix.infra.atomic import (
+    check_output_dir,
+    check_replaceable,
+    manifest,
+    mark,
+    owned,
+    release,
+    remove_owned,
+    try_lock,
+    write_outputs,
+    writer_alive,
+)
 from couponmix.infra.backend import stop_pool, worker_init
 from couponmix.infra.progress import Progress
 from couponmix.infra.threads import default_threads
@@ -155,11 +166,23 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
     out.mkdir(parents=True, exist_ok=True)
     if fresh:
         mark(out)
+    # one batch at a time into one folder: the lock is held until this batch ends, however it ends
+    lock = try_lock(out)
+    if lock is None:
+        raise CouponmixError(f"another couponmix batch is writing into {out}: wait for it to finish or choose another --out")
+    try:
+        return _run_locked(files, out, workers, quiet)
+    finally:
+        release(lock)
+
+
+def _run_locked(files: list[Path], out: Path, workers: int | None, quiet: bool) -> BatchResult:
     for stale in out.glob(".*.tmp-*"):  # left behind by a killed run: never under a final name
         if owned(stale):
-            shutil.rmtree(stale, ignore_errors=True)
+            if not writer_alive(stale):  # a live writer's staging (a run into this folder) is not touched
+                shutil.rmtree(stale, ignore_errors=True)
         elif stale.is_file() and STAGED_FILE.match(stale.name):
-            stale.unlink(missing_ok=True)
+            stale.unlink(missing_ok=True)  # index files only this batch, which holds the lock, writes
     todo, skipped = [], 0
     for path in files:
         final = out / path.stem
