@@ -614,6 +614,16 @@ COMMANDS = {
 
 #: the machine, not the input: a full disk or quota, a read-only file system (exit 1, one line)
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+#: the input: a path too long, a loop of links, a folder where a file should be (exit 2, one line)
+PATH_ERRORS = {errno.ENAMETOOLONG, errno.ELOOP, errno.EISDIR, errno.ENOTDIR}
+
+
+def printable(text: str) -> str:
+    """The message with control characters (a newline, ESC, NUL, from a file name or a file's header) written
+    as escapes, so that an error stays one line and cannot drive the terminal."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 EXIT_ENVIRONMENT = 1
 
 
@@ -630,13 +640,18 @@ def main(argv=None) -> int:
         _setup_output(args)
         return COMMANDS[args.command](args)
     except CouponmixError as exc:
-        print(f"couponmix: error: {exc}", file=sys.stderr)
+        print(f"couponmix: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:
+        if exc.errno in PATH_ERRORS:  # a path given by the user that the file system cannot follow
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"couponmix: error: {printable(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if exc.errno not in DISK_ERRORS:
             raise
         where = f" writing {exc.filename}" if exc.filename else ""
-        print(f"couponmix: error: {exc.strerror or exc}{where}; nothing was written (free some space and run again)", file=sys.stderr)
+        msg = f"{exc.strerror or exc}{where}; nothing was written (free some space and run again)"
+        print(f"couponmix: error: {printable(msg)}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         if argv is None:  # a real command line: the watchdog may be saying it too, so once only

@@ -584,8 +584,6 @@ CLI = [
         "evaluate_population_astronomic",
         ("evaluate", "paper", "--alpha", "pi1=1", "--population", "100000000000000", "--quiet", *SMALL),
         "population",
-        bug="`evaluate paper --alpha pi1=1 --population 100000000000000` has no upper bound: it builds a list of 381 million "
-        "chunks and dies with MemoryError (traceback, exit 1; on this machine the process was killed) instead of a one-line refusal",
     ),
     Case("evaluate_chunk_size_100", ("evaluate", "paper", "--alpha", "pi1=1", "--chunk-size", "100"), "chunk size must be a multiple"),
     Case("evaluate_naive_without_estimator", ("evaluate", "paper", "--alpha", "pi1=1", "--naive"), "--naive needs --estimator"),
@@ -641,8 +639,6 @@ CLI = [
         "validate_reps_astronomic",
         ("validate", "paper_floor", *PAPER_MIX, "--reps", "1000000000000", "--n", "100", "--estimators", "ips", "--quiet", *SMALL),
         "reps",
-        bug="`validate --reps 1000000000000` has no upper bound: it computes the truth on 2,000,000 customers, then dies "
-        "with MemoryError (or numpy's 'Unable to allocate 8.20 GiB' from a worker at --reps 100000000): traceback, exit 1",
     ),
     Case("validate_n_zero", ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--n", "0"), "n must be at least 1, got 0"),
     Case(
@@ -861,21 +857,17 @@ STUDIES = [
     study(
         "key_is_a_number",
         "title: x\n1: 2\n",
-        "unknown key(s) 1",
-        bug="a study file with a number as a key ('1: 2') ends in a traceback: TypeError: sequence item 0: expected str "
-        "instance, int found (config.load_study joins the unknown keys); 'null: 2' and 'true: 2' likewise",
+        "which is not a name: write keys as text",
     ),
     study(
         "only_a_number_key",
         "1: 2\n",
-        "unknown key(s) 1",
-        bug="a file whose only key is a number is read as a market config and ends in the same TypeError (simulators.market._merge)",
+        "which is not a name: write keys as text",
     ),
     study(
         "scenario_config_number_key",
         "scenario_config: {1: 2}\n",
-        "unknown key(s) 1",
-        bug="scenario_config: {1: 2} ends in TypeError: sequence item 0: expected str instance, int found (market._merge)",
+        "which is not a name: write keys as text",
     ),
     study("duplicate_key_quoted", "n: 1\n'n': 2\n", "has the key 'n' twice (lines 1 and 2)"),
     study("nested_mappings", "scenario_config: " + "{a: " * 60 + "1" + "}" * 60 + "\n", "is nested more than 50 levels deep (line 1)"),
@@ -1012,15 +1004,12 @@ MARKETS = [
     market(
         "key_is_a_number",
         "population: {1: 2}\n",
-        "unknown key(s) 1",
-        bug="a market config with a number as a key ('population: {1: 2}') ends in a traceback: TypeError: sequence item "
-        "0: expected str instance, int found (simulators.market._merge)",
+        "which is not a name: write keys as text",
     ),
     market(
         "coupon_name_with_escape",
         TWO_ACTIONS.replace("pct5:", '"p\\e[2J5":'),
         "purchase.uplift.bargain_hunter: no value for coupon",
-        bug="a coupon named with an escape sequence is echoed raw to the terminal in the error message (ESC [2J clears the screen)",
     ),
     Case("market_utf16", MARKET_RUN, "config file m.yaml is not UTF-8 text", write_bytes("m.yaml", "population: {}\n".encode("utf-16"))),
 ]
@@ -1063,22 +1052,17 @@ REAL_LOGS = [
     calib(
         "utf16_without_byte_order_mark",
         log_files(raw=toy_log().to_csv(index=False).encode("utf-16-le")),
-        "log.csv",
-        bug="a CSV saved as UTF-16 without a byte order mark is read as UTF-8 and refused with 'column 'x' is missing "
-        "(columns: i\\x00d\\x00, ...)': the wrong encoding is not named and raw NUL bytes reach the terminal",
+        "looks like UTF-16 text",
     ),
     calib(
         "header_with_escape_sequence",
         log_files(raw=b"\x1b[2Jid,seg,coupon,revenue,p\n1,a,none,3,0.5\n"),
         "column 'x' is missing",
-        bug="a header holding ESC [2J is echoed raw in 'column ... is missing (columns: ...)': it clears the user's terminal",
     ),
     calib(
         "header_with_a_newline",
         log_files(raw=b'"x\nmore",seg,coupon,revenue,p,id\n' + b"1,a,none,3,0.5,1\n" * 50),
         "column 'x' is missing",
-        bug="a quoted column name holding a newline is echoed raw: 'column 'x' is missing (columns: x<newline>more, ...)' "
-        "is two lines on stderr",
     ),
     calib("utf16", log_files(raw=toy_log().to_csv(index=False).encode("utf-16")), "cannot be read as CSV: 'utf-8' codec can't decode"),
     calib(
@@ -1318,30 +1302,24 @@ SCENARIO_FOLDERS = [
         PLAN_SC,
         "calibration.json",
         scenario_copy(lambda f: (f / "calibration.json").write_text("[]")),
-        bug="a scenario folder whose calibration.json is a JSON list ends in a traceback: AttributeError: 'list' object has "
-        "no attribute 'get'",
     ),
     Case(
         "folder_array_missing",
         PLAN_SC,
         "log_reward.npy",
         scenario_copy(lambda f: (f / "log_reward.npy").unlink()),
-        bug="a scenario folder missing log_reward.npy ends in a traceback: FileNotFoundError (a damaged file is caught, a "
-        "missing one is not)",
     ),
     Case(
         "folder_model_missing",
         PLAN_SC,
         "model.reward.0.txt",
         scenario_copy(lambda f: (f / "model.reward.0.txt").unlink()),
-        bug="a scenario folder missing its model text ends in a traceback: FileNotFoundError",
     ),
     Case(
         "folder_model_is_a_folder",
         PLAN_SC,
         "model.reward.0.txt",
         scenario_copy(replace_with_folder("model.reward.0.txt")),
-        bug="a scenario folder whose model file is a folder ends in a traceback: IsADirectoryError",
     ),
     Case(
         "folder_array_links_elsewhere",
@@ -1553,29 +1531,24 @@ FILESYSTEM = [
         ("run", "paper_floor", "--out", "dangling", *RUN_SMALL),
         "dangling",
         symlink("dangling", "missing"),
-        bug="run --out LINK where LINK points nowhere runs the whole study, then ends in a traceback: NotADirectoryError: "
-        "[Errno 20] Not a directory: '.dangling.tmp-...' -> 'dangling'",
     ),
     Case(
         "simulate_out_dangling_link",
         (*SIM, "--out", "dangling"),
         "dangling",
         symlink("dangling", "missing"),
-        bug="simulate --out LINK where LINK points nowhere simulates every chunk, then ends in NotADirectoryError",
     ),
     Case(
         "simulate_out_link_loop",
         (*SIM, "--out", "loop"),
         "loop",
         symlink("loop", "loop"),
-        bug="simulate --out LOOP (a link to itself) simulates every chunk, then ends in NotADirectoryError",
     ),
     Case(
         "config_link_loop",
         ("run", "paper", "--out", "o", "--config", "loop.yaml"),
         "loop.yaml",
         symlink("loop.yaml", "loop.yaml"),
-        bug="--config LOOP (a link to itself) ends in a traceback: OSError: [Errno 40] Too many levels of symbolic links",
     ),
     Case(
         "config_dangling_link",
@@ -1613,20 +1586,16 @@ FILESYSTEM = [
         "run_out_name_too_long",
         ("run", "paper", "--out", LONG),
         "too long",
-        bug="run --out NAME with a 300-character NAME ends in a traceback: OSError: [Errno 36] File name too long (check_output_dir)",
     ),
     Case(
         "run_out_name_too_long_for_its_staging_folder",
         ("run", "paper_floor", "--out", "x" * 250, *RUN_SMALL),
         "too long",
-        bug="run --out NAME with a 250-character NAME (a valid name) runs the whole study, then ends in OSError: [Errno 36] "
-        "File name too long: its staging folder '.NAME.tmp-XXXXXXXX' is longer than 255",
     ),
     Case(
         "simulate_out_name_too_long_for_its_staging_folder",
         (*SIM, "--out", "x" * 250),
         "too long",
-        bug="simulate --out NAME with a 250-character NAME ends in a traceback: OSError: [Errno 36] File name too long (staging folder)",
     ),
     Case(
         "run_scenario_name_too_long",
@@ -1639,49 +1608,41 @@ FILESYSTEM = [
         "run_config_name_too_long",
         ("run", "paper", "--out", "o", "--config", LONG + ".yaml"),
         "too long",
-        bug="--config NAME with a 300-character NAME ends in a traceback: OSError: [Errno 36] File name too long (load_yaml_file)",
     ),
     Case(
         "calibrate_log_name_too_long",
         ("calibrate", LONG + ".csv", "--config", "map.yaml", "--out", "sc"),
         "too long",
         log_files(),
-        bug="calibrate LOG with a 300-character LOG name ends in a traceback: OSError: [Errno 36] File name too long (read_log)",
     ),
     Case(
         "estimate_source_name_too_long",
         ("estimate", LONG, "--config", "map.yaml"),
         "too long",
         log_files(),
-        bug="estimate SOURCE with a 300-character name ends in a traceback: OSError: [Errno 36] File name too long",
     ),
     Case(
         "batch_folder_name_too_long",
         ("batch", LONG, "--out", "b"),
         "too long",
-        bug="batch FOLDER with a 300-character name ends in a traceback: OSError: [Errno 36] File name too long (study_files)",
     ),
     Case(
         "batch_study_name_too_long_for_its_staging_folder",
         ("batch", "st", "--out", "b", "--workers", "1"),
         "too long",
         write("st/" + "s" * 245 + ".yaml", "scenario: paper_floor\n"),
-        bug="a study file named with 245 characters (valid) is run by the batch, then its staging folder name is too long: "
-        "OSError: [Errno 36] File name too long, traceback, with b/.couponmix left behind",
     ),
     # names with line breaks
     Case(
         "config_name_with_a_newline",
         ("run", "paper", "--out", "o", "--config", "a\nb.yaml"),
         "does not exist",
-        bug="'config file a<newline>b.yaml does not exist': a path with a newline is printed raw, so the error is two lines",
     ),
     Case(
         "out_name_with_a_newline_below_a_file",
         ("run", "paper", "--out", "a\nb/c"),
         "is not writable",
         write("a\nb", "a file"),
-        bug="'output directory a<newline>b/c is not writable (a<newline>b does not allow writing)' is three lines on stderr",
     ),
 ]
 

@@ -647,6 +647,8 @@ class CalibratedScenario(Scenario):
             self.meta = json.loads((self.folder / CARD).read_text())
         except (OSError, ValueError):
             raise CouponmixError(f"scenario folder {folder}: {CARD} is missing or unreadable; calibrate again") from None
+        if not isinstance(self.meta, dict):
+            raise CouponmixError(f"scenario folder {folder}: {CARD} is not what calibrate writes (not a JSON object); calibrate again")
         if self.meta.get("format") != 1:
             raise CouponmixError(f"scenario folder {folder}: written by another couponmix version; calibrate again")
         self.cfg = CalibrateConfig.model_validate(self.meta["config"])
@@ -672,7 +674,12 @@ class CalibratedScenario(Scenario):
     def _read(self, filename: str) -> bytes:
         """A data file of the folder, checked against the checksum calibrate wrote for it (folders from before
         checksums are read as they are)."""
-        data = (self.folder / filename).read_bytes()
+        try:
+            data = (self.folder / filename).read_bytes()
+        except OSError as exc:  # deleted, or replaced by a folder
+            raise CouponmixError(
+                f"scenario folder {self.folder}: {filename} cannot be read ({exc.strerror or exc}); calibrate again"
+            ) from None
         want = (self.meta.get("checksums") or {}).get(filename)
         if want is not None and _sha256(data) != want:
             raise CouponmixError(

@@ -183,6 +183,8 @@ def _read_batches(path: Path, columns: list[str], max_rows: int, seed: int, sep:
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise CouponmixError(f"log {path}: cannot be read as CSV: {str(exc).splitlines()[0]}") from None
     missing = [c for c in columns if c not in header]
+    if missing and any("\x00" in str(h) for h in header):
+        raise CouponmixError(f"log {path}: the file looks like UTF-16 text (NUL bytes between letters): save it as UTF-8 CSV")
     if missing:
         raise CouponmixError(f"log {path}: column {missing[0]!r} is missing (columns: {', '.join(map(str, header[:20]))})")
     with open(path, "rb") as fh:

@@ -31,6 +31,7 @@ __all__ = [
     "owned",
     "remove_owned",
     "check_output_dir",
+    "check_name",
     "check_replaceable",
     "current_umask",
     "write_outputs",
@@ -193,12 +194,31 @@ def remove_owned(path) -> None:
     shutil.rmtree(path)
 
 
+#: the longest file name the file systems couponmix writes to take (bytes), and what staging adds to a name
+NAME_MAX = 255
+STAGING_SUFFIX = len(".tmp-XXXXXXXX") + 1
+
+
+def check_name(name: str, what: str) -> str:
+    """A name that becomes a file or folder name: short enough, with its staging prefix and suffix, for the
+    file system (``NAME_MAX`` bytes), one line of text, no path separator, not ``.`` or ``..``."""
+    size = len(os.fsencode(name))
+    if size + STAGING_SUFFIX > NAME_MAX:
+        raise CouponmixError(f"{what} is too long ({size} bytes; at most {NAME_MAX - STAGING_SUFFIX}): choose a shorter one")
+    if any(not c.isprintable() for c in name):
+        raise CouponmixError(f"{what} {name!r} holds a control character (a newline, a tab, an escape): rename it")
+    return name
+
+
 def check_output_dir(path) -> Path:
     """Fail early, before any work, if ``path`` cannot become a writable directory."""
     if path is None or str(path).strip() == "":
         raise CouponmixError("the output folder is empty (an unset variable?): give --out DIR")
     path = Path(path)
+    check_name(path.name, "the output folder's name")
     try:
+        if path.is_symlink() and not path.exists():
+            raise CouponmixError(f"output path {path} is a link to nothing (or a loop of links): give a real folder")
         if path.exists() and not path.is_dir():
             raise CouponmixError(f"output path {path} exists and is not a directory")
         probe = path

@@ -42,6 +42,10 @@ class _BoundedLoader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, str):  # every key couponmix reads is a name
+                raise CouponmixError(
+                    f"has the key {str(key)[:60]!r} (line {line}), which is not a name: write keys as text (quote a number)"
+                )
             try:
                 if key in seen:
                     raise CouponmixError(
@@ -92,6 +96,8 @@ def load_yaml_file(path) -> Any:
         raise CouponmixError(f"config file {path} is a directory (use `couponmix batch` for a folder)") from None
     except UnicodeDecodeError:
         raise CouponmixError(f"config file {path} is not UTF-8 text") from None
+    except OSError as exc:  # a name too long, a loop of links
+        raise CouponmixError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     try:
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader subclass)
     except CouponmixError as exc:

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from couponmix.errors import CouponmixError
+from couponmix.infra.validation import check_positive_int
 from couponmix.ope.divergence import weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, parse_list, suite
 from couponmix.ope.montecarlo import TargetCheck, monte_carlo
@@ -60,6 +61,10 @@ __all__ = [
 
 #: customers per simulated log in validate (each log is held in memory, about 100 bytes per customer per worker)
 VALIDATE_MAX_N = 5_000_000
+#: simulated logs in one validate (each a full estimate of every estimator); 2,000 is plenty for |z| checks
+VALIDATE_MAX_REPS = 1_000_000
+#: customers in one evaluate population (streamed in chunks: time, not memory, is the limit)
+EVALUATE_MAX_POPULATION = 10_000_000_000
 
 
 @dataclass
@@ -124,7 +129,8 @@ def validate(
     ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) draws the logs under
     that run's contextual rule at ``at`` instead of ``alpha``: each customer group at its own mixture, every
     row with its own balanced propensity; the analytic error is the contextual one."""
-    if cfg.n is not None and cfg.n > VALIDATE_MAX_N:  # before any work
+    reps = check_positive_int(reps, "reps", minimum=2, maximum=VALIDATE_MAX_REPS)  # before any work
+    if cfg.n is not None and cfg.n > VALIDATE_MAX_N:
         raise CouponmixError(
             f"validate holds each simulated log in memory: n = {cfg.n:,} is above its limit of "
             f"{VALIDATE_MAX_N:,} customers per log (the error law gives larger n from a smaller one)"
@@ -251,6 +257,7 @@ def evaluate(
     ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) adds that run's
     contextual rule at ``at``, each customer group at its own mixture, and the one rate for everyone that
     reached the same precision in the run (unless ``alphas`` are given): both on the same population."""
+    population = check_positive_int(population, "population size", minimum=100, maximum=EVALUATE_MAX_POPULATION)
     sc = cfg.build_scenario()
     names = tuple(sc.components())
     a = np.array([parse_alpha_spec(x, names) for x in alphas or []]).reshape(-1, len(names))

@@ -34,6 +34,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from couponmix.errors import CouponmixError
+from couponmix.infra.atomic import check_name
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.infra.schema import Int, Positive, PositiveReal, Schema, parse
 from couponmix.infra.validation import check_positive_float, check_positive_int
@@ -271,6 +272,8 @@ def study_files(folder) -> list[Path]:
             )
     if not files:
         raise CouponmixError(f"study folder {folder} holds no .yaml or .yml files")
+    for p in files:  # each study becomes a folder named after its file
+        check_name(p.stem, f"study file {p.name!r}: its name")
     stems = [p.stem for p in files]
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:
