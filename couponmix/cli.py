@@ -532,7 +532,7 @@ def cmd_validate(args) -> int:
     from couponmix.studies.summary import to_json
 
     if args.out is not None:
-        check_output_dir(args.out)
+        check_output_dir(args.out, ["validation.json"])
     with Progress(args.reps, "simulating logs", args.quiet) as bar:
         res = validate(
             _study(args),
@@ -563,7 +563,7 @@ def cmd_campaign(args) -> int:
     except ValueError:
         raise CouponmixError(f"--rates: expected comma-separated numbers, got {args.rates!r}") from None
     if args.out is not None:
-        check_output_dir(args.out)
+        check_output_dir(args.out, ["campaign.png", "campaign.json"])
     cfg = _study(args)
     steps = len(set(rates)) * max(args.reps, 1) * max(args.periods, 1)
     with Progress(steps, "campaign: periods simulated (log, retrain, estimate, deploy)", args.quiet) as bar:
@@ -578,7 +578,7 @@ def cmd_campaign(args) -> int:
         )
     print(f"{'rate':>6} {'cumulative revenue':>20} {'vs rate ' + format(res['rates'][0], 'g'):>22} {'switches':>9}")
     for row in res["table"]:
-        se = "" if row["vs_first_se"] != row["vs_first_se"] else f" +- {row['vs_first_se']:,.0f}"
+        se = "" if row["vs_first_se"] is None else f" +- {row['vs_first_se']:,.0f}"
         print(f"{row['rate']:6.1%} {row['revenue']:20,.0f} {row['vs_first']:>12,.0f}{se:<10} {row['switches']:9.1f}")
     if "payback_rate" in res:
         pv = res["payback_vs_best"]

@@ -452,15 +452,12 @@ CLI = [
         ("plan", "market", "--config", "tiny.yaml", "--tol", "0"),
         "tol must be a positive finite number, got 0.0",
         write("tiny.yaml", TINY_MARKET),
-        bug="`plan market --tol 0` is refused only after the market's revenue models are fitted (--tol is checked "
-        "after the evaluation sample; minutes on the default market)",
     ),
     Case(
         "plan_market_eps_negative",
         ("plan", "market", "--config", "tiny.yaml", "--tol", "0.5", "--eps", "-0.1"),
         "eps must lie in [0, 1], got -0.1",
         write("tiny.yaml", TINY_MARKET),
-        bug="`plan market --eps -0.1` is refused only after the revenue models are fitted",
     ),
     # simulate
     Case("simulate_without_out", ("simulate", "paper", "--n", "10"), "the following arguments are required: --out"),
@@ -627,9 +624,7 @@ CLI = [
     Case(
         "evaluate_scheduler_port_out_of_range",
         ("evaluate", "paper", "--alpha", "pi1=1", "--scheduler", "tcp://127.0.0.1:99999", "--scheduler-timeout", "1", *SMALL),
-        "99999",
-        bug="the scheduler address check takes port 99999; the command builds the evaluation sample, then waits for the "
-        "timeout and says 'Timed out trying to connect to tcp://127.0.0.1:99999' instead of naming the invalid port",
+        "a port is a number from 1 to 65535",
     ),
     # validate
     Case("validate_without_alpha", ("validate", "paper"), "validate needs --alpha (the mixture) or --contextual-from"),
@@ -685,8 +680,6 @@ CLI = [
         "campaign_without_exploit",
         ("campaign", "paper"),
         "exploit and explore",
-        bug="`couponmix campaign paper` (the payback rule on, the default) ends in a traceback: ValueError: 'exploit' is "
-        "not in list (campaign.payback_rate), after drawing a 50,000-customer evaluation sample",
     ),
     Case("campaign_rates_text", ("campaign", "market", "--rates", "abc"), "--rates: expected comma-separated numbers, got 'abc'"),
     Case(
@@ -703,17 +696,12 @@ CLI = [
         ("campaign", "market", "--config", "tiny.yaml", "--rates", "", "--periods", "2", "--period-size", "200", "--reps", "1"),
         "campaign rates must be exploration shares",
         write("tiny.yaml", TINY_MARKET),
-        bug="`campaign market --rates ''` (payback on) fits the market's models, then ends in a traceback: ValueError: all "
-        "the input array dimensions except for the concatenation axis must match exactly (--rates nan on "
-        "tests/data/market_small.yaml ends in numpy.linalg.LinAlgError, --rates inf prints RuntimeWarnings)",
     ),
     Case(
         "campaign_rates_above_one_with_payback",
         ("campaign", "market", "--config", "tiny.yaml", "--rates", "0,1.5", "--periods", "2", "--period-size", "200"),
         "campaign rates must be exploration shares",
         write("tiny.yaml", TINY_MARKET),
-        bug="with the payback rule (the default), --rates 0,1.5, --period-size 10 and --reps 0 are refused only after "
-        "the models are fitted and the payback of every rate computed",
     ),
     Case("campaign_out_is_a_file", ("campaign", "market", "--out", "keep.txt"), "output path keep.txt exists and is not a directory"),
     Case("campaign_out_empty", ("campaign", "market", "--out", ""), "the output folder is empty"),
@@ -846,13 +834,11 @@ STUDIES = [
         "title_with_nul",
         'title: "spring\\0sale"\nscenario: paper_floor\neval_size: 1000\n',
         "title",
-        bug="a title holding a NUL character is accepted and written raw into report.html (and a batch's index.html and comparison.csv)",
     ),
     study(
         "title_with_terminal_escape",
         'title: "\\e[2J\\e[31mspring"\nscenario: paper_floor\neval_size: 1000\n',
         "title",
-        bug="a title holding terminal escape sequences (ESC [2J) is accepted and written raw into report.html",
     ),
     study(
         "key_is_a_number",
@@ -1496,22 +1482,18 @@ FILESYSTEM = [
         ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--n", "100", "--estimators", "ips", "--out", "mine", *SMALL),
         "mine/validation.json exists in a folder couponmix did not write",
         user_file_in("mine", "validation.json"),
-        bug="validate --out into a folder of the user's holding validation.json runs every replication and only then "
-        "refuses (check_output_dir is called early, check_replaceable only when writing)",
     ),
     Case(
         "campaign_out_holds_users_campaign",
         ("campaign", "market", "--no-payback", "--out", "mine"),
         "mine/campaign.json exists in a folder couponmix did not write",
         user_file_in("mine", "campaign.json"),
-        bug="campaign --out into a folder of the user's holding campaign.json runs the whole campaign, then refuses",
     ),
     Case(
         "estimate_out_holds_users_report",
         ("estimate", "sc", "--out", "e"),
         "e/estimate.html exists in a folder couponmix did not write",
         both(scenario_copy(), user_file_in("e", "estimate.html")),
-        bug="estimate --out into a folder of the user's holding estimate.html runs every estimator, then refuses",
     ),
     # links
     Case(
@@ -1601,8 +1583,6 @@ FILESYSTEM = [
         "run_scenario_name_too_long",
         ("run", LONG, "--out", "o"),
         "unknown scenario",
-        bug="run NAME with a 300-character scenario NAME ends in a traceback: OSError: [Errno 36] File name too long "
-        "(is_scenario_folder calls Path.is_dir)",
     ),
     Case(
         "run_config_name_too_long",

@@ -206,7 +206,12 @@ def _folder(path: Path) -> tuple[str, Any]:
 
 def is_scenario_folder(name: str) -> bool:
     """A path to a folder, unless a registered scenario has that name."""
-    return name not in registered() and Path(name).is_dir()
+    if name in registered():
+        return False
+    try:
+        return Path(name).is_dir()
+    except OSError:  # a name too long for a path: not a folder (the unknown-scenario message follows)
+        return False
 
 
 def get_scenario(name: str, config=None, seed: int = 0) -> Scenario:

@@ -210,8 +210,9 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
-def check_output_dir(path) -> Path:
-    """Fail early, before any work, if ``path`` cannot become a writable directory."""
+def check_output_dir(path, names: Iterable[str] = ()) -> Path:
+    """Fail early, before any work, if ``path`` cannot become a writable directory, or (``names``: the files
+    the command will write) if it is a folder couponmix did not write holding one of them."""
     if path is None or str(path).strip() == "":
         raise CouponmixError("the output folder is empty (an unset variable?): give --out DIR")
     path = Path(path)
@@ -234,6 +235,7 @@ def check_output_dir(path) -> Path:
         os.unlink(name)
     except OSError as exc:
         raise CouponmixError(f"output directory {path} is not writable: {exc.strerror}") from None
+    check_replaceable(path, list(names))
     return path
 
 

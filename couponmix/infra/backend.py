@@ -165,6 +165,8 @@ class DaskBackend:
             raise CouponmixError("--scheduler needs threads, processes or a scheduler address")
         if scheduler not in LOCAL_SCHEDULERS and not ADDRESS.match(scheduler):
             raise CouponmixError(f"--scheduler {scheduler!r} is neither threads, processes nor a scheduler address such as tcp://HOST:PORT")
+        if scheduler not in LOCAL_SCHEDULERS and not 0 < int(scheduler.rsplit(":", 1)[1]) <= 65535:
+            raise CouponmixError(f"--scheduler {scheduler!r}: a port is a number from 1 to 65535")
         if not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
             raise CouponmixError(f"--scheduler-timeout must be a number of seconds in (0, 3600], got {timeout!r}")
         self.scheduler = scheduler

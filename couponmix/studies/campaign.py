@@ -67,13 +67,13 @@ class CampaignResult:
 
     def table(self) -> list[dict]:
         """Per rate: mean cumulative revenue, its standard error over replications, and the difference with
-        the first rate (paired: same customers), with its standard error."""
+        the first rate (paired: same customers), with its standard error (None with one replication)."""
         total = self.cumulative()
         base = total[0]
         rows = []
         for i, r in enumerate(self.rates):
             diff = total[i] - base
-            se = lambda v: float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+            se = lambda v: float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None  # one replication: none
             rows.append(
                 {
                     "rate": float(r),
@@ -120,6 +120,26 @@ def _greedy(model: CrossFittedRevenueModel, n_actions: int) -> Callable[[np.ndar
     return lambda x: one_hot(np.argmax(model.predict(x), axis=1), n_actions)
 
 
+def check_campaign(rates: Sequence[float], periods: int, period_size: int, reps: int) -> tuple[tuple[float, ...], int, int, int]:
+    """The campaign's numbers checked before any work: (rates, periods, period_size, reps)."""
+    try:
+        rates = tuple(float(r) for r in rates)
+    except (TypeError, ValueError):
+        raise CouponmixError(f"campaign rates must be numbers, got {rates!r}") from None
+    if not rates or any(not 0 <= r <= 1 for r in rates):  # NaN fails the comparison too
+        raise CouponmixError("campaign rates must be exploration shares in [0, 1] (for example --rates 0,0.05,0.14)")
+    periods = check_positive_int(periods, "periods", maximum=1_000)
+    period_size = check_positive_int(period_size, "period_size", minimum=100, maximum=10_000_000)
+    reps = check_positive_int(reps, "reps", maximum=10_000)
+    return rates, periods, period_size, reps
+
+
+def check_components(scenario) -> None:
+    comps = scenario.components()
+    if "exploit" not in comps or "explore" not in comps:
+        raise CouponmixError(f"a campaign needs components named exploit and explore; {scenario.name} has {', '.join(comps)}")
+
+
 def run_campaign(
     scenario,
     rates: Sequence[float],
@@ -132,15 +152,9 @@ def run_campaign(
     """Simulate the closed loop (module docstring) for every exploration rate in ``rates`` and ``reps``
     replications. ``scenario`` needs ``components()`` with ``exploit`` and ``explore``; its ``at_period(t)``,
     where it has one, gives the world of period t. ``on_step(done, total)`` reports progress per period."""
-    rates = tuple(float(r) for r in rates)
-    if not rates or any(not 0 <= r <= 1 for r in rates):
-        raise CouponmixError("campaign rates must be exploration shares in [0, 1]")
-    periods = check_positive_int(periods, "periods", maximum=1_000)
-    period_size = check_positive_int(period_size, "period_size", minimum=100, maximum=10_000_000)
-    reps = check_positive_int(reps, "reps", maximum=10_000)
+    rates, periods, period_size, reps = check_campaign(rates, periods, period_size, reps)
+    check_components(scenario)
     comps = scenario.components()
-    if "exploit" not in comps or "explore" not in comps:
-        raise CouponmixError("a campaign needs components named exploit and explore")
     a_n = scenario.n_actions
     features, categorical, params = _model_spec(scenario)
     hist = scenario.history if hasattr(scenario, "history") else None
@@ -223,8 +237,12 @@ def campaign(cfg, rates: Sequence[float], periods: int, period_size: int, reps: 
     """``couponmix campaign``: the closed loop for each fixed rate in ``rates`` and, with ``with_payback``,
     for the payback rule's rate (decided at the start from the world of period 0). Returns the
     ``CampaignResult`` as a dict, with the payback rate, the best fixed rate in hindsight and their gap."""
+    rates_checked, periods, period_size, reps = check_campaign(rates, periods, period_size, reps)  # before any work
+    if with_payback and periods < 2:
+        raise CouponmixError("a payback rate needs at least 2 periods: one to log, one to earn")
+    rates = sorted(set(rates_checked))
     scenario = cfg.build_scenario()
-    rates = sorted({float(r) for r in rates})
+    check_components(scenario)
     chosen = None
     if with_payback:
         chosen = payback_rate(scenario, rates, periods, period_size, cfg.seed)

@@ -663,7 +663,7 @@ def estimate(source, policies: Sequence[str] | None = None, out=None, config=Non
     from couponmix.infra.atomic import check_output_dir
 
     if out is not None:
-        check_output_dir(out)
+        check_output_dir(out, ["estimate.html", "estimate.json"])
     if not (Path(source).is_dir() and (Path(source) / SCENARIO_FILE).is_file()):
         if config is None:
             raise CouponmixError(

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from couponmix.errors import CouponmixError
 from couponmix.infra.atomic import check_name
@@ -191,7 +191,16 @@ class _Optimiser(Schema):
     generations: Int = Field(default=100, ge=1, le=MAX_OPTIMISER, description="NSGA-II generations")
 
 
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
+def _plain_text(value: str) -> str:
+    """A title or description: text a report and a spreadsheet show, so no control characters (a newline in
+    a description is fine; NUL, escapes and the like are refused)."""
+    bad = next((c for c in value if not (c.isprintable() or c in "\n\t")), None)
+    if bad is not None:
+        raise ValueError(f"holds the control character {bad!r}: remove it")
+    return value
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_plain_text)]
 
 
 class StudyFile(Schema):

@@ -230,6 +230,9 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
     ``on_phase(done, name)`` is told as each of ``PLAN_PHASES`` starts."""
     from couponmix.policy.simplex import parse_alpha_spec
 
+    tol = check_positive_float(tol, "tol")  # the numbers first, before any model is built
+    if eps is not None and not 0 <= eps <= 1:
+        raise CouponmixError(f"eps must lie in [0, 1], got {eps}")
     phase = on_phase or (lambda done, name: None)
     phase(0, PLAN_PHASES[0])
     sc = cfg.build_scenario()
