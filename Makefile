@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) browser lint
-	$(BIN)/python -m pytest -n 2 -q --durations=12
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q --durations=12
 
 # the edit-test loop: everything but the Monte Carlo and browser tests
 test-fast: $(STAMP)

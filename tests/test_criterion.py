@@ -123,7 +123,7 @@ def test_robust_default_does_not_promise_what_only_the_simulator_knows(market_sa
 def test_direct_method_formula_against_obp(paper_floor):
     """obp's DirectMethod over simulated logs: its RMSE matches the exact formula (within 3 Monte Carlo SE)."""
     spec = EstimatorSpec("dm")
-    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], [spec], 2000, mc_reps(100, 1000), seed=3, eval_size=100_000, workers=2)[spec.name]
+    res = monte_carlo(paper_floor, [0.4, 0.3, 0.3], [spec], 2000, mc_reps(100, 1000), seed=3, eval_size=100_000, workers=1)[spec.name]
     for t, r in res.items():
         assert abs(r.mc_mse - r.analytic_rmse**2) <= 3 * r.mc_mse_se + 1e-12, (t, r.mc_mse, r.analytic_rmse)
 
@@ -179,7 +179,7 @@ def test_the_published_settings_promise_holds_where_it_rests_on_the_model(paper)
     spec = EstimatorSpec("switch_dr", clip=10.0)
     sample = EvaluationSample.from_scenario(paper, 100_000, seed=0)
     promise = Criterion(sample, [spec], n).describe(alpha)
-    res = monte_carlo(paper, alpha, [spec], n, mc_reps(300, 2000), seed=9, eval_size=100_000, workers=2)[spec.name]
+    res = monte_carlo(paper, alpha, [spec], n, mc_reps(300, 2000), seed=9, eval_size=100_000, workers=1)[spec.name]
     for t, r in res.items():
         assert promise[t]["rmse"] >= r.mc_rmse - 3 * r.mc_rmse_se, (t, promise[t]["rmse"], r.mc_rmse, r.mc_rmse_se)
         assert promise[t]["model_bias_bound"] >= abs(r.bias) - 3 * r.mc_rmse_se, (t, promise[t], r.bias)

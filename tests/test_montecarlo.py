@@ -74,7 +74,7 @@ def test_every_estimator_in_the_suite_matches_monte_carlo(scenario, alpha, n, co
     sc = get_scenario(scenario, config=config)
     specs = [s for s in suite(10.0) if scenario != "paper" or not s.has_unbounded_weights]
     reps = mc_reps(300, 3000)
-    res = monte_carlo(sc, alpha, specs, n, reps, seed=31, eval_size=200_000, workers=2)
+    res = monte_carlo(sc, alpha, specs, n, reps, seed=31, eval_size=200_000, workers=1)
     assert set(res) == {s.name for s in specs}
     for name, per_target in res.items():
         for t, r in per_target.items():
@@ -91,7 +91,7 @@ def test_market_dr_with_the_revenue_model_matches_monte_carlo():
 
     specs = suite(5.0)  # every estimator, balanced and naive, on the same logs
     reps = mc_reps(120, 1000)
-    res = monte_carlo(sc, [0.7, 0.3], specs, 3000, reps, seed=5, eval_size=100_000, truth_size=500_000, workers=2)
+    res = monte_carlo(sc, [0.7, 0.3], specs, 3000, reps, seed=5, eval_size=100_000, truth_size=500_000, workers=1)
     for name, per_target in res.items():
         for t, r in per_target.items():
             assert_matches_analytic(name, t, r, reps)
@@ -106,7 +106,7 @@ def test_interval_coverage_is_95_percent(paper_floor, kind):
 
     reps = mc_reps(1500, 6000)
     res = monte_carlo(
-        paper_floor, [0.4, 0.3, 0.3], [EstimatorSpec(kind)], 2000, reps, seed=41, eval_size=50_000, truth_size=2_000_000, workers=2
+        paper_floor, [0.4, 0.3, 0.3], [EstimatorSpec(kind)], 2000, reps, seed=41, eval_size=50_000, truth_size=2_000_000, workers=1
     )[kind]
     for t, r in res.items():
         assert 0.93 <= r.coverage <= 0.97, (t, r.coverage)

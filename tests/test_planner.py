@@ -116,7 +116,7 @@ def test_planned_mixture_verified_by_monte_carlo(market):
     plan = plan_mixture(obj, tol)
     reps = mc_reps(150, 1000)
     res = monte_carlo(
-        sc, list(plan.alpha.values()), [EstimatorSpec("ips")], n, reps, seed=0, eval_size=30_000, truth_size=500_000, workers=2
+        sc, list(plan.alpha.values()), [EstimatorSpec("ips")], n, reps, seed=0, eval_size=30_000, truth_size=500_000, workers=1
     )["ips"]
     worst_t = max(res.values(), key=lambda r: r.analytic_rmse)
     assert worst_t.analytic_rmse == pytest.approx(tol, rel=1e-5)
@@ -132,7 +132,7 @@ def test_sample_size_law_predicts_large_n_from_small(paper_floor):
     law_obj = MixtureObjectives(sample, spec, 10_000)
     for n, reps in ((1_000, mc_reps(400, 2000)), (100_000, mc_reps(80, 400)), (1_000_000, mc_reps(30, 200))):
         predicted = law_obj.rmse(np.array([alpha]), n=n)[0]
-        res = monte_carlo(paper_floor, alpha, [spec], n, reps, seed=n, eval_size=200_000, workers=2)[spec.name]
+        res = monte_carlo(paper_floor, alpha, [spec], n, reps, seed=n, eval_size=200_000, workers=1)[spec.name]
         for t, r in zip(sample.target_names, predicted):
             assert abs(res[t].mc_mse - r**2) <= 3 * res[t].mc_mse_se, (n, t, res[t].mc_mse, r**2)
 
