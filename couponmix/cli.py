@@ -62,10 +62,15 @@ def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
     m = re.search(r"unrecognized arguments: (\S+)", message)
     if m and m.group(1).startswith("--"):
         options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        words = getattr(parser, "argv", None) or []
         for sub in parser._subparsers._group_actions if parser._subparsers else []:
-            for p in getattr(sub, "choices", {}).values():
-                options += [o for a in p._actions for o in a.option_strings if o.startswith("--")]
-        close = difflib.get_close_matches(m.group(1).split("=")[0], sorted(set(options)), n=1, cutoff=0.6)
+            commands = getattr(sub, "choices", {})
+            chosen = next((w for w in words if w in commands), None)  # that command's options, not every command's
+            for name, p in commands.items():
+                if chosen is None or name == chosen:
+                    options += [o for a in p._actions for o in a.option_strings if o.startswith("--")]
+        word = m.group(1).split("=")[0]
+        close = difflib.get_close_matches(word, sorted(set(options) - {word}), n=1, cutoff=0.6)
         return f"; did you mean {close[0]}?" if close else ""
     return ""
 
@@ -636,7 +641,9 @@ def main(argv=None) -> int:
             _arm_watchdog()
             signal.signal(signal.SIGINT, _on_sigint)  # Ctrl-C: KeyboardInterrupt as usual, and the watchdog
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        parser.argv = list(sys.argv[1:] if argv is None else argv)  # type: ignore[attr-defined]  # for suggestions
+        args = parser.parse_args(argv)
         _setup_output(args)
         return COMMANDS[args.command](args)
     except CouponmixError as exc:

@@ -597,11 +597,20 @@ def _check_policies(cfg: CalibrateConfig, log: RealLog) -> None:
         if spec.kind == "rule":
             _check_rule(key, spec, log)
         if spec.kind == "fixed":
-            unknown = [a for a in (spec.probabilities or {}) if a not in log.action_names]
+            probs = spec.probabilities or {}
+            unknown = [a for a in probs if a not in log.action_names]
             if unknown:
                 raise CouponmixError(
                     f"{key}.probabilities: {unknown[0]!r} is not an action of the log{did_you_mean(unknown[0], log.action_names)}"
                 )
+            bad = next((a for a, v in probs.items() if not 0 <= float(v) <= 1), None)
+            if bad is not None:
+                raise CouponmixError(f"{key}.probabilities: {bad!r} has {float(probs[bad]):g}; a probability lies in [0, 1]")
+            total = sum(float(v) for v in probs.values())
+            if not abs(total - 1) <= 1e-6:
+                raise CouponmixError(f"{key}.probabilities sum to {total:.6g}, not 1")
+        if spec.kind == "logged":
+            _logged_probabilities(log, spec.component)  # the logger must be in the log, context-free
 
 
 def _check_rule(key: str, spec: PolicySpec, log: RealLog) -> None:

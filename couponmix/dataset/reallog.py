@@ -361,10 +361,10 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
         bad = np.flatnonzero(~((p > 0) & (p <= 1)))
         if bad.size:
             hint = ""
-            if ((p > 0) & (p <= 100)).all() and p.max() > 1:
+            if ((p > 0) & (p <= 100)).all() and p.max() > 1.5:
                 hint = f"; the values look like percents (up to {p.max():g}): divide them by 100"
             raise CouponmixError(
-                f"log: column {name!r}, {_row(int(rows[bad[0]]))}: a propensity must lie in (0, 1], got {p[bad[0]]:g}{hint}"
+                f"log: column {name!r}, {_row(int(rows[bad[0]]))}: a propensity must lie in (0, 1], got {p[bad[0]]:.10g}{hint}"
             )
         if mapping.min_propensity is not None:
             low = p < mapping.min_propensity
@@ -394,6 +394,7 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
     if mapping.component is not None:
         comp_labels = _labels(col[mapping.component], mapping.component, rows)
         component_names = sorted(set(comp_labels.tolist()), key=_label_key)
+        _check_spelling(component_names, mapping.component)
         c_index = {v: i for i, v in enumerate(component_names)}
         component = np.fromiter((c_index[v] for v in comp_labels), dtype=np.int64, count=len(comp_labels))
     if mapping.id is not None:

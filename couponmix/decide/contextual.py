@@ -30,6 +30,7 @@ from scipy.special import expit
 from couponmix.decide.optimize import furthest_feasible, nondominated_mask
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
+from couponmix.infra.validation import did_you_mean
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.objectives import Moments
 from couponmix.policy.contextual import ContextualMixture, Grouping, margin
@@ -38,6 +39,7 @@ __all__ = [
     "FAMILIES",
     "grouping_for",
     "rule_in_words",
+    "check_contextual",
     "contextual_block",
     "least_cost_rule",
     "Grouping",
@@ -475,6 +477,19 @@ def search_front(
 #: logistic curve in the margin with floor and cap, in 8 steps), or feature:NAME (quantile bins of a covariate)
 FAMILIES = ("segment", "margin", "logistic", "feature:NAME")
 FRONT_POINTS = 6
+
+
+def check_contextual(spec: str, scenario) -> None:
+    """Before any work: the ``--contextual`` value names a family, and the covariate it groups by exists."""
+    if spec in ("segment", "margin", "logistic"):
+        feature = "segment" if spec == "segment" else None
+    elif spec.startswith("feature:") and len(spec) > len("feature:"):
+        feature = spec.split(":", 1)[1]
+    else:
+        raise CouponmixError(f"contextual must be one of {', '.join(FAMILIES)}, got {spec!r}")
+    names = list(scenario.covariate_names)
+    if feature is not None and feature not in names:
+        raise CouponmixError(f"scenario {scenario.name!r} has no covariate {feature!r} ({', '.join(names)}){did_you_mean(feature, names)}")
 
 
 def grouping_for(spec: str, scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from couponmix.errors import CouponmixError
-from couponmix.infra.validation import check_positive_int
+from couponmix.infra.validation import check_positive_int, did_you_mean
 from couponmix.ope.divergence import weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, parse_list, suite
 from couponmix.ope.montecarlo import TargetCheck, monte_carlo
@@ -669,6 +669,16 @@ def estimate(source, policies: Sequence[str] | None = None, out=None, config=Non
             raise CouponmixError(
                 f"{source} is not a scenario folder: to estimate from a log, give its mapping with --config (the file calibrate takes)"
             )
+        if policies:  # the names first: a typo costs no model fitting
+            from couponmix.dataset.calibrated import load_calibrate_config
+
+            cfg = load_calibrate_config(config)
+            every = [*cfg.components, *cfg.targets]
+            unknown = [p for p in policies if p not in every]
+            if unknown:
+                raise CouponmixError(
+                    f"unknown policy {unknown[0]!r}; the mapping names {', '.join(every)}{did_you_mean(unknown[0], every)}"
+                )
         with tempfile.TemporaryDirectory(prefix="couponmix-estimate-") as tmp:
             calibrate(source, Path(tmp) / "scenario", config, on_phase=on_phase)
             result = estimate(Path(tmp) / "scenario", policies)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from couponmix.dataset.scenario import get_scenario
+from couponmix.decide.contextual import check_contextual
 from couponmix.decide.curves import (
     BASELINE,
     best_component,
@@ -380,6 +381,8 @@ def _run(
     log.info("building scenario %s", scenario)
     sc = get_scenario(scenario, config=config, seed=world_seed)
     n = check_positive_int(sc.default_n if n is None else n, "n")
+    if contextual is not None:  # before the front: a typo in the covariate costs no optimisation
+        check_contextual(contextual, sc)
     components, targets = sc.components(), sc.targets()  # fits the scenario's models where it has any
     floors = check_floors(floor, len(components))
 
