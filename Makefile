@@ -42,6 +42,7 @@ test-full: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_objectives.py
 	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_predict.py
 
 # regenerate reports/examples/ (example reports, the batch of example studies, the screenshots), then rerun
 # every command example in README.md and docs/ and check its output

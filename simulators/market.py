@@ -45,13 +45,15 @@ def _merge(default, user, path=()):
         return copy.deepcopy(user)
     if not isinstance(user, dict):
         raise CouponmixError(f"config: {'.'.join(path) or 'top level'} must be a mapping")
-    unknown = sorted(set(user) - set(default))
+    # top-level keys the schema knows but the default file may leave out (currency) are taken as given
+    known = set(default) | (set(MarketConfig.model_fields) if not path else set())
+    unknown = sorted(set(user) - known, key=str)
     if unknown:
         where = ".".join(path) or "top level"
-        raise CouponmixError(f"config: unknown key(s) {', '.join(unknown)} in {where}")
+        raise CouponmixError(f"config: unknown key(s) {', '.join(map(str, unknown))} in {where}")
     out = copy.deepcopy(default)
     for key, value in user.items():
-        out[key] = _merge(default[key], value, path + (key,)) if default[key] is not None else copy.deepcopy(value)
+        out[key] = _merge(default[key], value, path + (key,)) if default.get(key) is not None else copy.deepcopy(value)
     return out
 
 

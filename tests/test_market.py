@@ -240,3 +240,15 @@ def test_general_mixture_of_three_components(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert set(s["recommended"]["alpha"]) == {"exploit", "explore", "winback"}
     assert abs(sum(s["recommended"]["alpha"].values()) - 1) < 1e-9
+
+
+def test_a_config_may_name_its_currency_though_the_default_file_does_not(tmp_path):
+    """Keys the schema knows but market.yaml leaves out (currency) are accepted; a misspelt one is not."""
+    from couponmix.errors import CouponmixError
+    from simulators.market import load_config
+
+    (tmp_path / "eur.yaml").write_text("currency: EUR\n")
+    assert load_config(tmp_path / "eur.yaml")["currency"] == "EUR"
+    (tmp_path / "typo.yaml").write_text("curency: EUR\n")
+    with pytest.raises(CouponmixError, match="unknown key\\(s\\) curency in top level"):
+        load_config(tmp_path / "typo.yaml")
