@@ -98,6 +98,18 @@ def test_killed_batch_resumes_to_identical_outputs(reference, tmp_path):
     for p in out.iterdir():
         if not p.name.startswith(".") and p.is_dir():
             assert p.name in finished, f"{p.name} is under its final name but incomplete"
+    # the killed workers end a moment after the parent: until then they hold their staging folders' locks,
+    # which a rerun rightly leaves alone (wait on that event, not on a fixed time)
+    from couponmix.infra.atomic import release, try_lock
+
+    deadline = time.monotonic() + 120
+    for staging in out.glob(".*.tmp-*"):
+        while staging.is_dir() and time.monotonic() < deadline:
+            fd = try_lock(staging)
+            if fd is not None:
+                release(fd)
+                break
+            time.sleep(0.05)
     before = (out / NAMES[0] / "summary.json").stat().st_mtime_ns
     res = run_batch(STUDIES, out, workers=1, quiet=True)
     assert res.skipped == len(finished) and res.ran == len(NAMES) - len(finished) and res.failed == 0
