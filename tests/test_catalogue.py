@@ -43,6 +43,7 @@ import pandas as pd
 import pytest
 
 from couponmix.cli import main
+from tests.test_reliability import _as_another_user  # root drops to 'nobody' (setpriv, else a shim)
 
 # ---------------------------------------------------------------------------------------------------------
 # the machinery: a guard against heavy work, one run of the CLI, and what "refused" means
@@ -1612,17 +1613,6 @@ FILESYSTEM = [
 @pytest.mark.parametrize("case", params(FILESYSTEM))
 def test_file_system(case, workdir, shared, capsys, monkeypatch, no_heavy_work):
     check(case, workdir, shared, capsys, monkeypatch)
-
-
-def _as_another_user() -> tuple[str, ...]:
-    """Root ignores permissions: run the command as 'nobody' then (setpriv, else a Python shim)."""
-    if os.geteuid() != 0:
-        return ()
-    setpriv = shutil.which("setpriv")
-    if setpriv is not None:
-        return (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
-    shim = "import os, sys; os.setgroups([]); os.setgid(65534); os.setuid(65534); os.execv(sys.argv[1], sys.argv[1:])"
-    return (sys.executable, "-c", shim)
 
 
 def test_a_read_only_folder_of_the_users_as_a_process():

@@ -56,18 +56,24 @@ __all__ = [
 ]
 
 
-def segment_grouping(scenario, feature: str = "segment") -> Grouping:
+def _covariate(scenario, feature: str) -> int:
+    """The column of covariate ``feature``, or a one-line error naming the scenario's covariates."""
     names = list(scenario.covariate_names)
     if feature not in names:
-        raise CouponmixError(f"scenario {scenario.name!r} has no covariate {feature!r} ({', '.join(names)})")
+        raise CouponmixError(f"scenario {scenario.name!r} has no covariate {feature!r} ({', '.join(names)}){did_you_mean(feature, names)}")
+    return names.index(feature)
+
+
+def segment_grouping(scenario, feature: str = "segment") -> Grouping:
+    j = _covariate(scenario, feature)
     labels = list(getattr(scenario, "segment_names", ()) or [])
     x = scenario.sample_covariates(50_000, stream(0, "evaluation_sample", 99))
-    values = sorted(np.unique(x[:, names.index(feature)]).tolist())
+    values = sorted(np.unique(x[:, j]).tolist())
     if len(values) > 20:
         raise CouponmixError(f"{feature} takes {len(values)} values: use --contextual feature bins instead")
     if len(labels) != len(values):
         labels = [f"{feature} = {v:g}" for v in values]
-    return Grouping("segment", names.index(feature), None, values, labels, feature)
+    return Grouping("segment", j, None, values, labels, feature)
 
 
 def _quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
@@ -84,10 +90,7 @@ def _bin_labels(name: str, edges: np.ndarray) -> list[str]:
 
 
 def feature_grouping(scenario, sample_x: np.ndarray, feature: str, bins: int = 4) -> Grouping:
-    names = list(scenario.covariate_names)
-    if feature not in names:
-        raise CouponmixError(f"scenario {scenario.name!r} has no covariate {feature!r} ({', '.join(names)})")
-    j = names.index(feature)
+    j = _covariate(scenario, feature)
     edges = _quantile_edges(sample_x[:, j], bins)
     return Grouping("feature", j, edges, None, _bin_labels(feature, edges), feature)
 
@@ -487,22 +490,20 @@ def check_contextual(spec: str, scenario) -> None:
         feature = spec.split(":", 1)[1]
     else:
         raise CouponmixError(f"contextual must be one of {', '.join(FAMILIES)}, got {spec!r}")
-    names = list(scenario.covariate_names)
-    if feature is not None and feature not in names:
-        raise CouponmixError(f"scenario {scenario.name!r} has no covariate {feature!r} ({', '.join(names)}){did_you_mean(feature, names)}")
+    if feature is not None:
+        _covariate(scenario, feature)
 
 
 def grouping_for(spec: str, scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:
     """The grouping a ``--contextual`` value names."""
+    check_contextual(spec, scenario)
     if spec == "segment":
         return segment_grouping(scenario)
     if spec == "margin":
         return margin_grouping(scenario, sample_x, bins)
     if spec == "logistic":
         return logistic_grouping(scenario, sample_x)
-    if spec.startswith("feature:") and len(spec) > len("feature:"):
-        return feature_grouping(scenario, sample_x, spec.split(":", 1)[1], bins)
-    raise CouponmixError(f"contextual must be one of {', '.join(FAMILIES)}, got {spec!r}")
+    return feature_grouping(scenario, sample_x, spec.split(":", 1)[1], bins)  # feature:NAME (checked above)
 
 
 def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray, parameters: dict | None = None) -> str:

@@ -40,13 +40,10 @@ __all__ = [
 MARKER = ".couponmix"
 
 
-#: staging folders this process is writing now: what ``remove_live_staging`` removes when the process must
-#: end at once (the Ctrl-C watchdog), since the ``except`` blocks that normally remove them may not run
-_LIVE: set[Path] = set()
-
-
-#: the advisory lock (an open descriptor holding ``flock``) on each staging folder this process writes
-_HELD: dict[Path, int] = {}
+#: staging folders this process is writing now, each with the descriptor holding its advisory lock (None if
+#: it could not be locked): what ``remove_live_staging`` removes when the process must end at once (the Ctrl-C
+#: watchdog), since the ``except`` blocks that normally remove them may not run
+_LIVE: dict[Path, int | None] = {}
 
 
 def try_lock(directory) -> int | None:
@@ -78,10 +75,7 @@ def new_staging(target: Path) -> Path:
     """A new staging folder beside ``target`` (``.NAME.tmp-*``), registered as this process's and locked for
     as long as this process writes it (see ``writer_alive``)."""
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    _LIVE.add(staging)
-    fd = try_lock(staging)
-    if fd is not None:
-        _HELD[staging] = fd
+    _LIVE[staging] = try_lock(staging)
     return staging
 
 
@@ -91,8 +85,7 @@ def end_staging(staging: Path, remove: bool) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         if os.path.lexists(staging):  # a worker still writing refilled it: the exit watchdog retries
             return
-    _LIVE.discard(staging)
-    release(_HELD.pop(staging, None))
+    release(_LIVE.pop(staging, None))
 
 
 def remove_live_staging(within: float = 1.0) -> None:

@@ -250,8 +250,6 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
             raise CouponmixError(
                 f"--eps needs a component named 'explore'; this scenario's components are {', '.join(names)}: give --alpha"
             )
-        if not 0 <= eps <= 1:
-            raise CouponmixError(f"eps must lie in [0, 1], got {eps}")
         a = np.zeros(k)
         a[best_component(objectives)] = 1 - eps
         a[names.index("explore")] = eps
