@@ -133,8 +133,10 @@ def with_ticket(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     return frame.assign(ticket=np.random.default_rng(seed).integers(0, 1000, len(frame)).astype(float))
 
 
-def promise_check(tmp, means: bool = False, reps: int = 100, rows: int = 50_000, eval_size: int = 50_000, config=None) -> dict:
-    """Calibrate from a ``rows``-row log of this world (seed 1), run the study, then draw ``reps`` logs of the
+def promise_check(
+    tmp, means: bool = False, reps: int = 100, rows: int = 50_000, eval_size: int = 50_000, config=None, seed: int = 1
+) -> dict:
+    """Calibrate from a ``rows``-row log of this world (drawn with ``seed``), run the study, then draw ``reps`` logs of the
     run's size from the world at the recommended mixture; per target, the promise beside the Monte Carlo
     RMSE, bias and their standard errors, and the stated revenue cost beside the world's own."""
     from pathlib import Path
@@ -147,7 +149,7 @@ def promise_check(tmp, means: bool = False, reps: int = 100, rows: int = 50_000,
     from couponmix.studies.study import run_config
 
     tmp = Path(tmp)
-    frame = with_ticket(log(rows, seed=1), 2)
+    frame = with_ticket(log(rows, seed=seed), seed + 1)
     r = frame["revenue"].to_numpy()
     tails = {
         "kurtosis": float(((r - r.mean()) ** 4).mean() / r.var() ** 2),

@@ -144,7 +144,8 @@ def test_horizon_days_makes_the_payback_the_decision_rule(tmp_path, capsys):
     assert s.recommended.rule == "payback" and s.payback is not None
     assert s.recommended.alpha == pytest.approx(s.payback["best"]["alpha"])
     assert s.payback["horizon_days"] == 60 and "Payback" in (out / "report.html").read_text()
-    assert (out / "payback.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 'id="fig-payback"' in (out / "report.html").read_text()
+    # the precision shown is at the log size the payback chose, not at the run's n
+    assert s.n == s.payback["best"]["log_size"] != 50_000
     from couponmix.outputs.report import headline
 
     assert f"Over 60 days after the log, the most revenue comes from logging {s.payback['best']['log_size']:,} customers" in headline(s)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -409,6 +409,11 @@ def _run(
             f"the most net revenue over {horizon_days:g} days after the log: log {best_pay['log_size']:,} customers "
             f"({best_pay['log_days']:.2g} days), then deploy by the safe rule",
         )
+        if best_pay["log_size"] != n:  # every precision shown is at the log size the decision uses
+            n = int(best_pay["log_size"])
+            objectives = Criterion(objectives.sample, objectives.specs, n, objectives.aggregate, objectives.error)
+            _, err_f, per_f = objectives.evaluate(front.alphas)
+            front = replace(front, rmse=err_f, rmse_per_target=per_f)
     alpha = front.alphas[rec.index]
     at_rec = {t: weight_verdict(sc, sample, t, alpha) for t in targets}
 
