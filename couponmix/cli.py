@@ -72,13 +72,19 @@ def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
         word = m.group(1).split("=")[0]
         close = difflib.get_close_matches(word, sorted(set(options) - {word}), n=1, cutoff=0.6)
         return f"; did you mean {close[0]}?" if close else ""
+    if message.startswith("the following arguments are required"):  # argparse checks these before unknown options
+        known = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        for word in (w.split("=")[0] for w in getattr(parser, "argv", None) or [] if w.startswith("--")):
+            if not any(o.startswith(word) for o in known):  # an unknown option, not an abbreviation
+                close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+                return f"; {word} is not an option" + (f" (did you mean {close[0]}?)" if close else "")
     return ""
 
 
 def _estimator(args):
     from couponmix.ope.estimators import EstimatorSpec
 
-    if not hasattr(args, "estimator"):  # validate takes --estimators (and its own --clip); simulate none
+    if not hasattr(args, "estimator"):  # validate takes a list in --estimator (and its own --clip); simulate none
         return None
     if args.estimator is None:
         if args.clip is not None:
@@ -307,9 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     val.add_argument("--reps", type=int, default=200, help="number of simulated logs")
     val.add_argument(
-        "--estimators",
+        "--estimator",
+        dest="estimators",
         default=None,
-        help="comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,dr_fitted,ips[naive],dr[naive] "
+        help="one, or several comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,dr_fitted,ips[naive],dr[naive] "
         "(default: all whose variance is finite here)",
     )
     _add_backend(val)
@@ -589,7 +596,7 @@ def cmd_campaign(args) -> int:
         pv = res["payback_vs_best"]
         print(
             f"payback rule: {res['payback_rate']:.1%}; best fixed rate in hindsight: {res['best_fixed_rate']:.1%} "
-            f"(payback - best: {pv['diff']:,.0f}, {pv['pct']:.2f}%)"
+            f"(payback - best: {pv['diff']:,.0f}, {pv['diff_pct']:.2f}%)"
         )
     if args.out is not None:
         from couponmix.outputs.report import campaign_figure
@@ -642,7 +649,9 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGINT, _on_sigint)  # Ctrl-C: KeyboardInterrupt as usual, and the watchdog
     try:
         parser = build_parser()
-        parser.argv = list(sys.argv[1:] if argv is None else argv)  # type: ignore[attr-defined]  # for suggestions
+        words = list(sys.argv[1:] if argv is None else argv)
+        for p in [parser, *(c for a in parser._subparsers._group_actions for c in a.choices.values())]:  # type: ignore[union-attr]
+            p.argv = words  # type: ignore[attr-defined]  # for suggestions
         args = parser.parse_args(argv)
         _setup_output(args)
         return COMMANDS[args.command](args)

@@ -65,7 +65,7 @@ HEAVY = (
     ("couponmix.ope.streaming", "StreamingObjectives.moments", "streaming the evaluation population"),
     ("couponmix.dataset.simulate", "write_chunk", "simulating a chunk of customers"),
     ("couponmix.decide.value", "payback", "the payback computation"),
-    ("couponmix.studies.batch", "ProcessPoolExecutor", "the batch's worker processes"),
+    ("couponmix.studies.batch", "new_pool", "the batch's worker processes"),
 )
 
 
@@ -629,34 +629,34 @@ CLI = [
     Case("validate_reps_negative", ("validate", "paper", "--alpha", "pi1=1", "--reps", "-1", *SMALL), "reps must be at least 2, got -1"),
     Case(
         "validate_reps_astronomic",
-        ("validate", "paper_floor", *PAPER_MIX, "--reps", "1000000000000", "--n", "100", "--estimators", "ips", "--quiet", *SMALL),
+        ("validate", "paper_floor", *PAPER_MIX, "--reps", "1000000000000", "--n", "100", "--estimator", "ips", "--quiet", *SMALL),
         "reps",
     ),
     Case("validate_n_zero", ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--n", "0"), "n must be at least 1, got 0"),
     Case(
         "validate_estimators_unknown",
-        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimators", "magic", *SMALL),
+        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimator", "magic", *SMALL),
         "unknown estimator 'magic'",
     ),
-    Case("validate_estimators_empty", ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimators", "", *SMALL), "no estimator"),
+    Case("validate_estimators_empty", ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimator", "", *SMALL), "no estimator"),
     Case(
         "validate_estimators_only_commas",
-        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimators", ",,,", *SMALL),
+        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimator", ",,,", *SMALL),
         "no estimator named",
     ),
     Case(
         "validate_estimators_bad_weights",
-        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimators", "ips[bogus]", *SMALL),
+        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimator", "ips[bogus]", *SMALL),
         "unknown estimator 'ips[bogus]'",
     ),
     Case(
         "validate_estimators_bad_lambda",
-        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimators", "clipped_ips(abc)", *SMALL),
+        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--estimator", "clipped_ips(abc)", *SMALL),
         "unknown estimator 'clipped_ips(abc)'",
     ),
     Case(
         "validate_ips_infinite_variance",
-        ("validate", "paper", *PAPER_MIX, "--reps", "2", "--estimators", "ips", *SMALL),
+        ("validate", "paper", *PAPER_MIX, "--reps", "2", "--estimator", "ips", *SMALL),
         "ips: infinite variance at this mixture for pi_e1",
     ),
     Case(
@@ -1462,7 +1462,7 @@ FILESYSTEM = [
     Case("estimate_out_empty", (*EST, "--out", ""), "the output folder is empty", log_files()),
     Case(
         "validate_out_holds_users_validation",
-        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--n", "100", "--estimators", "ips", "--out", "mine", *SMALL),
+        ("validate", "paper_floor", *PAPER_MIX, "--reps", "2", "--n", "100", "--estimator", "ips", "--out", "mine", *SMALL),
         "mine/validation.json exists in a folder couponmix did not write",
         user_file_in("mine", "validation.json"),
     ),

@@ -291,7 +291,7 @@ def test_validate_takes_clip_and_simulate_does_not(tmp_path, capsys):
             "500",
             "--eval-size",
             "2000",
-            "--estimators",
+            "--estimator",
             "clipped_ips",
             "--clip",
             "5",
@@ -330,6 +330,9 @@ def test_an_evaluation_sample_larger_than_the_memory_available_is_refused_before
         (["rnu", "market"], "did you mean run?"),
         (["run", "markt", "--out", "x"], "unknown scenario 'markt' (did you mean market?)"),
         (["run", "market", "--tolerence", "0.5", "--out", "x"], "unrecognized arguments: --tolerence 0.5; did you mean --tol?"),
+        # argparse reports a missing required option before an unknown one: the unknown one is named too
+        (["run", "market", "--ot", "x"], "required: --out; --ot is not an option (did you mean --out?)"),
+        (["--bogus"], "required: command; --bogus is not an option"),
     ],
 )
 def test_a_likely_typo_gets_a_suggestion(tmp_path, capsys, monkeypatch, args, hint):

@@ -448,7 +448,7 @@ def test_validate_draws_logs_under_a_contextual_rule(tmp_path):
     run = _rule_folder(tmp_path / "run", grouping, eps)
     reps = mc_reps(100, 1000)
     args = ["validate", "market", "--config", small, "--n", "1500", "--reps", str(reps), "--eval-size", "20000", "--seed", "3"]
-    assert main([*args, "--estimators", "ips,dr", "--contextual-from", str(run), "--out", str(tmp_path / "v"), "--quiet"]) == 0
+    assert main([*args, "--estimator", "ips,dr", "--contextual-from", str(run), "--out", str(tmp_path / "v"), "--quiet"]) == 0
     doc = json.loads((tmp_path / "v" / "validation.json").read_text())
     assert doc["contextual_rule"] == "explore by segment"
     sample = EvaluationSample.from_scenario(sc, 20_000, seed=3)

@@ -60,18 +60,29 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def worker_init(threads: int, parent: int) -> None:
+def worker_init(threads: int, parent: int, quiet_logs: bool = False) -> None:
     """Initialiser of couponmix's worker processes: a share of the cores, death with the parent, and Ctrl-C
-    left to the parent (which stops the pool), so that an interrupt prints one line, not a traceback per worker."""
+    left to the parent (which stops the pool), so that an interrupt prints one line, not a traceback per
+    worker. With ``quiet_logs`` the worker's couponmix log says warnings only (its parent reports the work)."""
     share_cores(threads)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if quiet_logs:
+        import logging
+
+        worker_log = logging.getLogger("couponmix")
+        worker_log.setLevel(logging.WARNING)
+        worker_log.propagate = False
 
 
-def new_pool(workers: int, threads: int) -> ProcessPoolExecutor:
-    """Spawned worker processes (see ``worker_init``)."""
+def new_pool(workers: int, threads: int, quiet_logs: bool = False) -> ProcessPoolExecutor:
+    """Spawned worker processes (see ``worker_init``): every command with workers starts them here, so they
+    all die with their parent, leave Ctrl-C to it and are ended by the one interrupt watchdog (``cli``)."""
     return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init, initargs=(threads, os.getpid())
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=worker_init,
+        initargs=(threads, os.getpid(), quiet_logs),
     )
 
 

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
 import re
 import shutil
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +35,7 @@ from couponmix.infra.atomic import (
     write_outputs,
     writer_alive,
 )
-from couponmix.infra.backend import stop_pool, worker_init
+from couponmix.infra.backend import new_pool, stop_pool
 from couponmix.infra.progress import Progress
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
@@ -99,13 +97,6 @@ class BatchResult:
     failed: int
     errors: dict = field(default_factory=dict)
     index: Path | None = None
-
-
-def _init_worker(threads: int, parent: int) -> None:
-    worker_init(threads, parent)
-    worker_log = logging.getLogger("couponmix")  # the parent reports each study; workers stay silent
-    worker_log.setLevel(logging.WARNING)
-    worker_log.propagate = False
 
 
 def run_one(path: str, out: str) -> tuple[str, str | None]:
@@ -198,9 +189,7 @@ def _run_locked(files: list[Path], out: Path, workers: int | None, quiet: bool) 
     if todo:
         workers = min(len(todo), default_threads() if workers is None else workers)
         share = max(1, default_threads() // workers)
-        pool = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(share, os.getpid())
-        )
+        pool = new_pool(workers, share, quiet_logs=True)
         try:
             with Progress(len(todo), "studies", quiet) as bar:
                 futures = {pool.submit(run_one, str(p), str(out)): p for p in todo}

@@ -259,7 +259,7 @@ def campaign(cfg, rates: Sequence[float], periods: int, period_size: int, reps: 
         out["payback_vs_best"] = {
             "diff": float(gap.mean()),
             "diff_se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else None,
-            "pct": float(100 * gap.mean() / total[best].mean()),
+            "diff_pct": float(100 * gap.mean() / total[best].mean()),
         }
         if zero is not None:
             d0 = total[j] - total[zero]

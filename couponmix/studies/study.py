@@ -558,7 +558,7 @@ def _run(
         baseline=f"{BASELINE} ({incumbent} alone)",
         baseline_revenue=base_rev,
         per_customer=base_rev - rev,
-        pct=100.0 * (base_rev - rev) / abs(base_rev) if base_rev else None,
+        cost_pct=100.0 * (base_rev - rev) / abs(base_rev) if base_rev else None,
         std_error=promise["revenue_cost_se"],
     )
     no_explore = no_exploration(objectives, sample)
@@ -606,7 +606,7 @@ def _run(
     if "exploit" in components and "oracle" in references:
         regret = {
             "per_customer": values["oracle"] - values["exploit"],
-            "pct_of_oracle": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
+            "oracle_gap_pct": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
         }
     unsupported = [t for t, d in no_explore["targets"].items() if d["status"] == "unsupported"]
     if unsupported:
@@ -688,7 +688,7 @@ def headline_numbers(
         exploration_definition=curve["definition"],
         revenue_per_customer=rec.revenue,
         revenue_cost_per_10k_customers=10_000 * cost.per_customer,
-        revenue_cost_pct=cost.pct,
+        revenue_cost_pct=cost.cost_pct,
         log_size=n,
         log_days=n / daily,
         tolerance=tol,

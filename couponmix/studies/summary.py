@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: the layout of summary.json: a batch reruns a finished study whose summary has another layout
-SUMMARY_FORMAT = 3
+SUMMARY_FORMAT = 4
 
 #: field metadata: left out of the JSON when None (optional blocks)
 OPTIONAL = {"optional": True}
@@ -201,7 +201,7 @@ class RevenueCost(Record):
     baseline: str  # "no exploration (exploit alone)"
     baseline_revenue: float  # per customer with no exploration
     per_customer: float  # in the reward's unit
-    pct: float | None  # percent of the baseline's revenue
+    cost_pct: float | None  # percent of the baseline's revenue
     std_error: float  # of per_customer
 
 
