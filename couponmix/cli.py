@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from couponmix.errors import CouponmixError
 from couponmix.ope.estimators import optimisable
@@ -650,8 +651,9 @@ def main(argv=None) -> int:
     try:
         parser = build_parser()
         words = list(sys.argv[1:] if argv is None else argv)
-        for p in [parser, *(c for a in parser._subparsers._group_actions for c in a.choices.values())]:  # type: ignore[union-attr]
-            p.argv = words  # type: ignore[attr-defined]  # for suggestions
+        subs: Any = parser._subparsers._group_actions if parser._subparsers else []
+        for p in [parser, *(c for a in subs for c in a.choices.values())]:
+            p.argv = words  # for suggestions
         args = parser.parse_args(argv)
         _setup_output(args)
         return COMMANDS[args.command](args)
