@@ -223,6 +223,12 @@ def test_the_study_reports_the_rule_and_both_fronts(tmp_path):
     if s["contextual"]["recommended"]:
         text = headline(from_json((out / "summary.json").read_text()))
         assert text.startswith(at["rule"][0].upper() + at["rule"][1:]) and amount(at["revenue_cost_per_10k_customers"]) in text
+        # what the rule buys, in the reward's unit: each policy's 95% half-width at the rule, from its own law
+        # (B + 1.96 se with RMSE = sqrt(se^2 + B^2): between the RMSE and sqrt(1 + 1.96^2) = 2.2 RMSEs)
+        assert set(at["intervals_95"]) == set(at["errors"]) and "(95% interval)" in text and "RMSE" not in text
+        for t, half in at["intervals_95"].items():
+            assert at["errors"][t] <= half <= np.hypot(1, 1.959964) * at["errors"][t] + 1e-9
+            assert at["intervals_95_pct"][t] == pytest.approx(100 * half / abs(s["policies"][t]["value"]))
         page = unescape(html)
         assert 'data-key="contextual.at.recommended.revenue_cost_per_10k_customers"' in html.split("<h2")[0]  # a card
         assert "look up their group (segment)" in page and "Why it costs less" in page

@@ -278,3 +278,13 @@ class Criterion(SampleObjectives):
             else "error measured against the simulator's truth"
         )
         return f"{what}; {how}"
+
+
+def interval_95(detail: dict) -> float:
+    """The 95% half-width of one target's estimate, in the reward's unit, from a law's ``summary``: the bias
+    the formulas compute, plus the bound on the bias resting on the model, plus 1.96 sampling standard
+    errors. Whenever the bias is within the bound, the estimate lies this close to the value at least 95% of
+    the time (the sampling error is normal to first order)."""
+    from couponmix.ope.montecarlo import Z95
+
+    return abs(detail.get("computed_bias", 0.0)) + detail["model_bias_bound"] + Z95 * detail["sampling_error"]

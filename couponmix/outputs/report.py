@@ -64,6 +64,44 @@ def _plt():
     return plt
 
 
+def _per_customer(summary: StudySummary) -> str:
+    """'EUR per customer' where the scenario names its unit, else 'per customer'."""
+    unit = reward_unit(summary)
+    return f"{unit} per customer" if unit else "per customer"
+
+
+def _error_words(summary: StudySummary, n: int) -> str:
+    """The error axis in words: how far a later estimate typically is from the truth (its RMSE)."""
+    return f"typical error of a later estimate ({_per_customer(summary)})\nworst future policy, log of {n:,} customers"
+
+
+def _plain_ticks(axis, log: bool) -> None:
+    """Tick labels as plain numbers (1,000 and 0.1, not 10^3 and 10^-1)."""
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(v, _pos):
+        if v >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.3g}"
+
+    axis.set_major_formatter(FuncFormatter(fmt))
+    if log:
+        axis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+
+
+def _error_scale(ax, values) -> None:
+    """A linear error axis from 0 where the curves span less than a factor of 20, else a log axis; plain
+    tick labels either way."""
+    flat = [x for part in values for x in np.ravel(np.asarray(part, dtype=object))]
+    v = np.asarray([x for x in flat if x is not None and np.isfinite(x) and x > 0], float)
+    if len(v) and v.max() / v.min() > 20:
+        ax.set_yscale("log")
+        _plain_ticks(ax.yaxis, log=True)
+    else:
+        ax.set_ylim(0, (v.max() if len(v) else 1.0) * 1.08)
+        _plain_ticks(ax.yaxis, log=False)
+
+
 def front_figure(front: Front, summary: StudySummary) -> bytes:
     """Pareto front with the recommended mix and the most revenue the floors allow marked."""
     plt = _plt()
@@ -73,14 +111,14 @@ def front_figure(front: Front, summary: StudySummary) -> bytes:
     ax.plot([rec.ope_rmse], [rec.revenue], "*", ms=16, color=COLORS[1], label="recommended mix")
     floor = f"most revenue with every policy at {only.floor:.0%} or more (the floor)"
     ax.plot([only.ope_rmse], [only.revenue], "s", ms=8, color=COLORS[2], label=floor)
-    ax.set_xlabel(f"evaluation error later ({summary.aggregate} over future policies, log of {summary.n:,} customers)")
+    ax.set_xlabel(_error_words(summary, summary.n).replace("\n", ", "))
     ax.set_title(
         "Revenue now against evaluation error later\n(each policy measured with its most precise estimator)"
         if len(summary.criterion.candidates) > 1
         else f"Revenue now against evaluation error later ({summary.criterion.label.split(';')[0]})",
         fontsize=10,
     )
-    ax.set_ylabel("revenue now (per customer)")
+    ax.set_ylabel(f"revenue now ({_per_customer(summary)})")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -93,28 +131,30 @@ def exploration_figure(summary: StudySummary) -> bytes:
     curve, head = summary.exploration_curve, summary.headline
     eps = np.array(curve["eps"]) * 100
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), dpi=110, sharex=True)
-    top.plot(eps, curve["revenue"], color=COLORS[0])
-    top.set_ylabel("revenue per customer")
+    top.plot(eps, curve["revenue"], color=COLORS[0], lw=2)
+    top.set_ylabel(f"revenue now\n({_per_customer(summary)})")
+    shown = []
     for i, (t, r) in enumerate(curve["rmse"].items()):
         r = np.array([np.nan if v is None else v for v in r], float)
         color = COLORS[(i + 2) % len(COLORS)]
-        bottom.plot(eps, r, color=color, label=t)
+        bottom.plot(eps, r, color=color, lw=2, label=t)
+        shown.append(r)
         if "sampling_error" in curve:
-            bottom.plot(eps, curve["sampling_error"][t], color=color, ls=":", lw=1)
+            bottom.plot(eps, curve["sampling_error"][t], color=color, ls="--", lw=1.4)
     tol = (summary.plan or {}).get("tol")
     if tol is not None:
-        bottom.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
+        bottom.axhline(tol, color="#555", ls="-.", lw=1.4, label=f"tolerance {tol:g}")
     for ax in (top, bottom):
-        ax.axvline(100 * head.exploration_rate, color=COLORS[1], ls="--", lw=1.2)
+        ax.axvline(100 * head.exploration_rate, color=COLORS[1], ls="--", lw=1.5)
         ax.grid(alpha=0.3)
     top.text(100 * head.exploration_rate, top.get_ylim()[1], " recommended", va="top", color=COLORS[1])
     top.set_title(
         "Revenue and evaluation error against exploration\n(each policy measured with its most precise "
-        "estimator; dotted: sampling error alone)",
+        "estimator; dashed: what the log itself shows)",
         fontsize=10,
     )
-    bottom.set_yscale("log")
-    bottom.set_ylabel(f"evaluation error (RMSE)\nlog of {curve['n']:,} customers")
+    _error_scale(bottom, [*shown, *([tol] if tol is not None else [])])
+    bottom.set_ylabel(f"typical error later\n({_per_customer(summary)}, log of {curve['n']:,})")
     bottom.set_xlabel("exploration rate (% of traffic)")
     bottom.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
@@ -128,23 +168,25 @@ def log_size_figure(summary: StudySummary) -> bytes:
     sizes = np.array(curve["log_size"], float)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for i, (t, r) in enumerate(curve["rmse"].items()):
-        ax.plot(sizes, r, color=COLORS[(i + 2) % len(COLORS)], label=t)
+        ax.plot(sizes, r, color=COLORS[(i + 2) % len(COLORS)], lw=2, label=t)
     tol = (summary.plan or {}).get("tol")
     if tol is not None:
-        ax.axhline(tol, color="#888", ls=":", label=f"tolerance {tol:g}")
-    ax.axvline(summary.n, color=COLORS[1], ls="--", lw=1.2, label=f"planned log ({summary.n:,})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+        ax.axhline(tol, color="#555", ls="-.", lw=1.4, label=f"tolerance {tol:g}")
+    ax.axvline(summary.n, color=COLORS[1], ls="--", lw=1.5, label=f"planned log ({summary.n:,})")
+    ax.set_xscale("log")  # log sizes span several orders of magnitude
+    _plain_ticks(ax.xaxis, log=True)
+    _error_scale(ax, [*curve["rmse"].values(), *([tol] if tol is not None else [])])
     ax.set_title(
         "Evaluation error at the recommended mix against log size\n(each policy measured with its most precise estimator)", fontsize=10
     )
     ax.set_xlabel("customers logged at the recommended mix")
-    ax.set_ylabel("evaluation error (RMSE)")
+    ax.set_ylabel(f"typical error of a later estimate\n({_per_customer(summary)})")
     daily = curve["daily_traffic"]
     days = ax.secondary_xaxis("top", functions=(lambda n: n / daily, lambda d: d * daily))
+    _plain_ticks(days.xaxis, log=True)
     days.set_xlabel(f"days of logging at {daily:,.0f} customers per day")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return _png(fig)
 
@@ -155,13 +197,15 @@ def contextual_figure(summary: StudySummary) -> bytes:
     cx = summary.contextual or {}
     glob, ctx = cx["front"]["global"], cx["front"]["contextual"]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    ax.plot([p["error"] for p in glob], [p["revenue"] for p in glob], "-", color=COLORS[0], label="one rate for everyone")
-    ax.plot(  # the searched front (it includes the constant rates where no rule by group beats them)
+    # one rate for everyone as a wide pale band, the searched front (which includes the constant rates where no
+    # rule by group beats them) as a thin dark line on top, so that both stay visible where they coincide
+    ax.plot([p["error"] for p in glob], [p["revenue"] for p in glob], "-", color=COLORS[0], lw=7, alpha=0.35, label="one rate for everyone")
+    ax.plot(
         [p["error"] for p in ctx],
         [p["revenue"] for p in ctx],
         "o-",
-        ms=2.5,
-        lw=1.2,
+        ms=3,
+        lw=1.6,
         color=COLORS[2],
         label=(
             "a logistic curve in the predicted margin (best found)"
@@ -183,8 +227,8 @@ def contextual_figure(summary: StudySummary) -> bytes:
         )
     hi = max(p["error"] for p in ctx) if ctx else max(p["error"] for p in glob)
     ax.set_xlim(0, hi * 1.1)
-    ax.set_xlabel(f"evaluation error later ({summary.aggregate} over future policies, log of {summary.n:,} customers)")
-    ax.set_ylabel("revenue now (per customer)")
+    ax.set_xlabel(_error_words(summary, summary.n).replace("\n", ", "))
+    ax.set_ylabel(f"revenue now ({_per_customer(summary)})")
     ax.set_title("Exploration that varies by customer against one rate for everyone", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -229,7 +273,7 @@ def payback_figure(summary: StudySummary) -> bytes:
     )
     ax.axhline(0, color="#444", lw=1, label="keep the incumbent, do not explore")
     if best["break_even_day"] is not None:
-        ax.axvline(best["break_even_day"], color=COLORS[1], ls=":", lw=1.2, label=f"paid back on day {best['break_even_day']:.2g}")
+        ax.axvline(best["break_even_day"], color=COLORS[1], ls="--", lw=1.6, label=f"paid back on day {best['break_even_day']:.2g}")
     from matplotlib.ticker import FuncFormatter
 
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -399,12 +443,21 @@ def rule_headline(summary: StudySummary, word: str, unit: str) -> str:
     cost = at["revenue_cost_per_10k_customers"]
     pct = 100.0 * cost / 10_000 / abs(base) if base else None
     rule = at["rule"][0].upper() + at["rule"][1:]
+    ivs, shares = at.get("intervals_95"), at.get("intervals_95_pct") or {}
+    if ivs:  # the rule's own 95% intervals, in the reward's unit and as a share of each value
+        worst = None if any(v is None for v in shares.values()) or not shares else max(shares.values())
+        within = f" within ±{share(worst)}" if worst is not None else ""
+        values = ", ".join(f"{t} {plus_minus(head.precision[t].true_value, h)}" for t, h in ivs.items())
+        per = f"{unit} per customer" if unit else "per customer"
+        buys = f"every future policy's {word} {per}{within} (95% interval): {values}."
+    else:  # a summary written before the rule carried its intervals
+        buys = f"every future policy's error (RMSE) at most {at['error']:.3g}."
     return (
         f"{rule}. "
         + cost_phrase(cost, pct, word, unit)
         + f" That is {at['saving_pct']:.1f}% less than one rate for everyone ({head.exploration_rate:.1%}, "
         f"{amount(at['global_revenue_cost_per_10k_customers'])}) for the same precision: from a log of {head.log_size:,} customers "
-        f"(about {days(head.log_days)}), every future policy's error (RMSE) at most {at['error']:.3g}."
+        f"(about {days(head.log_days)}), {buys}"
     )
 
 

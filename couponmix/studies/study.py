@@ -24,10 +24,9 @@ from couponmix.decide.value import decision_summary, payback
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
 from couponmix.infra.validation import check_positive_float, check_positive_int
-from couponmix.ope.criterion import Criterion
+from couponmix.ope.criterion import Criterion, interval_95
 from couponmix.ope.divergence import growth, weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
-from couponmix.ope.montecarlo import Z95
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
 from couponmix.ope.selection import ROBUST_ASSUMPTION, criterion_for, sample_and_verdicts
 from couponmix.policy.simplex import check_floors
@@ -699,14 +698,6 @@ def headline_numbers(
         precision=precision,
         worst_interval_95_pct=None if any(v is None for v in shares) else max(shares),  # type: ignore[type-var]
     )
-
-
-def interval_95(d: dict) -> float:
-    """The 95% half-width of one target's estimate, in the reward's unit, from the criterion's detail: the
-    bias the formulas compute, plus the bound on the bias resting on the model, plus 1.96 sampling standard
-    errors. Whenever the bias is within the bound, the estimate lies this close to the value at least 95% of
-    the time (the sampling error is normal to first order)."""
-    return abs(d.get("computed_bias", 0.0)) + d["model_bias_bound"] + Z95 * d["sampling_error"]
 
 
 def target_precision(d: dict) -> TargetPrecision:
