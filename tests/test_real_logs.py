@@ -355,6 +355,9 @@ def test_open_bandit_round_trip_shows_the_honesty_warning(tmp_path, capsys, camp
     est = json.loads(captured.out)
     assert est["rows"] == 20_000 and est["loggers"] == ["bts", "random"] and "logger 'bts'" in est["weighting"]
     assert set(est["estimates"]["bts"]) == {"dm", "ips[naive]", "dr[naive]"}
+    for by_estimator in est["estimates"].values():  # a click rate, its estimate and interval stay in [0, 1]
+        for e in by_estimator.values():
+            assert 0 <= e["low"] <= e["estimate"] <= e["high"] <= 1, e
     assert "no better than the per-action averages" in captured.err
 
 

@@ -722,10 +722,10 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
         pe = sc.on_log(name)  # type: ignore[attr-defined]
         res[name] = {}  # (policies learned from the log are taken out of fold: CalibratedScenario.on_log)
         for spec in specs:
-            point, half = obp_estimate(spec, log, pe, q)
-            low, high, note = point - half, point + half, None
-            if binary:  # a rate: its interval stays in [0, 1]
-                low, high = max(low, 0.0), min(high, 1.0)
+            raw, half = obp_estimate(spec, log, pe, q)
+            point, low, high, note = raw, raw - half, raw + half, None
+            if binary:  # a rate: it and its interval stay in [0, 1] (a doubly robust estimate can step outside)
+                point, low, high = (min(max(v, 0.0), 1.0) for v in (raw, low, high))
             c = row_weights(spec, log, pe)
             w = row_weights(EstimatorSpec("ips", weights=spec.weights), log, pe) if spec.weight_fn != "zero" else c
             dropped = float((w - c).sum() / w.sum()) if w.sum() > 0 else 0.0
@@ -740,6 +740,7 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
                 note = RULE_OF_THREE_NOTE
             res[name][spec.name] = {
                 "estimate": point,
+                **({"unclamped_estimate": raw} if raw != point else {}),
                 "low": low,
                 "high": high,
                 "obp": spec.obp_name(),
