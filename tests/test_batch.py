@@ -195,6 +195,18 @@ def test_index_links_are_percent_encoded_relative_paths():
     assert 'href="./javascript%3Aalert%281%29/report.html"' in html and 'href="javascript:' not in html
 
 
+def test_the_index_names_each_studys_currency_escaped():
+    from couponmix.studies.batch import COLUMNS, index_html
+
+    row = dict.fromkeys(COLUMNS)
+    row.update(study="a", title="x", status="done", scenario="market", exploration_rate=0.1, revenue_per_customer=1.0)
+    row.update(revenue_cost_per_10k_customers=3220.0, revenue_cost_pct=2.2, worst_error=0.1, worst_sampling_error=0.1)
+    row.update(log_size=10, log_days=1.0, estimators="e", reward_unit="EUR")
+    html = index_html([row, {**row, "study": "b", "reward_unit": "<b>$</b>"}])
+    assert "3,220 EUR</td>" in html and "3,220 EUR; 10.0% explored" in html
+    assert "<b>$</b>" not in html and "&lt;b&gt;$&lt;/b&gt;" in html
+
+
 def test_a_result_of_an_older_summary_layout_is_rerun(tmp_path):
     """A finished study written by an older couponmix (another summary layout) is not read as current."""
     from couponmix.studies.batch import _finished
