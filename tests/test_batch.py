@@ -472,8 +472,14 @@ def test_the_index_sorts_by_a_click_and_draws_one_comparison_chart(reference):
             down = page.eval_on_selector_all("#studies tbody tr", order)
             bars = page.eval_on_selector_all("#chart rect", "els => els.length")
             overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+            # every label of the chart inside the chart (the longest bar's label was cut off)
+            cut = page.evaluate(
+                "() => { const svg = document.querySelector('#chart'); const w = svg.width.baseVal.value;"
+                " return [...svg.querySelectorAll('text')].filter(t => { const b = t.getBBox(); return b.x < 0 || b.x + b.width > w; })"
+                ".map(t => t.textContent); }"
+            )
         finally:
             browser.close()
     assert errors == []
     assert up == sorted(NAMES, key=lambda n: table.loc[n, "revenue_cost_per_10k_customers"]) and down == up[::-1]
-    assert bars == len(NAMES) and not overflow  # one bar per study; nothing cut off at 1280 px
+    assert bars == len(NAMES) and not overflow and cut == []  # one bar per study; nothing cut off at 1280 px
