@@ -182,28 +182,35 @@ def test_the_study_reports_the_rule_and_both_fronts(tmp_path):
     import json
 
     from couponmix.cli import main
+    from couponmix.infra.progress import listen
 
     out = tmp_path / "run"
-    code = main(
-        [
-            "run",
-            "market",
-            "--out",
-            str(out),
-            "--eval-size",
-            "10000",
-            "--pop-size",
-            "12",
-            "--generations",
-            "4",
-            "--tol",
-            "0.6",
-            "--contextual",
-            "segment",
-            "--quiet",
-        ]
-    )
+    with listen() as events:
+        code = main(
+            [
+                "run",
+                "market",
+                "--out",
+                str(out),
+                "--eval-size",
+                "10000",
+                "--pop-size",
+                "12",
+                "--generations",
+                "4",
+                "--tol",
+                "0.6",
+                "--contextual",
+                "segment",
+                "--quiet",
+            ]
+        )
     assert code == 0
+    # the contextual phase moves through its own steps, named, instead of sitting at one percentage
+    inside = [e for e in events if e.kind == "phase" and 6 < e.done <= 7]
+    names = " ".join(e.desc for e in inside)
+    assert "least-cost rule" in names and "search generation" in names and "polishing the rule" in names
+    assert [e.done for e in inside] == sorted(e.done for e in inside) and len({e.done for e in inside}) > 10
     s = json.loads((out / "summary.json").read_text())
     at = s["contextual"]["at"]["recommended"]
     assert at["reachable"] and at["rule"].startswith("explore ") and "% of all traffic" in at["rule"]

@@ -26,6 +26,7 @@ def phases(events):
 def test_a_phased_bar_advances_with_the_measured_weights():
     bar = Progress(3, "a", quiet=True, weights=[1.0, 3.0, 6.0])
     assert [bar._position(i) for i in range(4)] == pytest.approx([0.0, 10.0, 40.0, 100.0])
+    assert bar._position(1.5) == pytest.approx(25.0)  # half of the second phase: halfway from 10 to 40
     assert Progress(3, "b", quiet=True)._position(2) == 2  # unweighted: the step count
     with listen() as events:
         with Progress(2, "first", quiet=True, weights=[1, 1]) as bar:

@@ -24,6 +24,8 @@ own alpha(x) and p(a|x); obp's balanced estimators apply unchanged (``Contextual
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.special import expit
 
@@ -560,7 +562,7 @@ def contextual_block(
     pop_size: int = SEARCH_POP,
     generations: int = SEARCH_GENERATIONS,
     seed: int = 0,
-    on_generation=None,
+    on_progress: Callable[[float, str], None] | None = None,
 ) -> dict:
     """The contextual answer at each named precision (``targets``: name -> the criterion's error), with the
     global ratio's cost at the same error beside it, and both fronts for the figure.
@@ -569,7 +571,17 @@ def contextual_block(
     the global front; NSGA-II then searches the family's parameters from a first population seeded with those
     rules and with constant rates. The contextual front is the non-dominated set of everything evaluated and
     of the global grid; the rule at a named precision is the cheapest of the front's points, the SLSQP rule
-    and the best constant rate within that error."""
+    and the best constant rate within that error. ``on_progress(fraction, what)`` hears each step: every
+    SLSQP rule, every search generation and every final polish (each step about one share of the time)."""
+    steps = 2 * len(targets) + front_points + generations
+    done = 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(min(done / steps, 1.0), what)
+
     eps_grid = np.asarray(curve["eps"], float)
     rev_g, err_g, _ = obj.evaluate(np.repeat(eps_grid[:, None], obj.size, axis=1))
     keep = (eps_grid >= floor) & (eps_grid <= 1 - floor)
@@ -600,18 +612,22 @@ def contextual_block(
             continue
         start = _global_rate(obj, eps_grid, err_g, rev_g, target)
         found = least_cost_rule(obj, target, start, floor)
+        step(f"least-cost rule at the {name} precision")
         named[name] = (float(target), start, found)
         seeds.append(family.constant(start))
         if found is not None:
             seeds.append(family.of_rule(found[0], found[2]))
     lo, hi = float(err_g.min()), float(np.quantile(err_g, 0.9))
-    for target in np.geomspace(lo * 1.02, max(hi, lo * 1.05), front_points) if front_points else []:
+    for i, target in enumerate(np.geomspace(lo * 1.02, max(hi, lo * 1.05), front_points) if front_points else []):
         ok = err_g <= target
         found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor, starts=1)
+        step(f"least-cost rules along the front {i + 1}/{front_points}")
         if found is not None:
             seeds.append(family.of_rule(found[0], found[2]))
     # 2. NSGA-II over the family's parameters, from those seeds
-    searched = search_front(obj, family, np.array(seeds), pop_size, generations, seed, on_generation)
+    searched = search_front(
+        obj, family, np.array(seeds), pop_size, generations, seed, lambda g: step(f"search generation {g}/{generations}")
+    )
     out["search"] = {
         "method": "NSGA-II (pymoo) over the family's parameters, seeded with constant rates and SLSQP least-cost rules",
         "parameters": family.size,
@@ -631,6 +647,7 @@ def contextual_block(
             j = int(ok[np.argmax(searched["revenue"][ok])])
             options.append((searched["eps"][j], family.parameters(searched["x"][j]), "NSGA-II"))
             polished = least_cost_rule(obj, target, start, floor, x0=searched["x"][j])  # SLSQP from the search's best
+            step(f"polishing the rule at the {name} precision")
             if polished is not None:
                 options.append((polished[0], polished[2], "NSGA-II, then SLSQP"))
         revenues = obj.revenue(np.array([o[0] for o in options]))

@@ -21,11 +21,11 @@ __all__ = ["interactive", "Progress", "ProgressEvent", "listen"]
 @dataclass(frozen=True)
 class ProgressEvent:
     """One step of progress: ``kind`` is "start", "phase", "update", "total" or "end"; ``done`` and ``total``
-    count steps, or phases for a phased bar."""
+    count steps, or phases for a phased bar (a fraction for a phase under way)."""
 
     kind: str
     desc: str
-    done: int
+    done: float
     total: int
 
 
@@ -43,7 +43,7 @@ def listen() -> Iterator[list[ProgressEvent]]:
         _LISTENERS.remove(events.append)
 
 
-def _emit(kind: str, desc: str, done: int, total: int) -> None:
+def _emit(kind: str, desc: str, done: float, total: int) -> None:
     for fn in list(_LISTENERS):
         fn(ProgressEvent(kind, desc, done, total))
 
@@ -83,10 +83,13 @@ class Progress:
             self._bar = tqdm(total=100 if self._cum is not None else total, desc=desc, file=sys.stderr, leave=False, bar_format=fmt)
         _emit("start", desc, 0, self._total)
 
-    def _position(self, done: int) -> float:
+    def _position(self, done: float) -> float:
+        """The bar's position after ``done`` steps; a phased bar takes fractions (6.5: half of phase 7 done)."""
         if self._cum is None:
             return done
-        return self._cum[min(max(done, 0), len(self._cum) - 1)]
+        i = min(max(int(done), 0), len(self._cum) - 1)
+        part = min(max(done - i, 0.0), 1.0) if i + 1 < len(self._cum) else 0.0
+        return self._cum[i] + part * (self._cum[i + 1] - self._cum[i]) if part else self._cum[i]
 
     def update_to(self, done: int) -> None:
         if self._bar is not None:
@@ -101,8 +104,9 @@ class Progress:
             self._bar.refresh()
         _emit("total", self._desc, 0, self._total)
 
-    def phase(self, done: int, desc: str) -> None:
-        """Name the phase now running (``done`` phases finished): for work made of a few long steps."""
+    def phase(self, done: float, desc: str) -> None:
+        """Name the phase now running (``done`` phases finished; a fraction for a phase under way): for work
+        made of a few long steps."""
         self._desc = desc
         if self._bar is not None:
             self._bar.update(self._position(done) - self._bar.n)

@@ -583,18 +583,18 @@ def _run(
     if contextual is not None:
         bar.phase(6, PHASES[6])
         log.info("contextual exploration (%s)", contextual)
-        from couponmix.decide.contextual import SEARCH_GENERATIONS, ContextualCriterion, contextual_block, grouping_for
+        from couponmix.decide.contextual import ContextualCriterion, contextual_block, grouping_for
 
         cobj = ContextualCriterion(objectives, sc, grouping_for(contextual, sc, sample.x))
         named = {"recommended": float(recommended.ope_rmse)}
         if tol is not None:
             named["tolerance"] = float(tol)
 
-        def searching(done: int) -> None:
-            bar.phase(6, f"{PHASES[6]}: search generation {done}/{SEARCH_GENERATIONS}")
+        def searching(fraction: float, what: str) -> None:
+            bar.phase(6 + fraction, f"{PHASES[6]}: {what}")
 
         # costs against no exploration, like the headline's
-        block = contextual_block(cobj, curve, base_rev, named, float(floors.max()), seed=seed, on_generation=searching)
+        block = contextual_block(cobj, curve, base_rev, named, float(floors.max()), seed=seed, on_progress=searching)
         ctx = {"spec": contextual, **block}
         at = block["at"].get("recommended", {})
         # the rule is the recommendation when it buys the same precision for less than one rate for everyone
