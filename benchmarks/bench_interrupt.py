@@ -36,7 +36,7 @@ STUDIES = ROOT / "reports" / "examples" / "studies"
 
 CASES = {
     "validate --workers 2": (["validate", "market", "--alpha", "exploit=0.8,explore=0.2", "--reps", "400", "--workers", "2"], 2),
-    "batch --workers 2": (["batch", *sorted(str(p) for p in STUDIES.glob("*.yaml")), "--workers", "2"], 2),
+    "batch --workers 2": (["batch", str(STUDIES), "--workers", "2"], 2),
     "run (one process)": (["run", "market", "--eval-size", "20000"], 0),
 }
 
@@ -47,9 +47,11 @@ def one(args: list[str], workers: int, folder: Path) -> dict:
     p = subprocess.Popen([EXE, *args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=folder)
     proc = psutil.Process(p.pid)
     deadline = time.monotonic() + 300
-    while workers and len(proc.children(recursive=True)) < workers and time.monotonic() < deadline:
+    while workers and p.poll() is None and len(proc.children(recursive=True)) < workers and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(4.0)  # the work is under way
+    if p.poll() is not None:  # it ended before the interrupt: a broken case, not a measurement
+        raise SystemExit(f"{' '.join(args)} ended before the interrupt: {p.stderr.read().decode() if p.stderr else ''}")
     kids = proc.children(recursive=True)
     t = time.monotonic()
     p.send_signal(signal.SIGINT)
