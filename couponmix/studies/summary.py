@@ -104,7 +104,34 @@ class Record:
 
 @dataclass
 class TargetPrecision(Record):
-    """How precisely the log will measure one future policy at the recommended mix."""
+    """How precisely the log will measure one future policy at the recommended mix.
+
+    Attributes
+    ----------
+    rmse : float
+        The promised error, a root mean squared error in the reward's unit per customer (robust: sampling
+        error plus the bound on the part resting on the model).
+    sampling_error : float
+        The part a log shows itself (a standard deviation, reward's unit), falling like 1/sqrt(n).
+    model_dependent : bool
+        Whether some of the error rests on the revenue model.
+    model_bias_bound : float
+        The bound on the bias resting on the revenue model's error (reward's unit).
+    estimator, estimator_plain : str
+        The estimator's name (``couponmix.ope.estimators``) and the same in plain words.
+    true_value : float
+        The policy's value per customer (reward's unit) on the evaluation sample: the simulator's truth, or
+        the calibrated model's estimate on a team's own log.
+    logs_show_all : bool
+        Whether the mix logs every action the policy takes.
+    promise_se : float
+        Standard error of ``rmse`` itself (reward's unit), from the finite evaluation sample or log.
+    interval_95 : float
+        The 95% interval's half-width (reward's unit): |computed bias| + model_bias_bound + 1.96
+        sampling_error; the estimate lies this close to the value with at least 95% probability.
+    interval_95_pct : float or None
+        The same as a percent of the policy's value (None when the value is 0).
+    """
 
     rmse: float  # the promised error (robust: sampling plus the model-dependent bound)
     sampling_error: float  # the part a log shows itself, falling like 1/sqrt(n)
@@ -123,7 +150,34 @@ class TargetPrecision(Record):
 
 @dataclass
 class Headline(Record):
-    """The numbers a reader needs first."""
+    """The numbers a reader needs first.
+
+    Attributes
+    ----------
+    exploration_rate : float
+        Share of traffic away from the revenue-best component, a fraction in [0, 1].
+    revenue_best_component, exploration_definition : str
+        The component exploration is measured against, and what "exploration" means here in words.
+    revenue_per_customer : float
+        Expected reward per customer at the recommended mix (reward's unit).
+    revenue_cost_per_10k_customers : float
+        Reward given up per 10,000 customers against no exploration (reward's unit).
+    revenue_cost_pct : float or None
+        The same as a percent of the no-exploration revenue.
+    log_size : int
+        Customers in the log the promise is for; ``log_days`` the days of traffic that takes.
+    tolerance : float or None
+        The error (RMSE, reward's unit) a plan was asked for; ``log_size_needed`` and ``log_days_needed`` the
+        customers and days the recommended mix needs for it.
+    worst_error : float
+        RMSE for analysts: the criterion's error, its aggregate over future policies (reward's unit).
+    criterion : str
+        The criterion's label.
+    precision : dict of str to TargetPrecision
+        Per future policy.
+    worst_interval_95_pct : float or None
+        The widest 95% half-width over future policies, as a percent of that policy's value.
+    """
 
     exploration_rate: float
     revenue_best_component: str
@@ -184,7 +238,19 @@ class Recommended(Record):
 @dataclass
 class FloorMix(Record):
     """The most revenue the floors allow (every logging policy keeps at least ``floor`` of the traffic,
-    ``--floor``): a separate choice from exploration, with its own cost against no exploration."""
+    ``--floor``): a separate choice from exploration, with its own cost against no exploration.
+
+    Attributes
+    ----------
+    floor : float
+        Every logging policy's minimum share, a fraction.
+    alpha : dict of str to float
+        The mixture, fractions summing to 1.
+    revenue, revenue_cost_per_customer : float
+        Reward per customer, and what it gives up against no exploration (reward's unit).
+    ope_rmse, ope_rmse_per_target
+        The criterion's error there (RMSE, reward's unit), aggregated and per future policy.
+    """
 
     floor: float  # every logging policy's minimum share, a fraction
     alpha: dict[str, float]
@@ -196,7 +262,19 @@ class FloorMix(Record):
 
 @dataclass
 class RevenueCost(Record):
-    """What the recommended mix gives up, per customer, against the one baseline: no exploration."""
+    """What the recommended mix gives up, per customer, against the one baseline: no exploration.
+
+    Attributes
+    ----------
+    baseline : str
+        "no exploration (exploit alone)".
+    baseline_revenue : float
+        Reward per customer with no exploration (reward's unit).
+    per_customer : float
+        Reward given up per customer (reward's unit); ``std_error`` its standard error.
+    cost_pct : float or None
+        The same as a percent of the baseline's revenue.
+    """
 
     baseline: str  # "no exploration (exploit alone)"
     baseline_revenue: float  # per customer with no exploration
@@ -207,7 +285,21 @@ class RevenueCost(Record):
 
 @dataclass
 class Production(Record):
-    """What to do in production: the mixture, what to log, the estimator for each future policy."""
+    """What to do in production: the mixture, what to log, the estimator for each future policy.
+
+    Attributes
+    ----------
+    exploration_rate : float or None
+        Share of traffic to exploration, a fraction.
+    mixture : dict of str to float
+        Each logging component's share, fractions summing to 1.
+    log_per_customer : list of str
+        What to record beside each coupon sent.
+    explore_description : str or None
+        The exploration policy in words.
+    estimators, estimator_reason, estimator_comparison
+        The estimator to read for each future policy, why, and every candidate's error.
+    """
 
     exploration_rate: float | None
     mixture: dict[str, float]
