@@ -421,7 +421,7 @@ def headline(summary: StudySummary) -> str:
         return lead + rule_headline(summary, word, unit)
     within = f" within ±{share(head.worst_interval_95_pct)}" if head.worst_interval_95_pct is not None else ""
     values = ", ".join(f"{t} {plus_minus(p.true_value, p.interval_95)}" for t, p in head.precision.items())
-    per = f"{unit} per customer" if unit else "per customer"
+    per = f"per customer ({unit})" if unit else "per customer"
     return (
         f"{lead}{explore[0].upper()}{explore[1:]}. "
         + cost_phrase(head.revenue_cost_per_10k_customers, head.revenue_cost_pct, word, unit)
@@ -448,7 +448,7 @@ def rule_headline(summary: StudySummary, word: str, unit: str) -> str:
         worst = None if any(v is None for v in shares.values()) or not shares else max(shares.values())
         within = f" within ±{share(worst)}" if worst is not None else ""
         values = ", ".join(f"{t} {plus_minus(head.precision[t].true_value, h)}" for t, h in ivs.items())
-        per = f"{unit} per customer" if unit else "per customer"
+        per = f"per customer ({unit})" if unit else "per customer"
         buys = f"every future policy's {word} {per}{within} (95% interval): {values}."
     else:  # a summary written before the rule carried its intervals
         buys = f"every future policy's error (RMSE) at most {at['error']:.3g}."
