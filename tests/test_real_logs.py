@@ -486,7 +486,7 @@ def test_the_means_world_promises_only_what_the_log_verifies_and_never_writes_na
     assert html.index("What your log supports") < html.index('id="headline"') < html.index("Read this first")
     assert "every customer is treated alike" in html and "all of it sampling error" not in html
     assert "If customers do not differ: Send " in html and " EUR in net revenue per 10,000 customers" in html
-    assert "EUR per customer within ±" in html  # the intervals in the mapping's unit
+    assert "per customer (EUR) within ±" in html  # the intervals in the mapping's unit
     assert "the log's own rewards" in s["criterion"]["second_moments"] and "The sampling error comes from" in html
     first = html[html.index("Read this first") :]
     first = first[: first.index("</div>")]
