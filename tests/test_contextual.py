@@ -233,6 +233,7 @@ def test_the_study_reports_the_rule_and_both_fronts(tmp_path):
         # what the rule buys, in the reward's unit: each policy's 95% half-width at the rule, from its own law
         # (B + 1.96 se with RMSE = sqrt(se^2 + B^2): between the RMSE and sqrt(1 + 1.96^2) = 2.2 RMSEs)
         assert set(at["intervals_95"]) == set(at["errors"]) and "(95% interval)" in text and "RMSE" not in text
+        assert at["worst_interval_95_pct"] == max(at["intervals_95_pct"].values())
         for t, half in at["intervals_95"].items():
             assert at["errors"][t] <= half <= np.hypot(1, 1.959964) * at["errors"][t] + 1e-9
             assert at["intervals_95_pct"][t] == pytest.approx(100 * half / abs(s["policies"][t]["value"]))

@@ -33,7 +33,7 @@ from couponmix.decide.optimize import furthest_feasible, nondominated_mask
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
 from couponmix.infra.validation import did_you_mean
-from couponmix.ope.criterion import Criterion, interval_95
+from couponmix.ope.criterion import Criterion, interval_95, widest_share
 from couponmix.ope.objectives import Moments
 from couponmix.policy.contextual import ContextualMixture, Grouping, margin
 
@@ -658,6 +658,7 @@ def contextual_block(
         values = obj.base.sample.target_values
         # each future policy's 95% half-width at the rule, in the reward's unit and as a share of its value
         halves = [interval_95(law.summary(obj.n, 0)) for law in laws]
+        shares = [100.0 * h / abs(v) if abs(v) > 1e-12 else None for h, v in zip(halves, values)]
         cost_global = float(best_revenue - revenues[0])
         cost = float(best_revenue - revenues[best])
         gain = cost_global - cost
@@ -669,7 +670,8 @@ def contextual_block(
             "global_exploration_rate": start,
             "errors": dict(zip(obj.target_names, err.tolist())),
             "intervals_95": dict(zip(obj.target_names, map(float, halves))),
-            "intervals_95_pct": {t: (100.0 * h / abs(v) if abs(v) > 1e-12 else None) for t, h, v in zip(obj.target_names, halves, values)},
+            "intervals_95_pct": dict(zip(obj.target_names, shares)),
+            "worst_interval_95_pct": widest_share(shares),
             "revenue_cost_per_10k_customers": 10_000 * cost,
             "global_revenue_cost_per_10k_customers": 10_000 * cost_global,
             # revenue kept per 10,000 customers at the same precision; when the rule beats even the

@@ -288,3 +288,10 @@ def interval_95(detail: dict) -> float:
     from couponmix.ope.montecarlo import Z95
 
     return abs(detail.get("computed_bias", 0.0)) + detail["model_bias_bound"] + Z95 * detail["sampling_error"]
+
+
+def widest_share(shares) -> float | None:
+    """The widest 95% half-width as a percent of its policy's value, over future policies; None when any
+    value is 0 (no share) or there is none."""
+    shares = list(shares)
+    return None if not shares or any(v is None for v in shares) else max(shares)

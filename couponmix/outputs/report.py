@@ -364,7 +364,7 @@ def reward_word(summary: StudySummary) -> str:
 def reward_unit(summary: StudySummary) -> str:
     """The reward's unit where the scenario names it ('EUR': a market config's ``currency``, a log mapping's
     ``reward_unit``), else ''."""
-    return summary.reward_unit or (summary.calibrated or {}).get("card", {}).get("reward_unit") or ""
+    return summary.unit()
 
 
 def verdict(summary: StudySummary) -> str | None:
@@ -419,15 +419,22 @@ def headline(summary: StudySummary) -> str:
         lead = "From a model of your log (estimates, not measurements): " if not alike else "If customers do not differ: "
     if follows_rule(summary):
         return lead + rule_headline(summary, word, unit)
-    within = f" within ±{share(head.worst_interval_95_pct)}" if head.worst_interval_95_pct is not None else ""
-    values = ", ".join(f"{t} {plus_minus(p.true_value, p.interval_95)}" for t, p in head.precision.items())
-    per = f"per customer ({unit})" if unit else "per customer"
+    buys = what_it_buys({t: (p.true_value, p.interval_95) for t, p in head.precision.items()}, head.worst_interval_95_pct, word, unit)
     return (
         f"{lead}{explore[0].upper()}{explore[1:]}. "
         + cost_phrase(head.revenue_cost_per_10k_customers, head.revenue_cost_pct, word, unit)
-        + f" It buys, from a log of {head.log_size:,} customers (about {days(head.log_days)}), every future policy's "
-        f"{word} {per}{within} (95% interval): {values}." + payback_phrase(summary, word, unit)
+        + f" It buys, from a log of {head.log_size:,} customers (about {days(head.log_days)}), {buys}"
+        + payback_phrase(summary, word, unit)
     )
+
+
+def what_it_buys(intervals: dict[str, tuple[float, float]], widest_pct: float | None, word: str, unit: str) -> str:
+    """'every future policy's revenue per customer (EUR) within ±8% (95% interval): a 14.88 ± 0.53, ...' from
+    each policy's (value, 95% half-width) and the widest half-width as a percent of its value."""
+    within = f" within ±{share(widest_pct)}" if widest_pct is not None else ""
+    values = ", ".join(f"{t} {plus_minus(v, h)}" for t, (v, h) in intervals.items())
+    per = f"per customer ({unit})" if unit else "per customer"
+    return f"every future policy's {word} {per}{within} (95% interval): {values}."
 
 
 def follows_rule(summary: StudySummary) -> bool:
@@ -443,15 +450,9 @@ def rule_headline(summary: StudySummary, word: str, unit: str) -> str:
     cost = at["revenue_cost_per_10k_customers"]
     pct = 100.0 * cost / 10_000 / abs(base) if base else None
     rule = at["rule"][0].upper() + at["rule"][1:]
-    ivs, shares = at.get("intervals_95"), at.get("intervals_95_pct") or {}
-    if ivs:  # the rule's own 95% intervals, in the reward's unit and as a share of each value
-        worst = None if any(v is None for v in shares.values()) or not shares else max(shares.values())
-        within = f" within ±{share(worst)}" if worst is not None else ""
-        values = ", ".join(f"{t} {plus_minus(head.precision[t].true_value, h)}" for t, h in ivs.items())
-        per = f"per customer ({unit})" if unit else "per customer"
-        buys = f"every future policy's {word} {per}{within} (95% interval): {values}."
-    else:  # a summary written before the rule carried its intervals
-        buys = f"every future policy's error (RMSE) at most {at['error']:.3g}."
+    # the rule's own 95% intervals, in the reward's unit and as a share of each value
+    intervals = {t: (head.precision[t].true_value, h) for t, h in at["intervals_95"].items()}
+    buys = what_it_buys(intervals, at["worst_interval_95_pct"], word, unit)
     return (
         f"{rule}. "
         + cost_phrase(cost, pct, word, unit)

@@ -262,7 +262,7 @@ def study_row(folder: Path, name: str) -> dict:
             worst_interval_95_pct=h.worst_interval_95_pct,
             tolerance=h.tolerance,
             log_days_needed=h.log_days_needed,
-            reward_unit=s.reward_unit or (s.calibrated or {}).get("card", {}).get("reward_unit") or "",
+            reward_unit=s.unit(),
         )
         if rule:  # the report recommends the rule per group: the index shows the rule's share and cost
             base = s.revenue_cost.baseline_revenue
@@ -274,11 +274,7 @@ def study_row(folder: Path, name: str) -> dict:
                 revenue_cost_pct=100.0 * cost / 10_000 / abs(base) if base else None,
                 revenue_per_customer=base - cost / 10_000,
                 worst_error=max(rule["errors"].values()),
-                worst_interval_95_pct=(
-                    max(rule["intervals_95_pct"].values())
-                    if rule.get("intervals_95_pct") and None not in rule["intervals_95_pct"].values()
-                    else None
-                ),
+                worst_interval_95_pct=rule["worst_interval_95_pct"],
             )
     else:
         err = folder / "error.json"

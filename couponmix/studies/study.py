@@ -24,7 +24,7 @@ from couponmix.decide.value import decision_summary, payback
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
 from couponmix.infra.validation import check_positive_float, check_positive_int
-from couponmix.ope.criterion import Criterion, interval_95
+from couponmix.ope.criterion import Criterion, interval_95, widest_share
 from couponmix.ope.divergence import growth, weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
@@ -680,7 +680,6 @@ def headline_numbers(
     need = plan["at_recommended"]["log_size_needed"] if plan is not None else None
     daily = size_curve["daily_traffic"]
     precision = {t: target_precision(d) for t, d in rec.targets.items()}
-    shares = [p.interval_95_pct for p in precision.values()]
     return Headline(
         exploration_rate=exploration_rate(objectives, alpha),
         revenue_best_component=objectives.component_names[best_component(objectives)],
@@ -696,7 +695,7 @@ def headline_numbers(
         worst_error=rec.ope_rmse,
         criterion=objectives.label,
         precision=precision,
-        worst_interval_95_pct=None if any(v is None for v in shares) else max(shares),  # type: ignore[type-var]
+        worst_interval_95_pct=widest_share(p.interval_95_pct for p in precision.values()),
     )
 
 

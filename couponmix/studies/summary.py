@@ -356,6 +356,11 @@ class StudySummary(Record):
     #: the reward's unit ('EUR'), from the market config's ``currency`` or the log mapping's ``reward_unit``
     reward_unit: str | None = field(default=None, metadata=OPTIONAL)
 
+    def unit(self) -> str:
+        """The reward's unit where the scenario names it (a market config's ``currency``, a log mapping's
+        ``reward_unit``, kept in a calibrated scenario's card), else ''."""
+        return self.reward_unit or (self.calibrated or {}).get("card", {}).get("reward_unit") or ""
+
 
 def to_json(summary: StudySummary | dict) -> str:
     """summary.json's text: two-space indent, no NaN, a final newline."""
