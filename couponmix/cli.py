@@ -293,12 +293,18 @@ def build_parser() -> argparse.ArgumentParser:
         "also evaluate the contextual rule a `run --contextual` wrote to RUN_DIR (each customer group at its own mixture), "
         "beside the one rate for everyone that reached the same precision in that run unless --alpha is given",
     )
-    ev.add_argument("--population", type=int, default=1_000_000, help="customers in the evaluation population (default 1,000,000)")
+    ev.add_argument(
+        "--population",
+        type=_population,
+        default=1_000_000,
+        help="customers in the evaluation population, streamed (default 1,000,000), or 'sample': the run's own "
+        "evaluation sample (--eval-size customers), where evaluate gives exactly run's numbers",
+    )
     ev.add_argument(
         "--estimator",
         choices=ESTIMATOR_CHOICES,
         default=None,
-        help="OPE estimator (default: IPS where its variance is finite, else clipped IPS)",
+        help="force one OPE estimator (default: run's criterion, the most precise estimator per future policy)",
     )
     ev.add_argument("--naive", action="store_true", help="naive multi-logger weights (default: balanced)")
     ev.add_argument("--chunk-size", type=int, default=None, help="customers per chunk, a multiple of 65,536 (default 262,144)")
@@ -510,13 +516,24 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _population(text: str) -> int | str:
+    """``--population``: a number of customers, or 'sample'."""
+    if text.strip().lower() == "sample":
+        return "sample"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (a number of customers, or 'sample')") from None
+
+
 def cmd_evaluate(args) -> int:
     import json
 
     from couponmix.infra.progress import Progress
     from couponmix.studies.commands import evaluate, n_chunks
 
-    with Progress(n_chunks(args.population, args.chunk_size), "evaluating chunks", args.quiet or args.json) as bar:
+    chunks = 1 if args.population == "sample" else n_chunks(args.population, args.chunk_size)
+    with Progress(chunks, "evaluating chunks", args.quiet or args.json) as bar:
         res = evaluate(
             _study(args),
             args.alpha,

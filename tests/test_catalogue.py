@@ -62,7 +62,7 @@ HEAVY = (
     ("couponmix.ope.montecarlo", "true_values", "the Monte Carlo truth (2,000,000 customers)"),
     ("couponmix.ope.montecarlo", "pilot_samples", "the pilot model fits of validate"),
     ("couponmix.ope.montecarlo", "obp_estimate", "obp's estimators"),
-    ("couponmix.ope.streaming", "StreamingObjectives.moments", "streaming the evaluation population"),
+    ("couponmix.ope.streaming", "StreamingObjectives.pass_moments", "streaming the evaluation population"),
     ("couponmix.dataset.simulate", "write_chunk", "simulating a chunk of customers"),
     ("couponmix.decide.value", "payback", "the payback computation"),
     ("couponmix.studies.batch", "new_pool", "the batch's worker processes"),

@@ -361,3 +361,30 @@ def test_every_commands_help_ends_with_an_example_that_parses(capsys):
             assert line in shown
             words = shlex.split(line.split("#")[0])
             assert words[0] == "couponmix" and parser.parse_args(words[1:]).command == name
+
+
+def test_evaluate_and_validate_give_runs_error_at_its_mixture(paper_run, capsys, tmp_path):
+    """evaluate on the run's own sample reproduces run's revenue, per-target errors and chosen estimators at
+    the recommended mixture; validate reports the same estimator and promise beside its Monte Carlo."""
+    s = json.loads((paper_run / "summary.json").read_text())
+    rec = s["recommended"]
+    mix = ",".join(f"{k}={v!r}" for k, v in rec["alpha"].items())
+    common = ["paper", "--alpha", mix, "--seed", "3", "--n", "5000", "--eval-size", "4000"]
+    assert main(["evaluate", *common, "--population", "sample", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    row = doc["mixtures"][0]
+    assert doc["population"] == 4000 and doc["n"] == 5000
+    assert row["revenue"] == pytest.approx(rec["revenue"], rel=1e-9, abs=1e-12)
+    assert row["ope_rmse"] == pytest.approx(rec["ope_rmse"], rel=1e-9)
+    for t, err in rec["ope_rmse_per_target"].items():
+        assert row["targets"][t]["rmse"] == pytest.approx(err, rel=1e-9)
+        assert row["targets"][t]["estimator"] == rec["targets"][t]["estimator"]
+    assert "most precise" in doc["criterion"] and "infinite" in doc["criterion_reason"]
+    out = tmp_path / "val"
+    assert main(["validate", *common, "--reps", "40", "--estimator", "clipped_ips,switch_dr", "--quiet", "--out", str(out)]) == 0
+    assert "run's criterion at this mixture" in capsys.readouterr().out
+    val = json.loads((out / "validation.json").read_text())
+    for t, err in rec["ope_rmse_per_target"].items():
+        c = val["criterion"][t]
+        assert c["estimator"] == rec["targets"][t]["estimator"] and c["promise"] == pytest.approx(err, rel=1e-9)
+        assert c["mc_rmse"] == val["estimators"][c["estimator"]][t]["mc_rmse"]

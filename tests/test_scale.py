@@ -212,6 +212,45 @@ def test_streaming_objectives_equal_the_in_memory_ones(scenario, spec):
     assert not uncached.cached
 
 
+@pytest.mark.parametrize("scenario", ["paper", "paper_floor"])
+def test_streamed_criterion_equals_the_in_memory_one(scenario):
+    """run's criterion (every candidate estimator, robust error, the best per target) from a population streamed
+    in several chunks equals the criterion on the same customers in memory: revenue, each target's error, the
+    estimator chosen and the error's parts."""
+    from couponmix.ope.criterion import Criterion, Population
+    from couponmix.ope.estimators import exact_suite
+    from couponmix.ope.objectives import EvaluationSample
+    from couponmix.ope.streaming import population_chunk
+    from simulators import get_scenario
+
+    sc = get_scenario(scenario)
+    size = 2 * BLOCK + 777
+    specs = exact_suite(finite_variance=scenario == "paper_floor")
+    alphas = 0.02 + 0.94 * np.random.default_rng(2).dirichlet(np.ones(3), 5)
+    memory = Criterion(EvaluationSample.from_covariates(sc, population_chunk(sc, 6, size, 4 * BLOCK, 0)), specs, 5000)
+    # the model's error measured where run measures it (here: on the same customers), applied chunk by chunk
+    streamed = Criterion(Population(sc, size, seed=6, chunk_size=BLOCK, model_error_from=memory.sample), specs, 5000)
+    rev, laws = streamed.assess(alphas)
+    rev_m, laws_m = memory.assess(alphas)
+    np.testing.assert_allclose(rev, rev_m, rtol=1e-12)
+    np.testing.assert_allclose(streamed.target_values, memory.target_values, rtol=1e-12)
+    for law, law_m in zip(laws, laws_m):
+        np.testing.assert_allclose(law.per_estimator(5000), law_m.per_estimator(5000), rtol=1e-9)
+        assert np.array_equal(law.choice(5000), law_m.choice(5000))
+        for i in range(len(alphas)):
+            a, b = law.summary(5000, i), law_m.summary(5000, i)
+            assert a["estimator"] == b["estimator"]
+            for key in ("rmse", "sampling_error", "computed_bias", "model_bias_bound"):
+                assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12)
+    # a different chunk size and another process give the same numbers
+    other = Criterion(
+        Population(sc, size, seed=6, chunk_size=2 * BLOCK, backend=LocalBackend(2), model_error_from=memory.sample), specs, 5000
+    )
+    np.testing.assert_allclose(
+        np.column_stack([x.rmse(5000) for x in other.assess(alphas)[1]]), np.column_stack([x.rmse(5000) for x in laws]), rtol=1e-12
+    )
+
+
 def test_streaming_cache_respects_its_memory_budget(paper):
     from couponmix.ope.streaming import StreamingObjectives, _chunk_rows, _rows_nbytes
 
@@ -257,38 +296,23 @@ def test_dask_cluster_streaming_objectives_equal_the_local_path(paper, cluster):
         assert np.array_equal(a, b)
 
 
-def test_evaluate_cli_gives_the_streamed_objectives(capsys):
-    from couponmix.ope.streaming import StreamingObjectives
+def test_evaluate_cli_gives_the_streamed_criterion(capsys):
+    from couponmix.ope.criterion import Criterion, Population
     from simulators import get_scenario
 
     mixes = ["pi1=0.5,pi2=0.25,pi3=0.25", "pi1=0.2,pi2=0.4,pi3=0.4"]
-    argv = [
-        "evaluate",
-        "paper_floor",
-        "--population",
-        str(2 * BLOCK),
-        "--chunk-size",
-        str(BLOCK),
-        "--n",
-        "5000",
-        "--seed",
-        "3",
-        "--estimator",
-        "dr",
-        "--eval-size",
-        "2000",
-        "--workers",
-        "1",
-        "--json",
-    ]
+    argv = ["evaluate", "paper_floor", "--population", str(2 * BLOCK), "--chunk-size", str(BLOCK), "--n", "5000", "--seed", "3"]
+    argv += ["--estimator", "dr", "--eval-size", "2000", "--workers", "1", "--json"]
     assert main(argv + sum((["--alpha", a] for a in mixes), [])) == 0
     doc = json.loads(capsys.readouterr().out)
-    direct = StreamingObjectives(get_scenario("paper_floor"), EstimatorSpec("dr"), 5000, 2 * BLOCK, seed=3, chunk_size=BLOCK)
-    rev, agg, per = direct.evaluate(np.array([[0.5, 0.25, 0.25], [0.2, 0.4, 0.4]]))
+    crit = Criterion(Population(get_scenario("paper_floor"), 2 * BLOCK, seed=3, chunk_size=BLOCK), [EstimatorSpec("dr")], 5000)
+    rev, laws = crit.assess(np.array([[0.5, 0.25, 0.25], [0.2, 0.4, 0.4]]))
+    per = np.column_stack([law.rmse(5000) for law in laws])
     assert doc["population"] == 2 * BLOCK and doc["n"] == 5000 and len(doc["mixtures"]) == 2
     assert [m["revenue"] for m in doc["mixtures"]] == rev.tolist()
-    assert [m["ope_rmse"] for m in doc["mixtures"]] == agg.tolist()
+    assert [m["ope_rmse"] for m in doc["mixtures"]] == per.max(axis=1).tolist()
     assert [[t["rmse"] for t in m["targets"].values()] for m in doc["mixtures"]] == per.tolist()
+    assert all(t["estimator"] == "dr" for m in doc["mixtures"] for t in m["targets"].values())
     assert doc["mixture_evaluations_per_second"] > 0
 
 
@@ -298,10 +322,10 @@ def test_evaluate_cli_handles_the_infinite_variance_trap_and_unsupported_targets
     assert main(base + ["--alpha", "pi1=0.4,pi2=0.3,pi3=0.3", "--estimator", "ips"]) == 2
     err = capsys.readouterr().err
     assert "infinite variance" in err and len(err.strip().splitlines()) == 1
-    # by default the tool switches to clipped IPS and says why
+    # by default run's criterion: the estimators with unclipped weights are left out, and it says why
     assert main(base + ["--alpha", "pi1=0.4,pi2=0.3,pi3=0.3"]) == 0
     out = capsys.readouterr().out
-    assert "clipped" in out and "infinite variance" in out
+    assert "most precise" in out and "infinite here" in out and "ips " not in out.split("candidate estimators")[0]
     # without pi1 nobody with x2, x3 < 0.5 ever gets a coupon: the targets are not supported, and the
     # output says so instead of printing an RMSE as if it were precision
     assert main(base + ["--alpha", "pi2=0.5,pi3=0.5", "--estimator", "clipped_ips"]) == 0

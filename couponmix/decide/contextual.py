@@ -199,7 +199,10 @@ class ContextualCriterion:
         return out
 
     def revenue(self, eps) -> np.ndarray:
-        a = self.mixtures(eps)
+        return self.revenue_of_mixtures(self.mixtures(eps))
+
+    def revenue_of_mixtures(self, a: np.ndarray) -> np.ndarray:
+        """(B,) reward per customer when group g is logged with ``a[:, g]`` ((B, G, K) mixtures of any components)."""
         return sum(w * sub.revenue(a[:, g]) for g, (w, sub) in enumerate(zip(self.shares, self.subs)))
 
     def explored_share(self, eps) -> np.ndarray:
@@ -207,7 +210,10 @@ class ContextualCriterion:
         return np.atleast_2d(np.asarray(eps, dtype=float)) @ self.shares
 
     def laws(self, eps):
-        a = self.mixtures(eps)
+        return self.laws_of_mixtures(self.mixtures(eps))
+
+    def laws_of_mixtures(self, a: np.ndarray) -> list:
+        """Each target's ``SelectedLaw`` when group g is logged with ``a[:, g]`` ((B, G, K) mixtures)."""
         parts = [sub._moments(a[:, g]) for g, sub in enumerate(self.subs)]
         combined = [Moments.combine([parts[g][p] for g in range(self.size)], self.shares.tolist()) for p in range(len(self.base._passes))]
         return self.base._laws_from(combined)

@@ -37,7 +37,7 @@ from couponmix.ope.objectives import (
     laws_from_moments,
 )
 
-__all__ = ["ERRORS", "Criterion", "SelectedLaw"]
+__all__ = ["ERRORS", "Criterion", "Population", "SelectedLaw", "moment_passes"]
 
 ERRORS = ("robust", "simulator")
 #: a target counts as shown by the logs when the balanced mixture plays all but this much of its probability
@@ -128,14 +128,56 @@ def _moment_key(spec: EstimatorSpec) -> tuple:
     return (spec.weight_fn, spec.clip, spec.weights, spec.uses_reward_model)
 
 
+def moment_passes(specs: Sequence[EstimatorSpec]) -> list[tuple[EstimatorSpec, list[EstimatorSpec]]]:
+    """The passes over the moment sums the estimators need: (the estimator computed, the estimators its
+    sums serve). The self-normalised member of a group needs a superset of the sums, so it is computed."""
+    groups: dict[tuple, list[EstimatorSpec]] = {}
+    for s in specs:
+        groups.setdefault(_moment_key(s), []).append(s)
+    return [(next((s for s in members if s.self_normalised), members[0]), members) for members in groups.values()]
+
+
+@dataclass(frozen=True)
+class Population:
+    """A moment source for ``Criterion``: a population of ``size`` customers drawn from ``scenario`` and
+    streamed in chunks (``couponmix.ope.streaming``), instead of an evaluation sample held in memory.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    size : int
+        Customers in the population.
+    seed : int
+    chunk_size : int, optional
+        Customers per chunk (default ``streaming.DEFAULT_CHUNK``).
+    backend : Backend, optional
+        Where chunks are computed (default: this process).
+    grouping : Grouping, optional
+        Customer groups each logged with its own mixture: batches are then (B, G, K).
+    model_error_from : EvaluationSample, optional
+        Where the reward model's error is measured (``run``'s evaluation sample), then applied to the
+        population by propensity cell; default: each chunk's own customers.
+    """
+
+    scenario: object
+    size: int
+    seed: int = 0
+    chunk_size: int | None = None
+    backend: object = None
+    grouping: object = None
+    model_error_from: EvaluationSample | None = None
+
+
 class Criterion(SampleObjectives):
     """Revenue and the decision's error for a batch of mixtures, with the same interface as
     ``MixtureObjectives`` (``evaluate``, ``laws``, ``revenue``, ``rmse``, ``describe``), so that the
-    front, the recommendation, the planner and the curves all use one rule.
+    front, the recommendation, the planner, the curves, ``evaluate`` and ``validate`` all use one rule.
 
     Parameters
     ----------
-    sample : EvaluationSample
+    sample : EvaluationSample or Population
+        Where the moments come from: customers held in memory (what ``run`` uses), or a population streamed
+        in chunks (``evaluate`` on millions of customers; ``assess`` is then the way in, one pass per call).
     specs : sequence of EstimatorSpec
         The candidates (one forces that estimator). Each needs an exact formula.
     n : int
@@ -143,11 +185,13 @@ class Criterion(SampleObjectives):
     aggregate : "max" or "mean"
         How per-target errors combine into the front's single error objective.
     error : "robust" or "simulator"
+    threads : int, optional
+        Threads for the in-memory moment sums.
     """
 
     def __init__(
         self,
-        sample: EvaluationSample,
+        sample: EvaluationSample | Population,
         specs: Sequence[EstimatorSpec],
         n: int,
         aggregate: str = "max",
@@ -159,23 +203,56 @@ class Criterion(SampleObjectives):
             raise CouponmixError("the criterion needs at least one estimator")
         if error not in ERRORS:
             raise CouponmixError(f"error must be one of {', '.join(ERRORS)}, got {error!r}")
-        if error == "robust" and sample.model_error is None:
-            raise CouponmixError("the robust error needs the reward model's error per action (sample.model_error)")
-        self.sample = sample
         self.specs = tuple(specs)
         self.n = check_positive_int(n, "n")
         self.aggregate = check_aggregate(aggregate)
         self.error = error
+        passes = moment_passes(specs)
+        self._members = [members for _, members in passes]
+        self.stream = None
+        if isinstance(sample, Population):
+            from couponmix.ope.streaming import DEFAULT_CHUNK, StreamingObjectives
+
+            pop = sample
+            self.stream = StreamingObjectives(
+                pop.scenario,  # type: ignore[arg-type]
+                [rep for rep, _ in passes],
+                n,
+                pop.size,
+                pop.seed,
+                DEFAULT_CHUNK if pop.chunk_size is None else pop.chunk_size,
+                pop.backend,
+                aggregate,
+                grouping=pop.grouping,  # type: ignore[arg-type]
+                model_error_from=pop.model_error_from,
+            )
+            self._passes: list = []
+            return
+        if error == "robust" and sample.model_error is None:
+            raise CouponmixError("the robust error needs the reward model's error per action (sample.model_error)")
+        self.sample = sample
         self.component_values = sample.component_values
-        groups: dict[tuple, list[EstimatorSpec]] = {}
-        for s in specs:
-            groups.setdefault(_moment_key(s), []).append(s)
-        self._passes = []
-        for members in groups.values():  # the self-normalised member needs a superset of the sums
-            rep = next((s for s in members if s.self_normalised), members[0])
-            self._passes.append((MixtureObjectives(sample, rep, n, aggregate, threads=threads), members))
+        self._passes = [(MixtureObjectives(sample, rep, n, aggregate, threads=threads), members) for rep, members in passes]
 
     # ----- the MixtureObjectives interface (names, revenue, rmse, evaluate: from SampleObjectives) -----------
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return self.stream.component_names if self.stream is not None else self.sample.component_names
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return self.stream.target_names if self.stream is not None else self.sample.target_names
+
+    @property
+    def target_values(self) -> np.ndarray:
+        """(T,) the targets' values on the customers the moments are over (a streamed population's: after
+        its first pass)."""
+        if self.stream is None:
+            return self.sample.target_values
+        if self.stream.target_values is None:
+            raise CouponmixError("a streamed population's values are known after its first pass (assess)")
+        return self.stream.target_values
+
     @property
     def estimator(self) -> EstimatorSpec | None:
         """The forced estimator when there is one candidate, else None."""
@@ -183,16 +260,36 @@ class Criterion(SampleObjectives):
 
     def _moments(self, alphas) -> list:
         """The moment sums of every pass (one per group of estimators sharing them)."""
+        if self.stream is not None:
+            return self.stream.pass_moments(alphas)[0]
         return [obj.moments(alphas) for obj, _ in self._passes]
+
+    def assess(self, alphas, on_chunk=None) -> tuple[np.ndarray, list[SelectedLaw]]:
+        """Revenue (B,) and each target's ``SelectedLaw`` over a batch of mixtures, in one pass over the moments'
+        source. ``alphas`` is (B, K), or (B, G, K) for a streamed population with a grouping. ``on_chunk(i)``
+        reports a streamed population's chunks as they are done."""
+        if self.stream is None:
+            a = np.atleast_2d(np.asarray(alphas, dtype=float))
+            return self.revenue(a), self.laws(a)
+        found, values = self.stream.pass_moments(alphas, on_chunk)
+        return self.stream.revenue_of(alphas, values), self._laws_from(found)
+
+    def revenue(self, alphas) -> np.ndarray:
+        """Expected reward per customer of each mixture, (B,) (a streamed population: see ``assess``)."""
+        if self.stream is not None:
+            return self.assess(alphas)[0]
+        return np.atleast_2d(alphas) @ self.component_values
 
     def laws(self, alphas) -> list[SelectedLaw]:
         """One ``SelectedLaw`` per target over the batch of mixtures."""
+        if self.stream is not None:
+            return self._laws_from(self.stream.pass_moments(alphas)[0])
         alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
         return self._laws_from(self._moments(alphas))
 
     def _laws_from(self, pass_moments: list) -> list[SelectedLaw]:
         by_name: dict[str, list[ErrorLaw]] = {}
-        for m, (_, members) in zip(pass_moments, self._passes):
+        for m, members in zip(pass_moments, self._members):
             for s in members:
                 by_name[s.name] = laws_from_moments(m, s)
         robust = self.error == "robust"
@@ -202,10 +299,7 @@ class Criterion(SampleObjectives):
         """Per target at one mixture: its value, the chosen estimator, the error and its parts."""
         n = self.n if n is None else n
         a = np.asarray(alpha, dtype=float)[None, :]
-        return {
-            t: {"true_value": float(v), **law.summary(n, 0)}
-            for t, v, law in zip(self.target_names, self.sample.target_values, self.laws(a))
-        }
+        return {t: {"true_value": float(v), **law.summary(n, 0)} for t, v, law in zip(self.target_names, self.target_values, self.laws(a))}
 
     def compare(self, alpha: ArrayLike, n: int | None = None) -> dict:
         """Every candidate at one mixture: per target its criterion error, sampling error, bias parts and the

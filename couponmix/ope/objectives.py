@@ -120,16 +120,66 @@ CELL_EDGES = np.array(
 )
 
 
+def cell_codes(comp_probs: np.ndarray, target_probs: np.ndarray) -> np.ndarray:
+    """(M * A, K + T + 1) each (customer, action)'s cell code: the bins of every component's and target's
+    probability of the action, and the action (see ``propensity_cells``)."""
+    k, m, a = comp_probs.shape
+    probs = np.concatenate([comp_probs, target_probs]).transpose(1, 2, 0)  # (M, A, K + T)
+    codes = np.searchsorted(CELL_EDGES, probs, side="right").astype(float)
+    codes = np.concatenate([codes, np.broadcast_to(np.arange(a, dtype=float)[None, :, None], (m, a, 1))], axis=2)
+    return codes.reshape(m * a, -1)
+
+
+@dataclass(frozen=True)
+class CellErrors:
+    """The reward model's mean squared error per propensity cell, measured on one sample and applied to other
+    customers (a population streamed in chunks): so that the robust error's model bound is the one ``run``
+    measured, whatever the chunks.
+
+    Attributes
+    ----------
+    codes : ndarray, (U, K + T + 1)
+        The distinct cells seen in the sample (``cell_codes``).
+    mean_sq : ndarray, (U,)
+        The model's mean squared error in each.
+    per_action : ndarray, (A,)
+        Its mean squared error per action, for cells the sample never saw.
+    """
+
+    codes: np.ndarray
+    mean_sq: np.ndarray
+    per_action: np.ndarray
+
+    @classmethod
+    def measure(cls, comp_probs: np.ndarray, target_probs: np.ndarray, sq_error: np.ndarray) -> CellErrors:
+        """From a sample's probabilities (K, M, A), (T, M, A) and the model's squared error (M, A)."""
+        distinct, inverse = merge_rows(cell_codes(comp_probs, target_probs))
+        assert inverse is not None
+        e2 = np.asarray(sq_error, float).reshape(-1)
+        mean = np.bincount(inverse, weights=e2, minlength=len(distinct)) / np.bincount(inverse, minlength=len(distinct))
+        return cls(distinct, mean, np.asarray(sq_error, float).mean(axis=0))
+
+    def apply(self, comp_probs: np.ndarray, target_probs: np.ndarray) -> np.ndarray:
+        """(M, A) the root-mean-square error of each (customer, action)'s cell, for other customers."""
+        _, m, a = comp_probs.shape
+        codes = cell_codes(comp_probs, target_probs)
+        u = len(self.codes)
+        distinct, inverse = merge_rows(np.concatenate([self.codes, codes]))
+        assert inverse is not None
+        known = np.full(len(distinct), np.nan)
+        known[inverse[:u]] = self.mean_sq
+        out = known[inverse[u:]].reshape(m, a)
+        out = np.where(np.isnan(out), self.per_action[None, :], out)
+        return np.sqrt(np.maximum(out, 0.0))
+
+
 def propensity_cells(comp_probs: np.ndarray, target_probs: np.ndarray) -> np.ndarray:
     """(M, A) the cell of every (customer, action): the action and each component's and target's
     probability of it, in the bins ``CELL_EDGES``. Customers of one cell are treated alike by every logging
     mixture's weights and by every target, so an estimator's gap g (the share of the target's probability
     the weighted log does not cover) is nearly constant within a cell, whatever the mixture."""
-    k, m, a = comp_probs.shape
-    probs = np.concatenate([comp_probs, target_probs]).transpose(1, 2, 0)  # (M, A, K + T)
-    codes = np.searchsorted(CELL_EDGES, probs, side="right").astype(float)
-    codes = np.concatenate([codes, np.broadcast_to(np.arange(a, dtype=float)[None, :, None], (m, a, 1))], axis=2)
-    _, inverse = merge_rows(codes.reshape(m * a, -1))
+    _, m, a = comp_probs.shape
+    _, inverse = merge_rows(cell_codes(comp_probs, target_probs))
     assert inverse is not None
     return inverse.reshape(m, a)
 
@@ -148,6 +198,17 @@ def local_model_error(comp_probs: np.ndarray, target_probs: np.ndarray, sq_error
     counts = np.bincount(cells)
     mean = np.bincount(cells, weights=e2) / counts
     return np.sqrt(np.maximum(mean[cells], 0.0)).reshape(sq_error.shape)
+
+
+def model_error_measure(scenario: Scenario, sample: EvaluationSample) -> CellErrors | np.ndarray:
+    """What a sample measures of the reward model's error, to apply to other customers: the per-cell table
+    (``CellErrors``) where the scenario gives squared errors per customer, else the sample's (A,) error per
+    action (``model_error_of``)."""
+    assert sample.x is not None and sample.q is not None
+    rows = scenario.reward_model_sq_error(sample.x, sample.q, sample.mu)
+    if rows is not None:
+        return CellErrors.measure(sample.comp_probs, sample.target_probs, rows)
+    return model_error_of(scenario, sample.q, sample.mu, sample.x, sample.comp_probs, sample.target_probs)[0]
 
 
 def model_error_of(

@@ -26,7 +26,8 @@ streamed on every pass, in memory bounded by one chunk per worker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -40,6 +41,7 @@ from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.objectives import (
+    CellErrors,
     ErrorLaw,
     EvaluationSample,
     MixtureObjectives,
@@ -48,6 +50,7 @@ from couponmix.ope.objectives import (
     combine_targets,
     group_moments,
     laws_from_moments,
+    model_error_measure,
     shared_executor,
 )
 from couponmix.policy.contextual import Grouping
@@ -74,16 +77,20 @@ def population_chunk(scenario: Scenario, seed: int, size: int, chunk_size: int, 
 @dataclass(frozen=True)
 class _Job:
     scenario: Scenario
-    estimator: EstimatorSpec
+    estimators: tuple[EstimatorSpec, ...]  # one per moment pass (see ``criterion.moment_passes``)
     seed: int
     size: int
     chunk_size: int
     alphas: np.ndarray  # (B, G, K): group g's mixtures (G = 1 without a grouping)
     q_mean: np.ndarray | None  # per-action mean reward over the population, when q is that crude model
     grouping: Grouping | None = None
+    #: the reward model's error as a reference sample measured it (``objectives.model_error_measure``): the same
+    #: bound in every chunk, so that the robust error does not depend on the chunk size; None: each chunk's own
+    model_error: CellErrors | np.ndarray | None = None
 
 
-#: one chunk's parts, all later passes need of it: (customers, [(group, its customers, row sets, component values)])
+#: one chunk's parts, all later passes need of it: (customers, [(group, its customers, row sets by whether the
+#: estimator uses the reward model, component values)])
 ChunkRows = tuple[int, list]
 
 
@@ -94,46 +101,56 @@ def _chunk_rows(job: _Job, index: int) -> ChunkRows:
     if job.q_mean is not None:
         q = np.broadcast_to(job.q_mean, (len(x), len(job.q_mean))).copy()
     sample = EvaluationSample.from_covariates(job.scenario, x, q=q, q_source="per-action average reward")
+    if isinstance(job.model_error, CellErrors):
+        sample = dataclasses.replace(sample, model_error=job.model_error.apply(sample.comp_probs, sample.target_probs))
+    elif job.model_error is not None:
+        sample = dataclasses.replace(sample, model_error=job.model_error)
+    by_use = {e.uses_reward_model: e for e in job.estimators}  # row sets depend only on this
+
+    def rows(sub: EvaluationSample) -> tuple[dict, np.ndarray]:
+        objs = {use: MixtureObjectives(sub, e, 1) for use, e in by_use.items()}
+        return {use: obj.groups for use, obj in objs.items()}, next(iter(objs.values())).component_values
+
     if job.grouping is None:
-        obj = MixtureObjectives(sample, job.estimator, 1)
-        return sample.size, [(0, sample.size, obj.groups, obj.component_values)]
+        sets, values = rows(sample)
+        return sample.size, [(0, sample.size, sets, values)]
     group = job.grouping.group_of(job.scenario, x)
     parts = []
     for g in range(job.grouping.size):
         idx = np.flatnonzero(group == g)
         if idx.size:
-            obj = MixtureObjectives(sample.subset(idx), job.estimator, 1)
-            parts.append((g, idx.size, obj.groups, obj.component_values))
+            sets, values = rows(sample.subset(idx))
+            parts.append((g, idx.size, sets, values))
     return sample.size, parts
 
 
-def _rows_moments(part: ChunkRows, alphas: np.ndarray, n_targets: int, estimator: EstimatorSpec, executor) -> tuple:
-    """(customers, moments for the batch, component values per group weighted by the group's share of the
-    chunk (G, K), the groups' shares of the chunk (G,)) of one chunk's parts: each part at its own group's
-    mixtures, combined by share."""
+def _rows_moments(part: ChunkRows, alphas: np.ndarray, n_targets: int, estimators: tuple[EstimatorSpec, ...], executor) -> tuple:
+    """(customers, moments for the batch per estimator pass, component values per group weighted by the
+    group's share of the chunk (G, K), the groups' shares of the chunk (G,)) of one chunk's parts: each part
+    at its own group's mixtures, combined by share."""
     m, groups = part
     values = np.zeros(alphas.shape[1:])
     shares = np.zeros(alphas.shape[1])
     found, weights = [], []
-    for g, count, rows, v in groups:
-        found.append(group_moments(rows, n_targets, alphas[:, g], estimator, executor=executor))
+    for g, count, sets, v in groups:
+        found.append([group_moments(sets[e.uses_reward_model], n_targets, alphas[:, g], e, executor=executor) for e in estimators])
         weights.append(count / m)
         values[g] = (count / m) * v
         shares[g] = count / m
     if len(found) == 1:  # one group for everyone: the chunk's moments as they are
         return m, found[0], values, shares
-    return m, Moments.combine(found, weights), values, shares
+    return m, [Moments.combine([f[p] for f in found], weights) for p in range(len(estimators))], values, shares
 
 
 def _chunk_moments(job: _Job, index: int) -> tuple:
     """What ``_rows_moments`` gives for one chunk."""
     threads = min(default_threads(), 4)  # this process's share of the cores
     executor = shared_executor(threads) if threads > 1 else None
-    return _rows_moments(_chunk_rows(job, index), job.alphas, len(job.scenario.targets()), job.estimator, executor)
+    return _rows_moments(_chunk_rows(job, index), job.alphas, len(job.scenario.targets()), job.estimators, executor)
 
 
 def _rows_nbytes(part: ChunkRows) -> int:
-    return sum(rows.nbytes for _, _, row_sets, _ in part[1] for _, rows in row_sets)
+    return sum(rows.nbytes for _, _, sets, _ in part[1] for row_sets in sets.values() for _, rows in row_sets)
 
 
 def _mean_mu(scenario: Scenario, seed: int, size: int, chunk_size: int, index: int) -> tuple[int, np.ndarray]:
@@ -147,12 +164,38 @@ class StreamingObjectives:
     Same results as ``MixtureObjectives`` on the same customers (tested), in memory bounded by one chunk
     per worker plus the batch's sums. With a ``grouping``, a batch is (B, G, K), one mixture per group of
     customers (a contextual mixture), with the same results as ``ContextualCriterion`` on the same customers.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    estimator : EstimatorSpec or sequence of EstimatorSpec
+        One estimator, or one per moment pass (``criterion.moment_passes``: the moment source of a
+        ``Criterion`` over a streamed population). ``laws`` and ``evaluate`` use the first.
+    n : int
+        Customers in the log the errors are for.
+    size : int
+        Customers in the population.
+    seed : int
+        Seed of the population (streams ``(seed, "evaluation_population", block)``).
+    chunk_size : int
+        Customers per chunk (whole blocks).
+    backend : Backend, optional
+        Where chunks are computed (default: this process).
+    aggregate : "max" or "mean"
+    cache_bytes : int
+        Memory for keeping the chunks' row sets between passes.
+    grouping : Grouping, optional
+        Customer groups, each logged with its own mixture.
+    model_error_from : EvaluationSample, optional
+        The sample on which the reward model's error is measured (``run``'s evaluation sample), then applied
+        to every chunk's customers by propensity cell: the robust error's model bound is then run's, and the
+        result does not depend on the chunk size. Default: each chunk measures it on its own customers.
     """
 
     def __init__(
         self,
         scenario: Scenario,
-        estimator: EstimatorSpec,
+        estimator: EstimatorSpec | Sequence[EstimatorSpec],
         n: int,
         size: int,
         seed: int = 0,
@@ -161,10 +204,15 @@ class StreamingObjectives:
         aggregate: str = "max",
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         grouping: Grouping | None = None,
+        model_error_from: EvaluationSample | None = None,
     ):
         from couponmix.infra.backend import LocalBackend
 
-        self.scenario, self.estimator, self.aggregate = scenario, estimator, check_aggregate(aggregate)
+        self.estimators = (estimator,) if isinstance(estimator, EstimatorSpec) else tuple(estimator)
+        if not self.estimators:
+            raise CouponmixError("the streamed objectives need at least one estimator")
+        self.estimator = self.estimators[0]
+        self.scenario, self.aggregate = scenario, check_aggregate(aggregate)
         self.n = check_positive_int(n, "n")
         self.size = check_positive_int(size, "population size", minimum=100)
         self.seed = int(seed)
@@ -174,13 +222,16 @@ class StreamingObjectives:
         self.grouping = grouping
         #: each customer group's share of the population (G,), known after the first pass
         self.group_shares: np.ndarray | None = None
+        #: the population's target values (T,), known after the first pass
+        self.target_values: np.ndarray | None = None
         self._rows: list | None = None  # per chunk its parts (``ChunkRows``), once cached
         self._cache_decided = False
         self.chunks = range(-(-self.size // self.chunk_size))
         self.target_names = tuple(scenario.targets())
         self.component_names = tuple(scenario.components())
         self._q_mean = None
-        if estimator.uses_reward_model and scenario.reward_model(population_chunk(scenario, seed, 100, BLOCK, 0)[:1]) is None:
+        self._model_error = None if model_error_from is None else model_error_measure(scenario, model_error_from)
+        if scenario.reward_model(population_chunk(scenario, seed, 100, BLOCK, 0)[:1]) is None:
             # the crude reward model is the per-action average over the whole population: one extra pass
             parts = self.backend.map(partial(_mean_mu, scenario, self.seed, self.size, self.chunk_size), self.chunks)
             self._q_mean = np.sum([p[1] for p in parts], axis=0) / self.size
@@ -191,7 +242,9 @@ class StreamingObjectives:
         return self._rows is not None
 
     def _job(self, alphas: np.ndarray) -> _Job:
-        return _Job(self.scenario, self.estimator, self.seed, self.size, self.chunk_size, alphas, self._q_mean, self.grouping)
+        return _Job(
+            self.scenario, self.estimators, self.seed, self.size, self.chunk_size, alphas, self._q_mean, self.grouping, self._model_error
+        )
 
     def _batch(self, alphas) -> np.ndarray:
         """(B, G, K) from a batch of mixtures: (B, K) or (K,) without a grouping, (B, G, K) or (G, K) with one."""
@@ -223,15 +276,16 @@ class StreamingObjectives:
         return None
 
     def _moments_from_rows(self, parts: list, alphas: np.ndarray) -> list:
-        """(customers, moments, component values) of chunks whose row sets are in this process."""
+        """(customers, moments per pass, component values, group shares) of chunks whose row sets are in this
+        process."""
         threads = default_threads()
         executor = shared_executor(threads) if threads > 1 else None
-        return [_rows_moments(part, alphas, len(self.target_names), self.estimator, executor) for part in parts]
+        return [_rows_moments(part, alphas, len(self.target_names), self.estimators, executor) for part in parts]
 
-    def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
-        """Population moments for the batch, and the components' values: (K,) without a grouping; with one,
-        (G, K), each group's values times its share of the population (revenue = sum over g of
-        alpha_g . values_g). ``on_chunk(i)`` is called as chunks are done (for progress bars)."""
+    def pass_moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[list[Moments], np.ndarray]:
+        """Population moments for the batch, one per estimator pass, and the components' values: (K,) without a
+        grouping; with one, (G, K), each group's values times its share of the population (revenue = sum over
+        g of alpha_g . values_g). ``on_chunk(i)`` is called as chunks are done (for progress bars)."""
         alphas = self._batch(alphas)
         first = None if self._cache_decided else self._try_cache(on_chunk)
         if self._rows is not None:
@@ -245,7 +299,15 @@ class StreamingObjectives:
         weights = [p[0] / self.size for p in parts]
         values = sum(w * p[2] for w, p in zip(weights, parts))
         self.group_shares = sum(w * p[3] for w, p in zip(weights, parts))
-        return Moments.combine([p[1] for p in parts], weights), (values[0] if self.grouping is None else values)
+        found = [Moments.combine([p[1][e] for p in parts], weights) for e in range(len(self.estimators))]
+        self.target_values = found[0].values
+        return found, (values[0] if self.grouping is None else values)
+
+    def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
+        """The first estimator's population moments for the batch, and the components' values (see
+        ``pass_moments``)."""
+        found, values = self.pass_moments(alphas, on_chunk)
+        return found[0], values
 
     def revenue_of(self, alphas, values: np.ndarray) -> np.ndarray:
         """(B,) revenue of a batch from the ``values`` ``moments`` returned."""

@@ -28,12 +28,13 @@ import numpy as np
 
 from couponmix.errors import CouponmixError
 from couponmix.infra.validation import check_positive_int, did_you_mean
+from couponmix.ope.criterion import Criterion, Population
 from couponmix.ope.divergence import weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, parse_list, suite
 from couponmix.ope.montecarlo import TargetCheck, monte_carlo
-from couponmix.ope.objectives import EvaluationSample, laws_from_moments
-from couponmix.ope.selection import choose_estimator
-from couponmix.ope.streaming import DEFAULT_CHUNK, StreamingObjectives, check_chunk_size
+from couponmix.ope.objectives import EvaluationSample
+from couponmix.ope.selection import choose_candidates
+from couponmix.ope.streaming import DEFAULT_CHUNK, check_chunk_size
 from couponmix.policy.simplex import parse_alpha_spec
 from couponmix.studies.batch import BatchResult, run_batch
 from couponmix.studies.config import StudyConfig
@@ -67,6 +68,28 @@ VALIDATE_MAX_REPS = 1_000_000
 EVALUATE_MAX_POPULATION = 10_000_000_000
 
 
+class CriterionCheck(NamedTuple):
+    """run's criterion for one target at the validated mixture, beside the Monte Carlo.
+
+    Attributes
+    ----------
+    estimator : str
+        The estimator the criterion chooses (``EstimatorSpec.name``).
+    promise : float
+        Its robust RMSE, the error run promises (reward's unit per customer).
+    simulator_rmse : float
+        Its exact RMSE with the simulator's true bias (what the Monte Carlo should show).
+    mc_rmse, mc_rmse_se : float or None
+        The Monte Carlo RMSE of that estimator and its standard error (None: not simulated).
+    """
+
+    estimator: str
+    promise: float
+    simulator_rmse: float
+    mc_rmse: float | None
+    mc_rmse_se: float | None
+
+
 @dataclass
 class ValidationResult:
     """``couponmix validate``: per estimator and target, the Monte Carlo check of the analytic error."""
@@ -78,6 +101,9 @@ class ValidationResult:
     seed: int
     results: dict  # estimator name -> target -> montecarlo.TargetCheck
     rule: str | None = None  # a contextual rule, logged group by group (alpha is then its traffic average)
+    #: run's criterion at this mixture, per target (``CriterionCheck``): the estimator it chooses, its promise,
+    #: and the Monte Carlo RMSE of that estimator where it was simulated
+    criterion: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -88,7 +114,20 @@ class ValidationResult:
             "reps": self.reps,
             "seed": self.seed,
             "estimators": {name: {t: r.to_dict() for t, r in pt.items()} for name, pt in self.results.items()},
+            "criterion": {t: c._asdict() for t, c in self.criterion.items()},
         }
+
+    def criterion_lines(self) -> list[str]:
+        """run's criterion at this mixture, per target: its estimator, its promise and what the logs gave."""
+        lines = []
+        for t, c in self.criterion.items():
+            if c.mc_rmse is None:
+                seen = f"{c.estimator} was not simulated (add it to --estimator)"
+            else:
+                verdict = "holds" if c.promise >= c.mc_rmse - 2 * c.mc_rmse_se else "is optimistic"
+                seen = f"Monte Carlo RMSE {c.mc_rmse:.5g} +/- {c.mc_rmse_se:.2g}: the promise {verdict}"
+            lines.append(f"  {t}: {c.estimator}, promised error (robust RMSE) {c.promise:.5g}; {seen}")
+        return ["run's criterion at this mixture (the estimator it would choose and the error it promises):", *lines] if lines else []
 
     def text(self) -> str:
         mix = ",".join(f"{k}={v:.4g}" for k, v in self.alpha.items())
@@ -108,7 +147,7 @@ class ValidationResult:
                     f"{name:20s} {t:12s} {r.true_value:9.4f} {r.mean_estimate:9.4f} {r.mc_rmse:9.5f} "
                     f"{r.mc_rmse_se:8.5f} {analytic:>9s} {z:>6s} {r.coverage:7.3f}"
                 )
-        return "\n".join(lines)
+        return "\n".join(lines + self.criterion_lines())
 
 
 def validate(
@@ -167,26 +206,70 @@ def validate(
             raise CouponmixError(f"{', '.join(bad)}: infinite variance at this mixture for {t} ({v.reason})")
     n = sc.default_n if cfg.n is None else cfg.n
     contextual = None if rule is None else (rule.grouping, rule.alphas)
+    laws = _criterion_laws(cfg, sc, sample, verdicts, n, a, rule)  # before the simulation: its errors come first
     res: dict[str, dict[str, TargetCheck]] = monte_carlo(
         sc, a, specs, n, reps, cfg.seed, eval_size=cfg.eval_size, backend=backend, on_replication=on_replication, contextual=contextual
     )
-    return ValidationResult(sc.name, dict(zip(sc.components(), a.tolist())), n, reps, cfg.seed, res, None if rule is None else rule.rule)
+    checks = {}
+    for t, law in laws.items():
+        d = law.summary(n, 0)
+        mc = res.get(d["estimator"], {}).get(t)
+        checks[t] = CriterionCheck(
+            d["estimator"], d["rmse"], d["simulator"]["rmse"], None if mc is None else mc.mc_rmse, None if mc is None else mc.mc_rmse_se
+        )
+    mix = dict(zip(sc.components(), a.tolist()))
+    return ValidationResult(sc.name, mix, n, reps, cfg.seed, res, None if rule is None else rule.rule, checks)
+
+
+def _criterion_laws(cfg: StudyConfig, sc, sample: EvaluationSample, verdicts: dict, n: int, a: np.ndarray, rule) -> dict:
+    """Each target's ``SelectedLaw`` under run's criterion at the validated mixture (or contextual rule)."""
+    cands, _ = choose_candidates(cfg.estimator, verdicts, sc.name)
+    crit = Criterion(sample, cands, n, cfg.aggregate)
+    if rule is None:
+        laws = crit.laws(a[None])
+    else:
+        from couponmix.decide.contextual import ContextualCriterion
+
+        laws = ContextualCriterion(crit, sc, rule.grouping).laws_of_mixtures(rule.alphas[None])
+    return dict(zip(crit.target_names, laws))
 
 
 @dataclass
 class EvaluationResult:
-    """``couponmix evaluate``: the exact objectives of given mixtures on a streamed population."""
+    """``couponmix evaluate``: revenue and the decision's error of given mixtures, by the same criterion as
+    ``run`` (``couponmix.ope.criterion``), on the run's evaluation sample or a streamed population.
+
+    Attributes
+    ----------
+    scenario : str
+    population : int
+        Customers the moments are over.
+    n : int
+        Customers in the log the errors are for.
+    seed : int
+    criterion : str
+        The criterion in plain words (``Criterion.label``).
+    criterion_reason : str
+        Why these candidate estimators (``selection.choose_candidates``).
+    aggregate : str
+    backend : str
+    seconds : float
+    mixtures : list of dict
+        Per mixture: ``alpha`` (component -> weight, fractions), ``revenue`` (reward per customer),
+        ``ope_rmse`` (the aggregate of the targets' errors, reward's unit) and ``targets``: per future
+        policy its value and ``SelectedLaw.summary`` (the estimator chosen, its error and the error's parts).
+    """
 
     scenario: str
     population: int
     n: int
     seed: int
-    estimator: str
-    estimator_reason: str
+    criterion: str
+    criterion_reason: str
     aggregate: str
     backend: str
     seconds: float
-    mixtures: list  # per mixture: alpha, revenue, ope_rmse, targets (ErrorLaw.summary)
+    mixtures: list
 
     def to_dict(self) -> dict:
         return {
@@ -194,12 +277,12 @@ class EvaluationResult:
             "population": self.population,
             "n": self.n,
             "seed": self.seed,
-            "estimator": self.estimator,
-            "estimator_reason": self.estimator_reason,
+            "criterion": self.criterion,
+            "criterion_reason": self.criterion_reason,
             "aggregate": self.aggregate,
             "backend": self.backend,
             "seconds": self.seconds,
-            "mixture_evaluations_per_second": len(self.mixtures) / self.seconds,
+            "mixture_evaluations_per_second": len(self.mixtures) / max(self.seconds, 1e-9),
             "mixtures": self.mixtures,
         }
 
@@ -216,13 +299,18 @@ class EvaluationResult:
         w = max([34, *map(len, labels)])
         lines = [
             f"{self.scenario}: {k} mixture(s) evaluated exactly on {self.population:,} customers in "
-            f"{self.seconds:.1f} s ({k / self.seconds:.3g} mixture evaluations/s, {self.backend})",
-            f"OPE error of {self.estimator} at a log of n = {self.n:,}: {self.estimator_reason}",
-            f"{'mixture':{w}s} {'revenue':>9s} " + " ".join(f"{'RMSE ' + t:>14s}" for t in targets) + f" {self.aggregate + ' RMSE':>10s}",
+            f"{self.seconds:.1f} s ({k / max(self.seconds, 1e-9):.3g} mixture evaluations/s, {self.backend})",
+            f"error at a log of n = {self.n:,}, as run computes it: {self.criterion}",
+            f"candidate estimators: {self.criterion_reason}",
+            f"{'mixture':{w}s} {'revenue':>9s} "
+            + " ".join(f"{'error ' + t:>14s} {'by':12s}" for t in targets)
+            + f" {self.aggregate + ' error':>10s}",
         ]
         for mix, row in zip(labels, self.mixtures):
-            cells = [f"{d['rmse']:14.5g}" if d["supported"] else f"{'unsupported':>14s}" for d in row["targets"].values()]
+            cells = [f"{d['rmse']:13.5g}{' ' if d['logs_show_all'] else '*'} {d['estimator']:12s}" for d in row["targets"].values()]
             lines.append(f"{mix:{w}s} {row['revenue']:9.5g} " + " ".join(cells) + f" {row['ope_rmse']:10.5g}")
+        if any(not d["logs_show_all"] for row in self.mixtures for d in row["targets"].values()):
+            lines.append("* unsupported: the logs never show some actions this policy plays; part of its error rests on the revenue model")
         lines += [f"the contextual rule (its weights above: the traffic average): {row['rule']}" for row in self.mixtures if "rule" in row]
         return "\n".join(lines)
 
@@ -230,19 +318,24 @@ class EvaluationResult:
         out = []
         for mix, row in zip(self.labels(), self.mixtures):
             for t, d in row["targets"].items():
-                if not d["supported"]:
+                if not d["logs_show_all"]:
                     out.append(
                         f"at {mix} the logs never show actions that carry {1 - d['support']:.1%} of {t}'s "
-                        f"probability: its RMSE {d['rmse']:.4g} includes a bias of {d['bias']:.4g} that no "
-                        "log size removes"
+                        f"probability: of its error {d['rmse']:.4g}, {d['model_dependent']:.4g} is bias no log size "
+                        f"removes (computed from the revenue model: {d['computed_bias']:.4g}; resting on the model "
+                        f"beyond that: up to {d['model_bias_bound']:.4g})"
                     )
         return out
+
+
+#: ``evaluate``'s population: the run's own evaluation sample, in memory (the same customers ``run`` used)
+RUN_SAMPLE = "sample"
 
 
 def evaluate(
     cfg: StudyConfig,
     alphas: Sequence | None,
-    population: int = 1_000_000,
+    population: int | str = 1_000_000,
     chunk_size: int | None = None,
     naive: bool = False,
     backend=None,
@@ -250,14 +343,42 @@ def evaluate(
     contextual_from=None,
     at: str = "recommended",
 ) -> EvaluationResult:
-    """The exact objectives of the mixtures ``alphas`` (specs or mappings) on a population of ``population``
-    customers streamed in chunks. The estimator is the study's, or the textbook default (plain IPS where its
-    variance is finite at these mixtures, clipped IPS otherwise); ``naive`` uses its naive form.
+    """Revenue and the decision's error of the mixtures ``alphas`` (specs or mappings), by run's criterion.
 
-    ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) adds that run's
-    contextual rule at ``at``, each customer group at its own mixture, and the one rate for everyone that
-    reached the same precision in the run (unless ``alphas`` are given): both on the same population."""
-    population = check_positive_int(population, "population size", minimum=100, maximum=EVALUATE_MAX_POPULATION)
+    The error is the one ``run`` uses (``couponmix.ope.criterion``): per future policy, the lowest robust
+    error among the estimators with an exact formula whose variance is finite at these mixtures, or the
+    estimator the study forces (``cfg.estimator``; ``naive`` uses its naive multi-logger form).
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+    alphas : sequence of str or mapping, optional
+        Mixtures (component -> weight, fractions summing to 1).
+    population : int or "sample"
+        Customers of a population streamed in chunks (any size, memory bounded by the chunk), or "sample":
+        the run's own evaluation sample (``cfg.eval_size`` customers, in memory), where evaluate gives
+        exactly run's numbers.
+    chunk_size : int, optional
+        Customers per chunk (a multiple of 65,536).
+    naive : bool
+    backend : Backend, optional
+    on_chunk : callable, optional
+        Called with each chunk's index as it is done.
+    contextual_from : path, optional
+        A folder written by ``run --contextual`` (or its summary.json): adds that run's contextual rule at
+        ``at``, each customer group at its own mixture, and the one rate for everyone that reached the same
+        precision in the run (unless ``alphas`` are given), on the same customers.
+    at : str
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    in_memory = population == RUN_SAMPLE
+    if not in_memory:
+        if isinstance(population, str):
+            raise CouponmixError(f"population must be a number of customers or {RUN_SAMPLE!r}, got {population!r}")
+        population = check_positive_int(population, "population size", minimum=100, maximum=EVALUATE_MAX_POPULATION)
     sc = cfg.build_scenario()
     names = tuple(sc.components())
     a = np.array([parse_alpha_spec(x, names) for x in alphas or []]).reshape(-1, len(names))
@@ -279,35 +400,49 @@ def evaluate(
         # every mixture logged, each group's of a contextual rule included
         found = [weight_verdict(sc, sample, t, x) for x in [*a, *([] if rule is None else rule.alphas)]]
         verdicts[t] = next((v for v in found if v.status == "infinite"), found[0])
-    spec, why = choose_estimator(requested, verdicts, sc.name)
+    specs, why = choose_candidates(requested, verdicts, sc.name)
     n = sc.default_n if cfg.n is None else cfg.n
-    grouping = None if rule is None else rule.grouping
-    chunk = DEFAULT_CHUNK if chunk_size is None else chunk_size
-    obj = StreamingObjectives(sc, spec, n, population, cfg.seed, chunk, backend, cfg.aggregate, grouping=grouping)
-    batch = a if rule is None else np.concatenate([np.repeat(a[:, None, :], rule.grouping.size, axis=1), rule.alphas[None]])
     start = time.perf_counter()
-    m, values = obj.moments(batch, on_chunk=on_chunk)
+    if in_memory:
+        crit = Criterion(sample, specs, n, cfg.aggregate)
+        size, where = sample.size, "in memory"
+        shares = None
+        if rule is None:
+            revenue, laws = crit.assess(a)
+        else:  # the rule on the same customers: each group at its own mixture, the others for everyone
+            from couponmix.decide.contextual import ContextualCriterion
+
+            ctx = ContextualCriterion(crit, sc, rule.grouping)
+            batch = np.concatenate([np.repeat(a[:, None, :], rule.grouping.size, axis=1), rule.alphas[None]])
+            revenue, laws = ctx.revenue_of_mixtures(batch), ctx.laws_of_mixtures(batch)
+            shares = np.asarray(ctx.shares, dtype=float)
+    else:
+        grouping = None if rule is None else rule.grouping
+        pop = Population(sc, population, cfg.seed, chunk_size, backend, grouping, model_error_from=sample)  # type: ignore[arg-type]
+        crit = Criterion(pop, specs, n, cfg.aggregate)
+        assert crit.stream is not None
+        batch = a if rule is None else np.concatenate([np.repeat(a[:, None, :], rule.grouping.size, axis=1), rule.alphas[None]])
+        revenue, laws = crit.assess(batch, on_chunk=on_chunk)
+        size, where = crit.stream.size, crit.stream.backend.name
+        shares = None if rule is None else np.asarray(crit.stream.group_shares, dtype=float)
     seconds = time.perf_counter() - start
-    laws = dict(zip(obj.target_names, laws_from_moments(m, spec)))
-    revenue = obj.revenue_of(batch, values)
-    agg = obj.combine(np.column_stack([law.rmse(n) for law in laws.values()]))
+    values = dict(zip(crit.target_names, np.asarray(crit.target_values).tolist()))
+    agg = crit.combine(np.column_stack([law.rmse(n) for law in laws]))
+
+    def targets(i: int) -> dict:
+        return {t: {"value": values[t], **law.summary(n, i)} for t, law in zip(crit.target_names, laws)}
+
     rows = [
-        {
-            "alpha": dict(zip(names, x.tolist())),
-            "revenue": float(revenue[i]),
-            "ope_rmse": float(agg[i]),
-            "targets": {t: law.summary(n, i) for t, law in laws.items()},
-        }
+        {"alpha": dict(zip(names, x.tolist())), "revenue": float(revenue[i]), "ope_rmse": float(agg[i]), "targets": targets(i)}
         for i, x in enumerate(a)
     ]
-    if rule is not None:  # the contextual rule: its traffic shares over the whole population, and the rule
-        shares = np.asarray(obj.group_shares, dtype=float)
+    if rule is not None and shares is not None:  # the contextual rule: its traffic shares over the customers, and the rule
         rows.append(
             {
                 "alpha": dict(zip(names, (shares @ rule.alphas).tolist())),
                 "revenue": float(revenue[-1]),
                 "ope_rmse": float(agg[-1]),
-                "targets": {t: law.summary(n, len(a)) for t, law in laws.items()},
+                "targets": targets(len(a)),
                 "rule": rule.rule,
                 "groups": [
                     {"label": lab, "share": float(w), "alpha": dict(zip(names, x.tolist()))}
@@ -315,7 +450,7 @@ def evaluate(
                 ],
             }
         )
-    return EvaluationResult(sc.name, obj.size, n, cfg.seed, spec.label, why, cfg.aggregate, obj.backend.name, seconds, rows)
+    return EvaluationResult(sc.name, size, n, cfg.seed, crit.label, why, cfg.aggregate, where, seconds, rows)
 
 
 def n_chunks(population: int, chunk_size: int | None) -> int:
