@@ -187,3 +187,113 @@ def test_estimators_are_named_in_the_studys_reward():
     )
     assert in_words("the revenue model's predictions alone", "clicks") == "the model's predictions alone"
     assert in_words("the revenue model's predictions alone", "revenue") == "the revenue model's predictions alone"
+
+
+@pytest.fixture(scope="module")
+def contextual_run_dir(tmp_path_factory):
+    """The small market study with a rate per segment (``contextual: segment``): one contextual run, shared by
+    the tests of the rule slider."""
+    root = tmp_path_factory.mktemp("contextual_report")
+    config = root / "b_market_segment.yaml"
+    config.write_text((STUDIES / "b_market.yaml").read_text() + "contextual: segment\n")
+    out = root / "run"
+    assert main(["run", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_no_rule_slider_without_contextual(run_dir):
+    """A run without --contextual has no rule by group to slide over: no data, no section."""
+    from couponmix.outputs.report import rule_slider_data
+
+    assert rule_slider_data(from_json((run_dir / "summary.json").read_text())) is None
+    html = (run_dir / "report.html").read_text()
+    assert 'id="rule-slider"' not in html and 'id="try-rules"' not in html
+
+
+@pytest.mark.slow
+def test_the_contextual_front_stores_what_the_rule_slider_shows(contextual_run_dir):
+    """Each rule of the contextual front carries its cost against no exploration, explored share and each
+    future policy's error and 95% interval (the same keys as the rule at a named precision); the recommended
+    rule is on the front, and the rule slider runs from the cheapest to the most precise, starting there."""
+    from couponmix.outputs.report import rule_slider_data
+
+    summary = json.loads((contextual_run_dir / "summary.json").read_text())
+    cx, base = summary["contextual"], summary["revenue_cost"]["baseline_revenue"]
+    front, at = cx["front"]["contextual"], cx["at"]["recommended"]
+    shares = np.array([g["share"] for g in cx["groups"]])
+    values = {t: p["value"] for t, p in summary["policies"].items()}
+    for p in front:
+        assert p["revenue_cost_per_10k_customers"] == pytest.approx(1e4 * (base - p["revenue"]), rel=1e-12, abs=1e-9)
+        assert p["explored_share"] == pytest.approx(np.dot(p["exploration_rate"], shares), rel=1e-12)
+        per = list(p["errors"].values())
+        assert p["error"] == pytest.approx(max(per) if summary["aggregate"] == "max" else np.mean(per), rel=1e-12)
+        for t, half in p["intervals_95"].items():
+            assert p["errors"][t] <= half <= np.hypot(1, 1.959964) * p["errors"][t] + 1e-9
+            assert p["intervals_95_pct"][t] == pytest.approx(100 * half / abs(values[t]), rel=1e-12)
+        assert p["worst_interval_95_pct"] == max(p["intervals_95_pct"].values())
+    assert [p["error"] for p in front] == sorted(p["error"] for p in front)
+    rule = front[at["front_index"]]
+    for k in ("exploration_rate", "explored_share", "errors", "intervals_95", "intervals_95_pct", "worst_interval_95_pct"):
+        assert rule[k] == at[k], k
+    assert rule["revenue_cost_per_10k_customers"] == at["revenue_cost_per_10k_customers"]
+    s = from_json((contextual_run_dir / "summary.json").read_text())
+    data = rule_slider_data(s)
+    assert data is not None
+    last = len(front) - 1
+    assert data["start"] == last - at["front_index"] and data["marks"][str(data["start"])] == "the recommended rule"
+    assert data["cost_per_10k"] == [p["revenue_cost_per_10k_customers"] for p in front[::-1]]
+    assert data["cost_per_10k"][0] == min(data["cost_per_10k"])  # the cheapest first, the most precise last
+    # a summary written before the front carried these numbers has no rule slider (and no error)
+    for p in s.contextual["front"]["contextual"]:
+        del p["intervals_95"]
+    assert rule_slider_data(s) is None
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_rule_slider_shows_summary_json_numbers_at_each_rule(contextual_run_dir):
+    """Issue 23, item 4 (the per-group part): in Chromium, move the slider over the rules by segment with the
+    keyboard and read the page; at each position every group's rate, the explored share, the cost against no
+    exploration and each policy's interval equal summary.json's contextual front, and it starts at the
+    recommended rule with the numbers of the rule the headline gives."""
+    from couponmix.outputs.browser import open_report, slide_rules
+
+    summary = json.loads((contextual_run_dir / "summary.json").read_text())
+    cx = summary["contextual"]
+    front, at = cx["front"]["contextual"], cx["at"]["recommended"]
+    points = front[::-1]  # cheapest first
+    last = len(points) - 1
+    start = last - at["front_index"]
+    moves = [-start, 5, 17, 2 * last]  # to the cheapest, then up, then past the most precise
+    seen = slide_rules(contextual_run_dir / "report.html", moves)
+    positions = [start]
+    for m in moves:
+        positions.append(min(max(positions[-1] + m, 0), last))
+    assert [s["index"] for s in seen] == positions
+    assert seen[0]["note"] == "(the recommended rule)" and seen[-1]["note"] in ("(the most precise)", "(the rule for the tolerance)")
+    base = summary["revenue_cost"]["baseline_revenue"]
+    number = lambda text: float(text.replace(",", "").replace("±", "").replace("%", ""))
+    for shown, i in zip(seen, positions):
+        p = points[i]
+        assert shown["position"] == f"{i + 1} of {last + 1}"
+        assert [g["label"] for g in shown["groups"]] == [g["label"] for g in cx["groups"]]
+        assert [g["share"] for g in shown["groups"]] == [f"{100 * g['share']:.1f}%" for g in cx["groups"]]
+        assert [g["rate"] for g in shown["groups"]] == [f"{100 * r:.1f}%" for r in p["exploration_rate"]]
+        assert shown["explored"] == f"{100 * p['explored_share']:.1f}%"
+        cost = p["revenue_cost_per_10k_customers"]
+        assert number(shown["cost"]) == pytest.approx(cost, abs=0.5 + 1e-6 * abs(cost))
+        assert number(shown["cost_pct"]) == pytest.approx(100 * cost / 1e4 / abs(base), abs=0.051)
+        assert number(shown["worst_pct"]) == pytest.approx(p["worst_interval_95_pct"], abs=0.051)
+        assert set(shown["rows"]) == set(p["intervals_95"])
+        for t, row in shown["rows"].items():
+            assert number(row["iv"]) == pytest.approx(p["intervals_95"][t], abs=5.1e-4)
+            assert number(row["pct"]) == pytest.approx(p["intervals_95_pct"][t], abs=0.051)
+            assert number(row["rmse"]) == pytest.approx(p["errors"][t], abs=5.1e-5)
+    # at the start: the recommended rule's own numbers (summary.json's contextual.at.recommended)
+    first = seen[0]
+    assert [g["rate"] for g in first["groups"]] == [f"{100 * r:.1f}%" for r in at["exploration_rate"]]
+    assert number(first["cost"]) == pytest.approx(at["revenue_cost_per_10k_customers"], abs=0.5)
+    for t, row in first["rows"].items():
+        assert number(row["iv"]) == pytest.approx(at["intervals_95"][t], abs=5.1e-4)
+    check = open_report(contextual_run_dir / "report.html")
+    assert check.console_errors == [] and check.page_errors == [] and check.external_requests == []

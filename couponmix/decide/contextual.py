@@ -43,6 +43,7 @@ __all__ = [
     "rule_in_words",
     "check_contextual",
     "contextual_block",
+    "front_point",
     "least_cost_rule",
     "Grouping",
     "segment_grouping",
@@ -222,12 +223,47 @@ class ContextualCriterion:
         n = self.n if n is None else n
         return np.column_stack([law.rmse(n) for law in self.laws(eps)])
 
+    def precision(self, eps, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each future policy's error and 95% interval at the rates ``eps`` (B, G), from one computation of
+        the laws (what ``rmse`` computes, with the interval beside it).
+
+        Parameters
+        ----------
+        eps : array_like, (B, G)
+            Each group's exploration rate, fractions in [0, 1].
+        n : int, optional
+            Customers in the log (default: the criterion's).
+
+        Returns
+        -------
+        rmse : ndarray, (B, T)
+            The criterion's error per future policy (RMSE, reward's unit per customer).
+        interval_95 : ndarray, (B, T)
+            The 95% half-width per future policy (reward's unit per customer): ``ope.criterion.interval_95``
+            of the estimator the criterion chooses there.
+        """
+        n = self.n if n is None else n
+        laws = self.laws(eps)
+        return np.column_stack([law.rmse(n) for law in laws]), np.column_stack([_interval_95(law, n) for law in laws])
+
     def combine(self, rmse: np.ndarray) -> np.ndarray:
         return self.base.combine(rmse)
 
     def evaluate(self, eps):
         r = self.rmse(eps)
         return self.revenue(eps), self.combine(r), r
+
+
+def _interval_95(law, n: int) -> np.ndarray:
+    """(B,) one target's 95% half-width (reward's unit) over a batch: ``ope.criterion.interval_95`` of the parts
+    of the estimator the criterion chooses for each mixture, as ``SelectedLaw.summary`` gives them one by one."""
+    e, i = law.choice(n), np.arange(len(law.laws[0].bias0))
+    parts = {
+        "computed_bias": np.stack([x.computed_bias(n) for x in law.laws])[e, i],
+        "model_bias_bound": np.stack([np.broadcast_to(x.bound, i.shape) for x in law.laws])[e, i],
+        "sampling_error": np.stack([x.sampling_error(n) for x in law.laws])[e, i],
+    }
+    return np.asarray(interval_95(parts), dtype=float)
 
 
 def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01, starts: int = 2, x0=None):
@@ -440,7 +476,8 @@ def search_front(
     """NSGA-II (pymoo) over the family's parameters for the two objectives, revenue (maximised) and the
     criterion's combined error (minimised), from a first population holding every row of ``seeds`` (P
     parameters each), padded with uniform draws. Returns the non-dominated set of everything evaluated, by
-    increasing error: ``x`` (F, P), ``eps`` (F, G), ``revenue`` (F,), ``error`` (F,), ``errors`` (F, T), and ``evaluations``.
+    increasing error: ``x`` (F, P), ``eps`` (F, G), ``revenue`` (F,), ``error`` (F,), ``errors`` (F, T), ``intervals_95``
+    (F, T) each future policy's 95% half-width (reward's unit, from the same laws as the errors), and ``evaluations``.
     The seeds are evaluated too, so the front found is never dominated by a seed."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.callback import Callback
@@ -465,9 +502,9 @@ def search_front(
         def _evaluate(self, X, out, *args, **kwargs):
             x = family.repair(X)
             eps = family.eps(x)
-            rev, err = obj.revenue(eps), obj.rmse(eps)
+            rev, (err, half) = obj.revenue(eps), obj.precision(eps)
             agg = obj.combine(err)
-            archive.append((x, eps, rev, agg, err))
+            archive.append((x, eps, rev, agg, err, half))
             out["F"] = np.column_stack([-rev, agg])
 
     class Progress(Callback):
@@ -477,11 +514,19 @@ def search_front(
 
     algorithm = NSGA2(pop_size=pop_size, sampling=first, repair=Feasible(), eliminate_duplicates=True)
     minimize(FamilyProblem(), algorithm, ("n_gen", generations), seed=seed, verbose=False, callback=Progress())
-    x, eps, rev, agg, err = (np.concatenate([a[i] for a in archive]) for i in range(5))
+    x, eps, rev, agg, err, half = (np.concatenate([a[i] for a in archive]) for i in range(6))
     keep = nondominated_mask(rev, agg)
     order = np.argsort(agg[keep], kind="stable")
     pick = np.flatnonzero(keep)[order]
-    return {"x": x[pick], "eps": eps[pick], "revenue": rev[pick], "error": agg[pick], "errors": err[pick], "evaluations": len(rev)}
+    return {
+        "x": x[pick],
+        "eps": eps[pick],
+        "revenue": rev[pick],
+        "error": agg[pick],
+        "errors": err[pick],
+        "intervals_95": half[pick],
+        "evaluations": len(rev),
+    }
 
 
 #: the families ``--contextual`` takes: segment, margin (quartile steps of the predicted margin), logistic (a
@@ -577,7 +622,9 @@ def contextual_block(
     the global front; NSGA-II then searches the family's parameters from a first population seeded with those
     rules and with constant rates. The contextual front is the non-dominated set of everything evaluated and
     of the global grid; the rule at a named precision is the cheapest of the front's points, the SLSQP rule
-    and the best constant rate within that error. ``on_progress(fraction, what)`` hears each step: every
+    and the best constant rate within that error. That rule is placed on the front (``at[name]["front_index"]``),
+    and every point of the front carries what the report's slider over the rules shows (``front_point``), from
+    the laws the search and the grid computed (no further evaluation). ``on_progress(fraction, what)`` hears each step: every
     SLSQP rule, every search generation and every final polish (each step about one share of the time)."""
     steps = 2 * len(targets) + front_points + generations
     done = 0
@@ -589,9 +636,11 @@ def contextual_block(
             on_progress(min(done / steps, 1.0), what)
 
     eps_grid = np.asarray(curve["eps"], float)
-    rev_g, err_g, _ = obj.evaluate(np.repeat(eps_grid[:, None], obj.size, axis=1))
+    grid = np.repeat(eps_grid[:, None], obj.size, axis=1)
+    per_g, half_g = obj.precision(grid)
+    rev_g, err_g = obj.revenue(grid), obj.combine(per_g)
     keep = (eps_grid >= floor) & (eps_grid <= 1 - floor)
-    eps_grid, rev_g, err_g = eps_grid[keep], rev_g[keep], err_g[keep]
+    eps_grid, rev_g, err_g, per_g, half_g = eps_grid[keep], rev_g[keep], err_g[keep], per_g[keep], half_g[keep]
     family = FamilyParameters(obj, floor)
     out: dict = {
         "family": obj.grouping.kind,
@@ -643,6 +692,7 @@ def contextual_block(
         "evaluations": searched["evaluations"],
     }
     # 3. the rule at each named precision: the cheapest of the front, the SLSQP rule and the constant rate
+    rules: dict[str, dict] = {}
     for name, (target, start, found) in named.items():
         constant_x = family.constant(start)
         options = [(family.eps(constant_x)[0], family.parameters(constant_x), "one rate for everyone")]
@@ -661,24 +711,19 @@ def contextual_block(
         eps, params, by = options[best]
         laws = obj.laws(eps[None])
         err = np.array([law.rmse(obj.n)[0] for law in laws])
-        values = obj.base.sample.target_values
         # each future policy's 95% half-width at the rule, in the reward's unit and as a share of its value
-        halves = [interval_95(law.summary(obj.n, 0)) for law in laws]
-        shares = [100.0 * h / abs(v) if abs(v) > 1e-12 else None for h, v in zip(halves, values)]
+        halves = np.array([interval_95(law.summary(obj.n, 0)) for law in laws])
+        rule = rules[name] = front_point(obj, np.asarray(eps, float), revenues[best], err, halves, best_revenue)
         cost_global = float(best_revenue - revenues[0])
         cost = float(best_revenue - revenues[best])
         gain = cost_global - cost
         out["at"][name] = {
             "error": target,
             "reachable": True,
-            "exploration_rate": np.asarray(eps, float).tolist(),
-            "explored_share": float(eps @ obj.shares),
+            "exploration_rate": rule["exploration_rate"],
+            "explored_share": rule["explored_share"],
             "global_exploration_rate": start,
-            "errors": dict(zip(obj.target_names, err.tolist())),
-            "intervals_95": dict(zip(obj.target_names, map(float, halves))),
-            "intervals_95_pct": dict(zip(obj.target_names, shares)),
-            "worst_interval_95_pct": widest_share(shares),
-            "revenue_cost_per_10k_customers": 10_000 * cost,
+            **{k: rule[k] for k in (*_PRECISION_KEYS, "revenue_cost_per_10k_customers")},
             "global_revenue_cost_per_10k_customers": 10_000 * cost_global,
             # revenue kept per 10,000 customers at the same precision; when the rule beats even the
             # revenue-only mix (exploring earns more than the exploit policy in some group) the saving is the
@@ -690,15 +735,71 @@ def contextual_block(
             "rule": rule_in_words(obj.grouping, eps, obj.shares, params),
             **({"parameters": params} if params is not None else {}),
         }
-    # 4. the family contains the constant rules: its front is the non-dominated set of the search and the grid
-    pts = [
-        {"error": float(e), "revenue": float(r), "exploration_rate": x.tolist()}
-        for x, r, e in zip(searched["eps"], searched["revenue"], searched["error"])
-    ] + [{"error": float(e), "revenue": float(r), "exploration_rate": [float(x)] * obj.size} for x, r, e in zip(eps_grid, rev_g, err_g)]
+    # 4. the family contains the constant rules: its front is the non-dominated set of the search and the grid,
+    # with the rules at the named precisions on it (each point with what the report's slider shows there)
+    named_pts = list({tuple(p["exploration_rate"]): p for p in rules.values()}.values())
+    pts = named_pts + [
+        front_point(obj, x, r, e, h, best_revenue)
+        for x, r, e, h in zip(searched["eps"], searched["revenue"], searched["errors"], searched["intervals_95"])
+    ]
+    pts += [front_point(obj, np.full(obj.size, x), r, e, h, best_revenue) for x, r, e, h in zip(eps_grid, rev_g, per_g, half_g)]
     keep = nondominated_mask(np.array([p["revenue"] for p in pts]), np.array([p["error"] for p in pts]))
+    keep[: len(named_pts)] = True  # a named rule stays even where another point equals it to the last digit
+    keep[len(named_pts) :] &= [all(p["exploration_rate"] != q["exploration_rate"] for q in named_pts) for p in pts[len(named_pts) :]]
     merged = sorted((p for p, k in zip(pts, keep) if k), key=lambda p: p["error"])
+    for name, rule in rules.items():
+        out["at"][name]["front_index"] = next(i for i, p in enumerate(merged) if p["exploration_rate"] == rule["exploration_rate"])
     out["front"] = {
         "contextual": merged,
         "global": [{"error": float(e), "revenue": float(r), "exploration_rate": float(x)} for x, r, e in zip(eps_grid, rev_g, err_g)],
     }
     return out
+
+
+#: what a rule buys, stored alike at a named precision and at each point of the contextual front
+_PRECISION_KEYS = ("errors", "intervals_95", "intervals_95_pct", "worst_interval_95_pct")
+
+
+def front_point(
+    obj: ContextualCriterion, eps: np.ndarray, revenue: float, errors: np.ndarray, halves: np.ndarray, best_revenue: float
+) -> dict:
+    """One rule of the contextual front as summary.json stores it, with what the report's slider over the rules
+    shows there (the same keys and units as the rule at a named precision, ``at``).
+
+    Parameters
+    ----------
+    obj : ContextualCriterion
+        The criterion the rule was evaluated with (its groups' shares and future policies' values).
+    eps : ndarray, (G,)
+        Each group's exploration rate, fractions in [0, 1].
+    revenue : float
+        Reward per customer under the rule (reward's unit).
+    errors, halves : ndarray, (T,)
+        Each future policy's error (RMSE) and 95% half-width (``ope.criterion.interval_95``) at the rule, in
+        the reward's unit per customer, from the laws the search computed (no new evaluation).
+    best_revenue : float
+        Reward per customer with no exploration (reward's unit): the baseline every cost is against.
+
+    Returns
+    -------
+    dict
+        ``error`` the criterion's error (its aggregate of ``errors``), ``revenue``, ``exploration_rate`` (G
+        fractions), ``explored_share`` (fraction of all traffic), ``revenue_cost_per_10k_customers`` (reward's
+        unit per 10,000 customers, against no exploration; negative: a gain), ``errors``, ``intervals_95``
+        (name -> reward's unit), ``intervals_95_pct`` (name -> percent of the policy's value, None for a
+        value of 0) and ``worst_interval_95_pct`` (the widest of them, percent).
+    """
+    values = obj.base.sample.target_values
+    errors, halves = np.asarray(errors, float), np.asarray(halves, float)
+    shares = [float(100.0 * float(h) / abs(v)) if abs(v) > 1e-12 else None for h, v in zip(halves, values)]
+    return {
+        "error": float(obj.combine(errors[None])[0]),
+        "revenue": float(revenue),
+        "exploration_rate": np.asarray(eps, float).tolist(),
+        "explored_share": float(eps @ obj.shares),
+        "revenue_cost_per_10k_customers": 10_000 * float(best_revenue - revenue),
+        "errors": dict(zip(obj.target_names, errors.tolist())),
+        "intervals_95": dict(zip(obj.target_names, halves.tolist())),
+        "intervals_95_pct": dict(zip(obj.target_names, shares)),
+        "worst_interval_95_pct": widest_share(shares),
+    }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from couponmix.errors import CouponmixError
 
-__all__ = ["CHROMIUM_FLAGS", "chromium_path", "PageCheck", "open_report", "slide_report"]
+__all__ = ["CHROMIUM_FLAGS", "chromium_path", "PageCheck", "open_report", "slide_report", "slide_rules"]
 
 #: without the background-networking flags Chromium keeps trying to reach Google's hosts on a closed network
 CHROMIUM_FLAGS = [
@@ -74,8 +74,6 @@ def slide_report(html: Path, moves: list[int]) -> list[dict]:
     """Move the report's exploration-rate slider as a person would (focus it, press the arrow keys), and after
     each move of ``moves`` (signed key presses) read what the page shows: the slider's position, the rate,
     the cost, the days of logging, the payback and each future policy's row."""
-    from playwright.sync_api import sync_playwright
-
     read = """() => {
       const text = id => { const el = document.getElementById(id); return el ? el.textContent : null; };
       const rows = {};
@@ -87,6 +85,35 @@ def slide_report(html: Path, moves: list[int]) -> list[dict]:
               cost_pct: text('rate-cost-pct'), days: text('rate-days'), log_size: text('rate-log-size'),
               payback: text('rate-payback'), rows: rows};
     }"""
+    return _slide(html, "#rate-slider", moves, read)
+
+
+def slide_rules(html: Path, moves: list[int]) -> list[dict]:
+    """Move the report's slider over the rules by customer group (``--contextual``) with the arrow keys, and after
+    each move of ``moves`` (signed key presses) read what the page shows: the slider's position and its note,
+    the share of all traffic explored, the cost, the widest interval's share, each group's exploration rate
+    (in the table's order) and each future policy's row."""
+    read = """() => {
+      const text = id => { const el = document.getElementById(id); return el ? el.textContent : null; };
+      const rows = {};
+      document.querySelectorAll('#rule-table tr[data-target]').forEach(r => {
+        rows[r.dataset.target] = {iv: r.querySelector('.iv').textContent, pct: r.querySelector('.pct').textContent,
+                                  rmse: r.querySelector('.rmse').textContent};
+      });
+      const groups = Array.from(document.querySelectorAll('#rule-groups tr[data-group]')).map(r => ({
+        label: r.cells[0].textContent, share: r.querySelector('.share').textContent, rate: r.querySelector('.rate').textContent}));
+      return {index: Number(document.getElementById('rule-slider').value), position: text('rule-position'), note: text('rule-note'),
+              explored: text('rule-explored'), cost: text('rule-cost'), cost_pct: text('rule-cost-pct'),
+              worst_pct: text('rule-worst-pct'), groups: groups, rows: rows};
+    }"""
+    return _slide(html, "#rule-slider", moves, read)
+
+
+def _slide(html: Path, selector: str, moves: list[int], read: str) -> list[dict]:
+    """Focus the slider ``selector`` in headless Chromium, press the arrow keys ``moves`` (signed counts), and
+    evaluate ``read`` (a JavaScript function) at the start and after each move; a script error fails."""
+    from playwright.sync_api import sync_playwright
+
     seen = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
@@ -95,7 +122,7 @@ def slide_report(html: Path, moves: list[int]) -> list[dict]:
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(Path(html).resolve().as_uri(), wait_until="load")
-            page.focus("#rate-slider")
+            page.focus(selector)
             seen.append(page.evaluate(read))
             for m in moves:
                 key = "ArrowRight" if m > 0 else "ArrowLeft"

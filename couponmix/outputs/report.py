@@ -31,6 +31,7 @@ __all__ = [
     "follows_rule",
     "rule_steps",
     "slider_data",
+    "rule_slider_data",
     "reward_word",
     "reward_unit",
     "verdict",
@@ -619,6 +620,71 @@ def slider_data(summary: StudySummary) -> dict | None:
     return _finite(out)
 
 
+def rule_slider_data(summary: StudySummary) -> dict | None:
+    """What the report's second slider shows at each rule by customer group that the contextual search kept
+    (``--contextual``: the front of summary.json's contextual block), from the cheapest to the most precise:
+    each group's exploration rate and share of customers, the share of all traffic explored, the cost per
+    10,000 customers against no exploration (and as a percent of its revenue, as for the rate slider), and each
+    future policy's 95% interval in the reward's unit and as a percent of its value, with its RMSE.
+
+    Parameters
+    ----------
+    summary : StudySummary
+        A study's summary.
+
+    Returns
+    -------
+    dict or None
+        ``groups`` (label, share: a fraction of customers), ``start`` (the recommended rule's position),
+        ``marks`` (position -> what the rule there is: recommended, for the tolerance, one rate for everyone),
+        per position ``exploration_rate`` (fractions per group), ``explored_share`` (fraction of all traffic),
+        ``cost_per_10k`` (reward's unit per 10,000 customers), ``cost_pct`` (percent of the revenue without
+        exploration), ``worst_interval_95_pct`` (percent), and ``targets`` (name -> ``value``, and per
+        position ``interval_95`` (reward's unit per customer), ``interval_95_pct`` (percent), ``rmse``).
+        None without a contextual block, or for a summary whose front lacks what the slider shows.
+    """
+    cx = summary.contextual
+    front = ((cx or {}).get("front") or {}).get("contextual") or []
+    if cx is None or not front or any("intervals_95" not in p for p in front):
+        return None
+    points = front[::-1]  # stored by increasing error: the slider runs from the cheapest rule to the most precise
+    last = len(points) - 1
+    base = summary.revenue_cost.baseline_revenue
+    costs = [p["revenue_cost_per_10k_customers"] for p in points]
+    marks: dict[int, str] = {}
+    for i, p in enumerate(points):
+        rates = p["exploration_rate"]
+        if max(rates) - min(rates) < 1e-12:
+            marks[i] = f"one rate for everyone ({rates[0]:.1%})"
+    named = {"tolerance": "the rule for the tolerance", "recommended": "the recommended rule"}  # the later wins a shared point
+    for name, words in named.items():
+        at = cx["at"].get(name, {})
+        if "front_index" in at:
+            marks[last - at["front_index"]] = words
+    rec = cx["at"].get("recommended", {})
+    out: dict = {
+        "grouped_by": cx["grouped_by"],
+        "groups": [{"label": g["label"], "share": g["share"]} for g in cx["groups"]],
+        "start": last - rec["front_index"] if "front_index" in rec else 0,
+        "marks": {str(i): w for i, w in sorted(marks.items())},
+        "exploration_rate": [p["exploration_rate"] for p in points],
+        "explored_share": [p["explored_share"] for p in points],
+        "cost_per_10k": costs,
+        "cost_pct": [None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in costs],
+        "worst_interval_95_pct": [p["worst_interval_95_pct"] for p in points],
+        "targets": {
+            t: {
+                "value": prec.true_value,
+                "interval_95": [p["intervals_95"][t] for p in points],
+                "interval_95_pct": [p["intervals_95_pct"][t] for p in points],
+                "rmse": [p["errors"][t] for p in points],
+            }
+            for t, prec in summary.headline.precision.items()
+        },
+    }
+    return _finite(out)
+
+
 def _finite(v):
     """``v`` with every non-finite float as None: the page parses it as strict JSON."""
     if isinstance(v, dict):
@@ -650,6 +716,7 @@ def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> 
         headline=headline(summary),
         headline_detail=headline_detail(summary),
         slider=slider_data(summary),
+        rule_slider=rule_slider_data(summary),
         rule_steps=rule_steps(summary) if follows_rule(summary) else None,
         verdict=verdict(summary),
         word=word,
