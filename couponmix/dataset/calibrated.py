@@ -40,6 +40,7 @@ from pydantic import Field, model_validator
 
 from couponmix.dataset.reallog import ColumnMapping, RealLog, read_log
 from couponmix.dataset.scenario import SCENARIO_FILE, Scenario
+from couponmix.dataset.types import ObservedRows
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.infra.schema import Int, Number, Positive, PositiveInt, Schema, parse
@@ -866,8 +867,6 @@ class CalibratedScenario(Scenario):
     def observed_rows(self, size, rng):
         """The log's own customers (all of them, or ``size`` drawn without replacement) with their logged
         action, reward and inverse propensity, where the log has propensities (else None)."""
-        from couponmix.ope.objectives import ObservedRows
-
         propensity = self._logging_propensity()
         if propensity is None:
             return None
@@ -1032,44 +1031,6 @@ class CalibratedScenario(Scenario):
     def loggers(self) -> int:
         """How many logging components the log's component column names (1 without one)."""
         return max(1, len(self.meta["card"].get("components_in_log") or []))
-
-    def real_log_estimators(self) -> list:
-        """The estimators the real log supports: the balanced suite for one logger or when the logging
-        system's propensity can be rebuilt, and the naive multi-logger forms when there are several loggers."""
-        from couponmix.ope.estimators import parse_list, real_log_suite
-
-        log = self.real_log()
-        if log is None:
-            return []
-        names = list(real_log_suite(balanced=log["pscore_avg"] is not None, naive=self.loggers > 1))
-        return parse_list(",".join(names))
-
-    def log_estimates(self, policies=None) -> dict | None:
-        """For each target (or ``policies``): the estimate from the real log itself, doubly robust with the
-        cross-fitted model, and its 95% interval (own, from the per-row terms; the point equals obp's)."""
-        from couponmix.ope.estimators import EstimatorSpec
-        from couponmix.ope.montecarlo import interval
-
-        log = self.real_log()
-        if log is None:
-            return None
-        q = self.oof_reward_model()
-        spec = EstimatorSpec("dr") if log["pscore_avg"] is not None else EstimatorSpec("dr", weights="naive")
-        out = {}
-        for name in policies or self.targets():
-            pe = self.on_log(name)
-            est, half = interval(spec, log, pe, q)
-            low, high = est - half, est + half
-            if self.binary:  # a rate: its interval stays in [0, 1]
-                low, high = max(low, 0.0), min(high, 1.0)
-            out[name] = {
-                "estimate": est,
-                "low": low,
-                "high": high,
-                "estimator": f"doubly robust ({spec.label})",
-                "rows": int(len(log["action"])),
-            }
-        return out
 
     def oof_reward_model(self, model: CrossFittedRevenueModel | None = None) -> np.ndarray:
         """Out-of-fold reward predictions for the log's rows, (n, A): each fold's rows from ``model``'s fold

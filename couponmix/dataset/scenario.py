@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from couponmix.dataset.types import SupportVerdict
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
-from couponmix.ope.divergence import SupportVerdict
 from couponmix.policy.policies import Policy
 
 __all__ = ["Scenario", "register", "registered", "get_scenario", "ENTRY_POINT_GROUP", "SCENARIO_FILE"]
@@ -135,9 +135,10 @@ class Scenario(ABC):
         """Plain-word warnings every report built on this scenario must repeat (e.g. a weak calibrated model)."""
         return []
 
-    def log_estimates(self, policies=None) -> dict | None:
-        """Per target: the estimate from a real log with its 95% interval ({estimate, low, high, estimator,
-        rows}), where the scenario holds one (None for simulators)."""
+    def real_log(self) -> dict | None:
+        """The real log behind the scenario in obp's format (``context``, ``action``, ``reward``, ``pscore``,
+        ``pscore_avg``, ...), where it holds one with propensities (None for simulators); the log's own
+        estimates are ``couponmix.ope.real_log.log_estimates``."""
         return None
 
     def weight_moment_verdict(self, target: str, alpha: np.ndarray) -> SupportVerdict | None:

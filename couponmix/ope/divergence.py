@@ -23,41 +23,13 @@ the boundary (some alpha_k = 0) are checked on their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
+
+from couponmix.dataset.types import SupportVerdict
 
 __all__ = ["Z_REJECT", "SupportVerdict", "hill_tail_index", "growth", "weight_contributions", "empirical_verdict", "weight_verdict"]
 
 Z_REJECT = 3.0
-
-
-@dataclass(frozen=True)
-class SupportVerdict:
-    """Whether E_x[sum_a pi_e(a|x)^2 / p_alpha(a|x)] is finite.
-
-    status: "finite"; "infinite" (weights unbounded and their second moment diverges);
-    or "unsupported" (p_alpha = 0 where pi_e > 0 on a set of positive probability, so
-    IPS is biased there whatever n is).
-    """
-
-    status: str
-    method: str  # "analytic" or "empirical"
-    reason: str
-    evidence: dict = field(default_factory=dict)
-
-    @property
-    def finite(self) -> bool:
-        return self.status == "finite"
-
-    def to_dict(self) -> dict:
-        return {
-            "status": self.status,
-            "finite": self.finite,
-            "method": self.method,
-            "reason": self.reason,
-            **({"evidence": self.evidence} if self.evidence else {}),
-        }
 
 
 def hill_tail_index(y: np.ndarray, k: int | None = None) -> tuple[float, float, int]:

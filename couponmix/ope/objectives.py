@@ -39,6 +39,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
 from couponmix.dataset.scenario import Scenario
+from couponmix.dataset.types import ObservedRows
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
 from couponmix.infra.threads import default_threads
@@ -248,94 +249,6 @@ def _check_memory(scenario: Scenario, size: int, k: int, t: int) -> None:
             f"an evaluation sample of {size:,} customers needs about {need / 2**30:,.1f} GiB; "
             f"{free / 2**30:,.1f} GiB are available: use a smaller --eval-size"
         )
-
-
-@dataclass(frozen=True)
-class ObservedRows:
-    """The logged outcome behind each customer of an evaluation sample drawn from a real log.
-
-    With them, what the log can say is taken from the log itself, by importance weighting its held-out
-    rows (the rows the production model, and every policy built on the log's models, was not trained on):
-
-    * the second moments E[(r - q)^2 | x, a] that make the sampling error: row i contributes
-      1{a = a_i} (r_i - q_i)^2 / p_i on held-out rows, weighted by the inverse share of such rows
-      (``residual_second_moment``); its mean under any mixture and target is the sampling variance a log
-      of that mixture would show, with the log's own heavy tails, not a fitted model's shrunken ones;
-    * the reward model's signed error where an estimator relies on it, e_hat(x_i, a) =
-      1{a = a_i} (q_i - r_i) / p_i on the same rows (``signed_error``): its mean times the estimator's
-      gap estimates the model-dependent bias, with a standard error (``laws_from_moments``);
-    * the value of a policy: the doubly robust estimate E[sum_a pi q] - mean_i sum_a pi e_hat
-      (``policy_values``), so that revenue and its cost come from the logged rewards.
-
-    Actions with too few logged rows (``covered`` False) keep the world's model of the second moment and
-    the model-error bound of ``model_error_of``.
-    """
-
-    action: np.ndarray  # (M,) the logged action
-    reward: np.ndarray  # (M,) the logged reward
-    inverse_propensity: np.ndarray  # (M,) 1 / the logging system's probability of the logged action
-    held_out: np.ndarray  # (M,) 1 / P(held out) where the reward model was not trained on the row, else 0
-    covered: np.ndarray  # (A,) bool: actions whose moments come from the log (the others: the world's model)
-    source: str = ""
-
-    def subset(self, idx: np.ndarray) -> ObservedRows:
-        return dataclasses.replace(
-            self,
-            action=self.action[idx],
-            reward=self.reward[idx],
-            inverse_propensity=self.inverse_propensity[idx],
-            held_out=self.held_out[idx],
-        )
-
-    def _onehot(self, values: np.ndarray, n_actions: int) -> np.ndarray:
-        """(M, A) ``values`` at each row's logged action where it is covered, 0 elsewhere."""
-        m = len(self.action)
-        out = np.zeros((m, n_actions))
-        out[np.arange(m), self.action] = values
-        out[:, ~self.covered] = 0.0
-        return out
-
-    @property
-    def weight(self) -> np.ndarray:
-        """(M,) each row's importance weight: held out / propensity (0 on rows a model was trained on)."""
-        return self.inverse_propensity * self.held_out
-
-    def _residual(self, q: np.ndarray | None, m: int) -> np.ndarray:
-        """(M,) the logged reward less q at the logged action (q None: the reward itself)."""
-        return self.reward if q is None else self.reward - q[np.arange(m), self.action]
-
-    def _logged_or_model(self, values: np.ndarray, model: np.ndarray) -> np.ndarray:
-        """(M, A) ``values`` importance weighted at each row's logged, covered action; ``model`` at the
-        actions the log does not cover."""
-        out = self._onehot(self.weight * values, model.shape[1])
-        out[:, ~self.covered] = model[:, ~self.covered]
-        return out
-
-    def residual_second_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
-        """(M, A) the per-row estimate of E[(r - q)^2 | x_i, a]: the logged residual, importance weighted, at
-        covered actions; the world's ``model`` at the others. q None: the IPS family (q = 0)."""
-        resid = self._residual(q, model.shape[0])
-        return self._logged_or_model(resid * resid, model)
-
-    def residual_first_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
-        """(M, A) the per-row estimate of E[r - q | x_i, a], as ``residual_second_moment``."""
-        return self._logged_or_model(self._residual(q, model.shape[0]), model)
-
-    def signed_error(self, q: np.ndarray) -> np.ndarray:
-        """(M, A) e_hat: the importance-weighted q - r at each row's logged, covered action, 0 elsewhere; its
-        mean over the sample, times any weights fixed before the log, estimates E[weights (q - mu)]."""
-        return self._onehot(-self.weight * self._residual(q, q.shape[0]), q.shape[1])
-
-    def policy_values(self, probs: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        """(P,) doubly robust values of policies ``probs`` (P, M, A): E[sum_a pi q] minus the mean of
-        sum_a pi e_hat at covered actions; actions not covered take the world's ``mu``."""
-        return self.policy_value_terms(probs, q, mu).mean(axis=1)
-
-    def policy_value_terms(self, probs: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        """(P, M) each customer's doubly robust term of ``policy_values`` (their covariance over customers,
-        divided by M, is the values' own)."""
-        base = np.where(self.covered[None, :], q, mu)
-        return np.einsum("pma,ma->pm", probs, base - self.signed_error(q))
 
 
 @dataclass

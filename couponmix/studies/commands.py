@@ -33,6 +33,7 @@ from couponmix.ope.divergence import weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, parse_list, suite
 from couponmix.ope.montecarlo import TargetCheck, monte_carlo
 from couponmix.ope.objectives import EvaluationSample
+from couponmix.ope.real_log import real_log_estimators
 from couponmix.ope.selection import choose_candidates
 from couponmix.ope.streaming import DEFAULT_CHUNK, check_chunk_size
 from couponmix.policy.simplex import parse_alpha_spec
@@ -838,7 +839,7 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
     from couponmix.ope.montecarlo import obp_estimate, row_weights
 
     sc = get_scenario(str(scenario_folder))
-    log = sc.real_log() if hasattr(sc, "real_log") else None
+    log = sc.real_log()
     if log is None:
         raise CouponmixError(
             f"{scenario_folder} holds no real log with propensities: estimate needs a scenario "
@@ -850,7 +851,7 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
     if unknown:
         raise CouponmixError(f"unknown policy {unknown[0]!r}; the scenario has {', '.join(every)}")
     q = sc.oof_reward_model()  # type: ignore[attr-defined]
-    specs = sc.real_log_estimators()  # type: ignore[attr-defined]
+    specs = real_log_estimators(sc)
     binary = bool(sc.binary)  # type: ignore[attr-defined]
     res: dict = {}
     for name in names:

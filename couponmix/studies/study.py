@@ -28,6 +28,7 @@ from couponmix.ope.criterion import Criterion, interval_95, widest_share
 from couponmix.ope.divergence import growth, weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
+from couponmix.ope.real_log import log_estimates
 from couponmix.ope.selection import ROBUST_ASSUMPTION, criterion_for, sample_and_verdicts
 from couponmix.policy.simplex import check_floors
 from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
@@ -509,9 +510,9 @@ def _run(
             f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
             f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average."
         )
-    real = sc.log_estimates() or {}
+    real = log_estimates(sc) or {}
     if real:
-        real.update(sc.log_estimates(components) or {})
+        real.update(log_estimates(sc, components) or {})
         for name, le in real.items():  # what the data can say about a model-based value: its distance to the
             half = (le["high"] - le["low"]) / 2  # log's own estimate plus that estimate's 95% margin
             le["model_error_bound"] = abs(values[name] - le["estimate"]) + half
