@@ -23,11 +23,13 @@ demo: $(STAMP)
 browser:
 	@.ci/install-chromium
 
-# lint and types (configured in pyproject.toml); `make test` runs them first, so CI enforces them
+# lint, types (configured in pyproject.toml) and the import layers (.ci/check_layers.py); `make test` runs
+# them first, so CI enforces them
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python .ci/check_layers.py
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -n 2 --dist worksteal -q --durations=12

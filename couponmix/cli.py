@@ -1,7 +1,7 @@
 """Command line: ``couponmix run | batch | simulate | evaluate | validate | plan | calibrate | estimate | scenarios |
 cache``.
 
-Each command calls one function of ``couponmix.studies.commands`` and prints its result.
+Each command calls one function of ``couponmix.commands`` and prints its result.
 
 Errors in the input end the program with one line on stderr, exit code 2, and
 nothing written.
@@ -411,7 +411,7 @@ HELP_EXAMPLES = {
 def cmd_plan(args) -> int:
     import json
 
-    from couponmix.studies.commands import plan
+    from couponmix.commands import plan
 
     if args.n is not None and (args.eps is not None or args.alpha is not None):
         raise CouponmixError("give --n (for the least-cost mixture) or --alpha/--eps (for the log size), not both")
@@ -425,7 +425,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_scenarios(args) -> int:
-    from couponmix.studies.commands import scenarios
+    from couponmix.commands import scenarios
 
     for s in scenarios():
         print(f"{s.name:14s} {s.description}")
@@ -433,16 +433,16 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from couponmix.studies.commands import cache
+    from couponmix.commands import cache
 
     print(cache(clear=args.clear).text())
     return 0
 
 
 def cmd_calibrate(args) -> int:
+    from couponmix.commands import calibrate
     from couponmix.dataset.calibrated import PHASE_WEIGHTS, PHASES
     from couponmix.infra.progress import Progress
-    from couponmix.studies.commands import calibrate
 
     with Progress(len(PHASES), PHASES[0], args.quiet, weights=PHASE_WEIGHTS) as bar:
         res = calibrate(args.log, args.out, args.config, fallback=args.fallback, on_phase=bar.phase)
@@ -458,7 +458,7 @@ def cmd_calibrate(args) -> int:
 def cmd_estimate(args) -> int:
     import json
 
-    from couponmix.studies.commands import estimate
+    from couponmix.commands import estimate
 
     res = estimate(args.scenario, args.policy, args.out, config=args.config)
     print(json.dumps(res.to_dict(), indent=1) if args.json else res.text())
@@ -469,8 +469,8 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from couponmix.commands import run
     from couponmix.outputs.report import contextual_phrase, headline
-    from couponmix.studies.commands import run
 
     res = run(_study(args), args.out, quiet=args.quiet)  # checks the output folder before any work
     if not args.quiet:
@@ -485,7 +485,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from couponmix.studies.commands import batch
+    from couponmix.commands import batch
 
     res = batch(args.folder, args.out, workers=args.workers, quiet=args.quiet)
     if not args.quiet:
@@ -496,8 +496,8 @@ def cmd_batch(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    from couponmix.commands import simulate
     from couponmix.infra.progress import Progress
-    from couponmix.studies.commands import simulate
 
     with Progress(0, "writing chunks", args.quiet) as bar:
         res = simulate(
@@ -529,8 +529,8 @@ def _population(text: str) -> int | str:
 def cmd_evaluate(args) -> int:
     import json
 
+    from couponmix.commands import evaluate, n_chunks
     from couponmix.infra.progress import Progress
-    from couponmix.studies.commands import evaluate, n_chunks
 
     chunks = 1 if args.population == "sample" else n_chunks(args.population, args.chunk_size)
     with Progress(chunks, "evaluating chunks", args.quiet or args.json) as bar:
@@ -556,9 +556,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from couponmix.commands import validate
     from couponmix.infra.atomic import check_output_dir, write_outputs
     from couponmix.infra.progress import Progress
-    from couponmix.studies.commands import validate
     from couponmix.studies.summary import to_json
 
     if args.out is not None:
@@ -725,6 +725,7 @@ def _arm_watchdog() -> None:
 
         _interrupt_seen.wait()
         time.sleep(2.0)
+        _quiet_threads()
         try:
             # first the workers: one still writing into a staging folder would refill it. multiprocessing's
             # finalizers can block on a lock the hung thread holds, so they get half a second, no more
@@ -757,10 +758,25 @@ def _kill_children() -> None:
         pass
 
 
+def _quiet_threads() -> None:
+    """The process is ending after Ctrl-C: a background thread that fails now (a queue's feeder thread whose
+    pipe the exit finalizers just closed: EBADF) would print a traceback under 'couponmix: interrupted'. Its
+    words help no one. multiprocessing's threads stay quiet once it knows the process is exiting (what its
+    own exit handler sets first), and any other thread dies silently."""
+    try:
+        import multiprocessing.util
+
+        multiprocessing.util._exiting = True  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001, S110  (the process ends next whatever happens here)
+        pass
+    threading.excepthook = lambda args: None
+
+
 def _end_children() -> None:
     """Before leaving with ``os._exit``: kill this process's worker processes and run multiprocessing's exit
     finalizers, which unlink the pool's semaphores, so that nothing is left in /dev/shm and the resource
-    tracker has no leak to report on stderr."""
+    tracker has no leak to report on stderr. Threads die silently from here on (``_quiet_threads``)."""
+    _quiet_threads()
     try:
         import multiprocessing
         import multiprocessing.util

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from couponmix.cli import main
+from couponmix.outputs.batch import run_batch
 from couponmix.outputs.browser import open_report
-from couponmix.studies.batch import run_batch
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 

@@ -141,10 +141,10 @@ def promise_check(
     RMSE, bias and their standard errors, and the stated revenue cost beside the world's own."""
     from pathlib import Path
 
+    from couponmix.commands import calibrate
     from couponmix.dataset.scenario import get_scenario
     from couponmix.ope.estimators import exact_suite
     from couponmix.ope.montecarlo import interval
-    from couponmix.studies.commands import calibrate
     from couponmix.studies.config import StudyConfig
     from couponmix.studies.study import run_config
 

@@ -15,7 +15,7 @@ import pytest
 
 from couponmix.cli import main
 from couponmix.errors import CouponmixError
-from couponmix.studies.batch import run_batch
+from couponmix.outputs.batch import run_batch
 from couponmix.studies.config import StudyConfig, load_study
 
 STUDIES = Path(__file__).with_name("data") / "studies"
@@ -172,7 +172,7 @@ def test_command_line_values_override_the_study_file(tmp_path):
 
 def test_index_links_are_percent_encoded_relative_paths():
     """A study file named like a script URL must not become a script link (it is a folder name, encoded)."""
-    from couponmix.studies.batch import COLUMNS, index_html
+    from couponmix.outputs.batch import COLUMNS, index_html
 
     row = dict.fromkeys(COLUMNS)
     row.update(
@@ -196,7 +196,7 @@ def test_index_links_are_percent_encoded_relative_paths():
 
 
 def test_the_index_names_each_studys_currency_escaped():
-    from couponmix.studies.batch import COLUMNS, index_html
+    from couponmix.outputs.batch import COLUMNS, index_html
 
     row = dict.fromkeys(COLUMNS)
     row.update(study="a", title="x", status="done", scenario="market", exploration_rate=0.1, revenue_per_customer=1.0)
@@ -209,7 +209,7 @@ def test_the_index_names_each_studys_currency_escaped():
 
 def test_a_result_of_an_older_summary_layout_is_rerun(tmp_path):
     """A finished study written by an older couponmix (another summary layout) is not read as current."""
-    from couponmix.studies.batch import _finished
+    from couponmix.outputs.batch import _finished
 
     study = tmp_path / "s.yaml"
     study.write_text("scenario: paper\n")
@@ -297,7 +297,7 @@ def test_a_rerun_cleans_only_dead_runs_own_staging_folders(tmp_path):
 def test_untrusted_study_files_cannot_explode_or_inject(tmp_path, capsys):
     """Nested YAML aliases are refused, long or non-text titles are refused, and a title that a spreadsheet
     would run as a formula is neutralised in comparison.csv."""
-    from couponmix.studies.batch import COLUMNS, comparison_csv
+    from couponmix.outputs.batch import COLUMNS, comparison_csv
 
     bomb = tmp_path / "bomb.yaml"
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]

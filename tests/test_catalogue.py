@@ -62,10 +62,12 @@ HEAVY = (
     ("couponmix.ope.montecarlo", "true_values", "the Monte Carlo truth (2,000,000 customers)"),
     ("couponmix.ope.montecarlo", "pilot_samples", "the pilot model fits of validate"),
     ("couponmix.ope.montecarlo", "obp_estimate", "obp's estimators"),
+    ("couponmix.commands", "obp_estimate", "obp's estimators on a real log"),
     ("couponmix.ope.streaming", "StreamingObjectives.pass_moments", "streaming the evaluation population"),
     ("couponmix.dataset.simulate", "write_chunk", "simulating a chunk of customers"),
     ("couponmix.decide.value", "payback", "the payback computation"),
-    ("couponmix.studies.batch", "new_pool", "the batch's worker processes"),
+    ("couponmix.studies.study", "payback", "the payback computation"),
+    ("couponmix.outputs.batch", "new_pool", "the batch's worker processes"),
 )
 
 
@@ -181,7 +183,7 @@ class Shared:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> Shared:
     """Built once, before any case's guard: a real scenario folder written by ``couponmix calibrate``."""
-    from couponmix.studies.commands import calibrate
+    from couponmix.commands import calibrate
 
     base = tmp_path_factory.mktemp("catalogue")
     toy_log().to_csv(base / "log.csv", index=False)

@@ -13,7 +13,7 @@ import pytest
 
 from couponmix.cli import main
 from couponmix.infra.atomic import MARKER, clean_stale_staging, mark, release, try_lock, write_outputs, writer_alive
-from couponmix.studies.batch import run_batch
+from couponmix.outputs.batch import run_batch
 
 STUDIES = Path(__file__).with_name("data") / "studies"
 

@@ -110,7 +110,7 @@ def test_a_scenario_folder_holds_data_not_code(tmp_path, capsys):
 
 def test_core_does_not_import_the_simulators_package():
     code = (
-        "import sys, couponmix.cli, couponmix.studies.study, couponmix.studies.batch, "
+        "import sys, couponmix.cli, couponmix.studies.study, couponmix.outputs.batch, "
         "couponmix.ope.criterion, couponmix.decide.planner, "
         "couponmix.ope.montecarlo, couponmix.ope.streaming, couponmix.dataset.simulate; "
         "print(any(m == 'simulators' or m.startswith('simulators.') for m in sys.modules))"

@@ -90,8 +90,8 @@ def config(**changes):
 
 
 def test_calibrate_writes_a_scenario_every_command_takes(tmp_path, capsys):
+    from couponmix.commands import calibrate
     from couponmix.dataset.scenario import get_scenario
-    from couponmix.studies.commands import calibrate
 
     toy_log(4000).to_csv(tmp_path / "log.csv", index=False)
     res = calibrate(tmp_path / "log.csv", tmp_path / "sc", config())
@@ -113,7 +113,7 @@ def test_calibrate_writes_a_scenario_every_command_takes(tmp_path, capsys):
 
 
 def test_a_model_no_better_than_the_means_changes_the_answer(tmp_path):
-    from couponmix.studies.commands import calibrate
+    from couponmix.commands import calibrate
 
     frame = toy_log(3000)
     frame["revenue"] = 5 + np.random.default_rng(1).normal(size=len(frame)) * 3 + (frame.coupon == "c10")
@@ -130,8 +130,8 @@ def test_a_model_no_better_than_the_means_changes_the_answer(tmp_path):
 def test_planning_chooses_its_own_fallback(tmp_path, capsys):
     """The fallback can be chosen again when planning: means, refuse (one line, nothing written) or model;
     a scenario whose model passed the gate is unaffected."""
+    from couponmix.commands import calibrate
     from couponmix.dataset.scenario import get_scenario
-    from couponmix.studies.commands import calibrate
 
     frame = toy_log(3000)
     frame["revenue"] = 5 + np.random.default_rng(1).normal(size=len(frame)) * 3 + (frame.coupon == "c10")
@@ -164,8 +164,8 @@ def test_planning_chooses_its_own_fallback(tmp_path, capsys):
 def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
     import obp.ope as ope
 
+    from couponmix.commands import calibrate, estimate
     from couponmix.dataset.scenario import get_scenario
-    from couponmix.studies.commands import calibrate, estimate
 
     toy_log(4000).to_csv(tmp_path / "log.csv", index=False)
     calibrate(tmp_path / "log.csv", tmp_path / "sc", config())
@@ -188,7 +188,7 @@ def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
     )
     assert "What the log itself says" in (tmp_path / "est" / "estimate.html").read_text()
     # it recommends the narrowest interval among the estimators whose interval counts all their error
-    from couponmix.studies.commands import CUT_WEIGHTS_NOTE, UNWEIGHTED_NOTE
+    from couponmix.commands import CUT_WEIGHTS_NOTE, UNWEIGHTED_NOTE
 
     honest = {n: e["high"] - e["low"] for n, e in res.estimates["big"].items() if e.get("note") not in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE)}
     assert res.recommended["big"] == min(honest, key=honest.get) and res.recommended["big"] != "dm"
@@ -200,7 +200,7 @@ def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
 def test_estimate_marks_intervals_that_say_nothing(tmp_path):
     """A policy whose matched rows never clicked gets the rule of three as its upper end, not [0, 0]; an
     estimate without logged rewards (DM) is marked as not counting the model's error."""
-    from couponmix.studies.commands import RULE_OF_THREE_NOTE, UNWEIGHTED_NOTE, calibrate, estimate
+    from couponmix.commands import RULE_OF_THREE_NOTE, UNWEIGHTED_NOTE, calibrate, estimate
 
     frame = toy_log(4000)
     rng = np.random.default_rng(5)
@@ -222,7 +222,7 @@ def test_estimate_says_when_an_interval_does_not_cover_the_bias_of_cut_weights(t
     """Rows whose weight exceeds the switch threshold (c20 logged with probability 0.05, weight 12 under a
     policy playing it with 0.6) are left to the model by Switch-DR and capped by clipped IPS: both are marked
     with the share of the weight they drop, the unweighted-free estimators are not."""
-    from couponmix.studies.commands import CUT_WEIGHTS_NOTE, calibrate, estimate
+    from couponmix.commands import CUT_WEIGHTS_NOTE, calibrate, estimate
 
     rng = np.random.default_rng(2)
     n = 4000
@@ -274,8 +274,8 @@ def test_several_loggers_get_the_multi_logger_estimators(tmp_path):
     (balanced weights), the naive forms weight each row by its own logger, obp agrees on every point, and
     every estimate covers the known value of the rule. A logger whose propensities vary with the customer
     leaves only the naive forms and DM, and says why."""
+    from couponmix.commands import calibrate, estimate
     from couponmix.dataset.scenario import get_scenario
-    from couponmix.studies.commands import calibrate, estimate
 
     truth = 7 + np.sqrt(2 / np.pi)  # 5 + E[lift of 'big'] + P(seg b): c10 gives 1 + x for x >= 0, c20 2 - x below
     two_logger_log().to_csv(tmp_path / "log.csv", index=False)
@@ -391,9 +391,9 @@ def test_recovery_on_market(tmp_path):
     recommendation lands near market's own. Both runs use SNDR: market's own criterion may choose Switch-DR for
     a policy where the simulator measures the model's error as small (truth a calibrated world cannot know),
     which moves its knee by itself; the recovery of the world is judged at one estimator."""
+    from couponmix.commands import calibrate, run, simulate
     from couponmix.dataset.scenario import get_scenario
     from couponmix.ope.estimators import EstimatorSpec
-    from couponmix.studies.commands import calibrate, run, simulate
     from couponmix.studies.config import StudyConfig
 
     market = get_scenario("market")
@@ -432,9 +432,9 @@ def test_the_means_world_promises_only_what_the_log_verifies_and_never_writes_na
     standard error), and bounds it by the reward's range only on actions the log does not cover."""
     import math
 
+    from couponmix.commands import calibrate
     from couponmix.dataset.scenario import get_scenario
     from couponmix.ope.objectives import EvaluationSample
-    from couponmix.studies.commands import calibrate
 
     frame = toy_log(3000)
     frame["revenue"] = 5 + np.random.default_rng(1).normal(size=len(frame)) * 3 + 2 * (frame.coupon == "c10")
@@ -569,9 +569,9 @@ def test_a_calibrated_promise_uses_the_logged_rewards_and_validate_the_world(tmp
     """From a calibrated folder with propensities, the evaluation sample is the log's own rows (without
     replacement), and the per-action mean second moment of the IPS family equals the log's importance-weighted
     mean of r^2; Monte Carlo checks of the formulas (observed=False) use the world's own moments."""
+    from couponmix.commands import calibrate
     from couponmix.dataset.scenario import get_scenario
     from couponmix.ope.objectives import EvaluationSample
-    from couponmix.studies.commands import calibrate
 
     frame = toy_log(3000)
     frame.to_csv(tmp_path / "log.csv", index=False)
@@ -633,7 +633,7 @@ def test_data_checks_that_warn_and_the_fixes_they_offer(tmp_path):
     """A separator other than ',' is detected; US dates are read with date_format (range in ISO); one row
     with a tiny propensity dominating the weights is reported with its effective sample size and can be
     clipped; a rare action is flagged and can be dropped; the notes reach calibrate's warnings."""
-    from couponmix.studies.commands import calibrate
+    from couponmix.commands import calibrate
 
     frame = toy_log(2000)
     frame["ts"] = [f"{1 + i % 12:02d}/{1 + i % 28:02d}/2026" for i in range(len(frame))]
@@ -659,7 +659,7 @@ def test_the_gate_tries_other_model_settings_before_it_gives_up(tmp_path):
     """A weak but real signal under heavy noise: an overfitting configured model (63 leaves, 5 rows a leaf)
     loses to the per-action means out of fold, a simpler rung of the ladder beats them, and calibrate keeps
     that model and says which; on pure noise every rung fails and the warning lists what was tried."""
-    from couponmix.studies.commands import calibrate
+    from couponmix.commands import calibrate
 
     rng = np.random.default_rng(3)
     frame = toy_log(20_000, seed=3)
@@ -685,8 +685,8 @@ def test_the_gate_tries_other_model_settings_before_it_gives_up(tmp_path):
 def test_a_calibrated_world_simulates_rewards_with_the_logs_own_shape(tmp_path):
     """Simulated continuous rewards keep the world's mean and second moment (what the exact formulas use)
     and the log's heavy tails: residuals are resampled per coupon, not drawn from a normal."""
+    from couponmix.commands import calibrate
     from couponmix.dataset.scenario import get_scenario
-    from couponmix.studies.commands import calibrate
     from tests import own_log_world as world
 
     frame = world.log(20_000, seed=3)
@@ -714,7 +714,7 @@ def test_a_damaged_scenario_file_is_refused_with_one_line(tmp_path, capsys):
     """Every data file of a scenario folder carries its checksum in calibration.json: a damaged model text or
     array is refused with one line naming it, before LightGBM or numpy reads it (LightGBM can abort the
     process on a broken model)."""
-    from couponmix.studies.commands import calibrate
+    from couponmix.commands import calibrate
 
     toy_log(2000).to_csv(tmp_path / "log.csv", index=False)
     calibrate(tmp_path / "log.csv", tmp_path / "sc", config())

@@ -267,7 +267,7 @@ def test_an_output_folder_below_one_that_cannot_be_entered(tmp_path):
 def test_a_target_no_mix_can_evaluate_is_reported_and_the_study_completes(tmp_path):
     """No logging component ever plays some of a target's actions: the study finishes, says so in the
     summary and the report, and the figures draw (no late crash)."""
-    from couponmix.studies.commands import run
+    from couponmix.commands import run
     from couponmix.studies.config import StudyConfig
 
     cfg = StudyConfig(

@@ -42,6 +42,7 @@ from couponmix.dataset.reallog import ColumnMapping, RealLog, read_log
 from couponmix.dataset.scenario import SCENARIO_FILE, Scenario
 from couponmix.dataset.types import ObservedRows
 from couponmix.errors import CouponmixError
+from couponmix.infra.atomic import check_output_dir, write_outputs
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.infra.schema import Int, Number, Positive, PositiveInt, Schema, parse
 from couponmix.infra.seeding import stream
@@ -357,7 +358,6 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     says, and write it to the new folder ``out``. ``on_phase(done, name)`` is told as each of ``PHASES``
     starts."""
     phase = on_phase or (lambda done, name: None)
-    from couponmix.infra.atomic import check_output_dir, write_outputs
 
     cfg = load_calibrate_config(config)
     if fallback is not None:

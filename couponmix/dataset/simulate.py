@@ -39,6 +39,7 @@ from couponmix.dataset.logs import simulate_block
 from couponmix.dataset.scenario import Scenario
 from couponmix.errors import CouponmixError
 from couponmix.infra.atomic import check_output_dir, clean_stale_staging, current_umask, end_staging, mark, new_staging, rename_into_place
+from couponmix.infra.backend import LocalBackend
 from couponmix.infra.memory import tune_allocator
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
@@ -235,8 +236,6 @@ def simulate_to_parquet(
     that is also written to ``out/_summary.json``. ``contextual`` = (grouping, group_alphas (G, K), rule in
     words) logs each group under its own mixture instead (``alpha`` is then ignored), and every row carries
     its customer's weights as ``alpha.<component>`` columns."""
-    from couponmix.infra.backend import LocalBackend
-
     n = check_positive_int(n, "n")
     chunk_size = check_chunk_size(chunk_size)
     if contextual is not None:

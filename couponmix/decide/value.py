@@ -44,6 +44,7 @@ import numpy as np
 
 from couponmix.errors import CouponmixError
 from couponmix.infra.validation import check_positive_float, check_positive_int
+from couponmix.ope.criterion import Criterion
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.montecarlo import Z95, influence
 from couponmix.ope.objectives import EvaluationSample
@@ -437,8 +438,6 @@ def _candidates(sample: EvaluationSample, incumbent: str) -> dict[str, np.ndarra
 
 def _log_decisions(sample, alphas, n, suite, incumbent, error, draws, seed) -> list:
     """``log_decision`` at several mixtures, with the criterion on the candidates built once for all."""
-    from couponmix.ope.criterion import Criterion
-
     cands = _candidates(sample, incumbent)
     batch = np.array([np.asarray(a, float) for a in alphas])
     laws = Criterion(candidate_sample(sample, cands), list(suite), n, error=error).laws(batch)
@@ -494,8 +493,6 @@ def payback(
     (alpha, n) with its value, cost, break-even day (from the start of logging) and chance of deploying
     the best policy, the same for a log without exploration (the incumbent alone), and the whole grid.
     """
-    from couponmix.ope.criterion import Criterion
-
     if rule not in ("safe", "estimated_best"):
         raise CouponmixError(f"rule must be safe or estimated_best, got {rule!r}")
     horizon_days = check_positive_float(horizon_days, "horizon_days (--horizon-days)")

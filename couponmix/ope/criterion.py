@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 from couponmix.errors import CouponmixError
 from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.montecarlo import Z95
 from couponmix.ope.objectives import (
     ErrorLaw,
     EvaluationSample,
@@ -36,6 +37,7 @@ from couponmix.ope.objectives import (
     check_aggregate,
     laws_from_moments,
 )
+from couponmix.ope.streaming import DEFAULT_CHUNK, StreamingObjectives
 
 __all__ = ["ERRORS", "Criterion", "Population", "SelectedLaw", "moment_passes"]
 
@@ -211,8 +213,6 @@ class Criterion(SampleObjectives):
         self._members = [members for _, members in passes]
         self.stream = None
         if isinstance(sample, Population):
-            from couponmix.ope.streaming import DEFAULT_CHUNK, StreamingObjectives
-
             pop = sample
             self.stream = StreamingObjectives(
                 pop.scenario,  # type: ignore[arg-type]
@@ -379,8 +379,6 @@ def interval_95(detail: dict) -> float:
     the formulas compute, plus the bound on the bias resting on the model, plus 1.96 sampling standard
     errors. Whenever the bias is within the bound, the estimate lies this close to the value at least 95% of
     the time (the sampling error is normal to first order)."""
-    from couponmix.ope.montecarlo import Z95
-
     return abs(detail.get("computed_bias", 0.0)) + detail["model_bias_bound"] + Z95 * detail["sampling_error"]
 
 

@@ -41,6 +41,7 @@ from scipy.optimize import brentq
 from couponmix.dataset.scenario import Scenario
 from couponmix.dataset.types import ObservedRows
 from couponmix.errors import CouponmixError
+from couponmix.infra.memory import available_bytes
 from couponmix.infra.seeding import stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
@@ -238,8 +239,6 @@ def _check_memory(scenario: Scenario, size: int, k: int, t: int) -> None:
     """Refuse, before any work, an evaluation sample that cannot fit in the memory available: it holds
     every component's and target's probabilities and a few reward arrays per customer and action, and the
     row merge makes temporaries of about the same size."""
-    from couponmix.infra.memory import available_bytes
-
     free = available_bytes()
     if free is None:
         return

@@ -36,6 +36,7 @@ import numpy as np
 from couponmix.dataset.scenario import Scenario
 from couponmix.dataset.simulate import check_chunk_size
 from couponmix.errors import CouponmixError
+from couponmix.infra.backend import LocalBackend
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
@@ -206,8 +207,6 @@ class StreamingObjectives:
         grouping: Grouping | None = None,
         model_error_from: EvaluationSample | None = None,
     ):
-        from couponmix.infra.backend import LocalBackend
-
         self.estimators = (estimator,) if isinstance(estimator, EstimatorSpec) else tuple(estimator)
         if not self.estimators:
             raise CouponmixError("the streamed objectives need at least one estimator")

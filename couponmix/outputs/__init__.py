@@ -1,2 +1,2 @@
-"""What a study writes: the HTML report (templates/), the files of a study folder, and the headless-browser
-check of a report."""
+"""What a study writes: the HTML report (templates/), the files of a study folder, a batch of studies with its
+index page, and the headless-browser check of a report."""

@@ -1,2 +1,3 @@
-"""Whole studies: study files, a study run end to end, batches of studies, and the Python functions behind
-every CLI command (each returns a result object)."""
+"""Whole studies: study files, a study run end to end with its typed summary, and closed-loop campaigns. A
+batch of studies is ``couponmix.outputs.batch``; the Python functions behind every CLI command are
+``couponmix.commands``."""

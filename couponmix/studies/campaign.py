@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from couponmix.decide.value import safe_choice
+from couponmix.decide.value import payback, safe_choice
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
 from couponmix.infra.validation import check_positive_int
-from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.criterion import Criterion
+from couponmix.ope.estimators import EstimatorSpec, exact_suite
 from couponmix.ope.montecarlo import influence
+from couponmix.ope.objectives import EvaluationSample
 from couponmix.policy.mixture import sample_actions
 from couponmix.policy.policies import one_hot
 from couponmix.policy.revenue_model import CrossFittedRevenueModel
@@ -215,11 +217,6 @@ def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: in
     """The exploration rate the payback rule (``decide.value.payback``) recommends for a campaign, from the
     world as it is at the start (period 0): log one period at each candidate rate, then deploy by the safe
     rule for the remaining ``periods - 1`` periods of ``period_size`` customers each."""
-    from couponmix.decide.value import payback
-    from couponmix.ope.criterion import Criterion
-    from couponmix.ope.estimators import exact_suite
-    from couponmix.ope.objectives import EvaluationSample
-
     if periods < 2:
         raise CouponmixError("a payback rate needs at least 2 periods: one to log, one to earn")
     sample = EvaluationSample.from_scenario(scenario, eval_size, seed)

@@ -33,6 +33,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from couponmix.dataset.scenario import get_scenario
 from couponmix.errors import CouponmixError
 from couponmix.infra.atomic import check_name
 from couponmix.infra.safeyaml import load_yaml_file
@@ -133,8 +134,6 @@ class StudyConfig:
 
     def build_scenario(self):
         """The study's scenario: its name or folder, its parameters and its world seed."""
-        from couponmix.dataset.scenario import get_scenario
-
         return get_scenario(self.scenario, config=self.scenario_config, seed=self.world_seed)
 
     def with_overrides(self, **values) -> StudyConfig:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from couponmix.dataset.scenario import get_scenario
-from couponmix.decide.contextual import check_contextual
+from couponmix.decide.contextual import ContextualCriterion, check_contextual, contextual_block, grouping_for
 from couponmix.decide.curves import (
     BASELINE,
     best_component,
@@ -30,7 +30,7 @@ from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
 from couponmix.ope.real_log import log_estimates
 from couponmix.ope.selection import ROBUST_ASSUMPTION, criterion_for, sample_and_verdicts
-from couponmix.policy.simplex import check_floors
+from couponmix.policy.simplex import check_floors, parse_alpha_spec
 from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
 from couponmix.studies.summary import (
     SUMMARY_FORMAT,
@@ -229,8 +229,6 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
     (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there. Every
     component keeps at least ``floor`` of the traffic (default: the study's floor, as in ``run``).
     ``on_phase(done, name)`` is told as each of ``PLAN_PHASES`` starts."""
-    from couponmix.policy.simplex import parse_alpha_spec
-
     tol = check_positive_float(tol, "tol")  # the numbers first, before any model is built
     if eps is not None and not 0 <= eps <= 1:
         raise CouponmixError(f"eps must lie in [0, 1], got {eps}")
@@ -584,7 +582,6 @@ def _run(
     if contextual is not None:
         bar.phase(6, PHASES[6])
         log.info("contextual exploration (%s)", contextual)
-        from couponmix.decide.contextual import ContextualCriterion, contextual_block, grouping_for
 
         cobj = ContextualCriterion(objectives, sc, grouping_for(contextual, sc, sample.x))
         named = {"recommended": float(recommended.ope_rmse)}

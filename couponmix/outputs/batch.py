@@ -39,7 +39,9 @@ from couponmix.infra.backend import new_pool, stop_pool
 from couponmix.infra.progress import Progress
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
-from couponmix.studies.config import study_files
+from couponmix.outputs.writer import STUDY_FILES, study_files_for
+from couponmix.studies.config import load_study, study_files
+from couponmix.studies.study import run_config
 from couponmix.studies.summary import from_json
 
 #: the batch's own files in its --out folder
@@ -103,10 +105,6 @@ class BatchResult:
 def run_one(path: str, out: str) -> tuple[str, str | None]:
     """Run one study file into OUT/<stem>/ (atomically). Returns (name, error or None); never raises for a
     failing study, whose error is written to error.json instead."""
-    from couponmix.outputs.writer import STUDY_FILES, study_files_for
-    from couponmix.studies.config import load_study
-    from couponmix.studies.study import run_config
-
     file = Path(path)
     name = file.stem
     source = {"study.yaml": file.read_bytes()}

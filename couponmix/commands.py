@@ -26,21 +26,31 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from couponmix.dataset.calibrated import calibrate as run_calibration
+from couponmix.dataset.calibrated import load_calibrate_config
+from couponmix.dataset.scenario import SCENARIO_FILE, get_scenario, registered, scenario_class
+from couponmix.dataset.simulate import DEFAULT_CHUNK as SIM_CHUNK
+from couponmix.dataset.simulate import simulate_to_parquet
+from couponmix.decide.contextual import ContextualCriterion
 from couponmix.errors import CouponmixError
+from couponmix.infra import cache as model_cache
+from couponmix.infra.atomic import check_output_dir, check_replaceable, write_outputs
 from couponmix.infra.validation import check_positive_int, did_you_mean
 from couponmix.ope.criterion import Criterion, Population
 from couponmix.ope.divergence import weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, parse_list, suite
-from couponmix.ope.montecarlo import TargetCheck, monte_carlo
+from couponmix.ope.montecarlo import TargetCheck, monte_carlo, obp_estimate, row_weights
 from couponmix.ope.objectives import EvaluationSample
 from couponmix.ope.real_log import real_log_estimators
 from couponmix.ope.selection import choose_candidates
 from couponmix.ope.streaming import DEFAULT_CHUNK, check_chunk_size
+from couponmix.outputs.batch import BatchResult, run_batch
+from couponmix.outputs.writer import STUDY_FILES, study_files_for
+from couponmix.policy.contextual import Grouping
 from couponmix.policy.simplex import parse_alpha_spec
-from couponmix.studies.batch import BatchResult, run_batch
 from couponmix.studies.config import StudyConfig
 from couponmix.studies.study import PlanResult, StudyResult, plan_study, run_config
-from couponmix.studies.summary import StudySummary
+from couponmix.studies.summary import StudySummary, to_json
 
 __all__ = [
     "ValidationResult",
@@ -229,8 +239,6 @@ def _criterion_laws(cfg: StudyConfig, sc, sample: EvaluationSample, verdicts: di
     if rule is None:
         laws = crit.laws(a[None])
     else:
-        from couponmix.decide.contextual import ContextualCriterion
-
         laws = ContextualCriterion(crit, sc, rule.grouping).laws_of_mixtures(rule.alphas[None])
     return dict(zip(crit.target_names, laws))
 
@@ -411,8 +419,6 @@ def evaluate(
         if rule is None:
             revenue, laws = crit.assess(a)
         else:  # the rule on the same customers: each group at its own mixture, the others for everyone
-            from couponmix.decide.contextual import ContextualCriterion
-
             ctx = ContextualCriterion(crit, sc, rule.grouping)
             batch = np.concatenate([np.repeat(a[:, None, :], rule.grouping.size, axis=1), rule.alphas[None]])
             revenue, laws = ctx.revenue_of_mixtures(batch), ctx.laws_of_mixtures(batch)
@@ -476,9 +482,6 @@ class RunResult:
 def run(cfg: StudyConfig, out, quiet: bool = True) -> RunResult:
     """Run the study ``cfg`` and write its files (pareto.csv, the figures, report.html, summary.json) to the
     folder ``out``, atomically; a folder couponmix did not write is refused before any work."""
-    from couponmix.infra.atomic import check_output_dir, check_replaceable, write_outputs
-    from couponmix.outputs.writer import STUDY_FILES, study_files_for
-
     folder = check_output_dir(out)
     check_replaceable(folder, STUDY_FILES)
     result = run_config(cfg, quiet=quiet)
@@ -529,9 +532,6 @@ def simulate(
     ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) logs under that run's
     contextual rule at ``at`` (recommended or tolerance) instead of ``alpha``: each customer's group gets its
     own mixture, and every row records the customer's weights (``alpha.<component>``)."""
-    from couponmix.dataset.simulate import DEFAULT_CHUNK as SIM_CHUNK
-    from couponmix.dataset.simulate import simulate_to_parquet
-
     sc = cfg.build_scenario()
     contextual = None
     if contextual_from is not None:
@@ -571,8 +571,6 @@ def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended")
     """The contextual rule a ``run --contextual`` wrote to ``source`` (its folder or summary.json) at ``at``,
     checked against the study's scenario and world seed."""
     import json
-
-    from couponmix.policy.contextual import Grouping
 
     path = Path(source)
     file = path / "summary.json" if path.is_dir() else path
@@ -641,8 +639,6 @@ class ScenarioInfo:
 
 def scenarios() -> list[ScenarioInfo]:
     """Every registered scenario (shipped, or declared by another package's entry point)."""
-    from couponmix.dataset.scenario import registered, scenario_class
-
     return [ScenarioInfo(name, scenario_class(name).description) for name in registered()]
 
 
@@ -666,8 +662,6 @@ class CacheResult:
 
 def cache(clear: bool = False) -> CacheResult:
     """The model cache's location and size; ``clear`` first removes every entry couponmix wrote there."""
-    from couponmix.infra import cache as model_cache
-
     cleared = model_cache.clear() if clear else None
     return CacheResult(**model_cache.info(), cleared=cleared)
 
@@ -677,8 +671,6 @@ def calibrate(log, out, config, fallback: str | None = None, on_phase=None):
     (a YAML path or mapping: ``columns``, ``components``, ``targets``, ...) says; returns a
     ``couponmix.dataset.calibrated.CalibrationResult``. ``fallback`` (means, refuse or model) overrides the
     config's choice for a model no better than per-action means."""
-    from couponmix.dataset.calibrated import calibrate as run_calibration
-
     return run_calibration(log, out, config, fallback=fallback, on_phase=on_phase)
 
 
@@ -795,9 +787,6 @@ def estimate(source, policies: Sequence[str] | None = None, out=None, config=Non
     to ``out`` when given."""
     import tempfile
 
-    from couponmix.dataset.scenario import SCENARIO_FILE
-    from couponmix.infra.atomic import check_output_dir
-
     if out is not None:
         check_output_dir(out, ["estimate.html", "estimate.json"])
     if not (Path(source).is_dir() and (Path(source) / SCENARIO_FILE).is_file()):
@@ -806,8 +795,6 @@ def estimate(source, policies: Sequence[str] | None = None, out=None, config=Non
                 f"{source} is not a scenario folder: to estimate from a log, give its mapping with --config (the file calibrate takes)"
             )
         if policies:  # the names first: a typo costs no model fitting
-            from couponmix.dataset.calibrated import load_calibrate_config
-
             cfg = load_calibrate_config(config)
             every = [*cfg.components, *cfg.targets]
             unknown = [p for p in policies if p not in every]
@@ -828,16 +815,10 @@ def estimate(source, policies: Sequence[str] | None = None, out=None, config=Non
 
 
 def _write_estimate(result: EstimateResult, out) -> None:
-    from couponmix.infra.atomic import write_outputs
-    from couponmix.studies.summary import to_json
-
     write_outputs(out, {"estimate.html": result.html(), "estimate.json": to_json(result.to_dict())})
 
 
 def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> EstimateResult:
-    from couponmix.dataset.scenario import get_scenario
-    from couponmix.ope.montecarlo import obp_estimate, row_weights
-
     sc = get_scenario(str(scenario_folder))
     log = sc.real_log()
     if log is None:
