@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from couponmix.dataset.scenario import get_scenario
+from couponmix.dataset.scenario import Scenario, get_scenario
 from couponmix.decide.contextual import ContextualCriterion, check_contextual, contextual_block, grouping_for
 from couponmix.decide.curves import (
     BASELINE,
@@ -30,6 +31,7 @@ from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
 from couponmix.ope.real_log import log_estimates
 from couponmix.ope.selection import ROBUST_ASSUMPTION, criterion_for, sample_and_verdicts
+from couponmix.policy.policies import Policy
 from couponmix.policy.simplex import check_floors, parse_alpha_spec
 from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
 from couponmix.studies.summary import (
@@ -317,27 +319,27 @@ def run_study(
         horizon_days = check_positive_float(horizon_days, "horizon_days (--horizon-days)")
         if max_rmse is not None:
             raise CouponmixError("--horizon-days and --max-rmse are two decision rules: give one")
+    settings = RunSettings(
+        scenario,
+        n,
+        seed,
+        pop_size,
+        generations,
+        estimator,
+        max_rmse,
+        floor,
+        aggregate,
+        eval_size,
+        config,
+        tol,
+        daily_traffic,
+        study,
+        world_seed,
+        contextual,
+        horizon_days,
+    )
     with Progress(len(PHASES) - (contextual is None), PHASES[0], quiet, weights=PHASE_WEIGHTS) as bar:
-        return _run(
-            scenario,
-            n,
-            seed,
-            pop_size,
-            generations,
-            estimator,
-            max_rmse,
-            floor,
-            aggregate,
-            eval_size,
-            config,
-            tol,
-            daily_traffic,
-            study,
-            world_seed,
-            bar,
-            contextual,
-            horizon_days,
-        )
+        return _run(settings, bar)
 
 
 PHASES = (
@@ -354,86 +356,141 @@ PHASES = (
 PHASE_WEIGHTS = (2.4, 7.3, 2.7, 0.9, 0.6, 4.2, 460.0)
 
 
-def _run(
-    scenario,
-    n,
-    seed,
-    pop_size,
-    generations,
-    estimator,
-    max_rmse,
-    floor,
-    aggregate,
-    eval_size,
-    config,
-    tol,
-    daily_traffic,
-    study,
-    world_seed,
-    bar: Progress,
-    contextual: str | None = None,
-    horizon_days: float | None = None,
-) -> StudyResult:
-    log.info("building scenario %s", scenario)
-    sc = get_scenario(scenario, config=config, seed=world_seed)
-    n = check_positive_int(sc.default_n if n is None else n, "n")
-    if contextual is not None:  # before the front: a typo in the covariate costs no optimisation
-        check_contextual(contextual, sc)
+@dataclass(frozen=True)
+class RunSettings:
+    """A study's settings once ``run_study`` has checked them: what every phase of a run reads.
+
+    Attributes
+    ----------
+    scenario : str
+    n : int or None
+        Customers in the future log (None: the scenario's default).
+    seed, world_seed : int
+    pop_size, generations : int
+    estimator : EstimatorSpec or None
+        The one estimator forced, or None for the criterion's choice per future policy.
+    max_rmse, tol : float or None
+        Error limits (reward's unit per customer).
+    floor : float
+        Least share of traffic per component (fraction).
+    aggregate : str
+    eval_size : int
+    config : object
+        The scenario's config (a market file or mapping), or None.
+    daily_traffic : float
+        Customers a day.
+    study : dict or None
+        The study file's settings, stored in the summary.
+    contextual : str or None
+    horizon_days : float or None
+    """
+
+    scenario: str
+    n: int | None
+    seed: int
+    pop_size: int
+    generations: int
+    estimator: EstimatorSpec | None
+    max_rmse: float | None
+    floor: float
+    aggregate: str
+    eval_size: int
+    config: object
+    tol: float | None
+    daily_traffic: float
+    study: dict | None
+    world_seed: int
+    contextual: str | None = None
+    horizon_days: float | None = None
+
+
+@dataclass
+class _Setup:
+    """What the first two phases build: the scenario, its policies, the evaluation sample and the criterion."""
+
+    sc: Scenario
+    n: int
+    components: Mapping[str, Policy]
+    targets: Mapping[str, Policy]
+    floors: np.ndarray
+    sample: EvaluationSample
+    verdicts: dict
+    objectives: Criterion
+    why: str
+
+    @property
+    def finite(self) -> bool:
+        return all(v.finite for v in self.verdicts.values())
+
+    @property
+    def x(self) -> np.ndarray:
+        """(M, d) the evaluation sample's covariates (a scenario's sample keeps them)."""
+        assert self.sample.x is not None
+        return self.sample.x
+
+
+def _setup(s: RunSettings, bar: Progress) -> _Setup:
+    """Phases 0-1: the scenario and its models, the evaluation sample, the weights' verdicts, the criterion."""
+    log.info("building scenario %s", s.scenario)
+    sc = get_scenario(s.scenario, config=s.config, seed=s.world_seed)
+    n = check_positive_int(sc.default_n if s.n is None else s.n, "n")
+    if s.contextual is not None:  # before the front: a typo in the covariate costs no optimisation
+        check_contextual(s.contextual, sc)
     components, targets = sc.components(), sc.targets()  # fits the scenario's models where it has any
-    floors = check_floors(floor, len(components))
-
+    floors = check_floors(s.floor, len(components))
     bar.phase(1, PHASES[1])
-    log.info("sampling %d evaluation customers and checking importance-weight variance", eval_size)
-    sample, verdicts = sample_and_verdicts(sc, eval_size, seed, floors)
-    objectives, why = criterion_for(sc, sample, verdicts, n, aggregate, estimator)
-    finite = all(v.finite for v in verdicts.values())
+    log.info("sampling %d evaluation customers and checking importance-weight variance", s.eval_size)
+    sample, verdicts = sample_and_verdicts(sc, s.eval_size, s.seed, floors)
+    objectives, why = criterion_for(sc, sample, verdicts, n, s.aggregate, s.estimator)
+    return _Setup(sc, n, components, targets, floors, sample, verdicts, objectives, why)
 
+
+def _front_and_rule(s: RunSettings, u: _Setup, bar: Progress) -> tuple[Front, Recommendation, dict | None]:
+    """Phases 2-3: the front and the recommended mix by the study's rule. The payback rule picks a log size
+    too: then ``u``'s n and criterion move to it, and the front's errors are re-evaluated there, so that every
+    precision shown is at the log size the decision uses."""
     bar.phase(2, PHASES[2])
-    log.info("optimising mixtures (%s): population %d, %d generations", objectives.label, pop_size, generations)
-    front = pareto_front(objectives, floors, pop_size, generations, seed)
+    log.info("optimising mixtures (%s): population %d, %d generations", u.objectives.label, s.pop_size, s.generations)
+    front = pareto_front(u.objectives, u.floors, s.pop_size, s.generations, s.seed)
     bar.phase(3, PHASES[3])
-    rec = recommend(front, max_rmse)
-    pay = None
-    if horizon_days is not None:  # payback: the mix and log size with the most net revenue over the horizon
-        log.info("weighing what a log at each mix is worth over %g days", horizon_days)
-        incumbent = objectives.component_names[best_component(objectives)]
-        pick = np.unique(np.linspace(0, len(front) - 1, min(len(front), PAYBACK_MIXES)).round().astype(int))
-        pay = payback(sample, objectives, front.alphas[pick], incumbent, horizon_days, daily_traffic)
-        best_pay = pay["best"]
-        rec = Recommendation(
-            int(pick[pay["best_index"]]),
-            "payback",
-            None,
-            f"the most net revenue over {horizon_days:g} days after the log: log {best_pay['log_size']:,} customers "
-            f"({best_pay['log_days']:.2g} days), then deploy by the safe rule",
-        )
-        if best_pay["log_size"] != n:  # every precision shown is at the log size the decision uses
-            n = int(best_pay["log_size"])
-            objectives = Criterion(objectives.sample, objectives.specs, n, objectives.aggregate, objectives.error)
-            _, err_f, per_f = objectives.evaluate(front.alphas)
-            front = replace(front, rmse=err_f, rmse_per_target=per_f)
-    alpha = front.alphas[rec.index]
-    at_rec = {t: weight_verdict(sc, sample, t, alpha) for t in targets}
+    rec = recommend(front, s.max_rmse)
+    if s.horizon_days is None:
+        return front, rec, None
+    log.info("weighing what a log at each mix is worth over %g days", s.horizon_days)
+    incumbent = u.objectives.component_names[best_component(u.objectives)]
+    pick = np.unique(np.linspace(0, len(front) - 1, min(len(front), PAYBACK_MIXES)).round().astype(int))
+    pay = payback(u.sample, u.objectives, front.alphas[pick], incumbent, s.horizon_days, s.daily_traffic)
+    best_pay = pay["best"]
+    rec = Recommendation(
+        int(pick[pay["best_index"]]),
+        "payback",
+        None,
+        f"the most net revenue over {s.horizon_days:g} days after the log: log {best_pay['log_size']:,} customers "
+        f"({best_pay['log_days']:.2g} days), then deploy by the safe rule",
+    )
+    if best_pay["log_size"] != u.n:
+        u.n = int(best_pay["log_size"])
+        u.objectives = Criterion(u.objectives.sample, u.objectives.specs, u.n, u.objectives.aggregate, u.objectives.error)
+        _, err_f, per_f = u.objectives.evaluate(front.alphas)
+        front = replace(front, rmse=err_f, rmse_per_target=per_f)
+    return front, rec, pay
 
-    # Every cost is against no exploration (the revenue-best component alone). The floor is a separate choice:
-    # the most revenue it allows is the best vertex of the floored simplex, priced apart.
-    base_alpha, base_rev = no_exploration_alpha(objectives), no_exploration_revenue(objectives)
-    free = 1.0 - floors.sum()
-    vertices = floors + free * np.eye(len(components))
-    floor_alpha = vertices[int(np.argmax(objectives.revenue(vertices)))]
-    floor_rev = float(objectives.revenue(floor_alpha)[0])
-    floor_rmse = objectives.rmse(floor_alpha)[0]
 
-    values = {name: float(v) for name, v in zip(components, sample.component_values)}
-    values.update({name: float(v) for name, v in zip(targets, sample.target_values)})
-    references = sc.reference_policies()
-    values.update({name: sample.policy_value_of(p) for name, p in references.items()})
-    # the evaluation sample is drawn apart from any training data, so it serves as held-out customers
-    model_report = sc.model_report(sample.x)
-    rev = float(front.revenue[rec.index])
-    detail = objectives.describe(alpha)
+def _policy_values(u: _Setup) -> tuple[dict[str, float], Mapping[str, Policy]]:
+    """Every policy's value on the evaluation sample (components, targets, references), and the references."""
+    values = {name: float(v) for name, v in zip(u.components, u.sample.component_values)}
+    values.update({name: float(v) for name, v in zip(u.targets, u.sample.target_values)})
+    references = u.sc.reference_policies()
+    values.update({name: u.sample.policy_value_of(p) for name, p in references.items()})
+    return values, references
+
+
+def _promise(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray) -> tuple[dict, dict]:
+    """Each target's error and its parts at the recommended mix, and how much those promises depend on the
+    evaluation sample (jackknife), with the revenue cost's standard error."""
+    detail = u.objectives.describe(alpha)
     log.info("measuring how much the promise depends on the evaluation sample")
-    promise = objectives.promise_uncertainty(alpha, reference=base_alpha)
+    promise = u.objectives.promise_uncertainty(alpha, reference=base_alpha)
     for t in detail:
         detail[t]["promise_se"] = promise["error_se"][t]
     worst_rel = max(promise["relative"].values())
@@ -441,9 +498,14 @@ def _run(
         max_relative=worst_rel,
         goal=PROMISE_GOAL,
         enough=worst_rel <= PROMISE_GOAL,
-        eval_size_for_goal=int(np.ceil(sample.size * (worst_rel / PROMISE_GOAL) ** 2)),
+        eval_size_for_goal=int(np.ceil(u.sample.size * (worst_rel / PROMISE_GOAL) ** 2)),
     )
-    used = sorted({d["estimator"] for d in detail.values()})
+    return detail, promise
+
+
+def _precision_warnings(u: _Setup, detail: dict, rec: Recommendation, promise: dict) -> list[str]:
+    """What the report must say about the weights, unsupported actions, the model and the promise's own noise."""
+    verdicts, sample = u.verdicts, u.sample
     warnings = [
         f"The textbook estimate (plain inverse propensity weighting) of {t} would stay unreliable however "
         f"many customers are logged: its variance is infinite. couponmix leaves out every estimator with "
@@ -459,10 +521,10 @@ def _run(
     warnings += [
         f"At the recommended mix, the logs never show some actions {t} takes: its error "
         f"({detail[t]['rmse']:.3g}) rests on the revenue model there."
-        for t in targets
+        for t in u.targets
         if not detail[t]["logs_show_all"] and verdicts[t].status != "unsupported"
     ]
-    if sc.ground_truth:  # the simulator knows the truth: say so when the exact error is above the promise
+    if u.sc.ground_truth:  # the simulator knows the truth: say so when the exact error is above the promise
         over = {t: d for t, d in detail.items() if d["simulator"]["rmse"] > 1.01 * d["rmse"]}
         warnings += [
             f"The simulator's exact error for {t} at the recommended mix is {d['simulator']['rmse']:.3g}, above the "
@@ -472,6 +534,7 @@ def _run(
         ]
     if rec.meets_max_rmse is False:
         warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
+    worst_rel = promise["max_relative"]
     if not promise["enough"] and sample.observed is not None:  # the log's own rows: no larger sample to draw
         warnings.append(
             f"The promised errors rest on the log's own {sample.size:,} customers and would move by up to "
@@ -483,75 +546,166 @@ def _run(
             f"by up to {worst_rel:.1%} (standard error); for less than {PROMISE_GOAL:.0%}, use an "
             f"evaluation sample of about {promise['eval_size_for_goal']:,} customers (--eval-size)."
         )
+    return warnings
 
-    explore_desc = components["explore"].description if "explore" in components else None
-    warnings = sc.warnings() + warnings  # a calibrated scenario's gates come first, in every report
-    calibrated = None
-    if not sc.ground_truth:
-        meta = getattr(sc, "meta", {})
-        calibrated = {
-            "world": getattr(sc, "world", meta.get("world")),
-            "fallback": getattr(sc, "fallback", None),
-            "card": meta.get("card"),
-            "diagnostics": meta.get("diagnostics"),
-            "warnings": sc.warnings(),
-            "values": (
-                "estimates from the log: the model corrected by the logged rewards of the rows it was not trained "
-                "on (doubly robust), not measurements"
-                if sample.observed is not None
-                else "model estimates: the reward means of the calibrated model, not measurements"
-            ),
-        }
-    if model_report is not None and model_report["rmse_vs_true_mu"] > 0.8 * model_report["baseline_rmse_vs_true_mu"]:
-        warnings.append(
-            "The revenue model is weak: its error against the true revenue is "
-            f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
-            f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average."
-        )
-    real = log_estimates(sc) or {}
+
+def _model_warnings(model_report: dict | None) -> list[str]:
+    """A revenue model barely better than the per-action average says so."""
+    if model_report is None or model_report["rmse_vs_true_mu"] <= 0.8 * model_report["baseline_rmse_vs_true_mu"]:
+        return []
+    return [
+        "The revenue model is weak: its error against the true revenue is "
+        f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
+        f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average."
+    ]
+
+
+def _calibrated_block(u: _Setup) -> dict | None:
+    """What a calibrated scenario (a team's own log) says about its world; None for a simulator."""
+    sc = u.sc
+    if sc.ground_truth:
+        return None
+    meta = getattr(sc, "meta", {})
+    return {
+        "world": getattr(sc, "world", meta.get("world")),
+        "fallback": getattr(sc, "fallback", None),
+        "card": meta.get("card"),
+        "diagnostics": meta.get("diagnostics"),
+        "warnings": sc.warnings(),
+        "values": (
+            "estimates from the log: the model corrected by the logged rewards of the rows it was not trained "
+            "on (doubly robust), not measurements"
+            if u.sample.observed is not None
+            else "model estimates: the reward means of the calibrated model, not measurements"
+        ),
+    }
+
+
+def _policies(u: _Setup, values: dict, references: Mapping[str, Policy]) -> dict:
+    """Every policy's role, description and value, with the real log's own estimate where there is one."""
+    real = log_estimates(u.sc) or {}
     if real:
-        real.update(log_estimates(sc, components) or {})
+        real.update(log_estimates(u.sc, u.components) or {})
         for name, le in real.items():  # what the data can say about a model-based value: its distance to the
             half = (le["high"] - le["low"]) / 2  # log's own estimate plus that estimate's 95% margin
             le["model_error_bound"] = abs(values[name] - le["estimate"]) + half
-    policies = {
-        **{name: PolicyInfo("logging component", p.description, values[name], real.get(name)) for name, p in components.items()},
-        **{name: PolicyInfo("target", p.description, values[name], real.get(name)) for name, p in targets.items()},
+    return {
+        **{name: PolicyInfo("logging component", p.description, values[name], real.get(name)) for name, p in u.components.items()},
+        **{name: PolicyInfo("target", p.description, values[name], real.get(name)) for name, p in u.targets.items()},
         **{name: PolicyInfo("reference", p.description, values[name]) for name, p in references.items()},
     }
-    criterion = CriterionInfo(
+
+
+def _criterion_info(u: _Setup, detail: dict) -> CriterionInfo:
+    sample, objectives = u.sample, u.objectives
+    actions = u.sc.action_names or [str(a) for a in range(sample.mu.shape[1])]
+    error = sample.model_error_per_action
+    assert error is not None  # the robust criterion needs it
+    return CriterionInfo(
         label=objectives.label,
         error=objectives.error,
         candidates={spec.name: {**spec.to_dict(), "obp": spec.obp_name()} for spec in objectives.specs},
-        reason=why,
+        reason=u.why,
         assumption=ROBUST_ASSUMPTION,
-        model_error=dict(zip(sc.action_names or [str(a) for a in range(sample.mu.shape[1])], sample.model_error_per_action.tolist())),
+        model_error=dict(zip(actions, error.tolist())),
         model_error_source=sample.model_error_source,
         reward_model=sample.q_source,
         second_moments=sample.observed.source if sample.observed is not None else None,
-        used_at_recommended=used,
+        used_at_recommended=sorted({d["estimator"] for d in detail.values()}),
     )
-    recommended = Recommended(
-        alpha=dict(zip(components, alpha.tolist())),
+
+
+def _floor_mix(u: _Setup, base_rev: float) -> FloorMix:
+    """The most revenue the floor allows (the best vertex of the floored simplex), priced apart from the
+    recommendation: the floor is a separate choice, and every cost is against no exploration."""
+    free = 1.0 - u.floors.sum()
+    vertices = u.floors + free * np.eye(len(u.components))
+    floor_alpha = vertices[int(np.argmax(u.objectives.revenue(vertices)))]
+    floor_rev = float(u.objectives.revenue(floor_alpha)[0])
+    floor_rmse = u.objectives.rmse(floor_alpha)[0]
+    return FloorMix(
+        floor=float(u.floors.max()),
+        alpha=dict(zip(u.components, floor_alpha.tolist())),
+        revenue=floor_rev,
+        revenue_cost_per_customer=base_rev - floor_rev,
+        ope_rmse=float(u.objectives.combine(floor_rmse[None, :])[0]),
+        ope_rmse_per_target=dict(zip(u.targets, floor_rmse.tolist())),
+    )
+
+
+def _contextual(s: RunSettings, u: _Setup, bar: Progress, curve: dict, base_rev: float, worst: float) -> dict | None:
+    """Phase 6: exploration that varies by customer group, at the run's precision (and the tolerance)."""
+    if s.contextual is None:
+        return None
+    bar.phase(6, PHASES[6])
+    log.info("contextual exploration (%s)", s.contextual)
+    cobj = ContextualCriterion(u.objectives, u.sc, grouping_for(s.contextual, u.sc, u.x))
+    named = {"recommended": float(worst)}
+    if s.tol is not None:
+        named["tolerance"] = float(s.tol)
+
+    def searching(fraction: float, what: str) -> None:
+        bar.phase(6 + fraction, f"{PHASES[6]}: {what}")
+
+    # costs against no exploration, like the headline's
+    block = contextual_block(cobj, curve, base_rev, named, float(u.floors.max()), seed=s.seed, on_progress=searching)
+    ctx = {"spec": s.contextual, **block}
+    at = block["at"].get("recommended", {})
+    # the rule is the recommendation when it buys the same precision for less than one rate for everyone
+    ctx["recommended"] = bool(at.get("reachable") and at["revenue_cost_per_10k_customers"] < at["global_revenue_cost_per_10k_customers"])
+    return ctx
+
+
+def _recommended(s: RunSettings, u: _Setup, alpha: np.ndarray, rev: float, detail: dict, rec: Recommendation) -> Recommended:
+    return Recommended(
+        alpha=dict(zip(u.components, alpha.tolist())),
         revenue=rev,
         # from the same single computation as the per-target detail (the front's batch agrees to ~1e-13)
-        ope_rmse=float(objectives.combine(np.array([[detail[t]["rmse"] for t in targets]]))[0]),
-        ope_rmse_per_target={t: detail[t]["rmse"] for t in targets},
+        ope_rmse=float(u.objectives.combine(np.array([[detail[t]["rmse"] for t in u.targets]]))[0]),
+        ope_rmse_per_target={t: detail[t]["rmse"] for t in u.targets},
         targets=detail,
         rule=rec.rule,
         note=rec.note,
-        max_rmse=max_rmse,
-        meets_max_rmse=rec.meets_max_rmse if max_rmse is not None else None,
+        max_rmse=s.max_rmse,
+        meets_max_rmse=rec.meets_max_rmse if s.max_rmse is not None else None,
     )
+
+
+def _decision(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray, incumbent: str, warnings: list[str]) -> dict | None:
+    """The decision a log supports at the recommended mix and without exploration (None, with a warning added,
+    where it cannot be computed)."""
+    log.info("the decision a log supports: chance of deploying the best policy, regret")
+    try:
+        mixes = {"recommended": alpha, "no_exploration": base_alpha}
+        return decision_summary(u.sample, u.objectives, mixes, u.n, incumbent, u.sc.ground_truth)
+    except CouponmixError as exc:
+        warnings.append(f"The decision a log supports could not be computed: {exc}.")
+        return None
+
+
+def _plan(s: RunSettings, u: _Setup, alpha: np.ndarray) -> dict | None:
+    """Phase 5: the least-cost mix for the tolerance, and the log size the recommended mix needs for it."""
+    if s.tol is None:
+        return None
+    log.info("planning: least revenue cost with error <= %g", s.tol)
+    found = plan_mixture(u.objectives, s.tol, u.n, u.floors)
+    return {**found.to_dict(), "criterion": u.objectives.label, "at_recommended": log_size_at(u.objectives, alpha, s.tol).to_dict()}
+
+
+def _run(s: RunSettings, bar: Progress) -> StudyResult:
+    u = _setup(s, bar)
+    front, rec, pay = _front_and_rule(s, u, bar)
+    objectives, sample, components, targets = u.objectives, u.sample, u.components, u.targets
+    alpha = front.alphas[rec.index]
+    at_rec = {t: weight_verdict(u.sc, sample, t, alpha) for t in targets}
+    base_alpha, base_rev = no_exploration_alpha(objectives), no_exploration_revenue(objectives)
+    values, references = _policy_values(u)
+    model_report = u.sc.model_report(u.x)  # the sample is held out from any training
+    rev = float(front.revenue[rec.index])
+    detail, promise = _promise(u, alpha, base_alpha)
+    warnings = u.sc.warnings() + _precision_warnings(u, detail, rec, promise) + _model_warnings(model_report)  # the gates first
+    recommended = _recommended(s, u, alpha, rev, detail, rec)
     incumbent = objectives.component_names[best_component(objectives)]
-    floor_mix = FloorMix(
-        floor=float(floors.max()),
-        alpha=dict(zip(components, floor_alpha.tolist())),
-        revenue=floor_rev,
-        revenue_cost_per_customer=base_rev - floor_rev,
-        ope_rmse=float(objectives.combine(floor_rmse[None, :])[0]),
-        ope_rmse_per_target=dict(zip(targets, floor_rmse.tolist())),
-    )
     revenue_cost = RevenueCost(
         baseline=f"{BASELINE} ({incumbent} alone)",
         baseline_revenue=base_rev,
@@ -559,52 +713,15 @@ def _run(
         cost_pct=100.0 * (base_rev - rev) / abs(base_rev) if base_rev else None,
         std_error=promise["revenue_cost_se"],
     )
-    no_explore = no_exploration(objectives, sample)
-    log.info("the decision a log supports: chance of deploying the best policy, regret")
-    alone = base_alpha
-    try:
-        decision = decision_summary(sample, objectives, {"recommended": alpha, "no_exploration": alone}, n, incumbent, sc.ground_truth)
-    except CouponmixError as exc:
-        decision = None
-        warnings.append(f"The decision a log supports could not be computed: {exc}.")
-    law = sample_size_law(objectives, sample, alpha, verdicts)
+    decision = _decision(u, alpha, base_alpha, incumbent, warnings)
     bar.phase(4, PHASES[4])
     log.info("computing the curves for the report")
-    curve = exploration_curve(objectives, n, tol)
-    size_curve = log_size_curve(objectives, alpha, daily_traffic)
+    curve = exploration_curve(objectives, u.n, s.tol)
+    size_curve = log_size_curve(objectives, alpha, s.daily_traffic)
     bar.phase(5, PHASES[5])
-    plan = None
-    if tol is not None:
-        log.info("planning: least revenue cost with error <= %g", tol)
-        found = plan_mixture(objectives, tol, n, floors)
-        plan = {**found.to_dict(), "criterion": objectives.label, "at_recommended": log_size_at(objectives, alpha, tol).to_dict()}
-    ctx = None
-    if contextual is not None:
-        bar.phase(6, PHASES[6])
-        log.info("contextual exploration (%s)", contextual)
-
-        cobj = ContextualCriterion(objectives, sc, grouping_for(contextual, sc, sample.x))
-        named = {"recommended": float(recommended.ope_rmse)}
-        if tol is not None:
-            named["tolerance"] = float(tol)
-
-        def searching(fraction: float, what: str) -> None:
-            bar.phase(6 + fraction, f"{PHASES[6]}: {what}")
-
-        # costs against no exploration, like the headline's
-        block = contextual_block(cobj, curve, base_rev, named, float(floors.max()), seed=seed, on_progress=searching)
-        ctx = {"spec": contextual, **block}
-        at = block["at"].get("recommended", {})
-        # the rule is the recommendation when it buys the same precision for less than one rate for everyone
-        ctx["recommended"] = bool(
-            at.get("reachable") and at["revenue_cost_per_10k_customers"] < at["global_revenue_cost_per_10k_customers"]
-        )
-    regret = None
-    if "exploit" in components and "oracle" in references:
-        regret = {
-            "per_customer": values["oracle"] - values["exploit"],
-            "oracle_gap_pct": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
-        }
+    plan = _plan(s, u, alpha)
+    ctx = _contextual(s, u, bar, curve, base_rev, recommended.ope_rmse)
+    no_explore = no_exploration(objectives, sample)
     unsupported = [t for t, d in no_explore["targets"].items() if d["status"] == "unsupported"]
     if unsupported:
         warnings.append(
@@ -614,52 +731,72 @@ def _run(
         )
     summary = StudySummary(
         summary_format=SUMMARY_FORMAT,
-        study=study,
-        scenario=sc.name,
-        scenario_description=sc.description,
-        n=n,
-        seed=seed,
-        world_seed=world_seed,
+        study=s.study,
+        scenario=u.sc.name,
+        scenario_description=u.sc.description,
+        n=u.n,
+        seed=s.seed,
+        world_seed=s.world_seed,
         evaluation_sample_size=sample.size,
-        criterion=criterion,
-        aggregate=aggregate,
-        floors=dict(zip(components, floors.tolist())),
-        policies=policies,
-        variance_finite={t: v.finite for t, v in verdicts.items()},
-        ips_variance={
-            "applies_to": (
-                "every mixture with all weights > 0 (finiteness is the same across the inside of the simplex); checked at its centre"
-            ),
-            "targets": {t: v.to_dict() for t, v in verdicts.items()},
-            "at_recommended": {t: v.to_dict() for t, v in at_rec.items()},
-        },
+        criterion=_criterion_info(u, detail),
+        aggregate=s.aggregate,
+        floors=dict(zip(components, u.floors.tolist())),
+        policies=_policies(u, values, references),
+        variance_finite={t: v.finite for t, v in u.verdicts.items()},
+        ips_variance=_ips_variance(u.verdicts, at_rec),
         recommended=recommended,
-        floor_mix=floor_mix,
+        floor_mix=_floor_mix(u, base_rev),
         revenue_cost=revenue_cost,
         promise_uncertainty=promise,
         no_exploration=no_explore,
-        production=production_block(components, alpha, objectives, explore_desc, finite),
-        optimiser={
-            "algorithm": "NSGA-II (pymoo)" if len(components) > 2 else "exact evaluation on a fine grid of the segment (two components)",
-            "pop_size": pop_size,
-            "generations": generations,
-            "front_points": len(front),
-        },
+        production=production_block(components, alpha, objectives, _explore_description(components), u.finite),
+        optimiser=_optimiser(s, len(components), len(front)),
         warnings=warnings,
         revenue_model=model_report,
-        sample_size_law=law,
+        sample_size_law=sample_size_law(objectives, sample, alpha, u.verdicts),
         exploration_curve=curve,
         log_size_curve=size_curve,
         plan=plan,
-        headline=headline_numbers(objectives, alpha, tol, n, recommended, revenue_cost, curve, size_curve, plan),
-        exploit_regret=regret,
-        calibrated=calibrated,
+        headline=headline_numbers(objectives, alpha, s.tol, u.n, recommended, revenue_cost, curve, size_curve, plan),
+        exploit_regret=_exploit_regret(components, references, values),
+        calibrated=_calibrated_block(u),
         contextual=ctx,
         decision=decision,
         payback=pay,
-        reward_unit=sc.reward_unit,
+        reward_unit=u.sc.reward_unit,
     )
     return StudyResult(summary=summary, front=front, recommendation=rec)
+
+
+def _explore_description(components: Mapping[str, Policy]) -> str | None:
+    return components["explore"].description if "explore" in components else None
+
+
+def _ips_variance(verdicts: dict, at_rec: dict) -> dict:
+    return {
+        "applies_to": "every mixture with all weights > 0 (finiteness is the same across the inside of the simplex); checked at its centre",
+        "targets": {t: v.to_dict() for t, v in verdicts.items()},
+        "at_recommended": {t: v.to_dict() for t, v in at_rec.items()},
+    }
+
+
+def _optimiser(s: RunSettings, k: int, points: int) -> dict:
+    return {
+        "algorithm": "NSGA-II (pymoo)" if k > 2 else "exact evaluation on a fine grid of the segment (two components)",
+        "pop_size": s.pop_size,
+        "generations": s.generations,
+        "front_points": points,
+    }
+
+
+def _exploit_regret(components: Mapping[str, Policy], references: Mapping[str, Policy], values: dict) -> dict | None:
+    """What the exploit policy gives up against the oracle, where the scenario has one."""
+    if "exploit" not in components or "oracle" not in references:
+        return None
+    return {
+        "per_customer": values["oracle"] - values["exploit"],
+        "oracle_gap_pct": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
+    }
 
 
 def headline_numbers(
