@@ -390,49 +390,78 @@ def evaluate(
         population = check_positive_int(population, "population size", minimum=100, maximum=EVALUATE_MAX_POPULATION)
     sc = cfg.build_scenario()
     names = tuple(sc.components())
-    a = np.array([parse_alpha_spec(x, names) for x in alphas or []]).reshape(-1, len(names))
-    rule = None
-    if contextual_from is not None:
-        rule = contextual_rule(contextual_from, cfg, sc, at)
-        if len(a) == 0 and rule.global_alpha is not None:  # one rate for everyone at the run's precision
-            a = rule.global_alpha[None]
-    elif len(a) == 0:
-        raise CouponmixError("evaluate needs --alpha (mixtures) or --contextual-from (a contextual run's rule)")
+    a, rule = _mixtures_and_rule(cfg, sc, alphas, contextual_from, at)
     requested = cfg.estimator
     if naive:
         if requested is None:
             raise CouponmixError("--naive needs --estimator")
         requested = EstimatorSpec(requested.kind, requested.clip, weights="naive")
     sample = EvaluationSample.from_scenario(sc, cfg.eval_size, cfg.seed)
-    verdicts = {}
-    for t in sample.target_names:
-        # every mixture logged, each group's of a contextual rule included
-        found = [weight_verdict(sc, sample, t, x) for x in [*a, *([] if rule is None else rule.alphas)]]
-        verdicts[t] = next((v for v in found if v.status == "infinite"), found[0])
+    verdicts = _verdicts_at(sc, sample, [*a, *([] if rule is None else rule.alphas)])
     specs, why = choose_candidates(requested, verdicts, sc.name)
     n = sc.default_n if cfg.n is None else cfg.n
     start = time.perf_counter()
     if in_memory:
         crit = Criterion(sample, specs, n, cfg.aggregate)
+        revenue, laws, shares = _assess_in_memory(crit, sc, a, rule)
         size, where = sample.size, "in memory"
-        shares = None
-        if rule is None:
-            revenue, laws = crit.assess(a)
-        else:  # the rule on the same customers: each group at its own mixture, the others for everyone
-            ctx = ContextualCriterion(crit, sc, rule.grouping)
-            batch = np.concatenate([np.repeat(a[:, None, :], rule.grouping.size, axis=1), rule.alphas[None]])
-            revenue, laws = ctx.revenue_of_mixtures(batch), ctx.laws_of_mixtures(batch)
-            shares = np.asarray(ctx.shares, dtype=float)
     else:
         grouping = None if rule is None else rule.grouping
         pop = Population(sc, population, cfg.seed, chunk_size, backend, grouping, model_error_from=sample)  # type: ignore[arg-type]
         crit = Criterion(pop, specs, n, cfg.aggregate)
         assert crit.stream is not None
-        batch = a if rule is None else np.concatenate([np.repeat(a[:, None, :], rule.grouping.size, axis=1), rule.alphas[None]])
-        revenue, laws = crit.assess(batch, on_chunk=on_chunk)
+        revenue, laws = crit.assess(_with_rule(a, rule), on_chunk=on_chunk)
         size, where = crit.stream.size, crit.stream.backend.name
         shares = None if rule is None else np.asarray(crit.stream.group_shares, dtype=float)
     seconds = time.perf_counter() - start
+    rows = _evaluation_rows(crit, names, a, revenue, laws, n, rule, shares)
+    return EvaluationResult(sc.name, size, n, cfg.seed, crit.label, why, cfg.aggregate, where, seconds, rows)
+
+
+def _mixtures_and_rule(cfg: StudyConfig, sc, alphas: Sequence | None, contextual_from, at: str) -> tuple:
+    """(the mixtures given (B, K), the contextual rule or None); with a rule and no mixture, the one rate for
+    everyone that reached the run's precision."""
+    names = tuple(sc.components())
+    a = np.array([parse_alpha_spec(x, names) for x in alphas or []]).reshape(-1, len(names))
+    if contextual_from is None:
+        if len(a) == 0:
+            raise CouponmixError("evaluate needs --alpha (mixtures) or --contextual-from (a contextual run's rule)")
+        return a, None
+    rule = contextual_rule(contextual_from, cfg, sc, at)
+    if len(a) == 0 and rule.global_alpha is not None:
+        a = rule.global_alpha[None]
+    return a, rule
+
+
+def _verdicts_at(sc, sample: EvaluationSample, mixtures: list) -> dict:
+    """Per target, the weights' verdict over every mixture logged (the first infinite one, else the first)."""
+    verdicts = {}
+    for t in sample.target_names:
+        found = [weight_verdict(sc, sample, t, x) for x in mixtures]
+        verdicts[t] = next((v for v in found if v.status == "infinite"), found[0])
+    return verdicts
+
+
+def _with_rule(a: np.ndarray, rule) -> np.ndarray:
+    """(B, K) mixtures for everyone, or with a contextual rule (B + 1, G, K): each for every group, then the rule."""
+    if rule is None:
+        return a
+    return np.concatenate([np.repeat(a[:, None, :], rule.grouping.size, axis=1), rule.alphas[None]])
+
+
+def _assess_in_memory(crit: Criterion, sc, a: np.ndarray, rule) -> tuple:
+    """(revenue, laws, the groups' shares or None) on run's own sample; a contextual rule is assessed on the
+    same customers, each group at its own mixture."""
+    if rule is None:
+        return (*crit.assess(a), None)
+    ctx = ContextualCriterion(crit, sc, rule.grouping)
+    batch = _with_rule(a, rule)
+    return ctx.revenue_of_mixtures(batch), ctx.laws_of_mixtures(batch), np.asarray(ctx.shares, dtype=float)
+
+
+def _evaluation_rows(crit: Criterion, names: tuple, a: np.ndarray, revenue, laws, n: int, rule, shares) -> list[dict]:
+    """``EvaluationResult.mixtures``: per mixture its revenue, aggregate error and per-target detail, then the
+    contextual rule with its groups' traffic shares."""
     values = dict(zip(crit.target_names, np.asarray(crit.target_values).tolist()))
     agg = crit.combine(np.column_stack([law.rmse(n) for law in laws]))
 
@@ -457,7 +486,7 @@ def evaluate(
                 ],
             }
         )
-    return EvaluationResult(sc.name, size, n, cfg.seed, crit.label, why, cfg.aggregate, where, seconds, rows)
+    return rows
 
 
 def n_chunks(population: int, chunk_size: int | None) -> int:
