@@ -72,3 +72,15 @@ def test_the_campaign_command_writes_its_table(tmp_path, capsys):
     assert main([*args[:-2], "--reps", "0", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("couponmix: error: reps")
     assert not (tmp_path / "bad").exists()
+
+
+def test_switches_count_the_first_redeployment_too():
+    """A loop that replaces the configured exploit at the end of period 0 and keeps the replacement has
+    switched once; one that never leaves it, zero times."""
+    from couponmix.studies.campaign import CampaignResult
+
+    deployed = [[["retrained@0", "retrained@0", "retrained@0"]], [["exploit", "exploit", "retrained@2"]]]
+    res = CampaignResult((0.0, 0.1), 3, 100, 1, np.ones((2, 1, 3)), deployed)
+    assert [row["switches"] for row in res.table()] == [1.0, 1.0]
+    res = CampaignResult((0.0,), 3, 100, 1, np.ones((1, 1, 3)), [[["exploit"] * 3]])
+    assert res.table()[0]["switches"] == 0.0

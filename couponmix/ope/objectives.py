@@ -41,7 +41,7 @@ from scipy.optimize import brentq
 from couponmix.dataset.scenario import Scenario
 from couponmix.dataset.types import ObservedRows
 from couponmix.errors import CouponmixError
-from couponmix.infra.memory import available_bytes
+from couponmix.infra import memory
 from couponmix.infra.seeding import stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
@@ -239,7 +239,7 @@ def _check_memory(scenario: Scenario, size: int, k: int, t: int) -> None:
     """Refuse, before any work, an evaluation sample that cannot fit in the memory available: it holds
     every component's and target's probabilities and a few reward arrays per customer and action, and the
     row merge makes temporaries of about the same size."""
-    free = available_bytes()
+    free = memory.available_bytes()
     if free is None:
         return
     need = 2 * 8 * size * max(scenario.n_actions, 1) * (k + t + 6) + 8 * size * max(len(scenario.covariate_names), 1)

@@ -2,6 +2,8 @@
 
 A campaign runs T periods. In each period t, with exploration rate r:
 
+0. every retraining starts from what the team logged before (``_history``: a simulated market's history, or a
+   calibrated scenario's own log, the team's real rows);
 1. the period's customers (drawn from the world as it is in period t, ``Scenario.at_period``) are served by
    (1 - r) x the deployed exploit policy + r x the exploration component, and logged with that propensity;
 2. half of the period's rows (even positions) join the training data, and the revenue model is retrained on
@@ -83,7 +85,8 @@ class CampaignResult:
                     "revenue_se": se(total[i]),
                     "vs_first": float(diff.mean()),
                     "vs_first_se": se(diff),
-                    "switches": float(np.mean([sum(a != b for a, b in zip(d, d[1:])) for d in self.deployed[i]])),
+                    # redeployments, the first one away from the configured exploit included
+                    "switches": float(np.mean([sum(a != b for a, b in zip(["exploit", *d], d)) for d in self.deployed[i]])),
                 }
             )
         return rows
@@ -116,6 +119,20 @@ def _model_spec(scenario) -> tuple[list[int], list[int], dict]:
     if spec is not None:
         return spec()
     return list(range(len(scenario.covariate_names))), [], {}
+
+
+def _history(scenario) -> dict[str, list]:
+    """What the team has logged before the campaign, which every retraining starts from: a simulated market's
+    historical log, or a calibrated scenario's own log (the team's real rows), each row weighted by the
+    inverse of its logged propensity; empty lists where there is neither."""
+    if hasattr(scenario, "history"):  # the market's history is logged uniformly: equal weights
+        h = scenario.history
+        return {"x": [h["x"]], "a": [h["action"]], "r": [h["reward"]], "w": [np.ones(len(h["action"]))]}
+    log = scenario.real_log()
+    if log is None:
+        return {"x": [], "a": [], "r": [], "w": []}
+    p = log["pscore_avg"] if log.get("pscore_avg") is not None else log["pscore"]
+    return {"x": [log["context"]], "a": [log["action"]], "r": [log["reward"]], "w": [1.0 / np.asarray(p, float)]}
 
 
 def _greedy(model: CrossFittedRevenueModel, n_actions: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -159,7 +176,7 @@ def run_campaign(
     comps = scenario.components()
     a_n = scenario.n_actions
     features, categorical, params = _model_spec(scenario)
-    hist = scenario.history if hasattr(scenario, "history") else None
+    hist = _history(scenario)
     worlds = [scenario.at_period(t) if hasattr(scenario, "at_period") else scenario for t in range(periods)]
     targets = scenario.targets()
     revenue = np.empty((len(rates), reps, periods))
@@ -168,9 +185,7 @@ def run_campaign(
     for i, r in enumerate(rates):
         for rep in range(reps):
             exploit_name, exploit = "exploit", comps["exploit"]
-            train: dict[str, list] = {"x": [], "a": [], "r": [], "w": []}
-            if hist is not None:
-                train = {"x": [hist["x"]], "a": [hist["action"]], "r": [hist["reward"]], "w": [np.ones(len(hist["action"]))]}
+            train: dict[str, list] = {key: list(v) for key, v in hist.items()}
             for t in range(periods):
                 world = worlds[t]
                 rng = stream(seed, "campaign", rep, t)  # the same customers and draws for every rate
