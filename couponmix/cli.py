@@ -227,11 +227,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="couponmix", description="How much coupon traffic to spend on exploration.")
     parser.add_argument("--version", action="version", version=f"couponmix {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_scenarios_parser(sub)
+    _add_cache_parser(sub)
+    _add_run_parser(sub)
+    _add_batch_parser(sub)
+    _add_simulate_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_validate_parser(sub)
+    _add_campaign_parser(sub)
+    _add_calibrate_parser(sub)
+    _add_estimate_parser(sub)
+    _add_plan_parser(sub)
+    for name, example in HELP_EXAMPLES.items():  # every command's --help ends with an example
+        sub.choices[name].epilog = "example:\n" + "\n".join(f"  {line}" for line in example)
+        sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
+    return parser
 
+
+def _add_scenarios_parser(sub) -> None:
+    """``couponmix scenarios``'s options."""
     sub.add_parser("scenarios", help="list the simulated scenarios")
+
+
+def _add_cache_parser(sub) -> None:
+    """``couponmix cache``'s options."""
     cache = sub.add_parser("cache", help="where the trained-model cache is and its size (--clear empties it)")
     cache.add_argument("--clear", action="store_true", help="remove every model couponmix cached")
 
+
+def _add_run_parser(sub) -> None:
+    """``couponmix run``'s options."""
     run = sub.add_parser("run", help="optimise the mixture and write summary.json, pareto.csv, report.html")
     _add_common(run)
     run.add_argument("--out", required=True, help="output directory")
@@ -268,12 +293,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--daily-traffic", type=float, default=None, help="customers per day, to read log sizes as days in the report (default 10,000)"
     )
 
+
+def _add_batch_parser(sub) -> None:
+    """``couponmix batch``'s options."""
     batch = sub.add_parser("batch", help="run every study file of a folder, in parallel, resumable")
     batch.add_argument("folder", help="folder of study files (*.yaml, *.yml)")
     batch.add_argument("--out", required=True, help="output folder: one sub-folder per study, index.html, comparison.csv")
     batch.add_argument("--workers", type=int, default=None, help="studies run at once (default: cores)")
     _add_verbosity(batch)
 
+
+def _add_simulate_parser(sub) -> None:
+    """``couponmix simulate``'s options."""
     sim = sub.add_parser("simulate", help="write a logged population as Parquet files, chunk by chunk")
     _add_common(sim, clip=False, n_help="customers to simulate and write (default: the scenario's log size)")
     sim.add_argument("--alpha", default=None, help="mixture, e.g. explore=0.1,exploit=0.9")
@@ -285,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--chunk-size", type=int, default=None, help="customers per file, a multiple of 65,536 (default 1,048,576)")
     _add_backend(sim)
 
+
+def _add_evaluate_parser(sub) -> None:
+    """``couponmix evaluate``'s options."""
     ev = sub.add_parser("evaluate", help="exact revenue and OPE error of given mixtures on a population of any size, streamed in chunks")
     _add_common(ev)
     ev.add_argument("--alpha", default=None, action="append", help="mixture, e.g. explore=0.1,exploit=0.9 (repeat the option for several)")
@@ -311,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print JSON")
     _add_backend(ev)
 
+
+def _add_validate_parser(sub) -> None:
+    """``couponmix validate``'s options."""
     val = sub.add_parser("validate", help="Monte Carlo check of the analytic error with obp's estimators")
     _add_common(val)
     val.add_argument("--alpha", default=None, help="mixture, e.g. pi1=0.2,pi2=0.4,pi3=0.4")
@@ -324,10 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="estimators",
         default=None,
         help="one, or several comma-separated, e.g. ips,snips,dr,sndr,switch_dr,clipped_ips,dr_fitted,ips[naive],dr[naive] "
-        "(default: all whose variance is finite here)",
+        "(default: all whose variance is finite here); the estimator run's criterion chooses is checked at the end",
     )
     _add_backend(val)
     val.add_argument("--out", default=None, help="also write DIR/validation.json")
+
+
+def _add_campaign_parser(sub) -> None:
+    """``couponmix campaign``'s options."""
     camp = sub.add_parser("campaign", help="simulate periods of logging, retraining and redeploying, per exploration rate")
     _add_common(camp)
     camp.add_argument("--rates", default="0,0.02,0.05,0.1,0.14,0.2,0.3", help="fixed exploration rates to compare")
@@ -336,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("--reps", type=int, default=2, help="replications, for error bars (default 2)")
     camp.add_argument("--no-payback", action="store_true", help="leave out the payback rule's rate")
     camp.add_argument("--out", default=None, help="also write DIR/campaign.json")
+
+
+def _add_calibrate_parser(sub) -> None:
+    """``couponmix calibrate``'s options."""
     cal = sub.add_parser("calibrate", help="build a scenario folder from your own coupon log (CSV or Parquet)")
     cal.add_argument("log", help="the log: a .csv file, a .parquet file or a folder of Parquet parts")
     cal.add_argument("--out", required=True, help="new scenario folder (give it to run, plan, validate, ...)")
@@ -350,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_verbosity(cal)
 
+
+def _add_estimate_parser(sub) -> None:
+    """``couponmix estimate``'s options."""
     est = sub.add_parser("estimate", help="each policy's value estimated from a real log (or a calibrated scenario's log)")
     est.add_argument(
         "scenario",
@@ -362,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--json", action="store_true", help="print JSON")
     _add_verbosity(est)
 
+
+def _add_plan_parser(sub) -> None:
+    """``couponmix plan``'s options."""
     plan = sub.add_parser("plan", help="least-cost mixture for a tolerance, or the log size needed at a mixture")
     _add_common(plan)
     plan.add_argument("--tol", type=float, required=True, help="error every future policy must reach")
@@ -377,10 +428,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--estimator", choices=ESTIMATOR_CHOICES, default=None, help="force one estimator (default: the most precise per future policy)"
     )
     plan.add_argument("--json", action="store_true", help="print JSON")
-    for name, example in HELP_EXAMPLES.items():  # every command's --help ends with an example
-        sub.choices[name].epilog = "example:\n" + "\n".join(f"  {line}" for line in example)
-        sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
-    return parser
 
 
 #: one worked example per command, shown at the end of its --help
