@@ -82,7 +82,7 @@ def main() -> None:
                 scenario_config={"history": {"size": args.history}, "model": {"n_estimators": args.trees}, "drift": drift},
             )
         t = time.perf_counter()
-        res = campaign(cfg, rates, args.periods, args.period_size, args.reps)
+        res = campaign(cfg, rates, args.periods, args.period_size, args.reps).to_dict()
         res["seconds"] = time.perf_counter() - t
     res["drift"] = drift
     res["world"] = args.world

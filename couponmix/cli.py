@@ -631,9 +631,9 @@ def cmd_validate(args) -> int:
 def cmd_campaign(args) -> int:
     import json
 
+    from couponmix.commands import campaign
     from couponmix.infra.atomic import check_output_dir, write_outputs
     from couponmix.infra.progress import Progress
-    from couponmix.studies.campaign import campaign
 
     try:
         rates = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -653,22 +653,13 @@ def cmd_campaign(args) -> int:
             with_payback=not args.no_payback,
             on_step=lambda done, total: bar.update_to(done),
         )
-    print(f"{'rate':>6} {'cumulative revenue':>20} {'vs rate ' + format(res['rates'][0], 'g'):>22} {'switches':>9}")
-    for row in res["table"]:
-        se = "" if row["vs_first_se"] is None else f" +- {row['vs_first_se']:,.0f}"
-        print(f"{row['rate']:6.1%} {row['revenue']:20,.0f} {row['vs_first']:>12,.0f}{se:<10} {row['switches']:9.1f}")
-    if "payback_rate" in res:
-        pv = res["payback_vs_best"]
-        print(
-            f"payback rule: {res['payback_rate']:.1%}; best fixed rate in hindsight: {res['best_fixed_rate']:.1%} "
-            f"(payback - best: {pv['diff']:,.0f}, {pv['diff_pct']:.2f}%)"
-        )
+    print(res.text())
     if args.out is not None:
         from couponmix.outputs.report import campaign_figure
 
         files: dict[str, bytes | str] = {
-            "campaign.png": campaign_figure(res),
-            "campaign.json": json.dumps(res, indent=2, allow_nan=False) + "\n",
+            "campaign.png": campaign_figure(res.to_dict()),
+            "campaign.json": json.dumps(res.to_dict(), indent=2, allow_nan=False) + "\n",
         }
         write_outputs(args.out, files)
     return 0

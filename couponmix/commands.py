@@ -13,6 +13,7 @@ command        function                                    returns
 ``cache``      ``cache(clear=False)``                      ``CacheResult``
 ``calibrate``  ``calibrate(log, out, config)``             ``CalibrationResult``
 ``estimate``   ``estimate(scenario_folder, policies=)``    ``EstimateResult``
+``campaign``   ``campaign(cfg, rates, periods, ...)``      ``CampaignReport``
 =============  ==========================================  ===================
 """
 
@@ -48,6 +49,7 @@ from couponmix.outputs.batch import BatchResult, run_batch
 from couponmix.outputs.writer import STUDY_FILES, study_files_for
 from couponmix.policy.contextual import Grouping
 from couponmix.policy.simplex import parse_alpha_spec
+from couponmix.studies.campaign import CampaignReport, campaign
 from couponmix.studies.config import StudyConfig
 from couponmix.studies.study import PlanResult, StudyResult, plan_study, run_config
 from couponmix.studies.summary import StudySummary, to_json
@@ -67,6 +69,8 @@ __all__ = [
     "batch",
     "scenarios",
     "cache",
+    "campaign",
+    "CampaignReport",
     "n_chunks",
     "VALIDATE_MAX_N",
 ]

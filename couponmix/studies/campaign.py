@@ -39,7 +39,7 @@ from couponmix.policy.mixture import sample_actions
 from couponmix.policy.policies import one_hot
 from couponmix.policy.revenue_model import CrossFittedRevenueModel
 
-__all__ = ["CampaignResult", "run_campaign"]
+__all__ = ["CampaignReport", "CampaignResult", "campaign", "run_campaign"]
 
 SNDR = EstimatorSpec("sndr")
 
@@ -245,39 +245,91 @@ def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: in
     return {"rate": float(rates[pb["best_index"]]), "payback": pb}
 
 
-def campaign(cfg, rates: Sequence[float], periods: int, period_size: int, reps: int, with_payback: bool = True, on_step=None) -> dict:
+@dataclass(frozen=True)
+class CampaignReport:
+    """``couponmix campaign``: the closed loop per fixed rate, and the payback rule's rate against the best
+    fixed rate in hindsight and against no exploration.
+
+    Attributes
+    ----------
+    scenario : str
+    seed : int
+    result : CampaignResult
+        Revenue per rate, replication and period, and what was deployed.
+    best_fixed_rate : float
+        The rate with the most cumulative revenue (fraction of traffic explored).
+    payback_rate : float or None
+        The payback rule's rate, decided at the start from the world of period 0 (None without it).
+    payback_vs_best, payback_vs_no_exploration : dict or None
+        Cumulative revenue of the payback rate minus the best fixed rate's (``diff``, its standard error
+        ``diff_se`` over paired replications, ``diff_pct`` of the best's revenue), and minus no exploration's.
+    payback_plan : dict or None
+        The payback rule's log: mix, size, cost, value, break-even day (``decide.value.payback``).
+    """
+
+    scenario: str
+    seed: int
+    result: CampaignResult
+    best_fixed_rate: float
+    payback_rate: float | None = None
+    payback_vs_best: dict | None = None
+    payback_vs_no_exploration: dict | None = None
+    payback_plan: dict | None = None
+
+    def to_dict(self) -> dict:
+        out = {"scenario": self.scenario, "seed": self.seed, **self.result.to_dict(), "best_fixed_rate": self.best_fixed_rate}
+        if self.payback_rate is not None:
+            out["payback_rate"] = self.payback_rate
+            out["payback_vs_best"] = self.payback_vs_best
+            if self.payback_vs_no_exploration is not None:
+                out["payback_vs_no_exploration"] = self.payback_vs_no_exploration
+            out["payback_plan"] = self.payback_plan
+        return out
+
+    def text(self) -> str:
+        """The table per rate (cumulative revenue, difference with the first rate, switches) and the payback line."""
+        table = self.result.table()
+        lines = [f"{'rate':>6} {'cumulative revenue':>20} {'vs rate ' + format(self.result.rates[0], 'g'):>22} {'switches':>9}"]
+        for row in table:
+            se = "" if row["vs_first_se"] is None else f" +- {row['vs_first_se']:,.0f}"
+            lines.append(f"{row['rate']:6.1%} {row['revenue']:20,.0f} {row['vs_first']:>12,.0f}{se:<10} {row['switches']:9.1f}")
+        if self.payback_rate is not None and self.payback_vs_best is not None:
+            pv = self.payback_vs_best
+            lines.append(
+                f"payback rule: {self.payback_rate:.1%}; best fixed rate in hindsight: {self.best_fixed_rate:.1%} "
+                f"(payback - best: {pv['diff']:,.0f}, {pv['diff_pct']:.2f}%)"
+            )
+        return "\n".join(lines)
+
+
+def _paired(d: np.ndarray) -> tuple[float, float | None]:
+    """(mean, standard error over replications; None with one) of a paired difference."""
+    return float(d.mean()), (float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None)
+
+
+def campaign(
+    cfg, rates: Sequence[float], periods: int, period_size: int, reps: int, with_payback: bool = True, on_step=None
+) -> CampaignReport:
     """``couponmix campaign``: the closed loop for each fixed rate in ``rates`` and, with ``with_payback``,
-    for the payback rule's rate (decided at the start from the world of period 0). Returns the
-    ``CampaignResult`` as a dict, with the payback rate, the best fixed rate in hindsight and their gap."""
+    for the payback rule's rate (decided at the start from the world of period 0), with the best fixed rate
+    in hindsight and their gap. ``on_step(done, total)`` reports progress per period."""
     rates_checked, periods, period_size, reps = check_campaign(rates, periods, period_size, reps)  # before any work
     if with_payback and periods < 2:
         raise CouponmixError("a payback rate needs at least 2 periods: one to log, one to earn")
     rates = sorted(set(rates_checked))
     scenario = cfg.build_scenario()
     check_components(scenario)
-    chosen = None
-    if with_payback:
-        chosen = payback_rate(scenario, rates, periods, period_size, cfg.seed)
+    chosen = payback_rate(scenario, rates, periods, period_size, cfg.seed) if with_payback else None
     res = run_campaign(scenario, rates, periods, period_size, reps, cfg.seed, on_step)
-    out = {"scenario": scenario.name, "seed": cfg.seed, **res.to_dict()}
     total = res.cumulative()
     best = int(np.argmax(total.mean(axis=1)))
-    out["best_fixed_rate"] = float(rates[best])
-    if chosen is not None:
-        j = rates.index(chosen["rate"])
-        gap = total[j] - total[best]
-        zero = rates.index(0.0) if 0.0 in rates else None
-        out["payback_rate"] = chosen["rate"]
-        out["payback_vs_best"] = {
-            "diff": float(gap.mean()),
-            "diff_se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else None,
-            "diff_pct": float(100 * gap.mean() / total[best].mean()),
-        }
-        if zero is not None:
-            d0 = total[j] - total[zero]
-            out["payback_vs_no_exploration"] = {
-                "diff": float(d0.mean()),
-                "diff_se": float(d0.std(ddof=1) / np.sqrt(len(d0))) if len(d0) > 1 else None,
-            }
-        out["payback_plan"] = chosen["payback"]["best"]
-    return out
+    if chosen is None:
+        return CampaignReport(scenario.name, cfg.seed, res, float(rates[best]))
+    j = rates.index(chosen["rate"])
+    diff, diff_se = _paired(total[j] - total[best])
+    vs_best = {"diff": diff, "diff_se": diff_se, "diff_pct": float(100 * diff / total[best].mean())}
+    vs_zero = None
+    if 0.0 in rates:
+        d0, d0_se = _paired(total[j] - total[rates.index(0.0)])
+        vs_zero = {"diff": d0, "diff_se": d0_se}
+    return CampaignReport(scenario.name, cfg.seed, res, float(rates[best]), chosen["rate"], vs_best, vs_zero, chosen["payback"]["best"])
