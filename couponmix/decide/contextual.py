@@ -635,12 +635,7 @@ def contextual_block(
         if on_progress is not None:
             on_progress(min(done / steps, 1.0), what)
 
-    eps_grid = np.asarray(curve["eps"], float)
-    grid = np.repeat(eps_grid[:, None], obj.size, axis=1)
-    per_g, half_g = obj.precision(grid)
-    rev_g, err_g = obj.revenue(grid), obj.combine(per_g)
-    keep = (eps_grid >= floor) & (eps_grid <= 1 - floor)
-    eps_grid, rev_g, err_g, per_g, half_g = eps_grid[keep], rev_g[keep], err_g[keep], per_g[keep], half_g[keep]
+    grid = _global_grid(obj, np.asarray(curve["eps"], float), floor)
     family = FamilyParameters(obj, floor)
     out: dict = {
         "family": obj.grouping.kind,
@@ -659,26 +654,7 @@ def contextual_block(
         "at": {},
     }
     # 1. SLSQP: least-cost rules at the named precisions and at precisions spread over the global front
-    seeds = [family.constant(float(x)) for x in eps_grid[np.unique(np.linspace(0, len(eps_grid) - 1, 12).round().astype(int))]]
-    named = {}
-    for name, target in targets.items():
-        if not (err_g <= target * (1 + 1e-9)).any():
-            out["at"][name] = {"error": float(target), "reachable": False}
-            continue
-        start = _global_rate(obj, eps_grid, err_g, rev_g, target)
-        found = least_cost_rule(obj, target, start, floor)
-        step(f"least-cost rule at the {name} precision")
-        named[name] = (float(target), start, found)
-        seeds.append(family.constant(start))
-        if found is not None:
-            seeds.append(family.of_rule(found[0], found[2]))
-    lo, hi = float(err_g.min()), float(np.quantile(err_g, 0.9))
-    for i, target in enumerate(np.geomspace(lo * 1.02, max(hi, lo * 1.05), front_points) if front_points else []):
-        ok = err_g <= target
-        found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor, starts=1)
-        step(f"least-cost rules along the front {i + 1}/{front_points}")
-        if found is not None:
-            seeds.append(family.of_rule(found[0], found[2]))
+    seeds, named = _slsqp_seeds(obj, family, grid, targets, floor, front_points, step, out["at"])
     # 2. NSGA-II over the family's parameters, from those seeds
     searched = search_front(
         obj, family, np.array(seeds), pop_size, generations, seed, lambda g: step(f"search generation {g}/{generations}")
@@ -694,49 +670,108 @@ def contextual_block(
     # 3. the rule at each named precision: the cheapest of the front, the SLSQP rule and the constant rate
     rules: dict[str, dict] = {}
     for name, (target, start, found) in named.items():
-        constant_x = family.constant(start)
-        options = [(family.eps(constant_x)[0], family.parameters(constant_x), "one rate for everyone")]
-        if found is not None:
-            options.append((found[0], found[2], "SLSQP"))
-        ok = np.flatnonzero(searched["error"] <= target * (1 + 1e-9))
-        if ok.size:
-            j = int(ok[np.argmax(searched["revenue"][ok])])
-            options.append((searched["eps"][j], family.parameters(searched["x"][j]), "NSGA-II"))
-            polished = least_cost_rule(obj, target, start, floor, x0=searched["x"][j])  # SLSQP from the search's best
-            step(f"polishing the rule at the {name} precision")
-            if polished is not None:
-                options.append((polished[0], polished[2], "NSGA-II, then SLSQP"))
-        revenues = obj.revenue(np.array([o[0] for o in options]))
-        best = int(np.argmax(revenues))  # ties keep the earlier, simpler rule
-        eps, params, by = options[best]
-        laws = obj.laws(eps[None])
-        err = np.array([law.rmse(obj.n)[0] for law in laws])
-        # each future policy's 95% half-width at the rule, in the reward's unit and as a share of its value
-        halves = np.array([interval_95(law.summary(obj.n, 0)) for law in laws])
-        rule = rules[name] = front_point(obj, np.asarray(eps, float), revenues[best], err, halves, best_revenue)
-        cost_global = float(best_revenue - revenues[0])
-        cost = float(best_revenue - revenues[best])
-        gain = cost_global - cost
-        out["at"][name] = {
-            "error": target,
-            "reachable": True,
-            "exploration_rate": rule["exploration_rate"],
-            "explored_share": rule["explored_share"],
-            "global_exploration_rate": start,
-            **{k: rule[k] for k in (*_PRECISION_KEYS, "revenue_cost_per_10k_customers")},
-            "global_revenue_cost_per_10k_customers": 10_000 * cost_global,
-            # revenue kept per 10,000 customers at the same precision; when the rule beats even the
-            # revenue-only mix (exploring earns more than the exploit policy in some group) the saving is the
-            # whole cost and more, so it is reported as a gain, not as a percentage above 100
-            "revenue_gain_per_10k_customers": 10_000 * gain,
-            "beats_no_exploration": bool(cost < 0),
-            "saving_pct": (100 * min(gain / cost_global, 1.0) if cost_global > 0 else 0.0),
-            "found_by": by,
-            "rule": rule_in_words(obj.grouping, eps, obj.shares, params),
-            **({"parameters": params} if params is not None else {}),
-        }
+        rules[name], out["at"][name] = _rule_at(obj, family, searched, name, target, start, found, floor, best_revenue, step)
     # 4. the family contains the constant rules: its front is the non-dominated set of the search and the grid,
     # with the rules at the named precisions on it (each point with what the report's slider shows there)
+    merged = _merged_front(obj, rules, searched, grid, best_revenue)
+    for name, rule in rules.items():
+        out["at"][name]["front_index"] = next(i for i, p in enumerate(merged) if p["exploration_rate"] == rule["exploration_rate"])
+    eps_grid, rev_g, err_g = grid[:3]
+    out["front"] = {
+        "contextual": merged,
+        "global": [{"error": float(e), "revenue": float(r), "exploration_rate": float(x)} for x, r, e in zip(eps_grid, rev_g, err_g)],
+    }
+    return out
+
+
+def _global_grid(obj: ContextualCriterion, eps_grid: np.ndarray, floor: float) -> tuple:
+    """One rate for everyone on the curve's grid within the floor: (rates, revenue, error, per-target errors,
+    per-target 95% half-widths)."""
+    grid = np.repeat(eps_grid[:, None], obj.size, axis=1)
+    per_g, half_g = obj.precision(grid)
+    rev_g, err_g = obj.revenue(grid), obj.combine(per_g)
+    keep = (eps_grid >= floor) & (eps_grid <= 1 - floor)
+    return eps_grid[keep], rev_g[keep], err_g[keep], per_g[keep], half_g[keep]
+
+
+def _slsqp_seeds(obj, family, grid: tuple, targets: dict, floor: float, front_points: int, step, at: dict) -> tuple[list, dict]:
+    """The search's first population (constant rates and SLSQP least-cost rules, at the named precisions and
+    along the global front), and per named precision (its error, the global rate reaching it, the SLSQP rule);
+    an unreachable precision is marked in ``at``."""
+    eps_grid, rev_g, err_g = grid[:3]
+    seeds = [family.constant(float(x)) for x in eps_grid[np.unique(np.linspace(0, len(eps_grid) - 1, 12).round().astype(int))]]
+    named = {}
+    for name, target in targets.items():
+        if not (err_g <= target * (1 + 1e-9)).any():
+            at[name] = {"error": float(target), "reachable": False}
+            continue
+        start = _global_rate(obj, eps_grid, err_g, rev_g, target)
+        found = least_cost_rule(obj, target, start, floor)
+        step(f"least-cost rule at the {name} precision")
+        named[name] = (float(target), start, found)
+        seeds.append(family.constant(start))
+        if found is not None:
+            seeds.append(family.of_rule(found[0], found[2]))
+    lo, hi = float(err_g.min()), float(np.quantile(err_g, 0.9))
+    for i, target in enumerate(np.geomspace(lo * 1.02, max(hi, lo * 1.05), front_points) if front_points else []):
+        ok = err_g <= target
+        found = least_cost_rule(obj, float(target), float(eps_grid[ok][np.argmax(rev_g[ok])]), floor, starts=1)
+        step(f"least-cost rules along the front {i + 1}/{front_points}")
+        if found is not None:
+            seeds.append(family.of_rule(found[0], found[2]))
+    return seeds, named
+
+
+def _rule_at(obj, family, searched: dict, name: str, target: float, start: float, found, floor: float, best_revenue: float, step):
+    """(the front point of the rule at one named precision, its ``at`` entry): the cheapest of the constant rate,
+    the SLSQP rule, the search's best within the error and that best polished by SLSQP."""
+    constant_x = family.constant(start)
+    options = [(family.eps(constant_x)[0], family.parameters(constant_x), "one rate for everyone")]
+    if found is not None:
+        options.append((found[0], found[2], "SLSQP"))
+    ok = np.flatnonzero(searched["error"] <= target * (1 + 1e-9))
+    if ok.size:
+        j = int(ok[np.argmax(searched["revenue"][ok])])
+        options.append((searched["eps"][j], family.parameters(searched["x"][j]), "NSGA-II"))
+        polished = least_cost_rule(obj, target, start, floor, x0=searched["x"][j])  # SLSQP from the search's best
+        step(f"polishing the rule at the {name} precision")
+        if polished is not None:
+            options.append((polished[0], polished[2], "NSGA-II, then SLSQP"))
+    revenues = obj.revenue(np.array([o[0] for o in options]))
+    best = int(np.argmax(revenues))  # ties keep the earlier, simpler rule
+    eps, params, by = options[best]
+    laws = obj.laws(eps[None])
+    err = np.array([law.rmse(obj.n)[0] for law in laws])
+    # each future policy's 95% half-width at the rule, in the reward's unit and as a share of its value
+    halves = np.array([interval_95(law.summary(obj.n, 0)) for law in laws])
+    rule = front_point(obj, np.asarray(eps, float), revenues[best], err, halves, best_revenue)
+    cost_global = float(best_revenue - revenues[0])
+    cost = float(best_revenue - revenues[best])
+    gain = cost_global - cost
+    return rule, {
+        "error": target,
+        "reachable": True,
+        "exploration_rate": rule["exploration_rate"],
+        "explored_share": rule["explored_share"],
+        "global_exploration_rate": start,
+        **{k: rule[k] for k in (*_PRECISION_KEYS, "revenue_cost_per_10k_customers")},
+        "global_revenue_cost_per_10k_customers": 10_000 * cost_global,
+        # revenue kept per 10,000 customers at the same precision; when the rule beats even the
+        # revenue-only mix (exploring earns more than the exploit policy in some group) the saving is the
+        # whole cost and more, so it is reported as a gain, not as a percentage above 100
+        "revenue_gain_per_10k_customers": 10_000 * gain,
+        "beats_no_exploration": bool(cost < 0),
+        "saving_pct": (100 * min(gain / cost_global, 1.0) if cost_global > 0 else 0.0),
+        "found_by": by,
+        "rule": rule_in_words(obj.grouping, eps, obj.shares, params),
+        **({"parameters": params} if params is not None else {}),
+    }
+
+
+def _merged_front(obj, rules: dict, searched: dict, grid: tuple, best_revenue: float) -> list[dict]:
+    """The contextual front: the non-dominated set of the search and the global grid, with the named rules on it,
+    sorted by error (each point as ``front_point``)."""
+    eps_grid, rev_g, _, per_g, half_g = grid
     named_pts = list({tuple(p["exploration_rate"]): p for p in rules.values()}.values())
     pts = named_pts + [
         front_point(obj, x, r, e, h, best_revenue)
@@ -746,14 +781,7 @@ def contextual_block(
     keep = nondominated_mask(np.array([p["revenue"] for p in pts]), np.array([p["error"] for p in pts]))
     keep[: len(named_pts)] = True  # a named rule stays even where another point equals it to the last digit
     keep[len(named_pts) :] &= [all(p["exploration_rate"] != q["exploration_rate"] for q in named_pts) for p in pts[len(named_pts) :]]
-    merged = sorted((p for p, k in zip(pts, keep) if k), key=lambda p: p["error"])
-    for name, rule in rules.items():
-        out["at"][name]["front_index"] = next(i for i, p in enumerate(merged) if p["exploration_rate"] == rule["exploration_rate"])
-    out["front"] = {
-        "contextual": merged,
-        "global": [{"error": float(e), "revenue": float(r), "exploration_rate": float(x)} for x, r, e in zip(eps_grid, rev_g, err_g)],
-    }
-    return out
+    return sorted((p for p, k in zip(pts, keep) if k), key=lambda p: p["error"])
 
 
 #: what a rule buys, stored alike at a named precision and at each point of the contextual front
