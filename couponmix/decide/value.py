@@ -145,6 +145,41 @@ def _weights(spec: EstimatorSpec, probs: np.ndarray, comp: np.ndarray, p_bal: np
     return spec.weight(w)
 
 
+def _cross_covariance(names, specs, probs, qs, comp, mu, m2, chunks, rows, norm, ratio) -> np.ndarray:
+    """(C, C) the per-customer covariance of the candidates' influence terms psi_c = A_c + C_c r, from their
+    cross moments over (component, customer, action) rows, chunk by chunk."""
+    k = len(names)
+    m = comp.shape[1]
+    cross = np.zeros((k, k))
+    first = np.zeros(k)
+    for sl in chunks:
+        share, p_bal = rows(sl)
+        a_terms, c_terms = [], []
+        for c in names:
+            w = _weights(specs[c], probs[c][sl], comp[:, sl], p_bal)
+            q = qs[c][sl][None]
+            d = (probs[c][sl] * qs[c][sl]).sum(axis=1)[None, :, None]
+            a_terms.append(d + (-w * q - ratio[c] * w) / norm[c])
+            c_terms.append(w / norm[c])
+        mu_s, m2_s = mu[sl][None], m2[sl][None]
+        for i in range(k):
+            first[i] += (share * (a_terms[i] + c_terms[i] * mu_s)).sum()
+            for j in range(i, k):
+                v = (
+                    share
+                    * (
+                        a_terms[i] * a_terms[j]
+                        + (a_terms[i] * c_terms[j] + a_terms[j] * c_terms[i]) * mu_s
+                        + c_terms[i] * c_terms[j] * m2_s
+                    )
+                ).sum()
+                cross[i, j] = cross[j, i] = cross[i, j] + v
+    first /= m
+    cov1 = cross / m - np.outer(first, first)
+    cov1[np.diag_indices(k)] = np.maximum(np.diag(cov1), 0.0)  # rounding can leave -1e-18 where a variance is 0
+    return cov1
+
+
 def decision_law(
     sample: EvaluationSample, alpha, candidates: Mapping[str, np.ndarray], specs: Mapping[str, EstimatorSpec], n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,34 +236,7 @@ def decision_law(
             norm[c], ratio[c] = 1.0, 0.0
             mean[c] = ed + ewe
     # pass 2: cross moments of psi_c = A_c + C_c r
-    k = len(names)
-    cross = np.zeros((k, k))
-    first = np.zeros(k)
-    for sl in chunks:
-        share, p_bal = rows(sl)
-        a_terms, c_terms = [], []
-        for c in names:
-            w = _weights(specs[c], probs[c][sl], comp[:, sl], p_bal)
-            q = qs[c][sl][None]
-            d = (probs[c][sl] * qs[c][sl]).sum(axis=1)[None, :, None]
-            a_terms.append(d + (-w * q - ratio[c] * w) / norm[c])
-            c_terms.append(w / norm[c])
-        mu_s, m2_s = mu[sl][None], m2[sl][None]
-        for i in range(k):
-            first[i] += (share * (a_terms[i] + c_terms[i] * mu_s)).sum()
-            for j in range(i, k):
-                v = (
-                    share
-                    * (
-                        a_terms[i] * a_terms[j]
-                        + (a_terms[i] * c_terms[j] + a_terms[j] * c_terms[i]) * mu_s
-                        + c_terms[i] * c_terms[j] * m2_s
-                    )
-                ).sum()
-                cross[i, j] = cross[j, i] = cross[i, j] + v
-    first /= m
-    cov1 = cross / m - np.outer(first, first)
-    cov1[np.diag_indices(k)] = np.maximum(np.diag(cov1), 0.0)  # rounding can leave -1e-18 where a variance is 0
+    cov1 = _cross_covariance(names, specs, probs, qs, comp, mu, m2, chunks, rows, norm, ratio)
     values = sample._values(np.stack([probs[c] for c in names]))
     bias = np.array([mean[c] for c in names]) - values
     return values, bias, cov1 / n
@@ -470,6 +478,30 @@ def decision_summary(
     return out
 
 
+def _payback_grid(sample, criterion, alphas, cands, incumbent, sizes, horizon, revenue, v_inc, rule, draws, seed) -> tuple:
+    """(net revenue, chance of deploying the best) per mixture and log size (B, S): each candidate judged by the
+    criterion's estimator at that mixture and size, its decision law computed once per choice of estimators."""
+    names = list(cands)
+    laws = Criterion(candidate_sample(sample, cands), list(criterion.specs), int(sizes[0]), error=criterion.error).laws(alphas)
+    vcov = value_covariance(sample, cands)
+    key = "gain_safe" if rule == "safe" else "gain"
+    p_key = "p_best_safe" if rule == "safe" else "p_best"
+    laws_cache: dict = {}
+    grid = np.empty((len(alphas), len(sizes)))
+    p_best = np.empty_like(grid)
+    for j, size in enumerate(sizes):
+        choice = np.stack([law.choice(int(size)) for law in laws])  # (C, B)
+        for b in range(len(alphas)):
+            chosen = tuple(laws[c].specs[int(choice[c, b])] for c in range(len(names)))
+            if (b, chosen) not in laws_cache:
+                laws_cache[(b, chosen)] = decision_law(sample, alphas[b], cands, dict(zip(names, chosen)), 1)
+            values, bias, cov1 = laws_cache[(b, chosen)]
+            out = rule_outcomes(values, bias, cov1 / size, names.index(incumbent), draws, seed, vcov)
+            grid[b, j] = horizon * out[key] - size * (v_inc - revenue[b])
+            p_best[b, j] = out[p_key]
+    return grid, p_best
+
+
 def payback(
     sample: EvaluationSample,
     criterion,
@@ -506,26 +538,9 @@ def payback(
     if sizes is None:
         sizes = np.unique(np.round(np.geomspace(1_000, max(2_000, horizon), 16)).astype(int))
     sizes = np.asarray(sizes, int)
-    names = list(cands)
-    laws = Criterion(candidate_sample(sample, cands), list(criterion.specs), int(sizes[0]), error=criterion.error).laws(alphas)
     revenue = alphas @ sample.component_values
     v_inc = float(sample.component_values[inc])
-    vcov = value_covariance(sample, cands)
-    key = "gain_safe" if rule == "safe" else "gain"
-    p_key = "p_best_safe" if rule == "safe" else "p_best"
-    laws_cache: dict = {}
-    grid = np.empty((len(alphas), len(sizes)))
-    p_best = np.empty_like(grid)
-    for j, size in enumerate(sizes):
-        choice = np.stack([law.choice(int(size)) for law in laws])  # (C, B)
-        for b in range(len(alphas)):
-            chosen = tuple(laws[c].specs[int(choice[c, b])] for c in range(len(names)))
-            if (b, chosen) not in laws_cache:
-                laws_cache[(b, chosen)] = decision_law(sample, alphas[b], cands, dict(zip(names, chosen)), 1)
-            values, bias, cov1 = laws_cache[(b, chosen)]
-            out = rule_outcomes(values, bias, cov1 / size, names.index(incumbent), draws, seed, vcov)
-            grid[b, j] = horizon * out[key] - size * (v_inc - revenue[b])
-            p_best[b, j] = out[p_key]
+    grid, p_best = _payback_grid(sample, criterion, alphas, cands, incumbent, sizes, horizon, revenue, v_inc, rule, draws, seed)
 
     def describe(b: int, j: int) -> dict:
         size = int(sizes[j])
