@@ -189,6 +189,42 @@ def _replications(scenario, alpha, specs, n, seed, reps: range, contextual=None)
     return est, half
 
 
+def _analytic(scenario: Scenario, mixture: Mixture, specs: list[EstimatorSpec], n: int, seed: int, eval_size: int, contextual) -> dict:
+    """Per estimator and target, the exact, delta-method or pilot-model description of the error (None: Monte
+    Carlo only). Refuses a mixture that never plays an action a target plays."""
+    # the formulas are checked against the scenario's own simulation: its world's moments, not a real log's
+    sample = EvaluationSample.from_scenario(scenario, eval_size, seed, observed=False)
+    fits = any(s.fits_reward_model and s.has_error_formula for s in specs) and contextual is None
+    fitted = pilot_samples(sample, scenario, mixture, n, seed) if fits else None
+    targets = scenario.targets()
+
+    def describe(spec: EstimatorSpec) -> dict:
+        if contextual is not None:
+            return contextual_describe(sample, scenario, spec, n, contextual[0], np.asarray(contextual[1], float))
+        obj = (
+            FittedModelObjectives(fitted, spec, n, threads=1)
+            if fitted is not None and spec.fits_reward_model
+            else MixtureObjectives(sample, spec, n, threads=1)
+        )
+        return obj.describe(mixture.alpha)
+
+    analytic: dict[str, dict] = {}
+    for spec in specs:
+        if not spec.has_error_formula or (contextual is not None and spec.fits_reward_model):
+            analytic[spec.name] = dict.fromkeys(targets)
+            continue
+        analytic[spec.name] = describe(spec)
+    # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
+    for name, d in describe(EstimatorSpec("ips")).items():
+        if not d["supported"]:
+            raise CouponmixError(
+                f"zero propensity where {name} acts: the mixture never plays actions that carry "
+                f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
+                "evaluate it; give every component some weight"
+            )
+    return analytic
+
+
 def monte_carlo(
     scenario: Scenario,
     alpha,
@@ -241,45 +277,10 @@ def monte_carlo(
     workers = check_positive_int(workers, "workers")
     targets = scenario.targets()
     mixture = Mixture(scenario.components(), alpha, floors)
-    # the formulas are checked against the scenario's own simulation: its world's moments, not a real log's
-    sample = EvaluationSample.from_scenario(scenario, eval_size, seed, observed=False)
-    fits = any(s.fits_reward_model and s.has_error_formula for s in specs) and contextual is None
-    fitted = pilot_samples(sample, scenario, mixture, n, seed) if fits else None
-
-    def describe(spec: EstimatorSpec) -> dict:
-        if contextual is not None:
-            return contextual_describe(sample, scenario, spec, n, contextual[0], np.asarray(contextual[1], float))
-        obj = (
-            FittedModelObjectives(fitted, spec, n, threads=1)
-            if fitted is not None and spec.fits_reward_model
-            else MixtureObjectives(sample, spec, n, threads=1)
-        )
-        return obj.describe(mixture.alpha)
-
-    analytic: dict[str, dict] = {}  # estimator -> target -> exact / delta-method / pilot-model error (None: Monte Carlo only)
-    for spec in specs:
-        if not spec.has_error_formula or (contextual is not None and spec.fits_reward_model):
-            analytic[spec.name] = dict.fromkeys(targets)
-            continue
-        analytic[spec.name] = describe(spec)
-    # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
-    for name, d in describe(EstimatorSpec("ips")).items():
-        if not d["supported"]:
-            raise CouponmixError(
-                f"zero propensity where {name} acts: the mixture never plays actions that carry "
-                f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
-                "evaluate it; give every component some weight"
-            )
+    analytic = _analytic(scenario, mixture, specs, n, seed, eval_size, contextual)
     truth = true_values(scenario, seed, truth_size)
-    # replications in contiguous ranges, one per worker (or per Dask task); range r..r' always gives the
-    # same numbers, so the split does not change the result
     backend = backend or LocalBackend(workers)
-    pieces = getattr(backend, "workers", None) or min(reps, 4 * default_threads())
-    bounds = np.linspace(0, reps, min(pieces, reps) + 1).astype(int)
-    chunks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    if isinstance(backend, LocalBackend) and backend.workers == 1:  # one at a time, to show progress
-        chunks = [range(r, r + 1) for r in range(reps)]
-
+    chunks = _replication_ranges(backend, reps)
     done_after = np.cumsum([len(c) for c in chunks])  # replications finished after i pieces
 
     def progress(i: int) -> None:
@@ -290,34 +291,46 @@ def monte_carlo(
     est = np.concatenate([p[0] for p in parts])
     half = np.concatenate([p[1] for p in parts])
 
-    out = {}
-    for j, spec in enumerate(specs):
-        res = {}
-        for t, name in enumerate(targets):
-            e, h, v = est[:, j, t], half[:, j, t], truth[name]
-            sq = (e - v) ** 2
-            mse, mse_se = float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(reps))
-            rmse = float(np.sqrt(mse))
-            a = analytic[spec.name][name] or {}
-            a_rmse, a_se = a.get("rmse"), a.get("mse_approximation_se", 0.0)
-            z_se = float(np.hypot(mse_se, a_se))
-            covered = np.abs(e - v) <= h
-            cov = float(covered.mean())
-            res[name] = TargetCheck(
-                true_value=v,
-                mean_estimate=float(e.mean()),
-                bias=float(e.mean() - v),
-                mc_mse=mse,
-                mc_mse_se=mse_se,
-                mc_rmse=rmse,
-                mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
-                analytic_rmse=a_rmse,
-                analytic_bias=a.get("bias"),
-                analytic_mse_se=a_se if a else None,
-                analytic_bias_se=a.get("bias_approximation_se", 0.0) if a else None,
-                z_score=(None if a_rmse is None else (mse - a_rmse**2) / z_se if z_se > 0 else float("nan")),
-                coverage=cov,
-                coverage_se=float(np.sqrt(max(cov * (1 - cov), 1e-12) / reps)),
-            )
-        out[spec.name] = res
-    return out
+    return {
+        spec.name: {name: _check(est[:, j, t], half[:, j, t], truth[name], analytic[spec.name][name]) for t, name in enumerate(targets)}
+        for j, spec in enumerate(specs)
+    }
+
+
+def _replication_ranges(backend, reps: int) -> list[range]:
+    """Replications in contiguous ranges, one per worker (or per Dask task); range r..r' always gives the same
+    numbers, so the split does not change the result. One process: one at a time, to show progress."""
+    pieces = getattr(backend, "workers", None) or min(reps, 4 * default_threads())
+    bounds = np.linspace(0, reps, min(pieces, reps) + 1).astype(int)
+    if isinstance(backend, LocalBackend) and backend.workers == 1:
+        return [range(r, r + 1) for r in range(reps)]
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _check(e: np.ndarray, h: np.ndarray, v: float, a: dict | None) -> TargetCheck:
+    """One estimator's check on one target from its R estimates ``e`` and 95% half-widths ``h``, the true value
+    ``v`` and the analytic description ``a`` (None: Monte Carlo only)."""
+    reps = len(e)
+    sq = (e - v) ** 2
+    mse, mse_se = float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(reps))
+    rmse = float(np.sqrt(mse))
+    a = a or {}
+    a_rmse, a_se = a.get("rmse"), a.get("mse_approximation_se", 0.0)
+    z_se = float(np.hypot(mse_se, a_se))
+    cov = float((np.abs(e - v) <= h).mean())
+    return TargetCheck(
+        true_value=v,
+        mean_estimate=float(e.mean()),
+        bias=float(e.mean() - v),
+        mc_mse=mse,
+        mc_mse_se=mse_se,
+        mc_rmse=rmse,
+        mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
+        analytic_rmse=a_rmse,
+        analytic_bias=a.get("bias"),
+        analytic_mse_se=a_se if a else None,
+        analytic_bias_se=a.get("bias_approximation_se", 0.0) if a else None,
+        z_score=(None if a_rmse is None else (mse - a_rmse**2) / z_se if z_se > 0 else float("nan")),
+        coverage=cov,
+        coverage_se=float(np.sqrt(max(cov * (1 - cov), 1e-12) / reps)),
+    )
