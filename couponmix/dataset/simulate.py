@@ -221,6 +221,28 @@ def check_free_space(folder, n: int, n_covariates: int, n_alpha: int = 0) -> Non
         )
 
 
+def _log_summary(
+    scenario: Scenario, mixture: Mixture, n: int, seed: int, chunk_size: int, chunks, backend: str, total: dict, x_names
+) -> dict:
+    """``_summary.json`` of a written log: what was drawn, where, and the realised shares and mean reward."""
+    return {
+        "scenario": scenario.name,
+        "n": n,
+        "seed": seed,
+        "chunk_size": chunk_size,
+        "files": [part_name(i) for i in chunks],
+        "backend": backend,
+        "alpha": mixture.weights,
+        "components": list(mixture.names),
+        "actions": list(scenario.action_names),
+        "columns": list(x_names) + list(COLUMNS_AFTER_COVARIATES),
+        "component_share": dict(zip(mixture.names, (np.array(total["component_counts"]) / n).tolist())),
+        "action_share": dict(zip(scenario.action_names, (np.array(total["action_counts"]) / n).tolist())),
+        "reward_mean": total["reward_mean"],
+        "reward_mean_se": total["reward_mean_se"],
+    }
+
+
 def simulate_to_parquet(
     scenario: Scenario,
     alpha,
@@ -269,27 +291,10 @@ def simulate_to_parquet(
         chunks = range(-(-n // chunk_size))
         stats = backend.map(partial(write_chunk, job), chunks, on_done=on_chunk)
         total = reduce_stats(stats)
-        x_names = covariate_names(scenario, d)
-        summary = {
-            "scenario": scenario.name,
-            "n": n,
-            "seed": int(seed),
-            "chunk_size": chunk_size,
-            "files": [part_name(i) for i in chunks],
-            "backend": backend.name,
-            "alpha": mixture.weights,
-            "components": list(mixture.names),
-            "actions": list(scenario.action_names),
-            "columns": x_names
-            + list(COLUMNS_AFTER_COVARIATES)
-            + ([f"alpha.{name}" for name in mixture.names] if grouping is not None else []),
-            "component_share": dict(zip(mixture.names, (np.array(total["component_counts"]) / n).tolist())),
-            "action_share": dict(zip(scenario.action_names, (np.array(total["action_counts"]) / n).tolist())),
-            "reward_mean": total["reward_mean"],
-            "reward_mean_se": total["reward_mean_se"],
-        }
+        summary = _log_summary(scenario, mixture, n, int(seed), chunk_size, chunks, backend.name, total, covariate_names(scenario, d))
         if grouping is not None:
             summary["alpha"] = "varies by customer (columns alpha.<component>); the share of each component is below"
+            summary["columns"] += [f"alpha.{name}" for name in mixture.names]
             summary["contextual"] = {
                 "rule": rule,
                 "groups": grouping.labels,
