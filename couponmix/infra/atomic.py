@@ -265,6 +265,24 @@ def rename_into_place(staging: Path, directory: Path) -> None:
         raise
 
 
+def _write_new_folder(directory: Path, files: Mapping[str, bytes | str]) -> list[Path]:
+    """A new folder: assembled under a temporary name beside it, marked, and renamed into place in one step."""
+    clean_stale_staging(directory)
+    staging = new_staging(directory)
+    try:
+        mark(staging, staging=True)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private; reports are meant to be shared
+        for name, data in files.items():
+            (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
+        mark(staging, files=files)
+        rename_into_place(staging, directory)
+        end_staging(staging, remove=False)
+    except BaseException:
+        end_staging(staging, remove=True)
+        raise
+    return [directory / name for name in files]
+
+
 def write_outputs(directory, files: Mapping[str, bytes | str], retire: Iterable[str] = ()) -> list[Path]:
     """Write every file of ``files`` into ``directory`` atomically.
 
@@ -284,20 +302,7 @@ def write_outputs(directory, files: Mapping[str, bytes | str], retire: Iterable[
     parent = directory.parent
     parent.mkdir(parents=True, exist_ok=True)
     if not directory.exists():
-        clean_stale_staging(directory)
-        staging = new_staging(directory)
-        try:
-            mark(staging, staging=True)
-            os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private; reports are meant to be shared
-            for name, data in files.items():
-                (staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
-            mark(staging, files=files)
-            rename_into_place(staging, directory)
-            end_staging(staging, remove=False)
-        except BaseException:
-            end_staging(staging, remove=True)
-            raise
-        return [directory / name for name in files]
+        return _write_new_folder(directory, files)
     if not owned(directory):  # a folder of someone else's: add files, never replace one
         check_replaceable(directory, files)
         if not any(directory.iterdir()):
