@@ -277,6 +277,48 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
     path = Path(path)
     if not path.exists():
         raise CouponmixError(f"log {path} does not exist")
+    rows, col, total = _read_columns(path, mapping, seed)
+    x, categories = _covariates(col, mapping, rows)
+    notes: list[str] = []
+    action, action_names, rows, x, col = _actions(col, mapping, rows, x, notes)
+    reward, binary = _reward(col, mapping, rows)
+    propensity = _propensity(col, mapping.propensity, mapping, rows, notes)
+    balanced = _propensity(col, mapping.balanced_propensity, mapping, rows, notes)
+    if balanced is not None and (propensity is None or mapping.component is None):
+        raise CouponmixError("log: balanced_propensity belongs to a log with several loggers: map propensity and component too")
+    component, component_names = None, []
+    if mapping.component is not None:
+        comp_labels = _labels(col[mapping.component], mapping.component, rows)
+        component_names = sorted(set(comp_labels.tolist()), key=_label_key)
+        _check_spelling(component_names, mapping.component)
+        c_index = {v: i for i, v in enumerate(component_names)}
+        component = np.fromiter((c_index[v] for v in comp_labels), dtype=np.int64, count=len(comp_labels))
+    if mapping.id is not None:
+        _check_ids(_labels(col[mapping.id], mapping.id, rows), mapping.id, rows)
+    date_range = None
+    if mapping.timestamp is not None:
+        date_range = _date_range(_labels(col[mapping.timestamp], mapping.timestamp, rows), mapping, rows)
+    return RealLog(
+        x=x,
+        feature_names=[*mapping.features, *mapping.categorical],
+        categories=categories,
+        action=action,
+        action_names=action_names,
+        reward=reward,
+        binary=binary,
+        propensity=propensity,
+        balanced_propensity=balanced,
+        component=component,
+        component_names=component_names,
+        date_range=date_range,
+        rows_in_file=total,
+        source=str(path),
+        notes=notes,
+    )
+
+
+def _read_columns(path: Path, mapping: ColumnMapping, seed: int) -> tuple[np.ndarray, dict, int]:
+    """(the file's row number of every row kept, the mapped columns as object arrays, rows in the file)."""
     cols = mapping.columns()
     parts: dict[str, list] = {c: [] for c in cols}
     row_parts = []
@@ -293,9 +335,11 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
             parts[c].append(frame[c].to_numpy(dtype=object))
     if not row_parts or sum(len(r) for r in row_parts) == 0:
         raise CouponmixError(f"log {path} has no rows")
-    rows = np.concatenate(row_parts)
-    col = {c: np.concatenate(parts[c]) for c in cols}
+    return np.concatenate(row_parts), {c: np.concatenate(parts[c]) for c in cols}, total
 
+
+def _covariates(col: dict, mapping: ColumnMapping, rows: np.ndarray) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """(x (n, d): the numeric features, then the categorical ones as their label's index; the labels)."""
     numeric = [_numeric(col[c], c, rows) for c in mapping.features]
     categories: dict[str, list[str]] = {}
     coded = []
@@ -306,11 +350,15 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
         index = {v: i for i, v in enumerate(categories[c])}
         coded.append(np.fromiter((index[v] for v in labels), dtype=float, count=len(labels)))
     x = np.column_stack(numeric + coded) if numeric or coded else np.empty((len(rows), 0))
+    return x, categories
 
+
+def _actions(col: dict, mapping: ColumnMapping, rows: np.ndarray, x: np.ndarray, notes: list[str]) -> tuple:
+    """(action index per row, action names, rows, x, columns), after the rare actions' rows are dropped when
+    the mapping says so (else noted); refuses a log with one action, or an action seen once."""
     labels = _labels(col[mapping.action], mapping.action, rows)
     action_names = sorted(set(labels.tolist()), key=_label_key)
     _check_spelling(action_names, mapping.action)
-    notes: list[str] = []
     counts0 = {a: int(c) for a, c in zip(*np.unique(labels, return_counts=True))}
     rare = [a for a in action_names if counts0[a] < mapping.min_action_rows]
     if rare and mapping.rare_actions == "drop":
@@ -342,7 +390,11 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
             f"log: column {mapping.action!r}, {_row(int(rows[first]))}: action "
             f"{action_names[once[0]]!r} is seen once only; drop it or log it more"
         )
+    return action, action_names, rows, x, col
 
+
+def _reward(col: dict, mapping: ColumnMapping, rows: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(the reward per row, whether it is binary); refuses a constant reward or a binary one outside {0, 1}."""
     reward = _numeric(col[mapping.reward], mapping.reward, rows)
     if np.ptp(reward) == 0:
         raise CouponmixError(f"log: column {mapping.reward!r} is constant ({reward[0]:g}): there is nothing to learn")
@@ -352,75 +404,48 @@ def read_log(path, mapping: ColumnMapping, seed: int = 0) -> RealLog:
         raise CouponmixError(
             f"log: column {mapping.reward!r}, {_row(int(rows[first_bad]))}: a binary reward must be 0 or 1, got {reward[first_bad]:g}"
         )
-    binary = is01 if mapping.reward_kind == "auto" else mapping.reward_kind == "binary"
+    return reward, (is01 if mapping.reward_kind == "auto" else mapping.reward_kind == "binary")
 
-    def probability(name: str | None) -> np.ndarray | None:
-        if name is None:
-            return None
-        p = _numeric(col[name], name, rows)
-        bad = np.flatnonzero(~((p > 0) & (p <= 1)))
-        if bad.size:
-            hint = ""
-            if ((p > 0) & (p <= 100)).all() and p.max() > 1.5:
-                hint = f"; the values look like percents (up to {p.max():g}): divide them by 100"
-            raise CouponmixError(
-                f"log: column {name!r}, {_row(int(rows[bad[0]]))}: a propensity must lie in (0, 1], got {p[bad[0]]:.10g}{hint}"
-            )
-        if mapping.min_propensity is not None:
-            low = p < mapping.min_propensity
-            if low.any():
-                notes.append(
-                    f"column {name!r}: {int(low.sum()):,} propensities below {mapping.min_propensity:g} are raised to it "
-                    "(min_propensity): the largest weights are clipped, which biases the estimates toward the rest of the log"
-                )
-                p = np.maximum(p, mapping.min_propensity)
-        inv = 1.0 / p
-        ess = float(inv.sum() ** 2 / (inv * inv).sum())
-        top = int(np.argmax(inv))
-        share = float(inv[top] / inv.sum())
-        if ess < 0.05 * len(p) or share > 0.05:
+
+def _propensity(col: dict, name: str | None, mapping: ColumnMapping, rows: np.ndarray, notes: list[str]) -> np.ndarray | None:
+    """The propensity column ``name`` checked in (0, 1] (raised to ``min_propensity`` where it is lower, noted),
+    with a note when a few rows dominate the inverse weights; None when the column is not mapped."""
+    if name is None:
+        return None
+    p = _numeric(col[name], name, rows)
+    bad = np.flatnonzero(~((p > 0) & (p <= 1)))
+    if bad.size:
+        hint = ""
+        if ((p > 0) & (p <= 100)).all() and p.max() > 1.5:
+            hint = f"; the values look like percents (up to {p.max():g}): divide them by 100"
+        raise CouponmixError(
+            f"log: column {name!r}, {_row(int(rows[bad[0]]))}: a propensity must lie in (0, 1], got {p[bad[0]]:.10g}{hint}"
+        )
+    if mapping.min_propensity is not None:
+        low = p < mapping.min_propensity
+        if low.any():
             notes.append(
-                f"column {name!r}: the inverse propensities give an effective sample size of {ess:,.1f} of {len(p):,} rows; "
-                f"{_row(int(rows[top]))} (propensity {p[top]:.3g}) alone carries {share:.0%} of their sum, so a few rows "
-                "dominate every reweighted estimate. Check those propensities, or set columns.min_propensity to clip them"
+                f"column {name!r}: {int(low.sum()):,} propensities below {mapping.min_propensity:g} are raised to it "
+                "(min_propensity): the largest weights are clipped, which biases the estimates toward the rest of the log"
             )
-        return p
+            p = np.maximum(p, mapping.min_propensity)
+    inv = 1.0 / p
+    ess = float(inv.sum() ** 2 / (inv * inv).sum())
+    top = int(np.argmax(inv))
+    share = float(inv[top] / inv.sum())
+    if ess < 0.05 * len(p) or share > 0.05:
+        notes.append(
+            f"column {name!r}: the inverse propensities give an effective sample size of {ess:,.1f} of {len(p):,} rows; "
+            f"{_row(int(rows[top]))} (propensity {p[top]:.3g}) alone carries {share:.0%} of their sum, so a few rows "
+            "dominate every reweighted estimate. Check those propensities, or set columns.min_propensity to clip them"
+        )
+    return p
 
-    propensity = probability(mapping.propensity)
-    balanced = probability(mapping.balanced_propensity)
-    if balanced is not None and (propensity is None or mapping.component is None):
-        raise CouponmixError("log: balanced_propensity belongs to a log with several loggers: map propensity and component too")
-    component, component_names = None, []
-    if mapping.component is not None:
-        comp_labels = _labels(col[mapping.component], mapping.component, rows)
-        component_names = sorted(set(comp_labels.tolist()), key=_label_key)
-        _check_spelling(component_names, mapping.component)
-        c_index = {v: i for i, v in enumerate(component_names)}
-        component = np.fromiter((c_index[v] for v in comp_labels), dtype=np.int64, count=len(comp_labels))
-    if mapping.id is not None:
-        ids = _labels(col[mapping.id], mapping.id, rows)
-        _, first_seen, cnt = np.unique(ids, return_index=True, return_counts=True)
-        dup = np.flatnonzero(cnt > 1)
-        if dup.size:
-            second = int(np.flatnonzero(ids == ids[first_seen[dup[0]]])[1])
-            raise CouponmixError(f"log: column {mapping.id!r}, {_row(int(rows[second]))}: id {ids[second]!r} is duplicated")
-    date_range = None
-    if mapping.timestamp is not None:
-        date_range = _date_range(_labels(col[mapping.timestamp], mapping.timestamp, rows), mapping, rows)
-    return RealLog(
-        x=x,
-        feature_names=[*mapping.features, *mapping.categorical],
-        categories=categories,
-        action=action,
-        action_names=action_names,
-        reward=reward,
-        binary=binary,
-        propensity=propensity,
-        balanced_propensity=balanced,
-        component=component,
-        component_names=component_names,
-        date_range=date_range,
-        rows_in_file=total,
-        source=str(path),
-        notes=notes,
-    )
+
+def _check_ids(ids: np.ndarray, column: str, rows: np.ndarray) -> None:
+    """Refuses a duplicated customer id, naming its second row."""
+    _, first_seen, cnt = np.unique(ids, return_index=True, return_counts=True)
+    dup = np.flatnonzero(cnt > 1)
+    if dup.size:
+        second = int(np.flatnonzero(ids == ids[first_seen[dup[0]]])[1])
+        raise CouponmixError(f"log: column {column!r}, {_row(int(rows[second]))}: id {ids[second]!r} is duplicated")
