@@ -369,189 +369,33 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     log = read_log(log_path, cfg.columns, seed=cfg.seed)
     _check_policies(cfg, log)  # names first: a typo costs no model fitting
     phase(1, PHASES[1])
-    ms = cfg.model
-    n, A, names = log.n, log.n_actions, log.feature_names
-    if n < 20 * ms.folds:
-        raise CouponmixError(f"log: {n} rows are too few to calibrate a scenario (at least {20 * ms.folds})")
-
-    loggers = log.propensity is not None and log.component is not None and len(log.component_names) > 1
-    pscore_avg: np.ndarray | None
-    if loggers and log.balanced_propensity is not None:
-        pscore_avg, weighting = log.balanced_propensity, f"balanced weights: the log's own column {cfg.columns.balanced_propensity!r}"
-    else:
-        pscore_avg, weighting = balanced_propensity(log) if loggers else (log.propensity, "")
-    # the model is weighted by the inverse propensity of the logging system (balanced when it can be rebuilt)
-    w, uniform_log = ipw(pscore_avg if pscore_avg is not None else log.propensity, n)
-    weights = None if uniform_log else w
-    params = dict(
-        n_estimators=ms.n_estimators, learning_rate=ms.learning_rate, num_leaves=ms.num_leaves, min_child_samples=ms.min_child_samples
-    )
-    cat = [names.index(c) for c in log.categories]
-    feats = list(range(len(names)))
-
-    def model_on(features: list[int], target: np.ndarray, settings: dict | None = None) -> CrossFittedRevenueModel:
-        m = CrossFittedRevenueModel(
-            A, features, [c for c in cat if c in features], folds=ms.folds, params=settings or params, seed=cfg.seed
-        )
-        return m.fit(log.x, log.action, target, sample_weight=weights)
-
-    rows = np.arange(n)
-    fold = _fold_of(n, ms.folds, cfg.seed)
-    base_oof = np.empty(n)
-    for k in range(ms.folds):
-        train = fold != k
-        swr, sw = _weighted_means(log.action[train], log.reward[train], w[train], A)
-        overall = float((w[train] * log.reward[train]).sum() / w[train].sum())
-        means_k = np.where(sw > 0, swr / np.maximum(sw, 1e-300), overall)
-        base_oof[~train] = means_k[log.action[~train]]
-
-    def gated(settings: dict) -> tuple[CrossFittedRevenueModel, np.ndarray, float, float]:
-        """The reward model with these settings, its out-of-fold predictions and its gain over the means."""
-        m = model_on(feats, log.reward, settings)
-        oof = m.out_of_fold()[rows, log.action]
-        d = (log.reward - base_oof) ** 2 - (log.reward - oof) ** 2
-        return m, oof, float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
-
-    model, q_oof, gain, gain_se = gated(params)
-    tried = [{**_complexity(params), "gain": gain, "gain_se": gain_se, "passed": gain > gain_se, "configured": True}]
-    if not gain > gain_se:  # try simpler and richer models before blaming the data (cross-validated, out of fold)
-        configured = _complexity(params)
-        for rung in _ladder(n):
-            if rung == configured:
-                continue
-            cand = gated({**params, **rung})
-            tried.append({**rung, "gain": cand[2], "gain_se": cand[3], "passed": cand[2] > cand[3], "configured": False})
-            if cand[2] > cand[3] and cand[2] > gain:
-                (model, q_oof, gain, gain_se), params = cand, {**params, **rung}
-    counts = np.bincount(log.action, minlength=A)
-    positives = np.bincount(log.action, weights=(log.reward > 0).astype(float), minlength=A).astype(int)
-    per_action = {
-        log.action_names[a]: {
-            "rows": int(counts[a]),
-            "share": float(counts[a] / n),
-            **({"positives": int(positives[a])} if log.binary else {}),
-            "model_mse": float(((log.reward - q_oof) ** 2)[log.action == a].mean()),
-            "baseline_mse": float(((log.reward - base_oof) ** 2)[log.action == a].mean()),
-        }
-        for a in range(A)
-    }
-    diagnostics = {
-        "model_mse": float(((log.reward - q_oof) ** 2).mean()),
-        "baseline_mse": float(((log.reward - base_oof) ** 2).mean()),
-        "gain": gain,
-        "gain_se": gain_se,
-        "auc": _auc(log.reward, q_oof) if log.binary else None,
-        "baseline_auc": _auc(log.reward, base_oof) if log.binary else None,
-        "calibration": _calibration_bins(q_oof, log.reward),
-        "per_action": per_action,
-        "weighted_by_inverse_propensity": not uniform_log,
-        "measured": "out of fold: each row scored by the model (and the per-action means) of the other folds",
-        "model_settings": _complexity(params),
-        "tried": tried,
-    }
-
-    weak = not gain > gain_se
-    sparse = [a for a in range(A) if log.binary and positives[a] < ms.min_positive]
-    gate: dict = {"model_weak": None, "sparse": None, "data": list(log.notes)}
-    if weak:
-        settings = "; ".join(f"{_settings_words(t)}: {t['gain']:.2g} +- {t['gain_se']:.2g}" for t in tried)
-        gate["model_weak"] = (
-            f"The revenue model is no better than the per-action averages: out of fold its squared error is "
-            f"{diagnostics['model_mse']:.4g} against {diagnostics['baseline_mse']:.4g} (difference {gain:.2g}, "
-            f"standard error {gain_se:.2g})"
-            + (f", AUC {diagnostics['auc']:.3f}" if diagnostics["auc"] else "")
-            + f". None of the {len(tried)} model settings tried does better (gain over the means, out of fold: "
-            f"{settings}), so the log cannot support a model of how customers differ."
-        )
-    elif not tried[0]["passed"]:
-        first = tried[0]
-        gate["data"].append(
-            f"the configured revenue model ({_settings_words(first)}) was no better than the per-action averages "
-            f"(gain {first['gain']:.2g} +- {first['gain_se']:.2g}); a model with {_settings_words(params)} is "
-            f"(gain {gain:.2g} +- {gain_se:.2g}) and is used for the world and every policy's model"
-        )
-    if sparse:
-        gate["sparse"] = (
-            f"{len(sparse)} of {A} actions have fewer than {ms.min_positive} positive outcomes in the "
-            f"log ({sum(int(positives[a]) for a in sparse)} in all): no model can be fitted for them, so "
-            "their rate is the overall rate, adjusted a little by their own counts. Values of policies "
-            "that favour them are guesses."
-        )
+    if log.n < 20 * cfg.model.folds:
+        raise CouponmixError(f"log: {log.n} rows are too few to calibrate a scenario (at least {20 * cfg.model.folds})")
+    fit = _Fit(log, cfg)
+    model, q_oof, gain, gain_se, tried, params = fit.gated_model()
+    diagnostics, counts, positives = _diagnostics(log, fit, q_oof, gain, gain_se, tried, params)
+    gate, sparse = _gate(log, cfg, diagnostics, tried, params, positives)
     world, warnings = gate_outcome(gate, cfg.fallback, "calibrate")
-    means = _shrunk_means(log.action, log.reward, w, A, log.binary, ms.min_positive)
-    fold0 = fold != 0
-    means_q = _shrunk_means(log.action[fold0], log.reward[fold0], w[fold0], A, log.binary, ms.min_positive)
-
-    files: dict[str, bytes | str] = {}
-    arrays = {
-        "customers": log.x,
-        "log_action": log.action,
-        "log_reward": log.reward,
-        "means": means,
-        "means_q": means_q,
-        "sparse": np.array(sparse, dtype=np.int64),
-    }
-    if log.propensity is not None:
-        arrays["log_propensity"] = log.propensity
-    if log.component is not None:
-        arrays["log_component"] = log.component
-    if loggers and pscore_avg is not None:
-        arrays["log_pscore_avg"] = pscore_avg
+    arrays = _arrays(log, fit, sparse)
     models = {"reward": model}
     if not log.binary:
-        models["reward2"] = model_on(feats, log.reward**2)
+        models["reward2"] = fit.model_on(fit.feats, log.reward**2)
         arrays["reward_variance"] = np.array([log.reward.var()])
     phase(2, PHASES[2])
     policies = {**{f"component.{k}": v for k, v in cfg.components.items()}, **{f"target.{k}": v for k, v in cfg.targets.items()}}
     for key, spec in policies.items():
         if spec.kind == "greedy_model" and spec.features is not None:
-            models[key] = model_on([names.index(f) for f in spec.features], log.reward)
+            models[key] = fit.model_on([log.feature_names.index(f) for f in spec.features], log.reward)
         if spec.kind == "logged":
             arrays[f"logged_probabilities.{key}"] = _logged_probabilities(log, spec.component)
     phase(3, PHASES[3])
+    files: dict[str, bytes | str] = {}
     for name, m in models.items():
         for k, text in enumerate(m.to_texts()):
             files[f"model.{name}.{k}.txt"] = text
     for name, a in arrays.items():
         files[f"{name}.npy"] = _npy(a)
-
-    reward = log.reward
-    card = {
-        "source": log.source,
-        "rows": n,
-        "rows_in_file": log.rows_in_file,
-        "actions": A,
-        "action_names": log.action_names,
-        "action_share": {log.action_names[a]: float(counts[a] / n) for a in range(A)},
-        "features": names,
-        "categories": log.categories,
-        "binary": log.binary,
-        "reward_name": cfg.columns.reward_name or ("clicks" if log.binary else "revenue"),
-        "reward_unit": cfg.columns.reward_unit,
-        "reward": {
-            "mean": float(reward.mean()),
-            "sd": float(reward.std()),
-            "min": float(reward.min()),
-            "max": float(reward.max()),
-            "share_zero": float((reward == 0).mean()),
-            **({"positives": int((reward > 0).sum())} if log.binary else {}),
-        },
-        "date_range": list(log.date_range) if log.date_range else None,
-        "propensities": None
-        if log.propensity is None
-        else {"min": float(log.propensity.min()), "max": float(log.propensity.max()), "uniform": bool(uniform_log)},
-        "components_in_log": log.component_names,
-        "component_share": (
-            {c: float((log.component == k).mean()) for k, c in enumerate(log.component_names)} if log.component is not None else None
-        ),
-        "multi_logger": weighting if loggers else None,
-        "second_moment": (
-            "Bernoulli: E[r^2] = E[r]"
-            if log.binary
-            else "a LightGBM model of r^2, floored at mu^2 + 1% of the reward variance; simulated rewards "
-            "have that mean and variance and the shape of the log's own residuals (resampled per coupon)"
-        ),
-    }
+    card = _card(log, cfg, fit, counts)
     meta = {
         "format": 1,
         "world": world,
@@ -571,7 +415,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
             }
             for name, m in models.items()
         },
-        "n": cfg.n or n,
+        "n": cfg.n or log.n,
     }
     # every data file's checksum: a damaged file is refused with one line before LightGBM or numpy reads it
     meta["checksums"] = {name: _sha256(content) for name, content in sorted(files.items())}
@@ -582,6 +426,204 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
     )
     write_outputs(folder, files)
     return CalibrationResult(folder, card, diagnostics, world, warnings)
+
+
+class _Fit:
+    """What calibrate fits on a log: its weighting (inverse propensity of the logging system, balanced when it
+    can be rebuilt), the folds, the per-action means out of fold, and cross-fitted revenue models."""
+
+    def __init__(self, log: RealLog, cfg: CalibrateConfig):
+        self.log, self.cfg, ms = log, cfg, cfg.model
+        n = log.n
+        self.loggers = log.propensity is not None and log.component is not None and len(log.component_names) > 1
+        self.pscore_avg: np.ndarray | None
+        if self.loggers and log.balanced_propensity is not None:
+            self.pscore_avg = log.balanced_propensity
+            self.weighting = f"balanced weights: the log's own column {cfg.columns.balanced_propensity!r}"
+        else:
+            self.pscore_avg, self.weighting = balanced_propensity(log) if self.loggers else (log.propensity, "")
+        # the model is weighted by the inverse propensity of the logging system (balanced when it can be rebuilt)
+        self.w, self.uniform_log = ipw(self.pscore_avg if self.pscore_avg is not None else log.propensity, n)
+        self.weights = None if self.uniform_log else self.w
+        self.params = dict(
+            n_estimators=ms.n_estimators, learning_rate=ms.learning_rate, num_leaves=ms.num_leaves, min_child_samples=ms.min_child_samples
+        )
+        self.cat = [log.feature_names.index(c) for c in log.categories]
+        self.feats = list(range(len(log.feature_names)))
+        self.fold = _fold_of(n, ms.folds, cfg.seed)
+        self.base_oof = np.empty(n)
+        w, a_n = self.w, log.n_actions
+        for k in range(ms.folds):
+            train = self.fold != k
+            swr, sw = _weighted_means(log.action[train], log.reward[train], w[train], a_n)
+            overall = float((w[train] * log.reward[train]).sum() / w[train].sum())
+            means_k = np.where(sw > 0, swr / np.maximum(sw, 1e-300), overall)
+            self.base_oof[~train] = means_k[log.action[~train]]
+
+    def model_on(self, features: list[int], target: np.ndarray, settings: dict | None = None) -> CrossFittedRevenueModel:
+        ms, log = self.cfg.model, self.log
+        m = CrossFittedRevenueModel(
+            log.n_actions,
+            features,
+            [c for c in self.cat if c in features],
+            folds=ms.folds,
+            params=settings or self.params,
+            seed=self.cfg.seed,
+        )
+        return m.fit(log.x, log.action, target, sample_weight=self.weights)
+
+    def _gated(self, settings: dict) -> tuple[CrossFittedRevenueModel, np.ndarray, float, float]:
+        """The reward model with these settings, its out-of-fold predictions and its gain over the means."""
+        log = self.log
+        m = self.model_on(self.feats, log.reward, settings)
+        oof = m.out_of_fold()[np.arange(log.n), log.action]
+        d = (log.reward - self.base_oof) ** 2 - (log.reward - oof) ** 2
+        return m, oof, float(d.mean()), float(d.std(ddof=1) / np.sqrt(log.n))
+
+    def gated_model(self) -> tuple:
+        """(model, its out-of-fold predictions, gain over the means, its standard error, the settings tried,
+        the settings kept): the configured model, or, when it is no better than the means, the best of a
+        ladder of simpler and richer ones that is (cross-validated, out of fold)."""
+        params = self.params
+        model, q_oof, gain, gain_se = self._gated(params)
+        tried = [{**_complexity(params), "gain": gain, "gain_se": gain_se, "passed": gain > gain_se, "configured": True}]
+        if not gain > gain_se:
+            configured = _complexity(params)
+            for rung in _ladder(self.log.n):
+                if rung == configured:
+                    continue
+                cand = self._gated({**params, **rung})
+                tried.append({**rung, "gain": cand[2], "gain_se": cand[3], "passed": cand[2] > cand[3], "configured": False})
+                if cand[2] > cand[3] and cand[2] > gain:
+                    (model, q_oof, gain, gain_se), params = cand, {**params, **rung}
+        return model, q_oof, gain, gain_se, tried, params
+
+
+def _diagnostics(log: RealLog, fit: _Fit, q_oof, gain: float, gain_se: float, tried: list, params: dict) -> tuple:
+    """(the model's out-of-fold diagnostics against the per-action means, rows per action, positives per action)."""
+    a_n, n, base_oof = log.n_actions, log.n, fit.base_oof
+    counts = np.bincount(log.action, minlength=a_n)
+    positives = np.bincount(log.action, weights=(log.reward > 0).astype(float), minlength=a_n).astype(int)
+    per_action = {
+        log.action_names[a]: {
+            "rows": int(counts[a]),
+            "share": float(counts[a] / n),
+            **({"positives": int(positives[a])} if log.binary else {}),
+            "model_mse": float(((log.reward - q_oof) ** 2)[log.action == a].mean()),
+            "baseline_mse": float(((log.reward - base_oof) ** 2)[log.action == a].mean()),
+        }
+        for a in range(a_n)
+    }
+    diagnostics = {
+        "model_mse": float(((log.reward - q_oof) ** 2).mean()),
+        "baseline_mse": float(((log.reward - base_oof) ** 2).mean()),
+        "gain": gain,
+        "gain_se": gain_se,
+        "auc": _auc(log.reward, q_oof) if log.binary else None,
+        "baseline_auc": _auc(log.reward, base_oof) if log.binary else None,
+        "calibration": _calibration_bins(q_oof, log.reward),
+        "per_action": per_action,
+        "weighted_by_inverse_propensity": not fit.uniform_log,
+        "measured": "out of fold: each row scored by the model (and the per-action means) of the other folds",
+        "model_settings": _complexity(params),
+        "tried": tried,
+    }
+    return diagnostics, counts, positives
+
+
+def _gate(log: RealLog, cfg: CalibrateConfig, diagnostics: dict, tried: list, params: dict, positives) -> tuple[dict, list[int]]:
+    """(what the honesty gates say: a weak model, actions too sparse to model, the data's notes; the sparse actions)."""
+    a_n, gain, gain_se = log.n_actions, diagnostics["gain"], diagnostics["gain_se"]
+    min_positive = cfg.model.min_positive
+    sparse = [a for a in range(a_n) if log.binary and positives[a] < min_positive]
+    gate: dict = {"model_weak": None, "sparse": None, "data": list(log.notes)}
+    if not gain > gain_se:
+        settings = "; ".join(f"{_settings_words(t)}: {t['gain']:.2g} +- {t['gain_se']:.2g}" for t in tried)
+        gate["model_weak"] = (
+            f"The revenue model is no better than the per-action averages: out of fold its squared error is "
+            f"{diagnostics['model_mse']:.4g} against {diagnostics['baseline_mse']:.4g} (difference {gain:.2g}, "
+            f"standard error {gain_se:.2g})"
+            + (f", AUC {diagnostics['auc']:.3f}" if diagnostics["auc"] else "")
+            + f". None of the {len(tried)} model settings tried does better (gain over the means, out of fold: "
+            f"{settings}), so the log cannot support a model of how customers differ."
+        )
+    elif not tried[0]["passed"]:
+        first = tried[0]
+        gate["data"].append(
+            f"the configured revenue model ({_settings_words(first)}) was no better than the per-action averages "
+            f"(gain {first['gain']:.2g} +- {first['gain_se']:.2g}); a model with {_settings_words(params)} is "
+            f"(gain {gain:.2g} +- {gain_se:.2g}) and is used for the world and every policy's model"
+        )
+    if sparse:
+        gate["sparse"] = (
+            f"{len(sparse)} of {a_n} actions have fewer than {min_positive} positive outcomes in the "
+            f"log ({sum(int(positives[a]) for a in sparse)} in all): no model can be fitted for them, so "
+            "their rate is the overall rate, adjusted a little by their own counts. Values of policies "
+            "that favour them are guesses."
+        )
+    return gate, sparse
+
+
+def _arrays(log: RealLog, fit: _Fit, sparse: list[int]) -> dict[str, np.ndarray]:
+    """The scenario folder's arrays: the log's own rows, the shrunk per-action means, the sparse actions."""
+    a_n, w, min_positive = log.n_actions, fit.w, fit.cfg.model.min_positive
+    fold0 = fit.fold != 0
+    arrays = {
+        "customers": log.x,
+        "log_action": log.action,
+        "log_reward": log.reward,
+        "means": _shrunk_means(log.action, log.reward, w, a_n, log.binary, min_positive),
+        "means_q": _shrunk_means(log.action[fold0], log.reward[fold0], w[fold0], a_n, log.binary, min_positive),
+        "sparse": np.array(sparse, dtype=np.int64),
+    }
+    if log.propensity is not None:
+        arrays["log_propensity"] = log.propensity
+    if log.component is not None:
+        arrays["log_component"] = log.component
+    if fit.loggers and fit.pscore_avg is not None:
+        arrays["log_pscore_avg"] = fit.pscore_avg
+    return arrays
+
+
+def _card(log: RealLog, cfg: CalibrateConfig, fit: _Fit, counts) -> dict:
+    """The data card: where the log came from, its actions, features, reward and propensities."""
+    reward, n, a_n = log.reward, log.n, log.n_actions
+    return {
+        "source": log.source,
+        "rows": n,
+        "rows_in_file": log.rows_in_file,
+        "actions": a_n,
+        "action_names": log.action_names,
+        "action_share": {log.action_names[a]: float(counts[a] / n) for a in range(a_n)},
+        "features": log.feature_names,
+        "categories": log.categories,
+        "binary": log.binary,
+        "reward_name": cfg.columns.reward_name or ("clicks" if log.binary else "revenue"),
+        "reward_unit": cfg.columns.reward_unit,
+        "reward": {
+            "mean": float(reward.mean()),
+            "sd": float(reward.std()),
+            "min": float(reward.min()),
+            "max": float(reward.max()),
+            "share_zero": float((reward == 0).mean()),
+            **({"positives": int((reward > 0).sum())} if log.binary else {}),
+        },
+        "date_range": list(log.date_range) if log.date_range else None,
+        "propensities": None
+        if log.propensity is None
+        else {"min": float(log.propensity.min()), "max": float(log.propensity.max()), "uniform": bool(fit.uniform_log)},
+        "components_in_log": log.component_names,
+        "component_share": (
+            {c: float((log.component == k).mean()) for k, c in enumerate(log.component_names)} if log.component is not None else None
+        ),
+        "multi_logger": fit.weighting if fit.loggers else None,
+        "second_moment": (
+            "Bernoulli: E[r^2] = E[r]"
+            if log.binary
+            else "a LightGBM model of r^2, floored at mu^2 + 1% of the reward variance; simulated rewards "
+            "have that mean and variance and the shape of the log's own residuals (resampled per coupon)"
+        ),
+    }
 
 
 def _check_policies(cfg: CalibrateConfig, log: RealLog) -> None:
