@@ -23,13 +23,14 @@ demo: $(STAMP)
 browser:
 	@.ci/install-chromium
 
-# lint, types (configured in pyproject.toml) and the import layers (.ci/check_layers.py); `make test` runs
-# them first, so CI enforces them
+# lint, types (configured in pyproject.toml), the import layers (.ci/check_layers.py) and function length
+# (.ci/check_shape.py); `make test` runs them first, so CI enforces them
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python .ci/check_layers.py
+	$(BIN)/python .ci/check_shape.py
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -n 2 --dist worksteal -q --durations=12

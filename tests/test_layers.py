@@ -34,3 +34,14 @@ def test_the_check_catches_upward_imports_anywhere(tmp_path):
     assert any("rel.py:1: dataset imports couponmix.ope" in line for line in found)
     assert any("mystery" in line and "no place" in line for line in found)
     assert any("never imports the simulators" in line for line in found)
+
+
+def test_no_function_is_80_lines_or_longer(tmp_path):
+    """The shape check passes on couponmix and names a long function in a fake package."""
+    spec = importlib.util.spec_from_file_location("check_shape", CHECK.with_name("check_shape.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.too_long() == []
+    (tmp_path / "long.py").write_text("def f():\n" + "    x = 1\n" * 85 + "\n\ndef g():\n    return 1\n")
+    found = mod.too_long(tmp_path)
+    assert len(found) == 1 and "long.py:1: f is 86 lines" in found[0]
