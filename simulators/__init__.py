@@ -1,17 +1,16 @@
 """Simulated coupon environments with known ground truth: market, paper and paper_floor.
 
 They plug into couponmix through the entry points of the group ``couponmix.scenarios`` (pyproject.toml),
-like any third-party scenario; ``get_scenario`` and ``SCENARIOS`` are kept here for convenience.
+like any third-party scenario; ``get_scenario`` is kept here for convenience, and ``Scenario`` and
+``SupportVerdict`` for scenarios written against this package.
 """
 
 from __future__ import annotations
 
 from couponmix.dataset.scenario import Scenario, get_scenario, registered
-from couponmix.ope.divergence import SupportVerdict
+from couponmix.dataset.types import SupportVerdict
 
 from .market import MarketScenario
 from .paper import PaperFloorScenario, PaperScenario
 
-SCENARIOS: dict[str, type[Scenario]] = {cls.name: cls for cls in (MarketScenario, PaperScenario, PaperFloorScenario)}
-
-__all__ = ["Scenario", "SupportVerdict", "SCENARIOS", "get_scenario", "registered"]
+__all__ = ["Scenario", "SupportVerdict", "MarketScenario", "PaperScenario", "PaperFloorScenario", "get_scenario", "registered"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from couponmix.dataset.scenario import Scenario
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.infra.schema import parse
@@ -32,7 +33,6 @@ from couponmix.policy.mixture import sample_actions
 from couponmix.policy.policies import Policy, one_hot, uniform
 from couponmix.policy.revenue_model import CrossFittedRevenueModel
 
-from .base import Scenario
 from .market_config import CATEGORICAL, CHANNELS, FEATURES, MarketConfig
 
 DEFAULT_CONFIG = Path(__file__).with_name("configs") / "market.yaml"

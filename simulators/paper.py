@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from couponmix.ope.divergence import SupportVerdict
+from couponmix.dataset.scenario import Scenario
+from couponmix.dataset.types import SupportVerdict
 from couponmix.policy.policies import Policy, binary
-
-from .base import Scenario
 
 # (x2 >= .5, x3 >= .5) cells: each has probability 1/4 and x1 is independent of them.
 _CELLS = ((0, 0), (0, 1), (1, 0), (1, 1))
