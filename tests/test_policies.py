@@ -34,3 +34,32 @@ def test_non_second_moment_is_refused(paper):
 
     with pytest.raises(CouponmixError, match="m2 < mu"):
         EvaluationSample.from_scenario(Broken(), 1000)
+
+
+def test_lightgbm_threads_follow_the_free_cores_and_do_not_change_the_model(monkeypatch):
+    """free_threads: every core on an idle machine, fewer under load, at least 1, COUPONMIX_THREADS first; and a
+    revenue model fitted with one thread predicts exactly what one fitted with two does."""
+    import os
+
+    import numpy as np
+
+    from couponmix.infra import threads
+    from couponmix.policy.revenue_model import CrossFittedRevenueModel
+
+    monkeypatch.delenv("COUPONMIX_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 0.0, 0.0))  # this process alone
+    assert threads.free_threads() == 4
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.2, 0.0, 0.0))  # two other busy processes and a bit
+    assert threads.free_threads() == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert threads.free_threads() == 1
+    monkeypatch.setenv("COUPONMIX_THREADS", "3")
+    assert threads.free_threads() == 3
+    monkeypatch.setenv("COUPONMIX_CACHE", "off")  # each fit really trains
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 3))
+    a = rng.integers(0, 3, 4000)
+    r = x[:, 0] + a * x[:, 1] + rng.normal(size=4000)
+    fits = [CrossFittedRevenueModel(3, [0, 1, 2], params={"n_estimators": 30}, threads=t).fit(x, a, r) for t in (1, 2)]
+    assert np.array_equal(fits[0].predict(x[:500]), fits[1].predict(x[:500]))

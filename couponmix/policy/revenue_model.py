@@ -23,7 +23,7 @@ import numpy as np
 from couponmix.errors import CouponmixError
 from couponmix.infra import cache
 from couponmix.infra.seeding import stream
-from couponmix.infra.threads import default_threads
+from couponmix.infra.threads import free_threads
 from couponmix.infra.validation import check_positive_int
 from couponmix.policy import compiled
 
@@ -52,7 +52,7 @@ class CrossFittedRevenueModel:
         self.folds = check_positive_int(folds, "folds", minimum=2)
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.seed = seed
-        self.threads = default_threads() if threads is None else check_positive_int(threads, "threads")
+        self.threads = free_threads() if threads is None else check_positive_int(threads, "threads")
 
     def _design(self, x: np.ndarray, action: np.ndarray) -> np.ndarray:
         return np.column_stack([x[:, self.features], action])
