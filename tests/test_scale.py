@@ -347,3 +347,15 @@ def test_evaluate_cli_errors_are_one_line(capsys, extra, message):
     assert main(["evaluate", "paper", "--eval-size", "500", "--quiet"] + extra) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_every_backend_follows_the_protocol():
+    """Local processes and Dask are both ``Backend``s: a name, how many pieces run at once, and an ordered map."""
+    from couponmix.infra.backend import Backend
+
+    local, dask = LocalBackend(2), DaskBackend("threads")
+    assert isinstance(local, Backend) and isinstance(dask, Backend)
+    assert local.parallelism == 2 and LocalBackend().parallelism == 1 and dask.parallelism is None
+    seen = []
+    assert local.map(abs, [-3, 2, -1], on_done=seen.append) == [3, 2, 1] == dask.map(abs, [-3, 2, -1])
+    assert seen == [1, 2, 3]

@@ -22,12 +22,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Protocol, runtime_checkable
 
 from couponmix.errors import CouponmixError
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 
 __all__ = [
+    "Backend",
     "LOCAL_SCHEDULERS",
     "PR_SET_PDEATHSIG",
     "share_cores",
@@ -101,9 +103,34 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
             p.join(1.0)
 
 
+@runtime_checkable
+class Backend(Protocol):
+    """Where independent pieces of work run (chunks of a population, Monte Carlo replications).
+
+    ``map(fn, items, on_done)`` returns ``[fn(item) for item in items]`` in order, whatever the backend, so
+    results never depend on where the pieces ran; ``on_done(i)`` hears that i pieces are done (for progress).
+    ``parallelism`` is how many pieces run at once (None: the cluster decides); 1 runs them one after the
+    other in this process, each reported as it ends.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def parallelism(self) -> int | None: ...
+
+    def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list: ...
+
+
 class LocalBackend:
+    """The ``Backend`` of this machine: ``workers`` local processes (1: this process)."""
+
     def __init__(self, workers: int = 1):
         self.workers = check_positive_int(workers, "workers")
+
+    @property
+    def parallelism(self) -> int:
+        return self.workers
 
     @property
     def name(self) -> str:
@@ -171,6 +198,10 @@ def connect(address: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
 
 
 class DaskBackend:
+    """The ``Backend`` of a Dask scheduler: its threads, its processes, or a cluster at an address."""
+
+    parallelism = None
+
     def __init__(self, scheduler: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
         if not scheduler:
             raise CouponmixError("--scheduler needs threads, processes or a scheduler address")

@@ -29,7 +29,7 @@ import numpy as np
 from couponmix.dataset.logs import simulate_log
 from couponmix.dataset.scenario import Scenario
 from couponmix.errors import CouponmixError
-from couponmix.infra.backend import LocalBackend
+from couponmix.infra.backend import Backend, LocalBackend
 from couponmix.infra.seeding import fit_seed, stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
@@ -297,12 +297,12 @@ def monte_carlo(
     }
 
 
-def _replication_ranges(backend, reps: int) -> list[range]:
+def _replication_ranges(backend: Backend, reps: int) -> list[range]:
     """Replications in contiguous ranges, one per worker (or per Dask task); range r..r' always gives the same
     numbers, so the split does not change the result. One process: one at a time, to show progress."""
-    pieces = getattr(backend, "workers", None) or min(reps, 4 * default_threads())
+    pieces = backend.parallelism or min(reps, 4 * default_threads())
     bounds = np.linspace(0, reps, min(pieces, reps) + 1).astype(int)
-    if isinstance(backend, LocalBackend) and backend.workers == 1:
+    if backend.parallelism == 1:
         return [range(r, r + 1) for r in range(reps)]
     return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
