@@ -48,7 +48,7 @@ from couponmix.ope.streaming import DEFAULT_CHUNK, check_chunk_size
 from couponmix.outputs.batch import BatchResult, run_batch
 from couponmix.outputs.writer import STUDY_FILES, study_files_for
 from couponmix.policy.contextual import Grouping
-from couponmix.policy.simplex import parse_alpha_spec
+from couponmix.policy.simplex import parse_alpha_spec, rate_mixture
 from couponmix.studies.campaign import CampaignReport, campaign
 from couponmix.studies.config import StudyConfig
 from couponmix.studies.study import PlanResult, StudyResult, plan_study, run_config
@@ -648,13 +648,11 @@ def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended")
         raise CouponmixError(f"{file}: the rule names components the scenario does not have ({', '.join(names)})") from None
     if eps.shape != (grouping.size,) or not np.all((eps >= 0) & (eps <= 1)):
         raise CouponmixError(f"{file}: the rule's rates do not match its groups")
-    alphas = np.zeros((grouping.size, len(names)))
-    alphas[:, i_exploit], alphas[:, i_explore] = 1 - eps, eps
+    alphas = rate_mixture(len(names), i_exploit, i_explore, eps)
     rate = point.get("global_exploration_rate")
     one = None
     if isinstance(rate, (int, float)) and 0 <= rate <= 1:
-        one = np.zeros(len(names))
-        one[i_exploit], one[i_explore] = 1 - rate, rate
+        one = rate_mixture(len(names), i_exploit, i_explore, float(rate))
     return ContextualRule(grouping, alphas, str(point.get("rule", "")), one)
 
 

@@ -55,3 +55,18 @@ def test_parse_alpha_spec():
     for bad, msg in [("pi9=1", "unknown component"), ("pi1", "NAME=WEIGHT"), ("pi1=x", "not a number"), ("pi1=0.5", "sum to 0.5")]:
         with pytest.raises(CouponmixError, match=msg):
             parse_alpha_spec(bad, ["pi1", "pi2", "pi3"])
+
+
+def test_rate_mixture_sends_exactly_eps_to_exploration():
+    """An exploration rate as a mixture: the exploit component exactly 1 - eps, the explorer exactly eps, for
+    rates of any shape, and a direction spreads eps over several components."""
+    import numpy as np
+
+    from couponmix.policy.simplex import rate_mixture
+
+    eps = np.array([[0.0, 0.1], [0.37, 1.0]])
+    a = rate_mixture(3, 2, 0, eps)
+    assert a.shape == (2, 2, 3)
+    assert np.array_equal(a[..., 2], 1 - eps) and np.array_equal(a[..., 0], eps) and not a[..., 1].any()
+    spread = rate_mixture(3, 0, [0.0, 0.5, 0.5], 0.2)
+    assert np.allclose(spread, [0.8, 0.1, 0.1]) and spread.shape == (3,)

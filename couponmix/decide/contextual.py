@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import expit
 
+from couponmix.decide.curves import best_component
 from couponmix.decide.optimize import furthest_feasible, nondominated_mask
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
@@ -36,6 +37,7 @@ from couponmix.infra.validation import did_you_mean
 from couponmix.ope.criterion import Criterion, interval_95, widest_share
 from couponmix.ope.objectives import Moments
 from couponmix.policy.contextual import ContextualMixture, Grouping, margin
+from couponmix.policy.simplex import rate_mixture
 
 __all__ = [
     "FAMILIES",
@@ -181,10 +183,8 @@ class ContextualCriterion:
             raise CouponmixError("a group holds no customer of the evaluation sample")
         self.shares = np.array([len(g) for g in self.groups], float) / sample.size
         self.subs = [Criterion(sample.subset(g), criterion.specs, criterion.n, criterion.aggregate, criterion.error) for g in self.groups]
-        i_explore = names.index("explore")
-        values = criterion.component_values
-        self.i_explore = i_explore
-        self.i_exploit = max((j for j in range(len(names)) if j != i_explore), key=lambda j: values[j])
+        self.i_explore = names.index("explore")
+        self.i_exploit = best_component(criterion)
 
     @property
     def size(self) -> int:
@@ -192,12 +192,7 @@ class ContextualCriterion:
 
     def mixtures(self, eps: np.ndarray) -> np.ndarray:
         """(B, G, K) each group's mixture."""
-        eps = np.atleast_2d(np.asarray(eps, dtype=float))
-        k = len(self.component_names)
-        out = np.zeros((*eps.shape, k))
-        out[..., self.i_exploit] = 1 - eps
-        out[..., self.i_explore] = eps
-        return out
+        return rate_mixture(len(self.component_names), self.i_exploit, self.i_explore, np.atleast_2d(np.asarray(eps, dtype=float)))
 
     def revenue(self, eps) -> np.ndarray:
         return self.revenue_of_mixtures(self.mixtures(eps))

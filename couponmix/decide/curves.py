@@ -15,6 +15,7 @@ import numpy as np
 from couponmix.ope.criterion import SelectedLaw
 from couponmix.ope.montecarlo import Z95
 from couponmix.ope.protocols import Objectives
+from couponmix.policy.simplex import rate_mixture
 
 __all__ = ["EPS_GRID", "LOG_SIZES", "exploration_line", "best_component", "exploration_rate", "exploration_curve", "log_size_curve"]
 
@@ -74,9 +75,7 @@ def exploration_rate(objectives: Objectives, alpha: np.ndarray) -> float:
 
 def exploration_curve(objectives: Objectives, n: int, tol: float | None = None) -> dict:
     d, definition = exploration_line(objectives)
-    k = len(objectives.component_names)
-    e_best = np.eye(k)[best_component(objectives)]
-    alphas = (1 - EPS_GRID)[:, None] * e_best + EPS_GRID[:, None] * d
+    alphas = rate_mixture(len(objectives.component_names), best_component(objectives), d, EPS_GRID)
     laws = objectives.laws(alphas)
     rmse = {t: np.where(law.supported, law.rmse(n), np.nan) for t, law in zip(objectives.target_names, laws)}
     out = {

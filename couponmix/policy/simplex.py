@@ -13,7 +13,7 @@ import numpy as np
 from couponmix.errors import CouponmixError
 from couponmix.infra.validation import SIMPLEX_TOL
 
-__all__ = ["SUM_TOL", "check_floors", "check_alpha", "parse_alpha_spec", "project", "barycentre"]
+__all__ = ["SUM_TOL", "check_floors", "check_alpha", "parse_alpha_spec", "project", "barycentre", "rate_mixture"]
 
 log = logging.getLogger("couponmix")
 
@@ -109,3 +109,31 @@ def barycentre(floors, n_components: int) -> np.ndarray:
     """The centre of the floored simplex: every weight strictly inside its bounds."""
     f = check_floors(floors, n_components)
     return f + (1.0 - f.sum()) / n_components
+
+
+def rate_mixture(k: int, exploit: int, explore, eps) -> np.ndarray:
+    """The mixtures that send the share ``eps`` of traffic to exploration and the rest to one component: the one
+    place an exploration rate becomes a mixture (plan --eps, a contextual rule, the exploration curve).
+
+    Parameters
+    ----------
+    k : int
+        Components.
+    exploit : int
+        The component that keeps the share 1 - eps (the revenue-best one, ``decide.curves.best_component``).
+    explore : int or array_like, (K,)
+        The exploring component's index, or a direction on the simplex (weights summing to 1) the share is
+        spread over.
+    eps : float or array_like, any shape
+        Exploration rates, fractions in [0, 1].
+
+    Returns
+    -------
+    ndarray, (*eps.shape, K)
+        (1 - eps) e_exploit + eps d: the exploit component exactly 1 - eps, the explore one exactly eps.
+    """
+    eps = np.asarray(eps, dtype=float)
+    e = np.zeros(k)
+    e[exploit] = 1.0
+    d = np.eye(k)[explore] if np.ndim(explore) == 0 else np.asarray(explore, dtype=float)
+    return (1 - eps)[..., None] * e + eps[..., None] * d

@@ -32,7 +32,7 @@ from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSa
 from couponmix.ope.real_log import log_estimates
 from couponmix.ope.selection import ROBUST_ASSUMPTION, criterion_for, sample_and_verdicts
 from couponmix.policy.policies import Policy
-from couponmix.policy.simplex import check_floors, parse_alpha_spec
+from couponmix.policy.simplex import check_floors, parse_alpha_spec, rate_mixture
 from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
 from couponmix.studies.summary import (
     SUMMARY_FORMAT,
@@ -250,9 +250,7 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
             raise CouponmixError(
                 f"--eps needs a component named 'explore'; this scenario's components are {', '.join(names)}: give --alpha"
             )
-        a = np.zeros(k)
-        a[best_component(objectives)] = 1 - eps
-        a[names.index("explore")] = eps
+        a = rate_mixture(k, best_component(objectives), names.index("explore"), eps)
         return PlanResult(sc.name, objectives.label, log_size_at(objectives, a, tol))
     if alpha is not None:
         a = parse_alpha_spec(alpha, names)
