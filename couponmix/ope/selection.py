@@ -2,7 +2,7 @@
 
 ``choose_candidates`` gives the estimators the criterion chooses among for each future policy (every
 estimator with an exact error formula whose variance is finite here, or the one the user forces);
-``choose_estimator`` gives a single estimator where one is wanted (``couponmix evaluate``);
+``choose_estimator`` checks the single estimator a user forces (``--estimator`` in run, plan and evaluate);
 ``criterion_for`` builds the decision's criterion from them.
 """
 
@@ -29,7 +29,7 @@ ROBUST_ASSUMPTION = (
 
 def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
     """The single estimator a caller asks for (or the textbook default), and why. Refuses an
-    unbounded-weight estimator whose variance is infinite. Used where one estimator is wanted (evaluate)."""
+    unbounded-weight estimator whose variance is infinite. ``choose_candidates`` calls it when one is forced."""
     bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
     if requested is not None and requested.fits_reward_model:
         raise CouponmixError(
