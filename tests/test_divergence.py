@@ -6,7 +6,7 @@ import pytest
 from couponmix.errors import CouponmixError
 from couponmix.ope.divergence import empirical_verdict, growth, hill_tail_index, weight_verdict
 from couponmix.ope.estimators import EstimatorSpec
-from couponmix.ope.selection import choose_estimator
+from couponmix.ope.selection import choose_candidates, choose_estimator
 
 CENTRE = np.ones(3) / 3
 
@@ -81,17 +81,19 @@ def test_weight_verdict_prefers_analytic(paper, paper_sample):
 
 
 def test_unbounded_estimators_are_refused_where_variance_is_infinite(paper, paper_sample):
+    """A forced estimator with unclipped weights is refused where plain IPS diverges; without one, the candidates
+    leave every unclipped estimator out and say why; a clipped one is kept as forced."""
     verdicts = {t: weight_verdict(paper, paper_sample, t, CENTRE) for t in paper.targets()}
     for kind in ("ips", "snips"):
         with pytest.raises(CouponmixError, match="infinite variance"):
             choose_estimator(EstimatorSpec(kind), verdicts, "paper")
-    spec, why = choose_estimator(None, verdicts, "paper")
-    assert spec.kind == "clipped_ips" and "infinite variance" in why
+    specs, why = choose_candidates(None, verdicts, "paper")
+    assert specs and not any(s.has_unbounded_weights for s in specs) and "infinite" in why
     spec, _ = choose_estimator(EstimatorSpec("clipped_ips", 4.0), verdicts, "paper")
     assert spec.clip == 4.0
 
 
-def test_default_estimator_is_plain_ips_when_finite(paper_floor, floor_sample):
+def test_every_exact_estimator_is_a_candidate_when_the_variance_is_finite(paper_floor, floor_sample):
     verdicts = {t: weight_verdict(paper_floor, floor_sample, t, CENTRE) for t in paper_floor.targets()}
-    spec, _ = choose_estimator(None, verdicts, "paper_floor")
-    assert spec.kind == "ips"
+    specs, _ = choose_candidates(None, verdicts, "paper_floor")
+    assert {"ips", "snips", "dr", "sndr"} <= {s.name for s in specs}

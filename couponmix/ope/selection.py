@@ -27,31 +27,22 @@ ROBUST_ASSUMPTION = (
 )
 
 
-def choose_estimator(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
-    """The single estimator a caller asks for (or the textbook default), and why. Refuses an
-    unbounded-weight estimator whose variance is infinite. ``choose_candidates`` calls it when one is forced."""
-    bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
-    if requested is not None and requested.fits_reward_model:
+def choose_estimator(requested: EstimatorSpec, verdicts: dict, scenario_name: str) -> tuple[EstimatorSpec, str]:
+    """The single estimator a user forces (``--estimator``), checked, and why it is used. Refuses an estimator
+    whose model is fitted on each log, and an unbounded-weight one whose variance is infinite here."""
+    if requested.fits_reward_model:
         raise CouponmixError(
             f"{requested.label} cannot be optimised over mixtures: its model is fitted on each log; "
             "optimise for dr and read dr_fitted in validate at the recommended mix"
         )
-    if requested is not None:
-        if requested.has_unbounded_weights and bad:
-            t, v = next(iter(bad.items()))
-            raise CouponmixError(
-                f"{requested.label} has infinite variance in scenario {scenario_name!r} for target {t} "
-                f"({v.reason}); its error has no limit to optimise: use --estimator clipped_ips"
-            )
-        return requested, "chosen by the user"
-    if bad:
-        return (
-            EstimatorSpec("clipped_ips", DEFAULT_CLIP),
-            f"plain IPS (and every estimator with unclipped weights: SNIPS, DR, SNDR) has infinite variance here for "
-            f"{', '.join(sorted(bad))}: {next(iter(bad.values())).reason}. Clipping the importance weights at "
-            f"lambda = {DEFAULT_CLIP:g} makes the variance finite at the price of a bias, reported per target.",
+    bad = {t: v for t, v in verdicts.items() if v.status == "infinite"}
+    if requested.has_unbounded_weights and bad:
+        t, v = next(iter(bad.items()))
+        raise CouponmixError(
+            f"{requested.label} has infinite variance in scenario {scenario_name!r} for target {t} "
+            f"({v.reason}); its error has no limit to optimise: use --estimator clipped_ips"
         )
-    return EstimatorSpec("ips"), "plain balanced IPS is unbiased and its variance is finite for every target"
+    return requested, "chosen by the user"
 
 
 def choose_candidates(requested: EstimatorSpec | None, verdicts: dict, scenario_name: str) -> tuple[list[EstimatorSpec], str]:
