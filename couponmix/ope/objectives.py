@@ -328,8 +328,11 @@ class EvaluationSample:
         targets: Mapping[str, Policy] | None = None,
         q: np.ndarray | None = None,
         q_source: str = "",
+        model_error: CellErrors | np.ndarray | None = None,
     ) -> EvaluationSample:
-        """The sample on given covariates; q defaults to ``reward_model_on`` these covariates."""
+        """The sample on given covariates; q defaults to ``reward_model_on`` these covariates. ``model_error``:
+        the reward model's error as another sample measured it (``model_error_measure``), applied here instead
+        of measuring it on these customers (``model_error_of``)."""
         components = dict(scenario.components() if components is None else components)
         targets = dict(scenario.targets() if targets is None else targets)
         mu, m2 = scenario.mu(x), scenario.m2(x)
@@ -341,7 +344,12 @@ class EvaluationSample:
             q, q_source = reward_model_on(scenario, x, mu)
         comp_probs = np.stack([p(x) for p in components.values()])
         target_probs = np.stack([p(x) for p in targets.values()])
-        delta, delta_source = model_error_of(scenario, q, mu, x, comp_probs, target_probs)
+        if isinstance(model_error, CellErrors):
+            delta, delta_source = model_error.apply(comp_probs, target_probs), "the revenue model's error measured on the evaluation sample"
+        elif model_error is not None:
+            delta, delta_source = np.asarray(model_error, float), "the revenue model's error measured on the evaluation sample"
+        else:
+            delta, delta_source = model_error_of(scenario, q, mu, x, comp_probs, target_probs)
         return cls(
             component_names=tuple(components),
             target_names=tuple(targets),

@@ -26,7 +26,6 @@ streamed on every pass, in memory bounded by one chunk per worker.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -101,11 +100,7 @@ def _chunk_rows(job: _Job, index: int) -> ChunkRows:
     q = None
     if job.q_mean is not None:
         q = np.broadcast_to(job.q_mean, (len(x), len(job.q_mean))).copy()
-    sample = EvaluationSample.from_covariates(job.scenario, x, q=q, q_source="per-action average reward")
-    if isinstance(job.model_error, CellErrors):
-        sample = dataclasses.replace(sample, model_error=job.model_error.apply(sample.comp_probs, sample.target_probs))
-    elif job.model_error is not None:
-        sample = dataclasses.replace(sample, model_error=job.model_error)
+    sample = EvaluationSample.from_covariates(job.scenario, x, q=q, q_source="per-action average reward", model_error=job.model_error)
     by_use = {e.uses_reward_model: e for e in job.estimators}  # row sets depend only on this
 
     def rows(sub: EvaluationSample) -> tuple[dict, np.ndarray]:
