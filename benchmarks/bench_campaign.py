@@ -16,7 +16,7 @@ rule decides from the world of period 0, so it cannot price this drift.
 team's own log. The world does not drift (drift is a market setting).
 
 Usage: python benchmarks/bench_campaign.py [--reps 20] [--periods 12] [--period-size 10000] [--drift pays]
-       [--world own-log] [--rates 0,0.14,0.3]
+       [--world own-log] [--rates 0,0.14,0.3] [--out results_campaign_fine.json]
 Writes benchmarks/results_campaign.json (results_campaign_pays.json with --drift pays,
 results_campaign_own_log.json with --world own-log).
 """
@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--drift", choices=("default", "pays"), default="default", help="the drift (module docstring)")
     ap.add_argument("--rates", default=None, help="comma-separated exploration rates (default: 0, 2, 5, 10, 14, 20 and 30%%)")
     ap.add_argument("--world", choices=("market", "own-log"), default="market", help="the drifting market, or a calibrated own log")
+    ap.add_argument("--out", default=None, help="results file name under benchmarks/ (default: by world and drift)")
     args = ap.parse_args()
     drift = DRIFT_PAYS if args.drift == "pays" else DRIFT
     rates = RATES if args.rates is None else tuple(float(r) for r in args.rates.split(","))
@@ -94,6 +95,7 @@ def main() -> None:
     name = "results_campaign_pays.json" if args.drift == "pays" else "results_campaign.json"
     if args.world == "own-log":
         name = "results_campaign_own_log.json"
+    name = args.out or name
     (ROOT / "benchmarks" / name).write_text(json.dumps(res, indent=1) + "\n")
 
 
