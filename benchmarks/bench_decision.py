@@ -3,7 +3,7 @@ policy and the regret of two deployment rules, against Monte Carlo over logs est
 estimators, on paper, market and the spring_winback example study (the cases of
 ``tests/test_decision_value.py``), with the time one decision value takes.
 
-Usage: python benchmarks/bench_decision.py [--reps 2000]
+Usage: python benchmarks/bench_decision.py [--reps 2000] [--cases market] [--out results_decision.json]
 Writes benchmarks/results_decision.json.
 """
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_objectives import machine  # noqa: E402
-from couponmix.decide.value import log_decision, simulate_decisions  # noqa: E402
+from couponmix.decide.value import log_decision, rule_outcomes, simulate_decisions  # noqa: E402
 from couponmix.ope.estimators import exact_suite  # noqa: E402
 from tests.test_decision_value import CASES, _setup  # noqa: E402
 
@@ -29,21 +29,30 @@ KEYS = ("p_best", "regret", "p_best_safe", "regret_safe", "p_switch_safe")
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated cases (default: all)")
+    ap.add_argument("--out", default="results_decision.json", help="results file under benchmarks/")
     args = ap.parse_args()
     doc: dict = {"machine": machine(), "reps": args.reps, "cases": {}}
     print(f"{'case':16} {'quantity':14} {'formula':>10} {'Monte Carlo':>20} {'z':>6}")
-    for name in CASES:
+    for name in args.cases.split(","):
         sc, sample, alpha, inc, n = _setup(name)
         t = time.perf_counter()
         dv, cands, specs = log_decision(sample, alpha, n, exact_suite(), inc)
         seconds = time.perf_counter() - t
         mc = simulate_decisions(sc, sample, alpha, cands, specs, n, inc, args.reps, seed=1)
+        spread = rule_outcomes(dv.values, dv.bias, dv.cov, list(cands).index(inc))
         rows = {}
         for key in KEYS:
             f, m, se = getattr(dv, key), mc[key], mc[key + "_se"]
-            z = (f - m) / se if se > 0 else 0.0
-            rows[key] = {"formula": f, "mc": m, "mc_se": se, "z": z}
-            print(f"{name:16} {key:14} {f:10.4f} {m:10.4f} +- {se:6.4f} {z:6.2f}")
+            # the test's standard error: binomial at the formula's probability; for a regret, the logs' own or
+            # the law's spread of one log's regret, whichever is larger (a score test of the law)
+            if key.startswith("p_"):
+                test_se = (max(f * (1 - f), 1 / args.reps) / args.reps) ** 0.5
+            else:
+                test_se = max(se, spread[key + "_sd"] / args.reps**0.5)
+            z = (f - m) / test_se
+            rows[key] = {"formula": f, "mc": m, "mc_se": se, "test_se": test_se, "z": z}
+            print(f"{name:16} {key:14} {f:10.4f} {m:10.4f} +- {test_se:6.4f} {z:6.2f}")
         doc["cases"][name] = {
             "alpha": dict(zip(sample.component_names, alpha.tolist())),
             "n": n,
@@ -53,7 +62,7 @@ def main() -> None:
             "decision_seconds": seconds,
             "quantities": rows,
         }
-    (ROOT / "benchmarks" / "results_decision.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (ROOT / "benchmarks" / args.out).write_text(json.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def check(name: str, summary_path: Path, study: Path | str | None, n: int, reps:
     print(f"{'estimator':14s} {'target':12s} {'MC RMSE':>9s} {'+/- se':>8s} {'exact':>9s} {'z':>6s} {'decision':>9s} {'chosen':>7s}")
     for est in specs:
         for t_name, r in res[est].items():
-            decision = compare[est]["targets"][t_name]["rmse"]
+            decision = compare[est].targets[t_name].rmse
             row = {
                 "estimator": est,
                 "target": t_name,

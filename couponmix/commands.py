@@ -228,9 +228,9 @@ def validate(
     checks = {}
     for t, law in laws.items():
         d = law.summary(n, 0)
-        mc = res.get(d["estimator"], {}).get(t)
+        mc = res.get(d.estimator, {}).get(t)
         checks[t] = CriterionCheck(
-            d["estimator"], d["rmse"], d["simulator"]["rmse"], None if mc is None else mc.mc_rmse, None if mc is None else mc.mc_rmse_se
+            d.estimator, d.rmse, d.simulator.rmse, None if mc is None else mc.mc_rmse, None if mc is None else mc.mc_rmse_se
         )
     mix = dict(zip(sc.components(), a.tolist()))
     return ValidationResult(sc.name, mix, n, reps, cfg.seed, res, None if rule is None else rule.rule, checks)
@@ -470,7 +470,7 @@ def _evaluation_rows(crit: Criterion, names: tuple, a: np.ndarray, revenue, laws
     agg = crit.combine(np.column_stack([law.rmse(n) for law in laws]))
 
     def targets(i: int) -> dict:
-        return {t: {"value": values[t], **law.summary(n, i)} for t, law in zip(crit.target_names, laws)}
+        return {t: {"value": values[t], **law.summary(n, i).to_dict()} for t, law in zip(crit.target_names, laws)}
 
     rows = [
         {"alpha": dict(zip(names, x.tolist())), "revenue": float(revenue[i]), "ope_rmse": float(agg[i]), "targets": targets(i)}

@@ -107,7 +107,7 @@ def test_criterion_is_the_per_target_minimum(market_sample):
         np.testing.assert_array_equal(law.choice(50_000), each[:, :, t].argmin(axis=0))
     d = crit.describe([0.85, 0.15])
     for v in d.values():
-        assert v["rmse"] ** 2 == pytest.approx(v["sampling_error"] ** 2 + (abs(v["computed_bias"]) + v["model_bias_bound"]) ** 2, rel=1e-9)
+        assert v.rmse**2 == pytest.approx(v.sampling_error**2 + (abs(v.computed_bias) + v.model_bias_bound) ** 2, rel=1e-9)
 
 
 def test_robust_default_does_not_promise_what_only_the_simulator_knows(market_sample):
@@ -138,7 +138,7 @@ def test_promise_standard_error_matches_the_spread_over_evaluation_samples():
     values, ses = [], []
     for seed in range(8):
         crit = Criterion(EvaluationSample.from_scenario(sc, 20_000, seed=100 + seed), specs, 50_000, error="simulator")
-        values.append([d["rmse"] for d in crit.describe(alpha).values()])
+        values.append([d.rmse for d in crit.describe(alpha).values()])
         ses.append(list(crit.promise_uncertainty(alpha)["error_se"].values()))
     spread = np.std(values, axis=0, ddof=1)
     se = np.mean(ses, axis=0)
@@ -181,5 +181,5 @@ def test_the_published_settings_promise_holds_where_it_rests_on_the_model(paper)
     promise = Criterion(sample, [spec], n).describe(alpha)
     res = monte_carlo(paper, alpha, [spec], n, mc_reps(300, 2000), seed=9, eval_size=100_000, workers=1)[spec.name]
     for t, r in res.items():
-        assert promise[t]["rmse"] >= r.mc_rmse - 3 * r.mc_rmse_se, (t, promise[t]["rmse"], r.mc_rmse, r.mc_rmse_se)
-        assert promise[t]["model_bias_bound"] >= abs(r.bias) - 3 * r.mc_rmse_se, (t, promise[t], r.bias)
+        assert promise[t].rmse >= r.mc_rmse - 3 * r.mc_rmse_se, (t, promise[t].rmse, r.mc_rmse, r.mc_rmse_se)
+        assert promise[t].model_bias_bound >= abs(r.bias) - 3 * r.mc_rmse_se, (t, promise[t], r.bias)

@@ -168,7 +168,7 @@ def test_the_interval_is_the_headlines_and_the_curves(run_dir):
     s = from_json((run_dir / "summary.json").read_text())
     for t, p in s.headline.precision.items():
         d = s.recommended.targets[t]
-        half = abs(d["computed_bias"]) + d["model_bias_bound"] + 1.959963984540054 * d["sampling_error"]
+        half = abs(d.computed_bias) + d.model_bias_bound + 1.959963984540054 * d.sampling_error
         assert p.interval_95 == pytest.approx(half, rel=1e-12)
         assert np.sqrt(max(p.rmse**2 - p.sampling_error**2, 0)) + 1.959963984540054 * p.sampling_error == pytest.approx(half, rel=1e-9)
         assert p.interval_95_pct == pytest.approx(100 * half / abs(p.true_value), rel=1e-12)

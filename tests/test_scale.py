@@ -239,9 +239,9 @@ def test_streamed_criterion_equals_the_in_memory_one(scenario):
         assert np.array_equal(law.choice(5000), law_m.choice(5000))
         for i in range(len(alphas)):
             a, b = law.summary(5000, i), law_m.summary(5000, i)
-            assert a["estimator"] == b["estimator"]
+            assert a.estimator == b.estimator
             for key in ("rmse", "sampling_error", "computed_bias", "model_bias_bound"):
-                assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12)
+                assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-9, abs=1e-12)
     # a different chunk size and another process give the same numbers
     other = Criterion(
         Population(sc, size, seed=6, chunk_size=2 * BLOCK, backend=LocalBackend(2), model_error_from=memory.sample), specs, 5000

@@ -38,7 +38,7 @@ def test_headline_agrees_with_the_recommendation(small):
     h, rec = small.headline, small.recommended
     assert h.worst_error == rec.ope_rmse == max(rec.ope_rmse_per_target.values())
     for t, p in h.precision.items():
-        assert p.rmse == rec.targets[t]["rmse"] and p.estimator == small.production.estimators[t]["estimator"]
+        assert p.rmse == rec.targets[t].rmse and p.estimator == small.production.estimators[t]["estimator"]
 
 
 def test_another_layout_is_refused():

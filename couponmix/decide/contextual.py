@@ -253,12 +253,14 @@ def _interval_95(law, n: int) -> np.ndarray:
     """(B,) one target's 95% half-width (reward's unit) over a batch: ``ope.criterion.interval_95`` of the parts
     of the estimator the criterion chooses for each mixture, as ``SelectedLaw.summary`` gives them one by one."""
     e, i = law.choice(n), np.arange(len(law.laws[0].bias0))
-    parts = {
-        "computed_bias": np.stack([x.computed_bias(n) for x in law.laws])[e, i],
-        "model_bias_bound": np.stack([np.broadcast_to(x.bound, i.shape) for x in law.laws])[e, i],
-        "sampling_error": np.stack([x.sampling_error(n) for x in law.laws])[e, i],
-    }
-    return np.asarray(interval_95(parts), dtype=float)
+    return np.asarray(
+        interval_95(
+            np.stack([x.computed_bias(n) for x in law.laws])[e, i],
+            np.stack([np.broadcast_to(x.bound, i.shape) for x in law.laws])[e, i],
+            np.stack([x.sampling_error(n) for x in law.laws])[e, i],
+        ),
+        dtype=float,
+    )
 
 
 def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, floor: float = 0.01, starts: int = 2, x0=None):
@@ -738,7 +740,7 @@ def _rule_at(obj, family, searched: dict, name: str, target: float, start: float
     laws = obj.laws(eps[None])
     err = np.array([law.rmse(obj.n)[0] for law in laws])
     # each future policy's 95% half-width at the rule, in the reward's unit and as a share of its value
-    halves = np.array([interval_95(law.summary(obj.n, 0)) for law in laws])
+    halves = np.array([law.summary(obj.n, 0).interval_95() for law in laws])
     rule = front_point(obj, np.asarray(eps, float), revenues[best], err, halves, best_revenue)
     cost_global = float(best_revenue - revenues[0])
     cost = float(best_revenue - revenues[best])

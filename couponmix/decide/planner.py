@@ -16,14 +16,16 @@ Both take any objectives with the ``Criterion`` interface (``laws`` returning pe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import combinations_with_replacement
 
 import numpy as np
 
 from couponmix.decide.curves import exploration_rate, no_exploration_revenue
 from couponmix.decide.optimize import furthest_feasible
+from couponmix.infra.records import Record
 from couponmix.infra.validation import check_positive_float, check_positive_int
+from couponmix.ope.criterion import TargetError
 from couponmix.policy.simplex import check_alpha, check_floors
 
 __all__ = ["Plan", "LogSizePlan", "plan_mixture", "log_size_at", "candidates"]
@@ -35,7 +37,7 @@ BATCH = 512
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(Record):
     """The least-cost mixture with error <= tol for every target (``reachable``), or the best one can do."""
 
     tol: float
@@ -49,24 +51,18 @@ class Plan:
     revenue_cost_pct: float | None  # percent of the revenue with no exploration
     revenue_cost_per_10k_customers: float  # the unit of every headline
     worst_error: float
-    targets: dict  # per target: chosen estimator, error and its parts (Criterion.describe)
+    targets: dict[str, TargetError]  # per target: chosen estimator, error and its parts (Criterion.describe)
     evaluated: int  # mixtures evaluated exactly
     note: str
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class LogSizePlan:
+class LogSizePlan(Record):
     tol: float
     alpha: dict
     log_size_needed: float | None  # None: no log size is enough (a bias alone exceeds tol)
-    per_target: dict
+    per_target: dict[str, float | None]
     note: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _lattice(k: int, floors: np.ndarray, max_points: int = MAX_LATTICE) -> np.ndarray:
@@ -258,7 +254,7 @@ def _polish(objectives, alpha, floors, n, tol, h: float = 1e-7):
 def _plan(objectives, tol, n, reachable, alpha, ref, evaluated, note) -> Plan:
     rev = float(objectives.revenue(alpha[None])[0])
     targets = objectives.describe(alpha, n)
-    worst = max(d["rmse"] for d in targets.values())
+    worst = max(d.rmse for d in targets.values())
     return Plan(
         tol=tol,
         n=int(n),

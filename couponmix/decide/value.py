@@ -262,7 +262,9 @@ def rule_outcomes(
     With ``value_cov`` (the candidates' values are themselves estimates, as on a real log), each draw first
     draws the values from N(values, value_cov): the probabilities and regrets then average over what the
     values may be, and "best" is each draw's best. Returns p_best, regret, p_best_safe, regret_safe,
-    p_switch_safe, gain, gain_safe (per customer)."""
+    p_switch_safe, gain, gain_safe (per customer), and regret_sd, regret_safe_sd: the standard deviation of
+    one log's regret under this law (what a Monte Carlo check's standard error should be built from when
+    costly wrong choices are too rare for its logs to show them)."""
     c = len(values)
     g = np.random.default_rng([seed, 20_261_203])
     z = g.standard_normal((draws, c))
@@ -277,14 +279,17 @@ def rule_outcomes(
     lower = est[rows, pick] - est[:, incumbent] - Z95 * np.sqrt(np.maximum(var_diff, 0.0))
     safe = np.where((pick != incumbent) & (lower > 0), pick, incumbent)
     top = truth[rows, best]
+    regret, regret_safe = top - truth[rows, pick], top - truth[rows, safe]
     return {
         "p_best": float((pick == best).mean()),
-        "regret": float((top - truth[rows, pick]).mean()),
+        "regret": float(regret.mean()),
         "p_best_safe": float((safe == best).mean()),
-        "regret_safe": float((top - truth[rows, safe]).mean()),
+        "regret_safe": float(regret_safe.mean()),
         "p_switch_safe": float((safe != incumbent).mean()),
         "gain": float((truth[rows, pick] - truth[:, incumbent]).mean()),
         "gain_safe": float((truth[rows, safe] - truth[:, incumbent]).mean()),
+        "regret_sd": float(regret.std()),
+        "regret_safe_sd": float(regret_safe.std()),
     }
 
 
@@ -314,6 +319,7 @@ def decision_value(
     inc = names.index(incumbent)
     vcov = value_covariance(sample, candidates)
     out = rule_outcomes(values, bias, cov, inc, draws, seed, vcov)
+    out = {k: v for k, v in out.items() if k not in ("regret_sd", "regret_safe_sd")}
     return DecisionValue(
         candidates=tuple(names),
         estimators=tuple(specs[c].name for c in names),

@@ -19,12 +19,13 @@ simulation can check, not what a team with real logs can promise, and serves val
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from couponmix.errors import CouponmixError
+from couponmix.infra.records import OPTIONAL, Record
 from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.montecarlo import Z95
@@ -39,11 +40,95 @@ from couponmix.ope.objectives import (
 )
 from couponmix.ope.streaming import DEFAULT_CHUNK, StreamingObjectives
 
-__all__ = ["ERRORS", "Criterion", "Population", "SelectedLaw", "moment_passes"]
+__all__ = ["ERRORS", "Criterion", "EstimatorErrors", "Population", "SelectedLaw", "SimulatorError", "TargetError", "moment_passes"]
 
 ERRORS = ("robust", "simulator")
 #: a target counts as shown by the logs when the balanced mixture plays all but this much of its probability
 SUPPORT_TOL = 1e-9
+
+
+@dataclass(kw_only=True)
+class SimulatorError(Record):
+    """The chosen estimator's error against the simulator's truth: what a simulation can check, not what a
+    team with real logs can know (on a calibrated world, the calibrated model stands in for the truth).
+
+    Attributes
+    ----------
+    rmse, bias, model_bias : float
+        Exact RMSE, bias, and the part of the bias due to the reward model (reward's unit per customer).
+    """
+
+    rmse: float
+    bias: float
+    model_bias: float
+
+
+@dataclass(kw_only=True)
+class TargetError(Record):
+    """One future policy's error under the criterion, at one mixture and log size: the estimator it chooses
+    and the parts of its error (``SelectedLaw.summary``, ``Criterion.describe``).
+
+    Attributes
+    ----------
+    true_value : float or None
+        The policy's value per customer on the evaluation sample (``Criterion.describe`` only).
+    estimator, estimator_plain, estimator_label : str
+        The chosen estimator's name (``couponmix.ope.estimators``), in plain words, and its short label.
+    rmse : float
+        The criterion's error: a root mean squared error in the reward's unit per customer.
+    sampling_error : float
+        The part the log shows itself, a standard deviation falling like 1 / sqrt(n).
+    computed_bias, model_bias_bound : float
+        The bias the formulas compute, and the bound on the bias resting on the reward model.
+    model_dependent : float
+        sqrt(rmse^2 - sampling_error^2): the part of the error that rests on the model.
+    support : float
+        Share of the policy's probability on actions the mixture plays, in [0, 1].
+    logs_show_all : bool
+        Whether the mixture logs every action the policy takes.
+    simulator : SimulatorError
+        The same estimator against the simulator's truth.
+    promise_se : float or None
+        Standard error of ``rmse`` from the finite evaluation sample (the recommended mix only).
+    """
+
+    true_value: float | None = field(default=None, metadata=OPTIONAL)
+    estimator: str
+    estimator_plain: str
+    estimator_label: str
+    rmse: float
+    sampling_error: float
+    computed_bias: float
+    model_bias_bound: float
+    model_dependent: float
+    support: float
+    logs_show_all: bool
+    simulator: SimulatorError
+    promise_se: float | None = field(default=None, metadata=OPTIONAL)
+
+    def interval_95(self) -> float:
+        """The 95% half-width of the estimate, in the reward's unit (``interval_95``)."""
+        return float(interval_95(self.computed_bias, self.model_bias_bound, self.sampling_error))
+
+
+@dataclass(kw_only=True)
+class EstimatorErrors(Record):
+    """One candidate estimator at one mixture, for every target (``Criterion.compare``).
+
+    Attributes
+    ----------
+    label, plain, obp : str
+        The estimator's short label, its name in plain words, and obp's class.
+    error : float
+        Its error aggregated over the targets (the criterion's aggregate, reward's unit).
+    targets : dict of str to TargetError
+    """
+
+    label: str
+    plain: str
+    obp: str
+    error: float
+    targets: dict[str, TargetError]
 
 
 @dataclass(frozen=True)
@@ -103,26 +188,25 @@ class SelectedLaw:
             out = np.minimum(out, law.log_size_for(tol, robust=self.robust))
         return out
 
-    def summary(self, n: int, i: int) -> dict:
+    def summary(self, n: int, i: int) -> TargetError:
         """The chosen estimator of mixture ``i`` at log size n, its error and the parts of that error."""
         e = int(self.choice(n)[i])
         spec, law = self.specs[e], self.laws[e]
         sampling = float(law.sampling_error(n)[i])
-        computed = float(law.computed_bias(n)[i])
-        bound = float(law.bound[i])
-        return {
-            "estimator": spec.name,
-            "estimator_plain": spec.plain,
-            "estimator_label": spec.label,
-            "rmse": float(self.rmse(n)[i]),
-            "sampling_error": sampling,
-            "computed_bias": computed,
-            "model_bias_bound": bound,
-            "model_dependent": float(np.sqrt(max(self.rmse(n)[i] ** 2 - sampling**2, 0.0))),
-            "support": float(self.support[i]),
-            "logs_show_all": bool(self.logs_show_all[i]),
-            "simulator": {"rmse": float(law.rmse(n)[i]), "bias": float(law.bias(n)[i]), "model_bias": float(law.model_bias[i])},
-        }
+        rmse = float(self.rmse(n)[i])
+        return TargetError(
+            estimator=spec.name,
+            estimator_plain=spec.plain,
+            estimator_label=spec.label,
+            rmse=rmse,
+            sampling_error=sampling,
+            computed_bias=float(law.computed_bias(n)[i]),
+            model_bias_bound=float(law.bound[i]),
+            model_dependent=float(np.sqrt(max(rmse**2 - sampling**2, 0.0))),
+            support=float(self.support[i]),
+            logs_show_all=bool(self.logs_show_all[i]),
+            simulator=SimulatorError(rmse=float(law.rmse(n)[i]), bias=float(law.bias(n)[i]), model_bias=float(law.model_bias[i])),
+        )
 
 
 def _moment_key(spec: EstimatorSpec) -> tuple:
@@ -295,13 +379,17 @@ class Criterion(SampleObjectives):
         robust = self.error == "robust"
         return [SelectedLaw(self.specs, tuple(by_name[s.name][t] for s in self.specs), robust) for t in range(len(self.target_names))]
 
-    def describe(self, alpha: ArrayLike, n: int | None = None) -> dict:
+    def describe(self, alpha: ArrayLike, n: int | None = None) -> dict[str, TargetError]:
         """Per target at one mixture: its value, the chosen estimator, the error and its parts."""
         n = self.n if n is None else n
         a = np.asarray(alpha, dtype=float)[None, :]
-        return {t: {"true_value": float(v), **law.summary(n, 0)} for t, v, law in zip(self.target_names, self.target_values, self.laws(a))}
+        out = {}
+        for t, v, law in zip(self.target_names, self.target_values, self.laws(a)):
+            out[t] = law.summary(n, 0)
+            out[t].true_value = float(v)
+        return out
 
-    def compare(self, alpha: ArrayLike, n: int | None = None) -> dict:
+    def compare(self, alpha: ArrayLike, n: int | None = None) -> dict[str, EstimatorErrors]:
         """Every candidate at one mixture: per target its criterion error, sampling error, bias parts and the
         simulator's exact RMSE (for the methods section)."""
         n = self.n if n is None else n
@@ -312,8 +400,8 @@ class Criterion(SampleObjectives):
             for t, law in zip(self.target_names, laws):
                 one = SelectedLaw((spec,), (law.laws[e],), law.robust)
                 per[t] = one.summary(n, 0)
-            worst = self.combine(np.array([[d["rmse"] for d in per.values()]]))[0]
-            out[spec.name] = {"label": spec.label, "plain": spec.plain, "obp": spec.obp_name(), "error": float(worst), "targets": per}
+            worst = self.combine(np.array([[d.rmse for d in per.values()]]))[0]
+            out[spec.name] = EstimatorErrors(label=spec.label, plain=spec.plain, obp=spec.obp_name(), error=float(worst), targets=per)
         return out
 
     def promise_uncertainty(self, alpha: ArrayLike, groups: int = 10, n: int | None = None, reference: ArrayLike | None = None) -> dict:
@@ -374,12 +462,12 @@ class Criterion(SampleObjectives):
         return f"{what}; {how}"
 
 
-def interval_95(detail: dict) -> float:
-    """The 95% half-width of one target's estimate, in the reward's unit, from a law's ``summary``: the bias
-    the formulas compute, plus the bound on the bias resting on the model, plus 1.96 sampling standard
-    errors. Whenever the bias is within the bound, the estimate lies this close to the value at least 95% of
-    the time (the sampling error is normal to first order)."""
-    return abs(detail.get("computed_bias", 0.0)) + detail["model_bias_bound"] + Z95 * detail["sampling_error"]
+def interval_95(computed_bias: ArrayLike, model_bias_bound: ArrayLike, sampling_error: ArrayLike) -> np.ndarray:
+    """The 95% half-width of a target's estimate, in the reward's unit (any matching shapes): the bias the
+    formulas compute, plus the bound on the bias resting on the model, plus 1.96 sampling standard errors.
+    Whenever the bias is within the bound, the estimate lies this close to the value at least 95% of the time
+    (the sampling error is normal to first order)."""
+    return np.abs(computed_bias) + np.asarray(model_bias_bound) + Z95 * np.asarray(sampling_error)
 
 
 def widest_share(shares) -> float | None:

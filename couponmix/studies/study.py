@@ -25,7 +25,7 @@ from couponmix.decide.value import decision_summary, payback
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
 from couponmix.infra.validation import check_positive_float, check_positive_int
-from couponmix.ope.criterion import Criterion, interval_95, widest_share
+from couponmix.ope.criterion import Criterion, EstimatorErrors, TargetError, widest_share
 from couponmix.ope.divergence import growth, weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
@@ -87,20 +87,20 @@ def no_exploration(objectives: Criterion, sample: EvaluationSample) -> dict:
     alpha = no_exploration_alpha(objectives)
     targets = {}
     for name, d in objectives.describe(alpha).items():
-        if not d["logs_show_all"]:
+        if not d.logs_show_all:
             targets[name] = {
                 "status": "unsupported",
-                "rmse": d["rmse"],
-                "estimator": d["estimator"],
-                "sampling_error": d["sampling_error"],
-                "model_dependent": d["model_dependent"],
-                "unsupported_mass": 1 - d["support"],
-                "explanation": f"the logs never show actions that carry {1 - d['support']:.1%} of "
+                "rmse": d.rmse,
+                "estimator": d.estimator,
+                "sampling_error": d.sampling_error,
+                "model_dependent": d.model_dependent,
+                "unsupported_mass": 1 - d.support,
+                "explanation": f"the logs never show actions that carry {1 - d.support:.1%} of "
                 f"{name}'s probability: only the revenue model speaks for them, so the "
-                f"error could be as large as {d['rmse']:.3g}",
+                f"error could be as large as {d.rmse:.3g}",
             }
         else:
-            targets[name] = {"status": "supported", "rmse": d["rmse"], "estimator": d["estimator"]}
+            targets[name] = {"status": "supported", "rmse": d.rmse, "estimator": d.estimator}
     return {
         "component": objectives.component_names[best],
         "alpha": dict(zip(objectives.component_names, alpha.tolist())),
@@ -151,11 +151,11 @@ def production_block(components, alpha, objectives: Criterion, explore_descripti
     by_name = {s.name: s for s in objectives.specs}
     per_target = {
         t: {
-            "estimator": d["estimator"],
-            "label": d["estimator_label"],
-            "plain": d["estimator_plain"],
-            "obp": by_name[d["estimator"]].obp_name(),
-            **({"reward_model": objectives.sample.q_source} if by_name[d["estimator"]].uses_reward_model else {}),
+            "estimator": d.estimator,
+            "label": d.estimator_label,
+            "plain": d.estimator_plain,
+            "obp": by_name[d.estimator].obp_name(),
+            **({"reward_model": objectives.sample.q_source} if by_name[d.estimator].uses_reward_model else {}),
         }
         for t, d in detail.items()
     }
@@ -179,7 +179,7 @@ def production_block(components, alpha, objectives: Criterion, explore_descripti
     )
 
 
-def objectives_comparison(objectives: Criterion, alpha: np.ndarray, finite: bool) -> dict:
+def objectives_comparison(objectives: Criterion, alpha: np.ndarray, finite: bool) -> dict[str, EstimatorErrors]:
     """Every estimator of the exact suite at the mixture (even when one is forced), for the methods section;
     unclipped ones only where their variance is finite."""
     specs = exact_suite(DEFAULT_CLIP, finite_variance=finite)
@@ -203,7 +203,7 @@ class PlanResult:
         p = self.plan
         if isinstance(p, Plan):
             mix = ", ".join(f"{k}={v:.4g}" for k, v in p.alpha.items())
-            where = "; ".join(f"{t}: ±{d['rmse']:.3g} with {d['estimator']}" for t, d in p.targets.items())
+            where = "; ".join(f"{t}: ±{d.rmse:.3g} with {d.estimator}" for t, d in p.targets.items())
             if not p.reachable:
                 return f"{p.note} (at {mix}: {where})."
             cost = f"{p.revenue_cost_per_10k_customers:,.0f} per 10,000 customers against no exploration" + (
@@ -483,14 +483,14 @@ def _policy_values(u: _Setup) -> tuple[dict[str, float], Mapping[str, Policy]]:
     return values, references
 
 
-def _promise(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray) -> tuple[dict, dict]:
+def _promise(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray) -> tuple[dict[str, TargetError], dict]:
     """Each target's error and its parts at the recommended mix, and how much those promises depend on the
     evaluation sample (jackknife), with the revenue cost's standard error."""
     detail = u.objectives.describe(alpha)
     log.info("measuring how much the promise depends on the evaluation sample")
     promise = u.objectives.promise_uncertainty(alpha, reference=base_alpha)
     for t in detail:
-        detail[t]["promise_se"] = promise["error_se"][t]
+        detail[t].promise_se = promise["error_se"][t]
     worst_rel = max(promise["relative"].values())
     promise.update(
         max_relative=worst_rel,
@@ -501,7 +501,7 @@ def _promise(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray) -> tuple[dict
     return detail, promise
 
 
-def _precision_warnings(u: _Setup, detail: dict, rec: Recommendation, promise: dict) -> list[str]:
+def _precision_warnings(u: _Setup, detail: dict[str, TargetError], rec: Recommendation, promise: dict) -> list[str]:
     """What the report must say about the weights, unsupported actions, the model and the promise's own noise."""
     verdicts, sample = u.verdicts, u.sample
     warnings = [
@@ -518,15 +518,15 @@ def _precision_warnings(u: _Setup, detail: dict, rec: Recommendation, promise: d
     ]
     warnings += [
         f"At the recommended mix, the logs never show some actions {t} takes: its error "
-        f"({detail[t]['rmse']:.3g}) rests on the revenue model there."
+        f"({detail[t].rmse:.3g}) rests on the revenue model there."
         for t in u.targets
-        if not detail[t]["logs_show_all"] and verdicts[t].status != "unsupported"
+        if not detail[t].logs_show_all and verdicts[t].status != "unsupported"
     ]
     if u.sc.ground_truth:  # the simulator knows the truth: say so when the exact error is above the promise
-        over = {t: d for t, d in detail.items() if d["simulator"]["rmse"] > 1.01 * d["rmse"]}
+        over = {t: d for t, d in detail.items() if d.simulator.rmse > 1.01 * d.rmse}
         warnings += [
-            f"The simulator's exact error for {t} at the recommended mix is {d['simulator']['rmse']:.3g}, above the "
-            f"promised {d['rmse']:.3g}: the revenue model is more wrong, where the log relies on it, than the "
+            f"The simulator's exact error for {t} at the recommended mix is {d.simulator.rmse:.3g}, above the "
+            f"promised {d.rmse:.3g}: the revenue model is more wrong, where the log relies on it, than the "
             "promise assumes. A real team could not see this; treat that promise as optimistic."
             for t, d in over.items()
         ]
@@ -594,7 +594,7 @@ def _policies(u: _Setup, values: dict, references: Mapping[str, Policy]) -> dict
     }
 
 
-def _criterion_info(u: _Setup, detail: dict) -> CriterionInfo:
+def _criterion_info(u: _Setup, detail: dict[str, TargetError]) -> CriterionInfo:
     sample, objectives = u.sample, u.objectives
     actions = u.sc.action_names or [str(a) for a in range(sample.mu.shape[1])]
     error = sample.model_error_per_action
@@ -609,7 +609,7 @@ def _criterion_info(u: _Setup, detail: dict) -> CriterionInfo:
         model_error_source=sample.model_error_source,
         reward_model=sample.q_source,
         second_moments=sample.observed.source if sample.observed is not None else None,
-        used_at_recommended=sorted({d["estimator"] for d in detail.values()}),
+        used_at_recommended=sorted({d.estimator for d in detail.values()}),
     )
 
 
@@ -654,13 +654,15 @@ def _contextual(s: RunSettings, u: _Setup, bar: Progress, curve: dict, base_rev:
     return ctx
 
 
-def _recommended(s: RunSettings, u: _Setup, alpha: np.ndarray, rev: float, detail: dict, rec: Recommendation) -> Recommended:
+def _recommended(
+    s: RunSettings, u: _Setup, alpha: np.ndarray, rev: float, detail: dict[str, TargetError], rec: Recommendation
+) -> Recommended:
     return Recommended(
         alpha=dict(zip(u.components, alpha.tolist())),
         revenue=rev,
         # from the same single computation as the per-target detail (the front's batch agrees to ~1e-13)
-        ope_rmse=float(u.objectives.combine(np.array([[detail[t]["rmse"] for t in u.targets]]))[0]),
-        ope_rmse_per_target={t: detail[t]["rmse"] for t in u.targets},
+        ope_rmse=float(u.objectives.combine(np.array([[detail[t].rmse for t in u.targets]]))[0]),
+        ope_rmse_per_target={t: detail[t].rmse for t in u.targets},
         targets=detail,
         rule=rec.rule,
         note=rec.note,
@@ -832,20 +834,22 @@ def headline_numbers(
     )
 
 
-def target_precision(d: dict) -> TargetPrecision:
+def target_precision(d: TargetError) -> TargetPrecision:
     """A target's precision at the recommended mix (``Criterion.describe`` plus ``promise_se``)."""
-    half = interval_95(d)
-    value = d["true_value"]
+    half = d.interval_95()
+    value = d.true_value
+    if value is None or d.promise_se is None:
+        raise ValueError("a target's precision needs its value and the promise's standard error")
     return TargetPrecision(
-        rmse=d["rmse"],
-        sampling_error=d["sampling_error"],
-        model_dependent=d["model_dependent"],
-        model_bias_bound=d["model_bias_bound"],
-        estimator=d["estimator"],
-        estimator_plain=d["estimator_plain"],
+        rmse=d.rmse,
+        sampling_error=d.sampling_error,
+        model_dependent=d.model_dependent,
+        model_bias_bound=d.model_bias_bound,
+        estimator=d.estimator,
+        estimator_plain=d.estimator_plain,
         true_value=value,
-        logs_show_all=d["logs_show_all"],
-        promise_se=d["promise_se"],
+        logs_show_all=d.logs_show_all,
+        promise_se=d.promise_se,
         interval_95=half,
         interval_95_pct=100.0 * half / abs(value) if abs(value) > 1e-12 else None,
     )

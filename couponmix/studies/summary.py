@@ -9,13 +9,11 @@ where they are made.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
+from couponmix.infra.records import OPTIONAL, Record, plain
+from couponmix.ope.criterion import EstimatorErrors, TargetError
 
 __all__ = [
     "SUMMARY_FORMAT",
@@ -36,71 +34,6 @@ __all__ = [
 #: the layout of summary.json: a batch reruns a finished study whose summary has another layout
 SUMMARY_FORMAT = 4
 
-#: field metadata: left out of the JSON when None (optional blocks)
-OPTIONAL = {"optional": True}
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Record):
-        return v.to_dict()
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, (np.floating, np.integer, np.bool_)):
-        return v.item()
-    return v
-
-
-def _record_type(t: Any) -> type[Record] | None:
-    return t if isinstance(t, type) and issubclass(t, Record) else None
-
-
-def _typed(t: Any, v: Any) -> Any:
-    """``v`` (from JSON) as type ``t``: records are rebuilt, as are mappings and lists of records."""
-    if v is None:
-        return None
-    rec = _record_type(t)
-    if rec is not None:
-        return rec.from_dict(v)
-    origin, args = typing.get_origin(t), typing.get_args(t)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        inner = [a for a in args if a is not type(None)]
-        return _typed(inner[0], v) if len(inner) == 1 else v
-    if origin is dict and len(args) == 2 and _record_type(args[1]) is not None:
-        return {k: _typed(args[1], x) for k, x in v.items()}
-    if origin is list and args and _record_type(args[0]) is not None:
-        return [_typed(args[0], x) for x in v]
-    return v
-
-
-class Record:
-    """A dataclass that serialises to a JSON object in field order (optional fields left out when None)."""
-
-    def to_dict(self) -> dict:
-        out = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
-            if v is None and f.metadata.get("optional"):
-                continue
-            out[f.name] = _plain(v)
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        if not isinstance(d, dict):
-            raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
-        hints = typing.get_type_hints(cls)
-        kwargs = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name in d:
-                kwargs[f.name] = _typed(hints[f.name], d[f.name])
-            elif f.metadata.get("optional"):
-                kwargs[f.name] = None
-            elif f.default is dataclasses.MISSING:
-                raise ValueError(f"{cls.__name__}: the key {f.name!r} is missing")
-        return cls(**kwargs)
-
 
 @dataclass
 class TargetPrecision(Record):
@@ -113,8 +46,9 @@ class TargetPrecision(Record):
         error plus the bound on the part resting on the model).
     sampling_error : float
         The part a log shows itself (a standard deviation, reward's unit), falling like 1/sqrt(n).
-    model_dependent : bool
-        Whether some of the error rests on the revenue model.
+    model_dependent : float
+        The part of the error that rests on the revenue model, sqrt(rmse^2 - sampling_error^2) (reward's unit;
+        0 when none does).
     model_bias_bound : float
         The bound on the bias resting on the revenue model's error (reward's unit).
     estimator, estimator_plain : str
@@ -135,7 +69,7 @@ class TargetPrecision(Record):
 
     rmse: float  # the promised error (robust: sampling plus the model-dependent bound)
     sampling_error: float  # the part a log shows itself, falling like 1/sqrt(n)
-    model_dependent: bool  # whether some of it rests on the revenue model
+    model_dependent: float  # the part of it that rests on the revenue model (0: none)
     model_bias_bound: float  # the part that rests on the revenue model's error
     estimator: str  # estimator name (couponmix.ope.estimators)
     estimator_plain: str  # the same in plain words
@@ -228,7 +162,7 @@ class Recommended(Record):
     revenue: float
     ope_rmse: float
     ope_rmse_per_target: dict[str, float]
-    targets: dict[str, dict]  # per target: the criterion's detail (``Criterion.describe``) and promise_se
+    targets: dict[str, TargetError]  # per target: the criterion's detail (``Criterion.describe``) and promise_se
     rule: str
     note: str
     max_rmse: float | None = field(default=None, metadata=OPTIONAL)
@@ -307,7 +241,7 @@ class Production(Record):
     explore_description: str | None
     estimators: dict[str, dict]
     estimator_reason: str
-    estimator_comparison: dict[str, dict]
+    estimator_comparison: dict[str, EstimatorErrors]
 
 
 @dataclass
@@ -364,7 +298,7 @@ class StudySummary(Record):
 
 def to_json(summary: StudySummary | dict) -> str:
     """summary.json's text: two-space indent, no NaN, a final newline."""
-    doc = summary.to_dict() if isinstance(summary, Record) else _plain(summary)
+    doc = summary.to_dict() if isinstance(summary, Record) else plain(summary)
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 

@@ -1,0 +1,79 @@
+"""Typed results that serialise to JSON: a dataclass deriving from ``Record`` writes itself as a JSON object
+in field order (``to_dict``) and reads itself back (``from_dict``), rebuilding nested records from its type
+hints. summary.json's blocks and the criterion's per-target errors are records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+import numpy as np
+
+__all__ = ["OPTIONAL", "Record", "plain"]
+
+#: field metadata: left out of the JSON when None (optional blocks)
+OPTIONAL = {"optional": True}
+
+
+def plain(v: Any) -> Any:
+    if isinstance(v, Record):
+        return v.to_dict()
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return v.item()
+    return v
+
+
+def _record_type(t: Any) -> type[Record] | None:
+    return t if isinstance(t, type) and issubclass(t, Record) else None
+
+
+def _typed(t: Any, v: Any) -> Any:
+    """``v`` (from JSON) as type ``t``: records are rebuilt, as are mappings and lists of records."""
+    if v is None:
+        return None
+    rec = _record_type(t)
+    if rec is not None:
+        return rec.from_dict(v)
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        inner = [a for a in args if a is not type(None)]
+        return _typed(inner[0], v) if len(inner) == 1 else v
+    if origin is dict and len(args) == 2 and _record_type(args[1]) is not None:
+        return {k: _typed(args[1], x) for k, x in v.items()}
+    if origin is list and args and _record_type(args[0]) is not None:
+        return [_typed(args[0], x) for x in v]
+    return v
+
+
+class Record:
+    """A dataclass that serialises to a JSON object in field order (optional fields left out when None)."""
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if v is None and f.metadata.get("optional"):
+                continue
+            out[f.name] = plain(v)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        if not isinstance(d, dict):
+            raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in d:
+                kwargs[f.name] = _typed(hints[f.name], d[f.name])
+            elif f.metadata.get("optional"):
+                kwargs[f.name] = None
+            elif f.default is dataclasses.MISSING:
+                raise ValueError(f"{cls.__name__}: the key {f.name!r} is missing")
+        return cls(**kwargs)
