@@ -39,12 +39,15 @@ from couponmix.studies.summary import (
     CriterionInfo,
     FloorMix,
     Headline,
+    NoExploration,
     PolicyInfo,
     Production,
     Recommended,
     RevenueCost,
+    SampleSizeLaw,
     StudySummary,
     TargetPrecision,
+    UnexploredTarget,
 )
 
 #: front mixtures the payback rule weighs (evenly spaced along the front)
@@ -81,51 +84,51 @@ class StudyResult:
     recommendation: Recommendation
 
 
-def no_exploration(objectives: Criterion, sample: EvaluationSample) -> dict:
+def no_exploration(objectives: Criterion, sample: EvaluationSample) -> NoExploration:
     """The revenue-best single component with no mixing at all, and what OPE can say from its logs."""
     best = best_component(objectives)
     alpha = no_exploration_alpha(objectives)
     targets = {}
     for name, d in objectives.describe(alpha).items():
         if not d.logs_show_all:
-            targets[name] = {
-                "status": "unsupported",
-                "rmse": d.rmse,
-                "estimator": d.estimator,
-                "sampling_error": d.sampling_error,
-                "model_dependent": d.model_dependent,
-                "unsupported_mass": 1 - d.support,
-                "explanation": f"the logs never show actions that carry {1 - d.support:.1%} of "
+            targets[name] = UnexploredTarget(
+                status="unsupported",
+                rmse=d.rmse,
+                estimator=d.estimator,
+                sampling_error=d.sampling_error,
+                model_dependent=d.model_dependent,
+                unsupported_mass=1 - d.support,
+                explanation=f"the logs never show actions that carry {1 - d.support:.1%} of "
                 f"{name}'s probability: only the revenue model speaks for them, so the "
                 f"error could be as large as {d.rmse:.3g}",
-            }
+            )
         else:
-            targets[name] = {"status": "supported", "rmse": d.rmse, "estimator": d.estimator}
-    return {
-        "component": objectives.component_names[best],
-        "alpha": dict(zip(objectives.component_names, alpha.tolist())),
-        "revenue": no_exploration_revenue(objectives),
-        "worst_error": float(objectives.combine(np.array([[t["rmse"] for t in targets.values()]]))[0]),
-        "targets": targets,
-    }
+            targets[name] = UnexploredTarget(status="supported", rmse=d.rmse, estimator=d.estimator)
+    return NoExploration(
+        component=objectives.component_names[best],
+        alpha=dict(zip(objectives.component_names, alpha.tolist())),
+        revenue=no_exploration_revenue(objectives),
+        worst_error=float(objectives.combine(np.array([[t.rmse for t in targets.values()]]))[0]),
+        targets=targets,
+    )
 
 
 LAW_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 
 
-def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.ndarray, verdicts: dict) -> dict:
+def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.ndarray, verdicts: dict) -> SampleSizeLaw:
     """The error at the recommended mixture for several log sizes, from one computation (the estimator chosen
     may change with the log size); for targets where plain IPS diverges, the growth of its second-moment
     estimate instead."""
     laws = objectives.laws(alpha)
-    out = {
-        "holds": True,
-        "formula": "error(n) = sqrt(s^2 / n + (|computed bias| + model-error bound)^2), lowest over the estimators",
-        "rmse_by_log_size": {str(n): {t: float(law.rmse(n)[0]) for t, law in zip(sample.target_names, laws)} for n in LAW_SIZES},
-        "estimator_by_log_size": {
+    out = SampleSizeLaw(
+        holds=True,
+        formula="error(n) = sqrt(s^2 / n + (|computed bias| + model-error bound)^2), lowest over the estimators",
+        rmse_by_log_size={str(n): {t: float(law.rmse(n)[0]) for t, law in zip(sample.target_names, laws)} for n in LAW_SIZES},
+        estimator_by_log_size={
             str(n): {t: law.specs[int(law.choice(n)[0])].name for t, law in zip(sample.target_names, laws)} for n in LAW_SIZES
         },
-    }
+    )
     bad = [t for t, v in verdicts.items() if v.status == "infinite"]
     if bad:
         p = sample.balanced(alpha)
@@ -135,7 +138,7 @@ def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.n
             pe = sample.target_probs[j]
             y = np.divide(pe * pe * sample.m2, p, out=np.zeros_like(p), where=p > 0).sum(axis=1)
             growth_by_target[t] = growth(y)
-        out["plain_ips"] = {
+        out.plain_ips = {
             "holds": False,
             "reason": "plain IPS has infinite variance here: no s exists, and the variance computed from a sample "
             "keeps growing with the sample size instead of settling",
@@ -722,10 +725,10 @@ def _run(s: RunSettings, bar: Progress) -> StudyResult:
     plan = _plan(s, u, alpha)
     ctx = _contextual(s, u, bar, curve, base_rev, recommended.ope_rmse)
     no_explore = no_exploration(objectives, sample)
-    unsupported = [t for t, d in no_explore["targets"].items() if d["status"] == "unsupported"]
+    unsupported = [t for t, d in no_explore.targets.items() if d.status == "unsupported"]
     if unsupported:
         warnings.append(
-            f"Without any exploration ({no_explore['component']} alone), the logs never "
+            f"Without any exploration ({no_explore.component} alone), the logs never "
             f"show some actions that {', '.join(unsupported)} would take: only the revenue model could "
             "speak for them."
         )

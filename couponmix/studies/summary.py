@@ -24,6 +24,9 @@ __all__ = [
     "CriterionInfo",
     "Recommended",
     "FloorMix",
+    "NoExploration",
+    "SampleSizeLaw",
+    "UnexploredTarget",
     "RevenueCost",
     "Production",
     "StudySummary",
@@ -245,6 +248,78 @@ class Production(Record):
 
 
 @dataclass
+class UnexploredTarget(Record):
+    """What logs of the revenue-best component alone can say about one future policy.
+
+    Attributes
+    ----------
+    status : str
+        "supported" (the logs show every action it takes) or "unsupported".
+    rmse : float
+        The criterion's error there (reward's unit per customer); ``estimator`` the estimator that attains it.
+    sampling_error, model_dependent, unsupported_mass, explanation
+        Unsupported only: the part the log shows, the part resting on the model (reward's unit), the share of
+        the policy's probability on actions never logged, and the same in words.
+    """
+
+    status: str
+    rmse: float
+    estimator: str
+    sampling_error: float | None = field(default=None, metadata=OPTIONAL)
+    model_dependent: float | None = field(default=None, metadata=OPTIONAL)
+    unsupported_mass: float | None = field(default=None, metadata=OPTIONAL)
+    explanation: str | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass
+class NoExploration(Record):
+    """The revenue-best component alone, with no mixing: its revenue and what OPE can say from its logs.
+
+    Attributes
+    ----------
+    component : str
+    alpha : dict of str to float
+        The mixture (1 on ``component``).
+    revenue : float
+        Reward per customer (reward's unit).
+    worst_error : float
+        The criterion's aggregate error over future policies (reward's unit).
+    targets : dict of str to UnexploredTarget
+    """
+
+    component: str
+    alpha: dict[str, float]
+    revenue: float
+    worst_error: float
+    targets: dict[str, UnexploredTarget]
+
+
+@dataclass
+class SampleSizeLaw(Record):
+    """The error at the recommended mix for several log sizes, from one computation.
+
+    Attributes
+    ----------
+    holds : bool
+        Whether the law holds (a finite variance for the estimators the criterion may choose).
+    formula : str
+        The law in words.
+    rmse_by_log_size, estimator_by_log_size : dict of str to dict
+        Per log size (as a string: JSON keys), per future policy, the criterion's error (reward's unit) and the
+        estimator it chooses there.
+    plain_ips : dict or None
+        Where plain IPS has infinite variance: why no law holds for it, and the growth of its second-moment
+        estimate with the sample size (``ope.divergence.growth``).
+    """
+
+    holds: bool
+    formula: str
+    rmse_by_log_size: dict[str, dict[str, float]]
+    estimator_by_log_size: dict[str, dict[str, str]]
+    plain_ips: dict | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass
 class StudySummary(Record):
     """Everything a study computed; ``to_json`` writes it as summary.json."""
 
@@ -266,12 +341,12 @@ class StudySummary(Record):
     floor_mix: FloorMix
     revenue_cost: RevenueCost
     promise_uncertainty: dict
-    no_exploration: dict
+    no_exploration: NoExploration
     production: Production
     optimiser: dict
     warnings: list[str]
     revenue_model: dict | None = field(metadata=OPTIONAL)
-    sample_size_law: dict
+    sample_size_law: SampleSizeLaw
     exploration_curve: dict
     log_size_curve: dict
     plan: dict | None = field(metadata=OPTIONAL)
