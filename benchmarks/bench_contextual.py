@@ -129,10 +129,10 @@ def main() -> int:
         for label, gens in (("seeds only", 1), ("searched", SEARCH_GENERATIONS)):
             t = time.perf_counter()
             block = contextual_block(obj, curve, best, {}, 0.01, generations=gens)
-            f = block["front"]["contextual"]
-            fronts[label] = (np.array([p["revenue"] for p in f]), np.array([p["error"] for p in f]), time.perf_counter() - t)
-        g = block["front"]["global"]
-        ge, gr = np.array([p["error"] for p in g]), np.array([p["revenue"] for p in g])
+            f = block.front.contextual
+            fronts[label] = (np.array([p.revenue for p in f]), np.array([p.error for p in f]), time.perf_counter() - t)
+        g = block.front.global_
+        ge, gr = np.array([p.error for p in g]), np.array([p.revenue for p in g])
         targets = np.geomspace(ge.min() * 1.05, np.quantile(ge, 0.9), 30)
         base = [cost_at_error(gr, ge, best, t) for t in targets]
         for label, (r, e, secs) in fronts.items():

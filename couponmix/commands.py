@@ -19,6 +19,7 @@ command        function                                    returns
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,13 +47,14 @@ from couponmix.ope.real_log import real_log_estimators
 from couponmix.ope.selection import choose_candidates
 from couponmix.ope.streaming import DEFAULT_CHUNK, check_chunk_size
 from couponmix.outputs.batch import BatchResult, run_batch
+from couponmix.outputs.templating import render
 from couponmix.outputs.writer import STUDY_FILES, study_files_for
 from couponmix.policy.contextual import Grouping
 from couponmix.policy.simplex import parse_alpha_spec, rate_mixture
 from couponmix.studies.campaign import CampaignReport, campaign
 from couponmix.studies.config import StudyConfig
 from couponmix.studies.study import PlanResult, StudyResult, plan_study, run_config
-from couponmix.studies.summary import StudySummary, to_json
+from couponmix.studies.summary import StudySummary, from_doc, to_json
 
 __all__ = [
     "ValidationResult",
@@ -603,8 +605,46 @@ class ContextualRule(NamedTuple):
 def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended") -> ContextualRule:
     """The contextual rule a ``run --contextual`` wrote to ``source`` (its folder or summary.json) at ``at``,
     checked against the study's scenario and world seed."""
-    import json
+    file, summary = _contextual_summary(source)
+    ctx = summary.contextual
+    assert ctx is not None  # checked by _contextual_summary
+    if summary.scenario != scenario.name or summary.world_seed != cfg.world_seed:
+        raise CouponmixError(
+            f"{file} is a rule for scenario {summary.scenario!r} with world seed {summary.world_seed}, "
+            f"not {scenario.name!r} with world seed {cfg.world_seed}: its groups would not be the same customers"
+        )
+    written_for = (summary.study or {}).get("scenario")
+    if isinstance(written_for, str) and written_for != cfg.scenario:
+        same_folder = (
+            Path(written_for).is_dir() and Path(cfg.scenario).is_dir() and Path(written_for).resolve() == Path(cfg.scenario).resolve()
+        )
+        if not same_folder:
+            raise CouponmixError(
+                f"{file} is a rule for scenario {written_for!r}, not {cfg.scenario!r}: its groups would not be the same customers"
+            )
+    point = ctx.at.get(at)
+    if point is None or not point.reachable or point.exploration_rate is None:
+        known = ", ".join(k for k, v in ctx.at.items() if v.reachable) or "none"
+        raise CouponmixError(f"{file}: no reachable contextual rule at {at!r} (reachable: {known})")
+    grouping = Grouping.from_dict(ctx.grouping)
+    names = list(scenario.components())
+    try:
+        i_exploit, i_explore = names.index(ctx.components["exploit"]), names.index(ctx.components["explore"])
+        eps = np.asarray(point.exploration_rate, dtype=float)
+    except (KeyError, ValueError, TypeError):
+        raise CouponmixError(f"{file}: the rule names components the scenario does not have ({', '.join(names)})") from None
+    if eps.shape != (grouping.size,) or not np.all((eps >= 0) & (eps <= 1)):
+        raise CouponmixError(f"{file}: the rule's rates do not match its groups")
+    alphas = rate_mixture(len(names), i_exploit, i_explore, eps)
+    rate = point.global_exploration_rate
+    one = None
+    if isinstance(rate, (int, float)) and 0 <= rate <= 1:
+        one = rate_mixture(len(names), i_exploit, i_explore, float(rate))
+    return ContextualRule(grouping, alphas, str(point.rule or ""), one)
 
+
+def _contextual_summary(source) -> tuple[Path, StudySummary]:
+    """(the file, its summary) of a ``run --contextual`` folder or summary.json, read by ``summary.from_doc``."""
     path = Path(source)
     file = path / "summary.json" if path.is_dir() else path
     try:
@@ -615,45 +655,15 @@ def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended")
         raise CouponmixError(f"--contextual-from: cannot read {file} ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError):
         raise CouponmixError(f"--contextual-from: {file} is not JSON") from None
-    ctx = doc.get("contextual") if isinstance(doc, dict) else None
-    if not isinstance(ctx, dict):
+    if not isinstance(doc, dict) or not isinstance(doc.get("contextual"), dict):
         raise CouponmixError(f"{file} holds no contextual rule: write one with couponmix run --contextual")
-    if doc.get("scenario") != scenario.name or doc.get("world_seed") != cfg.world_seed:
-        raise CouponmixError(
-            f"{file} is a rule for scenario {doc.get('scenario')!r} with world seed {doc.get('world_seed')}, "
-            f"not {scenario.name!r} with world seed {cfg.world_seed}: its groups would not be the same customers"
-        )
-    study = doc.get("study") if isinstance(doc.get("study"), dict) else {}
-    written_for = study.get("scenario")
-    if isinstance(written_for, str) and written_for != cfg.scenario:
-        same_folder = (
-            Path(written_for).is_dir() and Path(cfg.scenario).is_dir() and Path(written_for).resolve() == Path(cfg.scenario).resolve()
-        )
-        if not same_folder:
-            raise CouponmixError(
-                f"{file} is a rule for scenario {written_for!r}, not {cfg.scenario!r}: its groups would not be the same customers"
-            )
-    point = ctx.get("at", {}).get(at)
-    if not isinstance(point, dict) or not point.get("reachable"):
-        known = ", ".join(k for k, v in ctx.get("at", {}).items() if isinstance(v, dict) and v.get("reachable")) or "none"
-        raise CouponmixError(f"{file}: no reachable contextual rule at {at!r} (reachable: {known})")
-    if "grouping" not in ctx or "components" not in ctx:
-        raise CouponmixError(f"{file} was written by an older couponmix: run again with --contextual")
-    grouping = Grouping.from_dict(ctx["grouping"])
-    names = list(scenario.components())
     try:
-        i_exploit, i_explore = names.index(ctx["components"]["exploit"]), names.index(ctx["components"]["explore"])
-        eps = np.asarray(point["exploration_rate"], dtype=float)
-    except (KeyError, ValueError, TypeError):
-        raise CouponmixError(f"{file}: the rule names components the scenario does not have ({', '.join(names)})") from None
-    if eps.shape != (grouping.size,) or not np.all((eps >= 0) & (eps <= 1)):
-        raise CouponmixError(f"{file}: the rule's rates do not match its groups")
-    alphas = rate_mixture(len(names), i_exploit, i_explore, eps)
-    rate = point.get("global_exploration_rate")
-    one = None
-    if isinstance(rate, (int, float)) and 0 <= rate <= 1:
-        one = rate_mixture(len(names), i_exploit, i_explore, float(rate))
-    return ContextualRule(grouping, alphas, str(point.get("rule", "")), one)
+        summary = from_doc(doc)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise CouponmixError(f"{file} was written by another couponmix version: run again with --contextual") from None
+    if summary.contextual is None:
+        raise CouponmixError(f"{file} holds no contextual rule: write one with couponmix run --contextual")
+    return file, summary
 
 
 def batch(folder, out, workers: int | None = None, quiet: bool = True) -> BatchResult:
@@ -796,14 +806,8 @@ class EstimateResult:
         return "*" * (self.footnotes.index(e["note"]) + 1)
 
     def html(self) -> str:
-        import jinja2
-
-        env = jinja2.Environment(
-            loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
-            autoescape=jinja2.select_autoescape(["html"]),
-            undefined=jinja2.StrictUndefined,
-        )
-        return env.get_template("estimate.html").render(r=self)
+        """estimate.html (``outputs.templating``)."""
+        return render("estimate.html", r=self)
 
 
 def estimate(source, policies: Sequence[str] | None = None, out=None, config=None, on_phase=None) -> EstimateResult:

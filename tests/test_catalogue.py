@@ -67,7 +67,7 @@ HEAVY = (
     ("couponmix.dataset.simulate", "write_chunk", "simulating a chunk of customers"),
     ("couponmix.decide.value", "payback", "the payback computation"),
     ("couponmix.studies.study", "payback", "the payback computation"),
-    ("couponmix.outputs.batch", "new_pool", "the batch's worker processes"),
+    ("couponmix.outputs.batch", "LocalBackend.completed", "the batch's worker processes"),
 )
 
 
@@ -297,6 +297,22 @@ def target(name: str, spec: dict) -> Callable[[dict], None]:
 
 def contextual_json(doc) -> Setup:
     return write("rule.json", json.dumps(doc))
+
+
+#: a whole summary.json with a contextual rule (market, world seed 0): rule files are read by summary.from_doc
+EXAMPLE_RULE = Path(__file__).resolve().parents[1] / "reports/examples/contextual/summary.json"
+
+
+def example_rule(**changes) -> Setup:
+    """The example contextual run's summary.json as rule.json, with top-level keys replaced (``study_scenario``:
+    the study's scenario, ``tolerance``: the rule at the tolerance)."""
+    doc = json.loads(EXAMPLE_RULE.read_text())
+    if "study_scenario" in changes:
+        doc["study"]["scenario"] = changes.pop("study_scenario")
+    if "tolerance" in changes:
+        doc["contextual"]["at"]["tolerance"] = changes.pop("tolerance")
+    doc.update(changes)
+    return contextual_json(doc)
 
 
 #: a cheap market (its models are never fitted here: the guard stops them)
@@ -557,19 +573,25 @@ CLI = [
         "simulate_contextual_from_other_scenario",
         ("simulate", "paper", "--n", "10", "--out", "s", "--contextual-from", "rule.json"),
         "is a rule for scenario 'market' with world seed 0, not 'paper'",
+        example_rule(),
+    ),
+    Case(
+        "simulate_contextual_from_other_version",
+        ("simulate", "paper", "--n", "10", "--out", "s", "--contextual-from", "rule.json"),
+        "rule.json was written by another couponmix version: run again with --contextual",
         contextual_json({"scenario": "market", "world_seed": 0, "contextual": {"at": {}}}),
     ),
     Case(
         "simulate_contextual_from_other_world",
         ("simulate", "paper", "--n", "10", "--out", "s", "--contextual-from", "rule.json", "--world-seed", "3"),
         "with world seed 0, not 'paper' with world seed 3",
-        contextual_json({"scenario": "paper", "world_seed": 0, "contextual": {"at": {}}}),
+        example_rule(scenario="paper"),
     ),
     Case(
         "simulate_contextual_from_unreachable_tolerance",
         ("simulate", "paper", "--n", "10", "--out", "s", "--contextual-from", "rule.json", "--at", "tolerance"),
         "no reachable contextual rule at 'tolerance'",
-        contextual_json({"scenario": "paper", "world_seed": 0, "contextual": {"at": {"tolerance": {"reachable": False}}}}),
+        example_rule(scenario="paper", study_scenario="paper", tolerance={"error": 0.5, "reachable": False}),
     ),
     # evaluate
     Case("evaluate_without_alpha", ("evaluate", "paper"), "evaluate needs --alpha (mixtures) or --contextual-from"),

@@ -74,22 +74,24 @@ def test_never_worse_than_one_rate_for_everyone(market_setup):
     curve = exploration_curve(crit, crit.n)
     best = float(crit.revenue(np.eye(2)[obj.i_exploit])[0])
     block = contextual_block(obj, curve, best, {"a": 0.45, "b": 0.6}, 0.01, front_points=3, pop_size=16, generations=8)
-    for at in block["at"].values():
-        assert at["reachable"] and at["revenue_cost_per_10k_customers"] <= at["global_revenue_cost_per_10k_customers"] + 1e-9
-        assert max(at["errors"].values()) <= at["error"] * (1 + 1e-6)
+    for at in block.at.values():
+        assert at.reachable and at.revenue_cost_per_10k_customers <= at.global_revenue_cost_per_10k_customers + 1e-9
+        assert max(at.errors.values()) <= at.error * (1 + 1e-6)
     # the contextual front weakly dominates every constant rate (same customers, exact objectives)
-    front = block["front"]["contextual"]
-    for g in block["front"]["global"]:
-        assert any(p["revenue"] >= g["revenue"] - 1e-12 and p["error"] <= g["error"] + 1e-12 for p in front)
+    front = block.front.contextual
+    for g in block.front.global_:
+        assert any(p.revenue >= g.revenue - 1e-12 and p.error <= g.error + 1e-12 for p in front)
     # segments buy precision more cheaply on market (measured: about 17% at the recommended precision)
-    assert block["at"]["b"]["saving_pct"] > 5
+    assert block.at["b"].saving_pct > 5
     # the rule at a precision is the cheapest of the searched front, the SLSQP rule and the constant rate
-    for at in block["at"].values():
-        cost = at["revenue_cost_per_10k_customers"] / 10_000
-        assert at["found_by"] in ("NSGA-II", "SLSQP", "one rate for everyone")
-        within = [p for p in front if p["error"] <= at["error"] * (1 + 1e-9)]
-        assert cost <= best - max(p["revenue"] for p in within) + 1e-12
-    assert block["search"]["evaluations"] > 0 and block["search"]["seeds"] >= 12
+    for at in block.at.values():
+        cost = at.revenue_cost_per_10k_customers / 10_000
+        assert at.found_by in ("NSGA-II", "SLSQP", "one rate for everyone")
+        within = [p for p in front if p.error <= at.error * (1 + 1e-9)]
+        assert cost <= best - max(p.revenue for p in within) + 1e-12
+    assert block.search.evaluations > 0 and block.search.seeds >= 12
+    # summary.json's block reads back as the same records
+    assert type(block).from_dict(block.to_dict()) == block
 
 
 @pytest.mark.slow
@@ -424,16 +426,17 @@ def test_evaluate_streams_a_contextual_rule_beside_its_one_rate(tmp_path, capsys
 
 
 def _rule_doc(grouping, eps, **point) -> dict:
-    """The part of a run's summary.json that simulate, evaluate and validate read: its contextual rule."""
-    return {
-        "scenario": "market",
-        "world_seed": 0,
-        "contextual": {
-            "grouping": grouping.to_dict(),
-            "components": {"exploit": "exploit", "explore": "explore"},
-            "at": {"recommended": {"reachable": True, "exploration_rate": list(map(float, eps)), "rule": "explore by segment", **point}},
-        },
-    }
+    """A run's summary.json (the example contextual run's, on market with world seed 0) whose only rule, at the
+    recommended precision, is ``eps`` by ``grouping``: what simulate, evaluate and validate read."""
+    import json
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "reports/examples/contextual/summary.json").read_text())
+    assert doc["scenario"] == "market" and doc["world_seed"] == 0 and doc["study"]["scenario"] == "market"
+    doc["contextual"]["grouping"] = grouping.to_dict()
+    doc["contextual"]["components"] = {"exploit": "exploit", "explore": "explore"}
+    rule = {"error": 0.5, "reachable": True, "exploration_rate": list(map(float, eps)), "rule": "explore by segment", **point}
+    doc["contextual"]["at"] = {"recommended": rule}
+    return doc
 
 
 def _rule_folder(folder: Path, grouping, eps, **point) -> Path:

@@ -178,7 +178,7 @@ def test_the_interval_is_the_headlines_and_the_curves(run_dir):
 
 def test_estimators_are_named_in_the_studys_reward():
     """A click study's estimators reweight logged clicks, not revenue (issue 21, item 5)."""
-    from couponmix.outputs.report import in_words
+    from couponmix.outputs.templating import in_words
 
     assert in_words("reweighting the logged revenue, normalised", "clicks") == "reweighting the logged clicks, normalised"
     assert (
@@ -244,8 +244,8 @@ def test_the_contextual_front_stores_what_the_rule_slider_shows(contextual_run_d
     assert data["cost_per_10k"] == [p["revenue_cost_per_10k_customers"] for p in front[::-1]]
     assert data["cost_per_10k"][0] == min(data["cost_per_10k"])  # the cheapest first, the most precise last
     # a summary written before the front carried these numbers has no rule slider (and no error)
-    for p in s.contextual["front"]["contextual"]:
-        del p["intervals_95"]
+    for p in s.contextual.front.contextual:
+        p.intervals_95 = None
     assert rule_slider_data(s) is None
 
 

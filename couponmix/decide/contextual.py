@@ -29,8 +29,17 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import expit
 
+from couponmix.decide.contextual_types import (
+    ContextualBlock,
+    ContextualFront,
+    ContextualGroup,
+    ContextualSearch,
+    FrontPoint,
+    GlobalPoint,
+    RuleAt,
+)
 from couponmix.decide.curves import best_component
-from couponmix.decide.optimize import furthest_feasible, nondominated_mask
+from couponmix.decide.optimize import finite_differences, furthest_feasible, nondominated_mask, nsga2
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
 from couponmix.infra.validation import did_you_mean
@@ -280,18 +289,7 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
     lo, hi = floor, 1 - floor
     slope = _slope(obj)
     eps0 = np.full(g, float(np.clip(start, lo, hi))) if x0 is None else np.clip(np.asarray(x0, dtype=float), lo, hi)
-    h = 1e-6
-    memo: dict = {}
-
-    def errors(e):
-        key = e.tobytes()
-        if key not in memo:
-            pts = np.vstack([e, e + h * np.eye(g)])
-            pts = np.clip(pts, lo, hi)
-            r = obj.rmse(pts)  # (G + 1, T): the point and its finite-difference neighbours
-            memo.clear()
-            memo[key] = (r[0], (r[1:] - r[0]) / np.maximum(pts[1:] - pts[0], 1e-300).max(axis=1)[:, None])
-        return memo[key]
+    errors = finite_differences(obj.rmse, 1e-6, (lo, hi))  # (G + 1, T): the point and its neighbours at once
 
     res = minimize(
         lambda e: -float(slope @ e),
@@ -299,7 +297,7 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
         jac=lambda e: -slope,
         method="SLSQP",
         bounds=[(lo, hi)] * g,
-        constraints=[_room(obj, lambda e: errors(np.asarray(e, float)), max_error)],
+        constraints=[_room(obj, errors, max_error)],
         options={"maxiter": 60, "ftol": 1e-10},
     )
     eps = _pull_back(obj, lambda t: (1 - t) * eps0 + t * np.clip(res.x, lo, hi), max_error)
@@ -357,16 +355,7 @@ def _least_cost_shape(
     slope = _slope(obj)
     bounds = shape.bounds(lo, hi)
     h = 1e-6
-    memo: dict = {}
-
-    def errors(t):
-        key = t.tobytes()
-        if key not in memo:
-            pts = np.vstack([t, t + h * np.eye(len(t))])
-            r = obj.rmse(np.clip(shape.eps(pts), 0.0, 1.0))
-            memo.clear()
-            memo[key] = (r[0], (r[1:] - r[0]) / h)
-        return memo[key]
+    errors = finite_differences(lambda pts: obj.rmse(np.clip(shape.eps(pts), 0.0, 1.0)), h)
 
     def cost_grad(t):
         pts = np.vstack([t, t + h * np.eye(len(t))])
@@ -384,7 +373,7 @@ def _least_cost_shape(
             method="SLSQP",
             bounds=bounds,
             constraints=[
-                _room(obj, lambda t: errors(np.asarray(t, float)), max_error),
+                _room(obj, errors, max_error),
                 {"type": "ineq", "fun": lambda t: np.array([hi - t[0] - t[1]]), "jac": lambda t: np.array([[-1.0, -1.0, 0.0, 0.0]])},
             ],
             options={"maxiter": 50, "ftol": 1e-10},
@@ -476,41 +465,21 @@ def search_front(
     increasing error: ``x`` (F, P), ``eps`` (F, G), ``revenue`` (F,), ``error`` (F,), ``errors`` (F, T), ``intervals_95``
     (F, T) each future policy's 95% half-width (reward's unit, from the same laws as the errors), and ``evaluations``.
     The seeds are evaluated too, so the front found is never dominated by a seed."""
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.core.callback import Callback
-    from pymoo.core.problem import Problem
-    from pymoo.core.repair import Repair
-    from pymoo.optimize import minimize
-
     seeds = family.repair(seeds)
     pad = max(pop_size - len(seeds), 0)
     draws = family.xl + (family.xu - family.xl) * stream(seed, "contextual_search").random((pad, family.size))
     first = np.vstack([seeds, family.repair(draws)])
     archive: list[tuple] = []
 
-    class Feasible(Repair):
-        def _do(self, problem, X, **kwargs):
-            return family.repair(X)
+    def revenue_and_error(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = family.repair(x)
+        eps = family.eps(x)
+        rev, (err, half) = obj.revenue(eps), obj.precision(eps)
+        agg = obj.combine(err)
+        archive.append((x, eps, rev, agg, err, half))
+        return rev, agg
 
-    class FamilyProblem(Problem):
-        def __init__(self):
-            super().__init__(n_var=family.size, n_obj=2, xl=family.xl, xu=family.xu)
-
-        def _evaluate(self, X, out, *args, **kwargs):
-            x = family.repair(X)
-            eps = family.eps(x)
-            rev, (err, half) = obj.revenue(eps), obj.precision(eps)
-            agg = obj.combine(err)
-            archive.append((x, eps, rev, agg, err, half))
-            out["F"] = np.column_stack([-rev, agg])
-
-    class Progress(Callback):
-        def notify(self, algorithm):
-            if on_generation is not None:
-                on_generation(algorithm.n_gen)
-
-    algorithm = NSGA2(pop_size=pop_size, sampling=first, repair=Feasible(), eliminate_duplicates=True)
-    minimize(FamilyProblem(), algorithm, ("n_gen", generations), seed=seed, verbose=False, callback=Progress())
+    nsga2(family.size, (family.xl, family.xu), revenue_and_error, family.repair, first, pop_size, generations, seed, on_generation)
     x, eps, rev, agg, err, half = (np.concatenate([a[i] for a in archive]) for i in range(6))
     keep = nondominated_mask(rev, agg)
     order = np.argsort(agg[keep], kind="stable")
@@ -611,7 +580,7 @@ def contextual_block(
     generations: int = SEARCH_GENERATIONS,
     seed: int = 0,
     on_progress: Callable[[float, str], None] | None = None,
-) -> dict:
+) -> ContextualBlock:
     """The contextual answer at each named precision (``targets``: name -> the criterion's error), with the
     global ratio's cost at the same error beside it, and both fronts for the figure.
 
@@ -619,7 +588,7 @@ def contextual_block(
     the global front; NSGA-II then searches the family's parameters from a first population seeded with those
     rules and with constant rates. The contextual front is the non-dominated set of everything evaluated and
     of the global grid; the rule at a named precision is the cheapest of the front's points, the SLSQP rule
-    and the best constant rate within that error. That rule is placed on the front (``at[name]["front_index"]``),
+    and the best constant rate within that error. That rule is placed on the front (``at[name].front_index``),
     and every point of the front carries what the report's slider over the rules shows (``front_point``), from
     the laws the search and the grid computed (no further evaluation). ``on_progress(fraction, what)`` hears each step: every
     SLSQP rule, every search generation and every final polish (each step about one share of the time)."""
@@ -634,51 +603,51 @@ def contextual_block(
 
     grid = _global_grid(obj, np.asarray(curve["eps"], float), floor)
     family = FamilyParameters(obj, floor)
-    out: dict = {
-        "family": obj.grouping.kind,
-        "grouped_by": obj.grouping.what,
-        # what exploring one customer of a group gives up: the exploit policy's value there minus the explorer's
-        "groups": [
-            {
-                "label": lab,
-                "share": float(w),
-                "explore_cost_per_customer": float(sub.component_values[obj.i_exploit] - sub.component_values[obj.i_explore]),
-            }
-            for lab, w, sub in zip(obj.grouping.labels, obj.shares, obj.subs)
-        ],
-        "grouping": obj.grouping.to_dict(),  # what simulate --contextual-from needs to log under the rule
-        "components": {"exploit": obj.component_names[obj.i_exploit], "explore": obj.component_names[obj.i_explore]},
-        "at": {},
-    }
+    at: dict[str, RuleAt] = {}
     # 1. SLSQP: least-cost rules at the named precisions and at precisions spread over the global front
-    seeds, named = _slsqp_seeds(obj, family, grid, targets, floor, front_points, step, out["at"])
+    seeds, named = _slsqp_seeds(obj, family, grid, targets, floor, front_points, step, at)
     # 2. NSGA-II over the family's parameters, from those seeds
     searched = search_front(
         obj, family, np.array(seeds), pop_size, generations, seed, lambda g: step(f"search generation {g}/{generations}")
     )
-    out["search"] = {
-        "method": "NSGA-II (pymoo) over the family's parameters, seeded with constant rates and SLSQP least-cost rules",
-        "parameters": family.size,
-        "pop_size": pop_size,
-        "generations": generations,
-        "seeds": len(seeds),
-        "evaluations": searched["evaluations"],
-    }
     # 3. the rule at each named precision: the cheapest of the front, the SLSQP rule and the constant rate
-    rules: dict[str, dict] = {}
+    rules: dict[str, FrontPoint] = {}
     for name, (target, start, found) in named.items():
-        rules[name], out["at"][name] = _rule_at(obj, family, searched, name, target, start, found, floor, best_revenue, step)
+        rules[name], at[name] = _rule_at(obj, family, searched, name, target, start, found, floor, best_revenue, step)
     # 4. the family contains the constant rules: its front is the non-dominated set of the search and the grid,
     # with the rules at the named precisions on it (each point with what the report's slider shows there)
     merged = _merged_front(obj, rules, searched, grid, best_revenue)
     for name, rule in rules.items():
-        out["at"][name]["front_index"] = next(i for i, p in enumerate(merged) if p["exploration_rate"] == rule["exploration_rate"])
+        at[name].front_index = next(i for i, p in enumerate(merged) if p.exploration_rate == rule.exploration_rate)
     eps_grid, rev_g, err_g = grid[:3]
-    out["front"] = {
-        "contextual": merged,
-        "global": [{"error": float(e), "revenue": float(r), "exploration_rate": float(x)} for x, r, e in zip(eps_grid, rev_g, err_g)],
-    }
-    return out
+    return ContextualBlock(
+        family=obj.grouping.kind,
+        grouped_by=obj.grouping.what,
+        # what exploring one customer of a group gives up: the exploit policy's value there minus the explorer's
+        groups=[
+            ContextualGroup(
+                label=lab,
+                share=float(w),
+                explore_cost_per_customer=float(sub.component_values[obj.i_exploit] - sub.component_values[obj.i_explore]),
+            )
+            for lab, w, sub in zip(obj.grouping.labels, obj.shares, obj.subs)
+        ],
+        grouping=obj.grouping.to_dict(),  # what simulate --contextual-from needs to log under the rule
+        components={"exploit": obj.component_names[obj.i_exploit], "explore": obj.component_names[obj.i_explore]},
+        at=at,
+        search=ContextualSearch(
+            method="NSGA-II (pymoo) over the family's parameters, seeded with constant rates and SLSQP least-cost rules",
+            parameters=family.size,
+            pop_size=pop_size,
+            generations=generations,
+            seeds=len(seeds),
+            evaluations=searched["evaluations"],
+        ),
+        front=ContextualFront(
+            contextual=merged,
+            global_=[GlobalPoint(error=float(e), revenue=float(r), exploration_rate=float(x)) for x, r, e in zip(eps_grid, rev_g, err_g)],
+        ),
+    )
 
 
 def _global_grid(obj: ContextualCriterion, eps_grid: np.ndarray, floor: float) -> tuple:
@@ -691,7 +660,9 @@ def _global_grid(obj: ContextualCriterion, eps_grid: np.ndarray, floor: float) -
     return eps_grid[keep], rev_g[keep], err_g[keep], per_g[keep], half_g[keep]
 
 
-def _slsqp_seeds(obj, family, grid: tuple, targets: dict, floor: float, front_points: int, step, at: dict) -> tuple[list, dict]:
+def _slsqp_seeds(
+    obj, family, grid: tuple, targets: dict, floor: float, front_points: int, step, at: dict[str, RuleAt]
+) -> tuple[list, dict]:
     """The search's first population (constant rates and SLSQP least-cost rules, at the named precisions and
     along the global front), and per named precision (its error, the global rate reaching it, the SLSQP rule);
     an unreachable precision is marked in ``at``."""
@@ -700,7 +671,7 @@ def _slsqp_seeds(obj, family, grid: tuple, targets: dict, floor: float, front_po
     named = {}
     for name, target in targets.items():
         if not (err_g <= target * (1 + 1e-9)).any():
-            at[name] = {"error": float(target), "reachable": False}
+            at[name] = RuleAt(error=float(target), reachable=False)
             continue
         start = _global_rate(obj, eps_grid, err_g, rev_g, target)
         found = least_cost_rule(obj, target, start, floor)
@@ -745,49 +716,49 @@ def _rule_at(obj, family, searched: dict, name: str, target: float, start: float
     cost_global = float(best_revenue - revenues[0])
     cost = float(best_revenue - revenues[best])
     gain = cost_global - cost
-    return rule, {
-        "error": target,
-        "reachable": True,
-        "exploration_rate": rule["exploration_rate"],
-        "explored_share": rule["explored_share"],
-        "global_exploration_rate": start,
-        **{k: rule[k] for k in (*_PRECISION_KEYS, "revenue_cost_per_10k_customers")},
-        "global_revenue_cost_per_10k_customers": 10_000 * cost_global,
+    return rule, RuleAt(
+        error=target,
+        reachable=True,
+        exploration_rate=rule.exploration_rate,
+        explored_share=rule.explored_share,
+        global_exploration_rate=start,
+        errors=rule.errors,
+        intervals_95=rule.intervals_95,
+        intervals_95_pct=rule.intervals_95_pct,
+        worst_interval_95_pct=rule.worst_interval_95_pct,
+        revenue_cost_per_10k_customers=rule.revenue_cost_per_10k_customers,
+        global_revenue_cost_per_10k_customers=10_000 * cost_global,
         # revenue kept per 10,000 customers at the same precision; when the rule beats even the
         # revenue-only mix (exploring earns more than the exploit policy in some group) the saving is the
         # whole cost and more, so it is reported as a gain, not as a percentage above 100
-        "revenue_gain_per_10k_customers": 10_000 * gain,
-        "beats_no_exploration": bool(cost < 0),
-        "saving_pct": (100 * min(gain / cost_global, 1.0) if cost_global > 0 else 0.0),
-        "found_by": by,
-        "rule": rule_in_words(obj.grouping, eps, obj.shares, params),
-        **({"parameters": params} if params is not None else {}),
-    }
+        revenue_gain_per_10k_customers=10_000 * gain,
+        beats_no_exploration=bool(cost < 0),
+        saving_pct=(100 * min(gain / cost_global, 1.0) if cost_global > 0 else 0.0),
+        found_by=by,
+        rule=rule_in_words(obj.grouping, eps, obj.shares, params),
+        parameters=params,
+    )
 
 
-def _merged_front(obj, rules: dict, searched: dict, grid: tuple, best_revenue: float) -> list[dict]:
+def _merged_front(obj, rules: dict[str, FrontPoint], searched: dict, grid: tuple, best_revenue: float) -> list[FrontPoint]:
     """The contextual front: the non-dominated set of the search and the global grid, with the named rules on it,
     sorted by error (each point as ``front_point``)."""
     eps_grid, rev_g, _, per_g, half_g = grid
-    named_pts = list({tuple(p["exploration_rate"]): p for p in rules.values()}.values())
+    named_pts = list({tuple(p.exploration_rate): p for p in rules.values()}.values())
     pts = named_pts + [
         front_point(obj, x, r, e, h, best_revenue)
         for x, r, e, h in zip(searched["eps"], searched["revenue"], searched["errors"], searched["intervals_95"])
     ]
     pts += [front_point(obj, np.full(obj.size, x), r, e, h, best_revenue) for x, r, e, h in zip(eps_grid, rev_g, per_g, half_g)]
-    keep = nondominated_mask(np.array([p["revenue"] for p in pts]), np.array([p["error"] for p in pts]))
+    keep = nondominated_mask(np.array([p.revenue for p in pts]), np.array([p.error for p in pts]))
     keep[: len(named_pts)] = True  # a named rule stays even where another point equals it to the last digit
-    keep[len(named_pts) :] &= [all(p["exploration_rate"] != q["exploration_rate"] for q in named_pts) for p in pts[len(named_pts) :]]
-    return sorted((p for p, k in zip(pts, keep) if k), key=lambda p: p["error"])
-
-
-#: what a rule buys, stored alike at a named precision and at each point of the contextual front
-_PRECISION_KEYS = ("errors", "intervals_95", "intervals_95_pct", "worst_interval_95_pct")
+    keep[len(named_pts) :] &= [all(p.exploration_rate != q.exploration_rate for q in named_pts) for p in pts[len(named_pts) :]]
+    return sorted((p for p, k in zip(pts, keep) if k), key=lambda p: p.error)
 
 
 def front_point(
     obj: ContextualCriterion, eps: np.ndarray, revenue: float, errors: np.ndarray, halves: np.ndarray, best_revenue: float
-) -> dict:
+) -> FrontPoint:
     """One rule of the contextual front as summary.json stores it, with what the report's slider over the rules
     shows there (the same keys and units as the rule at a named precision, ``at``).
 
@@ -807,24 +778,19 @@ def front_point(
 
     Returns
     -------
-    dict
-        ``error`` the criterion's error (its aggregate of ``errors``), ``revenue``, ``exploration_rate`` (G
-        fractions), ``explored_share`` (fraction of all traffic), ``revenue_cost_per_10k_customers`` (reward's
-        unit per 10,000 customers, against no exploration; negative: a gain), ``errors``, ``intervals_95``
-        (name -> reward's unit), ``intervals_95_pct`` (name -> percent of the policy's value, None for a
-        value of 0) and ``worst_interval_95_pct`` (the widest of them, percent).
+    FrontPoint
     """
     values = obj.base.sample.target_values
     errors, halves = np.asarray(errors, float), np.asarray(halves, float)
     shares = [float(100.0 * float(h) / abs(v)) if abs(v) > 1e-12 else None for h, v in zip(halves, values)]
-    return {
-        "error": float(obj.combine(errors[None])[0]),
-        "revenue": float(revenue),
-        "exploration_rate": np.asarray(eps, float).tolist(),
-        "explored_share": float(eps @ obj.shares),
-        "revenue_cost_per_10k_customers": 10_000 * float(best_revenue - revenue),
-        "errors": dict(zip(obj.target_names, errors.tolist())),
-        "intervals_95": dict(zip(obj.target_names, halves.tolist())),
-        "intervals_95_pct": dict(zip(obj.target_names, shares)),
-        "worst_interval_95_pct": widest_share(shares),
-    }
+    return FrontPoint(
+        error=float(obj.combine(errors[None])[0]),
+        revenue=float(revenue),
+        exploration_rate=np.asarray(eps, float).tolist(),
+        explored_share=float(eps @ obj.shares),
+        revenue_cost_per_10k_customers=10_000 * float(best_revenue - revenue),
+        errors=dict(zip(obj.target_names, errors.tolist())),
+        intervals_95=dict(zip(obj.target_names, halves.tolist())),
+        intervals_95_pct=dict(zip(obj.target_names, shares)),
+        worst_interval_95_pct=widest_share(shares),
+    )

@@ -31,7 +31,97 @@ __all__ = [
     "pareto_front",
     "check_max_rmse",
     "furthest_feasible",
+    "finite_differences",
+    "nsga2",
 ]
+
+
+def nsga2(
+    n_var: int,
+    bounds: tuple,
+    objectives: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    repair: Callable[[np.ndarray], np.ndarray],
+    sampling: np.ndarray,
+    pop_size: int,
+    generations: int,
+    seed: int,
+    on_generation: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """couponmix's one use of pymoo: NSGA-II on two objectives, most revenue and least error.
+
+    Parameters
+    ----------
+    n_var : int
+        Number of decision variables.
+    bounds : (lower, upper)
+        Scalars or (n_var,) arrays.
+    objectives : callable
+        (N, n_var) repaired points -> (revenue (N,), error (N,)), both per customer in the reward's unit.
+    repair : callable
+        (N, n_var) -> (N, n_var): every point the algorithm makes, moved to a feasible one.
+    sampling : ndarray, (pop_size, n_var)
+        The first population.
+    pop_size, generations, seed : int
+    on_generation : callable, optional
+        Called with the number of generations done.
+
+    Returns
+    -------
+    ndarray, (M, n_var)
+        The final population, repaired.
+    """
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.core.callback import Callback
+    from pymoo.core.problem import Problem
+    from pymoo.core.repair import Repair
+    from pymoo.optimize import minimize
+
+    class Feasible(Repair):
+        def _do(self, problem, X, **kwargs):
+            return repair(X)
+
+    class TwoObjectives(Problem):
+        def __init__(self):
+            super().__init__(n_var=n_var, n_obj=2, xl=bounds[0], xu=bounds[1])
+
+        def _evaluate(self, X, out, *args, **kwargs):
+            revenue, error = objectives(X)
+            out["F"] = np.column_stack([-revenue, error])
+
+    class Progress(Callback):
+        def notify(self, algorithm):
+            if on_generation is not None:
+                on_generation(algorithm.n_gen)
+
+    algorithm = NSGA2(pop_size=pop_size, sampling=sampling, repair=Feasible(), eliminate_duplicates=True)
+    res = minimize(TwoObjectives(), algorithm, ("n_gen", generations), seed=seed, verbose=False, callback=Progress())
+    return repair(np.atleast_2d(res.pop.get("X")))
+
+
+def finite_differences(
+    batch: Callable[[np.ndarray], np.ndarray], h: float, bounds: tuple[float, float] | None = None
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """x (P,) -> (f(x) (T,), its Jacobian (P, T)) by forward differences, the point and its P neighbours
+    evaluated in one call of ``batch`` ((P + 1, P) points -> (P + 1, T) values), remembered for the last x:
+    SLSQP asks for a constraint and its Jacobian at the same point, and the criterion is cheap per point
+    only in batches. With ``bounds`` the points are clipped to them and each difference is divided by the
+    step actually taken; without, by ``h``."""
+    memo: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def at(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, float)
+        key = x.tobytes()
+        if key not in memo:
+            pts = np.vstack([x, x + h * np.eye(len(x))])
+            if bounds is not None:
+                pts = np.clip(pts, *bounds)
+            r = batch(pts)
+            step = h if bounds is None else np.maximum(pts[1:] - pts[0], 1e-300).max(axis=1)[:, None]
+            memo.clear()
+            memo[key] = (r[0], (r[1:] - r[0]) / step)
+        return memo[key]
+
+    return at
 
 
 def furthest_feasible(feasible: Callable[[float], bool], steps: int = 30) -> float | None:
@@ -184,12 +274,6 @@ def pareto_front(
     Front
         ``alphas`` (F, K), ``revenue`` (F,), ``rmse`` (F,) and ``rmse_per_target`` (F, T), sorted by revenue.
     """
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.core.callback import Callback
-    from pymoo.core.problem import Problem
-    from pymoo.core.repair import Repair
-    from pymoo.optimize import minimize
-
     k = len(objectives.component_names)
     floors = check_floors(floors, k)
     pop_size = check_positive_int(pop_size, "pop-size", minimum=k + 2)
@@ -203,28 +287,22 @@ def pareto_front(
             on_generation(generations)
         return _front(objectives, alphas)
 
-    class SimplexRepair(Repair):
-        def _do(self, problem, X, **kwargs):
-            return project(X, floors)
+    def revenue_and_error(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        revenue, agg, _ = objectives.evaluate(project(x, floors))
+        return revenue, agg
 
-    class MixtureProblem(Problem):
-        def __init__(self):
-            super().__init__(n_var=k, n_obj=2, xl=0.0, xu=1.0)
-
-        def _evaluate(self, X, out, *args, **kwargs):
-            revenue, agg, _ = objectives.evaluate(project(X, floors))
-            out["F"] = np.column_stack([-revenue, agg])
-
-    class Progress(Callback):
-        def notify(self, algorithm):
-            if on_generation is not None:
-                on_generation(algorithm.n_gen)
-
-    algorithm = NSGA2(
-        pop_size=pop_size, sampling=initial_population(k, floors, pop_size, seed), repair=SimplexRepair(), eliminate_duplicates=True
+    final = nsga2(
+        k,
+        (0.0, 1.0),
+        revenue_and_error,
+        lambda x: project(x, floors),
+        initial_population(k, floors, pop_size, seed),
+        pop_size,
+        generations,
+        seed,
+        on_generation,
     )
-    res = minimize(MixtureProblem(), algorithm, ("n_gen", generations), seed=seed, verbose=False, callback=Progress())
-    return _front(objectives, project(np.atleast_2d(res.pop.get("X")), floors))
+    return _front(objectives, final)
 
 
 def _front(objectives: Objectives, alphas: np.ndarray) -> Front:

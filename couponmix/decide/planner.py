@@ -22,7 +22,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 
 from couponmix.decide.curves import exploration_rate, no_exploration_revenue
-from couponmix.decide.optimize import furthest_feasible
+from couponmix.decide.optimize import finite_differences, furthest_feasible
 from couponmix.infra.records import Record
 from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.criterion import TargetError
@@ -209,18 +209,13 @@ def _polish(objectives, alpha, floors, n, tol, h: float = 1e-7):
     k = len(alpha)
     values = objectives.revenue(np.eye(k))  # revenue(alpha) = alpha @ values
     evaluated = 0
-    memo: dict = {}
 
-    def errors(a):
+    def batch(pts: np.ndarray) -> np.ndarray:
         nonlocal evaluated
-        key = a.tobytes()
-        if key not in memo:
-            pts = np.vstack([a, a + h * np.eye(k)])
-            r = np.column_stack([law.rmse(n) for law in objectives.laws(pts)])  # (k + 1, T)
-            evaluated += k + 1
-            memo.clear()
-            memo[key] = (r[0], (r[1:] - r[0]) / h)
-        return memo[key]
+        evaluated += len(pts)
+        return np.column_stack([law.rmse(n) for law in objectives.laws(pts)])  # (k + 1, T)
+
+    errors = finite_differences(batch, h)
 
     res = minimize(
         lambda a: -float(a @ values),
@@ -230,7 +225,7 @@ def _polish(objectives, alpha, floors, n, tol, h: float = 1e-7):
         bounds=[(float(f), 1.0) for f in floors],
         constraints=[
             {"type": "eq", "fun": lambda a: np.array([a.sum() - 1.0]), "jac": lambda a: np.ones((1, k))},
-            {"type": "ineq", "fun": lambda a: tol - errors(np.asarray(a, float))[0], "jac": lambda a: -errors(np.asarray(a, float))[1].T},
+            {"type": "ineq", "fun": lambda a: tol - errors(a)[0], "jac": lambda a: -errors(a)[1].T},
         ],
         options={"maxiter": 100, "ftol": 1e-12},
     )

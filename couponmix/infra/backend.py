@@ -20,9 +20,10 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol, runtime_checkable
 
 from couponmix.errors import CouponmixError
 from couponmix.infra.threads import default_threads
@@ -111,6 +112,10 @@ class Backend(Protocol):
     results never depend on where the pieces ran; ``on_done(i)`` hears that i pieces are done (for progress).
     ``parallelism`` is how many pieces run at once (None: the cluster decides); 1 runs them one after the
     other in this process, each reported as it ends.
+
+    ``completed(fn, items)`` runs pieces that stand alone (a batch's studies): it yields ``(index, result,
+    error)`` as each piece finishes, ``error`` being the exception of a piece whose worker died (the others
+    go on where the backend can). Close it (``contextlib.closing``) to stop what still runs.
     """
 
     @property
@@ -121,12 +126,16 @@ class Backend(Protocol):
 
     def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list: ...
 
+    def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]: ...
+
 
 class LocalBackend:
-    """The ``Backend`` of this machine: ``workers`` local processes (1: this process)."""
+    """The ``Backend`` of this machine: ``workers`` local processes (1: this process). With ``quiet_logs`` the
+    workers' couponmix logs say warnings only (their parent reports the work)."""
 
-    def __init__(self, workers: int = 1):
+    def __init__(self, workers: int = 1, quiet_logs: bool = False):
         self.workers = check_positive_int(workers, "workers")
+        self.quiet_logs = quiet_logs
 
     @property
     def parallelism(self) -> int:
@@ -160,6 +169,31 @@ class LocalBackend:
             raise
         pool.shutdown()
         return out
+
+    def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]:
+        """Every piece in a worker process, even with one worker (a piece that kills its process takes only
+        itself down), started in order, yielded as each finishes. Closing the iterator early (Ctrl-C, an
+        error) stops the workers at once: queued pieces never start."""
+        items = list(items)
+        if not items:
+            return
+        workers = min(self.workers, len(items))
+        pool = new_pool(workers, max(1, default_threads() // workers), quiet_logs=self.quiet_logs)
+        finished = False
+        try:
+            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+            for fut in as_completed(futures):
+                try:
+                    outcome: tuple[int, Any, BaseException | None] = (futures[fut], fut.result(), None)
+                except BrokenProcessPool as exc:
+                    outcome = (futures[fut], None, exc)
+                yield outcome
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown()
+            else:
+                stop_pool(pool)
 
 
 #: a dask.distributed scheduler address: [scheme://]host:port
@@ -239,6 +273,11 @@ class DaskBackend:
         if on_done is not None:
             on_done(len(items))
         return out
+
+    def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]:
+        """Dask gathers the pieces together: they are yielded in order once all have finished."""
+        for i, result in enumerate(self.map(fn, items)):
+            yield i, result, None
 
 
 def get_backend(scheduler: str | None = None, workers: int | None = None, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):

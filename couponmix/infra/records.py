@@ -11,10 +11,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OPTIONAL", "Record", "plain"]
+__all__ = ["OPTIONAL", "Record", "json_key", "optional_unless", "plain"]
 
 #: field metadata: left out of the JSON when None (optional blocks)
 OPTIONAL = {"optional": True}
+
+
+def optional_unless(flag: str) -> dict:
+    """Field metadata: left out of the JSON when None, unless the record's boolean field ``flag`` is true
+    (then written, as null if None)."""
+    return {"optional": True, "unless": flag}
+
+
+def json_key(key: str, **metadata) -> dict:
+    """Field metadata: the field's key in the JSON where it differs from its name (a Python keyword)."""
+    return {"key": key, **metadata}
 
 
 def plain(v: Any) -> Any:
@@ -58,9 +69,9 @@ class Record:
         out = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
-            if v is None and f.metadata.get("optional"):
+            if v is None and f.metadata.get("optional") and not getattr(self, f.metadata.get("unless", ""), False):
                 continue
-            out[f.name] = plain(v)
+            out[f.metadata.get("key", f.name)] = plain(v)
         return out
 
     @classmethod
@@ -70,8 +81,9 @@ class Record:
         hints = typing.get_type_hints(cls)
         kwargs = {}
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name in d:
-                kwargs[f.name] = _typed(hints[f.name], d[f.name])
+            key = f.metadata.get("key", f.name)
+            if key in d:
+                kwargs[f.name] = _typed(hints[f.name], d[key])
             elif f.metadata.get("optional"):
                 kwargs[f.name] = None
             elif f.default is dataclasses.MISSING:

@@ -17,11 +17,12 @@ import logging
 import re
 import shutil
 import traceback
-from concurrent.futures import as_completed
-from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.errors import CouponmixError
 from couponmix.infra.atomic import (
     check_output_dir,
@@ -35,10 +36,11 @@ from couponmix.infra.atomic import (
     write_outputs,
     writer_alive,
 )
-from couponmix.infra.backend import new_pool, stop_pool
+from couponmix.infra.backend import LocalBackend
 from couponmix.infra.progress import Progress
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
+from couponmix.outputs.templating import render
 from couponmix.outputs.writer import STUDY_FILES, study_files_for
 from couponmix.studies.config import load_study, study_files
 from couponmix.studies.study import run_config
@@ -187,39 +189,34 @@ def _run_locked(files: list[Path], out: Path, workers: int | None, quiet: bool) 
     errors: dict[str, str] = {}
     if todo:
         workers = min(len(todo), default_threads() if workers is None else workers)
-        share = max(1, default_threads() // workers)
-        pool = new_pool(workers, share, quiet_logs=True)
-        try:
-            with Progress(len(todo), "studies", quiet) as bar:
-                futures = {pool.submit(run_one, str(p), str(out)): p for p in todo}
-                pending = list(todo)  # the pool starts studies in order, one per free worker
+        backend = LocalBackend(workers, quiet_logs=True)
+        # Ctrl-C or an error closes the iterator: queued studies do not start, running ones stop, no worker lingers
+        studies = backend.completed(partial(run_one, out=str(out)), [str(p) for p in todo])
+        with Progress(len(todo), "studies", quiet) as bar, closing(studies) as done_studies:
+            pending = list(todo)  # the backend starts studies in order, one per free worker
 
-                def running(done: int) -> None:
-                    names = ", ".join(p.stem for p in pending[:workers])
-                    bar.phase(done, f"studies {done}/{len(todo)} finished; running {names}" if names else "studies finished")
+            def running(done: int) -> None:
+                names = ", ".join(p.stem for p in pending[:workers])
+                bar.phase(done, f"studies {done}/{len(todo)} finished; running {names}" if names else "studies finished")
 
-                running(0)
-                for done, fut in enumerate(as_completed(futures), 1):
-                    path = futures[fut]
-                    pending.remove(path)
-                    running(done)
-                    try:
-                        name, error = fut.result()
-                    except BrokenProcessPool:
-                        name, error = path.stem, "the worker process running this study died"
-                        write_outputs(
-                            out / name, {"study.yaml": path.read_bytes(), "error.json": json.dumps({"study": name, "error": error}) + "\n"}
-                        )
-                    if error is not None:
-                        errors[name] = error
-                        log.info("study %s failed: %s", name, error)
-                    else:
-                        log.info("study %s done", name)
-                    bar.update_to(done)
-        except BaseException:  # Ctrl-C: queued studies do not start, running ones stop, no worker lingers
-            stop_pool(pool)
-            raise
-        pool.shutdown()
+            running(0)
+            for done, (i, result, died) in enumerate(done_studies, 1):
+                path = todo[i]
+                pending.remove(path)
+                running(done)
+                if died is None:
+                    name, error = result
+                else:
+                    name, error = path.stem, "the worker process running this study died"
+                    write_outputs(
+                        out / name, {"study.yaml": path.read_bytes(), "error.json": json.dumps({"study": name, "error": error}) + "\n"}
+                    )
+                if error is not None:
+                    errors[name] = error
+                    log.info("study %s failed: %s", name, error)
+                else:
+                    log.info("study %s done", name)
+                bar.update_to(done)
     rows = [study_row(out / p.stem, p.stem) for p in files]
     write_outputs(out, dict(zip(INDEX_FILES, (comparison_csv(rows), index_html(rows)))))
     failed = sum(r["status"] == "failed" for r in rows)
@@ -233,6 +230,12 @@ def _run_locked(files: list[Path], out: Path, workers: int | None, quiet: bool) 
     )
 
 
+def _saving(cx: ContextualBlock | None) -> float | None:
+    """The rule's saving at the recommended precision against one rate for everyone (percent), if any."""
+    at = None if cx is None else cx.at.get("recommended")
+    return None if at is None else at.saving_pct
+
+
 def study_row(folder: Path, name: str) -> dict:
     """One line of the index: the headline numbers of a finished study, or its error."""
     row = dict.fromkeys(COLUMNS)
@@ -240,7 +243,7 @@ def study_row(folder: Path, name: str) -> dict:
     if (folder / "summary.json").is_file():
         s = from_json((folder / "summary.json").read_bytes())
         h = s.headline
-        rule = (s.contextual or {}).get("recommended") and s.contextual["at"]["recommended"]  # type: ignore[index]
+        rule = s.contextual.at.get("recommended") if s.contextual is not None and s.contextual.recommended else None
         row.update(
             status="done",
             title=(s.study or {}).get("title") or name,
@@ -255,24 +258,25 @@ def study_row(folder: Path, name: str) -> dict:
             log_days=h.log_days,
             log_size_needed=h.log_size_needed,
             estimators="; ".join(f"{t}: {p.estimator_plain}" for t, p in h.precision.items()),
-            contextual_saving_pct=(s.contextual["at"]["recommended"].get("saving_pct") if s.contextual else None),
+            contextual_saving_pct=_saving(s.contextual),
             exploration_by="one rate for everyone",
             worst_interval_95_pct=h.worst_interval_95_pct,
             tolerance=h.tolerance,
             log_days_needed=h.log_days_needed,
             reward_unit=s.unit(),
         )
-        if rule:  # the report recommends the rule per group: the index shows the rule's share and cost
+        if rule is not None and s.contextual is not None and rule.revenue_cost_per_10k_customers is not None:
+            # the report recommends the rule per group: the index shows the rule's share and cost
             base = s.revenue_cost.baseline_revenue
-            cost = rule["revenue_cost_per_10k_customers"]
+            cost = rule.revenue_cost_per_10k_customers
             row.update(
-                exploration_by=f"a rate per {s.contextual['grouped_by']} group",  # type: ignore[index]
-                exploration_rate=rule["explored_share"],
+                exploration_by=f"a rate per {s.contextual.grouped_by} group",
+                exploration_rate=rule.explored_share,
                 revenue_cost_per_10k_customers=cost,
                 revenue_cost_pct=100.0 * cost / 10_000 / abs(base) if base else None,
                 revenue_per_customer=base - cost / 10_000,
-                worst_error=max(rule["errors"].values()),
-                worst_interval_95_pct=rule["worst_interval_95_pct"],
+                worst_error=max((rule.errors or {}).values()),
+                worst_interval_95_pct=rule.worst_interval_95_pct,
             )
     else:
         err = folder / "error.json"
@@ -297,15 +301,8 @@ def comparison_csv(rows: list[dict]) -> str:
 
 
 def index_html(rows: list[dict]) -> str:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-    )
     from urllib.parse import quote
 
     for r in rows:  # links built from the percent-encoded folder name, never from the raw file name
         r["href"] = "./" + quote(r["study"], safe="") + "/report.html"
-    return env.get_template("index.html").render(rows=rows)
+    return render("index.html", rows=rows)

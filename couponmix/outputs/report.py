@@ -13,7 +13,9 @@ import io
 
 import numpy as np
 
+from couponmix.decide.contextual_types import ContextualBlock, RuleAt
 from couponmix.decide.optimize import Front
+from couponmix.outputs.templating import in_words, render
 from couponmix.studies.summary import Headline, StudySummary
 
 __all__ = [
@@ -195,38 +197,40 @@ def log_size_figure(summary: StudySummary) -> bytes:
 def contextual_figure(summary: StudySummary) -> bytes:
     """Both fronts: one exploration rate for everyone, and one per group (``--contextual``)."""
     plt = _plt()
-    cx = summary.contextual or {}
-    glob, ctx = cx["front"]["global"], cx["front"]["contextual"]
+    cx = summary.contextual
+    if cx is None:
+        raise ValueError("the contextual figure needs a contextual block")
+    glob, ctx = cx.front.global_, cx.front.contextual
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     # one rate for everyone as a wide pale band, the searched front (which includes the constant rates where no
     # rule by group beats them) as a thin dark line on top, so that both stay visible where they coincide
-    ax.plot([p["error"] for p in glob], [p["revenue"] for p in glob], "-", color=COLORS[0], lw=7, alpha=0.35, label="one rate for everyone")
+    ax.plot([p.error for p in glob], [p.revenue for p in glob], "-", color=COLORS[0], lw=7, alpha=0.35, label="one rate for everyone")
     ax.plot(
-        [p["error"] for p in ctx],
-        [p["revenue"] for p in ctx],
+        [p.error for p in ctx],
+        [p.revenue for p in ctx],
         "o-",
         ms=3,
         lw=1.6,
         color=COLORS[2],
         label=(
             "a logistic curve in the predicted margin (best found)"
-            if cx.get("family") == "logistic"
-            else f"one rate per {cx['grouped_by']} group (best found)"
+            if cx.family == "logistic"
+            else f"one rate per {cx.grouped_by} group (best found)"
         ),
     )
-    at = cx["at"].get("recommended", {})
-    if at.get("reachable"):
+    at = cx.at.get("recommended")
+    if at is not None and at.reachable and at.revenue_cost_per_10k_customers is not None:
         best = summary.revenue_cost.baseline_revenue
         ax.plot([summary.recommended.ope_rmse], [summary.recommended.revenue], "*", ms=14, color=COLORS[1], label="recommended (one rate)")
         ax.plot(
-            [at["error"]],
-            [best - at["revenue_cost_per_10k_customers"] / 10_000],
+            [at.error],
+            [best - at.revenue_cost_per_10k_customers / 10_000],
             "D",
             ms=8,
             color=COLORS[3],
             label="same precision, rate per group",
         )
-    hi = max(p["error"] for p in ctx) if ctx else max(p["error"] for p in glob)
+    hi = max(p.error for p in ctx) if ctx else max(p.error for p in glob)
     ax.set_xlim(0, hi * 1.1)
     ax.set_xlabel(_error_words(summary, summary.n).replace("\n", ", "))
     ax.set_ylabel(f"revenue now ({_per_customer(summary)})")
@@ -344,15 +348,6 @@ def days(d: float) -> str:
     return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
 
 
-def in_words(text: str, word: str) -> str:
-    """An estimator's plain words for this study's reward: 'the logged revenue' becomes 'the logged clicks'
-    in a click study ('revenue model' stays the model's name, said once in the methods)."""
-    if word == "revenue":
-        return text
-    text = text.replace("logged revenue", f"logged {word}").replace("revenue model's", "model's")
-    return text.replace("revenue model", f"model of {word}")
-
-
 def reward_word(summary: StudySummary) -> str:
     """What the reward is called in plain words: the mapping's reward_name for a calibrated scenario (clicks
     for a binary reward by default), else revenue."""
@@ -440,46 +435,62 @@ def what_it_buys(intervals: dict[str, tuple[float, float]], widest_pct: float | 
 
 def follows_rule(summary: StudySummary) -> bool:
     """Whether the recommendation is a rate per customer group (``--contextual``, cheaper at the same precision)."""
-    return bool(summary.contextual and summary.contextual.get("recommended"))
+    return bool(summary.contextual and summary.contextual.recommended)
+
+
+def _given(v: float | None) -> float:
+    """A number a reachable rule always carries."""
+    if v is None:
+        raise ValueError("a reachable contextual rule lacks one of its numbers")
+    return v
+
+
+def _recommended_rule(summary: StudySummary) -> tuple[ContextualBlock, RuleAt]:
+    """The contextual block and its reachable rule at the recommended precision (``follows_rule`` holds)."""
+    cx = summary.contextual
+    at = None if cx is None else cx.at.get("recommended")
+    if cx is None or at is None or not at.reachable:
+        raise ValueError("the summary recommends no rule per group")
+    return cx, at
 
 
 def rule_headline(summary: StudySummary, word: str, unit: str) -> str:
     """The headline when the recommendation is the rule per group: what to do, its cost, what it buys."""
-    cx, head = summary.contextual or {}, summary.headline
-    at = cx["at"]["recommended"]
+    head = summary.headline
+    _, at = _recommended_rule(summary)
+    assert at.revenue_cost_per_10k_customers is not None and at.rule and at.intervals_95 is not None  # a reachable rule
     base = summary.revenue_cost.baseline_revenue
-    cost = at["revenue_cost_per_10k_customers"]
+    cost = at.revenue_cost_per_10k_customers
     pct = 100.0 * cost / 10_000 / abs(base) if base else None
-    rule = at["rule"][0].upper() + at["rule"][1:]
+    rule = at.rule[0].upper() + at.rule[1:]
     # the rule's own 95% intervals, in the reward's unit and as a share of each value
-    intervals = {t: (head.precision[t].true_value, h) for t, h in at["intervals_95"].items()}
-    buys = what_it_buys(intervals, at["worst_interval_95_pct"], word, unit)
+    intervals = {t: (head.precision[t].true_value, h) for t, h in at.intervals_95.items()}
+    buys = what_it_buys(intervals, at.worst_interval_95_pct, word, unit)
     return (
         f"{rule}. "
         + cost_phrase(cost, pct, word, unit)
-        + f" That is {at['saving_pct']:.1f}% less than one rate for everyone ({head.exploration_rate:.1%}, "
-        f"{amount(at['global_revenue_cost_per_10k_customers'])}) for the same precision: from a log of {head.log_size:,} customers "
+        + f" That is {at.saving_pct:.1f}% less than one rate for everyone ({head.exploration_rate:.1%}, "
+        f"{amount(_given(at.global_revenue_cost_per_10k_customers))}) for the same precision: from a log of {head.log_size:,} customers "
         f"(about {days(head.log_days)}), {buys}"
     )
 
 
 def rule_steps(summary: StudySummary) -> list[str]:
     """How to deploy the recommended rule per group, and why it costs less than one rate for everyone."""
-    cx = summary.contextual or {}
-    at = cx["at"]["recommended"]
-    rates = ", ".join(f"{g['label']} {r:.0%}" for g, r in zip(cx["groups"], at["exploration_rate"]))
-    costs = [g.get("explore_cost_per_customer") for g in cx["groups"]]
+    cx, at = _recommended_rule(summary)
+    rates = ", ".join(f"{g.label} {r:.0%}" for g, r in zip(cx.groups, at.exploration_rate or []))
+    costs = [g.explore_cost_per_customer for g in cx.groups]
     steps = [
-        f"For each customer, look up their group ({cx['grouped_by']}) and send them to the exploration policy with that "
-        f"group's probability ({rates}); everyone else follows {cx['components']['exploit']}.",
+        f"For each customer, look up their group ({cx.grouped_by}) and send them to the exploration policy with that "
+        f"group's probability ({rates}); everyone else follows {cx.components['exploit']}.",
         "Log each customer's own exploration probability beside the coupon: the estimators weight every row by its "
         "own mix of the two policies.",
     ]
     if all(c is not None for c in costs):
-        why = ", ".join(f"{g['label']} {amount(c)}" for g, c in zip(cx["groups"], costs))
+        why = ", ".join(f"{g.label} {amount(c)}" for g, c in zip(cx.groups, costs))
         steps.append(
             f"Why it costs less: exploring one customer gives up a different amount in each group ({why} per customer: "
-            f"the {cx['components']['exploit']} policy's value there minus a random coupon's). The rule explores more where "
+            f"the {cx.components['exploit']} policy's value there minus a random coupon's). The rule explores more where "
             "exploring is cheap and less where it is dear, and still logs every coupon in every group."
         )
     return steps
@@ -548,26 +559,26 @@ def contextual_phrase(summary: StudySummary) -> str | None:
     cx = summary.contextual
     if cx is None:
         return None
-    at = cx["at"].get("recommended", {})
-    if not at.get("reachable"):
-        return f"No exploration rule by {cx['grouped_by']} reaches the recommended precision."
+    at = cx.at.get("recommended")
+    if at is None or not at.reachable:
+        return f"No exploration rule by {cx.grouped_by} reaches the recommended precision."
     if follows_rule(summary):
         explore = _explore_phrase(summary.headline, summary.recommended.alpha, summary.production.explore_description)
         return (
-            f"One rate for everyone instead: {explore}, for {amount(at['global_revenue_cost_per_10k_customers'])} per 10,000 "
+            f"One rate for everyone instead: {explore}, for {amount(_given(at.global_revenue_cost_per_10k_customers))} per 10,000 "
             "customers; the rule by group is the cheaper way to the same precision."
         )
-    if at.get("beats_no_exploration"):
+    if at.beats_no_exploration:
         return (
-            f"Exploring by {cx['grouped_by']} instead: {at['rule']}. Same precision, and "
-            f"{amount(at['revenue_gain_per_10k_customers'])} more revenue per 10,000 customers than one rate for "
+            f"Exploring by {cx.grouped_by} instead: {at.rule}. Same precision, and "
+            f"{amount(_given(at.revenue_gain_per_10k_customers))} more revenue per 10,000 customers than one rate for "
             "everyone: more even than no exploration, because in some groups exploring earns more than the "
             "exploit policy."
         )
     return (
-        f"Exploring by {cx['grouped_by']} instead: {at['rule']}. Same precision for "
-        f"{amount(at['revenue_cost_per_10k_customers'])} instead of {amount(at['global_revenue_cost_per_10k_customers'])} "
-        f"per 10,000 customers ({at['saving_pct']:.1f}% less)."
+        f"Exploring by {cx.grouped_by} instead: {at.rule}. Same precision for "
+        f"{amount(_given(at.revenue_cost_per_10k_customers))} instead of {amount(_given(at.global_revenue_cost_per_10k_customers))} "
+        f"per 10,000 customers ({at.saving_pct:.1f}% less)."
     )
 
 
@@ -644,40 +655,40 @@ def rule_slider_data(summary: StudySummary) -> dict | None:
         None without a contextual block, or for a summary whose front lacks what the slider shows.
     """
     cx = summary.contextual
-    front = ((cx or {}).get("front") or {}).get("contextual") or []
-    if cx is None or not front or any("intervals_95" not in p for p in front):
+    front = [] if cx is None else cx.front.contextual
+    if cx is None or not front or any(p.intervals_95 is None or p.intervals_95_pct is None or p.errors is None for p in front):
         return None
     points = front[::-1]  # stored by increasing error: the slider runs from the cheapest rule to the most precise
     last = len(points) - 1
     base = summary.revenue_cost.baseline_revenue
-    costs = [p["revenue_cost_per_10k_customers"] for p in points]
+    costs = [p.revenue_cost_per_10k_customers for p in points]
     marks: dict[int, str] = {}
     for i, p in enumerate(points):
-        rates = p["exploration_rate"]
+        rates = p.exploration_rate
         if max(rates) - min(rates) < 1e-12:
             marks[i] = f"one rate for everyone ({rates[0]:.1%})"
     named = {"tolerance": "the rule for the tolerance", "recommended": "the recommended rule"}  # the later wins a shared point
     for name, words in named.items():
-        at = cx["at"].get(name, {})
-        if "front_index" in at:
-            marks[last - at["front_index"]] = words
-    rec = cx["at"].get("recommended", {})
+        at = cx.at.get(name)
+        if at is not None and at.front_index is not None:
+            marks[last - at.front_index] = words
+    rec = cx.at.get("recommended")
     out: dict = {
-        "grouped_by": cx["grouped_by"],
-        "groups": [{"label": g["label"], "share": g["share"]} for g in cx["groups"]],
-        "start": last - rec["front_index"] if "front_index" in rec else 0,
+        "grouped_by": cx.grouped_by,
+        "groups": [{"label": g.label, "share": g.share} for g in cx.groups],
+        "start": last - rec.front_index if rec is not None and rec.front_index is not None else 0,
         "marks": {str(i): w for i, w in sorted(marks.items())},
-        "exploration_rate": [p["exploration_rate"] for p in points],
-        "explored_share": [p["explored_share"] for p in points],
+        "exploration_rate": [p.exploration_rate for p in points],
+        "explored_share": [p.explored_share for p in points],
         "cost_per_10k": costs,
         "cost_pct": [None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in costs],
-        "worst_interval_95_pct": [p["worst_interval_95_pct"] for p in points],
+        "worst_interval_95_pct": [p.worst_interval_95_pct for p in points],
         "targets": {
             t: {
                 "value": prec.true_value,
-                "interval_95": [p["intervals_95"][t] for p in points],
-                "interval_95_pct": [p["intervals_95_pct"][t] for p in points],
-                "rmse": [p["errors"][t] for p in points],
+                "interval_95": [(p.intervals_95 or {})[t] for p in points],
+                "interval_95_pct": [(p.intervals_95_pct or {})[t] for p in points],
+                "rmse": [(p.errors or {})[t] for p in points],
             }
             for t, prec in summary.headline.precision.items()
         },
@@ -697,21 +708,10 @@ def _finite(v):
 
 
 def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> str:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("couponmix.outputs", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["pct"] = lambda v, digits=1: f"{100 * v:.{digits}f}%"
-    env.filters["num"] = lambda v, digits=4: f"{v:.{digits}f}"
-    env.filters["thousands"] = lambda v: f"{v:,.0f}"
-    env.filters["in_words"] = in_words
-    tmpl = env.get_template("report.html")
     images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
     word, unit = reward_word(summary), reward_unit(summary)
-    return tmpl.render(
+    return render(
+        "report.html",
         s=summary,
         headline=headline(summary),
         headline_detail=headline_detail(summary),

@@ -10,6 +10,7 @@ import numpy as np
 
 from couponmix.dataset.scenario import Scenario, get_scenario
 from couponmix.decide.contextual import ContextualCriterion, check_contextual, contextual_block, grouping_for
+from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import (
     BASELINE,
     best_component,
@@ -634,7 +635,7 @@ def _floor_mix(u: _Setup, base_rev: float) -> FloorMix:
     )
 
 
-def _contextual(s: RunSettings, u: _Setup, bar: Progress, curve: dict, base_rev: float, worst: float) -> dict | None:
+def _contextual(s: RunSettings, u: _Setup, bar: Progress, curve: dict, base_rev: float, worst: float) -> ContextualBlock | None:
     """Phase 6: exploration that varies by customer group, at the run's precision (and the tolerance)."""
     if s.contextual is None:
         return None
@@ -650,11 +651,16 @@ def _contextual(s: RunSettings, u: _Setup, bar: Progress, curve: dict, base_rev:
 
     # costs against no exploration, like the headline's
     block = contextual_block(cobj, curve, base_rev, named, float(u.floors.max()), seed=s.seed, on_progress=searching)
-    ctx = {"spec": s.contextual, **block}
-    at = block["at"].get("recommended", {})
+    at = block.at.get("recommended")
     # the rule is the recommendation when it buys the same precision for less than one rate for everyone
-    ctx["recommended"] = bool(at.get("reachable") and at["revenue_cost_per_10k_customers"] < at["global_revenue_cost_per_10k_customers"])
-    return ctx
+    recommended = (
+        at is not None
+        and at.reachable
+        and at.revenue_cost_per_10k_customers is not None
+        and at.global_revenue_cost_per_10k_customers is not None
+        and at.revenue_cost_per_10k_customers < at.global_revenue_cost_per_10k_customers
+    )
+    return replace(block, spec=s.contextual, recommended=bool(recommended))
 
 
 def _recommended(

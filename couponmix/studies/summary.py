@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.infra.records import OPTIONAL, Record, plain
 from couponmix.ope.criterion import EstimatorErrors, TargetError
 
@@ -32,6 +33,7 @@ __all__ = [
     "StudySummary",
     "to_json",
     "from_json",
+    "from_doc",
 ]
 
 #: the layout of summary.json: a batch reruns a finished study whose summary has another layout
@@ -355,7 +357,7 @@ class StudySummary(Record):
     #: a scenario calibrated from a real log: {world, card, diagnostics, warnings, values}; absent for simulators
     calibrated: dict | None = field(default=None, metadata=OPTIONAL)
     #: exploration rates that vary by customer (``--contextual``): the rule at each precision, both fronts
-    contextual: dict | None = field(default=None, metadata=OPTIONAL)
+    contextual: ContextualBlock | None = field(default=None, metadata=OPTIONAL)
     #: the decision a log supports (``decide.value.decision_summary``): at the recommended mix and without
     #: exploration, the chance of deploying the truly best policy and the regret, for two deployment rules
     decision: dict | None = field(default=None, metadata=OPTIONAL)
@@ -379,7 +381,11 @@ def to_json(summary: StudySummary | dict) -> str:
 
 def from_json(text: str | bytes) -> StudySummary:
     """A summary.json read back (raises ValueError or KeyError on another layout)."""
-    doc = json.loads(text)
+    return from_doc(json.loads(text))
+
+
+def from_doc(doc: object) -> StudySummary:
+    """A parsed summary.json as a ``StudySummary`` (raises ValueError or KeyError on another layout)."""
     if not isinstance(doc, dict) or doc.get("summary_format") != SUMMARY_FORMAT:
         raise ValueError("not a summary.json of this couponmix version")
     return StudySummary.from_dict(doc)
