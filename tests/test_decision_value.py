@@ -123,18 +123,18 @@ def test_payback_weighs_what_each_log_buys_against_its_cost():
     k = list(sample.component_names).index(inc)
     alphas = np.array([np.where(np.arange(2) == k, 1 - r, r) for r in (0.05, 0.2, 0.5)])
     pb = payback(sample, crit, alphas, inc, horizon_days=30, daily_traffic=5_000, sizes=[1_000, 4_000], draws=5_000)
-    grid = np.array(pb["net_by_mixture_and_size"])
-    assert grid.shape == (3, 2) and pb["best"]["net"] == pytest.approx(grid.max())
+    grid = np.array(pb.net_by_mixture_and_size)
+    assert grid.shape == (3, 2) and pb.best.net == pytest.approx(grid.max())
     # one cell by hand: the law at that mixture and size, the safe rule's gain
     dv, cands, specs = log_decision(sample, alphas[1], 4_000, exact_suite(), inc, draws=5_000)
     out = rule_outcomes(dv.values, dv.bias, dv.cov, list(cands).index(inc), 5_000, 0, value_covariance(sample, cands))
     cost = 4_000 * (sample.component_values[k] - alphas[1] @ sample.component_values)
     assert grid[1, 1] == pytest.approx(30 * 5_000 * out["gain_safe"] - cost, rel=1e-9)
-    best = pb["best"]
-    assert best["value_of_log"] == pytest.approx(best["net"] + best["logging_cost"])
-    if best["break_even_day"] is not None:
-        assert best["break_even_day"] == pytest.approx(best["log_days"] + best["logging_cost"] / (5_000 * best["gain_per_customer"]))
-    assert pb["no_exploration"]["logging_cost"] == 0 and pb["no_exploration"]["exploration_rate"] == 0
+    best = pb.best
+    assert best.value_of_log == pytest.approx(best.net + best.logging_cost)
+    if best.break_even_day is not None:
+        assert best.break_even_day == pytest.approx(best.log_days + best.logging_cost / (5_000 * best.gain_per_customer))
+    assert pb.no_exploration.logging_cost == 0 and pb.no_exploration.exploration_rate == 0
 
 
 def test_horizon_days_makes_the_payback_the_decision_rule(tmp_path, capsys):
@@ -146,13 +146,13 @@ def test_horizon_days_makes_the_payback_the_decision_rule(tmp_path, capsys):
     assert main([*args, "--out", str(out)]) == 0
     s = from_json((out / "summary.json").read_text())
     assert s.recommended.rule == "payback" and s.payback is not None
-    assert s.recommended.alpha == pytest.approx(s.payback["best"]["alpha"])
-    assert s.payback["horizon_days"] == 60 and "Payback" in (out / "report.html").read_text()
+    assert s.recommended.alpha == pytest.approx(s.payback.best.alpha)
+    assert s.payback.horizon_days == 60 and "Payback" in (out / "report.html").read_text()
     # the precision shown is at the log size the payback chose, not at the run's n
-    assert s.n == s.payback["best"]["log_size"] != 50_000
+    assert s.n == s.payback.best.log_size != 50_000
     from couponmix.outputs.report import headline
 
-    assert f"Over 60 days after the log, the most revenue comes from logging {s.payback['best']['log_size']:,} customers" in headline(s)
+    assert f"Over 60 days after the log, the most revenue comes from logging {s.payback.best.log_size:,} customers" in headline(s)
     assert main([*args, "--max-rmse", "0.5", "--out", str(tmp_path / "two")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "couponmix: error: --horizon-days and --max-rmse are two decision rules: give one"

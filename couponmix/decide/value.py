@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from couponmix.errors import CouponmixError
+from couponmix.infra.records import Record
 from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.estimators import EstimatorSpec
@@ -51,6 +52,8 @@ from couponmix.ope.objectives import EvaluationSample
 
 __all__ = [
     "DecisionValue",
+    "LogPlan",
+    "Payback",
     "decision_law",
     "decision_value",
     "rule_outcomes",
@@ -63,6 +66,84 @@ __all__ = [
 
 #: customers per chunk when the cross moments are summed
 CHUNK = 20_000
+
+
+@dataclass
+class LogPlan(Record):
+    """One log and what it earns over the horizon: log ``log_size`` customers at ``alpha``, then deploy by the
+    rule (``payback``). Money is in the reward's unit; days are days of traffic.
+
+    Attributes
+    ----------
+    alpha : dict of str to float
+        The logging mixture.
+    exploration_rate : float
+        Share of the log away from the incumbent, a fraction.
+    log_size : int
+        Customers logged; ``log_days`` the days that takes.
+    logging_cost : float
+        Revenue given up while logging, against the incumbent alone.
+    gain_per_customer : float
+        E[V_deployed - V_incumbent] per customer after the log.
+    value_of_log : float
+        What the log earns over the horizon (gain_per_customer x customers in the horizon).
+    net : float
+        value_of_log - logging_cost.
+    return_on_cost : float or None
+        value_of_log / logging_cost (None when the log costs nothing).
+    break_even_day : float or None
+        The day, from the start of logging, when the log has paid for itself (None if it never does).
+    p_best : float
+        Chance that the rule deploys the truly best candidate.
+    """
+
+    alpha: dict[str, float]
+    exploration_rate: float
+    log_size: int
+    log_days: float
+    logging_cost: float
+    gain_per_customer: float
+    value_of_log: float
+    net: float
+    return_on_cost: float | None
+    break_even_day: float | None
+    p_best: float
+
+
+@dataclass
+class Payback(Record):
+    """What a log is worth over a horizon (``payback``; summary.json's ``payback`` block).
+
+    Attributes
+    ----------
+    horizon_days, daily_traffic : float
+        Days of traffic after the log, and customers a day.
+    rule : str
+        "safe" or "estimated_best".
+    baseline : str
+        What every net is against, in words.
+    best : LogPlan
+        The mixture and log size with the most net revenue; ``best_index`` its row in the grid.
+    no_exploration : LogPlan
+        The best log of the incumbent alone.
+    sizes : list of int, (S,)
+    exploration_rates : list of float, (B,)
+    net_by_mixture_and_size : list of list of float, (B, S)
+        Net revenue of each mixture and log size (reward's unit).
+    method : str
+    """
+
+    horizon_days: float
+    daily_traffic: float
+    rule: str
+    baseline: str
+    best: LogPlan
+    best_index: int
+    no_exploration: LogPlan
+    sizes: list[int]
+    exploration_rates: list[float]
+    net_by_mixture_and_size: list[list[float]]
+    method: str
 
 
 @dataclass(frozen=True)
@@ -519,7 +600,7 @@ def payback(
     rule: str = "safe",
     draws: int = 20_000,
     seed: int = 0,
-) -> dict:
+) -> Payback:
     """What a log is worth over a horizon: for each mixture in ``alphas`` (B, K) and log size in ``sizes``,
     the expected net revenue of "log n customers with alpha, then deploy by ``rule`` for ``horizon_days`` of
     ``daily_traffic`` customers" against "keep the incumbent and do not explore":
@@ -548,42 +629,42 @@ def payback(
     v_inc = float(sample.component_values[inc])
     grid, p_best = _payback_grid(sample, criterion, alphas, cands, incumbent, sizes, horizon, revenue, v_inc, rule, draws, seed)
 
-    def describe(b: int, j: int) -> dict:
+    def describe(b: int, j: int) -> LogPlan:
         size = int(sizes[j])
         cost = float(size * (v_inc - revenue[b]))
         net = float(grid[b, j])
         value = net + cost
         gain = value / horizon
         log_days = size / daily_traffic
-        return {
-            "alpha": dict(zip(comps, alphas[b].tolist())),
-            "exploration_rate": float(1 - alphas[b][inc]),
-            "log_size": size,
-            "log_days": log_days,
-            "logging_cost": cost,
-            "gain_per_customer": gain,
-            "value_of_log": value,
-            "net": net,
-            "return_on_cost": value / cost if cost > 0 else None,
-            "break_even_day": (log_days + cost / (daily_traffic * gain)) if gain > 0 and net > 0 else None,
-            "p_best": float(p_best[b, j]),
-        }
+        return LogPlan(
+            alpha=dict(zip(comps, alphas[b].tolist())),
+            exploration_rate=float(1 - alphas[b][inc]),
+            log_size=size,
+            log_days=log_days,
+            logging_cost=cost,
+            gain_per_customer=gain,
+            value_of_log=value,
+            net=net,
+            return_on_cost=value / cost if cost > 0 else None,
+            break_even_day=(log_days + cost / (daily_traffic * gain)) if gain > 0 and net > 0 else None,
+            p_best=float(p_best[b, j]),
+        )
 
     feasible = grid[:-1]
     flat = int(np.argmax(feasible))
     best_b, best_j = flat // feasible.shape[1], flat % feasible.shape[1]
     jb = int(np.argmax(grid[-1]))
-    return {
-        "horizon_days": horizon_days,
-        "daily_traffic": daily_traffic,
-        "rule": rule,
-        "baseline": f"keep {incumbent} and do not explore (net 0)",
-        "best": describe(best_b, best_j),
-        "best_index": best_b,
-        "no_exploration": describe(len(alphas) - 1, jb),
-        "sizes": sizes.tolist(),
-        "exploration_rates": (1 - alphas[:-1, inc]).tolist(),
-        "net_by_mixture_and_size": grid[:-1].tolist(),
-        "method": "net = horizon x daily traffic x E[V_deployed - V_incumbent] - log size x (V_incumbent - V_mixture); "
+    return Payback(
+        horizon_days=horizon_days,
+        daily_traffic=daily_traffic,
+        rule=rule,
+        baseline=f"keep {incumbent} and do not explore (net 0)",
+        best=describe(best_b, best_j),
+        best_index=best_b,
+        no_exploration=describe(len(alphas) - 1, jb),
+        sizes=sizes.tolist(),
+        exploration_rates=(1 - alphas[:-1, inc]).tolist(),
+        net_by_mixture_and_size=grid[:-1].tolist(),
+        method="net = horizon x daily traffic x E[V_deployed - V_incumbent] - log size x (V_incumbent - V_mixture); "
         f"{draws:,} normal draws of the estimates per mixture and size",
-    }
+    )

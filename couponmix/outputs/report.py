@@ -15,6 +15,7 @@ import numpy as np
 
 from couponmix.decide.contextual_types import ContextualBlock, RuleAt
 from couponmix.decide.optimize import Front
+from couponmix.decide.value import LogPlan, Payback
 from couponmix.outputs.templating import in_words, render
 from couponmix.studies.summary import Headline, StudySummary
 
@@ -241,51 +242,53 @@ def contextual_figure(summary: StudySummary) -> bytes:
     return _png(fig)
 
 
-def payback_curve(pb: dict, key: str, days: np.ndarray) -> np.ndarray:
+def payback_curve(pb: Payback, key: str, days: np.ndarray) -> np.ndarray:
     """Cumulative net revenue against keeping the incumbent without exploring, day by day from the start of
     logging, for the payback block's ``best`` or ``no_exploration`` plan: the logging cost accrues while
     the log is collected, then the gain per customer on every day of the horizon."""
-    p, daily = pb[key], pb["daily_traffic"]
-    logging = np.minimum(days, p["log_days"])
-    after = np.clip(days - p["log_days"], 0.0, pb["horizon_days"])
-    return -p["logging_cost"] * logging / max(p["log_days"], 1e-12) + daily * p["gain_per_customer"] * after
+    p: LogPlan = getattr(pb, key)
+    logging = np.minimum(days, p.log_days)
+    after = np.clip(days - p.log_days, 0.0, pb.horizon_days)
+    return -p.logging_cost * logging / max(p.log_days, 1e-12) + pb.daily_traffic * p.gain_per_customer * after
 
 
 def payback_figure(summary: StudySummary) -> bytes:
     """Cumulative net revenue over the horizon (``--horizon-days``): the payback plan and a log without
     exploration, against keeping the incumbent without exploring (the zero line)."""
     plt = _plt()
-    pb = summary.payback or {}
-    end = pb["best"]["log_days"] + pb["horizon_days"]
+    pb = summary.payback
+    if pb is None:
+        raise ValueError("the payback figure needs a payback block")
+    end = pb.best.log_days + pb.horizon_days
     days = np.linspace(0, end, 400)
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    best = pb["best"]
+    best = pb.best
     ax.plot(
         days,
         payback_curve(pb, "best", days),
         color=COLORS[1],
         lw=2,
-        label=f"log {best['log_size']:,} at {best['exploration_rate']:.1%} exploration, then deploy",
+        label=f"log {best.log_size:,} at {best.exploration_rate:.1%} exploration, then deploy",
     )
-    z = pb["no_exploration"]
+    z = pb.no_exploration
     ax.plot(
         days,
         payback_curve(pb, "no_exploration", days),
         color=COLORS[0],
         ls="--",
         lw=1.5,
-        label=f"log {z['log_size']:,} without exploration, then deploy",
+        label=f"log {z.log_size:,} without exploration, then deploy",
     )
     ax.axhline(0, color="#444", lw=1, label="keep the incumbent, do not explore")
-    if best["break_even_day"] is not None:
-        ax.axvline(best["break_even_day"], color=COLORS[1], ls="--", lw=1.6, label=f"paid back on day {best['break_even_day']:.2g}")
+    if best.break_even_day is not None:
+        ax.axvline(best.break_even_day, color=COLORS[1], ls="--", lw=1.6, label=f"paid back on day {best.break_even_day:.2g}")
     from matplotlib.ticker import FuncFormatter
 
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlabel("days from the start of logging")
     unit = reward_unit(summary)
     ax.set_ylabel(f"cumulative {reward_word(summary)} gained" + (f" ({unit})" if unit else ""))
-    ax.set_title(f"What the log earns over {pb['horizon_days']:g} days (deploying by the safe rule)", fontsize=10)
+    ax.set_title(f"What the log earns over {pb.horizon_days:g} days (deploying by the safe rule)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
@@ -542,15 +545,15 @@ def payback_phrase(summary: StudySummary, word: str, unit: str) -> str:
     pb = summary.payback
     if not pb:
         return ""
-    b = pb["best"]
+    b = pb.best
     money = lambda v: f"{amount(v)}{' ' + unit if unit else ''}"
     out = (
-        f" Over {pb['horizon_days']:g} days after the log, the most {word} comes from logging {b['log_size']:,} customers "
-        f"(about {days(b['log_days'])}) at this mix, then deploying by the safe rule: the log costs {money(b['logging_cost'])} "
-        f"and is worth {money(b['value_of_log'])}"
+        f" Over {pb.horizon_days:g} days after the log, the most {word} comes from logging {b.log_size:,} customers "
+        f"(about {days(b.log_days)}) at this mix, then deploying by the safe rule: the log costs {money(b.logging_cost)} "
+        f"and is worth {money(b.value_of_log)}"
     )
-    if b["break_even_day"] is not None:
-        out += f", paid back by day {b['break_even_day']:.2g}"
+    if b.break_even_day is not None:
+        out += f", paid back by day {b.break_even_day:.2g}"
     return out + "."
 
 
@@ -618,15 +621,15 @@ def slider_data(summary: StudySummary) -> dict | None:
         out["log_size_needed"] = curve["log_size_needed"]
         out["days_needed"] = [None if v is None else v / daily for v in curve["log_size_needed"]]
     pb = summary.payback
-    if pb and "exploration_rates" in pb:
-        rates = np.asarray(pb["exploration_rates"], float)
-        net = np.asarray(pb["net_by_mixture_and_size"], float)
+    if pb is not None:
+        rates = np.asarray(pb.exploration_rates, dtype=float)
+        net = np.asarray(pb.net_by_mixture_and_size, dtype=float)
         near = [int(np.argmin(np.abs(rates - e))) for e in eps]
         out["payback"] = {
-            "horizon_days": pb["horizon_days"],
+            "horizon_days": pb.horizon_days,
             "rate": [float(rates[j]) for j in near],
             "net": [float(net[j].max()) for j in near],
-            "log_size": [int(pb["sizes"][int(np.argmax(net[j]))]) for j in near],
+            "log_size": [int(pb.sizes[int(np.argmax(net[j]))]) for j in near],
         }
     return _finite(out)
 

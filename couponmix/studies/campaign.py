@@ -242,7 +242,7 @@ def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: in
         raise CouponmixError("a campaign mixes exactly two components: exploit and explore")
     crit = Criterion(sample, exact_suite(), period_size)
     pb = payback(sample, crit, alphas, "exploit", periods - 1, period_size, sizes=[period_size])
-    return {"rate": float(rates[pb["best_index"]]), "payback": pb}
+    return {"rate": float(rates[pb.best_index]), "payback": pb}
 
 
 @dataclass(frozen=True)
@@ -332,4 +332,6 @@ def campaign(
     if 0.0 in rates:
         d0, d0_se = _paired(total[j] - total[rates.index(0.0)])
         vs_zero = {"diff": d0, "diff_se": d0_se}
-    return CampaignReport(scenario.name, cfg.seed, res, float(rates[best]), chosen["rate"], vs_best, vs_zero, chosen["payback"]["best"])
+    return CampaignReport(
+        scenario.name, cfg.seed, res, float(rates[best]), chosen["rate"], vs_best, vs_zero, chosen["payback"].best.to_dict()
+    )

@@ -22,7 +22,7 @@ from couponmix.decide.curves import (
 )
 from couponmix.decide.optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
 from couponmix.decide.planner import LogSizePlan, Plan, log_size_at, plan_mixture
-from couponmix.decide.value import decision_summary, payback
+from couponmix.decide.value import Payback, decision_summary, payback
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
 from couponmix.infra.validation import check_positive_float, check_positive_int
@@ -447,7 +447,7 @@ def _setup(s: RunSettings, bar: Progress) -> _Setup:
     return _Setup(sc, n, components, targets, floors, sample, verdicts, objectives, why)
 
 
-def _front_and_rule(s: RunSettings, u: _Setup, bar: Progress) -> tuple[Front, Recommendation, dict | None]:
+def _front_and_rule(s: RunSettings, u: _Setup, bar: Progress) -> tuple[Front, Recommendation, Payback | None]:
     """Phases 2-3: the front and the recommended mix by the study's rule. The payback rule picks a log size
     too: then ``u``'s n and criterion move to it, and the front's errors are re-evaluated there, so that every
     precision shown is at the log size the decision uses."""
@@ -462,16 +462,16 @@ def _front_and_rule(s: RunSettings, u: _Setup, bar: Progress) -> tuple[Front, Re
     incumbent = u.objectives.component_names[best_component(u.objectives)]
     pick = np.unique(np.linspace(0, len(front) - 1, min(len(front), PAYBACK_MIXES)).round().astype(int))
     pay = payback(u.sample, u.objectives, front.alphas[pick], incumbent, s.horizon_days, s.daily_traffic)
-    best_pay = pay["best"]
+    best_pay = pay.best
     rec = Recommendation(
-        int(pick[pay["best_index"]]),
+        int(pick[pay.best_index]),
         "payback",
         None,
-        f"the most net revenue over {s.horizon_days:g} days after the log: log {best_pay['log_size']:,} customers "
-        f"({best_pay['log_days']:.2g} days), then deploy by the safe rule",
+        f"the most net revenue over {s.horizon_days:g} days after the log: log {best_pay.log_size:,} customers "
+        f"({best_pay.log_days:.2g} days), then deploy by the safe rule",
     )
-    if best_pay["log_size"] != u.n:
-        u.n = int(best_pay["log_size"])
+    if best_pay.log_size != u.n:
+        u.n = int(best_pay.log_size)
         u.objectives = Criterion(u.objectives.sample, u.objectives.specs, u.n, u.objectives.aggregate, u.objectives.error)
         _, err_f, per_f = u.objectives.evaluate(front.alphas)
         front = replace(front, rmse=err_f, rmse_per_target=per_f)

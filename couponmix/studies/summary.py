@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from couponmix.decide.contextual_types import ContextualBlock
+from couponmix.decide.value import Payback
 from couponmix.infra.records import OPTIONAL, Record, plain
 from couponmix.ope.criterion import EstimatorErrors, TargetError
 
@@ -363,7 +364,7 @@ class StudySummary(Record):
     decision: dict | None = field(default=None, metadata=OPTIONAL)
     #: ``--horizon-days``: what a log is worth over the horizon at each mix and log size, and the best
     #: (``decide.value.payback``); the recommendation is then its mix
-    payback: dict | None = field(default=None, metadata=OPTIONAL)
+    payback: Payback | None = field(default=None, metadata=OPTIONAL)
     #: the reward's unit ('EUR'), from the market config's ``currency`` or the log mapping's ``reward_unit``
     reward_unit: str | None = field(default=None, metadata=OPTIONAL)
 
