@@ -98,18 +98,17 @@ def test_a_run_says_what_its_log_lets_the_team_decide(tmp_path):
     assert main(["run", "market", "--out", str(out), "--eval-size", "20000", "--pop-size", "12", "--generations", "4", "--quiet"]) == 0
     s = from_json((out / "summary.json").read_text())
     d = s.decision
-    assert d is not None and d["incumbent"] == "exploit" and d["n"] == s.n
-    for key in ("recommended", "no_exploration"):
-        r = d[key]
-        assert set(r["candidates"]) == {"exploit", *s.recommended.targets}
-        assert 0 <= r["p_best_safe"] <= 1 and 0 <= r["p_best"] <= 1 and r["regret"] >= 0 and r["regret_safe"] >= 0
-        assert r["gain"] == pytest.approx(r["values"][r["best"]] - r["regret"] - r["values"]["exploit"], abs=1e-12)
+    assert d is not None and d.incumbent == "exploit" and d.n == s.n
+    for r in (d.recommended, d.no_exploration):
+        assert set(r.candidates) == {"exploit", *s.recommended.targets}
+        assert 0 <= r.p_best_safe <= 1 and 0 <= r.p_best <= 1 and r.regret >= 0 and r.regret_safe >= 0
+        assert r.gain == pytest.approx(r.values[r.best] - r.regret - r.values["exploit"], abs=1e-12)
     # the recommended mix's estimators are the run's own choices for the targets
     for t, e in s.recommended.targets.items():
-        assert d["recommended"]["estimators"][t] == e.estimator
+        assert d.recommended.estimators[t] == e.estimator
     html = (out / "report.html").read_text()
-    assert "What the log lets you decide" in html and f"{100 * d['recommended']['p_best']:.0f}%" in html
-    json.dumps(d, allow_nan=False)
+    assert "What the log lets you decide" in html and f"{100 * d.recommended.p_best:.0f}%" in html
+    json.dumps(d.to_dict(), allow_nan=False)
 
 
 def test_payback_weighs_what_each_log_buys_against_its_cost():

@@ -51,6 +51,8 @@ from couponmix.ope.montecarlo import Z95, influence
 from couponmix.ope.objectives import EvaluationSample
 
 __all__ = [
+    "DecisionAt",
+    "DecisionBlock",
     "DecisionValue",
     "LogPlan",
     "Payback",
@@ -66,6 +68,58 @@ __all__ = [
 
 #: customers per chunk when the cross moments are summed
 CHUNK = 20_000
+
+
+@dataclass
+class DecisionAt(Record):
+    """``DecisionValue`` as summary.json stores it: per candidate by name, with each estimate's standard error.
+
+    Attributes
+    ----------
+    candidates : list of str
+    estimators, values, bias, sd : dict by candidate
+        The estimator each is judged by, its value per customer (reward's unit), the estimator's bias and the
+        estimate's standard deviation at log size ``n``.
+    cov : list of list of float, (C, C)
+        The estimates' covariance at log size ``n``.
+    n : int
+    incumbent, best : str
+    p_best, regret, p_best_safe, regret_safe, p_switch_safe, gain, gain_safe : float
+        As in ``DecisionValue`` (regrets and gains per customer, reward's unit).
+    draws : int
+    """
+
+    candidates: list[str]
+    estimators: dict[str, str]
+    values: dict[str, float]
+    bias: dict[str, float]
+    cov: list[list[float]]
+    n: int
+    incumbent: str
+    best: str
+    p_best: float
+    regret: float
+    p_best_safe: float
+    regret_safe: float
+    p_switch_safe: float
+    gain: float
+    gain_safe: float
+    draws: int
+    sd: dict[str, float]
+
+
+@dataclass
+class DecisionBlock(Record):
+    """summary.json's ``decision`` block (``decision_summary``): what a log of ``n`` customers supports at the
+    recommended mix and without exploration, for the two deployment rules."""
+
+    incumbent: str
+    n: int
+    rules: dict[str, str]
+    basis: str
+    method: str
+    recommended: DecisionAt
+    no_exploration: DecisionAt
 
 
 @dataclass
@@ -545,24 +599,26 @@ def _log_decisions(sample, alphas, n, suite, incumbent, error, draws, seed) -> l
 
 def decision_summary(
     sample: EvaluationSample, criterion, alphas: Mapping[str, np.ndarray], n: int, incumbent: str, truth_known: bool
-) -> dict:
-    """summary.json's ``decision`` block: for each named mixture (the recommended one, no exploration), what
-    a log of ``n`` customers supports (``log_decision`` with the run's criterion), in numbers and words."""
+) -> DecisionBlock:
+    """summary.json's ``decision`` block: at the two named mixtures (``alphas["recommended"]`` and
+    ``alphas["no_exploration"]``), what a log of ``n`` customers supports (``log_decision`` with the run's
+    criterion), in numbers and words."""
     where = "in the simulated world" if truth_known else "estimated from your log (its values are estimates, not measurements)"
-    out: dict = {
-        "incumbent": incumbent,
-        "n": int(n),
-        "rules": {
+    names = ("recommended", "no_exploration")
+    found = _log_decisions(sample, [alphas[k] for k in names], n, criterion.specs, incumbent, criterion.error, 200_000, 0)
+    at = {key: DecisionAt.from_dict(dv.to_dict()) for key, (dv, _, _) in zip(names, found)}
+    return DecisionBlock(
+        incumbent=incumbent,
+        n=int(n),
+        rules={
             "estimated_best": "deploy the candidate with the highest estimate",
             "safe": "leave the incumbent only when the lower end of the 95% interval of the estimated difference is above 0",
         },
-        "basis": where,
-        "method": "joint normal law of the chosen estimators' estimates (exact covariances from cross moments), 200,000 draws",
-    }
-    found = _log_decisions(sample, list(alphas.values()), n, criterion.specs, incumbent, criterion.error, 200_000, 0)
-    for key, (dv, _, _) in zip(alphas, found):
-        out[key] = dv.to_dict()
-    return out
+        basis=where,
+        method="joint normal law of the chosen estimators' estimates (exact covariances from cross moments), 200,000 draws",
+        recommended=at["recommended"],
+        no_exploration=at["no_exploration"],
+    )
 
 
 def _payback_grid(sample, criterion, alphas, cands, incumbent, sizes, horizon, revenue, v_inc, rule, draws, seed) -> tuple:

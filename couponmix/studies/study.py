@@ -22,7 +22,7 @@ from couponmix.decide.curves import (
 )
 from couponmix.decide.optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
 from couponmix.decide.planner import LogSizePlan, Plan, log_size_at, plan_mixture
-from couponmix.decide.value import Payback, decision_summary, payback
+from couponmix.decide.value import DecisionBlock, Payback, decision_summary, payback
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
 from couponmix.infra.validation import check_positive_float, check_positive_int
@@ -680,7 +680,7 @@ def _recommended(
     )
 
 
-def _decision(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray, incumbent: str, warnings: list[str]) -> dict | None:
+def _decision(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray, incumbent: str, warnings: list[str]) -> DecisionBlock | None:
     """The decision a log supports at the recommended mix and without exploration (None, with a warning added,
     where it cannot be computed)."""
     log.info("the decision a log supports: chance of deploying the best policy, regret")

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from couponmix.decide.contextual_types import ContextualBlock
-from couponmix.decide.value import Payback
+from couponmix.decide.value import DecisionBlock, Payback
 from couponmix.infra.records import OPTIONAL, Record, plain
 from couponmix.ope.criterion import EstimatorErrors, TargetError
 
@@ -361,7 +361,7 @@ class StudySummary(Record):
     contextual: ContextualBlock | None = field(default=None, metadata=OPTIONAL)
     #: the decision a log supports (``decide.value.decision_summary``): at the recommended mix and without
     #: exploration, the chance of deploying the truly best policy and the regret, for two deployment rules
-    decision: dict | None = field(default=None, metadata=OPTIONAL)
+    decision: DecisionBlock | None = field(default=None, metadata=OPTIONAL)
     #: ``--horizon-days``: what a log is worth over the horizon at each mix and log size, and the best
     #: (``decide.value.payback``); the recommendation is then its mix
     payback: Payback | None = field(default=None, metadata=OPTIONAL)
