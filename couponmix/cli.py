@@ -488,7 +488,7 @@ def cmd_cache(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from couponmix.commands import calibrate
-    from couponmix.dataset.calibrated import PHASE_WEIGHTS, PHASES
+    from couponmix.dataset.calibration import PHASE_WEIGHTS, PHASES
     from couponmix.infra.progress import Progress
 
     with Progress(len(PHASES), PHASES[0], args.quiet, weights=PHASE_WEIGHTS) as bar:

@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from couponmix.dataset.calibrated import calibrate as run_calibration
-from couponmix.dataset.calibrated import load_calibrate_config
+from couponmix.dataset.calibration import calibrate as run_calibration
+from couponmix.dataset.calibration_config import load_calibrate_config
 from couponmix.dataset.scenario import SCENARIO_FILE, get_scenario, registered, scenario_class
 from couponmix.dataset.simulate import DEFAULT_CHUNK as SIM_CHUNK
 from couponmix.dataset.simulate import simulate_to_parquet
@@ -710,7 +710,7 @@ def cache(clear: bool = False) -> CacheResult:
 def calibrate(log, out, config, fallback: str | None = None, on_phase=None):
     """Calibrate a scenario folder ``out`` from the log at ``log`` (CSV, Parquet file or folder) as ``config``
     (a YAML path or mapping: ``columns``, ``components``, ``targets``, ...) says; returns a
-    ``couponmix.dataset.calibrated.CalibrationResult``. ``fallback`` (means, refuse or model) overrides the
+    ``couponmix.dataset.calibration.CalibrationResult``. ``fallback`` (means, refuse or model) overrides the
     config's choice for a model no better than per-action means."""
     return run_calibration(log, out, config, fallback=fallback, on_phase=on_phase)
 

@@ -47,7 +47,7 @@ def test_run_and_plan_report_every_phase(tmp_path, capsys):
 
 
 def test_calibrate_reports_every_phase(tmp_path):
-    from couponmix.dataset.calibrated import PHASES
+    from couponmix.dataset.calibration import PHASES
     from tests import own_log_world as world
 
     world.log(5_000, 3).to_csv(tmp_path / "log.csv", index=False)
@@ -74,7 +74,7 @@ def test_a_typo_in_a_policy_is_reported_before_any_model_is_fitted(tmp_path, cap
     """Issue 23, item 6: names are checked before the first model, with a suggestion."""
     import copy
 
-    from couponmix.dataset.calibrated import PHASES
+    from couponmix.dataset.calibration import PHASES
     from tests import own_log_world as world
 
     world.log(2_000, 4).to_csv(tmp_path / "log.csv", index=False)

@@ -623,7 +623,7 @@ def test_data_problems_say_how_to_fix_them(tmp_path, edit, changes, message):
 
 def test_a_rule_says_what_everyone_else_gets():
     """Without otherwise:, a rule used to send everyone it does not pick the alphabetically first action."""
-    from couponmix.dataset.calibrated import load_calibrate_config
+    from couponmix.dataset.calibration_config import load_calibrate_config
 
     with pytest.raises(CouponmixError, match="a rule needs otherwise: the action for everyone it does not pick"):
         load_calibrate_config(config(targets={"r": {"kind": "rule", "feature": "x", "min": 0, "action": "c10"}}))
