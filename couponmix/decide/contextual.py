@@ -38,7 +38,7 @@ from couponmix.decide.contextual_types import (
     GlobalPoint,
     RuleAt,
 )
-from couponmix.decide.curves import best_component
+from couponmix.decide.curves import ExplorationCurve, best_component
 from couponmix.decide.optimize import finite_differences, furthest_feasible, nondominated_mask, nsga2
 from couponmix.errors import CouponmixError
 from couponmix.infra.seeding import stream
@@ -571,7 +571,7 @@ def _global_rate(obj: ContextualCriterion, eps_grid, err_g, rev_g, target: float
 
 def contextual_block(
     obj: ContextualCriterion,
-    curve: dict,
+    curve: ExplorationCurve,
     best_revenue: float,
     targets: dict[str, float],
     floor: float,
@@ -601,7 +601,7 @@ def contextual_block(
         if on_progress is not None:
             on_progress(min(done / steps, 1.0), what)
 
-    grid = _global_grid(obj, np.asarray(curve["eps"], float), floor)
+    grid = _global_grid(obj, np.asarray(curve.eps, float), floor)
     family = FamilyParameters(obj, floor)
     at: dict[str, RuleAt] = {}
     # 1. SLSQP: least-cost rules at the named precisions and at precisions spread over the global front

@@ -133,18 +133,18 @@ def exploration_figure(summary: StudySummary) -> bytes:
     """Revenue (top) and each future policy's RMSE (bottom) against the exploration rate."""
     plt = _plt()
     curve, head = summary.exploration_curve, summary.headline
-    eps = np.array(curve["eps"]) * 100
+    eps = np.array(curve.eps) * 100
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), dpi=110, sharex=True)
-    top.plot(eps, curve["revenue"], color=COLORS[0], lw=2)
+    top.plot(eps, curve.revenue, color=COLORS[0], lw=2)
     top.set_ylabel(f"revenue now\n({_per_customer(summary)})")
     shown = []
-    for i, (t, r) in enumerate(curve["rmse"].items()):
-        r = np.array([np.nan if v is None else v for v in r], float)
+    for i, (t, values) in enumerate(curve.rmse.items()):
+        r = np.array([np.nan if v is None else v for v in values], float)
         color = COLORS[(i + 2) % len(COLORS)]
         bottom.plot(eps, r, color=color, lw=2, label=t)
         shown.append(r)
-        if "sampling_error" in curve:
-            bottom.plot(eps, curve["sampling_error"][t], color=color, ls="--", lw=1.4)
+        if curve.sampling_error is not None:
+            bottom.plot(eps, curve.sampling_error[t], color=color, ls="--", lw=1.4)
     tol = (summary.plan or {}).get("tol")
     if tol is not None:
         bottom.axhline(tol, color="#555", ls="-.", lw=1.4, label=f"tolerance {tol:g}")
@@ -158,7 +158,7 @@ def exploration_figure(summary: StudySummary) -> bytes:
         fontsize=10,
     )
     _error_scale(bottom, [*shown, *([tol] if tol is not None else [])])
-    bottom.set_ylabel(f"typical error later\n({_per_customer(summary)}, log of {curve['n']:,})")
+    bottom.set_ylabel(f"typical error later\n({_per_customer(summary)}, log of {curve.n:,})")
     bottom.set_xlabel("exploration rate (% of traffic)")
     bottom.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
@@ -169,9 +169,9 @@ def log_size_figure(summary: StudySummary) -> bytes:
     """Each future policy's RMSE at the recommended mix against the log size, in customers and in days."""
     plt = _plt()
     curve = summary.log_size_curve
-    sizes = np.array(curve["log_size"], float)
+    sizes = np.array(curve.log_size, float)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for i, (t, r) in enumerate(curve["rmse"].items()):
+    for i, (t, r) in enumerate(curve.rmse.items()):
         ax.plot(sizes, r, color=COLORS[(i + 2) % len(COLORS)], lw=2, label=t)
     tol = (summary.plan or {}).get("tol")
     if tol is not None:
@@ -179,13 +179,13 @@ def log_size_figure(summary: StudySummary) -> bytes:
     ax.axvline(summary.n, color=COLORS[1], ls="--", lw=1.5, label=f"planned log ({summary.n:,})")
     ax.set_xscale("log")  # log sizes span several orders of magnitude
     _plain_ticks(ax.xaxis, log=True)
-    _error_scale(ax, [*curve["rmse"].values(), *([tol] if tol is not None else [])])
+    _error_scale(ax, [*curve.rmse.values(), *([tol] if tol is not None else [])])
     ax.set_title(
         "Evaluation error at the recommended mix against log size\n(each policy measured with its most precise estimator)", fontsize=10
     )
     ax.set_xlabel("customers logged at the recommended mix")
     ax.set_ylabel(f"typical error of a later estimate\n({_per_customer(summary)})")
-    daily = curve["daily_traffic"]
+    daily = curve.daily_traffic
     days = ax.secondary_xaxis("top", functions=(lambda n: n / daily, lambda d: d * daily))
     _plain_ticks(days.xaxis, log=True)
     days.set_xlabel(f"days of logging at {daily:,.0f} customers per day")
@@ -592,34 +592,34 @@ def slider_data(summary: StudySummary) -> dict | None:
     tolerance needs, and, with ``--horizon-days``, the payback of the evaluated mix nearest the rate. None when
     the curve has no intervals."""
     curve, head = summary.exploration_curve, summary.headline
-    if "interval_95" not in curve:
+    if curve.interval_95 is None:
         return None
-    eps = np.asarray(curve["eps"], float)
-    base = curve["revenue"][0]
+    eps = np.asarray(curve.eps, float)
+    base = curve.revenue[0]
     targets = {}
     for t, p in head.precision.items():
         value = abs(p.true_value)
-        iv = curve["interval_95"][t]
+        iv = curve.interval_95[t]
         targets[t] = {
             "interval_95": iv,
             "interval_95_pct": [None if v is None or value < 1e-12 else 100.0 * v / value for v in iv],
-            "rmse": curve["rmse"][t],
+            "rmse": curve.rmse[t],
         }
-    daily = summary.log_size_curve["daily_traffic"]
+    daily = summary.log_size_curve.daily_traffic
     out: dict = {
-        "eps": curve["eps"],
+        "eps": curve.eps,
         "start": int(np.argmin(np.abs(eps - head.exploration_rate))),
-        "n": curve["n"],
-        "days": curve["n"] / daily,
+        "n": curve.n,
+        "days": curve.n / daily,
         "daily_traffic": daily,
-        "cost_per_10k": curve["revenue_cost_per_10k_customers"],
-        "cost_pct": [None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in curve["revenue_cost_per_10k_customers"]],
+        "cost_per_10k": curve.revenue_cost_per_10k_customers,
+        "cost_pct": [None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in curve.revenue_cost_per_10k_customers],
         "targets": targets,
     }
-    if "log_size_needed" in curve:
-        out["tolerance"] = curve["tolerance"]
-        out["log_size_needed"] = curve["log_size_needed"]
-        out["days_needed"] = [None if v is None else v / daily for v in curve["log_size_needed"]]
+    if curve.log_size_needed is not None:
+        out["tolerance"] = curve.tolerance
+        out["log_size_needed"] = curve.log_size_needed
+        out["days_needed"] = [None if v is None else v / daily for v in curve.log_size_needed]
     pb = summary.payback
     if pb is not None:
         rates = np.asarray(pb.exploration_rates, dtype=float)

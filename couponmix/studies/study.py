@@ -13,6 +13,8 @@ from couponmix.decide.contextual import ContextualCriterion, check_contextual, c
 from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import (
     BASELINE,
+    ExplorationCurve,
+    LogSizeCurve,
     best_component,
     exploration_curve,
     exploration_rate,
@@ -635,7 +637,7 @@ def _floor_mix(u: _Setup, base_rev: float) -> FloorMix:
     )
 
 
-def _contextual(s: RunSettings, u: _Setup, bar: Progress, curve: dict, base_rev: float, worst: float) -> ContextualBlock | None:
+def _contextual(s: RunSettings, u: _Setup, bar: Progress, curve: ExplorationCurve, base_rev: float, worst: float) -> ContextualBlock | None:
     """Phase 6: exploration that varies by customer group, at the run's precision (and the tolerance)."""
     if s.contextual is None:
         return None
@@ -815,19 +817,19 @@ def headline_numbers(
     n: int,
     rec: Recommended,
     cost: RevenueCost,
-    curve: dict,
-    size_curve: dict,
+    curve: ExplorationCurve,
+    size_curve: LogSizeCurve,
     plan: dict | None,
 ) -> Headline:
     """The numbers a reader needs first: how much to explore, what it costs, what precision it buys and how
     much of that precision the log itself can confirm."""
     need = plan["at_recommended"]["log_size_needed"] if plan is not None else None
-    daily = size_curve["daily_traffic"]
+    daily = size_curve.daily_traffic
     precision = {t: target_precision(d) for t, d in rec.targets.items()}
     return Headline(
         exploration_rate=exploration_rate(objectives, alpha),
         revenue_best_component=objectives.component_names[best_component(objectives)],
-        exploration_definition=curve["definition"],
+        exploration_definition=curve.definition,
         revenue_per_customer=rec.revenue,
         revenue_cost_per_10k_customers=10_000 * cost.per_customer,
         revenue_cost_pct=cost.cost_pct,

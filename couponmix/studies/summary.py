@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from couponmix.decide.contextual_types import ContextualBlock
+from couponmix.decide.curves import ExplorationCurve, LogSizeCurve
 from couponmix.decide.value import DecisionBlock, Payback
 from couponmix.infra.records import OPTIONAL, Record, plain
 from couponmix.ope.criterion import EstimatorErrors, TargetError
@@ -350,8 +351,8 @@ class StudySummary(Record):
     warnings: list[str]
     revenue_model: dict | None = field(metadata=OPTIONAL)
     sample_size_law: SampleSizeLaw
-    exploration_curve: dict
-    log_size_curve: dict
+    exploration_curve: ExplorationCurve
+    log_size_curve: LogSizeCurve
     plan: dict | None = field(metadata=OPTIONAL)
     headline: Headline
     exploit_regret: dict | None = field(default=None, metadata=OPTIONAL)
