@@ -139,7 +139,7 @@ def test_promise_standard_error_matches_the_spread_over_evaluation_samples():
     for seed in range(8):
         crit = Criterion(EvaluationSample.from_scenario(sc, 20_000, seed=100 + seed), specs, 50_000, error="simulator")
         values.append([d.rmse for d in crit.describe(alpha).values()])
-        ses.append(list(crit.promise_uncertainty(alpha)["error_se"].values()))
+        ses.append(list(crit.promise_uncertainty(alpha).error_se.values()))
     spread = np.std(values, axis=0, ddof=1)
     se = np.mean(ses, axis=0)
     assert ((se > spread / 2) & (se < spread * 2)).all(), (se, spread)

@@ -40,7 +40,17 @@ from couponmix.ope.objectives import (
 )
 from couponmix.ope.streaming import DEFAULT_CHUNK, StreamingObjectives
 
-__all__ = ["ERRORS", "Criterion", "EstimatorErrors", "Population", "SelectedLaw", "SimulatorError", "TargetError", "moment_passes"]
+__all__ = [
+    "ERRORS",
+    "Criterion",
+    "EstimatorErrors",
+    "Population",
+    "PromiseUncertainty",
+    "SelectedLaw",
+    "SimulatorError",
+    "TargetError",
+    "moment_passes",
+]
 
 ERRORS = ("robust", "simulator")
 #: a target counts as shown by the logs when the balanced mixture plays all but this much of its probability
@@ -129,6 +139,38 @@ class EstimatorErrors(Record):
     obp: str
     error: float
     targets: dict[str, TargetError]
+
+
+@dataclass(kw_only=True)
+class PromiseUncertainty(Record):
+    """How much the promised errors depend on the finite evaluation sample (``Criterion.promise_uncertainty``;
+    summary.json's ``promise_uncertainty``).
+
+    Attributes
+    ----------
+    error_se, relative : dict of str to float
+        Per future policy, the jackknife standard error of its promised error (reward's unit), and the same
+        as a share of that error.
+    revenue_se, revenue_cost_se : float or None
+        The standard error of the revenue at the mixture, or (with a reference mixture) of the revenue given
+        up against it (reward's unit per customer): one of the two.
+    groups, sample_size : int
+        Jackknife groups, and customers in the evaluation sample.
+    max_relative, goal, enough, eval_size_for_goal
+        Set by the study: the largest relative standard error, the goal for it, whether it is met, and the
+        evaluation sample that would meet it.
+    """
+
+    error_se: dict[str, float]
+    relative: dict[str, float]
+    revenue_se: float | None = field(default=None, metadata=OPTIONAL)
+    revenue_cost_se: float | None = field(default=None, metadata=OPTIONAL)
+    groups: int
+    sample_size: int
+    max_relative: float | None = field(default=None, metadata=OPTIONAL)
+    goal: float | None = field(default=None, metadata=OPTIONAL)
+    enough: bool | None = field(default=None, metadata=OPTIONAL)
+    eval_size_for_goal: int | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)
@@ -404,13 +446,15 @@ class Criterion(SampleObjectives):
             out[spec.name] = EstimatorErrors(label=spec.label, plain=spec.plain, obp=spec.obp_name(), error=float(worst), targets=per)
         return out
 
-    def promise_uncertainty(self, alpha: ArrayLike, groups: int = 10, n: int | None = None, reference: ArrayLike | None = None) -> dict:
+    def promise_uncertainty(
+        self, alpha: ArrayLike, groups: int = 10, n: int | None = None, reference: ArrayLike | None = None
+    ) -> PromiseUncertainty:
         """How much the promised errors themselves depend on the evaluation sample: delete-a-group jackknife
         standard errors (the delta method on the sample means, computed by regrouping them) of each target's
         error and of the revenue at ``alpha``.
 
-        Returns {"error_se": {target: se}, "relative": {target: se / error}, "revenue_se": se,
-        "revenue_cost_se": se of revenue(reference) - revenue(alpha) (with ``reference``), "groups": G}.
+        Returns a ``PromiseUncertainty``: ``revenue_se``, or with ``reference`` ``revenue_cost_se``, the standard
+        error of revenue(reference) - revenue(alpha).
         """
         ref = None if reference is None else np.asarray(reference, dtype=float)
         n = self.n if n is None else n
@@ -436,13 +480,15 @@ class Criterion(SampleObjectives):
         scale = (groups - 1) / groups
         se = np.sqrt(scale * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
         full = np.array([float(law.rmse(n)[0]) for law in self.laws(a)])
-        return {
-            "error_se": dict(zip(self.target_names, se.tolist())),
-            "relative": dict(zip(self.target_names, (se / np.maximum(full, 1e-300)).tolist())),
-            ("revenue_se" if ref is None else "revenue_cost_se"): float(np.sqrt(scale * ((loo_rev - loo_rev.mean()) ** 2).sum())),
-            "groups": groups,
-            "sample_size": m,
-        }
+        rev_se = float(np.sqrt(scale * ((loo_rev - loo_rev.mean()) ** 2).sum()))
+        return PromiseUncertainty(
+            error_se=dict(zip(self.target_names, se.tolist())),
+            relative=dict(zip(self.target_names, (se / np.maximum(full, 1e-300)).tolist())),
+            revenue_se=rev_se if ref is None else None,
+            revenue_cost_se=None if ref is None else rev_se,
+            groups=groups,
+            sample_size=m,
+        )
 
     @property
     def label(self) -> str:

@@ -28,7 +28,7 @@ from couponmix.decide.value import DecisionBlock, Payback, decision_summary, pay
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
 from couponmix.infra.validation import check_positive_float, check_positive_int
-from couponmix.ope.criterion import Criterion, EstimatorErrors, TargetError, widest_share
+from couponmix.ope.criterion import Criterion, EstimatorErrors, PromiseUncertainty, TargetError, widest_share
 from couponmix.ope.divergence import growth, weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, exact_suite
 from couponmix.ope.objectives import AGGREGATES, DEFAULT_EVAL_SIZE, EvaluationSample
@@ -489,16 +489,17 @@ def _policy_values(u: _Setup) -> tuple[dict[str, float], Mapping[str, Policy]]:
     return values, references
 
 
-def _promise(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray) -> tuple[dict[str, TargetError], dict]:
+def _promise(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray) -> tuple[dict[str, TargetError], PromiseUncertainty]:
     """Each target's error and its parts at the recommended mix, and how much those promises depend on the
     evaluation sample (jackknife), with the revenue cost's standard error."""
     detail = u.objectives.describe(alpha)
     log.info("measuring how much the promise depends on the evaluation sample")
     promise = u.objectives.promise_uncertainty(alpha, reference=base_alpha)
     for t in detail:
-        detail[t].promise_se = promise["error_se"][t]
-    worst_rel = max(promise["relative"].values())
-    promise.update(
+        detail[t].promise_se = promise.error_se[t]
+    worst_rel = max(promise.relative.values())
+    promise = replace(
+        promise,
         max_relative=worst_rel,
         goal=PROMISE_GOAL,
         enough=worst_rel <= PROMISE_GOAL,
@@ -507,7 +508,7 @@ def _promise(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray) -> tuple[dict
     return detail, promise
 
 
-def _precision_warnings(u: _Setup, detail: dict[str, TargetError], rec: Recommendation, promise: dict) -> list[str]:
+def _precision_warnings(u: _Setup, detail: dict[str, TargetError], rec: Recommendation, promise: PromiseUncertainty) -> list[str]:
     """What the report must say about the weights, unsupported actions, the model and the promise's own noise."""
     verdicts, sample = u.verdicts, u.sample
     warnings = [
@@ -538,17 +539,17 @@ def _precision_warnings(u: _Setup, detail: dict[str, TargetError], rec: Recommen
         ]
     if rec.meets_max_rmse is False:
         warnings.append(rec.note[0].upper() + rec.note[1:] + ".")
-    worst_rel = promise["max_relative"]
-    if not promise["enough"] and sample.observed is not None:  # the log's own rows: no larger sample to draw
+    worst_rel = promise.max_relative
+    if not promise.enough and sample.observed is not None:  # the log's own rows: no larger sample to draw
         warnings.append(
             f"The promised errors rest on the log's own {sample.size:,} customers and would move by up to "
             f"{worst_rel:.1%} (standard error) with another log of the same size: read them as that uncertain."
         )
-    elif not promise["enough"]:
+    elif not promise.enough:
         warnings.append(
             f"The promised errors depend on the {sample.size:,} simulated customers they are computed on "
             f"by up to {worst_rel:.1%} (standard error); for less than {PROMISE_GOAL:.0%}, use an "
-            f"evaluation sample of about {promise['eval_size_for_goal']:,} customers (--eval-size)."
+            f"evaluation sample of about {promise.eval_size_for_goal:,} customers (--eval-size)."
         )
     return warnings
 
@@ -717,12 +718,13 @@ def _run(s: RunSettings, bar: Progress) -> StudyResult:
     warnings = u.sc.warnings() + _precision_warnings(u, detail, rec, promise) + _model_warnings(model_report)  # the gates first
     recommended = _recommended(s, u, alpha, rev, detail, rec)
     incumbent = objectives.component_names[best_component(objectives)]
+    assert promise.revenue_cost_se is not None  # _promise measures against no exploration
     revenue_cost = RevenueCost(
         baseline=f"{BASELINE} ({incumbent} alone)",
         baseline_revenue=base_rev,
         per_customer=base_rev - rev,
         cost_pct=100.0 * (base_rev - rev) / abs(base_rev) if base_rev else None,
-        std_error=promise["revenue_cost_se"],
+        std_error=promise.revenue_cost_se,
     )
     decision = _decision(u, alpha, base_alpha, incumbent, warnings)
     bar.phase(4, PHASES[4])

@@ -16,7 +16,7 @@ from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import ExplorationCurve, LogSizeCurve
 from couponmix.decide.value import DecisionBlock, Payback
 from couponmix.infra.records import OPTIONAL, Record, plain
-from couponmix.ope.criterion import EstimatorErrors, TargetError
+from couponmix.ope.criterion import EstimatorErrors, PromiseUncertainty, TargetError
 
 __all__ = [
     "SUMMARY_FORMAT",
@@ -344,7 +344,7 @@ class StudySummary(Record):
     recommended: Recommended
     floor_mix: FloorMix
     revenue_cost: RevenueCost
-    promise_uncertainty: dict
+    promise_uncertainty: PromiseUncertainty
     no_exploration: NoExploration
     production: Production
     optimiser: dict
