@@ -204,6 +204,7 @@ class SelectedLaw:
         return self.per_estimator(n).min(axis=0)
 
     def mse(self, n) -> np.ndarray:
+        """(B,) the criterion's mean squared error at log size n: ``rmse(n)`` squared (reward's unit squared)."""
         return self.rmse(n) ** 2
 
     @property
@@ -220,6 +221,7 @@ class SelectedLaw:
 
     @property
     def logs_show_all(self) -> np.ndarray:
+        """(B,) True where the mixture plays all but ``SUPPORT_TOL`` of the target's probability."""
         return self.support >= 1 - SUPPORT_TOL
 
     def log_size_for(self, tol: float) -> np.ndarray:
@@ -363,10 +365,12 @@ class Criterion(SampleObjectives):
     # ----- the MixtureObjectives interface (names, revenue, rmse, evaluate: from SampleObjectives) -----------
     @property
     def component_names(self) -> tuple[str, ...]:
+        """(K,) the logging components' names (the streamed population's, or the sample's)."""
         return self.stream.component_names if self.stream is not None else self.sample.component_names
 
     @property
     def target_names(self) -> tuple[str, ...]:
+        """(T,) the future policies' names (the streamed population's, or the sample's)."""
         return self.stream.target_names if self.stream is not None else self.sample.target_names
 
     @property

@@ -72,6 +72,21 @@ def weight_contributions(target_probs: np.ndarray, balanced: np.ndarray) -> tupl
 
 
 def empirical_verdict(target_probs: np.ndarray, balanced: np.ndarray) -> SupportVerdict:
+    """Empirical verdict on the importance weights' second moment at one mixture, from the evaluation sample.
+
+    "unsupported" when the mixture never plays actions the target plays; else "infinite" unless a Hill tail
+    index of Y_i = sum_a pi_e^2 / p_alpha rules out index <= 1 at ``Z_REJECT`` standard errors; else "finite".
+
+    Parameters
+    ----------
+    target_probs, balanced : ndarray, (M, A)
+        The target's probabilities and the balanced propensity p_alpha on the sample's M customers.
+
+    Returns
+    -------
+    SupportVerdict
+        With the tail index, its standard error and the sample mean's growth (or the unsupported mass) as evidence.
+    """
     y, unsupported = weight_contributions(target_probs, balanced)
     if unsupported > 0:
         return SupportVerdict(

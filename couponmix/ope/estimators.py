@@ -246,6 +246,18 @@ for _k in (
 
 @dataclass(frozen=True)
 class EstimatorSpec:
+    """One estimator as the decision uses it: its kind (``KINDS``), clip lambda and weights.
+
+    Attributes
+    ----------
+    kind : str
+        A registered estimator name (``KINDS``), e.g. "ips", "dr", "switch_dr".
+    clip : float
+        The clip lambda on the importance weight (inf: none); checked against the kind's ``clip`` rule.
+    weights : "balanced" or "naive"
+        The propensity the weight divides by: the mixture's p_alpha, or the acting component's own.
+    """
+
     kind: str
     clip: float = np.inf
     weights: str = "balanced"
@@ -268,12 +280,14 @@ class EstimatorSpec:
 
     @classmethod
     def parse(cls, kind: str, clip: float | None = None, weights: str = "balanced") -> EstimatorSpec:
+        """A spec from a kind and optional clip; kinds that need a clip get ``DEFAULT_CLIP`` when none is given."""
         if kind in KINDS and KINDS[kind].clip == "needs" and clip is None:
             clip = DEFAULT_CLIP
         return cls(kind, np.inf if clip is None else clip, weights)
 
     @property
     def record(self) -> EstimatorKind:
+        """The registered ``EstimatorKind`` of this spec's kind."""
         return KINDS[self.kind]
 
     @property
@@ -284,6 +298,7 @@ class EstimatorSpec:
 
     @property
     def weight_function(self) -> WeightFunction:
+        """The ``WeightFunction`` named by ``weight_fn``."""
         return WEIGHTS[self.weight_fn]
 
     def weight(self, w: np.ndarray) -> np.ndarray:
@@ -292,6 +307,7 @@ class EstimatorSpec:
 
     @property
     def uses_reward_model(self) -> bool:
+        """True when the estimator uses a reward model q (fixed or fitted on the log); False for the IPS family."""
         return self.record.reward_model != "none"
 
     @property
@@ -306,6 +322,7 @@ class EstimatorSpec:
 
     @property
     def self_normalised(self) -> bool:
+        """True when the estimate is divided by the mean weight (SNIPS, SNDR)."""
         return self.record.self_normalised
 
     @property
@@ -321,6 +338,7 @@ class EstimatorSpec:
 
     @property
     def label(self) -> str:
+        """The estimator's short label for analysts, with its clip and naive weights when set, e.g. 'clipped IPS (lambda = 10)'."""
         base = self.record.label
         if np.isfinite(self.clip):
             base += f" (lambda = {self.clip:g})"
@@ -333,6 +351,7 @@ class EstimatorSpec:
         return text + (" (each customer weighted by the policy that served them)" if self.weights == "naive" else "")
 
     def to_dict(self) -> dict:
+        """The estimator for summary.json: kind (as ``name``), label, plain words, description, weights; lambda, reward model if any."""
         d: dict[str, object] = {
             "name": self.kind,
             "label": self.label,
@@ -349,6 +368,7 @@ class EstimatorSpec:
         return d
 
     def obp_name(self) -> str:
+        """The obp estimator (and reward-model fit) this spec runs, in words, e.g. 'SwitchDoublyRobust(lambda_=10)'."""
         rec = self.record
         lam = f"(lambda_={self.clip:g})" if np.isfinite(self.clip) else ""
         fit = f"RegressionModel(LGBMRegressor).fit_predict(n_folds={FITTED_FOLDS}) + " if self.fits_reward_model else ""

@@ -149,10 +149,12 @@ class FittedModelObjectives:
         pilots: int = PILOTS,
         threads: int | None = None,
     ):
+        """The objectives from ``pilots`` pilot-fitted copies of ``sample`` (``pilot_samples``) logged under ``mixture``."""
         return cls(pilot_samples(sample, scenario, mixture, n, seed, pilots, threads), estimator, n, aggregate, threads)
 
     @property
     def target_names(self) -> tuple[str, ...]:
+        """(T,) the future policies' names."""
         return self.sample.target_names
 
     def _mse_bias(self, alphas) -> tuple[np.ndarray, np.ndarray]:
@@ -169,9 +171,19 @@ class FittedModelObjectives:
         return np.sqrt(self._mse_bias(alphas)[0].mean(axis=0))
 
     def combine(self, per_target: np.ndarray) -> np.ndarray:
+        """(B,) the single error objective from per-target errors (B, T), by the aggregate (max or mean)."""
         return self.parts[0].combine(per_target)
 
     def describe(self, alpha) -> dict:
+        """Per-target breakdown at one mixture ``alpha`` (K,), averaged over the pilot models.
+
+        Returns
+        -------
+        dict of target name to dict
+            ``MixtureObjectives.describe``'s entries for the first pilot, with ``rmse``, ``bias`` and ``std_error``
+            (reward's unit per customer) from the pilot-averaged MSE and bias, and ``mse_approximation_se`` and
+            ``bias_approximation_se``, the standard errors of those averages over the pilots.
+        """
         mse, bias = self._mse_bias(np.asarray(alpha, float)[None, :])
         first = self.parts[0].describe(alpha)
         root_p = np.sqrt(self.pilots)

@@ -59,6 +59,26 @@ Z95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class TargetCheck:
+    """One estimator on one target: Monte Carlo over simulated logs against the analytic error (``monte_carlo``).
+
+    Values are in the reward's unit per customer (MSEs in its square).
+
+    Attributes
+    ----------
+    true_value, mean_estimate, bias : float
+        V(pi_e) on a large sample, the mean estimate over the replications, and their difference.
+    mc_mse, mc_mse_se, mc_rmse, mc_rmse_se : float
+        The Monte Carlo MSE and RMSE with their standard errors.
+    analytic_rmse, analytic_bias : float or None
+        The formula's RMSE and bias (None where there is no formula).
+    analytic_mse_se, analytic_bias_se : float or None
+        Standard errors of the analytic MSE and bias (0 where the formula is exact).
+    z_score : float or None
+        (mc_mse - analytic_rmse^2) / sqrt(mc_mse_se^2 + analytic_mse_se^2).
+    coverage, coverage_se : float
+        Share of the replications' 95% intervals that contain the true value (a fraction), and its standard error.
+    """
+
     true_value: float
     mean_estimate: float
     bias: float
@@ -76,6 +96,7 @@ class TargetCheck:
     coverage_se: float
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict."""
         return asdict(self)
 
 

@@ -366,6 +366,7 @@ class EvaluationSample:
 
     @property
     def size(self) -> int:
+        """M, the customers in the sample."""
         return self.mu.shape[0]
 
     def subset(self, idx: np.ndarray) -> EvaluationSample:
@@ -412,10 +413,12 @@ class EvaluationSample:
 
     @cached_property
     def component_values(self) -> np.ndarray:
+        """(K,) each component's value per customer on this sample (reward's unit; see ``_values``)."""
         return self._values(self.comp_probs)
 
     @cached_property
     def target_values(self) -> np.ndarray:
+        """(T,) each target's value per customer on this sample (reward's unit; see ``_values``)."""
         return self._values(self.target_probs)
 
     def balanced(self, alpha: np.ndarray) -> np.ndarray:
@@ -584,14 +587,17 @@ class RowTerms:
 
     @property
     def n_rows(self) -> int:
+        """R, the (merged) rows held."""
         return self.P.shape[0]
 
     @property
     def has_reward_model(self) -> bool:
+        """True when the rows carry a reward model's terms (``wd`` is set, i.e. q is not 0)."""
         return self.wd is not None
 
     @property
     def nbytes(self) -> int:
+        """Bytes held by the row terms' arrays."""
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
 
@@ -618,16 +624,20 @@ class ErrorLaw:
         return self.support >= 1 - SUPPORT_TOL
 
     def mse(self, n) -> np.ndarray:
+        """(B,) the MSE at log size n: (bias0 + bias1 / n)^2 + scaled_var / n (reward's unit squared)."""
         return (self.bias0 + self.bias1 / n) ** 2 + self.scaled_var / n
 
     def rmse(self, n) -> np.ndarray:
+        """(B,) the RMSE at log size n (reward's unit per customer)."""
         return np.sqrt(self.mse(n))
 
     def bias(self, n) -> np.ndarray:
+        """(B,) the true bias at log size n: bias0 + bias1 / n."""
         return self.bias0 + self.bias1 / n
 
     @property
     def has_split(self) -> bool:
+        """True when the bias is split into a computed part and a model-error bound."""
         return self.bias_bound is not None
 
     def sampling_error(self, n) -> np.ndarray:
@@ -647,6 +657,7 @@ class ErrorLaw:
 
     @property
     def bound(self) -> np.ndarray:
+        """(B,) the bound on the bias resting on the reward model (0 when no split is known)."""
         return np.zeros_like(self.bias0) if self.bias_bound is None else self.bias_bound
 
     def robust_mse(self, n) -> np.ndarray:
@@ -654,6 +665,7 @@ class ErrorLaw:
         return self.scaled_var / n + (np.abs(self.computed_bias(n)) + self.bound) ** 2
 
     def robust_rmse(self, n) -> np.ndarray:
+        """(B,) the robust error at log size n: the square root of ``robust_mse(n)``."""
         return np.sqrt(self.robust_mse(n))
 
     def summary(self, n: int, i: int) -> dict:
@@ -821,6 +833,24 @@ class Moments:
 def moments(
     rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None, executor: ThreadPoolExecutor | None = None
 ) -> Moments:
+    """The moment sums ``spec``'s error law needs, for a batch of mixtures.
+
+    Parameters
+    ----------
+    rows : RowTerms
+    alphas : array_like, (B, K) or (K,)
+        Mixtures, one per row.
+    spec : EstimatorSpec
+    chunk_rows : int, optional
+        Rows per chunk of the balanced sums (default from ``CHUNK_ELEMENTS``).
+    executor : ThreadPoolExecutor, optional
+        Threads for the chunks; the result does not depend on it.
+
+    Returns
+    -------
+    Moments
+        ``sums``: moment name to (T, B) array; the per-target means (T,) copied from ``rows``.
+    """
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
     names = _needed(spec, rows)
     if spec.weights == "naive":
@@ -972,6 +1002,7 @@ def error_laws(
 
 
 def check_aggregate(aggregate: str) -> str:
+    """``aggregate`` if it is one of ``AGGREGATES`` (max, mean); raises ``CouponmixError`` otherwise."""
     if aggregate not in AGGREGATES:
         raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     return aggregate
@@ -990,9 +1021,11 @@ class BatchObjectives:
     aggregate: str
 
     def laws(self, alphas) -> list:
+        """One error law per target over a batch of mixtures (B, K); subclasses implement it."""
         raise NotImplementedError
 
     def revenue(self, alphas) -> np.ndarray:
+        """(B,) expected reward per customer of a batch of mixtures (B, K); subclasses implement it."""
         raise NotImplementedError
 
     def rmse(self, alphas, n: int | None = None) -> np.ndarray:
@@ -1014,6 +1047,7 @@ class BatchObjectives:
         return np.column_stack([law.rmse(n) for law in self.laws(alphas)])
 
     def combine(self, per_target: np.ndarray) -> np.ndarray:
+        """(B,) the single error objective from per-target errors (B, T), by ``aggregate`` (max or mean)."""
         return combine_targets(per_target, self.aggregate)
 
     def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1045,10 +1079,12 @@ class SampleObjectives(BatchObjectives):
 
     @property
     def component_names(self) -> tuple[str, ...]:
+        """(K,) the sample's component names."""
         return self.sample.component_names
 
     @property
     def target_names(self) -> tuple[str, ...]:
+        """(T,) the sample's target names."""
         return self.sample.target_names
 
     def revenue(self, alphas) -> np.ndarray:

@@ -19,10 +19,14 @@ class Objectives(Protocol):
     """
 
     @property
-    def component_names(self) -> tuple[str, ...]: ...
+    def component_names(self) -> tuple[str, ...]:
+        """(K,) the logging components' names."""
+        ...
 
     @property
-    def target_names(self) -> tuple[str, ...]: ...
+    def target_names(self) -> tuple[str, ...]:
+        """(T,) the future policies' (targets') names."""
+        ...
 
     component_values: np.ndarray  # (K,) V(pi_k)
 

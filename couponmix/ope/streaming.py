@@ -309,6 +309,7 @@ class StreamingObjectives:
         return np.einsum("bgk,gk->b", a, values if self.grouping is not None else values[None, :])
 
     def laws(self, alphas) -> list[ErrorLaw]:
+        """One ``ErrorLaw`` per target for the first estimator, over the batch (one pass over the population)."""
         return laws_from_moments(self.moments(alphas)[0], self.estimator)
 
     def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -318,4 +319,5 @@ class StreamingObjectives:
         return self.revenue_of(alphas, values), self.combine(per), per
 
     def combine(self, per_target: np.ndarray) -> np.ndarray:
+        """(B,) the single error objective from per-target errors (B, T), by ``aggregate`` (max or mean)."""
         return combine_targets(per_target, self.aggregate)
