@@ -79,6 +79,10 @@ def _covariate(scenario, feature: str) -> int:
 
 
 def segment_grouping(scenario, feature: str = "segment") -> Grouping:
+    """Groups by the values of a categorical covariate (at most 20), read off 50,000 customers drawn with a fixed seed.
+
+    Labels are the scenario's ``segment_names`` when there is one per value, else "feature = value".
+    """
     j = _covariate(scenario, feature)
     labels = list(getattr(scenario, "segment_names", ()) or [])
     x = scenario.sample_covariates(50_000, stream(0, "evaluation_sample", 99))
@@ -104,12 +108,14 @@ def _bin_labels(name: str, edges: np.ndarray) -> list[str]:
 
 
 def feature_grouping(scenario, sample_x: np.ndarray, feature: str, bins: int = 4) -> Grouping:
+    """Groups by ``bins`` quantile bins of covariate ``feature`` over ``sample_x`` (M, d) (fewer where quantiles tie)."""
     j = _covariate(scenario, feature)
     edges = _quantile_edges(sample_x[:, j], bins)
     return Grouping("feature", j, edges, None, _bin_labels(feature, edges), feature)
 
 
 def margin_grouping(scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:
+    """Groups by ``bins`` quantile bins of the reward model's predicted margin on ``sample_x`` (M, d) (``margin``)."""
     edges = _quantile_edges(margin(scenario, sample_x), bins)
     return Grouping("margin", None, edges, None, _bin_labels("predicted margin", edges), "predicted margin")
 
@@ -141,6 +147,8 @@ class LogisticShape:
         return np.array([rate, 0.0, mid, float(np.mean(self.log_scale_bounds))])
 
     def bounds(self, lo: float, hi: float) -> list[tuple[float, float]]:
+        """Bounds of theta for rates in [lo, hi]: floor in [lo, hi], rise in [0, hi - lo], midpoint within the bins' centres,
+        and the log scale's bounds."""
         return [(lo, hi), (0.0, hi - lo), (float(self.centers.min()), float(self.centers.max())), self.log_scale_bounds]
 
     def theta(self, parameters: dict) -> np.ndarray:
@@ -149,6 +157,7 @@ class LogisticShape:
         return np.array([p["floor"], p["cap"] - p["floor"], p["midpoint"], np.log(p["scale"])], dtype=float)
 
     def parameters(self, theta: np.ndarray) -> dict:
+        """theta (4,) in words: ``floor``, ``cap`` (= floor + rise), ``midpoint`` and ``scale`` (the inverse of ``theta``)."""
         return {
             "floor": float(theta[0]),
             "cap": float(theta[0] + theta[1]),
@@ -197,6 +206,7 @@ class ContextualCriterion:
 
     @property
     def size(self) -> int:
+        """G, the number of customer groups."""
         return len(self.groups)
 
     def mixtures(self, eps: np.ndarray) -> np.ndarray:
@@ -204,6 +214,7 @@ class ContextualCriterion:
         return rate_mixture(len(self.component_names), self.i_exploit, self.i_explore, np.atleast_2d(np.asarray(eps, dtype=float)))
 
     def revenue(self, eps) -> np.ndarray:
+        """(B,) expected reward per customer at the group rates ``eps`` (B, G)."""
         return self.revenue_of_mixtures(self.mixtures(eps))
 
     def revenue_of_mixtures(self, a: np.ndarray) -> np.ndarray:
@@ -215,6 +226,7 @@ class ContextualCriterion:
         return np.atleast_2d(np.asarray(eps, dtype=float)) @ self.shares
 
     def laws(self, eps):
+        """Each target's ``SelectedLaw`` over the batch of group rates ``eps`` (B, G)."""
         return self.laws_of_mixtures(self.mixtures(eps))
 
     def laws_of_mixtures(self, a: np.ndarray) -> list:
@@ -224,6 +236,7 @@ class ContextualCriterion:
         return self.base._laws_from(combined)
 
     def rmse(self, eps, n: int | None = None) -> np.ndarray:
+        """(B, T) the criterion's error per target at the group rates ``eps`` (B, G) and log size n (default the criterion's)."""
         n = self.n if n is None else n
         return np.column_stack([law.rmse(n) for law in self.laws(eps)])
 
@@ -251,9 +264,11 @@ class ContextualCriterion:
         return np.column_stack([law.rmse(n) for law in laws]), np.column_stack([_interval_95(law, n) for law in laws])
 
     def combine(self, rmse: np.ndarray) -> np.ndarray:
+        """(B,) the single error objective from per-target errors (B, T), by the criterion's aggregate."""
         return self.base.combine(rmse)
 
     def evaluate(self, eps):
+        """(revenue (B,), combined error (B,), per-target error (B, T)) at the group rates ``eps`` (B, G)."""
         r = self.rmse(eps)
         return self.revenue(eps), self.combine(r), r
 
@@ -417,6 +432,7 @@ class FamilyParameters:
 
     @property
     def size(self) -> int:
+        """P, the number of parameters searched (G group rates, or the family's 4)."""
         return len(self.xl)
 
     def repair(self, x: np.ndarray) -> np.ndarray:
@@ -441,6 +457,7 @@ class FamilyParameters:
         return np.asarray(eps, dtype=float) if self.shape is None else self.shape.theta(parameters or {})
 
     def parameters(self, x: np.ndarray) -> dict | None:
+        """The family's parameters ``x`` in words (``LogisticShape.parameters``); None when each group's rate is free."""
         return None if self.shape is None else self.shape.parameters(np.asarray(x, dtype=float))
 
 

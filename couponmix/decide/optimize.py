@@ -159,6 +159,7 @@ class Front:
         return len(self.revenue)
 
     def to_frame(self) -> pd.DataFrame:
+        """The front as a table, one row per mixture: ``alpha.<component>``, ``revenue``, ``ope_rmse`` and ``ope_rmse.<target>``."""
         cols = {f"alpha.{c}": self.alphas[:, k] for k, c in enumerate(self.component_names)}
         cols["revenue"] = self.revenue
         cols["ope_rmse"] = self.rmse
@@ -168,6 +169,20 @@ class Front:
 
 @dataclass(frozen=True)
 class Recommendation:
+    """The mixture recommended on a front (``recommend``, or the study's payback rule).
+
+    Attributes
+    ----------
+    index : int
+        Its row in the front.
+    rule : str
+        "knee", "max_rmse" or "payback".
+    meets_max_rmse : bool or None
+        Whether its error is within ``max_rmse`` (None when no ``max_rmse`` was asked).
+    note : str
+        The rule's choice in plain words.
+    """
+
     index: int
     rule: str  # "knee", "max_rmse" or "payback" (set by the study)
     meets_max_rmse: bool | None
@@ -315,4 +330,5 @@ def _front(objectives: Objectives, alphas: np.ndarray) -> Front:
 
 
 def check_max_rmse(value) -> float | None:
+    """``max_rmse`` as a positive float, or None when not given."""
     return None if value is None else check_positive_float(value, "max-rmse")

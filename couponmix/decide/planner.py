@@ -58,6 +58,21 @@ class Plan(Record):
 
 @dataclass(frozen=True)
 class LogSizePlan(Record):
+    """The least log size at which every target's error is within ``tol``, at one mixture (``log_size_at``).
+
+    Attributes
+    ----------
+    tol : float
+        The error asked for (reward's unit per customer).
+    alpha : dict of str to float
+        The mixture.
+    log_size_needed : float or None
+        Customers to log (the largest target's need); None when a bias alone exceeds ``tol``.
+    per_target : dict of str to float or None
+        Customers each target needs (None: never enough).
+    note : str
+    """
+
     tol: float
     alpha: dict
     log_size_needed: float | None  # None: no log size is enough (a bias alone exceeds tol)

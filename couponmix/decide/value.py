@@ -244,6 +244,7 @@ class DecisionValue:
     draws: int
 
     def to_dict(self) -> dict:
+        """The fields as ``DecisionAt`` stores them: values, bias, estimators and standard deviations by candidate, cov as lists."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for key in ("values", "bias"):
             out[key] = dict(zip(self.candidates, np.asarray(out[key], float).tolist()))
