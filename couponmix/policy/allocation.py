@@ -24,6 +24,16 @@ __all__ = ["Budget", "best_coupon", "GreedyAllocator", "softmax"]
 
 @dataclass(frozen=True)
 class Budget:
+    """A coupon budget: at most one of the two limits may be set (neither: no budget).
+
+    Attributes
+    ----------
+    max_coupon_share : float, optional
+        Largest share of customers given a coupon, a fraction in [0, 1].
+    max_spend_per_customer : float, optional
+        Largest expected coupon spend per customer (the predicted coupon costs' unit), >= 0.
+    """
+
     max_coupon_share: float | None = None
     max_spend_per_customer: float | None = None
 
@@ -37,6 +47,7 @@ class Budget:
 
     @property
     def active(self) -> bool:
+        """True when a limit is set."""
         return self.max_coupon_share is not None or self.max_spend_per_customer is not None
 
 

@@ -43,6 +43,7 @@ _loaded: dict[str, object | None] = {}
 
 
 def enabled() -> bool:
+    """False when the environment variable COUPONMIX_COMPILED is off, 0, no or false; True otherwise (the default)."""
     return os.environ.get("COUPONMIX_COMPILED", "on").lower() not in ("off", "0", "no", "false")
 
 

@@ -30,6 +30,7 @@ class Grouping:
 
     @property
     def size(self) -> int:
+        """G, the number of groups (one label each)."""
         return len(self.labels)
 
     def to_dict(self) -> dict:
@@ -45,6 +46,7 @@ class Grouping:
 
     @classmethod
     def from_dict(cls, d: dict) -> Grouping:
+        """The grouping ``to_dict`` wrote (without the family's shape); a one-line error when a key is missing."""
         try:
             edges = None if d["edges"] is None else np.asarray(d["edges"], dtype=float)
             return cls(str(d["kind"]), d["column"], edges, d["values"], [str(v) for v in d["labels"]], str(d["what"]))

@@ -30,6 +30,22 @@ def sample_actions(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MixtureDraw:
+    """Components and actions drawn for n customers (``Mixture.draw``), with the propensities a log records.
+
+    Attributes
+    ----------
+    component, action : ndarray of int, (n,)
+        The component that acted, and the action it took.
+    pscore : ndarray, (n,)
+        pi_component(action | x): the acting component's own propensity.
+    pscore_avg : ndarray, (n,)
+        The balanced propensity p_alpha(action | x).
+    pscore_components : ndarray, (n, K)
+        pi_k(action | x) for every component.
+    alpha : ndarray, (1, K) or (n, K)
+        The mixture weights: shared by all customers, or each customer's own.
+    """
+
     component: np.ndarray  # (n,) index of the component that acted
     action: np.ndarray  # (n,) action taken
     pscore: np.ndarray  # (n,) pi_{component}(action | x): the acting component's own propensity
@@ -54,6 +70,7 @@ class Mixture:
 
     @property
     def weights(self) -> dict[str, float]:
+        """The mixture weights by component name (fractions summing to 1)."""
         return dict(zip(self.names, self.alpha.tolist()))
 
     def component_probabilities(self, x: np.ndarray) -> np.ndarray:

@@ -53,4 +53,5 @@ def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
 
 
 def uniform(n: int, n_actions: int) -> np.ndarray:
+    """(n, n_actions) probabilities 1 / n_actions on every action for each of n customers."""
     return np.full((n, n_actions), 1.0 / n_actions)

@@ -22,6 +22,8 @@ SUM_TOL = 1e-4
 
 
 def check_floors(floors, n_components: int) -> np.ndarray:
+    """The floors as a (K,) float array (a scalar applies to every component); a one-line error if any is negative
+    or not finite, or if they sum to more than 1."""
     f = np.broadcast_to(np.asarray(floors, dtype=float), (n_components,)).copy()
     if not np.isfinite(f).all() or (f < 0).any():
         raise CouponmixError(f"mixture floors must be non-negative numbers, got {f.tolist()}")
