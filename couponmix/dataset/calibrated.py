@@ -102,6 +102,7 @@ class CalibratedScenario(Scenario):
 
     @cached_property
     def customers(self) -> np.ndarray:
+        """(N, d) the log's customers' covariates (categoricals as codes), as calibrate saved them."""
         return self._array("customers")
 
     @cached_property
@@ -118,13 +119,16 @@ class CalibratedScenario(Scenario):
 
     @cached_property
     def reward_fit(self) -> CrossFittedRevenueModel:
+        """The cross-fitted reward model calibrate fitted on the log (its folds' models read back from the folder)."""
         return self._model("reward")
 
     def warnings(self) -> list[str]:
+        """The calibration's warnings, and the honesty gate's at planning time, in plain words."""
         return list(self._warnings)
 
     # ----- the world --------------------------------------------------------------------------------------
     def sample_covariates(self, n, rng):
+        """(n, d) covariates of n customers drawn with replacement from the log's customers."""
         return self.customers[rng.integers(0, len(self.customers), n)]
 
     def _finish(self, pred: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -134,6 +138,8 @@ class CalibratedScenario(Scenario):
         return np.clip(pred, 0.0, 1.0) if self.binary else pred
 
     def mu(self, x):
+        """(n, A) E[r | x, a]: the cross-fitted model's prediction (per-action means in a means world, and for actions too
+        sparse to fit), clipped to [0, 1] for a 0/1 reward; reward's unit per customer."""
         means = self._array_cached("means")
         if self.world == "means":
             return np.broadcast_to(means, (len(x), self.n_actions)).copy()
@@ -146,6 +152,8 @@ class CalibratedScenario(Scenario):
         return cache[name]
 
     def m2(self, x):
+        """(n, A) E[r^2 | x, a]: mu for a 0/1 reward; else the model of r^2, at least mu^2 plus 1% of the logged
+        reward's variance (a means world: that plus each action's logged variance)."""
         mu = self.mu(x)
         if self.binary:
             return mu
@@ -320,6 +328,7 @@ class CalibratedScenario(Scenario):
         return (q - mu) ** 2 + self._mean_se2[None, :]
 
     def reward_model_sq_error_source(self) -> str:
+        """Where ``reward_model_sq_error`` comes from, in plain words (the model world's or the means world's)."""
         if self.world == "means":
             return (
                 "the reward's range: the per-action-means world cannot see how customers differ, so wherever an "
@@ -398,9 +407,11 @@ class CalibratedScenario(Scenario):
         return one_hot(np.argmax(pred, axis=1), self.n_actions)
 
     def components(self):
+        """The logging components calibrate's config names, built from its policy specs."""
         return {k: self._policy(f"component.{k}", k, s) for k, s in self.cfg.components.items()}
 
     def targets(self):
+        """The future policies calibrate's config names, built from its policy specs."""
         return {k: self._policy(f"target.{k}", k, s) for k, s in self.cfg.targets.items()}
 
     # ----- what the real log says -------------------------------------------------------------------------

@@ -68,6 +68,8 @@ class CalibrationResult:
     warnings: list[str]
 
     def text(self) -> str:
+        """What calibrate did in a few lines: the folder written, the log, the model against the per-action means, the
+        world chosen, and the warnings."""
         c, d = self.card, self.diagnostics
         kind = "clicks" if c["binary"] else "reward"
         lines = [
@@ -113,6 +115,7 @@ def _ladder(n: int) -> list[dict]:
 
 
 def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
+    """(n,) each row's cross-fitting fold in 0..folds-1, assigned as ``CrossFittedRevenueModel`` assigns them."""
     return stream(seed, "model", 0).permutation(n) % folds  # as CrossFittedRevenueModel assigns them
 
 
@@ -358,6 +361,8 @@ class _Fit:
             self.base_oof[~train] = means_k[log.action[~train]]
 
     def model_on(self, features: list[int], target: np.ndarray, settings: dict | None = None) -> CrossFittedRevenueModel:
+        """A ``CrossFittedRevenueModel`` of ``target`` (n,) on the feature columns ``features``, fitted on the log with the
+        inverse-propensity weights (none for a uniform log) and ``settings`` (default: the configured LightGBM settings)."""
         ms, log = self.cfg.model, self.log
         m = CrossFittedRevenueModel(
             log.n_actions,

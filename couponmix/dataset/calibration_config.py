@@ -21,6 +21,7 @@ CARD = "calibration.json"
 
 
 def sha256_of(content: str | bytes) -> str:
+    """The SHA-256 hex digest of ``content`` (text is encoded as UTF-8)."""
     return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
 
 
@@ -29,6 +30,9 @@ POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class ModelSettings(Schema):
+    """calibrate's ``model:`` block: cross-fitting folds, the fitted models' LightGBM settings, and (0/1 rewards) the fewest
+    positive outcomes to fit an action."""
+
     folds: Int = Field(default=2, ge=2, le=10, description="cross-fitting folds")
     n_estimators: PositiveInt = Field(default=200, description="LightGBM trees")
     learning_rate: Positive = Field(default=0.05, description="LightGBM learning rate")
@@ -38,6 +42,8 @@ class ModelSettings(Schema):
 
 
 class PolicySpec(Schema):
+    """One component or target of calibrate's config: its ``kind`` and the keys that kind reads."""
+
     kind: Literal["logged", "fixed", "greedy_model", "softmax_model", "uniform", "rule"] = Field(
         description="logged: the log's own (context-free) logging policy; fixed: given probabilities; "
         "greedy_model / softmax_model: of a LightGBM model fitted on the log; uniform; rule"
@@ -105,6 +111,7 @@ class CalibrateConfig(Schema):
 
 
 def load_calibrate_config(config) -> CalibrateConfig:
+    """The checked ``CalibrateConfig`` from a config, a path to a YAML file or a mapping (one-line errors)."""
     if isinstance(config, CalibrateConfig):
         return config
     if isinstance(config, (str, Path)):

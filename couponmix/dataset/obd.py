@@ -84,6 +84,8 @@ def bts_allocation(campaign: str = "all") -> dict[str, float]:
 
 
 def example_config(campaign: str = "all") -> dict:
+    """The calibration config of obp's uniform-random Open Bandit sample: columns, model settings, the BTS and
+    uniform components, and the BTS and greedy-model targets."""
     frame = read_sample("random", campaign)
     affinities = [c for c in frame.columns if c.startswith("user-item_affinity_")]
     users = [c for c in frame.columns if c.startswith("user_feature_")]
@@ -160,6 +162,7 @@ def write_example(out, campaign: str = "all") -> tuple[Path, Path]:
 
 
 def main(argv=None) -> int:
+    """``python -m couponmix.dataset.obd --out DIR``: write the sample and its configs; 0 on success, 2 on an error."""
     parser = argparse.ArgumentParser(
         prog="python -m couponmix.dataset.obd", description="write obp's Open Bandit sample and its calibration config"
     )

@@ -88,6 +88,7 @@ class ColumnMapping(Schema):
         return self
 
     def columns(self) -> list[str]:
+        """Every column the mapping names, once each, in order: features, categoricals, action, reward, then the optional ones."""
         cols = [*self.features, *self.categorical, self.action, self.reward]
         extra = (self.propensity, self.component, self.balanced_propensity, self.timestamp, self.position, self.id)
         cols += [c for c in extra if c is not None]
@@ -117,10 +118,12 @@ class RealLog:
 
     @property
     def n(self) -> int:
+        """n, the log's rows."""
         return len(self.reward)
 
     @property
     def n_actions(self) -> int:
+        """A, the number of actions."""
         return len(self.action_names)
 
 

@@ -68,6 +68,7 @@ class Scenario(ABC):
 
     @property
     def n_actions(self) -> int:
+        """A, the number of actions."""
         return len(self.action_names)
 
     @abstractmethod
@@ -172,6 +173,8 @@ def registered() -> dict[str, str]:
 
 
 def scenario_class(name: str) -> type[Scenario]:
+    """The scenario class registered as ``name`` (at run time, or by entry point); a one-line error naming the known
+    scenarios when there is none, or when it cannot be loaded or is not a ``Scenario``."""
     if name in _REGISTERED:
         return _REGISTERED[name]
     points = _entry_points()

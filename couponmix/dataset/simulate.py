@@ -70,6 +70,7 @@ PARQUET_OPTIONS = dict(compression="none", use_dictionary=["component", "action"
 
 
 def check_chunk_size(chunk_size: int) -> int:
+    """``chunk_size`` as a positive int; a one-line error unless it is a multiple of ``BLOCK`` customers."""
     chunk_size = check_positive_int(chunk_size, "chunk size")
     if chunk_size % BLOCK:
         raise CouponmixError(f"chunk size must be a multiple of {BLOCK:,} customers (one random-number block), got {chunk_size:,}")
@@ -91,6 +92,7 @@ class ChunkJob:
     group_alphas: tuple | None = None
 
     def mixture(self) -> Mixture:
+        """The logging mixture rebuilt from ``alpha`` (or, with a grouping, from each group's ``group_alphas``)."""
         components = self.scenario.components()
         if self.grouping is None:
             return Mixture(components, np.array(self.alpha))
@@ -176,10 +178,12 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
 
 
 def part_name(index: int) -> str:
+    """The file name of chunk ``index``: part-000000.parquet, part-000001.parquet, ..."""
     return f"part-{index:06d}.parquet"
 
 
 def covariate_names(scenario: Scenario, d: int) -> list[str]:
+    """The column names of the d covariates: the scenario's, or x1..xd when it names a different number."""
     names = list(scenario.covariate_names)
     return names if len(names) == d else [f"x{j + 1}" for j in range(d)]
 

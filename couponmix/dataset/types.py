@@ -30,9 +30,11 @@ class SupportVerdict:
 
     @property
     def finite(self) -> bool:
+        """True when the status is "finite"."""
         return self.status == "finite"
 
     def to_dict(self) -> dict:
+        """The verdict for summary.json: status, finite, method, reason, and evidence when there is any."""
         return {
             "status": self.status,
             "finite": self.finite,
@@ -71,6 +73,7 @@ class ObservedRows:
     source: str = ""
 
     def subset(self, idx: np.ndarray) -> ObservedRows:
+        """The rows ``idx`` (same ``covered`` actions and source)."""
         return dataclasses.replace(
             self,
             action=self.action[idx],
