@@ -64,6 +64,7 @@ def try_lock(directory) -> int | None:
 
 
 def release(fd: int | None) -> None:
+    """Close the descriptor ``try_lock`` returned, ending its lock (None: nothing to do; an error closing it is ignored)."""
     if fd is not None:
         try:
             os.close(fd)
@@ -246,6 +247,7 @@ def check_replaceable(directory, names) -> None:
 
 
 def current_umask() -> int:
+    """The process's umask, read by setting it to 0 and back (for an instant the umask is 0, in every thread)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

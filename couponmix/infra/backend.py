@@ -119,14 +119,22 @@ class Backend(Protocol):
     """
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The backend in words, for logs and reports."""
+        ...
 
     @property
-    def parallelism(self) -> int | None: ...
+    def parallelism(self) -> int | None:
+        """How many pieces run at once (None: the cluster decides)."""
+        ...
 
-    def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list: ...
+    def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list:
+        """``[fn(item) for item in items]`` in order; ``on_done(i)`` hears that i pieces are done."""
+        ...
 
-    def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]: ...
+    def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]:
+        """``(index, result, error)`` of each piece as it finishes (``error``: the exception of a piece whose worker died)."""
+        ...
 
 
 class LocalBackend:
@@ -139,13 +147,17 @@ class LocalBackend:
 
     @property
     def parallelism(self) -> int:
+        """The number of local worker processes (1: pieces run in this process)."""
         return self.workers
 
     @property
     def name(self) -> str:
+        """The backend in words: 'local', or 'local processes (N)'."""
         return "local" if self.workers == 1 else f"local processes ({self.workers})"
 
     def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list:
+        """``[fn(item) for item in items]`` in order: in this process with one worker (or one item), else in a pool of
+        worker processes; ``on_done(i)`` hears as the first i results are in. A failure or Ctrl-C stops the pool."""
         items = list(items)
         if self.workers == 1 or len(items) <= 1:
             out = []
@@ -254,9 +266,12 @@ class DaskBackend:
 
     @property
     def name(self) -> str:
+        """The backend in words: 'dask (SCHEDULER)'."""
         return f"dask ({self.scheduler})"
 
     def map(self, fn: Callable, items: Iterable, on_done: Callable[[int], None] | None = None) -> list:
+        """``[fn(item) for item in items]`` in order, on Dask's local threads or processes, or on the scheduler at the
+        address (connected for this call and closed after); ``on_done`` hears once, when all are done."""
         items = list(items)
         if self.scheduler in LOCAL_SCHEDULERS:
             import dask

@@ -37,6 +37,7 @@ ENTRY_PREFIX = "model-"
 
 
 def enabled() -> bool:
+    """False when the environment variable COUPONMIX_CACHE is off, 0, no or false; True otherwise (the default)."""
     return os.environ.get("COUPONMIX_CACHE", "on").lower() not in ("off", "0", "no", "false")
 
 

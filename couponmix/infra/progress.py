@@ -49,6 +49,7 @@ def _emit(kind: str, desc: str, done: float, total: int) -> None:
 
 
 def interactive() -> bool:
+    """True when stderr is a terminal and the CI environment variable is not set (progress bars are then drawn)."""
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
@@ -92,6 +93,7 @@ class Progress:
         return self._cum[i] + part * (self._cum[i + 1] - self._cum[i]) if part else self._cum[i]
 
     def update_to(self, done: int) -> None:
+        """Move the bar to ``done`` steps (a fraction for a phase under way) and tell the listeners."""
         if self._bar is not None:
             self._bar.update(self._position(done) - self._bar.n)
         _emit("update", self._desc, done, self._total)

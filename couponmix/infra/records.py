@@ -29,6 +29,8 @@ def json_key(key: str, **metadata) -> dict:
 
 
 def plain(v: Any) -> Any:
+    """``v`` as JSON-ready values: records by ``to_dict``, dicts, lists and tuples element by element (tuples become
+    lists), numpy scalars as Python numbers; anything else as it is."""
     if isinstance(v, Record):
         return v.to_dict()
     if isinstance(v, dict):
@@ -66,6 +68,8 @@ class Record:
     """A dataclass that serialises to a JSON object in field order (optional fields left out when None)."""
 
     def to_dict(self) -> dict:
+        """The record as a JSON object in field order: nested records and numpy scalars made plain, optional fields left
+        out when None (unless their ``unless`` flag is true), keys renamed by ``json_key``."""
         out = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
@@ -76,6 +80,8 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: dict):
+        """The record ``to_dict`` wrote, nested records rebuilt from the type hints; missing optional keys are None, and
+        a missing key whose field has no ``default`` raises ``ValueError``."""
         if not isinstance(d, dict):
             raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
         hints = typing.get_type_hints(cls)

@@ -26,6 +26,7 @@ class _BoundedLoader(yaml.SafeLoader):
     _depth = 0
 
     def compose_node(self, parent, index):
+        """Compose a node, refusing nesting deeper than ``MAX_DEPTH``."""
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -36,6 +37,7 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
+        """Construct a mapping, refusing keys that are not text and keys given twice (merged ``<<`` keys excepted)."""
         seen: dict = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # << merges: a key it brings may be overridden here
@@ -58,6 +60,7 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def compose_document(self):
+        """Compose the document, refusing one that expands to more than ``MAX_NODES`` nodes through aliases."""
         node = super().compose_document()
         try:
             size = _expanded(node, {})

@@ -36,6 +36,8 @@ PURPOSES = {
 
 
 def stream(seed: int, purpose: str, *index: int) -> np.random.Generator:
+    """The random generator of ``(seed, purpose, *index)``: the same numbers for the same key, independent ones for
+    different keys. ``purpose`` is a name in ``PURPOSES``; ``index`` e.g. a block or replication number."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), PURPOSES[purpose], *map(int, index)]))
 
 

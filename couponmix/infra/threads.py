@@ -15,6 +15,8 @@ __all__ = ["default_threads", "free_threads"]
 
 
 def default_threads() -> int:
+    """Threads for couponmix's own parallel work: COUPONMIX_THREADS when set (a one-line error unless a positive
+    integer), else the machine's CPU count."""
     value = os.environ.get("COUPONMIX_THREADS")
     if value is None:
         return os.cpu_count() or 1

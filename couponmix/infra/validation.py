@@ -29,6 +29,7 @@ def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None =
 
 
 def check_positive_float(value, name: str, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float, or raise if it is not a number > 0 (or is infinite, unless ``allow_inf``)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
