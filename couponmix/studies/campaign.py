@@ -100,6 +100,9 @@ class CampaignResult:
         return diff.mean(axis=1), se
 
     def to_dict(self) -> dict:
+        """The campaign for summary.json: per-period cumulative revenue against the first rate (mean and standard error,
+        R x T; the standard errors are 0 with one replication), the settings, ``table``, the mean revenue per customer per
+        rate and period (R, T), and what was deployed."""
         mean, se = self.cumulative_vs_first()
         return {
             "cumulative_vs_first_by_period": {"mean": mean.tolist(), "se": np.nan_to_num(se).tolist()},
@@ -154,6 +157,7 @@ def check_campaign(rates: Sequence[float], periods: int, period_size: int, reps:
 
 
 def check_components(scenario) -> None:
+    """A one-line error unless the scenario has components named exploit and explore."""
     comps = scenario.components()
     if "exploit" not in comps or "explore" not in comps:
         raise CouponmixError(f"a campaign needs components named exploit and explore; {scenario.name} has {', '.join(comps)}")
@@ -277,6 +281,8 @@ class CampaignReport:
     payback_plan: dict | None = None
 
     def to_dict(self) -> dict:
+        """The report for campaign.json: scenario, seed, the result's fields, the best fixed rate, and the payback rule's
+        rate, comparisons and plan when it ran."""
         out = {"scenario": self.scenario, "seed": self.seed, **self.result.to_dict(), "best_fixed_rate": self.best_fixed_rate}
         if self.payback_rate is not None:
             out["payback_rate"] = self.payback_rate

@@ -141,6 +141,8 @@ class StudyConfig:
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
 
     def to_dict(self) -> dict:
+        """The study's settings as summary.json echoes them: the estimator by name, a scenario config given inline as
+        'given in the study file', ``contextual`` only when set."""
         d = {
             k: getattr(self, k)
             for k in (
@@ -234,6 +236,7 @@ class StudyFile(Schema):
 
 
 def is_study(doc: dict) -> bool:
+    """True when the YAML mapping has a study key (``STUDY_KEYS``); else it is read as market parameters."""
     return any(k in STUDY_KEYS for k in doc)
 
 

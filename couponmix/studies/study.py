@@ -203,9 +203,12 @@ class PlanResult:
     plan: Plan | LogSizePlan
 
     def to_dict(self) -> dict:
+        """The plan's fields, with the scenario and the criterion's label."""
         return {"scenario": self.scenario, "criterion": self.criterion, **self.plan.to_dict()}
 
     def text(self) -> str:
+        """The answer in one or two sentences: the least-cost mixture and its cost per 10,000 customers, or the log size
+        needed at the mixture (or why none is enough)."""
         p = self.plan
         if isinstance(p, Plan):
             mix = ", ".join(f"{k}={v:.4g}" for k, v in p.alpha.items())
@@ -424,6 +427,7 @@ class _Setup:
 
     @property
     def finite(self) -> bool:
+        """True when every target's importance-weight second moment is finite (``verdicts``)."""
         return all(v.finite for v in self.verdicts.values())
 
     @property

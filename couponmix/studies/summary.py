@@ -139,6 +139,19 @@ class Headline(Record):
 
 @dataclass
 class PolicyInfo(Record):
+    """One policy of the study for summary.json's ``policies`` block.
+
+    Attributes
+    ----------
+    role : str
+        "logging component", "target" or "reference".
+    description : str
+    value : float
+        Revenue per customer on the evaluation sample (reward's unit; a model estimate on a calibrated scenario).
+    log_estimate : dict or None
+        On a calibrated scenario's real log, the log's own estimate: estimate, low, high, estimator, rows.
+    """
+
     role: str  # "logging component", "target" or "reference"
     description: str
     value: float  # revenue per customer on the evaluation sample (a model estimate if calibrated)
@@ -165,6 +178,24 @@ class CriterionInfo(Record):
 
 @dataclass
 class Recommended(Record):
+    """The recommended mixture (summary.json's ``recommended``).
+
+    Attributes
+    ----------
+    alpha : dict of str to float
+        The mixture, fractions summing to 1.
+    revenue : float
+        Reward per customer.
+    ope_rmse, ope_rmse_per_target : float, dict of str to float
+        The criterion's error (RMSE, reward's unit per customer), aggregated over the future policies and per policy.
+    targets : dict of str to TargetError
+        Per future policy: the estimator chosen, its error and the parts of it.
+    rule, note : str
+        The rule that chose it ("knee", "max_rmse" or "payback") and why, in words.
+    max_rmse, meets_max_rmse : float, bool or None
+        With ``max_rmse``: the bound, and whether the mixture meets it (None when the payback rule chose it).
+    """
+
     alpha: dict[str, float]
     revenue: float
     ope_rmse: float
