@@ -123,6 +123,8 @@ class ValidationResult:
     criterion: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """validation.json's document: the settings, the contextual rule when there is one, per estimator and target the
+        ``TargetCheck``, and per target run's criterion (``CriterionCheck``)."""
         return {
             "scenario": self.scenario,
             "alpha": self.alpha,
@@ -147,6 +149,8 @@ class ValidationResult:
         return ["run's criterion at this mixture (the estimator it would choose and the error it promises):", *lines] if lines else []
 
     def text(self) -> str:
+        """The check as a table, one line per estimator and target (true value, mean estimate, Monte Carlo RMSE with
+        its standard error, analytic RMSE, z-score, 95% coverage), then run's criterion per target."""
         mix = ",".join(f"{k}={v:.4g}" for k, v in self.alpha.items())
         head = f"n = {self.n:,}, {self.reps} logs, alpha = {mix}"
         if self.rule is not None:
@@ -287,6 +291,7 @@ class EvaluationResult:
     mixtures: list
 
     def to_dict(self) -> dict:
+        """``evaluate --json``'s document: the fields, with ``mixture_evaluations_per_second`` added."""
         return {
             "scenario": self.scenario,
             "population": self.population,
@@ -302,12 +307,15 @@ class EvaluationResult:
         }
 
     def labels(self) -> list[str]:
+        """Each mixture's row label, 'component=weight,...' (prefixed 'contextual rule: ' for a rule)."""
         return [
             ("contextual rule: " if "rule" in row else "") + ",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items())
             for row in self.mixtures
         ]
 
     def text(self) -> str:
+        """The evaluation as a table: per mixture its revenue per customer, each future policy's error and estimator
+        (``*`` where the logs never show some action the policy plays), and the aggregate error."""
         k = len(self.mixtures)
         targets = list(self.mixtures[0]["targets"]) if self.mixtures else []
         labels = self.labels()
@@ -330,6 +338,8 @@ class EvaluationResult:
         return "\n".join(lines)
 
     def warnings(self) -> list[str]:
+        """One line per mixture and future policy whose actions the logs do not all show: how much of its error is bias
+        that no log size removes."""
         out = []
         for mix, row in zip(self.labels(), self.mixtures):
             for t, d in row["targets"].items():
@@ -511,6 +521,7 @@ class RunResult:
 
     @property
     def summary(self) -> StudySummary:
+        """The study's summary (what summary.json holds)."""
         return self.study.summary
 
 
@@ -541,6 +552,8 @@ class SimulationResult:
     summary: dict
 
     def text(self) -> str:
+        """One line on what was written (customers, files, folder, backend, mean reward with its standard error), and
+        the contextual rule the log was drawn under, if any."""
         s = self.summary
         return (
             f"wrote {s['n']:,} customers in {len(s['files'])} Parquet files to {self.out} ({s['backend']}); "
@@ -674,6 +687,8 @@ def batch(folder, out, workers: int | None = None, quiet: bool = True) -> BatchR
 
 @dataclass
 class ScenarioInfo:
+    """A scenario ``couponmix scenarios`` lists: its registered name and its one-line description."""
+
     name: str
     description: str
 
@@ -695,6 +710,8 @@ class CacheResult:
     cleared: int | None = None
 
     def text(self) -> str:
+        """The cache in one line: entries removed (when cleared), its path, whether it is off, models held, compiled
+        libraries and size in MiB."""
         state = "" if self.enabled else " (turned off by COUPONMIX_CACHE)"
         head = f"removed {self.cleared} cached model(s); " if self.cleared is not None else ""
         libs = f", {self.compiled} compiled for fast prediction" if self.compiled else ""
@@ -769,6 +786,7 @@ class EstimateResult:
         return out
 
     def to_dict(self) -> dict:
+        """estimate.json's document: the fields, with the estimator to read per policy (``recommended``) and why."""
         return {
             "scenario": self.scenario,
             "rows": self.rows,
@@ -781,6 +799,8 @@ class EstimateResult:
         }
 
     def text(self) -> str:
+        """The estimates as a table, one line per policy and estimator (estimate and 95% interval), notes marked by
+        asterisks and the estimator to read marked; the footnotes follow."""
         lines = [
             f"{self.scenario}: estimates from the real log itself ({self.rows:,} rows), 95% intervals",
             *([f"{len(self.loggers)} loggers ({', '.join(self.loggers)}): {self.weighting}"] if self.loggers else []),
@@ -803,6 +823,7 @@ class EstimateResult:
         return [note for note in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE, RULE_OF_THREE_NOTE) if note in present]
 
     def marker(self, e: dict) -> str:
+        """The asterisks that mark estimate ``e``'s note (one more per footnote's position in ``footnotes``)."""
         return "*" * (self.footnotes.index(e["note"]) + 1)
 
     def html(self) -> str:
