@@ -96,6 +96,24 @@ COLUMNS = (
 
 @dataclass
 class BatchResult:
+    """``couponmix batch``: what became of every study file of the folder.
+
+    Attributes
+    ----------
+    done : int
+        Studies with a result in the output folder (finished earlier or now).
+    skipped : int
+        Studies already finished with this very file, not run again.
+    ran : int
+        Studies run this time (successful or not).
+    failed : int
+        Studies without a result (their error is in their folder's error.json).
+    errors : dict of str to str
+        The failed studies' errors, by study name.
+    index : Path or None
+        The batch's index.html.
+    """
+
     done: int
     skipped: int
     ran: int
@@ -140,6 +158,13 @@ def _finished(path: Path, final: Path) -> bool:
 
 
 def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> BatchResult:
+    """Run every study file of ``folder`` into ``out`` (one sub-folder each), then write comparison.csv and
+    index.html.
+
+    Resumable: a study whose result in ``out`` came from the same file is skipped. One batch at a time writes into
+    ``out`` (a lock); a failing study is recorded and the others go on. ``workers`` local processes run the studies
+    (default: one per thread, at most one per study).
+    """
     if workers is not None:  # before anything is created
         workers = check_positive_int(workers, "workers")
     files = study_files(folder)
@@ -294,6 +319,8 @@ def neutralise(cell):
 
 
 def comparison_csv(rows: list[dict]) -> str:
+    """comparison.csv: one row per study with the ``COLUMNS``, text cells that a spreadsheet would run as formulas
+    neutralised."""
     import pandas as pd
 
     safe = [{k: neutralise(v) for k, v in r.items()} for r in rows]
@@ -301,6 +328,7 @@ def comparison_csv(rows: list[dict]) -> str:
 
 
 def index_html(rows: list[dict]) -> str:
+    """index.html: the batch's table of studies, each linking to its report (adds each row's ``href``)."""
     from urllib.parse import quote
 
     for r in rows:  # links built from the percent-encoded folder name, never from the raw file name

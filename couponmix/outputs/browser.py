@@ -29,6 +29,7 @@ CHROMIUM_FLAGS = [
 
 
 def chromium_path() -> str:
+    """The path of the system's Chromium (chromium or chromium-browser on PATH); a one-line error when there is none."""
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path:
@@ -38,6 +39,9 @@ def chromium_path() -> str:
 
 @dataclass
 class PageCheck:
+    """What loading a report showed (``open_report``): console and page errors, requests other than data: and file: URLs, the
+    images (id, complete, natural width and height) and the headline's text."""
+
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     external_requests: list[str] = field(default_factory=list)

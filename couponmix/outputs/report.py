@@ -325,6 +325,8 @@ def campaign_figure(result: dict) -> bytes:
 
 
 def figures(summary: StudySummary, front: Front) -> dict[str, bytes]:
+    """The study's figures as PNG bytes by file name: front, exploration and log size, plus contextual and payback when
+    the study has them."""
     out = {
         "front.png": front_figure(front, summary),
         "exploration.png": exploration_figure(summary),
@@ -348,6 +350,7 @@ def _explore_phrase(head: Headline, alpha: dict, explore_description: str | None
 
 
 def days(d: float) -> str:
+    """A number of days in words: '0.5 day' below 1.05, '3.5 days' below 10, '12 days' from 10 on."""
     return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
 
 
@@ -711,6 +714,7 @@ def _finite(v):
 
 
 def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> str:
+    """report.html: the summary, the front's table and the figures (embedded as base64) rendered in one page."""
     images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
     word, unit = reward_word(summary), reward_unit(summary)
     return render(

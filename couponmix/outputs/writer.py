@@ -14,6 +14,7 @@ STUDY_FILES = ("pareto.csv", *FIGURES, *OPTIONAL_FIGURES, "report.html", "summar
 
 
 def study_files_for(result: StudyResult) -> dict[str, bytes | str]:
+    """The files of one study by name (``STUDY_FILES``): pareto.csv, the figures, report.html and summary.json."""
     pngs = figures(result.summary, result.front)
     return {
         "pareto.csv": result.front.to_frame().to_csv(index=False, float_format="%.10g"),
