@@ -46,6 +46,7 @@ ESTIMATOR_CHOICES = optimisable()
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump, with a suggestion for a likely typo
+        """Raise the parse error as a one-line ``CouponmixError`` (no usage dump), with a did-you-mean for a likely typo."""
         raise CouponmixError(message + _did_you_mean(self, message))
 
 
@@ -156,6 +157,7 @@ def _add_verbosity(p):
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        """The log message prefixed 'warning: ' (warnings and worse) or 'couponmix: ' (the rest)."""
         prefix = "warning: " if record.levelno >= logging.WARNING else "couponmix: "
         return prefix + record.getMessage()
 
@@ -222,6 +224,7 @@ def _add_contextual_from(p: argparse.ArgumentParser, text: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``couponmix`` argument parser with every sub-command."""
     from couponmix import __version__
 
     parser = _Parser(prog="couponmix", description="How much coupon traffic to spend on exploration.")
@@ -456,6 +459,7 @@ HELP_EXAMPLES = {
 
 
 def cmd_plan(args) -> int:
+    """``couponmix plan``: print the least-cost mixture, or the log size at a mixture (JSON with --json)."""
     import json
 
     from couponmix.commands import plan
@@ -472,6 +476,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_scenarios(args) -> int:
+    """``couponmix scenarios``: print every registered scenario with its description."""
     from couponmix.commands import scenarios
 
     for s in scenarios():
@@ -480,6 +485,7 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_cache(args) -> int:
+    """``couponmix cache``: print the model cache's location and size, after clearing it with --clear."""
     from couponmix.commands import cache
 
     print(cache(clear=args.clear).text())
@@ -487,6 +493,7 @@ def cmd_cache(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    """``couponmix calibrate``: write a scenario folder from a log; its warnings go to stderr, even with --quiet."""
     from couponmix.commands import calibrate
     from couponmix.dataset.calibration import PHASE_WEIGHTS, PHASES
     from couponmix.infra.progress import Progress
@@ -503,6 +510,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_estimate(args) -> int:
+    """``couponmix estimate``: print each policy's estimates from the real log (JSON with --json); warnings to stderr."""
     import json
 
     from couponmix.commands import estimate
@@ -516,6 +524,7 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    """``couponmix run``: run a study into --out and print its headline; warnings go to stderr, even with --quiet."""
     from couponmix.commands import run
     from couponmix.outputs.report import contextual_phrase, headline
 
@@ -532,6 +541,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_batch(args) -> int:
+    """``couponmix batch``: run a folder of studies; exit 1 when any failed (each failure on stderr)."""
     from couponmix.commands import batch
 
     res = batch(args.folder, args.out, workers=args.workers, quiet=args.quiet)
@@ -543,6 +553,7 @@ def cmd_batch(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    """``couponmix simulate``: write a simulated log as Parquet chunks and print what was written."""
     from couponmix.commands import simulate
     from couponmix.infra.progress import Progress
 
@@ -574,6 +585,7 @@ def _population(text: str) -> int | str:
 
 
 def cmd_evaluate(args) -> int:
+    """``couponmix evaluate``: print given mixtures' revenue and error (JSON with --json); warnings to stderr."""
     import json
 
     from couponmix.commands import evaluate, n_chunks
@@ -603,6 +615,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """``couponmix validate``: print the Monte Carlo check of the analytic error, and write validation.json with --out."""
     from couponmix.commands import validate
     from couponmix.infra.atomic import check_output_dir, write_outputs
     from couponmix.infra.progress import Progress
@@ -629,6 +642,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_campaign(args) -> int:
+    """``couponmix campaign``: print the closed-loop campaign per rate; with --out, write campaign.png and campaign.json."""
     import json
 
     from couponmix.commands import campaign
@@ -696,6 +710,8 @@ EXIT_ENVIRONMENT = 1
 
 
 def main(argv=None) -> int:
+    """Run the command line ``argv`` (default: sys.argv) and return the exit code: 0 on success, 2 for bad input, 1 for a
+    full or read-only disk (and a failed batch), 130 on Ctrl-C."""
     if argv is None:  # a real command line (not a caller passing arguments): tune this process's allocator
         from couponmix.infra.memory import tune_allocator
 

@@ -12,6 +12,7 @@ import sys
 
 
 def run() -> None:
+    """The console command: run ``couponmix.cli.main`` and exit with its code (130 on Ctrl-C, 1 on a broken pipe)."""
     try:
         from couponmix.cli import main
     except KeyboardInterrupt:
