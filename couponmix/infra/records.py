@@ -92,6 +92,6 @@ class Record:
                 kwargs[f.name] = _typed(hints[f.name], d[key])
             elif f.metadata.get("optional"):
                 kwargs[f.name] = None
-            elif f.default is dataclasses.MISSING:
-                raise ValueError(f"{cls.__name__}: the key {f.name!r} is missing")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{cls.__name__}: the key {key!r} is missing")
         return cls(**kwargs)

@@ -300,7 +300,7 @@ def study_row(folder: Path, name: str) -> dict:
                 revenue_cost_per_10k_customers=cost,
                 revenue_cost_pct=100.0 * cost / 10_000 / abs(base) if base else None,
                 revenue_per_customer=base - cost / 10_000,
-                worst_error=max((rule.errors or {}).values()),
+                worst_error=max((rule.errors or {}).values(), default=None),
                 worst_interval_95_pct=rule.worst_interval_95_pct,
             )
     else:
