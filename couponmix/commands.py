@@ -220,7 +220,8 @@ def validate(
     if estimators is None:
         specs = [s for s in suite(lam) if finite or not s.has_unbounded_weights]
     else:
-        specs = parse_list(estimators, lam) if isinstance(estimators, str) else list(estimators)
+        # --clip reaches every named estimator that takes one; without it, those that need one get the default
+        specs = parse_list(estimators, clip) if isinstance(estimators, str) else list(estimators)
         bad = [s.name for s in specs if s.has_unbounded_weights and not finite]
         if bad:
             t, v = next((t, v) for t, v in verdicts.items() if not v.finite)

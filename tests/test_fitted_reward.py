@@ -101,3 +101,10 @@ def test_a_study_refuses_to_optimise_for_fitted_dr():
 
     with pytest.raises(CouponmixError, match="cannot be optimised over mixtures"):
         run_study("paper_floor", estimator=EstimatorSpec("dr_fitted"), pop_size=8, generations=2, eval_size=2000)
+
+
+def test_a_clip_reaches_every_estimator_that_takes_one():
+    """--clip 5 with --estimator dr clips DR's weights (its help says so); kinds without a clip ignore it."""
+    by_kind = {s.kind: s.clip for s in parse_list("ips,clipped_ips,dr,switch_dr,dr_fitted", 5.0)}
+    assert by_kind == {"ips": np.inf, "clipped_ips": 5.0, "dr": 5.0, "switch_dr": 5.0, "dr_fitted": 5.0}
+    assert {s.kind: s.clip for s in parse_list("dr,clipped_ips")} == {"dr": np.inf, "clipped_ips": 10.0}

@@ -438,7 +438,9 @@ def parse_list(text: str, clip: float | None = None) -> list[EstimatorSpec]:
         weights = "balanced"
         if item.endswith("[naive]"):
             item, weights = item[: -len("[naive]")], "naive"
-        kind_clip = clip if item in KINDS and KINDS[item].clip == "needs" else None
+        # a clip goes to every kind that takes one: those that need it (clipped IPS, switch DR) and those that may
+        # (DR, fitted DR), as --clip's help says; kinds without a clip ignore it
+        kind_clip = clip if item in KINDS and KINDS[item].clip in ("needs", "may") else None
         specs.append(EstimatorSpec.parse(item, kind_clip, weights))
     if not specs:
         raise CouponmixError("no estimator named")
