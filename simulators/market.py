@@ -95,7 +95,7 @@ class MarketScenario(Scenario):
         self.discount = np.array([a["discount"] for a in acts], float)
         self.cost_order = np.array([a["cost_per_order"] for a in acts], float)
         self.cost_send = np.array([a["cost_per_send"] for a in acts], float)
-        self.segment_names = tuple(self.cfg["population"]["segments"])
+        self.segment_names = tuple(self.cfg["population"]["segments"])  # the segment covariate's codes 0, 1, ...
         segs, coupons = self.segment_names, self.action_names[1:]
         up = self.cfg["purchase"]["uplift"]
         self.uplift = np.array([[0.0] + [float(up[s][c]) for c in coupons] for s in segs])  # (S, A)
@@ -391,6 +391,10 @@ class MarketScenario(Scenario):
                 "oracle", self.oracle_probs, self.n_actions, "true best action per customer (from the simulator's truth), same budget"
             )
         }
+
+    def categories(self, feature: str) -> list[str] | None:
+        """The segment covariate's values by name (codes 0, 1, ... in the order of the config's segments)."""
+        return list(self.segment_names) if feature == "segment" else None
 
     def reward_model(self, x):
         """The production revenue model: trained on the historical log, so fixed before any new log."""

@@ -477,3 +477,28 @@ def test_validate_draws_logs_under_a_contextual_rule(tmp_path):
             assert abs(r["z_score"]) <= 3, (name, t, r)
     # a rule and a mixture at once: one line
     assert main([*args, "--alpha", "explore=0.1,exploit=0.9", "--contextual-from", str(run), "--quiet"]) == 2
+
+
+def test_segments_come_from_the_scenario_even_when_rare():
+    """A segment too rare to show up in 50,000 draws is still a group when the scenario declares it (a
+    calibrated log's rare category): otherwise a large population would hold a customer of no group."""
+    from types import SimpleNamespace
+
+    def draws(n, rng):  # codes 0 and 1 only: the rare code 2 never shows
+        return np.column_stack([rng.random(n), rng.integers(0, 2, n).astype(float)])
+
+    declared = SimpleNamespace(
+        name="fake", covariate_names=("x", "segment"), categories=lambda f: ["a", "b", "rare"], sample_covariates=draws
+    )
+    g = segment_grouping(declared)
+    assert g.values == [0.0, 1.0, 2.0] and g.labels == ["a", "b", "rare"]
+    x = np.array([[0.5, 2.0], [0.1, 0.0]])
+    np.testing.assert_array_equal(g.group_of(declared, x), [2, 0])
+    undeclared = SimpleNamespace(name="fake", covariate_names=("x", "segment"), categories=lambda f: None, sample_covariates=draws)
+    assert segment_grouping(undeclared).values == [0.0, 1.0]  # the drawn values, labelled by value
+
+
+def test_market_declares_its_segments(market_setup):
+    sc, _, _ = market_setup
+    g = segment_grouping(sc)
+    assert g.labels == list(sc.segment_names) and g.values == [float(i) for i in range(len(sc.segment_names))]

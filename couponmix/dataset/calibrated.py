@@ -374,6 +374,11 @@ class CalibratedScenario(Scenario):
             desc or f"greedy policy of a model on {', '.join(spec.features or [])}",
         )
 
+    def categories(self, feature: str) -> list[str] | None:
+        """The log's values of a categorical feature, in the order of their codes (from the card)."""
+        cats = self.meta["card"]["categories"].get(feature)
+        return None if cats is None else [str(c) for c in cats]
+
     def _rule(self, spec: PolicySpec, x: np.ndarray) -> np.ndarray:
         j = self.covariate_names.index(str(spec.feature))
         col = x[:, j]

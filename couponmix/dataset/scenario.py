@@ -136,6 +136,11 @@ class Scenario(ABC):
         """Plain-word warnings every report built on this scenario must repeat (e.g. a weak calibrated model)."""
         return []
 
+    def categories(self, feature: str) -> list[str] | None:
+        """The names of a categorical covariate's values, coded 0, 1, ... in the covariates, when the scenario
+        declares them (every value, however rare); None where it does not."""
+        return None
+
     def real_log(self) -> dict | None:
         """The real log behind the scenario in obp's format (``context``, ``action``, ``reward``, ``pscore``,
         ``pscore_avg``, ...), where it holds one with propensities (None for simulators); the log's own

@@ -79,14 +79,22 @@ def _covariate(scenario, feature: str) -> int:
 
 
 def segment_grouping(scenario, feature: str = "segment") -> Grouping:
-    """Groups by the values of a categorical covariate (at most 20), read off 50,000 customers drawn with a fixed seed.
+    """Groups by the values of a categorical covariate (at most 20): every value the scenario declares
+    (``Scenario.categories``, codes 0, 1, ..., however rare), else the values of 50,000 customers drawn with a
+    fixed seed.
 
-    Labels are the scenario's ``segment_names`` when there is one per value, else "feature = value".
+    Labels are the declared names, or the scenario's ``segment_names`` when there is one per value, else
+    "feature = value".
     """
     j = _covariate(scenario, feature)
-    labels = list(getattr(scenario, "segment_names", ()) or [])
-    x = scenario.sample_covariates(50_000, stream(0, "evaluation_sample", 99))
-    values = sorted(np.unique(x[:, j]).tolist())
+    declared = scenario.categories(feature)
+    if declared:
+        values = [float(v) for v in range(len(declared))]
+        labels = list(declared)
+    else:
+        labels = list(getattr(scenario, "segment_names", ()) or [])
+        x = scenario.sample_covariates(50_000, stream(0, "evaluation_sample", 99))
+        values = sorted(np.unique(x[:, j]).tolist())
     if len(values) > 20:
         raise CouponmixError(f"{feature} takes {len(values)} values: use --contextual feature bins instead")
     if len(labels) != len(values):
