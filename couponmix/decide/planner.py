@@ -28,7 +28,7 @@ from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.criterion import TargetError
 from couponmix.policy.simplex import check_alpha, check_floors
 
-__all__ = ["Plan", "LogSizePlan", "plan_mixture", "log_size_at", "candidates"]
+__all__ = ["Plan", "LogSizePlan", "StudyPlan", "plan_mixture", "log_size_at", "candidates"]
 
 #: most lattice points evaluated in the global stage
 MAX_LATTICE = 400
@@ -54,6 +54,15 @@ class Plan(Record):
     targets: dict[str, TargetError]  # per target: chosen estimator, error and its parts (Criterion.describe)
     evaluated: int  # mixtures evaluated exactly
     note: str
+
+
+@dataclass(frozen=True)
+class StudyPlan(Plan):
+    """A study's plan (``--tol``; summary.json's ``plan``): the least-cost mixture (``Plan``), the criterion it
+    was planned with, and the log size the recommended mixture itself needs for the same tolerance."""
+
+    criterion: str
+    at_recommended: LogSizePlan
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from couponmix.ope.montecarlo import Z95, influence
 from couponmix.ope.objectives import EvaluationSample
 
 __all__ = [
+    "covariance_root",
     "DecisionAt",
     "DecisionBlock",
     "DecisionValue",
@@ -378,7 +379,7 @@ def decision_law(
     return values, bias, cov1 / n
 
 
-def _root(cov: np.ndarray) -> np.ndarray:
+def covariance_root(cov: np.ndarray) -> np.ndarray:
     """A square root L of a covariance (L L^T = cov), robust to rounding (eigenvalues floored at 0)."""
     lam, vec = np.linalg.eigh((cov + cov.T) / 2)
     return vec * np.sqrt(np.maximum(lam, 0.0))
@@ -406,8 +407,8 @@ def rule_outcomes(
     z = g.standard_normal((draws, c))
     truth = np.broadcast_to(values, (draws, c))
     if value_cov is not None:
-        truth = values + g.standard_normal((draws, c)) @ _root(value_cov).T
-    est = truth + bias + z @ _root(cov).T
+        truth = values + g.standard_normal((draws, c)) @ covariance_root(value_cov).T
+    est = truth + bias + z @ covariance_root(cov).T
     rows = np.arange(draws)
     best = np.argmax(truth, axis=1)
     pick = np.argmax(est, axis=1)
@@ -502,6 +503,7 @@ def simulate_decisions(
     incumbent: str,
     reps: int,
     seed: int = 0,
+    keep_logs: bool = False,
 ) -> dict:
     """Monte Carlo check of ``decision_value``: ``reps`` logs of ``n`` customers drawn with replacement from
     the sample's customers (so the candidates' values are the sample's), each row's component from
@@ -509,7 +511,9 @@ def simulate_decisions(
     candidate is estimated with obp's estimator (our own per-customer terms must give the same estimate;
     they also give the safe rule's standard error of the difference, as a team would compute it).
 
-    Returns {"p_best", "regret", "p_best_safe", "regret_safe", "p_switch_safe", each with "<name>_se"}.
+    Returns {"p_best", "regret", "p_best_safe", "regret_safe", "p_switch_safe", each with "<name>_se"}; with
+    ``keep_logs`` also "logs": per log the candidate picked (``pick``), its estimate minus the incumbent's
+    (``diff``) and that difference's standard error as the team computes it (``se``), arrays (reps,).
     """
     names = list(candidates)
     alpha = np.asarray(alpha, float)
@@ -523,6 +527,7 @@ def simulate_decisions(
     best, inc = int(np.argmax(values)), names.index(incumbent)
     p_bal = np.tensordot(alpha, comp, axes=1)
     pick, safe = np.empty(reps, int), np.empty(reps, int)
+    diff, se = np.zeros(reps), np.zeros(reps)
     for rep in range(reps):
         g = np.random.default_rng([seed, 7_919, rep])
         idx = g.integers(0, m, n)
@@ -542,6 +547,8 @@ def simulate_decisions(
             phi.append(terms)
         pick[rep] = int(np.argmax(est))
         safe[rep] = safe_choice(est, phi, inc)
+        d = np.asarray(phi[pick[rep]]) - np.asarray(phi[inc])
+        diff[rep], se[rep] = est[pick[rep]] - est[inc], d.std(ddof=1) / np.sqrt(n)
 
     def mean_se(v):
         v = np.asarray(v, float)
@@ -557,6 +564,8 @@ def simulate_decisions(
     ):
         out[key], out[key + "_se"] = mean_se(v)
     out["reps"] = reps
+    if keep_logs:
+        out["logs"] = {"pick": pick, "diff": diff, "se": se}
     return out
 
 

@@ -145,7 +145,7 @@ def exploration_figure(summary: StudySummary) -> bytes:
         shown.append(r)
         if curve.sampling_error is not None:
             bottom.plot(eps, curve.sampling_error[t], color=color, ls="--", lw=1.4)
-    tol = (summary.plan or {}).get("tol")
+    tol = None if summary.plan is None else summary.plan.tol
     if tol is not None:
         bottom.axhline(tol, color="#555", ls="-.", lw=1.4, label=f"tolerance {tol:g}")
     for ax in (top, bottom):
@@ -173,7 +173,7 @@ def log_size_figure(summary: StudySummary) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for i, (t, r) in enumerate(curve.rmse.items()):
         ax.plot(sizes, r, color=COLORS[(i + 2) % len(COLORS)], lw=2, label=t)
-    tol = (summary.plan or {}).get("tol")
+    tol = None if summary.plan is None else summary.plan.tol
     if tol is not None:
         ax.axhline(tol, color="#555", ls="-.", lw=1.4, label=f"tolerance {tol:g}")
     ax.axvline(summary.n, color=COLORS[1], ls="--", lw=1.5, label=f"planned log ({summary.n:,})")

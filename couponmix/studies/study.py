@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from couponmix.decide.curves import (
     no_exploration_revenue,
 )
 from couponmix.decide.optimize import Front, Recommendation, check_max_rmse, pareto_front, recommend
-from couponmix.decide.planner import LogSizePlan, Plan, log_size_at, plan_mixture
+from couponmix.decide.planner import LogSizePlan, Plan, StudyPlan, log_size_at, plan_mixture
 from couponmix.decide.value import DecisionBlock, Payback, decision_summary, payback
 from couponmix.errors import CouponmixError
 from couponmix.infra.progress import Progress
@@ -699,13 +699,14 @@ def _decision(u: _Setup, alpha: np.ndarray, base_alpha: np.ndarray, incumbent: s
         return None
 
 
-def _plan(s: RunSettings, u: _Setup, alpha: np.ndarray) -> dict | None:
+def _plan(s: RunSettings, u: _Setup, alpha: np.ndarray) -> StudyPlan | None:
     """Phase 5: the least-cost mix for the tolerance, and the log size the recommended mix needs for it."""
     if s.tol is None:
         return None
     log.info("planning: least revenue cost with error <= %g", s.tol)
     found = plan_mixture(u.objectives, s.tol, u.n, u.floors)
-    return {**found.to_dict(), "criterion": u.objectives.label, "at_recommended": log_size_at(u.objectives, alpha, s.tol).to_dict()}
+    plan = {f.name: getattr(found, f.name) for f in fields(found)}
+    return StudyPlan(**plan, criterion=u.objectives.label, at_recommended=log_size_at(u.objectives, alpha, s.tol))
 
 
 def _run(s: RunSettings, bar: Progress) -> StudyResult:
@@ -825,11 +826,11 @@ def headline_numbers(
     cost: RevenueCost,
     curve: ExplorationCurve,
     size_curve: LogSizeCurve,
-    plan: dict | None,
+    plan: StudyPlan | None,
 ) -> Headline:
     """The numbers a reader needs first: how much to explore, what it costs, what precision it buys and how
     much of that precision the log itself can confirm."""
-    need = plan["at_recommended"]["log_size_needed"] if plan is not None else None
+    need = plan.at_recommended.log_size_needed if plan is not None else None
     daily = size_curve.daily_traffic
     precision = {t: target_precision(d) for t, d in rec.targets.items()}
     return Headline(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import ExplorationCurve, LogSizeCurve
+from couponmix.decide.planner import StudyPlan
 from couponmix.decide.value import DecisionBlock, Payback
 from couponmix.infra.records import OPTIONAL, Record, plain
 from couponmix.ope.criterion import EstimatorErrors, PromiseUncertainty, TargetError
@@ -384,7 +385,7 @@ class StudySummary(Record):
     sample_size_law: SampleSizeLaw
     exploration_curve: ExplorationCurve
     log_size_curve: LogSizeCurve
-    plan: dict | None = field(metadata=OPTIONAL)
+    plan: StudyPlan | None = field(metadata=OPTIONAL)
     headline: Headline
     exploit_regret: dict | None = field(default=None, metadata=OPTIONAL)
     #: a scenario calibrated from a real log: {world, card, diagnostics, warnings, values}; absent for simulators
