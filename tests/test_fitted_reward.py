@@ -82,8 +82,8 @@ def test_pilot_approximation_averages_the_pilots(small_sample, paper_floor):
     obj = FittedModelObjectives(pilots, spec, 1000)
     each = np.array([MixtureObjectives(p, spec, 1000).laws(ALPHA)[0].mse(1000)[0] for p in pilots])
     d = obj.describe(ALPHA)["pi_e1"]
-    assert d["rmse"] ** 2 == pytest.approx(each.mean(), rel=1e-12)
-    assert d["mse_approximation_se"] == pytest.approx(each.std(ddof=1) / np.sqrt(3), rel=1e-12)
+    assert d.rmse**2 == pytest.approx(each.mean(), rel=1e-12)
+    assert d.mse_approximation_se == pytest.approx(each.std(ddof=1) / np.sqrt(3), rel=1e-12)
     again = pilot_samples(small_sample, paper_floor, mixture, 1000, seed=1, pilots=3, threads=1)
     assert all(np.array_equal(a.q, b.q) for a, b in zip(pilots, again))
 

@@ -38,7 +38,7 @@ from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import FITTED_FOLDS as N_FOLDS
 from couponmix.ope.estimators import FITTED_SOURCE as SOURCE
 from couponmix.ope.estimators import EstimatorSpec
-from couponmix.ope.objectives import EvaluationSample, MixtureObjectives
+from couponmix.ope.objectives import EvaluationSample, LawSummary, MixtureObjectives
 from couponmix.policy.mixture import Mixture
 
 __all__ = ["PILOT_MAX", "PILOTS", "LGBM_PARAMS", "cross_fitted", "pilot_size", "pilot_q", "pilot_samples", "FittedModelObjectives"]
@@ -174,12 +174,12 @@ class FittedModelObjectives:
         """(B,) the single error objective from per-target errors (B, T), by the aggregate (max or mean)."""
         return self.parts[0].combine(per_target)
 
-    def describe(self, alpha) -> dict:
+    def describe(self, alpha) -> dict[str, LawSummary]:
         """Per-target breakdown at one mixture ``alpha`` (K,), averaged over the pilot models.
 
         Returns
         -------
-        dict of target name to dict
+        dict of target name to LawSummary
             ``MixtureObjectives.describe``'s entries for the first pilot, with ``rmse``, ``bias`` and ``std_error``
             (reward's unit per customer) from the pilot-averaged MSE and bias, and ``mse_approximation_se`` and
             ``bias_approximation_se``, the standard errors of those averages over the pilots.
@@ -190,12 +190,12 @@ class FittedModelObjectives:
         out = {}
         for t, name in enumerate(self.target_names):
             m, b = float(mse[:, 0, t].mean()), float(bias[:, 0, t].mean())
-            out[name] = {
-                **first[name],
-                "rmse": float(np.sqrt(m)),
-                "bias": b,
-                "std_error": float(np.sqrt(max(m - b * b, 0.0))),
-                "mse_approximation_se": float(mse[:, 0, t].std(ddof=1) / root_p),
-                "bias_approximation_se": float(bias[:, 0, t].std(ddof=1) / root_p),
-            }
+            out[name] = dataclasses.replace(
+                first[name],
+                rmse=float(np.sqrt(m)),
+                bias=b,
+                std_error=float(np.sqrt(max(m - b * b, 0.0))),
+                mse_approximation_se=float(mse[:, 0, t].std(ddof=1) / root_p),
+                bias_approximation_se=float(bias[:, 0, t].std(ddof=1) / root_p),
+            )
         return out

@@ -20,6 +20,7 @@ spawned, not forked (LightGBM's OpenMP threads do not survive a fork).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -35,7 +36,15 @@ from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 from couponmix.ope.estimators import EstimatorSpec
 from couponmix.ope.fitted_reward import FittedModelObjectives, cross_fitted, pilot_samples
-from couponmix.ope.objectives import DEFAULT_EVAL_SIZE, EvaluationSample, MixtureObjectives, Moments, laws_from_moments, reward_model_on
+from couponmix.ope.objectives import (
+    DEFAULT_EVAL_SIZE,
+    EvaluationSample,
+    LawSummary,
+    MixtureObjectives,
+    Moments,
+    laws_from_moments,
+    reward_model_on,
+)
 from couponmix.policy.contextual import ContextualMixture, Grouping
 from couponmix.policy.mixture import Mixture
 
@@ -184,7 +193,10 @@ def contextual_describe(sample: EvaluationSample, scenario, spec: EstimatorSpec,
             parts.append(MixtureObjectives(sample.subset(idx), spec, n, threads=1).moments(alphas[g][None]))
             shares.append(idx.size / sample.size)
     laws = laws_from_moments(Moments.combine(parts, shares), spec)
-    return {name: {"true_value": float(v), **law.summary(n, 0)} for name, v, law in zip(sample.target_names, sample.target_values, laws)}
+    return {
+        name: dataclasses.replace(law.summary(n, 0), true_value=float(v))
+        for name, v, law in zip(sample.target_names, sample.target_values, laws)
+    }
 
 
 def _replications(scenario, alpha, specs, n, seed, reps: range, contextual=None):
@@ -237,10 +249,10 @@ def _analytic(scenario: Scenario, mixture: Mixture, specs: list[EstimatorSpec], 
         analytic[spec.name] = describe(spec)
     # the mixture must play every action a target plays (naive weights may still miss some: that is their bias)
     for name, d in describe(EstimatorSpec("ips")).items():
-        if not d["supported"]:
+        if not d.supported:
             raise CouponmixError(
                 f"zero propensity where {name} acts: the mixture never plays actions that carry "
-                f"{1 - d['support']:.1%} of {name}'s probability, so no propensity-weighted estimator can "
+                f"{1 - d.support:.1%} of {name}'s probability, so no propensity-weighted estimator can "
                 "evaluate it; give every component some weight"
             )
     return analytic
@@ -328,15 +340,15 @@ def _replication_ranges(backend: Backend, reps: int) -> list[range]:
     return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def _check(e: np.ndarray, h: np.ndarray, v: float, a: dict | None) -> TargetCheck:
+def _check(e: np.ndarray, h: np.ndarray, v: float, a: LawSummary | None) -> TargetCheck:
     """One estimator's check on one target from its R estimates ``e`` and 95% half-widths ``h``, the true value
     ``v`` and the analytic description ``a`` (None: Monte Carlo only)."""
     reps = len(e)
     sq = (e - v) ** 2
     mse, mse_se = float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(reps))
     rmse = float(np.sqrt(mse))
-    a = a or {}
-    a_rmse, a_se = a.get("rmse"), a.get("mse_approximation_se", 0.0)
+    a_rmse = None if a is None else a.rmse
+    a_se = 0.0 if a is None or a.mse_approximation_se is None else a.mse_approximation_se
     z_se = float(np.hypot(mse_se, a_se))
     cov = float((np.abs(e - v) <= h).mean())
     return TargetCheck(
@@ -348,9 +360,9 @@ def _check(e: np.ndarray, h: np.ndarray, v: float, a: dict | None) -> TargetChec
         mc_rmse=rmse,
         mc_rmse_se=mse_se / (2 * rmse) if rmse > 0 else float("nan"),
         analytic_rmse=a_rmse,
-        analytic_bias=a.get("bias"),
-        analytic_mse_se=a_se if a else None,
-        analytic_bias_se=a.get("bias_approximation_se", 0.0) if a else None,
+        analytic_bias=None if a is None else a.bias,
+        analytic_mse_se=None if a is None else a_se,
+        analytic_bias_se=None if a is None else (a.bias_approximation_se or 0.0),
         z_score=(None if a_rmse is None else (mse - a_rmse**2) / z_se if z_se > 0 else float("nan")),
         coverage=cov,
         coverage_se=float(np.sqrt(max(cov * (1 - cov), 1e-12) / reps)),

@@ -42,6 +42,7 @@ from couponmix.dataset.scenario import Scenario
 from couponmix.dataset.types import ObservedRows
 from couponmix.errors import CouponmixError
 from couponmix.infra import memory
+from couponmix.infra.records import OPTIONAL, Record
 from couponmix.infra.seeding import stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
@@ -50,6 +51,7 @@ from couponmix.policy.policies import Policy
 
 __all__ = [
     "AGGREGATES",
+    "LawSummary",
     "CHUNK_ELEMENTS",
     "SUPPORT_TOL",
     "SMALL_GROUP_SHARE",
@@ -601,6 +603,34 @@ class RowTerms:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
 
+@dataclass(kw_only=True)
+class LawSummary(Record):
+    """One estimator's exact error on one target at one mixture and log size (``ErrorLaw.summary``), with the
+    target's value where a ``describe`` gives it. Every number is in the reward's unit per customer.
+
+    Attributes
+    ----------
+    true_value : float or None
+        The target's value on the evaluation sample.
+    rmse, bias, std_error : float
+        The estimator's exact RMSE, bias and standard deviation.
+    support : float
+        Share of the target's probability on actions the mixture plays; ``supported`` whether that is all.
+    mse_approximation_se, bias_approximation_se : float or None
+        With a reward model fitted on each log (pilot models), the standard errors of the pilot-averaged MSE
+        and bias.
+    """
+
+    true_value: float | None = field(default=None, metadata=OPTIONAL)
+    rmse: float
+    bias: float
+    std_error: float
+    support: float
+    supported: bool
+    mse_approximation_se: float | None = field(default=None, metadata=OPTIONAL)
+    bias_approximation_se: float | None = field(default=None, metadata=OPTIONAL)
+
+
 @dataclass(frozen=True)
 class ErrorLaw:
     """MSE(n) = (bias0 + bias1 / n)^2 + scaled_var / n, for a batch of mixtures (arrays of shape (B,)).
@@ -668,15 +698,15 @@ class ErrorLaw:
         """(B,) the robust error at log size n: the square root of ``robust_mse(n)``."""
         return np.sqrt(self.robust_mse(n))
 
-    def summary(self, n: int, i: int) -> dict:
-        """RMSE, bias, standard error and support of mixture ``i`` of the batch at log size n, as plain numbers."""
-        return {
-            "rmse": float(self.rmse(n)[i]),
-            "bias": float(self.bias(n)[i]),
-            "std_error": float(np.sqrt(self.scaled_var[i] / n)),
-            "support": float(self.support[i]),
-            "supported": bool(self.supported[i]),
-        }
+    def summary(self, n: int, i: int) -> LawSummary:
+        """RMSE, bias, standard error and support of mixture ``i`` of the batch at log size n."""
+        return LawSummary(
+            rmse=float(self.rmse(n)[i]),
+            bias=float(self.bias(n)[i]),
+            std_error=float(np.sqrt(self.scaled_var[i] / n)),
+            support=float(self.support[i]),
+            supported=bool(self.supported[i]),
+        )
 
     def log_size_for(self, tol: float, robust: bool = False) -> np.ndarray:
         """Least n with RMSE(n) (or, with ``robust``, the robust error) <= tol for every mixture in the batch
@@ -1187,10 +1217,10 @@ class MixtureObjectives(SampleObjectives):
         """The error law of every target for each mixture."""
         return laws_from_moments(self.moments(alphas), self.estimator)
 
-    def describe(self, alpha: ArrayLike) -> dict:
+    def describe(self, alpha: ArrayLike) -> dict[str, LawSummary]:
         """Per-target breakdown at one mixture, for summaries and reports."""
         a = np.asarray(alpha, dtype=float)[None, :]
         out = {}
         for name, value, law in zip(self.target_names, self.sample.target_values, self.laws(a)):
-            out[name] = {"true_value": float(value), **law.summary(self.n, 0)}
+            out[name] = dataclasses.replace(law.summary(self.n, 0), true_value=float(value))
         return out
