@@ -21,7 +21,7 @@ spawned, not forked (LightGBM's OpenMP threads do not survive a fork).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 
@@ -180,7 +180,9 @@ def _logging_policy(scenario, alpha, contextual):
     return ContextualMixture(scenario.components(), scenario, contextual[0], contextual[1])
 
 
-def contextual_describe(sample: EvaluationSample, scenario, spec: EstimatorSpec, n: int, grouping: Grouping, alphas: np.ndarray) -> dict:
+def contextual_describe(
+    sample: EvaluationSample, scenario, spec: EstimatorSpec, n: int, grouping: Grouping, alphas: np.ndarray
+) -> dict[str, LawSummary]:
     """``MixtureObjectives.describe`` for a contextual mixture: group g's customers of ``sample`` at
     ``alphas[g]``, their moments combined by share (exact, as in ``decide.contextual.ContextualCriterion``)."""
     if sample.x is None:
@@ -231,7 +233,7 @@ def _analytic(scenario: Scenario, mixture: Mixture, specs: list[EstimatorSpec], 
     fitted = pilot_samples(sample, scenario, mixture, n, seed) if fits else None
     targets = scenario.targets()
 
-    def describe(spec: EstimatorSpec) -> dict:
+    def describe(spec: EstimatorSpec) -> dict[str, LawSummary]:
         if contextual is not None:
             return contextual_describe(sample, scenario, spec, n, contextual[0], np.asarray(contextual[1], float))
         obj = (
@@ -241,7 +243,7 @@ def _analytic(scenario: Scenario, mixture: Mixture, specs: list[EstimatorSpec], 
         )
         return obj.describe(mixture.alpha)
 
-    analytic: dict[str, dict] = {}
+    analytic: dict[str, Mapping[str, LawSummary | None]] = {}
     for spec in specs:
         if not spec.has_error_formula or (contextual is not None and spec.fits_reward_model):
             analytic[spec.name] = dict.fromkeys(targets)
