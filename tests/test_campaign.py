@@ -56,6 +56,20 @@ def test_a_small_campaign_runs_end_to_end_and_is_deterministic():
     assert all(len(d) == 3 for per_rate in res.deployed for d in per_rate)
     table = res.table()
     assert table[0]["vs_first"] == 0 and table[1]["vs_first"] == pytest.approx(res.cumulative()[1].mean() - res.cumulative()[0].mean())
+    se = res.to_dict()["cumulative_vs_first_by_period"]["se"]
+    assert se[0] == [0.0, 0.0, 0.0] and all(v is not None and v > 0 for v in se[1])
+
+
+def test_one_replication_measures_no_standard_error():
+    """With one replication no standard error can be measured: campaign.json says null (not 0, which would read
+    as exact), and the figure draws no band."""
+    from couponmix.outputs.report import campaign_figure
+
+    res = run_campaign(get_scenario("market", config={**SMALL, "drift": DRIFT}), [0.0, 0.2], periods=2, period_size=1_000, reps=1, seed=4)
+    doc = res.to_dict()
+    assert doc["cumulative_vs_first_by_period"]["se"][1] == [None, None]
+    json.dumps(doc, allow_nan=False)
+    assert campaign_figure(doc)[:4] == b"\x89PNG"
 
 
 def test_the_campaign_command_writes_its_table(tmp_path, capsys):

@@ -302,7 +302,7 @@ def campaign_figure(result: dict) -> bytes:
     from matplotlib.ticker import FuncFormatter
 
     mean = np.array(result["cumulative_vs_first_by_period"]["mean"])
-    se = np.array(result["cumulative_vs_first_by_period"]["se"])
+    se = np.array(result["cumulative_vs_first_by_period"]["se"], dtype=float)  # null (one replication): no band
     periods = np.arange(1, mean.shape[1] + 1)
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for i, rate in enumerate(result["rates"]):

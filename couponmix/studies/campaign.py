@@ -101,11 +101,14 @@ class CampaignResult:
 
     def to_dict(self) -> dict:
         """The campaign for summary.json: per-period cumulative revenue against the first rate (mean and standard error,
-        R x T; the standard errors are 0 with one replication), the settings, ``table``, the mean revenue per customer per
-        rate and period (R, T), and what was deployed."""
+        R x T; a standard error is null with one replication, where none can be measured), the settings, ``table``, the
+        mean revenue per customer per rate and period (R, T), and what was deployed."""
         mean, se = self.cumulative_vs_first()
         return {
-            "cumulative_vs_first_by_period": {"mean": mean.tolist(), "se": np.nan_to_num(se).tolist()},
+            "cumulative_vs_first_by_period": {
+                "mean": mean.tolist(),
+                "se": [[float(v) if np.isfinite(v) else None for v in row] for row in se],
+            },
             "rates": list(self.rates),
             "periods": self.periods,
             "period_size": self.period_size,
