@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_objectives import machine  # noqa: E402
-from couponmix.decide.value import covariance_root, log_decision, rule_outcomes, simulate_decisions  # noqa: E402
+from couponmix.decide.value import log_decision, rule_outcomes, simulate_decisions  # noqa: E402
 from couponmix.ope.estimators import exact_suite  # noqa: E402
 from couponmix.ope.montecarlo import Z95  # noqa: E402
 from tests.test_decision_value import CASES, _setup  # noqa: E402
@@ -36,11 +36,8 @@ def safe_rule_tails(dv, mc: dict, incumbent: str, draws: int = 200_000) -> dict:
     the law's, on average over the logs where the candidate looks best."""
     names = list(dv.candidates)
     inc = names.index(incumbent)
-    g = np.random.default_rng([0, 20_261_203])
-    est = dv.values + dv.bias + g.standard_normal((draws, len(names))) @ covariance_root(dv.cov).T
-    pick = est.argmax(axis=1)
+    law = rule_outcomes(dv.values, dv.bias, dv.cov, inc, draws)
     law_sd = np.sqrt(np.maximum(np.diag(dv.cov) + dv.cov[inc, inc] - 2 * dv.cov[:, inc], 0.0))
-    law_switch = (pick != inc) & (est[np.arange(draws), pick] - est[:, inc] - Z95 * law_sd[pick] > 0)
     logs = mc["logs"]
     out = {}
     for j, c in enumerate(names):
@@ -48,9 +45,9 @@ def safe_rule_tails(dv, mc: dict, incumbent: str, draws: int = 200_000) -> dict:
             continue
         mine = logs["pick"] == j
         out[c] = {
-            "law_picked": float((pick == j).mean()),
+            "law_picked": law["p_pick"][j],
             "mc_picked": float(mine.mean()),
-            "law_switch": float((law_switch & (pick == j)).mean()),
+            "law_switch": law["p_switch_to"][j],
             "mc_switch_team_se": float((mine & (logs["diff"] - Z95 * logs["se"] > 0)).mean()),
             "mc_switch_law_sd": float((mine & (logs["diff"] - Z95 * law_sd[j] > 0)).mean()),
             "team_se_over_law_sd": float((logs["se"][mine] / law_sd[j]).mean()) if mine.any() and law_sd[j] > 0 else None,

@@ -399,9 +399,10 @@ def rule_outcomes(
     With ``value_cov`` (the candidates' values are themselves estimates, as on a real log), each draw first
     draws the values from N(values, value_cov): the probabilities and regrets then average over what the
     values may be, and "best" is each draw's best. Returns p_best, regret, p_best_safe, regret_safe,
-    p_switch_safe, gain, gain_safe (per customer), and regret_sd, regret_safe_sd: the standard deviation of
-    one log's regret under this law (what a Monte Carlo check's standard error should be built from when
-    costly wrong choices are too rare for its logs to show them)."""
+    p_switch_safe, gain, gain_safe (per customer); regret_sd, regret_safe_sd: the standard deviation of one
+    log's regret under this law (what a Monte Carlo check's standard error should be built from when costly
+    wrong choices are too rare for its logs to show them); and per candidate (lists, C) p_pick, the chance it
+    has the highest estimate, and p_switch_to, the chance the safe rule switches to it."""
     c = len(values)
     g = np.random.default_rng([seed, 20_261_203])
     z = g.standard_normal((draws, c))
@@ -427,6 +428,8 @@ def rule_outcomes(
         "gain_safe": float((truth[rows, safe] - truth[:, incumbent]).mean()),
         "regret_sd": float(regret.std()),
         "regret_safe_sd": float(regret_safe.std()),
+        "p_pick": (np.bincount(pick, minlength=c) / draws).tolist(),
+        "p_switch_to": (np.bincount(safe[safe != incumbent], minlength=c) / draws).tolist(),
     }
 
 
@@ -456,7 +459,8 @@ def decision_value(
     inc = names.index(incumbent)
     vcov = value_covariance(sample, candidates)
     out = rule_outcomes(values, bias, cov, inc, draws, seed, vcov)
-    out = {k: v for k, v in out.items() if k not in ("regret_sd", "regret_safe_sd")}
+    kept = {f.name for f in dataclasses.fields(DecisionValue)}  # the law's extra detail stays with rule_outcomes
+    out = {k: v for k, v in out.items() if k in kept}
     return DecisionValue(
         candidates=tuple(names),
         estimators=tuple(specs[c].name for c in names),
