@@ -163,31 +163,13 @@ def plan(b: Bench, rounds: int) -> list[dict]:
 
 def predict(customers: int, rounds: int) -> dict:
     """LightGBM's own prediction against the compiled library on the market's revenue model and the same
-    rows, interleaved (in this process; the compiled libraries load from the warm cache)."""
+    rows, interleaved (in this process; the compiled libraries load from the warm cache):
+    ``bench_predict.interleaved_predictions``."""
     import numpy as np
 
-    from couponmix.policy import compiled
-    from simulators import get_scenario
+    from benchmarks.bench_predict import interleaved_predictions
 
-    sc = get_scenario("market")
-    model = sc.model
-    x = sc.sample_covariates(customers, np.random.default_rng(1))
-    rows = customers * sc.n_actions
-    for booster in model.models_:
-        compiled.compiled_for(booster.model_to_string())
-    times: dict[str, list] = {"lightgbm": [], "compiled": []}
-    preds = {}
-    saved = compiled.COMPILE_ROWS
-    try:
-        for _ in range(rounds):
-            for label, limit in (("lightgbm", 10**15), ("compiled", 1)):
-                compiled.COMPILE_ROWS = limit
-                model.__dict__.pop("_cache", None)
-                t, c = time.perf_counter(), time.process_time()
-                preds[label] = model.predict(x.copy())
-                times[label].append({"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c})
-    finally:
-        compiled.COMPILE_ROWS = saved
+    model, rows, times, preds = interleaved_predictions(customers, rounds)
     best = {k: min(r["wall_s"] for r in v) for k, v in times.items()}
     report(f"  predict {rows:,} rows: LightGBM {best['lightgbm']:.2f} s, compiled {best['compiled']:.2f} s")
     return {
