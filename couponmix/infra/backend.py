@@ -166,9 +166,7 @@ class LocalBackend:
                 if on_done is not None:
                     on_done(i)
             return out
-        workers = min(self.workers, len(items))
-        share = max(1, default_threads() // workers)
-        pool = new_pool(workers, share)
+        pool = self._pool(len(items))
         try:
             futures = [pool.submit(fn, item) for item in items]
             out = []
@@ -182,6 +180,11 @@ class LocalBackend:
         pool.shutdown()
         return out
 
+    def _pool(self, pieces: int) -> ProcessPoolExecutor:
+        """Worker processes for ``pieces`` pieces: at most one per piece, each with its share of the cores."""
+        workers = min(self.workers, pieces)
+        return new_pool(workers, max(1, default_threads() // workers), quiet_logs=self.quiet_logs)
+
     def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]:
         """Every piece in a worker process, even with one worker (a piece that kills its process takes only
         itself down), started in order, yielded as each finishes. Closing the iterator early (Ctrl-C, an
@@ -189,8 +192,7 @@ class LocalBackend:
         items = list(items)
         if not items:
             return
-        workers = min(self.workers, len(items))
-        pool = new_pool(workers, max(1, default_threads() // workers), quiet_logs=self.quiet_logs)
+        pool = self._pool(len(items))
         finished = False
         try:
             futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
