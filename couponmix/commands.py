@@ -621,7 +621,7 @@ def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended")
     checked against the study's scenario and world seed."""
     file, summary = _contextual_summary(source)
     ctx = summary.contextual
-    assert ctx is not None  # checked by _contextual_summary
+    assert ctx is not None  # a "contextual" object in the document reads back as the block
     if summary.scenario != scenario.name or summary.world_seed != cfg.world_seed:
         raise CouponmixError(
             f"{file} is a rule for scenario {summary.scenario!r} with world seed {summary.world_seed}, "
@@ -675,8 +675,6 @@ def _contextual_summary(source) -> tuple[Path, StudySummary]:
         summary = from_doc(doc)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise CouponmixError(f"{file} was written by another couponmix version: run again with --contextual") from None
-    if summary.contextual is None:
-        raise CouponmixError(f"{file} holds no contextual rule: write one with couponmix run --contextual")
     return file, summary
 
 
