@@ -242,11 +242,10 @@ def contextual_figure(summary: StudySummary) -> bytes:
     return _png(fig)
 
 
-def payback_curve(pb: Payback, key: str, days: np.ndarray) -> np.ndarray:
+def payback_curve(pb: Payback, p: LogPlan, days: np.ndarray) -> np.ndarray:
     """Cumulative net revenue against keeping the incumbent without exploring, day by day from the start of
-    logging, for the payback block's ``best`` or ``no_exploration`` plan: the logging cost accrues while
-    the log is collected, then the gain per customer on every day of the horizon."""
-    p: LogPlan = getattr(pb, key)
+    logging, for one of the payback block's plans (``best``, ``no_exploration``): the logging cost accrues
+    while the log is collected, then the gain per customer on every day of the horizon."""
     logging = np.minimum(days, p.log_days)
     after = np.clip(days - p.log_days, 0.0, pb.horizon_days)
     return -p.logging_cost * logging / max(p.log_days, 1e-12) + pb.daily_traffic * p.gain_per_customer * after
@@ -265,7 +264,7 @@ def payback_figure(summary: StudySummary) -> bytes:
     best = pb.best
     ax.plot(
         days,
-        payback_curve(pb, "best", days),
+        payback_curve(pb, best, days),
         color=COLORS[1],
         lw=2,
         label=f"log {best.log_size:,} at {best.exploration_rate:.1%} exploration, then deploy",
@@ -273,7 +272,7 @@ def payback_figure(summary: StudySummary) -> bytes:
     z = pb.no_exploration
     ax.plot(
         days,
-        payback_curve(pb, "no_exploration", days),
+        payback_curve(pb, z, days),
         color=COLORS[0],
         ls="--",
         lw=1.5,
