@@ -379,11 +379,10 @@ def _least_cost_shape(
     bounds = shape.bounds(lo, hi)
     h = 1e-6
     errors = finite_differences(lambda pts: obj.rmse(np.clip(shape.eps(pts), 0.0, 1.0)), h)
+    gains = finite_differences(lambda pts: (shape.eps(pts) @ slope)[:, None], h)  # revenue gained, (P + 1, 1)
 
     def cost_grad(t):
-        pts = np.vstack([t, t + h * np.eye(len(t))])
-        e = shape.eps(pts) @ slope
-        return -(e[1:] - e[0]) / h
+        return -gains(t)[1][:, 0]
 
     best = None
     mids = np.quantile(shape.centers, [0.5] if starts == 1 else np.linspace(0.25, 0.75, starts))
