@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from couponmix.dataset.scenario import Scenario
+from couponmix.dataset.types import ModelReport
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.infra.schema import parse
@@ -267,12 +268,13 @@ class MarketScenario(Scenario):
                 min_child_samples=int(m["min_child_samples"]),
             ),
             seed=self.seed,
+            patience=m.get("patience"),
         )
         return model.fit(h["x"], h["action"], h[target])
 
-    def campaign_model(self) -> tuple[list[int], list[int], dict]:
-        """(features, categorical features, LightGBM settings) for a campaign's retrained revenue model: the
-        production model's."""
+    def campaign_model(self) -> tuple[list[int], list[int], dict, int | None]:
+        """(features, categorical features, LightGBM settings, early-stopping patience) for a campaign's retrained
+        revenue model: the production model's."""
         m = self.cfg["model"]
         params = dict(
             n_estimators=int(m["n_estimators"]),
@@ -280,7 +282,7 @@ class MarketScenario(Scenario):
             num_leaves=int(m["num_leaves"]),
             min_child_samples=int(m["min_child_samples"]),
         )
-        return [FEATURES.index(f) for f in m["features"]], [FEATURES.index(c) for c in CATEGORICAL], params
+        return [FEATURES.index(f) for f in m["features"]], [FEATURES.index(c) for c in CATEGORICAL], params, m.get("patience")
 
     @cached_property
     def model(self) -> CrossFittedRevenueModel:
@@ -414,7 +416,7 @@ class MarketScenario(Scenario):
         """
         return self._oof_error
 
-    def model_report(self, x: np.ndarray) -> dict:
+    def model_report(self, x: np.ndarray) -> ModelReport:
         """Revenue model quality against the truth on held-out customers x, beside a per-action-mean baseline."""
         truth = self.mu(x)
         pred = self.model.predict(x)
@@ -423,16 +425,18 @@ class MarketScenario(Scenario):
         oof = self.model.out_of_fold()
         rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
         base = float(np.sqrt(np.mean((means[None, :] - truth) ** 2)))
-        return {
-            "kind": "LightGBM, cross-fitted",
-            "folds": int(self.cfg["model"]["folds"]),
-            "features": list(self.cfg["model"]["features"]),
-            "history_size": int(self.cfg["history"]["size"]),
-            "history_policy": self.cfg["history"]["policy"],
-            "rmse_vs_true_mu": rmse,
-            "baseline_rmse_vs_true_mu": base,
-            "baseline": "mean reward of each action in the historical log",
-            "out_of_fold_rmse_vs_true_mu": float(np.sqrt(np.mean((oof - self.mu(h["x"])) ** 2))),
-            "rmse_per_action": dict(zip(self.action_names, np.sqrt(((pred - truth) ** 2).mean(axis=0)).tolist())),
-            "held_out_customers": len(x),
-        }
+        return ModelReport(
+            kind="LightGBM, cross-fitted",
+            folds=int(self.cfg["model"]["folds"]),
+            trees=self.model.trees_,
+            max_trees=int(self.cfg["model"]["n_estimators"]),
+            features=list(self.cfg["model"]["features"]),
+            history_size=int(self.cfg["history"]["size"]),
+            history_policy=self.cfg["history"]["policy"],
+            rmse_vs_true_mu=rmse,
+            baseline_rmse_vs_true_mu=base,
+            baseline="mean reward of each action in the historical log",
+            out_of_fold_rmse_vs_true_mu=float(np.sqrt(np.mean((oof - self.mu(h["x"])) ** 2))),
+            rmse_per_action=dict(zip(self.action_names, np.sqrt(((pred - truth) ** 2).mean(axis=0)).tolist())),
+            held_out_customers=len(x),
+        )

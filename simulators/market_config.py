@@ -70,7 +70,13 @@ class History(Schema):
 class Model(Schema):
     features: list[Feature] = Field(min_length=1, description="what the production revenue model sees")
     folds: Int = Field(ge=2, le=20, description="cross-fitting folds")
-    n_estimators: Int = Field(ge=1, le=100_000, description="LightGBM trees")
+    n_estimators: Int = Field(ge=1, le=100_000, description="LightGBM trees at most (the count is chosen on the folds)")
+    patience: Int | None = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="rounds without a lower held-out error before a fold model stops growing; null grows n_estimators trees",
+    )
     learning_rate: Positive = Field(description="LightGBM learning rate")
     num_leaves: Int = Field(ge=2, le=131_072, description="LightGBM leaves per tree")
     min_child_samples: Int = Field(ge=1, description="LightGBM minimum customers per leaf")

@@ -68,8 +68,9 @@ def test_heterogeneous_effects_include_sure_things_and_sleeping_dogs(market):
 def test_revenue_model_beats_per_action_means_clearly(market):
     x = market.sample_covariates(20_000, np.random.default_rng(5))
     rep = market.model_report(x)
-    assert rep["rmse_vs_true_mu"] < 0.5 * rep["baseline_rmse_vs_true_mu"]
-    assert rep["out_of_fold_rmse_vs_true_mu"] < 0.6 * rep["baseline_rmse_vs_true_mu"]
+    assert rep.rmse_vs_true_mu < 0.5 * rep.baseline_rmse_vs_true_mu
+    assert rep.out_of_fold_rmse_vs_true_mu < 0.6 * rep.baseline_rmse_vs_true_mu
+    assert 1 <= rep.trees <= rep.max_trees == market.cfg["model"]["n_estimators"]
 
 
 def test_exploit_is_greedy_on_predictions_and_close_to_oracle(market):

@@ -99,6 +99,12 @@ def _complexity(params: dict) -> dict:
     return {"num_leaves": int(params["num_leaves"]), "min_child_samples": int(params["min_child_samples"])}
 
 
+def _tried(params: dict, model: CrossFittedRevenueModel, gain: float, gain_se: float, configured: bool) -> dict:
+    """One model setting the gate tried: its complexity, the trees chosen on the folds, its gain over the means."""
+    passed = gain > gain_se
+    return {**_complexity(params), "trees": model.trees_, "gain": gain, "gain_se": gain_se, "passed": passed, "configured": configured}
+
+
 def _settings_words(s: dict) -> str:
     return f"{s['num_leaves']} leaves, at least {s['min_child_samples']:,} rows a leaf"
 
@@ -311,6 +317,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
                 "categorical": [m.features[c] for c in m.categorical],
                 "folds": m.folds,
                 "params": m.params,
+                "trees": m.trees_,
                 "seed": m.seed,
             }
             for name, m in models.items()
@@ -371,6 +378,7 @@ class _Fit:
             folds=ms.folds,
             params=settings or self.params,
             seed=self.cfg.seed,
+            patience=ms.patience,
         )
         return m.fit(log.x, log.action, target, sample_weight=self.weights)
 
@@ -388,14 +396,14 @@ class _Fit:
         ladder of simpler and richer ones that is (cross-validated, out of fold)."""
         params = self.params
         model, q_oof, gain, gain_se = self._gated(params)
-        tried = [{**_complexity(params), "gain": gain, "gain_se": gain_se, "passed": gain > gain_se, "configured": True}]
+        tried = [_tried(params, model, gain, gain_se, True)]
         if not gain > gain_se:
             configured = _complexity(params)
             for rung in _ladder(self.log.n):
                 if rung == configured:
                     continue
                 cand = self._gated({**params, **rung})
-                tried.append({**rung, "gain": cand[2], "gain_se": cand[3], "passed": cand[2] > cand[3], "configured": False})
+                tried.append(_tried(rung, cand[0], cand[2], cand[3], False))
                 if cand[2] > cand[3] and cand[2] > gain:
                     (model, q_oof, gain, gain_se), params = cand, {**params, **rung}
         return model, q_oof, gain, gain_se, tried, params

@@ -34,7 +34,10 @@ class ModelSettings(Schema):
     positive outcomes to fit an action."""
 
     folds: Int = Field(default=2, ge=2, le=10, description="cross-fitting folds")
-    n_estimators: PositiveInt = Field(default=200, description="LightGBM trees")
+    n_estimators: PositiveInt = Field(default=200, description="LightGBM trees at most (the count is chosen on the folds)")
+    patience: PositiveInt | None = Field(
+        default=20, description="rounds without a lower held-out error before a fold model stops growing; null grows n_estimators trees"
+    )
     learning_rate: Positive = Field(default=0.05, description="LightGBM learning rate")
     num_leaves: Int = Field(default=15, ge=2, le=4096, description="LightGBM leaves per tree")
     min_child_samples: PositiveInt = Field(default=50, description="LightGBM minimum rows per leaf")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from couponmix.dataset.types import SupportVerdict
+from couponmix.dataset.types import ModelReport, SupportVerdict
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.policy.policies import Policy
@@ -128,7 +128,7 @@ class Scenario(ABC):
         """Where ``reward_model_sq_error`` comes from, in plain words."""
         return "the revenue model's error against the simulator's true mean revenue on held-out customers, where the log checks it"
 
-    def model_report(self, x: np.ndarray) -> dict | None:
+    def model_report(self, x: np.ndarray) -> ModelReport | None:
         """Quality of any learned model behind the policies, measured on held-out customers x."""
         return None
 

@@ -1,7 +1,7 @@
 """Records that the dataset and OPE layers share: a real log's own rows (``ObservedRows``), which a scenario
-hands to the evaluation sample, and the verdict on the importance weights' second moment (``SupportVerdict``),
-which a scenario may give analytically. They live here, below both layers, so that neither imports the other
-upward.
+hands to the evaluation sample, the verdict on the importance weights' second moment (``SupportVerdict``),
+which a scenario may give analytically, and a simulated revenue model's quality (``ModelReport``). They live
+here, below both layers, so that neither imports the other upward.
 """
 
 from __future__ import annotations
@@ -11,7 +11,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ObservedRows", "SupportVerdict"]
+from couponmix.infra.records import Record
+
+__all__ = ["ModelReport", "ObservedRows", "SupportVerdict"]
+
+
+@dataclass
+class ModelReport(Record):
+    """A simulated world's revenue model judged against the world's true expected revenue (summary.json's
+    ``revenue_model``). Revenues are per customer, in the reward's unit."""
+
+    kind: str  #: e.g. "LightGBM, cross-fitted"
+    folds: int  #: cross-fitting folds
+    trees: int  #: trees in each fold model, chosen by early stopping on the folds
+    max_trees: int  #: the most trees a fold model could grow (``n_estimators``)
+    features: list[str]  #: the covariates the model sees
+    history_size: int  #: customers in the historical log it was trained on
+    history_policy: str  #: how that log was logged
+    rmse_vs_true_mu: float  #: root mean squared error of its predictions on held-out customers, all actions
+    baseline_rmse_vs_true_mu: float  #: the same for the baseline
+    baseline: str  #: what the baseline is, in words
+    out_of_fold_rmse_vs_true_mu: float  #: the error of the out-of-fold predictions on the training customers
+    rmse_per_action: dict[str, float]  #: the held-out error per action
+    held_out_customers: int  #: customers the held-out errors are measured on
 
 
 @dataclass(frozen=True)

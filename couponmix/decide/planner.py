@@ -22,7 +22,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 
 from couponmix.decide.curves import exploration_rate, no_exploration_revenue
-from couponmix.decide.optimize import finite_differences, furthest_feasible
+from couponmix.decide.optimize import finite_differences
 from couponmix.infra.records import Record
 from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.criterion import TargetError
@@ -34,6 +34,10 @@ __all__ = ["Plan", "LogSizePlan", "StudyPlan", "plan_mixture", "log_size_at", "c
 MAX_LATTICE = 400
 LADDER = np.geomspace(1e-5, 0.5, 45)
 BATCH = 512
+#: successive halvings of the local search's step evaluated in one call to the criterion
+SCALES = 8
+#: points per round of the batched search for how far along a path the errors stay <= tol
+PATH_POINTS = 16
 
 
 @dataclass(frozen=True)
@@ -199,9 +203,14 @@ def plan_mixture(objectives, tol: float, n: int | None = None, floors=0.0) -> Pl
     )
 
 
-def _refine(objectives, alpha, floors, n, tol=None, min_step=1e-7, max_iter=200):
+def _refine(objectives, alpha, floors, n, tol=None, min_step=1e-7, max_iter=200, scales=SCALES):
     """Local search by pairwise transfers with a step that halves when no move improves: with ``tol``,
-    raise the revenue keeping every error <= tol; without, lower the worst error."""
+    raise the revenue keeping every error <= tol; without, lower the worst error.
+
+    The moves at ``scales`` successive halvings of the step are evaluated in one batch and the largest step
+    with an improving move is taken: the path of trying one step at a time and halving on failure, in fewer
+    calls to the criterion. ``max_iter`` counts the steps tried, as that one-at-a-time search would.
+    """
     alpha = np.asarray(alpha, float)
     step, evaluated, it = 0.05, 0, 0
     if tol is not None:
@@ -209,18 +218,25 @@ def _refine(objectives, alpha, floors, n, tol=None, min_step=1e-7, max_iter=200)
     else:
         current = -float(_worst(objectives, alpha[None], n)[0])
     while step >= min_step and it < max_iter:
-        it += 1
-        moves = _moves(alpha, floors, step)
-        if len(moves) == 0:
+        steps = [step / 2**j for j in range(min(scales, max_iter - it)) if step / 2**j >= min_step]
+        groups = [_moves(alpha, floors, s) for s in steps]
+        if len(groups[0]) == 0:
             break
+        moves = np.vstack(groups)
         w = _worst(objectives, moves, n)
         evaluated += len(moves)
         gain = np.where(w <= tol, objectives.revenue(moves), -np.inf) if tol is not None else -w
-        j = int(np.argmax(gain))
-        if gain[j] > current + 1e-15:
-            alpha, current = moves[j], float(gain[j])
-        else:
-            step /= 2
+        start, taken = 0, False
+        for s, group in zip(steps, groups):
+            it += 1
+            g = gain[start : start + len(group)]
+            start += len(group)
+            j = int(np.argmax(g))
+            if g[j] > current + 1e-15:
+                alpha, current, step, taken = group[j], float(g[j]), s, True
+                break
+        if not taken:
+            step = steps[-1] / 2
     return alpha, evaluated
 
 
@@ -256,18 +272,37 @@ def _polish(objectives, alpha, floors, n, tol, h: float = 1e-7):
     end = np.maximum(np.asarray(res.x, float), floors)
     end = floors + (end - floors) * (1.0 - floors.sum()) / (end - floors).sum()
 
-    def feasible(t: float) -> bool:
+    def feasible(ts: np.ndarray) -> np.ndarray:
         nonlocal evaluated
-        evaluated += 1
-        return bool(_worst(objectives, ((1 - t) * alpha + t * end)[None], n)[0] <= tol)
+        evaluated += len(ts)
+        return _worst(objectives, (1 - ts)[:, None] * alpha + ts[:, None] * end, n) <= tol
 
-    t = furthest_feasible(feasible, steps=40)  # the start, alpha, is feasible: t is not None
-    cand = (1 - t) * alpha + t * end if t is not None else alpha
+    t = _furthest_feasible(feasible)  # the start, alpha, is feasible
+    cand = (1 - t) * alpha + t * end
     cand, extra = _refine(objectives, cand, floors, n, tol=tol, min_step=1e-7)
     evaluated += extra
     if float(objectives.revenue(cand[None])[0]) > float(objectives.revenue(alpha[None])[0]):
         return cand, evaluated
     return alpha, evaluated
+
+
+def _furthest_feasible(feasible, rounds: int = 10, points: int = PATH_POINTS) -> float:
+    """How far along a path t in [0, 1] from a feasible start (t = 0) the points stay feasible: 1 when the end
+    is; else ``rounds`` rounds, each evaluating the ``points - 1`` evenly spaced t inside the bracket in one batch
+    (``feasible(ts)`` -> bools) and narrowing to the last feasible point before the first infeasible one: a
+    bracket ``points ** rounds`` times narrower, in ``rounds`` calls where bisection needs one per halving."""
+    if feasible(np.ones(1))[0]:
+        return 1.0
+    good, bad = 0.0, 1.0
+    for _ in range(rounds):
+        ts = good + (bad - good) * np.arange(1, points) / points  # inside (good, bad): the ends are known
+        ok = feasible(ts)
+        if ok.all():
+            good = float(ts[-1])
+        else:
+            first_bad = int(np.argmin(ok))
+            good, bad = (float(ts[first_bad - 1]) if first_bad > 0 else good), float(ts[first_bad])
+    return good
 
 
 def _plan(objectives, tol, n, reachable, alpha, ref, evaluated, note) -> Plan:

@@ -6,6 +6,12 @@ the other folds; rows of the training log get out-of-fold predictions (so the
 model is never judged on its own training data) and new customers get the
 average of the K models.
 
+The number of trees is chosen on the folds themselves: each fold model grows up to ``n_estimators`` trees
+while its held-out fold's squared error is recorded (stopping ``patience`` rounds after that error last fell),
+and every fold model is cut to the one count that minimises the held-out error summed over the folds. It is
+cross-validation of a single setting; the out-of-fold predictions come from the cut models. ``patience=None``
+grows every fold model to ``n_estimators`` trees.
+
 A fit is kept in couponmix's model cache (``couponmix.infra.cache``), keyed by the parameters, the seed,
 the training data and the library versions; the same fit asked again is read back, bit for bit.
 
@@ -27,10 +33,42 @@ from couponmix.infra.threads import free_threads
 from couponmix.infra.validation import check_positive_int
 from couponmix.policy import compiled
 
-__all__ = ["PREDICTION_CACHE", "DEFAULT_PARAMS", "CrossFittedRevenueModel"]
+__all__ = ["PREDICTION_CACHE", "DEFAULT_PARAMS", "DEFAULT_PATIENCE", "CrossFittedRevenueModel", "common_trees"]
 
 PREDICTION_CACHE = 3
+#: ``n_estimators`` is the most trees a fold model may grow; early stopping on the folds picks the count
 DEFAULT_PARAMS = dict(n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=50)
+#: rounds without a lower held-out error before a fold model stops growing
+DEFAULT_PATIENCE = 20
+
+
+def common_trees(curves: Sequence[np.ndarray], sizes: Sequence[float]) -> int:
+    """The tree count shared by every fold model: the one minimising the held-out squared error summed over
+    the folds, each fold's mean error ``curves[k]`` (one value per tree count 1, 2, ...) weighted by its held-out
+    size (or weight) ``sizes[k]``; counts beyond the shortest curve (a fold that stopped early) are not
+    considered. Ties go to the fewer trees."""
+    length = min(len(c) for c in curves)
+    total = sum(float(w) * np.asarray(c[:length], float) for c, w in zip(curves, sizes))
+    return int(np.argmin(total)) + 1
+
+
+def _stop_after(patience: int):
+    """A LightGBM callback that stops growing ``patience`` trees after the held-out error last strictly fell,
+    keeping every tree grown. (LightGBM's own ``early_stopping`` cuts the model to that fold's best count,
+    where the count must be chosen over all folds.)"""
+    import lightgbm as lgb
+
+    best = [np.inf, 0]
+
+    def callback(env) -> None:
+        score = env.evaluation_result_list[0][2]
+        if score < best[0]:
+            best[:] = [score, env.iteration]
+        elif env.iteration - best[1] >= patience:
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+    callback.order = 30  # type: ignore[attr-defined]  # after the evaluation is recorded
+    return callback
 
 
 class CrossFittedRevenueModel:
@@ -45,6 +83,7 @@ class CrossFittedRevenueModel:
         params: dict | None = None,
         seed: int = 0,
         threads: int | None = None,
+        patience: int | None = DEFAULT_PATIENCE,
     ):
         self.n_actions = check_positive_int(n_actions, "n_actions", minimum=2)
         self.features = list(features)
@@ -53,6 +92,7 @@ class CrossFittedRevenueModel:
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.seed = seed
         self.threads = free_threads() if threads is None else check_positive_int(threads, "threads")
+        self.patience = None if patience is None else check_positive_int(patience, "patience")
 
     def _design(self, x: np.ndarray, action: np.ndarray) -> np.ndarray:
         return np.column_stack([x[:, self.features], action])
@@ -86,6 +126,7 @@ class CrossFittedRevenueModel:
                 "folds": self.folds,
                 "params": self.params,
                 "seed": self.seed,
+                "patience": self.patience,
             },
             (x[:, self.features], np.asarray(action, np.int64), reward)
             + (() if sample_weight is None else (np.asarray(sample_weight, float),)),
@@ -98,19 +139,54 @@ class CrossFittedRevenueModel:
             self.models_ = [lgb.Booster(model_str=t) for t in texts]
             self.oof_ = arrays["oof"]
             return self
-        fold = stream(self.seed, "model", 0).permutation(n) % self.folds
-        cat = self.categorical + [len(self.features)]  # the action column is categorical too
-        self.models_ = []
-        self.oof_ = np.empty((n, self.n_actions))
-        for k in range(self.folds):
-            train = fold != k
-            model = self._new_model()
-            w = None if sample_weight is None else np.asarray(sample_weight, float)[train]
-            model.fit(self._design(x[train], action[train]), reward[train], sample_weight=w, categorical_feature=cat)
-            self.models_.append(model.booster_)
-            self.oof_[~train] = self._predict_with(model.booster_, x[~train], compile_ok=False)
+        self._fit_folds(x, action, reward, None if sample_weight is None else np.asarray(sample_weight, float))
         cache.store(entry, [m.model_to_string() for m in self.models_], {"oof": self.oof_})
         return self
+
+    def _fit_folds(self, x: np.ndarray, action: np.ndarray, reward: np.ndarray, weight: np.ndarray | None) -> None:
+        """Grow every fold model, each watched on its held-out fold, cut them all to the common tree count
+        (``common_trees``) and predict the held-out rows with the cut models."""
+        import lightgbm as lgb
+
+        n = len(x)
+        fold = stream(self.seed, "model", 0).permutation(n) % self.folds
+        cat = self.categorical + [len(self.features)]  # the action column is categorical too
+        boosters, curves, sizes = [], [], []
+        for k in range(self.folds):
+            train, held = fold != k, fold == k
+            w_held = None if weight is None else weight[held]
+            watch: dict = {}
+            if self.patience is not None:
+                watch = dict(
+                    eval_X=(self._design(x[held], action[held]),),
+                    eval_y=(reward[held],),
+                    eval_sample_weight=None if w_held is None else [w_held],
+                    eval_metric="l2",
+                    callbacks=[_stop_after(self.patience)],
+                )
+            model = self._new_model()
+            w_train = None if weight is None else weight[train]
+            model.fit(self._design(x[train], action[train]), reward[train], sample_weight=w_train, categorical_feature=cat, **watch)
+            boosters.append(model.booster_)
+            if self.patience is not None:
+                curves.append(np.asarray(model.evals_result_["valid_0"]["l2"], float))
+                sizes.append(float(held.sum()) if w_held is None else float(w_held.sum()))
+        if self.patience is None:  # every tree asked for
+            self.models_ = boosters
+        else:
+            trees = common_trees(curves, sizes)
+            self.models_ = [lgb.Booster(model_str=b.model_to_string(num_iteration=trees)) for b in boosters]
+        self.oof_ = np.empty((n, self.n_actions))
+        for k, b in enumerate(self.models_):
+            held = fold == k
+            self.oof_[held] = self._predict_with(b, x[held], compile_ok=False)
+
+    @property
+    def trees_(self) -> int:
+        """The number of trees in each fold model, as chosen on the folds."""
+        if not hasattr(self, "models_"):
+            raise CouponmixError("revenue model is not fitted")
+        return int(self.models_[0].num_trees())
 
     def _predict_with(self, model, x: np.ndarray, compile_ok: bool = True) -> np.ndarray:
         """One fold model's predictions (n, A). ``compile_ok`` False: LightGBM's own predict, for the

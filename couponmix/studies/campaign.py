@@ -37,7 +37,7 @@ from couponmix.ope.montecarlo import influence
 from couponmix.ope.objectives import EvaluationSample
 from couponmix.policy.mixture import sample_actions
 from couponmix.policy.policies import one_hot
-from couponmix.policy.revenue_model import CrossFittedRevenueModel
+from couponmix.policy.revenue_model import DEFAULT_PATIENCE, CrossFittedRevenueModel
 
 __all__ = ["CampaignReport", "CampaignResult", "campaign", "run_campaign"]
 
@@ -119,12 +119,12 @@ class CampaignResult:
         }
 
 
-def _model_spec(scenario) -> tuple[list[int], list[int], dict]:
-    """(features, categorical features, LightGBM settings) of the scenario's revenue model."""
+def _model_spec(scenario) -> tuple[list[int], list[int], dict, int | None]:
+    """(features, categorical features, LightGBM settings, early-stopping patience) of the scenario's revenue model."""
     spec = getattr(scenario, "campaign_model", None)
     if spec is not None:
         return spec()
-    return list(range(len(scenario.covariate_names))), [], {}
+    return list(range(len(scenario.covariate_names))), [], {}, DEFAULT_PATIENCE
 
 
 def _history(scenario) -> dict[str, list]:
@@ -182,7 +182,7 @@ def run_campaign(
     check_components(scenario)
     comps = scenario.components()
     a_n = scenario.n_actions
-    features, categorical, params = _model_spec(scenario)
+    features, categorical, params, patience = _model_spec(scenario)
     hist = _history(scenario)
     worlds = [scenario.at_period(t) if hasattr(scenario, "at_period") else scenario for t in range(periods)]
     targets = scenario.targets()
@@ -207,7 +207,7 @@ def run_campaign(
                 half = rows % 2 == 0
                 for key, v in (("x", x[half]), ("a", a[half]), ("r", reward[half]), ("w", 1.0 / prop[half])):
                     train[key].append(v)
-                model = CrossFittedRevenueModel(a_n, features, categorical, folds=2, params=params, seed=seed).fit(
+                model = CrossFittedRevenueModel(a_n, features, categorical, folds=2, params=params, seed=seed, patience=patience).fit(
                     np.concatenate(train["x"]), np.concatenate(train["a"]), np.concatenate(train["r"]), np.concatenate(train["w"])
                 )
                 ev = ~half

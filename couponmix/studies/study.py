@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from couponmix.dataset.scenario import Scenario, get_scenario
+from couponmix.dataset.types import ModelReport
 from couponmix.decide.contextual import ContextualCriterion, check_contextual, contextual_block, grouping_for
 from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import (
@@ -558,14 +559,14 @@ def _precision_warnings(u: _Setup, detail: dict[str, TargetError], rec: Recommen
     return warnings
 
 
-def _model_warnings(model_report: dict | None) -> list[str]:
+def _model_warnings(model_report: ModelReport | None) -> list[str]:
     """A revenue model barely better than the per-action average says so."""
-    if model_report is None or model_report["rmse_vs_true_mu"] <= 0.8 * model_report["baseline_rmse_vs_true_mu"]:
+    if model_report is None or model_report.rmse_vs_true_mu <= 0.8 * model_report.baseline_rmse_vs_true_mu:
         return []
     return [
         "The revenue model is weak: its error against the true revenue is "
-        f"{model_report['rmse_vs_true_mu']:.3g}, barely below the "
-        f"{model_report['baseline_rmse_vs_true_mu']:.3g} of a per-action average."
+        f"{model_report.rmse_vs_true_mu:.3g}, barely below the "
+        f"{model_report.baseline_rmse_vs_true_mu:.3g} of a per-action average."
     ]
 
 

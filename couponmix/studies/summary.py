@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from couponmix.dataset.types import ModelReport
 from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import ExplorationCurve, LogSizeCurve
 from couponmix.decide.planner import StudyPlan
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 #: the layout of summary.json: a batch reruns a finished study whose summary has another layout
-SUMMARY_FORMAT = 4
+SUMMARY_FORMAT = 5
 
 
 @dataclass
@@ -381,7 +382,7 @@ class StudySummary(Record):
     production: Production
     optimiser: dict
     warnings: list[str]
-    revenue_model: dict | None = field(metadata=OPTIONAL)
+    revenue_model: ModelReport | None = field(metadata=OPTIONAL)
     sample_size_law: SampleSizeLaw
     exploration_curve: ExplorationCurve
     log_size_curve: LogSizeCurve
