@@ -411,12 +411,13 @@ def test_recovery_on_market(tmp_path):
         for name, pol in {**sc.components(), **sc.targets()}.items():
             truth = float((pol(x) * mu).sum(axis=1).mean())  # the calibrated policy's value in the real market
             le = s.policies[name].log_estimate
-            half = (le["high"] - le["low"]) / 2
+            assert le is not None and le.model_error_bound is not None
+            half = (le.high - le.low) / 2
             widths[n].append(half)
-            bound = le["model_error_bound"]  # |model - log estimate| + the log's 95% margin
-            assert bound == pytest.approx(abs(s.policies[name].value - le["estimate"]) + half)
+            bound = le.model_error_bound  # |model - log estimate| + the log's 95% margin
+            assert bound == pytest.approx(abs(s.policies[name].value - le.estimate) + half)
             assert abs(s.policies[name].value - truth) <= bound, (n, name, s.policies[name].value, truth, bound)
-            assert le["low"] - half / 2 <= truth <= le["high"] + half / 2, (n, name, le, truth)
+            assert le.low - half / 2 <= truth <= le.high + half / 2, (n, name, le, truth)
         assert abs(s.headline.exploration_rate - own.headline.exploration_rate) <= 0.02, n
         cost, own_cost = s.headline.revenue_cost_per_10k_customers, own.headline.revenue_cost_per_10k_customers
         assert abs(cost - own_cost) <= 0.35 * own_cost, (n, cost, own_cost)

@@ -6,11 +6,43 @@ functions run the OPE estimators on it. They live in the OPE layer so that the d
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from couponmix.dataset.scenario import Scenario
+from couponmix.infra.records import OPTIONAL, Record
 from couponmix.ope.estimators import EstimatorSpec, parse_list, real_log_suite
 from couponmix.ope.montecarlo import interval
 
-__all__ = ["real_log_estimators", "log_estimates"]
+__all__ = ["LogEstimate", "real_log_estimators", "log_estimates"]
+
+
+@dataclass
+class LogEstimate(Record):
+    """One policy's value estimated from a calibrated scenario's real log alone (summary.json's
+    ``policies.<name>.log_estimate``).
+
+    Attributes
+    ----------
+    estimate : float
+        The doubly robust estimate, reward's unit per customer.
+    low, high : float
+        Its 95% interval (reward's unit per customer; kept in [0, 1] for a binary reward).
+    estimator : str
+        The estimator, in words.
+    rows : int
+        Logged rows it is computed on.
+    model_error_bound : float or None
+        Set by the study: the model-based value's distance to ``estimate`` plus the interval's half-width
+        (reward's unit per customer), a 95% bound on the model value's error; None until then.
+    """
+
+    estimate: float  #: the doubly robust estimate (reward's unit per customer)
+    low: float  #: lower end of its 95% interval (reward's unit per customer)
+    high: float  #: upper end of its 95% interval (reward's unit per customer)
+    estimator: str  #: the estimator, in words
+    rows: int  #: logged rows it is computed on
+    #: |model value - estimate| + the interval's half-width (reward's unit per customer), set by the study
+    model_error_bound: float | None = field(default=None, metadata=OPTIONAL)
 
 
 def real_log_estimators(scenario: Scenario) -> list[EstimatorSpec]:
@@ -25,33 +57,26 @@ def real_log_estimators(scenario: Scenario) -> list[EstimatorSpec]:
     return parse_list(",".join(names))
 
 
-def log_estimates(scenario: Scenario, policies=None) -> dict | None:
+def log_estimates(scenario: Scenario, policies=None) -> dict[str, LogEstimate] | None:
     """For each target (or ``policies``): the estimate from the real log itself, doubly robust with the
     cross-fitted model, and its 95% interval (own, from the per-row terms; the point equals obp's).
 
     Returns
     -------
-    dict or None
-        Policy name -> {estimate, low, high (reward's unit per customer), estimator, rows}; None without a
-        real log.
+    dict of str to LogEstimate, or None
+        Policy name -> its estimate from the log (``model_error_bound`` left None); None without a real log.
     """
     log = scenario.real_log()
     if log is None:
         return None
     q = scenario.oof_reward_model()  # type: ignore[attr-defined]
     spec = EstimatorSpec("dr") if log["pscore_avg"] is not None else EstimatorSpec("dr", weights="naive")
-    out = {}
+    out: dict[str, LogEstimate] = {}
     for name in policies or scenario.targets():
         pe = scenario.on_log(name)  # type: ignore[attr-defined]
         est, half = interval(spec, log, pe, q)
         low, high = est - half, est + half
         if getattr(scenario, "binary", False):  # a rate: its interval stays in [0, 1]
             low, high = max(low, 0.0), min(high, 1.0)
-        out[name] = {
-            "estimate": est,
-            "low": low,
-            "high": high,
-            "estimator": f"doubly robust ({spec.label})",
-            "rows": int(len(log["action"])),
-        }
+        out[name] = LogEstimate(estimate=est, low=low, high=high, estimator=f"doubly robust ({spec.label})", rows=int(len(log["action"])))
     return out

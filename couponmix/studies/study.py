@@ -597,8 +597,8 @@ def _policies(u: _Setup, values: dict, references: Mapping[str, Policy]) -> dict
     if real:
         real.update(log_estimates(u.sc, u.components) or {})
         for name, le in real.items():  # what the data can say about a model-based value: its distance to the
-            half = (le["high"] - le["low"]) / 2  # log's own estimate plus that estimate's 95% margin
-            le["model_error_bound"] = abs(values[name] - le["estimate"]) + half
+            half = (le.high - le.low) / 2  # log's own estimate plus that estimate's 95% margin
+            le.model_error_bound = abs(values[name] - le.estimate) + half
     return {
         **{name: PolicyInfo("logging component", p.description, values[name], real.get(name)) for name, p in u.components.items()},
         **{name: PolicyInfo("target", p.description, values[name], real.get(name)) for name, p in u.targets.items()},

@@ -19,6 +19,7 @@ from couponmix.decide.planner import StudyPlan
 from couponmix.decide.value import DecisionBlock, Payback
 from couponmix.infra.records import OPTIONAL, Record, plain
 from couponmix.ope.criterion import EstimatorErrors, PromiseUncertainty, TargetError
+from couponmix.ope.real_log import LogEstimate
 
 __all__ = [
     "SUMMARY_FORMAT",
@@ -150,15 +151,15 @@ class PolicyInfo(Record):
     description : str
     value : float
         Revenue per customer on the evaluation sample (reward's unit; a model estimate on a calibrated scenario).
-    log_estimate : dict or None
-        On a calibrated scenario's real log, the log's own estimate: estimate, low, high, estimator, rows.
+    log_estimate : LogEstimate or None
+        On a calibrated scenario's real log, the log's own estimate (``couponmix.ope.real_log``).
     """
 
     role: str  # "logging component", "target" or "reference"
     description: str
     value: float  # revenue per customer on the evaluation sample (a model estimate if calibrated)
-    #: a calibrated scenario's real log: the estimate from the log itself, {estimate, low, high, estimator, rows}
-    log_estimate: dict | None = field(default=None, metadata=OPTIONAL)
+    #: a calibrated scenario's real log: the estimate from the log itself
+    log_estimate: LogEstimate | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass
