@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from couponmix.decide.value import payback, safe_choice
+from couponmix.decide.value import Payback, payback, safe_choice
 from couponmix.errors import CouponmixError
+from couponmix.infra.records import Record
 from couponmix.infra.seeding import stream
 from couponmix.infra.validation import check_positive_int
 from couponmix.ope.criterion import Criterion
@@ -39,7 +40,7 @@ from couponmix.policy.mixture import sample_actions
 from couponmix.policy.policies import one_hot
 from couponmix.policy.revenue_model import DEFAULT_PATIENCE, CrossFittedRevenueModel
 
-__all__ = ["CampaignReport", "CampaignResult", "campaign", "run_campaign"]
+__all__ = ["CampaignReport", "CampaignResult", "PaybackRate", "campaign", "payback_rate", "run_campaign"]
 
 SNDR = EstimatorSpec("sndr")
 
@@ -235,10 +236,32 @@ def run_campaign(
     return CampaignResult(rates, periods, period_size, reps, revenue, deployed)
 
 
-def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: int, seed: int = 0, eval_size: int = 50_000) -> dict:
+@dataclass
+class PaybackRate(Record):
+    """The payback rule's exploration rate for a campaign (``payback_rate``).
+
+    Attributes
+    ----------
+    rate : float
+        The chosen rate: the fraction of traffic explored, one of the candidate rates.
+    payback : Payback
+        The payback rule's grid over the candidate rates, whose best mixture gave ``rate``.
+    """
+
+    rate: float  #: the chosen exploration rate (fraction of traffic explored)
+    payback: Payback  #: the payback rule's evaluation of every candidate rate (net revenue in the reward's unit)
+
+
+def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: int, seed: int = 0, eval_size: int = 50_000) -> PaybackRate:
     """The exploration rate the payback rule (``decide.value.payback``) recommends for a campaign, from the
     world as it is at the start (period 0): log one period at each candidate rate, then deploy by the safe
-    rule for the remaining ``periods - 1`` periods of ``period_size`` customers each."""
+    rule for the remaining ``periods - 1`` periods of ``period_size`` customers each.
+
+    Returns
+    -------
+    PaybackRate
+        The chosen rate and the payback rule's grid behind it.
+    """
     if periods < 2:
         raise CouponmixError("a payback rate needs at least 2 periods: one to log, one to earn")
     sample = EvaluationSample.from_scenario(scenario, eval_size, seed)
@@ -249,7 +272,7 @@ def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: in
         raise CouponmixError("a campaign mixes exactly two components: exploit and explore")
     crit = Criterion(sample, exact_suite(), period_size)
     pb = payback(sample, crit, alphas, "exploit", periods - 1, period_size, sizes=[period_size])
-    return {"rate": float(rates[pb.best_index]), "payback": pb}
+    return PaybackRate(rate=float(rates[pb.best_index]), payback=pb)
 
 
 @dataclass(frozen=True)
@@ -334,13 +357,11 @@ def campaign(
     best = int(np.argmax(total.mean(axis=1)))
     if chosen is None:
         return CampaignReport(scenario.name, cfg.seed, res, float(rates[best]))
-    j = rates.index(chosen["rate"])
+    j = rates.index(chosen.rate)
     diff, diff_se = _paired(total[j] - total[best])
     vs_best = {"diff": diff, "diff_se": diff_se, "diff_pct": float(100 * diff / total[best].mean())}
     vs_zero = None
     if 0.0 in rates:
         d0, d0_se = _paired(total[j] - total[rates.index(0.0)])
         vs_zero = {"diff": d0, "diff_se": d0_se}
-    return CampaignReport(
-        scenario.name, cfg.seed, res, float(rates[best]), chosen["rate"], vs_best, vs_zero, chosen["payback"].best.to_dict()
-    )
+    return CampaignReport(scenario.name, cfg.seed, res, float(rates[best]), chosen.rate, vs_best, vs_zero, chosen.payback.best.to_dict())
