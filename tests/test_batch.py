@@ -172,10 +172,9 @@ def test_command_line_values_override_the_study_file(tmp_path):
 
 def test_index_links_are_percent_encoded_relative_paths():
     """A study file named like a script URL must not become a script link (it is a folder name, encoded)."""
-    from couponmix.outputs.batch import COLUMNS, index_html
+    from couponmix.outputs.batch import StudyRow, index_html
 
-    row = dict.fromkeys(COLUMNS)
-    row.update(
+    row = StudyRow(
         study="javascript:alert(1)",
         title="x",
         status="done",
@@ -196,13 +195,14 @@ def test_index_links_are_percent_encoded_relative_paths():
 
 
 def test_the_index_names_each_studys_currency_escaped():
-    from couponmix.outputs.batch import COLUMNS, index_html
+    from dataclasses import replace
 
-    row = dict.fromkeys(COLUMNS)
-    row.update(study="a", title="x", status="done", scenario="market", exploration_rate=0.1, revenue_per_customer=1.0)
-    row.update(revenue_cost_per_10k_customers=3220.0, revenue_cost_pct=2.2, worst_error=0.1, worst_sampling_error=0.1)
-    row.update(log_size=10, log_days=1.0, estimators="e", reward_unit="EUR")
-    html = index_html([row, {**row, "study": "b", "reward_unit": "<b>$</b>"}])
+    from couponmix.outputs.batch import StudyRow, index_html
+
+    money = dict(exploration_rate=0.1, revenue_per_customer=1.0, revenue_cost_per_10k_customers=3220.0, revenue_cost_pct=2.2)
+    row = StudyRow(study="a", title="x", status="done", scenario="market", **money, worst_error=0.1, worst_sampling_error=0.1)
+    row.log_size, row.log_days, row.estimators, row.reward_unit = 10, 1.0, "e", "EUR"
+    html = index_html([row, replace(row, study="b", reward_unit="<b>$</b>")])
     assert "3,220 EUR</td>" in html and "3,220 EUR; 10.0% explored" in html
     assert "<b>$</b>" not in html and "&lt;b&gt;$&lt;/b&gt;" in html
 
@@ -297,7 +297,7 @@ def test_a_rerun_cleans_only_dead_runs_own_staging_folders(tmp_path):
 def test_untrusted_study_files_cannot_explode_or_inject(tmp_path, capsys):
     """Nested YAML aliases are refused, long or non-text titles are refused, and a title that a spreadsheet
     would run as a formula is neutralised in comparison.csv."""
-    from couponmix.outputs.batch import COLUMNS, comparison_csv
+    from couponmix.outputs.batch import StudyRow, comparison_csv
 
     bomb = tmp_path / "bomb.yaml"
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
@@ -310,8 +310,7 @@ def test_untrusted_study_files_cannot_explode_or_inject(tmp_path, capsys):
     long.write_text("title: " + "x" * 3000 + "\n")
     assert main(["run", "--config", str(long), "--out", str(tmp_path / "o")]) == 2
     assert "title: string should have at most 2000 characters" in capsys.readouterr().err
-    row = dict.fromkeys(COLUMNS)
-    row.update(study="s", title='=HYPERLINK("http://evil","click")', status="done", error="-1+1", worst_error=-0.5)
+    row = StudyRow(study="s", title='=HYPERLINK("http://evil","click")', status="done", error="-1+1", worst_error=-0.5)
     text = comparison_csv([row])
     assert "'=HYPERLINK" in text and "'-1+1" in text and ",-0.5," in text
 

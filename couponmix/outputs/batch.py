@@ -18,7 +18,7 @@ import re
 import shutil
 import traceback
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from couponmix.infra.atomic import (
 )
 from couponmix.infra.backend import LocalBackend
 from couponmix.infra.progress import Progress
+from couponmix.infra.records import Record
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
 from couponmix.outputs.templating import render
@@ -54,6 +55,7 @@ __all__ = [
     "STAGED_FILE",
     "COLUMNS",
     "BatchResult",
+    "StudyRow",
     "run_one",
     "run_batch",
     "study_row",
@@ -69,29 +71,42 @@ log = logging.getLogger("couponmix")
 RESERVED = ("index.html", "comparison.csv")
 #: the temporary files write_outputs stages index.html and comparison.csv under (mkstemp's 8-character suffix)
 STAGED_FILE = re.compile(r"^\.(index\.html|comparison\.csv)\.tmp-[A-Za-z0-9_]{8}$")
-COLUMNS = (
-    "study",
-    "title",
-    "status",
-    "scenario",
-    "exploration_rate",
-    "revenue_per_customer",
-    "revenue_cost_per_10k_customers",
-    "revenue_cost_pct",
-    "worst_error",
-    "worst_sampling_error",
-    "log_size",
-    "log_days",
-    "log_size_needed",
-    "estimators",
-    "contextual_saving_pct",
-    "exploration_by",
-    "worst_interval_95_pct",
-    "tolerance",
-    "log_days_needed",
-    "reward_unit",
-    "error",
-)
+
+
+@dataclass
+class StudyRow(Record):
+    """One study of a batch: a line of comparison.csv and of index.html (its columns are the fields, in order).
+
+    A failed study has only ``study``, ``title`` (its name), ``status`` and ``error``; every other field is None.
+    Money is in the study's reward unit (``reward_unit``); errors are RMSEs in that unit per customer.
+    """
+
+    study: str  #: the study file's stem, its folder's name under OUT
+    title: str  #: the study's title (its name when it has none)
+    status: str  #: "done" or "failed"
+    scenario: str | None = None  #: the scenario the study ran
+    #: share of traffic explored (a fraction): the recommended rate, or the rule by group's explored share
+    exploration_rate: float | None = None
+    revenue_per_customer: float | None = None  #: revenue per customer while logging (reward's unit)
+    revenue_cost_per_10k_customers: float | None = None  #: revenue given up per 10,000 customers against no exploration
+    revenue_cost_pct: float | None = None  #: that cost, percent of the revenue without exploration
+    worst_error: float | None = None  #: the largest error (RMSE) over the future policies (reward's unit per customer)
+    worst_sampling_error: float | None = None  #: the largest sampling part of those errors (reward's unit per customer)
+    log_size: int | None = None  #: customers in the log
+    log_days: float | None = None  #: days of traffic the log takes
+    log_size_needed: float | None = None  #: customers the tolerance needs (None without a tolerance, or never)
+    estimators: str | None = None  #: each future policy's estimator, in words ("policy: estimator; ...")
+    contextual_saving_pct: float | None = None  #: the rule by group's saving against one rate for everyone (percent)
+    exploration_by: str | None = None  #: "one rate for everyone" or "a rate per <grouping> group"
+    worst_interval_95_pct: float | None = None  #: the widest 95% half-width over future policies, percent of its value
+    tolerance: float | None = None  #: the study's tolerance on the RMSE (reward's unit per customer)
+    log_days_needed: float | None = None  #: days of logging the tolerance needs
+    reward_unit: str | None = None  #: the reward's unit, e.g. a currency
+    error: str | None = None  #: why the study failed
+
+
+#: comparison.csv's columns: ``StudyRow``'s fields, in order
+COLUMNS = tuple(f.name for f in fields(StudyRow))
 
 
 @dataclass
@@ -244,13 +259,13 @@ def _run_locked(files: list[Path], out: Path, workers: int | None, quiet: bool) 
                 bar.update_to(done)
     rows = [study_row(out / p.stem, p.stem) for p in files]
     write_outputs(out, dict(zip(INDEX_FILES, (comparison_csv(rows), index_html(rows)))))
-    failed = sum(r["status"] == "failed" for r in rows)
+    failed = sum(r.status == "failed" for r in rows)
     return BatchResult(
         done=len(rows) - failed,
         skipped=skipped,
         ran=len(todo),
         failed=failed,
-        errors={r["study"]: r["error"] for r in rows if r["status"] == "failed"},
+        errors={r.study: r.error for r in rows if r.status == "failed"},
         index=out / "index.html",
     )
 
@@ -261,51 +276,49 @@ def _saving(cx: ContextualBlock | None) -> float | None:
     return None if at is None else at.saving_pct
 
 
-def study_row(folder: Path, name: str) -> dict:
+def study_row(folder: Path, name: str) -> StudyRow:
     """One line of the index: the headline numbers of a finished study, or its error."""
-    row = dict.fromkeys(COLUMNS)
-    row["study"] = name
-    if (folder / "summary.json").is_file():
-        s = from_json((folder / "summary.json").read_bytes())
-        h = s.headline
-        rule = s.contextual.at.get("recommended") if s.contextual is not None and s.contextual.recommended else None
-        row.update(
-            status="done",
-            title=(s.study or {}).get("title") or name,
-            scenario=s.scenario,
-            exploration_rate=h.exploration_rate,
-            revenue_per_customer=h.revenue_per_customer,
-            revenue_cost_per_10k_customers=h.revenue_cost_per_10k_customers,
-            revenue_cost_pct=h.revenue_cost_pct,
-            worst_error=h.worst_error,
-            worst_sampling_error=max(p.sampling_error for p in h.precision.values()),
-            log_size=h.log_size,
-            log_days=h.log_days,
-            log_size_needed=h.log_size_needed,
-            estimators="; ".join(f"{t}: {p.estimator_plain}" for t, p in h.precision.items()),
-            contextual_saving_pct=_saving(s.contextual),
-            exploration_by="one rate for everyone",
-            worst_interval_95_pct=h.worst_interval_95_pct,
-            tolerance=h.tolerance,
-            log_days_needed=h.log_days_needed,
-            reward_unit=s.unit(),
-        )
-        if rule is not None and s.contextual is not None and rule.revenue_cost_per_10k_customers is not None:
-            # the report recommends the rule per group: the index shows the rule's share and cost
-            base = s.revenue_cost.baseline_revenue
-            cost = rule.revenue_cost_per_10k_customers
-            row.update(
-                exploration_by=f"a rate per {s.contextual.grouped_by} group",
-                exploration_rate=rule.explored_share,
-                revenue_cost_per_10k_customers=cost,
-                revenue_cost_pct=100.0 * cost / 10_000 / abs(base) if base else None,
-                revenue_per_customer=base - cost / 10_000,
-                worst_error=max((rule.errors or {}).values(), default=None),
-                worst_interval_95_pct=rule.worst_interval_95_pct,
-            )
-    else:
+    if not (folder / "summary.json").is_file():
         err = folder / "error.json"
-        row.update(status="failed", title=name, error=json.loads(err.read_text())["error"] if err.is_file() else "no result")
+        return StudyRow(
+            study=name, title=name, status="failed", error=json.loads(err.read_text())["error"] if err.is_file() else "no result"
+        )
+    s = from_json((folder / "summary.json").read_bytes())
+    h = s.headline
+    rule = s.contextual.at.get("recommended") if s.contextual is not None and s.contextual.recommended else None
+    row = StudyRow(
+        study=name,
+        title=(s.study or {}).get("title") or name,
+        status="done",
+        scenario=s.scenario,
+        exploration_rate=h.exploration_rate,
+        revenue_per_customer=h.revenue_per_customer,
+        revenue_cost_per_10k_customers=h.revenue_cost_per_10k_customers,
+        revenue_cost_pct=h.revenue_cost_pct,
+        worst_error=h.worst_error,
+        worst_sampling_error=max(p.sampling_error for p in h.precision.values()),
+        log_size=h.log_size,
+        log_days=h.log_days,
+        log_size_needed=h.log_size_needed,
+        estimators="; ".join(f"{t}: {p.estimator_plain}" for t, p in h.precision.items()),
+        contextual_saving_pct=_saving(s.contextual),
+        exploration_by="one rate for everyone",
+        worst_interval_95_pct=h.worst_interval_95_pct,
+        tolerance=h.tolerance,
+        log_days_needed=h.log_days_needed,
+        reward_unit=s.unit(),
+    )
+    if rule is not None and s.contextual is not None and rule.revenue_cost_per_10k_customers is not None:
+        # the report recommends the rule per group: the index shows the rule's share and cost
+        base = s.revenue_cost.baseline_revenue
+        cost = rule.revenue_cost_per_10k_customers
+        row.exploration_by = f"a rate per {s.contextual.grouped_by} group"
+        row.exploration_rate = rule.explored_share
+        row.revenue_cost_per_10k_customers = cost
+        row.revenue_cost_pct = 100.0 * cost / 10_000 / abs(base) if base else None
+        row.revenue_per_customer = base - cost / 10_000
+        row.worst_error = max((rule.errors or {}).values(), default=None)
+        row.worst_interval_95_pct = rule.worst_interval_95_pct
     return row
 
 
@@ -318,19 +331,20 @@ def neutralise(cell):
     return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_START) else cell
 
 
-def comparison_csv(rows: list[dict]) -> str:
+def comparison_csv(rows: list[StudyRow]) -> str:
     """comparison.csv: one row per study with the ``COLUMNS``, text cells that a spreadsheet would run as formulas
     neutralised."""
     import pandas as pd
 
-    safe = [{k: neutralise(v) for k, v in r.items()} for r in rows]
+    safe = [{k: neutralise(v) for k, v in r.to_dict().items()} for r in rows]
     return pd.DataFrame(safe, columns=list(COLUMNS)).to_csv(index=False, float_format="%.10g")
 
 
-def index_html(rows: list[dict]) -> str:
-    """index.html: the batch's table of studies, each linking to its report (adds each row's ``href``)."""
+def index_html(rows: list[StudyRow]) -> str:
+    """index.html: the batch's table of studies, each linking to its report (the template's rows are the studies'
+    fields plus an ``href``)."""
     from urllib.parse import quote
 
-    for r in rows:  # links built from the percent-encoded folder name, never from the raw file name
-        r["href"] = "./" + quote(r["study"], safe="") + "/report.html"
-    return render("index.html", rows=rows)
+    # links built from the percent-encoded folder name, never from the raw file name
+    linked = [{**r.to_dict(), "href": "./" + quote(r.study, safe="") + "/report.html"} for r in rows]
+    return render("index.html", rows=linked)
