@@ -720,7 +720,8 @@ class CacheResult:
 def cache(clear: bool = False) -> CacheResult:
     """The model cache's location and size; ``clear`` first removes every entry couponmix wrote there."""
     cleared = model_cache.clear() if clear else None
-    return CacheResult(**model_cache.info(), cleared=cleared)
+    held = model_cache.info()
+    return CacheResult(held.path, held.enabled, held.entries, held.bytes, held.compiled, cleared)
 
 
 def calibrate(log, out, config, fallback: str | None = None, on_phase=None):

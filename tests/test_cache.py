@@ -33,7 +33,7 @@ def cache_dir(tmp_path, monkeypatch):
 def test_a_cached_fit_predicts_bit_for_bit(cache_dir, monkeypatch):
     x, a, r = data()
     first = model().fit(x, a, r)
-    assert cache.info()["entries"] == 1
+    assert cache.info().entries == 1
     import lightgbm
 
     def no_fit(*args, **kw):
@@ -53,7 +53,7 @@ def test_the_key_changes_with_data_seed_and_parameters(cache_dir):
     r2 = r.copy()
     r2[0] += 1e-9
     model().fit(x, a, r2)
-    assert cache.info()["entries"] == 3
+    assert cache.info().entries == 3
 
 
 def test_entries_are_data_only(cache_dir):
@@ -77,7 +77,7 @@ def test_clear_removes_only_what_couponmix_wrote(cache_dir):
     out = subprocess.run([sys.executable, "-m", "couponmix.cli", "cache", "--clear"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("removed 1 cached model(s); model cache") and "0 model(s)" in out
     assert (foreign / "thesis.txt").read_text() == "keep me" and (cache_dir / "other.txt").is_file()
-    assert cache.info()["entries"] == 0
+    assert cache.info().entries == 0
 
 
 def test_a_corrupt_entry_is_refitted(cache_dir):

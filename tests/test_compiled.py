@@ -92,6 +92,6 @@ def test_the_cache_listing_and_clearing_count_compiled_libraries(own_cache, monk
     model, rng = _model(4)
     monkeypatch.setattr(compiled, "COMPILE_ROWS", 1)
     model.predict(rng.normal(size=(10, 4)))
-    assert cache.info()["compiled"] == 2  # one per fold model
+    assert cache.info().compiled == 2  # one per fold model
     cache.clear()
     assert not list(own_cache.glob(f"{compiled.PREFIX}*"))

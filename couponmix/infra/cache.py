@@ -24,14 +24,16 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from couponmix import __version__
 from couponmix.infra.atomic import MARKER, mark, owned
+from couponmix.infra.records import Record
 
-__all__ = ["cache_dir", "enabled", "key", "load", "store", "info", "clear", "ENTRY_PREFIX"]
+__all__ = ["CacheInfo", "cache_dir", "enabled", "key", "load", "store", "info", "clear", "ENTRY_PREFIX"]
 
 ENTRY_PREFIX = "model-"
 
@@ -142,19 +144,40 @@ def _compiled() -> list[Path]:
     ]
 
 
-def info() -> dict:
+@dataclass
+class CacheInfo(Record):
+    """What the model cache holds (``info``).
+
+    Attributes
+    ----------
+    path : str
+        The cache folder.
+    enabled : bool
+        False when ``COUPONMIX_CACHE`` turns the cache off.
+    entries : int
+        Fitted-model entries (folders ``model-*``).
+    compiled : int
+        Compiled prediction libraries (``compiled-<sha256>.so``).
+    bytes : int
+        The size of the entries and compiled libraries together, in bytes.
+    """
+
+    path: str  #: the cache folder
+    enabled: bool  #: False when COUPONMIX_CACHE turns the cache off
+    entries: int  #: fitted-model entries
+    compiled: int  #: compiled prediction libraries
+    bytes: int  #: size of the entries and libraries, in bytes
+
+
+def info() -> CacheInfo:
     """Where the cache is, how many entries it holds (fitted models, and compiled libraries) and their size
     in bytes."""
     entries = _entries()
     libs = _compiled()
     size = sum(f.stat().st_size for p in entries for f in p.iterdir() if f.is_file()) + sum(f.stat().st_size for f in libs)
-    return {
-        "path": str(cache_dir()),
-        "enabled": enabled(),
-        "entries": len(entries),
-        "compiled": sum(f.suffix == ".so" for f in libs),
-        "bytes": size,
-    }
+    return CacheInfo(
+        path=str(cache_dir()), enabled=enabled(), entries=len(entries), compiled=sum(f.suffix == ".so" for f in libs), bytes=size
+    )
 
 
 def clear() -> int:
