@@ -41,6 +41,7 @@ from couponmix.errors import CouponmixError
 from couponmix.infra.atomic import check_output_dir, clean_stale_staging, current_umask, end_staging, mark, new_staging, rename_into_place
 from couponmix.infra.backend import LocalBackend
 from couponmix.infra.memory import tune_allocator
+from couponmix.infra.records import Record
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
 from couponmix.policy.contextual import ContextualMixture, Grouping
@@ -55,6 +56,8 @@ __all__ = [
     "PARQUET_OPTIONS",
     "check_chunk_size",
     "ChunkJob",
+    "ChunkStats",
+    "LogStats",
     "write_chunk",
     "part_name",
     "covariate_names",
@@ -123,7 +126,54 @@ def _block_group_table(sc: Scenario, mixture: Mixture, seed: int, start: int, st
     return pa.table(cols), comp, action, reward
 
 
-def write_chunk(job: ChunkJob, index: int) -> dict:
+@dataclass
+class ChunkStats(Record):
+    """A chunk's streaming sufficient statistics (``write_chunk``), added up by ``reduce_stats``.
+
+    Attributes
+    ----------
+    rows : int
+        Customers in the chunk.
+    reward_sum, reward_sq_sum : float
+        The sum of their rewards and of their squares (reward's unit, and its square).
+    component_counts : list of int, (K,)
+        Customers served by each logging component.
+    action_counts : list of int, (A,)
+        Customers given each action.
+    """
+
+    rows: int  #: customers in the chunk
+    reward_sum: float  #: sum of the rewards (reward's unit)
+    reward_sq_sum: float  #: sum of the squared rewards (reward's unit squared)
+    component_counts: list[int]  #: customers served by each logging component, in the mixture's order
+    action_counts: list[int]  #: customers given each action, in the scenario's order
+
+
+@dataclass
+class LogStats(Record):
+    """The whole log's statistics, the chunks' added up (``reduce_stats``; the shares and mean reward of
+    ``_summary.json``).
+
+    Attributes
+    ----------
+    rows : int
+        Customers in the log.
+    reward_mean, reward_mean_se : float
+        The mean reward per customer and its standard error (reward's unit).
+    component_counts : list of int, (K,)
+        Customers served by each logging component.
+    action_counts : list of int, (A,)
+        Customers given each action.
+    """
+
+    rows: int  #: customers in the log
+    reward_mean: float  #: mean reward per customer (reward's unit)
+    reward_mean_se: float  #: its standard error (reward's unit)
+    component_counts: list[int]  #: customers served by each logging component, in the mixture's order
+    action_counts: list[int]  #: customers given each action, in the scenario's order
+
+
+def write_chunk(job: ChunkJob, index: int) -> ChunkStats:
     """Simulate chunk ``index`` and write it; returns its sufficient statistics.
 
     The chunk is written as row groups of ``ROW_GROUP_BLOCKS`` blocks by a writer thread while the next
@@ -139,13 +189,8 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
     mixture = job.mixture()
     start = index * job.chunk_size
     stop = min(job.n, start + job.chunk_size)
-    stats: dict = {
-        "rows": 0,
-        "reward_sum": 0.0,
-        "reward_sq_sum": 0.0,
-        "component_counts": np.zeros(k, dtype=np.int64),
-        "action_counts": np.zeros(sc.n_actions, np.int64),
-    }
+    rows, reward_sum, reward_sq_sum = 0, 0.0, 0.0
+    component_counts, action_counts = np.zeros(k, dtype=np.int64), np.zeros(sc.n_actions, np.int64)
     writer, pending, names = None, None, None
     group = ROW_GROUP_BLOCKS * BLOCK
     # one BLAS thread: OpenBLAS's idle threads spin, and here they would take the writer's core (this halved
@@ -155,11 +200,11 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
             for s in range(start, stop, group):
                 table, comp, action, reward = _block_group_table(sc, mixture, job.seed, s, min(stop, s + group), names)
                 names = table.column_names[: table.column_names.index("component")]
-                stats["rows"] += len(reward)
-                stats["reward_sum"] += float(reward.sum())
-                stats["reward_sq_sum"] += float(np.dot(reward, reward))
-                stats["component_counts"] += np.bincount(comp, minlength=k)
-                stats["action_counts"] += np.bincount(action, minlength=sc.n_actions)
+                rows += len(reward)
+                reward_sum += float(reward.sum())
+                reward_sq_sum += float(np.dot(reward, reward))
+                component_counts += np.bincount(comp, minlength=k)
+                action_counts += np.bincount(action, minlength=sc.n_actions)
                 if pending is not None:
                     pending.result()  # the previous group is written (errors surface here)
                 if writer is None:
@@ -172,9 +217,7 @@ def write_chunk(job: ChunkJob, index: int) -> dict:
                 pending.exception()  # never close the file under a write still in flight
             if writer is not None:
                 writer.close()
-    stats["component_counts"] = stats["component_counts"].tolist()
-    stats["action_counts"] = stats["action_counts"].tolist()
-    return stats
+    return ChunkStats(rows, reward_sum, reward_sq_sum, component_counts.tolist(), action_counts.tolist())
 
 
 def part_name(index: int) -> str:
@@ -188,23 +231,19 @@ def covariate_names(scenario: Scenario, d: int) -> list[str]:
     return names if len(names) == d else [f"x{j + 1}" for j in range(d)]
 
 
-def reduce_stats(parts: list[dict]) -> dict:
+def reduce_stats(parts: list[ChunkStats]) -> LogStats:
     """Add up the chunks' sufficient statistics (order does not matter up to float rounding; they are
     added in chunk order)."""
-    n = sum(p["rows"] for p in parts)
-    s1 = sum(p["reward_sum"] for p in parts)
-    s2 = sum(p["reward_sq_sum"] for p in parts)
-    comp = np.sum([p["component_counts"] for p in parts], axis=0)
-    act = np.sum([p["action_counts"] for p in parts], axis=0)
+    n = sum(p.rows for p in parts)
+    s1 = sum(p.reward_sum for p in parts)
+    s2 = sum(p.reward_sq_sum for p in parts)
+    comp = np.sum([p.component_counts for p in parts], axis=0)
+    act = np.sum([p.action_counts for p in parts], axis=0)
     mean = s1 / n
     var = max(s2 / n - mean * mean, 0.0) * n / max(n - 1, 1)
-    return {
-        "rows": n,
-        "reward_mean": mean,
-        "reward_mean_se": float(np.sqrt(var / n)),
-        "component_counts": comp.tolist(),
-        "action_counts": act.tolist(),
-    }
+    return LogStats(
+        rows=n, reward_mean=mean, reward_mean_se=float(np.sqrt(var / n)), component_counts=comp.tolist(), action_counts=act.tolist()
+    )
 
 
 def bytes_per_customer(n_covariates: int, n_alpha: int = 0) -> int:
@@ -226,7 +265,7 @@ def check_free_space(folder, n: int, n_covariates: int, n_alpha: int = 0) -> Non
 
 
 def _log_summary(
-    scenario: Scenario, mixture: Mixture, n: int, seed: int, chunk_size: int, chunks, backend: str, total: dict, x_names
+    scenario: Scenario, mixture: Mixture, n: int, seed: int, chunk_size: int, chunks, backend: str, total: LogStats, x_names
 ) -> dict:
     """``_summary.json`` of a written log: what was drawn, where, and the realised shares and mean reward."""
     return {
@@ -240,10 +279,10 @@ def _log_summary(
         "components": list(mixture.names),
         "actions": list(scenario.action_names),
         "columns": list(x_names) + list(COLUMNS_AFTER_COVARIATES),
-        "component_share": dict(zip(mixture.names, (np.array(total["component_counts"]) / n).tolist())),
-        "action_share": dict(zip(scenario.action_names, (np.array(total["action_counts"]) / n).tolist())),
-        "reward_mean": total["reward_mean"],
-        "reward_mean_se": total["reward_mean_se"],
+        "component_share": dict(zip(mixture.names, (np.array(total.component_counts) / n).tolist())),
+        "action_share": dict(zip(scenario.action_names, (np.array(total.action_counts) / n).tolist())),
+        "reward_mean": total.reward_mean,
+        "reward_mean_se": total.reward_mean_se,
     }
 
 
