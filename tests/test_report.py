@@ -240,9 +240,9 @@ def test_the_contextual_front_stores_what_the_rule_slider_shows(contextual_run_d
     data = rule_slider_data(s)
     assert data is not None
     last = len(front) - 1
-    assert data["start"] == last - at["front_index"] and data["marks"][str(data["start"])] == "the recommended rule"
-    assert data["cost_per_10k"] == [p["revenue_cost_per_10k_customers"] for p in front[::-1]]
-    assert data["cost_per_10k"][0] == min(data["cost_per_10k"])  # the cheapest first, the most precise last
+    assert data.start == last - at["front_index"] and data.marks[str(data.start)] == "the recommended rule"
+    assert data.cost_per_10k == [p["revenue_cost_per_10k_customers"] for p in front[::-1]]
+    assert data.cost_per_10k[0] == min(data.cost_per_10k)  # the cheapest first, the most precise last
     # a summary written before the front carried these numbers has no rule slider (and no error)
     for p in s.contextual.front.contextual:
         p.intervals_95 = None

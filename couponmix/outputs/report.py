@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from couponmix.decide.contextual_types import ContextualBlock, RuleAt
 from couponmix.decide.optimize import Front
 from couponmix.decide.value import LogPlan, Payback
+from couponmix.infra.records import OPTIONAL, Record
 from couponmix.outputs.templating import in_words, render
 from couponmix.studies.summary import Headline, StudySummary
 
@@ -33,6 +35,12 @@ __all__ = [
     "plus_minus",
     "follows_rule",
     "rule_steps",
+    "RateSlider",
+    "RateSliderTarget",
+    "SliderPayback",
+    "RuleSlider",
+    "RuleSliderTarget",
+    "SliderGroup",
     "slider_data",
     "rule_slider_data",
     "reward_word",
@@ -587,7 +595,66 @@ def contextual_phrase(summary: StudySummary) -> str | None:
     )
 
 
-def slider_data(summary: StudySummary) -> dict | None:
+@dataclass
+class RateSliderTarget(Record):
+    """One future policy on the report's rate slider, per exploration rate of the curve (``RateSlider.eps``)."""
+
+    interval_95: list[float | None]  #: half-width of its 95% interval (reward's unit per customer)
+    interval_95_pct: list[float | None]  #: that half-width, percent of the policy's value
+    rmse: list[float | None]  #: its error, an RMSE (reward's unit per customer)
+
+
+@dataclass
+class SliderPayback(Record):
+    """With ``--horizon-days``: the payback of the evaluated mix nearest each rate of the slider."""
+
+    horizon_days: float  #: days of traffic after the log that the payback counts
+    rate: list[float]  #: the evaluated mix's exploration rate (fraction of traffic)
+    net: list[float]  #: its best net revenue over the horizon against not exploring (reward's unit)
+    log_size: list[int]  #: the log size (customers) that earns that net
+
+
+@dataclass
+class RateSlider(Record):
+    """What the report's rate slider shows (``slider_data``; embedded in report.html as JSON, in field order).
+
+    Attributes
+    ----------
+    eps : list of float, (R,)
+        The exploration rates of the curve (fractions of traffic).
+    start : int
+        The position of the recommended rate.
+    n, days, daily_traffic : int, float, float
+        The log size (customers), the days of traffic it takes, and customers a day.
+    cost_per_10k, cost_pct : list, (R,)
+        Revenue given up per 10,000 customers against no exploration (reward's unit), and as a percent of the
+        revenue without exploration (None when that revenue is 0).
+    targets : dict of str to RateSliderTarget
+        Each future policy's interval and error per rate.
+    tolerance, log_size_needed, days_needed : float and lists, or None
+        With a tolerance: the RMSE bound (reward's unit per customer), and per rate the customers and days of
+        logging it needs (None where no log is enough); left out of the JSON without one.
+    payback : SliderPayback or None
+        With ``--horizon-days``; left out of the JSON without it.
+    """
+
+    eps: list[float]  #: exploration rates (fractions of traffic)
+    start: int  #: position of the recommended rate
+    n: int  #: customers in the log
+    days: float  #: days of traffic the log takes
+    daily_traffic: float  #: customers a day
+    cost_per_10k: list[float]  #: revenue given up per 10,000 customers against no exploration (reward's unit)
+    cost_pct: list[float | None]  #: that cost, percent of the revenue without exploration
+    targets: dict[str, RateSliderTarget]  #: per future policy, its interval and error at each rate
+    tolerance: float | None = field(default=None, metadata=OPTIONAL)  #: the RMSE bound (reward's unit per customer)
+    #: customers of logging the tolerance needs at each rate (None: no log size is enough)
+    log_size_needed: list[float | None] | None = field(default=None, metadata=OPTIONAL)
+    #: days of logging the tolerance needs at each rate
+    days_needed: list[float | None] | None = field(default=None, metadata=OPTIONAL)
+    payback: SliderPayback | None = field(default=None, metadata=OPTIONAL)  #: the payback near each rate
+
+
+def slider_data(summary: StudySummary) -> RateSlider | None:
     """What the report's slider shows at each exploration rate of the curve, computed here from summary.json's
     exploration curve (the same numbers, embedded in the page): the cost against no exploration, each future
     policy's 95% interval (in the reward's unit and as a share of its value) and RMSE, the log size and days a
@@ -602,41 +669,75 @@ def slider_data(summary: StudySummary) -> dict | None:
     for t, p in head.precision.items():
         value = abs(p.true_value)
         iv = curve.interval_95[t]
-        targets[t] = {
-            "interval_95": iv,
-            "interval_95_pct": [None if v is None or value < 1e-12 else 100.0 * v / value for v in iv],
-            "rmse": curve.rmse[t],
-        }
+        targets[t] = RateSliderTarget(
+            interval_95=iv, interval_95_pct=[None if v is None or value < 1e-12 else 100.0 * v / value for v in iv], rmse=curve.rmse[t]
+        )
     daily = summary.log_size_curve.daily_traffic
-    out: dict = {
-        "eps": curve.eps,
-        "start": int(np.argmin(np.abs(eps - head.exploration_rate))),
-        "n": curve.n,
-        "days": curve.n / daily,
-        "daily_traffic": daily,
-        "cost_per_10k": curve.revenue_cost_per_10k_customers,
-        "cost_pct": [None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in curve.revenue_cost_per_10k_customers],
-        "targets": targets,
-    }
+    out = RateSlider(
+        eps=curve.eps,
+        start=int(np.argmin(np.abs(eps - head.exploration_rate))),
+        n=curve.n,
+        days=curve.n / daily,
+        daily_traffic=daily,
+        cost_per_10k=curve.revenue_cost_per_10k_customers,
+        cost_pct=[None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in curve.revenue_cost_per_10k_customers],
+        targets=targets,
+    )
     if curve.log_size_needed is not None:
-        out["tolerance"] = curve.tolerance
-        out["log_size_needed"] = curve.log_size_needed
-        out["days_needed"] = [None if v is None else v / daily for v in curve.log_size_needed]
+        out.tolerance = curve.tolerance
+        out.log_size_needed = curve.log_size_needed
+        out.days_needed = [None if v is None else v / daily for v in curve.log_size_needed]
     pb = summary.payback
     if pb is not None:
         rates = np.asarray(pb.exploration_rates, dtype=float)
         net = np.asarray(pb.net_by_mixture_and_size, dtype=float)
         near = [int(np.argmin(np.abs(rates - e))) for e in eps]
-        out["payback"] = {
-            "horizon_days": pb.horizon_days,
-            "rate": [float(rates[j]) for j in near],
-            "net": [float(net[j].max()) for j in near],
-            "log_size": [int(pb.sizes[int(np.argmax(net[j]))]) for j in near],
-        }
-    return _finite(out)
+        out.payback = SliderPayback(
+            horizon_days=pb.horizon_days,
+            rate=[float(rates[j]) for j in near],
+            net=[float(net[j].max()) for j in near],
+            log_size=[int(pb.sizes[int(np.argmax(net[j]))]) for j in near],
+        )
+    return RateSlider.from_dict(_finite(out.to_dict()))
 
 
-def rule_slider_data(summary: StudySummary) -> dict | None:
+@dataclass
+class SliderGroup(Record):
+    """One customer group on the rule slider."""
+
+    label: str  #: the group, in words
+    share: float  #: its share of customers (a fraction)
+
+
+@dataclass
+class RuleSliderTarget(Record):
+    """One future policy on the rule slider, per rule (``RuleSlider``'s positions)."""
+
+    value: float  #: the policy's value (reward's unit per customer)
+    interval_95: list[float | None]  #: half-width of its 95% interval (reward's unit per customer)
+    interval_95_pct: list[float | None]  #: that half-width, percent of its value
+    rmse: list[float | None]  #: its error, an RMSE (reward's unit per customer)
+
+
+@dataclass
+class RuleSlider(Record):
+    """What the report's slider over the rules by customer group shows (``rule_slider_data``; embedded in
+    report.html as JSON, in field order). Lists run over the slider's positions, from the cheapest rule to the
+    most precise."""
+
+    grouped_by: str  #: what the customers are grouped by
+    groups: list[SliderGroup]  #: the groups, in the rules' order
+    start: int  #: the recommended rule's position (0 without one)
+    marks: dict[str, str]  #: position (as text) -> what the rule there is, in words
+    exploration_rate: list[list[float]]  #: each group's exploration rate (fractions)
+    explored_share: list[float]  #: the share of all traffic explored (a fraction)
+    cost_per_10k: list[float]  #: revenue given up per 10,000 customers against no exploration (reward's unit)
+    cost_pct: list[float | None]  #: that cost, percent of the revenue without exploration
+    worst_interval_95_pct: list[float | None]  #: the widest 95% half-width over future policies, percent of its value
+    targets: dict[str, RuleSliderTarget]  #: per future policy, its value and its interval and error per rule
+
+
+def rule_slider_data(summary: StudySummary) -> RuleSlider | None:
     """What the report's second slider shows at each rule by customer group that the contextual search kept
     (``--contextual``: the front of summary.json's contextual block), from the cheapest to the most precise:
     each group's exploration rate and share of customers, the share of all traffic explored, the cost per
@@ -650,7 +751,7 @@ def rule_slider_data(summary: StudySummary) -> dict | None:
 
     Returns
     -------
-    dict or None
+    RuleSlider or None
         ``groups`` (label, share: a fraction of customers), ``start`` (the recommended rule's position),
         ``marks`` (position -> what the rule there is: recommended, for the tolerance, one rate for everyone),
         per position ``exploration_rate`` (fractions per group), ``explored_share`` (fraction of all traffic),
@@ -678,27 +779,27 @@ def rule_slider_data(summary: StudySummary) -> dict | None:
         if at is not None and at.front_index is not None:
             marks[last - at.front_index] = words
     rec = cx.at.get("recommended")
-    out: dict = {
-        "grouped_by": cx.grouped_by,
-        "groups": [{"label": g.label, "share": g.share} for g in cx.groups],
-        "start": last - rec.front_index if rec is not None and rec.front_index is not None else 0,
-        "marks": {str(i): w for i, w in sorted(marks.items())},
-        "exploration_rate": [p.exploration_rate for p in points],
-        "explored_share": [p.explored_share for p in points],
-        "cost_per_10k": costs,
-        "cost_pct": [None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in costs],
-        "worst_interval_95_pct": [p.worst_interval_95_pct for p in points],
-        "targets": {
-            t: {
-                "value": prec.true_value,
-                "interval_95": [(p.intervals_95 or {})[t] for p in points],
-                "interval_95_pct": [(p.intervals_95_pct or {})[t] for p in points],
-                "rmse": [(p.errors or {})[t] for p in points],
-            }
+    out = RuleSlider(
+        grouped_by=cx.grouped_by,
+        groups=[SliderGroup(label=g.label, share=g.share) for g in cx.groups],
+        start=last - rec.front_index if rec is not None and rec.front_index is not None else 0,
+        marks={str(i): w for i, w in sorted(marks.items())},
+        exploration_rate=[p.exploration_rate for p in points],
+        explored_share=[p.explored_share for p in points],
+        cost_per_10k=costs,
+        cost_pct=[None if abs(base) < 1e-12 else 100.0 * c / 10_000 / abs(base) for c in costs],
+        worst_interval_95_pct=[p.worst_interval_95_pct for p in points],
+        targets={
+            t: RuleSliderTarget(
+                value=prec.true_value,
+                interval_95=[(p.intervals_95 or {})[t] for p in points],
+                interval_95_pct=[(p.intervals_95_pct or {})[t] for p in points],
+                rmse=[(p.errors or {})[t] for p in points],
+            )
             for t, prec in summary.headline.precision.items()
         },
-    }
-    return _finite(out)
+    )
+    return RuleSlider.from_dict(_finite(out.to_dict()))
 
 
 def _finite(v):
