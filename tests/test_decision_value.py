@@ -10,6 +10,7 @@ import pytest
 
 from couponmix.decide.value import decision_law, log_decision, rule_outcomes, simulate_decisions
 from couponmix.ope.estimators import EstimatorSpec, exact_suite
+from couponmix.ope.montecarlo import Z95
 from couponmix.ope.objectives import EvaluationSample
 from couponmix.studies.config import StudyConfig, load_study
 from tests.conftest import mc_reps
@@ -35,6 +36,12 @@ def _setup(name):
     return sc, sample, alpha, inc, n
 
 
+#: where the normal law is known to be off: market's safe rule switches in the tail of skewed estimates,
+#: judged by a standard error each team computes from its own log, which is too small where the estimate
+#: looks best (method.md section 12); checked by ``test_the_safe_rule_switches_more_often_than_the_normal_law_says``
+TAILS = {("market", "p_best_safe"), ("market", "p_switch_safe")}
+
+
 @pytest.mark.montecarlo
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_decision_a_log_supports_matches_monte_carlo(name):
@@ -51,6 +58,8 @@ def test_the_decision_a_log_supports_matches_monte_carlo(name):
     spread = rule_outcomes(dv.values, dv.bias, dv.cov, list(cands).index(inc))
     for key, z in (("p_best", 2), ("p_best_safe", 2), ("p_switch_safe", 2), ("regret", 3), ("regret_safe", 3)):
         formula = getattr(dv, key)
+        if (name, key) in TAILS:  # the known limit of the normal law (method.md section 12): see below
+            continue
         if key.startswith("p_"):  # the binomial standard error at the formula's probability (never 0)
             se = np.sqrt(max(formula * (1 - formula), 1 / reps) / reps)
         else:
@@ -59,6 +68,25 @@ def test_the_decision_a_log_supports_matches_monte_carlo(name):
             # regret: the test is then a score test of the law
             se = max(mc[key + "_se"], spread[key + "_sd"] / np.sqrt(reps))
         assert abs(formula - mc[key]) <= z * se, (name, key, formula, mc[key], se, dict(zip(dv.candidates, dv.estimators)))
+
+
+@pytest.mark.montecarlo
+def test_the_safe_rule_switches_more_often_than_the_normal_law_says():
+    """The documented limit, measured: on market the team's safe rule leaves the incumbent more often than the
+    normal law says (2.25% +- 0.33% of 2,000 logs against the law's 1.20%), never less, and less than three
+    times as often; the logs' own switches use the law's standard deviation of the difference about as often
+    as the law says, so the gap is the team's standard error, not the law's mean or variance."""
+    sc, sample, alpha, inc, n = _setup("market")
+    dv, cands, specs = log_decision(sample, alpha, n, exact_suite(), inc)
+    reps = mc_reps(400, 2_000)
+    mc = simulate_decisions(sc, sample, alpha, cands, specs, n, inc, reps, seed=1, keep_logs=True)
+    se = np.sqrt(max(dv.p_switch_safe * (1 - dv.p_switch_safe), 1 / reps) / reps)
+    assert dv.p_switch_safe - 2 * se <= mc["p_switch_safe"] <= 3 * dv.p_switch_safe + 2 * se, (dv.p_switch_safe, mc["p_switch_safe"])
+    names, logs = list(cands), mc["logs"]
+    i = names.index(inc)
+    sd = np.sqrt(dv.cov[logs["pick"], logs["pick"]] + dv.cov[i, i] - 2 * dv.cov[logs["pick"], i])
+    with_law_sd = float(((logs["pick"] != i) & (logs["diff"] - Z95 * sd > 0)).mean())
+    assert abs(with_law_sd - dv.p_switch_safe) <= 2 * se, (with_law_sd, dv.p_switch_safe)
 
 
 def test_the_covariance_of_two_estimates_is_exact_for_plain_estimators():

@@ -419,8 +419,13 @@ def test_recovery_on_market(tmp_path):
             assert abs(s.policies[name].value - truth) <= bound, (n, name, s.policies[name].value, truth, bound)
             assert le.low - half / 2 <= truth <= le.high + half / 2, (n, name, le, truth)
         assert abs(s.headline.exploration_rate - own.headline.exploration_rate) <= 0.02, n
-        cost, own_cost = s.headline.revenue_cost_per_10k_customers, own.headline.revenue_cost_per_10k_customers
-        assert abs(cost - own_cost) <= 0.35 * own_cost, (n, cost, own_cost)
+        # the stated cost of the recommended mix against what that mix costs in the real market, within 3 of the
+        # cost's stated standard errors (the values it rests on are estimates from n rows)
+        alpha = s.recommended.alpha
+        pols = sc.components()
+        true_rev = {k: float((pols[k](x) * mu).sum(axis=1).mean()) for k in alpha}
+        true_cost = true_rev["exploit"] - sum(a * true_rev[k] for k, a in alpha.items())
+        assert abs(s.revenue_cost.per_customer - true_cost) <= 3 * s.revenue_cost.std_error, (n, s.revenue_cost, true_cost)
     ratio = np.mean(widths[100_000]) / np.mean(widths[20_000])
     assert ratio < 0.6, ratio  # about sqrt(1/5) = 0.45: the error the data can verify falls like 1/sqrt(n)
 
@@ -656,9 +661,32 @@ def test_data_checks_that_warn_and_the_fixes_they_offer(tmp_path):
 
 
 @pytest.mark.slow  # five cross-fits of 20,000 rows twice
+def test_a_model_that_learned_next_to_nothing_does_not_pass_the_gate(tmp_path):
+    """30 coupons that make no difference, 100 rows each: the per-action averages are noisy, so a model that
+    early stopping cuts to a tree or two (next to the overall average) beats them out of fold. It must also beat
+    the overall average to count as a model of how customers differ; it does not, and the means world is used."""
+    from couponmix.commands import calibrate
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    frame = pd.DataFrame({"id": np.arange(n), "x": rng.normal(size=n), "seg": rng.choice(["a", "b"], n)})
+    frame["coupon"] = [f"c{i:02d}" for i in rng.integers(0, 30, n)]
+    frame["revenue"] = 5 + rng.normal(size=n)
+    frame["p"] = 1 / 30
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    cfg = config(targets={"model": {"kind": "greedy_model", "features": ["x"]}})
+    res = calibrate(tmp_path / "log.csv", tmp_path / "sc", cfg)
+    d = res.diagnostics
+    assert d["baseline_mse"] > d["overall_mean_mse"]  # the per-action averages are the weaker baseline here
+    assert d["model_mse"] < d["baseline_mse"]  # which the model beats: the per-action averages alone would pass it
+    assert res.world == "means" and not any(t["passed"] for t in d["tried"])
+    assert "no better than the per-action averages (or the overall average)" in res.warnings[0]
+
+
 def test_the_gate_tries_other_model_settings_before_it_gives_up(tmp_path):
-    """A weak but real signal under heavy noise: an overfitting configured model (63 leaves, 5 rows a leaf)
-    loses to the per-action means out of fold, a simpler rung of the ladder beats them, and calibrate keeps
+    """A weak but real signal under heavy noise: an overfitting configured model (63 leaves, 5 rows a leaf, all
+    300 trees grown: no early stopping, which would otherwise cut it to a few trees) loses to the per-action
+    means out of fold, a simpler rung of the ladder beats them, and calibrate keeps
     that model and says which; on pure noise every rung fails and the warning lists what was tried."""
     from couponmix.commands import calibrate
 
@@ -667,7 +695,7 @@ def test_the_gate_tries_other_model_settings_before_it_gives_up(tmp_path):
     lift = np.where(frame.coupon == "c10", 2.0 * (frame.x > 0), 0.0) + np.where(frame.coupon == "c20", 2.0 * (frame.x < 0), 0.0)
     frame["revenue"] = 5 + lift + rng.standard_t(3, len(frame)) * 4
     frame.to_csv(tmp_path / "log.csv", index=False)
-    overfit = {"n_estimators": 300, "num_leaves": 63, "min_child_samples": 5, "learning_rate": 0.2}
+    overfit = {"n_estimators": 300, "num_leaves": 63, "min_child_samples": 5, "learning_rate": 0.2, "patience": None}
     res = calibrate(tmp_path / "log.csv", tmp_path / "sc", config(model=overfit))
     tried = res.diagnostics["tried"]
     assert tried[0]["configured"] and not tried[0]["passed"], tried[0]

@@ -358,7 +358,8 @@ class _Fit:
         self.cat = [log.feature_names.index(c) for c in log.categories]
         self.feats = list(range(len(log.feature_names)))
         self.fold = fold_of(n, ms.folds, cfg.seed)
-        self.base_oof = np.empty(n)
+        self.base_oof = np.empty(n)  # the per-action means of the other folds
+        self.overall_oof = np.empty(n)  # the overall mean of the other folds
         w, a_n = self.w, log.n_actions
         for k in range(ms.folds):
             train = self.fold != k
@@ -366,6 +367,7 @@ class _Fit:
             overall = float((w[train] * log.reward[train]).sum() / w[train].sum())
             means_k = np.where(sw > 0, swr / np.maximum(sw, 1e-300), overall)
             self.base_oof[~train] = means_k[log.action[~train]]
+            self.overall_oof[~train] = overall
 
     def model_on(self, features: list[int], target: np.ndarray, settings: dict | None = None) -> CrossFittedRevenueModel:
         """A ``CrossFittedRevenueModel`` of ``target`` (n,) on the feature columns ``features``, fitted on the log with the
@@ -383,12 +385,20 @@ class _Fit:
         return m.fit(log.x, log.action, target, sample_weight=self.weights)
 
     def _gated(self, settings: dict) -> tuple[CrossFittedRevenueModel, np.ndarray, float, float]:
-        """The reward model with these settings, its out-of-fold predictions and its gain over the means."""
+        """The reward model with these settings, its out-of-fold predictions and its gain (fall in squared error,
+        out of fold) over the harder of two baselines, the per-action means and the overall mean, with that
+        gain's standard error. Beating the overall mean as well keeps a model that has learned next to nothing
+        (a tree or two, chosen on the folds when the per-action means are noisier than the overall mean) from
+        passing as a model of how customers differ."""
         log = self.log
         m = self.model_on(self.feats, log.reward, settings)
         oof = m.out_of_fold()[np.arange(log.n), log.action]
-        d = (log.reward - self.base_oof) ** 2 - (log.reward - oof) ** 2
-        return m, oof, float(d.mean()), float(d.std(ddof=1) / np.sqrt(log.n))
+        gains = []
+        for base in (self.base_oof, self.overall_oof):
+            d = (log.reward - base) ** 2 - (log.reward - oof) ** 2
+            gains.append((float(d.mean()), float(d.std(ddof=1) / np.sqrt(log.n))))
+        gain, gain_se = min(gains, key=lambda g: g[0] - g[1])
+        return m, oof, gain, gain_se
 
     def gated_model(self) -> tuple:
         """(model, its out-of-fold predictions, gain over the means, its standard error, the settings tried,
@@ -427,6 +437,7 @@ def _diagnostics(log: RealLog, fit: _Fit, q_oof, gain: float, gain_se: float, tr
     diagnostics = {
         "model_mse": float(((log.reward - q_oof) ** 2).mean()),
         "baseline_mse": float(((log.reward - base_oof) ** 2).mean()),
+        "overall_mean_mse": float(((log.reward - fit.overall_oof) ** 2).mean()),
         "gain": gain,
         "gain_se": gain_se,
         "auc": _auc(log.reward, q_oof) if log.binary else None,
@@ -450,11 +461,12 @@ def _gate(log: RealLog, cfg: CalibrateConfig, diagnostics: dict, tried: list, pa
     if not gain > gain_se:
         settings = "; ".join(f"{_settings_words(t)}: {t['gain']:.2g} +- {t['gain_se']:.2g}" for t in tried)
         gate["model_weak"] = (
-            f"The revenue model is no better than the per-action averages: out of fold its squared error is "
-            f"{diagnostics['model_mse']:.4g} against {diagnostics['baseline_mse']:.4g} (difference {gain:.2g}, "
-            f"standard error {gain_se:.2g})"
+            f"The revenue model is no better than the per-action averages (or the overall average): out of fold "
+            f"its squared error is {diagnostics['model_mse']:.4g} against {diagnostics['baseline_mse']:.4g} for "
+            f"the per-action averages and {diagnostics['overall_mean_mse']:.4g} for the overall average (gain over "
+            f"the harder of the two {gain:.2g}, standard error {gain_se:.2g})"
             + (f", AUC {diagnostics['auc']:.3f}" if diagnostics["auc"] else "")
-            + f". None of the {len(tried)} model settings tried does better (gain over the means, out of fold: "
+            + f". None of the {len(tried)} model settings tried does better (gain out of fold: "
             f"{settings}), so the log cannot support a model of how customers differ."
         )
     elif not tried[0]["passed"]:
