@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_objectives import machine  # noqa: E402
-from couponmix.decide.value import log_decision, rule_outcomes, simulate_decisions  # noqa: E402
+from couponmix.decide.value import difference_shape, log_decision, rule_outcomes, simulate_decisions  # noqa: E402
 from couponmix.ope.estimators import exact_suite  # noqa: E402
 from couponmix.ope.montecarlo import Z95  # noqa: E402
 from tests.test_decision_value import CASES, _setup  # noqa: E402
@@ -29,14 +29,17 @@ from tests.test_decision_value import CASES, _setup  # noqa: E402
 KEYS = ("p_best", "regret", "p_best_safe", "regret_safe", "p_switch_safe")
 
 
-def safe_rule_tails(dv, mc: dict, incumbent: str, draws: int = 200_000) -> dict:
-    """Why the normal law and the logs disagree on the safe rule: per candidate, how often it is picked and
-    switched to under the law, in the logs with the team's standard error (the safe rule itself), and in the
-    same logs with the law's standard deviation of the difference instead; and the team's standard error over
-    the law's, on average over the logs where the candidate looks best."""
+def safe_rule_tails(dv, mc: dict, incumbent: str, shape, draws: int = 200_000) -> dict:
+    """Where the normal law and the logs may disagree on the safe rule: per candidate, how often it is picked
+    and switched to under the law with the team's standard error taken as exact (``law_switch_exact_se``),
+    under the law with the rows' shape (``law_switch``, what couponmix reports), in the logs with the team's
+    standard error (the safe rule itself), and in the same logs with the law's standard deviation of the
+    difference instead; the team's standard error over the law's, on average over the logs where the
+    candidate looks best; and the shape of one row's difference with the incumbent."""
     names = list(dv.candidates)
     inc = names.index(incumbent)
-    law = rule_outcomes(dv.values, dv.bias, dv.cov, inc, draws)
+    exact_se = rule_outcomes(dv.values, dv.bias, dv.cov, inc, draws)
+    law = rule_outcomes(dv.values, dv.bias, dv.cov, inc, draws, shape=shape.at(dv.n))
     law_sd = np.sqrt(np.maximum(np.diag(dv.cov) + dv.cov[inc, inc] - 2 * dv.cov[:, inc], 0.0))
     logs = mc["logs"]
     out = {}
@@ -47,10 +50,13 @@ def safe_rule_tails(dv, mc: dict, incumbent: str, draws: int = 200_000) -> dict:
         out[c] = {
             "law_picked": law["p_pick"][j],
             "mc_picked": float(mine.mean()),
+            "law_switch_exact_se": exact_se["p_switch_to"][j],
             "law_switch": law["p_switch_to"][j],
             "mc_switch_team_se": float((mine & (logs["diff"] - Z95 * logs["se"] > 0)).mean()),
             "mc_switch_law_sd": float((mine & (logs["diff"] - Z95 * law_sd[j] > 0)).mean()),
             "team_se_over_law_sd": float((logs["se"][mine] / law_sd[j]).mean()) if mine.any() and law_sd[j] > 0 else None,
+            "row_skewness": float(shape.skewness[j]),
+            "row_kurtosis": float(shape.kurtosis[j]),
         }
     return out
 
@@ -69,8 +75,9 @@ def main() -> None:
         dv, cands, specs = log_decision(sample, alpha, n, exact_suite(), inc)
         seconds = time.perf_counter() - t
         mc = simulate_decisions(sc, sample, alpha, cands, specs, n, inc, args.reps, seed=1, keep_logs=True)
-        tails = safe_rule_tails(dv, mc, inc)
-        spread = rule_outcomes(dv.values, dv.bias, dv.cov, list(cands).index(inc))
+        shape = difference_shape(sample, alpha, cands, specs, inc)
+        tails = safe_rule_tails(dv, mc, inc, shape)
+        spread = rule_outcomes(dv.values, dv.bias, dv.cov, list(cands).index(inc), shape=shape.at(n))
         rows = {}
         for key in KEYS:
             f, m, se = getattr(dv, key), mc[key], mc[key + "_se"]

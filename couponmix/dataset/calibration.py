@@ -78,8 +78,8 @@ class CalibrationResult:
             f"{kind} mean {c['reward']['mean']:.4g}"
             + (f" ({c['reward']['positives']:,} positive)" if c["binary"] else f", sd {c['reward']['sd']:.4g}"),
             f"revenue model out of fold: mean squared error {d['model_mse']:.5g} against {d['baseline_mse']:.5g} for "
-            f"the per-action means (gain {d['gain']:.3g} +/- {d['gain_se']:.2g})"
-            + (f", AUC {d['auc']:.3f}" if d.get("auc") is not None else ""),
+            f"the per-action means and {d['overall_mean_mse']:.5g} for the overall mean (gain over the harder "
+            f"{d['gain']:.3g} +/- {d['gain_se']:.2g})" + (f", AUC {d['auc']:.3f}" if d.get("auc") is not None else ""),
             f"world built from: {'the model' if self.world == 'model' else 'per-action means (shrunk)'}",
         ]
         lines += [f"warning: {w}" for w in self.warnings]

@@ -23,12 +23,20 @@ over rows drawn with probability alpha_k pi_k(a|x): exact for plain estimators, 
 self-normalised ones. On a real log's evaluation sample (``ObservedRows``) mu and m2 are its held-out rows'
 importance-weighted rewards, so the covariances come from the logged rewards as the promise does.
 
-From that law (``decision_value``, by ``draws`` correlated normal draws with a fixed seed):
+The safe rule lives in the tails, where the normal law is not enough: heavy-tailed rows make each
+difference with the incumbent skewed, and the standard error a team computes from its own log moves with the
+estimate (small in the logs without the rare heavy rows, which are also the logs where a candidate looks
+best) and varies from log to log. ``difference_shape`` gives the skewness and kurtosis of one row's
+difference, from the sample's one reward draw per customer and action; ``rule_outcomes`` skews each
+difference by Cornish-Fisher and draws the team's standard error to match (docs/method.md section 12).
+
+From that law (``decision_value``, by ``draws`` correlated draws with a fixed seed):
 
 * the probability that "deploy the estimated best" picks the truly best candidate, and its expected
   regret per customer, V_best - V_deployed;
 * the same for the safe rule: leave the incumbent only when the lower end of the 95% interval of the
-  estimated difference (estimated best minus incumbent) is above 0.
+  estimated difference (estimated best minus incumbent, with the standard error the team computes) is
+  above 0.
 
 ``tests/test_decision_value.py`` checks both against logs simulated from the scenario and estimated with
 obp's estimators.
@@ -353,7 +361,18 @@ def decision_law(
         p_bal = share.sum(axis=0)
         return share, p_bal
 
-    # pass 1: each estimator's mean, and W and R of the self-normalised ones
+    mean, norm, ratio = _normalisers(names, specs, probs, qs, comp, mu, chunks, rows)
+    # pass 2: cross moments of psi_c = A_c + C_c r
+    cov1 = _cross_covariance(names, specs, probs, qs, comp, mu, m2, chunks, rows, norm, ratio)
+    values = sample._values(np.stack([probs[c] for c in names]))
+    bias = np.array([mean[c] for c in names]) - values
+    return values, bias, cov1 / n
+
+
+def _normalisers(names, specs, probs, qs, comp, mu, chunks, rows) -> tuple[dict, dict, dict]:
+    """Pass 1 of the decision law: each estimator's mean, and the normaliser W and ratio R of the
+    self-normalised ones (1 and 0 for plain estimators), from the sample's exact moments."""
+    m = comp.shape[1]
     sums = {c: np.zeros(3) for c in names}  # E[D], E[c], E[c (mu - q)]
     for sl in chunks:
         share, p_bal = rows(sl)
@@ -372,11 +391,83 @@ def decision_law(
         else:
             norm[c], ratio[c] = 1.0, 0.0
             mean[c] = ed + ewe
-    # pass 2: cross moments of psi_c = A_c + C_c r
-    cov1 = _cross_covariance(names, specs, probs, qs, comp, mu, m2, chunks, rows, norm, ratio)
-    values = sample._values(np.stack([probs[c] for c in names]))
-    bias = np.array([mean[c] for c in names]) - values
-    return values, bias, cov1 / n
+    return mean, norm, ratio
+
+
+@dataclass(frozen=True)
+class RowShape:
+    """The shape of one logged row's difference d_c = psi_c - psi_incumbent between a candidate's estimator
+    terms and the incumbent's: its skewness (C,) and kurtosis (C,) (E[(d - Ed)^4] / Var(d)^2; 0 and 0 for the
+    incumbent itself). A team's safe rule divides the estimated difference by a standard error it computes
+    from its own rows; these two numbers give how that standard error moves with the estimate and how much it
+    varies from log to log (``rule_outcomes``)."""
+
+    skewness: np.ndarray
+    kurtosis: np.ndarray
+
+    def at(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """At log size n: (skewness of the mean difference, skew / sqrt(n); the variance, beyond what the
+        estimate explains, of the team's squared standard error over the true one, (kurtosis - 1 - skew^2) / n)."""
+        g = self.skewness / np.sqrt(n)
+        e = np.maximum(self.kurtosis - 1.0 - self.skewness**2, 0.0) / n
+        return g, e
+
+
+def difference_shape(
+    sample: EvaluationSample, alpha, candidates: Mapping[str, np.ndarray], specs: Mapping[str, EstimatorSpec], incumbent: str
+) -> RowShape | None:
+    """The skewness and kurtosis of one logged row's difference of estimator terms, candidate minus incumbent,
+    over rows (x, k, a, r) drawn at mixture ``alpha``: exact over the component and the action, the reward
+    taken from the sample's one draw per customer and action (``EvaluationSample.reward_draws``); None where
+    the sample has no draws. Terms of self-normalised estimators are their linearisation, as in
+    ``decision_law``."""
+    if sample.reward_draws is None:
+        return None
+    names = list(candidates)
+    alpha = np.asarray(alpha, float)
+    comp = sample.comp_probs
+    m = comp.shape[1]
+    mu, _ = _moments(sample)
+    q_model = sample.q if sample.q is not None else np.zeros_like(mu)
+    probs = {c: np.asarray(candidates[c], float) for c in names}
+    qs = {c: (q_model if specs[c].uses_reward_model else np.zeros_like(mu)) for c in names}
+    chunks = [slice(s, s + CHUNK) for s in range(0, m, CHUNK)]
+
+    def rows(sl):
+        share = alpha[:, None, None] * comp[:, sl]
+        return share, share.sum(axis=0)
+
+    mean, norm, ratio = _normalisers(names, specs, probs, qs, comp, mu, chunks, rows)
+    inc = names.index(incumbent)
+    shift = np.array([mean[c] - mean[incumbent] for c in names])  # the exact mean: moments about it are stable
+    raw = np.zeros((4, len(names)))  # E[(d - shift)^j], j = 1..4, in one pass
+    for sl in chunks:
+        share, p_bal = rows(sl)
+        r = sample.reward_draws[sl][None]
+        psi = []
+        for c in names:
+            w = _weights(specs[c], probs[c][sl], comp[:, sl], p_bal)
+            q = qs[c][sl][None]
+            d = (probs[c][sl] * qs[c][sl]).sum(axis=1)[None, :, None]
+            psi.append(d + (w * (r - q) - ratio[c] * w) / norm[c])
+        for j in range(len(names)):
+            e = psi[j] - psi[inc] - shift[j]
+            e2 = e * e
+            raw[:, j] += [(share * e).sum(), (share * e2).sum(), (share * e2 * e).sum(), (share * e2 * e2).sum()]
+    raw /= m
+    d1 = raw[0]  # the draws' mean minus the exact one
+    central = np.array(
+        [
+            raw[1] - d1**2,
+            raw[2] - 3 * d1 * raw[1] + 2 * d1**3,
+            raw[3] - 4 * d1 * raw[2] + 6 * d1**2 * raw[1] - 3 * d1**4,
+        ]
+    )
+    var = central[0]
+    ok = var > 0
+    skew = np.divide(central[1], var**1.5, out=np.zeros_like(var), where=ok)
+    kurt = np.divide(central[2], var**2, out=np.zeros_like(var), where=ok)
+    return RowShape(skewness=skew, kurtosis=kurt)
 
 
 def covariance_root(cov: np.ndarray) -> np.ndarray:
@@ -393,16 +484,28 @@ def rule_outcomes(
     draws: int = 200_000,
     seed: int = 0,
     value_cov: np.ndarray | None = None,
+    shape: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """The two deployment rules over ``draws`` normal draws of the estimates (V + b + N(0, cov)).
+    """The two deployment rules over ``draws`` draws of the estimates (V + b + N(0, cov), skewed with ``shape``).
 
     With ``value_cov`` (the candidates' values are themselves estimates, as on a real log), each draw first
     draws the values from N(values, value_cov): the probabilities and regrets then average over what the
-    values may be, and "best" is each draw's best. Returns p_best, regret, p_best_safe, regret_safe,
-    p_switch_safe, gain, gain_safe (per customer); regret_sd, regret_safe_sd: the standard deviation of one
-    log's regret under this law (what a Monte Carlo check's standard error should be built from when costly
-    wrong choices are too rare for its logs to show them); and per candidate (lists, C) p_pick, the chance it
-    has the highest estimate, and p_switch_to, the chance the safe rule switches to it."""
+    values may be, and "best" is each draw's best.
+
+    With ``shape`` (``RowShape.at(n)``: per candidate, the skewness g of its mean difference with the
+    incumbent and the unexplained variance e of the team's squared standard error over the true one), every
+    candidate's standardised difference with the incumbent u becomes u + g (u^2 - 1) / 6 (Cornish-Fisher: the
+    draws keep their correlations, each difference its own skewness) before the highest estimate is picked,
+    and the safe rule is judged as a team runs it: the team's standard error is the true one times
+    sqrt((1 + g u) exp(sqrt(v) eta - v / 2)), v = log(1 + e), eta ~ N(0, 1): a squared standard error that
+    moves with the estimate as the rows' third moment says and varies from log to log, skewed, as their
+    fourth moment says. Without it, the team's standard error is taken as exact.
+
+    Returns p_best, regret, p_best_safe, regret_safe, p_switch_safe, gain, gain_safe (per customer); regret_sd,
+    regret_safe_sd: the standard deviation of one log's regret under this law (what a Monte Carlo check's
+    standard error should be built from when costly wrong choices are too rare for its logs to show them); and
+    per candidate (lists, C) p_pick, the chance it has the highest estimate, and p_switch_to, the chance the
+    safe rule switches to it."""
     c = len(values)
     g = np.random.default_rng([seed, 20_261_203])
     z = g.standard_normal((draws, c))
@@ -412,9 +515,24 @@ def rule_outcomes(
     est = truth + bias + z @ covariance_root(cov).T
     rows = np.arange(draws)
     best = np.argmax(truth, axis=1)
+    var_diffs = np.diag(cov) + cov[incumbent, incumbent] - 2 * cov[:, incumbent]  # (C,) each one against the incumbent
+    sds = np.sqrt(np.maximum(var_diffs, 0.0))
+    if shape is not None:
+        # each candidate's difference with the incumbent, standardised, skewed as its rows say (Cornish-Fisher)
+        centre = (truth + bias) - (truth + bias)[:, [incumbent]]
+        u = np.divide(est - est[:, [incumbent]] - centre, sds, out=np.zeros_like(est), where=sds > 0)
+        u = u + shape[0] * (u * u - 1.0) / 6.0
+        est = est[:, [incumbent]] + centre + sds * u
     pick = np.argmax(est, axis=1)
-    var_diff = np.diag(cov)[pick] + cov[incumbent, incumbent] - 2 * cov[pick, incumbent]
-    lower = est[rows, pick] - est[:, incumbent] - Z95 * np.sqrt(np.maximum(var_diff, 0.0))
+    sd = sds[pick]
+    diff = est[rows, pick] - est[:, incumbent]
+    se = sd
+    if shape is not None:
+        skew, excess = shape[0][pick], shape[1][pick]
+        v = np.log1p(excess)
+        eta = np.random.default_rng([seed, 20_261_206]).standard_normal(draws)
+        se = sd * np.sqrt(np.maximum(1.0 + skew * u[rows, pick], 0.01) * np.exp(np.sqrt(v) * eta - v / 2.0))
+    lower = diff - Z95 * se
     safe = np.where((pick != incumbent) & (lower > 0), pick, incumbent)
     top = truth[rows, best]
     regret, regret_safe = top - truth[rows, pick], top - truth[rows, safe]
@@ -458,7 +576,8 @@ def decision_value(
     values, bias, cov = decision_law(sample, alpha, candidates, specs, n)
     inc = names.index(incumbent)
     vcov = value_covariance(sample, candidates)
-    out = rule_outcomes(values, bias, cov, inc, draws, seed, vcov)
+    shape = difference_shape(sample, alpha, candidates, specs, incumbent)
+    out = rule_outcomes(values, bias, cov, inc, draws, seed, vcov, None if shape is None else shape.at(n))
     kept = {f.name for f in dataclasses.fields(DecisionValue)}  # the law's extra detail stays with rule_outcomes
     out = {k: v for k, v in out.items() if k in kept}
     return DecisionValue(
@@ -629,7 +748,11 @@ def decision_summary(
             "safe": "leave the incumbent only when the lower end of the 95% interval of the estimated difference is above 0",
         },
         basis=where,
-        method="joint normal law of the chosen estimators' estimates (exact covariances from cross moments), 200,000 draws",
+        method=(
+            "joint law of the chosen estimators' estimates: exact covariances from cross moments, each difference with the "
+            "incumbent skewed as its rows are, and the standard error a team computes from its own log drawn to match "
+            "the rows' third and fourth moments; 200,000 draws"
+        ),
         recommended=at["recommended"],
         no_exploration=at["no_exploration"],
     )
@@ -651,12 +774,23 @@ def _payback_grid(sample, criterion, alphas, cands, incumbent, sizes, horizon, r
         for b in range(len(alphas)):
             chosen = tuple(laws[c].specs[int(choice[c, b])] for c in range(len(names)))
             if (b, chosen) not in laws_cache:
-                laws_cache[(b, chosen)] = decision_law(sample, alphas[b], cands, dict(zip(names, chosen)), 1)
-            values, bias, cov1 = laws_cache[(b, chosen)]
-            out = rule_outcomes(values, bias, cov1 / size, names.index(incumbent), draws, seed, vcov)
+                specs = dict(zip(names, chosen))
+                law = decision_law(sample, alphas[b], cands, specs, 1)
+                laws_cache[(b, chosen)] = (*law, difference_shape(sample, alphas[b], cands, specs, incumbent))
+            values, bias, cov1, shape = laws_cache[(b, chosen)]
+            at = None if shape is None else shape.at(int(size))
+            out = rule_outcomes(values, bias, cov1 / size, names.index(incumbent), draws, seed, vcov, at)
             grid[b, j] = horizon * out[key] - size * (v_inc - revenue[b])
             p_best[b, j] = out[p_key]
     return grid, p_best
+
+
+#: summary.json's ``payback.method``
+PAYBACK_METHOD = (
+    "net = horizon x daily traffic x E[V_deployed - V_incumbent] - log size x (V_incumbent - V_mixture); {draws:,} "
+    "draws of the estimates per mixture and size (the decision law, skewed differences and the team's own standard "
+    "error included)"
+)
 
 
 def payback(
@@ -735,6 +869,5 @@ def payback(
         sizes=sizes.tolist(),
         exploration_rates=(1 - alphas[:-1, inc]).tolist(),
         net_by_mixture_and_size=grid[:-1].tolist(),
-        method="net = horizon x daily traffic x E[V_deployed - V_incumbent] - log size x (V_incumbent - V_mixture); "
-        f"{draws:,} normal draws of the estimates per mixture and size",
+        method=PAYBACK_METHOD.format(draws=draws),
     )

@@ -32,6 +32,7 @@ PURPOSES = {
     "model-error": 12,
     "contextual_search": 13,
     "campaign": 14,
+    "reward_draws": 15,
 }
 
 

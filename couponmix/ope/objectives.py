@@ -239,17 +239,25 @@ def model_error_of(
 
 def _check_memory(scenario: Scenario, size: int, k: int, t: int) -> None:
     """Refuse, before any work, an evaluation sample that cannot fit in the memory available: it holds
-    every component's and target's probabilities and a few reward arrays per customer and action, and the
-    row merge makes temporaries of about the same size."""
+    every component's and target's probabilities and a few reward arrays per customer and action (moments,
+    model, model error, one reward draw), and the row merge makes temporaries of about the same size."""
     free = memory.available_bytes()
     if free is None:
         return
-    need = 2 * 8 * size * max(scenario.n_actions, 1) * (k + t + 6) + 8 * size * max(len(scenario.covariate_names), 1)
+    need = 2 * 8 * size * max(scenario.n_actions, 1) * (k + t + 7) + 8 * size * max(len(scenario.covariate_names), 1)
     if need > free:
         raise CouponmixError(
             f"an evaluation sample of {size:,} customers needs about {need / 2**30:,.1f} GiB; "
             f"{free / 2**30:,.1f} GiB are available: use a smaller --eval-size"
         )
+
+
+def reward_draws(scenario: Scenario, x: np.ndarray) -> np.ndarray:
+    """(M, A) one reward for every customer of ``x`` (M, d) and every action, from the scenario's own reward
+    draws (stream ``reward_draws``, seed 0: the same customers give the same draws)."""
+    m, a_n = len(x), scenario.n_actions
+    rewards = scenario.sample_rewards(np.repeat(x, a_n, axis=0), np.tile(np.arange(a_n), m), stream(0, "reward_draws"))
+    return np.asarray(rewards, float).reshape(m, a_n)
 
 
 @dataclass
@@ -275,6 +283,10 @@ class EvaluationSample:
     #: ``ObservedRows``; the world's model of the second moments is then scaled per action to the logged
     #: rewards' importance-weighted average (``ObservedRows.scale``)
     observed: ObservedRows | None = None
+    #: one reward per customer and action (M, A), drawn from the world (stream ``reward_draws``): the shape of
+    #: the rewards beyond mu and m2 (their third and fourth moments), which the decision law's safe rule needs
+    #: (``decide.value.difference_shape``); None where the scenario's draws were not taken
+    reward_draws: np.ndarray | None = None
     _groups: dict = field(default_factory=dict, repr=False, compare=False)
     _merge_index: dict = field(default_factory=dict, repr=False, compare=False)  # shared by copies with another q
 
@@ -364,6 +376,7 @@ class EvaluationSample:
             q_source=q_source,
             model_error=delta,
             model_error_source=delta_source,
+            reward_draws=reward_draws(scenario, x),
         )
 
     @property
@@ -387,6 +400,7 @@ class EvaluationSample:
             model_error=self.model_error if self.model_error is None or self.model_error.ndim == 1 else self.model_error[idx],
             model_error_source=self.model_error_source,
             observed=None if self.observed is None else self.observed.subset(idx),
+            reward_draws=None if self.reward_draws is None else self.reward_draws[idx],
         )
 
     @property
