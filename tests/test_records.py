@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from couponmix.infra.records import OPTIONAL, Record, json_key, optional_unless
@@ -27,6 +28,12 @@ class Line(Record):
     extra: list[int] = field(default_factory=list)
 
 
+@dataclass(kw_only=True, eq=False)
+class Grid(Record):
+    values: np.ndarray
+    size: int
+
+
 def test_a_record_round_trips_through_json_in_field_order():
     line = Line(reachable=True, points=[Point(x=1.0), Point(x=2.0, y=3.0)], by_name={"a": Point(x=4.0)}, global_=[0.5])
     doc = line.to_dict()
@@ -44,3 +51,12 @@ def test_optional_fields_and_defaults_may_be_absent_but_required_ones_may_not():
         Line.from_dict({"reachable": False, "points": [], "by_name": {}})
     with pytest.raises(ValueError, match="expected a JSON object"):
         Point.from_dict([1, 2])
+
+
+def test_array_fields_are_written_as_lists_and_read_back_as_arrays():
+    grid = Grid(values=np.array([[0.5, 1.0], [2.0, 3.0]]), size=np.int64(2))
+    doc = grid.to_dict()
+    assert doc == {"values": [[0.5, 1.0], [2.0, 3.0]], "size": 2} and type(doc["size"]) is int
+    back = Grid.from_dict(json.loads(json.dumps(doc)))
+    assert isinstance(back.values, np.ndarray)
+    np.testing.assert_array_equal(back.values, grid.values)

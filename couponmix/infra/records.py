@@ -30,9 +30,11 @@ def json_key(key: str, **metadata) -> dict:
 
 def plain(v: Any) -> Any:
     """``v`` as JSON-ready values: records by ``to_dict``, dicts, lists and tuples element by element (tuples become
-    lists), numpy scalars as Python numbers; anything else as it is."""
+    lists), numpy arrays as nested lists, numpy scalars as Python numbers; anything else as it is."""
     if isinstance(v, Record):
         return v.to_dict()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
     if isinstance(v, dict):
         return {k: plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -47,9 +49,12 @@ def _record_type(t: Any) -> type[Record] | None:
 
 
 def _typed(t: Any, v: Any) -> Any:
-    """``v`` (from JSON) as type ``t``: records are rebuilt, as are mappings and lists of records."""
+    """``v`` (from JSON) as type ``t``: records are rebuilt, as are mappings and lists of records; arrays are
+    numpy arrays again."""
     if v is None:
         return None
+    if t is np.ndarray:
+        return np.asarray(v)
     rec = _record_type(t)
     if rec is not None:
         return rec.from_dict(v)
