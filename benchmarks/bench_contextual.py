@@ -55,7 +55,7 @@ def main() -> int:
             t = time.perf_counter()
             s = run_config(cfg.with_overrides(contextual=family)).summary
             seconds = time.perf_counter() - t
-            cx = s.contextual or {}
+            cx = s.contextual.to_dict() if s.contextual is not None else {}
             if cx.get("front"):
                 (figures / f"{cfg.name}_{family}.png").write_bytes(contextual_figure(s))
             for at_name, at in cx.get("at", {}).items():

@@ -2,6 +2,7 @@
 are what the formulas assume, Monte Carlo with obp agrees), never worse than one rate for everyone, and in
 the study's outputs."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from couponmix.decide.contextual import (
     search_front,
     segment_grouping,
 )
+from couponmix.decide.contextual_types import LogisticParameters, SearchFront
 from couponmix.errors import CouponmixError
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.estimators import EstimatorSpec, exact_suite
@@ -142,25 +144,28 @@ def test_the_search_over_the_family_never_loses_a_seed_and_finds_more(small_mark
     rates = np.linspace(0.02, 0.6, 8)
     seeds = np.array([fam.constant(r) for r in rates])
     found = search_front(obj, fam, seeds, pop_size=16, generations=6, seed=1)
-    assert found["evaluations"] == 16 * 6
+    assert found.evaluations == 16 * 6
     seed_eps = fam.eps(seeds)
     seed_rev, seed_err, _ = obj.evaluate(seed_eps)
     for r, e in zip(seed_rev, seed_err):
-        assert np.any((found["revenue"] >= r - 1e-12) & (found["error"] <= e + 1e-12)), (r, e)
-    x = found["x"]
+        assert np.any((found.revenue >= r - 1e-12) & (found.error <= e + 1e-12)), (r, e)
+    x = found.x
     assert np.all(x >= fam.xl - 1e-15) and np.all(x <= fam.xu + 1e-15)
     if family == "logistic":
         assert np.all(x[:, 0] + x[:, 1] <= 0.99 + 1e-12)
-        assert np.all(np.diff(found["eps"], axis=1) <= 1e-12)  # every rule falls with the margin
-    rev, agg, per = obj.evaluate(found["eps"])
-    np.testing.assert_allclose(found["revenue"], rev, rtol=1e-12)
-    np.testing.assert_allclose(found["error"], agg, rtol=1e-12)
-    assert np.all(np.diff(found["error"]) >= 0) and np.all(np.diff(found["revenue"]) >= 0)  # a front
-    varying = np.ptp(found["eps"], axis=1) > 1e-9
-    beats = [np.all((r > seed_rev + 1e-12) | (e < seed_err - 1e-12)) for r, e in zip(found["revenue"][varying], found["error"][varying])]
+        assert np.all(np.diff(found.eps, axis=1) <= 1e-12)  # every rule falls with the margin
+    rev, agg, per = obj.evaluate(found.eps)
+    np.testing.assert_allclose(found.revenue, rev, rtol=1e-12)
+    np.testing.assert_allclose(found.error, agg, rtol=1e-12)
+    assert np.all(np.diff(found.error) >= 0) and np.all(np.diff(found.revenue) >= 0)  # a front
+    varying = np.ptp(found.eps, axis=1) > 1e-9
+    beats = [np.all((r > seed_rev + 1e-12) | (e < seed_err - 1e-12)) for r, e in zip(found.revenue[varying], found.error[varying])]
     assert any(beats)  # some rule by group is better than every constant seed at its own precision
     again = search_front(obj, fam, seeds, pop_size=16, generations=6, seed=1)
-    np.testing.assert_array_equal(again["x"], found["x"])
+    np.testing.assert_array_equal(again.x, found.x)
+    doc = json.loads(json.dumps(found.to_dict()))
+    assert list(doc) == ["x", "eps", "revenue", "error", "errors", "intervals_95", "evaluations"]
+    np.testing.assert_array_equal(SearchFront.from_dict(doc).intervals_95, found.intervals_95)
 
 
 def test_the_mean_criterion_constrains_the_mean(small_market_setup):
@@ -288,7 +293,10 @@ def test_the_logistic_family_is_monotone_bounded_and_never_worse(small_market_se
     assert found is not None
     eps, err, params = found
     assert err.max() <= target * (1 + 1e-6) and np.all(np.diff(eps) <= 1e-12)
-    assert set(params) == {"floor", "cap", "midpoint", "scale"} and params["floor"] <= eps.min() + 1e-12
+    assert isinstance(params, LogisticParameters) and params.floor <= eps.min() + 1e-12 and params.cap >= eps.max() - 1e-12
+    assert list(params.to_dict()) == ["floor", "cap", "midpoint", "scale"]
+    back = obj.grouping.shape.parameters(FamilyParameters(obj, 0.01).of_rule(eps, params))  # theta is the inverse
+    np.testing.assert_allclose(list(back.to_dict().values()), list(params.to_dict().values()), rtol=1e-12)
     assert obj.revenue(eps[None])[0] >= obj.revenue(np.full((1, obj.size), start))[0] - 1e-12
 
 

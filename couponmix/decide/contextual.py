@@ -36,7 +36,9 @@ from couponmix.decide.contextual_types import (
     ContextualSearch,
     FrontPoint,
     GlobalPoint,
+    LogisticParameters,
     RuleAt,
+    SearchFront,
 )
 from couponmix.decide.curves import ExplorationCurve, best_component
 from couponmix.decide.optimize import finite_differences, furthest_feasible, nondominated_mask, nsga2
@@ -159,19 +161,29 @@ class LogisticShape:
         and the log scale's bounds."""
         return [(lo, hi), (0.0, hi - lo), (float(self.centers.min()), float(self.centers.max())), self.log_scale_bounds]
 
-    def theta(self, parameters: dict) -> np.ndarray:
-        """The parameters behind ``parameters`` (the inverse of ``parameters``)."""
+    def theta(self, parameters: LogisticParameters) -> np.ndarray:
+        """The parameters theta (4,) behind ``parameters`` (the inverse of ``parameters``)."""
         p = parameters
-        return np.array([p["floor"], p["cap"] - p["floor"], p["midpoint"], np.log(p["scale"])], dtype=float)
+        return np.array([p.floor, p.cap - p.floor, p.midpoint, np.log(p.scale)], dtype=float)
 
-    def parameters(self, theta: np.ndarray) -> dict:
-        """theta (4,) in words: ``floor``, ``cap`` (= floor + rise), ``midpoint`` and ``scale`` (the inverse of ``theta``)."""
-        return {
-            "floor": float(theta[0]),
-            "cap": float(theta[0] + theta[1]),
-            "midpoint": float(theta[2]),
-            "scale": float(np.exp(theta[3])),
-        }
+    def parameters(self, theta: np.ndarray) -> LogisticParameters:
+        """theta (4,) in words: ``floor``, ``cap`` (= floor + rise), ``midpoint`` and ``scale`` (the inverse of ``theta``).
+
+        Parameters
+        ----------
+        theta : ndarray, (4,)
+            (floor, rise, midpoint, log scale).
+
+        Returns
+        -------
+        LogisticParameters
+        """
+        return LogisticParameters(
+            floor=float(theta[0]),
+            cap=float(theta[0] + theta[1]),
+            midpoint=float(theta[2]),
+            scale=float(np.exp(theta[3])),
+        )
 
 
 def logistic_grouping(scenario, sample_x: np.ndarray, bins: int = 8) -> Grouping:
@@ -299,8 +311,8 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
     """The exploration rate per group with the least revenue cost whose error (the criterion's: the worst
     future policy's, or their mean) is at most ``max_error``: SLSQP from the constant ``start``, the cost
     linear in eps, the error's gradient taken by finite differences in one batch. Returns (eps (G,),
-    error (T,), parameters); parameters is None for free group rates and a dict for a parametric family
-    (``obj.grouping.shape``), whose parameters the search then runs over. None when the solver finds no
+    error (T,), parameters); parameters is None for free group rates and a ``LogisticParameters`` for a parametric
+    family (``obj.grouping.shape``), whose parameters the search then runs over. None when the solver finds no
     feasible rule. ``x0`` (the group rates, or the family's parameters) starts the solver from a feasible
     rule found elsewhere (the search's) instead of the constant."""
     from scipy.optimize import minimize
@@ -459,12 +471,16 @@ class FamilyParameters:
         rate = float(np.clip(rate, self.lo, self.hi))
         return np.full(self.size, rate) if self.shape is None else self.shape.constant(rate, midpoint)
 
-    def of_rule(self, eps: np.ndarray, parameters: dict | None) -> np.ndarray:
-        """The parameters of a rule ``least_cost_rule`` returned."""
-        return np.asarray(eps, dtype=float) if self.shape is None else self.shape.theta(parameters or {})
+    def of_rule(self, eps: np.ndarray, parameters: LogisticParameters | None) -> np.ndarray:
+        """The parameters of a rule ``least_cost_rule`` returned (its group rates ``eps``, or the family's ``parameters``)."""
+        if self.shape is None:
+            return np.asarray(eps, dtype=float)
+        if parameters is None:
+            raise ValueError("a rule of a parametric family carries its parameters")
+        return self.shape.theta(parameters)
 
-    def parameters(self, x: np.ndarray) -> dict | None:
-        """The family's parameters ``x`` in words (``LogisticShape.parameters``); None when each group's rate is free."""
+    def parameters(self, x: np.ndarray) -> LogisticParameters | None:
+        """The family's parameters ``x`` (P,) in words (``LogisticShape.parameters``); None when each group's rate is free."""
         return None if self.shape is None else self.shape.parameters(np.asarray(x, dtype=float))
 
 
@@ -482,13 +498,34 @@ def search_front(
     generations: int = SEARCH_GENERATIONS,
     seed: int = 0,
     on_generation=None,
-) -> dict:
+) -> SearchFront:
     """NSGA-II (pymoo) over the family's parameters for the two objectives, revenue (maximised) and the
     criterion's combined error (minimised), from a first population holding every row of ``seeds`` (P
-    parameters each), padded with uniform draws. Returns the non-dominated set of everything evaluated, by
-    increasing error: ``x`` (F, P), ``eps`` (F, G), ``revenue`` (F,), ``error`` (F,), ``errors`` (F, T), ``intervals_95``
-    (F, T) each future policy's 95% half-width (reward's unit, from the same laws as the errors), and ``evaluations``.
-    The seeds are evaluated too, so the front found is never dominated by a seed."""
+    parameters each), padded with uniform draws. The seeds are evaluated too, so the front found is never
+    dominated by a seed.
+
+    Parameters
+    ----------
+    obj : ContextualCriterion
+        The criterion the rules are evaluated with.
+    family : FamilyParameters
+        What the search runs over: its bounds, repair and group rates.
+    seeds : ndarray, (S, P)
+        Parameters the first population holds.
+    pop_size, generations : int
+        NSGA-II's population and generations.
+    seed : int
+        Seed of the padding draws and of NSGA-II.
+    on_generation : callable, optional
+        Called with each generation's number.
+
+    Returns
+    -------
+    SearchFront
+        The non-dominated set of everything evaluated, by increasing error: each rule's parameters, group
+        rates, revenue, error, each future policy's error and 95% half-width (from the same laws), and the
+        number of rules evaluated.
+    """
     seeds = family.repair(seeds)
     pad = max(pop_size - len(seeds), 0)
     draws = family.xl + (family.xu - family.xl) * stream(seed, "contextual_search").random((pad, family.size))
@@ -508,15 +545,9 @@ def search_front(
     keep = nondominated_mask(rev, agg)
     order = np.argsort(agg[keep], kind="stable")
     pick = np.flatnonzero(keep)[order]
-    return {
-        "x": x[pick],
-        "eps": eps[pick],
-        "revenue": rev[pick],
-        "error": agg[pick],
-        "errors": err[pick],
-        "intervals_95": half[pick],
-        "evaluations": len(rev),
-    }
+    return SearchFront(
+        x=x[pick], eps=eps[pick], revenue=rev[pick], error=agg[pick], errors=err[pick], intervals_95=half[pick], evaluations=len(rev)
+    )
 
 
 #: the families ``--contextual`` takes: segment, margin (quartile steps of the predicted margin), logistic (a
@@ -549,7 +580,7 @@ def grouping_for(spec: str, scenario, sample_x: np.ndarray, bins: int = 4) -> Gr
     return feature_grouping(scenario, sample_x, spec.split(":", 1)[1], bins)  # feature:NAME (checked above)
 
 
-def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray, parameters: dict | None = None) -> str:
+def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray, parameters: LogisticParameters | None = None) -> str:
     """'explore 54% of customers with loyal, 15% of occasional, ... (23% of all traffic)'; for the logistic
     family, the curve in words."""
     if parameters is not None:
@@ -560,8 +591,8 @@ def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray, param
         return (
             f"explore {top:.0%} of customers whose best coupon is least certain (predicted margin below {edges[0]:.3g}), "
             f"falling step by step to {bottom:.0%} where it is clearest (above {edges[-1]:.3g}): a logistic curve "
-            f"in the margin with floor {p['floor']:.0%}, cap {p['cap']:.0%}, midpoint {p['midpoint']:.3g} and scale "
-            f"{p['scale']:.2g} ({float(eps @ shares):.1%} of all traffic)"
+            f"in the margin with floor {p.floor:.0%}, cap {p.cap:.0%}, midpoint {p.midpoint:.3g} and scale "
+            f"{p.scale:.2g} ({float(eps @ shares):.1%} of all traffic)"
         )
     order = np.argsort(-eps, kind="stable")
     parts = [
@@ -665,7 +696,7 @@ def contextual_block(
             pop_size=pop_size,
             generations=generations,
             seeds=len(seeds),
-            evaluations=searched["evaluations"],
+            evaluations=searched.evaluations,
         ),
         front=ContextualFront(
             contextual=merged,
@@ -714,18 +745,18 @@ def _slsqp_seeds(
     return seeds, named
 
 
-def _rule_at(obj, family, searched: dict, name: str, target: float, start: float, found, floor: float, best_revenue: float, step):
+def _rule_at(obj, family, searched: SearchFront, name: str, target: float, start: float, found, floor: float, best_revenue: float, step):
     """(the front point of the rule at one named precision, its ``at`` entry): the cheapest of the constant rate,
     the SLSQP rule, the search's best within the error and that best polished by SLSQP."""
     constant_x = family.constant(start)
     options = [(family.eps(constant_x)[0], family.parameters(constant_x), "one rate for everyone")]
     if found is not None:
         options.append((found[0], found[2], "SLSQP"))
-    ok = np.flatnonzero(searched["error"] <= target * (1 + 1e-9))
+    ok = np.flatnonzero(searched.error <= target * (1 + 1e-9))
     if ok.size:
-        j = int(ok[np.argmax(searched["revenue"][ok])])
-        options.append((searched["eps"][j], family.parameters(searched["x"][j]), "NSGA-II"))
-        polished = least_cost_rule(obj, target, start, floor, x0=searched["x"][j])  # SLSQP from the search's best
+        j = int(ok[np.argmax(searched.revenue[ok])])
+        options.append((searched.eps[j], family.parameters(searched.x[j]), "NSGA-II"))
+        polished = least_cost_rule(obj, target, start, floor, x0=searched.x[j])  # SLSQP from the search's best
         step(f"polishing the rule at the {name} precision")
         if polished is not None:
             options.append((polished[0], polished[2], "NSGA-II, then SLSQP"))
@@ -764,14 +795,14 @@ def _rule_at(obj, family, searched: dict, name: str, target: float, start: float
     )
 
 
-def _merged_front(obj, rules: dict[str, FrontPoint], searched: dict, grid: tuple, best_revenue: float) -> list[FrontPoint]:
+def _merged_front(obj, rules: dict[str, FrontPoint], searched: SearchFront, grid: tuple, best_revenue: float) -> list[FrontPoint]:
     """The contextual front: the non-dominated set of the search and the global grid, with the named rules on it,
     sorted by error (each point as ``front_point``)."""
     eps_grid, rev_g, _, per_g, half_g = grid
     named_pts = list({tuple(p.exploration_rate): p for p in rules.values()}.values())
     pts = named_pts + [
         front_point(obj, x, r, e, h, best_revenue)
-        for x, r, e, h in zip(searched["eps"], searched["revenue"], searched["errors"], searched["intervals_95"])
+        for x, r, e, h in zip(searched.eps, searched.revenue, searched.errors, searched.intervals_95)
     ]
     pts += [front_point(obj, np.full(obj.size, x), r, e, h, best_revenue) for x, r, e, h in zip(eps_grid, rev_g, per_g, half_g)]
     keep = nondominated_mask(np.array([p.revenue for p in pts]), np.array([p.error for p in pts]))

@@ -1,15 +1,84 @@
 """The contextual answer as typed records (``decide.contextual.contextual_block``; summary.json's
-``contextual`` block). Every revenue and error is in the reward's unit per customer, every cost per 10,000
-customers against no exploration, every rate and share a fraction in [0, 1] unless its name ends in ``_pct``.
+``contextual`` block), with the logistic family's parameters in words (``LogisticParameters``) and the front a
+search over a family's parameters returns (``SearchFront``). Every revenue and error is in the reward's unit per
+customer, every cost per 10,000 customers against no exploration, every rate and share a fraction in [0, 1]
+unless its name ends in ``_pct``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from couponmix.infra.records import OPTIONAL, Record, json_key, optional_unless
 
-__all__ = ["ContextualBlock", "ContextualFront", "ContextualGroup", "ContextualSearch", "FrontPoint", "GlobalPoint", "RuleAt"]
+__all__ = [
+    "ContextualBlock",
+    "ContextualFront",
+    "ContextualGroup",
+    "ContextualSearch",
+    "FrontPoint",
+    "GlobalPoint",
+    "LogisticParameters",
+    "RuleAt",
+    "SearchFront",
+]
+
+
+@dataclass(kw_only=True)
+class LogisticParameters(Record):
+    """The logistic family's curve in words (``LogisticShape.parameters``; ``LogisticShape.theta`` is the
+    inverse): the rate falls from ``cap`` where the best coupon is least certain (small predicted margins) to
+    ``floor`` where it is clearest, crossing halfway at ``midpoint`` over a width ``scale``,
+
+        eps(m) = floor + (cap - floor) / (1 + exp((m - midpoint) / scale)).
+
+    Attributes
+    ----------
+    floor, cap : float
+        The lowest and highest exploration rates, fractions in [0, 1] (cap >= floor).
+    midpoint : float
+        The predicted margin where the rate is halfway between cap and floor (reward's unit per customer).
+    scale : float
+        How gradually the rate falls around the midpoint (reward's unit per customer; > 0).
+    """
+
+    floor: float  #: exploration rate where the best coupon is clearest (large margins), a fraction in [0, 1]
+    cap: float  #: exploration rate where it is least certain (small margins), floor + rise, a fraction in [0, 1]
+    midpoint: float  #: predicted margin where the rate is halfway between cap and floor (reward's unit per customer)
+    scale: float  #: width of the fall around the midpoint, in predicted margin (reward's unit per customer; > 0)
+
+
+@dataclass(kw_only=True, eq=False)
+class SearchFront(Record):
+    """The non-dominated set of every rule a search over a family's parameters evaluated
+    (``contextual.search_front``), F rules by increasing error. Its fields are numpy arrays (written as lists
+    by ``to_dict``), so records compare by identity.
+
+    Attributes
+    ----------
+    x : ndarray, (F, P)
+        Each rule's parameters (the G group rates, or the family's 4).
+    eps : ndarray, (F, G)
+        Each rule's exploration rate per group, fractions in [0, 1].
+    revenue : ndarray, (F,)
+        Reward per customer under each rule (reward's unit).
+    error : ndarray, (F,)
+        The criterion's error (its aggregate of ``errors``; reward's unit per customer), increasing.
+    errors, intervals_95 : ndarray, (F, T)
+        Each future policy's error (RMSE) and 95% half-width (reward's unit per customer), from the same laws.
+    evaluations : int
+        Rules evaluated by the search, seeds included.
+    """
+
+    x: np.ndarray  #: (F, P) each rule's parameters: group rates (fractions) or the family's (LogisticShape's theta)
+    eps: np.ndarray  #: (F, G) each rule's exploration rate per group, fractions in [0, 1]
+    revenue: np.ndarray  #: (F,) reward per customer under each rule (reward's unit)
+    error: np.ndarray  #: (F,) the criterion's error, increasing (reward's unit per customer)
+    errors: np.ndarray  #: (F, T) each future policy's RMSE (reward's unit per customer)
+    intervals_95: np.ndarray  #: (F, T) each future policy's 95% half-width (reward's unit per customer)
+    evaluations: int  #: rules the search evaluated, seeds included (a count)
 
 
 @dataclass(kw_only=True)
@@ -84,7 +153,7 @@ class RuleAt(Record):
         "one rate for everyone", "SLSQP", "NSGA-II" or "NSGA-II, then SLSQP".
     rule : str
         The rule in words.
-    parameters : dict or None
+    parameters : LogisticParameters or None
         The family's parameters (logistic rules).
     front_index : int
         The rule's place on the contextual front.
@@ -106,7 +175,7 @@ class RuleAt(Record):
     saving_pct: float | None = field(default=None, metadata=OPTIONAL)
     found_by: str | None = field(default=None, metadata=OPTIONAL)
     rule: str | None = field(default=None, metadata=OPTIONAL)
-    parameters: dict | None = field(default=None, metadata=OPTIONAL)
+    parameters: LogisticParameters | None = field(default=None, metadata=OPTIONAL)
     front_index: int | None = field(default=None, metadata=OPTIONAL)
 
 
