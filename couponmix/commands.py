@@ -32,7 +32,7 @@ from couponmix.dataset.calibration import calibrate as run_calibration
 from couponmix.dataset.calibration_config import load_calibrate_config
 from couponmix.dataset.scenario import SCENARIO_FILE, get_scenario, registered, scenario_class
 from couponmix.dataset.simulate import DEFAULT_CHUNK as SIM_CHUNK
-from couponmix.dataset.simulate import simulate_to_parquet
+from couponmix.dataset.simulate import LogSummary, simulate_to_parquet
 from couponmix.decide.contextual import ContextualCriterion
 from couponmix.errors import CouponmixError
 from couponmix.infra import cache as model_cache
@@ -547,19 +547,19 @@ def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, flo
 
 @dataclass
 class SimulationResult:
-    """``couponmix simulate``: what was written (the same document as ``out/_summary.json``)."""
+    """``couponmix simulate``: what was written (``summary.to_dict()`` is the document ``out/_summary.json`` holds)."""
 
     out: Path
-    summary: dict
+    summary: LogSummary
 
     def text(self) -> str:
         """One line on what was written (customers, files, folder, backend, mean reward with its standard error), and
         the contextual rule the log was drawn under, if any."""
         s = self.summary
         return (
-            f"wrote {s['n']:,} customers in {len(s['files'])} Parquet files to {self.out} ({s['backend']}); "
-            f"mean reward {s['reward_mean']:.5g} +/- {s['reward_mean_se']:.2g}"
-            + (f"\nlogged under the contextual rule: {s['contextual']['rule']}" if "contextual" in s else "")
+            f"wrote {s.n:,} customers in {len(s.files)} Parquet files to {self.out} ({s.backend}); "
+            f"mean reward {s.reward_mean:.5g} +/- {s.reward_mean_se:.2g}"
+            + (f"\nlogged under the contextual rule: {s.contextual.rule}" if s.contextual is not None else "")
         )
 
 

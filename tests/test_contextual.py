@@ -308,6 +308,7 @@ def test_simulate_logs_under_a_contextual_rule(tmp_path, capsys):
     import pandas as pd
 
     from couponmix.cli import main
+    from couponmix.dataset.simulate import LogRule, LogSummary
     from simulators import get_scenario
 
     small = str(Path(__file__).with_name("data") / "market_small.yaml")
@@ -322,6 +323,7 @@ def test_simulate_logs_under_a_contextual_rule(tmp_path, capsys):
     frame = pd.read_parquet(out)
     summary = json.loads((out / "_summary.json").read_text())
     assert summary["contextual"]["rule"] == "explore by segment" and "alpha.explore" in summary["columns"]
+    assert LogSummary.from_dict(summary).to_dict() == summary and isinstance(LogSummary.from_dict(summary).contextual, LogRule)
     x = frame[list(sc.covariate_names)].to_numpy()
     group = grouping.group_of(sc, x)
     np.testing.assert_array_equal(frame["alpha.explore"].to_numpy(), eps[group])

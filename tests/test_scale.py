@@ -11,7 +11,7 @@ import pytest
 
 from couponmix.cli import main
 from couponmix.dataset.logs import simulate_log
-from couponmix.dataset.simulate import simulate_to_parquet
+from couponmix.dataset.simulate import LogSummary, simulate_to_parquet
 from couponmix.errors import CouponmixError
 from couponmix.infra.backend import DaskBackend, LocalBackend, get_backend
 from couponmix.infra.seeding import BLOCK
@@ -33,10 +33,10 @@ def test_parquet_log_equals_the_in_memory_log_with_the_documented_schema(paper, 
     out, summary = reference
     df = pd.read_parquet(out)
     assert list(df.columns) == ["x1", "x2", "x3", "x4", "component", "action", "reward", "pscore_avg", "pscore"]
-    assert summary["columns"] == list(df.columns)
+    assert summary.columns == list(df.columns)
     assert df.dtypes["component"] == np.int16 and df.dtypes["action"] == np.int16 and df.dtypes["reward"] == np.float64
     log = simulate_log(paper, Mixture(paper.components(), ALPHA), N, seed=5)
-    assert len(df) == N == summary["n"]
+    assert len(df) == N == summary.n
     assert np.array_equal(df[["x1", "x2", "x3", "x4"]].to_numpy(), log["context"])
     for col, key in (
         ("component", "stratum_idx"),
@@ -46,12 +46,16 @@ def test_parquet_log_equals_the_in_memory_log_with_the_documented_schema(paper, 
         ("pscore", "pscore"),
     ):
         assert np.array_equal(df[col].to_numpy(), log[key]), col
-    assert summary["files"] == [f"part-{i:06d}.parquet" for i in range(4)]
+    assert summary.files == [f"part-{i:06d}.parquet" for i in range(4)]
     # the streamed statistics are the log's own
-    assert summary["reward_mean"] == pytest.approx(log["reward"].mean(), rel=1e-12)
-    assert summary["reward_mean_se"] == pytest.approx(log["reward"].std(ddof=1) / np.sqrt(N), rel=1e-9)
+    assert summary.reward_mean == pytest.approx(log["reward"].mean(), rel=1e-12)
+    assert summary.reward_mean_se == pytest.approx(log["reward"].std(ddof=1) / np.sqrt(N), rel=1e-9)
     shares = np.bincount(log["stratum_idx"], minlength=3) / N
-    assert list(summary["component_share"].values()) == pytest.approx(shares.tolist(), abs=1e-15)
+    assert list(summary.component_share.values()) == pytest.approx(shares.tolist(), abs=1e-15)
+    # the record is the document _summary.json holds, key for key, and reads back from it
+    doc = json.loads((out / "_summary.json").read_text())
+    assert summary.to_dict() == doc and list(summary.to_dict()) == list(doc) and "contextual" not in doc
+    assert LogSummary.from_dict(doc) == summary
 
 
 def test_output_does_not_depend_on_chunk_size_workers_or_backend(paper, reference, tmp_path, monkeypatch):
@@ -71,7 +75,7 @@ def test_output_does_not_depend_on_chunk_size_workers_or_backend(paper, referenc
             monkeypatch.setattr(simulate, "ROW_GROUP_BLOCKS", 1)
         summary = simulate_to_parquet(paper, ALPHA, N, tmp_path / str(i), seed=5, **kw)
         assert pd.read_parquet(tmp_path / str(i)).equals(ref), what
-        assert summary["reward_mean"] == pytest.approx(reference[1]["reward_mean"], rel=1e-12), what
+        assert summary.reward_mean == pytest.approx(reference[1].reward_mean, rel=1e-12), what
     assert pq.ParquetFile(tmp_path / "3" / "part-000000.parquet").num_row_groups == 4
 
 
@@ -151,7 +155,7 @@ def test_dask_cluster_simulation_equals_the_local_path(paper, reference, cluster
         paper, ALPHA, N, tmp_path / "dask", seed=5, chunk_size=BLOCK, backend=DaskBackend(cluster.scheduler_address)
     )
     assert pd.read_parquet(tmp_path / "dask").equals(pd.read_parquet(reference[0]))
-    assert summary["backend"] == f"dask ({cluster.scheduler_address})"
+    assert summary.backend == f"dask ({cluster.scheduler_address})"
 
 
 @pytest.mark.slow  # starts a local Dask cluster

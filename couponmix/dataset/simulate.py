@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -41,7 +41,7 @@ from couponmix.errors import CouponmixError
 from couponmix.infra.atomic import check_output_dir, clean_stale_staging, current_umask, end_staging, mark, new_staging, rename_into_place
 from couponmix.infra.backend import LocalBackend
 from couponmix.infra.memory import tune_allocator
-from couponmix.infra.records import Record
+from couponmix.infra.records import OPTIONAL, Record
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
 from couponmix.policy.contextual import ContextualMixture, Grouping
@@ -58,6 +58,9 @@ __all__ = [
     "ChunkJob",
     "ChunkStats",
     "LogStats",
+    "LogRule",
+    "LogSummary",
+    "VARYING_ALPHA",
     "write_chunk",
     "part_name",
     "covariate_names",
@@ -264,26 +267,94 @@ def check_free_space(folder, n: int, n_covariates: int, n_alpha: int = 0) -> Non
         )
 
 
+@dataclass(kw_only=True)
+class LogRule(Record):
+    """The contextual rule a log was drawn under (``_summary.json``'s ``contextual`` block).
+
+    Attributes
+    ----------
+    rule : str
+        The rule in words.
+    groups : list of str, (G,)
+        The customer groups' labels.
+    group_alphas : list of dict of str to float, (G,)
+        Each group's mixture weights by component name (fractions summing to 1).
+    """
+
+    rule: str  #: the rule in words (``decide.contextual.rule_in_words``)
+    groups: list[str]  #: the customer groups' labels, in the grouping's order
+    group_alphas: list[dict[str, float]]  #: each group's mixture weights by component name (fractions summing to 1)
+
+
+#: ``_summary.json``'s ``alpha`` when each customer's weights are in the ``alpha.<component>`` columns
+VARYING_ALPHA = "varies by customer (columns alpha.<component>); the share of each component is below"
+
+
+@dataclass(kw_only=True)
+class LogSummary(Record):
+    """A written log (``simulate_to_parquet``): what was drawn, where, and the realised shares and mean reward;
+    ``to_dict`` is exactly the document ``_summary.json`` holds.
+
+    Attributes
+    ----------
+    scenario : str
+        The scenario's name.
+    n, seed, chunk_size : int
+        Customers written, the seed of their draws, and customers per file.
+    files : list of str
+        The Parquet parts, in customer order.
+    backend : str
+        Where the chunks were written (``Backend.name``).
+    alpha : dict of str to float, or str
+        The mixture weights by component name (fractions summing to 1), or ``VARYING_ALPHA`` under a contextual rule.
+    components, actions, columns : list of str
+        The logging components and the actions (the ``component`` and ``action`` columns index them), and
+        the files' columns.
+    component_share, action_share : dict of str to float
+        The realised share of customers served by each component and given each action (fractions).
+    reward_mean, reward_mean_se : float
+        The mean reward per customer and its standard error (reward's unit).
+    contextual : LogRule or None
+        The contextual rule the log was drawn under (None, and left out of the JSON, for one mixture).
+    """
+
+    scenario: str  #: the scenario's name
+    n: int  #: customers written (a count)
+    seed: int  #: seed of the customers' draws
+    chunk_size: int  #: customers per Parquet file (a count)
+    files: list[str]  #: the Parquet parts' file names, in customer order
+    backend: str  #: where the chunks were written (the backend's name)
+    alpha: dict[str, float] | str  #: mixture weights by component name (fractions), or VARYING_ALPHA under a rule
+    components: list[str]  #: the logging components' names (the ``component`` column indexes them)
+    actions: list[str]  #: the actions' names (the ``action`` column indexes them)
+    columns: list[str]  #: the Parquet files' columns, in order
+    component_share: dict[str, float]  #: realised share of customers served by each component (fractions)
+    action_share: dict[str, float]  #: realised share of customers given each action (fractions)
+    reward_mean: float  #: mean reward per customer (reward's unit)
+    reward_mean_se: float  #: its standard error (reward's unit)
+    contextual: LogRule | None = field(default=None, metadata=OPTIONAL)  #: the contextual rule, if the log was drawn under one
+
+
 def _log_summary(
     scenario: Scenario, mixture: Mixture, n: int, seed: int, chunk_size: int, chunks, backend: str, total: LogStats, x_names
-) -> dict:
-    """``_summary.json`` of a written log: what was drawn, where, and the realised shares and mean reward."""
-    return {
-        "scenario": scenario.name,
-        "n": n,
-        "seed": seed,
-        "chunk_size": chunk_size,
-        "files": [part_name(i) for i in chunks],
-        "backend": backend,
-        "alpha": mixture.weights,
-        "components": list(mixture.names),
-        "actions": list(scenario.action_names),
-        "columns": list(x_names) + list(COLUMNS_AFTER_COVARIATES),
-        "component_share": dict(zip(mixture.names, (np.array(total.component_counts) / n).tolist())),
-        "action_share": dict(zip(scenario.action_names, (np.array(total.action_counts) / n).tolist())),
-        "reward_mean": total.reward_mean,
-        "reward_mean_se": total.reward_mean_se,
-    }
+) -> LogSummary:
+    """``_summary.json`` of a written log under one mixture: what was drawn, where, and the realised shares and mean reward."""
+    return LogSummary(
+        scenario=scenario.name,
+        n=n,
+        seed=seed,
+        chunk_size=chunk_size,
+        files=[part_name(i) for i in chunks],
+        backend=backend,
+        alpha=mixture.weights,
+        components=list(mixture.names),
+        actions=list(scenario.action_names),
+        columns=list(x_names) + list(COLUMNS_AFTER_COVARIATES),
+        component_share=dict(zip(mixture.names, (np.array(total.component_counts) / n).tolist())),
+        action_share=dict(zip(scenario.action_names, (np.array(total.action_counts) / n).tolist())),
+        reward_mean=total.reward_mean,
+        reward_mean_se=total.reward_mean_se,
+    )
 
 
 def simulate_to_parquet(
@@ -296,9 +367,9 @@ def simulate_to_parquet(
     backend=None,
     on_chunk=None,
     contextual: tuple | None = None,
-) -> dict:
+) -> LogSummary:
     """Write the log of ``n`` customers under the mixture ``alpha`` to ``out`` as Parquet; returns the summary
-    that is also written to ``out/_summary.json``. ``contextual`` = (grouping, group_alphas (G, K), rule in
+    whose ``to_dict()`` is also written to ``out/_summary.json``. ``contextual`` = (grouping, group_alphas (G, K), rule in
     words) logs each group under its own mixture instead (``alpha`` is then ignored), and every row carries
     its customer's weights as ``alpha.<component>`` columns."""
     n = check_positive_int(n, "n")
@@ -336,14 +407,14 @@ def simulate_to_parquet(
         total = reduce_stats(stats)
         summary = _log_summary(scenario, mixture, n, int(seed), chunk_size, chunks, backend.name, total, covariate_names(scenario, d))
         if grouping is not None:
-            summary["alpha"] = "varies by customer (columns alpha.<component>); the share of each component is below"
-            summary["columns"] += [f"alpha.{name}" for name in mixture.names]
-            summary["contextual"] = {
-                "rule": rule,
-                "groups": grouping.labels,
-                "group_alphas": [dict(zip(mixture.names, map(float, row))) for row in np.asarray(group_alphas, float)],
-            }
-        (staging / "_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            summary.alpha = VARYING_ALPHA
+            summary.columns += [f"alpha.{name}" for name in mixture.names]
+            summary.contextual = LogRule(
+                rule=rule,
+                groups=grouping.labels,
+                group_alphas=[dict(zip(mixture.names, map(float, row))) for row in np.asarray(group_alphas, float)],
+            )
+        (staging / "_summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
         mark(staging)
         if out.exists():
             out.rmdir()  # empty, checked above
