@@ -70,7 +70,7 @@ def test_revenue_model_beats_per_action_means_clearly(market):
     rep = market.model_report(x)
     assert rep.rmse_vs_true_mu < 0.5 * rep.baseline_rmse_vs_true_mu
     assert rep.out_of_fold_rmse_vs_true_mu < 0.6 * rep.baseline_rmse_vs_true_mu
-    assert 1 <= rep.trees <= rep.max_trees == market.cfg["model"]["n_estimators"]
+    assert rep.trees >= 1 and rep.trees <= rep.max_trees and rep.max_trees == market.cfg["model"]["n_estimators"]
 
 
 def test_exploit_is_greedy_on_predictions_and_close_to_oracle(market):

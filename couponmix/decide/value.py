@@ -290,22 +290,17 @@ def _weights(spec: EstimatorSpec, probs: np.ndarray, comp: np.ndarray, p_bal: np
     return spec.weight(w)
 
 
-def _cross_covariance(names, specs, probs, qs, comp, mu, m2, chunks, rows, norm, ratio) -> np.ndarray:
+def _cross_covariance(inp: _LawInputs) -> np.ndarray:
     """(C, C) the per-customer covariance of the candidates' influence terms psi_c = A_c + C_c r, from their
     cross moments over (component, customer, action) rows, chunk by chunk."""
-    k = len(names)
-    m = comp.shape[1]
+    k = len(inp.names)
+    m = inp.comp.shape[1]
+    mu, m2 = inp.mu, inp.m2
     cross = np.zeros((k, k))
     first = np.zeros(k)
-    for sl in chunks:
-        share, p_bal = rows(sl)
-        a_terms, c_terms = [], []
-        for c in names:
-            w = _weights(specs[c], probs[c][sl], comp[:, sl], p_bal)
-            q = qs[c][sl][None]
-            d = (probs[c][sl] * qs[c][sl]).sum(axis=1)[None, :, None]
-            a_terms.append(d + (-w * q - ratio[c] * w) / norm[c])
-            c_terms.append(w / norm[c])
+    for sl in inp.chunks:
+        share, p_bal = inp.rows(sl)
+        a_terms, c_terms = inp.terms(sl, p_bal)
         mu_s, m2_s = mu[sl][None], m2[sl][None]
         for i in range(k):
             first[i] += (share * (a_terms[i] + c_terms[i] * mu_s)).sum()
@@ -343,10 +338,54 @@ def decision_law(
         Customers in the log.
     """
     n = check_positive_int(n, "n")
+    return _law(_law_inputs(sample, alpha, candidates, specs), sample, n)
+
+
+def _rows(alpha: np.ndarray, comp: np.ndarray, sl: slice) -> tuple[np.ndarray, np.ndarray]:
+    """(K, m, A) P(k, a | x) at mixture ``alpha`` for the chunk's customers, and (m, A) the balanced propensity."""
+    share = alpha[:, None, None] * comp[:, sl]
+    return share, share.sum(axis=0)
+
+
+@dataclass(frozen=True)
+class _LawInputs:
+    """What the decision law and the rows' shape share at one mixture: the candidates' probabilities, their
+    estimators' reward models, the sample's moments, its chunks, and pass 1 (``_normalisers``)."""
+
+    names: list
+    specs: Mapping[str, EstimatorSpec]
+    alpha: np.ndarray
+    comp: np.ndarray
+    mu: np.ndarray
+    m2: np.ndarray
+    probs: dict
+    qs: dict
+    chunks: list
+    mean: dict
+    norm: dict
+    ratio: dict
+
+    def rows(self, sl: slice) -> tuple[np.ndarray, np.ndarray]:
+        """``_rows`` at this mixture."""
+        return _rows(self.alpha, self.comp, sl)
+
+    def terms(self, sl: slice, p_bal: np.ndarray) -> tuple[list, list]:
+        """Every candidate's influence term psi_c = A_c + C_c r on the chunk's (k, x, a) rows: ([A_c], [C_c])."""
+        a_terms, c_terms = [], []
+        for c in self.names:
+            w = _weights(self.specs[c], self.probs[c][sl], self.comp[:, sl], p_bal)
+            q = self.qs[c][sl][None]
+            d = (self.probs[c][sl] * self.qs[c][sl]).sum(axis=1)[None, :, None]
+            a_terms.append(d + (-w * q - self.ratio[c] * w) / self.norm[c])
+            c_terms.append(w / self.norm[c])
+        return a_terms, c_terms
+
+
+def _law_inputs(sample: EvaluationSample, alpha, candidates: Mapping[str, np.ndarray], specs: Mapping[str, EstimatorSpec]) -> _LawInputs:
+    """The decision law's inputs at mixture ``alpha``, pass 1 included."""
     names = list(candidates)
     alpha = np.asarray(alpha, float)
     comp = sample.comp_probs  # (K, M, A)
-    m = comp.shape[1]
     mu, m2 = _moments(sample)
     q_model = sample.q if sample.q is not None else np.zeros_like(mu)
     for c in names:
@@ -354,18 +393,17 @@ def decision_law(
             raise CouponmixError(f"{specs[c].name} fits its model on the log: its decision value needs Monte Carlo")
     probs = {c: np.asarray(candidates[c], float) for c in names}
     qs = {c: (q_model if specs[c].uses_reward_model else np.zeros_like(mu)) for c in names}
-    chunks = [slice(s, s + CHUNK) for s in range(0, m, CHUNK)]
+    chunks = [slice(s, s + CHUNK) for s in range(0, comp.shape[1], CHUNK)]
 
-    def rows(sl):
-        share = alpha[:, None, None] * comp[:, sl]  # (K, m, A): P(k, a | x)
-        p_bal = share.sum(axis=0)
-        return share, p_bal
+    mean, norm, ratio = _normalisers(names, specs, probs, qs, comp, mu, chunks, lambda sl: _rows(alpha, comp, sl))
+    return _LawInputs(names, specs, alpha, comp, mu, m2, probs, qs, chunks, mean, norm, ratio)
 
-    mean, norm, ratio = _normalisers(names, specs, probs, qs, comp, mu, chunks, rows)
-    # pass 2: cross moments of psi_c = A_c + C_c r
-    cov1 = _cross_covariance(names, specs, probs, qs, comp, mu, m2, chunks, rows, norm, ratio)
-    values = sample._values(np.stack([probs[c] for c in names]))
-    bias = np.array([mean[c] for c in names]) - values
+
+def _law(inp: _LawInputs, sample: EvaluationSample, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``decision_law`` from its inputs: pass 2, the cross moments of psi_c = A_c + C_c r."""
+    cov1 = _cross_covariance(inp)
+    values = sample._values(np.stack([inp.probs[c] for c in inp.names]))
+    bias = np.array([inp.mean[c] for c in inp.names]) - values
     return values, bias, cov1 / n
 
 
@@ -423,33 +461,20 @@ def difference_shape(
     ``decision_law``."""
     if sample.reward_draws is None:
         return None
-    names = list(candidates)
-    alpha = np.asarray(alpha, float)
-    comp = sample.comp_probs
-    m = comp.shape[1]
-    mu, _ = _moments(sample)
-    q_model = sample.q if sample.q is not None else np.zeros_like(mu)
-    probs = {c: np.asarray(candidates[c], float) for c in names}
-    qs = {c: (q_model if specs[c].uses_reward_model else np.zeros_like(mu)) for c in names}
-    chunks = [slice(s, s + CHUNK) for s in range(0, m, CHUNK)]
+    return _shape(_law_inputs(sample, alpha, candidates, specs), sample, incumbent)
 
-    def rows(sl):
-        share = alpha[:, None, None] * comp[:, sl]
-        return share, share.sum(axis=0)
 
-    mean, norm, ratio = _normalisers(names, specs, probs, qs, comp, mu, chunks, rows)
+def _shape(inp: _LawInputs, sample: EvaluationSample, incumbent: str) -> RowShape:
+    """``difference_shape`` from the law's inputs (the sample must hold reward draws)."""
+    names, m = inp.names, inp.comp.shape[1]
     inc = names.index(incumbent)
-    shift = np.array([mean[c] - mean[incumbent] for c in names])  # the exact mean: moments about it are stable
+    shift = np.array([inp.mean[c] - inp.mean[incumbent] for c in names])  # the exact mean: moments about it are stable
     raw = np.zeros((4, len(names)))  # E[(d - shift)^j], j = 1..4, in one pass
-    for sl in chunks:
-        share, p_bal = rows(sl)
-        r = sample.reward_draws[sl][None]
-        psi = []
-        for c in names:
-            w = _weights(specs[c], probs[c][sl], comp[:, sl], p_bal)
-            q = qs[c][sl][None]
-            d = (probs[c][sl] * qs[c][sl]).sum(axis=1)[None, :, None]
-            psi.append(d + (w * (r - q) - ratio[c] * w) / norm[c])
+    for sl in inp.chunks:
+        share, p_bal = inp.rows(sl)
+        r = sample.reward_draws[sl][None]  # type: ignore[index]  # difference_shape checked it
+        a_terms, c_terms = inp.terms(sl, p_bal)
+        psi = [a + c * r for a, c in zip(a_terms, c_terms)]
         for j in range(len(names)):
             e = psi[j] - psi[inc] - shift[j]
             e2 = e * e
@@ -573,10 +598,11 @@ def decision_value(
     if incumbent not in names:
         raise CouponmixError(f"the incumbent {incumbent!r} must be one of the candidates ({', '.join(names)})")
     draws = check_positive_int(draws, "draws", minimum=100)
-    values, bias, cov = decision_law(sample, alpha, candidates, specs, n)
+    inputs = _law_inputs(sample, alpha, candidates, specs)
+    values, bias, cov = _law(inputs, sample, check_positive_int(n, "n"))
     inc = names.index(incumbent)
     vcov = value_covariance(sample, candidates)
-    shape = difference_shape(sample, alpha, candidates, specs, incumbent)
+    shape = None if sample.reward_draws is None else _shape(inputs, sample, incumbent)
     out = rule_outcomes(values, bias, cov, inc, draws, seed, vcov, None if shape is None else shape.at(n))
     kept = {f.name for f in dataclasses.fields(DecisionValue)}  # the law's extra detail stays with rule_outcomes
     out = {k: v for k, v in out.items() if k in kept}
@@ -774,9 +800,9 @@ def _payback_grid(sample, criterion, alphas, cands, incumbent, sizes, horizon, r
         for b in range(len(alphas)):
             chosen = tuple(laws[c].specs[int(choice[c, b])] for c in range(len(names)))
             if (b, chosen) not in laws_cache:
-                specs = dict(zip(names, chosen))
-                law = decision_law(sample, alphas[b], cands, specs, 1)
-                laws_cache[(b, chosen)] = (*law, difference_shape(sample, alphas[b], cands, specs, incumbent))
+                inputs = _law_inputs(sample, alphas[b], cands, dict(zip(names, chosen)))
+                shape = None if sample.reward_draws is None else _shape(inputs, sample, incumbent)
+                laws_cache[(b, chosen)] = (*_law(inputs, sample, 1), shape)
             values, bias, cov1, shape = laws_cache[(b, chosen)]
             at = None if shape is None else shape.at(int(size))
             out = rule_outcomes(values, bias, cov1 / size, names.index(incumbent), draws, seed, vcov, at)
