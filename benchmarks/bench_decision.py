@@ -41,20 +41,20 @@ def safe_rule_tails(dv, mc: dict, incumbent: str, shape, draws: int = 200_000) -
     exact_se = rule_outcomes(dv.values, dv.bias, dv.cov, inc, draws)
     law = rule_outcomes(dv.values, dv.bias, dv.cov, inc, draws, shape=shape.at(dv.n))
     law_sd = np.sqrt(np.maximum(np.diag(dv.cov) + dv.cov[inc, inc] - 2 * dv.cov[:, inc], 0.0))
-    logs = mc["logs"]
+    logs = mc.logs
     out = {}
     for j, c in enumerate(names):
         if j == inc:
             continue
-        mine = logs["pick"] == j
+        mine = logs.pick == j
         out[c] = {
-            "law_picked": law["p_pick"][j],
+            "law_picked": law.p_pick[j],
             "mc_picked": float(mine.mean()),
-            "law_switch_exact_se": exact_se["p_switch_to"][j],
-            "law_switch": law["p_switch_to"][j],
-            "mc_switch_team_se": float((mine & (logs["diff"] - Z95 * logs["se"] > 0)).mean()),
-            "mc_switch_law_sd": float((mine & (logs["diff"] - Z95 * law_sd[j] > 0)).mean()),
-            "team_se_over_law_sd": float((logs["se"][mine] / law_sd[j]).mean()) if mine.any() and law_sd[j] > 0 else None,
+            "law_switch_exact_se": exact_se.p_switch_to[j],
+            "law_switch": law.p_switch_to[j],
+            "mc_switch_team_se": float((mine & (logs.diff - Z95 * logs.se > 0)).mean()),
+            "mc_switch_law_sd": float((mine & (logs.diff - Z95 * law_sd[j] > 0)).mean()),
+            "team_se_over_law_sd": float((logs.se[mine] / law_sd[j]).mean()) if mine.any() and law_sd[j] > 0 else None,
             "row_skewness": float(shape.skewness[j]),
             "row_kurtosis": float(shape.kurtosis[j]),
         }
@@ -80,13 +80,13 @@ def main() -> None:
         spread = rule_outcomes(dv.values, dv.bias, dv.cov, list(cands).index(inc), shape=shape.at(n))
         rows = {}
         for key in KEYS:
-            f, m, se = getattr(dv, key), mc[key], mc[key + "_se"]
+            f, m, se = getattr(dv, key), getattr(mc, key), getattr(mc, key + "_se")
             # the test's standard error: binomial at the formula's probability; for a regret, the logs' own or
             # the law's spread of one log's regret, whichever is larger (a score test of the law)
             if key.startswith("p_"):
                 test_se = (max(f * (1 - f), 1 / args.reps) / args.reps) ** 0.5
             else:
-                test_se = max(se, spread[key + "_sd"] / args.reps**0.5)
+                test_se = max(se, getattr(spread, key + "_sd") / args.reps**0.5)
             z = (f - m) / test_se
             rows[key] = {"formula": f, "mc": m, "mc_se": se, "test_se": test_se, "z": z}
             print(f"{name:16} {key:14} {f:10.4f} {m:10.4f} +- {test_se:6.4f} {z:6.2f}")

@@ -10,7 +10,7 @@ import pytest
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.estimators import EstimatorSpec, exact_suite
 from couponmix.ope.montecarlo import monte_carlo
-from couponmix.ope.objectives import EvaluationSample, MixtureObjectives, local_model_error, propensity_cells
+from couponmix.ope.objectives import EvaluationSample, MixtureObjectives, can_share, joint_moments, local_model_error, propensity_cells
 from simulators import get_scenario
 
 from .conftest import mc_reps
@@ -183,3 +183,30 @@ def test_the_published_settings_promise_holds_where_it_rests_on_the_model(paper)
     for t, r in res.items():
         assert promise[t].rmse >= r.mc_rmse - 3 * r.mc_rmse_se, (t, promise[t].rmse, r.mc_rmse, r.mc_rmse_se)
         assert promise[t].model_bias_bound >= abs(r.bias) - 3 * r.mc_rmse_se, (t, promise[t], r.bias)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_estimators_share_each_chunks_propensities_without_changing_a_bit(market_sample, paper, threads):
+    """``joint_moments`` (one chunk loop for every estimator, sharing the balanced propensities and the products of
+    ``ChunkTerms``) gives each estimator's own moments bit for bit, with several chunks, on threads and where
+    a mixture leaves some propensities at 0; the criterion uses it."""
+    paper_small = EvaluationSample.from_scenario(paper, 3_000, seed=5)
+    cases = [
+        (market_sample, np.column_stack([1 - EPS, EPS])),
+        (paper_small, np.array([[1, 0, 0], [0.2, 0.3, 0.5], [0, 0, 1.0], [0.5, 0.5, 0]])),
+    ]
+    for sample, alphas in cases:
+        specs = [s for s in exact_suite() if s.weights != "naive"]
+        objs = [MixtureObjectives(sample, s, 10_000, chunk_rows=700, threads=threads) for s in specs]
+        assert can_share(objs)
+        for joint, obj in zip(joint_moments(objs, alphas), objs):
+            own = obj.moments(alphas)
+            assert joint.sums.keys() == own.sums.keys()
+            for name in own.sums:
+                np.testing.assert_array_equal(joint.sums[name], own.sums[name], err_msg=f"{obj.estimator.name} {name}")
+        crit = Criterion(sample, specs, 10_000)
+        crit.laws(alphas)
+        assert crit._share is True
+    naive = [s for s in exact_suite() if s.weights == "naive"]
+    if naive:
+        assert not can_share([MixtureObjectives(market_sample, s, 10_000) for s in naive + specs[:1]])

@@ -58,8 +58,9 @@ def test_the_decision_a_log_supports_matches_monte_carlo(name):
             # the Monte Carlo mean's standard error, from the logs or, when the law's costly wrong choices are
             # too rare for the logs to show them (market's safe rule), from the law's own spread of one log's
             # regret: the test is then a score test of the law
-            se = max(mc[key + "_se"], spread[key + "_sd"] / np.sqrt(reps))
-        assert abs(formula - mc[key]) <= z * se, (name, key, formula, mc[key], se, dict(zip(dv.candidates, dv.estimators)))
+            se = max(getattr(mc, key + "_se"), getattr(spread, key + "_sd") / np.sqrt(reps))
+        got = getattr(mc, key)
+        assert abs(formula - got) <= z * se, (name, key, formula, got, se, dict(zip(dv.candidates, dv.estimators)))
 
 
 def test_the_shape_of_a_rows_difference_is_its_moments_by_brute_force():
@@ -108,7 +109,7 @@ def test_without_shape_the_team_standard_error_is_the_laws():
     zero = rule_outcomes(values, bias, cov, 0, shape=(np.zeros(3), np.zeros(3)))
     assert zero == plain
     skewed = rule_outcomes(values, bias, cov, 0, shape=(np.array([0.0, -0.3, 0.0]), np.array([0.0, 0.05, 0.0])))
-    assert skewed["p_switch_safe"] > plain["p_switch_safe"] + 0.01
+    assert skewed.p_switch_safe > plain.p_switch_safe + 0.01
 
 
 def test_the_covariance_of_two_estimates_is_exact_for_plain_estimators():
@@ -179,7 +180,7 @@ def test_payback_weighs_what_each_log_buys_against_its_cost():
     shape = difference_shape(sample, alphas[1], cands, specs, inc).at(4_000)
     out = rule_outcomes(dv.values, dv.bias, dv.cov, list(cands).index(inc), 5_000, 0, value_covariance(sample, cands), shape)
     cost = 4_000 * (sample.component_values[k] - alphas[1] @ sample.component_values)
-    assert grid[1, 1] == pytest.approx(30 * 5_000 * out["gain_safe"] - cost, rel=1e-9)
+    assert grid[1, 1] == pytest.approx(30 * 5_000 * out.gain_safe - cost, rel=1e-9)
     best = pb.best
     assert best.value_of_log == pytest.approx(best.net + best.logging_cost)
     if best.break_even_day is not None:

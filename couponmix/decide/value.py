@@ -46,12 +46,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from couponmix.errors import CouponmixError
-from couponmix.infra.records import Record
+from couponmix.infra.records import OPTIONAL, Record
 from couponmix.infra.validation import check_positive_float, check_positive_int
 from couponmix.ope.criterion import Criterion
 from couponmix.ope.estimators import EstimatorSpec
@@ -207,6 +207,54 @@ class Payback(Record):
     exploration_rates: list[float]
     net_by_mixture_and_size: list[list[float]]
     method: str
+
+
+@dataclass(frozen=True)
+class RuleOutcomes(Record):
+    """What the two deployment rules give under a law of the estimates (``rule_outcomes``): probabilities, and
+    regrets and gains per customer deployed, in the reward's unit. "safe": switch from the incumbent only when the
+    95% lower bound of the difference is above 0."""
+
+    p_best: float  #: the candidate with the highest estimate is the truly best
+    regret: float  #: the best candidate's value minus the one deployed by "deploy the estimated best"
+    p_best_safe: float
+    regret_safe: float
+    p_switch_safe: float  #: the safe rule leaves the incumbent
+    gain: float  #: the value deployed minus the incumbent's
+    gain_safe: float
+    regret_sd: float  #: the standard deviation of one log's regret under this law
+    regret_safe_sd: float
+    p_pick: list[float]  #: (C,) per candidate, the chance it has the highest estimate
+    p_switch_to: list[float]  #: (C,) per candidate, the chance the safe rule switches to it
+
+
+@dataclass(frozen=True)
+class LoggedChoices(Record):
+    """Per simulated log (R,): the candidate picked, its estimate minus the incumbent's and that difference's
+    standard error as the team computes it."""
+
+    pick: np.ndarray
+    diff: np.ndarray
+    se: np.ndarray
+
+
+@dataclass(frozen=True)
+class DecisionCheck(Record):
+    """``simulate_decisions``: the rules' outcomes over ``reps`` simulated logs, each with its Monte Carlo standard
+    error (probabilities; regrets per customer in the reward's unit)."""
+
+    p_best: float
+    p_best_se: float
+    regret: float
+    regret_se: float
+    p_best_safe: float
+    p_best_safe_se: float
+    regret_safe: float
+    regret_safe_se: float
+    p_switch_safe: float
+    p_switch_safe_se: float
+    reps: int
+    logs: LoggedChoices | None = field(default=None, metadata=OPTIONAL)  #: with ``keep_logs``
 
 
 @dataclass(frozen=True)
@@ -510,7 +558,7 @@ def rule_outcomes(
     seed: int = 0,
     value_cov: np.ndarray | None = None,
     shape: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict:
+) -> RuleOutcomes:
     """The two deployment rules over ``draws`` draws of the estimates (V + b + N(0, cov), skewed with ``shape``).
 
     With ``value_cov`` (the candidates' values are themselves estimates, as on a real log), each draw first
@@ -526,11 +574,8 @@ def rule_outcomes(
     moves with the estimate as the rows' third moment says and varies from log to log, skewed, as their
     fourth moment says. Without it, the team's standard error is taken as exact.
 
-    Returns p_best, regret, p_best_safe, regret_safe, p_switch_safe, gain, gain_safe (per customer); regret_sd,
-    regret_safe_sd: the standard deviation of one log's regret under this law (what a Monte Carlo check's
-    standard error should be built from when costly wrong choices are too rare for its logs to show them); and
-    per candidate (lists, C) p_pick, the chance it has the highest estimate, and p_switch_to, the chance the
-    safe rule switches to it."""
+    Returns a ``RuleOutcomes``; its regret_sd and regret_safe_sd are what a Monte Carlo check's standard error
+    should be built from when costly wrong choices are too rare for its logs to show them."""
     c = len(values)
     g = np.random.default_rng([seed, 20_261_203])
     z = g.standard_normal((draws, c))
@@ -561,19 +606,19 @@ def rule_outcomes(
     safe = np.where((pick != incumbent) & (lower > 0), pick, incumbent)
     top = truth[rows, best]
     regret, regret_safe = top - truth[rows, pick], top - truth[rows, safe]
-    return {
-        "p_best": float((pick == best).mean()),
-        "regret": float(regret.mean()),
-        "p_best_safe": float((safe == best).mean()),
-        "regret_safe": float(regret_safe.mean()),
-        "p_switch_safe": float((safe != incumbent).mean()),
-        "gain": float((truth[rows, pick] - truth[:, incumbent]).mean()),
-        "gain_safe": float((truth[rows, safe] - truth[:, incumbent]).mean()),
-        "regret_sd": float(regret.std()),
-        "regret_safe_sd": float(regret_safe.std()),
-        "p_pick": (np.bincount(pick, minlength=c) / draws).tolist(),
-        "p_switch_to": (np.bincount(safe[safe != incumbent], minlength=c) / draws).tolist(),
-    }
+    return RuleOutcomes(
+        p_best=float((pick == best).mean()),
+        regret=float(regret.mean()),
+        p_best_safe=float((safe == best).mean()),
+        regret_safe=float(regret_safe.mean()),
+        p_switch_safe=float((safe != incumbent).mean()),
+        gain=float((truth[rows, pick] - truth[:, incumbent]).mean()),
+        gain_safe=float((truth[rows, safe] - truth[:, incumbent]).mean()),
+        regret_sd=float(regret.std()),
+        regret_safe_sd=float(regret_safe.std()),
+        p_pick=(np.bincount(pick, minlength=c) / draws).tolist(),
+        p_switch_to=(np.bincount(safe[safe != incumbent], minlength=c) / draws).tolist(),
+    )
 
 
 def decision_value(
@@ -605,7 +650,7 @@ def decision_value(
     shape = None if sample.reward_draws is None else _shape(inputs, sample, incumbent)
     out = rule_outcomes(values, bias, cov, inc, draws, seed, vcov, None if shape is None else shape.at(n))
     kept = {f.name for f in dataclasses.fields(DecisionValue)}  # the law's extra detail stays with rule_outcomes
-    out = {k: v for k, v in out.items() if k in kept}
+    found = {k: v for k, v in dataclasses.asdict(out).items() if k in kept}
     return DecisionValue(
         candidates=tuple(names),
         estimators=tuple(specs[c].name for c in names),
@@ -616,7 +661,7 @@ def decision_value(
         incumbent=incumbent,
         best=names[int(np.argmax(values))],
         draws=draws,
-        **out,
+        **found,
     )
 
 
@@ -653,16 +698,14 @@ def simulate_decisions(
     reps: int,
     seed: int = 0,
     keep_logs: bool = False,
-) -> dict:
+) -> DecisionCheck:
     """Monte Carlo check of ``decision_value``: ``reps`` logs of ``n`` customers drawn with replacement from
     the sample's customers (so the candidates' values are the sample's), each row's component from
     ``alpha``, its action from that component and its reward from ``scenario.sample_rewards``. Every
     candidate is estimated with obp's estimator (our own per-customer terms must give the same estimate;
     they also give the safe rule's standard error of the difference, as a team would compute it).
 
-    Returns {"p_best", "regret", "p_best_safe", "regret_safe", "p_switch_safe", each with "<name>_se"}; with
-    ``keep_logs`` also "logs": per log the candidate picked (``pick``), its estimate minus the incumbent's
-    (``diff``) and that difference's standard error as the team computes it (``se``), arrays (reps,).
+    Returns a ``DecisionCheck``; with ``keep_logs`` its ``logs`` hold each log's choice (``LoggedChoices``).
     """
     names = list(candidates)
     alpha = np.asarray(alpha, float)
@@ -703,7 +746,7 @@ def simulate_decisions(
         v = np.asarray(v, float)
         return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
 
-    out = {}
+    out: dict = {}
     for key, v in (
         ("p_best", pick == best),
         ("regret", values[best] - values[pick]),
@@ -712,10 +755,7 @@ def simulate_decisions(
         ("p_switch_safe", safe != inc),
     ):
         out[key], out[key + "_se"] = mean_se(v)
-    out["reps"] = reps
-    if keep_logs:
-        out["logs"] = {"pick": pick, "diff": diff, "se": se}
-    return out
+    return DecisionCheck(**out, reps=reps, logs=LoggedChoices(pick, diff, se) if keep_logs else None)
 
 
 def log_decision(
@@ -806,8 +846,8 @@ def _payback_grid(sample, criterion, alphas, cands, incumbent, sizes, horizon, r
             values, bias, cov1, shape = laws_cache[(b, chosen)]
             at = None if shape is None else shape.at(int(size))
             out = rule_outcomes(values, bias, cov1 / size, names.index(incumbent), draws, seed, vcov, at)
-            grid[b, j] = horizon * out[key] - size * (v_inc - revenue[b])
-            p_best[b, j] = out[p_key]
+            grid[b, j] = horizon * getattr(out, key) - size * (v_inc - revenue[b])
+            p_best[b, j] = getattr(out, p_key)
     return grid, p_best
 
 

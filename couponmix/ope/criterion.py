@@ -35,7 +35,9 @@ from couponmix.ope.objectives import (
     MixtureObjectives,
     Moments,
     SampleObjectives,
+    can_share,
     check_aggregate,
+    joint_moments,
     laws_from_moments,
 )
 from couponmix.ope.streaming import DEFAULT_CHUNK, StreamingObjectives
@@ -361,6 +363,7 @@ class Criterion(SampleObjectives):
         self.sample = sample
         self.component_values = sample.component_values
         self._passes = [(MixtureObjectives(sample, rep, n, aggregate, threads=threads), members) for rep, members in passes]
+        self._share: bool | None = None  # whether the passes can share each chunk's propensities (``can_share``), once known
 
     # ----- the MixtureObjectives interface (names, revenue, rmse, evaluate: from SampleObjectives) -----------
     @property
@@ -392,7 +395,10 @@ class Criterion(SampleObjectives):
         """The moment sums of every pass (one per group of estimators sharing them)."""
         if self.stream is not None:
             return self.stream.pass_moments(alphas)[0]
-        return [obj.moments(alphas) for obj, _ in self._passes]
+        objs = [obj for obj, _ in self._passes]
+        if self._share is None:
+            self._share = can_share(objs)
+        return joint_moments(objs, alphas) if self._share else [obj.moments(alphas) for obj in objs]
 
     def assess(self, alphas, on_chunk=None) -> tuple[np.ndarray, list[SelectedLaw]]:
         """Revenue (B,) and each target's ``SelectedLaw`` over a batch of mixtures, in one pass over the moments'

@@ -67,30 +67,73 @@ class WeightFunction:
     apply: Callable[[np.ndarray, float], np.ndarray]
     rows: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
     unbounded: bool = False
+    #: c = 0 on every row (the direct method): the exact engine skips p c and p c^2
+    vanishes: bool = False
+    #: ``rows`` from a ``ChunkTerms`` (``shared(terms, lam)``), whose products estimators over the same rows
+    #: share; the built-in weights have one, a registered weight needs only ``rows``
+    shared: Callable[[ChunkTerms, float], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+    def row_sums(self, terms: ChunkTerms, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p c, p c^2, pi_e 1{p > 0}) on the chunk ``terms`` describes."""
+        if self.shared is not None:
+            return self.shared(terms, lam)
+        return self.rows(terms.pe, terms.p, terms.inv, lam, terms.all_pos)
 
 
-def _supported(pe, p, all_pos):
-    return np.broadcast_to(pe, p.shape) if all_pos else pe * (p > 0)
+class ChunkTerms:
+    """One target's probabilities ``pe`` (r, 1) on a chunk of rows, the balanced propensities ``p`` (r, B) of a
+    batch of mixtures, ``inv`` = 1/p (0 where p = 0) and whether every p is positive (``all_pos``), with the
+    products several weight functions need (lam p, (lam^2) p, pe^2 / p) computed once per chunk and target."""
+
+    def __init__(self, pe: np.ndarray, p: np.ndarray, inv: np.ndarray, all_pos: bool):
+        self.pe, self.p, self.inv, self.all_pos = pe, p, inv, all_pos
+        self._memo: dict = {}
+
+    def _get(self, key, make):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def scaled(self, lam: float) -> np.ndarray:
+        """(r, B) lam p (read only: shared)."""
+        return self._get(("scaled", lam), lambda: lam * self.p)
+
+    def scaled_sq(self, lam: float) -> np.ndarray:
+        """(r, B) (lam^2) p (read only: shared)."""
+        return self._get(("scaled_sq", lam), lambda: (lam * lam) * self.p)
+
+    def w2p(self) -> np.ndarray:
+        """(r, B) pe^2 / p, the squared weight times p (read only: shared)."""
+        return self._get("w2p", lambda: (self.pe * self.pe) * self.inv)
+
+    def supported(self) -> np.ndarray:
+        """(r, B) pe 1{p > 0} (read only: a broadcast view when every p is positive)."""
+        return self._get("supported", lambda: np.broadcast_to(self.pe, self.p.shape) if self.all_pos else self.pe * (self.p > 0))
 
 
-def _rows_ips(pe, p, inv, lam, all_pos):
-    sup = _supported(pe, p, all_pos)
-    return sup, (pe * pe) * inv, sup
+def _rows_ips(t: ChunkTerms, lam):
+    sup = t.supported()
+    return sup, t.w2p(), sup
 
 
-def _rows_clip(pe, p, inv, lam, all_pos):
-    return np.minimum(pe, lam * p), np.minimum((pe * pe) * inv, (lam * lam) * p), _supported(pe, p, all_pos)
+def _rows_clip(t: ChunkTerms, lam):
+    return np.minimum(t.pe, t.scaled(lam)), np.minimum(t.w2p(), t.scaled_sq(lam)), t.supported()
 
 
-def _rows_switch(pe, p, inv, lam, all_pos):
-    sup = _supported(pe, p, all_pos)
-    keep = pe <= lam * p  # w <= lambda (rows with p = 0 are 0 already)
-    return sup * keep, ((pe * pe) * inv) * keep, sup
+def _rows_switch(t: ChunkTerms, lam):
+    sup = t.supported()
+    keep = t.pe <= t.scaled(lam)  # w <= lambda (rows with p = 0 are 0 already)
+    return sup * keep, t.w2p() * keep, sup
 
 
-def _rows_zero(pe, p, inv, lam, all_pos):
-    z = np.zeros(p.shape)
-    return z, z, _supported(pe, p, all_pos)
+def _rows_zero(t: ChunkTerms, lam):
+    z = np.zeros(t.p.shape)
+    return z, z, t.supported()
+
+
+def _plain(shared):
+    """The ``rows(pe, p, inv, lam, all_pos)`` form of a ``shared(terms, lam)`` function."""
+    return lambda pe, p, inv, lam, all_pos: shared(ChunkTerms(pe, p, inv, all_pos), lam)
 
 
 WEIGHTS: dict[str, WeightFunction] = {}
@@ -102,10 +145,10 @@ def register_weight(fn: WeightFunction) -> WeightFunction:
     return fn
 
 
-register_weight(WeightFunction("ips", lambda w, lam: w, _rows_ips, unbounded=True))
-register_weight(WeightFunction("clip", lambda w, lam: np.minimum(w, lam), _rows_clip))
-register_weight(WeightFunction("switch", lambda w, lam: w * (w <= lam), _rows_switch))
-register_weight(WeightFunction("zero", lambda w, lam: np.zeros_like(w), _rows_zero))
+register_weight(WeightFunction("ips", lambda w, lam: w, _plain(_rows_ips), unbounded=True, shared=_rows_ips))
+register_weight(WeightFunction("clip", lambda w, lam: np.minimum(w, lam), _plain(_rows_clip), shared=_rows_clip))
+register_weight(WeightFunction("switch", lambda w, lam: w * (w <= lam), _plain(_rows_switch), shared=_rows_switch))
+register_weight(WeightFunction("zero", lambda w, lam: np.zeros_like(w), _plain(_rows_zero), vanishes=True, shared=_rows_zero))
 
 
 @dataclass(frozen=True)

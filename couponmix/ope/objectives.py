@@ -46,7 +46,7 @@ from couponmix.infra.records import OPTIONAL, Record
 from couponmix.infra.seeding import stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
-from couponmix.ope.estimators import EstimatorSpec
+from couponmix.ope.estimators import ChunkTerms, EstimatorSpec
 from couponmix.policy.policies import Policy
 
 __all__ = [
@@ -788,21 +788,40 @@ def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
 
 def _chunk_sums(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec, names) -> np.ndarray:
     """Sums over one chunk of rows, for every target: array (T, len(names), B)."""
+    return _sums_at(rows, sl, *_balanced(rows, sl, at), spec, names)
+
+
+def _balanced(rows: RowTerms, sl: slice, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One chunk's balanced propensities p (r, B), their inverse (0 where p = 0) and whether all are positive."""
     p = rows.P[sl] @ at  # (r, B) balanced propensities
     all_pos = bool((p > 0).all())
     inv = 1.0 / p if all_pos else np.divide(1.0, p, out=np.zeros_like(p), where=p > 0)
-    rows_fn = spec.weight_function.rows
+    return p, inv, all_pos
+
+
+def _sums_at(
+    rows: RowTerms, sl: slice, p: np.ndarray, inv: np.ndarray, all_pos: bool, spec: EstimatorSpec, names, terms: list | None = None
+) -> np.ndarray:
+    """``_chunk_sums`` given the chunk's balanced propensities (``_balanced``), which estimators over the same
+    rows can share, as they can share ``terms`` (one ``ChunkTerms`` per target, made here when None)."""
+    wf = spec.weight_function
     n_t = rows.pe.shape[1]
-    out = np.empty((n_t, len(names), at.shape[1]))
+    if terms is None:
+        terms = [ChunkTerms(rows.pe[sl, t, None], p, inv, all_pos) for t in range(n_t)]
+    out = np.empty((n_t, len(names), p.shape[1]))
     for t in range(n_t):
-        pe = rows.pe[sl, t, None]
-        pair = rows_fn(pe, p, inv, spec.clip, all_pos)  # (p c, p c^2, pi_e 1{p > 0}), see estimators
+        pe = terms[t].pe
+        pair = None if wf.vanishes else wf.row_sums(terms[t], spec.clip)  # (p c, p c^2, pi_e 1{p > 0})
         for j, name in enumerate(names):
             coef_name, which = _SUMS[name]
             coef = getattr(rows, coef_name)[sl]
             coef = coef if coef.ndim == 1 else coef[:, t]
-            if all_pos and pair[which] is pair[2]:  # pe broadcast: the same sum for every mixture
+            if pair is None and which != 2:  # c = 0: p c and p c^2 vanish
+                out[t, j] = 0.0
+            elif all_pos and (which == 2 or pair is not None and pair[which] is pair[2]):  # pe broadcast: one sum for all
                 out[t, j] = coef @ pe[:, 0]
+            elif pair is None:
+                out[t, j] = coef @ terms[t].supported()
             else:
                 out[t, j] = coef @ pair[which]
     return out
@@ -811,15 +830,26 @@ def _chunk_sums(rows: RowTerms, sl: slice, at: np.ndarray, spec: EstimatorSpec, 
 def _balanced_sums(rows, alphas, spec, names, chunk_rows, executor) -> np.ndarray:
     """(T, len(names), B). Chunks may run on threads (numpy releases the GIL); partial sums are added
     in chunk order, so the result does not depend on scheduling."""
+    return _joint_balanced_sums([rows], alphas, [spec], [names], chunk_rows, executor)[0]
+
+
+def _joint_balanced_sums(rows_list, alphas, specs, names_list, chunk_rows, executor) -> list[np.ndarray]:
+    """``_balanced_sums`` of several estimators whose row sets hold the same propensities (``P`` and ``pe``), one
+    list entry each: every chunk's balanced propensities, and the products of ``ChunkTerms``, are computed once
+    for all of them. Each entry equals that estimator's own ``_balanced_sums`` exactly (the same operations on
+    the same chunks)."""
     at = np.ascontiguousarray(alphas.T)
     if chunk_rows is None:
         chunk_rows = max(256, CHUNK_ELEMENTS // at.shape[1])
-    slices = [slice(s, s + chunk_rows) for s in range(0, rows.n_rows, chunk_rows)]
-    if executor is None or len(slices) < 4:
-        parts = [_chunk_sums(rows, sl, at, spec, names) for sl in slices]
-    else:
-        parts = list(executor.map(lambda sl: _chunk_sums(rows, sl, at, spec, names), slices))
-    return np.sum(parts, axis=0)
+    slices = [slice(s, s + chunk_rows) for s in range(0, rows_list[0].n_rows, chunk_rows)]
+
+    def chunk(sl: slice) -> list[np.ndarray]:
+        p, inv, all_pos = _balanced(rows_list[0], sl, at)
+        terms = [ChunkTerms(rows_list[0].pe[sl, t, None], p, inv, all_pos) for t in range(rows_list[0].pe.shape[1])]
+        return [_sums_at(rows, sl, p, inv, all_pos, spec, names, terms) for rows, spec, names in zip(rows_list, specs, names_list)]
+
+    parts = [chunk(sl) for sl in slices] if executor is None or len(slices) < 4 else list(executor.map(chunk, slices))
+    return [np.sum([part[i] for part in parts], axis=0) for i in range(len(rows_list))]
 
 
 def _naive_sums(rows, alphas, spec, names) -> np.ndarray:
@@ -901,6 +931,11 @@ def moments(
         sums = _naive_sums(rows, alphas, spec, names)
     else:
         sums = _balanced_sums(rows, alphas, spec, names, chunk_rows, executor)
+    return _moments_of(rows, names, sums)
+
+
+def _moments_of(rows: RowTerms, names: tuple[str, ...], sums: np.ndarray) -> Moments:
+    """``Moments`` from the sums (T, len(names), B) over ``rows`` and the rows' per-target means."""
     return Moments(
         sums={name: sums[:, j, :] for j, name in enumerate(names)},
         ed=rows.ed,
@@ -925,7 +960,11 @@ def group_moments(
     """Moments of every target from row sets that each serve some of the targets (see
     ``MixtureObjectives._group_targets``)."""
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
-    b = alphas.shape[0]
+    return _assemble(groups, n_targets, alphas.shape[0], [moments(rows, alphas, spec, chunk_rows, executor) for _, rows in groups])
+
+
+def _assemble(groups: Sequence[tuple[list[int], RowTerms]], n_targets: int, b: int, found: Sequence[Moments]) -> Moments:
+    """One ``Moments`` over every target, for ``b`` mixtures, from each group's own (``found``, in the order of ``groups``)."""
     split = all(rows.eq is not None for _, rows in groups)
     signed = all(rows.esig is not None for _, rows in groups)
     out = Moments(
@@ -939,8 +978,7 @@ def group_moments(
         esig2=np.empty(n_targets) if signed else None,
         size=max((rows.size for _, rows in groups), default=0),
     )
-    for ts, rows in groups:
-        m = moments(rows, alphas, spec, chunk_rows, executor)
+    for (ts, _), m in zip(groups, found):
         for name, value in m.sums.items():
             out.sums.setdefault(name, np.zeros((n_targets, b)))[ts] = value  # a moment a group lacks is 0
         out.ed[ts], out.ed2[ts], out.values[ts] = m.ed, m.ed2, m.values
@@ -949,6 +987,39 @@ def group_moments(
         if out.esig is not None and out.esig2 is not None:
             out.esig[ts], out.esig2[ts] = m.esig, m.esig2
     return out
+
+
+def can_share(objs: Sequence[MixtureObjectives]) -> bool:
+    """Whether ``joint_moments`` can serve ``objs`` in one pass: balanced weights, the same chunking and row sets
+    holding the same component and target propensities (reward models may differ: they change the rows' other
+    terms)."""
+    if len(objs) < 2 or any(o.estimator.weights == "naive" or o.chunk_rows != objs[0].chunk_rows for o in objs):
+        return False
+    first = objs[0].groups
+    return all(
+        len(o.groups) == len(first)
+        and all(ts == ts0 and _same(rows.P, rows0.P) and _same(rows.pe, rows0.pe) for (ts, rows), (ts0, rows0) in zip(o.groups, first))
+        for o in objs[1:]
+    )
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))
+
+
+def joint_moments(objs: Sequence[MixtureObjectives], alphas) -> list[Moments]:
+    """Every ``objs[i].moments(alphas)`` (``can_share(objs)`` must hold), each chunk's balanced propensities computed
+    once for all of them; each result equals that estimator's own exactly."""
+    alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
+    per_obj: list[list[Moments]] = [[] for _ in objs]
+    for g in range(len(objs[0].groups)):
+        rows_list = [o.groups[g][1] for o in objs]
+        names_list = [_needed(o.estimator, rows) for o, rows in zip(objs, rows_list)]
+        specs = [o.estimator for o in objs]
+        sums = _joint_balanced_sums(rows_list, alphas, specs, names_list, objs[0].chunk_rows, objs[0]._executor)
+        for i, (rows, names) in enumerate(zip(rows_list, names_list)):
+            per_obj[i].append(_moments_of(rows, names, sums[i]))
+    return [_assemble(o.groups, len(o.target_names), alphas.shape[0], found) for o, found in zip(objs, per_obj)]
 
 
 def laws_from_moments(m: Moments, spec: EstimatorSpec) -> list[ErrorLaw]:
