@@ -52,7 +52,20 @@ class Budget:
 
 
 def best_coupon(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(best coupon per customer (action >= 1), its gain over no coupon)."""
+    """Each customer's best coupon and its gain over no coupon.
+
+    Parameters
+    ----------
+    score : ndarray, (n, A)
+        Score of each action per customer (predicted net revenue, reward's unit); action 0 is no coupon.
+
+    Returns
+    -------
+    coupon : ndarray of int, (n,)
+        The highest-scoring coupon, an action >= 1.
+    gain : ndarray, (n,)
+        Its score minus no coupon's (score's unit).
+    """
     coupon = 1 + np.argmax(score[:, 1:], axis=1)
     gain = score[np.arange(len(score)), coupon] - score[:, 0]
     return coupon, gain
@@ -60,7 +73,17 @@ def best_coupon(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class GreedyAllocator:
-    """Thresholds of a budgeted greedy allocation: coupon iff priority > tau, with probability q at tau."""
+    """Thresholds of a budgeted greedy allocation: coupon iff priority > tau, with probability q at tau.
+
+    Attributes
+    ----------
+    budget : Budget
+    tau : float
+        The boundary priority: gain (no budget or a share budget) or gain per unit of coupon cost (spend budget).
+        -inf when the budget does not bind.
+    q : float
+        Probability of a coupon for a customer whose priority equals tau, in [0, 1].
+    """
 
     budget: Budget
     tau: float = -np.inf
@@ -68,7 +91,25 @@ class GreedyAllocator:
 
     @classmethod
     def calibrate(cls, score: np.ndarray, cost: np.ndarray | None, budget: Budget) -> GreedyAllocator:
-        """Set tau and q on a calibration population so that the budget is met exactly there."""
+        """Set tau and q on a calibration population so that the budget is met exactly there.
+
+        Parameters
+        ----------
+        score : ndarray, (n, A)
+            Predicted net revenue per customer and action (reward's unit); action 0 is no coupon.
+        cost : ndarray, (n, A), optional
+            Predicted coupon cost per customer and action; needed, and positive, under a spend budget.
+        budget : Budget
+
+        Returns
+        -------
+        GreedyAllocator
+
+        Raises
+        ------
+        CouponmixError
+            A spend budget without costs, or with a non-positive cost on a chosen coupon.
+        """
         if not budget.active:
             return cls(budget)
         coupon, gain = best_coupon(score)
@@ -95,7 +136,25 @@ class GreedyAllocator:
         return cls(budget, tau=float(-values[g]), q=min(max(q, 0.0), 1.0))
 
     def probabilities(self, score: np.ndarray, cost: np.ndarray | None = None) -> np.ndarray:
-        """Allocation probabilities (n, A) for any customers, using the calibrated thresholds."""
+        """Allocation probabilities for any customers, using the calibrated thresholds.
+
+        Parameters
+        ----------
+        score : ndarray, (n, A)
+            Predicted net revenue per customer and action (reward's unit); action 0 is no coupon.
+        cost : ndarray, (n, A), optional
+            Predicted coupon cost per customer and action; needed under a spend budget.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Probabilities: each row is no coupon, or the best coupon with the tie probability at the boundary.
+
+        Raises
+        ------
+        CouponmixError
+            A spend budget without costs.
+        """
         n, a = score.shape
         coupon, gain = best_coupon(score)
         rows = np.arange(n)
@@ -114,7 +173,24 @@ class GreedyAllocator:
 
 
 def softmax(score: np.ndarray, temperature: float) -> np.ndarray:
-    """Row-wise softmax of score / temperature."""
+    """Row-wise softmax of score / temperature.
+
+    Parameters
+    ----------
+    score : ndarray, (n, A)
+    temperature : float
+        Positive, in the score's unit.
+
+    Returns
+    -------
+    ndarray, (n, A)
+        Probabilities; rows sum to 1.
+
+    Raises
+    ------
+    CouponmixError
+        A temperature that is not positive.
+    """
     if not temperature > 0:
         raise CouponmixError(f"softmax temperature must be positive, got {temperature}")
     from scipy.special import softmax as scipy_softmax

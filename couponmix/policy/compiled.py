@@ -139,7 +139,18 @@ def _store(root: Path, built: Path, lib: Path, meta: Path) -> None:
 
 
 def compiled_for(text: str):
-    """The compiled model of a LightGBM model text, or None when it cannot be had (LightGBM predicts)."""
+    """The compiled model of a LightGBM model text, or None when it cannot be had (LightGBM predicts).
+
+    Parameters
+    ----------
+    text : str
+        The model in LightGBM's text format (``Booster.model_to_string``).
+
+    Returns
+    -------
+    lleaves.Model or None
+        Compiled once per process and model text (later calls return the same object).
+    """
     digest = hashlib.sha256(text.encode()).hexdigest()
     with _lock:
         if digest not in _loaded:
@@ -155,7 +166,21 @@ _by_booster: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def predict(booster, design: np.ndarray, threads: int) -> np.ndarray:
-    """``booster.predict(design)``, through the compiled model when the call is large enough (see above)."""
+    """``booster.predict(design)``, through the compiled model when the call is large enough (see above).
+
+    Parameters
+    ----------
+    booster : lightgbm.Booster
+    design : ndarray, (rows, features)
+        The model's input rows (the revenue model's: one per customer and action).
+    threads : int
+        Threads to predict with.
+
+    Returns
+    -------
+    ndarray, (rows,)
+        The booster's predictions.
+    """
     if len(design) >= COMPILE_ROWS and available():
         try:
             model = _by_booster[booster]

@@ -19,12 +19,13 @@ class Grouping:
     """How customers are cut into groups: ``kind`` segment (codes of a categorical covariate), feature,
     margin or logistic (quantile bins of a covariate or of the predicted margin: ``edges`` between groups)."""
 
-    kind: str
-    column: int | None
+    kind: str  #: "segment", "feature", "margin" or "logistic"
+    column: int | None  #: the covariate's column in x (segment, feature); None for the predicted margin
+    #: (G - 1,) ascending bin edges between groups, in the binned value's unit (None for segments)
     edges: np.ndarray | None
-    values: list[float] | None
-    labels: list[str]
-    what: str
+    values: list[float] | None  #: (G,) the segment code of each group (segments only)
+    labels: list[str]  #: (G,) each group's label
+    what: str  #: what is grouped on, in words (a covariate's name or "predicted margin")
     #: a parametric family over the groups (None: each group's rate is free)
     shape: Any = None
 
@@ -34,7 +35,13 @@ class Grouping:
         return len(self.labels)
 
     def to_dict(self) -> dict:
-        """What a log needs to put customers in their groups again (the family's shape is not needed)."""
+        """What a log needs to put customers in their groups again (the family's shape is not needed).
+
+        Returns
+        -------
+        dict
+            kind, column, edges (a list or None), values, labels and what, JSON-ready.
+        """
         return {
             "kind": self.kind,
             "column": self.column,
@@ -46,7 +53,22 @@ class Grouping:
 
     @classmethod
     def from_dict(cls, d: dict) -> Grouping:
-        """The grouping ``to_dict`` wrote (without the family's shape); a one-line error when a key is missing."""
+        """The grouping ``to_dict`` wrote (without the family's shape).
+
+        Parameters
+        ----------
+        d : dict
+            ``to_dict``'s document.
+
+        Returns
+        -------
+        Grouping
+
+        Raises
+        ------
+        CouponmixError
+            A key missing or of the wrong type.
+        """
         try:
             edges = None if d["edges"] is None else np.asarray(d["edges"], dtype=float)
             return cls(str(d["kind"]), d["column"], edges, d["values"], [str(v) for v in d["labels"]], str(d["what"]))
@@ -54,7 +76,25 @@ class Grouping:
             raise CouponmixError("the contextual rule's groups are incomplete: run again with --contextual") from None
 
     def group_of(self, scenario, x: np.ndarray) -> np.ndarray:
-        """(n,) the group of each customer."""
+        """The group of each customer.
+
+        Parameters
+        ----------
+        scenario : Scenario
+            Its reward model gives the predicted margin (margin and logistic groupings).
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray of int, (n,)
+            Group indices in [0, G).
+
+        Raises
+        ------
+        CouponmixError
+            A customer whose segment is none of the groups', or (margin) a scenario without a revenue model.
+        """
         if self.kind == "segment":
             col = x[:, self.column]
             out = np.full(len(x), -1)
@@ -68,7 +108,25 @@ class Grouping:
 
 
 def margin(scenario, x: np.ndarray) -> np.ndarray:
-    """The production model's predicted margin: best action minus runner-up, (n,)."""
+    """The production model's predicted margin: best action minus runner-up.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Its ``reward_model`` predicts (n, A) net revenue.
+    x : ndarray, (n, d)
+        Covariates.
+
+    Returns
+    -------
+    ndarray, (n,)
+        The margin, >= 0, in the reward's unit.
+
+    Raises
+    ------
+    CouponmixError
+        A scenario without a revenue model.
+    """
     q = scenario.reward_model(x)
     if q is None:
         raise CouponmixError(f"scenario {scenario.name!r} has no revenue model: use segment exploration instead")
@@ -78,7 +136,24 @@ def margin(scenario, x: np.ndarray) -> np.ndarray:
 
 class ContextualMixture(Mixture):
     """A mixture whose weights depend on the customer: group g of ``grouping`` is logged with ``alphas[g]``.
-    ``Mixture.draw`` then records each customer's own balanced propensity p(a|x) = sum_k alpha_k(x) pi_k(a|x)."""
+    ``Mixture.draw`` then records each customer's own balanced propensity p(a|x) = sum_k alpha_k(x) pi_k(a|x).
+
+    Parameters
+    ----------
+    components : mapping of str to Policy
+        The K component policies by name.
+    scenario : Scenario
+        Puts customers in their groups (``Grouping.group_of``).
+    grouping : Grouping
+        G groups.
+    alphas : array_like, (G, K)
+        Each group's mixture weights; their normalised mean is the mixture's ``alpha``.
+
+    Raises
+    ------
+    CouponmixError
+        ``alphas`` of another shape, or a mean off the simplex.
+    """
 
     varies_by_customer = True
 
@@ -92,5 +167,15 @@ class ContextualMixture(Mixture):
         self.group_alphas = alphas
 
     def alpha_of(self, x: np.ndarray) -> np.ndarray:
-        """(n, K) each customer's mixture weights."""
+        """Each customer's mixture weights: their group's.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (n, K)
+        """
         return self.group_alphas[self.grouping.group_of(self.scenario, x)]

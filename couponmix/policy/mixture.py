@@ -17,9 +17,21 @@ __all__ = ["sample_actions", "MixtureDraw", "Mixture"]
 
 
 def sample_actions(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draw of one action per row of ``probs`` (n, A), or one row (1, A) shared by all, from
-    uniforms ``u`` (n,): the number of the first A - 1 cumulative probabilities below u. Loops over
-    actions (few), never over customers."""
+    """Inverse-CDF draw of one action per row of ``probs``: the number of the first A - 1 cumulative
+    probabilities below u. Loops over actions (few), never over customers.
+
+    Parameters
+    ----------
+    probs : ndarray, (n, A) or (1, A)
+        Probabilities per customer, or one row shared by all.
+    u : ndarray, (n,)
+        Uniforms in [0, 1), one per customer.
+
+    Returns
+    -------
+    ndarray of int, (n,)
+        The drawn actions, in [0, A).
+    """
     actions = np.zeros(len(u), dtype=np.intp)
     cdf = probs[:, 0].copy()
     for a in range(1, probs.shape[1]):
@@ -58,7 +70,22 @@ class Mixture:
     """K component policies mixed with weights ``alpha`` on the (floored) simplex.
 
     Subclasses whose weights depend on the customer override ``alpha_of`` and set ``varies_by_customer``
-    (``couponmix.decide.contextual.ContextualMixture``); drawing and propensities follow from it."""
+    (``couponmix.decide.contextual.ContextualMixture``); drawing and propensities follow from it.
+
+    Parameters
+    ----------
+    components : mapping of str to Policy
+        The K component policies by name, in order.
+    alpha : array_like, (K,)
+        The mixture weights, on the floored simplex.
+    floors : float or array_like, (K,)
+        Lowest weight of each component (a scalar applies to all).
+
+    Raises
+    ------
+    CouponmixError
+        Weights or floors off the floored simplex (``check_alpha``).
+    """
 
     #: True when ``alpha_of`` gives each customer weights of their own (logs then record them)
     varies_by_customer = False
@@ -74,22 +101,71 @@ class Mixture:
         return dict(zip(self.names, self.alpha.tolist()))
 
     def component_probabilities(self, x: np.ndarray) -> np.ndarray:
-        """pi_k(a|x) for all components, shape (K, n, A)."""
+        """pi_k(a|x) for all components.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (K, n, A)
+            Probabilities of each component, customer and action.
+        """
         return np.stack([pol(x) for pol in self.components.values()])
 
     def alpha_of(self, x: np.ndarray) -> np.ndarray:
-        """The mixture weights of each customer: (1, K), the same for everyone, here."""
+        """The mixture weights of each customer.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (1, K)
+            The same weights for everyone, here (subclasses: (n, K)).
+        """
         return self.alpha[None, :]
 
     def balanced_propensities(self, x: np.ndarray, comp_probs: np.ndarray | None = None) -> np.ndarray:
-        """p_alpha(a|x) = sum_k alpha_k(x) pi_k(a|x), shape (n, A)."""
+        """p_alpha(a|x) = sum_k alpha_k(x) pi_k(a|x).
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+        comp_probs : ndarray, (K, n, A), optional
+            ``component_probabilities(x)``, when already computed.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            The balanced propensities (probabilities).
+        """
         if comp_probs is None:
             comp_probs = self.component_probabilities(x)
         ax = self.alpha_of(x)
         return np.tensordot(ax[0], comp_probs, axes=1) if len(ax) == 1 else np.einsum("nk,kna->na", ax, comp_probs)
 
     def draw(self, x: np.ndarray, rng: np.random.Generator, comp_probs: np.ndarray | None = None) -> MixtureDraw:
-        """Draw component and action for every customer (vectorized; no loop over customers)."""
+        """Draw component and action for every customer (vectorized; no loop over customers).
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+        rng : numpy.random.Generator
+            Two uniforms per customer are drawn from it: the component's, then the action's.
+        comp_probs : ndarray, (K, n, A), optional
+            ``component_probabilities(x)``, when already computed.
+
+        Returns
+        -------
+        MixtureDraw
+        """
         n = len(x)
         if comp_probs is None:
             comp_probs = self.component_probabilities(x)

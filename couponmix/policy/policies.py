@@ -23,12 +23,32 @@ PolicyFn = Callable[[np.ndarray], np.ndarray]
 class Policy:
     """A named policy ``x -> (n, A)`` probability matrix."""
 
-    name: str
+    name: str  #: short name, used in reports and messages
+    #: the map from covariates (n, d) to action probabilities (n, A)
     fn: PolicyFn = field(repr=False)
-    n_actions: int
-    description: str = ""
+    n_actions: int  #: A, the number of actions
+    description: str = ""  #: the policy in plain words
 
     def __call__(self, x: np.ndarray, check: bool = True) -> np.ndarray:
+        """The policy's action probabilities for customers x.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates, one row per customer.
+        check : bool
+            Check that the output is an (n, A) matrix of rows on the simplex.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Probabilities of each action per customer.
+
+        Raises
+        ------
+        CouponmixError
+            With ``check``, an output of the wrong shape or rows off the simplex.
+        """
         probs = self.fn(x)
         if check:
             probs = check_probability_matrix(probs, n_rows=len(x), n_actions=self.n_actions, name=f"policy {self.name!r}")
@@ -36,7 +56,18 @@ class Policy:
 
 
 def binary(prob_action_1: np.ndarray) -> np.ndarray:
-    """Two-action probability matrix from the probability of action 1 (a boolean array gives one-hot rows)."""
+    """Two-action probability matrix from the probability of action 1 (a boolean array gives one-hot rows).
+
+    Parameters
+    ----------
+    prob_action_1 : array-like, (n,)
+        Probability of action 1 per customer.
+
+    Returns
+    -------
+    ndarray, (n, 2)
+        Columns: probability of action 0, of action 1.
+    """
     p1 = np.asarray(prob_action_1)
     out = np.empty((p1.shape[0], 2))
     out[:, 1] = p1  # filled in place: column_stack of booleans is 10x slower
@@ -45,7 +76,19 @@ def binary(prob_action_1: np.ndarray) -> np.ndarray:
 
 
 def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
-    """Deterministic policy matrix: probability 1 on ``actions[i]`` for customer i."""
+    """Deterministic policy matrix: probability 1 on ``actions[i]`` for customer i.
+
+    Parameters
+    ----------
+    actions : array-like of int, (n,)
+        Each customer's action, in [0, n_actions).
+    n_actions : int
+
+    Returns
+    -------
+    ndarray, (n, n_actions)
+        One-hot rows.
+    """
     actions = np.asarray(actions, dtype=np.intp)
     out = np.zeros((actions.shape[0], n_actions))
     out[np.arange(actions.shape[0]), actions] = 1.0
@@ -53,5 +96,16 @@ def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
 
 
 def uniform(n: int, n_actions: int) -> np.ndarray:
-    """(n, n_actions) probabilities 1 / n_actions on every action for each of n customers."""
+    """Probability 1 / n_actions on every action for each of n customers.
+
+    Parameters
+    ----------
+    n : int
+        Customers.
+    n_actions : int
+
+    Returns
+    -------
+    ndarray, (n, n_actions)
+    """
     return np.full((n, n_actions), 1.0 / n_actions)

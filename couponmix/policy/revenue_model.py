@@ -44,9 +44,21 @@ DEFAULT_PATIENCE = 20
 
 def common_trees(curves: Sequence[np.ndarray], sizes: Sequence[float]) -> int:
     """The tree count shared by every fold model: the one minimising the held-out squared error summed over
-    the folds, each fold's mean error ``curves[k]`` (one value per tree count 1, 2, ...) weighted by its held-out
-    size (or weight) ``sizes[k]``; counts beyond the shortest curve (a fold that stopped early) are not
-    considered. Ties go to the fewer trees."""
+    the folds. Counts beyond the shortest curve (a fold that stopped early) are not considered. Ties go to
+    the fewer trees.
+
+    Parameters
+    ----------
+    curves : sequence of ndarray, each (T_k,)
+        Each fold's mean held-out squared error (reward's unit squared) after 1, 2, ... trees.
+    sizes : sequence of float, (folds,)
+        Each fold's held-out size: rows, or their summed weight.
+
+    Returns
+    -------
+    int
+        The tree count, >= 1.
+    """
     length = min(len(c) for c in curves)
     total = sum(float(w) * np.asarray(c[:length], float) for c, w in zip(curves, sizes))
     return int(np.argmin(total)) + 1
@@ -61,6 +73,7 @@ def _stop_after(patience: int):
     best = [np.inf, 0]
 
     def callback(env) -> None:
+        """Record the best held-out error so far; stop once it is ``patience`` trees old."""
         score = env.evaluation_result_list[0][2]
         if score < best[0]:
             best[:] = [score, env.iteration]
@@ -72,7 +85,32 @@ def _stop_after(patience: int):
 
 
 class CrossFittedRevenueModel:
-    """scikit-learn style: ``fit(x, action, reward)``, then ``predict(x) -> (n, A)``."""
+    """scikit-learn style: ``fit(x, action, reward)``, then ``predict(x) -> (n, A)``.
+
+    Parameters
+    ----------
+    n_actions : int
+        A, >= 2.
+    features : sequence of int
+        The covariate columns the model uses.
+    categorical : sequence of int
+        Columns of ``features`` that are categorical (any other column is ignored).
+    folds : int
+        Cross-fitting folds, >= 2.
+    params : dict, optional
+        LightGBM parameters over ``DEFAULT_PARAMS``.
+    seed : int
+        Seeds LightGBM and the split into folds.
+    threads : int, optional
+        LightGBM's threads (default: ``free_threads()``).
+    patience : int, optional
+        Early-stopping rounds (``DEFAULT_PATIENCE``); None grows ``n_estimators`` trees.
+
+    Raises
+    ------
+    CouponmixError
+        n_actions < 2, folds < 2, or threads or patience not a positive integer.
+    """
 
     def __init__(
         self,
@@ -107,8 +145,30 @@ class CrossFittedRevenueModel:
     def fit(
         self, x: np.ndarray, action: np.ndarray, reward: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> CrossFittedRevenueModel:
-        """Fit on a log: covariates ``x`` (n, d), actions (n,), rewards (n,); ``sample_weight`` (n,), e.g. the
-        inverse logged propensity, so that the model does not inherit the logging policy's selection."""
+        """Fit on a log (or read the same fit back from the model cache).
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+        action : ndarray of int, (n,)
+            Logged actions.
+        reward : ndarray, (n,)
+            Logged rewards (net revenue, the reward's unit).
+        sample_weight : ndarray, (n,), optional
+            Row weights, e.g. the inverse logged propensity, so that the model does not inherit the logging
+            policy's selection.
+
+        Returns
+        -------
+        CrossFittedRevenueModel
+            self, fitted.
+
+        Raises
+        ------
+        CouponmixError
+            Inputs of different lengths, rewards not finite, or fewer than 10 customers per fold.
+        """
         x, action, reward = np.asarray(x, float), np.asarray(action), np.asarray(reward, float)
         if not (len(x) == len(action) == len(reward)):
             raise CouponmixError("revenue model: x, action and reward have different lengths")
@@ -183,7 +243,7 @@ class CrossFittedRevenueModel:
 
     @property
     def trees_(self) -> int:
-        """The number of trees in each fold model, as chosen on the folds."""
+        """The number of trees in each fold model, as chosen on the folds; a ``CouponmixError`` before ``fit``."""
         if not hasattr(self, "models_"):
             raise CouponmixError("revenue model is not fitted")
         return int(self.models_[0].num_trees())
@@ -198,10 +258,25 @@ class CrossFittedRevenueModel:
         return compiled.predict(model, design, self.threads).reshape(n, self.n_actions)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predicted net revenue of every action for new customers: the mean of the fold models, (n, A).
+        """Predicted net revenue of every action for new customers: the mean of the fold models.
 
         Several policies built on one model ask for the same customers in turn, so the result for the
         last few array objects is kept (by identity; arrays passed here must not be changed in place).
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Read-only predictions, in the reward's unit per customer.
+
+        Raises
+        ------
+        CouponmixError
+            The model is not fitted.
         """
         if not hasattr(self, "models_"):
             raise CouponmixError("revenue model is not fitted")
@@ -216,8 +291,21 @@ class CrossFittedRevenueModel:
         return pred
 
     def predict_fold(self, x: np.ndarray, k: int) -> np.ndarray:
-        """Predictions of fold ``k``'s model alone (trained on the other folds), (n, A); kept for the last
-        few array objects like ``predict``."""
+        """Predictions of fold ``k``'s model alone (trained on the other folds); kept for the last few array
+        objects like ``predict``.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+        k : int
+            The fold, in [0, folds).
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Read-only predictions, in the reward's unit per customer.
+        """
         cache = self.__dict__.setdefault("_fold_cache", [])
         for xc, kc, pred in cache:
             if xc is x and kc == k:
@@ -233,7 +321,25 @@ class CrossFittedRevenueModel:
         return [m.model_to_string() for m in self.models_]
 
     def load_texts(self, texts: list[str], oof: np.ndarray | None = None) -> CrossFittedRevenueModel:
-        """The fold models back from ``to_texts`` (predictions are identical)."""
+        """The fold models back from ``to_texts`` (predictions are identical).
+
+        Parameters
+        ----------
+        texts : list of str, (folds,)
+            The fold models in LightGBM's text format.
+        oof : ndarray, (n, A), optional
+            The out-of-fold predictions of the fit, when kept.
+
+        Returns
+        -------
+        CrossFittedRevenueModel
+            self.
+
+        Raises
+        ------
+        CouponmixError
+            Not one text per fold.
+        """
         import lightgbm as lgb
 
         if len(texts) != self.folds:
@@ -244,5 +350,5 @@ class CrossFittedRevenueModel:
         return self
 
     def out_of_fold(self) -> np.ndarray:
-        """Predictions for the training rows, each from the model that did not see it, (n, A)."""
+        """Predictions for the training rows, each from the model that did not see it: (n, A), reward's unit."""
         return self.oof_

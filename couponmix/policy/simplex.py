@@ -22,8 +22,24 @@ SUM_TOL = 1e-4
 
 
 def check_floors(floors, n_components: int) -> np.ndarray:
-    """The floors as a (K,) float array (a scalar applies to every component); a one-line error if any is negative
-    or not finite, or if they sum to more than 1."""
+    """The floors as a float array (a scalar applies to every component).
+
+    Parameters
+    ----------
+    floors : float or array_like, (K,)
+        Lowest weight of each component, a fraction.
+    n_components : int
+        K.
+
+    Returns
+    -------
+    ndarray, (K,)
+
+    Raises
+    ------
+    CouponmixError
+        A floor negative or not finite, or floors summing to more than 1.
+    """
     f = np.broadcast_to(np.asarray(floors, dtype=float), (n_components,)).copy()
     if not np.isfinite(f).all() or (f < 0).any():
         raise CouponmixError(f"mixture floors must be non-negative numbers, got {f.tolist()}")
@@ -33,7 +49,29 @@ def check_floors(floors, n_components: int) -> np.ndarray:
 
 
 def check_alpha(alpha, n_components: int, floors=0.0, names: Sequence[str] | None = None) -> np.ndarray:
-    """Return alpha as a float array, or raise a one-line error if it is off the floored simplex."""
+    """Return alpha as a float array, or raise a one-line error if it is off the floored simplex.
+
+    Parameters
+    ----------
+    alpha : array_like, (K,)
+        Mixture weights, fractions.
+    n_components : int
+        K.
+    floors : float or array_like, (K,)
+        Lowest weight of each component.
+    names : sequence of str, optional
+        Component names, for the error message.
+
+    Returns
+    -------
+    ndarray, (K,)
+        The weights divided by their sum (a sum within ``SUM_TOL`` of 1 is accepted, with a warning).
+
+    Raises
+    ------
+    CouponmixError
+        A wrong shape, a weight not finite or below its floor, weights not summing to 1, or bad floors.
+    """
     a = np.asarray(alpha, dtype=float)
     if a.shape != (n_components,):
         raise CouponmixError(f"alpha must have {n_components} weights, got shape {a.shape}")
@@ -59,6 +97,26 @@ def parse_alpha_spec(spec: str | Mapping[str, float], names: Sequence[str], floo
     """Parse ``"pi1=0.2,pi2=0.4,pi3=0.4"`` (or a mapping) into weights ordered as ``names``.
 
     Components not mentioned get weight 0.
+
+    Parameters
+    ----------
+    spec : str or mapping of str to float
+        NAME=WEIGHT items separated by commas, or the same as a mapping.
+    names : sequence of str, (K,)
+        The component names, in order.
+    floors : float or array_like, (K,)
+        Lowest weight of each component.
+
+    Returns
+    -------
+    ndarray, (K,)
+        The weights, checked by ``check_alpha``.
+
+    Raises
+    ------
+    CouponmixError
+        An item not NAME=WEIGHT, a name twice or unknown, a weight not a number, an empty spec, or weights
+        off the floored simplex.
     """
     if isinstance(spec, str):
         items = {}
@@ -83,10 +141,27 @@ def parse_alpha_spec(spec: str | Mapping[str, float], names: Sequence[str], floo
 
 
 def project(y: np.ndarray, floors) -> np.ndarray:
-    """Euclidean projection of each row of ``y`` (B, K) onto the floored simplex.
+    """Euclidean projection of each row of ``y`` onto the floored simplex.
 
     alpha = floors + proj_{z >= 0, sum z = s}(y - floors), s = 1 - sum(floors),
     with the sort-based algorithm of Duchi et al. (2008), vectorized over rows.
+
+    Parameters
+    ----------
+    y : array_like, (B, K) or (K,)
+        Points to project.
+    floors : float or array_like, (K,)
+        Lowest weight of each component.
+
+    Returns
+    -------
+    ndarray, (B, K)
+        The nearest weights on the floored simplex (a (K,) input gives one row).
+
+    Raises
+    ------
+    CouponmixError
+        Bad floors (``check_floors``).
     """
     y = np.atleast_2d(np.asarray(y, dtype=float))
     k = y.shape[1]
@@ -108,7 +183,25 @@ def project(y: np.ndarray, floors) -> np.ndarray:
 
 
 def barycentre(floors, n_components: int) -> np.ndarray:
-    """The centre of the floored simplex: every weight strictly inside its bounds."""
+    """The centre of the floored simplex: every weight strictly inside its bounds.
+
+    Parameters
+    ----------
+    floors : float or array_like, (K,)
+        Lowest weight of each component.
+    n_components : int
+        K.
+
+    Returns
+    -------
+    ndarray, (K,)
+        floors + (1 - sum(floors)) / K.
+
+    Raises
+    ------
+    CouponmixError
+        Bad floors (``check_floors``).
+    """
     f = check_floors(floors, n_components)
     return f + (1.0 - f.sum()) / n_components
 
