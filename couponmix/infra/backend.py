@@ -47,7 +47,13 @@ PR_SET_PDEATHSIG = 1
 
 
 def share_cores(threads: int) -> None:
-    """Worker initialiser: this process's share of the cores for couponmix's threads."""
+    """Worker initialiser: this process's share of the cores for couponmix's threads.
+
+    Parameters
+    ----------
+    threads : int
+        Threads couponmix may use in this process (set as ``COUPONMIX_THREADS``).
+    """
     os.environ["COUPONMIX_THREADS"] = str(threads)
 
 
@@ -66,7 +72,16 @@ def _die_with_parent(parent: int) -> None:
 def worker_init(threads: int, parent: int, quiet_logs: bool = False) -> None:
     """Initialiser of couponmix's worker processes: a share of the cores, death with the parent, and Ctrl-C
     left to the parent (which stops the pool), so that an interrupt prints one line, not a traceback per
-    worker. With ``quiet_logs`` the worker's couponmix log says warnings only (its parent reports the work)."""
+    worker. With ``quiet_logs`` the worker's couponmix log says warnings only (its parent reports the work).
+
+    Parameters
+    ----------
+    threads : int
+        The worker's threads (``share_cores``).
+    parent : int
+        The parent's process id; the worker exits at once if its parent is another.
+    quiet_logs : bool
+    """
     share_cores(threads)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -80,7 +95,21 @@ def worker_init(threads: int, parent: int, quiet_logs: bool = False) -> None:
 
 def new_pool(workers: int, threads: int, quiet_logs: bool = False) -> ProcessPoolExecutor:
     """Spawned worker processes (see ``worker_init``): every command with workers starts them here, so they
-    all die with their parent, leave Ctrl-C to it and are ended by the one interrupt watchdog (``cli``)."""
+    all die with their parent, leave Ctrl-C to it and are ended by the one interrupt watchdog (``cli``).
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes.
+    threads : int
+        Threads of each worker.
+    quiet_logs : bool
+        Workers log warnings only.
+
+    Returns
+    -------
+    ProcessPoolExecutor
+    """
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -90,7 +119,13 @@ def new_pool(workers: int, threads: int, quiet_logs: bool = False) -> ProcessPoo
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool at once: cancel what is queued and end the workers (terminate, then kill after a second)."""
+    """Stop a pool at once: cancel what is queued and end the workers (terminate, then kill after a second).
+
+    Parameters
+    ----------
+    pool : ProcessPoolExecutor
+        A pool from ``new_pool``.
+    """
     procs = list(getattr(pool, "_processes", {}).values())
     for p in procs:
         if p.is_alive():
@@ -129,17 +164,58 @@ class Backend(Protocol):
         ...
 
     def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list:
-        """``[fn(item) for item in items]`` in order; ``on_done(i)`` hears that i pieces are done."""
+        """``[fn(item) for item in items]`` in order; ``on_done(i)`` hears that i pieces are done.
+
+        Parameters
+        ----------
+        fn : callable
+            Run on each item (picklable for worker processes).
+        items : sequence
+            The pieces.
+        on_done : callable, optional
+            Called with the number of pieces done.
+
+        Returns
+        -------
+        list
+            ``fn(item)`` for each item, in the items' order.
+        """
         ...
 
     def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]:
-        """``(index, result, error)`` of each piece as it finishes (``error``: the exception of a piece whose worker died)."""
+        """``(index, result, error)`` of each piece as it finishes (``error``: the exception of a piece whose worker died).
+
+        Parameters
+        ----------
+        fn : callable
+            Run on each item (picklable for worker processes).
+        items : sequence
+            The pieces.
+
+        Yields
+        ------
+        (int, object, BaseException or None)
+            The piece's index in ``items``, its result (None on error), and the exception of a piece whose
+            worker died (else None).
+        """
         ...
 
 
 class LocalBackend:
     """The ``Backend`` of this machine: ``workers`` local processes (1: this process). With ``quiet_logs`` the
-    workers' couponmix logs say warnings only (their parent reports the work)."""
+    workers' couponmix logs say warnings only (their parent reports the work).
+
+    Parameters
+    ----------
+    workers : int
+        Local processes, >= 1.
+    quiet_logs : bool
+
+    Raises
+    ------
+    CouponmixError
+        ``workers`` not a positive integer.
+    """
 
     def __init__(self, workers: int = 1, quiet_logs: bool = False):
         self.workers = check_positive_int(workers, "workers")
@@ -157,7 +233,22 @@ class LocalBackend:
 
     def map(self, fn: Callable, items: Sequence, on_done: Callable[[int], None] | None = None) -> list:
         """``[fn(item) for item in items]`` in order: in this process with one worker (or one item), else in a pool of
-        worker processes; ``on_done(i)`` hears as the first i results are in. A failure or Ctrl-C stops the pool."""
+        worker processes; ``on_done(i)`` hears as the first i results are in. A failure or Ctrl-C stops the pool.
+
+        Parameters
+        ----------
+        fn : callable
+            Run on each item (picklable for worker processes).
+        items : sequence
+            The pieces.
+        on_done : callable, optional
+            Called with the number of pieces done.
+
+        Returns
+        -------
+        list
+            ``fn(item)`` for each item, in the items' order.
+        """
         items = list(items)
         if self.workers == 1 or len(items) <= 1:
             out = []
@@ -188,7 +279,21 @@ class LocalBackend:
     def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]:
         """Every piece in a worker process, even with one worker (a piece that kills its process takes only
         itself down), started in order, yielded as each finishes. Closing the iterator early (Ctrl-C, an
-        error) stops the workers at once: queued pieces never start."""
+        error) stops the workers at once: queued pieces never start.
+
+        Parameters
+        ----------
+        fn : callable
+            Run on each item (picklable for worker processes).
+        items : sequence
+            The pieces.
+
+        Yields
+        ------
+        (int, object, BaseException or None)
+            The piece's index in ``items``, its result (None on error), and the exception of a piece whose
+            worker died (else None).
+        """
         items = list(items)
         if not items:
             return
@@ -219,12 +324,30 @@ DEFAULT_SCHEDULER_TIMEOUT = 10.0
 def connect(address: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
     """A ``distributed.Client`` of the scheduler at ``address``, or a one-line error naming it within about
     ``timeout`` seconds: unreachable, refused, not a Dask scheduler, or silent after accepting the
-    connection (the client is built in a daemon thread, so a scheduler that never answers cannot hang us)."""
+    connection (the client is built in a daemon thread, so a scheduler that never answers cannot hang us).
+
+    Parameters
+    ----------
+    address : str
+        The scheduler's address, ``[scheme://]host:port``.
+    timeout : float
+        Seconds to wait for it.
+
+    Returns
+    -------
+    distributed.Client
+
+    Raises
+    ------
+    CouponmixError
+        No scheduler answered in time, or the connection failed.
+    """
     from distributed import Client
 
     box: dict = {}
 
     def attempt() -> None:
+        """Build the client into ``box["client"]``, or put the exception in ``box["error"]``."""
         try:
             box["client"] = Client(address, timeout=f"{timeout}s", set_as_default=False)
         except BaseException as exc:  # noqa: BLE001  (anything, even MemoryError from a garbled reply)
@@ -246,7 +369,21 @@ def connect(address: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
 
 
 class DaskBackend:
-    """The ``Backend`` of a Dask scheduler: its threads, its processes, or a cluster at an address."""
+    """The ``Backend`` of a Dask scheduler: its threads, its processes, or a cluster at an address.
+
+    Parameters
+    ----------
+    scheduler : str
+        ``threads``, ``processes`` or a dask.distributed scheduler's address (``tcp://HOST:PORT``).
+    timeout : float
+        Seconds to wait for a remote scheduler to answer, in (0, 3600].
+
+    Raises
+    ------
+    CouponmixError
+        An empty or malformed scheduler, a port outside 1-65535, a timeout outside (0, 3600], or dask not
+        installed.
+    """
 
     parallelism = None
 
@@ -273,7 +410,22 @@ class DaskBackend:
 
     def map(self, fn: Callable, items: Iterable, on_done: Callable[[int], None] | None = None) -> list:
         """``[fn(item) for item in items]`` in order, on Dask's local threads or processes, or on the scheduler at the
-        address (connected for this call and closed after); ``on_done`` hears once, when all are done."""
+        address (connected for this call and closed after); ``on_done`` hears once, when all are done.
+
+        Parameters
+        ----------
+        fn : callable
+            Run on each item (picklable for worker processes).
+        items : sequence
+            The pieces.
+        on_done : callable, optional
+            Called with the number of pieces done.
+
+        Returns
+        -------
+        list
+            ``fn(item)`` for each item, in the items' order.
+        """
         items = list(items)
         if self.scheduler in LOCAL_SCHEDULERS:
             import dask
@@ -292,14 +444,47 @@ class DaskBackend:
         return out
 
     def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]:
-        """Dask gathers the pieces together: they are yielded in order once all have finished."""
+        """Dask gathers the pieces together: they are yielded in order once all have finished.
+
+        Parameters
+        ----------
+        fn : callable
+            Run on each item (picklable for worker processes).
+        items : sequence
+            The pieces.
+
+        Yields
+        ------
+        (int, object, BaseException or None)
+            The piece's index in ``items``, its result (None on error), and the exception of a piece whose
+            worker died (else None).
+        """
         for i, result in enumerate(self.map(fn, items)):
             yield i, result, None
 
 
 def get_backend(scheduler: str | None = None, workers: int | None = None, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
     """``scheduler`` (threads, processes or an address) picks Dask, waiting at most ``timeout`` seconds for a
-    remote scheduler to answer; otherwise local with ``workers`` processes."""
+    remote scheduler to answer; otherwise local with ``workers`` processes.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Dask's scheduler (``DaskBackend``).
+    workers : int, optional
+        Local processes (default 1).
+    timeout : float
+        Seconds to wait for a remote scheduler.
+
+    Returns
+    -------
+    LocalBackend or DaskBackend
+
+    Raises
+    ------
+    CouponmixError
+        Both ``scheduler`` and ``workers`` given, or either one invalid.
+    """
     if scheduler is not None:
         if workers is not None:
             raise CouponmixError("give --workers (local processes) or --scheduler (Dask), not both")
