@@ -53,14 +53,14 @@ class Scenario(ABC):
     path to a YAML file, validated by the scenario) and ``seed`` (the world seed).
     """
 
-    name: str = ""
-    description: str = ""
-    action_names: tuple[str, ...] = ()
+    name: str = ""  #: the registered name
+    description: str = ""  #: the scenario in plain words
+    action_names: tuple[str, ...] = ()  #: (A,) the actions' names; action 0 is no coupon
     #: the reward's unit shown beside amounts ('EUR'), or None
     reward_unit: str | None = None
-    covariate_names: tuple[str, ...] = ()
-    default_n: int = 10_000
-    takes_config: bool = False
+    covariate_names: tuple[str, ...] = ()  #: (d,) the covariates' names
+    default_n: int = 10_000  #: the default log size (customers)
+    takes_config: bool = False  #: True when the constructor takes ``config`` and ``seed``
     #: True when the constructor also takes ``folder`` (the scenario folder holding the scenario's data)
     takes_folder: bool = False
     #: True for simulators, whose reward means are the truth; False where they are a model's estimates
@@ -73,45 +73,116 @@ class Scenario(ABC):
 
     @abstractmethod
     def sample_covariates(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw n customers' covariates, shape (n, d), i.i.d. from the scenario's law."""
+        """Draw n customers' covariates i.i.d. from the scenario's law.
+
+        Parameters
+        ----------
+        n : int
+            Customers.
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        ndarray, (n, d)
+        """
 
     @abstractmethod
     def mu(self, x: np.ndarray) -> np.ndarray:
-        """E[r | x, a] for every action, shape (n, A)."""
+        """E[r | x, a] for every action.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Mean reward, in the reward's unit.
+        """
 
     @abstractmethod
     def m2(self, x: np.ndarray) -> np.ndarray:
-        """E[r^2 | x, a] for every action, shape (n, A)."""
+        """E[r^2 | x, a] for every action.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Second moment of the reward, in the reward's unit squared.
+        """
 
     @abstractmethod
     def sample_rewards(self, x: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Draw one reward per customer for the action taken, shape (n,)."""
+        """Draw one reward per customer for the action taken.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+        actions : ndarray of int, (n,)
+            The action taken for each customer.
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        ndarray, (n,)
+            Rewards, in the reward's unit.
+        """
 
     @abstractmethod
     def components(self) -> Mapping[str, Policy]:
-        """The logging component policies, in order."""
+        """The logging component policies, in order: K policies by name."""
 
     @abstractmethod
     def targets(self) -> Mapping[str, Policy]:
-        """The candidate future policies to evaluate off-policy."""
+        """The candidate future policies to evaluate off-policy: T policies by name."""
 
     def reference_policies(self) -> Mapping[str, Policy]:
         """Policies whose value is reported but which neither log nor get evaluated (e.g. an oracle)."""
         return {}
 
     def reward_model(self, x: np.ndarray) -> np.ndarray | None:
-        """A learned reward model q(x, .) fixed before logging, for DR-type estimators (None if none)."""
+        """A learned reward model q(x, .) fixed before logging, for DR-type estimators.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (n, A), or None
+            Predicted reward of each action, in the reward's unit; None without a model.
+        """
         return None
 
     def reward_model_error(self) -> np.ndarray | None:
-        """(A,) the root-mean-square error of ``reward_model`` per action, measured out of fold (None: no
-        learned model). It sizes the bias that the data cannot check (see ``couponmix.ope.objectives``)."""
+        """(A,) the root-mean-square error of ``reward_model`` per action, in the reward's unit, measured out of
+        fold (None: no learned model). It sizes the bias that the data cannot check (see ``couponmix.ope.objectives``)."""
         return None
 
     def observed_rows(self, size: int, rng: np.random.Generator):
         """Customers of a real log with what was logged for them, for an evaluation sample of at most
         ``size`` (``(x (M, d), ope.objectives.ObservedRows)``), or None: a simulator, or a log without
-        propensities. The second moments of the promise then come from the logged rewards."""
+        propensities. The second moments of the promise then come from the logged rewards.
+
+        Parameters
+        ----------
+        size : int
+            The most customers to return.
+        rng : numpy.random.Generator
+            Draws them, when the log has more.
+
+        Returns
+        -------
+        (ndarray (M, d), ObservedRows) or None
+            The customers' covariates and their logged rows, M <= size.
+        """
         return None
 
     def reward_model_sq_error(self, x: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray | None:
@@ -121,6 +192,20 @@ class Scenario(ABC):
         couponmix averages it within cells of equal propensities (``ope.objectives.local_model_error``),
         so that the bias bound uses the model's error where the estimator relies on it, not on average.
         The default, for simulators (``ground_truth``), measures it against the true mean reward mu.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+        q : ndarray, (n, A)
+            ``reward_model(x)``.
+        mu : ndarray, (n, A)
+            ``mu(x)``.
+
+        Returns
+        -------
+        ndarray, (n, A), or None
+            Squared errors, in the reward's unit squared.
         """
         return (q - mu) ** 2 if self.ground_truth else None
 
@@ -129,7 +214,8 @@ class Scenario(ABC):
         return "the revenue model's error against the simulator's true mean revenue on held-out customers, where the log checks it"
 
     def model_report(self, x: np.ndarray) -> ModelReport | None:
-        """Quality of any learned model behind the policies, measured on held-out customers x."""
+        """Quality of any learned model behind the policies, measured on held-out customers x (n, d); None
+        without one."""
         return None
 
     def warnings(self) -> list[str]:
@@ -138,7 +224,18 @@ class Scenario(ABC):
 
     def categories(self, feature: str) -> list[str] | None:
         """The names of a categorical covariate's values, coded 0, 1, ... in the covariates, when the scenario
-        declares them (every value, however rare); None where it does not."""
+        declares them (every value, however rare); None where it does not.
+
+        Parameters
+        ----------
+        feature : str
+            A name in ``covariate_names``.
+
+        Returns
+        -------
+        list of str or None
+            The name of code 0, 1, ...
+        """
         return None
 
     def real_log(self) -> dict | None:
@@ -148,7 +245,19 @@ class Scenario(ABC):
         return None
 
     def weight_moment_verdict(self, target: str, alpha: np.ndarray) -> SupportVerdict | None:
-        """Analytic verdict on E[sum_a pi_e^2 / p_alpha] for ``target`` at ``alpha``, or None if unknown."""
+        """Analytic verdict on E[sum_a pi_e^2 / p_alpha] for ``target`` at ``alpha``, or None if unknown.
+
+        Parameters
+        ----------
+        target : str
+            A name in ``targets()``.
+        alpha : ndarray, (K,)
+            Mixture weights.
+
+        Returns
+        -------
+        SupportVerdict or None
+        """
         return None
 
 
@@ -156,7 +265,23 @@ _REGISTERED: dict[str, type[Scenario]] = {}
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
-    """Register a scenario class under ``cls.name`` for this process (usable as a class decorator)."""
+    """Register a scenario class under ``cls.name`` for this process (usable as a class decorator).
+
+    Parameters
+    ----------
+    cls : type
+        A named subclass of ``Scenario``.
+
+    Returns
+    -------
+    type
+        ``cls``.
+
+    Raises
+    ------
+    CouponmixError
+        ``cls`` is not a ``Scenario`` subclass, or has no name.
+    """
     if not (isinstance(cls, type) and issubclass(cls, Scenario)) or not cls.name:
         raise CouponmixError("a scenario must be a named subclass of couponmix.dataset.scenario.Scenario")
     _REGISTERED[cls.name] = cls
@@ -179,7 +304,22 @@ def registered() -> dict[str, str]:
 
 def scenario_class(name: str) -> type[Scenario]:
     """The scenario class registered as ``name`` (at run time, or by entry point); a one-line error naming the known
-    scenarios when there is none, or when it cannot be loaded or is not a ``Scenario``."""
+    scenarios when there is none, or when it cannot be loaded or is not a ``Scenario``.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    type
+        A ``Scenario`` subclass.
+
+    Raises
+    ------
+    CouponmixError
+        No scenario of that name, or one that cannot be loaded or is not a ``Scenario``.
+    """
     if name in _REGISTERED:
         return _REGISTERED[name]
     points = _entry_points()
@@ -214,7 +354,17 @@ def _folder(path: Path) -> tuple[str, Any]:
 
 
 def is_scenario_folder(name: str) -> bool:
-    """A path to a folder, unless a registered scenario has that name."""
+    """A path to a folder, unless a registered scenario has that name.
+
+    Parameters
+    ----------
+    name : str
+        A scenario name or a path.
+
+    Returns
+    -------
+    bool
+    """
     if name in registered():
         return False
     try:
@@ -226,8 +376,24 @@ def is_scenario_folder(name: str) -> bool:
 def get_scenario(name: str, config=None, seed: int = 0) -> Scenario:
     """Build a scenario by registered name, or from a scenario folder (a path), with its config and world seed.
 
-    Raises a one-line ``CouponmixError`` for an unknown name, a bad folder, or a config given to a scenario
-    that takes none.
+    Parameters
+    ----------
+    name : str
+        A registered name, or a scenario folder's path.
+    config : dict or str or path, optional
+        The scenario's parameters, or a YAML file of them (scenarios that take a config only).
+    seed : int
+        The world seed (scenarios that take a config).
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    CouponmixError
+        An unknown name, a bad folder, a config beside a folder's own, a data scenario without its folder, or a
+        config given to a scenario that takes none.
     """
     if not isinstance(name, str) or not name:
         raise CouponmixError("the scenario must be a name or a folder")

@@ -76,7 +76,22 @@ PARQUET_OPTIONS = dict(compression="none", use_dictionary=["component", "action"
 
 
 def check_chunk_size(chunk_size: int) -> int:
-    """``chunk_size`` as a positive int; a one-line error unless it is a multiple of ``BLOCK`` customers."""
+    """``chunk_size`` as a positive int; a one-line error unless it is a multiple of ``BLOCK`` customers.
+
+    Parameters
+    ----------
+    chunk_size : int
+        Customers per file.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    CouponmixError
+        Not a positive integer, or not a multiple of ``BLOCK``.
+    """
     chunk_size = check_positive_int(chunk_size, "chunk size")
     if chunk_size % BLOCK:
         raise CouponmixError(f"chunk size must be a multiple of {BLOCK:,} customers (one random-number block), got {chunk_size:,}")
@@ -88,14 +103,14 @@ class ChunkJob:
     """Everything a worker needs to write one chunk (picklable: the mixture is rebuilt from alpha)."""
 
     scenario: Scenario
-    alpha: tuple
-    n: int
-    seed: int
-    chunk_size: int
-    folder: str
+    alpha: tuple  #: (K,) the mixture weights (fractions summing to 1)
+    n: int  #: customers in the whole log
+    seed: int  #: seed of the customers' random streams
+    chunk_size: int  #: customers per chunk (a multiple of ``BLOCK``)
+    folder: str  #: the folder the part files are written to
     #: contextual exploration: the customer groups and each group's mixture (None: one mixture for all)
     grouping: Grouping | None = None
-    group_alphas: tuple | None = None
+    group_alphas: tuple | None = None  #: (G, K) each group's mixture weights, as tuples
 
     def mixture(self) -> Mixture:
         """The logging mixture rebuilt from ``alpha`` (or, with a grouping, from each group's ``group_alphas``)."""
@@ -131,49 +146,25 @@ def _block_group_table(sc: Scenario, mixture: Mixture, seed: int, start: int, st
 
 @dataclass
 class ChunkStats(Record):
-    """A chunk's streaming sufficient statistics (``write_chunk``), added up by ``reduce_stats``.
-
-    Attributes
-    ----------
-    rows : int
-        Customers in the chunk.
-    reward_sum, reward_sq_sum : float
-        The sum of their rewards and of their squares (reward's unit, and its square).
-    component_counts : list of int, (K,)
-        Customers served by each logging component.
-    action_counts : list of int, (A,)
-        Customers given each action.
-    """
+    """A chunk's streaming sufficient statistics (``write_chunk``), added up by ``reduce_stats``."""
 
     rows: int  #: customers in the chunk
     reward_sum: float  #: sum of the rewards (reward's unit)
     reward_sq_sum: float  #: sum of the squared rewards (reward's unit squared)
-    component_counts: list[int]  #: customers served by each logging component, in the mixture's order
-    action_counts: list[int]  #: customers given each action, in the scenario's order
+    component_counts: list[int]  #: (K,) customers served by each logging component, in the mixture's order
+    action_counts: list[int]  #: (A,) customers given each action, in the scenario's order
 
 
 @dataclass
 class LogStats(Record):
     """The whole log's statistics, the chunks' added up (``reduce_stats``; the shares and mean reward of
-    ``_summary.json``).
-
-    Attributes
-    ----------
-    rows : int
-        Customers in the log.
-    reward_mean, reward_mean_se : float
-        The mean reward per customer and its standard error (reward's unit).
-    component_counts : list of int, (K,)
-        Customers served by each logging component.
-    action_counts : list of int, (A,)
-        Customers given each action.
-    """
+    ``_summary.json``)."""
 
     rows: int  #: customers in the log
     reward_mean: float  #: mean reward per customer (reward's unit)
     reward_mean_se: float  #: its standard error (reward's unit)
-    component_counts: list[int]  #: customers served by each logging component, in the mixture's order
-    action_counts: list[int]  #: customers given each action, in the scenario's order
+    component_counts: list[int]  #: (K,) customers served by each logging component, in the mixture's order
+    action_counts: list[int]  #: (A,) customers given each action, in the scenario's order
 
 
 def write_chunk(job: ChunkJob, index: int) -> ChunkStats:
@@ -182,6 +173,17 @@ def write_chunk(job: ChunkJob, index: int) -> ChunkStats:
     The chunk is written as row groups of ``ROW_GROUP_BLOCKS`` blocks by a writer thread while the next
     group is simulated (Arrow releases the GIL while it encodes and writes), so one worker keeps a
     second core busy with the output; at most two groups are in memory at once.
+
+    Parameters
+    ----------
+    job : ChunkJob
+    index : int
+        The chunk: customers [index * chunk_size, min(n, (index + 1) * chunk_size)), written to
+        ``part_name(index)`` in ``job.folder``.
+
+    Returns
+    -------
+    ChunkStats
     """
     import pyarrow.parquet as pq
 
@@ -224,19 +226,41 @@ def write_chunk(job: ChunkJob, index: int) -> ChunkStats:
 
 
 def part_name(index: int) -> str:
-    """The file name of chunk ``index``: part-000000.parquet, part-000001.parquet, ..."""
+    """The file name of chunk ``index`` (an int from 0): part-000000.parquet, part-000001.parquet, ..."""
     return f"part-{index:06d}.parquet"
 
 
 def covariate_names(scenario: Scenario, d: int) -> list[str]:
-    """The column names of the d covariates: the scenario's, or x1..xd when it names a different number."""
+    """The column names of the d covariates: the scenario's, or x1..xd when it names a different number.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    d : int
+        Covariates per customer.
+
+    Returns
+    -------
+    list of str, (d,)
+    """
     names = list(scenario.covariate_names)
     return names if len(names) == d else [f"x{j + 1}" for j in range(d)]
 
 
 def reduce_stats(parts: list[ChunkStats]) -> LogStats:
     """Add up the chunks' sufficient statistics (order does not matter up to float rounding; they are
-    added in chunk order)."""
+    added in chunk order).
+
+    Parameters
+    ----------
+    parts : list of ChunkStats
+        At least one, with customers.
+
+    Returns
+    -------
+    LogStats
+        The mean reward's standard error uses the sample variance (n - 1).
+    """
     n = sum(p.rows for p in parts)
     s1 = sum(p.reward_sum for p in parts)
     s2 = sum(p.reward_sq_sum for p in parts)
@@ -252,12 +276,40 @@ def reduce_stats(parts: list[ChunkStats]) -> LogStats:
 def bytes_per_customer(n_covariates: int, n_alpha: int = 0) -> int:
     """Bytes one customer takes in the Parquet files (uncompressed doubles: the covariates, reward, both
     propensities and, for contextual exploration, the ``n_alpha`` mixture weights; one byte each for the
-    dictionary-encoded component and action, plus page overhead)."""
+    dictionary-encoded component and action, plus page overhead).
+
+    Parameters
+    ----------
+    n_covariates : int
+        d.
+    n_alpha : int
+        Mixture-weight columns (K under contextual exploration, else 0).
+
+    Returns
+    -------
+    int
+        Bytes per customer.
+    """
     return 8 * (n_covariates + 3 + n_alpha) + 4
 
 
 def check_free_space(folder, n: int, n_covariates: int, n_alpha: int = 0) -> None:
-    """Refuse, before writing anything, a log that cannot fit in the free space of ``folder``'s disk."""
+    """Refuse, before writing anything, a log that cannot fit in the free space of ``folder``'s disk.
+
+    Parameters
+    ----------
+    folder : str or path
+        An existing folder on the disk to write to.
+    n : int
+        Customers.
+    n_covariates, n_alpha : int
+        As for ``bytes_per_customer``.
+
+    Raises
+    ------
+    CouponmixError
+        The log needs more than the free space (with 2% and 16 MiB to spare).
+    """
     need = n * bytes_per_customer(n_covariates, n_alpha) * 1.02 + 16 * 2**20
     free = shutil.disk_usage(folder).free
     if need > free:
@@ -269,21 +321,11 @@ def check_free_space(folder, n: int, n_covariates: int, n_alpha: int = 0) -> Non
 
 @dataclass(kw_only=True)
 class LogRule(Record):
-    """The contextual rule a log was drawn under (``_summary.json``'s ``contextual`` block).
-
-    Attributes
-    ----------
-    rule : str
-        The rule in words.
-    groups : list of str, (G,)
-        The customer groups' labels.
-    group_alphas : list of dict of str to float, (G,)
-        Each group's mixture weights by component name (fractions summing to 1).
-    """
+    """The contextual rule a log was drawn under (``_summary.json``'s ``contextual`` block)."""
 
     rule: str  #: the rule in words (``decide.contextual.rule_in_words``)
-    groups: list[str]  #: the customer groups' labels, in the grouping's order
-    group_alphas: list[dict[str, float]]  #: each group's mixture weights by component name (fractions summing to 1)
+    groups: list[str]  #: (G,) the customer groups' labels, in the grouping's order
+    group_alphas: list[dict[str, float]]  #: (G,) each group's mixture weights by component name (fractions summing to 1)
 
 
 #: ``_summary.json``'s ``alpha`` when each customer's weights are in the ``alpha.<component>`` columns
@@ -293,46 +335,25 @@ VARYING_ALPHA = "varies by customer (columns alpha.<component>); the share of ea
 @dataclass(kw_only=True)
 class LogSummary(Record):
     """A written log (``simulate_to_parquet``): what was drawn, where, and the realised shares and mean reward;
-    ``to_dict`` is exactly the document ``_summary.json`` holds.
-
-    Attributes
-    ----------
-    scenario : str
-        The scenario's name.
-    n, seed, chunk_size : int
-        Customers written, the seed of their draws, and customers per file.
-    files : list of str
-        The Parquet parts, in customer order.
-    backend : str
-        Where the chunks were written (``Backend.name``).
-    alpha : dict of str to float, or str
-        The mixture weights by component name (fractions summing to 1), or ``VARYING_ALPHA`` under a contextual rule.
-    components, actions, columns : list of str
-        The logging components and the actions (the ``component`` and ``action`` columns index them), and
-        the files' columns.
-    component_share, action_share : dict of str to float
-        The realised share of customers served by each component and given each action (fractions).
-    reward_mean, reward_mean_se : float
-        The mean reward per customer and its standard error (reward's unit).
-    contextual : LogRule or None
-        The contextual rule the log was drawn under (None, and left out of the JSON, for one mixture).
-    """
+    ``to_dict`` is exactly the document ``_summary.json`` holds."""
 
     scenario: str  #: the scenario's name
     n: int  #: customers written (a count)
     seed: int  #: seed of the customers' draws
     chunk_size: int  #: customers per Parquet file (a count)
     files: list[str]  #: the Parquet parts' file names, in customer order
-    backend: str  #: where the chunks were written (the backend's name)
-    alpha: dict[str, float] | str  #: mixture weights by component name (fractions), or VARYING_ALPHA under a rule
-    components: list[str]  #: the logging components' names (the ``component`` column indexes them)
-    actions: list[str]  #: the actions' names (the ``action`` column indexes them)
+    backend: str  #: where the chunks were written (``Backend.name``)
+    #: mixture weights by component name (fractions summing to 1), or ``VARYING_ALPHA`` under a contextual rule
+    alpha: dict[str, float] | str
+    components: list[str]  #: (K,) the logging components' names (the ``component`` column indexes them)
+    actions: list[str]  #: (A,) the actions' names (the ``action`` column indexes them)
     columns: list[str]  #: the Parquet files' columns, in order
     component_share: dict[str, float]  #: realised share of customers served by each component (fractions)
     action_share: dict[str, float]  #: realised share of customers given each action (fractions)
     reward_mean: float  #: mean reward per customer (reward's unit)
     reward_mean_se: float  #: its standard error (reward's unit)
-    contextual: LogRule | None = field(default=None, metadata=OPTIONAL)  #: the contextual rule, if the log was drawn under one
+    #: the contextual rule the log was drawn under (None, and left out of the JSON, for one mixture)
+    contextual: LogRule | None = field(default=None, metadata=OPTIONAL)
 
 
 def _log_summary(
@@ -368,10 +389,22 @@ def simulate_to_parquet(
     on_chunk=None,
     contextual: tuple | None = None,
 ) -> LogSummary:
-    """Write the log of ``n`` customers under the mixture ``alpha`` to ``out`` as Parquet; returns the summary
-    whose ``to_dict()`` is also written to ``out/_summary.json``. ``contextual`` = (grouping, group_alphas (G, K), rule in
-    words) logs each group under its own mixture instead (``alpha`` is then ignored), and every row carries
-    its customer's weights as ``alpha.<component>`` columns."""
+    """Write the log of ``n`` customers under the mixture ``alpha`` to ``out`` (a new or empty folder) as Parquet, and its summary's
+    ``to_dict()`` to ``out/_summary.json``. ``contextual`` = (grouping, group_alphas (G, K), rule in words) logs each group under its
+    own mixture instead (``alpha`` is then ignored), and every row carries its customer's weights as ``alpha.<component>`` columns.
+    A one-line ``CouponmixError`` for a bad n, chunk size, mixture or folder, or too little free space.
+
+    Parameters
+    ----------
+    alpha : array_like, (K,)
+        Mixture weights (fractions summing to 1).
+    chunk_size : int
+        Customers per file (a multiple of ``BLOCK``); ``backend`` writes them (default: this process), ``on_chunk`` hears how many.
+
+    Returns
+    -------
+    LogSummary
+    """
     n = check_positive_int(n, "n")
     chunk_size = check_chunk_size(chunk_size)
     if contextual is not None:
