@@ -66,14 +66,30 @@ def _regression_model(n_actions: int, seed: int, threads: int | None):
 
 
 def cross_fitted(log: dict, seed: int = 0, threads: int | None = None) -> np.ndarray:
-    """q(x_i, .) for every customer of the log, (n, A), cross-fitted with ``N_FOLDS`` folds."""
+    """q(x_i, .) for every customer of the log, cross-fitted with ``N_FOLDS`` folds.
+
+    Parameters
+    ----------
+    log : dict
+        An obp-format log: ``n_actions``, ``context`` (n, d), ``action`` (n,), ``reward`` (n,).
+    seed : int
+        Seeds LightGBM and obp's split into folds.
+    threads : int, optional
+        LightGBM's threads (default: ``default_threads()``).
+
+    Returns
+    -------
+    ndarray, (n, A)
+        Predicted reward of each action, in the reward's unit.
+    """
     model = _regression_model(log["n_actions"], seed, threads)
     q = model.fit_predict(context=log["context"], action=log["action"], reward=log["reward"], n_folds=N_FOLDS, random_state=seed)
     return q[:, :, 0]
 
 
 def pilot_size(n: int) -> int:
-    """Customers one cross-fitting fold's model is trained on at log size n, capped at ``PILOT_MAX``."""
+    """Customers one cross-fitting fold's model is trained on at log size n (customers), at least
+    10 * ``N_FOLDS`` and at most ``PILOT_MAX``."""
     return int(min(PILOT_MAX, max(10 * N_FOLDS, round(n * (N_FOLDS - 1) / N_FOLDS))))
 
 
@@ -81,7 +97,26 @@ def pilot_q(
     scenario: Scenario, mixture: Mixture, n: int, x: np.ndarray, seed: int = 0, pilot: int = 0, threads: int | None = None
 ) -> np.ndarray:
     """q(x, .) on covariates x from a model fitted on the ``pilot``-th independent pilot log of
-    ``pilot_size(n)`` customers logged under ``mixture``, (len(x), A)."""
+    ``pilot_size(n)`` customers logged under ``mixture``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    mixture : Mixture
+    n : int
+        The evaluation log's size (customers); the pilot log has ``pilot_size(n)``.
+    x : ndarray, (M, d)
+        Covariates to predict on.
+    seed, pilot : int
+        The seed, and which pilot log (its own random stream and model seed).
+    threads : int, optional
+        LightGBM's threads.
+
+    Returns
+    -------
+    ndarray, (M, A)
+        Predicted reward of each action, in the reward's unit.
+    """
     log = simulate_log(scenario, mixture, pilot_size(n), seed, pilot=pilot)
     model = _regression_model(scenario.n_actions, fit_seed(seed, 1, pilot), threads)
     model.fit(context=log["context"], action=log["action"], reward=log["reward"])
@@ -91,7 +126,27 @@ def pilot_q(
 def pilot_samples(
     sample: EvaluationSample, scenario: Scenario, mixture: Mixture, n: int, seed: int = 0, pilots: int = PILOTS, threads: int | None = None
 ) -> list[EvaluationSample]:
-    """Copies of the evaluation sample, each with q from its own pilot-fitted model (``pilot_q``)."""
+    """Copies of the evaluation sample, each with q from its own pilot-fitted model (``pilot_q``).
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+        With covariates.
+    scenario, mixture, n, seed, threads
+        As for ``pilot_q``.
+    pilots : int
+        Pilot models, >= 2.
+
+    Returns
+    -------
+    list of EvaluationSample, (pilots,)
+        Marked ``q_fitted_on_log``.
+
+    Raises
+    ------
+    CouponmixError
+        A sample without covariates, or fewer than two pilots.
+    """
     if sample.x is None:
         raise CouponmixError("the evaluation sample has no covariates to predict on")
     pilots = check_positive_int(pilots, "pilots", minimum=2)
@@ -119,6 +174,25 @@ class FittedModelObjectives:
     has no formula here: Monte Carlo (``validate``) is its only measure. ``describe`` also gives the
     standard error of the average over pilots, so a Monte Carlo comparison can allow for it.
     Same interface as ``MixtureObjectives`` where they overlap.
+
+    Parameters
+    ----------
+    samples : list of EvaluationSample, (P,)
+        P >= 2 pilot-fitted copies of one evaluation sample (``pilot_samples``).
+    estimator : EstimatorSpec
+        An estimator that fits its reward model on the log and has an error formula (balanced ``dr_fitted``).
+    n : int
+        Log size (customers) at which the error is measured.
+    aggregate : "max" or "mean"
+        How per-target RMSEs combine into the single error objective.
+    threads : int, optional
+        Threads of each ``MixtureObjectives``.
+
+    Raises
+    ------
+    CouponmixError
+        Another estimator, fewer than two samples, a sample whose q is not fitted on a log, or a bad n or
+        aggregate.
     """
 
     def __init__(
@@ -149,7 +223,24 @@ class FittedModelObjectives:
         pilots: int = PILOTS,
         threads: int | None = None,
     ):
-        """The objectives from ``pilots`` pilot-fitted copies of ``sample`` (``pilot_samples``) logged under ``mixture``."""
+        """The objectives from ``pilots`` pilot-fitted copies of ``sample`` (``pilot_samples``) logged under ``mixture``.
+
+        Parameters
+        ----------
+        sample, scenario, mixture, n, seed, pilots, threads
+            As for ``pilot_samples``.
+        estimator, aggregate
+            As for the class.
+
+        Returns
+        -------
+        FittedModelObjectives
+
+        Raises
+        ------
+        CouponmixError
+            As ``pilot_samples`` and the class do.
+        """
         return cls(pilot_samples(sample, scenario, mixture, n, seed, pilots, threads), estimator, n, aggregate, threads)
 
     @property
@@ -167,15 +258,41 @@ class FittedModelObjectives:
         return np.array(mse), np.array(bias)
 
     def rmse(self, alphas) -> np.ndarray:
-        """Per-target RMSE at log size n, (B, T)."""
+        """Per-target RMSE at log size n, from the MSE averaged over the pilot models.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K)
+            Mixtures, one per row.
+
+        Returns
+        -------
+        ndarray, (B, T)
+            RMSE in the reward's unit per customer.
+        """
         return np.sqrt(self._mse_bias(alphas)[0].mean(axis=0))
 
     def combine(self, per_target: np.ndarray) -> np.ndarray:
-        """(B,) the single error objective from per-target errors (B, T), by the aggregate (max or mean)."""
+        """The single error objective from per-target errors, by the aggregate (max or mean).
+
+        Parameters
+        ----------
+        per_target : ndarray, (B, T)
+            Errors in the reward's unit per customer.
+
+        Returns
+        -------
+        ndarray, (B,)
+        """
         return self.parts[0].combine(per_target)
 
     def describe(self, alpha) -> dict[str, LawSummary]:
-        """Per-target breakdown at one mixture ``alpha`` (K,), averaged over the pilot models.
+        """Per-target breakdown at one mixture, averaged over the pilot models.
+
+        Parameters
+        ----------
+        alpha : array_like, (K,)
+            Mixture weights.
 
         Returns
         -------

@@ -110,7 +110,21 @@ class TargetCheck:
 
 
 def true_values(scenario: Scenario, seed: int, size: int = TRUTH_SIZE) -> dict[str, float]:
-    """V(pi_e) for every target on a large sample, in chunks (bounded memory)."""
+    """V(pi_e) for every target on a large sample, in chunks (bounded memory).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    seed : int
+        Seed of the sample's random streams ("truth").
+    size : int
+        Customers in the sample, drawn in chunks of ``TRUTH_CHUNK``.
+
+    Returns
+    -------
+    dict of str to float
+        Each target's value: its mean reward per customer under the scenario's mu (reward's unit).
+    """
     targets = scenario.targets()
     totals = dict.fromkeys(targets, 0.0)
     for c, start in enumerate(range(0, size, TRUTH_CHUNK)):
@@ -122,8 +136,27 @@ def true_values(scenario: Scenario, seed: int, size: int = TRUTH_SIZE) -> dict[s
 
 
 def row_weights(spec: EstimatorSpec, log: dict, pe: np.ndarray) -> np.ndarray:
-    """(n,) the estimator's weight c of each logged row: its weight function of pi_e(a_i|x_i) over the
-    balanced propensity (the acting component's own for naive weights)."""
+    """The estimator's weight c of each logged row: its weight function of pi_e(a_i|x_i) over the
+    balanced propensity (the acting component's own for naive weights).
+
+    Parameters
+    ----------
+    spec : EstimatorSpec
+    log : dict
+        An obp-format log of n customers: ``action`` (n,), ``reward`` (n,), ``pscore`` and ``pscore_avg`` (n,)
+        (``pscore_avg`` None when the balanced propensity cannot be rebuilt).
+    pe : ndarray, (n, A)
+        The target policy's probabilities at the logged customers.
+
+    Returns
+    -------
+    ndarray, (n,)
+
+    Raises
+    ------
+    CouponmixError
+        A weighted estimator on a log without the balanced propensity.
+    """
     a = log["action"]
     p = log["pscore"] if spec.weights == "naive" else log["pscore_avg"]
     if p is None:  # a log whose balanced propensity cannot be rebuilt: only estimators without weights run
@@ -134,7 +167,29 @@ def row_weights(spec: EstimatorSpec, log: dict, pe: np.ndarray) -> np.ndarray:
 
 
 def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
-    """Point estimate and the half-width of its 95% interval, from the per-customer terms."""
+    """Point estimate and the half-width of its 95% interval, from the per-customer terms (``influence``).
+
+    Parameters
+    ----------
+    spec : EstimatorSpec
+    log : dict
+        An obp-format log of n customers: ``action`` (n,), ``reward`` (n,), ``pscore`` and ``pscore_avg`` (n,)
+        (``pscore_avg`` None when the balanced propensity cannot be rebuilt).
+    pe : ndarray, (n, A)
+        The target policy's probabilities at the logged customers.
+    q : ndarray, (n, A), optional
+        The reward model's predictions (reward's unit), for estimators that use one.
+
+    Returns
+    -------
+    (float, float)
+        The estimate and the half-width, reward's unit per customer.
+
+    Raises
+    ------
+    CouponmixError
+        As ``influence``.
+    """
     est, phi = influence(spec, log, pe, q)
     return est, float(Z95 * phi.std(ddof=1) / np.sqrt(len(phi)))
 
@@ -142,7 +197,29 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | Non
 def influence(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, np.ndarray]:
     """(point estimate, per-customer terms phi (n,)): the estimate is mean(phi) for plain estimators; for
     self-normalised ones phi is the delta method's linearisation, whose spread gives the standard error.
-    The terms of two estimates on one log give the standard error of their difference."""
+    The terms of two estimates on one log give the standard error of their difference.
+
+    Parameters
+    ----------
+    spec : EstimatorSpec
+    log : dict
+        An obp-format log of n customers: ``action`` (n,), ``reward`` (n,), ``pscore`` and ``pscore_avg`` (n,)
+        (``pscore_avg`` None when the balanced propensity cannot be rebuilt).
+    pe : ndarray, (n, A)
+        The target policy's probabilities at the logged customers.
+    q : ndarray, (n, A), optional
+        The reward model's predictions (reward's unit), for estimators that use one.
+
+    Returns
+    -------
+    (float, ndarray (n,))
+        The estimate and the terms phi, reward's unit per customer.
+
+    Raises
+    ------
+    CouponmixError
+        An estimator that needs a reward model without ``q``, or weights without the balanced propensity.
+    """
     rows = np.arange(len(log["action"]))
     a = log["action"]
     c = row_weights(spec, log, pe)
@@ -165,7 +242,25 @@ def influence(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | No
 
 def obp_estimate(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
     """obp's point estimate and our 95% half-width (obp's own interval is broken for multi-logger estimators);
-    our point estimate, from the same per-customer terms as the interval, must equal obp's."""
+    our point estimate, from the same per-customer terms as the interval, must equal obp's.
+
+    Parameters
+    ----------
+    spec, log, pe, q
+        As for ``interval``.
+
+    Returns
+    -------
+    (float, float)
+        obp's estimate and the 95% half-width, reward's unit per customer.
+
+    Raises
+    ------
+    CouponmixError
+        As ``influence``.
+    RuntimeError
+        The two point estimates differ (beyond 1e-9).
+    """
     mine, half = interval(spec, log, pe, q)
     theirs = spec.estimate(log, pe, q)
     if not np.isclose(mine, theirs, rtol=1e-9, atol=1e-9):
@@ -184,7 +279,32 @@ def contextual_describe(
     sample: EvaluationSample, scenario, spec: EstimatorSpec, n: int, grouping: Grouping, alphas: np.ndarray
 ) -> dict[str, LawSummary]:
     """``MixtureObjectives.describe`` for a contextual mixture: group g's customers of ``sample`` at
-    ``alphas[g]``, their moments combined by share (exact, as in ``decide.contextual.ContextualCriterion``)."""
+    ``alphas[g]``, their moments combined by share (exact, as in ``decide.contextual.ContextualCriterion``).
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+        With covariates.
+    scenario : Scenario
+        Puts the sample's customers in their groups.
+    spec : EstimatorSpec
+    n : int
+        Log size (customers).
+    grouping : Grouping
+        G groups.
+    alphas : ndarray, (G, K)
+        Each group's mixture weights.
+
+    Returns
+    -------
+    dict of str to LawSummary
+        Per target, its true value and error description at log size n (reward's unit per customer).
+
+    Raises
+    ------
+    CouponmixError
+        A sample without covariates.
+    """
     if sample.x is None:
         raise CouponmixError("a contextual mixture needs the evaluation sample's covariates")
     group = grouping.group_of(scenario, sample.x)
@@ -234,6 +354,7 @@ def _analytic(scenario: Scenario, mixture: Mixture, specs: list[EstimatorSpec], 
     targets = scenario.targets()
 
     def describe(spec: EstimatorSpec) -> dict[str, LawSummary]:
+        """Per target, the error description of ``spec`` at the mixture (contextual, pilot-fitted or exact)."""
         if contextual is not None:
             return contextual_describe(sample, scenario, spec, n, contextual[0], np.asarray(contextual[1], float))
         obj = (
@@ -303,6 +424,11 @@ def monte_carlo(
     dict
         ``{estimator name: {target name: TargetCheck}}`` whatever the number of estimators: the Monte Carlo
         RMSE with its standard error, the analytic RMSE, their z-score and the 95% interval coverage.
+
+    Raises
+    ------
+    CouponmixError
+        A bad n, reps (< 2), workers or mixture, or a mixture that never plays an action a target plays.
     """
     if isinstance(estimators, EstimatorSpec):
         raise TypeError("monte_carlo takes a sequence of EstimatorSpec: pass [spec]")
@@ -319,6 +445,7 @@ def monte_carlo(
     done_after = np.cumsum([len(c) for c in chunks])  # replications finished after i pieces
 
     def progress(i: int) -> None:
+        """Report the replications done once i pieces are done."""
         if on_replication is not None:
             on_replication(int(done_after[i - 1]))
 
