@@ -63,7 +63,25 @@ DEFAULT_CACHE_BYTES = 1 << 30
 
 
 def population_chunk(scenario: Scenario, seed: int, size: int, chunk_size: int, index: int) -> np.ndarray:
-    """Covariates of chunk ``index`` of the evaluation population (whole blocks, each from its own stream)."""
+    """Covariates of chunk ``index`` of the evaluation population (whole blocks, each from its own stream).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    seed : int
+        Seed of the population (streams ``(seed, "evaluation_population", block)``).
+    size : int
+        Customers in the population.
+    chunk_size : int
+        Customers per chunk, a multiple of ``BLOCK``.
+    index : int
+        The chunk: customers [index * chunk_size, min(size, (index + 1) * chunk_size)).
+
+    Returns
+    -------
+    ndarray, (m, d)
+        The chunk's m customers' covariates.
+    """
     start = index * chunk_size
     stop = min(size, start + chunk_size)
     return np.concatenate(
@@ -104,6 +122,7 @@ def _chunk_rows(job: _Job, index: int) -> ChunkRows:
     by_use = {e.uses_reward_model: e for e in job.estimators}  # row sets depend only on this
 
     def rows(sub: EvaluationSample) -> tuple[dict, np.ndarray]:
+        """The row sets of ``sub`` by whether the estimator uses the reward model, and its component values (K,)."""
         objs = {use: MixtureObjectives(sub, e, 1) for use, e in by_use.items()}
         return {use: obj.groups for use, obj in objs.items()}, next(iter(objs.values())).component_values
 
@@ -186,6 +205,11 @@ class StreamingObjectives:
         The sample on which the reward model's error is measured (``run``'s evaluation sample), then applied
         to every chunk's customers by propensity cell: the robust error's model bound is then run's, and the
         result does not depend on the chunk size. Default: each chunk measures it on its own customers.
+
+    Raises
+    ------
+    CouponmixError
+        No estimator, a bad aggregate, n, size (< 100), chunk size or cache budget.
     """
 
     def __init__(
@@ -279,7 +303,27 @@ class StreamingObjectives:
     def pass_moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[list[Moments], np.ndarray]:
         """Population moments for the batch, one per estimator pass, and the components' values: (K,) without a
         grouping; with one, (G, K), each group's values times its share of the population (revenue = sum over
-        g of alpha_g . values_g). ``on_chunk(i)`` is called as chunks are done (for progress bars)."""
+        g of alpha_g . values_g). ``on_chunk(i)`` is called as chunks are done (for progress bars).
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,); with a grouping (B, G, K) or (G, K)
+            Mixtures, one per row (per group with a grouping).
+        on_chunk : callable, optional
+            Called with the number of chunks done (for progress bars).
+
+        Returns
+        -------
+        moments : list of Moments
+            One per estimator pass, each over the batch (B,).
+        values : ndarray, (K,) or (G, K)
+            Reward per customer of each component (reward's unit), by group and weighted by its share with a grouping.
+
+        Raises
+        ------
+        CouponmixError
+            Mixtures of another shape.
+        """
         alphas = self._batch(alphas)
         first = None if self._cache_decided else self._try_cache(on_chunk)
         if self._rows is not None:
@@ -299,25 +343,97 @@ class StreamingObjectives:
 
     def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
         """The first estimator's population moments for the batch, and the components' values (see
-        ``pass_moments``)."""
+        ``pass_moments``, whose parameters it takes).
+
+        Returns
+        -------
+        moments : Moments
+            Over the batch (B,).
+        values : ndarray, (K,) or (G, K)
+            As ``pass_moments``.
+        """
         found, values = self.pass_moments(alphas, on_chunk)
         return found[0], values
 
     def revenue_of(self, alphas, values: np.ndarray) -> np.ndarray:
-        """(B,) revenue of a batch from the ``values`` ``moments`` returned."""
+        """Revenue of a batch from the ``values`` ``moments`` returned.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,); with a grouping (B, G, K) or (G, K)
+            Mixtures, one per row (per group with a grouping).
+        values : ndarray, (K,) or (G, K)
+            From ``moments`` or ``pass_moments``.
+
+        Returns
+        -------
+        ndarray, (B,)
+            Expected reward per customer under each mixture (reward's unit).
+
+        Raises
+        ------
+        CouponmixError
+            Mixtures of another shape.
+        """
         a = self._batch(alphas)
         return np.einsum("bgk,gk->b", a, values if self.grouping is not None else values[None, :])
 
     def laws(self, alphas) -> list[ErrorLaw]:
-        """One ``ErrorLaw`` per target for the first estimator, over the batch (one pass over the population)."""
+        """One ``ErrorLaw`` per target for the first estimator, over the batch (one pass over the population).
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,); with a grouping (B, G, K) or (G, K)
+            Mixtures, one per row (per group with a grouping).
+
+        Returns
+        -------
+        list of ErrorLaw, (T,)
+            Each over the batch (B,).
+
+        Raises
+        ------
+        CouponmixError
+            Mixtures of another shape.
+        """
         return laws_from_moments(self.moments(alphas)[0], self.estimator)
 
     def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(revenue (B,), aggregated RMSE (B,), per-target RMSE (B, T)) in one pass over the population."""
+        """Both objectives of a batch of mixtures, in one pass over the population.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,); with a grouping (B, G, K) or (G, K)
+            Mixtures, one per row (per group with a grouping).
+
+        Returns
+        -------
+        revenue : ndarray, (B,)
+            Expected reward per customer (reward's unit).
+        error : ndarray, (B,)
+            The per-target RMSEs aggregated (``combine``), reward's unit per customer.
+        per_target : ndarray, (B, T)
+            RMSE of each target at log size n, reward's unit per customer.
+
+        Raises
+        ------
+        CouponmixError
+            Mixtures of another shape.
+        """
         m, values = self.moments(alphas)
         per = np.column_stack([law.rmse(self.n) for law in laws_from_moments(m, self.estimator)])
         return self.revenue_of(alphas, values), self.combine(per), per
 
     def combine(self, per_target: np.ndarray) -> np.ndarray:
-        """(B,) the single error objective from per-target errors (B, T), by ``aggregate`` (max or mean)."""
+        """The single error objective from per-target errors, by ``aggregate`` (max or mean).
+
+        Parameters
+        ----------
+        per_target : ndarray, (B, T)
+            Errors in the reward's unit per customer.
+
+        Returns
+        -------
+        ndarray, (B,)
+        """
         return combine_targets(per_target, self.aggregate)
