@@ -77,19 +77,29 @@ def nsga2(
     from pymoo.optimize import minimize
 
     class Feasible(Repair):
+        """pymoo's repair operator: ``repair``."""
+
         def _do(self, problem, X, **kwargs):
+            """The points X (N, n_var) moved to feasible ones."""
             return repair(X)
 
     class TwoObjectives(Problem):
+        """The problem pymoo minimises: (-revenue, error)."""
+
         def __init__(self):
+            """n_var variables within ``bounds``, two objectives."""
             super().__init__(n_var=n_var, n_obj=2, xl=bounds[0], xu=bounds[1])
 
         def _evaluate(self, X, out, *args, **kwargs):
+            """out["F"] (N, 2): minus the revenue and the error of the points X (N, n_var)."""
             revenue, error = objectives(X)
             out["F"] = np.column_stack([-revenue, error])
 
     class Progress(Callback):
+        """Reports each finished generation to ``on_generation``."""
+
         def notify(self, algorithm):
+            """Call ``on_generation`` with the generations done."""
             if on_generation is not None:
                 on_generation(algorithm.n_gen)
 
@@ -105,10 +115,26 @@ def finite_differences(
     evaluated in one call of ``batch`` ((P + 1, P) points -> (P + 1, T) values), remembered for the last x:
     SLSQP asks for a constraint and its Jacobian at the same point, and the criterion is cheap per point
     only in batches. With ``bounds`` the points are clipped to them and each difference is divided by the
-    step actually taken; without, by ``h``."""
+    step actually taken; without, by ``h``.
+
+    Parameters
+    ----------
+    batch : callable
+        (N, P) points -> (N, T) values.
+    h : float
+        The forward step, in the points' unit.
+    bounds : (float, float), optional
+        Lower and upper bound of every coordinate.
+
+    Returns
+    -------
+    callable
+        x (P,) -> (f(x) (T,), Jacobian (P, T)), row p the derivative along coordinate p.
+    """
     memo: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def at(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """f(x) (T,) and its forward-difference Jacobian (P, T), from one batch (remembered for the last x)."""
         x = np.asarray(x, float)
         key = x.tobytes()
         if key not in memo:
@@ -128,7 +154,20 @@ def furthest_feasible(feasible: Callable[[float], bool], steps: int = 30) -> flo
     """How far along a path t in [0, 1] the points stay feasible, the path running from a start (t = 0) to a
     solver's answer (t = 1): 1 when the answer is feasible, None when the start is not, else the furthest
     feasible t found by ``steps`` bisections. Gradient solvers end on the boundary, possibly a hair outside;
-    this pulls their answer back onto the feasible side."""
+    this pulls their answer back onto the feasible side.
+
+    Parameters
+    ----------
+    feasible : callable
+        t in [0, 1] -> whether the path's point at t is feasible.
+    steps : int
+        Bisections.
+
+    Returns
+    -------
+    float or None
+        The furthest feasible t found, in [0, 1].
+    """
     if feasible(1.0):
         return 1.0
     if not feasible(0.0):
@@ -148,12 +187,12 @@ SEGMENT_POINTS = 401
 class Front:
     """Non-dominated mixtures, sorted by increasing revenue (and so increasing RMSE)."""
 
-    component_names: tuple[str, ...]
-    target_names: tuple[str, ...]
-    alphas: np.ndarray  # (F, K)
-    revenue: np.ndarray  # (F,)
-    rmse: np.ndarray  # (F,) aggregated over targets
-    rmse_per_target: np.ndarray  # (F, T)
+    component_names: tuple[str, ...]  #: (K,) the logging components' names
+    target_names: tuple[str, ...]  #: (T,) the future policies' names
+    alphas: np.ndarray  #: (F, K) the mixtures' weights (fractions summing to 1)
+    revenue: np.ndarray  #: (F,) expected reward per customer while logging (reward's unit)
+    rmse: np.ndarray  #: (F,) the OPE error aggregated over targets (reward's unit per customer)
+    rmse_per_target: np.ndarray  #: (F, T) each target's OPE error (reward's unit per customer)
 
     def __len__(self) -> int:
         return len(self.revenue)
@@ -191,7 +230,18 @@ class Recommendation:
 
 def nondominated_mask(revenue: np.ndarray, rmse: np.ndarray) -> np.ndarray:
     """Points not dominated in (maximise revenue, minimise rmse), by pymoo's non-dominated sorting; among
-    exact duplicates the first is kept."""
+    exact duplicates the first is kept.
+
+    Parameters
+    ----------
+    revenue, rmse : ndarray, (N,)
+        Each point's revenue and error (reward's unit per customer).
+
+    Returns
+    -------
+    ndarray of bool, (N,)
+        True for the points kept.
+    """
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
     keep = np.zeros(len(revenue), dtype=bool)
@@ -207,7 +257,24 @@ def nondominated_mask(revenue: np.ndarray, rmse: np.ndarray) -> np.ndarray:
 
 
 def initial_population(n_components: int, floors: np.ndarray, pop_size: int, seed: int) -> np.ndarray:
-    """Every vertex of the floored simplex, its barycentre, then uniform (Dirichlet(1)) draws."""
+    """Every vertex of the floored simplex, its barycentre, then uniform (Dirichlet(1)) draws.
+
+    Parameters
+    ----------
+    n_components : int
+        K.
+    floors : ndarray, (K,)
+        Lowest weight of each component (checked, summing to at most 1).
+    pop_size : int
+        Mixtures wanted.
+    seed : int
+        Seeds the draws (stream (seed, "optimiser")).
+
+    Returns
+    -------
+    ndarray, (pop_size, K)
+        Mixtures on the floored simplex, in that order (cut to the first pop_size).
+    """
     free = 1.0 - floors.sum()
     vertices = floors + free * np.eye(n_components)
     centre = floors + free / n_components
@@ -221,7 +288,18 @@ def knee_index(revenue: np.ndarray, rmse: np.ndarray) -> int:
 
     This is the usual geometric knee of a two-objective front (Das 1999; "Kneedle"). pymoo's
     ``HighTradeoffPoints`` answers another question (points whose neighbours trade off badly) and can
-    return several points or none, so it is not used for the one recommendation."""
+    return several points or none, so it is not used for the one recommendation.
+
+    Parameters
+    ----------
+    revenue, rmse : ndarray, (F,)
+        The front's revenue and error (reward's unit per customer).
+
+    Returns
+    -------
+    int
+        The knee's index; with two points or fewer, the one of least error (0 for an empty front).
+    """
     if len(revenue) <= 2:
         return int(np.argmin(rmse)) if len(revenue) else 0
     r = (revenue - revenue.min()) / max(np.ptp(revenue), 1e-300)
@@ -237,11 +315,17 @@ def recommend(front: Front, max_rmse: float | None = None) -> Recommendation:
     ----------
     front : Front
     max_rmse : float, optional
+        The largest acceptable aggregated error (reward's unit per customer); None: the knee.
 
     Returns
     -------
     Recommendation
         ``index`` into the front, the ``rule`` used, whether ``max_rmse`` is met, and a plain-words ``note``.
+
+    Raises
+    ------
+    CouponmixError
+        An empty front.
     """
     if len(front) == 0:
         raise CouponmixError("the optimiser returned an empty front")
@@ -288,6 +372,11 @@ def pareto_front(
     -------
     Front
         ``alphas`` (F, K), ``revenue`` (F,), ``rmse`` (F,) and ``rmse_per_target`` (F, T), sorted by revenue.
+
+    Raises
+    ------
+    CouponmixError
+        Bad floors, pop_size below K + 2, or generations not a positive integer.
     """
     k = len(objectives.component_names)
     floors = check_floors(floors, k)
@@ -303,6 +392,7 @@ def pareto_front(
         return _front(objectives, alphas)
 
     def revenue_and_error(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Revenue (N,) and aggregated error (N,) of the points x (N, K), projected onto the floored simplex."""
         revenue, agg, _ = objectives.evaluate(project(x, floors))
         return revenue, agg
 
@@ -330,5 +420,20 @@ def _front(objectives: Objectives, alphas: np.ndarray) -> Front:
 
 
 def check_max_rmse(value) -> float | None:
-    """``max_rmse`` as a positive float, or None when not given."""
+    """``max_rmse`` as a positive float, or None when not given.
+
+    Parameters
+    ----------
+    value : float or None
+        The largest acceptable error (reward's unit per customer).
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    CouponmixError
+        A value that is not a positive number.
+    """
     return None if value is None else check_positive_float(value, "max-rmse")
