@@ -264,7 +264,7 @@ def initial_population(n_components: int, floors: np.ndarray, pop_size: int, see
     n_components : int
         K.
     floors : ndarray, (K,)
-        Lowest weight of each component (checked, summing to at most 1).
+        Lowest weight of each component, as ``check_floors`` returns them.
     pop_size : int
         Mixtures wanted.
     seed : int

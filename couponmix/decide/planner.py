@@ -44,20 +44,24 @@ PATH_POINTS = 16
 class Plan(Record):
     """The least-cost mixture with error <= tol for every target (``reachable``), or the best one can do."""
 
-    tol: float
-    n: int
-    reachable: bool
-    alpha: dict
-    exploration_rate: float
-    revenue: float
-    baseline_revenue: float  # per customer with no exploration (the revenue-best component alone)
-    revenue_cost: float  # per customer, against no exploration (negative: the mix earns more)
-    revenue_cost_pct: float | None  # percent of the revenue with no exploration
-    revenue_cost_per_10k_customers: float  # the unit of every headline
-    worst_error: float
-    targets: dict[str, TargetError]  # per target: chosen estimator, error and its parts (Criterion.describe)
-    evaluated: int  # mixtures evaluated exactly
-    note: str
+    tol: float  #: the error every target must reach (reward's unit per customer)
+    n: int  #: the log size (customers) the errors are for
+    reachable: bool  #: whether some mixture reaches ``tol`` for every target
+    alpha: dict  #: the mixture: weight by component name (fractions summing to 1)
+    exploration_rate: float  #: its exploration rate, a fraction (``decide.curves.exploration_rate``)
+    revenue: float  #: expected reward per customer while logging with it (reward's unit)
+    #: per customer with no exploration (the revenue-best component alone; reward's unit)
+    baseline_revenue: float
+    #: per customer, against no exploration (reward's unit; negative: the mix earns more)
+    revenue_cost: float
+    revenue_cost_pct: float | None  #: percent of the revenue with no exploration (None when that revenue is 0)
+    #: the revenue cost per 10,000 customers (reward's unit), the unit of every headline
+    revenue_cost_per_10k_customers: float
+    worst_error: float  #: the largest target's error at ``alpha`` (reward's unit per customer)
+    #: per target: chosen estimator, error and its parts (``Criterion.describe``)
+    targets: dict[str, TargetError]
+    evaluated: int  #: mixtures evaluated exactly
+    note: str  #: the answer in plain words
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ class StudyPlan(Plan):
     """A study's plan (``--tol``; summary.json's ``plan``): the least-cost mixture (``Plan``), the criterion it
     was planned with, and the log size the recommended mixture itself needs for the same tolerance."""
 
-    criterion: str
-    at_recommended: LogSizePlan
+    criterion: str  #: the criterion's label
+    at_recommended: LogSizePlan  #: the log size the recommended mixture needs for ``tol``
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,21 @@ def _n_lattice(k: int, h: int) -> int:
 
 
 def candidates(k: int, floors: np.ndarray) -> np.ndarray:
-    """Lattice points and, for every ordered pair of vertices, a geometric ladder from one towards the other."""
+    """Lattice points and, for every ordered pair of vertices, a geometric ladder from one towards the other.
+
+    Parameters
+    ----------
+    k : int
+        Components.
+    floors : ndarray, (K,)
+        Lowest weight of each component, as ``check_floors`` returns them.
+
+    Returns
+    -------
+    ndarray, (C, K)
+        Distinct mixtures on the floored simplex (at most ``MAX_LATTICE`` lattice points, the K vertices and
+        K (K - 1) ladders of ``len(LADDER)`` rates from 1e-5 to 0.5).
+    """
     free = 1.0 - floors.sum()
     vertices = floors + free * np.eye(k)
     ladders = [(1 - LADDER)[:, None] * vertices[i] + LADDER[:, None] * vertices[j] for i in range(k) for j in range(k) if i != j]
@@ -152,11 +170,21 @@ def plan_mixture(objectives, tol: float, n: int | None = None, floors=0.0) -> Pl
     ----------
     objectives : Criterion (or any objectives with its interface)
     tol : float
-        Error every target must reach.
+        Error every target must reach (reward's unit per customer).
     n : int, optional
-        Log size (default: the objectives' n).
+        Log size in customers (default: the objectives' n).
     floors : float or (K,) array
         Every component's minimum share.
+
+    Returns
+    -------
+    Plan
+        ``reachable``: the least-cost mixture meeting ``tol``; otherwise the mixture of least worst error found.
+
+    Raises
+    ------
+    CouponmixError
+        tol or n not positive, or bad floors.
     """
     tol = check_positive_float(tol, "tol")
     n = objectives.n if n is None else check_positive_int(n, "n")
@@ -251,6 +279,7 @@ def _polish(objectives, alpha, floors, n, tol, h: float = 1e-7):
     evaluated = 0
 
     def batch(pts: np.ndarray) -> np.ndarray:
+        """Every target's error (P, T) at log size n of the mixtures pts (P, K), counted as evaluated."""
         nonlocal evaluated
         evaluated += len(pts)
         return np.column_stack([law.rmse(n) for law in objectives.laws(pts)])  # (k + 1, T)
@@ -273,6 +302,7 @@ def _polish(objectives, alpha, floors, n, tol, h: float = 1e-7):
     end = floors + (end - floors) * (1.0 - floors.sum()) / (end - floors).sum()
 
     def feasible(ts: np.ndarray) -> np.ndarray:
+        """Whether the worst error is <= tol at each t of ts (P,) along the segment from alpha to the SLSQP end."""
         nonlocal evaluated
         evaluated += len(ts)
         return _worst(objectives, (1 - ts)[:, None] * alpha + ts[:, None] * end, n) <= tol
@@ -336,12 +366,18 @@ def log_size_at(objectives, alpha, tol: float) -> LogSizePlan:
     alpha : array_like, shape (K,)
         The mixture.
     tol : float
+        Error every target must reach (reward's unit per customer).
 
     Returns
     -------
     LogSizePlan
         ``log_size_needed`` (None when no log size reaches ``tol``: a bias remains) and the size each
-        target needs.
+        target needs (customers, rounded up).
+
+    Raises
+    ------
+    CouponmixError
+        tol not positive, or alpha off the simplex.
     """
     tol = check_positive_float(tol, "tol")
     names = objectives.component_names
