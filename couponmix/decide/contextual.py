@@ -87,6 +87,22 @@ def segment_grouping(scenario, feature: str = "segment") -> Grouping:
 
     Labels are the declared names, or the scenario's ``segment_names`` when there is one per value, else
     "feature = value".
+
+    Parameters
+    ----------
+    scenario : Scenario
+    feature : str
+        The categorical covariate's name.
+
+    Returns
+    -------
+    Grouping
+        One group per value.
+
+    Raises
+    ------
+    CouponmixError
+        No such covariate, or more than 20 values.
     """
     j = _covariate(scenario, feature)
     declared = scenario.categories(feature)
@@ -118,14 +134,51 @@ def _bin_labels(name: str, edges: np.ndarray) -> list[str]:
 
 
 def feature_grouping(scenario, sample_x: np.ndarray, feature: str, bins: int = 4) -> Grouping:
-    """Groups by ``bins`` quantile bins of covariate ``feature`` over ``sample_x`` (M, d) (fewer where quantiles tie)."""
+    """Groups by ``bins`` quantile bins of covariate ``feature`` over ``sample_x`` (fewer where quantiles tie).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    sample_x : ndarray, (M, d)
+        Customers whose quantiles set the edges.
+    feature : str
+        The covariate's name.
+    bins : int
+
+    Returns
+    -------
+    Grouping
+
+    Raises
+    ------
+    CouponmixError
+        No such covariate, or all quantiles equal (one group only).
+    """
     j = _covariate(scenario, feature)
     edges = _quantile_edges(sample_x[:, j], bins)
     return Grouping("feature", j, edges, None, _bin_labels(feature, edges), feature)
 
 
 def margin_grouping(scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:
-    """Groups by ``bins`` quantile bins of the reward model's predicted margin on ``sample_x`` (M, d) (``margin``)."""
+    """Groups by ``bins`` quantile bins of the reward model's predicted margin on ``sample_x`` (``margin``).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        With a reward model.
+    sample_x : ndarray, (M, d)
+        Customers whose margins' quantiles set the edges.
+    bins : int
+
+    Returns
+    -------
+    Grouping
+
+    Raises
+    ------
+    CouponmixError
+        No reward model, or all quantiles equal (one group only).
+    """
     edges = _quantile_edges(margin(scenario, sample_x), bins)
     return Grouping("margin", None, edges, None, _bin_labels("predicted margin", edges), "predicted margin")
 
@@ -138,7 +191,14 @@ class LogisticShape:
 
     falling monotonically from the cap (customers whose best coupon is uncertain) to the floor (those whose
     best coupon is clear). It is applied in steps: each margin bin explores at the curve's value at the
-    bin's median margin, so what is deployed is exactly what the formulas evaluate."""
+    bin's median margin, so what is deployed is exactly what the formulas evaluate.
+
+    Parameters
+    ----------
+    centers : ndarray, (G,)
+        Each margin bin's median predicted margin (reward's unit); they also bound the midpoint and, by their
+        spread, the scale (from spread / 200 to 2 spread).
+    """
 
     def __init__(self, centers: np.ndarray):
         self.centers = np.asarray(centers, dtype=float)
@@ -146,23 +206,68 @@ class LogisticShape:
         self.log_scale_bounds = (np.log(spread / 200), np.log(spread * 2))
 
     def eps(self, theta: np.ndarray) -> np.ndarray:
-        """(B, G) each bin's rate for parameters theta (B, 4)."""
+        """Each bin's rate for parameters theta.
+
+        Parameters
+        ----------
+        theta : ndarray, (B, 4) or (4,)
+            (floor, rise, midpoint, log scale) per row.
+
+        Returns
+        -------
+        ndarray, (B, G)
+            Exploration rates (fractions; not clipped).
+        """
         theta = np.atleast_2d(theta)
         floor, rise, mid, log_s = (theta[:, i : i + 1] for i in range(4))
         return floor + rise * expit((mid - self.centers[None, :]) / np.exp(log_s))
 
     def constant(self, rate: float, midpoint: float | None = None) -> np.ndarray:
-        """The parameters of the constant rule ``rate`` (rise 0)."""
+        """The parameters of the constant rule ``rate`` (rise 0).
+
+        Parameters
+        ----------
+        rate : float
+            The exploration rate, a fraction.
+        midpoint : float, optional
+            Where the (flat) curve's midpoint sits (default: the bins' median centre; reward's unit).
+
+        Returns
+        -------
+        ndarray, (4,)
+            theta, its log scale the middle of its bounds.
+        """
         mid = float(np.median(self.centers)) if midpoint is None else midpoint
         return np.array([rate, 0.0, mid, float(np.mean(self.log_scale_bounds))])
 
     def bounds(self, lo: float, hi: float) -> list[tuple[float, float]]:
         """Bounds of theta for rates in [lo, hi]: floor in [lo, hi], rise in [0, hi - lo], midpoint within the bins' centres,
-        and the log scale's bounds."""
+        and the log scale's bounds.
+
+        Parameters
+        ----------
+        lo, hi : float
+            The least and most rate, fractions.
+
+        Returns
+        -------
+        list of (float, float), (4,)
+            (low, high) of each parameter.
+        """
         return [(lo, hi), (0.0, hi - lo), (float(self.centers.min()), float(self.centers.max())), self.log_scale_bounds]
 
     def theta(self, parameters: LogisticParameters) -> np.ndarray:
-        """The parameters theta (4,) behind ``parameters`` (the inverse of ``parameters``)."""
+        """The parameters theta behind ``parameters`` (the inverse of ``parameters``).
+
+        Parameters
+        ----------
+        parameters : LogisticParameters
+
+        Returns
+        -------
+        ndarray, (4,)
+            (floor, rise, midpoint, log scale).
+        """
         p = parameters
         return np.array([p.floor, p.cap - p.floor, p.midpoint, np.log(p.scale)], dtype=float)
 
@@ -187,7 +292,26 @@ class LogisticShape:
 
 
 def logistic_grouping(scenario, sample_x: np.ndarray, bins: int = 8) -> Grouping:
-    """Margin bins (quantiles) carrying the logistic family over them."""
+    """Margin bins (quantiles) carrying the logistic family over them.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        With a reward model.
+    sample_x : ndarray, (M, d)
+        Customers whose margins set the edges and each bin's centre (median margin).
+    bins : int
+
+    Returns
+    -------
+    Grouping
+        Kind "logistic", its ``shape`` a ``LogisticShape``.
+
+    Raises
+    ------
+    CouponmixError
+        No reward model, or all quantiles equal (one group only).
+    """
     m = margin(scenario, sample_x)
     edges = _quantile_edges(m, bins)
     group = np.searchsorted(edges, m, side="right")
@@ -200,7 +324,22 @@ class ContextualCriterion:
 
     Follows the ``Objectives`` protocol (``evaluate``, ``revenue``, ``rmse``, ``laws``, names), with eps in
     place of alpha. Components other than the exploit (the revenue-best non-explore component) and
-    ``explore`` keep weight 0."""
+    ``explore`` keep weight 0.
+
+    Parameters
+    ----------
+    criterion : Criterion
+        On an evaluation sample with covariates, with a component named "explore".
+    scenario : Scenario
+        Puts the sample's customers in their groups.
+    grouping : Grouping
+        G groups, each holding some of the sample's customers.
+
+    Raises
+    ------
+    CouponmixError
+        No "explore" component, a sample without covariates, or an empty group.
+    """
 
     def __init__(self, criterion: Criterion, scenario, grouping: Grouping):
         names = list(criterion.component_names)
@@ -230,33 +369,111 @@ class ContextualCriterion:
         return len(self.groups)
 
     def mixtures(self, eps: np.ndarray) -> np.ndarray:
-        """(B, G, K) each group's mixture."""
+        """Each group's mixture: (1 - eps) on the exploit component, eps on explore.
+
+        Parameters
+        ----------
+        eps : array_like, (B, G) or (G,)
+            Each group's exploration rate, fractions in [0, 1].
+
+        Returns
+        -------
+        ndarray, (B, G, K)
+        """
         return rate_mixture(len(self.component_names), self.i_exploit, self.i_explore, np.atleast_2d(np.asarray(eps, dtype=float)))
 
     def revenue(self, eps) -> np.ndarray:
-        """(B,) expected reward per customer at the group rates ``eps`` (B, G)."""
+        """Expected reward per customer at the group rates ``eps``.
+
+        Parameters
+        ----------
+        eps : array_like, (B, G) or (G,)
+            Each group's exploration rate, fractions in [0, 1].
+
+        Returns
+        -------
+        ndarray, (B,)
+            Reward's unit per customer.
+        """
         return self.revenue_of_mixtures(self.mixtures(eps))
 
     def revenue_of_mixtures(self, a: np.ndarray) -> np.ndarray:
-        """(B,) reward per customer when group g is logged with ``a[:, g]`` ((B, G, K) mixtures of any components)."""
+        """Reward per customer when group g is logged with ``a[:, g]``.
+
+        Parameters
+        ----------
+        a : ndarray, (B, G, K)
+            Group g's mixture in ``a[:, g]`` (any components' weights).
+
+        Returns
+        -------
+        ndarray, (B,)
+            Reward's unit per customer.
+        """
         return sum(w * sub.revenue(a[:, g]) for g, (w, sub) in enumerate(zip(self.shares, self.subs)))
 
     def explored_share(self, eps) -> np.ndarray:
-        """(B,) expected share of all traffic sent to exploration."""
+        """Expected share of all traffic sent to exploration: the group rates weighted by the groups' shares.
+
+        Parameters
+        ----------
+        eps : array_like, (B, G) or (G,)
+            Each group's exploration rate, fractions in [0, 1].
+
+        Returns
+        -------
+        ndarray, (B,)
+            Fractions.
+        """
         return np.atleast_2d(np.asarray(eps, dtype=float)) @ self.shares
 
     def laws(self, eps):
-        """Each target's ``SelectedLaw`` over the batch of group rates ``eps`` (B, G)."""
+        """Each target's ``SelectedLaw`` over the batch of group rates ``eps``.
+
+        Parameters
+        ----------
+        eps : array_like, (B, G) or (G,)
+            Each group's exploration rate, fractions in [0, 1].
+
+        Returns
+        -------
+        list of SelectedLaw, (T,)
+            Each over the batch (B,).
+        """
         return self.laws_of_mixtures(self.mixtures(eps))
 
     def laws_of_mixtures(self, a: np.ndarray) -> list:
-        """Each target's ``SelectedLaw`` when group g is logged with ``a[:, g]`` ((B, G, K) mixtures)."""
+        """Each target's ``SelectedLaw`` when group g is logged with ``a[:, g]``.
+
+        Parameters
+        ----------
+        a : ndarray, (B, G, K)
+            Group g's mixture in ``a[:, g]`` (any components' weights).
+
+        Returns
+        -------
+        list of SelectedLaw, (T,)
+            Each over the batch (B,).
+        """
         parts = [sub._moments(a[:, g]) for g, sub in enumerate(self.subs)]
         combined = [Moments.combine([parts[g][p] for g in range(self.size)], self.shares.tolist()) for p in range(len(self.base._passes))]
         return self.base._laws_from(combined)
 
     def rmse(self, eps, n: int | None = None) -> np.ndarray:
-        """(B, T) the criterion's error per target at the group rates ``eps`` (B, G) and log size n (default the criterion's)."""
+        """The criterion's error per target at the group rates ``eps`` and log size n.
+
+        Parameters
+        ----------
+        eps : array_like, (B, G) or (G,)
+            Each group's exploration rate, fractions in [0, 1].
+        n : int, optional
+            Customers in the log (default: the criterion's).
+
+        Returns
+        -------
+        ndarray, (B, T)
+            RMSE, reward's unit per customer.
+        """
         n = self.n if n is None else n
         return np.column_stack([law.rmse(n) for law in self.laws(eps)])
 
@@ -284,11 +501,36 @@ class ContextualCriterion:
         return np.column_stack([law.rmse(n) for law in laws]), np.column_stack([_interval_95(law, n) for law in laws])
 
     def combine(self, rmse: np.ndarray) -> np.ndarray:
-        """(B,) the single error objective from per-target errors (B, T), by the criterion's aggregate."""
+        """The single error objective from per-target errors, by the criterion's aggregate.
+
+        Parameters
+        ----------
+        rmse : ndarray, (B, T)
+            Reward's unit per customer.
+
+        Returns
+        -------
+        ndarray, (B,)
+        """
         return self.base.combine(rmse)
 
     def evaluate(self, eps):
-        """(revenue (B,), combined error (B,), per-target error (B, T)) at the group rates ``eps`` (B, G)."""
+        """Both objectives at the group rates ``eps``.
+
+        Parameters
+        ----------
+        eps : array_like, (B, G) or (G,)
+            Each group's exploration rate, fractions in [0, 1].
+
+        Returns
+        -------
+        revenue : ndarray, (B,)
+            Expected reward per customer (reward's unit).
+        error : ndarray, (B,)
+            The combined error (``combine``), reward's unit per customer.
+        per_target : ndarray, (B, T)
+            Each target's error, reward's unit per customer.
+        """
         r = self.rmse(eps)
         return self.revenue(eps), self.combine(r), r
 
@@ -314,7 +556,26 @@ def least_cost_rule(obj: ContextualCriterion, max_error: float, start: float, fl
     error (T,), parameters); parameters is None for free group rates and a ``LogisticParameters`` for a parametric
     family (``obj.grouping.shape``), whose parameters the search then runs over. None when the solver finds no
     feasible rule. ``x0`` (the group rates, or the family's parameters) starts the solver from a feasible
-    rule found elsewhere (the search's) instead of the constant."""
+    rule found elsewhere (the search's) instead of the constant.
+
+    Parameters
+    ----------
+    obj : ContextualCriterion
+    max_error : float
+        The criterion's error to stay within (reward's unit per customer).
+    start : float
+        The constant rate SLSQP starts from, a fraction (clipped to [floor, 1 - floor]).
+    floor : float
+        Every rate stays in [floor, 1 - floor].
+    starts : int
+        SLSQP starts for a family: the constant placed at this many midpoints.
+    x0 : array_like, (G,) or (4,), optional
+
+    Returns
+    -------
+    (ndarray (G,), ndarray (T,), LogisticParameters or None) or None
+        The group rates (fractions), each target's error there (reward's unit per customer), and the parameters.
+    """
     from scipy.optimize import minimize
 
     if obj.grouping.shape is not None:
@@ -394,6 +655,7 @@ def _least_cost_shape(
     gains = finite_differences(lambda pts: (shape.eps(pts) @ slope)[:, None], h)  # revenue gained, (P + 1, 1)
 
     def cost_grad(t):
+        """The gradient (4,) of minus the revenue gained at the family's parameters t."""
         return -gains(t)[1][:, 0]
 
     best = None
@@ -429,7 +691,22 @@ def _least_cost_shape(
 
 def cost_at_error(revenue: np.ndarray, rmse: np.ndarray, best_revenue: float, target: float) -> float | None:
     """Revenue cost (best revenue minus the front's highest revenue with error <= target), per customer;
-    None when no point of the front reaches ``target``."""
+    None when no point of the front reaches ``target``.
+
+    Parameters
+    ----------
+    revenue, rmse : ndarray, (F,)
+        The front's revenue and error, reward's unit per customer.
+    best_revenue : float
+        The revenue costs are against (reward's unit per customer).
+    target : float
+        The error to reach (reward's unit per customer).
+
+    Returns
+    -------
+    float or None
+        Reward's unit per customer.
+    """
     ok = rmse <= target
     if not ok.any():
         return None
@@ -438,7 +715,15 @@ def cost_at_error(revenue: np.ndarray, rmse: np.ndarray, best_revenue: float, ta
 
 class FamilyParameters:
     """What the search over a family runs over: each group's rate (free groups) or the family's parameters
-    (``grouping.shape``), their bounds, the repair into the feasible set, and the group rates they give."""
+    (``grouping.shape``), their bounds, the repair into the feasible set, and the group rates they give.
+
+    Parameters
+    ----------
+    obj : ContextualCriterion
+        Its grouping's family (``shape``; None: free group rates) and number of groups.
+    floor : float
+        Every rate stays in [floor, 1 - floor], a fraction.
+    """
 
     def __init__(self, obj: ContextualCriterion, floor: float):
         self.shape = obj.grouping.shape
@@ -455,24 +740,72 @@ class FamilyParameters:
         return len(self.xl)
 
     def repair(self, x: np.ndarray) -> np.ndarray:
-        """(B, P) inside the bounds, and for the logistic family cap = floor + rise <= 1 - floor."""
+        """Parameters moved inside the bounds, and for the logistic family cap = floor + rise <= 1 - floor.
+
+        Parameters
+        ----------
+        x : array_like, (B, P) or (P,)
+
+        Returns
+        -------
+        ndarray, (B, P)
+        """
         x = np.clip(np.atleast_2d(np.asarray(x, dtype=float)), self.xl, self.xu)
         if self.shape is not None:
             x[:, 1] = np.minimum(x[:, 1], self.hi - x[:, 0])
         return x
 
     def eps(self, x: np.ndarray) -> np.ndarray:
-        """(B, G) the group rates of parameters ``x`` (B, P)."""
+        """The group rates of parameters ``x`` (repaired first).
+
+        Parameters
+        ----------
+        x : array_like, (B, P) or (P,)
+
+        Returns
+        -------
+        ndarray, (B, G)
+            Rates in [floor, 1 - floor], fractions.
+        """
         x = self.repair(x)
         return x if self.shape is None else np.clip(self.shape.eps(x), self.lo, self.hi)
 
     def constant(self, rate: float, midpoint: float | None = None) -> np.ndarray:
-        """The parameters of one rate for everyone."""
+        """The parameters of one rate for everyone.
+
+        Parameters
+        ----------
+        rate : float
+            A fraction, clipped to [floor, 1 - floor].
+        midpoint : float, optional
+            The logistic family's midpoint (``LogisticShape.constant``).
+
+        Returns
+        -------
+        ndarray, (P,)
+        """
         rate = float(np.clip(rate, self.lo, self.hi))
         return np.full(self.size, rate) if self.shape is None else self.shape.constant(rate, midpoint)
 
     def of_rule(self, eps: np.ndarray, parameters: LogisticParameters | None) -> np.ndarray:
-        """The parameters of a rule ``least_cost_rule`` returned (its group rates ``eps``, or the family's ``parameters``)."""
+        """The parameters of a rule ``least_cost_rule`` returned (its group rates ``eps``, or the family's ``parameters``).
+
+        Parameters
+        ----------
+        eps : ndarray, (G,)
+            The rule's group rates.
+        parameters : LogisticParameters or None
+            The family's parameters (None for free group rates).
+
+        Returns
+        -------
+        ndarray, (P,)
+
+        Raises
+        ------
+        ValueError
+            A parametric family's rule without its parameters.
+        """
         if self.shape is None:
             return np.asarray(eps, dtype=float)
         if parameters is None:
@@ -533,6 +866,7 @@ def search_front(
     archive: list[tuple] = []
 
     def revenue_and_error(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Revenue (N,) and combined error (N,) of the parameters x (N, P), each evaluation kept in ``archive``."""
         x = family.repair(x)
         eps = family.eps(x)
         rev, (err, half) = obj.revenue(eps), obj.precision(eps)
@@ -557,7 +891,19 @@ FRONT_POINTS = 6
 
 
 def check_contextual(spec: str, scenario) -> None:
-    """Before any work: the ``--contextual`` value names a family, and the covariate it groups by exists."""
+    """Before any work: the ``--contextual`` value names a family, and the covariate it groups by exists.
+
+    Parameters
+    ----------
+    spec : str
+        One of ``FAMILIES`` (feature:NAME with a covariate's name).
+    scenario : Scenario
+
+    Raises
+    ------
+    CouponmixError
+        Another value, or no such covariate.
+    """
     if spec in ("segment", "margin", "logistic"):
         feature = "segment" if spec == "segment" else None
     elif spec.startswith("feature:") and len(spec) > len("feature:"):
@@ -569,7 +915,27 @@ def check_contextual(spec: str, scenario) -> None:
 
 
 def grouping_for(spec: str, scenario, sample_x: np.ndarray, bins: int = 4) -> Grouping:
-    """The grouping a ``--contextual`` value names."""
+    """The grouping a ``--contextual`` value names.
+
+    Parameters
+    ----------
+    spec : str
+        One of ``FAMILIES``.
+    scenario : Scenario
+    sample_x : ndarray, (M, d)
+        Customers whose quantiles set the bins' edges.
+    bins : int
+        Bins of margin and feature groupings (logistic has 8).
+
+    Returns
+    -------
+    Grouping
+
+    Raises
+    ------
+    CouponmixError
+        As ``check_contextual`` and the grouping's builder.
+    """
     check_contextual(spec, scenario)
     if spec == "segment":
         return segment_grouping(scenario)
@@ -582,7 +948,22 @@ def grouping_for(spec: str, scenario, sample_x: np.ndarray, bins: int = 4) -> Gr
 
 def rule_in_words(grouping: Grouping, eps: np.ndarray, shares: np.ndarray, parameters: LogisticParameters | None = None) -> str:
     """'explore 54% of customers with loyal, 15% of occasional, ... (23% of all traffic)'; for the logistic
-    family, the curve in words."""
+    family, the curve in words.
+
+    Parameters
+    ----------
+    grouping : Grouping
+    eps : ndarray, (G,)
+        Each group's rate, a fraction.
+    shares : ndarray, (G,)
+        Each group's share of traffic, a fraction.
+    parameters : LogisticParameters, optional
+        The logistic family's parameters.
+
+    Returns
+    -------
+    str
+    """
     if parameters is not None:
         p, top, bottom = parameters, float(eps.max()), float(eps.min())
         if top - bottom < 0.005:
@@ -636,21 +1017,23 @@ def contextual_block(
     seed: int = 0,
     on_progress: Callable[[float, str], None] | None = None,
 ) -> ContextualBlock:
-    """The contextual answer at each named precision (``targets``: name -> the criterion's error), with the
-    global ratio's cost at the same error beside it, and both fronts for the figure.
+    """The contextual answer at each named precision, the global ratio's cost at the same error beside it, and both fronts for the
+    figure. SLSQP least-cost rules (at each named precision and ``front_points`` precisions over the global front) and constant rates
+    seed NSGA-II over the family's parameters; the front is the non-dominated set of everything evaluated and of the global grid. The
+    rule at a named precision, the cheapest of the front's points, the SLSQP rule and the best constant rate within that error, is on
+    the front (``at[name].front_index``); each point carries what the report's slider shows (``front_point``, from laws already computed).
 
-    SLSQP finds the least-cost rule at each named precision and at ``front_points`` precisions spread over
-    the global front; NSGA-II then searches the family's parameters from a first population seeded with those
-    rules and with constant rates. The contextual front is the non-dominated set of everything evaluated and
-    of the global grid; the rule at a named precision is the cheapest of the front's points, the SLSQP rule
-    and the best constant rate within that error. That rule is placed on the front (``at[name].front_index``),
-    and every point of the front carries what the report's slider over the rules shows (``front_point``), from
-    the laws the search and the grid computed (no further evaluation). ``on_progress(fraction, what)`` hears each step: every
-    SLSQP rule, every search generation and every final polish (each step about one share of the time)."""
+    Parameters
+    ----------
+    targets : dict of str to float
+        Name -> the criterion's error (reward's unit per customer). ``best_revenue``: reward per customer with no exploration;
+        ``floor``: each group's least rate, a fraction; ``on_progress(fraction, what)`` hears every SLSQP rule, generation and polish.
+    """
     steps = 2 * len(targets) + front_points + generations
     done = 0
 
     def step(what: str) -> None:
+        """Count one step done and tell ``on_progress`` the fraction done and what it was."""
         nonlocal done
         done += 1
         if on_progress is not None:
@@ -669,8 +1052,7 @@ def contextual_block(
     rules: dict[str, FrontPoint] = {}
     for name, (target, start, found) in named.items():
         rules[name], at[name] = _rule_at(obj, family, searched, name, target, start, found, floor, best_revenue, step)
-    # 4. the family contains the constant rules: its front is the non-dominated set of the search and the grid,
-    # with the rules at the named precisions on it (each point with what the report's slider shows there)
+    # 4. the front: the non-dominated set of the search and the grid (the family holds the constant rules), named rules on it
     merged = _merged_front(obj, rules, searched, grid, best_revenue)
     for name, rule in rules.items():
         at[name].front_index = next(i for i, p in enumerate(merged) if p.exploration_rate == rule.exploration_rate)
@@ -678,7 +1060,6 @@ def contextual_block(
     return ContextualBlock(
         family=obj.grouping.kind,
         grouped_by=obj.grouping.what,
-        # what exploring one customer of a group gives up: the exploit policy's value there minus the explorer's
         groups=[
             ContextualGroup(
                 label=lab,
