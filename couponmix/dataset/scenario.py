@@ -214,8 +214,18 @@ class Scenario(ABC):
         return "the revenue model's error against the simulator's true mean revenue on held-out customers, where the log checks it"
 
     def model_report(self, x: np.ndarray) -> ModelReport | None:
-        """Quality of any learned model behind the policies, measured on held-out customers x (n, d); None
-        without one."""
+        """Quality of any learned model behind the policies, measured on held-out customers x.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates of customers the model was not trained on.
+
+        Returns
+        -------
+        ModelReport or None
+            None without a learned model.
+        """
         return None
 
     def warnings(self) -> list[str]:

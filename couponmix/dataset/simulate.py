@@ -226,7 +226,17 @@ def write_chunk(job: ChunkJob, index: int) -> ChunkStats:
 
 
 def part_name(index: int) -> str:
-    """The file name of chunk ``index`` (an int from 0): part-000000.parquet, part-000001.parquet, ..."""
+    """The file name of chunk ``index``: part-000000.parquet, part-000001.parquet, ...
+
+    Parameters
+    ----------
+    index : int
+        The chunk, from 0.
+
+    Returns
+    -------
+    str
+    """
     return f"part-{index:06d}.parquet"
 
 

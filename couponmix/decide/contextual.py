@@ -813,7 +813,16 @@ class FamilyParameters:
         return self.shape.theta(parameters)
 
     def parameters(self, x: np.ndarray) -> LogisticParameters | None:
-        """The family's parameters ``x`` (P,) in words (``LogisticShape.parameters``); None when each group's rate is free."""
+        """The family's parameters in words (``LogisticShape.parameters``); None when each group's rate is free.
+
+        Parameters
+        ----------
+        x : array_like, (P,)
+
+        Returns
+        -------
+        LogisticParameters or None
+        """
         return None if self.shape is None else self.shape.parameters(np.asarray(x, dtype=float))
 
 

@@ -88,8 +88,18 @@ def cross_fitted(log: dict, seed: int = 0, threads: int | None = None) -> np.nda
 
 
 def pilot_size(n: int) -> int:
-    """Customers one cross-fitting fold's model is trained on at log size n (customers), at least
-    10 * ``N_FOLDS`` and at most ``PILOT_MAX``."""
+    """Customers one cross-fitting fold's model is trained on at log size n.
+
+    Parameters
+    ----------
+    n : int
+        The log's size (customers).
+
+    Returns
+    -------
+    int
+        round(n (K - 1) / K) for K = ``N_FOLDS``, at least 10 K and at most ``PILOT_MAX`` (customers).
+    """
     return int(min(PILOT_MAX, max(10 * N_FOLDS, round(n * (N_FOLDS - 1) / N_FOLDS))))
 
 

@@ -343,7 +343,12 @@ class StreamingObjectives:
 
     def moments(self, alphas, on_chunk: Callable[[int], None] | None = None) -> tuple[Moments, np.ndarray]:
         """The first estimator's population moments for the batch, and the components' values (see
-        ``pass_moments``, whose parameters it takes).
+        ``pass_moments``).
+
+        Parameters
+        ----------
+        alphas, on_chunk
+            As for ``pass_moments``.
 
         Returns
         -------
