@@ -16,7 +16,7 @@ from pydantic import Field
 from couponmix.dataset.calibration import fold_of, gate_outcome, ipw, shrunk_means
 from couponmix.dataset.calibration_config import CARD, CalibrateConfig, PolicySpec, sha256_of
 from couponmix.dataset.scenario import Scenario
-from couponmix.dataset.types import ObservedRows
+from couponmix.dataset.types import BanditFeedback, ObservedRows
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.infra.schema import Schema, parse
@@ -420,7 +420,7 @@ class CalibratedScenario(Scenario):
         return {k: self._policy(f"target.{k}", k, s) for k, s in self.cfg.targets.items()}
 
     # ----- what the real log says -------------------------------------------------------------------------
-    def real_log(self) -> dict | None:
+    def real_log(self) -> BanditFeedback | None:
         """The log in obp's format (customers, actions, rewards, propensities), or None without propensities.
 
         With several loggers (a component column): ``pscore`` is the acting logger's own propensity (naive
@@ -429,15 +429,15 @@ class CalibratedScenario(Scenario):
         if not (self.folder / "log_propensity.npy").is_file():
             return None
         p = self._array_cached("log_propensity")
-        log = {
-            "context": self.customers,
-            "action": self._array_cached("log_action"),
-            "reward": self._array_cached("log_reward"),
-            "pscore": p,
-            "pscore_avg": p,
-            "n_rounds": len(p),
-            "n_actions": self.n_actions,
-        }
+        log = BanditFeedback(
+            context=self.customers,
+            action=self._array_cached("log_action"),
+            reward=self._array_cached("log_reward"),
+            pscore=p,
+            pscore_avg=p,
+            n_rounds=len(p),
+            n_actions=self.n_actions,
+        )
         if self.loggers > 1:
             log["stratum_idx"] = self._array_cached("log_component")
             log["pscore_avg"] = self._array_cached("log_pscore_avg") if (self.folder / "log_pscore_avg.npy").is_file() else None

@@ -9,9 +9,12 @@ pscore_components (n, K) and expected_reward mu(x, .) (n, A).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from couponmix.dataset.scenario import Scenario
+from couponmix.dataset.types import BanditFeedback
 from couponmix.infra.seeding import BLOCK, stream
 from couponmix.infra.validation import check_positive_int
 from couponmix.policy.mixture import Mixture
@@ -19,15 +22,13 @@ from couponmix.policy.mixture import Mixture
 __all__ = ["simulate_block", "simulate_log"]
 
 
-def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.random.Generator) -> dict:
+def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.random.Generator) -> BanditFeedback:
     """One block of customers: covariates, component, action, reward and propensities, drawn in this order
     (``simulate_log`` and the chunked ``simulate`` both build on it, so they give the same rows)."""
     x = scenario.sample_covariates(size, rng)
     draw = mixture.draw(x, rng)
     reward = scenario.sample_rewards(x, draw.action, rng)
-    extra = {"alpha": draw.alpha} if mixture.varies_by_customer else {}  # each customer's own weights
-    return dict(
-        **extra,
+    block = BanditFeedback(
         context=x,
         action=draw.action,
         reward=reward,
@@ -36,9 +37,14 @@ def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.rand
         stratum_idx=draw.component,
         pscore_components=draw.pscore_components,
     )
+    if mixture.varies_by_customer:  # each customer's own weights
+        block = BanditFeedback(alpha=draw.alpha, **block)
+    return block
 
 
-def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replication: int | None = None, pilot: int | None = None) -> dict:
+def simulate_log(
+    scenario: Scenario, mixture: Mixture, n: int, seed: int, replication: int | None = None, pilot: int | None = None
+) -> BanditFeedback:
     """Draw a log of ``n`` customers from ``scenario`` under ``mixture``.
 
     Customers are simulated in blocks of ``seeding.BLOCK``, block b from its own
@@ -51,13 +57,16 @@ def simulate_log(scenario: Scenario, mixture: Mixture, n: int, seed: int, replic
         raise ValueError("a log is either a pilot or a replication")
     key = ("pilot", pilot) if pilot is not None else ("log",) if replication is None else ("replication", replication)
     parts = [simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, *key, b)) for b, start in enumerate(range(0, n, BLOCK))]
-    log: dict = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    blocks = [cast(dict, part) for part in parts]  # read by variable keys
+    log = cast(BanditFeedback, {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]})
     log.update(
-        expected_reward=scenario.mu(log["context"]),
-        n_rounds=n,
-        n_actions=scenario.n_actions,
-        n_strata=len(mixture.names),
-        position=None,
-        component_names=mixture.names,
+        BanditFeedback(
+            expected_reward=scenario.mu(log["context"]),
+            n_rounds=n,
+            n_actions=scenario.n_actions,
+            n_strata=len(mixture.names),
+            position=None,
+            component_names=mixture.names,
+        )
     )
     return log

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from couponmix.dataset.types import ModelReport, SupportVerdict
+from couponmix.dataset.types import BanditFeedback, ModelReport, SupportVerdict
 from couponmix.errors import CouponmixError
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.policy.policies import Policy
@@ -248,7 +248,7 @@ class Scenario(ABC):
         """
         return None
 
-    def real_log(self) -> dict | None:
+    def real_log(self) -> BanditFeedback | None:
         """The real log behind the scenario in obp's format (``context``, ``action``, ``reward``, ``pscore``,
         ``pscore_avg``, ...), where it holds one with propensities (None for simulators); the log's own
         estimates are ``couponmix.ope.real_log.log_estimates``."""

@@ -8,12 +8,33 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
 from couponmix.infra.records import Record
 
-__all__ = ["ModelReport", "ObservedRows", "SupportVerdict"]
+__all__ = ["BanditFeedback", "ModelReport", "ObservedRows", "SupportVerdict"]
+
+
+class BanditFeedback(TypedDict, total=False):
+    """A log in obp's multi-logger bandit-feedback format (``obp.dataset.SyntheticMultiLoggersBanditDataset``'s
+    keys), as obp's estimators take it: a dict, typed. n customers, A actions, K logging components."""
+
+    context: np.ndarray  #: (n, d) covariates
+    action: np.ndarray  #: (n,) the action played
+    reward: np.ndarray  #: (n,) its reward, in the reward's unit
+    pscore: np.ndarray  #: (n,) the acting component's own propensity of the action (naive weights)
+    pscore_avg: np.ndarray | None  #: (n,) the balanced propensity sum_k alpha_k pi_k(a | x); None if not rebuildable
+    stratum_idx: np.ndarray  #: (n,) the acting component
+    pscore_components: np.ndarray  #: (n, K) every component's propensity of the action played
+    alpha: np.ndarray  #: (n, K) each customer's own mixture, when the mixture varies by customer
+    expected_reward: np.ndarray  #: (n, A) the simulator's mean reward mu(x, a) (simulated logs only)
+    n_rounds: int
+    n_actions: int
+    n_strata: int
+    position: None
+    component_names: tuple[str, ...]
 
 
 @dataclass

@@ -20,8 +20,9 @@ propensity pi_k(a|x) (obp's MultiLoggersNaive*). obp is imported lazily, only wh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -420,7 +421,7 @@ class EstimatorSpec:
         pscore = "" if rec.obp_pscore == "pscore_avg" or rec.weight == "zero" else " with pscore = pscore_avg"
         return fit + f"{rec.obp}{pscore}{lam}"
 
-    def estimate(self, log: dict, action_dist: np.ndarray, reward_model: np.ndarray | None = None) -> float:
+    def estimate(self, log: Mapping[str, Any], action_dist: np.ndarray, reward_model: np.ndarray | None = None) -> float:
         """Run the matching obp estimator on a log. action_dist = pi_e(.|x_i) and reward_model = q(x_i, .),
         both (n, A); for dr_fitted, q must be the log's own cross-fitted model (``fitted_reward.cross_fitted``)."""
         import obp.ope as ope  # lazy: obp imports torch

@@ -26,6 +26,8 @@ chosen mixture, not optimised over the simplex.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +67,7 @@ def _regression_model(n_actions: int, seed: int, threads: int | None):
     return RegressionModel(n_actions=n_actions, base_model=base, fitting_method="normal")
 
 
-def cross_fitted(log: dict, seed: int = 0, threads: int | None = None) -> np.ndarray:
+def cross_fitted(log: Mapping[str, Any], seed: int = 0, threads: int | None = None) -> np.ndarray:
     """q(x_i, .) for every customer of the log, cross-fitted with ``N_FOLDS`` folds.
 
     Parameters

@@ -24,6 +24,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,7 @@ def true_values(scenario: Scenario, seed: int, size: int = TRUTH_SIZE) -> dict[s
     return {name: total / size for name, total in totals.items()}
 
 
-def row_weights(spec: EstimatorSpec, log: dict, pe: np.ndarray) -> np.ndarray:
+def row_weights(spec: EstimatorSpec, log: Mapping[str, Any], pe: np.ndarray) -> np.ndarray:
     """The estimator's weight c of each logged row: its weight function of pi_e(a_i|x_i) over the
     balanced propensity (the acting component's own for naive weights).
 
@@ -166,7 +167,7 @@ def row_weights(spec: EstimatorSpec, log: dict, pe: np.ndarray) -> np.ndarray:
     return spec.weight(pe[np.arange(len(a)), a] / p)
 
 
-def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
+def interval(spec: EstimatorSpec, log: Mapping[str, Any], pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
     """Point estimate and the half-width of its 95% interval, from the per-customer terms (``influence``).
 
     Parameters
@@ -194,7 +195,7 @@ def interval(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | Non
     return est, float(Z95 * phi.std(ddof=1) / np.sqrt(len(phi)))
 
 
-def influence(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, np.ndarray]:
+def influence(spec: EstimatorSpec, log: Mapping[str, Any], pe: np.ndarray, q: np.ndarray | None) -> tuple[float, np.ndarray]:
     """(point estimate, per-customer terms phi (n,)): the estimate is mean(phi) for plain estimators; for
     self-normalised ones phi is the delta method's linearisation, whose spread gives the standard error.
     The terms of two estimates on one log give the standard error of their difference.
@@ -240,7 +241,7 @@ def influence(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | No
     return float(est), phi
 
 
-def obp_estimate(spec: EstimatorSpec, log: dict, pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
+def obp_estimate(spec: EstimatorSpec, log: Mapping[str, Any], pe: np.ndarray, q: np.ndarray | None) -> tuple[float, float]:
     """obp's point estimate and our 95% half-width (obp's own interval is broken for multi-logger estimators);
     our point estimate, from the same per-customer terms as the interval, must equal obp's.
 
