@@ -627,8 +627,8 @@ def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended")
             f"{file} is a rule for scenario {summary.scenario!r} with world seed {summary.world_seed}, "
             f"not {scenario.name!r} with world seed {cfg.world_seed}: its groups would not be the same customers"
         )
-    written_for = (summary.study or {}).get("scenario")
-    if isinstance(written_for, str) and written_for != cfg.scenario:
+    written_for = None if summary.study is None else summary.study.scenario
+    if written_for is not None and written_for != cfg.scenario:
         same_folder = (
             Path(written_for).is_dir() and Path(cfg.scenario).is_dir() and Path(written_for).resolve() == Path(cfg.scenario).resolve()
         )

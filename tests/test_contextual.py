@@ -338,7 +338,7 @@ def test_simulate_logs_under_a_contextual_rule(tmp_path, capsys):
     assert abs(share - expected) < 4 * np.sqrt(expected * (1 - expected) / len(frame))
     capsys.readouterr()
     (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "summary.json").write_text(json.dumps({**doc, "study": {"scenario": "newsletter"}}))
+    (tmp_path / "other" / "summary.json").write_text(json.dumps({**doc, "study": {**doc["study"], "scenario": "newsletter"}}))
     for extra, message in [
         (["--contextual-from", str(tmp_path / "other")], "is a rule for scenario 'newsletter', not 'market'"),
         (["--contextual-from", str(tmp_path / "run"), "--alpha", "explore=0.1,exploit=0.9"], "not both"),

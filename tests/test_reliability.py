@@ -285,7 +285,7 @@ def test_a_target_no_mix_can_evaluate_is_reported_and_the_study_completes(tmp_pa
     )
     res = run(cfg, tmp_path / "out")
     s = res.summary
-    assert s.ips_variance["targets"]["everything"]["status"] == "unsupported"
+    assert s.ips_variance.targets["everything"].status == "unsupported"
     assert any("everything cannot be evaluated from logs of any mix" in w for w in s.warnings)
     html = (tmp_path / "out" / "report.html").read_text()
     assert "everything cannot be evaluated from logs of any mix" in html

@@ -12,9 +12,9 @@ from typing import TypedDict
 
 import numpy as np
 
-from couponmix.infra.records import Record
+from couponmix.infra.records import OPTIONAL, Record
 
-__all__ = ["BanditFeedback", "ModelReport", "ObservedRows", "SupportVerdict"]
+__all__ = ["BanditFeedback", "ModelReport", "ObservedRows", "SupportVerdict", "VerdictInfo"]
 
 
 class BanditFeedback(TypedDict, total=False):
@@ -76,15 +76,22 @@ class SupportVerdict:
         """True when the status is "finite"."""
         return self.status == "finite"
 
-    def to_dict(self) -> dict:
+    def info(self) -> VerdictInfo:
         """The verdict for summary.json: status, finite, method, reason, and evidence when there is any."""
-        return {
-            "status": self.status,
-            "finite": self.finite,
-            "method": self.method,
-            "reason": self.reason,
-            **({"evidence": self.evidence} if self.evidence else {}),
-        }
+        return VerdictInfo(self.status, self.finite, self.method, self.reason, self.evidence or None)
+
+
+@dataclass
+class VerdictInfo(Record):
+    """A ``SupportVerdict`` as summary.json's ``ips_variance`` writes it."""
+
+    status: str
+    finite: bool
+    method: str
+    reason: str
+    #: what the verdict rests on, which differs by method (a tail index and the second moment's growth, the
+    #: unsupported mass, or a scenario's own); left out when there is none
+    evidence: dict | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)

@@ -288,7 +288,7 @@ def study_row(folder: Path, name: str) -> StudyRow:
     rule = s.contextual.at.get("recommended") if s.contextual is not None and s.contextual.recommended else None
     row = StudyRow(
         study=name,
-        title=(s.study or {}).get("title") or name,
+        title=(s.study.title if s.study is not None else None) or name,
         status="done",
         scenario=s.scenario,
         exploration_rate=h.exploration_rate,

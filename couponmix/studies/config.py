@@ -36,6 +36,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from couponmix.dataset.scenario import get_scenario
 from couponmix.errors import CouponmixError
 from couponmix.infra.atomic import check_name
+from couponmix.infra.records import OPTIONAL, Record
 from couponmix.infra.safeyaml import load_yaml_file
 from couponmix.infra.schema import Int, Positive, PositiveReal, Schema, parse
 from couponmix.infra.validation import check_positive_float, check_positive_int
@@ -49,6 +50,7 @@ __all__ = [
     "SUFFIXES",
     "MAX_TEXT",
     "StudyConfig",
+    "StudyInfo",
     "is_study",
     "load_study",
     "StudyFile",
@@ -140,36 +142,57 @@ class StudyConfig:
         """A copy with the given fields replaced; None means 'keep the file's value'."""
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
 
-    def to_dict(self) -> dict:
+    def info(self) -> StudyInfo:
         """The study's settings as summary.json echoes them: the estimator by name, a scenario config given inline as
         'given in the study file', ``contextual`` only when set."""
-        d = {
-            k: getattr(self, k)
-            for k in (
-                "name",
-                "title",
-                "description",
-                "scenario",
-                "n",
-                "daily_traffic",
-                "seed",
-                "world_seed",
-                "tolerance",
-                "max_rmse",
-                "horizon_days",
-                "floor",
-                "aggregate",
-                "eval_size",
-                "pop_size",
-                "generations",
-                "source",
-            )
-        }
-        d["estimator"] = None if self.estimator is None else self.estimator.name
-        d["scenario_config"] = self.scenario_config if isinstance(self.scenario_config, (str, type(None))) else "given in the study file"
-        if self.contextual is not None:
-            d["contextual"] = self.contextual
-        return d
+        return StudyInfo(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            scenario=self.scenario,
+            n=self.n,
+            daily_traffic=self.daily_traffic,
+            seed=self.seed,
+            world_seed=self.world_seed,
+            tolerance=self.tolerance,
+            max_rmse=self.max_rmse,
+            horizon_days=self.horizon_days,
+            floor=self.floor,
+            aggregate=self.aggregate,
+            eval_size=self.eval_size,
+            pop_size=self.pop_size,
+            generations=self.generations,
+            source=self.source,
+            estimator=None if self.estimator is None else self.estimator.name,
+            scenario_config=self.scenario_config if isinstance(self.scenario_config, (str, type(None))) else "given in the study file",
+            contextual=self.contextual,
+        )
+
+
+@dataclass
+class StudyInfo(Record):
+    """A study's settings as summary.json's ``study`` block echoes them (``StudyConfig.info``)."""
+
+    name: str
+    title: str | None
+    description: str | None
+    scenario: str
+    n: int | None
+    daily_traffic: float
+    seed: int
+    world_seed: int
+    tolerance: float | None
+    max_rmse: float | None
+    horizon_days: float | None
+    floor: float
+    aggregate: str
+    eval_size: int
+    pop_size: int
+    generations: int
+    source: str | None  # the study file's path
+    estimator: str | None  # the forced estimator's name (None: the criterion chooses)
+    scenario_config: str | None  # a parameter file's path, or "given in the study file"
+    contextual: str | None = field(default=None, metadata=OPTIONAL)
 
 
 def _read_yaml(path: Path) -> dict:

@@ -37,13 +37,16 @@ from couponmix.ope.real_log import log_estimates
 from couponmix.ope.selection import ROBUST_ASSUMPTION, criterion_for, sample_and_verdicts
 from couponmix.policy.policies import Policy
 from couponmix.policy.simplex import check_floors, parse_alpha_spec, rate_mixture
-from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig
+from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig, StudyInfo
 from couponmix.studies.summary import (
     SUMMARY_FORMAT,
     CriterionInfo,
+    ExploitRegret,
     FloorMix,
     Headline,
+    IpsVariance,
     NoExploration,
+    OptimiserInfo,
     PolicyInfo,
     Production,
     Recommended,
@@ -286,7 +289,7 @@ def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
         config=cfg.scenario_config,
         tol=cfg.tolerance,
         daily_traffic=cfg.daily_traffic,
-        study=cfg.to_dict(),
+        study=cfg.info(),
         world_seed=cfg.world_seed,
         contextual=cfg.contextual,
     )
@@ -308,7 +311,7 @@ def run_study(
     config=None,
     tol: float | None = None,
     daily_traffic: float = DEFAULT_DAILY_TRAFFIC,
-    study: dict | None = None,
+    study: StudyInfo | None = None,
     world_seed: int = 0,
     contextual: str | None = None,
 ) -> StudyResult:
@@ -387,7 +390,7 @@ class RunSettings:
         The scenario's config (a market file or mapping), or None.
     daily_traffic : float
         Customers a day.
-    study : dict or None
+    study : StudyInfo or None
         The study file's settings, stored in the summary.
     contextual : str or None
     horizon_days : float or None
@@ -406,7 +409,7 @@ class RunSettings:
     config: object
     tol: float | None
     daily_traffic: float
-    study: dict | None
+    study: StudyInfo | None
     world_seed: int
     contextual: str | None = None
     horizon_days: float | None = None
@@ -791,31 +794,31 @@ def _explore_description(components: Mapping[str, Policy]) -> str | None:
     return components["explore"].description if "explore" in components else None
 
 
-def _ips_variance(verdicts: dict, at_rec: dict) -> dict:
-    return {
-        "applies_to": "every mixture with all weights > 0 (finiteness is the same across the inside of the simplex); checked at its centre",
-        "targets": {t: v.to_dict() for t, v in verdicts.items()},
-        "at_recommended": {t: v.to_dict() for t, v in at_rec.items()},
-    }
+def _ips_variance(verdicts: dict, at_rec: dict) -> IpsVariance:
+    return IpsVariance(
+        applies_to="every mixture with all weights > 0 (finiteness is the same across the inside of the simplex); checked at its centre",
+        targets={t: v.info() for t, v in verdicts.items()},
+        at_recommended={t: v.info() for t, v in at_rec.items()},
+    )
 
 
-def _optimiser(s: RunSettings, k: int, points: int) -> dict:
-    return {
-        "algorithm": "NSGA-II (pymoo)" if k > 2 else "exact evaluation on a fine grid of the segment (two components)",
-        "pop_size": s.pop_size,
-        "generations": s.generations,
-        "front_points": points,
-    }
+def _optimiser(s: RunSettings, k: int, points: int) -> OptimiserInfo:
+    return OptimiserInfo(
+        algorithm="NSGA-II (pymoo)" if k > 2 else "exact evaluation on a fine grid of the segment (two components)",
+        pop_size=s.pop_size,
+        generations=s.generations,
+        front_points=points,
+    )
 
 
-def _exploit_regret(components: Mapping[str, Policy], references: Mapping[str, Policy], values: dict) -> dict | None:
+def _exploit_regret(components: Mapping[str, Policy], references: Mapping[str, Policy], values: dict) -> ExploitRegret | None:
     """What the exploit policy gives up against the oracle, where the scenario has one."""
     if "exploit" not in components or "oracle" not in references:
         return None
-    return {
-        "per_customer": values["oracle"] - values["exploit"],
-        "oracle_gap_pct": 100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
-    }
+    return ExploitRegret(
+        per_customer=values["oracle"] - values["exploit"],
+        oracle_gap_pct=100 * (values["oracle"] - values["exploit"]) / abs(values["oracle"]),
+    )
 
 
 def headline_numbers(

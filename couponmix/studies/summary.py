@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from couponmix.dataset.types import ModelReport
+from couponmix.dataset.types import ModelReport, VerdictInfo
 from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import ExplorationCurve, LogSizeCurve
 from couponmix.decide.planner import StudyPlan
@@ -20,6 +20,7 @@ from couponmix.decide.value import DecisionBlock, Payback
 from couponmix.infra.records import OPTIONAL, Record, plain
 from couponmix.ope.criterion import EstimatorErrors, PromiseUncertainty, TargetError
 from couponmix.ope.real_log import LogEstimate
+from couponmix.studies.config import StudyInfo
 
 __all__ = [
     "SUMMARY_FORMAT",
@@ -35,6 +36,9 @@ __all__ = [
     "UnexploredTarget",
     "RevenueCost",
     "Production",
+    "IpsVariance",
+    "OptimiserInfo",
+    "ExploitRegret",
     "StudySummary",
     "to_json",
     "from_json",
@@ -358,11 +362,38 @@ class SampleSizeLaw(Record):
 
 
 @dataclass
+class IpsVariance(Record):
+    """Whether plain IPS has a finite variance for each future policy (summary.json's ``ips_variance``)."""
+
+    applies_to: str  # the mixtures the verdicts in ``targets`` hold for, in words
+    targets: dict[str, VerdictInfo]
+    at_recommended: dict[str, VerdictInfo]
+
+
+@dataclass
+class OptimiserInfo(Record):
+    """How the front was found (summary.json's ``optimiser``)."""
+
+    algorithm: str
+    pop_size: int
+    generations: int
+    front_points: int
+
+
+@dataclass
+class ExploitRegret(Record):
+    """What the exploit policy gives up against the oracle that knows the truth (reward's unit per customer)."""
+
+    per_customer: float
+    oracle_gap_pct: float  # the same as a percent of the oracle's value
+
+
+@dataclass
 class StudySummary(Record):
     """Everything a study computed; ``to_json`` writes it as summary.json."""
 
     summary_format: int
-    study: dict | None = field(metadata=OPTIONAL)
+    study: StudyInfo | None = field(metadata=OPTIONAL)
     scenario: str
     scenario_description: str
     n: int
@@ -374,14 +405,14 @@ class StudySummary(Record):
     floors: dict[str, float]
     policies: dict[str, PolicyInfo]
     variance_finite: dict[str, bool]
-    ips_variance: dict
+    ips_variance: IpsVariance
     recommended: Recommended
     floor_mix: FloorMix
     revenue_cost: RevenueCost
     promise_uncertainty: PromiseUncertainty
     no_exploration: NoExploration
     production: Production
-    optimiser: dict
+    optimiser: OptimiserInfo
     warnings: list[str]
     revenue_model: ModelReport | None = field(metadata=OPTIONAL)
     sample_size_law: SampleSizeLaw
@@ -389,7 +420,7 @@ class StudySummary(Record):
     log_size_curve: LogSizeCurve
     plan: StudyPlan | None = field(metadata=OPTIONAL)
     headline: Headline
-    exploit_regret: dict | None = field(default=None, metadata=OPTIONAL)
+    exploit_regret: ExploitRegret | None = field(default=None, metadata=OPTIONAL)
     #: a scenario calibrated from a real log: {world, card, diagnostics, warnings, values}; absent for simulators
     calibrated: dict | None = field(default=None, metadata=OPTIONAL)
     #: exploration rates that vary by customer (``--contextual``): the rule at each precision, both fronts
