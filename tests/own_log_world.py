@@ -209,7 +209,7 @@ def promise_check(
         "tails": tails,
         "world": cal.world,
         "second_moments": summary["criterion"]["second_moments"],
-        "gate": {"gain": cal.diagnostics.get("gain"), "gain_se": cal.diagnostics.get("gain_se")},
+        "gate": {"gain": cal.diagnostics.gain, "gain_se": cal.diagnostics.gain_se},
         "recommended": summary["recommended"]["alpha"],
         "n": n,
         "reps": reps,

@@ -1291,6 +1291,12 @@ SCENARIO_FOLDERS = [
         scenario_copy(card_edit(lambda d: d.update(format=999))),
     ),
     Case(
+        "folder_card_diagnostics_damaged",
+        PLAN_SC,
+        "diagnostics are not what calibrate writes",
+        scenario_copy(card_edit(lambda d: d["diagnostics"].pop("gain"))),
+    ),
+    Case(
         "folder_card_a_list",
         PLAN_SC,
         "calibration.json",

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from couponmix.cli import main
+from couponmix.dataset.calibration import ActionFit, CalibrationDiagnostics
 from couponmix.dataset.reallog import ColumnMapping, read_log
 from couponmix.errors import CouponmixError
 from couponmix.infra.schema import parse
+from couponmix.studies.summary import CalibratedBlock, from_json, to_json
 
 
 def toy_log(n=2000, seed=0, propensity=True):
@@ -96,7 +98,7 @@ def test_calibrate_writes_a_scenario_every_command_takes(tmp_path, capsys):
     toy_log(4000).to_csv(tmp_path / "log.csv", index=False)
     res = calibrate(tmp_path / "log.csv", tmp_path / "sc", config())
     assert res.world == "model" and res.warnings == []
-    assert res.diagnostics["gain"] > 3 * res.diagnostics["gain_se"]  # x and seg matter: the model wins
+    assert res.diagnostics.gain > 3 * res.diagnostics.gain_se  # x and seg matter: the model wins
     sc = get_scenario(str(tmp_path / "sc"))
     assert sc.ground_truth is False and sc.action_names == ("c10", "c20", "none")
     x = sc.sample_covariates(1000, np.random.default_rng(0))
@@ -154,6 +156,11 @@ def test_planning_chooses_its_own_fallback(tmp_path, capsys):
     assert main([*args, "--fallback", "means"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["calibrated"]["world"] == "means" and s["calibrated"]["fallback"] == "means"
+    text = (out / "summary.json").read_text()
+    back = from_json(text)  # the block as records, and back to the same bytes
+    assert isinstance(back.calibrated, CalibratedBlock) and isinstance(back.calibrated.diagnostics, CalibrationDiagnostics)
+    assert all(isinstance(a, ActionFit) for a in back.calibrated.diagnostics.per_action.values())
+    assert isinstance(back.calibrated.card, dict) and to_json(back) == text
     assert "treats every customer alike" in (out / "report.html").read_text()
     with pytest.raises(CouponmixError, match="scenario_config: fallback"):
         get_scenario(folder, config={"fallback": "never"})
@@ -677,9 +684,9 @@ def test_a_model_that_learned_next_to_nothing_does_not_pass_the_gate(tmp_path):
     cfg = config(targets={"model": {"kind": "greedy_model", "features": ["x"]}})
     res = calibrate(tmp_path / "log.csv", tmp_path / "sc", cfg)
     d = res.diagnostics
-    assert d["baseline_mse"] > d["overall_mean_mse"]  # the per-action averages are the weaker baseline here
-    assert d["model_mse"] < d["baseline_mse"]  # which the model beats: the per-action averages alone would pass it
-    assert res.world == "means" and not any(t["passed"] for t in d["tried"])
+    assert d.overall_mean_mse is not None and d.baseline_mse > d.overall_mean_mse  # the per-action averages are the weaker baseline here
+    assert d.model_mse < d.baseline_mse  # which the model beats: the per-action averages alone would pass it
+    assert res.world == "means" and not any(t["passed"] for t in d.tried or [])
     assert "no better than the per-action averages (or the overall average)" in res.warnings[0]
 
 
@@ -697,17 +704,17 @@ def test_the_gate_tries_other_model_settings_before_it_gives_up(tmp_path):
     frame.to_csv(tmp_path / "log.csv", index=False)
     overfit = {"n_estimators": 300, "num_leaves": 63, "min_child_samples": 5, "learning_rate": 0.2, "patience": None}
     res = calibrate(tmp_path / "log.csv", tmp_path / "sc", config(model=overfit))
-    tried = res.diagnostics["tried"]
+    tried = res.diagnostics.tried or []
     assert tried[0]["configured"] and not tried[0]["passed"], tried[0]
     assert res.world == "model" and any(t["passed"] for t in tried[1:])
-    chosen = res.diagnostics["model_settings"]
-    assert chosen != {"num_leaves": 63, "min_child_samples": 5} and res.diagnostics["gain"] > res.diagnostics["gain_se"]
+    chosen = res.diagnostics.model_settings or {}
+    assert chosen != {"num_leaves": 63, "min_child_samples": 5} and res.diagnostics.gain > res.diagnostics.gain_se
     note = next(w for w in res.warnings if "the configured revenue model (63 leaves" in w)
     assert f"a model with {chosen['num_leaves']} leaves" in note and "is used" in note
     frame["revenue"] = 5 + rng.standard_t(3, len(frame)) * 4
     frame.to_csv(tmp_path / "noise.csv", index=False)
     res = calibrate(tmp_path / "noise.csv", tmp_path / "noise", config(model=overfit))
-    assert res.world == "means" and len(res.diagnostics["tried"]) == 5
+    assert res.world == "means" and len(res.diagnostics.tried or []) == 5
     assert "None of the 5 model settings tried does better" in res.warnings[0] and "4 leaves, at least 200 rows a leaf" in res.warnings[0]
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from couponmix.dataset.calibration import fold_of, gate_outcome, ipw, shrunk_means
+from couponmix.dataset.calibration import CalibrationDiagnostics, fold_of, gate_outcome, ipw, shrunk_means
 from couponmix.dataset.calibration_config import CARD, CalibrateConfig, PolicySpec, sha256_of
 from couponmix.dataset.scenario import Scenario
 from couponmix.dataset.types import BanditFeedback, ObservedRows
@@ -68,6 +68,10 @@ class CalibratedScenario(Scenario):
         self.covariate_names = tuple(card["features"])
         self.binary = bool(card["binary"])
         self.default_n = int(self.meta["n"])
+        try:
+            self.diagnostics = CalibrationDiagnostics.from_dict(self.meta["diagnostics"])
+        except (KeyError, ValueError, TypeError, AttributeError):
+            raise CouponmixError(f"scenario folder {folder}: {CARD}'s diagnostics are not what calibrate writes; calibrate again") from None
         if isinstance(config, (str, Path)):
             config = load_yaml_file(Path(config))
         options = parse(ScenarioOptions, config, "scenario_config")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +40,15 @@ from couponmix.dataset.reallog import RealLog, read_log
 from couponmix.dataset.scenario import SCENARIO_FILE
 from couponmix.errors import CouponmixError
 from couponmix.infra.atomic import check_output_dir, write_outputs
+from couponmix.infra.records import OPTIONAL, Record
 from couponmix.infra.seeding import stream
 from couponmix.infra.validation import did_you_mean
 from couponmix.policy.revenue_model import CrossFittedRevenueModel
 
 __all__ = [
+    "ActionFit",
+    "CalibrationBin",
+    "CalibrationDiagnostics",
     "CalibrationResult",
     "PHASES",
     "PHASE_WEIGHTS",
@@ -58,12 +62,57 @@ __all__ = [
 
 
 @dataclass
+class CalibrationBin(Record):
+    """One tenth of the log's rows by the model's out-of-fold prediction: the mean prediction beside the mean reward."""
+
+    predicted: float
+    observed: float
+    rows: int
+
+
+@dataclass
+class ActionFit(Record):
+    """One action's rows and the out-of-fold squared errors on them (model, per-action means)."""
+
+    rows: int
+    share: float  # of the log's rows
+    positives: int | None = field(metadata=OPTIONAL)  # a binary reward's positive rows
+    model_mse: float
+    baseline_mse: float
+
+
+@dataclass
+class CalibrationDiagnostics(Record):
+    """The reward model against the per-action means, out of fold (calibration.json's and summary.json's ``diagnostics``).
+
+    ``overall_mean_mse``, ``model_settings`` and ``tried`` are absent from folders written before the gate compared
+    with the overall mean and tried other settings. ``model_settings`` (the chosen model's LightGBM complexity) and
+    ``tried`` (each setting tried: its complexity, trees, gain, whether it passed, whether it was the configured one)
+    stay mappings: their keys follow the settings the gate tries and have grown between versions.
+    """
+
+    model_mse: float
+    baseline_mse: float  # of the per-action means
+    overall_mean_mse: float | None = field(metadata=OPTIONAL)
+    gain: float  # the model's gain in squared error over the harder of the two averages
+    gain_se: float
+    auc: float | None  # binary rewards only
+    baseline_auc: float | None
+    calibration: list[CalibrationBin]
+    per_action: dict[str, ActionFit]
+    weighted_by_inverse_propensity: bool
+    measured: str  # how, in words
+    model_settings: dict | None = field(default=None, metadata=OPTIONAL)
+    tried: list[dict] | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass
 class CalibrationResult:
     """``couponmix calibrate``: the scenario folder written, its data card, diagnostics and warnings."""
 
     out: Path
     card: dict
-    diagnostics: dict
+    diagnostics: CalibrationDiagnostics
     world: str
     warnings: list[str]
 
@@ -77,9 +126,9 @@ class CalibrationResult:
             f"log: {c['rows']:,} rows ({c['rows_in_file']:,} in the file), {c['actions']} actions, "
             f"{kind} mean {c['reward']['mean']:.4g}"
             + (f" ({c['reward']['positives']:,} positive)" if c["binary"] else f", sd {c['reward']['sd']:.4g}"),
-            f"revenue model out of fold: mean squared error {d['model_mse']:.5g} against {d['baseline_mse']:.5g} for "
-            f"the per-action means and {d['overall_mean_mse']:.5g} for the overall mean (gain over the harder "
-            f"{d['gain']:.3g} +/- {d['gain_se']:.2g})" + (f", AUC {d['auc']:.3f}" if d.get("auc") is not None else ""),
+            f"revenue model out of fold: mean squared error {d.model_mse:.5g} against {d.baseline_mse:.5g} for "
+            f"the per-action means and {d.overall_mean_mse:.5g} for the overall mean (gain over the harder "
+            f"{d.gain:.3g} +/- {d.gain_se:.2g})" + (f", AUC {d.auc:.3f}" if d.auc is not None else ""),
             f"world built from: {'the model' if self.world == 'model' else 'per-action means (shrunk)'}",
         ]
         lines += [f"warning: {w}" for w in self.warnings]
@@ -151,13 +200,10 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
     return float(roc_auc_score(y, score))
 
 
-def _calibration_bins(pred: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
+def _calibration_bins(pred: np.ndarray, y: np.ndarray, bins: int = 10) -> list[CalibrationBin]:
     order = np.argsort(pred, kind="stable")
-    out = []
-    for chunk in np.array_split(order, bins):
-        if len(chunk):
-            out.append({"predicted": float(pred[chunk].mean()), "observed": float(y[chunk].mean()), "rows": int(len(chunk))})
-    return out
+    chunks = [c for c in np.array_split(order, bins) if len(c)]
+    return [CalibrationBin(float(pred[c].mean()), float(y[c].mean()), len(c)) for c in chunks]
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -307,7 +353,7 @@ def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None)
         "world": world,
         "description": cfg.description,
         "card": card,
-        "diagnostics": diagnostics,
+        "diagnostics": diagnostics.to_dict(),
         "warnings": warnings,
         "gate": gate,
         "config": cfg.model_dump(mode="json", by_alias=True),
@@ -425,36 +471,38 @@ def _diagnostics(log: RealLog, fit: _Fit, q_oof, gain: float, gain_se: float, tr
     counts = np.bincount(log.action, minlength=a_n)
     positives = np.bincount(log.action, weights=(log.reward > 0).astype(float), minlength=a_n).astype(int)
     per_action = {
-        log.action_names[a]: {
-            "rows": int(counts[a]),
-            "share": float(counts[a] / n),
-            **({"positives": int(positives[a])} if log.binary else {}),
-            "model_mse": float(((log.reward - q_oof) ** 2)[log.action == a].mean()),
-            "baseline_mse": float(((log.reward - base_oof) ** 2)[log.action == a].mean()),
-        }
+        log.action_names[a]: ActionFit(
+            rows=int(counts[a]),
+            share=float(counts[a] / n),
+            positives=int(positives[a]) if log.binary else None,
+            model_mse=float(((log.reward - q_oof) ** 2)[log.action == a].mean()),
+            baseline_mse=float(((log.reward - base_oof) ** 2)[log.action == a].mean()),
+        )
         for a in range(a_n)
     }
-    diagnostics = {
-        "model_mse": float(((log.reward - q_oof) ** 2).mean()),
-        "baseline_mse": float(((log.reward - base_oof) ** 2).mean()),
-        "overall_mean_mse": float(((log.reward - fit.overall_oof) ** 2).mean()),
-        "gain": gain,
-        "gain_se": gain_se,
-        "auc": _auc(log.reward, q_oof) if log.binary else None,
-        "baseline_auc": _auc(log.reward, base_oof) if log.binary else None,
-        "calibration": _calibration_bins(q_oof, log.reward),
-        "per_action": per_action,
-        "weighted_by_inverse_propensity": not fit.uniform_log,
-        "measured": "out of fold: each row scored by the model (and the per-action means) of the other folds",
-        "model_settings": _complexity(params),
-        "tried": tried,
-    }
+    diagnostics = CalibrationDiagnostics(
+        model_mse=float(((log.reward - q_oof) ** 2).mean()),
+        baseline_mse=float(((log.reward - base_oof) ** 2).mean()),
+        overall_mean_mse=float(((log.reward - fit.overall_oof) ** 2).mean()),
+        gain=gain,
+        gain_se=gain_se,
+        auc=_auc(log.reward, q_oof) if log.binary else None,
+        baseline_auc=_auc(log.reward, base_oof) if log.binary else None,
+        calibration=_calibration_bins(q_oof, log.reward),
+        per_action=per_action,
+        weighted_by_inverse_propensity=not fit.uniform_log,
+        measured="out of fold: each row scored by the model (and the per-action means) of the other folds",
+        model_settings=_complexity(params),
+        tried=tried,
+    )
     return diagnostics, counts, positives
 
 
-def _gate(log: RealLog, cfg: CalibrateConfig, diagnostics: dict, tried: list, params: dict, positives) -> tuple[dict, list[int]]:
+def _gate(
+    log: RealLog, cfg: CalibrateConfig, diagnostics: CalibrationDiagnostics, tried: list, params: dict, positives
+) -> tuple[dict, list[int]]:
     """(what the honesty gates say: a weak model, actions too sparse to model, the data's notes; the sparse actions)."""
-    a_n, gain, gain_se = log.n_actions, diagnostics["gain"], diagnostics["gain_se"]
+    a_n, gain, gain_se = log.n_actions, diagnostics.gain, diagnostics.gain_se
     min_positive = cfg.model.min_positive
     sparse = [a for a in range(a_n) if log.binary and positives[a] < min_positive]
     gate: dict = {"model_weak": None, "sparse": None, "data": list(log.notes)}
@@ -462,10 +510,10 @@ def _gate(log: RealLog, cfg: CalibrateConfig, diagnostics: dict, tried: list, pa
         settings = "; ".join(f"{_settings_words(t)}: {t['gain']:.2g} +- {t['gain_se']:.2g}" for t in tried)
         gate["model_weak"] = (
             f"The revenue model is no better than the per-action averages (or the overall average): out of fold "
-            f"its squared error is {diagnostics['model_mse']:.4g} against {diagnostics['baseline_mse']:.4g} for "
-            f"the per-action averages and {diagnostics['overall_mean_mse']:.4g} for the overall average (gain over "
+            f"its squared error is {diagnostics.model_mse:.4g} against {diagnostics.baseline_mse:.4g} for "
+            f"the per-action averages and {diagnostics.overall_mean_mse:.4g} for the overall average (gain over "
             f"the harder of the two {gain:.2g}, standard error {gain_se:.2g})"
-            + (f", AUC {diagnostics['auc']:.3f}" if diagnostics["auc"] else "")
+            + (f", AUC {diagnostics.auc:.3f}" if diagnostics.auc else "")
             + f". None of the {len(tried)} model settings tried does better (gain out of fold: "
             f"{settings}), so the log cannot support a model of how customers differ."
         )

@@ -366,8 +366,8 @@ def reward_word(summary: StudySummary) -> str:
     for a binary reward by default), else revenue."""
     if summary.calibrated is None:
         return "revenue"
-    card = summary.calibrated["card"]
-    return card.get("reward_name") or ("clicks" if card["binary"] else "revenue")
+    card = summary.calibrated.card or {}
+    return card.get("reward_name") or ("clicks" if card.get("binary") else "revenue")
 
 
 def reward_unit(summary: StudySummary) -> str:
@@ -382,13 +382,13 @@ def verdict(summary: StudySummary) -> str | None:
     if cal is None:
         return None
     word = reward_word(summary)
-    if cal.get("world") == "means":
+    if cal.world == "means":
         return (
             f"Your log cannot support a model of how customers differ, so every customer is treated alike: the {word} "
             "of each coupon is its average in the log, and every number below assumes customers do not differ."
         )
-    d = cal.get("diagnostics") or {}
-    gain = f" (out of fold it beats the per-coupon averages by {d['gain']:.3g} ± {d['gain_se']:.2g})" if "gain" in d else ""
+    d = cal.diagnostics
+    gain = f" (out of fold it beats the per-coupon averages by {d.gain:.3g} ± {d.gain_se:.2g})" if d is not None else ""
     return (
         f"A model fitted to your log predicts {word} better than the per-coupon averages{gain}. The values below are "
         "that model's estimates, not measurements: beside each, the log's own estimate shows how far to trust it."
@@ -420,7 +420,7 @@ def headline(summary: StudySummary) -> str:
     buys (each future policy's value with its 95% interval, in the reward's unit and as a share); the payback
     when ``--horizon-days`` chose the mix. The detail is ``headline_detail``."""
     head = summary.headline
-    alike = summary.calibrated is not None and summary.calibrated.get("world") == "means"
+    alike = summary.calibrated is not None and summary.calibrated.world == "means"
     word, unit = reward_word(summary), reward_unit(summary)
     explore = _explore_phrase(head, summary.recommended.alpha, summary.production.explore_description)
     lead = ""
@@ -512,7 +512,7 @@ def rule_steps(summary: StudySummary) -> list[str]:
 def headline_detail(summary: StudySummary) -> str:
     """What the headline's intervals rest on, how they are measured, and the log size a tolerance needs."""
     head = summary.headline
-    alike = summary.calibrated is not None and summary.calibrated.get("world") == "means"
+    alike = summary.calibrated is not None and summary.calibrated.world == "means"
     word = reward_word(summary)
     model_word = "revenue model" if word == "revenue" else f"model of {word}"
     leaning = {t: p for t, p in head.precision.items() if p.model_bias_bound > 0.01 * p.rmse}

@@ -40,6 +40,7 @@ from couponmix.policy.simplex import check_floors, parse_alpha_spec, rate_mixtur
 from couponmix.studies.config import DEFAULT_DAILY_TRAFFIC, DEFAULT_FLOOR, StudyConfig, StudyInfo
 from couponmix.studies.summary import (
     SUMMARY_FORMAT,
+    CalibratedBlock,
     CriterionInfo,
     ExploitRegret,
     FloorMix,
@@ -573,25 +574,25 @@ def _model_warnings(model_report: ModelReport | None) -> list[str]:
     ]
 
 
-def _calibrated_block(u: _Setup) -> dict | None:
+def _calibrated_block(u: _Setup) -> CalibratedBlock | None:
     """What a calibrated scenario (a team's own log) says about its world; None for a simulator."""
     sc = u.sc
     if sc.ground_truth:
         return None
     meta = getattr(sc, "meta", {})
-    return {
-        "world": getattr(sc, "world", meta.get("world")),
-        "fallback": getattr(sc, "fallback", None),
-        "card": meta.get("card"),
-        "diagnostics": meta.get("diagnostics"),
-        "warnings": sc.warnings(),
-        "values": (
+    return CalibratedBlock(
+        world=getattr(sc, "world", meta.get("world")),
+        fallback=getattr(sc, "fallback", None),
+        card=meta.get("card"),
+        diagnostics=getattr(sc, "diagnostics", None),  # read and checked with the folder (``CalibratedScenario``)
+        warnings=sc.warnings(),
+        values=(
             "estimates from the log: the model corrected by the logged rewards of the rows it was not trained "
             "on (doubly robust), not measurements"
             if u.sample.observed is not None
             else "model estimates: the reward means of the calibrated model, not measurements"
         ),
-    }
+    )
 
 
 def _policies(u: _Setup, values: dict, references: Mapping[str, Policy]) -> dict:

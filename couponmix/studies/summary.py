@@ -2,9 +2,10 @@
 
 ``StudySummary`` is what ``run_study`` computes and what the report, the CLI and the batch index read
 (by attribute, checked by mypy), and ``to_json`` / ``from_json`` are its only serialisation. Field order
-is the key order of summary.json. Blocks whose inner layout belongs to another module (the criterion's
-per-target detail, the curves, the weight-variance verdicts) stay plain mappings here and are described
-where they are made.
+is the key order of summary.json. Every block is a record; those whose layout belongs to another module (the
+criterion's per-target detail, the curves, the weights' verdicts, a calibration's diagnostics) are defined
+where they are made. What stays a mapping is keyed by names (policies, actions, log sizes) or has keys that
+differ by source: an estimator's settings, a verdict's evidence, a calibrated folder's data card.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from couponmix.dataset.calibration import CalibrationDiagnostics
 from couponmix.dataset.types import ModelReport, VerdictInfo
 from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import ExplorationCurve, LogSizeCurve
@@ -39,6 +41,7 @@ __all__ = [
     "IpsVariance",
     "OptimiserInfo",
     "ExploitRegret",
+    "CalibratedBlock",
     "StudySummary",
     "to_json",
     "from_json",
@@ -389,6 +392,20 @@ class ExploitRegret(Record):
 
 
 @dataclass
+class CalibratedBlock(Record):
+    """What a scenario calibrated from a team's own log says about its world (summary.json's ``calibrated``)."""
+
+    world: str | None  # "model" or "means" (per-action averages: customers treated alike)
+    fallback: str | None  # what a model no better than the means falls back to (means, refuse, model)
+    #: the folder's data card (calibration.json's ``card``: the log's source, rows, actions, features, reward, propensities),
+    #: kept as the folder wrote it: its keys differ between the couponmix versions that wrote folders
+    card: dict | None
+    diagnostics: CalibrationDiagnostics | None
+    warnings: list[str]
+    values: str  # what the values are, in words (model estimates, or estimates corrected by the log)
+
+
+@dataclass
 class StudySummary(Record):
     """Everything a study computed; ``to_json`` writes it as summary.json."""
 
@@ -421,8 +438,8 @@ class StudySummary(Record):
     plan: StudyPlan | None = field(metadata=OPTIONAL)
     headline: Headline
     exploit_regret: ExploitRegret | None = field(default=None, metadata=OPTIONAL)
-    #: a scenario calibrated from a real log: {world, card, diagnostics, warnings, values}; absent for simulators
-    calibrated: dict | None = field(default=None, metadata=OPTIONAL)
+    #: a scenario calibrated from a real log; absent for simulators
+    calibrated: CalibratedBlock | None = field(default=None, metadata=OPTIONAL)
     #: exploration rates that vary by customer (``--contextual``): the rule at each precision, both fronts
     contextual: ContextualBlock | None = field(default=None, metadata=OPTIONAL)
     #: the decision a log supports (``decide.value.decision_summary``): at the recommended mix and without
@@ -437,7 +454,8 @@ class StudySummary(Record):
     def unit(self) -> str:
         """The reward's unit where the scenario names it (a market config's ``currency``, a log mapping's
         ``reward_unit``, kept in a calibrated scenario's card), else ''."""
-        return self.reward_unit or (self.calibrated or {}).get("card", {}).get("reward_unit") or ""
+        card = self.calibrated.card if self.calibrated is not None else None
+        return self.reward_unit or (card or {}).get("reward_unit") or ""
 
 
 def to_json(summary: StudySummary | dict) -> str:
