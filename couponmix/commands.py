@@ -19,6 +19,7 @@ command        function                                    returns
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -37,8 +38,9 @@ from couponmix.decide.contextual import ContextualCriterion
 from couponmix.errors import CouponmixError
 from couponmix.infra import cache as model_cache
 from couponmix.infra.atomic import check_output_dir, check_replaceable, write_outputs
+from couponmix.infra.records import OPTIONAL, Record, json_key
 from couponmix.infra.validation import check_positive_int, did_you_mean
-from couponmix.ope.criterion import Criterion, Population
+from couponmix.ope.criterion import Criterion, Population, TargetError
 from couponmix.ope.divergence import weight_verdict
 from couponmix.ope.estimators import DEFAULT_CLIP, EstimatorSpec, parse_list, suite
 from couponmix.ope.montecarlo import TargetCheck, monte_carlo, obp_estimate, row_weights
@@ -59,6 +61,9 @@ from couponmix.studies.summary import StudySummary, from_doc, to_json
 __all__ = [
     "ValidationResult",
     "EvaluationResult",
+    "EvaluatedMixture",
+    "EvaluatedTarget",
+    "RuleGroup",
     "RunResult",
     "SimulationResult",
     "ScenarioInfo",
@@ -254,6 +259,36 @@ def _criterion_laws(cfg: StudyConfig, sc, sample: EvaluationSample, verdicts: di
     return dict(zip(crit.target_names, laws))
 
 
+@dataclass(kw_only=True)
+class EvaluatedTarget(TargetError):
+    """One future policy at an evaluated mixture: its value per customer (``value`` in the JSON), then the chosen
+    estimator and the parts of its error (``SelectedLaw.summary``)."""
+
+    true_value: float = field(metadata=json_key("value"))
+
+
+@dataclass
+class RuleGroup(Record):
+    """One customer group of a contextual rule: its share of the customers and its own mixture."""
+
+    label: str
+    share: float
+    alpha: dict[str, float]
+
+
+@dataclass
+class EvaluatedMixture(Record):
+    """One row of ``evaluate``: a mixture's revenue per customer, the criterion's aggregate error and each future
+    policy's; for a contextual rule, the traffic-weighted mixture, the rule in words and its groups."""
+
+    alpha: dict[str, float]  # component -> weight, fractions
+    revenue: float
+    ope_rmse: float  # the aggregate of the targets' errors, reward's unit
+    targets: dict[str, EvaluatedTarget]
+    rule: str | None = field(default=None, metadata=OPTIONAL)
+    groups: list[RuleGroup] | None = field(default=None, metadata=OPTIONAL)
+
+
 @dataclass
 class EvaluationResult:
     """``couponmix evaluate``: revenue and the decision's error of given mixtures, by the same criterion as
@@ -274,10 +309,8 @@ class EvaluationResult:
     aggregate : str
     backend : str
     seconds : float
-    mixtures : list of dict
-        Per mixture: ``alpha`` (component -> weight, fractions), ``revenue`` (reward per customer),
-        ``ope_rmse`` (the aggregate of the targets' errors, reward's unit) and ``targets``: per future
-        policy its value and ``SelectedLaw.summary`` (the estimator chosen, its error and the error's parts).
+    mixtures : list of EvaluatedMixture
+        Per mixture, then the contextual rule if any.
     """
 
     scenario: str
@@ -289,7 +322,7 @@ class EvaluationResult:
     aggregate: str
     backend: str
     seconds: float
-    mixtures: list
+    mixtures: list[EvaluatedMixture]
 
     def to_dict(self) -> dict:
         """``evaluate --json``'s document: the fields, with ``mixture_evaluations_per_second`` added."""
@@ -304,13 +337,13 @@ class EvaluationResult:
             "backend": self.backend,
             "seconds": self.seconds,
             "mixture_evaluations_per_second": len(self.mixtures) / max(self.seconds, 1e-9),
-            "mixtures": self.mixtures,
+            "mixtures": [m.to_dict() for m in self.mixtures],
         }
 
     def labels(self) -> list[str]:
         """Each mixture's row label, 'component=weight,...' (prefixed 'contextual rule: ' for a rule)."""
         return [
-            ("contextual rule: " if "rule" in row else "") + ",".join(f"{k}={v:.3g}" for k, v in row["alpha"].items())
+            ("contextual rule: " if row.rule is not None else "") + ",".join(f"{k}={v:.3g}" for k, v in row.alpha.items())
             for row in self.mixtures
         ]
 
@@ -318,7 +351,7 @@ class EvaluationResult:
         """The evaluation as a table: per mixture its revenue per customer, each future policy's error and estimator
         (``*`` where the logs never show some action the policy plays), and the aggregate error."""
         k = len(self.mixtures)
-        targets = list(self.mixtures[0]["targets"]) if self.mixtures else []
+        targets = list(self.mixtures[0].targets) if self.mixtures else []
         labels = self.labels()
         w = max([34, *map(len, labels)])
         lines = [
@@ -331,11 +364,13 @@ class EvaluationResult:
             + f" {self.aggregate + ' error':>10s}",
         ]
         for mix, row in zip(labels, self.mixtures):
-            cells = [f"{d['rmse']:13.5g}{' ' if d['logs_show_all'] else '*'} {d['estimator']:12s}" for d in row["targets"].values()]
-            lines.append(f"{mix:{w}s} {row['revenue']:9.5g} " + " ".join(cells) + f" {row['ope_rmse']:10.5g}")
-        if any(not d["logs_show_all"] for row in self.mixtures for d in row["targets"].values()):
+            cells = [f"{d.rmse:13.5g}{' ' if d.logs_show_all else '*'} {d.estimator:12s}" for d in row.targets.values()]
+            lines.append(f"{mix:{w}s} {row.revenue:9.5g} " + " ".join(cells) + f" {row.ope_rmse:10.5g}")
+        if any(not d.logs_show_all for row in self.mixtures for d in row.targets.values()):
             lines.append("* unsupported: the logs never show some actions this policy plays; part of its error rests on the revenue model")
-        lines += [f"the contextual rule (its weights above: the traffic average): {row['rule']}" for row in self.mixtures if "rule" in row]
+        lines += [
+            f"the contextual rule (its weights above: the traffic average): {row.rule}" for row in self.mixtures if row.rule is not None
+        ]
         return "\n".join(lines)
 
     def warnings(self) -> list[str]:
@@ -343,13 +378,13 @@ class EvaluationResult:
         that no log size removes."""
         out = []
         for mix, row in zip(self.labels(), self.mixtures):
-            for t, d in row["targets"].items():
-                if not d["logs_show_all"]:
+            for t, d in row.targets.items():
+                if not d.logs_show_all:
                     out.append(
-                        f"at {mix} the logs never show actions that carry {1 - d['support']:.1%} of {t}'s "
-                        f"probability: of its error {d['rmse']:.4g}, {d['model_dependent']:.4g} is bias no log size "
-                        f"removes (computed from the revenue model: {d['computed_bias']:.4g}; resting on the model "
-                        f"beyond that: up to {d['model_bias_bound']:.4g})"
+                        f"at {mix} the logs never show actions that carry {1 - d.support:.1%} of {t}'s "
+                        f"probability: of its error {d.rmse:.4g}, {d.model_dependent:.4g} is bias no log size "
+                        f"removes (computed from the revenue model: {d.computed_bias:.4g}; resting on the model "
+                        f"beyond that: up to {d.model_bias_bound:.4g})"
                     )
         return out
 
@@ -476,34 +511,36 @@ def _assess_in_memory(crit: Criterion, sc, a: np.ndarray, rule) -> tuple:
     return ctx.revenue_of_mixtures(batch), ctx.laws_of_mixtures(batch), np.asarray(ctx.shares, dtype=float)
 
 
-def _evaluation_rows(crit: Criterion, names: tuple, a: np.ndarray, revenue, laws, n: int, rule, shares) -> list[dict]:
+def _evaluation_rows(crit: Criterion, names: tuple, a: np.ndarray, revenue, laws, n: int, rule, shares) -> list[EvaluatedMixture]:
     """``EvaluationResult.mixtures``: per mixture its revenue, aggregate error and per-target detail, then the
     contextual rule with its groups' traffic shares."""
     values = dict(zip(crit.target_names, np.asarray(crit.target_values).tolist()))
     agg = crit.combine(np.column_stack([law.rmse(n) for law in laws]))
 
-    def targets(i: int) -> dict:
-        return {t: {"value": values[t], **law.summary(n, i).to_dict()} for t, law in zip(crit.target_names, laws)}
+    def targets(i: int) -> dict[str, EvaluatedTarget]:
+        return {t: _evaluated(values[t], law.summary(n, i)) for t, law in zip(crit.target_names, laws)}
 
-    rows = [
-        {"alpha": dict(zip(names, x.tolist())), "revenue": float(revenue[i]), "ope_rmse": float(agg[i]), "targets": targets(i)}
-        for i, x in enumerate(a)
-    ]
+    rows = [EvaluatedMixture(dict(zip(names, x.tolist())), float(revenue[i]), float(agg[i]), targets(i)) for i, x in enumerate(a)]
     if rule is not None and shares is not None:  # the contextual rule: its traffic shares over the customers, and the rule
         rows.append(
-            {
-                "alpha": dict(zip(names, (shares @ rule.alphas).tolist())),
-                "revenue": float(revenue[-1]),
-                "ope_rmse": float(agg[-1]),
-                "targets": targets(len(a)),
-                "rule": rule.rule,
-                "groups": [
-                    {"label": lab, "share": float(w), "alpha": dict(zip(names, x.tolist()))}
-                    for lab, w, x in zip(rule.grouping.labels, shares, rule.alphas)
+            EvaluatedMixture(
+                alpha=dict(zip(names, (shares @ rule.alphas).tolist())),
+                revenue=float(revenue[-1]),
+                ope_rmse=float(agg[-1]),
+                targets=targets(len(a)),
+                rule=rule.rule,
+                groups=[
+                    RuleGroup(lab, float(w), dict(zip(names, x.tolist()))) for lab, w, x in zip(rule.grouping.labels, shares, rule.alphas)
                 ],
-            }
+            )
         )
     return rows
+
+
+def _evaluated(value: float, error: TargetError) -> EvaluatedTarget:
+    """``error`` with the policy's value in front."""
+    parts = {f.name: getattr(error, f.name) for f in dataclasses.fields(error)}
+    return EvaluatedTarget(**{**parts, "true_value": value})
 
 
 def n_chunks(population: int, chunk_size: int | None) -> int:

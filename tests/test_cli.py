@@ -380,6 +380,13 @@ def test_evaluate_and_validate_give_runs_error_at_its_mixture(paper_run, capsys,
         assert row["targets"][t]["rmse"] == pytest.approx(err, rel=1e-9)
         assert row["targets"][t]["estimator"] == rec["targets"][t]["estimator"]
     assert "most precise" in doc["criterion"] and "infinite" in doc["criterion_reason"]
+    from couponmix.commands import EvaluatedMixture, EvaluatedTarget, evaluate
+    from couponmix.studies.config import StudyConfig
+
+    res = evaluate(StudyConfig(scenario="paper", seed=3, n=5000, eval_size=4000), [mix], population="sample")
+    assert all(isinstance(m, EvaluatedMixture) for m in res.mixtures)  # rows are records, written as the JSON's rows
+    assert all(isinstance(t, EvaluatedTarget) for t in res.mixtures[0].targets.values())
+    assert res.to_dict()["mixtures"] == doc["mixtures"]
     out = tmp_path / "val"
     assert main(["validate", *common, "--reps", "40", "--estimator", "clipped_ips,switch_dr", "--quiet", "--out", str(out)]) == 0
     assert "run's criterion at this mixture" in capsys.readouterr().out
