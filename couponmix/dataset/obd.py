@@ -39,8 +39,6 @@ __all__ = [
     "sample_path",
     "read_sample",
     "bts_allocation",
-    "example_config",
-    "two_logger_config",
     "write_example",
     "main",
 ]
@@ -83,7 +81,7 @@ def bts_allocation(campaign: str = "all") -> dict[str, float]:
     return {str(i): float(counts.get(i, 0)) / total for i in items}
 
 
-def example_config(campaign: str = "all") -> dict:
+def _example_config(campaign: str = "all") -> dict:
     """The calibration config of obp's uniform-random Open Bandit sample: columns, model settings, the BTS and
     uniform components, and the BTS and greedy-model targets."""
     frame = read_sample("random", campaign)
@@ -122,9 +120,9 @@ def example_config(campaign: str = "all") -> dict:
     }
 
 
-def two_logger_config(campaign: str = "all") -> dict:
+def _two_logger_config(campaign: str = "all") -> dict:
     """The calibration config of the two-logger log (random and BTS in one file, column ``logger``)."""
-    cfg = example_config(campaign)
+    cfg = _example_config(campaign)
     cfg["description"] = (
         f"Open Bandit Dataset ({campaign} campaign, obp's samples): the uniform-random and the Bernoulli Thompson "
         "Sampling logs in one, as a log written by two logging policies"
@@ -154,10 +152,10 @@ def write_example(out, campaign: str = "all") -> tuple[Path, Path]:
     log = out / f"random_{campaign}.csv"
     shutil.copyfile(sample_path("random", campaign), log)
     config = out / "obd.yaml"
-    _dump(example_config(campaign), config, "calibration config for obp's Open Bandit sample")
+    _dump(_example_config(campaign), config, "calibration config for obp's Open Bandit sample")
     both = pd.concat([read_sample("random", campaign).assign(logger="random"), read_sample("bts", campaign).assign(logger="bts")])
     both.to_csv(out / f"random_bts_{campaign}.csv", index=False)
-    _dump(two_logger_config(campaign), out / "obd_two_loggers.yaml", "calibration config for the random and BTS samples in one log")
+    _dump(_two_logger_config(campaign), out / "obd_two_loggers.yaml", "calibration config for the random and BTS samples in one log")
     return log, config
 
 
