@@ -59,6 +59,7 @@ from couponmix.studies.study import PlanResult, StudyResult, plan_study, run_con
 from couponmix.studies.summary import StudySummary, from_doc, to_json
 
 __all__ = [
+    "PolicyEstimate",
     "ValidationResult",
     "EvaluationResult",
     "EvaluatedMixture",
@@ -798,13 +799,31 @@ RECOMMENDED_BECAUSE = (
 
 
 @dataclass
+class PolicyEstimate(Record):
+    """One policy's value estimated from the real log by one estimator (per customer, in the reward's unit), with
+    its 95% interval."""
+
+    estimate: float
+    #: the estimate before a rate was clamped to [0, 1] (only when clamping moved it)
+    unclamped_estimate: float | None = field(default=None, metadata=OPTIONAL)
+    low: float = 0.0
+    high: float = 0.0
+    obp: str = ""  #: the obp estimator that computed the point estimate
+    plain: str = ""  #: the estimator in plain words
+    #: why the interval does not tell the whole story (``UNWEIGHTED_NOTE``, ``CUT_WEIGHTS_NOTE``, ``RULE_OF_THREE_NOTE``)
+    note: str | None = field(default=None, metadata=OPTIONAL)
+    #: with ``CUT_WEIGHTS_NOTE``: the share of the importance weights' sum the estimator cut
+    weight_dropped: float | None = field(default=None, metadata=OPTIONAL)
+
+
+@dataclass
 class EstimateResult:
     """``couponmix estimate``: each policy's value estimated from the real log by each estimator, with 95%
     intervals (from the per-row terms; obp's own point estimate agrees to 1e-9)."""
 
     scenario: str
     rows: int
-    estimates: dict  # policy -> estimator -> {estimate, low, high, obp}
+    estimates: dict[str, dict[str, PolicyEstimate]]  #: policy -> estimator -> its estimate
     loggers: list[str] = field(default_factory=list)  # the log's logging components (empty: one logger)
     weighting: str = "each row weighted by the inverse of its logged propensity"
     warnings: list[str] = field(default_factory=list)  # the calibration's honesty gates (the DR terms use its model)
@@ -818,7 +837,7 @@ class EstimateResult:
         bias they leave out); None when no estimator qualifies."""
         out: dict[str, str | None] = {}
         for pol, per in self.estimates.items():
-            ok = {n: e["high"] - e["low"] for n, e in per.items() if e.get("note") not in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE)}
+            ok = {n: e.high - e.low for n, e in per.items() if e.note not in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE)}
             out[pol] = min(ok, key=lambda n: (ok[n], n)) if ok else None
         return out
 
@@ -829,7 +848,7 @@ class EstimateResult:
             "rows": self.rows,
             "loggers": self.loggers,
             "weighting": self.weighting,
-            "estimates": self.estimates,
+            "estimates": {pol: {name: e.to_dict() for name, e in per.items()} for pol, per in self.estimates.items()},
             "recommended": self.recommended,
             "recommended_because": RECOMMENDED_BECAUSE,
             "warnings": self.warnings,
@@ -846,9 +865,9 @@ class EstimateResult:
         best = self.recommended
         for pol, per in self.estimates.items():
             for name, e in per.items():
-                mark = " " + self.marker(e) if "note" in e else ""
+                mark = " " + self.marker(e) if e.note else ""
                 pick = "  <- read this one" if best[pol] == name else ""
-                lines.append(f"{pol:16s} {name:16s} {e['estimate']:10.5g} [{e['low']:10.5g}, {e['high']:10.5g}]{mark}{pick}")
+                lines.append(f"{pol:16s} {name:16s} {e.estimate:10.5g} [{e.low:10.5g}, {e.high:10.5g}]{mark}{pick}")
         lines += [f"{'*' * (i + 1)} {note}" for i, note in enumerate(self.footnotes)]
         lines.append(f"<- read this one: {RECOMMENDED_BECAUSE}")
         return "\n".join(lines)
@@ -856,12 +875,13 @@ class EstimateResult:
     @property
     def footnotes(self) -> list[str]:
         """The notes the estimates carry, in a fixed order; the i-th is marked by i + 1 asterisks."""
-        present = {e["note"] for per in self.estimates.values() for e in per.values() if "note" in e}
+        present = {e.note for per in self.estimates.values() for e in per.values() if e.note}
         return [note for note in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE, RULE_OF_THREE_NOTE) if note in present]
 
-    def marker(self, e: dict) -> str:
-        """The asterisks that mark estimate ``e``'s note (one more per footnote's position in ``footnotes``)."""
-        return "*" * (self.footnotes.index(e["note"]) + 1)
+    def marker(self, e: PolicyEstimate) -> str:
+        """The asterisks that mark estimate ``e``'s note (one more per footnote's position in ``footnotes``; none
+        without a note)."""
+        return "*" * (self.footnotes.index(e.note) + 1) if e.note else ""
 
     def html(self) -> str:
         """estimate.html (``outputs.templating``)."""
@@ -948,16 +968,16 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
                 # nothing, so the upper end is the rule of three on the largest weight times the reward range
                 high = point + 3 * float(c.max()) * float(np.ptp(log["reward"])) / len(c)
                 note = RULE_OF_THREE_NOTE
-            res[name][spec.name] = {
-                "estimate": point,
-                **({"unclamped_estimate": raw} if raw != point else {}),
-                "low": low,
-                "high": high,
-                "obp": spec.obp_name(),
-                "plain": spec.plain,
-                **({"note": note} if note else {}),
-                **({"weight_dropped": dropped} if note == CUT_WEIGHTS_NOTE else {}),
-            }
+            res[name][spec.name] = PolicyEstimate(
+                estimate=point,
+                unclamped_estimate=raw if raw != point else None,
+                low=low,
+                high=high,
+                obp=spec.obp_name(),
+                plain=spec.plain,
+                note=note or None,
+                weight_dropped=dropped if note == CUT_WEIGHTS_NOTE else None,
+            )
     loggers = list(sc.meta["card"].get("components_in_log") or []) if sc.loggers > 1 else []  # type: ignore[attr-defined]
     weighting = EstimateResult.weighting
     if loggers:

@@ -183,21 +183,21 @@ def test_estimate_matches_obp_on_the_same_arrays(tmp_path):
     ips = ope.InverseProbabilityWeighting().estimate_policy_value(
         reward=log["reward"], action=log["action"], pscore=log["pscore"], action_dist=pe
     )
-    assert res.estimates["big"]["ips"]["estimate"] == pytest.approx(ips, rel=1e-12)
+    assert res.estimates["big"]["ips"].estimate == pytest.approx(ips, rel=1e-12)
     # our interval: 1.96 standard errors of the per-row terms
     w = pe[np.arange(len(pe)), log["action"], 0] / log["pscore"]
     half = 1.959963984540054 * np.std(w * log["reward"], ddof=1) / np.sqrt(len(w))
     e = res.estimates["big"]["ips"]
-    assert (e["high"] - e["low"]) / 2 == pytest.approx(half, rel=1e-6)
+    assert (e.high - e.low) / 2 == pytest.approx(half, rel=1e-6)
     assert (
         json.loads((tmp_path / "est" / "estimate.json").read_text())["estimates"]["big"]["dr"]["estimate"]
-        == res.estimates["big"]["dr"]["estimate"]
+        == res.estimates["big"]["dr"].estimate
     )
     assert "What the log itself says" in (tmp_path / "est" / "estimate.html").read_text()
     # it recommends the narrowest interval among the estimators whose interval counts all their error
     from couponmix.commands import CUT_WEIGHTS_NOTE, UNWEIGHTED_NOTE
 
-    honest = {n: e["high"] - e["low"] for n, e in res.estimates["big"].items() if e.get("note") not in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE)}
+    honest = {n: e.high - e.low for n, e in res.estimates["big"].items() if e.note not in (UNWEIGHTED_NOTE, CUT_WEIGHTS_NOTE)}
     assert res.recommended["big"] == min(honest, key=honest.get) and res.recommended["big"] != "dm"
     assert f"big              {res.recommended['big']:16s}" in res.text() and "<- read this one" in res.text()
     assert json.loads((tmp_path / "est" / "estimate.json").read_text())["recommended"] == res.recommended
@@ -217,9 +217,9 @@ def test_estimate_marks_intervals_that_say_nothing(tmp_path):
     calibrate(tmp_path / "log.csv", tmp_path / "sc", config(targets=targets))
     res = estimate(tmp_path / "sc", out=tmp_path / "est")
     ips = res.estimates["c20"]["ips"]
-    assert ips["estimate"] == 0 and ips["low"] == 0
-    assert ips["high"] == pytest.approx(3 * 4 / 4000) and ips["note"] == RULE_OF_THREE_NOTE  # weight 1 / 0.25
-    assert res.estimates["c20"]["dm"]["note"] == UNWEIGHTED_NOTE and "note" not in res.estimates["c20"]["dr"]
+    assert ips.estimate == 0 and ips.low == 0
+    assert ips.high == pytest.approx(3 * 4 / 4000) and ips.note == RULE_OF_THREE_NOTE  # weight 1 / 0.25
+    assert res.estimates["c20"]["dm"].note == UNWEIGHTED_NOTE and res.estimates["c20"]["dr"].note is None
     text = res.text()
     assert "** every logged row" in text and "* no logged reward" in text
     assert "** every logged row" in (tmp_path / "est" / "estimate.html").read_text()
@@ -243,14 +243,14 @@ def test_estimate_says_when_an_interval_does_not_cover_the_bias_of_cut_weights(t
     calibrate(tmp_path / "log.csv", tmp_path / "sc", config(targets=targets))
     res = estimate(tmp_path / "sc", out=tmp_path / "est")
     per = res.estimates["mostly_c20"]
-    cut = [name for name, e in per.items() if e.get("note") == CUT_WEIGHTS_NOTE]
+    cut = [name for name, e in per.items() if e.note == CUT_WEIGHTS_NOTE]
     assert cut and all(name.startswith(("switch", "clipped")) for name in cut), per.keys()
     c20 = frame.coupon == "c20"
     w = np.where(c20, 0.6 / 0.05, np.where(frame.coupon == "none", 0.4 / 0.9, 0.0))
     switch = next(name for name in cut if name.startswith("switch"))
-    assert per[switch]["weight_dropped"] == pytest.approx(w[c20].sum() / w.sum(), rel=1e-9)
+    assert per[switch].weight_dropped == pytest.approx(w[c20].sum() / w.sum(), rel=1e-9)
     for name in ("ips", "dr"):
-        assert "note" not in per[name]
+        assert per[name].note is None
     assert "does not cover" in res.text() and "does not cover" in (tmp_path / "est" / "estimate.html").read_text()
 
 
@@ -302,12 +302,12 @@ def test_several_loggers_get_the_multi_logger_estimators(tmp_path):
     assert res.loggers == ["a", "b"] and "balanced weights" in res.weighting
     got = res.estimates["big"]
     assert {"ips", "snips", "dr", "sndr", "switch_dr(10)", "dm", "ips[naive]", "dr[naive]"} == set(got)
-    assert got["ips[naive]"]["obp"].startswith("MultiLoggersNaive") and got["ips"]["obp"].startswith("MultiLoggersBalanced")
+    assert got["ips[naive]"].obp.startswith("MultiLoggersNaive") and got["ips"].obp.startswith("MultiLoggersBalanced")
     for name in ("ips", "dr", "ips[naive]", "dr[naive]"):
         e = got[name]
-        assert abs(e["estimate"] - truth) < 1.5 * (e["high"] - e["low"]) / 2, (name, e)
+        assert abs(e.estimate - truth) < 1.5 * (e.high - e.low) / 2, (name, e)
     # balanced weights are the lower-variance ones (the point of rebuilding them)
-    assert got["ips"]["high"] - got["ips"]["low"] < got["ips[naive]"]["high"] - got["ips[naive]"]["low"]
+    assert got["ips"].high - got["ips"].low < got["ips[naive]"].high - got["ips[naive]"].low
 
     # the same from the log itself, without a scenario folder (models fitted in a temporary folder)
     raw = estimate(tmp_path / "log.csv", ["big"], out=tmp_path / "est", config=cfg)
