@@ -122,13 +122,13 @@ class DecisionBlock(Record):
     """summary.json's ``decision`` block (``decision_summary``): what a log of ``n`` customers supports at the
     recommended mix and without exploration, for the two deployment rules."""
 
-    incumbent: str
-    n: int
-    rules: dict[str, str]
-    basis: str
-    method: str
-    recommended: DecisionAt
-    no_exploration: DecisionAt
+    incumbent: str  #: the component in place before the log
+    n: int  #: customers in the log
+    rules: dict[str, str]  #: each rule ("estimated_best", "safe") in words
+    basis: str  #: where the values come from: the simulated world, or estimates from the user's log
+    method: str  #: how the law of the estimates was computed, in words
+    recommended: DecisionAt  #: at the recommended mixture
+    no_exploration: DecisionAt  #: at the mixture without exploration
 
 
 @dataclass
@@ -233,9 +233,9 @@ class LoggedChoices(Record):
     """Per simulated log (R,): the candidate picked, its estimate minus the incumbent's and that difference's
     standard error as the team computes it."""
 
-    pick: np.ndarray
-    diff: np.ndarray
-    se: np.ndarray
+    pick: np.ndarray  #: (R,) int, the index of the candidate with the highest estimate
+    diff: np.ndarray  #: (R,) its estimate minus the incumbent's (per customer, reward's unit)
+    se: np.ndarray  #: (R,) that difference's standard error from the log's per-customer terms
 
 
 @dataclass(frozen=True)
@@ -269,6 +269,8 @@ class DecisionValue:
         Each candidate's value (per customer) and its estimator's bias.
     cov : ndarray, (C, C)
         Covariance of the estimates at log size n.
+    n : int
+        Customers in the log.
     incumbent, best : str
         The policy in place before the log, and the truly best candidate.
     p_best, regret : float
@@ -301,7 +303,13 @@ class DecisionValue:
     draws: int
 
     def to_dict(self) -> dict:
-        """The fields as ``DecisionAt`` stores them: values, bias, estimators and standard deviations by candidate, cov as lists."""
+        """The fields as ``DecisionAt`` stores them: values, bias, estimators and standard deviations by candidate, cov as lists.
+
+        Returns
+        -------
+        dict
+            ``DecisionAt``'s fields, plain Python values (``DecisionAt.from_dict`` reads it).
+        """
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for key in ("values", "bias"):
             out[key] = dict(zip(self.candidates, np.asarray(out[key], float).tolist()))
@@ -314,7 +322,25 @@ class DecisionValue:
 
 def candidate_sample(sample: EvaluationSample, candidates: Mapping[str, np.ndarray]) -> EvaluationSample:
     """``sample`` with the candidates ((M, A) probabilities each) as its targets, so that the decision's
-    criterion can choose each candidate's estimator as it does for targets."""
+    criterion can choose each candidate's estimator as it does for targets.
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+        M customers, A actions.
+    candidates : mapping of name to ndarray, (M, A)
+        Each candidate policy's action probabilities on the sample's customers.
+
+    Returns
+    -------
+    EvaluationSample
+        The same customers, with the C candidates as its targets (in the mapping's order).
+
+    Raises
+    ------
+    CouponmixError
+        A candidate's probabilities are not (M, A).
+    """
     names = tuple(candidates)
     probs = np.stack([np.asarray(candidates[c], float) for c in names])
     if probs.shape[1:] != sample.mu.shape:
@@ -384,6 +410,21 @@ def decision_law(
         The estimator each candidate is judged by (one with a fixed reward model or none).
     n : int
         Customers in the log.
+
+    Returns
+    -------
+    values : ndarray, (C,)
+        Each candidate's value (per customer, reward's unit).
+    bias : ndarray, (C,)
+        Its estimator's bias (reward's unit).
+    cov : ndarray, (C, C)
+        The estimates' covariance at log size n.
+
+    Raises
+    ------
+    CouponmixError
+        n not positive, an estimator that fits its reward model on the log, or a self-normalised estimator
+        whose policy plays no logged row.
     """
     n = check_positive_int(n, "n")
     return _law(_law_inputs(sample, alpha, candidates, specs), sample, n)
@@ -488,12 +529,25 @@ class RowShape:
     from its own rows; these two numbers give how that standard error moves with the estimate and how much it
     varies from log to log (``rule_outcomes``)."""
 
-    skewness: np.ndarray
-    kurtosis: np.ndarray
+    skewness: np.ndarray  #: (C,) one row's difference's skewness
+    kurtosis: np.ndarray  #: (C,) its kurtosis (not the excess)
 
     def at(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """At log size n: (skewness of the mean difference, skew / sqrt(n); the variance, beyond what the
-        estimate explains, of the team's squared standard error over the true one, (kurtosis - 1 - skew^2) / n)."""
+        estimate explains, of the team's squared standard error over the true one, (kurtosis - 1 - skew^2) / n).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+
+        Returns
+        -------
+        skew : ndarray, (C,)
+            Skewness of each candidate's mean difference with the incumbent.
+        excess : ndarray, (C,)
+            Unexplained variance of the team's squared standard error over the true one (a ratio, 0 or more).
+        """
         g = self.skewness / np.sqrt(n)
         e = np.maximum(self.kurtosis - 1.0 - self.skewness**2, 0.0) / n
         return g, e
@@ -506,7 +560,30 @@ def difference_shape(
     over rows (x, k, a, r) drawn at mixture ``alpha``: exact over the component and the action, the reward
     taken from the sample's one draw per customer and action (``EvaluationSample.reward_draws``); None where
     the sample has no draws. Terms of self-normalised estimators are their linearisation, as in
-    ``decision_law``."""
+    ``decision_law``.
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+    alpha : array_like, (K,)
+        The logging mixture.
+    candidates : mapping of name to ndarray, (M, A)
+        Each candidate's probabilities on the sample's customers.
+    specs : mapping of name to EstimatorSpec
+        The estimator each candidate is judged by.
+    incumbent : str
+        The candidate every difference is taken against.
+
+    Returns
+    -------
+    RowShape or None
+        Skewness and kurtosis per candidate (C,), None without reward draws.
+
+    Raises
+    ------
+    CouponmixError
+        An estimator that fits its reward model on the log, or a self-normalised one whose policy plays no logged row.
+    """
     if sample.reward_draws is None:
         return None
     return _shape(_law_inputs(sample, alpha, candidates, specs), sample, incumbent)
@@ -544,7 +621,18 @@ def _shape(inp: _LawInputs, sample: EvaluationSample, incumbent: str) -> RowShap
 
 
 def covariance_root(cov: np.ndarray) -> np.ndarray:
-    """A square root L of a covariance (L L^T = cov), robust to rounding (eigenvalues floored at 0)."""
+    """A square root L of a covariance (L L^T = cov), robust to rounding (eigenvalues floored at 0).
+
+    Parameters
+    ----------
+    cov : ndarray, (C, C)
+        A symmetric covariance (it is symmetrised first).
+
+    Returns
+    -------
+    ndarray, (C, C)
+        L, not triangular: eigenvectors scaled by the square roots of the eigenvalues.
+    """
     lam, vec = np.linalg.eigh((cov + cov.T) / 2)
     return vec * np.sqrt(np.maximum(lam, 0.0))
 
@@ -561,21 +649,30 @@ def rule_outcomes(
 ) -> RuleOutcomes:
     """The two deployment rules over ``draws`` draws of the estimates (V + b + N(0, cov), skewed with ``shape``).
 
-    With ``value_cov`` (the candidates' values are themselves estimates, as on a real log), each draw first
-    draws the values from N(values, value_cov): the probabilities and regrets then average over what the
-    values may be, and "best" is each draw's best.
+    With ``value_cov`` (the candidates' values are themselves estimates, as on a real log), each draw first draws the values from
+    N(values, value_cov): the probabilities and regrets then average over what the values may be, and "best" is each draw's best.
+    With ``shape`` (``RowShape.at(n)``: per candidate, the skewness g of its mean difference with the incumbent and the unexplained
+    variance e of the team's squared standard error over the true one), every candidate's standardised difference with the incumbent
+    u becomes u + g (u^2 - 1) / 6 (Cornish-Fisher: the draws keep their correlations, each difference its own skewness) before the
+    highest estimate is picked, and the safe rule is judged as a team runs it: the team's standard error is the true one times
+    sqrt((1 + g u) exp(sqrt(v) eta - v / 2)), v = log(1 + e), eta ~ N(0, 1): a squared standard error that moves with the estimate as
+    the rows' third moment says and varies from log to log, skewed, as their fourth moment says. Without it, the team's is exact.
 
-    With ``shape`` (``RowShape.at(n)``: per candidate, the skewness g of its mean difference with the
-    incumbent and the unexplained variance e of the team's squared standard error over the true one), every
-    candidate's standardised difference with the incumbent u becomes u + g (u^2 - 1) / 6 (Cornish-Fisher: the
-    draws keep their correlations, each difference its own skewness) before the highest estimate is picked,
-    and the safe rule is judged as a team runs it: the team's standard error is the true one times
-    sqrt((1 + g u) exp(sqrt(v) eta - v / 2)), v = log(1 + e), eta ~ N(0, 1): a squared standard error that
-    moves with the estimate as the rows' third moment says and varies from log to log, skewed, as their
-    fourth moment says. Without it, the team's standard error is taken as exact.
+    Parameters
+    ----------
+    values, bias : ndarray, (C,)
+        The candidates' values (per customer, reward's unit) and their estimators' biases.
+    cov, value_cov : ndarray, (C, C)
+        The estimates' covariance at the log's size; the values' own (optional, above).
+    incumbent, draws, seed : int
+        The incumbent's index among the candidates; draws; their seed.
+    shape : tuple of two ndarray, (C,) each, optional
 
-    Returns a ``RuleOutcomes``; its regret_sd and regret_safe_sd are what a Monte Carlo check's standard error
-    should be built from when costly wrong choices are too rare for its logs to show them."""
+    Returns
+    -------
+    RuleOutcomes
+        regret_sd and regret_safe_sd: what a Monte Carlo check's standard error should be built from when costly wrong choices are rare.
+    """
     c = len(values)
     g = np.random.default_rng([seed, 20_261_203])
     z = g.standard_normal((draws, c))
@@ -638,6 +735,32 @@ def decision_value(
     ``seed``): deterministic, with a standard error of at most 0.5 / sqrt(draws) on each probability. On a
     real log's sample the candidates' values are estimates: the draws also average over them
     (``value_covariance``).
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+    alpha : array_like, (K,)
+        The logging mixture.
+    candidates : mapping of name to ndarray, (M, A)
+        Each candidate's probabilities on the sample's customers.
+    specs : mapping of name to EstimatorSpec
+        The estimator each candidate is judged by.
+    n : int
+        Customers in the log.
+    incumbent : str
+        One of the candidates.
+    draws : int
+        At least 100.
+    seed : int
+
+    Returns
+    -------
+    DecisionValue
+
+    Raises
+    ------
+    CouponmixError
+        An incumbent that is not a candidate, draws under 100, n not positive, or as ``decision_law``.
     """
     names = list(candidates)
     if incumbent not in names:
@@ -667,7 +790,19 @@ def decision_value(
 
 def value_covariance(sample: EvaluationSample, candidates: Mapping[str, np.ndarray]) -> np.ndarray | None:
     """(C, C) the covariance of the candidates' values where they are a real log's estimates (the doubly
-    robust terms of its rows, ``ObservedRows.policy_value_terms``); None where they are a world's truth."""
+    robust terms of its rows, ``ObservedRows.policy_value_terms``); None where they are a world's truth.
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+    candidates : mapping of name to ndarray, (M, A)
+        Each candidate's probabilities on the sample's customers.
+
+    Returns
+    -------
+    ndarray, (C, C), or None
+        In the reward's unit squared (per customer); None also when the sample has no reward model.
+    """
     if sample.observed is None or sample.q is None:
         return None
     terms = sample.observed.policy_value_terms(np.stack([np.asarray(p, float) for p in candidates.values()]), sample.q, sample.mu)
@@ -678,7 +813,22 @@ def safe_choice(estimates, terms, incumbent: int) -> int:
     """The safe rule on one log: the index of the highest estimate when the lower end of the 95% interval
     of its difference with the incumbent's is above 0, else the incumbent. ``terms`` are the estimates'
     per-customer terms on that log (``montecarlo.influence``), which give the difference's standard error
-    as a team computes it."""
+    as a team computes it.
+
+    Parameters
+    ----------
+    estimates : array_like, (C,)
+        The candidates' estimates on the log (per customer, reward's unit).
+    terms : sequence of array_like, (n,) each
+        Each candidate's per-customer terms on the log's n rows.
+    incumbent : int
+        The incumbent's index.
+
+    Returns
+    -------
+    int
+        The index of the candidate the rule deploys.
+    """
     pick = int(np.argmax(estimates))
     if pick == incumbent:
         return incumbent
@@ -699,13 +849,21 @@ def simulate_decisions(
     seed: int = 0,
     keep_logs: bool = False,
 ) -> DecisionCheck:
-    """Monte Carlo check of ``decision_value``: ``reps`` logs of ``n`` customers drawn with replacement from
-    the sample's customers (so the candidates' values are the sample's), each row's component from
-    ``alpha``, its action from that component and its reward from ``scenario.sample_rewards``. Every
-    candidate is estimated with obp's estimator (our own per-customer terms must give the same estimate;
-    they also give the safe rule's standard error of the difference, as a team would compute it).
+    """Monte Carlo check of ``decision_value``: ``reps`` logs of ``n`` customers drawn with replacement from the sample's customers (so
+    the candidates' values are the sample's), each row's component from ``alpha``, its action from that component and its reward from
+    ``scenario.sample_rewards``. Every candidate is estimated with obp's estimator (our own per-customer terms must give the same
+    estimate; they also give the safe rule's standard error of the difference, as a team would compute it).
 
-    Returns a ``DecisionCheck``; with ``keep_logs`` its ``logs`` hold each log's choice (``LoggedChoices``).
+    Parameters
+    ----------
+    scenario, sample, alpha, candidates, specs, n, incumbent, reps, seed
+        As in ``decision_value`` (the sample with its covariates), with the scenario that draws the rewards, and ``reps`` logs.
+    keep_logs : bool
+        Keep each log's choice in the result's ``logs`` (``LoggedChoices``).
+
+    Returns
+    -------
+    DecisionCheck
     """
     names = list(candidates)
     alpha = np.asarray(alpha, float)
@@ -743,6 +901,7 @@ def simulate_decisions(
         diff[rep], se[rep] = est[pick[rep]] - est[inc], d.std(ddof=1) / np.sqrt(n)
 
     def mean_se(v):
+        """(mean, its standard error) of ``v`` over the simulated logs."""
         v = np.asarray(v, float)
         return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
 
@@ -770,7 +929,37 @@ def log_decision(
 ) -> tuple[DecisionValue, dict[str, np.ndarray], dict[str, EstimatorSpec]]:
     """The decision a log of ``n`` customers at ``alpha`` supports, with every target and the incumbent
     component as candidates, each judged by the estimator the decision's criterion (``suite``, ``error``)
-    chooses for it at that mixture and log size. Returns (value, candidates, estimators)."""
+    chooses for it at that mixture and log size.
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+    alpha : array_like, (K,)
+        The logging mixture.
+    n : int
+        Customers in the log.
+    suite : iterable of EstimatorSpec
+        The estimators the criterion chooses from.
+    incumbent : str
+        A component, the candidate in place before the log.
+    error : "robust" or "simulator"
+        The criterion's error measure (``criterion.ERRORS``).
+    draws, seed : int
+        As in ``decision_value``.
+
+    Returns
+    -------
+    value : DecisionValue
+    candidates : dict of name to ndarray, (M, A)
+        The incumbent, then every target.
+    estimators : dict of name to EstimatorSpec
+        The estimator chosen for each candidate.
+
+    Raises
+    ------
+    CouponmixError
+        An incumbent that is not a component, or that has a target's name, or an unknown error.
+    """
     return _log_decisions(sample, [alpha], n, suite, incumbent, error, draws, seed)[0]
 
 
@@ -801,7 +990,26 @@ def decision_summary(
 ) -> DecisionBlock:
     """summary.json's ``decision`` block: at the two named mixtures (``alphas["recommended"]`` and
     ``alphas["no_exploration"]``), what a log of ``n`` customers supports (``log_decision`` with the run's
-    criterion), in numbers and words."""
+    criterion), in numbers and words.
+
+    Parameters
+    ----------
+    sample : EvaluationSample
+    criterion : Criterion
+        The run's criterion: its estimators and error choose each candidate's estimator.
+    alphas : mapping of name to ndarray, (K,)
+        Holding "recommended" and "no_exploration".
+    n : int
+        Customers in the log.
+    incumbent : str
+        The component in place before the log.
+    truth_known : bool
+        The values are the simulated world's (else estimates from the user's log).
+
+    Returns
+    -------
+    DecisionBlock
+    """
     where = "in the simulated world" if truth_known else "estimated from your log (its values are estimates, not measurements)"
     names = ("recommended", "no_exploration")
     found = _log_decisions(sample, [alphas[k] for k in names], n, criterion.specs, incumbent, criterion.error, 200_000, 0)
@@ -900,6 +1108,7 @@ def payback(
     grid, p_best = _payback_grid(sample, criterion, alphas, cands, incumbent, sizes, horizon, revenue, v_inc, rule, draws, seed)
 
     def describe(b: int, j: int) -> LogPlan:
+        """The log plan of mixture row ``b`` and log size column ``j`` of the grid."""
         size = int(sizes[j])
         cost = float(size * (v_inc - revenue[b]))
         net = float(grid[b, j])
