@@ -37,6 +37,22 @@ def hill_tail_index(y: np.ndarray, k: int | None = None) -> tuple[float, float, 
 
     xi = mean(log(Y_(i) / Y_(k+1))) over the k largest; index = 1 / xi; se(index) ~ index / sqrt(k).
     Bounded data give xi -> 0, index -> inf.
+
+    Parameters
+    ----------
+    y : ndarray, (M,)
+        The data; values <= 0 are dropped.
+    k : int, optional
+        Largest values used (default: sqrt of the positive values' count, clipped to [10, 5000]).
+
+    Returns
+    -------
+    index : float
+        The tail index (inf for bounded data, or when there are no more than k + 1 positive values).
+    se : float
+        Its standard error (inf with it).
+    k : int
+        Largest values used (0 when there were too few).
     """
     y = np.asarray(y, dtype=float)
     y = y[y > 0]
@@ -53,7 +69,21 @@ def hill_tail_index(y: np.ndarray, k: int | None = None) -> tuple[float, float, 
 
 
 def growth(y: np.ndarray, steps: int = 5, factor: int = 4) -> list[dict]:
-    """Sample means of y on nested prefixes of size M / factor^j, smallest first."""
+    """Sample means of y on nested prefixes of size M / factor^j, smallest first.
+
+    Parameters
+    ----------
+    y : ndarray, (M,)
+    steps : int
+        Prefix sizes tried, j = 0 .. steps - 1 (fewer when sizes coincide).
+    factor : int
+        Ratio between consecutive prefix sizes.
+
+    Returns
+    -------
+    list of dict
+        ``{"sample_size": customers, "mean": the prefix's mean of y}``, smallest prefix first.
+    """
     m = len(y)
     sizes = sorted({max(1, m // factor**j) for j in range(steps)})
     csum = np.cumsum(y)
@@ -63,7 +93,19 @@ def growth(y: np.ndarray, steps: int = 5, factor: int = 4) -> list[dict]:
 def weight_contributions(target_probs: np.ndarray, balanced: np.ndarray) -> tuple[np.ndarray, float]:
     """Per-customer Y_i = sum_a pi_e^2 / p_alpha over actions with p > 0, and the unsupported mass.
 
-    target_probs, balanced: (M, A). Unsupported mass = E[sum_{a: p=0} pi_e].
+    Unsupported mass = E[sum_{a: p=0} pi_e].
+
+    Parameters
+    ----------
+    target_probs, balanced : ndarray, (M, A)
+        The target's probabilities and the balanced propensity p_alpha on M customers.
+
+    Returns
+    -------
+    y : ndarray, (M,)
+        Each customer's Y_i (a weight second moment, unitless).
+    unsupported : float
+        The target's probability mass on actions the mixture never plays, averaged over customers (a probability).
     """
     pos = balanced > 0
     y = np.divide(target_probs**2, balanced, out=np.zeros_like(balanced), where=pos).sum(axis=1)
@@ -121,7 +163,22 @@ def empirical_verdict(target_probs: np.ndarray, balanced: np.ndarray) -> Support
 
 
 def weight_verdict(scenario, sample, target: str, alpha: np.ndarray) -> SupportVerdict:
-    """Analytic verdict where the scenario offers one, empirical otherwise."""
+    """Analytic verdict where the scenario offers one, empirical otherwise.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    sample : EvaluationSample
+        Its customers give the empirical verdict.
+    target : str
+        A target's name.
+    alpha : array_like, (K,)
+        The logging mixture.
+
+    Returns
+    -------
+    SupportVerdict
+    """
     verdict = scenario.weight_moment_verdict(target, np.asarray(alpha, dtype=float))
     if verdict is not None:
         return verdict

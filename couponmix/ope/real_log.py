@@ -19,36 +19,32 @@ __all__ = ["LogEstimate", "real_log_estimators", "log_estimates"]
 @dataclass
 class LogEstimate(Record):
     """One policy's value estimated from a calibrated scenario's real log alone (summary.json's
-    ``policies.<name>.log_estimate``).
-
-    Attributes
-    ----------
-    estimate : float
-        The doubly robust estimate, reward's unit per customer.
-    low, high : float
-        Its 95% interval (reward's unit per customer; kept in [0, 1] for a binary reward).
-    estimator : str
-        The estimator, in words.
-    rows : int
-        Logged rows it is computed on.
-    model_error_bound : float or None
-        Set by the study: the model-based value's distance to ``estimate`` plus the interval's half-width
-        (reward's unit per customer), a 95% bound on the model value's error; None until then.
-    """
+    ``policies.<name>.log_estimate``)."""
 
     estimate: float  #: the doubly robust estimate (reward's unit per customer)
-    low: float  #: lower end of its 95% interval (reward's unit per customer)
-    high: float  #: upper end of its 95% interval (reward's unit per customer)
+    low: float  #: lower end of its 95% interval (reward's unit per customer; at least 0 for a binary reward)
+    high: float  #: upper end of its 95% interval (reward's unit per customer; at most 1 for a binary reward)
     estimator: str  #: the estimator, in words
     rows: int  #: logged rows it is computed on
-    #: |model value - estimate| + the interval's half-width (reward's unit per customer), set by the study
+    #: set by the study: |model value - estimate| + the interval's half-width (reward's unit per customer), a 95% bound
+    #: on the model-based value's error; None until then
     model_error_bound: float | None = field(default=None, metadata=OPTIONAL)
 
 
 def real_log_estimators(scenario: Scenario) -> list[EstimatorSpec]:
     """The estimators the scenario's real log supports: the balanced suite for one logger or when the logging
     system's propensity can be rebuilt, and the naive multi-logger forms when there are several loggers
-    ([] without a real log)."""
+    ([] without a real log).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A scenario with or without a real log (``Scenario.real_log``).
+
+    Returns
+    -------
+    list of EstimatorSpec
+    """
     log = scenario.real_log()
     if log is None:
         return []
@@ -60,6 +56,13 @@ def real_log_estimators(scenario: Scenario) -> list[EstimatorSpec]:
 def log_estimates(scenario: Scenario, policies=None) -> dict[str, LogEstimate] | None:
     """For each target (or ``policies``): the estimate from the real log itself, doubly robust with the
     cross-fitted model, and its 95% interval (own, from the per-row terms; the point equals obp's).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A calibrated scenario (its cross-fitted reward model and the policies' probabilities on the log).
+    policies : iterable of str, optional
+        Policy names (default: the scenario's targets).
 
     Returns
     -------
