@@ -41,7 +41,24 @@ class CalibratedScenario(Scenario):
     """A scenario folder written by ``calibrate``: the world as the log and its model describe it.
 
     ``config`` (``ScenarioOptions``) may choose the fallback for a model that failed the honesty gate at
-    planning time, overriding the one calibrate used."""
+    planning time, overriding the one calibrate used.
+
+    Parameters
+    ----------
+    config : mapping, str or Path, optional
+        ``ScenarioOptions`` as a mapping, or a YAML file holding them.
+    seed : int
+        Unused: the world is the folder's (kept for the ``Scenario`` signature).
+    folder : str or Path
+        The folder ``calibrate`` wrote.
+
+    Raises
+    ------
+    CouponmixError
+        No folder, a missing, unreadable or damaged card, a folder from another couponmix version, bad options,
+        a fallback asked of a folder written before the gate was kept, or a model that failed the honesty gate
+        under the fallback "refuse".
+    """
 
     name = "calibrated"
     description = "a scenario calibrated from a real log (couponmix calibrate)"
@@ -132,7 +149,18 @@ class CalibratedScenario(Scenario):
 
     # ----- the world --------------------------------------------------------------------------------------
     def sample_covariates(self, n, rng):
-        """(n, d) covariates of n customers drawn with replacement from the log's customers."""
+        """(n, d) covariates of n customers drawn with replacement from the log's customers.
+
+        Parameters
+        ----------
+        n : int
+            Customers.
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        ndarray, (n, d)
+        """
         return self.customers[rng.integers(0, len(self.customers), n)]
 
     def _finish(self, pred: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -143,7 +171,17 @@ class CalibratedScenario(Scenario):
 
     def mu(self, x):
         """(n, A) E[r | x, a]: the cross-fitted model's prediction (per-action means in a means world, and for actions too
-        sparse to fit), clipped to [0, 1] for a 0/1 reward; reward's unit per customer."""
+        sparse to fit), clipped to [0, 1] for a 0/1 reward; reward's unit per customer.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (n, A)
+        """
         means = self._array_cached("means")
         if self.world == "means":
             return np.broadcast_to(means, (len(x), self.n_actions)).copy()
@@ -157,7 +195,18 @@ class CalibratedScenario(Scenario):
 
     def m2(self, x):
         """(n, A) E[r^2 | x, a]: mu for a 0/1 reward; else the model of r^2, at least mu^2 plus 1% of the logged
-        reward's variance (a means world: that plus each action's logged variance)."""
+        reward's variance (a means world: that plus each action's logged variance).
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            In the reward's unit squared.
+        """
         mu = self.mu(x)
         if self.binary:
             return mu
@@ -185,7 +234,21 @@ class CalibratedScenario(Scenario):
         """Rewards with the world's mean and second moment and the log's own shape: mu + sd z, where z is
         drawn, for each action, from the log's standardised residuals of that action (importance weighted,
         centred and scaled to mean 0 and variance 1), so heavy tails survive the simulation (exact zeros do
-        not: the shape is shared across customers; ``_residual_shapes``); a 0/1 reward is Bernoulli."""
+        not: the shape is shared across customers; ``_residual_shapes``); a 0/1 reward is Bernoulli.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+        actions : ndarray of int, (n,)
+            The action taken for each customer.
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        ndarray, (n,)
+            Rewards, in the reward's unit.
+        """
         rows = np.arange(len(x))
         actions = np.asarray(actions)
         mu = self.mu(x)[rows, actions]
@@ -225,7 +288,18 @@ class CalibratedScenario(Scenario):
     # ----- the team's model and the policies ----------------------------------------------------------------
     def reward_model(self, x):
         """The production model: fold 0's model alone (trained on part of the log), per-action means in a
-        means world."""
+        means world.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Predicted reward of each action (reward's unit), clipped to [0, 1] for a 0/1 reward.
+        """
         means_q = self._array_cached("means_q")
         if self.world == "means":
             return np.broadcast_to(means_q, (len(x), self.n_actions)).copy()
@@ -263,7 +337,13 @@ class CalibratedScenario(Scenario):
         return se2
 
     def reward_range(self) -> tuple[float, float]:
-        """The range a mean reward can take: [0, 1] for a 0/1 reward, else the logged rewards' range."""
+        """The range a mean reward can take: [0, 1] for a 0/1 reward, else the logged rewards' range.
+
+        Returns
+        -------
+        low, high : float
+            In the reward's unit.
+        """
         if self.binary:
             return 0.0, 1.0
         reward = self._array_cached("log_reward")
@@ -278,7 +358,21 @@ class CalibratedScenario(Scenario):
 
     def observed_rows(self, size, rng):
         """The log's own customers (all of them, or ``size`` drawn without replacement) with their logged
-        action, reward and inverse propensity, where the log has propensities (else None)."""
+        action, reward and inverse propensity, where the log has propensities (else None).
+
+        Parameters
+        ----------
+        size : int
+            The most customers to return.
+        rng : numpy.random.Generator
+            Draws them, when the log has more.
+
+        Returns
+        -------
+        (ndarray (M, d), ObservedRows) or None
+            The customers' covariates and their logged rows, M = min(size, the log's rows); an action's rows are
+            ``covered`` only with enough held-out rows (and clicks) and logged mass.
+        """
         propensity = self._logging_propensity()
         if propensity is None:
             return None
@@ -325,7 +419,22 @@ class CalibratedScenario(Scenario):
         In the model world: its squared distance to the calibrated world's mu plus the squared standard
         error of the action's average in the log. In the means world, which cannot see how customers
         differ, the model's error where the log does not check it is bounded by the reward's range alone
-        (no assumption): the largest distance from q to a mean reward the log allows."""
+        (no assumption): the largest distance from q to a mean reward the log allows.
+
+        Parameters
+        ----------
+        x : ndarray, (n, d)
+            Covariates (unused: the error depends on q and mu).
+        q : ndarray, (n, A)
+            ``reward_model(x)``.
+        mu : ndarray, (n, A)
+            ``mu(x)``.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Squared errors, in the reward's unit squared.
+        """
         if self.world == "means":
             lo, hi = self.reward_range()
             return np.maximum(q - lo, hi - q) ** 2
@@ -379,7 +488,18 @@ class CalibratedScenario(Scenario):
         )
 
     def categories(self, feature: str) -> list[str] | None:
-        """The log's values of a categorical feature, in the order of their codes (from the card)."""
+        """The log's values of a categorical feature, in the order of their codes (from the card).
+
+        Parameters
+        ----------
+        feature : str
+            A feature's name.
+
+        Returns
+        -------
+        list of str or None
+            None for a feature that is not categorical.
+        """
         cats = self.meta["card"]["categories"].get(feature)
         return None if cats is None else [str(c) for c in cats]
 
@@ -402,7 +522,18 @@ class CalibratedScenario(Scenario):
     def on_log(self, name: str) -> np.ndarray:
         """Policy ``name``'s action probabilities for the log's own rows, (n, A). A policy learned from the log
         is taken out of fold: each row's probabilities come from the fold model that was not trained on it, so
-        the log does not score a policy fitted to its own noise (the estimate is of the learning procedure)."""
+        the log does not score a policy fitted to its own noise (the estimate is of the learning procedure).
+
+        Parameters
+        ----------
+        name : str
+            A component or target of calibrate's config.
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Probabilities for the log's n rows.
+        """
         specs = {**self.cfg.components, **self.cfg.targets}
         kind = "component" if name in self.cfg.components else "target"
         spec = specs[name]
@@ -429,7 +560,14 @@ class CalibratedScenario(Scenario):
 
         With several loggers (a component column): ``pscore`` is the acting logger's own propensity (naive
         multi-logger weights), ``stratum_idx`` the logger, and ``pscore_avg`` the logging system's balanced
-        propensity, or None where a logger's policy cannot be rebuilt from the log."""
+        propensity, or None where a logger's policy cannot be rebuilt from the log.
+
+        Returns
+        -------
+        BanditFeedback or None
+            ``context`` (n, d), ``action``, ``reward`` (reward's unit), ``pscore`` and ``pscore_avg`` (probabilities)
+            (n,) each.
+        """
         if not (self.folder / "log_propensity.npy").is_file():
             return None
         p = self._array_cached("log_propensity")
@@ -455,7 +593,18 @@ class CalibratedScenario(Scenario):
     def oof_reward_model(self, model: CrossFittedRevenueModel | None = None) -> np.ndarray:
         """Out-of-fold reward predictions for the log's rows, (n, A): each fold's rows from ``model``'s fold
         model (default: the world's reward model) of the other folds, or, in a means world, from the shrunk
-        per-action means of the other folds."""
+        per-action means of the other folds.
+
+        Parameters
+        ----------
+        model : CrossFittedRevenueModel, optional
+            A model fitted on the log's folds (default: the world's reward model).
+
+        Returns
+        -------
+        ndarray, (n, A)
+            Predicted rewards (reward's unit).
+        """
         x = self.customers
         model = model or self.reward_fit
         fold = fold_of(len(x), model.folds, model.seed)
