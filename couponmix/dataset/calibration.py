@@ -65,20 +65,20 @@ __all__ = [
 class CalibrationBin(Record):
     """One tenth of the log's rows by the model's out-of-fold prediction: the mean prediction beside the mean reward."""
 
-    predicted: float
-    observed: float
-    rows: int
+    predicted: float  #: the rows' mean out-of-fold prediction (reward's unit per customer)
+    observed: float  #: their mean logged reward (reward's unit per customer)
+    rows: int  #: rows in the bin
 
 
 @dataclass
 class ActionFit(Record):
     """One action's rows and the out-of-fold squared errors on them (model, per-action means)."""
 
-    rows: int
-    share: float  # of the log's rows
-    positives: int | None = field(metadata=OPTIONAL)  # a binary reward's positive rows
-    model_mse: float
-    baseline_mse: float
+    rows: int  #: the action's logged rows
+    share: float  #: its share of the log's rows, a fraction
+    positives: int | None = field(metadata=OPTIONAL)  #: a binary reward's positive rows (None for a continuous reward)
+    model_mse: float  #: the model's mean squared error on them, out of fold (reward's unit squared)
+    baseline_mse: float  #: the per-action means' (reward's unit squared)
 
 
 @dataclass
@@ -91,17 +91,17 @@ class CalibrationDiagnostics(Record):
     stay mappings: their keys follow the settings the gate tries and have grown between versions.
     """
 
-    model_mse: float
-    baseline_mse: float  # of the per-action means
-    overall_mean_mse: float | None = field(metadata=OPTIONAL)
-    gain: float  # the model's gain in squared error over the harder of the two averages
-    gain_se: float
-    auc: float | None  # binary rewards only
-    baseline_auc: float | None
-    calibration: list[CalibrationBin]
-    per_action: dict[str, ActionFit]
-    weighted_by_inverse_propensity: bool
-    measured: str  # how, in words
+    model_mse: float  #: the model's mean squared error over the log's rows, out of fold (reward's unit squared)
+    baseline_mse: float  #: the per-action means' (reward's unit squared)
+    overall_mean_mse: float | None = field(metadata=OPTIONAL)  #: the overall mean's (reward's unit squared)
+    gain: float  #: the model's gain in squared error over the harder of the two averages (reward's unit squared)
+    gain_se: float  #: its standard error
+    auc: float | None  #: binary rewards only: the model's AUC out of fold
+    baseline_auc: float | None  #: binary rewards only: the per-action means' AUC
+    calibration: list[CalibrationBin]  #: up to ten bins of rows by the model's out-of-fold prediction
+    per_action: dict[str, ActionFit]  #: by action name
+    weighted_by_inverse_propensity: bool  #: the model was fitted with inverse-propensity weights (a log that is not uniform)
+    measured: str  #: how, in words
     model_settings: dict | None = field(default=None, metadata=OPTIONAL)
     tried: list[dict] | None = field(default=None, metadata=OPTIONAL)
 
@@ -110,11 +110,11 @@ class CalibrationDiagnostics(Record):
 class CalibrationResult:
     """``couponmix calibrate``: the scenario folder written, its data card, diagnostics and warnings."""
 
-    out: Path
-    card: dict
-    diagnostics: CalibrationDiagnostics
-    world: str
-    warnings: list[str]
+    out: Path  #: the scenario folder written
+    card: dict  #: the data card (the log's source, actions, features, reward and propensities)
+    diagnostics: CalibrationDiagnostics  #: the reward model against the per-action means, out of fold
+    world: str  #: "model" or "means": what the world is built from
+    warnings: list[str]  #: in plain words
 
     def text(self) -> str:
         """What calibrate did in a few lines: the folder written, the log, the model against the per-action means, the
@@ -137,7 +137,22 @@ class CalibrationResult:
 
 # ---------------------------------------------------------------------------------------------------------
 def ipw(propensity: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
-    """(n,) inverse-propensity row weights normalised to mean 1, and whether the log is uniform (then all 1)."""
+    """(n,) inverse-propensity row weights normalised to mean 1, and whether the log is uniform (then all 1).
+
+    Parameters
+    ----------
+    propensity : ndarray, (n,), or None
+        Each row's logging probability (None: unknown, taken as uniform).
+    n : int
+        Rows.
+
+    Returns
+    -------
+    w : ndarray, (n,)
+        Row weights, mean 1.
+    uniform : bool
+        The propensities are all equal (up to 1e-9 relative) or unknown.
+    """
     if propensity is None or np.ptp(propensity) <= 1e-9 * propensity.max():
         return np.ones(n), True
     w = 1.0 / propensity
@@ -170,7 +185,19 @@ def _ladder(n: int) -> list[dict]:
 
 
 def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
-    """(n,) each row's cross-fitting fold in 0..folds-1, assigned as ``CrossFittedRevenueModel`` assigns them."""
+    """(n,) each row's cross-fitting fold in 0..folds-1, assigned as ``CrossFittedRevenueModel`` assigns them.
+
+    Parameters
+    ----------
+    n, folds : int
+        Rows and folds.
+    seed : int
+        The model's seed (stream ``(seed, "model", 0)``).
+
+    Returns
+    -------
+    ndarray of int, (n,)
+    """
     return stream(seed, "model", 0).permutation(n) % folds  # as CrossFittedRevenueModel assigns them
 
 
@@ -182,7 +209,26 @@ def _weighted_means(action: np.ndarray, reward: np.ndarray, w: np.ndarray, n_act
 
 def shrunk_means(action, reward, w, n_actions: int, binary: bool, min_positive: int) -> np.ndarray:
     """Per-action means shrunk toward the overall mean: by a prior worth ``min_positive`` positive outcomes
-    (binary) or 30 rows (continuous)."""
+    (binary) or 30 rows (continuous).
+
+    Parameters
+    ----------
+    action : ndarray of int, (n,)
+    reward : ndarray, (n,)
+        Logged rewards (reward's unit).
+    w : ndarray, (n,)
+        Row weights (``ipw``).
+    n_actions : int
+    binary : bool
+        A 0/1 reward.
+    min_positive : int
+        Positive outcomes the prior is worth for a binary reward.
+
+    Returns
+    -------
+    ndarray, (A,)
+        Each action's shrunk weighted mean reward (reward's unit per customer); the overall mean for an action never logged.
+    """
     swr, sw = _weighted_means(action, reward, w, n_actions)
     overall = float((w * reward).sum() / w.sum())
     counts = np.bincount(action, minlength=n_actions).astype(float)
@@ -256,7 +302,20 @@ def balanced_propensity(log: RealLog) -> tuple[np.ndarray | None, str]:
     """For a log with several loggers: the propensity of the logging system as a whole for each row's action,
     sum_k (n_k / n) pi_k(a_i), and how it was obtained; (None, why not) when a logger's policy cannot be
     rebuilt from the log (its propensities vary with the customer or the time). Balanced weights need every
-    logger's probability of the row's action, not only the acting one's."""
+    logger's probability of the row's action, not only the acting one's.
+
+    Parameters
+    ----------
+    log : RealLog
+        A log with propensities and a component column.
+
+    Returns
+    -------
+    propensity : ndarray, (n,), or None
+        Each row's balanced propensity (a probability).
+    how : str
+        How it was obtained, or why it could not be, in words.
+    """
     assert log.propensity is not None and log.component is not None
     share = np.bincount(log.component, minlength=len(log.component_names)) / log.n
     total = np.zeros(log.n)
@@ -278,7 +337,27 @@ def balanced_propensity(log: RealLog) -> tuple[np.ndarray | None, str]:
 def gate_outcome(gate: dict, fallback: str, who: str) -> tuple[str, list[str]]:
     """(world, warnings) for a calibration's honesty gate under ``fallback`` (means, refuse or model): the
     world is built from the model unless the model failed the gate and the fallback is means; with refuse a
-    failed gate stops ``who`` (calibrate, or the command planning on the scenario)."""
+    failed gate stops ``who`` (calibrate, or the command planning on the scenario).
+
+    Parameters
+    ----------
+    gate : dict
+        What calibrate's gates found: "model_weak" (the failing model in words, or None), "sparse" (a warning or None)
+        and "data" (the log's notes).
+    fallback : "means", "refuse" or "model"
+    who : str
+        Who refuses, for the message.
+
+    Returns
+    -------
+    world : "model" or "means"
+    warnings : list of str
+
+    Raises
+    ------
+    CouponmixError
+        A weak model under the fallback "refuse".
+    """
     warnings, world = [], "model"
     what = gate.get("model_weak")
     if what:
@@ -306,9 +385,14 @@ PHASE_WEIGHTS = (0.15, 1.06, 0.34, 0.05)
 
 
 def calibrate(log_path, out, config, fallback: str | None = None, on_phase=None) -> CalibrationResult:
-    """Calibrate a scenario from the log at ``log_path`` as ``config`` (a path, mapping or ``CalibrateConfig``)
-    says, and write it to the new folder ``out``. ``on_phase(done, name)`` is told as each of ``PHASES``
-    starts."""
+    """Calibrate a scenario from the log at ``log_path`` as ``config`` (a path, mapping or ``CalibrateConfig``) says, ``fallback``
+    overriding its own, and write it to the new folder ``out``. ``on_phase(done, name)`` is told as each of ``PHASES`` starts.
+    Raises ``CouponmixError`` for an ``out`` that is not empty, a bad config, log or policy, or fewer than 20 rows per fold.
+
+    Returns
+    -------
+    CalibrationResult
+    """
     phase = on_phase or (lambda done, name: None)
 
     cfg = load_calibrate_config(config)
