@@ -21,7 +21,17 @@ CARD = "calibration.json"
 
 
 def sha256_of(content: str | bytes) -> str:
-    """The SHA-256 hex digest of ``content`` (text is encoded as UTF-8)."""
+    """The SHA-256 hex digest of ``content`` (text is encoded as UTF-8).
+
+    Parameters
+    ----------
+    content : str or bytes
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
     return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
 
 
@@ -57,9 +67,9 @@ class PolicySpec(Schema):
     temperature: Positive | None = Field(default=None, description="softmax_model: temperature (reward units)")
     probabilities: dict[str, Number] | None = Field(default=None, description="fixed: probability per action label")
     feature: str | None = Field(default=None, description="rule: the feature it reads")
-    min: Number | None = None
-    max: Number | None = None
-    equals: str | Number | None = None
+    min: Number | None = None  #: rule: applies where the feature is at least this
+    max: Number | None = None  #: rule: applies where the feature is at most this
+    equals: str | Number | None = None  #: rule: applies where the feature equals this (a category's label or a number)
     action: str | None = Field(default=None, description="rule: the action where it applies")
     otherwise: str | None = Field(default=None, description="rule: the action for everyone else (required)")
 
@@ -114,7 +124,22 @@ class CalibrateConfig(Schema):
 
 
 def load_calibrate_config(config) -> CalibrateConfig:
-    """The checked ``CalibrateConfig`` from a config, a path to a YAML file or a mapping (one-line errors)."""
+    """The checked ``CalibrateConfig`` from a config, a path to a YAML file or a mapping (one-line errors).
+
+    Parameters
+    ----------
+    config : CalibrateConfig, str, Path or mapping
+
+    Returns
+    -------
+    CalibrateConfig
+        ``config`` itself when it is one.
+
+    Raises
+    ------
+    CouponmixError
+        An unreadable file, or a config that does not check (in one line).
+    """
     if isinstance(config, CalibrateConfig):
         return config
     if isinstance(config, (str, Path)):

@@ -24,7 +24,24 @@ __all__ = ["simulate_block", "simulate_log"]
 
 def simulate_block(scenario: Scenario, mixture: Mixture, size: int, rng: np.random.Generator) -> BanditFeedback:
     """One block of customers: covariates, component, action, reward and propensities, drawn in this order
-    (``simulate_log`` and the chunked ``simulate`` both build on it, so they give the same rows)."""
+    (``simulate_log`` and the chunked ``simulate`` both build on it, so they give the same rows).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    mixture : Mixture
+        The logging mixture of K components.
+    size : int
+        Customers in the block.
+    rng : numpy.random.Generator
+        The block's stream.
+
+    Returns
+    -------
+    BanditFeedback
+        ``context`` (size, d), ``action``, ``reward`` (reward's unit), ``pscore``, ``pscore_avg`` and ``stratum_idx``
+        (size,) each, ``pscore_components`` (size, K), and ``alpha`` (size, K) when the mixture varies by customer.
+    """
     x = scenario.sample_covariates(size, rng)
     draw = mixture.draw(x, rng)
     reward = scenario.sample_rewards(x, draw.action, rng)
@@ -51,6 +68,30 @@ def simulate_log(
     stream, so the log is the same whatever the processing order. ``replication``
     r draws the r-th of a set of independent logs (Monte Carlo); ``pilot`` j draws the j-th
     of another set, independent of both (to fit reward models ahead of the evaluation log).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    mixture : Mixture
+        The logging mixture of K components.
+    n : int
+        Customers.
+    seed : int
+    replication, pilot : int, optional
+        At most one of them.
+
+    Returns
+    -------
+    BanditFeedback
+        ``simulate_block``'s keys for all n customers, with ``expected_reward`` (n, A) (the reward's unit), ``n_rounds``,
+        ``n_actions``, ``n_strata`` (K), ``position`` (None) and ``component_names``.
+
+    Raises
+    ------
+    CouponmixError
+        n not positive.
+    ValueError
+        Both a replication and a pilot.
     """
     n = check_positive_int(n, "n")
     if pilot is not None and replication is not None:
