@@ -30,11 +30,11 @@ class BanditFeedback(TypedDict, total=False):
     pscore_components: np.ndarray  #: (n, K) every component's propensity of the action played
     alpha: np.ndarray  #: (n, K) each customer's own mixture, when the mixture varies by customer
     expected_reward: np.ndarray  #: (n, A) the simulator's mean reward mu(x, a) (simulated logs only)
-    n_rounds: int
-    n_actions: int
-    n_strata: int
-    position: None
-    component_names: tuple[str, ...]
+    n_rounds: int  #: n
+    n_actions: int  #: A
+    n_strata: int  #: K
+    position: None  #: obp's slate position: always None here
+    component_names: tuple[str, ...]  #: (K,) the components' names
 
 
 @dataclass
@@ -59,16 +59,14 @@ class ModelReport(Record):
 
 @dataclass(frozen=True)
 class SupportVerdict:
-    """Whether E_x[sum_a pi_e(a|x)^2 / p_alpha(a|x)] is finite.
+    """Whether E_x[sum_a pi_e(a|x)^2 / p_alpha(a|x)] is finite."""
 
-    status: "finite"; "infinite" (weights unbounded and their second moment diverges);
-    or "unsupported" (p_alpha = 0 where pi_e > 0 on a set of positive probability, so
-    IPS is biased there whatever n is).
-    """
-
+    #: "finite"; "infinite" (weights unbounded and their second moment diverges); or "unsupported" (p_alpha = 0
+    #: where pi_e > 0 on a set of positive probability, so IPS is biased there whatever n is)
     status: str
-    method: str  # "analytic" or "empirical"
-    reason: str
+    method: str  #: "analytic" or "empirical"
+    reason: str  #: the verdict in plain words
+    #: what it rests on (a tail index and the second moment's growth, the unsupported mass, or a scenario's own)
     evidence: dict = field(default_factory=dict)
 
     @property
@@ -85,10 +83,10 @@ class SupportVerdict:
 class VerdictInfo(Record):
     """A ``SupportVerdict`` as summary.json's ``ips_variance`` writes it."""
 
-    status: str
-    finite: bool
-    method: str
-    reason: str
+    status: str  #: "finite", "infinite" or "unsupported"
+    finite: bool  #: the status is "finite"
+    method: str  #: "analytic" or "empirical"
+    reason: str  #: the verdict in plain words
     #: what the verdict rests on, which differs by method (a tail index and the second moment's growth, the
     #: unsupported mass, or a scenario's own); left out when there is none
     evidence: dict | None = field(default=None, metadata=OPTIONAL)
@@ -115,15 +113,25 @@ class ObservedRows:
     the model-error bound of ``model_error_of``.
     """
 
-    action: np.ndarray  # (M,) the logged action
-    reward: np.ndarray  # (M,) the logged reward
-    inverse_propensity: np.ndarray  # (M,) 1 / the logging system's probability of the logged action
-    held_out: np.ndarray  # (M,) 1 / P(held out) where the reward model was not trained on the row, else 0
-    covered: np.ndarray  # (A,) bool: actions whose moments come from the log (the others: the world's model)
-    source: str = ""
+    action: np.ndarray  #: (M,) the logged action
+    reward: np.ndarray  #: (M,) the logged reward, in the reward's unit
+    inverse_propensity: np.ndarray  #: (M,) 1 / the logging system's probability of the logged action
+    held_out: np.ndarray  #: (M,) 1 / P(held out) where the reward model was not trained on the row, else 0
+    covered: np.ndarray  #: (A,) bool: actions whose moments come from the log (the others: the world's model)
+    source: str = ""  #: where the moments come from, in plain words
 
     def subset(self, idx: np.ndarray) -> ObservedRows:
-        """The rows ``idx`` (same ``covered`` actions and source)."""
+        """The rows ``idx`` (same ``covered`` actions and source).
+
+        Parameters
+        ----------
+        idx : ndarray of int, (m,)
+
+        Returns
+        -------
+        ObservedRows
+            m rows.
+        """
         return dataclasses.replace(
             self,
             action=self.action[idx],
@@ -158,26 +166,88 @@ class ObservedRows:
 
     def residual_second_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
         """(M, A) the per-row estimate of E[(r - q)^2 | x_i, a]: the logged residual, importance weighted, at
-        covered actions; the world's ``model`` at the others. q None: the IPS family (q = 0)."""
+        covered actions; the world's ``model`` at the others. q None: the IPS family (q = 0).
+
+        Parameters
+        ----------
+        q : ndarray, (M, A), or None
+            The reward model's predictions.
+        model : ndarray, (M, A)
+            The world's E[(r - q)^2 | x, a] (reward's unit squared).
+
+        Returns
+        -------
+        ndarray, (M, A)
+            In the reward's unit squared.
+        """
         resid = self._residual(q, model.shape[0])
         return self._logged_or_model(resid * resid, model)
 
     def residual_first_moment(self, q: np.ndarray | None, model: np.ndarray) -> np.ndarray:
-        """(M, A) the per-row estimate of E[r - q | x_i, a], as ``residual_second_moment``."""
+        """(M, A) the per-row estimate of E[r - q | x_i, a], as ``residual_second_moment``.
+
+        Parameters
+        ----------
+        q : ndarray, (M, A), or None
+            The reward model's predictions (None: 0).
+        model : ndarray, (M, A)
+            The world's E[r - q | x, a] (reward's unit).
+
+        Returns
+        -------
+        ndarray, (M, A)
+            In the reward's unit.
+        """
         return self._logged_or_model(self._residual(q, model.shape[0]), model)
 
     def signed_error(self, q: np.ndarray) -> np.ndarray:
         """(M, A) e_hat: the importance-weighted q - r at each row's logged, covered action, 0 elsewhere; its
-        mean over the sample, times any weights fixed before the log, estimates E[weights (q - mu)]."""
+        mean over the sample, times any weights fixed before the log, estimates E[weights (q - mu)].
+
+        Parameters
+        ----------
+        q : ndarray, (M, A)
+            The reward model's predictions (reward's unit).
+
+        Returns
+        -------
+        ndarray, (M, A)
+            In the reward's unit.
+        """
         return self._onehot(-self.weight * self._residual(q, q.shape[0]), q.shape[1])
 
     def policy_values(self, probs: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """(P,) doubly robust values of policies ``probs`` (P, M, A): E[sum_a pi q] minus the mean of
-        sum_a pi e_hat at covered actions; actions not covered take the world's ``mu``."""
+        sum_a pi e_hat at covered actions; actions not covered take the world's ``mu``.
+
+        Parameters
+        ----------
+        probs : ndarray, (P, M, A)
+            The policies' probabilities on the sample's customers.
+        q, mu : ndarray, (M, A)
+            The reward model's predictions and the world's mean reward (reward's unit).
+
+        Returns
+        -------
+        ndarray, (P,)
+            Per customer, in the reward's unit.
+        """
         return self.policy_value_terms(probs, q, mu).mean(axis=1)
 
     def policy_value_terms(self, probs: np.ndarray, q: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """(P, M) each customer's doubly robust term of ``policy_values`` (their covariance over customers,
-        divided by M, is the values' own)."""
+        divided by M, is the values' own).
+
+        Parameters
+        ----------
+        probs : ndarray, (P, M, A)
+        q, mu : ndarray, (M, A)
+            As in ``policy_values``.
+
+        Returns
+        -------
+        ndarray, (P, M)
+            In the reward's unit.
+        """
         base = np.where(self.covered[None, :], q, mu)
         return np.einsum("pma,ma->pm", probs, base - self.signed_error(q))
