@@ -67,12 +67,25 @@ class CampaignResult:
     deployed: list = field(repr=False)
 
     def cumulative(self) -> np.ndarray:
-        """(R, reps) total revenue per customer-period summed over the campaign, per rate and replication."""
+        """(R, reps) total revenue per customer-period summed over the campaign, per rate and replication.
+
+        Returns
+        -------
+        ndarray, (R, reps)
+            Expected revenue of all the campaign's customers (periods x period_size), in the reward's unit.
+        """
         return self.revenue.sum(axis=2) * self.period_size
 
     def table(self) -> list[dict]:
         """Per rate: mean cumulative revenue, its standard error over replications, and the difference with
-        the first rate (paired: same customers), with its standard error (None with one replication)."""
+        the first rate (paired: same customers), with its standard error (None with one replication).
+
+        Returns
+        -------
+        list of dict, (R,)
+            ``rate`` (a fraction), ``revenue`` and ``revenue_se``, ``vs_first`` and ``vs_first_se`` (cumulative, reward's unit),
+            ``switches`` (redeployments per replication).
+        """
         total = self.cumulative()
         base = total[0]
         rows = []
@@ -94,7 +107,13 @@ class CampaignResult:
 
     def cumulative_vs_first(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, standard error), each (R, T): cumulative revenue up to each period minus the first rate's,
-        paired over replications (the same customers)."""
+        paired over replications (the same customers).
+
+        Returns
+        -------
+        mean, se : ndarray, (R, T)
+            In the reward's unit; se is NaN with one replication.
+        """
         cum = np.cumsum(self.revenue, axis=2) * self.period_size  # (R, reps, T)
         diff = cum - cum[:1]
         se = diff.std(axis=1, ddof=1) / np.sqrt(self.reps) if self.reps > 1 else np.full(diff.shape[::2], np.nan)
@@ -147,7 +166,29 @@ def _greedy(model: CrossFittedRevenueModel, n_actions: int) -> Callable[[np.ndar
 
 
 def check_campaign(rates: Sequence[float], periods: int, period_size: int, reps: int) -> tuple[tuple[float, ...], int, int, int]:
-    """The campaign's numbers checked before any work: (rates, periods, period_size, reps)."""
+    """The campaign's numbers checked before any work: (rates, periods, period_size, reps).
+
+    Parameters
+    ----------
+    rates : sequence of float
+        Exploration rates, each a fraction of traffic in [0, 1].
+    periods : int
+        At most 1,000.
+    period_size : int
+        Customers per period, 100 to 10 million.
+    reps : int
+        Replications, at most 10,000.
+
+    Returns
+    -------
+    tuple of (tuple of float, int, int, int)
+        The same, as floats and ints.
+
+    Raises
+    ------
+    CouponmixError
+        A number out of its range, or rates that are not numbers.
+    """
     try:
         rates = tuple(float(r) for r in rates)
     except (TypeError, ValueError):
@@ -161,7 +202,17 @@ def check_campaign(rates: Sequence[float], periods: int, period_size: int, reps:
 
 
 def check_components(scenario) -> None:
-    """A one-line error unless the scenario has components named exploit and explore."""
+    """A one-line error unless the scenario has components named exploit and explore.
+
+    Parameters
+    ----------
+    scenario : Scenario
+
+    Raises
+    ------
+    CouponmixError
+        No component named exploit, or none named explore.
+    """
     comps = scenario.components()
     if "exploit" not in comps or "explore" not in comps:
         raise CouponmixError(f"a campaign needs components named exploit and explore; {scenario.name} has {', '.join(comps)}")
@@ -176,9 +227,21 @@ def run_campaign(
     seed: int = 0,
     on_step: Callable[[int, int], None] | None = None,
 ) -> CampaignResult:
-    """Simulate the closed loop (module docstring) for every exploration rate in ``rates`` and ``reps``
-    replications. ``scenario`` needs ``components()`` with ``exploit`` and ``explore``; its ``at_period(t)``,
-    where it has one, gives the world of period t. ``on_step(done, total)`` reports progress per period."""
+    """Simulate the closed loop (module docstring) for every exploration rate in ``rates`` and ``reps`` replications. ``scenario``
+    needs ``components()`` with ``exploit`` and ``explore``; its ``at_period(t)``, where it has one, gives the world of period t.
+    ``on_step(done, total)`` reports progress per period. Bad numbers or components raise ``CouponmixError``.
+
+    Parameters
+    ----------
+    rates : sequence of float
+        Exploration rates, each a fraction of traffic in [0, 1].
+    periods, period_size, reps, seed : int
+        Periods, customers per period, replications, and the seed.
+
+    Returns
+    -------
+    CampaignResult
+    """
     rates, periods, period_size, reps = check_campaign(rates, periods, period_size, reps)
     check_components(scenario)
     comps = scenario.components()
@@ -238,18 +301,11 @@ def run_campaign(
 
 @dataclass
 class PaybackRate(Record):
-    """The payback rule's exploration rate for a campaign (``payback_rate``).
+    """The payback rule's exploration rate for a campaign (``payback_rate``)."""
 
-    Attributes
-    ----------
-    rate : float
-        The chosen rate: the fraction of traffic explored, one of the candidate rates.
-    payback : Payback
-        The payback rule's grid over the candidate rates, whose best mixture gave ``rate``.
-    """
-
-    rate: float  #: the chosen exploration rate (fraction of traffic explored)
-    payback: Payback  #: the payback rule's evaluation of every candidate rate (net revenue in the reward's unit)
+    rate: float  #: the chosen exploration rate (fraction of traffic explored), one of the candidate rates
+    #: the payback rule's grid over every candidate rate (net revenue in the reward's unit), whose best mixture gave ``rate``
+    payback: Payback
 
 
 def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: int, seed: int = 0, eval_size: int = 50_000) -> PaybackRate:
@@ -257,10 +313,30 @@ def payback_rate(scenario, rates: Sequence[float], periods: int, period_size: in
     world as it is at the start (period 0): log one period at each candidate rate, then deploy by the safe
     rule for the remaining ``periods - 1`` periods of ``period_size`` customers each.
 
+    Parameters
+    ----------
+    scenario : Scenario
+        With components exploit and explore, and only those.
+    rates : sequence of float
+        Candidate exploration rates, each a fraction of traffic.
+    periods : int
+        At least 2.
+    period_size : int
+        Customers per period: the log's size, and the traffic of each period after it.
+    seed : int
+        Seed of the evaluation sample.
+    eval_size : int
+        Customers in the evaluation sample.
+
     Returns
     -------
     PaybackRate
         The chosen rate and the payback rule's grid behind it.
+
+    Raises
+    ------
+    CouponmixError
+        Fewer than 2 periods, or a scenario without exactly two components.
     """
     if periods < 2:
         raise CouponmixError("a payback rate needs at least 2 periods: one to log, one to earn")
@@ -344,7 +420,29 @@ def campaign(
 ) -> CampaignReport:
     """``couponmix campaign``: the closed loop for each fixed rate in ``rates`` and, with ``with_payback``,
     for the payback rule's rate (decided at the start from the world of period 0), with the best fixed rate
-    in hindsight and their gap. ``on_step(done, total)`` reports progress per period."""
+    in hindsight and their gap. ``on_step(done, total)`` reports progress per period.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+        The study whose scenario and seed the campaign runs.
+    rates : sequence of float
+        Exploration rates, each a fraction of traffic in [0, 1] (sorted, duplicates dropped).
+    periods, period_size, reps : int
+        Periods, customers per period, replications.
+    with_payback : bool
+        Also decide and compare the payback rule's rate.
+    on_step : callable (done, total), optional
+
+    Returns
+    -------
+    CampaignReport
+
+    Raises
+    ------
+    CouponmixError
+        As ``check_campaign`` and ``check_components``, or fewer than 2 periods with the payback rule.
+    """
     rates_checked, periods, period_size, reps = check_campaign(rates, periods, period_size, reps)  # before any work
     if with_payback and periods < 2:
         raise CouponmixError("a payback rate needs at least 2 periods: one to log, one to earn")
