@@ -90,28 +90,36 @@ MAX_TEXT = 2_000
 @dataclass(frozen=True)
 class StudyConfig:
     """Everything one study needs. ``scenario_config`` is the scenario's parameters (a dict, or a path to a
-    parameter file such as a market config), validated by the scenario itself."""
+    parameter file such as a market config), validated by the scenario itself.
 
-    name: str = "study"
-    title: str | None = None
-    description: str | None = None
-    scenario: str = "market"
-    scenario_config: dict | str | None = None
-    n: int | None = None
-    daily_traffic: float = DEFAULT_DAILY_TRAFFIC
-    seed: int = 0
-    world_seed: int = 0
-    estimator: EstimatorSpec | None = None
-    tolerance: float | None = None
-    max_rmse: float | None = None
-    horizon_days: float | None = None
-    contextual: str | None = None
-    floor: float = DEFAULT_FLOOR
-    aggregate: str = "max"
-    eval_size: int = DEFAULT_EVAL_SIZE
-    pop_size: int = 100
-    generations: int = 100
-    source: str | None = field(default=None, compare=False)
+    Raises
+    ------
+    CouponmixError
+        On construction, a setting out of its range (negative seeds, n, daily_traffic, tolerance, max_rmse or
+        horizon_days not positive, an unknown aggregate or contextual, eval_size, pop_size or generations out of
+        range, a floor outside [0, 1)).
+    """
+
+    name: str = "study"  #: the study's name (its file's stem): the name of its output folder
+    title: str | None = None  #: shown in the report and the batch index
+    description: str | None = None  #: shown under the title
+    scenario: str = "market"  #: a name from ``couponmix scenarios``, or a scenario folder
+    scenario_config: dict | str | None = None  #: the scenario's own parameters, or a path to a parameter file
+    n: int | None = None  #: customers in the future evaluation log (None: the scenario's default)
+    daily_traffic: float = DEFAULT_DAILY_TRAFFIC  #: customers per day, to read log sizes as days
+    seed: int = 0  #: this study's draws: evaluation sample, optimiser, logs
+    world_seed: int = 0  #: the simulated world's seed
+    estimator: EstimatorSpec | None = None  #: one estimator forced for every target (None: the criterion chooses)
+    tolerance: float | None = None  #: plan: error every target must reach (reward's unit per customer)
+    max_rmse: float | None = None  #: recommend the highest revenue with error <= this (reward's unit per customer)
+    horizon_days: float | None = None  #: recommend the mix and log size with the most net revenue over this many days
+    contextual: str | None = None  #: also compare rates that vary by customer: segment, margin, logistic or feature:NAME
+    floor: float = DEFAULT_FLOOR  #: every component's minimum share of traffic, in [0, 1)
+    aggregate: str = "max"  #: combine per-target errors by "max" or "mean"
+    eval_size: int = DEFAULT_EVAL_SIZE  #: customers in the evaluation sample of the exact objectives
+    pop_size: int = 100  #: NSGA-II population
+    generations: int = 100  #: NSGA-II generations
+    source: str | None = field(default=None, compare=False)  #: the study file's path (None: the command line)
 
     def __post_init__(self):
         check_positive_int(self.seed, "seed", minimum=0)
@@ -135,11 +143,32 @@ class StudyConfig:
             raise CouponmixError(f"floor must be a number in [0, 1), got {self.floor!r}")
 
     def build_scenario(self):
-        """The study's scenario: its name or folder, its parameters and its world seed."""
+        """The study's scenario: its name or folder, its parameters and its world seed.
+
+        Returns
+        -------
+        Scenario
+
+        Raises
+        ------
+        CouponmixError
+            An unknown scenario, a bad folder, or parameters the scenario refuses.
+        """
         return get_scenario(self.scenario, config=self.scenario_config, seed=self.world_seed)
 
     def with_overrides(self, **values) -> StudyConfig:
-        """A copy with the given fields replaced; None means 'keep the file's value'."""
+        """A copy with the given fields replaced; None means 'keep the file's value'.
+
+        Parameters
+        ----------
+        **values
+            Field names and their new values (None: keep).
+
+        Returns
+        -------
+        StudyConfig
+            Checked again (``__post_init__``).
+        """
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
 
     def info(self) -> StudyInfo:
@@ -173,26 +202,26 @@ class StudyConfig:
 class StudyInfo(Record):
     """A study's settings as summary.json's ``study`` block echoes them (``StudyConfig.info``)."""
 
-    name: str
+    name: str  #: as ``StudyConfig``'s fields of the same names
     title: str | None
     description: str | None
     scenario: str
-    n: int | None
-    daily_traffic: float
+    n: int | None  #: customers
+    daily_traffic: float  #: customers per day
     seed: int
     world_seed: int
-    tolerance: float | None
-    max_rmse: float | None
-    horizon_days: float | None
-    floor: float
+    tolerance: float | None  #: reward's unit per customer
+    max_rmse: float | None  #: reward's unit per customer
+    horizon_days: float | None  #: days
+    floor: float  #: a share of traffic
     aggregate: str
-    eval_size: int
+    eval_size: int  #: customers
     pop_size: int
     generations: int
-    source: str | None  # the study file's path
-    estimator: str | None  # the forced estimator's name (None: the criterion chooses)
-    scenario_config: str | None  # a parameter file's path, or "given in the study file"
-    contextual: str | None = field(default=None, metadata=OPTIONAL)
+    source: str | None  #: the study file's path
+    estimator: str | None  #: the forced estimator's name (None: the criterion chooses)
+    scenario_config: str | None  #: a parameter file's path, or "given in the study file"
+    contextual: str | None = field(default=None, metadata=OPTIONAL)  #: only when set
 
 
 def _read_yaml(path: Path) -> dict:
@@ -259,13 +288,39 @@ class StudyFile(Schema):
 
 
 def is_study(doc: dict) -> bool:
-    """True when the YAML mapping has a study key (``STUDY_KEYS``); else it is read as market parameters."""
+    """True when the YAML mapping has a study key (``STUDY_KEYS``); else it is read as market parameters.
+
+    Parameters
+    ----------
+    doc : dict
+        A YAML file's top-level mapping.
+
+    Returns
+    -------
+    bool
+    """
     return any(k in STUDY_KEYS for k in doc)
 
 
 def load_study(path) -> StudyConfig:
     """Read and check a study file (an empty file is an empty study); a file with market parameters at
-    the top level becomes a market study with that config."""
+    the top level becomes a market study with that config.
+
+    Parameters
+    ----------
+    path : str or Path
+        The study file; its stem names the study.
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    CouponmixError
+        An unreadable file, a top level that is not a mapping, unknown keys, values that do not check, or both
+        scenario_config and market (or market parameters for another scenario).
+    """
     path = Path(path)
     doc = _read_yaml(path)
     name = path.stem
@@ -293,7 +348,23 @@ def load_study(path) -> StudyConfig:
 
 
 def study_files(folder) -> list[Path]:
-    """The study files of a folder, sorted by name; names must be distinct once the suffix is dropped."""
+    """The study files of a folder, sorted by name; names must be distinct once the suffix is dropped.
+
+    Parameters
+    ----------
+    folder : str or Path
+
+    Returns
+    -------
+    list of Path
+        Its .yaml and .yml files (hidden files left out).
+
+    Raises
+    ------
+    CouponmixError
+        Not a folder, no study files, a link leading outside the folder, a name unusable for an output folder,
+        or two files for one study.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise CouponmixError(f"study folder {folder} does not exist or is not a folder")
