@@ -87,13 +87,26 @@ PROMISE_GOAL = 0.02
 class StudyResult:
     """What ``run_study`` returns: the typed summary (written as summary.json), the front and the pick."""
 
-    summary: StudySummary
-    front: Front
-    recommendation: Recommendation
+    summary: StudySummary  #: the typed summary, written as summary.json
+    front: Front  #: the Pareto front of revenue against error
+    recommendation: Recommendation  #: the recommended point of the front and why
 
 
 def no_exploration(objectives: Criterion, sample: EvaluationSample) -> NoExploration:
-    """The revenue-best single component with no mixing at all, and what OPE can say from its logs."""
+    """The revenue-best single component with no mixing at all, and what OPE can say from its logs.
+
+    Parameters
+    ----------
+    objectives : Criterion
+    sample : EvaluationSample
+        Unused (kept for the callers' signature).
+
+    Returns
+    -------
+    NoExploration
+        The component, its mixture, its revenue per customer, the combined worst error (reward's unit per customer)
+        and, per target, whether its logs show every action it takes.
+    """
     best = best_component(objectives)
     alpha = no_exploration_alpha(objectives)
     targets = {}
@@ -127,7 +140,22 @@ LAW_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.ndarray, verdicts: dict) -> SampleSizeLaw:
     """The error at the recommended mixture for several log sizes, from one computation (the estimator chosen
     may change with the log size); for targets where plain IPS diverges, the growth of its second-moment
-    estimate instead."""
+    estimate instead.
+
+    Parameters
+    ----------
+    objectives : Criterion
+    sample : EvaluationSample
+    alpha : ndarray, (K,)
+        The recommended mixture.
+    verdicts : dict of target name to SupportVerdict
+
+    Returns
+    -------
+    SampleSizeLaw
+        The error of each target (reward's unit per customer) and its chosen estimator at each of ``LAW_SIZES``
+        customers.
+    """
     laws = objectives.laws(alpha)
     out = SampleSizeLaw(
         holds=True,
@@ -156,7 +184,24 @@ def sample_size_law(objectives: Criterion, sample: EvaluationSample, alpha: np.n
 
 
 def production_block(components, alpha, objectives: Criterion, explore_description: str | None, finite: bool) -> Production:
-    """What to do in production: the mixture, what to log, and the estimator for each future policy."""
+    """What to do in production: the mixture, what to log, and the estimator for each future policy.
+
+    Parameters
+    ----------
+    components : sequence of str
+        The K components' names.
+    alpha : ndarray, (K,)
+        The recommended mixture.
+    objectives : Criterion
+    explore_description : str or None
+        The explore component's description.
+    finite : bool
+        Every target's importance-weight second moment is finite (then unclipped estimators are compared too).
+
+    Returns
+    -------
+    Production
+    """
     weights = dict(zip(components, alpha.tolist()))
     detail = objectives.describe(alpha)
     by_name = {s.name: s for s in objectives.specs}
@@ -192,7 +237,20 @@ def production_block(components, alpha, objectives: Criterion, explore_descripti
 
 def objectives_comparison(objectives: Criterion, alpha: np.ndarray, finite: bool) -> dict[str, EstimatorErrors]:
     """Every estimator of the exact suite at the mixture (even when one is forced), for the methods section;
-    unclipped ones only where their variance is finite."""
+    unclipped ones only where their variance is finite.
+
+    Parameters
+    ----------
+    objectives : Criterion
+    alpha : ndarray, (K,)
+        The mixture.
+    finite : bool
+        Every target's importance-weight second moment is finite.
+
+    Returns
+    -------
+    dict of target name to EstimatorErrors
+    """
     specs = exact_suite(DEFAULT_CLIP, finite_variance=finite)
     same = [s.name for s in specs] == [s.name for s in objectives.specs] and objectives.error == "robust"
     full = objectives if same else Criterion(objectives.sample, specs, objectives.n, objectives.aggregate)
@@ -203,9 +261,9 @@ def objectives_comparison(objectives: Criterion, alpha: np.ndarray, finite: bool
 class PlanResult:
     """What ``couponmix plan`` computed: a least-cost mixture (``plan``) or a log size (``log_size``)."""
 
-    scenario: str
-    criterion: str
-    plan: Plan | LogSizePlan
+    scenario: str  #: the scenario's name
+    criterion: str  #: the criterion's label
+    plan: Plan | LogSizePlan  #: the least-cost mixture, or the log size needed at a given one
 
     def to_dict(self) -> dict:
         """The plan's fields, with the scenario and the criterion's label."""
@@ -244,7 +302,30 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
     """``couponmix plan``: the least-cost mixture for ``tol`` at the study's log size, or, given a mixture
     (``alpha`` as a spec or mapping, or an exploration rate ``eps``), the log size needed there. Every
     component keeps at least ``floor`` of the traffic (default: the study's floor, as in ``run``).
-    ``on_phase(done, name)`` is told as each of ``PLAN_PHASES`` starts."""
+    ``on_phase(done, name)`` is told as each of ``PLAN_PHASES`` starts.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+    tol : float
+        Error every target must reach (reward's unit per customer).
+    alpha : str or mapping, optional
+        A mixture (``parse_alpha_spec``).
+    eps : float, optional
+        An exploration rate in [0, 1] (needs a component named explore).
+    floor : float, optional
+        Every component's least share of traffic.
+    on_phase : callable (done, name), optional
+
+    Returns
+    -------
+    PlanResult
+
+    Raises
+    ------
+    CouponmixError
+        tol not positive, eps outside [0, 1] or without an explore component, a bad mixture or floor, or a bad study.
+    """
     tol = check_positive_float(tol, "tol")  # the numbers first, before any model is built
     if eps is not None and not 0 <= eps <= 1:
         raise CouponmixError(f"eps must lie in [0, 1], got {eps}")
@@ -273,7 +354,23 @@ def plan_study(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = Non
 
 
 def run_config(cfg: StudyConfig, quiet: bool = True) -> StudyResult:
-    """Run the study a ``StudyConfig`` (a study file) describes."""
+    """Run the study a ``StudyConfig`` (a study file) describes.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    StudyResult
+
+    Raises
+    ------
+    CouponmixError
+        As ``run_study``.
+    """
     return run_study(
         cfg.scenario,
         n=cfg.n,
@@ -320,6 +417,26 @@ def run_study(
 
     One criterion (``couponmix.ope.criterion.Criterion``) drives the front, the recommendation, the plan, the
     curves and the headline: for each future policy, the estimator with the lowest robust error.
+
+    Parameters
+    ----------
+    scenario, n, seed, world_seed, pop_size, generations, estimator, max_rmse, floor, aggregate, eval_size
+        As ``StudyConfig``'s fields of the same names (units there).
+    config, tol, daily_traffic, horizon_days, contextual
+        As its ``scenario_config``, ``tolerance``, ``daily_traffic``, ``horizon_days`` and ``contextual``.
+    quiet : bool
+        No progress bar.
+    study : StudyInfo, optional
+        The study file's settings, echoed in the summary.
+
+    Returns
+    -------
+    StudyResult
+
+    Raises
+    ------
+    CouponmixError
+        A setting out of range, both horizon_days and max_rmse, or a scenario that cannot be built.
     """
     seed = check_positive_int(seed, "seed", minimum=0)
     world_seed = check_positive_int(world_seed, "world_seed", minimum=0)
@@ -659,6 +776,7 @@ def _contextual(s: RunSettings, u: _Setup, bar: Progress, curve: ExplorationCurv
         named["tolerance"] = float(s.tol)
 
     def searching(fraction: float, what: str) -> None:
+        """Move the bar within phase 6 by the search's fraction done."""
         bar.phase(6 + fraction, f"{PHASES[6]}: {what}")
 
     # costs against no exploration, like the headline's
@@ -834,7 +952,28 @@ def headline_numbers(
     plan: StudyPlan | None,
 ) -> Headline:
     """The numbers a reader needs first: how much to explore, what it costs, what precision it buys and how
-    much of that precision the log itself can confirm."""
+    much of that precision the log itself can confirm.
+
+    Parameters
+    ----------
+    objectives : Criterion
+    alpha : ndarray, (K,)
+        The recommended mixture.
+    tol : float or None
+        The planning tolerance (reward's unit per customer).
+    n : int
+        Customers in the log.
+    rec : Recommended
+    cost : RevenueCost
+    curve : ExplorationCurve
+    size_curve : LogSizeCurve
+        Its daily traffic turns customers into days.
+    plan : StudyPlan or None
+
+    Returns
+    -------
+    Headline
+    """
     need = plan.at_recommended.log_size_needed if plan is not None else None
     daily = size_curve.daily_traffic
     precision = {t: target_precision(d) for t, d in rec.targets.items()}
@@ -858,7 +997,23 @@ def headline_numbers(
 
 
 def target_precision(d: TargetError) -> TargetPrecision:
-    """A target's precision at the recommended mix (``Criterion.describe`` plus ``promise_se``)."""
+    """A target's precision at the recommended mix (``Criterion.describe`` plus ``promise_se``).
+
+    Parameters
+    ----------
+    d : TargetError
+        With its true value and ``promise_se`` set.
+
+    Returns
+    -------
+    TargetPrecision
+        Errors in the reward's unit per customer; the 95% interval's half-width also as a percentage of the value.
+
+    Raises
+    ------
+    ValueError
+        No value or no ``promise_se``.
+    """
     half = d.interval_95()
     value = d.true_value
     if value is None or d.promise_se is None:
