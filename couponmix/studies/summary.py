@@ -54,49 +54,26 @@ SUMMARY_FORMAT = 5
 
 @dataclass
 class TargetPrecision(Record):
-    """How precisely the log will measure one future policy at the recommended mix.
+    """How precisely the log will measure one future policy at the recommended mix."""
 
-    Attributes
-    ----------
-    rmse : float
-        The promised error, a root mean squared error in the reward's unit per customer (robust: sampling
-        error plus the bound on the part resting on the model).
-    sampling_error : float
-        The part a log shows itself (a standard deviation, reward's unit), falling like 1/sqrt(n).
-    model_dependent : float
-        The part of the error that rests on the revenue model, sqrt(rmse^2 - sampling_error^2) (reward's unit;
-        0 when none does).
-    model_bias_bound : float
-        The bound on the bias resting on the revenue model's error (reward's unit).
-    estimator, estimator_plain : str
-        The estimator's name (``couponmix.ope.estimators``) and the same in plain words.
-    true_value : float
-        The policy's value per customer (reward's unit) on the evaluation sample: the simulator's truth, or
-        the calibrated model's estimate on a team's own log.
-    logs_show_all : bool
-        Whether the mix logs every action the policy takes.
-    promise_se : float
-        Standard error of ``rmse`` itself (reward's unit), from the finite evaluation sample or log.
-    interval_95 : float
-        The 95% interval's half-width (reward's unit): |computed bias| + model_bias_bound + 1.96
-        sampling_error; the estimate lies this close to the value with at least 95% probability.
-    interval_95_pct : float or None
-        The same as a percent of the policy's value (None when the value is 0).
-    """
-
-    rmse: float  # the promised error (robust: sampling plus the model-dependent bound)
-    sampling_error: float  # the part a log shows itself, falling like 1/sqrt(n)
-    model_dependent: float  # the part of it that rests on the revenue model (0: none)
-    model_bias_bound: float  # the part that rests on the revenue model's error
-    estimator: str  # estimator name (couponmix.ope.estimators)
-    estimator_plain: str  # the same in plain words
-    true_value: float  # the policy's value on the evaluation sample (the scenario's model of it)
-    logs_show_all: bool  # the mix logs every action the policy takes
-    promise_se: float  # standard error of ``rmse`` from the finite evaluation sample
+    #: the promised error, a root mean squared error in the reward's unit per customer (robust: sampling error plus
+    #: the bound on the part resting on the model)
+    rmse: float
+    sampling_error: float  #: the part a log shows itself (a standard deviation, reward's unit), falling like 1/sqrt(n)
+    #: the part that rests on the revenue model, sqrt(rmse^2 - sampling_error^2) (reward's unit; 0 when none does)
+    model_dependent: float
+    model_bias_bound: float  #: the bound on the bias resting on the revenue model's error (reward's unit)
+    estimator: str  #: the estimator's name (``couponmix.ope.estimators``)
+    estimator_plain: str  #: the same in plain words
+    #: the policy's value per customer (reward's unit) on the evaluation sample: the simulator's truth, or the
+    #: calibrated model's estimate on a team's own log
+    true_value: float
+    logs_show_all: bool  #: the mix logs every action the policy takes
+    promise_se: float  #: standard error of ``rmse`` itself (reward's unit), from the finite evaluation sample or log
     #: the 95% interval's half-width in the reward's unit: the estimate lies within it of the policy's value with
     #: at least 95% probability (|computed bias| + model_bias_bound + 1.96 sampling_error)
     interval_95: float
-    interval_95_pct: float | None  # the same as a percent of the policy's value (None when the value is 0)
+    interval_95_pct: float | None  #: the same as a percent of the policy's value (None when the value is 0)
 
 
 @dataclass
@@ -149,23 +126,13 @@ class Headline(Record):
 
 @dataclass
 class PolicyInfo(Record):
-    """One policy of the study for summary.json's ``policies`` block.
+    """One policy of the study for summary.json's ``policies`` block."""
 
-    Attributes
-    ----------
-    role : str
-        "logging component", "target" or "reference".
-    description : str
-    value : float
-        Revenue per customer on the evaluation sample (reward's unit; a model estimate on a calibrated scenario).
-    log_estimate : LogEstimate or None
-        On a calibrated scenario's real log, the log's own estimate (``couponmix.ope.real_log``).
-    """
-
-    role: str  # "logging component", "target" or "reference"
-    description: str
-    value: float  # revenue per customer on the evaluation sample (a model estimate if calibrated)
-    #: a calibrated scenario's real log: the estimate from the log itself
+    role: str  #: "logging component", "target" or "reference"
+    description: str  #: the policy in plain words
+    #: revenue per customer on the evaluation sample (reward's unit; a model estimate on a calibrated scenario)
+    value: float
+    #: a calibrated scenario's real log: the estimate from the log itself (``couponmix.ope.real_log``)
     log_estimate: LogEstimate | None = field(default=None, metadata=OPTIONAL)
 
 
@@ -173,15 +140,15 @@ class PolicyInfo(Record):
 class CriterionInfo(Record):
     """How the error of each future policy is measured (``couponmix.ope.criterion``)."""
 
-    label: str
-    error: str
-    candidates: dict[str, dict]
-    reason: str
-    assumption: str
-    model_error: dict[str, float]
-    model_error_source: str
-    reward_model: str
-    used_at_recommended: list[str]
+    label: str  #: the criterion in words
+    error: str  #: "robust" or "simulator"
+    candidates: dict[str, dict]  #: the candidate estimators by name (their settings and obp's name)
+    reason: str  #: why these candidates, in words
+    assumption: str  #: what the robust error assumes about the reward model, in words
+    model_error: dict[str, float]  #: per action, the reward model's error (RMSE, reward's unit per customer)
+    model_error_source: str  #: where that error comes from, in words
+    reward_model: str  #: the reward model the estimators use, in words
+    used_at_recommended: list[str]  #: the estimators chosen at the recommended mix
     #: where the second moments behind the sampling error come from (a real log's rows, or the world's model)
     second_moments: str | None = field(default=None, metadata=OPTIONAL)
 
@@ -368,75 +335,76 @@ class SampleSizeLaw(Record):
 class IpsVariance(Record):
     """Whether plain IPS has a finite variance for each future policy (summary.json's ``ips_variance``)."""
 
-    applies_to: str  # the mixtures the verdicts in ``targets`` hold for, in words
-    targets: dict[str, VerdictInfo]
-    at_recommended: dict[str, VerdictInfo]
+    applies_to: str  #: the mixtures the verdicts in ``targets`` hold for, in words
+    targets: dict[str, VerdictInfo]  #: per future policy, at the centre of the simplex
+    at_recommended: dict[str, VerdictInfo]  #: per future policy, at the recommended mix
 
 
 @dataclass
 class OptimiserInfo(Record):
     """How the front was found (summary.json's ``optimiser``)."""
 
-    algorithm: str
-    pop_size: int
-    generations: int
-    front_points: int
+    algorithm: str  #: in words
+    pop_size: int  #: NSGA-II population
+    generations: int  #: NSGA-II generations
+    front_points: int  #: mixtures on the front
 
 
 @dataclass
 class ExploitRegret(Record):
     """What the exploit policy gives up against the oracle that knows the truth (reward's unit per customer)."""
 
-    per_customer: float
-    oracle_gap_pct: float  # the same as a percent of the oracle's value
+    per_customer: float  #: the oracle's value minus the exploit policy's
+    oracle_gap_pct: float  #: the same as a percent of the oracle's value
 
 
 @dataclass
 class CalibratedBlock(Record):
     """What a scenario calibrated from a team's own log says about its world (summary.json's ``calibrated``)."""
 
-    world: str | None  # "model" or "means" (per-action averages: customers treated alike)
-    fallback: str | None  # what a model no better than the means falls back to (means, refuse, model)
+    world: str | None  #: "model" or "means" (per-action averages: customers treated alike)
+    fallback: str | None  #: what a model no better than the means falls back to (means, refuse, model)
     #: the folder's data card (calibration.json's ``card``: the log's source, rows, actions, features, reward, propensities),
     #: kept as the folder wrote it: its keys differ between the couponmix versions that wrote folders
     card: dict | None
-    diagnostics: CalibrationDiagnostics | None
-    warnings: list[str]
-    values: str  # what the values are, in words (model estimates, or estimates corrected by the log)
+    diagnostics: CalibrationDiagnostics | None  #: the reward model against the per-action means, out of fold
+    warnings: list[str]  #: the calibration's and the honesty gate's, in plain words
+    values: str  #: what the values are, in words (model estimates, or estimates corrected by the log)
 
 
 @dataclass
 class StudySummary(Record):
     """Everything a study computed; ``to_json`` writes it as summary.json."""
 
-    summary_format: int
-    study: StudyInfo | None = field(metadata=OPTIONAL)
-    scenario: str
-    scenario_description: str
-    n: int
-    seed: int
-    world_seed: int
-    evaluation_sample_size: int
-    criterion: CriterionInfo
-    aggregate: str
-    floors: dict[str, float]
-    policies: dict[str, PolicyInfo]
-    variance_finite: dict[str, bool]
-    ips_variance: IpsVariance
-    recommended: Recommended
-    floor_mix: FloorMix
-    revenue_cost: RevenueCost
-    promise_uncertainty: PromiseUncertainty
-    no_exploration: NoExploration
-    production: Production
-    optimiser: OptimiserInfo
-    warnings: list[str]
-    revenue_model: ModelReport | None = field(metadata=OPTIONAL)
-    sample_size_law: SampleSizeLaw
-    exploration_curve: ExplorationCurve
-    log_size_curve: LogSizeCurve
-    plan: StudyPlan | None = field(metadata=OPTIONAL)
-    headline: Headline
+    summary_format: int  #: the layout's version (``SUMMARY_FORMAT``)
+    study: StudyInfo | None = field(metadata=OPTIONAL)  #: the study's settings (``StudyConfig.info``)
+    scenario: str  #: the scenario's name
+    scenario_description: str  #: the scenario in words
+    n: int  #: customers in the log the promises are for
+    seed: int  #: the study's draws
+    world_seed: int  #: the simulated world's seed
+    evaluation_sample_size: int  #: customers in the evaluation sample
+    criterion: CriterionInfo  #: how each future policy's error is measured
+    aggregate: str  #: "max" or "mean": how per-target errors combine
+    floors: dict[str, float]  #: each component's least share of traffic
+    policies: dict[str, PolicyInfo]  #: every policy by name
+    variance_finite: dict[str, bool]  #: per future policy, whether plain IPS has a finite variance
+    ips_variance: IpsVariance  #: the verdicts behind ``variance_finite``
+    recommended: Recommended  #: the recommended mixture
+    floor_mix: FloorMix  #: the most revenue the floors allow
+    revenue_cost: RevenueCost  #: what the recommended mix gives up against no exploration
+    promise_uncertainty: PromiseUncertainty  #: how much the promises depend on the evaluation sample
+    no_exploration: NoExploration  #: the revenue-best component alone
+    production: Production  #: what to do in production
+    optimiser: OptimiserInfo  #: how the front was found
+    warnings: list[str]  #: in plain words
+    revenue_model: ModelReport | None = field(metadata=OPTIONAL)  #: a simulated world's revenue model (None: none)
+    sample_size_law: SampleSizeLaw  #: the error at the recommended mix for several log sizes
+    exploration_curve: ExplorationCurve  #: revenue and each future policy's error by exploration rate
+    log_size_curve: LogSizeCurve  #: error by log size at the recommended mix
+    plan: StudyPlan | None = field(metadata=OPTIONAL)  #: with a tolerance: the least-cost plan
+    headline: Headline  #: the numbers a reader needs first
+    #: what the exploit policy gives up against the oracle, where the scenario has one
     exploit_regret: ExploitRegret | None = field(default=None, metadata=OPTIONAL)
     #: a scenario calibrated from a real log; absent for simulators
     calibrated: CalibratedBlock | None = field(default=None, metadata=OPTIONAL)
@@ -459,18 +427,63 @@ class StudySummary(Record):
 
 
 def to_json(summary: StudySummary | dict) -> str:
-    """summary.json's text: two-space indent, no NaN, a final newline."""
+    """summary.json's text: two-space indent, no NaN, a final newline.
+
+    Parameters
+    ----------
+    summary : StudySummary or dict
+        A summary, or a document of plain values.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        A NaN or infinite number.
+    """
     doc = summary.to_dict() if isinstance(summary, Record) else plain(summary)
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 
 def from_json(text: str | bytes) -> StudySummary:
-    """A summary.json read back (raises ValueError or KeyError on another layout)."""
+    """A summary.json read back.
+
+    Parameters
+    ----------
+    text : str or bytes
+        summary.json's text.
+
+    Returns
+    -------
+    StudySummary
+
+    Raises
+    ------
+    ValueError or KeyError
+        Not JSON, or another layout.
+    """
     return from_doc(json.loads(text))
 
 
 def from_doc(doc: object) -> StudySummary:
-    """A parsed summary.json as a ``StudySummary`` (raises ValueError or KeyError on another layout)."""
+    """A parsed summary.json as a ``StudySummary``.
+
+    Parameters
+    ----------
+    doc : object
+        The parsed JSON document.
+
+    Returns
+    -------
+    StudySummary
+
+    Raises
+    ------
+    ValueError or KeyError
+        Another layout (not a mapping, another ``summary_format``, or missing or damaged blocks).
+    """
     if not isinstance(doc, dict) or doc.get("summary_format") != SUMMARY_FORMAT:
         raise ValueError("not a summary.json of this couponmix version")
     return StudySummary.from_dict(doc)
