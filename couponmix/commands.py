@@ -117,13 +117,13 @@ class CriterionCheck(NamedTuple):
 class ValidationResult:
     """``couponmix validate``: per estimator and target, the Monte Carlo check of the analytic error."""
 
-    scenario: str
-    alpha: dict
-    n: int
-    reps: int
+    scenario: str  #: the scenario's name
+    alpha: dict  #: the mixture (component -> weight, fractions summing to 1)
+    n: int  #: customers per simulated log
+    reps: int  #: simulated logs
     seed: int
-    results: dict  # estimator name -> target -> montecarlo.TargetCheck
-    rule: str | None = None  # a contextual rule, logged group by group (alpha is then its traffic average)
+    results: dict  #: estimator name -> target -> montecarlo.TargetCheck
+    rule: str | None = None  #: a contextual rule, logged group by group (alpha is then its traffic average)
     #: run's criterion at this mixture, per target (``CriterionCheck``): the estimator it chooses, its promise,
     #: and the Monte Carlo RMSE of that estimator where it was simulated
     criterion: dict = field(default_factory=dict)
@@ -188,13 +188,22 @@ def validate(
     contextual_from=None,
     at: str = "recommended",
 ) -> ValidationResult:
-    """Draw ``reps`` logs at mixture ``alpha`` (a spec such as 'pi1=0.2,pi2=0.8' or a mapping), run obp's
-    estimators on each and compare with the analytic error. ``estimators``: a list such as 'ips,dr[naive]'
-    or specs (default: the whole suite, without unbounded weights where their variance is infinite).
+    """Draw ``reps`` logs at mixture ``alpha`` (a spec such as 'pi1=0.2,pi2=0.8' or a mapping), run obp's estimators on each and
+    compare with the analytic error. ``estimators``: a list such as 'ips,dr[naive]' or specs (default: the whole suite, without
+    unbounded weights where their variance is infinite). ``contextual_from`` (a folder written by ``run --contextual``, or its
+    summary.json) draws the logs under that run's contextual rule at ``at`` instead of ``alpha``: each customer group at its own
+    mixture, every row with its own balanced propensity; the analytic error is the contextual one.
 
-    ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) draws the logs under
-    that run's contextual rule at ``at`` instead of ``alpha``: each customer group at its own mixture, every
-    row with its own balanced propensity; the analytic error is the contextual one."""
+    Parameters
+    ----------
+    cfg, reps, clip, backend, on_replication
+        The study (n at most 5 million customers per log); 2 to 1,000,000 logs; the clipping threshold for named estimators
+        that take one; where the logs are drawn; called after each log.
+
+    Returns
+    -------
+    ValidationResult
+    """
     reps = check_positive_int(reps, "reps", minimum=2, maximum=VALIDATE_MAX_REPS)  # before any work
     if cfg.n is not None and cfg.n > VALIDATE_MAX_N:
         raise CouponmixError(
@@ -272,9 +281,9 @@ class EvaluatedTarget(TargetError):
 class RuleGroup(Record):
     """One customer group of a contextual rule: its share of the customers and its own mixture."""
 
-    label: str
-    share: float
-    alpha: dict[str, float]
+    label: str  #: the group in words
+    share: float  #: its share of the customers, a fraction
+    alpha: dict[str, float]  #: its mixture (component -> weight, fractions summing to 1)
 
 
 @dataclass
@@ -282,12 +291,12 @@ class EvaluatedMixture(Record):
     """One row of ``evaluate``: a mixture's revenue per customer, the criterion's aggregate error and each future
     policy's; for a contextual rule, the traffic-weighted mixture, the rule in words and its groups."""
 
-    alpha: dict[str, float]  # component -> weight, fractions
-    revenue: float
-    ope_rmse: float  # the aggregate of the targets' errors, reward's unit
-    targets: dict[str, EvaluatedTarget]
-    rule: str | None = field(default=None, metadata=OPTIONAL)
-    groups: list[RuleGroup] | None = field(default=None, metadata=OPTIONAL)
+    alpha: dict[str, float]  #: component -> weight, fractions
+    revenue: float  #: per customer, in the reward's unit
+    ope_rmse: float  #: the aggregate of the targets' errors, reward's unit per customer
+    targets: dict[str, EvaluatedTarget]  #: per future policy
+    rule: str | None = field(default=None, metadata=OPTIONAL)  #: a contextual rule, in words
+    groups: list[RuleGroup] | None = field(default=None, metadata=OPTIONAL)  #: a contextual rule's groups
 
 
 @dataclass
@@ -417,9 +426,8 @@ def evaluate(
     alphas : sequence of str or mapping, optional
         Mixtures (component -> weight, fractions summing to 1).
     population : int or "sample"
-        Customers of a population streamed in chunks (any size, memory bounded by the chunk), or "sample":
-        the run's own evaluation sample (``cfg.eval_size`` customers, in memory), where evaluate gives
-        exactly run's numbers.
+        Customers of a population streamed in chunks (any size, memory bounded by the chunk), or "sample": the run's own
+        evaluation sample (``cfg.eval_size`` customers, in memory), where evaluate gives exactly run's numbers.
     chunk_size : int, optional
         Customers per chunk (a multiple of 65,536).
     naive : bool
@@ -435,6 +443,11 @@ def evaluate(
     Returns
     -------
     EvaluationResult
+
+    Raises
+    ------
+    CouponmixError
+        A bad population or mixture, no mixture nor rule, ``naive`` without an estimator, or a bad rule.
     """
     in_memory = population == RUN_SAMPLE
     if not in_memory:
@@ -545,7 +558,24 @@ def _evaluated(value: float, error: TargetError) -> EvaluatedTarget:
 
 
 def n_chunks(population: int, chunk_size: int | None) -> int:
-    """Chunks a streamed population is evaluated in (for a progress bar)."""
+    """Chunks a streamed population is evaluated in (for a progress bar).
+
+    Parameters
+    ----------
+    population : int
+        Customers.
+    chunk_size : int, optional
+        Customers per chunk (default: ``streaming.DEFAULT_CHUNK``).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    CouponmixError
+        A chunk size that is not a positive multiple of the block.
+    """
     size = check_chunk_size(DEFAULT_CHUNK if chunk_size is None else chunk_size)
     return -(-population // size)
 
@@ -554,9 +584,9 @@ def n_chunks(population: int, chunk_size: int | None) -> int:
 class RunResult:
     """``couponmix run``: the study's result and the files written to ``out``."""
 
-    study: StudyResult
-    out: Path
-    files: list[str]
+    study: StudyResult  #: the study's result
+    out: Path  #: the folder written
+    files: list[str]  #: the files written there
 
     @property
     def summary(self) -> StudySummary:
@@ -566,7 +596,25 @@ class RunResult:
 
 def run(cfg: StudyConfig, out, quiet: bool = True) -> RunResult:
     """Run the study ``cfg`` and write its files (pareto.csv, the figures, report.html, summary.json) to the
-    folder ``out``, atomically; a folder couponmix did not write is refused before any work."""
+    folder ``out``, atomically; a folder couponmix did not write is refused before any work.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+    out : str or Path
+        The output folder.
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    CouponmixError
+        A folder couponmix did not write, or as ``studies.study.run_study``.
+    """
     folder = check_output_dir(out)
     check_replaceable(folder, STUDY_FILES)
     result = run_config(cfg, quiet=quiet)
@@ -577,7 +625,22 @@ def run(cfg: StudyConfig, out, quiet: bool = True) -> RunResult:
 
 def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, floor: float | None = None, on_phase=None) -> PlanResult:
     """The least-cost mixture whose error is at most ``tol`` for every future policy at the study's log size,
-    or (with ``alpha`` or ``eps``) the log size needed at that mixture. ``on_phase(done, name)``: progress."""
+    or (with ``alpha`` or ``eps``) the log size needed at that mixture. ``on_phase(done, name)``: progress.
+
+    Parameters
+    ----------
+    cfg, tol, alpha, eps, floor, on_phase
+        As ``studies.study.plan_study`` (tol in the reward's unit per customer, eps and floor fractions).
+
+    Returns
+    -------
+    PlanResult
+
+    Raises
+    ------
+    CouponmixError
+        Both alpha and eps, or as ``plan_study``.
+    """
     if eps is not None and alpha is not None:
         raise CouponmixError("give --alpha or --eps, not both")
     return plan_study(cfg, tol, alpha=alpha, eps=eps, floor=floor, on_phase=on_phase)
@@ -587,8 +650,8 @@ def plan(cfg: StudyConfig, tol: float, alpha=None, eps: float | None = None, flo
 class SimulationResult:
     """``couponmix simulate``: what was written (``summary.to_dict()`` is the document ``out/_summary.json`` holds)."""
 
-    out: Path
-    summary: LogSummary
+    out: Path  #: the folder written
+    summary: LogSummary  #: what was drawn, where, and the realised shares and mean reward
 
     def text(self) -> str:
         """One line on what was written (customers, files, folder, backend, mean reward with its standard error), and
@@ -618,7 +681,32 @@ def simulate(
 
     ``contextual_from`` (a folder written by ``run --contextual``, or its summary.json) logs under that run's
     contextual rule at ``at`` (recommended or tolerance) instead of ``alpha``: each customer's group gets its
-    own mixture, and every row records the customer's weights (``alpha.<component>``)."""
+    own mixture, and every row records the customer's weights (``alpha.<component>``).
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+        Its n (default: the scenario's) customers are simulated.
+    alpha : str or mapping, optional
+        The mixture (not with ``contextual_from``).
+    out : str or Path
+        The new folder.
+    chunk_size : int, optional
+        Customers per Parquet part (a multiple of 65,536).
+    backend : Backend, optional
+    on_chunk, on_start : callable (int), optional
+    contextual_from : str or Path, optional
+    at : str
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    CouponmixError
+        Both or neither of alpha and contextual_from, a bad mixture, rule, chunk size or folder, or too little disk.
+    """
     sc = cfg.build_scenario()
     contextual = None
     if contextual_from is not None:
@@ -648,15 +736,36 @@ class ContextualRule(NamedTuple):
     rule in words, and the mixture with one rate for everyone that reached the same precision in the run
     (K,), None if not recorded."""
 
-    grouping: Any
-    alphas: np.ndarray
-    rule: str
-    global_alpha: np.ndarray | None
+    grouping: Any  #: the customer groups (``policy.contextual.Grouping``)
+    alphas: np.ndarray  #: (G, K) each group's mixture
+    rule: str  #: the rule in words
+    global_alpha: np.ndarray | None  #: (K,) one rate for everyone at the same precision; None if not recorded
 
 
 def contextual_rule(source, cfg: StudyConfig, scenario, at: str = "recommended") -> ContextualRule:
     """The contextual rule a ``run --contextual`` wrote to ``source`` (its folder or summary.json) at ``at``,
-    checked against the study's scenario and world seed."""
+    checked against the study's scenario and world seed.
+
+    Parameters
+    ----------
+    source : str or Path
+        A ``run --contextual`` folder, or its summary.json.
+    cfg : StudyConfig
+    scenario : Scenario
+        The study's scenario.
+    at : str
+        The rule's point: "recommended" or "tolerance".
+
+    Returns
+    -------
+    ContextualRule
+
+    Raises
+    ------
+    CouponmixError
+        An unreadable or foreign summary, one without a rule, a rule for another scenario or world seed, or no reachable
+        rule at ``at``.
+    """
     file, summary = _contextual_summary(source)
     ctx = summary.contextual
     assert ctx is not None  # a "contextual" object in the document reads back as the block
@@ -718,7 +827,20 @@ def _contextual_summary(source) -> tuple[Path, StudySummary]:
 
 def batch(folder, out, workers: int | None = None, quiet: bool = True) -> BatchResult:
     """Run every study file of ``folder`` into ``out`` (one sub-folder each, index.html, comparison.csv),
-    in parallel and resumable."""
+    in parallel and resumable.
+
+    Parameters
+    ----------
+    folder, out : str or Path
+    workers : int, optional
+        Local processes (default: one per thread, at most one per study).
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    BatchResult
+    """
     return run_batch(folder, out, workers=workers, quiet=quiet)
 
 
@@ -726,8 +848,8 @@ def batch(folder, out, workers: int | None = None, quiet: bool = True) -> BatchR
 class ScenarioInfo:
     """A scenario ``couponmix scenarios`` lists: its registered name and its one-line description."""
 
-    name: str
-    description: str
+    name: str  #: the registered name
+    description: str  #: in one line
 
 
 def scenarios() -> list[ScenarioInfo]:
@@ -739,12 +861,12 @@ def scenarios() -> list[ScenarioInfo]:
 class CacheResult:
     """``couponmix cache``: where the model cache is and what it holds (after clearing, if asked)."""
 
-    path: str
-    enabled: bool
-    entries: int
-    bytes: int
-    compiled: int = 0  # compiled prediction libraries (couponmix.policy.compiled)
-    cleared: int | None = None
+    path: str  #: the cache's folder
+    enabled: bool  #: False when COUPONMIX_CACHE turns it off
+    entries: int  #: models held
+    bytes: int  #: their size on disk
+    compiled: int = 0  #: compiled prediction libraries (couponmix.policy.compiled)
+    cleared: int | None = None  #: entries removed (None: not cleared)
 
     def text(self) -> str:
         """The cache in one line: entries removed (when cleared), its path, whether it is off, models held, compiled
@@ -756,7 +878,16 @@ class CacheResult:
 
 
 def cache(clear: bool = False) -> CacheResult:
-    """The model cache's location and size; ``clear`` first removes every entry couponmix wrote there."""
+    """The model cache's location and size; ``clear`` first removes every entry couponmix wrote there.
+
+    Parameters
+    ----------
+    clear : bool
+
+    Returns
+    -------
+    CacheResult
+    """
     cleared = model_cache.clear() if clear else None
     held = model_cache.info()
     return CacheResult(held.path, held.enabled, held.entries, held.bytes, held.compiled, cleared)
@@ -766,7 +897,27 @@ def calibrate(log, out, config, fallback: str | None = None, on_phase=None):
     """Calibrate a scenario folder ``out`` from the log at ``log`` (CSV, Parquet file or folder) as ``config``
     (a YAML path or mapping: ``columns``, ``components``, ``targets``, ...) says; returns a
     ``couponmix.dataset.calibration.CalibrationResult``. ``fallback`` (means, refuse or model) overrides the
-    config's choice for a model no better than per-action means."""
+    config's choice for a model no better than per-action means.
+
+    Parameters
+    ----------
+    log : str or Path
+    out : str or Path
+        The new scenario folder.
+    config : str, Path or mapping
+    fallback : "means", "refuse" or "model", optional
+    on_phase : callable (done, name), optional
+        Told as each of calibrate's phases starts.
+
+    Returns
+    -------
+    CalibrationResult
+
+    Raises
+    ------
+    CouponmixError
+        As ``dataset.calibration.calibrate``.
+    """
     return run_calibration(log, out, config, fallback=fallback, on_phase=on_phase)
 
 
@@ -821,12 +972,12 @@ class EstimateResult:
     """``couponmix estimate``: each policy's value estimated from the real log by each estimator, with 95%
     intervals (from the per-row terms; obp's own point estimate agrees to 1e-9)."""
 
-    scenario: str
-    rows: int
+    scenario: str  #: the scenario folder or log estimated from
+    rows: int  #: logged rows
     estimates: dict[str, dict[str, PolicyEstimate]]  #: policy -> estimator -> its estimate
-    loggers: list[str] = field(default_factory=list)  # the log's logging components (empty: one logger)
-    weighting: str = "each row weighted by the inverse of its logged propensity"
-    warnings: list[str] = field(default_factory=list)  # the calibration's honesty gates (the DR terms use its model)
+    loggers: list[str] = field(default_factory=list)  #: the log's logging components (empty: one logger)
+    weighting: str = "each row weighted by the inverse of its logged propensity"  #: how rows are weighted, in words
+    warnings: list[str] = field(default_factory=list)  #: the calibration's honesty gates (the DR terms use its model)
 
     recommended_because = RECOMMENDED_BECAUSE
 
@@ -897,7 +1048,28 @@ def estimate(source, policies: Sequence[str] | None = None, out=None, config=Non
     ``source`` is a scenario folder written by ``calibrate``, or the log itself (CSV, Parquet file or folder)
     with ``config``, the file ``calibrate`` takes: the policies' models are then fitted exactly as calibrate
     would, in a temporary folder that is removed afterwards. Writes ``estimate.json`` and ``estimate.html``
-    to ``out`` when given."""
+    to ``out`` when given.
+
+    Parameters
+    ----------
+    source : str or Path
+    policies : sequence of str, optional
+    out : str or Path, optional
+    config : str, Path or mapping, optional
+        Only with a log.
+    on_phase : callable (done, name), optional
+        Calibrate's progress, with a log.
+
+    Returns
+    -------
+    EstimateResult
+
+    Raises
+    ------
+    CouponmixError
+        A log without config, a folder with one, an unknown policy, a folder without a real log with propensities,
+        or as ``calibrate``.
+    """
     import tempfile
 
     if out is not None:
