@@ -13,7 +13,19 @@ __all__ = ["in_words", "render"]
 
 def in_words(text: str, word: str) -> str:
     """An estimator's plain words for this study's reward: 'the logged revenue' becomes 'the logged clicks'
-    in a click study ('revenue model' stays the model's name, said once in the methods)."""
+    in a click study ('revenue model' stays the model's name, said once in the methods).
+
+    Parameters
+    ----------
+    text : str
+        An estimator's plain words, written for revenue.
+    word : str
+        The study's reward ("revenue", "clicks", ...).
+
+    Returns
+    -------
+    str
+    """
     if word == "revenue":
         return text
     text = text.replace("logged revenue", f"logged {word}").replace("revenue model's", "model's")
@@ -37,5 +49,18 @@ def _environment():
 
 
 def render(template: str, **context: Any) -> str:
-    """The page ``template`` (a file of ``couponmix/outputs/templates``) rendered with ``context``."""
+    """The page ``template`` (a file of ``couponmix/outputs/templates``) rendered with ``context``.
+
+    Parameters
+    ----------
+    template : str
+        The template's file name.
+    **context
+        The names the template reads.
+
+    Returns
+    -------
+    str
+        The HTML page.
+    """
     return _environment().get_template(template).render(**context)

@@ -14,7 +14,17 @@ STUDY_FILES = ("pareto.csv", *FIGURES, *OPTIONAL_FIGURES, "report.html", "summar
 
 
 def study_files_for(result: StudyResult) -> dict[str, bytes | str]:
-    """The files of one study by name (``STUDY_FILES``): pareto.csv, the figures, report.html and summary.json."""
+    """The files of one study by name (``STUDY_FILES``): pareto.csv, the figures, report.html and summary.json.
+
+    Parameters
+    ----------
+    result : StudyResult
+
+    Returns
+    -------
+    dict of str to bytes or str
+        Each file's content (PNG figures as bytes, the others as text), in the order they are renamed into place.
+    """
     pngs = figures(result.summary, result.front)
     return {
         "pareto.csv": result.front.to_frame().to_csv(index=False, float_format="%.10g"),
