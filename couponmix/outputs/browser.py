@@ -29,7 +29,17 @@ CHROMIUM_FLAGS = [
 
 
 def chromium_path() -> str:
-    """The path of the system's Chromium (chromium or chromium-browser on PATH); a one-line error when there is none."""
+    """The path of the system's Chromium (chromium or chromium-browser on PATH); a one-line error when there is none.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    CouponmixError
+        No Chromium on PATH.
+    """
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path:
@@ -42,16 +52,36 @@ class PageCheck:
     """What loading a report showed (``open_report``): console and page errors, requests other than data: and file: URLs, the
     images (id, complete, natural width and height) and the headline's text."""
 
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    external_requests: list[str] = field(default_factory=list)
-    images: list[dict] = field(default_factory=list)  # {"id", "complete", "width", "height"}
-    headline: str = ""
+    console_errors: list[str] = field(default_factory=list)  #: the console's error messages
+    page_errors: list[str] = field(default_factory=list)  #: uncaught script errors
+    external_requests: list[str] = field(default_factory=list)  #: URLs requested other than data: and file:
+    images: list[dict] = field(default_factory=list)  #: {"id", "complete", "width", "height"} (pixels)
+    headline: str = ""  #: the text of the element #headline ("" without one)
 
 
 def open_report(html: Path, screenshot: Path | None = None, width: int = 1100, full_page: bool = True) -> PageCheck:
     """Load the report, wait for it, and record what went wrong; optionally save a screenshot of the whole
-    page, or (``full_page=False``) of the first screen a reader sees (``width`` x 900 pixels)."""
+    page, or (``full_page=False``) of the first screen a reader sees (``width`` x 900 pixels).
+
+    Parameters
+    ----------
+    html : Path
+        The report.
+    screenshot : Path, optional
+        Where to save a PNG screenshot.
+    width : int
+        The viewport's width, in pixels.
+    full_page : bool
+
+    Returns
+    -------
+    PageCheck
+
+    Raises
+    ------
+    CouponmixError
+        No Chromium.
+    """
     from playwright.sync_api import sync_playwright
 
     check = PageCheck()
@@ -77,7 +107,25 @@ def open_report(html: Path, screenshot: Path | None = None, width: int = 1100, f
 def slide_report(html: Path, moves: list[int]) -> list[dict]:
     """Move the report's exploration-rate slider as a person would (focus it, press the arrow keys), and after
     each move of ``moves`` (signed key presses) read what the page shows: the slider's position, the rate,
-    the cost, the days of logging, the payback and each future policy's row."""
+    the cost, the days of logging, the payback and each future policy's row.
+
+    Parameters
+    ----------
+    html : Path
+        The report.
+    moves : list of int
+        Signed key presses (positive: right).
+
+    Returns
+    -------
+    list of dict
+        What the page shows at the start and after each move (len(moves) + 1 readings), as text.
+
+    Raises
+    ------
+    CouponmixError
+        No Chromium, or a script error on the page.
+    """
     read = """() => {
       const text = id => { const el = document.getElementById(id); return el ? el.textContent : null; };
       const rows = {};
@@ -96,7 +144,25 @@ def slide_rules(html: Path, moves: list[int]) -> list[dict]:
     """Move the report's slider over the rules by customer group (``--contextual``) with the arrow keys, and after
     each move of ``moves`` (signed key presses) read what the page shows: the slider's position and its note,
     the share of all traffic explored, the cost, the widest interval's share, each group's exploration rate
-    (in the table's order) and each future policy's row."""
+    (in the table's order) and each future policy's row.
+
+    Parameters
+    ----------
+    html : Path
+        The report.
+    moves : list of int
+        Signed key presses (positive: right).
+
+    Returns
+    -------
+    list of dict
+        What the page shows at the start and after each move (len(moves) + 1 readings), as text.
+
+    Raises
+    ------
+    CouponmixError
+        No Chromium, or a script error on the page.
+    """
     read = """() => {
       const text = id => { const el = document.getElementById(id); return el ? el.textContent : null; };
       const rows = {};
