@@ -138,8 +138,23 @@ class BatchResult:
 
 
 def run_one(path: str, out: str) -> tuple[str, str | None]:
-    """Run one study file into OUT/<stem>/ (atomically). Returns (name, error or None); never raises for a
-    failing study, whose error is written to error.json instead."""
+    """Run one study file into OUT/<stem>/ (atomically); never raises for a failing study, whose error is written
+    to error.json instead.
+
+    Parameters
+    ----------
+    path : str
+        The study file.
+    out : str
+        The batch's output folder.
+
+    Returns
+    -------
+    name : str
+        The study's name (the file's stem).
+    error : str or None
+        Why it failed, in one line; None when it ran.
+    """
     file = Path(path)
     name = file.stem
     source = {"study.yaml": file.read_bytes()}
@@ -179,6 +194,24 @@ def run_batch(folder, out, workers: int | None = None, quiet: bool = False) -> B
     Resumable: a study whose result in ``out`` came from the same file is skipped. One batch at a time writes into
     ``out`` (a lock); a failing study is recorded and the others go on. ``workers`` local processes run the studies
     (default: one per thread, at most one per study).
+
+    Parameters
+    ----------
+    folder, out : str or Path
+        The study files' folder, and the batch's output folder.
+    workers : int, optional
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    CouponmixError
+        A bad folder or workers, a study named like the batch's own files, a place in ``out`` couponmix did not
+        write, or another batch writing into ``out``.
     """
     if workers is not None:  # before anything is created
         workers = check_positive_int(workers, "workers")
@@ -236,6 +269,7 @@ def _run_locked(files: list[Path], out: Path, workers: int | None, quiet: bool) 
             pending = list(todo)  # the backend starts studies in order, one per free worker
 
             def running(done: int) -> None:
+                """Show ``done`` studies finished and the names of those running."""
                 names = ", ".join(p.stem for p in pending[:workers])
                 bar.phase(done, f"studies {done}/{len(todo)} finished; running {names}" if names else "studies finished")
 
@@ -277,7 +311,20 @@ def _saving(cx: ContextualBlock | None) -> float | None:
 
 
 def study_row(folder: Path, name: str) -> StudyRow:
-    """One line of the index: the headline numbers of a finished study, or its error."""
+    """One line of the index: the headline numbers of a finished study, or its error.
+
+    Parameters
+    ----------
+    folder : Path
+        The study's folder under OUT.
+    name : str
+        The study's name.
+
+    Returns
+    -------
+    StudyRow
+        With the rule's share and cost where the report recommends the rule by group.
+    """
     if not (folder / "summary.json").is_file():
         err = folder / "error.json"
         return StudyRow(
@@ -327,13 +374,33 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(cell):
-    """A text cell a spreadsheet would run as a formula gets a leading apostrophe; numbers are left alone."""
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe; numbers are left alone.
+
+    Parameters
+    ----------
+    cell : object
+        A cell's value.
+
+    Returns
+    -------
+    object
+        The value, or the text with a leading apostrophe.
+    """
     return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_START) else cell
 
 
 def comparison_csv(rows: list[StudyRow]) -> str:
     """comparison.csv: one row per study with the ``COLUMNS``, text cells that a spreadsheet would run as formulas
-    neutralised."""
+    neutralised.
+
+    Parameters
+    ----------
+    rows : list of StudyRow
+
+    Returns
+    -------
+    str
+    """
     import pandas as pd
 
     safe = [{k: neutralise(v) for k, v in r.to_dict().items()} for r in rows]
@@ -342,7 +409,17 @@ def comparison_csv(rows: list[StudyRow]) -> str:
 
 def index_html(rows: list[StudyRow]) -> str:
     """index.html: the batch's table of studies, each linking to its report (the template's rows are the studies'
-    fields plus an ``href``)."""
+    fields plus an ``href``).
+
+    Parameters
+    ----------
+    rows : list of StudyRow
+
+    Returns
+    -------
+    str
+        The HTML page.
+    """
     from urllib.parse import quote
 
     # links built from the percent-encoded folder name, never from the raw file name
