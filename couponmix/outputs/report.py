@@ -92,6 +92,7 @@ def _plain_ticks(axis, log: bool) -> None:
     from matplotlib.ticker import FuncFormatter
 
     def fmt(v, _pos):
+        """A tick's label: thousands separated from 1,000 on, else three significant digits."""
         if v >= 1000:
             return f"{v:,.0f}"
         return f"{v:.3g}"
@@ -115,7 +116,18 @@ def _error_scale(ax, values) -> None:
 
 
 def front_figure(front: Front, summary: StudySummary) -> bytes:
-    """Pareto front with the recommended mix and the most revenue the floors allow marked."""
+    """Pareto front with the recommended mix and the most revenue the floors allow marked.
+
+    Parameters
+    ----------
+    front : Front
+    summary : StudySummary
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+    """
     plt = _plt()
     rec, only = summary.recommended, summary.floor_mix
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
@@ -138,7 +150,17 @@ def front_figure(front: Front, summary: StudySummary) -> bytes:
 
 
 def exploration_figure(summary: StudySummary) -> bytes:
-    """Revenue (top) and each future policy's RMSE (bottom) against the exploration rate."""
+    """Revenue (top) and each future policy's RMSE (bottom) against the exploration rate.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+    """
     plt = _plt()
     curve, head = summary.exploration_curve, summary.headline
     eps = np.array(curve.eps) * 100
@@ -174,7 +196,17 @@ def exploration_figure(summary: StudySummary) -> bytes:
 
 
 def log_size_figure(summary: StudySummary) -> bytes:
-    """Each future policy's RMSE at the recommended mix against the log size, in customers and in days."""
+    """Each future policy's RMSE at the recommended mix against the log size, in customers and in days.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+    """
     plt = _plt()
     curve = summary.log_size_curve
     sizes = np.array(curve.log_size, float)
@@ -204,7 +236,23 @@ def log_size_figure(summary: StudySummary) -> bytes:
 
 
 def contextual_figure(summary: StudySummary) -> bytes:
-    """Both fronts: one exploration rate for everyone, and one per group (``--contextual``)."""
+    """Both fronts: one exploration rate for everyone, and one per group (``--contextual``).
+
+    Parameters
+    ----------
+    summary : StudySummary
+        With a contextual block.
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+
+    Raises
+    ------
+    ValueError
+        No contextual block.
+    """
     plt = _plt()
     cx = summary.contextual
     if cx is None:
@@ -253,7 +301,21 @@ def contextual_figure(summary: StudySummary) -> bytes:
 def payback_curve(pb: Payback, p: LogPlan, days: np.ndarray) -> np.ndarray:
     """Cumulative net revenue against keeping the incumbent without exploring, day by day from the start of
     logging, for one of the payback block's plans (``best``, ``no_exploration``): the logging cost accrues
-    while the log is collected, then the gain per customer on every day of the horizon."""
+    while the log is collected, then the gain per customer on every day of the horizon.
+
+    Parameters
+    ----------
+    pb : Payback
+    p : LogPlan
+        One of its plans.
+    days : ndarray, (D,)
+        Days from the start of logging.
+
+    Returns
+    -------
+    ndarray, (D,)
+        Cumulative net revenue (reward's unit).
+    """
     logging = np.minimum(days, p.log_days)
     after = np.clip(days - p.log_days, 0.0, pb.horizon_days)
     return -p.logging_cost * logging / max(p.log_days, 1e-12) + pb.daily_traffic * p.gain_per_customer * after
@@ -261,7 +323,23 @@ def payback_curve(pb: Payback, p: LogPlan, days: np.ndarray) -> np.ndarray:
 
 def payback_figure(summary: StudySummary) -> bytes:
     """Cumulative net revenue over the horizon (``--horizon-days``): the payback plan and a log without
-    exploration, against keeping the incumbent without exploring (the zero line)."""
+    exploration, against keeping the incumbent without exploring (the zero line).
+
+    Parameters
+    ----------
+    summary : StudySummary
+        With a payback block.
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+
+    Raises
+    ------
+    ValueError
+        No payback block.
+    """
     plt = _plt()
     pb = summary.payback
     if pb is None:
@@ -304,7 +382,18 @@ def payback_figure(summary: StudySummary) -> bytes:
 
 def campaign_figure(result: dict) -> bytes:
     """``couponmix campaign``: cumulative revenue of each exploration rate against the first (no
-    exploration), period by period, with 95% bands over the replications (paired)."""
+    exploration), period by period, with 95% bands over the replications (paired).
+
+    Parameters
+    ----------
+    result : dict
+        campaign.json's document (``CampaignReport.to_dict``).
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+    """
     plt = _plt()
     from matplotlib.ticker import FuncFormatter
 
@@ -333,7 +422,18 @@ def campaign_figure(result: dict) -> bytes:
 
 def figures(summary: StudySummary, front: Front) -> dict[str, bytes]:
     """The study's figures as PNG bytes by file name: front, exploration and log size, plus contextual and payback when
-    the study has them."""
+    the study has them.
+
+    Parameters
+    ----------
+    summary : StudySummary
+    front : Front
+
+    Returns
+    -------
+    dict of str to bytes
+        "front.png", "exploration.png", "log_size.png", and "contextual.png" and "payback.png" where they apply.
+    """
     out = {
         "front.png": front_figure(front, summary),
         "exploration.png": exploration_figure(summary),
@@ -357,13 +457,32 @@ def _explore_phrase(head: Headline, alpha: dict, explore_description: str | None
 
 
 def days(d: float) -> str:
-    """A number of days in words: '0.5 day' below 1.05, '3.5 days' below 10, '12 days' from 10 on."""
+    """A number of days in words: '0.5 day' below 1.05, '3.5 days' below 10, '12 days' from 10 on.
+
+    Parameters
+    ----------
+    d : float
+        Days.
+
+    Returns
+    -------
+    str
+    """
     return f"{d:.2g} day" if d < 1.05 else f"{d:,.0f} days" if d >= 10 else f"{d:.1f} days"
 
 
 def reward_word(summary: StudySummary) -> str:
     """What the reward is called in plain words: the mapping's reward_name for a calibrated scenario (clicks
-    for a binary reward by default), else revenue."""
+    for a binary reward by default), else revenue.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    str
+    """
     if summary.calibrated is None:
         return "revenue"
     card = summary.calibrated.card or {}
@@ -372,12 +491,31 @@ def reward_word(summary: StudySummary) -> str:
 
 def reward_unit(summary: StudySummary) -> str:
     """The reward's unit where the scenario names it ('EUR': a market config's ``currency``, a log mapping's
-    ``reward_unit``), else ''."""
+    ``reward_unit``), else ''.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    str
+    """
     return summary.unit()
 
 
 def verdict(summary: StudySummary) -> str | None:
-    """On a calibrated scenario, what the log supports, in one sentence that comes before any number."""
+    """On a calibrated scenario, what the log supports, in one sentence that comes before any number.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    str or None
+        None for a simulator.
+    """
     cal = summary.calibrated
     if cal is None:
         return None
@@ -396,14 +534,34 @@ def verdict(summary: StudySummary) -> str | None:
 
 
 def amount(v: float) -> str:
-    """A whole number when large (2,990), two significant digits when small (0.13), 0 for rounding noise."""
+    """A whole number when large (2,990), two significant digits when small (0.13), 0 for rounding noise.
+
+    Parameters
+    ----------
+    v : float
+        An amount (from 100 on in absolute value: whole; below 1e-9: 0).
+
+    Returns
+    -------
+    str
+    """
     if abs(v) < 1e-9:
         return "0"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2g}"
 
 
 def plus_minus(value: float, half: float) -> str:
-    """'11.8 ± 1.0': the value to the half-width's precision (two significant digits of the half-width)."""
+    """'11.8 ± 1.0': the value to the half-width's precision (two significant digits of the half-width).
+
+    Parameters
+    ----------
+    value, half : float
+        A value and its interval's half-width (a half-width that is not finite and positive: the value alone).
+
+    Returns
+    -------
+    str
+    """
     if not np.isfinite(half) or half <= 0:
         return f"{value:.3g}"
     decimals = max(0, 1 - int(np.floor(np.log10(half))))
@@ -411,14 +569,33 @@ def plus_minus(value: float, half: float) -> str:
 
 
 def share(pct: float) -> str:
-    """'8%' or '0.6%' or '1,400%'."""
+    """'8%' or '0.6%' or '1,400%'.
+
+    Parameters
+    ----------
+    pct : float
+        A percentage (whole from 1.5 on, else one decimal).
+
+    Returns
+    -------
+    str
+    """
     return f"{pct:,.0f}%" if pct >= 1.5 else f"{pct:.1f}%"
 
 
 def headline(summary: StudySummary) -> str:
     """The first screen's answer in three sentences: what to do, what it costs (against no exploration) and what it
     buys (each future policy's value with its 95% interval, in the reward's unit and as a share); the payback
-    when ``--horizon-days`` chose the mix. The detail is ``headline_detail``."""
+    when ``--horizon-days`` chose the mix. The detail is ``headline_detail``.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    str
+    """
     head = summary.headline
     alike = summary.calibrated is not None and summary.calibrated.world == "means"
     word, unit = reward_word(summary), reward_unit(summary)
@@ -439,7 +616,21 @@ def headline(summary: StudySummary) -> str:
 
 def what_it_buys(intervals: dict[str, tuple[float, float]], widest_pct: float | None, word: str, unit: str) -> str:
     """'every future policy's revenue per customer (EUR) within ±8% (95% interval): a 14.88 ± 0.53, ...' from
-    each policy's (value, 95% half-width) and the widest half-width as a percent of its value."""
+    each policy's (value, 95% half-width) and the widest half-width as a percent of its value.
+
+    Parameters
+    ----------
+    intervals : dict of str to (float, float)
+        Per future policy, its value and 95% half-width (reward's unit per customer).
+    widest_pct : float or None
+        The widest half-width, percent of its policy's value.
+    word, unit : str
+        The reward in words ("revenue", "clicks") and its unit ('' without one).
+
+    Returns
+    -------
+    str
+    """
     within = f" within ±{share(widest_pct)}" if widest_pct is not None else ""
     values = ", ".join(f"{t} {plus_minus(v, h)}" for t, (v, h) in intervals.items())
     per = f"per customer ({unit})" if unit else "per customer"
@@ -447,7 +638,16 @@ def what_it_buys(intervals: dict[str, tuple[float, float]], widest_pct: float | 
 
 
 def follows_rule(summary: StudySummary) -> bool:
-    """Whether the recommendation is a rate per customer group (``--contextual``, cheaper at the same precision)."""
+    """Whether the recommendation is a rate per customer group (``--contextual``, cheaper at the same precision).
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    bool
+    """
     return bool(summary.contextual and summary.contextual.recommended)
 
 
@@ -468,7 +668,24 @@ def _recommended_rule(summary: StudySummary) -> tuple[ContextualBlock, RuleAt]:
 
 
 def rule_headline(summary: StudySummary, word: str, unit: str) -> str:
-    """The headline when the recommendation is the rule per group: what to do, its cost, what it buys."""
+    """The headline when the recommendation is the rule per group: what to do, its cost, what it buys.
+
+    Parameters
+    ----------
+    summary : StudySummary
+        One whose recommendation is the rule (``follows_rule``).
+    word, unit : str
+        The reward in words and its unit ('' without one).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        No reachable rule at the recommended precision.
+    """
     head = summary.headline
     _, at = _recommended_rule(summary)
     assert at.revenue_cost_per_10k_customers is not None and at.rule and at.intervals_95 is not None  # a reachable rule
@@ -489,7 +706,23 @@ def rule_headline(summary: StudySummary, word: str, unit: str) -> str:
 
 
 def rule_steps(summary: StudySummary) -> list[str]:
-    """How to deploy the recommended rule per group, and why it costs less than one rate for everyone."""
+    """How to deploy the recommended rule per group, and why it costs less than one rate for everyone.
+
+    Parameters
+    ----------
+    summary : StudySummary
+        One whose recommendation is the rule (``follows_rule``).
+
+    Returns
+    -------
+    list of str
+        The steps, one sentence or two each.
+
+    Raises
+    ------
+    ValueError
+        No reachable rule at the recommended precision.
+    """
     cx, at = _recommended_rule(summary)
     rates = ", ".join(f"{g.label} {r:.0%}" for g, r in zip(cx.groups, at.exploration_rate or []))
     costs = [g.explore_cost_per_customer for g in cx.groups]
@@ -510,7 +743,16 @@ def rule_steps(summary: StudySummary) -> list[str]:
 
 
 def headline_detail(summary: StudySummary) -> str:
-    """What the headline's intervals rest on, how they are measured, and the log size a tolerance needs."""
+    """What the headline's intervals rest on, how they are measured, and the log size a tolerance needs.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    str
+    """
     head = summary.headline
     alike = summary.calibrated is not None and summary.calibrated.world == "means"
     word = reward_word(summary)
@@ -542,7 +784,21 @@ def headline_detail(summary: StudySummary) -> str:
 
 
 def cost_phrase(per_10k: float, pct: float | None, word: str, unit: str) -> str:
-    """What a mix gives up against no exploration, in one sentence; a negative cost is said as a gain."""
+    """What a mix gives up against no exploration, in one sentence; a negative cost is said as a gain.
+
+    Parameters
+    ----------
+    per_10k : float
+        Revenue given up per 10,000 customers (reward's unit).
+    pct : float or None
+        The same, percent of the revenue without exploration.
+    word, unit : str
+        The reward in words and its unit ('' without one).
+
+    Returns
+    -------
+    str
+    """
     money = f"{amount(abs(per_10k))}{' ' + unit if unit else ''}"
     share = f" ({abs(pct):.1f}% of {word})" if pct is not None else ""
     if per_10k < -1e-9:
@@ -551,7 +807,18 @@ def cost_phrase(per_10k: float, pct: float | None, word: str, unit: str) -> str:
 
 
 def payback_phrase(summary: StudySummary, word: str, unit: str) -> str:
-    """' Over 90 days: ...' when the payback rule chose the mix (``--horizon-days``), else ''."""
+    """' Over 90 days: ...' when the payback rule chose the mix (``--horizon-days``), else ''.
+
+    Parameters
+    ----------
+    summary : StudySummary
+    word, unit : str
+        The reward in words and its unit ('' without one).
+
+    Returns
+    -------
+    str
+    """
     pb = summary.payback
     if not pb:
         return ""
@@ -568,7 +835,17 @@ def payback_phrase(summary: StudySummary, word: str, unit: str) -> str:
 
 
 def contextual_phrase(summary: StudySummary) -> str | None:
-    """The contextual answer in one sentence (``--contextual``), or None."""
+    """The contextual answer in one sentence (``--contextual``), or None.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    str or None
+        None without a contextual block.
+    """
     cx = summary.contextual
     if cx is None:
         return None
@@ -616,42 +893,25 @@ class SliderPayback(Record):
 
 @dataclass
 class RateSlider(Record):
-    """What the report's rate slider shows (``slider_data``; embedded in report.html as JSON, in field order).
+    """What the report's rate slider shows (``slider_data``; embedded in report.html as JSON, in field order). Lists
+    run over the curve's R exploration rates."""
 
-    Attributes
-    ----------
-    eps : list of float, (R,)
-        The exploration rates of the curve (fractions of traffic).
-    start : int
-        The position of the recommended rate.
-    n, days, daily_traffic : int, float, float
-        The log size (customers), the days of traffic it takes, and customers a day.
-    cost_per_10k, cost_pct : list, (R,)
-        Revenue given up per 10,000 customers against no exploration (reward's unit), and as a percent of the
-        revenue without exploration (None when that revenue is 0).
-    targets : dict of str to RateSliderTarget
-        Each future policy's interval and error per rate.
-    tolerance, log_size_needed, days_needed : float and lists, or None
-        With a tolerance: the RMSE bound (reward's unit per customer), and per rate the customers and days of
-        logging it needs (None where no log is enough); left out of the JSON without one.
-    payback : SliderPayback or None
-        With ``--horizon-days``; left out of the JSON without it.
-    """
-
-    eps: list[float]  #: exploration rates (fractions of traffic)
+    eps: list[float]  #: (R,) exploration rates (fractions of traffic)
     start: int  #: position of the recommended rate
     n: int  #: customers in the log
     days: float  #: days of traffic the log takes
     daily_traffic: float  #: customers a day
-    cost_per_10k: list[float]  #: revenue given up per 10,000 customers against no exploration (reward's unit)
-    cost_pct: list[float | None]  #: that cost, percent of the revenue without exploration
+    cost_per_10k: list[float]  #: (R,) revenue given up per 10,000 customers against no exploration (reward's unit)
+    cost_pct: list[float | None]  #: (R,) that cost, percent of the revenue without exploration (None when that revenue is 0)
     targets: dict[str, RateSliderTarget]  #: per future policy, its interval and error at each rate
-    tolerance: float | None = field(default=None, metadata=OPTIONAL)  #: the RMSE bound (reward's unit per customer)
-    #: customers of logging the tolerance needs at each rate (None: no log size is enough)
+    #: with a tolerance: the RMSE bound (reward's unit per customer); left out of the JSON without one
+    tolerance: float | None = field(default=None, metadata=OPTIONAL)
+    #: (R,) customers of logging the tolerance needs at each rate (None: no log size is enough)
     log_size_needed: list[float | None] | None = field(default=None, metadata=OPTIONAL)
-    #: days of logging the tolerance needs at each rate
+    #: (R,) days of logging the tolerance needs at each rate
     days_needed: list[float | None] | None = field(default=None, metadata=OPTIONAL)
-    payback: SliderPayback | None = field(default=None, metadata=OPTIONAL)  #: the payback near each rate
+    #: with ``--horizon-days``: the payback near each rate; left out of the JSON without it
+    payback: SliderPayback | None = field(default=None, metadata=OPTIONAL)
 
 
 def slider_data(summary: StudySummary) -> RateSlider | None:
@@ -659,7 +919,17 @@ def slider_data(summary: StudySummary) -> RateSlider | None:
     exploration curve (the same numbers, embedded in the page): the cost against no exploration, each future
     policy's 95% interval (in the reward's unit and as a share of its value) and RMSE, the log size and days a
     tolerance needs, and, with ``--horizon-days``, the payback of the evaluated mix nearest the rate. None when
-    the curve has no intervals."""
+    the curve has no intervals.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    RateSlider or None
+        Non-finite numbers as None (the page parses strict JSON).
+    """
     curve, head = summary.exploration_curve, summary.headline
     if curve.interval_95 is None:
         return None
@@ -814,7 +1084,20 @@ def _finite(v):
 
 
 def render_html(summary: StudySummary, front: Front, pngs: dict[str, bytes]) -> str:
-    """report.html: the summary, the front's table and the figures (embedded as base64) rendered in one page."""
+    """report.html: the summary, the front's table and the figures (embedded as base64) rendered in one page.
+
+    Parameters
+    ----------
+    summary : StudySummary
+    front : Front
+    pngs : dict of str to bytes
+        The figures by file name (``figures``).
+
+    Returns
+    -------
+    str
+        The HTML page.
+    """
     images = {name: base64.b64encode(data).decode() for name, data in pngs.items()}
     word, unit = reward_word(summary), reward_unit(summary)
     return render(
