@@ -41,7 +41,13 @@ def tune_allocator() -> bool:
 
 
 def available_bytes() -> int | None:
-    """Memory the system can give without swapping (Linux's MemAvailable), or None where unknown."""
+    """Memory the system can give without swapping (Linux's MemAvailable), or None where unknown.
+
+    Returns
+    -------
+    int or None
+        Bytes.
+    """
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:

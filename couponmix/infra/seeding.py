@@ -38,10 +38,41 @@ PURPOSES = {
 
 def stream(seed: int, purpose: str, *index: int) -> np.random.Generator:
     """The random generator of ``(seed, purpose, *index)``: the same numbers for the same key, independent ones for
-    different keys. ``purpose`` is a name in ``PURPOSES``; ``index`` e.g. a block or replication number."""
+    different keys. ``purpose`` is a name in ``PURPOSES``; ``index`` e.g. a block or replication number.
+
+    Parameters
+    ----------
+    seed : int
+        The user's seed.
+    purpose : str
+        A key of ``PURPOSES``.
+    *index : int
+        E.g. a block or replication number.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    KeyError
+        An unknown purpose.
+    """
     return np.random.default_rng(np.random.SeedSequence([int(seed), PURPOSES[purpose], *map(int, index)]))
 
 
 def fit_seed(seed: int, *index: int) -> int:
-    """An integer random_state for a library that takes one (a model fit's fold shuffling)."""
+    """An integer random_state for a library that takes one (a model fit's fold shuffling).
+
+    Parameters
+    ----------
+    seed : int
+    *index : int
+        What the fit is (e.g. a fold).
+
+    Returns
+    -------
+    int
+        In [0, 2^31 - 1), from the stream ``(seed, "fit", *index)``.
+    """
     return int(stream(seed, "fit", *index).integers(2**31 - 1))
