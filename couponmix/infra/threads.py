@@ -16,7 +16,18 @@ __all__ = ["default_threads", "free_threads"]
 
 def default_threads() -> int:
     """Threads for couponmix's own parallel work: COUPONMIX_THREADS when set (a one-line error unless a positive
-    integer), else the machine's CPU count."""
+    integer), else the machine's CPU count.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Raises
+    ------
+    CouponmixError
+        COUPONMIX_THREADS set to anything but a positive integer.
+    """
     value = os.environ.get("COUPONMIX_THREADS")
     if value is None:
         return os.cpu_count() or 1
@@ -34,7 +45,18 @@ def free_threads() -> int:
     process may run on less the load other processes put on them (the one-minute load average, this process's
     own running thread taken out), at least 1. On a shared machine OpenMP threads that wait for a busy core
     are slower than fewer threads (two LightGBM threads trained 3.3x slower than one there). The thread count
-    does not change LightGBM's results (row-wise and deterministic: tested), only its speed."""
+    does not change LightGBM's results (row-wise and deterministic: tested), only its speed.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Raises
+    ------
+    CouponmixError
+        COUPONMIX_THREADS set to anything but a positive integer.
+    """
     if os.environ.get("COUPONMIX_THREADS") is not None:
         return default_threads()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

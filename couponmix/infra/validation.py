@@ -14,7 +14,26 @@ SIMPLEX_TOL = 1e-8
 
 
 def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum`` (and <= ``maximum``)."""
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum`` (and <= ``maximum``).
+
+    Parameters
+    ----------
+    value : object
+        An integer, or a real number with no fractional part (a bool is refused).
+    name : str
+        What it is, for the message.
+    minimum : int
+    maximum : int, optional
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    CouponmixError
+        Not an integer, or out of range.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, numbers.Real) and float(value).is_integer():
             value = int(float(value))
@@ -29,7 +48,25 @@ def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None =
 
 
 def check_positive_float(value, name: str, allow_inf: bool = False) -> float:
-    """Return ``value`` as a float, or raise if it is not a number > 0 (or is infinite, unless ``allow_inf``)."""
+    """Return ``value`` as a float, or raise if it is not a number > 0 (or is infinite, unless ``allow_inf``).
+
+    Parameters
+    ----------
+    value : object
+        Anything ``float`` takes.
+    name : str
+        What it is, for the message.
+    allow_inf : bool
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    CouponmixError
+        Not a number, NaN, not positive, or infinite without ``allow_inf``.
+    """
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -40,7 +77,27 @@ def check_positive_float(value, name: str, allow_inf: bool = False) -> float:
 
 
 def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None = None, name: str = "policy") -> np.ndarray:
-    """Check that ``p`` is an (n, A) matrix whose rows lie on the probability simplex."""
+    """Check that ``p`` is an (n, A) matrix whose rows lie on the probability simplex.
+
+    Parameters
+    ----------
+    p : array_like, (n, A)
+        Action probabilities.
+    n_rows, n_actions : int, optional
+        The shape it must have.
+    name : str
+        What returned it, for the message.
+
+    Returns
+    -------
+    ndarray, (n, A)
+        ``p`` as floats.
+
+    Raises
+    ------
+    CouponmixError
+        Not 2-D, the wrong shape, NaN or infinite or negative entries, or a row not summing to 1 (within ``SIMPLEX_TOL``).
+    """
     p = np.asarray(p, dtype=float)
     if p.ndim != 2:
         raise CouponmixError(f"{name} must return an (n, A) probability matrix, got shape {p.shape}")
@@ -63,7 +120,18 @@ def check_probability_matrix(p, n_rows: int | None = None, n_actions: int | None
 
 
 def did_you_mean(word: str, choices) -> str:
-    """' (did you mean SAVE10?)' for the closest of ``choices`` to a mistyped ``word`` (difflib), else ''."""
+    """' (did you mean SAVE10?)' for the closest of ``choices`` to a mistyped ``word`` (difflib), else ''.
+
+    Parameters
+    ----------
+    word : str
+    choices : iterable
+        The valid names.
+
+    Returns
+    -------
+    str
+    """
     import difflib
 
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
