@@ -19,18 +19,51 @@ OPTIONAL = {"optional": True}
 
 def optional_unless(flag: str) -> dict:
     """Field metadata: left out of the JSON when None, unless the record's boolean field ``flag`` is true
-    (then written, as null if None)."""
+    (then written, as null if None).
+
+    Parameters
+    ----------
+    flag : str
+        The name of a boolean field of the same record.
+
+    Returns
+    -------
+    dict
+        Metadata for ``dataclasses.field``.
+    """
     return {"optional": True, "unless": flag}
 
 
 def json_key(key: str, **metadata) -> dict:
-    """Field metadata: the field's key in the JSON where it differs from its name (a Python keyword)."""
+    """Field metadata: the field's key in the JSON where it differs from its name (a Python keyword).
+
+    Parameters
+    ----------
+    key : str
+        The JSON key.
+    **metadata
+        More metadata (e.g. ``OPTIONAL``'s).
+
+    Returns
+    -------
+    dict
+        Metadata for ``dataclasses.field``.
+    """
     return {"key": key, **metadata}
 
 
 def plain(v: Any) -> Any:
     """``v`` as JSON-ready values: records by ``to_dict``, dicts, lists and tuples element by element (tuples become
-    lists), numpy arrays as nested lists, numpy scalars as Python numbers; anything else as it is."""
+    lists), numpy arrays as nested lists, numpy scalars as Python numbers; anything else as it is.
+
+    Parameters
+    ----------
+    v : object
+
+    Returns
+    -------
+    object
+    """
     if isinstance(v, Record):
         return v.to_dict()
     if isinstance(v, np.ndarray):
@@ -86,7 +119,23 @@ class Record:
     @classmethod
     def from_dict(cls, d: dict):
         """The record ``to_dict`` wrote, nested records rebuilt from the type hints; missing optional keys are None, and
-        a missing key whose field has no ``default`` raises ``ValueError``."""
+        a missing key whose field has no ``default`` raises ``ValueError``.
+
+        Parameters
+        ----------
+        d : dict
+            A JSON object, as ``to_dict`` writes it.
+
+        Returns
+        -------
+        Record
+            An instance of ``cls``.
+
+        Raises
+        ------
+        ValueError
+            Not a mapping, or a required key missing (here or in a nested record).
+        """
         if not isinstance(d, dict):
             raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
         hints = typing.get_type_hints(cls)
