@@ -87,7 +87,24 @@ def _expanded(node, memo: dict) -> int:
 
 
 def load_yaml_file(path) -> Any:
-    """The YAML document in ``path``, or a one-line ``CouponmixError`` naming the file and the problem."""
+    """The YAML document in ``path``, or a one-line ``CouponmixError`` naming the file and the problem.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    object
+        The document (safe YAML types only; None for an empty file).
+
+    Raises
+    ------
+    CouponmixError
+        A missing, unreadable, non-UTF-8 or too large file (over ``MAX_FILE_BYTES``), invalid YAML, nesting deeper
+        than ``MAX_DEPTH``, keys that are not text or given twice, or more than ``MAX_NODES`` values once aliases
+        are expanded.
+    """
     path = Path(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:

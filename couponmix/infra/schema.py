@@ -103,7 +103,26 @@ def _message(err: dict) -> str:
 
 
 def parse(schema: type[S], data: Any, where: str = "config") -> S:
-    """``data`` checked against ``schema``; the first problem becomes a one-line ``CouponmixError``."""
+    """``data`` checked against ``schema``; the first problem becomes a one-line ``CouponmixError``.
+
+    Parameters
+    ----------
+    schema : type of BaseModel
+    data : object
+        A mapping, usually from YAML (None: empty).
+    where : str
+        Where the data came from, for the message (e.g. a file's path).
+
+    Returns
+    -------
+    BaseModel
+        An instance of ``schema``.
+
+    Raises
+    ------
+    CouponmixError
+        The first problem, in one line (with the number of others).
+    """
     try:
         return schema.model_validate(data if data is not None else {})
     except ValidationError as exc:
@@ -115,7 +134,18 @@ def parse(schema: type[S], data: Any, where: str = "config") -> S:
 
 
 def describe(schema: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key path, type, meaning) of every key of ``schema``, nested schemas expanded."""
+    """(key path, type, meaning) of every key of ``schema``, nested schemas expanded.
+
+    Parameters
+    ----------
+    schema : type of BaseModel
+    prefix : str
+        Put before every key path (the parent's path and a dot, for nested schemas).
+
+    Returns
+    -------
+    list of (str, str, str)
+    """
     out = []
     for name, f in schema.model_fields.items():
         ann = f.annotation
