@@ -23,10 +23,10 @@ class ProgressEvent:
     """One step of progress: ``kind`` is "start", "phase", "update", "total" or "end"; ``done`` and ``total``
     count steps, or phases for a phased bar (a fraction for a phase under way)."""
 
-    kind: str
-    desc: str
-    done: float
-    total: int
+    kind: str  #: "start", "phase", "update", "total" or "end"
+    desc: str  #: what is running, in words
+    done: float  #: steps (or phases) done; a fraction for a phase under way
+    total: int  #: steps (or phases) in all
 
 
 _LISTENERS: list[Callable[[ProgressEvent], None]] = []
@@ -34,7 +34,13 @@ _LISTENERS: list[Callable[[ProgressEvent], None]] = []
 
 @contextmanager
 def listen() -> Iterator[list[ProgressEvent]]:
-    """Collect every progress event raised inside the block (in this process), in order."""
+    """Collect every progress event raised inside the block (in this process), in order.
+
+    Yields
+    ------
+    list of ProgressEvent
+        Filled as the events come.
+    """
     events: list[ProgressEvent] = []
     _LISTENERS.append(events.append)
     try:
@@ -93,13 +99,24 @@ class Progress:
         return self._cum[i] + part * (self._cum[i + 1] - self._cum[i]) if part else self._cum[i]
 
     def update_to(self, done: int) -> None:
-        """Move the bar to ``done`` steps (a fraction for a phase under way) and tell the listeners."""
+        """Move the bar to ``done`` steps (a fraction for a phase under way) and tell the listeners.
+
+        Parameters
+        ----------
+        done : int or float
+            Steps done.
+        """
         if self._bar is not None:
             self._bar.update(self._position(done) - self._bar.n)
         _emit("update", self._desc, done, self._total)
 
     def set_total(self, total: int) -> None:
-        """The number of steps, once known (e.g. after a scenario is built)."""
+        """The number of steps, once known (e.g. after a scenario is built).
+
+        Parameters
+        ----------
+        total : int
+        """
         self._total = int(total)
         if self._bar is not None and self._cum is None:
             self._bar.total = total
@@ -108,7 +125,15 @@ class Progress:
 
     def phase(self, done: float, desc: str) -> None:
         """Name the phase now running (``done`` phases finished; a fraction for a phase under way): for work
-        made of a few long steps."""
+        made of a few long steps.
+
+        Parameters
+        ----------
+        done : float
+            Phases finished (6.5: half of phase 7 done).
+        desc : str
+            The phase now running, in words.
+        """
         self._desc = desc
         if self._bar is not None:
             self._bar.update(self._position(done) - self._bar.n)
