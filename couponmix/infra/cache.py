@@ -52,7 +52,22 @@ def cache_dir() -> Path:
 
 
 def key(kind: str, params: dict, arrays: Iterable[np.ndarray]) -> str:
-    """SHA-256 of the model kind, its parameters (JSON), library versions and the arrays' bytes."""
+    """SHA-256 of the model kind, its parameters (JSON), library versions and the arrays' bytes.
+
+    Parameters
+    ----------
+    kind : str
+        The model's kind.
+    params : dict
+        Its parameters (written as JSON; what JSON cannot write, as text).
+    arrays : iterable of ndarray
+        The data it is fitted on (dtype and shape count too).
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
     import lightgbm
 
     h = hashlib.sha256()
@@ -70,7 +85,18 @@ def _entry(k: str) -> Path:
 
 
 def load(k: str) -> tuple[list[str], dict[str, np.ndarray]] | None:
-    """(model texts, arrays) of entry ``k``, or None when the cache is off or has no such entry."""
+    """(model texts, arrays) of entry ``k``, or None when the cache is off or has no such entry.
+
+    Parameters
+    ----------
+    k : str
+        The entry's key (``key``).
+
+    Returns
+    -------
+    (list of str, dict of str to ndarray) or None
+        None also for a partial, foreign or damaged entry (a damaged one couponmix wrote is removed).
+    """
     if not enabled():
         return None
     path = _entry(k)
@@ -91,7 +117,17 @@ def load(k: str) -> tuple[list[str], dict[str, np.ndarray]] | None:
 
 
 def store(k: str, models: list[str], arrays: dict[str, np.ndarray]) -> None:
-    """Write entry ``k`` atomically; a cache that cannot be written is skipped silently (it is a cache)."""
+    """Write entry ``k`` atomically; a cache that cannot be written is skipped silently (it is a cache).
+
+    Parameters
+    ----------
+    k : str
+        The entry's key (``key``).
+    models : list of str
+        The fitted models as text.
+    arrays : dict of str to ndarray
+        Arrays kept with them, by name.
+    """
     if not enabled():
         return
     root = cache_dir()
@@ -146,32 +182,23 @@ def _compiled() -> list[Path]:
 
 @dataclass
 class CacheInfo(Record):
-    """What the model cache holds (``info``).
-
-    Attributes
-    ----------
-    path : str
-        The cache folder.
-    enabled : bool
-        False when ``COUPONMIX_CACHE`` turns the cache off.
-    entries : int
-        Fitted-model entries (folders ``model-*``).
-    compiled : int
-        Compiled prediction libraries (``compiled-<sha256>.so``).
-    bytes : int
-        The size of the entries and compiled libraries together, in bytes.
-    """
+    """What the model cache holds (``info``)."""
 
     path: str  #: the cache folder
     enabled: bool  #: False when COUPONMIX_CACHE turns the cache off
-    entries: int  #: fitted-model entries
-    compiled: int  #: compiled prediction libraries
-    bytes: int  #: size of the entries and libraries, in bytes
+    entries: int  #: fitted-model entries (folders ``model-*``)
+    compiled: int  #: compiled prediction libraries (``compiled-<sha256>.so``)
+    bytes: int  #: size of the entries and compiled libraries together, in bytes
 
 
 def info() -> CacheInfo:
     """Where the cache is, how many entries it holds (fitted models, and compiled libraries) and their size
-    in bytes."""
+    in bytes.
+
+    Returns
+    -------
+    CacheInfo
+    """
     entries = _entries()
     libs = _compiled()
     size = sum(f.stat().st_size for p in entries for f in p.iterdir() if f.is_file()) + sum(f.stat().st_size for f in libs)
@@ -183,7 +210,13 @@ def info() -> CacheInfo:
 def clear() -> int:
     """Remove every entry couponmix wrote (folders named ``model-*`` holding its marker, and compiled
     libraries named ``compiled-<sha256>.so`` with their ``.json``); returns how many entries. Anything else
-    in the folder is left alone."""
+    in the folder is left alone.
+
+    Returns
+    -------
+    int
+        Fitted-model entries found (compiled libraries not counted).
+    """
     entries = _entries()
     for p in entries:
         if (p / MARKER).is_file():
