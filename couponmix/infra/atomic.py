@@ -50,7 +50,17 @@ def try_lock(directory) -> int | None:
     """An exclusive advisory lock (``flock``) on a folder: the open descriptor that holds it, or None when
     another open descriptor (another process, or another part of this one) holds it. The lock lives as long
     as the descriptor and follows the folder through a rename; it ends with the process whatever kills it,
-    so a lock that can be taken proves its holder gone."""
+    so a lock that can be taken proves its holder gone.
+
+    Parameters
+    ----------
+    directory : str or Path
+
+    Returns
+    -------
+    int or None
+        The descriptor (give it to ``release``), or None when the lock is held or the folder cannot be opened.
+    """
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
@@ -64,7 +74,12 @@ def try_lock(directory) -> int | None:
 
 
 def release(fd: int | None) -> None:
-    """Close the descriptor ``try_lock`` returned, ending its lock (None: nothing to do; an error closing it is ignored)."""
+    """Close the descriptor ``try_lock`` returned, ending its lock (None: nothing to do; an error closing it is ignored).
+
+    Parameters
+    ----------
+    fd : int or None
+    """
     if fd is not None:
         try:
             os.close(fd)
@@ -74,14 +89,32 @@ def release(fd: int | None) -> None:
 
 def new_staging(target: Path) -> Path:
     """A new staging folder beside ``target`` (``.NAME.tmp-*``), registered as this process's and locked for
-    as long as this process writes it (see ``writer_alive``)."""
+    as long as this process writes it (see ``writer_alive``).
+
+    Parameters
+    ----------
+    target : Path
+        The folder it will become.
+
+    Returns
+    -------
+    Path
+    """
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     _LIVE[staging] = try_lock(staging)
     return staging
 
 
 def end_staging(staging: Path, remove: bool) -> None:
-    """The staging folder is renamed into place (``remove`` False) or abandoned (True)."""
+    """The staging folder is renamed into place (``remove`` False) or abandoned (True).
+
+    Parameters
+    ----------
+    staging : Path
+        A folder ``new_staging`` made.
+    remove : bool
+        Remove it (abandoned); else only release its lock (renamed into place).
+    """
     if remove:
         shutil.rmtree(staging, ignore_errors=True)
         if os.path.lexists(staging):  # a worker still writing refilled it: the exit watchdog retries
@@ -96,6 +129,11 @@ def remove_live_staging(within: float = 1.0) -> None:
     still be writing: a file created during the walk leaves a folder ``rmtree`` cannot remove, and rmtree's
     own final ``os.close`` can raise EBADF when another thread has just closed that reused descriptor (not
     covered by ``ignore_errors``). So each folder is retried until it is gone, for up to ``within`` seconds.
+
+    Parameters
+    ----------
+    within : float
+        Seconds, in all.
     """
     deadline = time.monotonic() + within
     for staging in list(_LIVE):
@@ -113,7 +151,16 @@ def mark(directory: Path, staging: bool = False, files: Iterable[str] | None = N
     """Record that couponmix wrote ``directory``, and which of its files (``files``: a manifest, so that a
     later run may retire an output it no longer writes). A staging folder is marked first thing, with the
     process writing it, so that a later run can tell a killed run's leftovers from a live one's; a finished
-    folder's marker names no process (outputs stay identical from run to run)."""
+    folder's marker names no process (outputs stay identical from run to run).
+
+    Parameters
+    ----------
+    directory : Path
+    staging : bool
+        A staging folder: the marker names this process and host.
+    files : iterable of str, optional
+        The manifest.
+    """
     doc: dict = {"written_by": "couponmix"}
     if staging:
         doc.update(pid=os.getpid(), host=socket.gethostname(), lock="flock")
@@ -123,7 +170,16 @@ def mark(directory: Path, staging: bool = False, files: Iterable[str] | None = N
 
 
 def manifest(directory: Path) -> set[str] | None:
-    """The files the marker of ``directory`` says couponmix wrote there (None: no marker, or none listed)."""
+    """The files the marker of ``directory`` says couponmix wrote there (None: no marker, or none listed).
+
+    Parameters
+    ----------
+    directory : Path
+
+    Returns
+    -------
+    set of str or None
+    """
     try:
         files = json.loads((Path(directory) / MARKER).read_text()).get("files")
     except (OSError, ValueError, AttributeError):
@@ -138,7 +194,17 @@ def writer_alive(directory: Path) -> bool:
     the marker says. A lock that can be taken, on a folder whose marker says its writer locks (and was
     written on this machine), means the writer is gone, even when its pid now belongs to another process.
     Folders of writers that did not lock (older versions) fall back to the marker's pid; anything that
-    cannot be read, or another machine's folder, counts as alive."""
+    cannot be read, or another machine's folder, counts as alive.
+
+    Parameters
+    ----------
+    directory : Path
+        A staging folder.
+
+    Returns
+    -------
+    bool
+    """
     fd = try_lock(directory)
     if fd is None:
         return True
@@ -159,7 +225,18 @@ def writer_alive(directory: Path) -> bool:
 
 def clean_stale_staging(target) -> int:
     """Remove the staging folders (``.NAME.tmp-*`` beside ``target``) that earlier, killed couponmix runs left
-    behind: only folders with couponmix's marker whose writing process is gone. Returns how many."""
+    behind: only folders with couponmix's marker whose writing process is gone.
+
+    Parameters
+    ----------
+    target : str or Path
+        The folder they were staging.
+
+    Returns
+    -------
+    int
+        Folders removed.
+    """
     target = Path(target)
     removed = 0
     if not target.parent.is_dir():
@@ -172,13 +249,32 @@ def clean_stale_staging(target) -> int:
 
 
 def owned(path) -> bool:
-    """True when ``path`` is a folder couponmix wrote: a real folder (not a link) holding the marker."""
+    """True when ``path`` is a folder couponmix wrote: a real folder (not a link) holding the marker.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    bool
+    """
     path = Path(path)
     return path.is_dir() and not path.is_symlink() and (path / MARKER).is_file()
 
 
 def remove_owned(path) -> None:
-    """Remove a folder couponmix wrote; refuse, with a one-line error, anything else."""
+    """Remove a folder couponmix wrote; refuse, with a one-line error, anything else.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Raises
+    ------
+    CouponmixError
+        A file, a link, or a folder without the marker.
+    """
     path = Path(path)
     if not owned(path):
         what = "a file" if path.is_file() or path.is_symlink() else "a folder couponmix did not write"
@@ -195,7 +291,24 @@ STAGING_SUFFIX = len(".tmp-XXXXXXXX") + 1
 
 def check_name(name: str, what: str) -> str:
     """A name that becomes a file or folder name: short enough, with its staging prefix and suffix, for the
-    file system (``NAME_MAX`` bytes), one line of text, no path separator, not ``.`` or ``..``."""
+    file system (``NAME_MAX`` bytes), one line of text, no path separator, not ``.`` or ``..``.
+
+    Parameters
+    ----------
+    name : str
+    what : str
+        What the name is, for the message.
+
+    Returns
+    -------
+    str
+        ``name``.
+
+    Raises
+    ------
+    CouponmixError
+        Too long, or holding a control character.
+    """
     size = len(os.fsencode(name))
     if size + STAGING_SUFFIX > NAME_MAX:
         raise CouponmixError(f"{what} is too long ({size} bytes; at most {NAME_MAX - STAGING_SUFFIX}): choose a shorter one")
@@ -206,7 +319,23 @@ def check_name(name: str, what: str) -> str:
 
 def check_output_dir(path, names: Iterable[str] = ()) -> Path:
     """Fail early, before any work, if ``path`` cannot become a writable directory, or (``names``: the files
-    the command will write) if it is a folder couponmix did not write holding one of them."""
+    the command will write) if it is a folder couponmix did not write holding one of them.
+
+    Parameters
+    ----------
+    path : str or Path
+    names : iterable of str
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    CouponmixError
+        An empty or bad name, a dangling link, a file, a folder that cannot be written, or one of ``names`` in a folder
+        couponmix did not write.
+    """
     if path is None or str(path).strip() == "":
         raise CouponmixError("the output folder is empty (an unset variable?): give --out DIR")
     path = Path(path)
@@ -235,7 +364,19 @@ def check_output_dir(path, names: Iterable[str] = ()) -> Path:
 
 def check_replaceable(directory, names) -> None:
     """Before any work: refuse to write ``names`` into an existing folder couponmix did not write where one of
-    them already exists (``write_outputs`` would refuse too, after the work)."""
+    them already exists (``write_outputs`` would refuse too, after the work).
+
+    Parameters
+    ----------
+    directory : str or Path
+    names : iterable of str
+        The files to be written.
+
+    Raises
+    ------
+    CouponmixError
+        One of them exists in a folder couponmix did not write.
+    """
     directory = Path(directory)
     if directory.is_dir() and not owned(directory):
         taken = [n for n in names if (directory / n).exists() or (directory / n).is_symlink()]
@@ -256,7 +397,20 @@ def current_umask() -> int:
 def rename_into_place(staging: Path, directory: Path) -> None:
     """Rename a finished staging folder to ``directory``. When another run created ``directory`` in the
     meantime (two commands into the same new --out at once), this run's output is discarded and the error
-    says so in one line: the other run's folder is left as it is."""
+    says so in one line: the other run's folder is left as it is.
+
+    Parameters
+    ----------
+    staging : Path
+    directory : Path
+
+    Raises
+    ------
+    CouponmixError
+        Another run created ``directory`` meanwhile.
+    OSError
+        Any other failure to rename.
+    """
     try:
         os.rename(staging, directory)
     except OSError as exc:
@@ -288,17 +442,29 @@ def _write_new_folder(directory: Path, files: Mapping[str, bytes | str]) -> list
 def write_outputs(directory, files: Mapping[str, bytes | str], retire: Iterable[str] = ()) -> list[Path]:
     """Write every file of ``files`` into ``directory`` atomically.
 
-    A new directory is assembled under a temporary name beside it and renamed
-    into place in one step. Into an existing directory each file is written to
-    a temporary name and renamed; the files are renamed in the order given, so
-    put the one that marks completion (summary.json) last. If any rename fails,
-    the files already renamed get their previous version back (kept as hard
-    links until the end), so the files change together or not at all; only a
-    SIGKILL between two renames can leave a mixed pair, and ``batch`` rebuilds
-    both on its next run.
+    A new directory is assembled under a temporary name beside it and renamed into place in one step. Into an existing
+    directory each file is written to a temporary name and renamed; the files are renamed in the order given, so put the
+    one that marks completion (summary.json) last. If any rename fails, the files already renamed get their previous
+    version back (kept as hard links until the end), so the files change together or not at all; only a SIGKILL between
+    two renames can leave a mixed pair, and ``batch`` rebuilds both on its next run.
 
-    ``retire`` names outputs an earlier run may have written that this one does not (an optional figure):
-    each is removed after the renames when the folder's marker lists it as couponmix's, never otherwise.
+    Parameters
+    ----------
+    directory : str or Path
+    files : mapping of str to bytes or str
+        File name -> content (text written as UTF-8).
+    retire : iterable of str
+        Outputs an earlier run may have written that this one does not (an optional figure): each is removed after the
+        renames when the folder's marker lists it as couponmix's, never otherwise.
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    CouponmixError
+        As ``check_output_dir``, or a file of ``files`` in a folder couponmix did not write.
     """
     directory = check_output_dir(directory)
     parent = directory.parent
