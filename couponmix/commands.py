@@ -532,6 +532,7 @@ def _evaluation_rows(crit: Criterion, names: tuple, a: np.ndarray, revenue, laws
     agg = crit.combine(np.column_stack([law.rmse(n) for law in laws]))
 
     def targets(i: int) -> dict[str, EvaluatedTarget]:
+        """Each future policy's value and error at row ``i`` of the batch."""
         return {t: _evaluated(values[t], law.summary(n, i)) for t, law in zip(crit.target_names, laws)}
 
     rows = [EvaluatedMixture(dict(zip(names, x.tolist())), float(revenue[i]), float(agg[i]), targets(i)) for i, x in enumerate(a)]
