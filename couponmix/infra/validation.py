@@ -72,7 +72,7 @@ def check_positive_float(value, name: str, allow_inf: bool = False) -> float:
     except (TypeError, ValueError):
         raise CouponmixError(f"{name} must be a number, got {value!r}") from None
     if np.isnan(value) or value <= 0 or (np.isinf(value) and not allow_inf):
-        raise CouponmixError(f"{name} must be a positive finite number, got {value}")
+        raise CouponmixError(f"{name} must be a positive {'number' if allow_inf else 'finite number'}, got {value}")
     return value
 
 
