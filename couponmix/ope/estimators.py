@@ -56,17 +56,16 @@ FITTED_SOURCE = (
 
 @dataclass(frozen=True)
 class WeightFunction:
-    """How an estimator weights a logged row: c as a function of the importance weight w = pi_e / p.
+    """How an estimator weights a logged row: c as a function of the importance weight w = pi_e / p."""
 
-    ``apply(w, lam)`` gives c for logged rows (Monte Carlo intervals). ``rows(pe, p, inv, lam, all_pos)``
-    gives, for the exact engine, (p c, p c^2, pi_e 1{p > 0}) on rows of the evaluation sample: pe (r, 1),
-    p and inv = 1/p (r, B), all 0 where p = 0 (the estimator never sees those actions). ``unbounded``:
-    c = w, so the variance involves E[w^2 ...] and can be infinite; then p c = pi_e 1{p > 0}.
-    """
-
-    name: str
+    name: str  #: its name in ``WEIGHTS`` (an estimator kind's ``weight``)
+    #: ``apply(w, lam)``: c for logged rows (Monte Carlo intervals), the shape of the importance weights w
     apply: Callable[[np.ndarray, float], np.ndarray]
+    #: ``rows(pe, p, inv, lam, all_pos)``: for the exact engine, (p c, p c^2, pi_e 1{p > 0}), each (r, B), on r rows
+    #: of the evaluation sample: pe (r, 1), p and inv = 1/p (r, B) for B mixtures, all 0 where p = 0 (the estimator
+    #: never sees those actions)
     rows: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
+    #: c = w, so the variance involves E[w^2 ...] and can be infinite; then p c = pi_e 1{p > 0}
     unbounded: bool = False
     #: c = 0 on every row (the direct method): the exact engine skips p c and p c^2
     vanishes: bool = False
@@ -75,7 +74,20 @@ class WeightFunction:
     shared: Callable[[ChunkTerms, float], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     def row_sums(self, terms: ChunkTerms, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(p c, p c^2, pi_e 1{p > 0}) on the chunk ``terms`` describes."""
+        """(p c, p c^2, pi_e 1{p > 0}) on the chunk ``terms`` describes.
+
+        Parameters
+        ----------
+        terms : ChunkTerms
+            One target on r rows, B mixtures.
+        lam : float
+            The clip lambda (inf: none).
+
+        Returns
+        -------
+        (ndarray, ndarray, ndarray), each (r, B)
+            Read only: they may be shared with other estimators on the same rows.
+        """
         if self.shared is not None:
             return self.shared(terms, lam)
         return self.rows(terms.pe, terms.p, terms.inv, lam, terms.all_pos)
@@ -84,7 +96,19 @@ class WeightFunction:
 class ChunkTerms:
     """One target's probabilities ``pe`` (r, 1) on a chunk of rows, the balanced propensities ``p`` (r, B) of a
     batch of mixtures, ``inv`` = 1/p (0 where p = 0) and whether every p is positive (``all_pos``), with the
-    products several weight functions need (lam p, (lam^2) p, pe^2 / p) computed once per chunk and target."""
+    products several weight functions need (lam p, (lam^2) p, pe^2 / p) computed once per chunk and target.
+
+    Parameters
+    ----------
+    pe : ndarray, (r, 1)
+        The target's probability of each row's action (a probability).
+    p : ndarray, (r, B)
+        Each mixture's balanced propensity of that action (a probability).
+    inv : ndarray, (r, B)
+        1/p, 0 where p = 0.
+    all_pos : bool
+        Every p is positive.
+    """
 
     def __init__(self, pe: np.ndarray, p: np.ndarray, inv: np.ndarray, all_pos: bool):
         self.pe, self.p, self.inv, self.all_pos = pe, p, inv, all_pos
@@ -96,11 +120,23 @@ class ChunkTerms:
         return self._memo[key]
 
     def scaled(self, lam: float) -> np.ndarray:
-        """(r, B) lam p (read only: shared)."""
+        """(r, B) lam p (read only: shared).
+
+        Parameters
+        ----------
+        lam : float
+            The clip lambda.
+        """
         return self._get(("scaled", lam), lambda: lam * self.p)
 
     def scaled_sq(self, lam: float) -> np.ndarray:
-        """(r, B) (lam^2) p (read only: shared)."""
+        """(r, B) (lam^2) p (read only: shared).
+
+        Parameters
+        ----------
+        lam : float
+            The clip lambda.
+        """
         return self._get(("scaled_sq", lam), lambda: (lam * lam) * self.p)
 
     def w2p(self) -> np.ndarray:
@@ -113,21 +149,25 @@ class ChunkTerms:
 
 
 def _rows_ips(t: ChunkTerms, lam):
+    """(p c, p c^2, pi_e 1{p > 0}) for c = w, each (r, B)."""
     sup = t.supported()
     return sup, t.w2p(), sup
 
 
 def _rows_clip(t: ChunkTerms, lam):
+    """(p c, p c^2, pi_e 1{p > 0}) for c = min(w, lam), each (r, B)."""
     return np.minimum(t.pe, t.scaled(lam)), np.minimum(t.w2p(), t.scaled_sq(lam)), t.supported()
 
 
 def _rows_switch(t: ChunkTerms, lam):
+    """(p c, p c^2, pi_e 1{p > 0}) for c = w 1{w <= lam}, each (r, B)."""
     sup = t.supported()
     keep = t.pe <= t.scaled(lam)  # w <= lambda (rows with p = 0 are 0 already)
     return sup * keep, t.w2p() * keep, sup
 
 
 def _rows_zero(t: ChunkTerms, lam):
+    """(0, 0, pi_e 1{p > 0}), each (r, B): c = 0."""
     z = np.zeros(t.p.shape)
     return z, z, t.supported()
 
@@ -141,7 +181,18 @@ WEIGHTS: dict[str, WeightFunction] = {}
 
 
 def register_weight(fn: WeightFunction) -> WeightFunction:
-    """Make a weight function available to estimator records (by its name)."""
+    """Make a weight function available to estimator records (by its name).
+
+    Parameters
+    ----------
+    fn : WeightFunction
+        Replaces any registered under the same name.
+
+    Returns
+    -------
+    WeightFunction
+        ``fn`` itself.
+    """
     WEIGHTS[fn.name] = fn
     return fn
 
@@ -154,42 +205,43 @@ register_weight(WeightFunction("zero", lambda w, lam: np.zeros_like(w), _plain(_
 
 @dataclass(frozen=True)
 class EstimatorKind:
-    """One estimator: everything couponmix needs to optimise for it, explain it and run it with obp.
+    """One estimator: everything couponmix needs to optimise for it, explain it and run it with obp."""
 
-    Attributes
-    ----------
-    name, label, plain, description : str
-        Its id, its short name for analysts, what it does in plain words (``{clip:g}`` is filled in), and a
-        one-line description.
-    weight : str
-        The weight function (``WEIGHTS``) without a clip; ``clipped_weight`` the one used when a clip is
-        given (``clip="may"``).
-    clip : "none", "needs" or "may"
-    reward_model : "none", "fixed" (chosen before logging) or "fitted" (fitted on each log)
-    self_normalised : bool
-    obp, obp_pscore : the obp class for balanced weights and the keyword taking the balanced propensity
-    obp_naive : the obp class for naive weights (None: no naive form)
-    """
-
-    name: str
-    label: str
-    plain: str
-    description: str
-    weight: str
-    clip: str = "none"
-    clipped_weight: str = "clip"
-    reward_model: str = "none"
-    self_normalised: bool = False
-    obp: str = ""
-    obp_pscore: str = "pscore"
-    obp_naive: str | None = None
+    name: str  #: its id
+    label: str  #: its short name for analysts
+    plain: str  #: what it does in plain words (``{clip:g}`` is filled in)
+    description: str  #: a one-line description
+    weight: str  #: the weight function (``WEIGHTS``) without a clip
+    clip: str = "none"  #: "none", "needs" or "may"
+    clipped_weight: str = "clip"  #: the weight function used when a clip is given (``clip="may"``)
+    reward_model: str = "none"  #: "none", "fixed" (chosen before logging) or "fitted" (fitted on each log)
+    self_normalised: bool = False  #: the estimate is divided by the mean weight
+    obp: str = ""  #: the obp class for balanced weights
+    obp_pscore: str = "pscore"  #: the keyword of ``obp`` that takes the balanced propensity
+    obp_naive: str | None = None  #: the obp class for naive weights (None: no naive form)
 
 
 KINDS: dict[str, EstimatorKind] = {}
 
 
 def register_estimator(kind: EstimatorKind) -> EstimatorKind:
-    """Add an estimator to the suite couponmix optimises over (its weight function must be registered)."""
+    """Add an estimator to the suite couponmix optimises over (its weight function must be registered).
+
+    Parameters
+    ----------
+    kind : EstimatorKind
+        Replaces any registered under the same name.
+
+    Returns
+    -------
+    EstimatorKind
+        ``kind`` itself.
+
+    Raises
+    ------
+    CouponmixError
+        An unregistered weight function, or a ``clip`` or ``reward_model`` outside its choices.
+    """
     if kind.weight not in WEIGHTS or (kind.clip == "may" and kind.clipped_weight not in WEIGHTS):
         raise CouponmixError(f"estimator {kind.name}: unknown weight function {kind.weight!r}")
     if kind.clip not in ("none", "needs", "may") or kind.reward_model not in ("none", "fixed", "fitted"):
@@ -292,18 +344,17 @@ for _k in (
 class EstimatorSpec:
     """One estimator as the decision uses it: its kind (``KINDS``), clip lambda and weights.
 
-    Attributes
-    ----------
-    kind : str
-        A registered estimator name (``KINDS``), e.g. "ips", "dr", "switch_dr".
-    clip : float
-        The clip lambda on the importance weight (inf: none); checked against the kind's ``clip`` rule.
-    weights : "balanced" or "naive"
-        The propensity the weight divides by: the mixture's p_alpha, or the acting component's own.
+    Raises
+    ------
+    CouponmixError
+        An unknown kind, a clip that is not positive or that the kind does not take (or lacks when it needs
+        one), weights other than "balanced" or "naive", or naive weights for a kind with no naive form.
     """
 
-    kind: str
+    kind: str  #: a registered estimator name (``KINDS``), e.g. "ips", "dr", "switch_dr"
+    #: the clip lambda on the importance weight (inf: none); checked against the kind's ``clip`` rule
     clip: float = np.inf
+    #: "balanced" or "naive": the propensity the weight divides by, the mixture's p_alpha or the acting component's own
     weights: str = "balanced"
 
     def __post_init__(self):
@@ -324,7 +375,25 @@ class EstimatorSpec:
 
     @classmethod
     def parse(cls, kind: str, clip: float | None = None, weights: str = "balanced") -> EstimatorSpec:
-        """A spec from a kind and optional clip; kinds that need a clip get ``DEFAULT_CLIP`` when none is given."""
+        """A spec from a kind and optional clip; kinds that need a clip get ``DEFAULT_CLIP`` when none is given.
+
+        Parameters
+        ----------
+        kind : str
+            A registered estimator name (``KINDS``).
+        clip : float, optional
+            The clip lambda (None: none, or ``DEFAULT_CLIP`` for a kind that needs one).
+        weights : "balanced" or "naive"
+
+        Returns
+        -------
+        EstimatorSpec
+
+        Raises
+        ------
+        CouponmixError
+            As ``EstimatorSpec``.
+        """
         if kind in KINDS and KINDS[kind].clip == "needs" and clip is None:
             clip = DEFAULT_CLIP
         return cls(kind, np.inf if clip is None else clip, weights)
@@ -346,7 +415,18 @@ class EstimatorSpec:
         return WEIGHTS[self.weight_fn]
 
     def weight(self, w: np.ndarray) -> np.ndarray:
-        """The estimator's weight c applied to importance weights w."""
+        """The estimator's weight c applied to importance weights w.
+
+        Parameters
+        ----------
+        w : ndarray
+            Importance weights pi_e / p, any shape.
+
+        Returns
+        -------
+        ndarray
+            c, w's shape.
+        """
         return self.weight_function.apply(w, self.clip)
 
     @property
@@ -423,7 +503,28 @@ class EstimatorSpec:
 
     def estimate(self, log: Mapping[str, Any], action_dist: np.ndarray, reward_model: np.ndarray | None = None) -> float:
         """Run the matching obp estimator on a log. action_dist = pi_e(.|x_i) and reward_model = q(x_i, .),
-        both (n, A); for dr_fitted, q must be the log's own cross-fitted model (``fitted_reward.cross_fitted``)."""
+        both (n, A); for dr_fitted, q must be the log's own cross-fitted model (``fitted_reward.cross_fitted``).
+
+        Parameters
+        ----------
+        log : dict
+            An obp-format log of n customers: ``action`` (n,), ``reward`` (n,), and ``pscore`` (n,) for naive
+            weights or ``pscore_avg`` (n,) for balanced ones.
+        action_dist : ndarray, (n, A)
+            The target policy's probabilities at the logged customers.
+        reward_model : ndarray, (n, A), optional
+            The reward model's predictions (reward's unit), for estimators that use one.
+
+        Returns
+        -------
+        float
+            The estimated value, per customer in the reward's unit.
+
+        Raises
+        ------
+        CouponmixError
+            An estimator that uses a reward model without ``reward_model``.
+        """
         import obp.ope as ope  # lazy: obp imports torch
 
         rec = self.record
@@ -449,7 +550,20 @@ REAL_LOG_SUITE = ("ips", "snips", "dr", "sndr", "switch_dr", "dm")
 
 def real_log_suite(balanced: bool = True, naive: bool = False) -> list[str]:
     """Names of the estimators a real log supports: ``REAL_LOG_SUITE`` when balanced weights are available
-    (else only DM, which uses no weights), plus the naive multi-logger forms obp has for several loggers."""
+    (else only DM, which uses no weights), plus the naive multi-logger forms obp has for several loggers.
+
+    Parameters
+    ----------
+    balanced : bool
+        The log's balanced propensity is available.
+    naive : bool
+        Add the naive forms (the log has several loggers), as ``kind[naive]``; not those that need a clip.
+
+    Returns
+    -------
+    list of str
+        Names ``parse_list`` reads.
+    """
     names = list(REAL_LOG_SUITE) if balanced else ["dm"]
     if naive:
         names += [f"{k}[naive]" for k in REAL_LOG_SUITE if KINDS[k].obp_naive is not None and KINDS[k].clip != "needs"]
@@ -457,7 +571,17 @@ def real_log_suite(balanced: bool = True, naive: bool = False) -> list[str]:
 
 
 def suite(clip: float = DEFAULT_CLIP) -> list[EstimatorSpec]:
-    """Every registered estimator, balanced, then the naive forms obp has (unclipped), in registration order."""
+    """Every registered estimator, balanced, then the naive forms obp has (unclipped), in registration order.
+
+    Parameters
+    ----------
+    clip : float
+        The clip lambda of the kinds that need one (the others get none).
+
+    Returns
+    -------
+    list of EstimatorSpec
+    """
     balanced = [EstimatorSpec.parse(k, clip if r.clip == "needs" else None) for k, r in KINDS.items()]
     naive = [EstimatorSpec(k, weights="naive") for k, r in KINDS.items() if r.obp_naive is not None and r.clip != "needs"]
     return balanced + naive
@@ -471,12 +595,43 @@ def optimisable() -> list[str]:
 def exact_suite(clip: float = DEFAULT_CLIP, finite_variance: bool = True) -> list[EstimatorSpec]:
     """The estimators with an exact error formula at every mixture (the decision's candidates): the suite
     without ``dr_fitted`` (its model depends on the log); without the unbounded-weight ones when plain
-    IPS has infinite variance."""
+    IPS has infinite variance.
+
+    Parameters
+    ----------
+    clip : float
+        As for ``suite``.
+    finite_variance : bool
+        Plain IPS has finite variance (False drops the estimators with unbounded weights).
+
+    Returns
+    -------
+    list of EstimatorSpec
+    """
     return [s for s in suite(clip) if not s.fits_reward_model and (finite_variance or not s.has_unbounded_weights)]
 
 
 def parse_list(text: str, clip: float | None = None) -> list[EstimatorSpec]:
-    """'ips,snips,dr[naive],switch_dr' -> specs; clip applies to the kinds that take one."""
+    """'ips,snips,dr[naive],switch_dr' -> specs; clip applies to the kinds that take one.
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated estimator names, each optionally followed by ``[naive]``.
+    clip : float, optional
+        The clip lambda for the kinds that need or may take one (None: ``DEFAULT_CLIP`` for those that need it).
+
+    Returns
+    -------
+    list of EstimatorSpec
+        In the text's order.
+
+    Raises
+    ------
+    CouponmixError
+        No name, or a name or clip ``EstimatorSpec`` rejects.
+    """
+
     specs = []
     for item in filter(None, (t.strip() for t in text.split(","))):
         weights = "balanced"
