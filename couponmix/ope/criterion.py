@@ -63,59 +63,34 @@ SUPPORT_TOL = 1e-9
 class SimulatorError(Record):
     """The chosen estimator's error against the simulator's truth: what a simulation can check, not what a
     team with real logs can know (on a calibrated world, the calibrated model stands in for the truth).
-
-    Attributes
-    ----------
-    rmse, bias, model_bias : float
-        Exact RMSE, bias, and the part of the bias due to the reward model (reward's unit per customer).
     """
 
-    rmse: float
-    bias: float
-    model_bias: float
+    rmse: float  #: exact RMSE (reward's unit per customer)
+    bias: float  #: exact bias (reward's unit per customer)
+    model_bias: float  #: the part of the bias due to the reward model (reward's unit per customer)
 
 
 @dataclass(kw_only=True)
 class TargetError(Record):
     """One future policy's error under the criterion, at one mixture and log size: the estimator it chooses
-    and the parts of its error (``SelectedLaw.summary``, ``Criterion.describe``).
-
-    Attributes
-    ----------
-    true_value : float or None
-        The policy's value per customer on the evaluation sample (``Criterion.describe`` only).
-    estimator, estimator_plain, estimator_label : str
-        The chosen estimator's name (``couponmix.ope.estimators``), in plain words, and its short label.
-    rmse : float
-        The criterion's error: a root mean squared error in the reward's unit per customer.
-    sampling_error : float
-        The part the log shows itself, a standard deviation falling like 1 / sqrt(n).
-    computed_bias, model_bias_bound : float
-        The bias the formulas compute, and the bound on the bias resting on the reward model.
-    model_dependent : float
-        sqrt(rmse^2 - sampling_error^2): the part of the error that rests on the model.
-    support : float
-        Share of the policy's probability on actions the mixture plays, in [0, 1].
-    logs_show_all : bool
-        Whether the mixture logs every action the policy takes.
-    simulator : SimulatorError
-        The same estimator against the simulator's truth.
-    promise_se : float or None
-        Standard error of ``rmse`` from the finite evaluation sample (the recommended mix only).
+    and the parts of its error (``SelectedLaw.summary``, ``Criterion.describe``). Errors and biases are in the
+    reward's unit per customer.
     """
 
+    #: the policy's value per customer on the evaluation sample (``Criterion.describe`` only)
     true_value: float | None = field(default=None, metadata=OPTIONAL)
-    estimator: str
-    estimator_plain: str
-    estimator_label: str
-    rmse: float
-    sampling_error: float
-    computed_bias: float
-    model_bias_bound: float
-    model_dependent: float
-    support: float
-    logs_show_all: bool
-    simulator: SimulatorError
+    estimator: str  #: the chosen estimator's name (``couponmix.ope.estimators``)
+    estimator_plain: str  #: the chosen estimator in plain words
+    estimator_label: str  #: its short label
+    rmse: float  #: the criterion's error: a root mean squared error
+    sampling_error: float  #: the part the log shows itself, a standard deviation falling like 1 / sqrt(n)
+    computed_bias: float  #: the bias the formulas compute
+    model_bias_bound: float  #: the bound on the bias resting on the reward model
+    model_dependent: float  #: sqrt(rmse^2 - sampling_error^2): the part of the error that rests on the model
+    support: float  #: share of the policy's probability on actions the mixture plays, in [0, 1]
+    logs_show_all: bool  #: whether the mixture logs every action the policy takes
+    simulator: SimulatorError  #: the same estimator against the simulator's truth
+    #: standard error of ``rmse`` from the finite evaluation sample (the recommended mix only)
     promise_se: float | None = field(default=None, metadata=OPTIONAL)
 
     def interval_95(self) -> float:
@@ -125,88 +100,107 @@ class TargetError(Record):
 
 @dataclass(kw_only=True)
 class EstimatorErrors(Record):
-    """One candidate estimator at one mixture, for every target (``Criterion.compare``).
+    """One candidate estimator at one mixture, for every target (``Criterion.compare``)."""
 
-    Attributes
-    ----------
-    label, plain, obp : str
-        The estimator's short label, its name in plain words, and obp's class.
-    error : float
-        Its error aggregated over the targets (the criterion's aggregate, reward's unit).
-    targets : dict of str to TargetError
-    """
-
-    label: str
-    plain: str
-    obp: str
-    error: float
-    targets: dict[str, TargetError]
+    label: str  #: the estimator's short label
+    plain: str  #: its name in plain words
+    obp: str  #: obp's class (``EstimatorSpec.obp_name``)
+    error: float  #: its error aggregated over the targets (the criterion's aggregate, reward's unit)
+    targets: dict[str, TargetError]  #: per target name
 
 
 @dataclass(kw_only=True)
 class PromiseUncertainty(Record):
     """How much the promised errors depend on the finite evaluation sample (``Criterion.promise_uncertainty``;
     summary.json's ``promise_uncertainty``).
-
-    Attributes
-    ----------
-    error_se, relative : dict of str to float
-        Per future policy, the jackknife standard error of its promised error (reward's unit), and the same
-        as a share of that error.
-    revenue_se, revenue_cost_se : float or None
-        The standard error of the revenue at the mixture, or (with a reference mixture) of the revenue given
-        up against it (reward's unit per customer): one of the two.
-    groups, sample_size : int
-        Jackknife groups, and customers in the evaluation sample.
-    max_relative, goal, enough, eval_size_for_goal
-        Set by the study: the largest relative standard error, the goal for it, whether it is met, and the
-        evaluation sample that would meet it.
     """
 
-    error_se: dict[str, float]
-    relative: dict[str, float]
+    error_se: dict[str, float]  #: per future policy, the jackknife standard error of its promised error (reward's unit)
+    relative: dict[str, float]  #: per future policy, that standard error as a share of its promised error
+    #: the standard error of the revenue at the mixture (reward's unit per customer); without a reference mixture
     revenue_se: float | None = field(default=None, metadata=OPTIONAL)
+    #: with a reference mixture: the standard error of the revenue given up against it (reward's unit per customer)
     revenue_cost_se: float | None = field(default=None, metadata=OPTIONAL)
-    groups: int
-    sample_size: int
+    groups: int  #: jackknife groups
+    sample_size: int  #: customers in the evaluation sample
+    #: set by the study: the largest relative standard error
     max_relative: float | None = field(default=None, metadata=OPTIONAL)
+    #: set by the study: the goal for ``max_relative``
     goal: float | None = field(default=None, metadata=OPTIONAL)
+    #: set by the study: whether the goal is met
     enough: bool | None = field(default=None, metadata=OPTIONAL)
+    #: set by the study: the evaluation sample (customers) that would meet the goal
     eval_size_for_goal: int | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)
 class SelectedLaw:
     """The error of one target under the criterion, for a batch of B mixtures: per candidate estimator
-    (E of them) an ``ErrorLaw``, and the rule that picks the lowest.
-
-    Attributes
-    ----------
-    specs : tuple of EstimatorSpec, (E,)
-    laws : tuple of ErrorLaw, (E,), each over the batch (B,)
-    robust : bool
-        True: rank by ``robust_rmse``; False: by the simulator's exact RMSE.
+    (E of them) an ``ErrorLaw``, and the rule that picks the lowest. Errors are in the reward's unit per
+    customer.
     """
 
-    specs: tuple[EstimatorSpec, ...]
-    laws: tuple[ErrorLaw, ...]
-    robust: bool = True
+    specs: tuple[EstimatorSpec, ...]  #: (E,) the candidate estimators
+    laws: tuple[ErrorLaw, ...]  #: (E,) their laws, each over the batch (B,)
+    robust: bool = True  #: True: rank by ``robust_rmse``; False: by the simulator's exact RMSE
 
     def per_estimator(self, n) -> np.ndarray:
-        """(E, B) the criterion's RMSE of every candidate at log size n (infinite where it is undefined)."""
+        """(E, B) the criterion's RMSE of every candidate at log size n (infinite where it is undefined).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+
+        Returns
+        -------
+        ndarray, (E, B)
+        """
         out = np.stack([law.robust_rmse(n) if self.robust else law.rmse(n) for law in self.laws])
         return np.where(np.isnan(out), np.inf, out)
 
     def choice(self, n) -> np.ndarray:
-        """(B,) index of the estimator with the lowest error at log size n (the first among ties)."""
+        """(B,) index of the estimator with the lowest error at log size n (the first among ties).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+
+        Returns
+        -------
+        ndarray of int, (B,)
+            Indices into ``specs``.
+        """
         return np.argmin(self.per_estimator(n), axis=0)
 
     def rmse(self, n) -> np.ndarray:
-        """(B,) the criterion's error at log size n."""
+        """(B,) the criterion's error at log size n.
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+
+        Returns
+        -------
+        ndarray, (B,)
+            The lowest over the candidates (reward's unit per customer).
+        """
         return self.per_estimator(n).min(axis=0)
 
     def mse(self, n) -> np.ndarray:
-        """(B,) the criterion's mean squared error at log size n: ``rmse(n)`` squared (reward's unit squared)."""
+        """(B,) the criterion's mean squared error at log size n: ``rmse(n)`` squared (reward's unit squared).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+
+        Returns
+        -------
+        ndarray, (B,)
+        """
         return self.rmse(n) ** 2
 
     @property
@@ -228,14 +222,38 @@ class SelectedLaw:
 
     def log_size_for(self, tol: float) -> np.ndarray:
         """(B,) least n with the criterion's error <= tol (inf where no n suffices): the lowest over the
-        candidates, each solved on its own law."""
+        candidates, each solved on its own law.
+
+        Parameters
+        ----------
+        tol : float
+            The error to reach (reward's unit per customer).
+
+        Returns
+        -------
+        ndarray, (B,)
+            Customers in the log (not rounded; inf where no n suffices).
+        """
         out = np.full(self.support.shape, np.inf)
         for law in self.laws:
             out = np.minimum(out, law.log_size_for(tol, robust=self.robust))
         return out
 
     def summary(self, n: int, i: int) -> TargetError:
-        """The chosen estimator of mixture ``i`` at log size n, its error and the parts of that error."""
+        """The chosen estimator of mixture ``i`` at log size n, its error and the parts of that error.
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        i : int
+            The mixture's index in the batch (0 to B - 1).
+
+        Returns
+        -------
+        TargetError
+            Without ``true_value`` and ``promise_se``.
+        """
         e = int(self.choice(n)[i])
         spec, law = self.specs[e], self.laws[e]
         sampling = float(law.sampling_error(n)[i])
@@ -262,7 +280,17 @@ def _moment_key(spec: EstimatorSpec) -> tuple:
 
 def moment_passes(specs: Sequence[EstimatorSpec]) -> list[tuple[EstimatorSpec, list[EstimatorSpec]]]:
     """The passes over the moment sums the estimators need: (the estimator computed, the estimators its
-    sums serve). The self-normalised member of a group needs a superset of the sums, so it is computed."""
+    sums serve). The self-normalised member of a group needs a superset of the sums, so it is computed.
+
+    Parameters
+    ----------
+    specs : sequence of EstimatorSpec
+
+    Returns
+    -------
+    list of (EstimatorSpec, list of EstimatorSpec)
+        One per group of estimators that share every moment sum, in the order the groups first appear.
+    """
     groups: dict[tuple, list[EstimatorSpec]] = {}
     for s in specs:
         groups.setdefault(_moment_key(s), []).append(s)
@@ -273,30 +301,16 @@ def moment_passes(specs: Sequence[EstimatorSpec]) -> list[tuple[EstimatorSpec, l
 class Population:
     """A moment source for ``Criterion``: a population of ``size`` customers drawn from ``scenario`` and
     streamed in chunks (``couponmix.ope.streaming``), instead of an evaluation sample held in memory.
-
-    Attributes
-    ----------
-    scenario : Scenario
-    size : int
-        Customers in the population.
-    seed : int
-    chunk_size : int, optional
-        Customers per chunk (default ``streaming.DEFAULT_CHUNK``).
-    backend : Backend, optional
-        Where chunks are computed (default: this process).
-    grouping : Grouping, optional
-        Customer groups each logged with its own mixture: batches are then (B, G, K).
-    model_error_from : EvaluationSample, optional
-        Where the reward model's error is measured (``run``'s evaluation sample), then applied to the
-        population by propensity cell; default: each chunk's own customers.
     """
 
-    scenario: object
-    size: int
-    seed: int = 0
-    chunk_size: int | None = None
-    backend: object = None
-    grouping: object = None
+    scenario: object  #: the ``Scenario`` the customers are drawn from
+    size: int  #: customers in the population
+    seed: int = 0  #: seed of the population's random streams
+    chunk_size: int | None = None  #: customers per chunk (None: ``streaming.DEFAULT_CHUNK``)
+    backend: object = None  #: the ``Backend`` where chunks are computed (None: this process)
+    grouping: object = None  #: a ``Grouping``: customer groups each logged with its own mixture; batches are then (B, G, K)
+    #: where the reward model's error is measured (``run``'s evaluation sample), then applied to the population by
+    #: propensity cell; None: each chunk's own customers
     model_error_from: EvaluationSample | None = None
 
 
@@ -319,6 +333,12 @@ class Criterion(SampleObjectives):
     error : "robust" or "simulator"
     threads : int, optional
         Threads for the in-memory moment sums.
+
+    Raises
+    ------
+    CouponmixError
+        No estimator, n not positive, an unknown ``aggregate`` or ``error``, or the robust error on a sample
+        without the reward model's error (``sample.model_error``).
     """
 
     def __init__(
@@ -392,7 +412,7 @@ class Criterion(SampleObjectives):
         return self.specs[0] if len(self.specs) == 1 else None
 
     def _moments(self, alphas) -> list:
-        """The moment sums of every pass (one per group of estimators sharing them)."""
+        """The moment sums of every pass (one ``Moments`` per group of estimators sharing them, its sums (T, B))."""
         if self.stream is not None:
             return self.stream.pass_moments(alphas)[0]
         objs = [obj for obj, _ in self._passes]
@@ -403,7 +423,22 @@ class Criterion(SampleObjectives):
     def assess(self, alphas, on_chunk=None) -> tuple[np.ndarray, list[SelectedLaw]]:
         """Revenue (B,) and each target's ``SelectedLaw`` over a batch of mixtures, in one pass over the moments'
         source. ``alphas`` is (B, K), or (B, G, K) for a streamed population with a grouping. ``on_chunk(i)``
-        reports a streamed population's chunks as they are done."""
+        reports a streamed population's chunks as they are done.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,); with a grouping (B, G, K) or (G, K)
+            Mixtures, one per row (per group with a grouping).
+        on_chunk : callable, optional
+            Called with each chunk's index (a streamed population only).
+
+        Returns
+        -------
+        revenue : ndarray, (B,)
+            Expected reward per customer (reward's unit).
+        laws : list of SelectedLaw, (T,)
+            One per target, each over the batch.
+        """
         if self.stream is None:
             a = np.atleast_2d(np.asarray(alphas, dtype=float))
             return self.revenue(a), self.laws(a)
@@ -411,19 +446,41 @@ class Criterion(SampleObjectives):
         return self.stream.revenue_of(alphas, values), self._laws_from(found)
 
     def revenue(self, alphas) -> np.ndarray:
-        """Expected reward per customer of each mixture, (B,) (a streamed population: see ``assess``)."""
+        """Expected reward per customer of each mixture, (B,) (a streamed population: see ``assess``).
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,)
+            Mixtures, one per row.
+
+        Returns
+        -------
+        ndarray, (B,)
+            Reward's unit per customer.
+        """
         if self.stream is not None:
             return self.assess(alphas)[0]
         return np.atleast_2d(alphas) @ self.component_values
 
     def laws(self, alphas) -> list[SelectedLaw]:
-        """One ``SelectedLaw`` per target over the batch of mixtures."""
+        """One ``SelectedLaw`` per target over the batch of mixtures.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,)
+            Mixtures, one per row.
+
+        Returns
+        -------
+        list of SelectedLaw, (T,)
+        """
         if self.stream is not None:
             return self._laws_from(self.stream.pass_moments(alphas)[0])
         alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
         return self._laws_from(self._moments(alphas))
 
     def _laws_from(self, pass_moments: list) -> list[SelectedLaw]:
+        """(T,) one ``SelectedLaw`` per target from the passes' moment sums (one ``Moments`` per pass)."""
         by_name: dict[str, list[ErrorLaw]] = {}
         for m, members in zip(pass_moments, self._members):
             for s in members:
@@ -432,7 +489,20 @@ class Criterion(SampleObjectives):
         return [SelectedLaw(self.specs, tuple(by_name[s.name][t] for s in self.specs), robust) for t in range(len(self.target_names))]
 
     def describe(self, alpha: ArrayLike, n: int | None = None) -> dict[str, TargetError]:
-        """Per target at one mixture: its value, the chosen estimator, the error and its parts."""
+        """Per target at one mixture: its value, the chosen estimator, the error and its parts.
+
+        Parameters
+        ----------
+        alpha : array_like, (K,)
+            The mixture.
+        n : int, optional
+            Customers in the log (default: the criterion's ``n``).
+
+        Returns
+        -------
+        dict of str to TargetError
+            By target name, with ``true_value`` set.
+        """
         n = self.n if n is None else n
         a = np.asarray(alpha, dtype=float)[None, :]
         out = {}
@@ -443,7 +513,20 @@ class Criterion(SampleObjectives):
 
     def compare(self, alpha: ArrayLike, n: int | None = None) -> dict[str, EstimatorErrors]:
         """Every candidate at one mixture: per target its criterion error, sampling error, bias parts and the
-        simulator's exact RMSE (for the methods section)."""
+        simulator's exact RMSE (for the methods section).
+
+        Parameters
+        ----------
+        alpha : array_like, (K,)
+            The mixture.
+        n : int, optional
+            Customers in the log (default: the criterion's ``n``).
+
+        Returns
+        -------
+        dict of str to EstimatorErrors
+            By estimator name (``EstimatorSpec.name``), in the criterion's order.
+        """
         n = self.n if n is None else n
         laws = self.laws(np.asarray(alpha, dtype=float)[None, :])
         out = {}
@@ -461,10 +544,30 @@ class Criterion(SampleObjectives):
     ) -> PromiseUncertainty:
         """How much the promised errors themselves depend on the evaluation sample: delete-a-group jackknife
         standard errors (the delta method on the sample means, computed by regrouping them) of each target's
-        error and of the revenue at ``alpha``.
+        error and of the revenue at ``alpha``. An evaluation sample held in memory only (not a ``Population``).
 
-        Returns a ``PromiseUncertainty``: ``revenue_se``, or with ``reference`` ``revenue_cost_se``, the standard
-        error of revenue(reference) - revenue(alpha).
+        Parameters
+
+        ----------
+        alpha : array_like, (K,)
+            The mixture.
+        groups : int
+            Jackknife groups the evaluation sample is split into (at least 2).
+        n : int, optional
+            Customers in the log (default: the criterion's ``n``).
+        reference : array_like, (K,), optional
+            A mixture to compare the revenue against.
+
+        Returns
+        -------
+        PromiseUncertainty
+            ``revenue_se``, or with ``reference`` ``revenue_cost_se``, the standard error of
+            revenue(reference) - revenue(alpha); the study's fields unset.
+
+        Raises
+        ------
+        CouponmixError
+            Fewer than 2 groups.
         """
         ref = None if reference is None else np.asarray(reference, dtype=float)
         n = self.n if n is None else n
@@ -522,12 +625,35 @@ def interval_95(computed_bias: ArrayLike, model_bias_bound: ArrayLike, sampling_
     """The 95% half-width of a target's estimate, in the reward's unit (any matching shapes): the bias the
     formulas compute, plus the bound on the bias resting on the model, plus 1.96 sampling standard errors.
     Whenever the bias is within the bound, the estimate lies this close to the value at least 95% of the time
-    (the sampling error is normal to first order)."""
+    (the sampling error is normal to first order).
+
+    Parameters
+    ----------
+    computed_bias, model_bias_bound, sampling_error : array_like
+        Reward's unit per customer, shapes that broadcast together.
+
+    Returns
+    -------
+    ndarray
+        Their broadcast shape, reward's unit per customer.
+    """
     return np.abs(computed_bias) + np.asarray(model_bias_bound) + Z95 * np.asarray(sampling_error)
 
 
 def widest_share(shares) -> float | None:
     """The widest 95% half-width as a percent of its policy's value, over future policies; None when any
-    value is 0 (no share) or there is none."""
+    value is 0 (no share) or there is none.
+
+    Parameters
+    ----------
+    shares : iterable of float or None
+        Per future policy, its widest half-width as a percent of its value (None where the value is 0).
+
+    Returns
+    -------
+    float or None
+        A percent.
+    """
+
     shares = list(shares)
     return None if not shares or any(v is None for v in shares) else max(shares)
