@@ -97,7 +97,18 @@ _EXECUTORS: dict[int, ThreadPoolExecutor] = {}
 
 
 def shared_executor(threads: int) -> ThreadPoolExecutor:
-    """One thread pool per size for the whole process (objectives are created often; pools are not)."""
+    """One thread pool per size for the whole process (objectives are created often; pools are not).
+
+    Parameters
+    ----------
+    threads : int
+        The pool's threads.
+
+    Returns
+    -------
+    ThreadPoolExecutor
+        Shared: never shut it down.
+    """
     if threads not in _EXECUTORS:
         _EXECUTORS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="couponmix")
     return _EXECUTORS[threads]
@@ -108,6 +119,21 @@ def reward_model_on(scenario: Scenario, x: np.ndarray, mu: np.ndarray | None = N
 
     The scenario's own learned model where it has one; otherwise the per-action average reward (a crude
     model, computed on the evaluation sample's truth; in practice it would come from past data).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    x : ndarray, (M, d)
+        The customers' covariates.
+    mu : ndarray, (M, A), optional
+        E[r | x, a] on them, when already computed (reward's unit).
+
+    Returns
+    -------
+    q : ndarray, (M, A)
+        The model's predicted reward per customer and action (reward's unit).
+    source : str
+        Where the model comes from, in words.
     """
     q = scenario.reward_model(x)
     if q is not None:
@@ -126,7 +152,20 @@ CELL_EDGES = np.array(
 
 def cell_codes(comp_probs: np.ndarray, target_probs: np.ndarray) -> np.ndarray:
     """(M * A, K + T + 1) each (customer, action)'s cell code: the bins of every component's and target's
-    probability of the action, and the action (see ``propensity_cells``)."""
+    probability of the action, and the action (see ``propensity_cells``).
+
+    Parameters
+    ----------
+    comp_probs : ndarray, (K, M, A)
+        The components' probabilities.
+    target_probs : ndarray, (T, M, A)
+        The targets' probabilities.
+
+    Returns
+    -------
+    ndarray, (M * A, K + T + 1)
+        Bin indices and the action, as floats; rows in customer-major order.
+    """
     k, m, a = comp_probs.shape
     probs = np.concatenate([comp_probs, target_probs]).transpose(1, 2, 0)  # (M, A, K + T)
     codes = np.searchsorted(CELL_EDGES, probs, side="right").astype(float)
@@ -139,24 +178,29 @@ class CellErrors:
     """The reward model's mean squared error per propensity cell, measured on one sample and applied to other
     customers (a population streamed in chunks): so that the robust error's model bound is the one ``run``
     measured, whatever the chunks.
-
-    Attributes
-    ----------
-    codes : ndarray, (U, K + T + 1)
-        The distinct cells seen in the sample (``cell_codes``).
-    mean_sq : ndarray, (U,)
-        The model's mean squared error in each.
-    per_action : ndarray, (A,)
-        Its mean squared error per action, for cells the sample never saw.
     """
 
-    codes: np.ndarray
-    mean_sq: np.ndarray
-    per_action: np.ndarray
+    codes: np.ndarray  #: (U, K + T + 1) the distinct cells seen in the sample (``cell_codes``)
+    mean_sq: np.ndarray  #: (U,) the model's mean squared error in each (reward's unit squared)
+    per_action: np.ndarray  #: (A,) its mean squared error per action, for cells the sample never saw
 
     @classmethod
     def measure(cls, comp_probs: np.ndarray, target_probs: np.ndarray, sq_error: np.ndarray) -> CellErrors:
-        """From a sample's probabilities (K, M, A), (T, M, A) and the model's squared error (M, A)."""
+        """From a sample's probabilities (K, M, A), (T, M, A) and the model's squared error (M, A).
+
+        Parameters
+        ----------
+        comp_probs : ndarray, (K, M, A)
+            The components' probabilities on the sample.
+        target_probs : ndarray, (T, M, A)
+            The targets' probabilities on it.
+        sq_error : ndarray, (M, A)
+            The model's squared error per customer and action (reward's unit squared).
+
+        Returns
+        -------
+        CellErrors
+        """
         distinct, inverse = merge_rows(cell_codes(comp_probs, target_probs))
         assert inverse is not None
         e2 = np.asarray(sq_error, float).reshape(-1)
@@ -164,7 +208,20 @@ class CellErrors:
         return cls(distinct, mean, np.asarray(sq_error, float).mean(axis=0))
 
     def apply(self, comp_probs: np.ndarray, target_probs: np.ndarray) -> np.ndarray:
-        """(M, A) the root-mean-square error of each (customer, action)'s cell, for other customers."""
+        """(M, A) the root-mean-square error of each (customer, action)'s cell, for other customers.
+
+        Parameters
+        ----------
+        comp_probs : ndarray, (K, M, A)
+            The components' probabilities on the other customers (the same components as measured).
+        target_probs : ndarray, (T, M, A)
+            The targets' probabilities on them.
+
+        Returns
+        -------
+        ndarray, (M, A)
+            Reward's unit; a cell the sample never saw gets its action's error.
+        """
         _, m, a = comp_probs.shape
         codes = cell_codes(comp_probs, target_probs)
         u = len(self.codes)
@@ -181,7 +238,20 @@ def propensity_cells(comp_probs: np.ndarray, target_probs: np.ndarray) -> np.nda
     """(M, A) the cell of every (customer, action): the action and each component's and target's
     probability of it, in the bins ``CELL_EDGES``. Customers of one cell are treated alike by every logging
     mixture's weights and by every target, so an estimator's gap g (the share of the target's probability
-    the weighted log does not cover) is nearly constant within a cell, whatever the mixture."""
+    the weighted log does not cover) is nearly constant within a cell, whatever the mixture.
+
+    Parameters
+    ----------
+    comp_probs : ndarray, (K, M, A)
+        The components' probabilities.
+    target_probs : ndarray, (T, M, A)
+        The targets' probabilities.
+
+    Returns
+    -------
+    ndarray of int, (M, A)
+        Cell indices, 0 to the number of distinct cells - 1.
+    """
     _, m, a = comp_probs.shape
     _, inverse = merge_rows(cell_codes(comp_probs, target_probs))
     assert inverse is not None
@@ -196,6 +266,20 @@ def local_model_error(comp_probs: np.ndarray, target_probs: np.ndarray, sq_error
     log does not check the model (the gap g > 0), the model's error there, not on average. Since g is
     nearly constant within a cell, Cauchy-Schwarz within each cell gives
     |E[sum_a g (q - mu)]| <= E[sum_a g delta] with this delta (method.md section 4).
+
+    Parameters
+    ----------
+    comp_probs : ndarray, (K, M, A)
+        The components' probabilities.
+    target_probs : ndarray, (T, M, A)
+        The targets' probabilities.
+    sq_error : ndarray, (M, A)
+        The model's squared error (reward's unit squared).
+
+    Returns
+    -------
+    ndarray, (M, A)
+        delta, reward's unit.
     """
     cells = propensity_cells(comp_probs, target_probs).reshape(-1)
     e2 = np.asarray(sq_error, float).reshape(-1)
@@ -207,7 +291,19 @@ def local_model_error(comp_probs: np.ndarray, target_probs: np.ndarray, sq_error
 def model_error_measure(scenario: Scenario, sample: EvaluationSample) -> CellErrors | np.ndarray:
     """What a sample measures of the reward model's error, to apply to other customers: the per-cell table
     (``CellErrors``) where the scenario gives squared errors per customer, else the sample's (A,) error per
-    action (``model_error_of``)."""
+    action (``model_error_of``).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    sample : EvaluationSample
+        Built with its covariates and reward model (``x`` and ``q`` set).
+
+    Returns
+    -------
+    CellErrors or ndarray, (A,)
+        The per-cell table, or the error per action (reward's unit).
+    """
     assert sample.x is not None and sample.q is not None
     rows = scenario.reward_model_sq_error(sample.x, sample.q, sample.mu)
     if rows is not None:
@@ -224,6 +320,32 @@ def model_error_of(
     (``Scenario.reward_model_sq_error``): (M, A), its root-mean-square within each propensity cell
     (``local_model_error``). Otherwise (A,): the scenario's own out-of-fold error per action
     (``Scenario.reward_model_error``), or the spread of the mean reward within each action.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    q : ndarray, (M, A)
+        The reward model's predictions (reward's unit).
+    mu : ndarray, (M, A)
+        E[r | x, a] (reward's unit).
+    x : ndarray, (M, d)
+        The customers' covariates.
+    comp_probs : ndarray, (K, M, A)
+        The components' probabilities.
+    target_probs : ndarray, (T, M, A)
+        The targets' probabilities.
+
+    Returns
+    -------
+    delta : ndarray, (M, A) or (A,)
+        The model's root-mean-square error (reward's unit).
+    source : str
+        Where the measurement comes from, in words.
+
+    Raises
+    ------
+    CouponmixError
+        The scenario's squared errors are not finite, not >= 0 or not (M, A).
     """
     rows = scenario.reward_model_sq_error(x, q, mu)
     if rows is not None:
@@ -254,7 +376,20 @@ def _check_memory(scenario: Scenario, size: int, k: int, t: int) -> None:
 
 def reward_draws(scenario: Scenario, x: np.ndarray) -> np.ndarray:
     """(M, A) one reward for every customer of ``x`` (M, d) and every action, from the scenario's own reward
-    draws (stream ``reward_draws``, seed 0: the same customers give the same draws)."""
+    draws (stream ``reward_draws``, seed 0: the same customers give the same draws).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    x : ndarray, (M, d)
+        The customers' covariates.
+
+    Returns
+    -------
+    ndarray, (M, A)
+        Rewards (reward's unit).
+    """
+
     m, a_n = len(x), scenario.n_actions
     rewards = scenario.sample_rewards(np.repeat(x, a_n, axis=0), np.tile(np.arange(a_n), m), stream(0, "reward_draws"))
     return np.asarray(rewards, float).reshape(m, a_n)
@@ -262,23 +397,24 @@ def reward_draws(scenario: Scenario, x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class EvaluationSample:
-    """A fixed covariate sample with every policy and reward moment the objectives need."""
+    """A fixed covariate sample with every policy and reward moment the objectives need: M customers, A actions,
+    K logging components, T targets."""
 
-    component_names: tuple[str, ...]
-    target_names: tuple[str, ...]
-    comp_probs: np.ndarray  # (K, M, A)
-    target_probs: np.ndarray  # (T, M, A)
-    mu: np.ndarray  # (M, A)
-    m2: np.ndarray  # (M, A)
-    x: np.ndarray | None = None  # (M, d) the covariates, kept for policies evaluated later
-    q: np.ndarray | None = None  # (M, A) the reward model fixed before logging, for DR-type estimators
-    q_source: str = ""
-    q_fitted_on_log: bool = False  # q stands in for a model fitted on each log (see fitted_reward)
+    component_names: tuple[str, ...]  #: (K,) the logging components' names
+    target_names: tuple[str, ...]  #: (T,) the targets' (future policies') names
+    comp_probs: np.ndarray  #: (K, M, A) each component's action probabilities
+    target_probs: np.ndarray  #: (T, M, A) each target's action probabilities
+    mu: np.ndarray  #: (M, A) E[r | x, a] (reward's unit)
+    m2: np.ndarray  #: (M, A) E[r^2 | x, a] (reward's unit squared)
+    x: np.ndarray | None = None  #: (M, d) the covariates, kept for policies evaluated later
+    q: np.ndarray | None = None  #: (M, A) the reward model fixed before logging, for DR-type estimators (reward's unit)
+    q_source: str = ""  #: where ``q`` comes from, in words
+    q_fitted_on_log: bool = False  #: q stands in for a model fitted on each log (see fitted_reward)
     #: the reward model's root-mean-square error where the log would check it: (M, A) per customer and action
     #: (its propensity cell's, see ``local_model_error``) or (A,) per action; it sizes the model error assumed
     #: where a mixture's weighted log does not check the model (see ``ErrorLaw.bias_bound``); None: no bound
     model_error: np.ndarray | None = None
-    model_error_source: str = ""
+    model_error_source: str = ""  #: where ``model_error`` comes from, in words
     #: the real log's own rows behind the customers, where the scenario has them (``Scenario.observed_rows``):
     #: ``ObservedRows``; the world's model of the second moments is then scaled per action to the logged
     #: rewards' importance-weighted average (``ObservedRows.scale``)
@@ -321,6 +457,12 @@ class EvaluationSample:
         EvaluationSample
             ``comp_probs`` (K, M, A), ``target_probs`` (T, M, A), ``mu`` and ``m2`` (M, A), ``x`` (M, d),
             the reward model ``q`` (M, A) where the scenario has one, and its error per action (A,).
+
+        Raises
+        ------
+        CouponmixError
+            Fewer than 100 customers, a sample too large for the memory available, or the scenario's moments
+            or model errors rejected (as ``from_covariates``).
         """
         size = check_positive_int(size, "evaluation sample size", minimum=100)
         components = dict(scenario.components() if components is None else components)
@@ -344,9 +486,32 @@ class EvaluationSample:
         q_source: str = "",
         model_error: CellErrors | np.ndarray | None = None,
     ) -> EvaluationSample:
-        """The sample on given covariates; q defaults to ``reward_model_on`` these covariates. ``model_error``:
-        the reward model's error as another sample measured it (``model_error_measure``), applied here instead
-        of measuring it on these customers (``model_error_of``)."""
+        """The sample on given covariates; q defaults to ``reward_model_on`` these covariates.
+
+        Parameters
+        ----------
+        scenario : Scenario
+        x : ndarray, (M, d)
+            The customers' covariates.
+        components, targets : mapping of name to Policy, optional
+            Default: the scenario's.
+        q : ndarray, (M, A), optional
+            The reward model's predictions (reward's unit), with ``q_source`` saying where they come from.
+        q_source : str
+        model_error : CellErrors or ndarray (A,), optional
+            The reward model's error as another sample measured it (``model_error_measure``), applied here
+            instead of measuring it on these customers (``model_error_of``).
+
+        Returns
+        -------
+        EvaluationSample
+            With one reward draw per customer and action (``reward_draws``).
+
+        Raises
+        ------
+        CouponmixError
+            The scenario's mu or m2 is not finite, m2 < mu^2 somewhere, or its squared model errors are rejected.
+        """
         components = dict(scenario.components() if components is None else components)
         targets = dict(scenario.targets() if targets is None else targets)
         mu, m2 = scenario.mu(x), scenario.m2(x)
@@ -385,7 +550,18 @@ class EvaluationSample:
         return self.mu.shape[0]
 
     def subset(self, idx: np.ndarray) -> EvaluationSample:
-        """The sample restricted to customers ``idx`` (same policies, reward model and model error)."""
+        """The sample restricted to customers ``idx`` (same policies, reward model and model error).
+
+        Parameters
+        ----------
+        idx : ndarray of int, (M',)
+            The customers' indices.
+
+        Returns
+        -------
+        EvaluationSample
+            Of M' customers, without the cached row sets.
+        """
         return EvaluationSample(
             component_names=self.component_names,
             target_names=self.target_names,
@@ -418,11 +594,37 @@ class EvaluationSample:
         return np.einsum("pma,ma->p", probs, self.mu) / self.size
 
     def policy_value(self, probs: np.ndarray) -> float:
-        """V(pi) on this sample (see ``_values``)."""
+        """V(pi) on this sample (see ``_values``).
+
+        Parameters
+        ----------
+        probs : ndarray, (M, A)
+            The policy's action probabilities on the sample's customers.
+
+        Returns
+        -------
+        float
+            Per customer, reward's unit.
+        """
         return float(self._values(probs[None])[0])
 
     def policy_value_of(self, policy: Policy) -> float:
-        """V(pi) for a policy not stored with the sample (needs the covariates, so they are kept)."""
+        """V(pi) for a policy not stored with the sample (needs the covariates, so they are kept).
+
+        Parameters
+        ----------
+        policy : Policy
+
+        Returns
+        -------
+        float
+            Per customer, reward's unit.
+
+        Raises
+        ------
+        CouponmixError
+            The sample was built without its covariates.
+        """
         if self.x is None:
             raise CouponmixError("this evaluation sample was built without its covariates")
         return self.policy_value(policy(self.x))
@@ -438,7 +640,18 @@ class EvaluationSample:
         return self._values(self.target_probs)
 
     def balanced(self, alpha: np.ndarray) -> np.ndarray:
-        """p_alpha(a|x) on the sample, (M, A)."""
+        """p_alpha(a|x) on the sample, (M, A).
+
+        Parameters
+        ----------
+        alpha : ndarray, (K,)
+            The mixture.
+
+        Returns
+        -------
+        ndarray, (M, A)
+            Probabilities.
+        """
         return np.tensordot(alpha, self.comp_probs, axes=1)
 
 
@@ -446,7 +659,17 @@ _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 def row_hash(a: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row's bytes (equal rows of equal bits hash equally), one pass per column."""
+    """A 64-bit hash of each row's bytes (equal rows of equal bits hash equally), one pass per column.
+
+    Parameters
+    ----------
+    a : ndarray, (R, C)
+        Rows, read as float64.
+
+    Returns
+    -------
+    ndarray of uint64, (R,)
+    """
     bits = np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
     h = np.zeros(len(a), dtype=np.uint64)
     for j in range(bits.shape[1]):
@@ -463,7 +686,22 @@ def merge_rows(a: np.ndarray, min_gain: float = 0.0) -> tuple[np.ndarray, np.nda
     Rows are grouped by a sort on their hash, then neighbours are compared in full, so a hash
     collision can only leave two equal rows unmerged, never merge different ones: sums over merged
     rows are exact either way. About 10x faster than a lexsort on the columns.
+
+    Parameters
+    ----------
+    a : ndarray, (R, C)
+        Rows to merge.
+    min_gain : float
+        The least share of rows merging must remove (0: always merge).
+
+    Returns
+    -------
+    distinct : ndarray, (U, C)
+        The distinct rows (``a`` itself when not merged).
+    inverse : ndarray of int, (R,), or None
+        Each row's index in ``distinct``; None when not merged.
     """
+
     if len(a) == 0:
         return a.copy(), np.zeros(0, dtype=np.intp)
     h = row_hash(a)
@@ -494,33 +732,49 @@ class RowTerms:
     leaves mu and m2.
     """
 
-    P: np.ndarray  # (R, K) component propensities pi_k(a|x)
-    pe: np.ndarray  # (R, T) target probabilities pi_e(a|x)
-    w: np.ndarray  # (R,) merged row count / M
-    we: np.ndarray  # (R,) sum of E[e | x, a] / M
-    we2: np.ndarray  # (R,) sum of E[e^2 | x, a] / M
-    wd: np.ndarray | None  # (R, T) sum of D_t(x) / M            (None when q = 0)
-    wde: np.ndarray | None  # (R, T) sum of D_t(x) E[e | x, a] / M (None when q = 0)
-    ed: np.ndarray  # (T,) E[D_t]
-    ed2: np.ndarray  # (T,) E[D_t^2]
-    values: np.ndarray  # (T,) V(pi_t)
-    wq: np.ndarray | None = None  # (R,) sum of the reward model q_model(x, a) / M (for the bias split)
-    wdel: np.ndarray | None = None  # (R,) sum of the model error delta_a / M
-    eq: np.ndarray | None = None  # (T,) E[sum_a pi_t q_model]
-    edel: np.ndarray | None = None  # (T,) E[sum_a pi_t delta_a]
-    #: with a real log's rows (``ObservedRows``): the signed model error e_hat, summed per row (R,), and per
-    #: target pi_t e_hat^2 (R, T); over the sample E[sum_a pi_t e_hat] and E[sum_a pi_t^2 e_hat^2] (T,)
+    P: np.ndarray  #: (R, K) component propensities pi_k(a|x)
+    pe: np.ndarray  #: (R, T) target probabilities pi_e(a|x)
+    w: np.ndarray  #: (R,) merged row count / M
+    we: np.ndarray  #: (R,) sum of E[e | x, a] / M
+    we2: np.ndarray  #: (R,) sum of E[e^2 | x, a] / M
+    wd: np.ndarray | None  #: (R, T) sum of D_t(x) / M            (None when q = 0)
+    wde: np.ndarray | None  #: (R, T) sum of D_t(x) E[e | x, a] / M (None when q = 0)
+    ed: np.ndarray  #: (T,) E[D_t]
+    ed2: np.ndarray  #: (T,) E[D_t^2]
+    values: np.ndarray  #: (T,) V(pi_t)
+    wq: np.ndarray | None = None  #: (R,) sum of the reward model q_model(x, a) / M (for the bias split)
+    wdel: np.ndarray | None = None  #: (R,) sum of the model error delta_a / M
+    eq: np.ndarray | None = None  #: (T,) E[sum_a pi_t q_model]
+    edel: np.ndarray | None = None  #: (T,) E[sum_a pi_t delta_a]
+    #: (R,) with a real log's rows (``ObservedRows``): the signed model error e_hat, summed per row / M
     wsig: np.ndarray | None = None
-    wsig2: np.ndarray | None = None
-    esig: np.ndarray | None = None
-    esig2: np.ndarray | None = None
-    size: int = 0  # customers M of the evaluation sample
+    wsig2: np.ndarray | None = None  #: (R, T) with a real log's rows: per target pi_t e_hat^2, summed per row / M
+    esig: np.ndarray | None = None  #: (T,) with a real log's rows: E[sum_a pi_t e_hat]
+    esig2: np.ndarray | None = None  #: (T,) with a real log's rows: E[sum_a pi_t^2 e_hat^2]
+    size: int = 0  #: customers M of the evaluation sample
 
     @staticmethod
     def merge_index(comp_probs: np.ndarray, target_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(keep, keys, inverse): the rows some target plays, their distinct propensity keys, and each kept
         row's key (inverse None: rows are left unmerged, too few repeat). Depends on the policies only,
-        so it can be shared by reward models."""
+        so it can be shared by reward models.
+
+        Parameters
+        ----------
+        comp_probs : ndarray, (K, M, A)
+            The components' probabilities.
+        target_probs : ndarray, (T, M, A)
+            The targets' probabilities.
+
+        Returns
+        -------
+        keep : ndarray of bool, (M * A,)
+            The (customer, action) rows, customer-major, that some target plays; n of them.
+        keys : ndarray, (R, K + T)
+            The distinct rows' component then target probabilities (all n kept rows when not merged).
+        inverse : ndarray of int, (n,), or None
+            Each kept row's index in ``keys``.
+        """
         k, m, a = comp_probs.shape
         P = comp_probs.transpose(1, 2, 0).reshape(m * a, k)
         pe = target_probs.transpose(1, 2, 0).reshape(m * a, target_probs.shape[0])
@@ -540,10 +794,15 @@ class RowTerms:
         delta: np.ndarray | None = None,
         observed: ObservedRows | None = None,
     ) -> RowTerms:
-        """Row terms of the estimator's reward model q (None: the IPS family). With ``q_model`` (M, A), the
-        best reward model available, and ``delta`` (A,) or (M, A), its error, the rows also carry what
-        the bias split of ``laws_from_moments`` needs. With ``observed``, the residuals' moments come from the
-        logged rewards (``ObservedRows``) and the model's error from ``ObservedRows.signed_error``."""
+        """Row terms, on R merged rows, of the estimator's reward model q (None: the IPS family, q = 0).
+
+        Parameters
+        ----------
+        comp_probs, target_probs, mu, m2, q : ndarray, (K, M, A), (T, M, A), then (M, A): E[r | x, a], E[r^2 | x, a], q
+        index : tuple, optional: ``merge_index``'s result, which reward models can share (None: computed here)
+        q_model, delta : ndarray, (M, A) and (A,) or (M, A), optional: the best reward model available and its error;
+            with both, the rows also carry what the bias split of ``laws_from_moments`` needs
+        observed : ObservedRows, optional: the residuals' moments and the model's error then come from the logged rewards"""
         k, m, a = comp_probs.shape
         qq = np.zeros_like(mu) if q is None else q
         e2_model = m2 - 2 * qq * mu + qq * qq
@@ -558,6 +817,8 @@ class RowTerms:
         keep, keys, inverse = cls.merge_index(comp_probs, target_probs) if index is None else index
 
         def merged(v):
+            """Kept rows' values (n,) or (n, T) summed per merged row and divided by M: (R,) or (R, T)."""
+
             if inverse is None:
                 return v / m
             if v.ndim == 2:
@@ -621,27 +882,17 @@ class RowTerms:
 class LawSummary(Record):
     """One estimator's exact error on one target at one mixture and log size (``ErrorLaw.summary``), with the
     target's value where a ``describe`` gives it. Every number is in the reward's unit per customer.
-
-    Attributes
-    ----------
-    true_value : float or None
-        The target's value on the evaluation sample.
-    rmse, bias, std_error : float
-        The estimator's exact RMSE, bias and standard deviation.
-    support : float
-        Share of the target's probability on actions the mixture plays; ``supported`` whether that is all.
-    mse_approximation_se, bias_approximation_se : float or None
-        With a reward model fitted on each log (pilot models), the standard errors of the pilot-averaged MSE
-        and bias.
     """
 
-    true_value: float | None = field(default=None, metadata=OPTIONAL)
-    rmse: float
-    bias: float
-    std_error: float
-    support: float
-    supported: bool
+    true_value: float | None = field(default=None, metadata=OPTIONAL)  #: the target's value on the evaluation sample
+    rmse: float  #: the estimator's exact RMSE
+    bias: float  #: its exact bias
+    std_error: float  #: its standard deviation
+    support: float  #: share of the target's probability on actions the mixture plays (a probability, not a reward)
+    supported: bool  #: whether that share is all of it
+    #: with a reward model fitted on each log (pilot models): the standard error of the pilot-averaged MSE (unit squared)
     mse_approximation_se: float | None = field(default=None, metadata=OPTIONAL)
+    #: with a reward model fitted on each log: the standard error of the pilot-averaged bias
     bias_approximation_se: float | None = field(default=None, metadata=OPTIONAL)
 
 
@@ -653,13 +904,13 @@ class ErrorLaw:
     logging mixture never plays some action the target plays.
     """
 
-    bias0: np.ndarray
-    bias1: np.ndarray
-    scaled_var: np.ndarray
-    support: np.ndarray
-    #: the part of bias0 the reward model predicts (what a team can compute), and a bound on the rest
-    #: (the model's own error on the actions the estimator does not reweight); None: no split known
+    bias0: np.ndarray  #: (B,) the bias that does not shrink with n (reward's unit per customer)
+    bias1: np.ndarray  #: (B,) the bias's 1/n coefficient (reward's unit times customers; 0 for plain estimators)
+    scaled_var: np.ndarray  #: (B,) n times the estimate's variance (reward's unit squared times customers)
+    support: np.ndarray  #: (B,) E_x[sum_{a: p_alpha>0} pi_e(a|x)], a probability
+    #: (B,) the part of bias0 the reward model predicts (what a team can compute); None: no split known
     bias_computed: np.ndarray | None = None
+    #: (B,) a bound on the rest (the model's own error on the actions the estimator does not reweight); None: no split known
     bias_bound: np.ndarray | None = None
 
     @property
@@ -668,15 +919,33 @@ class ErrorLaw:
         return self.support >= 1 - SUPPORT_TOL
 
     def mse(self, n) -> np.ndarray:
-        """(B,) the MSE at log size n: (bias0 + bias1 / n)^2 + scaled_var / n (reward's unit squared)."""
+        """(B,) the MSE at log size n: (bias0 + bias1 / n)^2 + scaled_var / n (reward's unit squared).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        """
         return (self.bias0 + self.bias1 / n) ** 2 + self.scaled_var / n
 
     def rmse(self, n) -> np.ndarray:
-        """(B,) the RMSE at log size n (reward's unit per customer)."""
+        """(B,) the RMSE at log size n (reward's unit per customer).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        """
         return np.sqrt(self.mse(n))
 
     def bias(self, n) -> np.ndarray:
-        """(B,) the true bias at log size n: bias0 + bias1 / n."""
+        """(B,) the true bias at log size n: bias0 + bias1 / n (reward's unit per customer).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        """
         return self.bias0 + self.bias1 / n
 
     @property
@@ -685,18 +954,30 @@ class ErrorLaw:
         return self.bias_bound is not None
 
     def sampling_error(self, n) -> np.ndarray:
-        """The standard deviation at log size n: what the log itself shows, falling like 1/sqrt(n)."""
+        """(B,) the standard deviation at log size n: what the log itself shows, falling like 1/sqrt(n).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        """
         return np.sqrt(self.scaled_var / n)
 
     def computed_bias(self, n) -> np.ndarray:
         """The bias the reward model predicts (the estimator's structural bias: clipping, switching, actions a
-        component never plays), plus the self-normalised O(1/n) term."""
+        component never plays), plus the self-normalised O(1/n) term: (B,), reward's unit per customer.
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        """
         b = self.bias0 if self.bias_computed is None else self.bias_computed
         return b + self.bias1 / n
 
     @property
     def model_bias(self) -> np.ndarray:
-        """The rest of the true bias: the reward model's own error where it is relied on (simulator truth)."""
+        """(B,) the rest of the true bias: the reward model's own error where it is relied on (simulator truth)."""
         return self.bias0 - (self.bias0 if self.bias_computed is None else self.bias_computed)
 
     @property
@@ -705,15 +986,41 @@ class ErrorLaw:
         return np.zeros_like(self.bias0) if self.bias_bound is None else self.bias_bound
 
     def robust_mse(self, n) -> np.ndarray:
-        """Sampling variance plus the squared worst-case bias: |computed bias| + the model-error bound."""
+        """(B,) sampling variance plus the squared worst-case bias: |computed bias| + the model-error bound
+        (reward's unit squared).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        """
         return self.scaled_var / n + (np.abs(self.computed_bias(n)) + self.bound) ** 2
 
     def robust_rmse(self, n) -> np.ndarray:
-        """(B,) the robust error at log size n: the square root of ``robust_mse(n)``."""
+        """(B,) the robust error at log size n: the square root of ``robust_mse(n)`` (reward's unit per customer).
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        """
         return np.sqrt(self.robust_mse(n))
 
     def summary(self, n: int, i: int) -> LawSummary:
-        """RMSE, bias, standard error and support of mixture ``i`` of the batch at log size n."""
+        """RMSE, bias, standard error and support of mixture ``i`` of the batch at log size n.
+
+        Parameters
+        ----------
+        n : int
+            Customers in the log.
+        i : int
+            The mixture's index in the batch (0 to B - 1).
+
+        Returns
+        -------
+        LawSummary
+            Without ``true_value``.
+        """
         return LawSummary(
             rmse=float(self.rmse(n)[i]),
             bias=float(self.bias(n)[i]),
@@ -724,7 +1031,20 @@ class ErrorLaw:
 
     def log_size_for(self, tol: float, robust: bool = False) -> np.ndarray:
         """Least n with RMSE(n) (or, with ``robust``, the robust error) <= tol for every mixture in the batch
-        (inf where the bias alone, or with the model-error bound, exceeds tol)."""
+        (inf where the bias alone, or with the model-error bound, exceeds tol).
+
+        Parameters
+        ----------
+        tol : float
+            The error to reach (reward's unit per customer).
+        robust : bool
+            Solve for the robust error instead of the RMSE.
+
+        Returns
+        -------
+        ndarray, (B,)
+            Customers in the log, at least 1 (not rounded; inf where no n suffices).
+        """
         computed = self.bias0 if not robust or self.bias_computed is None else self.bias_computed
         bound = self.bound if robust else np.zeros_like(self.bias0)
         out = np.full(self.bias0.shape, np.inf)
@@ -732,6 +1052,7 @@ class ErrorLaw:
             b0, b1, v, b = computed[i], self.bias1[i], self.scaled_var[i], bound[i]
 
             def mse(n, b0=b0, b1=b1, v=v, b=b):
+                """Mixture i's MSE (or robust MSE) at log size n."""
                 return (abs(b0 + b1 / n) + b) ** 2 + v / n if robust else (b0 + b1 / n) ** 2 + v / n
 
             fixed = abs(b0) + b
@@ -774,6 +1095,7 @@ _SUMS = {
 
 
 def _needed(spec: EstimatorSpec, rows: RowTerms) -> tuple[str, ...]:
+    """The moment names (``_SUMS``) ``spec``'s error law needs on ``rows``."""
     names = ["M1", "S2", "MW" if spec.has_unbounded_weights else "SUP"]
     if rows.has_reward_model:
         names.append("MD")
@@ -844,6 +1166,7 @@ def _joint_balanced_sums(rows_list, alphas, specs, names_list, chunk_rows, execu
     slices = [slice(s, s + chunk_rows) for s in range(0, rows_list[0].n_rows, chunk_rows)]
 
     def chunk(sl: slice) -> list[np.ndarray]:
+        """Each estimator's sums (T, len(names), B) over the chunk ``sl`` of rows."""
         p, inv, all_pos = _balanced(rows_list[0], sl, at)
         terms = [ChunkTerms(rows_list[0].pe[sl, t, None], p, inv, all_pos) for t in range(rows_list[0].pe.shape[1])]
         return [_sums_at(rows, sl, p, inv, all_pos, spec, names, terms) for rows, spec, names in zip(rows_list, specs, names_list)]
@@ -863,25 +1186,39 @@ def _naive_sums(rows, alphas, spec, names) -> np.ndarray:
 @dataclass
 class Moments:
     """Everything the error law needs, as means over the evaluation customers (so moments of disjoint
-    groups of customers combine by their customer-weighted average: streaming sufficient statistics).
+    groups of customers combine by their customer-weighted average: streaming sufficient statistics),
+    for T targets and a batch of B mixtures."""
 
-    sums: moment name -> (T, B) array; ed, ed2, values: (T,) E[D], E[D^2] and V(pi_t)."""
-
-    sums: dict
-    ed: np.ndarray
-    ed2: np.ndarray
-    values: np.ndarray
-    eq: np.ndarray | None = None
-    edel: np.ndarray | None = None
-    esig: np.ndarray | None = None  # (T,) with a real log's rows: E[sum_a pi_t e_hat] (``RowTerms``)
-    esig2: np.ndarray | None = None  # (T,) E[sum_a pi_t^2 e_hat^2]
-    size: int = 0  # customers behind the means (parts: their total)
+    sums: dict  #: moment name (``_SUMS``) -> (T, B) array
+    ed: np.ndarray  #: (T,) E[D_t]
+    ed2: np.ndarray  #: (T,) E[D_t^2]
+    values: np.ndarray  #: (T,) V(pi_t), per customer in the reward's unit
+    eq: np.ndarray | None = None  #: (T,) E[sum_a pi_t q_model] (for the bias split)
+    edel: np.ndarray | None = None  #: (T,) E[sum_a pi_t delta_a] (for the bias split)
+    esig: np.ndarray | None = None  #: (T,) with a real log's rows: E[sum_a pi_t e_hat] (``RowTerms``)
+    esig2: np.ndarray | None = None  #: (T,) E[sum_a pi_t^2 e_hat^2]
+    size: int = 0  #: customers behind the means (parts: their total)
 
     @staticmethod
     def combine(parts: Sequence[Moments], weights: Sequence[float]) -> Moments:
-        """Customer-weighted average of the moments of disjoint groups (weights sum to 1), added in order."""
+        """Customer-weighted average of the moments of disjoint groups (weights sum to 1), added in order.
+
+        Parameters
+        ----------
+        parts : sequence of Moments
+            Each over the same T targets and B mixtures.
+        weights : sequence of float
+            Each part's share of the customers.
+
+        Returns
+        -------
+        Moments
+            A sum a part lacks counts as 0 there; ``size`` is the parts' total.
+        """
 
         def avg(get):
+            """The weighted sum of one field over the parts."""
+
             total = None
             for part, w in zip(parts, weights):
                 term = w * get(part)
@@ -958,7 +1295,24 @@ def group_moments(
     executor: ThreadPoolExecutor | None = None,
 ) -> Moments:
     """Moments of every target from row sets that each serve some of the targets (see
-    ``MixtureObjectives._group_targets``)."""
+    ``MixtureObjectives._group_targets``).
+
+    Parameters
+    ----------
+    groups : sequence of (list of int, RowTerms)
+        The targets' indices each row set serves, and the rows.
+    n_targets : int
+        T, all targets.
+    alphas : array_like, (B, K) or (K,)
+        Mixtures, one per row.
+    spec, chunk_rows, executor
+        As for ``moments``.
+
+    Returns
+    -------
+    Moments
+        ``sums``: moment name to (T, B) array (0 for targets whose row set lacks that moment).
+    """
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
     return _assemble(groups, n_targets, alphas.shape[0], [moments(rows, alphas, spec, chunk_rows, executor) for _, rows in groups])
 
@@ -992,7 +1346,17 @@ def _assemble(groups: Sequence[tuple[list[int], RowTerms]], n_targets: int, b: i
 def can_share(objs: Sequence[MixtureObjectives]) -> bool:
     """Whether ``joint_moments`` can serve ``objs`` in one pass: balanced weights, the same chunking and row sets
     holding the same component and target propensities (reward models may differ: they change the rows' other
-    terms)."""
+    terms).
+
+    Parameters
+    ----------
+    objs : sequence of MixtureObjectives
+
+    Returns
+    -------
+    bool
+        False for fewer than 2.
+    """
     if len(objs) < 2 or any(o.estimator.weights == "naive" or o.chunk_rows != objs[0].chunk_rows for o in objs):
         return False
     first = objs[0].groups
@@ -1009,7 +1373,19 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 def joint_moments(objs: Sequence[MixtureObjectives], alphas) -> list[Moments]:
     """Every ``objs[i].moments(alphas)`` (``can_share(objs)`` must hold), each chunk's balanced propensities computed
-    once for all of them; each result equals that estimator's own exactly."""
+    once for all of them; each result equals that estimator's own exactly.
+
+    Parameters
+    ----------
+    objs : sequence of MixtureObjectives
+    alphas : array_like, (B, K) or (K,)
+        Mixtures, one per row.
+
+    Returns
+    -------
+    list of Moments
+        One per objective, its ``sums`` (T, B).
+    """
     alphas = np.atleast_2d(np.asarray(alphas, dtype=float))
     per_obj: list[list[Moments]] = [[] for _ in objs]
     for g in range(len(objs[0].groups)):
@@ -1023,7 +1399,20 @@ def joint_moments(objs: Sequence[MixtureObjectives], alphas) -> list[Moments]:
 
 
 def laws_from_moments(m: Moments, spec: EstimatorSpec) -> list[ErrorLaw]:
-    """Exact (plain estimators) or delta-method (self-normalised) error law of ``spec``, one per target."""
+    """Exact (plain estimators) or delta-method (self-normalised) error law of ``spec``, one per target.
+
+    Parameters
+    ----------
+    m : Moments
+        The sums (T, B) ``spec`` needs (``moments``).
+    spec : EstimatorSpec
+
+    Returns
+    -------
+    list of ErrorLaw, (T,)
+        Each over the batch (B,); a self-normalised estimator whose target no logged row would play gets an
+        infinite variance there. The bias is split only when the moments carry the model-error terms.
+    """
     g = m.sums
     zero = np.zeros_like(g["M1"])
     md, mc = g.get("MD", zero), g.get("MC", zero)
@@ -1112,19 +1501,56 @@ def _bias_split(g: dict, m: Moments, spec: EstimatorSpec) -> tuple[np.ndarray, n
 def error_laws(
     rows: RowTerms, alphas: np.ndarray, spec: EstimatorSpec, chunk_rows: int | None = None, executor: ThreadPoolExecutor | None = None
 ) -> list[ErrorLaw]:
-    """Exact (plain estimators) or delta-method (self-normalised) error law of ``spec``, one per target."""
+    """Exact (plain estimators) or delta-method (self-normalised) error law of ``spec``, one per target.
+
+    Parameters
+    ----------
+    rows, alphas, spec, chunk_rows, executor
+        As for ``moments``.
+
+    Returns
+    -------
+    list of ErrorLaw, (T,)
+        Each over the batch (B,).
+    """
     return laws_from_moments(moments(rows, alphas, spec, chunk_rows, executor), spec)
 
 
 def check_aggregate(aggregate: str) -> str:
-    """``aggregate`` if it is one of ``AGGREGATES`` (max, mean); raises ``CouponmixError`` otherwise."""
+    """``aggregate`` if it is one of ``AGGREGATES`` (max, mean); raises ``CouponmixError`` otherwise.
+
+    Parameters
+    ----------
+    aggregate : str
+
+    Returns
+    -------
+    str
+        ``aggregate`` itself.
+
+    Raises
+    ------
+    CouponmixError
+        Not one of ``AGGREGATES``.
+    """
     if aggregate not in AGGREGATES:
         raise CouponmixError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     return aggregate
 
 
 def combine_targets(per_target: np.ndarray, aggregate: str) -> np.ndarray:
-    """The single error objective (B,) from per-target RMSEs (B, T): their max or their mean."""
+    """The single error objective (B,) from per-target RMSEs (B, T): their max or their mean.
+
+    Parameters
+    ----------
+    per_target : ndarray, (B, T)
+        Per-target errors (reward's unit per customer).
+    aggregate : "max" or "mean"
+
+    Returns
+    -------
+    ndarray, (B,)
+    """
     return per_target.max(axis=1) if aggregate == "max" else per_target.mean(axis=1)
 
 
@@ -1136,11 +1562,33 @@ class BatchObjectives:
     aggregate: str
 
     def laws(self, alphas) -> list:
-        """One error law per target over a batch of mixtures (B, K); subclasses implement it."""
+        """One error law per target over a batch of mixtures (B, K); subclasses implement it.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K)
+            Mixtures, one per row.
+
+        Returns
+        -------
+        list, (T,)
+            Laws with ``rmse(n)`` (B,), e.g. ``ErrorLaw`` or ``SelectedLaw``.
+        """
         raise NotImplementedError
 
     def revenue(self, alphas) -> np.ndarray:
-        """(B,) expected reward per customer of a batch of mixtures (B, K); subclasses implement it."""
+        """(B,) expected reward per customer of a batch of mixtures (B, K); subclasses implement it.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K)
+            Mixtures, one per row.
+
+        Returns
+        -------
+        ndarray, (B,)
+            Reward's unit per customer.
+        """
         raise NotImplementedError
 
     def rmse(self, alphas, n: int | None = None) -> np.ndarray:
@@ -1162,7 +1610,17 @@ class BatchObjectives:
         return np.column_stack([law.rmse(n) for law in self.laws(alphas)])
 
     def combine(self, per_target: np.ndarray) -> np.ndarray:
-        """(B,) the single error objective from per-target errors (B, T), by ``aggregate`` (max or mean)."""
+        """(B,) the single error objective from per-target errors (B, T), by ``aggregate`` (max or mean).
+
+        Parameters
+        ----------
+        per_target : ndarray, (B, T)
+            Per-target errors (reward's unit per customer).
+
+        Returns
+        -------
+        ndarray, (B,)
+        """
         return combine_targets(per_target, self.aggregate)
 
     def evaluate(self, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1203,7 +1661,18 @@ class SampleObjectives(BatchObjectives):
         return self.sample.target_names
 
     def revenue(self, alphas) -> np.ndarray:
-        """Expected reward per customer of each mixture, (B,)."""
+        """Expected reward per customer of each mixture, (B,).
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,)
+            Mixtures, one per row.
+
+        Returns
+        -------
+        ndarray, (B,)
+            Reward's unit per customer.
+        """
         return np.atleast_2d(alphas) @ self.component_values
 
 
@@ -1218,6 +1687,16 @@ class MixtureObjectives(SampleObjectives):
         Log size at which the OPE error is measured.
     aggregate : "max" or "mean"
         How per-target RMSEs combine into the single error objective.
+    chunk_rows : int, optional
+        Rows per chunk of the moment sums (default from ``CHUNK_ELEMENTS``).
+    threads : int, optional
+        Threads for the chunks (default: up to 4).
+
+    Raises
+    ------
+    CouponmixError
+        An unknown ``aggregate``, n, chunk_rows or threads not positive, an estimator without an error formula,
+        or one whose reward model (fixed, or fitted on the log) does not match the sample's.
     """
 
     def __init__(
@@ -1263,6 +1742,7 @@ class MixtureObjectives(SampleObjectives):
         """
 
         def build(ts: list[int]) -> RowTerms:
+            """The row terms of targets ``ts`` (their merge index cached on the sample)."""
             key = tuple(ts)
             if key not in sample._merge_index:
                 sample._merge_index[key] = RowTerms.merge_index(sample.comp_probs, sample.target_probs[ts])
@@ -1295,15 +1775,49 @@ class MixtureObjectives(SampleObjectives):
         return sum(rows.n_rows * len(ts) for ts, rows in self.groups)
 
     def moments(self, alphas) -> Moments:
-        """The sufficient statistics of every target's error law for each mixture (see ``Moments``)."""
+        """The sufficient statistics of every target's error law for each mixture (see ``Moments``).
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,)
+            Mixtures, one per row.
+
+        Returns
+        -------
+        Moments
+            ``sums``: moment name to (T, B) array.
+        """
         return group_moments(self.groups, len(self.target_names), alphas, self.estimator, self.chunk_rows, self._executor)
 
     def laws(self, alphas) -> list[ErrorLaw]:
-        """The error law of every target for each mixture."""
+        """The error law of every target for each mixture.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K) or (K,)
+            Mixtures, one per row.
+
+        Returns
+        -------
+        list of ErrorLaw, (T,)
+            Each over the batch (B,).
+        """
         return laws_from_moments(self.moments(alphas), self.estimator)
 
     def describe(self, alpha: ArrayLike) -> dict[str, LawSummary]:
-        """Per-target breakdown at one mixture, for summaries and reports."""
+        """Per-target breakdown at one mixture, for summaries and reports.
+
+        Parameters
+        ----------
+        alpha : array_like, (K,)
+            The mixture.
+
+        Returns
+        -------
+        dict of str to LawSummary
+            By target name, at log size ``n``, with ``true_value`` set.
+        """
+
         a = np.asarray(alpha, dtype=float)[None, :]
         out = {}
         for name, value, law in zip(self.target_names, self.sample.target_values, self.laws(a)):
