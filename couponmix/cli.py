@@ -224,7 +224,14 @@ def _add_contextual_from(p: argparse.ArgumentParser, text: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``couponmix`` argument parser with every sub-command."""
+    """The ``couponmix`` argument parser with every sub-command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its parse errors raise ``CouponmixError`` (one line, with a did-you-mean) instead of exiting; each
+        command's ``--help`` ends with an example.
+    """
     from couponmix import __version__
 
     parser = _Parser(prog="couponmix", description="How much coupon traffic to spend on exploration.")
@@ -459,7 +466,10 @@ HELP_EXAMPLES = {
 
 
 def cmd_plan(args) -> int:
-    """``couponmix plan``: print the least-cost mixture, or the log size at a mixture (JSON with --json)."""
+    """``couponmix plan``: print the least-cost mixture, or the log size at a mixture (JSON with --json).
+
+    Calls ``couponmix.commands.plan``; CouponmixError for --n given with --alpha or --eps.
+    """
     import json
 
     from couponmix.commands import plan
@@ -476,7 +486,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_scenarios(args) -> int:
-    """``couponmix scenarios``: print every registered scenario with its description."""
+    """``couponmix scenarios``: print every registered scenario with its description.
+
+    Calls ``couponmix.commands.scenarios``.
+    """
     from couponmix.commands import scenarios
 
     for s in scenarios():
@@ -485,7 +498,10 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    """``couponmix cache``: print the model cache's location and size, after clearing it with --clear."""
+    """``couponmix cache``: print the model cache's location and size, after clearing it with --clear.
+
+    Calls ``couponmix.commands.cache``.
+    """
     from couponmix.commands import cache
 
     print(cache(clear=args.clear).text())
@@ -493,7 +509,10 @@ def cmd_cache(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    """``couponmix calibrate``: write a scenario folder from a log; its warnings go to stderr, even with --quiet."""
+    """``couponmix calibrate``: write a scenario folder from a log; its warnings go to stderr, even with --quiet.
+
+    Calls ``couponmix.commands.calibrate``.
+    """
     from couponmix.commands import calibrate
     from couponmix.dataset.calibration import PHASE_WEIGHTS, PHASES
     from couponmix.infra.progress import Progress
@@ -510,7 +529,10 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    """``couponmix estimate``: print each policy's estimates from the real log (JSON with --json); warnings to stderr."""
+    """``couponmix estimate``: print each policy's estimates from the real log (JSON with --json); warnings to stderr.
+
+    Calls ``couponmix.commands.estimate``.
+    """
     import json
 
     from couponmix.commands import estimate
@@ -524,7 +546,10 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    """``couponmix run``: run a study into --out and print its headline; warnings go to stderr, even with --quiet."""
+    """``couponmix run``: run a study into --out and print its headline; warnings go to stderr, even with --quiet.
+
+    Calls ``couponmix.commands.run``.
+    """
     from couponmix.commands import run
     from couponmix.outputs.report import contextual_phrase, headline
 
@@ -541,7 +566,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    """``couponmix batch``: run a folder of studies; exit 1 when any failed (each failure on stderr)."""
+    """``couponmix batch``: run a folder of studies; exit 1 when any failed (each failure on stderr).
+
+    Calls ``couponmix.commands.batch``.
+    """
     from couponmix.commands import batch
 
     res = batch(args.folder, args.out, workers=args.workers, quiet=args.quiet)
@@ -553,7 +581,10 @@ def cmd_batch(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    """``couponmix simulate``: write a simulated log as Parquet chunks and print what was written."""
+    """``couponmix simulate``: write a simulated log as Parquet chunks and print what was written.
+
+    Calls ``couponmix.commands.simulate``.
+    """
     from couponmix.commands import simulate
     from couponmix.infra.progress import Progress
 
@@ -585,7 +616,10 @@ def _population(text: str) -> int | str:
 
 
 def cmd_evaluate(args) -> int:
-    """``couponmix evaluate``: print given mixtures' revenue and error (JSON with --json); warnings to stderr."""
+    """``couponmix evaluate``: print given mixtures' revenue and error (JSON with --json); warnings to stderr.
+
+    Calls ``couponmix.commands.evaluate`` (and ``n_chunks`` for the progress bar).
+    """
     import json
 
     from couponmix.commands import evaluate, n_chunks
@@ -615,7 +649,10 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    """``couponmix validate``: print the Monte Carlo check of the analytic error, and write validation.json with --out."""
+    """``couponmix validate``: print the Monte Carlo check of the analytic error, and write validation.json with --out.
+
+    Calls ``couponmix.commands.validate``.
+    """
     from couponmix.commands import validate
     from couponmix.infra.atomic import check_output_dir, write_outputs
     from couponmix.infra.progress import Progress
@@ -642,7 +679,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_campaign(args) -> int:
-    """``couponmix campaign``: print the closed-loop campaign per rate; with --out, write campaign.png and campaign.json."""
+    """``couponmix campaign``: print the closed-loop campaign per rate; with --out, write campaign.png and campaign.json.
+
+    Calls ``couponmix.commands.campaign`` (``studies.campaign.campaign``); CouponmixError for --rates that are not numbers.
+    """
     import json
 
     from couponmix.commands import campaign
@@ -702,7 +742,16 @@ PATH_ERRORS = {errno.ENAMETOOLONG, errno.ELOOP, errno.EISDIR, errno.ENOTDIR}
 
 def printable(text: str) -> str:
     """The message with control characters (a newline, ESC, NUL, from a file name or a file's header) written
-    as escapes, so that an error stays one line and cannot drive the terminal."""
+    as escapes, so that an error stays one line and cannot drive the terminal.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+    """
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
@@ -711,7 +760,20 @@ EXIT_ENVIRONMENT = 1
 
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default: sys.argv) and return the exit code: 0 on success, 2 for bad input, 1 for a
-    full or read-only disk (and a failed batch), 130 on Ctrl-C."""
+    full or read-only disk (and a failed batch), 130 on Ctrl-C.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program's name. None: ``sys.argv``, as a real command line, which also tunes
+        the allocator and arms the Ctrl-C watchdog.
+
+    Returns
+    -------
+    int
+        The exit code. Bad input and a full or read-only disk are reported in one line on stderr; other errors
+        propagate.
+    """
     if argv is None:  # a real command line (not a caller passing arguments): tune this process's allocator
         from couponmix.infra.memory import tune_allocator
 
@@ -773,6 +835,8 @@ def _arm_watchdog() -> None:
     created, says 'interrupted' if nothing has, and ends the process."""
 
     def watchdog() -> None:
+        """Wait for Ctrl-C; 2 s later end the workers, remove this process's staging and exit with 130."""
+
         import time
 
         from couponmix.infra.atomic import remove_live_staging
