@@ -362,11 +362,13 @@ def model_error_of(
 def _check_memory(scenario: Scenario, size: int, k: int, t: int) -> None:
     """Refuse, before any work, an evaluation sample that cannot fit in the memory available: it holds
     every component's and target's probabilities and a few reward arrays per customer and action (moments,
-    model, model error, one reward draw), and the row merge makes temporaries of about the same size."""
+    model, model error, one reward draw), and the row merge makes temporaries of about the same size; the
+    covariates once, and once per action while the reward draws are made (``reward_draws``)."""
     free = memory.available_bytes()
     if free is None:
         return
-    need = 2 * 8 * size * max(scenario.n_actions, 1) * (k + t + 7) + 8 * size * max(len(scenario.covariate_names), 1)
+    a_n, d = max(scenario.n_actions, 1), max(len(scenario.covariate_names), 1)
+    need = 2 * 8 * size * a_n * (k + t + 7) + 8 * size * d * (1 + a_n)
     if need > free:
         raise CouponmixError(
             f"an evaluation sample of {size:,} customers needs about {need / 2**30:,.1f} GiB; "
