@@ -1148,7 +1148,7 @@ def _estimate_folder(scenario_folder, policies: Sequence[str] | None, out) -> Es
                 high=high,
                 obp=spec.obp_name(),
                 plain=spec.plain,
-                note=note or None,
+                note=note,
                 weight_dropped=dropped if note == CUT_WEIGHTS_NOTE else None,
             )
     loggers = list(sc.meta["card"].get("components_in_log") or []) if sc.loggers > 1 else []  # type: ignore[attr-defined]

@@ -98,8 +98,7 @@ def simulate_log(
         raise ValueError("a log is either a pilot or a replication")
     key = ("pilot", pilot) if pilot is not None else ("log",) if replication is None else ("replication", replication)
     parts = [simulate_block(scenario, mixture, min(BLOCK, n - start), stream(seed, *key, b)) for b, start in enumerate(range(0, n, BLOCK))]
-    blocks = [cast(dict, part) for part in parts]  # read by variable keys
-    log = cast(BanditFeedback, {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]})
+    log = cast(BanditFeedback, {key: np.concatenate([cast(dict, part)[key] for part in parts]) for key in parts[0]})
     log.update(
         BanditFeedback(
             expected_reward=scenario.mu(log["context"]),

@@ -383,7 +383,7 @@ class Criterion(SampleObjectives):
         self.sample = sample
         self.component_values = sample.component_values
         self._passes = [(MixtureObjectives(sample, rep, n, aggregate, threads=threads), members) for rep, members in passes]
-        self._share: bool | None = None  # whether the passes can share each chunk's propensities (``can_share``), once known
+        self._share = can_share([obj for obj, _ in self._passes])  # one pass over each chunk serves every estimator
 
     # ----- the MixtureObjectives interface (names, revenue, rmse, evaluate: from SampleObjectives) -----------
     @property
@@ -416,8 +416,6 @@ class Criterion(SampleObjectives):
         if self.stream is not None:
             return self.stream.pass_moments(alphas)[0]
         objs = [obj for obj, _ in self._passes]
-        if self._share is None:
-            self._share = can_share(objs)
         return joint_moments(objs, alphas) if self._share else [obj.moments(alphas) for obj in objs]
 
     def assess(self, alphas, on_chunk=None) -> tuple[np.ndarray, list[SelectedLaw]]:
