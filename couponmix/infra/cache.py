@@ -163,8 +163,9 @@ def _entries() -> list[Path]:
     ]
 
 
-#: compiled prediction libraries (``couponmix.policy.compiled``): ``compiled-<sha256>.so`` and ``.json``
-COMPILED = re.compile(r"^\.?compiled-[0-9a-f]{64}\.(so|json)(\.tmp-\w+)?$")
+#: compiled libraries with their checksums: prediction (``couponmix.policy.compiled``: ``compiled-<sha256>.so``
+#: and ``.json``) and couponmix's own C code (``couponmix.infra.native``: ``native-<name>-<sha256>.so``, ``.json``)
+COMPILED = re.compile(r"^\.?(compiled|native-[a-z0-9-]+)-[0-9a-f]{64}\.(so|json)(\.tmp-\w+)?$")
 
 
 def _compiled() -> list[Path]:
@@ -187,7 +188,7 @@ class CacheInfo(Record):
     path: str  #: the cache folder
     enabled: bool  #: False when COUPONMIX_CACHE turns the cache off
     entries: int  #: fitted-model entries (folders ``model-*``)
-    compiled: int  #: compiled prediction libraries (``compiled-<sha256>.so``)
+    compiled: int  #: compiled libraries (``compiled-<sha256>.so``, ``native-<name>-<sha256>.so``)
     bytes: int  #: size of the entries and compiled libraries together, in bytes
 
 
@@ -209,7 +210,7 @@ def info() -> CacheInfo:
 
 def clear() -> int:
     """Remove every entry couponmix wrote (folders named ``model-*`` holding its marker, and compiled
-    libraries named ``compiled-<sha256>.so`` with their ``.json``); returns how many entries. Anything else
+    libraries named ``compiled-<sha256>.so`` or ``native-<name>-<sha256>.so`` with their ``.json``); returns how many entries. Anything else
     in the folder is left alone.
 
     Returns

@@ -72,6 +72,9 @@ class WeightFunction:
     #: ``rows`` from a ``ChunkTerms`` (``shared(terms, lam)``), whose products estimators over the same rows
     #: share; the built-in weights have one, a registered weight needs only ``rows``
     shared: Callable[[ChunkTerms, float], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+    #: the compiled kernel that computes these weights' sums (``couponmix.ope.fused.KERNELS``: the built-ins);
+    #: None runs the numpy engine
+    kernel: str | None = None
 
     def row_sums(self, terms: ChunkTerms, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p c, p c^2, pi_e 1{p > 0}) on the chunk ``terms`` describes.
@@ -197,10 +200,12 @@ def register_weight(fn: WeightFunction) -> WeightFunction:
     return fn
 
 
-register_weight(WeightFunction("ips", lambda w, lam: w, _plain(_rows_ips), unbounded=True, shared=_rows_ips))
-register_weight(WeightFunction("clip", lambda w, lam: np.minimum(w, lam), _plain(_rows_clip), shared=_rows_clip))
-register_weight(WeightFunction("switch", lambda w, lam: w * (w <= lam), _plain(_rows_switch), shared=_rows_switch))
-register_weight(WeightFunction("zero", lambda w, lam: np.zeros_like(w), _plain(_rows_zero), vanishes=True, shared=_rows_zero))
+register_weight(WeightFunction("ips", lambda w, lam: w, _plain(_rows_ips), unbounded=True, shared=_rows_ips, kernel="ips"))
+register_weight(WeightFunction("clip", lambda w, lam: np.minimum(w, lam), _plain(_rows_clip), shared=_rows_clip, kernel="clip"))
+register_weight(WeightFunction("switch", lambda w, lam: w * (w <= lam), _plain(_rows_switch), shared=_rows_switch, kernel="switch"))
+register_weight(
+    WeightFunction("zero", lambda w, lam: np.zeros_like(w), _plain(_rows_zero), vanishes=True, shared=_rows_zero, kernel="zero")
+)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from couponmix.infra.records import OPTIONAL, Record
 from couponmix.infra.seeding import stream
 from couponmix.infra.threads import default_threads
 from couponmix.infra.validation import check_positive_int
+from couponmix.ope import fused
 from couponmix.ope.estimators import ChunkTerms, EstimatorSpec
 from couponmix.policy.policies import Policy
 
@@ -1166,6 +1167,14 @@ def _joint_balanced_sums(rows_list, alphas, specs, names_list, chunk_rows, execu
     if chunk_rows is None:
         chunk_rows = max(256, CHUNK_ELEMENTS // at.shape[1])
     slices = [slice(s, s + chunk_rows) for s in range(0, rows_list[0].n_rows, chunk_rows)]
+    if all(spec.weight_function.kernel is not None for spec in specs):
+        estimators = [
+            (spec.weight_function.kernel, spec.clip, [_coef_of(rows, name) for name in names])
+            for rows, spec, names in zip(rows_list, specs, names_list)
+        ]
+        found = fused.joint_sums(rows_list[0].P, rows_list[0].pe, alphas, estimators, slices, executor)
+        if found is not None:
+            return found
 
     def chunk(sl: slice) -> list[np.ndarray]:
         """Each estimator's sums (T, len(names), B) over the chunk ``sl`` of rows."""
@@ -1175,6 +1184,12 @@ def _joint_balanced_sums(rows_list, alphas, specs, names_list, chunk_rows, execu
 
     parts = [chunk(sl) for sl in slices] if executor is None or len(slices) < 4 else list(executor.map(chunk, slices))
     return [np.sum([part[i] for part in parts], axis=0) for i in range(len(rows_list))]
+
+
+def _coef_of(rows: RowTerms, name: str) -> tuple[np.ndarray | None, int]:
+    """The row coefficient ((R,) or (R, T)) and the row term (``_SUMS``) of the moment ``name`` on ``rows``."""
+    coef_name, which = _SUMS[name]
+    return getattr(rows, coef_name), which
 
 
 def _naive_sums(rows, alphas, spec, names) -> np.ndarray:

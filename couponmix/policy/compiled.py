@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
 import tempfile
 import threading
 import weakref
@@ -27,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from couponmix.infra import cache
+from couponmix.infra import cache, native
 
 __all__ = ["COMPILE_ROWS", "available", "enabled", "compiled_for", "predict"]
 
@@ -44,7 +42,7 @@ _loaded: dict[str, object | None] = {}
 
 def enabled() -> bool:
     """False when the environment variable COUPONMIX_COMPILED is off, 0, no or false; True otherwise (the default)."""
-    return os.environ.get("COUPONMIX_COMPILED", "on").lower() not in ("off", "0", "no", "false")
+    return native.enabled()
 
 
 def available() -> bool:
@@ -78,25 +76,6 @@ def _key(text: str) -> str:
     return h.hexdigest()
 
 
-def _private(path: Path) -> bool:
-    """A regular file or folder owned by this user that no one else can write (not a link)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid():
-        return False
-    return not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _compile(text: str, key: str):
     """The lleaves model of ``text``: loaded from the cache when a trusted, intact library is there, else
     compiled (and stored when the cache is on)."""
@@ -108,34 +87,13 @@ def _compile(text: str, key: str):
         model_file = Path(tmp) / "model.txt"
         model_file.write_text(text)
         model = lleaves.Model(model_file=str(model_file))
-        if cache.enabled() and _private(root) and _private(lib) and _private(meta):
-            try:
-                if json.loads(meta.read_text()).get("sha256") == _sha256(lib):
-                    model.compile(cache=str(lib))
-                    return model
-            except (OSError, ValueError, AttributeError):
-                pass
+        if native.trusted(root, lib, meta):
+            model.compile(cache=str(lib))
+            return model
         built = Path(tmp) / "model.so"
         model.compile(cache=str(built))
-        if cache.enabled():
-            _store(root, built, lib, meta)
+        native.store(root, built, lib, meta)
     return model
-
-
-def _store(root: Path, built: Path, lib: Path, meta: Path) -> None:
-    """Copy a compiled library into the cache (mode 0600, renamed into place); skipped when it cannot be."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        if not _private(root):
-            return
-        digest = _sha256(built)
-        for final, data in ((lib, built.read_bytes()), (meta, json.dumps({"sha256": digest}).encode())):
-            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=root)
-            with os.fdopen(fd, "wb") as fh:  # mkstemp makes it 0600
-                fh.write(data)
-            os.replace(tmp, final)
-    except OSError:
-        pass
 
 
 def compiled_for(text: str):
