@@ -116,3 +116,19 @@ def test_batch_leaves_a_live_writers_staging_alone(tmp_path, live_writer):
     proc.wait()
     run_batch(studies, out, workers=1, quiet=True)
     assert not staging.exists()
+
+
+def test_reading_the_umask_never_changes_it(monkeypatch):
+    """Where the kernel reports the umask (/proc/self/status), reading it never sets it, even for an instant in
+    which another thread's new file would get no umask."""
+    from couponmix.infra.atomic import current_umask
+
+    if not os.path.exists("/proc/self/status") or "Umask:" not in open("/proc/self/status").read():
+        pytest.skip("this kernel does not report the umask")
+    old = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("the umask was set while reading it"))
+        assert current_umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(old)

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -387,10 +388,32 @@ def check_replaceable(directory, names) -> None:
             )
 
 
+_umask_lock = threading.Lock()
+
+
 def current_umask() -> int:
-    """The process's umask, read by setting it to 0 and back (for an instant the umask is 0, in every thread)."""
-    mask = os.umask(0)
-    os.umask(mask)
+    """The process's umask.
+
+    Read from ``/proc/self/status`` where the kernel reports it (Linux 4.7 and later), so that no other thread
+    ever sees it changed. Elsewhere it is read by setting it to 0 and back, under a lock; a file another thread
+    creates in that instant would get no umask, so couponmix's own writers all go through ``mkstemp`` (0600)
+    and ``mkdtemp`` (0700), whose modes do not depend on it.
+
+    Returns
+    -------
+    int
+        The mask's permission bits.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0)
+        os.umask(mask)
     return mask
 
 
