@@ -156,6 +156,9 @@ def test_dask_cluster_simulation_equals_the_local_path(paper, reference, cluster
     )
     assert pd.read_parquet(tmp_path / "dask").equals(pd.read_parquet(reference[0]))
     assert summary.backend == f"dask ({cluster.scheduler_address})"
+    seen: list[int] = []
+    assert DaskBackend(cluster.scheduler_address).map(abs, [-3, 2, -1], on_done=seen.append) == [3, 2, 1]
+    assert seen == [1, 2, 3]  # each piece reported as it finishes
 
 
 @pytest.mark.slow  # starts a local Dask cluster
@@ -363,3 +366,7 @@ def test_every_backend_follows_the_protocol():
     seen = []
     assert local.map(abs, [-3, 2, -1], on_done=seen.append) == [3, 2, 1] == dask.map(abs, [-3, 2, -1])
     assert seen == [1, 2, 3]
+    for scheduler in ("threads", "processes"):  # Dask reports each piece as it finishes, too
+        seen = []
+        assert DaskBackend(scheduler).map(abs, [-3, 2, -1, 4], on_done=seen.append) == [3, 2, 1, 4]
+        assert seen == [1, 2, 3, 4], scheduler

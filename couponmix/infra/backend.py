@@ -368,6 +368,25 @@ def connect(address: str, timeout: float = DEFAULT_SCHEDULER_TIMEOUT):
     return box["client"]
 
 
+class _Counter:
+    """Counts finished pieces for an ``on_done`` callback (None: counts nothing)."""
+
+    def __init__(self, on_done: Callable[[int], None] | None):
+        self.on_done, self.n = on_done, 0
+
+    def tick(self) -> None:
+        """One more piece is done."""
+        self.n += 1
+        if self.on_done is not None:
+            self.on_done(self.n)
+
+    def finish(self, total: int) -> None:
+        """All ``total`` pieces are done (reported once more only if the count fell short)."""
+        if self.n < total:
+            self.n = total - 1
+            self.tick()
+
+
 class DaskBackend:
     """The ``Backend`` of a Dask scheduler: its threads, its processes, or a cluster at an address.
 
@@ -410,7 +429,7 @@ class DaskBackend:
 
     def map(self, fn: Callable, items: Iterable, on_done: Callable[[int], None] | None = None) -> list:
         """``[fn(item) for item in items]`` in order, on Dask's local threads or processes, or on the scheduler at the
-        address (connected for this call and closed after); ``on_done`` hears once, when all are done.
+        address (connected for this call and closed after); ``on_done(i)`` hears as the i-th piece finishes.
 
         Parameters
         ----------
@@ -427,20 +446,27 @@ class DaskBackend:
             ``fn(item)`` for each item, in the items' order.
         """
         items = list(items)
+        done = _Counter(on_done)
         if self.scheduler in LOCAL_SCHEDULERS:
             import dask
+            from dask.callbacks import Callback
 
             tasks = [dask.delayed(fn)(item) for item in items]
-            out = list(dask.compute(*tasks, scheduler=self.scheduler))
+            keys = {t.key for t in tasks}
+            with Callback(posttask=lambda key, *_: done.tick() if key in keys else None):  # on the scheduler's thread
+                out = list(dask.compute(*tasks, scheduler=self.scheduler))
         else:
+            from distributed import as_completed
+
             client = connect(self.scheduler, self.timeout)
             try:
                 futures = client.map(fn, items, pure=False)
+                for _ in as_completed(futures):
+                    done.tick()
                 out = client.gather(futures)
             finally:
                 client.close()
-        if on_done is not None:
-            on_done(len(items))
+        done.finish(len(items))
         return out
 
     def completed(self, fn: Callable, items: Sequence) -> Generator[tuple[int, Any, BaseException | None], None, None]:

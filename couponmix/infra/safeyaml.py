@@ -48,15 +48,11 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise CouponmixError(
                     f"has the key {str(key)[:60]!r} (line {line}), which is not a name: write keys as text (quote a number)"
                 )
-            try:
-                if key in seen:
-                    raise CouponmixError(
-                        f"has the key {str(key)[:60]!r} twice (lines {seen[key]} and {line}); YAML would keep the last one "
-                        "silently: keep one"
-                    )
-                seen[key] = line
-            except TypeError:  # an unhashable key: SafeLoader's own message follows
-                continue
+            if key in seen:  # a str: hashable
+                raise CouponmixError(
+                    f"has the key {str(key)[:60]!r} twice (lines {seen[key]} and {line}); YAML would keep the last one silently: keep one"
+                )
+            seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
     def compose_document(self):
