@@ -262,9 +262,10 @@ def goals(res: dict) -> list[dict]:
         ratio = (off_wall / on_wall) if key == "wall_s" else (off_cpu / on_cpu)
         rows.append(
             {
-                "goal": f"simulate market, {small['customers']:,} customers, in this run: COUPONMIX_COMPILED=off / compiled ({unit})",
+                "goal": f"(a comparison, not a goal) simulate market, {small['customers']:,} customers, in this run: "
+                f"COUPONMIX_COMPILED=off / compiled ({unit})",
                 "measured": f"{ratio:.1f}x",
-                "met": ratio >= g,
+                "met": None,
             }
         )
     cached = [r["cpu_s"] for r in res["demo"]["cached"]]
@@ -352,7 +353,7 @@ def table(res: dict) -> str:
         f"{1e3 * run['wall_s'] / run['evaluations']:.2f} ms per evaluation (whole run)",
     )
     lines += ["", "| goal (issue 25) | measured | met |", "|---|---|---|"]
-    lines += [f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else 'no'} |" for g in res["goals"]]
+    lines += [f"| {g['goal']} | {g['measured']} | {'-' if g['met'] is None else 'yes' if g['met'] else 'no'} |" for g in res["goals"]]
     return "\n".join(lines)
 
 
