@@ -7,7 +7,6 @@ Target: the whole `couponmix run market --n 1000000` under a minute on this 2-co
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -19,10 +18,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_objectives import machine  # noqa: E402
+from benchmarks.bench_objectives import machine, write_result  # noqa: E402
 from couponmix.dataset.logs import simulate_log  # noqa: E402
 from couponmix.decide.optimize import pareto_front  # noqa: E402
-from couponmix.infra.atomic import write_outputs  # noqa: E402
 from couponmix.ope.estimators import EstimatorSpec  # noqa: E402
 from couponmix.ope.objectives import EvaluationSample, MixtureObjectives  # noqa: E402
 from couponmix.policy.mixture import Mixture  # noqa: E402
@@ -65,7 +63,7 @@ def main() -> None:
         print(f"{key:32s} {value:10.2f}" if isinstance(value, float) else f"{key:32s} {value:10d}")
     doc = {"benchmark": "market", "n": N, "machine": machine(), "targets": {"whole_run_1M_s": 60.0}, "rows": rows}
     out = Path(args.out)
-    write_outputs(out.parent, {out.name: json.dumps(doc, indent=2) + "\n"})
+    write_result(out, doc)
     print(f"wrote {out}")
 
 

@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from couponmix.dataset.logs import simulate_log  # noqa: E402
 from couponmix.decide.optimize import pareto_front  # noqa: E402
-from couponmix.infra.atomic import write_outputs  # noqa: E402
 from couponmix.ope.estimators import EstimatorSpec  # noqa: E402
 from couponmix.ope.objectives import EvaluationSample, MixtureObjectives  # noqa: E402
 from couponmix.policy.mixture import Mixture  # noqa: E402
@@ -49,6 +48,14 @@ def notebook_evaluation(scenario, alpha, n, seed, truth, targets, lam):
         w = np.minimum(pol(log["context"])[rows, log["action"]] / log["pscore_avg"], lam)
         errs.append((np.mean(w * log["reward"]) - truth[name]) ** 2)
     return max(errs)
+
+
+def write_result(out: Path, doc: dict) -> None:
+    """Write a benchmark's JSON staged under a temporary name and renamed into place (a benchmark's own file in the
+    repository: couponmix's ``write_outputs`` would refuse the folder, which it did not write)."""
+    staged = out.with_name(out.name + ".partial")
+    staged.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(staged, out)
 
 
 def machine() -> dict:
@@ -124,7 +131,7 @@ def main() -> None:
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.exists() else {}
     doc = {**{k: v for k, v in previous.items() if k == "scale"}, **doc}  # keep bench_scale.py's results
-    write_outputs(out.parent, {out.name: json.dumps(doc, indent=2) + "\n"})
+    write_result(out, doc)
     print(f"wrote {out}")
 
 

@@ -27,9 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_objectives import machine  # noqa: E402
+from benchmarks.bench_objectives import machine, write_result  # noqa: E402
 from couponmix.dataset.simulate import PARQUET_OPTIONS  # noqa: E402
-from couponmix.infra.atomic import write_outputs  # noqa: E402
 from couponmix.infra.memory import tune_allocator  # noqa: E402
 from couponmix.infra.seeding import BLOCK  # noqa: E402
 
@@ -235,7 +234,7 @@ def main() -> None:
         "front_on_streamed_population": front_row,
         "note": "simulate -> Parquet (no compression), one process per run; peak RSS from ru_maxrss",
     }
-    write_outputs(path.parent, {path.name: json.dumps(doc, indent=2) + "\n"})
+    write_result(path, doc)
     print(f"wrote {path}")
 
 
