@@ -18,7 +18,7 @@ simulation can check, not what a team with real logs can promise, and serves val
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -384,6 +384,7 @@ class Criterion(SampleObjectives):
         self.component_values = sample.component_values
         self._passes = [(MixtureObjectives(sample, rep, n, aggregate, threads=threads), members) for rep, members in passes]
         self._share = can_share([obj for obj, _ in self._passes])  # one pass over each chunk serves every estimator
+        self._jackknife_groups: dict[int, tuple[np.ndarray, list[Criterion]]] = {}  # built once per number of groups
 
     # ----- the MixtureObjectives interface (names, revenue, rmse, evaluate: from SampleObjectives) -----------
     @property
@@ -572,21 +573,11 @@ class Criterion(SampleObjectives):
         groups = check_positive_int(groups, "groups", minimum=2)
         a = np.asarray(alpha, dtype=float)[None, :]
         m = self.sample.size
-        idx = np.array_split(np.arange(m), groups)
-        parts, revs = [], []
-        for g in idx:
-            sub = Criterion(self.sample.subset(g), self.specs, self.n, self.aggregate, self.error)
-            parts.append(sub._moments(a))
-            revs.append(float(sub.revenue(a)[0]) - (0.0 if ref is None else float(sub.revenue(ref[None])[0])))
-        sizes = np.array([len(g) for g in idx], float)
         loo_list: list[list[float]] = []
         loo_rev_list: list[float] = []
-        for j in range(groups):
-            keep = [i for i in range(groups) if i != j]
-            w = sizes[keep] / sizes[keep].sum()
-            combined = [Moments.combine([parts[i][p] for i in keep], w) for p in range(len(self._passes))]
+        for combined, rev in self._leave_one_out(a if ref is None else np.vstack([a, ref[None]]), groups):
             loo_list.append([float(law.rmse(n)[0]) for law in self._laws_from(combined)])
-            loo_rev_list.append(float(np.dot(w, np.array(revs)[keep])))
+            loo_rev_list.append(float(rev[0]) - (0.0 if ref is None else float(rev[1])))
         loo, loo_rev = np.array(loo_list), np.array(loo_rev_list)
         scale = (groups - 1) / groups
         se = np.sqrt(scale * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
@@ -600,6 +591,51 @@ class Criterion(SampleObjectives):
             groups=groups,
             sample_size=m,
         )
+
+    def _leave_one_out(self, alphas: np.ndarray, groups: int) -> Iterator[tuple[list, np.ndarray]]:
+        """Delete-a-group jackknife replicates of the evaluation sample (split in ``groups`` consecutive groups):
+        for each group left out, the other groups' moments (one ``Moments`` per pass, combined by their customer
+        weights) and revenue (B,) at ``alphas`` (B, K). Each group's moments are computed once."""
+        if self.stream is not None:
+            raise CouponmixError("the jackknife needs an evaluation sample held in memory, not a streamed population")
+        if groups not in self._jackknife_groups:
+            idx = np.array_split(np.arange(self.sample.size), groups)
+            subs = [Criterion(self.sample.subset(g), self.specs, self.n, self.aggregate, self.error) for g in idx]
+            self._jackknife_groups[groups] = (np.array([len(g) for g in idx], float), subs)
+        sizes, subs = self._jackknife_groups[groups]
+        parts = [sub._moments(alphas) for sub in subs]
+        revs = [sub.revenue(alphas) for sub in subs]
+        for j in range(groups):
+            keep = [i for i in range(groups) if i != j]
+            w = sizes[keep] / sizes[keep].sum()
+            combined = [Moments.combine([parts[i][p] for i in keep], w) for p in range(len(self._passes))]
+            yield combined, w @ np.array(revs)[keep]
+
+    def jackknife(self, alphas: ArrayLike, groups: int = 10) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The criterion's objectives under each delete-a-group jackknife replicate of the evaluation sample (as in
+        ``promise_uncertainty``): how much anything decided from them depends on which customers the sample
+        holds. An evaluation sample held in memory only.
+
+        Parameters
+        ----------
+        alphas : array_like, (B, K)
+            Mixtures, one per row.
+        groups : int
+            Jackknife groups (at least 2).
+
+        Returns
+        -------
+        list of (ndarray, ndarray), (groups,)
+            Per replicate: the revenue (B,) and the error aggregated over the targets (B,) at the criterion's
+            log size, both in the reward's unit per customer.
+        """
+        groups = check_positive_int(groups, "groups", minimum=2)
+        a = np.atleast_2d(np.asarray(alphas, dtype=float))
+        out = []
+        for combined, rev in self._leave_one_out(a, groups):
+            per = np.column_stack([law.rmse(self.n) for law in self._laws_from(combined)])
+            out.append((rev, self.combine(per)))
+        return out
 
     @property
     def label(self) -> str:

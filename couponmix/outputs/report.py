@@ -607,11 +607,36 @@ def headline(summary: StudySummary) -> str:
         return lead + rule_headline(summary, word, unit)
     buys = what_it_buys({t: (p.true_value, p.interval_95) for t, p in head.precision.items()}, head.worst_interval_95_pct, word, unit)
     return (
-        f"{lead}{explore[0].upper()}{explore[1:]}. "
+        f"{lead}{explore[0].upper()}{explore[1:]}{firmness(summary)}. "
         + cost_phrase(head.revenue_cost_per_10k_customers, head.revenue_cost_pct, word, unit)
         + f" It buys, from a log of {head.log_size:,} customers (about {days(head.log_days)}), {buys}"
         + payback_phrase(summary, word, unit)
     )
+
+
+#: the recommendation's 95% range is shown beside it from this width on (a fraction: 2 percentage points)
+FIRMNESS_SHOWN = 0.02
+
+
+def firmness(summary: StudySummary) -> str:
+    """' (between 22% and 44% ...)': how far the recommended rate moves when the evaluation sample's customers are
+    resampled (``summary.recommendation_spread``, 95%), when that range is at least ``FIRMNESS_SHOWN`` wide;
+    '' otherwise.
+
+    Parameters
+    ----------
+    summary : StudySummary
+
+    Returns
+    -------
+    str
+    """
+    sp = summary.recommendation_spread
+    if sp is None or sp.high - sp.low < FIRMNESS_SHOWN:
+        return ""
+    if summary.calibrated is not None:
+        return f" (resampling your log's customers moves this anywhere from {sp.low:.0%} to {sp.high:.0%}, 95%)"
+    return f" (the evaluation sample of {sp.sample_size:,} customers pins this down only to {sp.low:.0%}-{sp.high:.0%}, 95%)"
 
 
 def what_it_buys(intervals: dict[str, tuple[float, float]], widest_pct: float | None, word: str, unit: str) -> str:

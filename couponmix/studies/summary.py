@@ -18,6 +18,7 @@ from couponmix.dataset.types import ModelReport, VerdictInfo
 from couponmix.decide.contextual_types import ContextualBlock
 from couponmix.decide.curves import ExplorationCurve, LogSizeCurve
 from couponmix.decide.planner import StudyPlan
+from couponmix.decide.stability import RecommendationSpread
 from couponmix.decide.value import DecisionBlock, Payback
 from couponmix.infra.records import OPTIONAL, Record, plain
 from couponmix.ope.criterion import EstimatorErrors, PromiseUncertainty, TargetError
@@ -418,6 +419,9 @@ class StudySummary(Record):
     payback: Payback | None = field(default=None, metadata=OPTIONAL)
     #: the reward's unit ('EUR'), from the market config's ``currency`` or the log mapping's ``reward_unit``
     reward_unit: str | None = field(default=None, metadata=OPTIONAL)
+    #: how much the recommended mix moves when the evaluation sample's customers are resampled (the knee and the
+    #: error-limit rules; ``decide.stability``)
+    recommendation_spread: RecommendationSpread | None = field(default=None, metadata=OPTIONAL)
 
     def unit(self) -> str:
         """The reward's unit where the scenario names it (a market config's ``currency``, a log mapping's
