@@ -8,8 +8,9 @@ along the front (linear between neighbouring points), first on a coarse path, th
 picks lie, so that they can move by less than the front's spacing: the knee and the most revenue within a
 tolerance are smooth functions of the moments along a smooth front, where the jackknife is sound.
 
-What it does not cover: a revenue model refitted on another log (the calibrated world), and the payback rule
-(its log size and horizon are a second decision).
+It is stated for two logging policies (exploit and explore: one exploration rate), where the front is the
+line of rates. What it does not cover: a revenue model refitted on another log (the calibrated world), the
+payback rule (its log size and horizon are a second decision), and more than two logging policies.
 """
 
 from __future__ import annotations
@@ -171,9 +172,12 @@ def recommendation_spread(
     Returns
     -------
     RecommendationSpread or None
-        None for the payback rule, a front of one mixture or a streamed population.
+        None for the payback rule, a front of one mixture, a streamed population, or more than two logging
+        policies: there the mixes that earn and measure alike form a surface, not a line, and a sample can move
+        the recommendation across it, off the front the replicates decide along (on paper, with 4,000 customers
+        per sample, the rate moved 6 times more across samples than this would state).
     """
-    if rec.rule not in ("knee", "max_rmse") or len(front) < 2 or objectives.stream is not None:
+    if rec.rule not in ("knee", "max_rmse") or len(front) < 2 or objectives.stream is not None or len(front.component_names) != 2:
         return None
     picks = _picks(objectives, front, max_rmse, groups)
     scale = (groups - 1) / groups
