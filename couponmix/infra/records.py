@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -14,10 +16,10 @@ import numpy as np
 __all__ = ["OPTIONAL", "Record", "json_key", "optional_unless", "plain"]
 
 #: field metadata: left out of the JSON when None (optional blocks)
-OPTIONAL = {"optional": True}
+OPTIONAL: Mapping[str, Any] = MappingProxyType({"optional": True})
 
 
-def optional_unless(flag: str) -> dict:
+def optional_unless(flag: str) -> Mapping[str, Any]:
     """Field metadata: left out of the JSON when None, unless the record's boolean field ``flag`` is true
     (then written, as null if None).
 
@@ -28,13 +30,13 @@ def optional_unless(flag: str) -> dict:
 
     Returns
     -------
-    dict
-        Metadata for ``dataclasses.field``.
+    Mapping
+        Metadata for ``dataclasses.field`` (read only).
     """
-    return {"optional": True, "unless": flag}
+    return MappingProxyType({"optional": True, "unless": flag})
 
 
-def json_key(key: str, **metadata) -> dict:
+def json_key(key: str, **metadata) -> Mapping[str, Any]:
     """Field metadata: the field's key in the JSON where it differs from its name (a Python keyword).
 
     Parameters
@@ -46,10 +48,10 @@ def json_key(key: str, **metadata) -> dict:
 
     Returns
     -------
-    dict
-        Metadata for ``dataclasses.field``.
+    Mapping
+        Metadata for ``dataclasses.field`` (read only).
     """
-    return {"key": key, **metadata}
+    return MappingProxyType({"key": key, **metadata})
 
 
 def plain(v: Any) -> Any:
