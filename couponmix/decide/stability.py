@@ -82,9 +82,18 @@ def _decide(front: Front, path: np.ndarray, revenue: np.ndarray, error: np.ndarr
     return int(keep[recommend(sub, max_rmse).index])
 
 
+def _coarse(front: Front, floors: np.ndarray | None) -> np.ndarray:
+    """``COARSE_POINTS`` mixtures to decide on first: along the front; with two logging policies and their floors,
+    along the whole line of rates the floors allow, so that a replicate's front may end where its own does."""
+    if floors is not None and front.alphas.shape[1] == 2:
+        f = np.asarray(floors, dtype=float)
+        return along(np.array([[f[0], 1 - f[0]], [1 - f[1], f[1]]]), COARSE_POINTS)
+    return along(front.alphas, COARSE_POINTS)
+
+
 def _candidates(front: Front, coarse: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """The front's own mixtures and ``FINE_POINTS`` mixtures filling ``coarse[lo : hi + 1]``."""
-    return np.vstack([front.alphas, along(coarse[lo : hi + 1], FINE_POINTS)])
+    """The front's own mixtures, the coarse path and ``FINE_POINTS`` mixtures filling ``coarse[lo : hi + 1]``."""
+    return np.vstack([front.alphas, coarse, along(coarse[lo : hi + 1], FINE_POINTS)])
 
 
 def _stretch(coarse_picks: list[int], n: int) -> tuple[int, int]:
@@ -92,7 +101,9 @@ def _stretch(coarse_picks: list[int], n: int) -> tuple[int, int]:
     return max(min(coarse_picks) - 1, 0), min(max(coarse_picks) + 1, n - 1)
 
 
-def refine(objectives: Criterion, front: Front, rec: Recommendation, max_rmse: float | None) -> tuple[Front, Recommendation]:
+def refine(
+    objectives: Criterion, front: Front, rec: Recommendation, max_rmse: float | None, floors: np.ndarray | None = None
+) -> tuple[Front, Recommendation]:
     """The rule's mix decided again between the front's points: on ``COARSE_POINTS`` mixtures along the front, then
     among the front's own and ``FINE_POINTS`` mixtures filling the stretch around that pick, so that the
     recommendation does not depend on where the search happened to leave its points. A mix between two front
@@ -108,6 +119,8 @@ def refine(objectives: Criterion, front: Front, rec: Recommendation, max_rmse: f
         The rule's pick among the front's points.
     max_rmse : float, optional
         The rule's tolerance (None: the knee).
+    floors : ndarray, (K,), optional
+        Each component's least share: with two components the first decision is along every rate they allow.
 
     Returns
     -------
@@ -116,7 +129,7 @@ def refine(objectives: Criterion, front: Front, rec: Recommendation, max_rmse: f
     """
     if rec.rule not in ("knee", "max_rmse") or len(front) < 2:
         return front, rec
-    coarse = along(front.alphas, COARSE_POINTS)
+    coarse = _coarse(front, floors)
     rev, err, _ = objectives.evaluate(coarse)
     cand = _candidates(front, coarse, *_stretch([_decide(front, coarse, rev, err, max_rmse)], len(coarse)))
     rev, err, per = objectives.evaluate(cand)
@@ -139,18 +152,24 @@ def refine(objectives: Criterion, front: Front, rec: Recommendation, max_rmse: f
     return grown, Recommendation(int(keep[:at].sum()), rec.rule, meets, rec.note)
 
 
-def _picks(objectives: Criterion, front: Front, max_rmse: float | None, groups: int) -> np.ndarray:
-    """Each replicate's mix (groups, K), decided as ``refine`` decides: on ``COARSE_POINTS`` mixtures along the
-    front, then among the front's own and ``FINE_POINTS`` mixtures filling the stretch between the replicates'
+def _picks(objectives: Criterion, front: Front, max_rmse: float | None, groups: int, floors: np.ndarray | None) -> np.ndarray:
+    """Each replicate's mix (groups, K), decided as ``refine`` decides: on ``COARSE_POINTS`` mixtures (``_coarse``),
+    then among the front's own, those and ``FINE_POINTS`` mixtures filling the stretch between the replicates'
     picks (one step either side)."""
-    coarse = along(front.alphas, COARSE_POINTS)
+    coarse = _coarse(front, floors)
     first = [_decide(front, coarse, rev, err, max_rmse) for rev, err in objectives.jackknife(coarse, groups)]
     cand = _candidates(front, coarse, *_stretch(first, len(coarse)))
     return np.array([cand[_decide(front, cand, rev, err, max_rmse)] for rev, err in objectives.jackknife(cand, groups)])
 
 
 def recommendation_spread(
-    objectives: Criterion, front: Front, rec: Recommendation, max_rmse: float | None, groups: int = 10, calibrated: bool = False
+    objectives: Criterion,
+    front: Front,
+    rec: Recommendation,
+    max_rmse: float | None,
+    floors: np.ndarray | None = None,
+    groups: int = 10,
+    calibrated: bool = False,
 ) -> RecommendationSpread | None:
     """The recommendation's jackknife spread over the evaluation sample (see the module).
 
@@ -164,6 +183,9 @@ def recommendation_spread(
         The recommendation.
     max_rmse : float, optional
         The rule's tolerance (None: the knee).
+    floors : ndarray, (K,), optional
+        Each component's least share: the replicates then decide along every rate the floors allow (a
+        replicate's front may end beyond the study's, which moves its knee).
     groups : int
         Jackknife groups.
     calibrated : bool
@@ -179,7 +201,7 @@ def recommendation_spread(
     """
     if rec.rule not in ("knee", "max_rmse") or len(front) < 2 or objectives.stream is not None or len(front.component_names) != 2:
         return None
-    picks = _picks(objectives, front, max_rmse, groups)
+    picks = _picks(objectives, front, max_rmse, groups, floors)
     scale = (groups - 1) / groups
     alpha_se = np.sqrt(scale * ((picks - picks.mean(axis=0)) ** 2).sum(axis=0))
     rates = np.array([exploration_rate(objectives, p) for p in picks])

@@ -584,7 +584,7 @@ def _front_and_rule(s: RunSettings, u: _Setup, bar: Progress) -> tuple[Front, Re
     log.info("optimising mixtures (%s): population %d, %d generations", u.objectives.label, s.pop_size, s.generations)
     front = pareto_front(u.objectives, u.floors, s.pop_size, s.generations, s.seed)
     bar.phase(3, PHASES[3])
-    front, rec = refine(u.objectives, front, recommend(front, s.max_rmse), s.max_rmse)
+    front, rec = refine(u.objectives, front, recommend(front, s.max_rmse), s.max_rmse, u.floors)
     if s.horizon_days is None:
         return front, rec, None
     log.info("weighing what a log at each mix is worth over %g days", s.horizon_days)
@@ -844,7 +844,7 @@ def _run(s: RunSettings, bar: Progress) -> StudyResult:
     model_report = u.sc.model_report(u.x)  # the sample is held out from any training
     rev = float(front.revenue[rec.index])
     detail, promise = _promise(u, alpha, base_alpha)
-    spread = recommendation_spread(objectives, front, rec, s.max_rmse, calibrated=not u.sc.ground_truth)
+    spread = recommendation_spread(objectives, front, rec, s.max_rmse, u.floors, calibrated=not u.sc.ground_truth)
     warnings = u.sc.warnings() + _precision_warnings(u, detail, rec, promise) + _model_warnings(model_report)  # the gates first
     recommended = _recommended(s, u, alpha, rev, detail, rec)
     incumbent = objectives.component_names[best_component(objectives)]
