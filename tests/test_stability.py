@@ -91,3 +91,26 @@ def test_the_payback_rule_states_no_spread():
     summary = run_config(StudyConfig(scenario="paper", eval_size=3_000, horizon_days=30, pop_size=20, generations=10)).summary
     assert summary.recommended is not None and summary.payback is not None
     assert summary.recommendation_spread is None
+
+
+def test_the_headline_gives_the_range_only_when_it_matters():
+    """The market example's summary (its spread is 0.2 points wide: not shown); widened to 10 points it is shown
+    beside the rate, in the words of a simulator or of a team's own log."""
+    import dataclasses
+
+    from couponmix.outputs.report import headline
+    from couponmix.studies.summary import from_json
+
+    root = Path(__file__).resolve().parents[1]
+    summary = from_json((root / "reports" / "examples" / "market" / "summary.json").read_text())
+    sp = summary.recommendation_spread
+    assert sp is not None and sp.high - sp.low < 0.02
+    assert "pins this rate" not in headline(summary) and "resampling" not in headline(summary)
+    wide = dataclasses.replace(summary, recommendation_spread=dataclasses.replace(sp, low=0.12, high=0.22))
+    first = headline(wide).split(". ")[0]
+    assert first.endswith("; the evaluation sample of 100,000 customers pins this rate down only to 12%-22% (--eval-size)")
+    assert first.startswith("Send 16.5% of customers to the exploration policy")
+    from couponmix.studies.summary import CalibratedBlock
+
+    own = dataclasses.replace(wide, calibrated=CalibratedBlock("model", "means", {}, None, [], "model estimates"))
+    assert "; resampling your log's customers moves this rate anywhere from 12% to 22%. " in headline(own)

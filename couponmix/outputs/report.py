@@ -619,9 +619,9 @@ FIRMNESS_SHOWN = 0.02
 
 
 def firmness(summary: StudySummary) -> str:
-    """' (between 22% and 44% ...)': how far the recommended rate moves when the evaluation sample's customers are
-    resampled (``summary.recommendation_spread``, 95%), when that range is at least ``FIRMNESS_SHOWN`` wide;
-    '' otherwise.
+    """'; resampling your log's customers moves this rate anywhere from 22% to 44%': how far the recommended rate
+    moves when the evaluation sample's customers are resampled (``summary.recommendation_spread``'s 95% range),
+    when that range is at least ``FIRMNESS_SHOWN`` wide; '' otherwise.
 
     Parameters
     ----------
@@ -635,8 +635,8 @@ def firmness(summary: StudySummary) -> str:
     if sp is None or sp.high - sp.low < FIRMNESS_SHOWN:
         return ""
     if summary.calibrated is not None:
-        return f" (resampling your log's customers moves this anywhere from {sp.low:.0%} to {sp.high:.0%}, 95%)"
-    return f" (the evaluation sample of {sp.sample_size:,} customers pins this down only to {sp.low:.0%}-{sp.high:.0%}, 95%)"
+        return f"; resampling your log's customers moves this rate anywhere from {sp.low:.0%} to {sp.high:.0%}"
+    return f"; the evaluation sample of {sp.sample_size:,} customers pins this rate down only to {sp.low:.0%}-{sp.high:.0%} (--eval-size)"
 
 
 def what_it_buys(intervals: dict[str, tuple[float, float]], widest_pct: float | None, word: str, unit: str) -> str:
