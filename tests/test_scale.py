@@ -158,7 +158,7 @@ def test_dask_cluster_simulation_equals_the_local_path(paper, reference, cluster
     assert summary.backend == f"dask ({cluster.scheduler_address})"
     seen: list[int] = []
     assert DaskBackend(cluster.scheduler_address).map(abs, [-3, 2, -1], on_done=seen.append) == [3, 2, 1]
-    assert seen == [1, 2, 3]  # each piece reported as it finishes
+    assert seen == [1, 2, 3]  # each result reported as it is in
 
 
 @pytest.mark.slow  # starts a local Dask cluster

@@ -429,7 +429,7 @@ class DaskBackend:
 
     def map(self, fn: Callable, items: Iterable, on_done: Callable[[int], None] | None = None) -> list:
         """``[fn(item) for item in items]`` in order, on Dask's local threads or processes, or on the scheduler at the
-        address (connected for this call and closed after); ``on_done(i)`` hears as the i-th piece finishes.
+        address (connected for this call and closed after); ``on_done(i)`` hears as the first i results are in.
 
         Parameters
         ----------
@@ -456,14 +456,13 @@ class DaskBackend:
             with Callback(posttask=lambda key, *_: done.tick() if key in keys else None):  # on the scheduler's thread
                 out = list(dask.compute(*tasks, scheduler=self.scheduler))
         else:
-            from distributed import as_completed
-
             client = connect(self.scheduler, self.timeout)
             try:
                 futures = client.map(fn, items, pure=False)
-                for _ in as_completed(futures):
+                out = []
+                for f in futures:  # in order: on_done(i) hears as the first i results are in, as for local processes
+                    out.append(f.result())
                     done.tick()
-                out = client.gather(futures)
             finally:
                 client.close()
         done.finish(len(items))
