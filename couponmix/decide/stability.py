@@ -23,6 +23,7 @@ from couponmix.decide.curves import exploration_rate
 from couponmix.decide.optimize import Front, Recommendation, nondominated_mask, recommend
 from couponmix.infra.records import Record
 from couponmix.ope.criterion import Criterion
+from couponmix.ope.montecarlo import Z95
 
 __all__ = ["COARSE_POINTS", "FINE_POINTS", "RecommendationSpread", "along", "refine", "recommendation_spread"]
 
@@ -30,8 +31,6 @@ __all__ = ["COARSE_POINTS", "FINE_POINTS", "RecommendationSpread", "along", "ref
 COARSE_POINTS = 100
 #: mixtures filling the stretch of that path where the replicates' picks lie, for the second decision
 FINE_POINTS = 60
-#: 95% normal quantile
-Z95 = 1.959963984540054
 
 
 @dataclass
