@@ -90,9 +90,15 @@ def _coarse(front: Front, floors: np.ndarray | None) -> np.ndarray:
     return along(front.alphas, COARSE_POINTS)
 
 
-def _candidates(front: Front, coarse: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """The front's own mixtures, the coarse path and ``FINE_POINTS`` mixtures filling ``coarse[lo : hi + 1]``."""
-    return np.vstack([front.alphas, coarse, along(coarse[lo : hi + 1], FINE_POINTS)])
+def _candidates(objectives: Criterion, front: Front, pick: int, coarse: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The second decision's mixtures and which front points lead them: the front's two ends (whose objectives
+    scale the knee), the rule's pick among the front's points, and the points whose revenue lies in the stretch
+    ``coarse[lo : hi + 1]``; then the coarse path and ``FINE_POINTS`` mixtures filling that stretch. Returns
+    (mixtures, the leading rows' front indices)."""
+    r = objectives.revenue(coarse[[lo, hi]])
+    inside = np.flatnonzero((front.revenue >= r.min()) & (front.revenue <= r.max()))
+    idx = np.unique(np.concatenate([[0, len(front) - 1, pick], inside]))
+    return np.vstack([front.alphas[idx], coarse, along(coarse[lo : hi + 1], FINE_POINTS)]), idx
 
 
 def _stretch(coarse_picks: list[int], n: int) -> tuple[int, int]:
@@ -104,10 +110,10 @@ def refine(
     objectives: Criterion, front: Front, rec: Recommendation, max_rmse: float | None, floors: np.ndarray | None = None
 ) -> tuple[Front, Recommendation]:
     """The rule's mix decided again between the front's points: on ``COARSE_POINTS`` mixtures along the front, then
-    among the front's own and ``FINE_POINTS`` mixtures filling the stretch around that pick, so that the
-    recommendation does not depend on where the search happened to leave its points. A mix between two front
-    points is added to the front (no front point dominates it: the rule picks among the non-dominated; a front
-    point it dominates leaves the front).
+    among those, the front's ends, its pick and its points there, and ``FINE_POINTS`` mixtures filling the
+    stretch around that pick (``_candidates``), so that the recommendation does not depend on where the search
+    happened to leave its points, and is never worse by the rule than the front's own pick. A mix between two
+    front points is added to the front (a front point it dominates leaves the front).
 
     Parameters
     ----------
@@ -130,12 +136,13 @@ def refine(
         return front, rec
     coarse = _coarse(front, floors)
     rev, err, _ = objectives.evaluate(coarse)
-    cand = _candidates(front, coarse, *_stretch([_decide(front, coarse, rev, err, max_rmse)], len(coarse)))
+    stretch = _stretch([_decide(front, coarse, rev, err, max_rmse)], len(coarse))
+    cand, idx = _candidates(objectives, front, rec.index, coarse, *stretch)
     rev, err, per = objectives.evaluate(cand)
     j = _decide(front, cand, rev, err, max_rmse)
     meets = None if max_rmse is None else bool(err[j] <= max_rmse)
-    if j < len(front):
-        return front, Recommendation(j, rec.rule, meets, rec.note)
+    if j < len(idx):
+        return front, Recommendation(int(idx[j]), rec.rule, meets, rec.note)
     at = int(np.searchsorted(front.revenue, rev[j]))
     revenue, rmse = np.insert(front.revenue, at, rev[j]), np.insert(front.rmse, at, err[j])
     keep = nondominated_mask(revenue, rmse)  # a front point the new mix dominates leaves the front
@@ -151,13 +158,13 @@ def refine(
     return grown, Recommendation(int(keep[:at].sum()), rec.rule, meets, rec.note)
 
 
-def _picks(objectives: Criterion, front: Front, max_rmse: float | None, groups: int, floors: np.ndarray | None) -> np.ndarray:
+def _picks(objectives: Criterion, front: Front, pick: int, max_rmse: float | None, groups: int, floors: np.ndarray | None) -> np.ndarray:
     """Each replicate's mix (groups, K), decided as ``refine`` decides: on ``COARSE_POINTS`` mixtures (``_coarse``),
     then among the front's own, those and ``FINE_POINTS`` mixtures filling the stretch between the replicates'
     picks (one step either side)."""
     coarse = _coarse(front, floors)
     first = [_decide(front, coarse, rev, err, max_rmse) for rev, err in objectives.jackknife(coarse, groups)]
-    cand = _candidates(front, coarse, *_stretch(first, len(coarse)))
+    cand, _ = _candidates(objectives, front, pick, coarse, *_stretch(first, len(coarse)))
     return np.array([cand[_decide(front, cand, rev, err, max_rmse)] for rev, err in objectives.jackknife(cand, groups)])
 
 
@@ -200,7 +207,7 @@ def recommendation_spread(
     """
     if rec.rule not in ("knee", "max_rmse") or len(front) < 2 or objectives.stream is not None or len(front.component_names) != 2:
         return None
-    picks = _picks(objectives, front, max_rmse, groups, floors)
+    picks = _picks(objectives, front, rec.index, max_rmse, groups, floors)
     scale = (groups - 1) / groups
     alpha_se = np.sqrt(scale * ((picks - picks.mean(axis=0)) ** 2).sum(axis=0))
     rates = np.array([exploration_rate(objectives, p) for p in picks])
